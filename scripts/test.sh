@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# README's test command: installs whatever is missing (scripts/setup.sh), then runs every check:
+# formatting, clippy (-D warnings), all workspace tests, and the Cortex-M builds.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+if [ -f firmware/Cargo.toml ]; then (cd firmware && cargo fmt --all --check); fi
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --features defmt --locked -- -D warnings
+
+step "core builds for thumbv7em-none-eabihf (no_std, no alloc)"
+cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --locked
+cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --features defmt --locked
+
+if [ -f firmware/Cargo.toml ]; then
+  step "firmware builds (mps2-an386 and nrf52840 memory maps)"
+  (cd firmware && cargo clippy --release --locked -- -D warnings && cargo build --release --locked)
+fi
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
