@@ -66,7 +66,10 @@ fn raw_owned(m: &OwnedModel) -> Vec<u8> {
 #[test]
 fn golden_bytes_encode_exactly() {
     let m = golden_model();
-    assert_eq!(encoded_len(&m.metadata(), &m.layers()).unwrap(), GOLDEN.len());
+    assert_eq!(
+        encoded_len(&m.metadata(), &m.layers()).unwrap(),
+        GOLDEN.len()
+    );
     assert_eq!(m.encode().unwrap(), GOLDEN);
     // The unvalidated serde path writes the same bytes as `encode`.
     assert_eq!(raw_owned(&m), GOLDEN);
@@ -78,7 +81,9 @@ fn golden_bytes_decode_and_run() {
     assert_eq!(d.metadata, golden_model().metadata());
     assert_eq!(d.layers.len(), 2);
     assert_eq!(d.layers[0], Layer::Flatten);
-    let Layer::LinearF32(LinearF32 { weights, bias, .. }) = d.layers[1] else { panic!("{:?}", d.layers[1]) };
+    let Layer::LinearF32(LinearF32 { weights, bias, .. }) = d.layers[1] else {
+        panic!("{:?}", d.layers[1])
+    };
     assert_eq!(weights.iter().collect::<Vec<_>>(), [1.0, -2.0]);
     assert_eq!(bias.get(0), Some(0.5));
     let model = Model::from_bytes(&GOLDEN).unwrap();
@@ -96,7 +101,10 @@ fn file_len_reads_the_header() {
     flash.extend([0xFF; 100]);
     let n = file_len(&flash).unwrap();
     assert!(Model::from_bytes(&flash[..n]).is_ok());
-    assert_eq!(Model::from_bytes(&flash).unwrap_err(), Error::DecodeLengthMismatch);
+    assert_eq!(
+        Model::from_bytes(&flash).unwrap_err(),
+        Error::DecodeLengthMismatch
+    );
 }
 
 #[test]
@@ -104,7 +112,11 @@ fn round_trip_models_decode_to_what_was_encoded() {
     let f32_cnn = small_cnn(7);
     let mut rng = Rng(1);
     let calib: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(144, 0.0, 1.0)).collect();
-    for m in [small_mlp(3), f32_cnn.clone(), common::quantize_model(&f32_cnn, &calib)] {
+    for m in [
+        small_mlp(3),
+        f32_cnn.clone(),
+        common::quantize_model(&f32_cnn, &calib),
+    ] {
         let bytes = m.encode().unwrap();
         let d = decode(&bytes).unwrap();
         assert_eq!(d.metadata, m.metadata());
@@ -120,9 +132,15 @@ fn round_trip_models_decode_to_what_was_encoded() {
 fn encode_reports_a_small_buffer() {
     let m = golden_model();
     let mut out = [0u8; 54];
-    assert_eq!(encode(&m.metadata(), &m.layers(), &mut out), Err(Error::EncodeBufferTooSmall));
+    assert_eq!(
+        encode(&m.metadata(), &m.layers(), &mut out),
+        Err(Error::EncodeBufferTooSmall)
+    );
     let mut tiny = [0u8; 3];
-    assert_eq!(encode(&m.metadata(), &m.layers(), &mut tiny), Err(Error::EncodeBufferTooSmall));
+    assert_eq!(
+        encode(&m.metadata(), &m.layers(), &mut tiny),
+        Err(Error::EncodeBufferTooSmall)
+    );
 }
 
 #[test]
@@ -130,7 +148,11 @@ fn every_single_bit_flip_is_rejected() {
     let mut rng = Rng(9);
     let cnn = small_cnn(11);
     let calib: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(144, 0.0, 1.0)).collect();
-    let files = [GOLDEN.to_vec(), small_mlp(5).encode().unwrap(), common::quantize_model(&cnn, &calib).encode().unwrap()];
+    let files = [
+        GOLDEN.to_vec(),
+        small_mlp(5).encode().unwrap(),
+        common::quantize_model(&cnn, &calib).encode().unwrap(),
+    ];
     for file in &files {
         assert!(Model::from_bytes(file).is_ok());
         let mut f = file.clone();
@@ -152,23 +174,38 @@ fn header_errors_are_typed() {
     assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadMagic);
     let mut f = GOLDEN.to_vec();
     f[4] = 2;
-    assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeUnsupportedVersion);
+    assert_eq!(
+        Model::from_bytes(&f).unwrap_err(),
+        Error::DecodeUnsupportedVersion
+    );
     let mut f = GOLDEN.to_vec();
     f[7] = 1;
     assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadHeader);
     let mut f = GOLDEN.to_vec();
     f[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeLengthMismatch);
+    assert_eq!(
+        Model::from_bytes(&f).unwrap_err(),
+        Error::DecodeLengthMismatch
+    );
     let mut f = GOLDEN.to_vec();
     f[12] ^= 0xFF;
     assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadCrc);
     let mut f = GOLDEN.to_vec();
     f[40] ^= 0x01;
     assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadCrc);
-    assert_eq!(Model::from_bytes(&GOLDEN[..10]).unwrap_err(), Error::DecodeUnexpectedEnd);
-    assert_eq!(Model::from_bytes(&[]).unwrap_err(), Error::DecodeUnexpectedEnd);
+    assert_eq!(
+        Model::from_bytes(&GOLDEN[..10]).unwrap_err(),
+        Error::DecodeUnexpectedEnd
+    );
+    assert_eq!(
+        Model::from_bytes(&[]).unwrap_err(),
+        Error::DecodeUnexpectedEnd
+    );
     for n in 16..GOLDEN.len() {
-        assert_eq!(Model::from_bytes(&GOLDEN[..n]).unwrap_err(), Error::DecodeLengthMismatch);
+        assert_eq!(
+            Model::from_bytes(&GOLDEN[..n]).unwrap_err(),
+            Error::DecodeLengthMismatch
+        );
     }
 }
 
@@ -178,56 +215,101 @@ fn body_errors_are_typed() {
     // Unknown layer tag 99 in place of Flatten's tag 8 (layer 0).
     let mut b = body.to_vec();
     b[20] = 99;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeUnknownLayerKind { layer: 0 });
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeUnknownLayerKind { layer: 0 }
+    );
     // Tag 0 is never used.
     b[20] = 0;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeUnknownLayerKind { layer: 0 });
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeUnknownLayerKind { layer: 0 }
+    );
     // A byte after the last layer.
     let mut b = body.to_vec();
     b.push(0);
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeTrailingBytes);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeTrailingBytes
+    );
     // Truncated body (with a matching header and CRC).
-    assert_eq!(Model::from_bytes(&file_with_body(&body[..body.len() - 1])).unwrap_err(), Error::DecodeUnexpectedEnd);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&body[..body.len() - 1])).unwrap_err(),
+        Error::DecodeUnexpectedEnd
+    );
     // Huge tensor length: the bias length varint claims 2^32 − 1 bytes.
     let mut b = body[..body.len() - 5].to_vec();
     b.extend([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeUnexpectedEnd);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeUnexpectedEnd
+    );
     // Overlong varint for the name length.
-    let mut b = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+    let mut b = vec![
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+    ];
     b.extend(&body[2..]);
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeBadVarint);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeBadVarint
+    );
     // Invalid UTF-8 name.
     let mut b = body.to_vec();
     b[1] = 0xFF;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeBadUtf8);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeBadUtf8
+    );
     // Unknown precision tag and bad option tag.
     let mut b = body.to_vec();
     b[17] = 7;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeBadValue);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeBadValue
+    );
     let mut b = body.to_vec();
     b[18] = 2;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeBadValue);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeBadValue
+    );
     // Unknown activation tag in layer 1.
     let mut b = body.to_vec();
     b[24] = 9;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeBadValue);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeBadValue
+    );
     // Layer count above MAX_LAYERS, and a huge layer count.
     let mut b = body.to_vec();
     b[19] = (MAX_LAYERS + 1) as u8;
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeTooManyLayers);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeTooManyLayers
+    );
     let mut b = body[..19].to_vec();
     b.extend([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
     b.extend(&body[20..]);
-    assert_eq!(Model::from_bytes(&file_with_body(&b)).unwrap_err(), Error::DecodeTooManyLayers);
+    assert_eq!(
+        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
+        Error::DecodeTooManyLayers
+    );
 }
 
 #[test]
 fn too_many_layers_is_rejected_before_running_out_of_space() {
     let mut m = golden_model();
-    m.layers = std::iter::repeat_n(OwnedLayer::Relu, MAX_LAYERS).chain([OwnedLayer::Flatten]).collect();
-    assert_eq!(Model::from_bytes(&raw_owned(&m)).unwrap_err(), Error::DecodeTooManyLayers);
+    m.layers = std::iter::repeat_n(OwnedLayer::Relu, MAX_LAYERS)
+        .chain([OwnedLayer::Flatten])
+        .collect();
+    assert_eq!(
+        Model::from_bytes(&raw_owned(&m)).unwrap_err(),
+        Error::DecodeTooManyLayers
+    );
     // Exactly MAX_LAYERS is fine.
-    m.layers = std::iter::repeat_n(OwnedLayer::Relu, MAX_LAYERS - 1).chain([OwnedLayer::Flatten]).collect();
+    m.layers = std::iter::repeat_n(OwnedLayer::Relu, MAX_LAYERS - 1)
+        .chain([OwnedLayer::Flatten])
+        .collect();
     m.num_classes = 2;
     assert!(Model::from_bytes(&raw_owned(&m)).is_ok());
 }
@@ -258,7 +340,10 @@ fn metadata_errors_are_typed() {
     m.mean = le_f32(&[f32::NAN]);
     expect_err(&m, Error::ModelBadNormalization);
     let mut m = golden_model();
-    m.input_quant = Some(QuantParams { scale: 1.0, zero_point: 0 });
+    m.input_quant = Some(QuantParams {
+        scale: 1.0,
+        zero_point: 0,
+    });
     expect_err(&m, Error::ModelBadInputQuant);
     let mut m = golden_model();
     m.embedding_layer = 2;
@@ -339,7 +424,10 @@ fn int8_layer_errors_are_typed() {
     m.input_quant = None;
     expect_err(&m, Error::ModelBadInputQuant);
     let mut m = q.clone();
-    m.input_quant = Some(QuantParams { scale: -1.0, zero_point: 0 });
+    m.input_quant = Some(QuantParams {
+        scale: -1.0,
+        zero_point: 0,
+    });
     expect_err(&m, Error::ModelBadInputQuant);
     // Multiplier below 2^30, shift out of range.
     let mut m = q.clone();
@@ -403,7 +491,10 @@ fn f32_data_reads_unaligned_bytes() {
 
 #[test]
 fn error_messages_say_what_and_where() {
-    assert_eq!(Error::DecodeBadCrc.to_string(), "the CRC-32 of the model body does not match the header");
+    assert_eq!(
+        Error::DecodeBadCrc.to_string(),
+        "the CRC-32 of the model body does not match the header"
+    );
     assert_eq!(
         Error::ShapeMismatch { layer: 3 }.to_string(),
         "layer 3: a layer's input shape does not match what the previous layer produces"

@@ -39,7 +39,9 @@ fn load_and_maybe_run(bytes: &[u8]) -> bool {
             if model.arena_size() <= 1 << 22 && model.input_len() <= 1 << 16 {
                 let input = vec![0.5f32; model.input_len()];
                 let mut arena = vec![0u8; model.arena_size()];
-                let out = model.run(&input, &mut arena).expect("a validated model runs");
+                let out = model
+                    .run(&input, &mut arena)
+                    .expect("a validated model runs");
                 assert_eq!(out.logits.len(), model.metadata().num_classes as usize);
             }
             true

@@ -62,7 +62,17 @@ fn act_range(a: Activation, zp: i8) -> (i32, i32) {
 }
 
 /// im2col patch of output (oy, ox) with explicit padding value `pad`.
-fn patch<T: Copy>(x: &[T], d: Chw, k: usize, s: usize, p: usize, oy: usize, ox: usize, pad: T) -> Vec<T> {
+#[allow(clippy::too_many_arguments)]
+fn patch<T: Copy>(
+    x: &[T],
+    d: Chw,
+    k: usize,
+    s: usize,
+    p: usize,
+    oy: usize,
+    ox: usize,
+    pad: T,
+) -> Vec<T> {
     let mut v = Vec::with_capacity(d.c * k * k);
     for i in 0..d.c {
         for ky in 0..k {
@@ -81,7 +91,9 @@ fn patch<T: Copy>(x: &[T], d: Chw, k: usize, s: usize, p: usize, oy: usize, ox: 
 }
 
 fn random_per_channel(rng: &mut Rng, n: usize) -> (Vec<i32>, Vec<i8>) {
-    let m = (0..n).map(|_| (1i32 << 30) + (rng.next_u64() % (1 << 30)) as i32).collect();
+    let m = (0..n)
+        .map(|_| (1i32 << 30) + (rng.next_u64() % (1 << 30)) as i32)
+        .collect();
     let s = (0..n).map(|_| -((rng.next_u64() % 12) as i8)).collect();
     (m, s)
 }
@@ -302,17 +314,37 @@ fn relu_keeps_nan_and_negative_zero() {
 #[test]
 fn kernels_reject_mismatched_slices() {
     let (w, b) = (le_f32(&[1.0; 6]), le_f32(&[0.0; 2]));
-    let layer = LinearF32 { in_features: 3, out_features: 2, activation: Activation::None,
-        weights: F32Data::from_le_bytes(&w), bias: F32Data::from_le_bytes(&b) };
-    assert_eq!(kernels::linear_f32(&layer, &[1.0; 2], &mut [0.0; 2]), Err(Error::KernelBadArguments));
-    assert_eq!(kernels::linear_f32(&layer, &[1.0; 3], &mut [0.0; 3]), Err(Error::KernelBadArguments));
+    let layer = LinearF32 {
+        in_features: 3,
+        out_features: 2,
+        activation: Activation::None,
+        weights: F32Data::from_le_bytes(&w),
+        bias: F32Data::from_le_bytes(&b),
+    };
+    assert_eq!(
+        kernels::linear_f32(&layer, &[1.0; 2], &mut [0.0; 2]),
+        Err(Error::KernelBadArguments)
+    );
+    assert_eq!(
+        kernels::linear_f32(&layer, &[1.0; 3], &mut [0.0; 3]),
+        Err(Error::KernelBadArguments)
+    );
     let mut y = [0.0; 2];
     kernels::linear_f32(&layer, &[1.0, 2.0, 3.0], &mut y).unwrap();
     assert_eq!(y, [6.0, 6.0]);
-    let pool = MaxPool2d { kernel: 3, stride: 1 };
+    let pool = MaxPool2d {
+        kernel: 3,
+        stride: 1,
+    };
     let d = Chw { c: 1, h: 2, w: 2 };
-    assert_eq!(kernels::maxpool2d_f32(&pool, &[0.0; 4], d, &mut [0.0; 1]), Err(Error::KernelBadArguments));
-    assert_eq!(kernels::global_avg_pool_f32(&[0.0; 4], d, &mut [0.0; 2]), Err(Error::KernelBadArguments));
+    assert_eq!(
+        kernels::maxpool2d_f32(&pool, &[0.0; 4], d, &mut [0.0; 1]),
+        Err(Error::KernelBadArguments)
+    );
+    assert_eq!(
+        kernels::global_avg_pool_f32(&[0.0; 4], d, &mut [0.0; 2]),
+        Err(Error::KernelBadArguments)
+    );
 }
 
 #[test]
@@ -320,8 +352,16 @@ fn conv2d_f32_known_values() {
     // 1×3×3 input 1..9, one 3×3 kernel of ones, padding 1, stride 2: corner sums.
     let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
     let (w, b) = (le_f32(&[1.0; 9]), le_f32(&[0.5]));
-    let layer = Conv2dF32 { in_channels: 1, out_channels: 1, kernel: 3, stride: 2, padding: 1,
-        activation: Activation::None, weights: F32Data::from_le_bytes(&w), bias: F32Data::from_le_bytes(&b) };
+    let layer = Conv2dF32 {
+        in_channels: 1,
+        out_channels: 1,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        activation: Activation::None,
+        weights: F32Data::from_le_bytes(&w),
+        bias: F32Data::from_le_bytes(&b),
+    };
     let mut y = [0.0; 4];
     kernels::conv2d_f32(&layer, &x, Chw { c: 1, h: 3, w: 3 }, &mut y).unwrap();
     assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);

@@ -71,14 +71,21 @@ const MULTIPLY_BY_QUANTIZED_MULTIPLIER: &[(i32, i32, i32, i32)] = &[
 #[test]
 fn quantize_multiplier_golden() {
     for &(real, m, s) in QUANTIZE_MULTIPLIER {
-        assert_eq!(quantize_multiplier(real), (m, s), "quantize_multiplier({real:e})");
+        assert_eq!(
+            quantize_multiplier(real),
+            (m, s),
+            "quantize_multiplier({real:e})"
+        );
     }
 }
 
 #[test]
 fn quantize_multiplier_tie_rounds_away_from_zero() {
     // q · 2^31 = 2^30 + 0.5 exactly: round-half-even would give 2^30.
-    assert_eq!(quantize_multiplier(0.5 + 2f64.powi(-32)), ((1 << 30) + 1, 0));
+    assert_eq!(
+        quantize_multiplier(0.5 + 2f64.powi(-32)),
+        ((1 << 30) + 1, 0)
+    );
 }
 
 #[test]
@@ -94,14 +101,24 @@ fn quantize_multiplier_output_is_always_accepted_by_the_loader() {
 #[test]
 fn multiply_by_quantized_multiplier_golden() {
     for &(x, m, s, want) in MULTIPLY_BY_QUANTIZED_MULTIPLIER {
-        assert_eq!(multiply_by_quantized_multiplier(x, m, s), want, "mbqm({x}, {m}, {s})");
+        assert_eq!(
+            multiply_by_quantized_multiplier(x, m, s),
+            want,
+            "mbqm({x}, {m}, {s})"
+        );
     }
 }
 
 #[test]
 fn srdhm_and_rdivpot_edge_cases() {
-    assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
-    assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
+    assert_eq!(
+        saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+        i32::MAX
+    );
+    assert_eq!(
+        saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX),
+        -i32::MAX
+    );
     // 1.5 -> 2, -1.5 -> -1 (gemmlowp's nudge), 2.5 -> 3.
     assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
     assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
@@ -147,7 +164,11 @@ fn mbqm_i128(x: i32, m: i32, shift: i32) -> i32 {
         return hi as i32;
     }
     let p = 1i128 << right;
-    let q = if hi >= 0 { (2 * hi + p).div_euclid(2 * p) } else { -((-2 * hi + p).div_euclid(2 * p)) };
+    let q = if hi >= 0 {
+        (2 * hi + p).div_euclid(2 * p)
+    } else {
+        -((-2 * hi + p).div_euclid(2 * p))
+    };
     q as i32
 }
 

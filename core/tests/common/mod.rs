@@ -52,51 +52,172 @@ impl Rng {
 /// A layer whose tensors are owned byte vectors.
 #[derive(Debug, Clone)]
 pub enum OwnedLayer {
-    LinearF32 { in_f: u32, out_f: u32, act: Activation, w: Vec<u8>, b: Vec<u8> },
-    LinearS8 { in_f: u32, out_f: u32, act: Activation, w: Vec<u8>, b: Vec<u8>, m: Vec<u8>, s: Vec<u8>, out: QuantParams },
-    Conv2dF32 { ci: u16, co: u16, k: u16, stride: u16, pad: u16, act: Activation, w: Vec<u8>, b: Vec<u8> },
-    Conv2dS8 { ci: u16, co: u16, k: u16, stride: u16, pad: u16, act: Activation, w: Vec<u8>, b: Vec<u8>, m: Vec<u8>, s: Vec<u8>, out: QuantParams },
+    LinearF32 {
+        in_f: u32,
+        out_f: u32,
+        act: Activation,
+        w: Vec<u8>,
+        b: Vec<u8>,
+    },
+    LinearS8 {
+        in_f: u32,
+        out_f: u32,
+        act: Activation,
+        w: Vec<u8>,
+        b: Vec<u8>,
+        m: Vec<u8>,
+        s: Vec<u8>,
+        out: QuantParams,
+    },
+    Conv2dF32 {
+        ci: u16,
+        co: u16,
+        k: u16,
+        stride: u16,
+        pad: u16,
+        act: Activation,
+        w: Vec<u8>,
+        b: Vec<u8>,
+    },
+    Conv2dS8 {
+        ci: u16,
+        co: u16,
+        k: u16,
+        stride: u16,
+        pad: u16,
+        act: Activation,
+        w: Vec<u8>,
+        b: Vec<u8>,
+        m: Vec<u8>,
+        s: Vec<u8>,
+        out: QuantParams,
+    },
     Relu,
-    MaxPool2d { k: u16, stride: u16 },
+    MaxPool2d {
+        k: u16,
+        stride: u16,
+    },
     GlobalAvgPool,
     Flatten,
 }
 
 impl OwnedLayer {
     pub fn linear_f32(in_f: usize, out_f: usize, act: Activation, w: &[f32], b: &[f32]) -> Self {
-        OwnedLayer::LinearF32 { in_f: in_f as u32, out_f: out_f as u32, act, w: le_f32(w), b: le_f32(b) }
+        OwnedLayer::LinearF32 {
+            in_f: in_f as u32,
+            out_f: out_f as u32,
+            act,
+            w: le_f32(w),
+            b: le_f32(b),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_f32(ci: usize, co: usize, k: usize, stride: usize, pad: usize, act: Activation, w: &[f32], b: &[f32]) -> Self {
+    pub fn conv2d_f32(
+        ci: usize,
+        co: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        act: Activation,
+        w: &[f32],
+        b: &[f32],
+    ) -> Self {
         OwnedLayer::Conv2dF32 {
-            ci: ci as u16, co: co as u16, k: k as u16, stride: stride as u16, pad: pad as u16, act,
-            w: le_f32(w), b: le_f32(b),
+            ci: ci as u16,
+            co: co as u16,
+            k: k as u16,
+            stride: stride as u16,
+            pad: pad as u16,
+            act,
+            w: le_f32(w),
+            b: le_f32(b),
         }
     }
 
     pub fn layer(&self) -> Layer<'_> {
         match self {
-            OwnedLayer::LinearF32 { in_f, out_f, act, w, b } => Layer::LinearF32(LinearF32 {
-                in_features: *in_f, out_features: *out_f, activation: *act,
-                weights: F32Data::from_le_bytes(w), bias: F32Data::from_le_bytes(b),
+            OwnedLayer::LinearF32 {
+                in_f,
+                out_f,
+                act,
+                w,
+                b,
+            } => Layer::LinearF32(LinearF32 {
+                in_features: *in_f,
+                out_features: *out_f,
+                activation: *act,
+                weights: F32Data::from_le_bytes(w),
+                bias: F32Data::from_le_bytes(b),
             }),
-            OwnedLayer::LinearS8 { in_f, out_f, act, w, b, m, s, out } => Layer::LinearS8(LinearS8 {
-                in_features: *in_f, out_features: *out_f, activation: *act,
-                weights: I8Data::from_le_bytes(w), bias: I32Data::from_le_bytes(b),
-                multiplier: I32Data::from_le_bytes(m), shift: I8Data::from_le_bytes(s), output: *out,
+            OwnedLayer::LinearS8 {
+                in_f,
+                out_f,
+                act,
+                w,
+                b,
+                m,
+                s,
+                out,
+            } => Layer::LinearS8(LinearS8 {
+                in_features: *in_f,
+                out_features: *out_f,
+                activation: *act,
+                weights: I8Data::from_le_bytes(w),
+                bias: I32Data::from_le_bytes(b),
+                multiplier: I32Data::from_le_bytes(m),
+                shift: I8Data::from_le_bytes(s),
+                output: *out,
             }),
-            OwnedLayer::Conv2dF32 { ci, co, k, stride, pad, act, w, b } => Layer::Conv2dF32(Conv2dF32 {
-                in_channels: *ci, out_channels: *co, kernel: *k, stride: *stride, padding: *pad,
-                activation: *act, weights: F32Data::from_le_bytes(w), bias: F32Data::from_le_bytes(b),
+            OwnedLayer::Conv2dF32 {
+                ci,
+                co,
+                k,
+                stride,
+                pad,
+                act,
+                w,
+                b,
+            } => Layer::Conv2dF32(Conv2dF32 {
+                in_channels: *ci,
+                out_channels: *co,
+                kernel: *k,
+                stride: *stride,
+                padding: *pad,
+                activation: *act,
+                weights: F32Data::from_le_bytes(w),
+                bias: F32Data::from_le_bytes(b),
             }),
-            OwnedLayer::Conv2dS8 { ci, co, k, stride, pad, act, w, b, m, s, out } => Layer::Conv2dS8(Conv2dS8 {
-                in_channels: *ci, out_channels: *co, kernel: *k, stride: *stride, padding: *pad,
-                activation: *act, weights: I8Data::from_le_bytes(w), bias: I32Data::from_le_bytes(b),
-                multiplier: I32Data::from_le_bytes(m), shift: I8Data::from_le_bytes(s), output: *out,
+            OwnedLayer::Conv2dS8 {
+                ci,
+                co,
+                k,
+                stride,
+                pad,
+                act,
+                w,
+                b,
+                m,
+                s,
+                out,
+            } => Layer::Conv2dS8(Conv2dS8 {
+                in_channels: *ci,
+                out_channels: *co,
+                kernel: *k,
+                stride: *stride,
+                padding: *pad,
+                activation: *act,
+                weights: I8Data::from_le_bytes(w),
+                bias: I32Data::from_le_bytes(b),
+                multiplier: I32Data::from_le_bytes(m),
+                shift: I8Data::from_le_bytes(s),
+                output: *out,
             }),
             OwnedLayer::Relu => Layer::Relu,
-            OwnedLayer::MaxPool2d { k, stride } => Layer::MaxPool2d(MaxPool2d { kernel: *k, stride: *stride }),
+            OwnedLayer::MaxPool2d { k, stride } => Layer::MaxPool2d(MaxPool2d {
+                kernel: *k,
+                stride: *stride,
+            }),
             OwnedLayer::GlobalAvgPool => Layer::GlobalAvgPool,
             OwnedLayer::Flatten => Layer::Flatten,
         }
@@ -159,13 +280,37 @@ impl OwnedModel {
 pub fn small_cnn(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
     let layers = vec![
-        OwnedLayer::conv2d_f32(1, 4, 3, 1, 1, Activation::Relu, &rng.vec(36, -0.6, 0.6), &rng.vec(4, -0.1, 0.1)),
+        OwnedLayer::conv2d_f32(
+            1,
+            4,
+            3,
+            1,
+            1,
+            Activation::Relu,
+            &rng.vec(36, -0.6, 0.6),
+            &rng.vec(4, -0.1, 0.1),
+        ),
         OwnedLayer::MaxPool2d { k: 2, stride: 2 },
-        OwnedLayer::conv2d_f32(4, 8, 3, 2, 0, Activation::None, &rng.vec(288, -0.3, 0.3), &rng.vec(8, -0.1, 0.1)),
+        OwnedLayer::conv2d_f32(
+            4,
+            8,
+            3,
+            2,
+            0,
+            Activation::None,
+            &rng.vec(288, -0.3, 0.3),
+            &rng.vec(8, -0.1, 0.1),
+        ),
         OwnedLayer::Relu,
         OwnedLayer::GlobalAvgPool,
         OwnedLayer::Flatten,
-        OwnedLayer::linear_f32(8, 10, Activation::None, &rng.vec(80, -0.8, 0.8), &rng.vec(10, -0.2, 0.2)),
+        OwnedLayer::linear_f32(
+            8,
+            10,
+            Activation::None,
+            &rng.vec(80, -0.8, 0.8),
+            &rng.vec(10, -0.2, 0.2),
+        ),
     ];
     OwnedModel {
         name: "small-cnn".into(),
@@ -185,8 +330,20 @@ pub fn small_mlp(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
     let layers = vec![
         OwnedLayer::Flatten,
-        OwnedLayer::linear_f32(16, 12, Activation::Relu, &rng.vec(192, -0.5, 0.5), &rng.vec(12, -0.1, 0.1)),
-        OwnedLayer::linear_f32(12, 4, Activation::None, &rng.vec(48, -0.5, 0.5), &rng.vec(4, -0.1, 0.1)),
+        OwnedLayer::linear_f32(
+            16,
+            12,
+            Activation::Relu,
+            &rng.vec(192, -0.5, 0.5),
+            &rng.vec(12, -0.1, 0.1),
+        ),
+        OwnedLayer::linear_f32(
+            12,
+            4,
+            Activation::None,
+            &rng.vec(48, -0.5, 0.5),
+            &rng.vec(4, -0.1, 0.1),
+        ),
     ];
     OwnedModel {
         name: "small-mlp".into(),
@@ -206,7 +363,11 @@ pub fn small_mlp(seed: u64) -> OwnedModel {
 pub fn f32_activations(model: &OwnedModel, input: &[f32]) -> Vec<(Vec<f32>, Chw)> {
     let [c, h, w] = model.input_shape.map(usize::from);
     let (mean, std) = (model.mean_f32(), model.std_f32());
-    let x: Vec<f32> = input.iter().enumerate().map(|(i, &v)| (v - mean[i / (h * w)]) / std[i / (h * w)]).collect();
+    let x: Vec<f32> = input
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v - mean[i / (h * w)]) / std[i / (h * w)])
+        .collect();
     let mut acts = vec![(x, Chw { c, h, w })];
     for l in &model.layers {
         let (x, d) = acts.last().cloned().unwrap();
@@ -224,7 +385,14 @@ pub fn f32_activations(model: &OwnedModel, input: &[f32]) -> Vec<(Vec<f32>, Chw)
                 let co = cv.out_channels as usize;
                 let mut y = vec![0.0; co * oh * ow];
                 kernels::conv2d_f32(&cv, &x, d, &mut y).unwrap();
-                (y, Chw { c: co, h: oh, w: ow })
+                (
+                    y,
+                    Chw {
+                        c: co,
+                        h: oh,
+                        w: ow,
+                    },
+                )
             }
             Layer::Relu => {
                 let mut y = x.clone();
@@ -237,7 +405,14 @@ pub fn f32_activations(model: &OwnedModel, input: &[f32]) -> Vec<(Vec<f32>, Chw)
                 let ow = kernels::window_out_dim(d.w, k, s, 0).unwrap();
                 let mut y = vec![0.0; d.c * oh * ow];
                 kernels::maxpool2d_f32(&mp, &x, d, &mut y).unwrap();
-                (y, Chw { c: d.c, h: oh, w: ow })
+                (
+                    y,
+                    Chw {
+                        c: d.c,
+                        h: oh,
+                        w: ow,
+                    },
+                )
             }
             Layer::GlobalAvgPool => {
                 let mut y = vec![0.0; d.c];
@@ -257,12 +432,18 @@ pub fn choose_quant(lo: f32, hi: f32) -> QuantParams {
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
     let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i8;
-    QuantParams { scale, zero_point: zp }
+    QuantParams {
+        scale,
+        zero_point: zp,
+    }
 }
 
 /// Post-training quantization of an f32 model, calibrated on `calibration` inputs.
 pub fn quantize_model(model: &OwnedModel, calibration: &[Vec<f32>]) -> OwnedModel {
-    let runs: Vec<_> = calibration.iter().map(|x| f32_activations(model, x)).collect();
+    let runs: Vec<_> = calibration
+        .iter()
+        .map(|x| f32_activations(model, x))
+        .collect();
     let range = |t: usize| {
         let mut lo = f32::INFINITY;
         let mut hi = f32::NEG_INFINITY;
@@ -284,15 +465,52 @@ pub fn quantize_model(model: &OwnedModel, calibration: &[Vec<f32>]) -> OwnedMode
         let (lo, hi) = range(i + 1);
         let out_q = choose_quant(lo, hi);
         let ql = match l {
-            OwnedLayer::LinearF32 { in_f, out_f, act, w, b } => {
-                let (wq, bq, m, s) = quantize_params(w, b, *out_f as usize, q_in.scale, out_q.scale);
+            OwnedLayer::LinearF32 {
+                in_f,
+                out_f,
+                act,
+                w,
+                b,
+            } => {
+                let (wq, bq, m, s) =
+                    quantize_params(w, b, *out_f as usize, q_in.scale, out_q.scale);
                 q_in = out_q;
-                OwnedLayer::LinearS8 { in_f: *in_f, out_f: *out_f, act: *act, w: wq, b: bq, m, s, out: out_q }
+                OwnedLayer::LinearS8 {
+                    in_f: *in_f,
+                    out_f: *out_f,
+                    act: *act,
+                    w: wq,
+                    b: bq,
+                    m,
+                    s,
+                    out: out_q,
+                }
             }
-            OwnedLayer::Conv2dF32 { ci, co, k, stride, pad, act, w, b } => {
+            OwnedLayer::Conv2dF32 {
+                ci,
+                co,
+                k,
+                stride,
+                pad,
+                act,
+                w,
+                b,
+            } => {
                 let (wq, bq, m, s) = quantize_params(w, b, *co as usize, q_in.scale, out_q.scale);
                 q_in = out_q;
-                OwnedLayer::Conv2dS8 { ci: *ci, co: *co, k: *k, stride: *stride, pad: *pad, act: *act, w: wq, b: bq, m, s, out: out_q }
+                OwnedLayer::Conv2dS8 {
+                    ci: *ci,
+                    co: *co,
+                    k: *k,
+                    stride: *stride,
+                    pad: *pad,
+                    act: *act,
+                    w: wq,
+                    b: bq,
+                    m,
+                    s,
+                    out: out_q,
+                }
             }
             other => other.clone(), // same quantization in and out
         };
@@ -308,7 +526,13 @@ pub fn quantize_model(model: &OwnedModel, calibration: &[Vec<f32>]) -> OwnedMode
 }
 
 /// Per-output-channel symmetric weights, int32 bias, multipliers and shifts.
-fn quantize_params(w: &[u8], b: &[u8], n_out: usize, s_in: f32, s_out: f32) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+fn quantize_params(
+    w: &[u8],
+    b: &[u8],
+    n_out: usize,
+    s_in: f32,
+    s_out: f32,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
     let w: Vec<f32> = F32Data::from_le_bytes(w).iter().collect();
     let b: Vec<f32> = F32Data::from_le_bytes(b).iter().collect();
     let per = w.len() / n_out;
@@ -317,7 +541,10 @@ fn quantize_params(w: &[u8], b: &[u8], n_out: usize, s_in: f32, s_out: f32) -> (
         let row = &w[o * per..(o + 1) * per];
         let max = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         let s_w = if max > 0.0 { max / 127.0 } else { 1.0 };
-        wq.extend(row.iter().map(|v| (v / s_w).round().clamp(-127.0, 127.0) as i8));
+        wq.extend(
+            row.iter()
+                .map(|v| (v / s_w).round().clamp(-127.0, 127.0) as i8),
+        );
         bq.push((b[o] as f64 / (s_in as f64 * s_w as f64)).round() as i32);
         let (m, s) = quantize_multiplier(s_in as f64 * s_w as f64 / s_out as f64);
         mq.push(m);
