@@ -244,3 +244,6 @@ impl From<postcard::Error> for Error {
         }
     }
 }
+
+/// `core::error::Error`, so `?` converts into `anyhow::Error` / `Box<dyn Error>` on the host.
+impl core::error::Error for Error {}

@@ -194,6 +194,16 @@ impl Shape {
     }
 }
 
+impl core::fmt::Display for Shape {
+    /// `c×h×w` or `n`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Shape::Chw { c, h, w } => write!(f, "{c}×{h}×{w}"),
+            Shape::Flat { n } => write!(f, "{n}"),
+        }
+    }
+}
+
 /// Element type of an activation tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
