@@ -23,7 +23,12 @@ cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --featur
 
 if [ -f firmware/Cargo.toml ]; then
   step "firmware builds (mps2-an386 and nrf52840 memory maps)"
-  (cd firmware && cargo clippy --release --locked -- -D warnings && cargo build --release --locked)
+  (cd firmware && cargo clippy --release --locked -- -D warnings && cargo build --release --locked \
+    && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840)
+  if command -v qemu-system-arm >/dev/null 2>&1; then
+    step "firmware in QEMU (mps2-an386): device logits bit-identical to the host's"
+    (cd firmware && timeout 120 cargo run --release --locked)
+  fi
 fi
 
 step "cargo test (workspace)"
