@@ -45,3 +45,49 @@ pub(crate) fn i8s_mut(bytes: &mut [u8]) -> &mut [i8] {
     let (_head, body, _tail) = unsafe { bytes.align_to_mut::<i8>() };
     body
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn align_up_rounds_to_four() {
+        assert_eq!(align_up(0), Some(0));
+        assert_eq!(align_up(1), Some(4));
+        assert_eq!(align_up(4), Some(4));
+        assert_eq!(align_up(5), Some(8));
+        assert_eq!(align_up(usize::MAX), None);
+    }
+
+    #[repr(align(4))]
+    struct Aligned<const N: usize>([u8; N]);
+
+    #[test]
+    fn aligned_finds_the_aligned_window_or_reports_too_small() {
+        let mut storage = Aligned([0u8; 19]);
+        let buf = &mut storage.0;
+        for offset in 0..4 {
+            let a = aligned(&mut buf[offset..], 12).unwrap();
+            assert_eq!(a.as_ptr() as usize % ARENA_ALIGN, 0);
+            assert_eq!(a.len(), 12);
+        }
+        assert_eq!(
+            aligned(&mut buf[1..14], 12).unwrap_err(),
+            Error::ArenaTooSmall
+        );
+    }
+
+    #[test]
+    fn f32_view_requires_alignment() {
+        let mut buf = [0u8; 12];
+        let misaligned = if buf.as_ptr() as usize % 4 == 0 { 1 } else { 0 };
+        assert_eq!(
+            f32s_mut(&mut buf[misaligned..misaligned + 8]).unwrap_err(),
+            Error::ArenaTooSmall
+        );
+        let a = aligned(&mut buf, 8).unwrap();
+        let v = f32s_mut(a).unwrap();
+        v[1] = 1.5;
+        assert_eq!(v, [0.0, 1.5]);
+    }
+}

@@ -226,8 +226,7 @@ fn check_layer(layer: &Layer<'_>, input: &TensorInfo, layer_index: u16) -> Resul
         Layer::Conv2dF32(l) => {
             want_f32()?;
             let (oh, ow) = check_conv_geometry(ConvGeometry::of_f32(l), chw()?, layer_index)?;
-            let per_out =
-                usize::from(l.in_channels) * usize::from(l.kernel) * usize::from(l.kernel);
+            let per_out = conv_per_out(l.in_channels, l.kernel)?;
             check_f32_params(
                 l.weights,
                 l.bias,
@@ -247,8 +246,7 @@ fn check_layer(layer: &Layer<'_>, input: &TensorInfo, layer_index: u16) -> Resul
         Layer::Conv2dS8(l) => {
             let zp_in = want_i8()?;
             let (oh, ow) = check_conv_geometry(ConvGeometry::of_s8(l), chw()?, layer_index)?;
-            let per_out =
-                usize::from(l.in_channels) * usize::from(l.kernel) * usize::from(l.kernel);
+            let per_out = conv_per_out(l.in_channels, l.kernel)?;
             let q = S8Params {
                 weights: l.weights,
                 bias: l.bias,
@@ -328,6 +326,15 @@ fn check_linear_s8(l: &LinearS8<'_>, n_in: usize, zp_in: i8, layer: u16) -> Resu
         output: l.output,
     };
     check_s8_params(&q, o, i, zp_in, layer)
+}
+
+/// Weights per output channel of a convolution, `in_channels · k²` (checked: 65535³ overflows a
+/// 32-bit `usize`).
+fn conv_per_out(in_channels: u16, kernel: u16) -> Result<usize> {
+    let k = usize::from(kernel);
+    k.checked_mul(k)
+        .and_then(|kk| kk.checked_mul(usize::from(in_channels)))
+        .ok_or(Error::ModelSizeOverflow)
 }
 
 /// Geometry shared by the f32 and int8 convolutions.

@@ -139,3 +139,50 @@ pub fn multiplier_is_valid(multiplier: i32, shift: i32) -> bool {
     (multiplier == 0 && shift == 0)
         || (multiplier >= MULTIPLIER_MIN && (SHIFT_MIN..=SHIFT_MAX).contains(&shift))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_rounds_half_away_and_clamps() {
+        let q = QuantParams {
+            scale: 0.5,
+            zero_point: -3,
+        };
+        assert_eq!(quantize(0.25, q), -2); // 0.5 → 1, −3 + 1
+        assert_eq!(quantize(-0.25, q), -4); // −0.5 → −1
+        assert_eq!(quantize(1e9, q), 127);
+        assert_eq!(quantize(f32::NEG_INFINITY, q), -128);
+        assert_eq!(quantize(f32::NAN, q), -3);
+    }
+
+    #[test]
+    fn dequantize_is_scale_times_offset() {
+        let q = QuantParams {
+            scale: 0.25,
+            zero_point: 10,
+        };
+        assert_eq!(dequantize(14, q), 1.0);
+        assert_eq!(dequantize(-128, q), -34.5);
+    }
+
+    #[test]
+    fn multiplier_validity_matches_quantize_multiplier_ranges() {
+        assert!(multiplier_is_valid(0, 0));
+        assert!(!multiplier_is_valid(0, 1));
+        assert!(multiplier_is_valid(MULTIPLIER_MIN, SHIFT_MIN));
+        assert!(multiplier_is_valid(i32::MAX, SHIFT_MAX));
+        assert!(!multiplier_is_valid(MULTIPLIER_MIN - 1, 0));
+        assert!(!multiplier_is_valid(MULTIPLIER_MIN, SHIFT_MAX + 1));
+        assert!(!multiplier_is_valid(-MULTIPLIER_MIN, 0));
+    }
+
+    #[test]
+    fn relu_range_starts_at_the_zero_point() {
+        use crate::tensor::Activation;
+        assert_eq!(activation_range(Activation::None, 5), (-128, 127));
+        assert_eq!(activation_range(Activation::Relu, 5), (5, 127));
+        assert_eq!(activation_range(Activation::Relu, -128), (-128, 127));
+    }
+}

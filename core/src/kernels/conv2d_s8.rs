@@ -23,7 +23,10 @@ pub fn conv2d_s8(
     );
     let oh = window_out_dim(dims.h, k, s, p).ok_or(Error::KernelBadArguments)?;
     let ow = window_out_dim(dims.w, k, s, p).ok_or(Error::KernelBadArguments)?;
-    let per_out = ci.checked_mul(k * k).ok_or(Error::KernelBadArguments)?;
+    let per_out = k
+        .checked_mul(k)
+        .and_then(|kk| kk.checked_mul(ci))
+        .ok_or(Error::KernelBadArguments)?;
     if dims.c != ci
         || p >= k
         || Some(input.len()) != dims.numel()

@@ -146,3 +146,55 @@ pub(crate) fn tap_range(
     };
     (lo.min(hi), hi, start)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_out_dim_floors_and_rejects() {
+        assert_eq!(window_out_dim(12, 3, 1, 1), Some(12));
+        assert_eq!(window_out_dim(6, 3, 2, 0), Some(2));
+        assert_eq!(window_out_dim(7, 2, 2, 0), Some(3));
+        assert_eq!(window_out_dim(2, 3, 1, 0), None);
+        assert_eq!(window_out_dim(5, 0, 1, 0), None);
+        assert_eq!(window_out_dim(5, 1, 0, 0), None);
+        assert_eq!(window_out_dim(usize::MAX, 1, 1, 1), None);
+    }
+
+    #[test]
+    fn tap_range_clips_to_the_input() {
+        // k = 3, p = 1, input 4: output 0 starts at −1 (tap 0 is padding).
+        assert_eq!(tap_range(0, 1, 1, 3, 4), (1, 3, -1));
+        assert_eq!(tap_range(1, 1, 1, 3, 4), (0, 3, 0));
+        // Output 3 covers 2..5: tap 2 is past the end.
+        assert_eq!(tap_range(3, 1, 1, 3, 4), (0, 2, 2));
+    }
+
+    #[test]
+    fn lanes_combine_in_the_documented_tree() {
+        // Chosen so that a left-to-right sum differs: 1e8 + 1 − 1e8 + … loses the 1s.
+        let l = [1e8, 1.0, -1e8, 1.0, 3.0, 0.5, 0.25, 0.125];
+        assert_eq!(
+            lanes_sum(&l),
+            ((1e8f32 + 1.0) + (-1e8 + 1.0)) + ((3.0 + 0.5) + (0.25 + 0.125))
+        );
+        let seq = l.iter().fold(0.0f32, |a, &v| a + v);
+        assert_ne!(lanes_sum(&l).to_bits(), seq.to_bits());
+    }
+
+    #[test]
+    fn dot_uses_lane_j_mod_8() {
+        // Term j goes to lane j % 8: lane 0 holds t0 + t8 = 0 and lane 1 keeps the 1, which a
+        // left-to-right sum would lose (1e8 + 1 == 1e8 in f32).
+        let w: [f32; 9] = [1e8, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1e8];
+        let x = [1.0f32; 9];
+        let mut bytes = [0u8; 36];
+        for (c, v) in bytes.chunks_exact_mut(4).zip(w) {
+            c.copy_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(dot_f32(F32Data::from_le_bytes(&bytes), &x), 1.0);
+        assert_eq!(w.iter().fold(0.0f32, |a, v| a + v), 0.0);
+        assert_eq!(sum_f32(&[1.0; 17]), 17.0);
+    }
+}
