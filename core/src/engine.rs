@@ -8,7 +8,7 @@ use heapless::Vec;
 
 use crate::arena::{aligned, f32s_mut, i8s_mut};
 use crate::error::{Error, Result};
-use crate::format::{decode, MAX_LAYERS};
+use crate::format::{Body, MAX_LAYERS};
 use crate::kernels::{self, Chw};
 use crate::layer::{Layer, LayerKind};
 use crate::metadata::Metadata;
@@ -43,7 +43,7 @@ impl<'a> Model<'a> {
     /// Zero-copy: the model borrows `bytes`. Every check happens here; see [`Error`] for what is
     /// rejected.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
-        let plan = prepare(decode(bytes)?)?;
+        let plan = prepare(Body::read(bytes)?)?;
         Ok(Self {
             metadata: plan.metadata,
             input: plan.input,

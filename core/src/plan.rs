@@ -25,7 +25,7 @@ use heapless::Vec;
 
 use crate::arena::{align_up, ARENA_ALIGN};
 use crate::error::{Error, Result};
-use crate::format::{Decoded, MAX_LAYERS};
+use crate::format::{Body, MAX_LAYERS};
 use crate::kernels::{window_out_dim, MAX_POOL_COUNT};
 use crate::layer::{Conv2dF32, Conv2dS8, Layer, LinearF32, LinearS8};
 use crate::metadata::Metadata;
@@ -91,17 +91,18 @@ pub(crate) struct Plan<'a> {
     pub arena_bytes: usize,
 }
 
-pub(crate) fn prepare(decoded: Decoded<'_>) -> Result<Plan<'_>> {
-    let meta = decoded.metadata;
-    let input = check_metadata(&meta, decoded.layers.len())?;
+pub(crate) fn prepare(body: Body<'_>) -> Result<Plan<'_>> {
+    let meta = body.metadata;
+    let input = check_metadata(&meta, body.layer_count())?;
     let input_bytes = tensor_bytes(&input)?;
     let mut work = input_bytes;
     let mut layers = Vec::new();
     let mut current = input;
     let mut end = End::Low;
-    for (i, layer) in decoded.layers.iter().enumerate() {
+    for (i, layer) in body.layers().enumerate() {
+        let layer = layer?;
         let index = i as u16; // i < MAX_LAYERS
-        let output = check_layer(layer, &current, index)?;
+        let output = check_layer(&layer, &current, index)?;
         let in_place = matches!(layer, Layer::Relu | Layer::Flatten);
         let (in_b, out_b) = (tensor_bytes(&current)?, tensor_bytes(&output)?);
         let need = if in_place {
@@ -112,7 +113,7 @@ pub(crate) fn prepare(decoded: Decoded<'_>) -> Result<Plan<'_>> {
         work = work.max(need);
         let output_end = if in_place { end } else { end.other() };
         let planned = PlannedLayer {
-            layer: *layer,
+            layer,
             input: current,
             output,
             input_end: end,

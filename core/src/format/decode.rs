@@ -52,35 +52,75 @@ pub fn file_len(bytes: &[u8]) -> Result<usize> {
 /// length) and the body CRC, then decodes metadata and layers, borrowing every tensor from `bytes`.
 /// Does not check that the layers fit together; [`crate::Model::from_bytes`] does that.
 pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>> {
-    let total = file_len(bytes)?;
-    if total != bytes.len() {
-        return Err(Error::DecodeLengthMismatch);
+    let body = Body::read(bytes)?;
+    let mut layers = Vec::new();
+    for layer in body.layers() {
+        layers
+            .push(layer?)
+            .map_err(|_| Error::DecodeTooManyLayers)?;
     }
-    let body = bytes.get(HEADER_LEN..).ok_or(Error::DecodeUnexpectedEnd)?;
-    if CRC32.checksum(body) != u32_at(bytes, 12)? {
-        return Err(Error::DecodeBadCrc);
-    }
-    decode_body(body)
+    Ok(Decoded {
+        metadata: body.metadata,
+        layers,
+    })
 }
 
-/// Decodes the body (everything after the header) without any CRC check.
-pub(crate) fn decode_body(body: &[u8]) -> Result<Decoded<'_>> {
-    let (metadata, mut rest) = postcard::take_from_bytes::<Metadata<'_>>(body)?;
-    let (count, r) = postcard::take_from_bytes::<u32>(rest)?;
-    rest = r;
-    if count as usize > MAX_LAYERS {
-        return Err(Error::DecodeTooManyLayers);
+/// A checked file whose metadata is decoded and whose layers are decoded on demand, so that the
+/// engine never holds a second copy of the layer list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Body<'a> {
+    pub metadata: Metadata<'a>,
+    count: u16,
+    layer_bytes: &'a [u8],
+}
+
+impl<'a> Body<'a> {
+    /// Checks header and CRC, decodes the metadata and layer count, and decodes every layer once
+    /// (discarding it) so that all decoding errors, including trailing bytes, are reported here,
+    /// before any validation error.
+    pub fn read(bytes: &'a [u8]) -> Result<Self> {
+        let total = file_len(bytes)?;
+        if total != bytes.len() {
+            return Err(Error::DecodeLengthMismatch);
+        }
+        let body = bytes.get(HEADER_LEN..).ok_or(Error::DecodeUnexpectedEnd)?;
+        if CRC32.checksum(body) != u32_at(bytes, 12)? {
+            return Err(Error::DecodeBadCrc);
+        }
+        let (metadata, rest) = postcard::take_from_bytes::<Metadata<'_>>(body)?;
+        let (count, layer_bytes) = postcard::take_from_bytes::<u32>(rest)?;
+        if count as usize > MAX_LAYERS {
+            return Err(Error::DecodeTooManyLayers);
+        }
+        let body = Body {
+            metadata,
+            count: count as u16, // ≤ MAX_LAYERS
+            layer_bytes,
+        };
+        let mut rest = layer_bytes;
+        for index in 0..body.count {
+            rest = take_layer(rest, index)?.1;
+        }
+        if !rest.is_empty() {
+            return Err(Error::DecodeTrailingBytes);
+        }
+        Ok(body)
     }
-    let mut layers = Vec::new();
-    for index in 0..count as u16 {
-        let (layer, r) = take_layer(rest, index)?;
-        rest = r;
-        layers.push(layer).map_err(|_| Error::DecodeTooManyLayers)?;
+
+    /// Number of layers.
+    pub fn layer_count(&self) -> usize {
+        usize::from(self.count)
     }
-    if !rest.is_empty() {
-        return Err(Error::DecodeTrailingBytes);
+
+    /// Decodes the layers in order (cheap: varints and borrowed slices, no tensor is read).
+    pub fn layers(&self) -> impl Iterator<Item = Result<Layer<'a>>> + 'a {
+        let mut rest = self.layer_bytes;
+        (0..self.count).map(move |index| {
+            let (layer, r) = take_layer(rest, index)?;
+            rest = r;
+            Ok(layer)
+        })
     }
-    Ok(Decoded { metadata, layers })
 }
 
 fn take_layer(bytes: &[u8], index: u16) -> Result<(Layer<'_>, &[u8])> {

@@ -16,6 +16,7 @@
 mod decode;
 mod encode;
 
+pub(crate) use decode::Body;
 pub use decode::{decode, file_len, Decoded};
 pub use encode::{encode, encoded_len};
 
