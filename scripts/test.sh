@@ -11,7 +11,8 @@ bash scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
-if [ -f firmware/Cargo.toml ]; then (cd firmware && cargo fmt --all --check); fi
+# Without --all: in firmware/, --all would also walk the path dependency's host workspace.
+if [ -f firmware/Cargo.toml ]; then (cd firmware && cargo fmt --check); fi
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
