@@ -92,7 +92,8 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
 }
 
 /// The one requantization step every int8 kernel uses:
-/// `clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + zp_out, act_min, act_max)`.
+/// `clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + zp_out, act_min, act_max)`,
+/// then into `[−128, 127]`. Total: `act_min > act_max` gives `act_max`, never a panic.
 #[inline]
 pub fn requantize(
     acc: i32,
@@ -103,7 +104,7 @@ pub fn requantize(
     act_max: i32,
 ) -> i8 {
     let v = multiply_by_quantized_multiplier(acc, multiplier, shift).saturating_add(zp_out);
-    v.clamp(act_min, act_max).clamp(-128, 127) as i8
+    v.max(act_min).min(act_max).clamp(-128, 127) as i8
 }
 
 /// The int8 output range of a layer with output zero point `zp_out` and a fused activation:
