@@ -17,12 +17,16 @@ use crate::quant::quantize;
 use crate::tensor::{DType, Shape, TensorData, TensorView};
 
 /// A validated model, ready to run. Borrows the model file bytes.
+///
+/// `N` is the number of layer slots held inline (default [`MAX_LAYERS`]); each slot is about
+/// 125 bytes on a 32-bit target, so firmware running small models can use e.g.
+/// `Model::<'_, 16>::from_bytes_with_capacity(bytes)` to keep the `Model` value small.
 #[derive(Debug, Clone)]
-pub struct Model<'a> {
+pub struct Model<'a, const N: usize = MAX_LAYERS> {
     metadata: Metadata<'a>,
     input: TensorInfo,
     input_bytes: usize,
-    layers: Vec<PlannedLayer<'a>, MAX_LAYERS>,
+    layers: Vec<PlannedLayer<'a>, N>,
     embedding_bytes: usize,
     work_bytes: usize,
     arena_bytes: usize,
@@ -41,9 +45,17 @@ pub struct Outputs<'r> {
 impl<'a> Model<'a> {
     /// Decodes and validates a model file (see `docs/model-format.md`) and plans its arena.
     /// Zero-copy: the model borrows `bytes`. Every check happens here; see [`Error`] for what is
-    /// rejected.
+    /// rejected. Room for [`MAX_LAYERS`] layers.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
-        let plan = prepare(Body::read(bytes)?)?;
+        Self::from_bytes_with_capacity(bytes)
+    }
+}
+
+impl<'a, const N: usize> Model<'a, N> {
+    /// [`Model::from_bytes`] with room for `N` layers: a model with more layers is rejected with
+    /// [`Error::DecodeTooManyLayers`]. `N` above [`MAX_LAYERS`] gains nothing (the format limit).
+    pub fn from_bytes_with_capacity(bytes: &'a [u8]) -> Result<Self> {
+        let plan = prepare::<N>(Body::read(bytes)?)?;
         Ok(Self {
             metadata: plan.metadata,
             input: plan.input,

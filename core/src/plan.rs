@@ -25,7 +25,7 @@ use heapless::Vec;
 
 use crate::arena::{align_up, ARENA_ALIGN};
 use crate::error::{Error, Result};
-use crate::format::{Body, MAX_LAYERS};
+use crate::format::Body;
 use crate::kernels::{window_out_dim, MAX_POOL_COUNT};
 use crate::layer::{Conv2dF32, Conv2dS8, Layer, LinearF32, LinearS8};
 use crate::metadata::Metadata;
@@ -81,17 +81,18 @@ pub struct PlannedLayer<'a> {
 }
 
 /// Result of prepare.
-pub(crate) struct Plan<'a> {
+pub(crate) struct Plan<'a, const N: usize> {
     pub metadata: Metadata<'a>,
     pub input: TensorInfo,
     pub input_bytes: usize,
-    pub layers: Vec<PlannedLayer<'a>, MAX_LAYERS>,
+    pub layers: Vec<PlannedLayer<'a>, N>,
     pub embedding_bytes: usize,
     pub work_bytes: usize,
     pub arena_bytes: usize,
 }
 
-pub(crate) fn prepare(body: Body<'_>) -> Result<Plan<'_>> {
+/// Validates and plans `body` into at most `N` layer slots (`DecodeTooManyLayers` beyond).
+pub(crate) fn prepare<const N: usize>(body: Body<'_>) -> Result<Plan<'_, N>> {
     let meta = body.metadata;
     let input = check_metadata(&meta, body.layer_count())?;
     let input_bytes = tensor_bytes(&input)?;
@@ -101,7 +102,7 @@ pub(crate) fn prepare(body: Body<'_>) -> Result<Plan<'_>> {
     let mut end = End::Low;
     for (i, layer) in body.layers().enumerate() {
         let layer = layer?;
-        let index = i as u16; // i < MAX_LAYERS
+        let index = i as u16; // i < MAX_LAYERS ≤ u16::MAX (checked by Body::read)
         let output = check_layer(&layer, &current, index)?;
         let in_place = matches!(layer, Layer::Relu | Layer::Flatten);
         let (in_b, out_b) = (tensor_bytes(&current)?, tensor_bytes(&output)?);

@@ -352,3 +352,23 @@ fn tensor_view_helpers() {
     let best = (0..4).fold(0, |b, i| if all[i] > all[b] { i } else { b });
     assert_eq!(out.logits.argmax(), Some(best));
 }
+
+#[test]
+fn layer_capacity_can_be_chosen() {
+    let bytes = small_cnn(1).encode().unwrap(); // 7 layers
+    let small = Model::<'_, 7>::from_bytes_with_capacity(&bytes).unwrap();
+    let full = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(small.arena_size(), full.arena_size());
+    assert_eq!(small.layers(), full.layers());
+    assert_eq!(
+        Model::<'_, 6>::from_bytes_with_capacity(&bytes).unwrap_err(),
+        Error::DecodeTooManyLayers
+    );
+    assert!(std::mem::size_of::<Model<'_, 7>>() * 4 < std::mem::size_of::<Model<'_>>());
+    let input = Rng(4).vec(144, 0.0, 1.0);
+    let mut arena = vec![0u8; small.arena_size()];
+    let out = small.run(&input, &mut arena).unwrap();
+    let mut logits = vec![0.0; 10];
+    out.logits.dequantize_into(&mut logits).unwrap();
+    assert_eq!(bits(&logits), bits(&run_f32(&full, &input).0));
+}
