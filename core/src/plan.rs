@@ -94,6 +94,9 @@ pub(crate) struct Plan<'a, const N: usize> {
 /// Validates and plans `body` into at most `N` layer slots (`DecodeTooManyLayers` beyond).
 pub(crate) fn prepare<const N: usize>(body: Body<'_>) -> Result<Plan<'_, N>> {
     let meta = body.metadata;
+    if body.layer_count() > N {
+        return Err(Error::DecodeTooManyLayers);
+    }
     let input = check_metadata(&meta, body.layer_count())?;
     let input_bytes = tensor_bytes(&input)?;
     let mut work = input_bytes;
