@@ -7,7 +7,8 @@
 //! - [`format`]: the model file (`docs/model-format.md`): header + CRC-32 + postcard body,
 //!   decoded zero-copy from a `&[u8]` (flash), and written by [`encode`] into a `&mut [u8]`.
 //! - [`Model`]: [`Model::from_bytes`] validates everything and plans the arena;
-//!   [`Model::run`] evaluates into a caller's arena of [`Model::arena_size`] bytes.
+//!   [`Model::run`] evaluates into a caller's arena of [`Model::arena_size`] bytes and returns the
+//!   logits and the embedding; [`Model::run_with`] also calls back after every layer.
 //! - [`kernels`]: one reference kernel per file (`linear_f32`, `conv2d_s8`, …).
 //! - [`quant`]: [`quantize_multiplier`] and [`requantize`], the int8 arithmetic
 //!   (`docs/quantization.md`).
