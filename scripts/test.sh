@@ -11,7 +11,8 @@ bash scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
-if [ -f firmware/Cargo.toml ]; then (cd firmware && cargo fmt --all --check); fi
+# Without --all: in firmware/, --all would also walk the path dependency's host workspace.
+if [ -f firmware/Cargo.toml ]; then (cd firmware && cargo fmt --check); fi
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -23,7 +24,12 @@ cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --featur
 
 if [ -f firmware/Cargo.toml ]; then
   step "firmware builds (mps2-an386 and nrf52840 memory maps)"
-  (cd firmware && cargo clippy --release --locked -- -D warnings && cargo build --release --locked)
+  (cd firmware && cargo clippy --release --locked -- -D warnings && cargo build --release --locked \
+    && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840)
+  if command -v qemu-system-arm >/dev/null 2>&1; then
+    step "firmware in QEMU (mps2-an386): device logits bit-identical to the host's"
+    (cd firmware && timeout 120 cargo run --release --locked)
+  fi
 fi
 
 step "cargo test (workspace)"

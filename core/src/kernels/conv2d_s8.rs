@@ -1,0 +1,78 @@
+//! 2-D convolution, int8 (TFLite-Micro arithmetic), CHW.
+
+use super::{tap_range, window_out_dim, Chw};
+use crate::error::{Error, Result};
+use crate::layer::Conv2dS8;
+use crate::quant::{activation_range, requantize};
+
+/// `output[o][oy][ox] = clamp(requantize(Σ W[o][i][ky][kx] · (input[i][iy][ix] − zp_in) + b[o],
+/// M[o], shift[o]) + zp_out)`, `iy = oy·s + ky − p`, `ix = ox·s + kx − p`; padded taps contribute 0
+/// (they read `zp_in`, as in tflite). Geometry as [`super::conv2d_f32`].
+pub fn conv2d_s8(
+    layer: &Conv2dS8<'_>,
+    input: &[i8],
+    dims: Chw,
+    zp_in: i8,
+    output: &mut [i8],
+) -> Result<()> {
+    let (ci, co) = (layer.in_channels as usize, layer.out_channels as usize);
+    let (k, s, p) = (
+        layer.kernel as usize,
+        layer.stride as usize,
+        layer.padding as usize,
+    );
+    let oh = window_out_dim(dims.h, k, s, p).ok_or(Error::KernelBadArguments)?;
+    let ow = window_out_dim(dims.w, k, s, p).ok_or(Error::KernelBadArguments)?;
+    let per_out = k
+        .checked_mul(k)
+        .and_then(|kk| kk.checked_mul(ci))
+        .ok_or(Error::KernelBadArguments)?;
+    if dims.c != ci
+        || p >= k
+        || Some(input.len()) != dims.numel()
+        || Some(output.len()) != co.checked_mul(oh).and_then(|n| n.checked_mul(ow))
+        || Some(layer.weights.len()) != co.checked_mul(per_out)
+        || layer.bias.len() != co
+        || layer.multiplier.len() != co
+        || layer.shift.len() != co
+    {
+        return Err(Error::KernelBadArguments);
+    }
+    let (h, w) = (dims.h, dims.w);
+    let zp_in = i32::from(zp_in);
+    let zp_out = i32::from(layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let wb = layer.weights.as_bytes();
+    let per_channel = layer
+        .bias
+        .iter()
+        .zip(layer.multiplier.iter())
+        .zip(layer.shift.iter());
+    let mut out_iter = output.iter_mut();
+    for (o, ((bias, multiplier), shift)) in per_channel.enumerate() {
+        let w_o = &wb[o * per_out..(o + 1) * per_out];
+        for oy in 0..oh {
+            let (ky_lo, ky_hi, y0) = tap_range(oy, s, p, k, h);
+            for ox in 0..ow {
+                let (kx_lo, kx_hi, x0) = tap_range(ox, s, p, k, w);
+                let mut acc = bias;
+                for i in 0..ci {
+                    let plane = &input[i * h * w..(i + 1) * h * w];
+                    for ky in ky_lo..ky_hi {
+                        let iy = (y0 + ky as isize) as usize;
+                        let row = &plane[iy * w..(iy + 1) * w];
+                        let w_row = &w_o[(i * k + ky) * k..(i * k + ky + 1) * k];
+                        for kx in kx_lo..kx_hi {
+                            let x = i32::from(row[(x0 + kx as isize) as usize]);
+                            acc = acc.wrapping_add(i32::from(w_row[kx] as i8) * (x - zp_in));
+                        }
+                    }
+                }
+                if let Some(out) = out_iter.next() {
+                    *out = requantize(acc, multiplier, i32::from(shift), zp_out, act_min, act_max);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Reference kernels, one per file, named `<op>_<dtype>` (CMSIS-NN style).
+//!
+//! Kernels trust nothing: each checks that its slices match its parameters and returns
+//! [`Error::KernelBadArguments`](crate::Error::KernelBadArguments) otherwise (O(1) checks; the
+//! engine has already validated everything at load time, so it never sees that error).
+//!
+//! # f32 summation order (fixed, host and device)
+//!
+//! Every f32 reduction (dot products of Linear and Conv2d, sums of GlobalAvgPool) uses the same
+//! order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's documented reduction order, are added
+//! into 8 lanes, `lane[j mod 8] += t_j` in increasing `j` (lanes start at `+0.0`), and the lanes
+//! are combined in the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is
+//! added after the tree. An 8-wide SIMD or unrolled implementation reproduces this bit for bit.
+//! No `mul_add` anywhere: every product is rounded to f32 before it is added.
+
+mod conv2d_f32;
+mod conv2d_s8;
+mod global_avg_pool_f32;
+mod global_avg_pool_s8;
+mod linear_f32;
+mod linear_s8;
+mod maxpool2d_f32;
+mod maxpool2d_s8;
+mod relu_f32;
+mod relu_s8;
+
+pub use conv2d_f32::conv2d_f32;
+pub use conv2d_s8::conv2d_s8;
+pub use global_avg_pool_f32::global_avg_pool_f32;
+pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
+pub use linear_f32::linear_f32;
+pub use linear_s8::linear_s8;
+pub use maxpool2d_f32::maxpool2d_f32;
+pub use maxpool2d_s8::maxpool2d_s8;
+pub use relu_f32::relu_f32;
+pub use relu_s8::relu_s8;
+
+use crate::tensor::{Activation, F32Data};
+
+/// Number of accumulation lanes of every f32 reduction.
+pub const LANES: usize = 8;
+
+/// Combines the 8 lanes in the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`.
+#[inline]
+pub fn lanes_sum(l: &[f32; LANES]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+/// `Σ_j w[j] · x[j]` over `j < min(len)` in the 8-lane order (see the module docs).
+#[inline]
+pub fn dot_f32(w: F32Data<'_>, x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let wb = w.as_bytes();
+    let mut w_chunks = wb.chunks_exact(4 * LANES);
+    let mut x_chunks = x.chunks_exact(LANES);
+    for (wc, xc) in (&mut w_chunks).zip(&mut x_chunks) {
+        for ((lane, wb4), &xv) in lanes.iter_mut().zip(wc.chunks_exact(4)).zip(xc) {
+            *lane += f32::from_le_bytes([wb4[0], wb4[1], wb4[2], wb4[3]]) * xv;
+        }
+    }
+    let w_rest = F32Data::from_le_bytes(w_chunks.remainder());
+    for ((lane, wv), &xv) in lanes
+        .iter_mut()
+        .zip(w_rest.iter())
+        .zip(x_chunks.remainder())
+    {
+        *lane += wv * xv;
+    }
+    lanes_sum(&lanes)
+}
+
+/// `Σ_j x[j]` in the 8-lane order.
+#[inline]
+pub fn sum_f32(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(c) {
+            *lane += v;
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += v;
+    }
+    lanes_sum(&lanes)
+}
+
+/// The f32 fused activation: identity, or ReLU `if x < 0 { 0 } else { x }` (keeps NaN and −0.0).
+#[inline]
+pub fn activate_f32(x: f32, a: Activation) -> f32 {
+    match a {
+        Activation::Relu if x < 0.0 => 0.0,
+        _ => x,
+    }
+}
+
+/// Output length of a convolution or pooling window along one dimension:
+/// `(input + 2·padding − kernel) / stride + 1`, or `None` if the window does not fit or a
+/// parameter is zero.
+#[inline]
+pub fn window_out_dim(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    if kernel == 0 || stride == 0 {
+        return None;
+    }
+    let span = input
+        .checked_add(padding.checked_mul(2)?)?
+        .checked_sub(kernel)?;
+    Some(span / stride + 1)
+}
+
+/// The input geometry a conv/pool kernel sees: `[c][h][w]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chw {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl Chw {
+    /// `c · h · w`, or `None` on overflow.
+    pub fn numel(&self) -> Option<usize> {
+        self.c.checked_mul(self.h)?.checked_mul(self.w)
+    }
+}
+
+/// For output coordinate `o`, the valid kernel taps `k_lo..k_hi` along one dimension and the input
+/// coordinate of tap 0 (`o·stride − padding`, may be negative).
+#[inline]
+pub(crate) fn tap_range(
+    o: usize,
+    stride: usize,
+    padding: usize,
+    kernel: usize,
+    input: usize,
+) -> (usize, usize, isize) {
+    let start = (o * stride) as isize - padding as isize;
+    let lo = if start < 0 { (-start) as usize } else { 0 };
+    let end = start + kernel as isize;
+    let hi = if end > input as isize {
+        kernel.saturating_sub((end - input as isize) as usize)
+    } else {
+        kernel
+    };
+    (lo.min(hi), hi, start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_out_dim_floors_and_rejects() {
+        assert_eq!(window_out_dim(12, 3, 1, 1), Some(12));
+        assert_eq!(window_out_dim(6, 3, 2, 0), Some(2));
+        assert_eq!(window_out_dim(7, 2, 2, 0), Some(3));
+        assert_eq!(window_out_dim(2, 3, 1, 0), None);
+        assert_eq!(window_out_dim(5, 0, 1, 0), None);
+        assert_eq!(window_out_dim(5, 1, 0, 0), None);
+        assert_eq!(window_out_dim(usize::MAX, 1, 1, 1), None);
+    }
+
+    #[test]
+    fn tap_range_clips_to_the_input() {
+        // k = 3, p = 1, input 4: output 0 starts at −1 (tap 0 is padding).
+        assert_eq!(tap_range(0, 1, 1, 3, 4), (1, 3, -1));
+        assert_eq!(tap_range(1, 1, 1, 3, 4), (0, 3, 0));
+        // Output 3 covers 2..5: tap 2 is past the end.
+        assert_eq!(tap_range(3, 1, 1, 3, 4), (0, 2, 2));
+    }
+
+    #[test]
+    fn lanes_combine_in_the_documented_tree() {
+        // Chosen so that a left-to-right sum differs: 1e8 + 1 − 1e8 + … loses the 1s.
+        let l = [1e8, 1.0, -1e8, 1.0, 3.0, 0.5, 0.25, 0.125];
+        assert_eq!(
+            lanes_sum(&l),
+            ((1e8f32 + 1.0) + (-1e8 + 1.0)) + ((3.0 + 0.5) + (0.25 + 0.125))
+        );
+        let seq = l.iter().fold(0.0f32, |a, &v| a + v);
+        assert_ne!(lanes_sum(&l).to_bits(), seq.to_bits());
+    }
+
+    #[test]
+    fn dot_uses_lane_j_mod_8() {
+        // Term j goes to lane j % 8: lane 0 holds t0 + t8 = 0 and lane 1 keeps the 1, which a
+        // left-to-right sum would lose (1e8 + 1 == 1e8 in f32).
+        let w: [f32; 9] = [1e8, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1e8];
+        let x = [1.0f32; 9];
+        let mut bytes = [0u8; 36];
+        for (c, v) in bytes.chunks_exact_mut(4).zip(w) {
+            c.copy_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(dot_f32(F32Data::from_le_bytes(&bytes), &x), 1.0);
+        assert_eq!(w.iter().fold(0.0f32, |a, v| a + v), 0.0);
+        assert_eq!(sum_f32(&[1.0; 17]), 17.0);
+    }
+}

@@ -1,0 +1,309 @@
+//! Borrowed tensor data, shapes and quantization parameters.
+//!
+//! Tensors stored in a model file are borrowed byte slices (the file may live in flash). The bytes
+//! are **not aligned**, so they are never cast: every element is read with `from_le_bytes`.
+//! The views below wrap the bytes and expose element access; on the wire each is a postcard byte
+//! string (varint length in bytes, then the bytes).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! byte_view {
+    ($(#[$doc:meta])* $name:ident, $elem:ty, $size:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name<'a> {
+            bytes: &'a [u8],
+        }
+
+        impl<'a> $name<'a> {
+            /// Bytes per element.
+            pub const ELEMENT_SIZE: usize = $size;
+
+            /// Wraps little-endian element bytes (as stored in a model file).
+            pub const fn from_le_bytes(bytes: &'a [u8]) -> Self {
+                Self { bytes }
+            }
+
+            /// The raw little-endian bytes.
+            pub const fn as_bytes(&self) -> &'a [u8] {
+                self.bytes
+            }
+
+            /// Number of whole elements.
+            pub const fn len(&self) -> usize {
+                self.bytes.len() / $size
+            }
+
+            /// True when there are no elements.
+            pub const fn is_empty(&self) -> bool {
+                self.bytes.len() < $size
+            }
+
+            /// True when the byte length is a whole number of elements.
+            #[allow(clippy::modulo_one)]
+            pub const fn is_whole(&self) -> bool {
+                self.bytes.len() % $size == 0
+            }
+
+            /// Element `i`, or `None` past the end.
+            #[inline]
+            pub fn get(&self, i: usize) -> Option<$elem> {
+                let start = i.checked_mul($size)?;
+                let b = self.bytes.get(start..start.checked_add($size)?)?;
+                let mut a = [0u8; $size];
+                a.copy_from_slice(b);
+                Some(<$elem>::from_le_bytes(a))
+            }
+
+            /// Iterates over the elements in order.
+            #[inline]
+            pub fn iter(&self) -> impl ExactSizeIterator<Item = $elem> + Clone + 'a {
+                self.bytes.chunks_exact($size).map(|b| {
+                    let mut a = [0u8; $size];
+                    a.copy_from_slice(b);
+                    <$elem>::from_le_bytes(a)
+                })
+            }
+
+            /// Elements `start..start + len` as a sub-view, or `None` if out of range.
+            #[inline]
+            pub fn slice(&self, start: usize, len: usize) -> Option<Self> {
+                let s = start.checked_mul($size)?;
+                let e = s.checked_add(len.checked_mul($size)?)?;
+                Some(Self { bytes: self.bytes.get(s..e)? })
+            }
+
+            /// Writes `values` as little-endian bytes into `out` (which must hold exactly
+            /// `values.len() * ELEMENT_SIZE` bytes) and returns the view over `out`.
+            /// Used by exporters to build a model in memory.
+            pub fn encode_into(values: &[$elem], out: &'a mut [u8]) -> Option<Self> {
+                if out.len() != values.len().checked_mul($size)? {
+                    return None;
+                }
+                for (chunk, v) in out.chunks_exact_mut($size).zip(values) {
+                    chunk.copy_from_slice(&v.to_le_bytes());
+                }
+                Some(Self { bytes: out })
+            }
+        }
+
+        impl Serialize for $name<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.bytes)
+            }
+        }
+
+        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+                let bytes = <&'de [u8]>::deserialize(d)?;
+                Ok(Self { bytes })
+            }
+        }
+    };
+}
+
+byte_view!(
+    /// A borrowed run of little-endian `f32` values.
+    F32Data,
+    f32,
+    4
+);
+byte_view!(
+    /// A borrowed run of little-endian `i32` values (int8 biases, requantization multipliers).
+    I32Data,
+    i32,
+    4
+);
+byte_view!(
+    /// A borrowed run of `i8` values (int8 weights, requantization shifts), one byte each.
+    I8Data,
+    i8,
+    1
+);
+
+/// Numeric precision of a model (and of the tensors flowing through it).
+///
+/// Wire: postcard enum tag (varint): `0` = F32, `1` = Int8. Never reorder the variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Precision {
+    /// 32-bit IEEE float activations and weights.
+    F32,
+    /// int8 activations (asymmetric, per tensor) and weights (symmetric, per output channel).
+    Int8,
+}
+
+/// Fused activation of a Linear or Conv2d layer.
+///
+/// Wire: postcard enum tag (varint): `0` = None, `1` = Relu. Never reorder the variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Activation {
+    /// Identity.
+    None,
+    /// `max(x, 0)`; for int8 the output clamp becomes `[max(-128, zp_out), 127]`.
+    Relu,
+}
+
+/// Affine quantization of an int8 tensor: `real = scale · (q − zero_point)`.
+///
+/// Wire: `scale` as 4 little-endian bytes (postcard f32), then `zero_point` as one byte (postcard i8).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QuantParams {
+    /// Real value of one quantization step; finite and > 0.
+    pub scale: f32,
+    /// The int8 value that represents real 0.
+    pub zero_point: i8,
+}
+
+impl QuantParams {
+    /// True when `scale` is finite and positive.
+    pub fn is_valid(&self) -> bool {
+        self.scale.is_finite() && self.scale > 0.0
+    }
+}
+
+/// Shape of an activation tensor (batch size 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Shape {
+    /// Channels × height × width, row-major (`[c][h][w]`).
+    Chw {
+        /// Channels.
+        c: usize,
+        /// Height.
+        h: usize,
+        /// Width.
+        w: usize,
+    },
+    /// A flat vector of `n` values.
+    Flat {
+        /// Length.
+        n: usize,
+    },
+}
+
+impl Shape {
+    /// Number of elements, or `None` on overflow.
+    pub fn numel(&self) -> Option<usize> {
+        match *self {
+            Shape::Chw { c, h, w } => c.checked_mul(h)?.checked_mul(w),
+            Shape::Flat { n } => Some(n),
+        }
+    }
+}
+
+impl core::fmt::Display for Shape {
+    /// `c×h×w` or `n`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Shape::Chw { c, h, w } => write!(f, "{c}×{h}×{w}"),
+            Shape::Flat { n } => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Element type of an activation tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DType {
+    /// f32 values.
+    F32,
+    /// int8 values with their quantization.
+    I8(QuantParams),
+}
+
+impl DType {
+    /// Bytes per element.
+    pub const fn size(&self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::I8(_) => 1,
+        }
+    }
+}
+
+/// A tensor computed by [`crate::Model::run`], borrowed from the arena.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorView<'r> {
+    /// Its shape.
+    pub shape: Shape,
+    /// Its values.
+    pub data: TensorData<'r>,
+}
+
+/// Values of a [`TensorView`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TensorData<'r> {
+    /// f32 values.
+    F32(&'r [f32]),
+    /// int8 values; `real = quant.scale · (q − quant.zero_point)`.
+    I8 {
+        /// The quantized values.
+        values: &'r [i8],
+        /// Their quantization.
+        quant: QuantParams,
+    },
+}
+
+impl<'r> TensorView<'r> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self.data {
+            TensorData::F32(v) => v.len(),
+            TensorData::I8 { values, .. } => values.len(),
+        }
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as a real value (dequantized for int8), or `None` past the end.
+    pub fn get_f32(&self, i: usize) -> Option<f32> {
+        match self.data {
+            TensorData::F32(v) => v.get(i).copied(),
+            TensorData::I8 { values, quant } => {
+                values.get(i).map(|&q| crate::quant::dequantize(q, quant))
+            }
+        }
+    }
+
+    /// Writes every element as a real value into `out[..len]` (dequantizing int8 values);
+    /// returns the number written. `Err(KernelBadArguments)` if `out` is shorter than the tensor.
+    pub fn dequantize_into(&self, out: &mut [f32]) -> crate::Result<usize> {
+        let n = self.len();
+        let out = out.get_mut(..n).ok_or(crate::Error::KernelBadArguments)?;
+        match self.data {
+            TensorData::F32(v) => out.copy_from_slice(v),
+            TensorData::I8 { values, quant } => {
+                for (o, &q) in out.iter_mut().zip(values) {
+                    *o = crate::quant::dequantize(q, quant);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Index of the largest element (the first one on ties; NaN never wins), `None` when empty.
+    /// For int8 the comparison is on the quantized values, which orders like the real values.
+    pub fn argmax(&self) -> Option<usize> {
+        fn first_max<T: PartialOrd + Copy>(v: &[T]) -> Option<usize> {
+            let mut best: Option<(usize, T)> = None;
+            for (i, &x) in v.iter().enumerate() {
+                match best {
+                    None if x.partial_cmp(&x).is_some() => best = Some((i, x)),
+                    Some((_, b)) if x > b => best = Some((i, x)),
+                    _ => {}
+                }
+            }
+            best.map(|(i, _)| i)
+        }
+        match self.data {
+            TensorData::F32(v) => first_max(v),
+            TensorData::I8 { values, .. } => first_max(values),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Copies the selected board's memory map to `OUT_DIR/memory.x` and puts it on the linker's
+//! search path, where cortex-m-rt's `link.x` includes it.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    let board = if env::var_os("CARGO_FEATURE_BOARD_NRF52840").is_some() {
+        "nrf52840"
+    } else {
+        "mps2-an386"
+    };
+    let src = format!("memory/{board}.x");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::copy(&src, out.join("memory.x")).unwrap_or_else(|e| panic!("copying {src}: {e}"));
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=build.rs");
+}
