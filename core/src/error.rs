@@ -110,6 +110,14 @@ pub enum Error {
     EncodeTooLarge,
     /// A kernel was called with slices whose lengths do not match its parameters.
     KernelBadArguments,
+    /// A sample or dump file does not start with its magic bytes (`DNRI` / `DNRD`).
+    SamplesBadMagic,
+    /// A sample or dump file has a version this build does not read.
+    SamplesUnsupportedVersion,
+    /// A sample or dump file header has an invalid field (reserved bits, element type, sizes).
+    SamplesBadHeader,
+    /// A sample or dump record does not have the length its header implies.
+    SamplesBadLength,
 }
 
 impl fmt::Display for Error {
@@ -219,6 +227,22 @@ impl fmt::Display for Error {
             EncodeTooLarge => ("the encoded model body is larger than 4 GiB", None),
             KernelBadArguments => (
                 "a kernel was called with slices whose lengths do not match its parameters",
+                None,
+            ),
+            SamplesBadMagic => (
+                "a sample or dump file does not start with its magic bytes (`DNRI` / `DNRD`)",
+                None,
+            ),
+            SamplesUnsupportedVersion => (
+                "a sample or dump file has a version this build does not read",
+                None,
+            ),
+            SamplesBadHeader => (
+                "a sample or dump file header has an invalid field (reserved bits, element type, sizes)",
+                None,
+            ),
+            SamplesBadLength => (
+                "a sample or dump record does not have the length its header implies",
                 None,
             ),
         };

@@ -12,6 +12,8 @@
 //! - [`kernels`]: one reference kernel per file (`linear_f32`, `conv2d_s8`, …).
 //! - [`quant`]: [`quantize_multiplier`] and [`requantize`], the int8 arithmetic
 //!   (`docs/quantization.md`).
+//! - [`samples`]: input-sample and output-dump files (`docs/dump-format.md`), shared by the
+//!   host's `denoiserep infer --dump` and the firmware so both write the same bytes.
 //! - [`Error`]: the one error type; nothing panics on any input bytes.
 //!
 //! ```
@@ -54,6 +56,7 @@ mod layer;
 mod metadata;
 mod plan;
 pub mod quant;
+pub mod samples;
 mod tensor;
 
 pub use arena::{align_up, ARENA_ALIGN};
@@ -64,6 +67,7 @@ pub use layer::{Conv2dF32, Conv2dS8, Layer, LayerKind, LinearF32, LinearS8, MaxP
 pub use metadata::Metadata;
 pub use plan::{PlannedLayer, TensorInfo};
 pub use quant::{multiply_by_quantized_multiplier, quantize_multiplier, requantize};
+pub use samples::{DumpHeader, DumpValues, InputHeader};
 pub use tensor::{
     Activation, DType, F32Data, I32Data, I8Data, Precision, QuantParams, Shape, TensorData,
     TensorView,
