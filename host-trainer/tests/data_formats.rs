@@ -42,7 +42,7 @@ fn write_idx_set(dir: &Path, n_train: u32, n_test: u32, h: u32, w: u32, gzip: bo
     };
     for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
         let px: Vec<u8> = (0..n)
-            .flat_map(|i| std::iter::repeat((i * 17 % 256) as u8).take((h * w) as usize))
+            .flat_map(|i| std::iter::repeat_n((i * 17 % 256) as u8, (h * w) as usize))
             .collect();
         let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
         write(
@@ -142,7 +142,7 @@ fn cifar10_subset_of_batches() {
     let dir = temp_dir("cifar");
     let record = |label: u8, v: u8| {
         let mut r = vec![label];
-        r.extend(std::iter::repeat(v).take(cifar10::PIXELS));
+        r.extend(std::iter::repeat_n(v, cifar10::PIXELS));
         r
     };
     fs::write(

@@ -112,7 +112,7 @@ mod tests {
         let mut bytes = vec![7u8];
         bytes.extend((0..PIXELS).map(|i| (i / 1024) as u8 * 100)); // R=0, G=100, B=200
         bytes.push(2);
-        bytes.extend(std::iter::repeat(255).take(PIXELS));
+        bytes.extend(std::iter::repeat_n(255, PIXELS));
         let mut s = Split::default();
         decode_batch(&bytes, &mut s).unwrap();
         assert_eq!(s.y, vec![7, 2]);

@@ -139,7 +139,7 @@ pub fn read_json_digits(dir: &Path) -> Result<Digits> {
             out.pixels.push(b as u8);
         }
         out.labels
-            .extend(std::iter::repeat(class).take(file.data.len() / PIXELS));
+            .extend(std::iter::repeat_n(class, file.data.len() / PIXELS));
     }
     Ok(out)
 }
@@ -342,8 +342,7 @@ mod tests {
         fs::write(dir.join("4.json"), "{ \"data\": [0.5, 0.2] }").unwrap();
         let e = format!("{:#}", read_json_digits(&dir).unwrap_err());
         assert!(e.contains("4.json") && e.contains("whole number"), "{e}");
-        let bad: Vec<&str> = std::iter::repeat("0")
-            .take(PIXELS - 1)
+        let bad: Vec<&str> = std::iter::repeat_n("0", PIXELS - 1)
             .chain(["1.5"])
             .collect();
         fs::write(

@@ -90,7 +90,7 @@ mod tests {
         let labels: Vec<u32> = sizes
             .iter()
             .enumerate()
-            .flat_map(|(c, &k)| std::iter::repeat(c as u32).take(k))
+            .flat_map(|(c, &k)| std::iter::repeat_n(c as u32, k))
             .collect();
         let s = stratified_split(&labels, 10, 2000, 7);
         assert_eq!(s.test.len(), 2000);

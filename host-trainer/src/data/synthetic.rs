@@ -43,7 +43,7 @@ impl SyntheticSpec {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if v.len() != 6 || v.iter().any(|&n| n == 0) || v[3] < 2 {
+        if v.len() != 6 || v.contains(&0) || v[3] < 2 {
             bail!("synthetic spec '{arg}': expected six positive numbers C,H,W,classes,n_train,n_test with classes >= 2");
         }
         Ok(Self {

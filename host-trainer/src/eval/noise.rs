@@ -36,7 +36,7 @@ mod tests {
         assert!((sd - 0.1).abs() < 0.005, "sd {sd}");
         let big = add_noise(&x, 2.0, Some((0.0, 1.0)), 5);
         assert!(big.iter().all(|&v| (0.0..=1.0).contains(&v)));
-        assert!(big.iter().any(|&v| v == 0.0) && big.iter().any(|&v| v == 1.0));
+        assert!(big.contains(&0.0) && big.contains(&1.0));
         let free = add_noise(&x, 2.0, None, 5);
         assert!(free.iter().any(|&v| v > 1.0) && free.iter().any(|&v| v < 0.0));
         assert_eq!(
