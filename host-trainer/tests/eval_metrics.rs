@@ -54,6 +54,12 @@ fn retrieval_matches_reference_on_random_data() {
         let fast = eval::retrieval(&q, &ql, &g, &gl, dim);
         let slow = eval::retrieval_naive(&q, &ql, &g, &gl, dim);
         assert_close(fast, slow);
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(
+                eval::retrieval_threads(&q, &ql, &g, &gl, dim, threads),
+                fast
+            );
+        }
         if ng >= 200 {
             assert!(
                 fast.map > 0.05 && fast.map < 0.99,

@@ -45,7 +45,7 @@ pub struct Retrieval {
 }
 
 pub use noise::add_noise;
-pub use retrieval::{retrieval, retrieval_naive};
+pub use retrieval::{retrieval, retrieval_naive, retrieval_threads};
 
 /// Accuracy at one input-noise level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

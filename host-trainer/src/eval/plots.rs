@@ -67,7 +67,7 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&epoch_label)
             .y_desc("loss (total, CE)")
             .label_style((FAMILY, 14))
             .draw()?;
@@ -120,7 +120,7 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&epoch_label)
             .y_desc("top-1 accuracy")
             .label_style((FAMILY, 14))
             .draw()?;
@@ -270,6 +270,15 @@ fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     let lo = if from_zero && lo >= 0.0 { 0.0 } else { lo };
     let pad = ((hi - lo) * 0.05).max(1e-6);
     (if lo == 0.0 { 0.0 } else { lo - pad }, hi + pad)
+}
+
+/// Tick label of an epoch axis: whole epochs only (no "1.5").
+fn epoch_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
 }
 
 fn points(curve: &[EpochRecord], f: impl Fn(&EpochRecord) -> f64) -> Vec<(f64, f64)> {

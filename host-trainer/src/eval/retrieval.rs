@@ -20,7 +20,8 @@ pub const QUERY_BLOCK: usize = 32;
 
 /// Retrieval mAP and Rank-1 of `query` (`n_q × dim`, labels `query_labels`) against `gallery`
 /// (`n_g × dim`, labels `gallery_labels`); see the module doc. Cost `O(n_q · n_g · dim)` for the
-/// similarities plus `O(n_q · n_g)` for the ranking. Panics when the lengths disagree with `dim`.
+/// similarities plus `O(n_q · n_g)` for the ranking, spread over the available cores (the result
+/// does not depend on the thread count). Panics when the lengths disagree with `dim`.
 pub fn retrieval(
     query: &[f32],
     query_labels: &[u32],
@@ -28,22 +29,83 @@ pub fn retrieval(
     gallery_labels: &[u32],
     dim: usize,
 ) -> Retrieval {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    retrieval_threads(query, query_labels, gallery, gallery_labels, dim, threads)
+}
+
+/// [`retrieval`] on at most `threads` threads (contiguous ranges of query blocks). Per-query APs
+/// are summed in query order afterwards, so every thread count gives bit-identical results.
+pub fn retrieval_threads(
+    query: &[f32],
+    query_labels: &[u32],
+    gallery: &[f32],
+    gallery_labels: &[u32],
+    dim: usize,
+    threads: usize,
+) -> Retrieval {
     check_shapes(query, query_labels, gallery, gallery_labels, dim);
     let (q, g) = (normalized(query, dim), normalized(gallery, dim));
+    let n_q = query_labels.len();
+    let blocks = n_q.div_ceil(QUERY_BLOCK);
+    let per_thread = blocks.div_ceil(threads.clamp(1, blocks.max(1))).max(1) * QUERY_BLOCK;
+    // Per query: None = no relevant gallery item (skipped), Some((AP, rank-1 hit)).
+    let mut results: Vec<Option<(f64, bool)>> = vec![None; n_q];
+    std::thread::scope(|scope| {
+        for ((out, labels), qs) in results
+            .chunks_mut(per_thread)
+            .zip(query_labels.chunks(per_thread))
+            .zip(q.chunks(per_thread * dim))
+        {
+            let g = &g;
+            scope.spawn(move || rank_queries(qs, labels, g, gallery_labels, dim, out));
+        }
+    });
+    let (mut ap_sum, mut rank1, mut counted) = (0.0f64, 0usize, 0usize);
+    for (ap, hit) in results.into_iter().flatten() {
+        counted += 1;
+        ap_sum += ap;
+        rank1 += hit as usize;
+    }
+    let n = counted.max(1) as f64;
+    Retrieval {
+        map: ap_sum / n,
+        rank1: rank1 as f64 / n,
+    }
+}
+
+/// AP and rank-1 hit of each query in `q` (normalized, `labels.len() × dim`) into `out`.
+fn rank_queries(
+    q: &[f32],
+    labels: &[u32],
+    g: &[f32],
+    gallery_labels: &[u32],
+    dim: usize,
+    out: &mut [Option<(f64, bool)>],
+) {
     let n_g = gallery_labels.len();
     let mut sims = vec![0f32; QUERY_BLOCK * n_g];
     let mut ranker = Ranker::new(n_g);
-    let (mut ap_sum, mut rank1, mut counted) = (0.0f64, 0usize, 0usize);
-    for (block, labels) in q
+    for ((block, labels), out) in q
         .chunks(QUERY_BLOCK * dim)
-        .zip(query_labels.chunks(QUERY_BLOCK))
+        .zip(labels.chunks(QUERY_BLOCK))
+        .zip(out.chunks_mut(QUERY_BLOCK))
     {
         for (gi, gv) in g.chunks_exact(dim).enumerate() {
-            for (qj, qv) in block.chunks_exact(dim).enumerate() {
-                sims[qj * n_g + gi] = dot(qv, gv);
+            let mut quads = block.chunks_exact(4 * dim);
+            for (k, quad) in quads.by_ref().enumerate() {
+                let (q01, q23) = quad.split_at(2 * dim);
+                let (q0, q1) = q01.split_at(dim);
+                let (q2, q3) = q23.split_at(dim);
+                for (j, s) in dot4([q0, q1, q2, q3], gv).into_iter().enumerate() {
+                    sims[(4 * k + j) * n_g + gi] = s;
+                }
+            }
+            let done = (block.len() / dim) & !3;
+            for (qj, qv) in quads.remainder().chunks_exact(dim).enumerate() {
+                sims[(done + qj) * n_g + gi] = dot(qv, gv);
             }
         }
-        for (qj, &ql) in labels.iter().enumerate() {
+        for (qj, (&ql, slot)) in labels.iter().zip(out).enumerate() {
             let relevant = gallery_labels.iter().filter(|&&l| l == ql).count();
             if relevant == 0 {
                 continue;
@@ -59,17 +121,11 @@ pub fn retrieval(
                     }
                 }
             }
-            counted += 1;
-            ap_sum += ap / relevant as f64;
-            if gallery_labels[order[0] as usize] == ql {
-                rank1 += 1;
-            }
+            *slot = Some((
+                ap / relevant as f64,
+                gallery_labels[order[0] as usize] == ql,
+            ));
         }
-    }
-    let n = counted.max(1) as f64;
-    Retrieval {
-        map: ap_sum / n,
-        rank1: rank1 as f64 / n,
     }
 }
 
@@ -169,6 +225,34 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail
 }
 
+/// Four dot products against one gallery vector, each bit-identical to [`dot`] (same partial
+/// sums, same final order); the gallery vector is loaded once for the four.
+fn dot4(q: [&[f32]; 4], g: &[f32]) -> [f32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
+    let n = g.len();
+    for ((((gc, c0), c1), c2), c3) in g
+        .chunks_exact(8)
+        .zip(q[0][..n].chunks_exact(8))
+        .zip(q[1][..n].chunks_exact(8))
+        .zip(q[2][..n].chunks_exact(8))
+        .zip(q[3][..n].chunks_exact(8))
+    {
+        for k in 0..8 {
+            a0[k] += c0[k] * gc[k];
+            a1[k] += c1[k] * gc[k];
+            a2[k] += c2[k] * gc[k];
+            a3[k] += c3[k] * gc[k];
+        }
+    }
+    let n8 = g.len() / 8 * 8;
+    let mut out = [0f32; 4];
+    for ((o, a), qv) in out.iter_mut().zip([a0, a1, a2, a3]).zip(q) {
+        let tail: f32 = qv[n8..].iter().zip(&g[n8..]).map(|(x, y)| x * y).sum();
+        *o = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])) + tail;
+    }
+    out
+}
+
 /// Key whose ascending `u32` order is descending `f32::total_cmp` order.
 fn descending_key(s: f32) -> u32 {
     let b = s.to_bits();
@@ -252,6 +336,24 @@ mod tests {
                     descending_key(a).cmp(&descending_key(b)),
                     b.total_cmp(&a),
                     "{a} {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dot4_equals_dot_bitwise() {
+        for dim in [1, 7, 8, 13, 128, 131] {
+            let v: Vec<f32> = (0..5 * dim)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let q: Vec<&[f32]> = v.chunks(dim).collect();
+            let four = dot4([q[0], q[1], q[2], q[3]], q[4]);
+            for j in 0..4 {
+                assert_eq!(
+                    four[j].to_bits(),
+                    dot(q[j], q[4]).to_bits(),
+                    "dim {dim} query {j}"
                 );
             }
         }
