@@ -178,6 +178,15 @@ fn plots_write_complete_pngs() {
     assert!(ink > 0.02 && ink < 0.9, "ink {ink}");
     assert!(colors > 20, "{colors} colors: no lines/bands/text?");
 
+    // Short runs: one and three epochs (axis ranges and ticks of a degenerate curve).
+    for n in [1, 3] {
+        let p = dir.join(format!("curves{n}.png"));
+        eval::plots::training_curves(&p, "short run", &curve[..n]).unwrap();
+        let (_, _, ink, _) = inspect_png(&p);
+        assert!(ink > 0.02, "ink {ink}");
+        std::fs::remove_file(&p).unwrap();
+    }
+
     let series = vec![
         (
             "baseline".to_string(),

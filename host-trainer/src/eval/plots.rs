@@ -80,6 +80,7 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
         let series = [("total", 0usize), ("CE", 1)];
         for (name, c) in series {
             let pts = points(curve, |r| if c == 0 { r.train_loss } else { r.ce_loss });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, COLORS[c].filled())))?;
             chart
                 .draw_series(LineSeries::new(pts, COLORS[c].stroke_width(2)))?
                 .label(name)
@@ -87,11 +88,14 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
                     PathElement::new(vec![(x, y), (x + 20, y)], COLORS[c].stroke_width(2))
                 });
         }
+        let noise_pts = points(curve, |r| r.noise_loss);
+        chart.draw_secondary_series(
+            noise_pts
+                .iter()
+                .map(|&p| Circle::new(p, 3, COLORS[2].filled())),
+        )?;
         chart
-            .draw_secondary_series(LineSeries::new(
-                points(curve, |r| r.noise_loss),
-                COLORS[2].stroke_width(2),
-            ))?
+            .draw_secondary_series(LineSeries::new(noise_pts, COLORS[2].stroke_width(2)))?
             .label("noise (right axis)")
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], COLORS[2].stroke_width(2))
