@@ -76,6 +76,7 @@ fn idx_plain_and_gz_load_any_image_size() {
         assert_eq!(d.train.sample(3)[34], 51.0 / 255.0);
         assert_eq!(d.test.sample(5)[0], 85.0 / 255.0);
         assert_eq!(d.value_range, Some((0.0, 1.0)));
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -135,6 +136,7 @@ fn idx_errors_name_file_and_position() {
         e.contains("/nonexistent/denoiserep: no such directory"),
         "{e}"
     );
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -169,6 +171,7 @@ fn cifar10_subset_of_batches() {
     fs::remove_file(dir.join("data_batch_2.bin")).unwrap();
     fs::remove_file(dir.join("data_batch_4.bin")).unwrap();
     assert!(load_err(&spec).contains("no train batch"));
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -234,6 +237,7 @@ fn csv_header_label_mapping_and_stratified_split() {
     );
     assert!(e.contains("test fraction 1"), "{e}");
     assert!(load_err("csv:/nonexistent/x.csv").contains("reading /nonexistent/x.csv"));
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
