@@ -171,3 +171,39 @@ impl Normalization {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_per_channel_stats_and_apply() {
+        // Two samples of shape [2, 1, 2]: channel 0 = {1, 3, 5, 7}, channel 1 constant 4.
+        let split = Split {
+            x: vec![1.0, 3.0, 4.0, 4.0, 5.0, 7.0, 4.0, 4.0],
+            y: vec![0, 1],
+        };
+        let n = Normalization::from_split(&split, [2, 1, 2]);
+        assert_eq!(n.mean, vec![4.0, 4.0]);
+        assert!((n.std[0] - 5f32.sqrt()).abs() < 1e-6, "{:?}", n.std);
+        assert_eq!(n.std[1], 1.0, "constant channel gets std 1");
+        let mut x = split.x.clone();
+        n.apply(&mut x, [2, 1, 2]);
+        let s = 5f32.sqrt();
+        let expected = [-3.0 / s, -1.0 / s, 0.0, 0.0, 1.0 / s, 3.0 / s, 0.0, 0.0];
+        for (a, b) in x.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn spec_dispatch() {
+        let opts = LoadOptions::default();
+        let d = load("synthetic", &opts).unwrap();
+        assert_eq!((d.shape, d.num_classes), ([1, 8, 8], 4));
+        let e = format!("{:#}", load("cifar10", &opts).unwrap_err());
+        assert!(e.contains("expected cifar10:DIR"), "{e}");
+        let e = format!("{:#}", load("mnist:x", &opts).unwrap_err());
+        assert!(e.contains("unknown data spec 'mnist:x'"), "{e}");
+    }
+}
