@@ -190,7 +190,7 @@ impl Trainer {
             if !value.is_finite() {
                 bar.finish_and_clear();
                 bail!(
-                    "training diverged: loss is {value} at epoch {} step {} (phase {}); lower --lr (now {})",
+                    "training diverged: loss is {value} at epoch {} step {} (phase {}); lower --lr (now {:e})",
                     epoch + 1,
                     step + 1,
                     ph.name(),
@@ -304,8 +304,13 @@ impl Trainer {
         let Some(json) = src.get("state.json") else { bail!("{source}: not a checkpoint (no 'state.json' tensor)") };
         let bytes = Vec::<u8>::try_from(json)?;
         let state: TrainState = serde_json::from_slice(&bytes)?;
-        self.model.load_backbone(src, source)?;
-        self.model.load_denoisers(src, source)?;
+        let model_tensors: HashMap<String, Tensor> = src
+            .iter()
+            .filter(|(k, _)| !k.starts_with("opt.") && !k.starts_with("state."))
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect();
+        self.model.load_backbone(&model_tensors, source)?;
+        self.model.load_denoisers(&model_tensors, source)?;
         self.backbone_opt.load_state(src, "opt.backbone.", state.backbone_steps)?;
         self.denoiser_opt.load_state(src, "opt.denoisers.", state.denoiser_steps)?;
         self.curve = state.curve;
