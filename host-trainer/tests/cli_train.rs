@@ -213,7 +213,7 @@ fn bad_input_gets_one_clear_line_and_exit_2() {
     fails(&with(&["--regime", "label-free", "--init", "/nonexistent/run"]), "--init /nonexistent/run: /nonexistent/run: not a run directory");
     fails(&with(&["--regime", "label-guided", "--t-stride", "400"]), "--t-stride 400 with 3 denoised layers gives timestep 1200");
     fails(&with(&["--import", "/nonexistent/w.safetensors"]), "/nonexistent/w.safetensors: no such file");
-    fails(&with(&["--data", "nosuchkind:abc"]), "nosuchkind");
+    fails(&["train", "--device", "cpu", "--data", "nosuchkind:abc", "--out", o], "nosuchkind");
     let tab = ["train", "--device", "cpu", "--data", "synthetic:12,1,1,3,60,30", "--arch", "cnn", "--out", o];
     fails(&tab, "cnn needs image inputs");
     assert!(!out.join("metrics.json").exists() && !out.join("config.json").exists());
