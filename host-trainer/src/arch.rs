@@ -107,7 +107,9 @@ impl Arch {
     /// `num_classes`. Errors name the bad part of the string.
     pub fn parse(spec: &str, input_shape: [usize; 3], num_classes: usize) -> Result<Self> {
         let spec = spec.trim();
-        let (kind, args) = spec.split_once(':').map_or((spec, None), |(k, a)| (k, Some(a)));
+        let (kind, args) = spec
+            .split_once(':')
+            .map_or((spec, None), |(k, a)| (k, Some(a)));
         let (convs, hidden) = match kind {
             "mlp" => (Vec::new(), widths(spec, args.unwrap_or("256,128"), "hidden width")?),
             "cnn" => {
@@ -158,7 +160,10 @@ impl Arch {
                 padding: 1,
             });
             layers.push(LayerSpec::Relu);
-            layers.push(LayerSpec::MaxPool2d { kernel: 2, stride: 2 });
+            layers.push(LayerSpec::MaxPool2d {
+                kernel: 2,
+                stride: 2,
+            });
             ch = out;
             h /= 2;
             w /= 2;
@@ -190,7 +195,9 @@ impl Arch {
 
     /// Indices (into `layers`) of the weighted layers, in forward order.
     pub fn weighted_layers(&self) -> Vec<usize> {
-        (0..self.layers.len()).filter(|&i| self.layers[i].is_weighted()).collect()
+        (0..self.layers.len())
+            .filter(|&i| self.layers[i].is_weighted())
+            .collect()
     }
 }
 
@@ -202,7 +209,10 @@ fn widths(spec: &str, list: &str, what: &str) -> Result<Vec<usize>> {
         .enumerate()
         .map(|(i, s)| {
             let n: usize = s.trim().parse().with_context(|| {
-                format!("arch '{spec}': {what} {} ('{s}') is not a positive whole number", i + 1)
+                format!(
+                    "arch '{spec}': {what} {} ('{s}') is not a positive whole number",
+                    i + 1
+                )
             })?;
             if n == 0 {
                 bail!("arch '{spec}': {what} {} is 0", i + 1);
@@ -213,7 +223,10 @@ fn widths(spec: &str, list: &str, what: &str) -> Result<Vec<usize>> {
 }
 
 fn join(v: &[usize]) -> String {
-    v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -229,16 +242,28 @@ mod tests {
             a.layers,
             vec![
                 Flatten,
-                Linear { in_features: 784, out_features: 256 },
+                Linear {
+                    in_features: 784,
+                    out_features: 256
+                },
                 Relu,
-                Linear { in_features: 256, out_features: 128 },
+                Linear {
+                    in_features: 256,
+                    out_features: 128
+                },
                 Relu,
-                Linear { in_features: 128, out_features: 10 },
+                Linear {
+                    in_features: 128,
+                    out_features: 10
+                },
             ]
         );
         assert_eq!((a.embedding_layer, a.embedding_dim), (4, 128));
         assert_eq!(a.weighted_layers(), vec![1, 3, 5]);
-        assert_eq!(Arch::parse("mlp", [1, 28, 28], 10).unwrap().spec, "mlp:256,128");
+        assert_eq!(
+            Arch::parse("mlp", [1, 28, 28], 10).unwrap().spec,
+            "mlp:256,128"
+        );
     }
 
     #[test]
@@ -246,13 +271,25 @@ mod tests {
         let a = Arch::parse("cnn", [3, 32, 32], 10).unwrap();
         assert_eq!(a.spec, "cnn:32,64/128");
         assert_eq!(a.layers[6], Flatten);
-        assert_eq!(a.layers[7], Linear { in_features: 64 * 8 * 8, out_features: 128 });
+        assert_eq!(
+            a.layers[7],
+            Linear {
+                in_features: 64 * 8 * 8,
+                out_features: 128
+            }
+        );
         let b = Arch::parse("cnn:8/", [1, 8, 8], 4).unwrap();
         assert_eq!(b.layers.len(), 5);
         assert_eq!((b.embedding_layer, b.embedding_dim), (3, 8 * 4 * 4));
         // 28 → 14 → 7 → 3 (floor).
         let c = Arch::parse("cnn:4,4,4/16", [1, 28, 28], 10).unwrap();
-        assert_eq!(c.layers[10], Linear { in_features: 4 * 3 * 3, out_features: 16 });
+        assert_eq!(
+            c.layers[10],
+            Linear {
+                in_features: 4 * 3 * 3,
+                out_features: 16
+            }
+        );
     }
 
     #[test]

@@ -62,9 +62,19 @@ fn uniform(shape: &[i64], bound: f64, device: Device) -> Tensor {
 impl Denoiser {
     /// A fresh denoiser (`D = 0`, `d = 0`) for a layer of input width `channels`; `z` is the
     /// reverse-step noise (`[channels]`, usually zeros). Draws from tch's RNG.
-    pub fn new(layer: usize, channels: usize, t: usize, coeffs: Coeffs, z: Tensor, device: Device) -> Self {
+    pub fn new(
+        layer: usize,
+        channels: usize,
+        t: usize,
+        coeffs: Coeffs,
+        z: Tensor,
+        device: Device,
+    ) -> Self {
         let (e, h, c) = (TIME_EMBED_DIM as i64, TIME_HIDDEN as i64, channels as i64);
-        let sinus: Vec<f32> = sinusoidal(t, TIME_EMBED_DIM).iter().map(|&v| v as f32).collect();
+        let sinus: Vec<f32> = sinusoidal(t, TIME_EMBED_DIM)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         let b1 = 1.0 / (e as f64).sqrt();
         let b2 = 1.0 / (h as f64).sqrt();
         let opts = (Kind::Float, device);
@@ -108,16 +118,25 @@ impl Denoiser {
     /// Named tensors to save: [`params`](Self::params) plus `z`.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut v = self.params();
-        v.push((format!("denoisers.{}.z", self.layer), self.z.shallow_clone()));
+        v.push((
+            format!("denoisers.{}.z", self.layer),
+            self.z.shallow_clone(),
+        ));
         v
     }
 
     /// The time embedding `e_t ∈ R^C`; gradients reach the time MLP only when `train`.
     pub fn time_embedding(&self, train: bool) -> Tensor {
         self.sinus
-            .linear(&live(&self.time_w1, train), Some(live(&self.time_b1, train)))
+            .linear(
+                &live(&self.time_w1, train),
+                Some(live(&self.time_b1, train)),
+            )
             .silu()
-            .linear(&live(&self.time_w2, train), Some(live(&self.time_b2, train)))
+            .linear(
+                &live(&self.time_w2, train),
+                Some(live(&self.time_b2, train)),
+            )
     }
 
     /// Noise-prediction loss `mean|ε − ε̂| + mean(ε − ε̂)²` on the layer input `x`
@@ -128,7 +147,12 @@ impl Denoiser {
         let k = self.coeffs;
         let x_t = x * k.sqrt_alpha_bar + &eps * k.sqrt_one_minus_alpha_bar;
         let e_t = self.time_embedding(train);
-        let pred = fuse::predict_noise(&x_t, &live(&self.d_mat, train), &live(&self.d_vec, train), &e_t);
+        let pred = fuse::predict_noise(
+            &x_t,
+            &live(&self.d_mat, train),
+            &live(&self.d_vec, train),
+            &e_t,
+        );
         let diff = eps - pred;
         diff.abs().mean(Kind::Float) + diff.square().mean(Kind::Float)
     }

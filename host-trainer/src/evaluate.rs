@@ -43,7 +43,8 @@ pub fn outputs(model: &Model, x: &Tensor) -> (Tensor, Tensor) {
         let mut start = 0;
         while start < n {
             let len = EVAL_BATCH.min(n - start);
-            let out = model.forward_with(&x.narrow(0, start, len), &params, Mode::Fused, Grads::NONE);
+            let out =
+                model.forward_with(&x.narrow(0, start, len), &params, Mode::Fused, Grads::NONE);
             logits.push(out.logits.to_device(Device::Cpu));
             emb.push(out.embedding.to_device(Device::Cpu));
             start += len;
@@ -55,12 +56,17 @@ pub fn outputs(model: &Model, x: &Tensor) -> (Tensor, Tensor) {
 /// Fraction of `x` whose fused-model argmax equals `y` (int64 on the same device).
 pub fn accuracy(model: &Model, x: &Tensor, y: &Tensor) -> f64 {
     let (logits, _) = outputs(model, x);
-    let hits = logits.argmax(-1, false).eq_tensor(&y.to_device(Device::Cpu)).sum(Kind::Int64);
+    let hits = logits
+        .argmax(-1, false)
+        .eq_tensor(&y.to_device(Device::Cpu))
+        .sum(Kind::Int64);
     hits.int64_value(&[]) as f64 / y.size()[0].max(1) as f64
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(Vec::<f32>::try_from(&t.to_kind(Kind::Float).contiguous().flatten(0, -1))?)
+    Ok(Vec::<f32>::try_from(
+        &t.to_kind(Kind::Float).contiguous().flatten(0, -1),
+    )?)
 }
 
 /// Full evaluation of the fused model on `data`. The robustness noise for σ index `i` is seeded

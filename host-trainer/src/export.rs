@@ -32,7 +32,10 @@ pub enum FusedLayer {
     },
     Relu,
     /// No padding, floor mode.
-    MaxPool2d { kernel: usize, stride: usize },
+    MaxPool2d {
+        kernel: usize,
+        stride: usize,
+    },
     /// `[C, H, W] → [C·H·W]` in CHW order.
     Flatten,
 }
@@ -50,7 +53,12 @@ pub struct FusedModel {
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    let flat = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1);
+    let flat = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .flatten(0, -1);
     Vec::<f32>::try_from(&flat).context("copying a fused tensor to the host")
 }
 
@@ -66,25 +74,40 @@ impl Model {
             .zip(&params)
             .map(|(spec, p)| {
                 Ok(match (*spec, p) {
-                    (LayerSpec::Linear { in_features, out_features }, Some((w, b))) => FusedLayer::Linear {
+                    (
+                        LayerSpec::Linear {
+                            in_features,
+                            out_features,
+                        },
+                        Some((w, b)),
+                    ) => FusedLayer::Linear {
                         in_features,
                         out_features,
                         weight: to_vec(w)?,
                         bias: to_vec(b)?,
                     },
-                    (LayerSpec::Conv2d { in_channels, out_channels, kernel, stride, padding }, Some((w, b))) => {
-                        FusedLayer::Conv2d {
+                    (
+                        LayerSpec::Conv2d {
                             in_channels,
                             out_channels,
                             kernel,
                             stride,
                             padding,
-                            weight: to_vec(w)?,
-                            bias: to_vec(b)?,
-                        }
-                    }
+                        },
+                        Some((w, b)),
+                    ) => FusedLayer::Conv2d {
+                        in_channels,
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        weight: to_vec(w)?,
+                        bias: to_vec(b)?,
+                    },
                     (LayerSpec::Relu, _) => FusedLayer::Relu,
-                    (LayerSpec::MaxPool2d { kernel, stride }, _) => FusedLayer::MaxPool2d { kernel, stride },
+                    (LayerSpec::MaxPool2d { kernel, stride }, _) => {
+                        FusedLayer::MaxPool2d { kernel, stride }
+                    }
                     (LayerSpec::Flatten, _) => FusedLayer::Flatten,
                     (spec, None) => unreachable!("weighted layer {spec:?} without parameters"),
                 })

@@ -76,7 +76,9 @@ pub fn fuse_linear(w: &Tensor, b: &Tensor, terms: &Terms, k: Coeffs) -> (Tensor,
 pub fn fuse_conv(w: &Tensor, b: &Tensor, terms: &Terms, k: Coeffs) -> (Tensor, Tensor) {
     let (a, c) = affine(terms, k);
     let wf = Tensor::einsum("ojhw,ji->oihw", &[w, &a], None::<&[i64]>);
-    let bf = b + w.sum_dim_intlist([2i64, 3].as_slice(), false, w.kind()).mv(&c);
+    let bf = b + w
+        .sum_dim_intlist([2i64, 3].as_slice(), false, w.kind())
+        .mv(&c);
     (wf, bf)
 }
 
@@ -108,9 +110,13 @@ mod tests {
 
     /// Coefficients where the denoiser term is large (β ≈ 0.1), so a wrong fusion shows.
     fn strong() -> Coeffs {
-        Schedule::new(ScheduleSpec { beta_start: 0.05, beta_end: 0.2, timesteps: 10 })
-            .unwrap()
-            .coeffs(3)
+        Schedule::new(ScheduleSpec {
+            beta_start: 0.05,
+            beta_end: 0.2,
+            timesteps: 10,
+        })
+        .unwrap()
+        .coeffs(3)
     }
 
     fn rand(shape: &[i64], kind: Kind) -> Tensor {
@@ -139,13 +145,21 @@ mod tests {
             }
         }
         fn terms(&self) -> Terms<'_> {
-            Terms { d_mat: &self.d_mat, d_vec: &self.d_vec, e_t: &self.e_t, z: &self.z }
+            Terms {
+                d_mat: &self.d_mat,
+                d_vec: &self.d_vec,
+                e_t: &self.e_t,
+                z: &self.z,
+            }
         }
     }
 
     fn check_linear(kind: Kind, tol: f64) {
         tch::manual_seed(1);
-        for k in [strong(), Schedule::new(ScheduleSpec::default()).unwrap().coeffs(7)] {
+        for k in [
+            strong(),
+            Schedule::new(ScheduleSpec::default()).unwrap().coeffs(7),
+        ] {
             let case = Case::new(13, kind);
             let (x, w, b) = (rand(&[5, 13], kind), rand(&[7, 13], kind), rand(&[7], kind));
             let reference = unfused_linear(&x, &w, &b, &case.terms(), k);
@@ -167,11 +181,28 @@ mod tests {
             let (w, b) = (rand(&[4, 5, 3, 3], kind), rand(&[4], kind));
             let reference = unfused_conv(&x, &w, &b, stride, padding, &case.terms(), k);
             let (wf, bf) = fuse_conv(&w, &b, &case.terms(), k);
-            let fused = x.conv2d(&wf, Some(&bf), [stride, stride], [padding, padding], [1, 1], 1);
+            let fused = x.conv2d(
+                &wf,
+                Some(&bf),
+                [stride, stride],
+                [padding, padding],
+                [1, 1],
+                1,
+            );
             assert_eq!(fused.size(), reference.size());
             let err = rel_err(&fused, &reference);
-            assert!(err <= tol, "{kind:?} stride {stride} pad {padding}: relative error {err}");
-            let plain = x.conv2d(&w, Some(&b), [stride, stride], [padding, padding], [1, 1], 1);
+            assert!(
+                err <= tol,
+                "{kind:?} stride {stride} pad {padding}: relative error {err}"
+            );
+            let plain = x.conv2d(
+                &w,
+                Some(&b),
+                [stride, stride],
+                [padding, padding],
+                [1, 1],
+                1,
+            );
             assert!(rel_err(&plain, &reference) > 100.0 * tol);
         }
     }
@@ -205,7 +236,8 @@ mod tests {
         let (w, b) = (rand(&[2, 3, 3, 3], Kind::Double), rand(&[2], Kind::Double));
         let (wf, bf) = fuse_conv(&w, &b, &case.terms(), k);
         let fused = x.conv2d(&wf, Some(&bf), [1, 1], [1, 1], [1, 1], 1);
-        let other = reverse_step(&x, &case.terms(), k).conv2d(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1);
+        let other =
+            reverse_step(&x, &case.terms(), k).conv2d(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1);
         let inner = |t: &Tensor| t.narrow(2, 1, 4).narrow(3, 1, 4);
         assert!(rel_err(&inner(&fused), &inner(&other)) < 1e-12);
         assert!(rel_err(&fused, &other) > 1e-3);

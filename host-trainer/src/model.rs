@@ -122,7 +122,14 @@ impl Model {
                         (0..c).map(|_| rng.normal() as f32).collect()
                     }
                 };
-                Denoiser::new(k, c, t, schedule.coeffs(t), Tensor::from_slice(&z), self.device)
+                Denoiser::new(
+                    k,
+                    c,
+                    t,
+                    schedule.coeffs(t),
+                    Tensor::from_slice(&z),
+                    self.device,
+                )
             })
             .collect();
         self.denoise_spec = Some(spec);
@@ -151,8 +158,14 @@ impl Model {
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut v = self.backbone_params();
         v.extend(self.denoisers.iter().flat_map(Denoiser::tensors));
-        v.push(("normalization.mean".into(), Tensor::from_slice(&self.normalization.mean)));
-        v.push(("normalization.std".into(), Tensor::from_slice(&self.normalization.std)));
+        v.push((
+            "normalization.mean".into(),
+            Tensor::from_slice(&self.normalization.mean),
+        ));
+        v.push((
+            "normalization.std".into(),
+            Tensor::from_slice(&self.normalization.std),
+        ));
         v
     }
 
@@ -179,11 +192,17 @@ impl Model {
             );
         }
         for (k, spec) in self.arch.layers.iter().enumerate() {
-            let Some((w, b)) = &self.weights[k] else { continue };
+            let Some((w, b)) = &self.weights[k] else {
+                continue;
+            };
             for (suffix, dst) in [("weight", w), ("bias", b)] {
                 let name = format!("{k}.{suffix}");
                 let t = src.get(&name).with_context(|| {
-                    format!("{source}: missing tensor '{name}' ({} expects shape {:?})", describe(spec), dst.size())
+                    format!(
+                        "{source}: missing tensor '{name}' ({} expects shape {:?})",
+                        describe(spec),
+                        dst.size()
+                    )
                 })?;
                 if t.size() != dst.size() {
                     bail!(
@@ -194,7 +213,10 @@ impl Model {
                     );
                 }
                 if !t.is_floating_point() {
-                    bail!("{source}: tensor '{name}' has kind {:?}, expected a float kind", t.kind());
+                    bail!(
+                        "{source}: tensor '{name}' has kind {:?}, expected a float kind",
+                        t.kind()
+                    );
                 }
                 let t = t.to_kind(Kind::Float).to_device(self.device);
                 tch::no_grad(|| dst.shallow_clone().copy_(&t));
@@ -211,7 +233,11 @@ impl Model {
                     .get(&name)
                     .with_context(|| format!("{source}: missing tensor '{name}'"))?;
                 if t.size() != dst.size() {
-                    bail!("{source}: tensor '{name}' has shape {:?}, expected {:?}", t.size(), dst.size());
+                    bail!(
+                        "{source}: tensor '{name}' has shape {:?}, expected {:?}",
+                        t.size(),
+                        dst.size()
+                    );
                 }
                 let t = t.to_kind(Kind::Float).to_device(self.device);
                 tch::no_grad(|| dst.shallow_clone().copy_(&t));
@@ -235,12 +261,16 @@ impl Model {
                 let (w, b) = wb.as_ref()?;
                 let (w, b) = (live(w, grads.backbone), live(b, grads.backbone));
                 match (mode, self.denoiser(k)) {
-                    (Mode::Fused, Some(d)) => Some(d.with_terms(grads.denoisers, |terms| {
-                        match self.arch.layers[k] {
-                            LayerSpec::Conv2d { .. } => fuse::fuse_conv(&w, &b, terms, d.coeffs),
-                            _ => fuse::fuse_linear(&w, &b, terms, d.coeffs),
-                        }
-                    })),
+                    (Mode::Fused, Some(d)) => {
+                        Some(
+                            d.with_terms(grads.denoisers, |terms| match self.arch.layers[k] {
+                                LayerSpec::Conv2d { .. } => {
+                                    fuse::fuse_conv(&w, &b, terms, d.coeffs)
+                                }
+                                _ => fuse::fuse_linear(&w, &b, terms, d.coeffs),
+                            }),
+                        )
+                    }
                     _ => Some((w, b)),
                 }
             })
@@ -271,7 +301,9 @@ impl Model {
                     inputs.push(h.shallow_clone());
                     let (w, b) = params[k].as_ref().expect("weighted layer has parameters");
                     let (stride, padding) = match *spec {
-                        LayerSpec::Conv2d { stride, padding, .. } => (stride as i64, padding as i64),
+                        LayerSpec::Conv2d {
+                            stride, padding, ..
+                        } => (stride as i64, padding as i64),
                         _ => (1, 0),
                     };
                     let conv = matches!(spec, LayerSpec::Conv2d { .. });
@@ -283,7 +315,9 @@ impl Model {
                                 fuse::unfused_linear(&h, w, b, t, d.coeffs)
                             }
                         }),
-                        _ if conv => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),
+                        _ if conv => {
+                            h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1)
+                        }
                         _ => h.linear(w, Some(b)),
                     }
                 }
@@ -308,8 +342,16 @@ impl Model {
 
 fn describe(spec: &LayerSpec) -> String {
     match *spec {
-        LayerSpec::Linear { in_features, out_features } => format!("Linear({in_features}→{out_features})"),
-        LayerSpec::Conv2d { in_channels, out_channels, kernel, .. } => {
+        LayerSpec::Linear {
+            in_features,
+            out_features,
+        } => format!("Linear({in_features}→{out_features})"),
+        LayerSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            ..
+        } => {
             format!("Conv2d({in_channels}→{out_channels}, {kernel}×{kernel})")
         }
         other => format!("{other:?}"),
@@ -317,5 +359,8 @@ fn describe(spec: &LayerSpec) -> String {
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    names.map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    names
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

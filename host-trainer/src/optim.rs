@@ -27,7 +27,8 @@ pub struct Adam {
 impl Adam {
     /// Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8).
     pub fn new(params: Vec<(String, Tensor)>, lr: f64) -> Self {
-        let zeros = |p: &[(String, Tensor)]| p.iter().map(|(_, t)| t.zeros_like().detach()).collect();
+        let zeros =
+            |p: &[(String, Tensor)]| p.iter().map(|(_, t)| t.zeros_like().detach()).collect();
         Self {
             lr,
             beta1: 0.9,
@@ -51,10 +52,16 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = self.m[i].g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
-                let _ = self.v[i].g_mul_scalar_(self.beta2).g_add_(&(g.square() * (1.0 - self.beta2)));
+                let _ = self.m[i]
+                    .g_mul_scalar_(self.beta1)
+                    .g_add_(&(&g * (1.0 - self.beta1)));
+                let _ = self.v[i]
+                    .g_mul_scalar_(self.beta2)
+                    .g_add_(&(g.square() * (1.0 - self.beta2)));
                 let denom = (&self.v[i] / bc2).sqrt() + self.eps;
-                let _ = p.shallow_clone().g_sub_(&((&self.m[i] / &denom) * (self.lr / bc1)));
+                let _ = p
+                    .shallow_clone()
+                    .g_sub_(&((&self.m[i] / &denom) * (self.lr / bc1)));
             }
         });
     }
@@ -77,13 +84,24 @@ impl Adam {
     }
 
     /// Restores the moments written by [`state`](Self::state) and the step count.
-    pub fn load_state(&mut self, src: &HashMap<String, Tensor>, prefix: &str, steps: i64) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        src: &HashMap<String, Tensor>,
+        prefix: &str,
+        steps: i64,
+    ) -> Result<()> {
         for (i, (n, _)) in self.params.iter().enumerate() {
             for (which, dst) in [("m", &self.m[i]), ("v", &self.v[i])] {
                 let key = format!("{prefix}{which}.{n}");
-                let Some(t) = src.get(&key) else { bail!("checkpoint lacks optimizer tensor '{key}'") };
+                let Some(t) = src.get(&key) else {
+                    bail!("checkpoint lacks optimizer tensor '{key}'")
+                };
                 if t.size() != dst.size() {
-                    bail!("checkpoint optimizer tensor '{key}' has shape {:?}, expected {:?}", t.size(), dst.size());
+                    bail!(
+                        "checkpoint optimizer tensor '{key}' has shape {:?}, expected {:?}",
+                        t.size(),
+                        dst.size()
+                    );
                 }
                 tch::no_grad(|| dst.shallow_clone().copy_(t));
             }
@@ -102,7 +120,13 @@ mod tests {
     fn matches_the_adam_formula_and_skips_gradless_params() {
         let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
         let q = Tensor::from_slice(&[5.0f64]).set_requires_grad(true);
-        let mut opt = Adam::new(vec![("p".into(), p.shallow_clone()), ("q".into(), q.shallow_clone())], 0.1);
+        let mut opt = Adam::new(
+            vec![
+                ("p".into(), p.shallow_clone()),
+                ("q".into(), q.shallow_clone()),
+            ],
+            0.1,
+        );
         for _ in 0..2 {
             opt.zero_grad();
             (&p * &p).sum(Kind::Double).backward(); // g = 2p
@@ -122,7 +146,10 @@ mod tests {
             }
         }
         let got = Vec::<f64>::try_from(&p.detach()).unwrap();
-        assert!((got[0] - x[0]).abs() < 1e-12 && (got[1] - x[1]).abs() < 1e-12, "{got:?} vs {x:?}");
+        assert!(
+            (got[0] - x[0]).abs() < 1e-12 && (got[1] - x[1]).abs() < 1e-12,
+            "{got:?} vs {x:?}"
+        );
         assert_eq!(Vec::<f64>::try_from(&q.detach()).unwrap(), vec![5.0]);
         let _ = Device::Cpu;
     }

@@ -25,7 +25,14 @@ pub const METRICS: &str = "metrics.json";
 pub const CURVES_PNG: &str = "curves.png";
 pub const ROBUSTNESS_PNG: &str = "robustness.png";
 /// Files a run writes; `--force` removes exactly these.
-const RUN_FILES: [&str; 6] = [CONFIG, MODEL, CHECKPOINT, METRICS, CURVES_PNG, ROBUSTNESS_PNG];
+const RUN_FILES: [&str; 6] = [
+    CONFIG,
+    MODEL,
+    CHECKPOINT,
+    METRICS,
+    CURVES_PNG,
+    ROBUSTNESS_PNG,
+];
 
 /// Test hook: when set to `N`, training stops with an error right after the checkpoint of
 /// epoch `N` (1-based), as if the process had been killed. Used to test `--resume`.
@@ -77,7 +84,8 @@ pub struct RunConfig {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -94,7 +102,8 @@ pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
         .collect();
     let tmp = tmp_path(path);
     Tensor::write_safetensors(&cpu, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// Reads a safetensors file into a name → tensor map.
@@ -102,7 +111,8 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.is_file() {
         bail!("{}: no such file", path.display());
     }
-    let v = Tensor::read_safetensors(path).with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
+    let v = Tensor::read_safetensors(path)
+        .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
     Ok(v.into_iter().collect())
 }
 
@@ -256,7 +266,9 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
 
     // Everything that can fail on user input happens before the run directory is touched.
     let init = match &cfg.init {
-        Some(dir) => Some(load_run_model(dir, req.device).with_context(|| format!("--init {}", dir.display()))?),
+        Some(dir) => Some(
+            load_run_model(dir, req.device).with_context(|| format!("--init {}", dir.display()))?,
+        ),
         None => None,
     };
     let mut cfg = cfg;
@@ -269,14 +281,21 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     }
     let data = load_data(&cfg)?;
     if data.train.is_empty() || data.test.is_empty() {
-        bail!("data '{}': the train and test splits must both be non-empty", cfg.data);
+        bail!(
+            "data '{}': the train and test splits must both be non-empty",
+            cfg.data
+        );
     }
     let arch = match &init {
         Some((icfg, _)) => {
             if req.arch_given && !resume {
                 let asked = Arch::parse(&cfg.arch, data.shape, data.num_classes)?;
                 if asked.spec != icfg.arch.spec {
-                    bail!("--arch {} differs from the --init run's arch {}", asked.spec, icfg.arch.spec);
+                    bail!(
+                        "--arch {} differs from the --init run's arch {}",
+                        asked.spec,
+                        icfg.arch.spec
+                    );
                 }
             }
             if icfg.arch.input_shape != data.shape || icfg.arch.num_classes != data.num_classes {
@@ -303,19 +322,31 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
             fresh.load_backbone(&tensors, "--init")?;
             fresh
         }
-        None => Model::new(arch.clone(), Normalization::from_split(&data.train, data.shape), req.device),
+        None => Model::new(
+            arch.clone(),
+            Normalization::from_split(&data.train, data.shape),
+            req.device,
+        ),
     };
     if let Some(file) = &cfg.import {
         let tensors = read_tensors(file).with_context(|| "--import".to_string())?;
         let source = file.display().to_string();
         model.load_backbone(&tensors, &source)?;
-        if let (Some(mean), Some(std)) = (tensors.get("normalization.mean"), tensors.get("normalization.std")) {
+        if let (Some(mean), Some(std)) = (
+            tensors.get("normalization.mean"),
+            tensors.get("normalization.std"),
+        ) {
             model.normalization = Normalization {
                 mean: Vec::<f32>::try_from(&mean.to_kind(tch::Kind::Float))?,
                 std: Vec::<f32>::try_from(&std.to_kind(tch::Kind::Float))?,
             };
-            if model.normalization.mean.len() != data.shape[0] || model.normalization.std.len() != data.shape[0] {
-                bail!("{source}: normalization.mean/std must have {} values (one per channel)", data.shape[0]);
+            if model.normalization.mean.len() != data.shape[0]
+                || model.normalization.std.len() != data.shape[0]
+            {
+                bail!(
+                    "{source}: normalization.mean/std must have {} values (one per channel)",
+                    data.shape[0]
+                );
             }
         }
     }
@@ -357,11 +388,13 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         for f in RUN_FILES {
             let p = out.join(f);
             if p.exists() {
-                fs::remove_file(&p).with_context(|| format!("--force: removing {}", p.display()))?;
+                fs::remove_file(&p)
+                    .with_context(|| format!("--force: removing {}", p.display()))?;
             }
         }
     }
-    fs::create_dir_all(&out).with_context(|| format!("--out {}: cannot create directory", out.display()))?;
+    fs::create_dir_all(&out)
+        .with_context(|| format!("--out {}: cannot create directory", out.display()))?;
     write_json(&out.join(CONFIG), &run_cfg)?;
 
     let mut trainer = Trainer::new(cfg.clone(), model, &data);
@@ -426,7 +459,10 @@ fn validate(cfg: &TrainConfig) -> Result<()> {
     if !(cfg.test_fraction > 0.0 && cfg.test_fraction < 1.0) {
         bail!("--test-fraction {} is outside (0, 1)", cfg.test_fraction);
     }
-    if matches!(cfg.regime, Regime::LabelFree | Regime::PenaltyControl) && cfg.init.is_none() && cfg.import.is_none() {
+    if matches!(cfg.regime, Regime::LabelFree | Regime::PenaltyControl)
+        && cfg.init.is_none()
+        && cfg.import.is_none()
+    {
         bail!(
             "--regime {} needs a trained backbone: pass --init RUN_DIR (a baseline run) or --import FILE.safetensors",
             cfg.regime.name()
@@ -451,14 +487,22 @@ fn to_metrics(ev: &Evaluation, curve: Vec<eval::EpochRecord>) -> Metrics {
 
 /// Plots, then `metrics.json` last (atomically): the run becomes complete.
 fn finish(out: &Path, cfg: &RunConfig, metrics: &Metrics) -> Result<()> {
-    let title = format!("{} {} on {}", cfg.train.regime.name(), cfg.arch.spec, cfg.data.name);
+    let title = format!(
+        "{} {} on {}",
+        cfg.train.regime.name(),
+        cfg.arch.spec,
+        cfg.data.name
+    );
     if !metrics.curve.is_empty() {
         eval::plots::training_curves(&out.join(CURVES_PNG), &title, &metrics.curve)?;
     }
     eval::plots::robustness(
         &out.join(ROBUSTNESS_PNG),
         &title,
-        &[(cfg.train.regime.name().to_string(), metrics.noise_robustness.clone())],
+        &[(
+            cfg.train.regime.name().to_string(),
+            metrics.noise_robustness.clone(),
+        )],
     )?;
     write_json(&out.join(METRICS), metrics)
 }

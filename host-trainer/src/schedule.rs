@@ -90,7 +90,11 @@ impl Schedule {
     /// Reverse-step coefficients at timestep `t` (`1..=T`). Panics outside that range (a bug:
     /// timesteps are validated by [`layer_timesteps`]).
     pub fn coeffs(&self, t: usize) -> Coeffs {
-        assert!(t >= 1 && t <= self.betas.len(), "timestep {t} outside 1..={}", self.betas.len());
+        assert!(
+            t >= 1 && t <= self.betas.len(),
+            "timestep {t} outside 1..={}",
+            self.betas.len()
+        );
         let beta = self.betas[t - 1];
         let alpha = 1.0 - beta;
         let ab = self.alpha_bar[t - 1];
@@ -169,7 +173,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_schedules() {
-        let bad = |b0, b1, t| Schedule::new(ScheduleSpec { beta_start: b0, beta_end: b1, timesteps: t });
+        let bad = |b0, b1, t| {
+            Schedule::new(ScheduleSpec {
+                beta_start: b0,
+                beta_end: b1,
+                timesteps: t,
+            })
+        };
         assert!(bad(1e-4, 2e-3, 0).is_err());
         assert!(bad(0.0, 2e-3, 10).is_err());
         assert!(bad(1e-4, 1.0, 10).is_err());

@@ -208,10 +208,17 @@ impl Trainer {
             loss_sum += value * w;
             ce_sum += ce * w;
             noise_sum += noise * w;
-            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
             bar.inc(1);
             if step % 10 == 0 {
-                bar.set_message(format!("loss {value:.4} acc {:.1}%", 100.0 * correct as f64 / ((step + 1) * bs) as f64));
+                bar.set_message(format!(
+                    "loss {value:.4} acc {:.1}%",
+                    100.0 * correct as f64 / ((step + 1) * bs) as f64
+                ));
             }
         }
         bar.finish_and_clear();
@@ -233,7 +240,10 @@ impl Trainer {
     fn losses(&self, ph: Phase, x: &Tensor, y: &Tensor) -> (Tensor, f64, f64, Tensor) {
         let m = &self.model;
         let lambda = self.cfg.lambda;
-        let backbone = Grads { backbone: true, denoisers: false };
+        let backbone = Grads {
+            backbone: true,
+            denoisers: false,
+        };
         match ph {
             Phase::Baseline => {
                 let out = m.forward(x, Mode::Plain, backbone);
@@ -244,13 +254,20 @@ impl Trainer {
             Phase::PenaltyControl => {
                 let out = m.forward(x, Mode::Plain, backbone);
                 let ce = out.logits.cross_entropy_for_logits(y);
-                let pen = sum(out.inputs.iter().map(|a| a.abs().mean(Kind::Float) + a.square().mean(Kind::Float)));
+                let pen = sum(out
+                    .inputs
+                    .iter()
+                    .map(|a| a.abs().mean(Kind::Float) + a.square().mean(Kind::Float)));
                 let (c, p) = (ce.double_value(&[]), pen.double_value(&[]));
                 (ce + pen * lambda, c, p, out.logits)
             }
             Phase::A | Phase::LabelFree => {
                 let out = tch::no_grad(|| m.forward(x, Mode::Fused, Grads::NONE));
-                let noise = sum(m.denoisers.iter().zip(&out.inputs).map(|(d, a)| d.noise_loss(a, true)));
+                let noise = sum(m
+                    .denoisers
+                    .iter()
+                    .zip(&out.inputs)
+                    .map(|(d, a)| d.noise_loss(a, true)));
                 let c = tch::no_grad(|| out.logits.cross_entropy_for_logits(y).double_value(&[]));
                 let nv = noise.double_value(&[]);
                 (noise, c, nv, out.logits)
@@ -259,7 +276,11 @@ impl Trainer {
                 let out = m.forward(x, Mode::Fused, backbone);
                 let ce = out.logits.cross_entropy_for_logits(y);
                 let noise = sum(m.denoisers.iter().zip(&out.inputs).map(|(d, a)| {
-                    let a = if self.cfg.noise_grad { a.shallow_clone() } else { a.detach() };
+                    let a = if self.cfg.noise_grad {
+                        a.shallow_clone()
+                    } else {
+                        a.detach()
+                    };
                     d.noise_loss(&a, false)
                 }));
                 let (c, nv) = (ce.double_value(&[]), noise.double_value(&[]));
@@ -278,7 +299,12 @@ impl Trainer {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("epoch {}/{} {}", epoch + 1, self.cfg.epochs, ph.name()));
+        bar.set_prefix(format!(
+            "epoch {}/{} {}",
+            epoch + 1,
+            self.cfg.epochs,
+            ph.name()
+        ));
         bar
     }
 
@@ -294,14 +320,19 @@ impl Trainer {
         let mut v = self.model.tensors();
         v.extend(self.backbone_opt.state("opt.backbone."));
         v.extend(self.denoiser_opt.state("opt.denoisers."));
-        v.push(("state.json".into(), Tensor::from_slice(&serde_json::to_vec(&state)?)));
+        v.push((
+            "state.json".into(),
+            Tensor::from_slice(&serde_json::to_vec(&state)?),
+        ));
         Ok(v)
     }
 
     /// Restores a checkpoint written from [`checkpoint_tensors`](Self::checkpoint_tensors);
     /// returns the number of completed epochs.
     pub fn restore(&mut self, src: &HashMap<String, Tensor>, source: &str) -> Result<usize> {
-        let Some(json) = src.get("state.json") else { bail!("{source}: not a checkpoint (no 'state.json' tensor)") };
+        let Some(json) = src.get("state.json") else {
+            bail!("{source}: not a checkpoint (no 'state.json' tensor)")
+        };
         let bytes = Vec::<u8>::try_from(json)?;
         let state: TrainState = serde_json::from_slice(&bytes)?;
         let model_tensors: HashMap<String, Tensor> = src
@@ -311,8 +342,10 @@ impl Trainer {
             .collect();
         self.model.load_backbone(&model_tensors, source)?;
         self.model.load_denoisers(&model_tensors, source)?;
-        self.backbone_opt.load_state(src, "opt.backbone.", state.backbone_steps)?;
-        self.denoiser_opt.load_state(src, "opt.denoisers.", state.denoiser_steps)?;
+        self.backbone_opt
+            .load_state(src, "opt.backbone.", state.backbone_steps)?;
+        self.denoiser_opt
+            .load_state(src, "opt.denoisers.", state.denoiser_steps)?;
         self.curve = state.curve;
         Ok(state.epochs_done)
     }
@@ -324,6 +357,8 @@ impl Trainer {
 }
 
 fn sum(mut terms: impl Iterator<Item = Tensor>) -> Tensor {
-    let first = terms.next().unwrap_or_else(|| Tensor::zeros([], (Kind::Float, Device::Cpu)));
+    let first = terms
+        .next()
+        .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, Device::Cpu)));
     terms.fold(first, |acc, t| acc + t)
 }

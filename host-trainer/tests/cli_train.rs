@@ -54,13 +54,27 @@ fn fails(args: &[&str], needle: &str) -> String {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
     assert!(err.starts_with("denoiserep: error: "), "{err}");
-    assert!(err.contains(needle), "{args:?}: expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected '{needle}' in: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     err
 }
 
 fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["train", "--device", "cpu", "--data", DATA, "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        DATA,
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     ok(&args)
 }
@@ -79,7 +93,10 @@ fn metrics_no_time(dir: &Path) -> serde_json::Value {
 }
 
 fn tensors(path: &Path) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(path).unwrap().into_iter().collect()
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -88,7 +105,13 @@ fn baseline_then_label_free_label_guided_penalty_control() {
     let base = tmp.path("base");
     let o = train(&base, &["--epochs", "2", "--arch", "cnn:4/16"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("test accuracy"));
-    for f in ["config.json", "metrics.json", "model.safetensors", "curves.png", "robustness.png"] {
+    for f in [
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+        "curves.png",
+        "robustness.png",
+    ] {
         assert!(base.join(f).is_file(), "missing {f}");
     }
     assert!(!base.join("checkpoint.safetensors").exists());
@@ -97,10 +120,16 @@ fn baseline_then_label_free_label_guided_penalty_control() {
         let v = m[key].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
-    let sigmas: Vec<f64> = m["noise_robustness"].as_array().unwrap().iter().map(|p| p["sigma"].as_f64().unwrap()).collect();
+    let sigmas: Vec<f64> = m["noise_robustness"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sigma"].as_f64().unwrap())
+        .collect();
     assert_eq!(sigmas.len(), 5);
     assert_eq!(m["curve"].as_array().unwrap().len(), 2);
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(base.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(base.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["arch"]["spec"], "cnn:4/16");
     assert_eq!(cfg["train"]["regime"], "baseline");
     assert_eq!(cfg["normalization"]["mean"].as_array().unwrap().len(), 1);
@@ -109,35 +138,89 @@ fn baseline_then_label_free_label_guided_penalty_control() {
     names.sort();
     assert_eq!(
         names,
-        ["0.bias", "0.weight", "4.bias", "4.weight", "6.bias", "6.weight", "normalization.mean", "normalization.std"]
+        [
+            "0.bias",
+            "0.weight",
+            "4.bias",
+            "4.weight",
+            "6.bias",
+            "6.weight",
+            "normalization.mean",
+            "normalization.std"
+        ]
     );
     assert_eq!(bt["0.weight"].size(), [4, 1, 3, 3]);
 
     let b = base.to_str().unwrap();
     let lf = tmp.path("lf");
-    train(&lf, &["--regime", "label-free", "--init", b, "--epochs", "2"]);
+    train(
+        &lf,
+        &["--regime", "label-free", "--init", b, "--epochs", "2"],
+    );
     let lt = tensors(&lf.join("model.safetensors"));
-    for k in ["0.weight", "0.bias", "4.weight", "4.bias", "6.weight", "6.bias"] {
+    for k in [
+        "0.weight", "0.bias", "4.weight", "4.bias", "6.weight", "6.bias",
+    ] {
         assert!(lt[k].equal(&bt[k]), "label-free changed {k}");
     }
     for layer in [0, 4, 6] {
         let d = &lt[&format!("denoisers.{layer}.D")];
-        assert!(d.abs().sum(tch::Kind::Float).double_value(&[]) > 0.0, "D of layer {layer} untrained");
+        assert!(
+            d.abs().sum(tch::Kind::Float).double_value(&[]) > 0.0,
+            "D of layer {layer} untrained"
+        );
     }
-    let lcfg: serde_json::Value = serde_json::from_slice(&std::fs::read(lf.join("config.json")).unwrap()).unwrap();
-    let ts: Vec<u64> = lcfg["timesteps"].as_array().unwrap().iter().map(|t| t["t"].as_u64().unwrap()).collect();
+    let lcfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lf.join("config.json")).unwrap()).unwrap();
+    let ts: Vec<u64> = lcfg["timesteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["t"].as_u64().unwrap())
+        .collect();
     assert_eq!(ts, [3, 2, 1]);
 
     let lg = tmp.path("lg");
-    train(&lg, &["--regime", "label-guided", "--init", b, "--phase-epochs", "1", "--epochs", "3"]);
-    let phases: Vec<String> =
-        metrics(&lg)["curve"].as_array().unwrap().iter().map(|r| r["phase"].as_str().unwrap().to_string()).collect();
+    train(
+        &lg,
+        &[
+            "--regime",
+            "label-guided",
+            "--init",
+            b,
+            "--phase-epochs",
+            "1",
+            "--epochs",
+            "3",
+        ],
+    );
+    let phases: Vec<String> = metrics(&lg)["curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["phase"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(phases, ["A", "B", "A"]);
     let gt = tensors(&lg.join("model.safetensors"));
-    assert!(!gt["4.weight"].equal(&bt["4.weight"]), "label-guided B did not train W");
+    assert!(
+        !gt["4.weight"].equal(&bt["4.weight"]),
+        "label-guided B did not train W"
+    );
 
     let pc = tmp.path("pc");
-    train(&pc, &["--regime", "penalty-control", "--init", b, "--epochs", "1", "--lambda", "0.1"]);
+    train(
+        &pc,
+        &[
+            "--regime",
+            "penalty-control",
+            "--init",
+            b,
+            "--epochs",
+            "1",
+            "--lambda",
+            "0.1",
+        ],
+    );
     let pt = tensors(&pc.join("model.safetensors"));
     assert!(!pt.keys().any(|k| k.starts_with("denoisers.")));
     assert!(metrics(&pc)["curve"][0]["noise_loss"].as_f64().unwrap() > 0.0);
@@ -158,19 +241,48 @@ fn seeded_cpu_runs_are_reproducible_and_resume_is_exact() {
     train(&a, &["--epochs", "2", "--seed", "7"]);
     train(&b, &["--epochs", "2", "--seed", "7"]);
     assert_eq!(metrics_no_time(&a), metrics_no_time(&b));
-    assert_eq!(std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(b.join("model.safetensors")).unwrap());
+    assert_eq!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(b.join("model.safetensors")).unwrap()
+    );
 
     // Crash after epoch 1 (test hook), then resume: identical to the uninterrupted run.
-    let mut args = vec!["train", "--device", "cpu", "--data", DATA, "--epochs", "2", "--seed", "7"];
+    let mut args = vec![
+        "train", "--device", "cpu", "--data", DATA, "--epochs", "2", "--seed", "7",
+    ];
     args.extend(["--out", c.to_str().unwrap()]);
-    let o = Command::new(BIN).args(&args).env(denoiserep_trainer::run::ABORT_ENV, "1").output().unwrap();
+    let o = Command::new(BIN)
+        .args(&args)
+        .env(denoiserep_trainer::run::ABORT_ENV, "1")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(c.join("checkpoint.safetensors").is_file() && !c.join("metrics.json").exists());
     fails(&args, "holds an unfinished run; pass --resume");
-    ok(&["train", "--resume", "--device", "cpu", "--out", c.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--resume",
+        "--device",
+        "cpu",
+        "--out",
+        c.to_str().unwrap(),
+    ]);
     assert_eq!(metrics_no_time(&a), metrics_no_time(&c));
-    assert_eq!(std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(c.join("model.safetensors")).unwrap());
-    fails(&["train", "--resume", "--device", "cpu", "--out", c.to_str().unwrap()], "already complete");
+    assert_eq!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(c.join("model.safetensors")).unwrap()
+    );
+    fails(
+        &[
+            "train",
+            "--resume",
+            "--device",
+            "cpu",
+            "--out",
+            c.to_str().unwrap(),
+        ],
+        "already complete",
+    );
 }
 
 #[test]
@@ -178,8 +290,21 @@ fn complete_runs_need_force() {
     let tmp = TempDir::new("force");
     let a = tmp.path("a");
     train(&a, &["--epochs", "1"]);
-    let args = ["train", "--device", "cpu", "--data", DATA, "--epochs", "1", "--out", a.to_str().unwrap()];
-    fails(&args, "holds a complete run (metrics.json exists); pass --force");
+    let args = [
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        DATA,
+        "--epochs",
+        "1",
+        "--out",
+        a.to_str().unwrap(),
+    ];
+    fails(
+        &args,
+        "holds a complete run (metrics.json exists); pass --force",
+    );
     let mut forced = args.to_vec();
     forced.push("--force");
     ok(&forced);
@@ -189,7 +314,19 @@ fn complete_runs_need_force() {
 fn divergence_stops_with_epoch_and_step() {
     let tmp = TempDir::new("nan");
     let out = tmp.path("nan");
-    let args = ["train", "--device", "cpu", "--data", DATA, "--lr", "1e30", "--epochs", "2", "--out", out.to_str().unwrap()];
+    let args = [
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        DATA,
+        "--lr",
+        "1e30",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let err = fails(&args, "training diverged: loss is NaN at epoch 1 step");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!out.join("metrics.json").exists());
@@ -201,23 +338,67 @@ fn bad_input_gets_one_clear_line_and_exit_2() {
     let out = tmp.path("x");
     let o = out.to_str().unwrap();
     let base = ["train", "--device", "cpu", "--data", DATA, "--out", o];
-    let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().copied().chain(extra.iter().copied()).collect() };
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        base.iter().copied().chain(extra.iter().copied()).collect()
+    };
     fails(
         &with(&["--regime", "label-free"]),
         "--regime label-free needs a trained backbone: pass --init RUN_DIR (a baseline run) or --import FILE.safetensors",
     );
-    fails(&with(&["--regime", "penalty-control"]), "--regime penalty-control needs a trained backbone");
-    fails(&with(&["--arch", "mlp:64,x"]), "arch 'mlp:64,x': hidden width 2 ('x') is not a positive whole number");
-    fails(&with(&["--arch", "resnet"]), "arch 'resnet': unknown kind 'resnet'");
+    fails(
+        &with(&["--regime", "penalty-control"]),
+        "--regime penalty-control needs a trained backbone",
+    );
+    fails(
+        &with(&["--arch", "mlp:64,x"]),
+        "arch 'mlp:64,x': hidden width 2 ('x') is not a positive whole number",
+    );
+    fails(
+        &with(&["--arch", "resnet"]),
+        "arch 'resnet': unknown kind 'resnet'",
+    );
     fails(&with(&["--arch", "cnn:4,4,4,4"]), "conv block 4");
-    fails(&with(&["--regime", "label-free", "--init", "/nonexistent/run"]), "--init /nonexistent/run: /nonexistent/run: not a run directory");
-    fails(&with(&["--regime", "label-guided", "--t-stride", "400"]), "--t-stride 400 with 3 denoised layers gives timestep 1200");
-    fails(&with(&["--import", "/nonexistent/w.safetensors"]), "/nonexistent/w.safetensors: no such file");
-    fails(&["train", "--device", "cpu", "--data", "nosuchkind:abc", "--out", o], "nosuchkind");
-    let tab = ["train", "--device", "cpu", "--data", "synthetic:12,1,1,3,60,30", "--arch", "cnn", "--out", o];
+    fails(
+        &with(&["--regime", "label-free", "--init", "/nonexistent/run"]),
+        "--init /nonexistent/run: /nonexistent/run: not a run directory",
+    );
+    fails(
+        &with(&["--regime", "label-guided", "--t-stride", "400"]),
+        "--t-stride 400 with 3 denoised layers gives timestep 1200",
+    );
+    fails(
+        &with(&["--import", "/nonexistent/w.safetensors"]),
+        "/nonexistent/w.safetensors: no such file",
+    );
+    fails(
+        &[
+            "train",
+            "--device",
+            "cpu",
+            "--data",
+            "nosuchkind:abc",
+            "--out",
+            o,
+        ],
+        "nosuchkind",
+    );
+    let tab = [
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        "synthetic:12,1,1,3,60,30",
+        "--arch",
+        "cnn",
+        "--out",
+        o,
+    ];
     fails(&tab, "cnn needs image inputs");
     assert!(!out.join("metrics.json").exists() && !out.join("config.json").exists());
-    fails(&["eval", "--run", "/nonexistent/run"], "not a run directory");
+    fails(
+        &["eval", "--run", "/nonexistent/run"],
+        "not a run directory",
+    );
 }
 
 #[test]
@@ -227,28 +408,68 @@ fn import_pytorch_sequential_weights() {
     train(&base, &["--epochs", "1", "--arch", "mlp:16,8"]);
     // A file as PyTorch would save it: nn.Sequential names only.
     let t = tensors(&base.join("model.safetensors"));
-    let only: Vec<(String, Tensor)> =
-        t.iter().filter(|(k, _)| !k.starts_with("normalization.")).map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+    let only: Vec<(String, Tensor)> = t
+        .iter()
+        .filter(|(k, _)| !k.starts_with("normalization."))
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect();
     let file = tmp.path("w.safetensors");
     Tensor::write_safetensors(&only, &file).unwrap();
     let f = file.to_str().unwrap();
     let lf = tmp.path("lf");
-    train(&lf, &["--regime", "label-free", "--import", f, "--arch", "mlp:16,8", "--epochs", "1"]);
+    train(
+        &lf,
+        &[
+            "--regime",
+            "label-free",
+            "--import",
+            f,
+            "--arch",
+            "mlp:16,8",
+            "--epochs",
+            "1",
+        ],
+    );
     assert!(tensors(&lf.join("model.safetensors"))["3.weight"].equal(&t["3.weight"]));
 
     // Wrong shape and wrong names are rejected with the tensor named.
     let bad = tmp.path("bad.safetensors");
-    let mut wrong = only.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<Vec<_>>();
+    let mut wrong = only
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect::<Vec<_>>();
     wrong.retain(|(k, _)| k != "3.weight");
-    wrong.push(("3.weight".into(), Tensor::zeros([8, 15], (tch::Kind::Float, tch::Device::Cpu))));
+    wrong.push((
+        "3.weight".into(),
+        Tensor::zeros([8, 15], (tch::Kind::Float, tch::Device::Cpu)),
+    ));
     Tensor::write_safetensors(&wrong, &bad).unwrap();
-    let args = ["train", "--device", "cpu", "--data", DATA, "--arch", "mlp:16,8", "--import", bad.to_str().unwrap()];
+    let args = [
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        DATA,
+        "--arch",
+        "mlp:16,8",
+        "--import",
+        bad.to_str().unwrap(),
+    ];
     let o = tmp.path("o");
     let mut a = args.to_vec();
     a.extend(["--out", o.to_str().unwrap()]);
-    fails(&a, "tensor '3.weight' has shape [8, 15], Linear(16→8) expects [8, 16]");
-    let mut renamed = only.iter().map(|(k, v)| (k.replace("5.", "7."), v.shallow_clone())).collect::<Vec<_>>();
+    fails(
+        &a,
+        "tensor '3.weight' has shape [8, 15], Linear(16→8) expects [8, 16]",
+    );
+    let mut renamed = only
+        .iter()
+        .map(|(k, v)| (k.replace("5.", "7."), v.shallow_clone()))
+        .collect::<Vec<_>>();
     renamed.sort_by(|x, y| x.0.cmp(&y.0));
     Tensor::write_safetensors(&renamed, &bad).unwrap();
-    fails(&a, "tensor(s) '7.bias', '7.weight' do not belong to arch mlp:16,8");
+    fails(
+        &a,
+        "tensor(s) '7.bias', '7.weight' do not belong to arch mlp:16,8",
+    );
 }

@@ -19,7 +19,11 @@ fn rng_lock() -> MutexGuard<'static, ()> {
 }
 
 fn spec() -> DenoiseSpec {
-    DenoiseSpec { schedule: ScheduleSpec::default(), t_stride: 1, fuse_noise: None }
+    DenoiseSpec {
+        schedule: ScheduleSpec::default(),
+        t_stride: 1,
+        fuse_noise: None,
+    }
 }
 
 fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
@@ -46,7 +50,11 @@ fn trainer(arch: &str, regime: Regime, lambda: f64, noise_grad: bool) -> Trainer
     let data = synthetic(&SyntheticSpec::default(), 1).unwrap();
     tch::manual_seed(5);
     let arch = Arch::parse(arch, data.shape, data.num_classes).unwrap();
-    let mut model = Model::new(arch, Normalization::from_split(&data.train, data.shape), Device::Cpu);
+    let mut model = Model::new(
+        arch,
+        Normalization::from_split(&data.train, data.shape),
+        Device::Cpu,
+    );
     if regime.has_denoisers() {
         model.add_denoisers(spec()).unwrap();
     }
@@ -56,7 +64,10 @@ fn trainer(arch: &str, regime: Regime, lambda: f64, noise_grad: bool) -> Trainer
 }
 
 fn snapshot(params: Vec<(String, Tensor)>) -> HashMap<String, Tensor> {
-    params.into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+    params
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect()
 }
 
 /// Names whose tensor differs (bitwise) from the snapshot.
@@ -75,17 +86,36 @@ fn label_guided_phase_a_trains_only_denoisers_and_b_only_the_backbone() {
     let _guard = rng_lock();
     for arch in ["mlp:16,8", "cnn:4/8"] {
         let mut t = trainer(arch, Regime::LabelGuided, 0.01, false);
-        let (b0, d0) = (snapshot(t.model.backbone_params()), snapshot(t.model.denoiser_params()));
+        let (b0, d0) = (
+            snapshot(t.model.backbone_params()),
+            snapshot(t.model.denoiser_params()),
+        );
         assert_eq!(t.run_epoch(0).unwrap().phase, "A");
-        assert!(changed(&b0, t.model.backbone_params()).is_empty(), "{arch}: backbone moved in A");
+        assert!(
+            changed(&b0, t.model.backbone_params()).is_empty(),
+            "{arch}: backbone moved in A"
+        );
         let moved = changed(&d0, t.model.denoiser_params());
         for d in &t.model.denoisers {
-            assert!(moved.contains(&format!("denoisers.{}.D", d.layer)), "{arch}: D of layer {} fixed in A", d.layer);
+            assert!(
+                moved.contains(&format!("denoisers.{}.D", d.layer)),
+                "{arch}: D of layer {} fixed in A",
+                d.layer
+            );
         }
-        let (b1, d1) = (snapshot(t.model.backbone_params()), snapshot(t.model.denoiser_params()));
+        let (b1, d1) = (
+            snapshot(t.model.backbone_params()),
+            snapshot(t.model.denoiser_params()),
+        );
         assert_eq!(t.run_epoch(1).unwrap().phase, "B");
-        assert!(changed(&d1, t.model.denoiser_params()).is_empty(), "{arch}: denoisers moved in B");
-        assert_eq!(changed(&b1, t.model.backbone_params()).len(), t.model.backbone_params().len());
+        assert!(
+            changed(&d1, t.model.denoiser_params()).is_empty(),
+            "{arch}: denoisers moved in B"
+        );
+        assert_eq!(
+            changed(&b1, t.model.backbone_params()).len(),
+            t.model.backbone_params().len()
+        );
     }
 }
 
@@ -99,9 +129,15 @@ fn detached_noise_loss_has_no_effect_in_phase_b_and_noise_grad_does() {
         snapshot(t.model.backbone_params())
     };
     let (plain, with_noise) = (run(0.0, false), run(1.0, false));
-    assert!(plain.iter().all(|(n, t)| with_noise[n].equal(t)), "detached noise loss changed W");
+    assert!(
+        plain.iter().all(|(n, t)| with_noise[n].equal(t)),
+        "detached noise loss changed W"
+    );
     let grad = run(1.0, true);
-    assert!(plain.iter().any(|(n, t)| !grad[n].equal(t)), "--noise-grad had no effect");
+    assert!(
+        plain.iter().any(|(n, t)| !grad[n].equal(t)),
+        "--noise-grad had no effect"
+    );
 }
 
 #[test]
@@ -134,7 +170,11 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
     for arch in ["mlp:16,8", "cnn:4,6/8"] {
         let mut t = trainer(arch, Regime::LabelGuided, 0.01, false);
         let strong = DenoiseSpec {
-            schedule: ScheduleSpec { beta_start: 0.05, beta_end: 0.2, timesteps: 10 },
+            schedule: ScheduleSpec {
+                beta_start: 0.05,
+                beta_end: 0.2,
+                timesteps: 10,
+            },
             t_stride: 2,
             fuse_noise: Some(9),
         };
@@ -163,7 +203,8 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
         assert_eq!(exported.layers.len(), t.model.arch.layers.len());
         for (layer, p) in exported.layers.iter().zip(&params) {
             let (w, b) = match layer {
-                FusedLayer::Linear { weight, bias, .. } | FusedLayer::Conv2d { weight, bias, .. } => (weight, bias),
+                FusedLayer::Linear { weight, bias, .. }
+                | FusedLayer::Conv2d { weight, bias, .. } => (weight, bias),
                 _ => continue,
             };
             let (pw, pb) = p.as_ref().unwrap();
