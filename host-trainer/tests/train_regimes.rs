@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use denoiserep_trainer::data::{synthetic, Normalization, SyntheticSpec};
 use denoiserep_trainer::model::{DenoiseSpec, Grads, Mode, Model};
 use denoiserep_trainer::schedule::ScheduleSpec;
-use denoiserep_trainer::train::{Regime, TrainConfig, Trainer};
+use denoiserep_trainer::train::{LrSchedule, Regime, TrainConfig, Trainer};
 use denoiserep_trainer::{Arch, FusedLayer};
 use tch::{Device, Kind, Tensor};
 
@@ -36,11 +36,13 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         epochs: 2,
         batch_size: 64,
         lr: 1e-2,
+        lr_schedule: LrSchedule::Constant,
         lambda,
         phase_epochs: 1,
         denoise: spec(),
         noise_grad,
         seed: 3,
+        data_seed: 3,
         init: None,
         import: None,
     }
