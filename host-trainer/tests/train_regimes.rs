@@ -183,8 +183,8 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
         t.model.add_denoisers(strong).unwrap();
         tch::no_grad(|| {
             for d in &t.model.denoisers {
-                let _ = d.d_mat.shallow_clone().copy_(&(d.d_mat.randn_like() * 0.3));
-                let _ = d.d_vec.shallow_clone().copy_(&d.d_vec.randn_like());
+                d.d_mat.shallow_clone().copy_(&(d.d_mat.randn_like() * 0.3));
+                d.d_vec.shallow_clone().copy_(&d.d_vec.randn_like());
             }
         });
         let x = Tensor::randn([5, 1, 8, 8], (Kind::Float, Device::Cpu));
