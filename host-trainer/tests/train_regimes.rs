@@ -159,7 +159,7 @@ fn baseline_trains_and_nonfinite_loss_names_epoch_and_step() {
     let r = t.run_epoch(0).unwrap();
     assert!(r.train_loss.is_finite() && r.noise_loss == 0.0);
     let mut bad = trainer("mlp:16,8", Regime::Baseline, 0.01, false);
-    bad.backbone_opt.lr = 1e30;
+    bad.cfg.lr = 1e30;
     let e = bad.run_epoch(0).unwrap_err().to_string();
     assert!(e.contains("at epoch 1 step 2"), "{e}");
 }
