@@ -12,7 +12,7 @@ use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
 use crate::schedule::ScheduleSpec;
-use crate::train::{Regime, TrainConfig};
+use crate::train::{LrSchedule, Regime, TrainConfig};
 
 /// DenoiseRep for the edge: train backbones with exactly fusable denoising layers.
 #[derive(Debug, Parser)]
@@ -57,11 +57,14 @@ pub struct TrainArgs {
     /// Epochs [default: 10; label-guided: 2 × --phase-epochs].
     #[arg(long)]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Adam learning rate (both parameter groups).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
+    /// Learning-rate schedule over the run (label-guided: over each phase block).
+    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
+    pub lr_schedule: LrSchedule,
     /// Weight λ of the noise loss (label-guided B) or of the activation penalty (penalty-control).
     #[arg(long, default_value_t = 0.01)]
     pub lambda: f64,
@@ -84,7 +87,8 @@ pub struct TrainArgs {
     /// Bake seeded Gaussian reverse-step noise z into the fused biases (default: z = 0).
     #[arg(long, value_name = "SEED")]
     pub fuse_noise: Option<u64>,
-    /// Seed of initialization, data order, noise and splits.
+    /// Seed of initialization, data order and noise, and of the split of sources without a fixed
+    /// one (with --init: the init run's split seed is kept, so its test split stays unseen).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Start from the backbone of a previous run.
@@ -248,6 +252,7 @@ impl TrainArgs {
                 epochs,
                 batch_size: self.batch_size,
                 lr: self.lr,
+                lr_schedule: self.lr_schedule,
                 lambda: self.lambda,
                 phase_epochs: self.phase_epochs,
                 denoise: DenoiseSpec {
@@ -261,6 +266,7 @@ impl TrainArgs {
                 },
                 noise_grad: self.noise_grad,
                 seed: self.seed,
+                data_seed: self.seed,
                 init: self.init.clone(),
                 import: self.import.clone(),
             },

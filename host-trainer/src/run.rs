@@ -170,7 +170,7 @@ fn device_name(d: Device) -> String {
 pub fn load_data(cfg: &TrainConfig) -> Result<Dataset> {
     let opts = LoadOptions {
         test_fraction: cfg.test_fraction,
-        seed: cfg.seed,
+        seed: cfg.data_seed,
         data_dir: cfg.data_dir.clone(),
     };
     data::load(&cfg.data, &opts)
@@ -277,6 +277,9 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
             cfg.data = icfg.train.data.clone();
             cfg.test_fraction = icfg.train.test_fraction;
             cfg.data_dir = icfg.train.data_dir.clone();
+        }
+        if !resume {
+            cfg.data_seed = icfg.train.data_seed;
         }
     }
     let data = load_data(&cfg)?;

@@ -3,8 +3,8 @@
 //! | regime | trains | loss | forward |
 //! |---|---|---|---|
 //! | `baseline` | backbone | CE | plain |
-//! | `label-free` | denoisers | Σ noise | fused (backbone frozen, bit-identical) |
-//! | `label-guided` A | denoisers | Σ noise | fused (backbone frozen) |
+//! | `label-free` | denoisers | Σ noise | unfused reference (backbone frozen, bit-identical) |
+//! | `label-guided` A | denoisers | Σ noise | unfused reference (backbone frozen) |
 //! | `label-guided` B | backbone | CE + λ·Σ noise | fused, recomputed from the live `W, b` each step |
 //! | `penalty-control` | backbone | CE + λ·Σ (mean\|a\| + mean a²) | plain |
 //!
@@ -65,6 +65,17 @@ impl Regime {
     }
 }
 
+/// `--lr-schedule`: the learning rate over a training segment (the whole run, or one
+/// label-guided phase block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// `lr` throughout.
+    Constant,
+    /// `lr·(1 + cos(π·k/K))/2` at step `k` of the segment's `K` steps (decays to 0).
+    Cosine,
+}
+
 /// Every training setting; written to `config.json` as `train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -78,11 +89,14 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    pub lr_schedule: LrSchedule,
     pub lambda: f64,
     pub phase_epochs: usize,
     pub denoise: DenoiseSpec,
     pub noise_grad: bool,
     pub seed: u64,
+    /// Seed of the train/test split (`LoadOptions::seed`): `seed`, or the `--init` run's.
+    pub data_seed: u64,
     pub init: Option<PathBuf>,
     pub import: Option<PathBuf>,
 }
@@ -181,7 +195,18 @@ impl Trainer {
         let steps = n.div_ceil(bs);
         let bar = self.progress_bar(epoch, ph, steps);
         let (mut loss_sum, mut ce_sum, mut noise_sum, mut correct) = (0.0, 0.0, 0.0, 0i64);
+        let (seg_start, seg_len) = self.segment(epoch);
         for (step, chunk) in order.chunks(bs).enumerate() {
+            let lr = match self.cfg.lr_schedule {
+                LrSchedule::Constant => self.cfg.lr,
+                LrSchedule::Cosine => {
+                    let k = ((epoch - seg_start) * steps + step) as f64;
+                    let total = (seg_len * steps) as f64;
+                    self.cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * k / total).cos())
+                }
+            };
+            self.backbone_opt.lr = lr;
+            self.denoiser_opt.lr = lr;
             let idx = Tensor::from_slice(chunk).to_device(self.model.device);
             let x = self.train_x.index_select(0, &idx);
             let y = self.train_y.index_select(0, &idx);
@@ -236,6 +261,19 @@ impl Trainer {
         Ok(record)
     }
 
+    /// First epoch and length (epochs) of the learning-rate segment holding `epoch`: the whole
+    /// run, or for label-guided the phase block.
+    fn segment(&self, epoch: usize) -> (usize, usize) {
+        match self.cfg.regime {
+            Regime::LabelGuided => {
+                let p = self.cfg.phase_epochs.max(1);
+                let start = epoch / p * p;
+                (start, p.min(self.cfg.epochs - start))
+            }
+            _ => (0, self.cfg.epochs),
+        }
+    }
+
     /// `(loss, ce, noise-or-penalty, logits)` of one batch in phase `ph`.
     fn losses(&self, ph: Phase, x: &Tensor, y: &Tensor) -> (Tensor, f64, f64, Tensor) {
         let m = &self.model;
@@ -262,7 +300,9 @@ impl Trainer {
                 (ce + pen * lambda, c, p, out.logits)
             }
             Phase::A | Phase::LabelFree => {
-                let out = tch::no_grad(|| m.forward(x, Mode::Fused, Grads::NONE));
+                // The unfused reference computes the same function as the fused forward, at
+                // N·C² instead of out·C² per layer (the fused weights change every step here).
+                let out = tch::no_grad(|| m.forward(x, Mode::Unfused, Grads::NONE));
                 let noise = sum(m
                     .denoisers
                     .iter()

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use denoiserep_trainer::data::{synthetic, Normalization, SyntheticSpec};
 use denoiserep_trainer::model::{DenoiseSpec, Grads, Mode, Model};
 use denoiserep_trainer::schedule::ScheduleSpec;
-use denoiserep_trainer::train::{Regime, TrainConfig, Trainer};
+use denoiserep_trainer::train::{LrSchedule, Regime, TrainConfig, Trainer};
 use denoiserep_trainer::{Arch, FusedLayer};
 use tch::{Device, Kind, Tensor};
 
@@ -36,11 +36,13 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         epochs: 2,
         batch_size: 64,
         lr: 1e-2,
+        lr_schedule: LrSchedule::Constant,
         lambda,
         phase_epochs: 1,
         denoise: spec(),
         noise_grad,
         seed: 3,
+        data_seed: 3,
         init: None,
         import: None,
     }
@@ -157,7 +159,7 @@ fn baseline_trains_and_nonfinite_loss_names_epoch_and_step() {
     let r = t.run_epoch(0).unwrap();
     assert!(r.train_loss.is_finite() && r.noise_loss == 0.0);
     let mut bad = trainer("mlp:16,8", Regime::Baseline, 0.01, false);
-    bad.backbone_opt.lr = 1e30;
+    bad.cfg.lr = 1e30;
     let e = bad.run_epoch(0).unwrap_err().to_string();
     assert!(e.contains("at epoch 1 step 2"), "{e}");
 }
@@ -181,8 +183,8 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
         t.model.add_denoisers(strong).unwrap();
         tch::no_grad(|| {
             for d in &t.model.denoisers {
-                let _ = d.d_mat.shallow_clone().copy_(&(d.d_mat.randn_like() * 0.3));
-                let _ = d.d_vec.shallow_clone().copy_(&d.d_vec.randn_like());
+                d.d_mat.shallow_clone().copy_(&(d.d_mat.randn_like() * 0.3));
+                d.d_vec.shallow_clone().copy_(&d.d_vec.randn_like());
             }
         });
         let x = Tensor::randn([5, 1, 8, 8], (Kind::Float, Device::Cpu));
