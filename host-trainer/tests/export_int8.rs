@@ -159,8 +159,8 @@ fn int8_cnn_lowering_fuses_relus_and_keeps_quantization_through_pooling() {
 
 #[test]
 fn accumulator_overflow_is_refused_naming_the_layer() {
-    // Fan-in 70 000 with all weights at ±127 after quantization: |acc| can reach
-    // 127 · 255 · 70 000 ≈ 2.3·10^9 > 2^31.
+    // Fan-in 70 000, all weights 127 after quantization, inputs in [0, 1] (zero point −128, so
+    // x − zp ∈ [0, 255]): the accumulator can reach 127 · 255 · 70 000 ≈ 2.3·10^9 > 2^31 − 1.
     let n = 70_000;
     let model = FusedModel {
         arch: "wide".into(),
@@ -175,9 +175,7 @@ fn accumulator_overflow_is_refused_naming_the_layer() {
             FusedLayer::Linear {
                 in_features: n,
                 out_features: 2,
-                weight: (0..2 * n)
-                    .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
-                    .collect(),
+                weight: vec![1.0; 2 * n],
                 bias: vec![0.0, 0.5],
             },
         ],
@@ -185,12 +183,11 @@ fn accumulator_overflow_is_refused_naming_the_layer() {
     };
     let lowering = lower(&model);
     let mut rng = Rng::new(9);
-    let samples: Vec<f32> = (0..2 * n).map(|_| rng.uniform() as f32 - 0.5).collect();
+    let samples: Vec<f32> = (0..2 * n).map(|_| rng.uniform() as f32).collect();
     let ranges = calibrate(&model, &lowering, &samples, RangeMethod::MinMax, false).unwrap();
-    let err = to_int8(&model, &lowering, &ranges)
-        .unwrap()
-        .encode()
-        .unwrap_err();
+    let Err(err) = to_int8(&model, &lowering, &ranges).unwrap().encode() else {
+        panic!("a layer that can overflow int32 was accepted");
+    };
     let msg = format!("{err:#}");
     assert_eq!(
         msg,

@@ -106,10 +106,10 @@ impl ModelFile {
     pub fn encode(&self) -> Result<Vec<u8>> {
         let layers: Vec<Layer<'_>> = self.layers.iter().map(OwnedLayer::as_layer).collect();
         let metadata = self.metadata();
-        let len = encoded_len(&metadata, &layers).map_err(|e| anyhow!("encoding the model: {e}"))?;
+        // The encoder validates the model too (same checks as the loader).
+        let len = encoded_len(&metadata, &layers).map_err(|e| self.explain(e))?;
         let mut bytes = vec![0u8; len];
-        let n = encode(&metadata, &layers, &mut bytes)
-            .map_err(|e| anyhow!("encoding the model: {e}"))?;
+        let n = encode(&metadata, &layers, &mut bytes).map_err(|e| self.explain(e))?;
         bytes.truncate(n);
         Model::from_bytes(&bytes).map_err(|e| self.explain(e))?;
         Ok(bytes)
@@ -123,7 +123,7 @@ impl ModelFile {
                 l.source,
                 l.template.kind()
             ),
-            None => anyhow!("the exported model does not validate: {e}"),
+            None => anyhow!("cannot export the model: {e}"),
         }
     }
 }
