@@ -17,7 +17,8 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// `$TMPDIR/denoiserep-tests-<name>-<pid>`, emptied first.
     pub fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("denoiserep-tests-{name}-{}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("denoiserep-tests-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("create temp dir");
         Self(p)
@@ -58,7 +59,9 @@ pub fn train(out: &Path, args: &[&str]) {
         out.to_str().expect("utf-8 path"),
     ];
     argv.extend_from_slice(args);
-    let Command::Train(t) = Cli::try_parse_from(&argv).expect("valid train arguments").command
+    let Command::Train(t) = Cli::try_parse_from(&argv)
+        .expect("valid train arguments")
+        .command
     else {
         unreachable!("parsed a train command");
     };

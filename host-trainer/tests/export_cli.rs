@@ -63,7 +63,10 @@ fn fails<S: AsRef<str>>(args: &[S], needle: &str) -> String {
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
     assert!(err.starts_with("denoiserep: error: "), "{err}");
     assert_eq!(err.lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(needle), "{args:?}: expected '{needle}' in: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected '{needle}' in: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     err
 }
@@ -95,7 +98,14 @@ fn export_f32_and_int8_then_infer_with_dumps() {
     let base = tmp.s("base");
     train(
         &tmp.s("lg"),
-        &["--regime", "label-guided", "--init", &base, "--phase-epochs", "1"],
+        &[
+            "--regime",
+            "label-guided",
+            "--init",
+            &base,
+            "--phase-epochs",
+            "1",
+        ],
     );
     let run_metrics = json(&tmp.path("lg/metrics.json"));
 
@@ -168,7 +178,10 @@ fn export_f32_and_int8_then_infer_with_dumps() {
         .parse()
         .unwrap();
     let trainer_acc = 100.0 * run_metrics["test_accuracy"].as_f64().unwrap();
-    assert!((acc - trainer_acc).abs() <= 100.0 / 64.0 + 1e-9, "{acc} vs {trainer_acc}");
+    assert!(
+        (acc - trainer_acc).abs() <= 100.0 / 64.0 + 1e-9,
+        "{acc} vs {trainer_acc}"
+    );
     let dump = std::fs::read(tmp.path("d32.bin")).unwrap();
     let h = DumpHeader::decode(&dump).unwrap();
     assert_eq!((h.n_samples, h.logits_len, h.embedding_len), (64, 4, 16));
@@ -192,7 +205,10 @@ fn export_f32_and_int8_then_infer_with_dumps() {
         "--dump",
         &tmp.s("d8.bin"),
     ]);
-    assert!(out.contains("on 10 samples") && !out.contains("mAP"), "{out}");
+    assert!(
+        out.contains("on 10 samples") && !out.contains("mAP"),
+        "{out}"
+    );
     let dump = std::fs::read(tmp.path("d8.bin")).unwrap();
     let h = DumpHeader::decode(&dump).unwrap();
     assert!(matches!(h.values, DumpValues::I8 { .. }));
@@ -302,5 +318,8 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         infer(&out, "synthetic:1,6,6,4,64,16"),
         "has shape [1, 6, 6] and 4 classes, model",
     );
-    fails_v(infer(&out, "synthetic:1,8,8,3,64,16"), "expects [1, 8, 8] and 4");
+    fails_v(
+        infer(&out, "synthetic:1,8,8,3,64,16"),
+        "expects [1, 8, 8] and 4",
+    );
 }

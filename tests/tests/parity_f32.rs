@@ -56,11 +56,16 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 fn check(arch: &str) {
-    let tmp = TempDir::new(&format!("parity-f32-{}", arch.replace([':', ',', '/'], "_")));
+    let tmp = TempDir::new(&format!(
+        "parity-f32-{}",
+        arch.replace([':', ',', '/'], "_")
+    ));
     let (base, lg) = (tmp.path("base"), tmp.path("lg"));
     train(
         &base,
-        &["--data", DATA, "--arch", arch, "--epochs", "2", "--seed", "1"],
+        &[
+            "--data", DATA, "--arch", arch, "--epochs", "2", "--seed", "1",
+        ],
     );
     train(
         &lg,
@@ -75,12 +80,7 @@ fn check(arch: &str) {
     );
     let (cfg, model) = load_run_model(&lg, Device::Cpu).unwrap();
     let data = load_data(&cfg.train).unwrap();
-    let x = to_tensor(
-        &data.test.x,
-        data.shape,
-        &model.normalization,
-        Device::Cpu,
-    );
+    let x = to_tensor(&data.test.x, data.shape, &model.normalization, Device::Cpu);
     let (fused, unfused, plain) = tch::no_grad(|| {
         (
             model.forward(&x, Mode::Fused, Grads::NONE),
@@ -92,11 +92,20 @@ fn check(arch: &str) {
     // Unfused vs fused, in tch.
     let e_logits = rel_err(&fused.logits, &unfused.logits);
     let e_emb = rel_err(&fused.embedding, &unfused.embedding);
-    assert!(e_logits <= 1e-5, "{arch}: fused vs unfused logits {e_logits:e}");
-    assert!(e_emb <= 1e-5, "{arch}: fused vs unfused embedding {e_emb:e}");
+    assert!(
+        e_logits <= 1e-5,
+        "{arch}: fused vs unfused logits {e_logits:e}"
+    );
+    assert!(
+        e_emb <= 1e-5,
+        "{arch}: fused vs unfused embedding {e_emb:e}"
+    );
     // The trained denoisers change the function, so the comparison above is not vacuous.
     let e_plain = rel_err(&plain.logits, &unfused.logits);
-    assert!(e_plain > 1e-4, "{arch}: denoisers had no effect ({e_plain:e})");
+    assert!(
+        e_plain > 1e-4,
+        "{arch}: denoisers had no effect ({e_plain:e})"
+    );
 
     // tch fused vs core f32.
     let bytes = to_f32(&model.fused().unwrap()).unwrap().encode().unwrap();

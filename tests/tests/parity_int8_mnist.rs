@@ -28,7 +28,10 @@ fn accuracy(model: &std::path::Path) -> f64 {
 }
 
 fn check(arch: &str, extra: &[&str]) {
-    let tmp = TempDir::new(&format!("int8-mnist-{}", arch.replace([':', ',', '/'], "_")));
+    let tmp = TempDir::new(&format!(
+        "int8-mnist-{}",
+        arch.replace([':', ',', '/'], "_")
+    ));
     let (base, lg) = (tmp.path("base"), tmp.path("lg"));
     let mut args = vec!["--data", "mnist", "--arch", arch];
     args.extend_from_slice(extra);
