@@ -15,5 +15,5 @@ export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 for _ in 1 2 3; do
     target/release/examples/train_speed --threads "$THREADS" --steps "$STEPS"
     target/release/examples/train_speed --threads "$THREADS" --steps "$STEPS" --tch-adam
-    .venv-bench/bin/python bench/train_speed.py --threads "$THREADS" --steps "$STEPS"
+    .venv-bench/bin/python -W ignore::UserWarning bench/train_speed.py --threads "$THREADS" --steps "$STEPS"
 done
