@@ -1,15 +1,18 @@
 //! A small seeded generator (SplitMix64) for everything the trainer randomizes outside libtorch:
-//! data order, reverse-step noise `z`, robustness noise seeds and per-epoch reseeding.
+//! synthetic data, stratified splits, data order, reverse-step noise `z`, robustness noise and
+//! per-epoch reseeding — reproducible from its seed on every platform.
 
 /// SplitMix64.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose stream depends only on `seed`.
     pub fn new(seed: u64) -> Self {
         Self(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub use synthetic::{synthetic, Rng, SyntheticSpec};
+pub use crate::rng::Rng;
+pub use synthetic::{synthetic, SyntheticSpec};
 
 /// One split (train or test): `x` is `len × sample_len` values, row-major; `y` the class labels.
 #[derive(Debug, Clone, Default, PartialEq)]
