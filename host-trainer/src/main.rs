@@ -99,11 +99,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => String::new(),
             };
+            let precision = match r.precision {
+                denoiserep_core::Precision::F32 => "f32",
+                denoiserep_core::Precision::Int8 => "int8",
+            };
             println!(
-                "{} ({}, {:?}): test accuracy {:.2}% on {} samples{retrieval}, {:.1} s",
+                "{} ({}, {precision}): test accuracy {:.2}% on {} samples{retrieval}, {:.1} s",
                 args.model.display(),
                 r.name,
-                r.precision,
                 100.0 * r.test_accuracy,
                 r.samples,
                 r.seconds
