@@ -96,8 +96,8 @@ pub fn run_samples(
     let first = model
         .run(&x[..len], &mut arena)
         .map_err(|e| anyhow!("running the model: {e}"))?;
-    let header =
-        DumpHeader::for_outputs(&first, n as u32).map_err(|e| anyhow!("dump header: {e}"))?;
+    let n_u32 = u32::try_from(n).map_err(|_| anyhow!("{n} samples do not fit a dump file"))?;
+    let header = DumpHeader::for_outputs(&first, n_u32).map_err(|e| anyhow!("dump header: {e}"))?;
     let (n_logits, n_emb) = (first.logits.len(), first.embedding.len());
     let rec_len = if records { header.record_len() } else { 0 };
 
