@@ -217,6 +217,44 @@ fn export_f32_and_int8_then_infer_with_dumps() {
 }
 
 #[test]
+fn unfinished_run_exports_its_last_epoch_with_a_warning() {
+    let tmp = TempDir::new("unfinished");
+    let o = Command::new(BIN)
+        .args([
+            "train", "--device", "cpu", "--data", DATA, "--arch", "mlp:8", "--epochs", "3", "--out",
+        ])
+        .arg(tmp.path("run"))
+        .env(denoiserep_trainer::run::ABORT_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "the test hook stops training");
+    assert!(!tmp.path("run/metrics.json").exists());
+    let o = run(&[
+        "export",
+        "--run",
+        &tmp.s("run"),
+        "--precision",
+        "int8",
+        "--out",
+        &tmp.s("m.dnrp"),
+        "--calib",
+        "5000",
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("denoiserep: warning: run ") && err.contains("is unfinished"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the train split has only 256 samples"),
+        "{err}"
+    );
+    assert_eq!(json(&tmp.path("m.json"))["calibration"]["samples"], 256);
+    Model::from_bytes(&std::fs::read(tmp.path("m.dnrp")).unwrap()).unwrap();
+}
+
+#[test]
 fn bad_input_gives_one_line_and_exit_code_2() {
     let tmp = TempDir::new("bad");
     train(
