@@ -55,6 +55,14 @@ fn check(arch: &str, extra: &[&str]) {
     let (a32, a8) = (accuracy(&f32_path), accuracy(&int8_path));
     eprintln!("{arch}: f32 {:.2}%, int8 {:.2}%", 100.0 * a32, 100.0 * a8);
     assert!(a32 > 0.9, "{arch}: the f32 model is barely trained ({a32})");
+    // The core's f32 accuracy is the trainer's (tch, fused) accuracy, up to one sample.
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lg.join("metrics.json")).unwrap()).unwrap();
+    let trainer = metrics["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (a32 - trainer).abs() <= 1.0 / 2000.0 + 1e-12,
+        "{arch}: core f32 {a32} vs trainer {trainer}"
+    );
     assert!(
         (a32 - a8).abs() <= 0.005,
         "{arch}: int8 accuracy {a8} is more than 0.5 pp from f32 {a32}"
