@@ -213,6 +213,25 @@ fn export_f32_and_int8_then_infer_with_dumps() {
     let h = DumpHeader::decode(&dump).unwrap();
     assert!(matches!(h.values, DumpValues::I8 { .. }));
     assert_eq!(dump.len(), 32 + 10 * 20);
+    // The same bytes with any number of threads.
+    for threads in ["1", "3"] {
+        let other = tmp.s(&format!("d8-{threads}.bin"));
+        ok(&[
+            "infer",
+            "--model",
+            &tmp.s("m8.dnrp"),
+            "--data",
+            DATA,
+            "--limit",
+            "10",
+            "--no-retrieval",
+            "--threads",
+            threads,
+            "--dump",
+            &other,
+        ]);
+        assert_eq!(std::fs::read(&other).unwrap(), dump, "--threads {threads}");
+    }
     no_temp_files(&tmp.0);
 }
 
