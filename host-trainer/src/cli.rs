@@ -1,11 +1,14 @@
-//! Command-line interface (clap derive): `denoiserep train …`, `denoiserep eval …`.
-//! `export`, `infer` and `compare` come with later issues.
+//! Command-line interface (clap derive): `denoiserep train …`, `eval …`, `export …`, `infer …`.
+//! `compare` comes with a later issue.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::data::LoadOptions;
+use crate::export::{ExportPrecision, ExportRequest, DEFAULT_CALIB};
+use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
 use crate::schedule::ScheduleSpec;
@@ -26,6 +29,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Re-evaluate a saved run (fused model) and rewrite its metrics.json.
     Eval(EvalArgs),
+    /// Fuse a run's denoisers and write one model file (f32 or int8) plus its report.
+    Export(ExportArgs),
+    /// Run a model file through denoiserep-core over a data set: accuracy, retrieval, dumps.
+    Infer(InferArgs),
 }
 
 /// `denoiserep train`.
@@ -120,6 +127,112 @@ pub struct EvalArgs {
     pub device: DeviceArg,
     #[arg(long)]
     pub threads: Option<i32>,
+}
+
+/// `denoiserep export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Run directory to export (its model.safetensors and config.json).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// f32, or int8 (post-training quantization calibrated on the run's train split).
+    #[arg(long, value_enum)]
+    pub precision: ExportPrecision,
+    /// Model file to write; the report goes beside it with the extension .json.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// int8: number of training samples to calibrate activation ranges on.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CALIB)]
+    pub calib: usize,
+    /// int8: take each activation range from the (100 − P)-th and P-th percentiles instead of
+    /// min/max (50 < P ≤ 100, e.g. 99.99).
+    #[arg(long, value_name = "P")]
+    pub calib_percentile: Option<f64>,
+    /// int8: seed of the random choice of calibration samples.
+    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    pub calib_seed: u64,
+    /// libtorch CPU threads [default: libtorch's choice].
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+impl ExportArgs {
+    /// The [`ExportRequest`] of these arguments.
+    pub fn request(&self, progress: bool) -> ExportRequest {
+        ExportRequest {
+            run: self.run.clone(),
+            precision: self.precision,
+            out: self.out.clone(),
+            calib: self.calib,
+            calib_percentile: self.calib_percentile,
+            calib_seed: self.calib_seed,
+            progress,
+        }
+    }
+}
+
+/// `denoiserep infer`.
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// Model file (.dnrp) written by `denoiserep export`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
+    #[arg(long)]
+    pub data: String,
+    /// Test fraction for sources without a fixed split (csv); use the training run's.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Seed of the split (csv) or of the generated data (synthetic); use the training run's.
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+    /// Folder with fetched/cached data sets.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Run only the first N test samples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Skip retrieval (which runs the model over the whole train split as the gallery).
+    #[arg(long)]
+    pub no_retrieval: bool,
+    /// Write every test sample's logits and embedding, exact bytes (docs/dump-format.md).
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
+    /// Write the raw test samples that were run as a DNRI input file (docs/dump-format.md).
+    #[arg(long, value_name = "FILE")]
+    pub write_inputs: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl InferArgs {
+    /// The [`InferRequest`] of these arguments.
+    pub fn request(&self, progress: bool) -> Result<InferRequest> {
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            anyhow::bail!("--test-fraction {} is outside (0, 1)", self.test_fraction);
+        }
+        let threads = match self.threads {
+            Some(0) => anyhow::bail!("--threads must be at least 1"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(InferRequest {
+            model: self.model.clone(),
+            data: self.data.clone(),
+            load: LoadOptions {
+                test_fraction: self.test_fraction,
+                seed: self.data_seed,
+                data_dir: self.data_dir.clone(),
+            },
+            limit: self.limit,
+            retrieval: !self.no_retrieval,
+            dump: self.dump.clone(),
+            write_inputs: self.write_inputs.clone(),
+            threads,
+            progress,
+        })
+    }
 }
 
 impl TrainArgs {

@@ -1,6 +1,7 @@
-//! The fused model as plain CPU `f32` arrays: what the exporter (issue 4) turns into the core's
-//! model format. Evaluating these layers in order on normalized inputs gives exactly the fused
-//! forward ([`Mode::Fused`](crate::model::Mode::Fused)).
+//! The fused model as plain CPU `f32` arrays: what the exporter turns into the core's model
+//! format. Evaluating these layers in order on normalized inputs gives exactly the fused forward
+//! ([`Mode::Fused`](crate::model::Mode::Fused)); [`Model::plain`] gives the backbone alone (the
+//! baseline the exporter compares against).
 
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
@@ -66,7 +67,19 @@ impl Model {
     /// The fused layer list (denoisers folded into the weights; the plain backbone when the
     /// model has no denoisers).
     pub fn fused(&self) -> Result<FusedModel> {
-        let params = tch::no_grad(|| self.layer_params(Mode::Fused, Grads::NONE));
+        self.layer_arrays(Mode::Fused)
+    }
+
+    /// The backbone alone, denoisers ignored ([`Mode::Plain`]): the baseline a fused model is
+    /// compared with (same layers and shapes, the backbone's own weights).
+    pub fn plain(&self) -> Result<FusedModel> {
+        self.layer_arrays(Mode::Plain)
+    }
+
+    /// The layer list with the weights a forward in `mode` uses ([`Mode::Unfused`] uses the
+    /// backbone weights, like [`Mode::Plain`]).
+    fn layer_arrays(&self, mode: Mode) -> Result<FusedModel> {
+        let params = tch::no_grad(|| self.layer_params(mode, Grads::NONE));
         let layers = self
             .arch
             .layers
