@@ -1,0 +1,204 @@
+//! One run of the firmware: load the model from the partition, check that it fits, run every
+//! sample of the input file, write the dump, and log what happened and what it cost.
+//!
+//! Log lines (defmt, `info`) have a fixed `key=value` shape so that tests and `bench/device.sh` can
+//! read them after `defmt-print`:
+//!
+//! ```text
+//! board=mps2-an386 unit=instructions arena_capacity=1048576
+//! model name=mlp-int8 precision=Int8 layers=4 file_bytes=52321 arena_bytes=1091 input_len=784 …
+//! layer=1 kind=LinearS8 macs=50176
+//! sample=0 instructions=123456
+//! layer_total=1 kind=LinearS8 samples=8 instructions=987654 macs=401408
+//! done samples=8 instructions=1234567 macs=408448
+//! ```
+//!
+//! Layer 0's count includes the input normalization (and int8 quantization) the core does first.
+
+use denoiserep_core::{
+    DType, DumpHeader, DumpValues, Error, Layer, Model, PlannedLayer, TensorInfo,
+};
+
+use crate::board::{self, ARENA_BYTES, MAX_INPUT_VALUES, MAX_LAYERS, MAX_RECORD_BYTES};
+use crate::buffers::Buffers;
+use crate::counter::InstructionCounter;
+use crate::exit::{Buffer, Failure};
+use crate::io::{DumpFile, InputFile};
+use crate::partition;
+
+/// What a successful run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
+pub struct Summary {
+    /// Samples run.
+    pub samples: u32,
+    /// Instructions (cycles on hardware) over all inferences.
+    pub count: u64,
+}
+
+/// Runs the model in the partition on every sample of the input file; see the module docs.
+pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summary, Failure> {
+    defmt::info!(
+        "board={=str} unit={=str} arena_capacity={=usize}",
+        board::NAME,
+        board::COUNT_UNIT,
+        ARENA_BYTES
+    );
+    let file = partition::model_file(partition::partition())?;
+    let model =
+        Model::<MAX_LAYERS>::from_bytes_with_capacity(file).map_err(Failure::ModelRejected)?;
+    log_model(&model, file.len());
+    let header = dump_header(&model)?;
+    check_fits(&model, &header)?;
+
+    let input_len = model.input_len();
+    let mut input = InputFile::open(input_len)?;
+    let header = DumpHeader {
+        n_samples: input.n_samples(),
+        ..header
+    };
+    let mut dump = DumpFile::create(&header)?;
+    let record_len = header.record_len();
+    let mut per_layer = [0u64; MAX_LAYERS];
+    let mut total = 0u64;
+    for sample in 0..input.n_samples() {
+        let x = &mut buffers.input[..input_len];
+        input.read_sample(x, &mut buffers.chunk)?;
+        let start = counter.count();
+        let mut last = start;
+        let outputs = model
+            .run_with(x, &mut buffers.arena, |index, _| {
+                let now = counter.count();
+                if let Some(slot) = per_layer.get_mut(index) {
+                    *slot += now - last;
+                }
+                last = now;
+            })
+            .map_err(|error| Failure::RunFailed { sample, error })?;
+        let spent = last - start;
+        total += spent;
+        defmt::info!(
+            "sample={=u32} {=str}={=u64}",
+            sample,
+            board::COUNT_UNIT,
+            spent
+        );
+        dump.write_record(&outputs, &mut buffers.record[..record_len])?;
+    }
+    log_totals(&model, &per_layer, input.n_samples(), total);
+    Ok(Summary {
+        samples: input.n_samples(),
+        count: total,
+    })
+}
+
+fn log_model(model: &Model<'_, MAX_LAYERS>, file_bytes: usize) {
+    let meta = model.metadata();
+    let [c, h, w] = meta.input_shape;
+    defmt::info!(
+        "model name={=str} precision={} layers={=usize} file_bytes={=usize} arena_bytes={=usize} input={=u16}x{=u16}x{=u16} classes={=u32} embedding_layer={=u16}",
+        meta.name,
+        meta.precision,
+        model.layers().len(),
+        file_bytes,
+        model.arena_size(),
+        c,
+        h,
+        w,
+        meta.num_classes,
+        meta.embedding_layer
+    );
+    for (index, planned) in model.layers().iter().enumerate() {
+        defmt::info!(
+            "layer={=usize} kind={} in={} out={} macs={=u64}",
+            index,
+            planned.layer.kind(),
+            planned.input.shape,
+            planned.output.shape,
+            macs(planned)
+        );
+    }
+}
+
+fn log_totals(model: &Model<'_, MAX_LAYERS>, per_layer: &[u64], samples: u32, total: u64) {
+    let mut all_macs = 0u64;
+    for (index, (planned, &spent)) in model.layers().iter().zip(per_layer).enumerate() {
+        let macs = macs(planned) * u64::from(samples);
+        all_macs += macs;
+        defmt::info!(
+            "layer_total={=usize} kind={} samples={=u32} {=str}={=u64} macs={=u64}",
+            index,
+            planned.layer.kind(),
+            samples,
+            board::COUNT_UNIT,
+            spent,
+            macs
+        );
+    }
+    defmt::info!(
+        "done samples={=u32} {=str}={=u64} macs={=u64}",
+        samples,
+        board::COUNT_UNIT,
+        total,
+        all_macs
+    );
+}
+
+/// Multiply-accumulates of one evaluation of a layer: `in · out` for Linear,
+/// `C_out · H_out · W_out · C_in · k²` for Conv2d, 0 for every other kind.
+pub fn macs(planned: &PlannedLayer<'_>) -> u64 {
+    let out = planned.output.shape.numel().unwrap_or(0) as u64;
+    match planned.layer {
+        Layer::LinearF32(l) => u64::from(l.in_features) * u64::from(l.out_features),
+        Layer::LinearS8(l) => u64::from(l.in_features) * u64::from(l.out_features),
+        Layer::Conv2dF32(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
+        Layer::Conv2dS8(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
+        _ => 0,
+    }
+}
+
+/// The dump header for this model's outputs (0 samples; the caller sets the count). The same
+/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the planned tensors.
+fn dump_header(model: &Model<'_, MAX_LAYERS>) -> Result<DumpHeader, Failure> {
+    let reject = Failure::ModelRejected;
+    let layers = model.layers();
+    let logits = layers.last().ok_or(reject(Error::ModelNoLayers))?.output;
+    let embedding = layers
+        .get(usize::from(model.metadata().embedding_layer))
+        .ok_or(reject(Error::ModelBadEmbeddingLayer))?
+        .output;
+    let values = match (logits.dtype, embedding.dtype) {
+        (DType::I8(l), DType::I8(e)) => DumpValues::I8 {
+            logits: l,
+            embedding: e,
+        },
+        _ => DumpValues::F32,
+    };
+    Ok(DumpHeader {
+        n_samples: 0,
+        logits_len: len32(&logits)?,
+        embedding_len: len32(&embedding)?,
+        values,
+    })
+}
+
+fn len32(info: &TensorInfo) -> Result<u32, Failure> {
+    info.shape
+        .numel()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(Failure::ModelRejected(Error::ModelSizeOverflow))
+}
+
+/// Refuses (instead of crashing on) a model larger than this build's static buffers.
+fn check_fits(model: &Model<'_, MAX_LAYERS>, header: &DumpHeader) -> Result<(), Failure> {
+    let checks = [
+        (Buffer::Arena, model.arena_size(), ARENA_BYTES),
+        (Buffer::Input, model.input_len(), MAX_INPUT_VALUES),
+        (Buffer::Record, header.record_len(), MAX_RECORD_BYTES),
+    ];
+    for (buffer, need, have) in checks {
+        if need > have {
+            return Err(Failure::ModelDoesNotFit { buffer, need, have });
+        }
+    }
+    Ok(())
+}
