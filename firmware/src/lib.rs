@@ -14,6 +14,7 @@
 //! - [`buffers`]: the static arena and I/O buffers, taken once.
 //! - [`io`]: the input file (`input.dnri`) and the dump file (`output.dnrd`) over semihosting.
 //! - [`session`]: the whole run: load, check, infer every sample, write, report.
+//! - [`stack`]: peak stack use (stack painting), so the log reports all RAM used.
 //! - [`exit`]: exit codes, one per failure class, and the panic / HardFault handlers.
 #![no_std]
 #![deny(missing_docs)]
@@ -25,8 +26,10 @@ pub mod exit;
 pub mod io;
 pub mod partition;
 pub mod session;
+pub mod stack;
 
 pub use buffers::Buffers;
 pub use counter::InstructionCounter;
 pub use exit::{exit, ExitCode, Failure};
 pub use session::{run, Summary};
+pub use stack::static_ram;

@@ -6,14 +6,21 @@
 
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
-use denoiserep_firmware::{exit, run, Buffers, ExitCode, InstructionCounter};
+use denoiserep_firmware::{exit, run, stack, static_ram, Buffers, ExitCode, InstructionCounter};
 
 #[entry]
 fn main() -> ! {
     let peripherals = cortex_m::Peripherals::take().expect("first and only take");
     let counter = InstructionCounter::start(peripherals.SYST);
     let buffers = Buffers::take().expect("first and only take");
-    match run(&counter, buffers) {
+    stack::paint();
+    let result = run(&counter, buffers);
+    defmt::info!(
+        "ram static_bytes={=usize} stack_peak_bytes={=usize}",
+        static_ram(),
+        stack::peak()
+    );
+    match result {
         Ok(summary) => {
             defmt::info!("ok {}", summary);
             exit(ExitCode::Ok)
