@@ -5,7 +5,7 @@
 //!
 //! QEMU always runs under a deadline ([`QEMU_TIMEOUT`]) and is killed past it.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,8 +68,12 @@ fn on_path(program: &str) -> Option<PathBuf> {
 /// Tests return early on `None`; this is the only reason a device test may skip.
 pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
     let found = on_path("qemu-system-arm");
-    if found.is_none() {
-        eprintln!(
+    if let Some(qemu) = &found {
+        check_qemu_version(qemu);
+    } else {
+        // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n######################################################################\n\
              # SKIPPED {test}: qemu-system-arm not found, the firmware was NOT run.\n\
              # Install it: SETUP_QEMU=1 bash scripts/setup.sh (apt-get install\n\
@@ -78,6 +82,36 @@ pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// Prints `msg` on the process's stderr, past the test harness's capture, so that what a device
+/// test compared shows in every run (scripts/test.sh), not only with `--nocapture`.
+pub fn report(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "[device] {msg}");
+}
+
+/// Fails (never skips) when QEMU is older than 7.0, which lacks what the firmware relies on.
+fn check_qemu_version(qemu: &Path) {
+    let out = Command::new(qemu)
+        .arg("--version")
+        .output()
+        .expect("running qemu-system-arm --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let major: Option<u32> = text
+        .split("version ")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok());
+    match major {
+        Some(m) if m >= 7 => {}
+        _ => panic!(
+            "{} reports {:?}: QEMU >= 7.0 is needed (semihosting file I/O, -icount on \
+             mps2-an386); install a newer one (SETUP_QEMU=1 bash scripts/setup.sh, or your \
+             package manager)",
+            qemu.display(),
+            text.lines().next().unwrap_or("")
+        ),
+    }
 }
 
 /// `defmt-print` (required whenever QEMU is there: the log is how the firmware reports).

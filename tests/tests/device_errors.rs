@@ -9,7 +9,7 @@
 use denoiserep_core::Model;
 use denoiserep_tests::device::{
     defmt_print, digit_like_inputs, exit, f32_and_int8, field_u64, firmware_elf,
-    host_partition_error, input_file, mnist_cnn, qemu_or_skip, run_firmware, DeviceRun,
+    host_partition_error, input_file, mnist_cnn, qemu_or_skip, report, run_firmware, DeviceRun,
     ARENA_CAPACITY, INSTRUCTIONS_PER_TICK,
 };
 use denoiserep_tests::models::{le_f32, OwnedLayer, OwnedModel};
@@ -58,9 +58,9 @@ fn corrupt_model_one_flipped_byte_reports_the_core_error() {
             checked += 1;
         }
     }
-    println!(
+    report(&format!(
         "{checked} corrupt models (one flipped byte each) rejected with the core's error: {seen:?}"
-    );
+    ));
     assert!(
         seen.len() >= 4,
         "header and body flips must hit different checks: {seen:?}"
@@ -225,7 +225,7 @@ fn systick_counts_40_instructions_per_tick_under_icount() {
     // The measured loop spans more than one 2^24-tick SysTick period, so wraps are counted too.
     assert!(ticks > 1 << 24, "{line}");
     assert_eq!(instructions, ticks * INSTRUCTIONS_PER_TICK, "{line}");
-    println!(
+    report(&format!(
         "SysTick: {instructions} instructions in {ticks} ticks = {INSTRUCTIONS_PER_TICK}/tick"
-    );
+    ));
 }

@@ -8,7 +8,7 @@
 use denoiserep_core::{DumpHeader, Model};
 use denoiserep_tests::device::{
     defmt_print, digit_like_inputs, f32_and_int8, field, field_u64, firmware_elf, host_dump,
-    input_file, mnist_cnn, mnist_mlp, qemu_or_skip, run_firmware, DeviceRun,
+    input_file, mnist_cnn, mnist_mlp, qemu_or_skip, report, run_firmware, DeviceRun,
 };
 use denoiserep_tests::models::OwnedModel;
 
@@ -65,7 +65,7 @@ fn assert_parity(desc: &OwnedModel, seed: u64) -> Option<DeviceRun> {
 
     let model = Model::from_bytes(&file).unwrap();
     check_log(&run, &model, desc);
-    println!(
+    report(&format!(
         "{}: {} samples x ({} logits + {} embedding values, {} B/value) bit-identical host == \
          device; model with {} layers ({} per-layer instruction counts logged)",
         desc.name,
@@ -75,7 +75,7 @@ fn assert_parity(desc: &OwnedModel, seed: u64) -> Option<DeviceRun> {
         header.value_size(),
         model.layers().len(),
         model.layers().len(),
-    );
+    ));
     Some(run)
 }
 
