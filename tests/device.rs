@@ -16,6 +16,7 @@ use denoiserep_core::samples::{encode_record, encode_sample};
 use denoiserep_core::{file_len, Activation, DumpHeader, Error, InputHeader, Model, Precision};
 
 use crate::models::{le_f32, quantize_model, OwnedLayer, OwnedModel, Rng};
+use crate::repo_root;
 
 /// Where the firmware expects its model partition (memory.x `MODEL` of mps2-an386).
 pub const MODEL_PARTITION_ADDR: u32 = 0x0010_0000;
@@ -46,14 +47,6 @@ pub mod exit {
     pub const PANIC: i32 = 101;
     /// A CPU fault in the firmware.
     pub const HARD_FAULT: i32 = 102;
-}
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {

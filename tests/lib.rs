@@ -1,4 +1,15 @@
-//! Shared helpers for the cross-crate integration tests in `tests/tests/`.
+//! Shared helpers for the cross-crate integration tests in `tests/tests/`: temp folders, training
+//! a run through the same argument parsing as the `denoiserep` binary, exporting it, and a
+//! seeded random model generator.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use denoiserep_trainer::cli::{Cli, Command};
+use denoiserep_trainer::data::Normalization;
+use denoiserep_trainer::export::{self, ExportOutcome, ExportPrecision, ExportRequest};
+use denoiserep_trainer::rng::Rng;
+use denoiserep_trainer::{FusedLayer, FusedModel};
 
 pub mod device;
 
@@ -6,3 +17,170 @@ pub mod device;
 /// device tests build exactly the models the core's own tests use.
 #[path = "../core/tests/common/mod.rs"]
 pub mod models;
+
+/// A fresh temp folder, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/denoiserep-tests-<name>-<pid>`, emptied first.
+    pub fn new(name: &str) -> Self {
+        let p =
+            std::env::temp_dir().join(format!("denoiserep-tests-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Self(p)
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.0.join(sub)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The repository root (where `data/` lives).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Trains a run into `out` with `denoiserep train` arguments (`--out` and `--device cpu` are
+/// added; `--data-dir` points at the repository's `data/`), through the binary's own parsing.
+pub fn train(out: &Path, args: &[&str]) {
+    let data_dir = repo_root().join("data");
+    let mut argv = vec![
+        "denoiserep",
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ];
+    argv.extend_from_slice(args);
+    let Command::Train(t) = Cli::try_parse_from(&argv)
+        .expect("valid train arguments")
+        .command
+    else {
+        unreachable!("parsed a train command");
+    };
+    denoiserep_trainer::run::train(t.request(false).expect("train request")).expect("training");
+}
+
+/// Exports `run` to `out` (calibration: 1,000 samples, min/max, seed 0).
+pub fn export(run: &Path, precision: ExportPrecision, out: &Path) -> ExportOutcome {
+    export::export(&ExportRequest {
+        run: run.to_path_buf(),
+        precision,
+        out: out.to_path_buf(),
+        calib: export::DEFAULT_CALIB,
+        calib_percentile: None,
+        calib_seed: 0,
+        progress: false,
+    })
+    .expect("export")
+}
+
+/// A random fused model: `conv` conv blocks (3×3, padding 1, ReLU, 2×2 max-pool) of random
+/// widths, then Flatten, `hidden` hidden Linear + ReLU blocks, and a Linear to `classes`.
+/// Weights ~ U(±scale/√fan_in), biases ~ U(±bias_scale); normalization mean/std random.
+pub struct RandomModel {
+    pub input_shape: [usize; 3],
+    pub conv: Vec<usize>,
+    pub hidden: Vec<usize>,
+    pub classes: usize,
+    pub weight_scale: f64,
+    pub bias_scale: f64,
+}
+
+impl RandomModel {
+    /// Builds the model from `rng`.
+    pub fn build(&self, rng: &mut Rng) -> FusedModel {
+        let [c, mut h, mut w] = self.input_shape;
+        let mut layers = Vec::new();
+        let mut ch = c;
+        let uniform = |n: usize, bound: f64, rng: &mut Rng| -> Vec<f32> {
+            (0..n)
+                .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
+                .collect()
+        };
+        for &out in &self.conv {
+            let fan_in = ch * 9;
+            layers.push(FusedLayer::Conv2d {
+                in_channels: ch,
+                out_channels: out,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                weight: uniform(
+                    out * fan_in,
+                    self.weight_scale / (fan_in as f64).sqrt(),
+                    rng,
+                ),
+                bias: uniform(out, self.bias_scale, rng),
+            });
+            layers.push(FusedLayer::Relu);
+            layers.push(FusedLayer::MaxPool2d {
+                kernel: 2,
+                stride: 2,
+            });
+            ch = out;
+            h /= 2;
+            w /= 2;
+        }
+        layers.push(FusedLayer::Flatten);
+        let mut features = ch * h * w;
+        for &out in &self.hidden {
+            layers.push(FusedLayer::Linear {
+                in_features: features,
+                out_features: out,
+                weight: uniform(
+                    out * features,
+                    self.weight_scale / (features as f64).sqrt(),
+                    rng,
+                ),
+                bias: uniform(out, self.bias_scale, rng),
+            });
+            layers.push(FusedLayer::Relu);
+            features = out;
+        }
+        let embedding_layer = layers.len() - 1;
+        layers.push(FusedLayer::Linear {
+            in_features: features,
+            out_features: self.classes,
+            weight: uniform(
+                self.classes * features,
+                self.weight_scale / (features as f64).sqrt(),
+                rng,
+            ),
+            bias: uniform(self.classes, self.bias_scale, rng),
+        });
+        let normalization = Normalization {
+            mean: (0..c).map(|_| rng.uniform() as f32 * 0.5).collect(),
+            std: (0..c).map(|_| 0.2 + rng.uniform() as f32).collect(),
+        };
+        FusedModel {
+            arch: "random".into(),
+            input_shape: self.input_shape,
+            num_classes: self.classes,
+            normalization,
+            layers,
+            embedding_layer,
+        }
+    }
+}
+
+/// `n` random raw samples of `len` values, uniform in `[lo, hi)`.
+pub fn random_samples(rng: &mut Rng, n: usize, len: usize, lo: f64, hi: f64) -> Vec<f32> {
+    (0..n * len)
+        .map(|_| (lo + rng.uniform() * (hi - lo)) as f32)
+        .collect()
+}

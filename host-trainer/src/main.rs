@@ -1,3 +1,114 @@
-fn main() {
-    println!("denoiserep: trainer being written (issue 3)");
+//! `denoiserep`: the command-line trainer. Exit codes: 0 success, 2 any error (printed once as
+//! `denoiserep: error: …` with its cause chain).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use denoiserep_trainer::cli::{Cli, Command};
+use denoiserep_trainer::{export, infer, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("denoiserep: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => {
+            if let Some(n) = args.threads {
+                tch::set_num_threads(n);
+            }
+            let req = args.request(std::io::stderr().is_terminal())?;
+            let out = req.out.clone();
+            let s = run::train(req)?;
+            let m = &s.metrics;
+            println!(
+                "{}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%, {:.1} s",
+                out.display(),
+                100.0 * m.test_accuracy,
+                100.0 * m.retrieval_map,
+                100.0 * m.retrieval_rank1,
+                s.seconds
+            );
+        }
+        Command::Eval(args) => {
+            if let Some(n) = args.threads {
+                tch::set_num_threads(n);
+            }
+            let m = run::eval_run(&args.run, args.data.as_deref(), args.device.resolve()?)?;
+            println!(
+                "{}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%",
+                args.run.display(),
+                100.0 * m.test_accuracy,
+                100.0 * m.retrieval_map,
+                100.0 * m.retrieval_rank1
+            );
+        }
+        Command::Export(args) => {
+            if let Some(n) = args.threads {
+                tch::set_num_threads(n);
+            }
+            let o = export::export(&args.request(std::io::stderr().is_terminal()))?;
+            for w in &o.warnings {
+                eprintln!("denoiserep: warning: {w}");
+            }
+            let r = &o.report;
+            let fp = &r.footprint;
+            let d = &r.denoiserep_overhead;
+            println!(
+                "{}: {} {} ({}), {} parameters, {} MACs, {} file bytes, {} arena bytes",
+                args.out.display(),
+                r.arch,
+                match r.precision {
+                    export::ExportPrecision::F32 => "f32",
+                    export::ExportPrecision::Int8 => "int8",
+                },
+                r.regime,
+                fp.parameters,
+                fp.macs,
+                fp.file_bytes,
+                fp.arena_bytes
+            );
+            println!(
+                "baseline (no denoisers): {} parameters, {} MACs, {} file bytes, {} arena bytes; \
+                 DenoiseRep adds {} parameters, {} MACs, {} bytes; report {}",
+                r.baseline.parameters,
+                r.baseline.macs,
+                r.baseline.file_bytes,
+                r.baseline.arena_bytes,
+                d.parameters,
+                d.macs,
+                d.file_bytes,
+                o.json.display()
+            );
+        }
+        Command::Infer(args) => {
+            let r = infer::infer(&args.request(std::io::stderr().is_terminal())?)?;
+            let retrieval = match r.retrieval {
+                Some(x) => format!(
+                    ", retrieval mAP {:.2}% Rank-1 {:.2}%",
+                    100.0 * x.map,
+                    100.0 * x.rank1
+                ),
+                None => String::new(),
+            };
+            println!(
+                "{} ({}, {:?}): test accuracy {:.2}% on {} samples{retrieval}, {:.1} s",
+                args.model.display(),
+                r.name,
+                r.precision,
+                100.0 * r.test_accuracy,
+                r.samples,
+                r.seconds
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,101 @@
+//! Evaluation of the fused model (batched, no gradients): top-1 accuracy, retrieval on the
+//! embedding (queries = test split, gallery = train split) and accuracy under input noise.
+
+use anyhow::Result;
+use tch::{Device, Kind, Tensor};
+
+use crate::data::{Dataset, Normalization};
+use crate::eval::{self, NoisePoint, Retrieval, NOISE_SIGMAS};
+use crate::model::{Grads, Mode, Model};
+use crate::rng::mix;
+
+/// Samples per evaluation batch.
+pub const EVAL_BATCH: i64 = 1024;
+
+/// The headline numbers of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub test_accuracy: f64,
+    pub retrieval: Retrieval,
+    pub noise_robustness: Vec<NoisePoint>,
+}
+
+/// Raw samples (`n × C·H·W`) normalized and stacked as `[n, C, H, W]` on `device`.
+pub fn to_tensor(x: &[f32], shape: [usize; 3], norm: &Normalization, device: Device) -> Tensor {
+    let mut v = x.to_vec();
+    norm.apply(&mut v, shape);
+    let [c, h, w] = shape.map(|s| s as i64);
+    Tensor::from_slice(&v).view([-1, c, h, w]).to_device(device)
+}
+
+/// Labels as an int64 tensor on `device`.
+pub fn labels(y: &[u32], device: Device) -> Tensor {
+    let v: Vec<i64> = y.iter().map(|&l| l as i64).collect();
+    Tensor::from_slice(&v).to_device(device)
+}
+
+/// Fused-model logits and embeddings of normalized inputs `x: [n, C, H, W]`, on the CPU.
+pub fn outputs(model: &Model, x: &Tensor) -> (Tensor, Tensor) {
+    tch::no_grad(|| {
+        let params = model.layer_params(Mode::Fused, Grads::NONE);
+        let n = x.size()[0];
+        let (mut logits, mut emb) = (Vec::new(), Vec::new());
+        let mut start = 0;
+        while start < n {
+            let len = EVAL_BATCH.min(n - start);
+            let out =
+                model.forward_with(&x.narrow(0, start, len), &params, Mode::Fused, Grads::NONE);
+            logits.push(out.logits.to_device(Device::Cpu));
+            emb.push(out.embedding.to_device(Device::Cpu));
+            start += len;
+        }
+        (Tensor::cat(&logits, 0), Tensor::cat(&emb, 0))
+    })
+}
+
+/// Fraction of `x` whose fused-model argmax equals `y` (int64 on the same device).
+pub fn accuracy(model: &Model, x: &Tensor, y: &Tensor) -> f64 {
+    let (logits, _) = outputs(model, x);
+    let hits = logits
+        .argmax(-1, false)
+        .eq_tensor(&y.to_device(Device::Cpu))
+        .sum(Kind::Int64);
+    hits.int64_value(&[]) as f64 / y.size()[0].max(1) as f64
+}
+
+fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(
+        &t.to_kind(Kind::Float).contiguous().flatten(0, -1),
+    )?)
+}
+
+/// Full evaluation of the fused model on `data`. The robustness noise for σ index `i` is seeded
+/// with `mix(seed, i)`; noise is added to raw inputs (pixel units), clipped to the data's value
+/// range, then normalized.
+pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> {
+    let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
+    let (test_logits, test_emb) = outputs(model, &to_tensor(&data.test.x, shape, norm, dev));
+    let (_, train_emb) = outputs(model, &to_tensor(&data.train.x, shape, norm, dev));
+    let test_accuracy = eval::accuracy(&to_vec(&test_logits)?, data.num_classes, &data.test.y);
+    let retrieval = eval::retrieval(
+        &to_vec(&test_emb)?,
+        &data.test.y,
+        &to_vec(&train_emb)?,
+        &data.train.y,
+        model.arch.embedding_dim,
+    );
+    let mut noise_robustness = Vec::new();
+    for (i, &sigma) in NOISE_SIGMAS.iter().enumerate() {
+        let noisy = eval::add_noise(&data.test.x, sigma, data.value_range, mix(seed, i as u64));
+        let (logits, _) = outputs(model, &to_tensor(&noisy, shape, norm, dev));
+        noise_robustness.push(NoisePoint {
+            sigma,
+            accuracy: eval::accuracy(&to_vec(&logits)?, data.num_classes, &data.test.y),
+        });
+    }
+    Ok(Evaluation {
+        test_accuracy,
+        retrieval,
+        noise_robustness,
+    })
+}

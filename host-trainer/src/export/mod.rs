@@ -1,0 +1,321 @@
+//! `denoiserep export`: a trained run → one model file for the device (`docs/export.md`).
+//!
+//! * [`fused`]: the fused model (denoisers folded into the weights) as plain `f32` arrays;
+//! * [`lower`]: trainer layers → core layers (ReLU fused into the preceding Linear / Conv2d);
+//! * [`float`]: f32 export; [`calibrate`] + [`int8`]: int8 post-training quantization;
+//! * [`file`]: owned model buffers, encoded and validated by the core;
+//! * [`footprint`]: parameters, MACs, file and arena bytes, read back from the core model;
+//! * [`export`]: the command: both the model and its baseline (the backbone without denoisers)
+//!   are exported the same way, the model file and `<name>.json` are written atomically.
+
+pub mod calibrate;
+pub mod file;
+pub mod float;
+pub mod footprint;
+pub mod fused;
+pub mod int8;
+pub mod lower;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use denoiserep_core::{Model, QuantParams};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+pub use calibrate::{calibrate, RangeMethod, Ranges};
+pub use file::ModelFile;
+pub use float::to_f32;
+pub use footprint::{footprint, Footprint};
+pub use fused::{FusedLayer, FusedModel};
+pub use int8::to_int8;
+pub use lower::{lower, Lowering, Step};
+
+use crate::data::Split;
+use crate::rng::Rng;
+use crate::run::{self, write_atomic};
+
+/// Default number of calibration samples (`--calib`).
+pub const DEFAULT_CALIB: usize = 1000;
+
+/// Numeric precision of an exported model (`--precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportPrecision {
+    /// 32-bit float weights and activations.
+    F32,
+    /// int8 weights (per output channel) and activations (per tensor), TFLite-Micro arithmetic.
+    Int8,
+}
+
+/// How an int8 model was calibrated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Training samples run through the float model.
+    pub samples: usize,
+    /// `min-max` or `percentile`.
+    pub method: String,
+    pub percentile: Option<f64>,
+    /// Seed of the random choice of samples from the train split.
+    pub seed: u64,
+}
+
+/// Parameters, MACs and bytes of one exported layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    pub index: usize,
+    /// Core kernel, e.g. `linear_s8`.
+    pub kind: String,
+    /// The trainer layers it computes, e.g. `arch layer 3 Linear(256→128) + ReLU`.
+    pub source: String,
+    /// `c×h×w` or `n`.
+    pub output_shape: String,
+    pub parameters: u64,
+    pub macs: u64,
+    /// int8: the quantization of the layer's output.
+    pub output_quant: Option<QuantParams>,
+}
+
+/// Difference model − baseline (DenoiseRep's cost after fusion: zero everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overhead {
+    pub parameters: i64,
+    pub macs: i64,
+    pub file_bytes: i64,
+    pub arena_bytes: i64,
+}
+
+impl Overhead {
+    fn between(model: &Footprint, baseline: &Footprint) -> Self {
+        let d = |a: u64, b: u64| a as i64 - b as i64;
+        Self {
+            parameters: d(model.parameters, baseline.parameters),
+            macs: d(model.macs, baseline.macs),
+            file_bytes: d(model.file_bytes, baseline.file_bytes),
+            arena_bytes: d(model.arena_bytes, baseline.arena_bytes),
+        }
+    }
+}
+
+/// `<model>.json`, written beside the model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportReport {
+    /// Model file name.
+    pub model: String,
+    pub precision: ExportPrecision,
+    /// Run directory it was exported from.
+    pub run: String,
+    pub arch: String,
+    pub regime: String,
+    pub input_shape: [usize; 3],
+    pub num_classes: usize,
+    /// Core layer whose output is the embedding, and its width.
+    pub embedding_layer: usize,
+    pub embedding_dim: usize,
+    #[serde(flatten)]
+    pub footprint: Footprint,
+    /// The same run's backbone without its denoisers, exported the same way.
+    pub baseline: Footprint,
+    /// Model − baseline.
+    pub denoiserep_overhead: Overhead,
+    /// int8: quantization of the normalized input.
+    pub input_quant: Option<QuantParams>,
+    pub calibration: Option<Calibration>,
+    pub layers: Vec<LayerReport>,
+}
+
+/// What `denoiserep export` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub run: PathBuf,
+    pub precision: ExportPrecision,
+    pub out: PathBuf,
+    /// Calibration samples (int8).
+    pub calib: usize,
+    /// `--calib-percentile P` (int8); min/max when `None`.
+    pub calib_percentile: Option<f64>,
+    /// Seed of the choice of calibration samples.
+    pub calib_seed: u64,
+    pub progress: bool,
+}
+
+/// The result of an export.
+#[derive(Debug, Clone)]
+pub struct ExportOutcome {
+    pub report: ExportReport,
+    /// Where the report was written.
+    pub json: PathBuf,
+    /// Things the user should know (an unfinished run, fewer calibration samples than asked).
+    pub warnings: Vec<String>,
+}
+
+/// `model.dnrp` → `model.json` (same folder, same stem).
+pub fn report_path(out: &Path) -> Result<PathBuf> {
+    let json = out.with_extension("json");
+    if json == out {
+        bail!(
+            "--out {}: the model file must not end in .json (the report {} goes beside it)",
+            out.display(),
+            json.display()
+        );
+    }
+    Ok(json)
+}
+
+/// `denoiserep export`: loads the run, fuses, converts (and for int8 calibrates on the run's
+/// train split), validates with the core, then writes the model file and its report atomically.
+/// Nothing is written when any step fails.
+pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
+    let json = report_path(&req.out)?;
+    let method = RangeMethod::from_percentile(req.calib_percentile)?;
+    if req.precision == ExportPrecision::Int8 && req.calib == 0 {
+        bail!("--calib must be at least 1 for an int8 export");
+    }
+    if let Some(dir) = req.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("--out {}: folder {} does not exist", req.out.display(), dir.display());
+        }
+    }
+    let mut warnings = Vec::new();
+    run::read_config(&req.run).with_context(|| format!("--run {}", req.run.display()))?;
+    if !req.run.join(run::MODEL).is_file() {
+        bail!(
+            "--run {}: no {} (the run has not finished an epoch; nothing to export)",
+            req.run.display(),
+            run::MODEL
+        );
+    }
+    if !req.run.join(run::METRICS).is_file() {
+        warnings.push(format!(
+            "run {} is unfinished (no {}); exporting its last saved epoch",
+            req.run.display(),
+            run::METRICS
+        ));
+    }
+    let (cfg, model) = run::load_run_model(&req.run, Device::Cpu)
+        .with_context(|| format!("--run {}", req.run.display()))?;
+    let fused = model.fused()?;
+    let plain = model.plain()?;
+
+    let (file, base, calibration) = match req.precision {
+        ExportPrecision::F32 => (to_f32(&fused)?, to_f32(&plain)?, None),
+        ExportPrecision::Int8 => {
+            let data = run::load_data(&cfg.train)
+                .with_context(|| format!("calibration data of run {}", req.run.display()))?;
+            if data.shape != cfg.arch.input_shape {
+                bail!(
+                    "calibration data '{}' has shape {:?}, run {} expects {:?}",
+                    cfg.train.data,
+                    data.shape,
+                    req.run.display(),
+                    cfg.arch.input_shape
+                );
+            }
+            if data.train.len() < req.calib {
+                warnings.push(format!(
+                    "--calib {}: the train split has only {} samples; calibrating on all of them",
+                    req.calib,
+                    data.train.len()
+                ));
+            }
+            let samples = calibration_samples(&data.train, req.calib, req.calib_seed);
+            let n = samples.len() / data.sample_len().max(1);
+            let quantize = |m: &FusedModel, progress: bool| -> Result<ModelFile> {
+                let lowering = lower(m);
+                let ranges = calibrate(m, &lowering, &samples, method, progress)?;
+                to_int8(m, &lowering, &ranges)
+            };
+            let file = quantize(&fused, req.progress)?;
+            let base = quantize(&plain, false).context("exporting the baseline (no denoisers)")?;
+            let calibration = Calibration {
+                samples: n,
+                method: match method {
+                    RangeMethod::MinMax => "min-max".into(),
+                    RangeMethod::Percentile(_) => "percentile".into(),
+                },
+                percentile: req.calib_percentile,
+                seed: req.calib_seed,
+            };
+            (file, base, Some(calibration))
+        }
+    };
+    let bytes = file.encode()?;
+    let base_bytes = base
+        .encode()
+        .context("exporting the baseline (no denoisers)")?;
+    let report = report(req, &cfg, &file, &bytes, &base_bytes, calibration)?;
+
+    write_atomic(&req.out, &bytes)?;
+    let mut text = serde_json::to_vec_pretty(&report)?;
+    text.push(b'\n');
+    write_atomic(&json, &text)?;
+    Ok(ExportOutcome {
+        report,
+        json,
+        warnings,
+    })
+}
+
+/// `n` samples of `split` (all when it has fewer), chosen by a seeded permutation.
+pub fn calibration_samples(split: &Split, n: usize, seed: u64) -> Vec<f32> {
+    let mut out = Vec::new();
+    for &i in Rng::new(seed).permutation(split.len()).iter().take(n) {
+        out.extend_from_slice(split.sample(i as usize));
+    }
+    out
+}
+
+fn report(
+    req: &ExportRequest,
+    cfg: &run::RunConfig,
+    file: &ModelFile,
+    bytes: &[u8],
+    base_bytes: &[u8],
+    calibration: Option<Calibration>,
+) -> Result<ExportReport> {
+    let model = Model::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let fp = footprint(bytes)?;
+    let base = footprint(base_bytes)?;
+    let layers = model
+        .layers()
+        .iter()
+        .zip(&file.layers)
+        .enumerate()
+        .map(|(index, (p, owned))| {
+            let (parameters, macs) = footprint::layer_cost(p);
+            LayerReport {
+                index,
+                kind: p.layer.kind().to_string(),
+                source: owned.source.clone(),
+                output_shape: p.output.shape.to_string(),
+                parameters,
+                macs,
+                output_quant: match p.output.dtype {
+                    denoiserep_core::DType::I8(q) => Some(q),
+                    denoiserep_core::DType::F32 => None,
+                },
+            }
+        })
+        .collect();
+    Ok(ExportReport {
+        model: req
+            .out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        precision: req.precision,
+        run: req.run.display().to_string(),
+        arch: cfg.arch.spec.clone(),
+        regime: cfg.train.regime.name().to_string(),
+        input_shape: cfg.arch.input_shape,
+        num_classes: cfg.arch.num_classes,
+        embedding_layer: usize::from(model.metadata().embedding_layer),
+        embedding_dim: cfg.arch.embedding_dim,
+        footprint: fp,
+        baseline: base,
+        denoiserep_overhead: Overhead::between(&fp, &base),
+        input_quant: model.metadata().input_quant,
+        calibration,
+        layers,
+    })
+}

@@ -1,0 +1,248 @@
+//! `denoiserep infer`: runs a model file through `denoiserep-core` (the code the device runs; no
+//! other implementation of the layers is involved) over a data set.
+//!
+//! * top-1 accuracy of the logits on the test split (int8 logits dequantized);
+//! * retrieval mAP / Rank-1 of the embedding (queries = test split, gallery = train split,
+//!   cosine similarity; int8 embeddings dequantized), as `denoiserep eval`;
+//! * `--dump FILE`: every test sample's logits and embedding exactly as the core produced them
+//!   (`docs/dump-format.md`, written with the core's own `samples` encoder);
+//! * `--write-inputs FILE`: the raw test samples that were run, as a `DNRI` input file, so the
+//!   firmware can run the same inputs and its dump can be compared byte for byte.
+//!
+//! Samples are spread over threads (each with its own arena); results are stored per sample, so
+//! the output does not depend on the thread count.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use denoiserep_core::samples::{encode_record, encode_sample};
+use denoiserep_core::{DumpHeader, InputHeader, Model, Precision};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::data::{self, LoadOptions};
+use crate::eval::{self, Retrieval};
+use crate::run::write_atomic;
+
+/// What `denoiserep infer` was asked to do.
+#[derive(Debug, Clone)]
+pub struct InferRequest {
+    pub model: PathBuf,
+    pub data: String,
+    pub load: LoadOptions,
+    /// Run only the first `limit` test samples.
+    pub limit: Option<usize>,
+    /// Compute retrieval mAP / Rank-1 (runs the model over the train split as the gallery).
+    pub retrieval: bool,
+    pub dump: Option<PathBuf>,
+    pub write_inputs: Option<PathBuf>,
+    /// Worker threads (≥ 1).
+    pub threads: usize,
+    pub progress: bool,
+}
+
+/// What `denoiserep infer` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferReport {
+    pub name: String,
+    pub precision: Precision,
+    /// Test samples run.
+    pub samples: usize,
+    pub test_accuracy: f64,
+    pub retrieval: Option<Retrieval>,
+    pub seconds: f64,
+}
+
+/// The outputs of a model over many samples, one row per sample.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitOutputs {
+    /// `n × num_classes` real logits (dequantized for int8).
+    pub logits: Vec<f32>,
+    /// `n × embedding_len` real embedding values (dequantized for int8).
+    pub embedding: Vec<f32>,
+    /// The dump records (`docs/dump-format.md`), `n × record_len` bytes; empty unless asked.
+    pub records: Vec<u8>,
+    /// The dump header for these samples; `None` when there are none.
+    pub header: Option<DumpHeader>,
+}
+
+/// Reads and validates a model file, naming the file in every error.
+pub fn read_model(path: &Path) -> Result<Vec<u8>> {
+    let bytes = fs::read(path).with_context(|| format!("--model {}: cannot read", path.display()))?;
+    Model::from_bytes(&bytes).map_err(|e| anyhow!("--model {}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Runs `model` on every sample of `x` (`n × input_len` raw values) with `threads` threads.
+/// `records` also keeps the exact dump records.
+pub fn run_samples(
+    model: &Model<'_>,
+    x: &[f32],
+    threads: usize,
+    records: bool,
+    bar: &ProgressBar,
+) -> Result<SplitOutputs> {
+    let len = model.input_len();
+    if len == 0 || x.len() % len != 0 {
+        bail!("{} input values are not whole samples of {len}", x.len());
+    }
+    let n = x.len() / len;
+    if n == 0 {
+        return Ok(SplitOutputs::default());
+    }
+    let mut arena = vec![0u8; model.arena_size()];
+    let first = model
+        .run(&x[..len], &mut arena)
+        .map_err(|e| anyhow!("running the model: {e}"))?;
+    let header = DumpHeader::for_outputs(&first, n as u32)
+        .map_err(|e| anyhow!("dump header: {e}"))?;
+    let (n_logits, n_emb) = (first.logits.len(), first.embedding.len());
+    let rec_len = if records { header.record_len() } else { 0 };
+
+    let per_thread = n.div_ceil(threads.max(1));
+    let parts: Vec<Result<SplitOutputs>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = x
+            .chunks(per_thread * len)
+            .map(|chunk| {
+                scope.spawn(move || -> Result<SplitOutputs> {
+                    let m = chunk.len() / len;
+                    let mut arena = vec![0u8; model.arena_size()];
+                    let mut out = SplitOutputs {
+                        logits: vec![0.0; m * n_logits],
+                        embedding: vec![0.0; m * n_emb],
+                        records: vec![0u8; m * rec_len],
+                        header: None,
+                    };
+                    for (i, sample) in chunk.chunks(len).enumerate() {
+                        let o = model
+                            .run(sample, &mut arena)
+                            .map_err(|e| anyhow!("running the model: {e}"))?;
+                        o.logits
+                            .dequantize_into(&mut out.logits[i * n_logits..])
+                            .map_err(|e| anyhow!("{e}"))?;
+                        o.embedding
+                            .dequantize_into(&mut out.embedding[i * n_emb..])
+                            .map_err(|e| anyhow!("{e}"))?;
+                        if records {
+                            encode_record(&o, &mut out.records[i * rec_len..(i + 1) * rec_len])
+                                .map_err(|e| anyhow!("{e}"))?;
+                        }
+                        bar.inc(1);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("inference thread panicked"))
+            .collect()
+    });
+    let mut all = SplitOutputs {
+        header: Some(header),
+        ..SplitOutputs::default()
+    };
+    for part in parts {
+        let part = part?;
+        all.logits.extend(part.logits);
+        all.embedding.extend(part.embedding);
+        all.records.extend(part.records);
+    }
+    Ok(all)
+}
+
+fn progress_bar(n: usize, what: &str, progress: bool) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{bar:30}}] {{pos}}/{{len}} samples ({{elapsed}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// `denoiserep infer` (see the module doc).
+pub fn infer(req: &InferRequest) -> Result<InferReport> {
+    let started = Instant::now();
+    let bytes = read_model(&req.model)?;
+    let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{e}"))?;
+    let meta = *model.metadata();
+    let data = data::load(&req.data, &req.load)?;
+    let shape = meta.input_shape.map(usize::from);
+    if data.shape != shape || data.num_classes != meta.num_classes as usize {
+        bail!(
+            "data '{}' has shape {:?} and {} classes, model {} expects {:?} and {}",
+            req.data,
+            data.shape,
+            data.num_classes,
+            req.model.display(),
+            shape,
+            meta.num_classes
+        );
+    }
+    let n = req.limit.unwrap_or(usize::MAX).min(data.test.len());
+    if n == 0 {
+        bail!("data '{}': no test samples to run", req.data);
+    }
+    let test_x = &data.test.x[..n * data.sample_len()];
+    let test_y = &data.test.y[..n];
+
+    let bar = progress_bar(n, "test   ", req.progress);
+    let test = run_samples(&model, test_x, req.threads, req.dump.is_some(), &bar)?;
+    bar.finish_and_clear();
+    let test_accuracy = eval::accuracy(&test.logits, data.num_classes, test_y);
+
+    let retrieval = if req.retrieval {
+        let bar = progress_bar(data.train.len(), "gallery", req.progress);
+        let gallery = run_samples(&model, &data.train.x, req.threads, false, &bar)?;
+        bar.finish_and_clear();
+        let dim = test.embedding.len() / n;
+        Some(eval::retrieval(
+            &test.embedding,
+            test_y,
+            &gallery.embedding,
+            &data.train.y,
+            dim,
+        ))
+    } else {
+        None
+    };
+
+    if let (Some(path), Some(header)) = (&req.dump, &test.header) {
+        let mut out = header.encode().to_vec();
+        out.extend_from_slice(&test.records);
+        write_atomic(path, &out).with_context(|| format!("--dump {}", path.display()))?;
+    }
+    if let Some(path) = &req.write_inputs {
+        write_atomic(path, &input_file(test_x, data.sample_len())?)
+            .with_context(|| format!("--write-inputs {}", path.display()))?;
+    }
+    Ok(InferReport {
+        name: meta.name.to_string(),
+        precision: meta.precision,
+        samples: n,
+        test_accuracy,
+        retrieval,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A `DNRI` input file (`docs/dump-format.md`) holding the samples of `x`.
+pub fn input_file(x: &[f32], sample_len: usize) -> Result<Vec<u8>> {
+    let n = x.len() / sample_len.max(1);
+    let header = InputHeader {
+        n_samples: u32::try_from(n)?,
+        sample_len: u32::try_from(sample_len)?,
+    };
+    let mut out = header.encode().to_vec();
+    let start = out.len();
+    out.resize(start + x.len() * 4, 0);
+    encode_sample(x, &mut out[start..]).map_err(|e| anyhow!("{e}"))?;
+    Ok(out)
+}

@@ -1,0 +1,549 @@
+//! Run directories: `config.json`, `model.safetensors`, `checkpoint.safetensors`,
+//! `metrics.json` (written last: a run is complete exactly when it exists), plots; and the
+//! `train` / `eval` commands built on them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+use crate::arch::Arch;
+use crate::data::{self, Dataset, LoadOptions, Normalization};
+use crate::eval::{self, Metrics};
+use crate::evaluate::{self, Evaluation};
+use crate::model::Model;
+use crate::schedule::Schedule;
+use crate::train::{Regime, TrainConfig, Trainer};
+
+pub const CONFIG: &str = "config.json";
+pub const MODEL: &str = "model.safetensors";
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+pub const METRICS: &str = "metrics.json";
+pub const CURVES_PNG: &str = "curves.png";
+pub const ROBUSTNESS_PNG: &str = "robustness.png";
+/// Files a run writes; `--force` removes exactly these.
+const RUN_FILES: [&str; 6] = [
+    CONFIG,
+    MODEL,
+    CHECKPOINT,
+    METRICS,
+    CURVES_PNG,
+    ROBUSTNESS_PNG,
+];
+
+/// Test hook: when set to `N`, training stops with an error right after the checkpoint of
+/// epoch `N` (1-based), as if the process had been killed. Used to test `--resume`.
+pub const ABORT_ENV: &str = "DENOISEREP_ABORT_AFTER_EPOCH";
+
+/// What the data set looked like (for `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    pub name: String,
+    pub shape: [usize; 3],
+    pub num_classes: usize,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub value_range: Option<(f32, f32)>,
+}
+
+/// One denoised layer's timestep and reverse-step coefficients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTimestep {
+    pub layer: usize,
+    pub t: usize,
+    pub c1: f64,
+    pub c2: f64,
+    pub c3: f64,
+}
+
+/// Library versions of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub denoiserep: String,
+    pub tch: String,
+    pub libtorch: String,
+}
+
+/// `RUN_DIR/config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub train: TrainConfig,
+    pub data: DataInfo,
+    pub normalization: Normalization,
+    pub arch: Arch,
+    /// Empty when the model has no denoisers.
+    pub timesteps: Vec<LayerTimestep>,
+    pub device: String,
+    pub versions: Versions,
+}
+
+/// Writes `bytes` to `path` atomically (a temp file in the same folder, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Writes named tensors as safetensors atomically (moved to the CPU, contiguous).
+pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu).contiguous()))
+        .collect();
+    let tmp = tmp_path(path);
+    Tensor::write_safetensors(&cpu, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Reads a safetensors file into a name → tensor map.
+pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    if !path.is_file() {
+        bail!("{}: no such file", path.display());
+    }
+    let v = Tensor::read_safetensors(path)
+        .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
+    Ok(v.into_iter().collect())
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: invalid JSON", path.display()))
+}
+
+/// Reads `RUN_DIR/config.json`.
+pub fn read_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join(CONFIG);
+    if !path.is_file() {
+        bail!("{}: not a run directory (no {CONFIG})", dir.display());
+    }
+    read_json(&path)
+}
+
+/// Device choice (`--device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA when available, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceArg {
+    pub fn resolve(self) -> Result<Device> {
+        Ok(match self {
+            Self::Auto => Device::cuda_if_available(),
+            Self::Cpu => Device::Cpu,
+            Self::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
+            Self::Cuda => bail!(
+                "--device cuda: no CUDA device visible to libtorch (a CPU-only libtorch, or a build \
+                 without the `cuda` feature)"
+            ),
+        })
+    }
+}
+
+fn device_name(d: Device) -> String {
+    match d {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// Loads the data set of a config.
+pub fn load_data(cfg: &TrainConfig) -> Result<Dataset> {
+    let opts = LoadOptions {
+        test_fraction: cfg.test_fraction,
+        seed: cfg.data_seed,
+        data_dir: cfg.data_dir.clone(),
+    };
+    data::load(&cfg.data, &opts)
+}
+
+/// A model rebuilt from a run directory (config + `model.safetensors`).
+pub fn load_run_model(dir: &Path, device: Device) -> Result<(RunConfig, Model)> {
+    let cfg = read_config(dir)?;
+    let tensors = read_tensors(&dir.join(MODEL))?;
+    let mut model = Model::new(cfg.arch.clone(), cfg.normalization.clone(), device);
+    model.load_backbone(&tensors, &dir.join(MODEL).display().to_string())?;
+    if cfg.train.regime.has_denoisers() {
+        model.add_denoisers(cfg.train.denoise)?;
+        model.load_denoisers(&tensors, &dir.join(MODEL).display().to_string())?;
+    }
+    Ok((cfg, model))
+}
+
+/// State of an output directory.
+#[derive(Debug, PartialEq, Eq)]
+enum DirState {
+    Empty,
+    Unfinished,
+    Complete,
+}
+
+fn dir_state(dir: &Path) -> Result<DirState> {
+    if !dir.exists() {
+        return Ok(DirState::Empty);
+    }
+    if !dir.is_dir() {
+        bail!("--out {}: exists and is not a directory", dir.display());
+    }
+    if dir.join(METRICS).exists() {
+        return Ok(DirState::Complete);
+    }
+    if RUN_FILES.iter().any(|f| dir.join(f).exists()) {
+        return Ok(DirState::Unfinished);
+    }
+    Ok(DirState::Empty)
+}
+
+/// Options of `denoiserep train` beyond the [`TrainConfig`].
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    pub cfg: TrainConfig,
+    /// `--arch` was given explicitly (must then agree with `--init`'s).
+    pub arch_given: bool,
+    /// `--data` was given explicitly (else `--init`'s data spec is used).
+    pub data_given: bool,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub force: bool,
+    pub device: Device,
+    pub progress: bool,
+}
+
+/// What `train` reports at the end.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub metrics: Metrics,
+    pub seconds: f64,
+}
+
+/// `denoiserep train`.
+pub fn train(req: TrainRequest) -> Result<TrainSummary> {
+    let started = std::time::Instant::now();
+    let out = req.out.clone();
+    let state = dir_state(&out)?;
+    let (cfg, resume) = if req.resume {
+        match state {
+            DirState::Complete => bail!(
+                "--resume: run {} is already complete ({METRICS} exists); pass --force without --resume to retrain",
+                out.display()
+            ),
+            DirState::Empty => bail!("--resume: {} holds no run to resume", out.display()),
+            DirState::Unfinished => (read_config(&out)?.train, true),
+        }
+    } else {
+        match state {
+            DirState::Complete if !req.force => bail!(
+                "--out {}: holds a complete run ({METRICS} exists); pass --force to overwrite it",
+                out.display()
+            ),
+            DirState::Unfinished if !req.force => bail!(
+                "--out {}: holds an unfinished run; pass --resume to continue it or --force to start over",
+                out.display()
+            ),
+            _ => (req.cfg.clone(), false),
+        }
+    };
+    validate(&cfg)?;
+
+    // Everything that can fail on user input happens before the run directory is touched.
+    let init = match &cfg.init {
+        Some(dir) => Some(
+            load_run_model(dir, req.device).with_context(|| format!("--init {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let mut cfg = cfg;
+    if let Some((icfg, _)) = &init {
+        if !req.data_given && !resume {
+            cfg.data = icfg.train.data.clone();
+            cfg.test_fraction = icfg.train.test_fraction;
+            cfg.data_dir = icfg.train.data_dir.clone();
+        }
+        if !resume {
+            cfg.data_seed = icfg.train.data_seed;
+        }
+    }
+    let data = load_data(&cfg)?;
+    if data.train.is_empty() || data.test.is_empty() {
+        bail!(
+            "data '{}': the train and test splits must both be non-empty",
+            cfg.data
+        );
+    }
+    let arch = match &init {
+        Some((icfg, _)) => {
+            if req.arch_given && !resume {
+                let asked = Arch::parse(&cfg.arch, data.shape, data.num_classes)?;
+                if asked.spec != icfg.arch.spec {
+                    bail!(
+                        "--arch {} differs from the --init run's arch {}",
+                        asked.spec,
+                        icfg.arch.spec
+                    );
+                }
+            }
+            if icfg.arch.input_shape != data.shape || icfg.arch.num_classes != data.num_classes {
+                bail!(
+                    "data '{}' has shape {:?} and {} classes, the --init run's model expects {:?} and {}",
+                    cfg.data,
+                    data.shape,
+                    data.num_classes,
+                    icfg.arch.input_shape,
+                    icfg.arch.num_classes
+                );
+            }
+            icfg.arch.clone()
+        }
+        None => Arch::parse(&cfg.arch, data.shape, data.num_classes)?,
+    };
+    cfg.arch = arch.spec.clone();
+
+    tch::manual_seed(cfg.seed as i64);
+    let mut model = match init {
+        Some((_, m)) => {
+            let mut fresh = Model::new(arch.clone(), m.normalization.clone(), req.device);
+            let tensors: HashMap<String, Tensor> = m.backbone_params().into_iter().collect();
+            fresh.load_backbone(&tensors, "--init")?;
+            fresh
+        }
+        None => Model::new(
+            arch.clone(),
+            Normalization::from_split(&data.train, data.shape),
+            req.device,
+        ),
+    };
+    if let Some(file) = &cfg.import {
+        let tensors = read_tensors(file).with_context(|| "--import".to_string())?;
+        let source = file.display().to_string();
+        model.load_backbone(&tensors, &source)?;
+        if let (Some(mean), Some(std)) = (
+            tensors.get("normalization.mean"),
+            tensors.get("normalization.std"),
+        ) {
+            model.normalization = Normalization {
+                mean: Vec::<f32>::try_from(&mean.to_kind(tch::Kind::Float))?,
+                std: Vec::<f32>::try_from(&std.to_kind(tch::Kind::Float))?,
+            };
+            if model.normalization.mean.len() != data.shape[0]
+                || model.normalization.std.len() != data.shape[0]
+            {
+                bail!(
+                    "{source}: normalization.mean/std must have {} values (one per channel)",
+                    data.shape[0]
+                );
+            }
+        }
+    }
+    if cfg.regime.has_denoisers() {
+        model.add_denoisers(cfg.denoise)?;
+    }
+    let schedule = Schedule::new(cfg.denoise.schedule)?;
+    let run_cfg = RunConfig {
+        train: cfg.clone(),
+        data: DataInfo {
+            name: data.name.clone(),
+            shape: data.shape,
+            num_classes: data.num_classes,
+            n_train: data.train.len(),
+            n_test: data.test.len(),
+            value_range: data.value_range,
+        },
+        normalization: model.normalization.clone(),
+        arch: arch.clone(),
+        timesteps: model
+            .denoisers
+            .iter()
+            .map(|d| {
+                let k = schedule.coeffs(d.t);
+                LayerTimestep {
+                    layer: d.layer,
+                    t: d.t,
+                    c1: k.c1,
+                    c2: k.c2,
+                    c3: k.c3,
+                }
+            })
+            .collect(),
+        device: device_name(req.device),
+        versions: versions(),
+    };
+
+    if req.force && !resume {
+        for f in RUN_FILES {
+            let p = out.join(f);
+            if p.exists() {
+                fs::remove_file(&p)
+                    .with_context(|| format!("--force: removing {}", p.display()))?;
+            }
+        }
+    }
+    fs::create_dir_all(&out)
+        .with_context(|| format!("--out {}: cannot create directory", out.display()))?;
+    write_json(&out.join(CONFIG), &run_cfg)?;
+
+    let mut trainer = Trainer::new(cfg.clone(), model, &data);
+    trainer.progress = req.progress;
+    let mut start_epoch = 0;
+    let ckpt = out.join(CHECKPOINT);
+    if resume && ckpt.exists() {
+        start_epoch = trainer.restore(&read_tensors(&ckpt)?, &ckpt.display().to_string())?;
+    }
+    let abort_after: Option<usize> = std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok());
+    for epoch in start_epoch..cfg.epochs {
+        let r = trainer.run_epoch(epoch)?;
+        if req.progress {
+            eprintln!(
+                "epoch {}/{} {:<15} loss {:.4} (ce {:.4}, noise {:.4}) train {:.2}% test {:.2}% {:.1}s",
+                r.epoch,
+                cfg.epochs,
+                r.phase,
+                r.train_loss,
+                r.ce_loss,
+                r.noise_loss,
+                100.0 * r.train_accuracy,
+                100.0 * r.test_accuracy,
+                r.seconds
+            );
+        }
+        write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
+        write_tensors(&ckpt, &trainer.checkpoint_tensors()?)?;
+        if abort_after == Some(epoch + 1) {
+            bail!("aborted after epoch {} ({ABORT_ENV} test hook)", epoch + 1);
+        }
+    }
+    write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
+    let ev = evaluate::evaluate(&trainer.model, &data, cfg.seed)?;
+    let metrics = to_metrics(&ev, trainer.curve.clone());
+    finish(&out, &run_cfg, &metrics)?;
+    if ckpt.exists() {
+        fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
+    }
+    Ok(TrainSummary {
+        metrics,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn validate(cfg: &TrainConfig) -> Result<()> {
+    if cfg.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if cfg.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        bail!("--lr {} must be a positive number", cfg.lr);
+    }
+    if !(cfg.lambda >= 0.0 && cfg.lambda.is_finite()) {
+        bail!("--lambda {} must be a non-negative number", cfg.lambda);
+    }
+    if cfg.phase_epochs == 0 {
+        bail!("--phase-epochs must be at least 1");
+    }
+    if !(cfg.test_fraction > 0.0 && cfg.test_fraction < 1.0) {
+        bail!("--test-fraction {} is outside (0, 1)", cfg.test_fraction);
+    }
+    if matches!(cfg.regime, Regime::LabelFree | Regime::PenaltyControl)
+        && cfg.init.is_none()
+        && cfg.import.is_none()
+    {
+        bail!(
+            "--regime {} needs a trained backbone: pass --init RUN_DIR (a baseline run) or --import FILE.safetensors",
+            cfg.regime.name()
+        );
+    }
+    if cfg.init.is_some() && cfg.import.is_some() {
+        bail!("--init and --import both give the backbone; pass only one");
+    }
+    Schedule::new(cfg.denoise.schedule)?;
+    Ok(())
+}
+
+fn to_metrics(ev: &Evaluation, curve: Vec<eval::EpochRecord>) -> Metrics {
+    Metrics {
+        test_accuracy: ev.test_accuracy,
+        retrieval_map: ev.retrieval.map,
+        retrieval_rank1: ev.retrieval.rank1,
+        noise_robustness: ev.noise_robustness.clone(),
+        curve,
+    }
+}
+
+/// Plots, then `metrics.json` last (atomically): the run becomes complete.
+fn finish(out: &Path, cfg: &RunConfig, metrics: &Metrics) -> Result<()> {
+    let title = format!(
+        "{} {} on {}",
+        cfg.train.regime.name(),
+        cfg.arch.spec,
+        cfg.data.name
+    );
+    if !metrics.curve.is_empty() {
+        eval::plots::training_curves(&out.join(CURVES_PNG), &title, &metrics.curve)?;
+    }
+    eval::plots::robustness(
+        &out.join(ROBUSTNESS_PNG),
+        &title,
+        &[(
+            cfg.train.regime.name().to_string(),
+            metrics.noise_robustness.clone(),
+        )],
+    )?;
+    write_json(&out.join(METRICS), metrics)
+}
+
+/// `denoiserep eval`: re-evaluates a saved run (fused model) and rewrites its `metrics.json`,
+/// keeping the training curve. `data` overrides the run's data spec.
+pub fn eval_run(dir: &Path, data_spec: Option<&str>, device: Device) -> Result<Metrics> {
+    let (cfg, model) = load_run_model(dir, device)?;
+    let mut tcfg = cfg.train.clone();
+    if let Some(spec) = data_spec {
+        tcfg.data = spec.to_string();
+    }
+    let data = load_data(&tcfg)?;
+    if data.shape != cfg.arch.input_shape || data.num_classes != cfg.arch.num_classes {
+        bail!(
+            "data '{}' has shape {:?} and {} classes, run {} expects {:?} and {}",
+            tcfg.data,
+            data.shape,
+            data.num_classes,
+            dir.display(),
+            cfg.arch.input_shape,
+            cfg.arch.num_classes
+        );
+    }
+    let old: Option<Metrics> = match dir.join(METRICS) {
+        p if p.exists() => Some(read_json(&p)?),
+        _ => None,
+    };
+    let ev = evaluate::evaluate(&model, &data, tcfg.seed)?;
+    let metrics = to_metrics(&ev, old.map(|m| m.curve).unwrap_or_default());
+    finish(dir, &cfg, &metrics)?;
+    Ok(metrics)
+}
+
+fn versions() -> Versions {
+    Versions {
+        denoiserep: env!("CARGO_PKG_VERSION").into(),
+        tch: "0.24".into(),
+        libtorch: "2.11.0".into(),
+    }
+}

@@ -1,0 +1,404 @@
+//! The training loop and the four regimes.
+//!
+//! | regime | trains | loss | forward |
+//! |---|---|---|---|
+//! | `baseline` | backbone | CE | plain |
+//! | `label-free` | denoisers | Σ noise | unfused reference (backbone frozen, bit-identical) |
+//! | `label-guided` A | denoisers | Σ noise | unfused reference (backbone frozen) |
+//! | `label-guided` B | backbone | CE + λ·Σ noise | fused, recomputed from the live `W, b` each step |
+//! | `penalty-control` | backbone | CE + λ·Σ (mean\|a\| + mean a²) | plain |
+//!
+//! `label-guided` alternates every `phase_epochs` epochs, starting with A. Each parameter group
+//! has its own [`Adam`]; only the active group's optimizer steps, and the frozen group is used
+//! through detached tensors, so it receives no gradient at all. The noise loss sees each layer
+//! input detached (the paper's code), so in phase B it only adds a constant; with `noise_grad`
+//! its gradient reaches the backbone through the layer inputs.
+//!
+//! **Determinism:** epoch `e` (0-based) reseeds libtorch with `mix(seed, e)` and shuffles the
+//! train split with `Rng::new(mix(seed, e + 2^32))`, so a run resumed from an epoch checkpoint
+//! (which holds the Adam moments) continues bit-identically on the CPU.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::Dataset;
+use crate::eval::EpochRecord;
+use crate::evaluate;
+use crate::model::{DenoiseSpec, Grads, Mode, Model};
+use crate::optim::Adam;
+use crate::rng::{mix, Rng};
+
+/// `--regime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Regime {
+    /// Cross-entropy only, no denoisers.
+    Baseline,
+    /// From `--init`: backbone frozen, denoisers trained with the noise loss.
+    LabelFree,
+    /// Alternating phases A (denoisers) and B (backbone through the fused weights).
+    LabelGuided,
+    /// From `--init`: CE + λ·(L1 + L2 of every weighted layer's input), no denoisers.
+    PenaltyControl,
+}
+
+impl Regime {
+    /// The kebab-case name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::LabelFree => "label-free",
+            Self::LabelGuided => "label-guided",
+            Self::PenaltyControl => "penalty-control",
+        }
+    }
+
+    /// True for the regimes whose model has denoisers.
+    pub fn has_denoisers(self) -> bool {
+        matches!(self, Self::LabelFree | Self::LabelGuided)
+    }
+}
+
+/// `--lr-schedule`: the learning rate over a training segment (the whole run, or one
+/// label-guided phase block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// `lr` throughout.
+    Constant,
+    /// `lr·(1 + cos(π·k/K))/2` at step `k` of the segment's `K` steps (decays to 0).
+    Cosine,
+}
+
+/// Every training setting; written to `config.json` as `train`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// `--data` spec.
+    pub data: String,
+    pub test_fraction: f64,
+    pub data_dir: PathBuf,
+    /// Canonical arch string.
+    pub arch: String,
+    pub regime: Regime,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    pub lambda: f64,
+    pub phase_epochs: usize,
+    pub denoise: DenoiseSpec,
+    pub noise_grad: bool,
+    pub seed: u64,
+    /// Seed of the train/test split (`LoadOptions::seed`): `seed`, or the `--init` run's.
+    pub data_seed: u64,
+    pub init: Option<PathBuf>,
+    pub import: Option<PathBuf>,
+}
+
+/// What an epoch trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Baseline,
+    LabelFree,
+    /// label-guided, denoisers.
+    A,
+    /// label-guided, backbone.
+    B,
+    PenaltyControl,
+}
+
+impl Phase {
+    /// Name in the curve records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::LabelFree => "label-free",
+            Self::A => "A",
+            Self::B => "B",
+            Self::PenaltyControl => "penalty-control",
+        }
+    }
+}
+
+/// The phase of epoch `epoch` (0-based).
+pub fn phase(regime: Regime, phase_epochs: usize, epoch: usize) -> Phase {
+    match regime {
+        Regime::Baseline => Phase::Baseline,
+        Regime::LabelFree => Phase::LabelFree,
+        Regime::PenaltyControl => Phase::PenaltyControl,
+        Regime::LabelGuided if (epoch / phase_epochs.max(1)) % 2 == 0 => Phase::A,
+        Regime::LabelGuided => Phase::B,
+    }
+}
+
+/// Trainer state: model, data tensors, optimizers and the curve so far.
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub model: Model,
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    pub backbone_opt: Adam,
+    pub denoiser_opt: Adam,
+    pub curve: Vec<EpochRecord>,
+    /// Show progress bars (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Resume bookkeeping stored in a checkpoint next to the tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub epochs_done: usize,
+    pub backbone_steps: i64,
+    pub denoiser_steps: i64,
+    pub curve: Vec<EpochRecord>,
+}
+
+impl Trainer {
+    /// Moves the (raw) data to the model's device, normalized with the model's statistics.
+    pub fn new(cfg: TrainConfig, model: Model, data: &Dataset) -> Self {
+        let (norm, dev) = (&model.normalization, model.device);
+        let train_x = evaluate::to_tensor(&data.train.x, data.shape, norm, dev);
+        let test_x = evaluate::to_tensor(&data.test.x, data.shape, norm, dev);
+        let backbone_opt = Adam::new(model.backbone_params(), cfg.lr);
+        let denoiser_opt = Adam::new(model.denoiser_params(), cfg.lr);
+        Self {
+            train_y: evaluate::labels(&data.train.y, dev),
+            test_y: evaluate::labels(&data.test.y, dev),
+            train_x,
+            test_x,
+            backbone_opt,
+            denoiser_opt,
+            curve: Vec::new(),
+            progress: true,
+            cfg,
+            model,
+        }
+    }
+
+    /// Trains epoch `epoch` (0-based), appends and returns its record. A non-finite loss is an
+    /// error naming the epoch (1-based) and step (1-based).
+    pub fn run_epoch(&mut self, epoch: usize) -> Result<EpochRecord> {
+        let started = Instant::now();
+        let ph = phase(self.cfg.regime, self.cfg.phase_epochs, epoch);
+        tch::manual_seed(mix(self.cfg.seed, epoch as u64) as i64);
+        let n = self.train_y.size()[0] as usize;
+        let order = Rng::new(mix(self.cfg.seed, epoch as u64 + (1 << 32))).permutation(n);
+        let bs = self.cfg.batch_size.max(1);
+        let steps = n.div_ceil(bs);
+        let bar = self.progress_bar(epoch, ph, steps);
+        let (mut loss_sum, mut ce_sum, mut noise_sum, mut correct) = (0.0, 0.0, 0.0, 0i64);
+        let (seg_start, seg_len) = self.segment(epoch);
+        for (step, chunk) in order.chunks(bs).enumerate() {
+            let lr = match self.cfg.lr_schedule {
+                LrSchedule::Constant => self.cfg.lr,
+                LrSchedule::Cosine => {
+                    let k = ((epoch - seg_start) * steps + step) as f64;
+                    let total = (seg_len * steps) as f64;
+                    self.cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * k / total).cos())
+                }
+            };
+            self.backbone_opt.lr = lr;
+            self.denoiser_opt.lr = lr;
+            let idx = Tensor::from_slice(chunk).to_device(self.model.device);
+            let x = self.train_x.index_select(0, &idx);
+            let y = self.train_y.index_select(0, &idx);
+            let (loss, ce, noise, logits) = self.losses(ph, &x, &y);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                bar.finish_and_clear();
+                bail!(
+                    "training diverged: loss is {value} at epoch {} step {} (phase {}); lower --lr (now {:e})",
+                    epoch + 1,
+                    step + 1,
+                    ph.name(),
+                    self.cfg.lr
+                );
+            }
+            self.backbone_opt.zero_grad();
+            self.denoiser_opt.zero_grad();
+            loss.backward();
+            match ph {
+                Phase::Baseline | Phase::B | Phase::PenaltyControl => self.backbone_opt.step(),
+                Phase::A | Phase::LabelFree => self.denoiser_opt.step(),
+            }
+            let w = chunk.len() as f64;
+            loss_sum += value * w;
+            ce_sum += ce * w;
+            noise_sum += noise * w;
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            bar.inc(1);
+            if step % 10 == 0 {
+                bar.set_message(format!(
+                    "loss {value:.4} acc {:.1}%",
+                    100.0 * correct as f64 / ((step + 1) * bs) as f64
+                ));
+            }
+        }
+        bar.finish_and_clear();
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            phase: ph.name().into(),
+            train_loss: loss_sum / n as f64,
+            ce_loss: ce_sum / n as f64,
+            noise_loss: noise_sum / n as f64,
+            train_accuracy: correct as f64 / n as f64,
+            test_accuracy: evaluate::accuracy(&self.model, &self.test_x, &self.test_y),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        self.curve.push(record.clone());
+        Ok(record)
+    }
+
+    /// First epoch and length (epochs) of the learning-rate segment holding `epoch`: the whole
+    /// run, or for label-guided the phase block.
+    fn segment(&self, epoch: usize) -> (usize, usize) {
+        match self.cfg.regime {
+            Regime::LabelGuided => {
+                let p = self.cfg.phase_epochs.max(1);
+                let start = epoch / p * p;
+                (start, p.min(self.cfg.epochs - start))
+            }
+            _ => (0, self.cfg.epochs),
+        }
+    }
+
+    /// `(loss, ce, noise-or-penalty, logits)` of one batch in phase `ph`.
+    fn losses(&self, ph: Phase, x: &Tensor, y: &Tensor) -> (Tensor, f64, f64, Tensor) {
+        let m = &self.model;
+        let lambda = self.cfg.lambda;
+        let backbone = Grads {
+            backbone: true,
+            denoisers: false,
+        };
+        match ph {
+            Phase::Baseline => {
+                let out = m.forward(x, Mode::Plain, backbone);
+                let ce = out.logits.cross_entropy_for_logits(y);
+                let c = ce.double_value(&[]);
+                (ce, c, 0.0, out.logits)
+            }
+            Phase::PenaltyControl => {
+                let out = m.forward(x, Mode::Plain, backbone);
+                let ce = out.logits.cross_entropy_for_logits(y);
+                let pen = sum(out
+                    .inputs
+                    .iter()
+                    .map(|a| a.abs().mean(Kind::Float) + a.square().mean(Kind::Float)));
+                let (c, p) = (ce.double_value(&[]), pen.double_value(&[]));
+                (ce + pen * lambda, c, p, out.logits)
+            }
+            Phase::A | Phase::LabelFree => {
+                // The unfused reference computes the same function as the fused forward, at
+                // N·C² instead of out·C² per layer (the fused weights change every step here).
+                let out = tch::no_grad(|| m.forward(x, Mode::Unfused, Grads::NONE));
+                let noise = sum(m
+                    .denoisers
+                    .iter()
+                    .zip(&out.inputs)
+                    .map(|(d, a)| d.noise_loss(a, true)));
+                let c = tch::no_grad(|| out.logits.cross_entropy_for_logits(y).double_value(&[]));
+                let nv = noise.double_value(&[]);
+                (noise, c, nv, out.logits)
+            }
+            Phase::B => {
+                let out = m.forward(x, Mode::Fused, backbone);
+                let ce = out.logits.cross_entropy_for_logits(y);
+                let noise = sum(m.denoisers.iter().zip(&out.inputs).map(|(d, a)| {
+                    let a = if self.cfg.noise_grad {
+                        a.shallow_clone()
+                    } else {
+                        a.detach()
+                    };
+                    d.noise_loss(&a, false)
+                }));
+                let (c, nv) = (ce.double_value(&[]), noise.double_value(&[]));
+                (ce + noise * lambda, c, nv, out.logits.detach())
+            }
+        }
+    }
+
+    fn progress_bar(&self, epoch: usize, ph: Phase, steps: usize) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!(
+            "epoch {}/{} {}",
+            epoch + 1,
+            self.cfg.epochs,
+            ph.name()
+        ));
+        bar
+    }
+
+    /// Tensors of an epoch checkpoint: the model, both optimizers' moments and the state JSON
+    /// (as a `u8` tensor `state.json`), all on the CPU.
+    pub fn checkpoint_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let state = TrainState {
+            epochs_done: self.curve.len(),
+            backbone_steps: self.backbone_opt.steps,
+            denoiser_steps: self.denoiser_opt.steps,
+            curve: self.curve.clone(),
+        };
+        let mut v = self.model.tensors();
+        v.extend(self.backbone_opt.state("opt.backbone."));
+        v.extend(self.denoiser_opt.state("opt.denoisers."));
+        v.push((
+            "state.json".into(),
+            Tensor::from_slice(&serde_json::to_vec(&state)?),
+        ));
+        Ok(v)
+    }
+
+    /// Restores a checkpoint written from [`checkpoint_tensors`](Self::checkpoint_tensors);
+    /// returns the number of completed epochs.
+    pub fn restore(&mut self, src: &HashMap<String, Tensor>, source: &str) -> Result<usize> {
+        let Some(json) = src.get("state.json") else {
+            bail!("{source}: not a checkpoint (no 'state.json' tensor)")
+        };
+        let bytes = Vec::<u8>::try_from(json)?;
+        let state: TrainState = serde_json::from_slice(&bytes)?;
+        let model_tensors: HashMap<String, Tensor> = src
+            .iter()
+            .filter(|(k, _)| !k.starts_with("opt.") && !k.starts_with("state."))
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect();
+        self.model.load_backbone(&model_tensors, source)?;
+        self.model.load_denoisers(&model_tensors, source)?;
+        self.backbone_opt
+            .load_state(src, "opt.backbone.", state.backbone_steps)?;
+        self.denoiser_opt
+            .load_state(src, "opt.denoisers.", state.denoiser_steps)?;
+        self.curve = state.curve;
+        Ok(state.epochs_done)
+    }
+
+    /// The training device.
+    pub fn device(&self) -> Device {
+        self.model.device
+    }
+}
+
+fn sum(mut terms: impl Iterator<Item = Tensor>) -> Tensor {
+    let first = terms
+        .next()
+        .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, Device::Cpu)));
+    terms.fold(first, |acc, t| acc + t)
+}
