@@ -69,7 +69,8 @@ pub struct SplitOutputs {
 
 /// Reads and validates a model file, naming the file in every error.
 pub fn read_model(path: &Path) -> Result<Vec<u8>> {
-    let bytes = fs::read(path).with_context(|| format!("--model {}: cannot read", path.display()))?;
+    let bytes =
+        fs::read(path).with_context(|| format!("--model {}: cannot read", path.display()))?;
     Model::from_bytes(&bytes).map_err(|e| anyhow!("--model {}: {e}", path.display()))?;
     Ok(bytes)
 }
@@ -95,8 +96,8 @@ pub fn run_samples(
     let first = model
         .run(&x[..len], &mut arena)
         .map_err(|e| anyhow!("running the model: {e}"))?;
-    let header = DumpHeader::for_outputs(&first, n as u32)
-        .map_err(|e| anyhow!("dump header: {e}"))?;
+    let header =
+        DumpHeader::for_outputs(&first, n as u32).map_err(|e| anyhow!("dump header: {e}"))?;
     let (n_logits, n_emb) = (first.logits.len(), first.embedding.len());
     let rec_len = if records { header.record_len() } else { 0 };
 

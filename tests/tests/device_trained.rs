@@ -72,7 +72,10 @@ fn trained_host_equals_device(arch: &str, tag: &str) {
         ],
     );
     let (defmt, elf) = (defmt_print(), firmware_elf("denoiserep-firmware"));
-    for (precision, name) in [(ExportPrecision::F32, "f32"), (ExportPrecision::Int8, "int8")] {
+    for (precision, name) in [
+        (ExportPrecision::F32, "f32"),
+        (ExportPrecision::Int8, "int8"),
+    ] {
         let model_path = dir.path(&format!("{name}.dnrp"));
         export(&run, precision, &model_path);
         let (host_dump, inputs) = (dir.path(&format!("{name}.dnrd")), dir.path("inputs.dnri"));
@@ -83,16 +86,35 @@ fn trained_host_equals_device(arch: &str, tag: &str) {
         let input = std::fs::read(&inputs).unwrap();
         let device = run_firmware(&qemu, &defmt, &elf, Some(&file), Some(&input));
         assert_eq!(device.exit_code, 0, "{}", device.explain());
-        let dump = device.dump.as_deref().expect("the firmware wrote output.dnrd");
+        let dump = device
+            .dump
+            .as_deref()
+            .expect("the firmware wrote output.dnrd");
 
         let header = DumpHeader::decode(&host).expect("host dump header");
         assert_eq!(header.n_samples as usize, SAMPLES);
-        assert_eq!(dump.len(), host.len(), "dump lengths differ\n{}", device.explain());
-        assert_eq!(&dump[..DumpHeader::LEN], &host[..DumpHeader::LEN], "headers differ");
+        assert_eq!(
+            dump.len(),
+            host.len(),
+            "dump lengths differ\n{}",
+            device.explain()
+        );
+        assert_eq!(
+            &dump[..DumpHeader::LEN],
+            &host[..DumpHeader::LEN],
+            "headers differ"
+        );
         let record = header.record_len();
         let host_records: Vec<_> = host[DumpHeader::LEN..].chunks(record).collect();
-        for (i, (d, h)) in dump[DumpHeader::LEN..].chunks(record).zip(&host_records).enumerate() {
-            assert_eq!(d, *h, "{arch} {name}: sample {i} differs between device and host");
+        for (i, (d, h)) in dump[DumpHeader::LEN..]
+            .chunks(record)
+            .zip(&host_records)
+            .enumerate()
+        {
+            assert_eq!(
+                d, *h,
+                "{arch} {name}: sample {i} differs between device and host"
+            );
         }
         assert!(
             host_records.iter().any(|r| *r != host_records[0]),

@@ -20,7 +20,11 @@ fn srdhm(a: i64, b: i64) -> i64 {
         return I32_MAX;
     }
     let ab = a * b;
-    let nudge = if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
     (ab + nudge) / (1i64 << 31) // Rust's `/` truncates toward zero, like C++.
 }
 
@@ -177,9 +181,8 @@ fn reference(bytes: &[u8], x: &[f32]) -> (Vec<i8>, Vec<i8>) {
                             let mut best = i8::MIN;
                             for ky in 0..k {
                                 for kx in 0..k {
-                                    best = best.max(
-                                        t.v[(ch * t.h + oy * s + ky) * t.w + ox * s + kx],
-                                    );
+                                    best =
+                                        best.max(t.v[(ch * t.h + oy * s + ky) * t.w + ox * s + kx]);
                                 }
                             }
                             out.push(best);
@@ -226,7 +229,8 @@ fn int8_values(data: TensorData<'_>) -> Vec<i8> {
 /// One random case: builds, calibrates, quantizes, then compares core and reference.
 fn check_case(seed: u64) -> (usize, usize) {
     let mut rng = Rng::new(seed);
-    let pick = |rng: &mut Rng, lo: usize, hi: usize| lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize;
+    let pick =
+        |rng: &mut Rng, lo: usize, hi: usize| lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize;
     let conv_blocks = pick(&mut rng, 0, 2);
     let side = pick(&mut rng, 4, 9).max(1 << conv_blocks);
     let spec = RandomModel {
@@ -269,9 +273,17 @@ fn check_case(seed: u64) -> (usize, usize) {
     let mut saturated = 0;
     for x in inputs.chunks(len) {
         let out = core.run(x, &mut arena).unwrap();
-        let (logits, embedding) = (int8_values(out.logits.data), int8_values(out.embedding.data));
+        let (logits, embedding) = (
+            int8_values(out.logits.data),
+            int8_values(out.embedding.data),
+        );
         let (ref_logits, ref_embedding) = reference(&bytes, x);
-        assert_eq!(logits, ref_logits, "seed {seed}: logits differ ({spec:?})", spec = spec.conv);
+        assert_eq!(
+            logits,
+            ref_logits,
+            "seed {seed}: logits differ ({spec:?})",
+            spec = spec.conv
+        );
         assert_eq!(embedding, ref_embedding, "seed {seed}: embedding differs");
         saturated += logits.iter().filter(|&&q| q == 127 || q == -128).count();
     }

@@ -72,7 +72,10 @@ impl Observer {
     fn observe(&mut self, t: &Tensor) {
         match self {
             Self::MinMax(r) => {
-                let (lo, hi) = (t.min().double_value(&[]) as f32, t.max().double_value(&[]) as f32);
+                let (lo, hi) = (
+                    t.min().double_value(&[]) as f32,
+                    t.max().double_value(&[]) as f32,
+                );
                 *r = Some(match *r {
                     None => (lo, hi),
                     Some((a, b)) => (a.min(lo), b.max(hi)),

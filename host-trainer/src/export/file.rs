@@ -106,7 +106,8 @@ impl ModelFile {
     pub fn encode(&self) -> Result<Vec<u8>> {
         let layers: Vec<Layer<'_>> = self.layers.iter().map(OwnedLayer::as_layer).collect();
         let metadata = self.metadata();
-        let len = encoded_len(&metadata, &layers).map_err(|e| anyhow!("encoding the model: {e}"))?;
+        let len =
+            encoded_len(&metadata, &layers).map_err(|e| anyhow!("encoding the model: {e}"))?;
         let mut bytes = vec![0u8; len];
         let n = encode(&metadata, &layers, &mut bytes)
             .map_err(|e| anyhow!("encoding the model: {e}"))?;

@@ -43,7 +43,11 @@ pub fn activation_quant(min: f32, max: f32) -> QuantParams {
     let scale = (hi - lo) / 255.0;
     let (from_min, from_max) = (-128.0 - lo / scale, 127.0 - hi / scale);
     let (err_min, err_max) = (128.0 + (lo / scale).abs(), 127.0 + (hi / scale).abs());
-    let zp = if err_min < err_max { from_min } else { from_max };
+    let zp = if err_min < err_max {
+        from_min
+    } else {
+        from_max
+    };
     QuantParams {
         scale: scale as f32,
         zero_point: zp.round().clamp(-128.0, 127.0) as i8,
@@ -246,7 +250,10 @@ mod tests {
         assert_eq!(b, vec![8, -10]);
         let e = quantize_bias(&[1e6], 1e-4, &[1e-4], "arch layer 1 Linear(2→1)").unwrap_err();
         let msg = format!("{e:#}");
-        assert!(msg.contains("arch layer 1 Linear(2→1)") && msg.contains("channel 0"), "{msg}");
+        assert!(
+            msg.contains("arch layer 1 Linear(2→1)") && msg.contains("channel 0"),
+            "{msg}"
+        );
     }
 
     #[test]

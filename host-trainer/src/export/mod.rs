@@ -173,7 +173,11 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
     }
     if let Some(dir) = req.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !dir.is_dir() {
-            bail!("--out {}: folder {} does not exist", req.out.display(), dir.display());
+            bail!(
+                "--out {}: folder {} does not exist",
+                req.out.display(),
+                dir.display()
+            );
         }
     }
     let mut warnings = Vec::new();
