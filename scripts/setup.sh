@@ -76,8 +76,11 @@ if [ "${SETUP_QEMU:-0}" = 1 ] && ! qemu_ok; then
   fi
 fi
 DEFMT_PRINT_VERSION=1.2.0
-if [ "${SETUP_QEMU:-0}" = 1 ] && ! { command -v defmt-print >/dev/null 2>&1 \
-    && defmt-print --version 2>/dev/null | grep -q "$DEFMT_PRINT_VERSION"; }; then
+defmt_print_ok() {
+  local v; v="$(defmt-print --version 2>/dev/null || true)"  # no pipe: grep -q + pipefail = SIGPIPE
+  [[ "$v" == *"defmt-print $DEFMT_PRINT_VERSION"* ]]
+}
+if [ "${SETUP_QEMU:-0}" = 1 ] && ! defmt_print_ok; then
   say "installing defmt-print $DEFMT_PRINT_VERSION (cargo install, ~3 min) to decode the firmware's log"
   cargo install defmt-print --version "$DEFMT_PRINT_VERSION" --locked --quiet
 fi
