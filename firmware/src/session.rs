@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! board=mps2-an386 unit=instructions arena_capacity=1048576
-//! model name=mlp-int8 precision=Int8 layers=4 file_bytes=52321 arena_bytes=1091 input_len=784 …
-//! layer=1 kind=LinearS8 macs=50176
-//! sample=0 instructions=123456
-//! layer_total=1 kind=LinearS8 samples=8 instructions=987654 macs=401408
-//! done samples=8 instructions=1234567 macs=408448
+//! model name=mnist-mlp-int8 precision=Int8 layers=3 file_bytes=51569 arena_bytes=915 input=1x28x28 classes=10 embedding_layer=1
+//! layer=1 kind=LinearS8 in=Flat { n: 784 } out=Flat { n: 64 } macs=50176
+//! sample=0 instructions=335315
+//! layer_total=1 kind=LinearS8 samples=8 instructions=2446760 macs=401408
+//! done samples=8 instructions=2682520 macs=406528
 //! ```
 //!
+//! (`unit` is `cycles` on real hardware, and the count keys are named after it.)
 //! Layer 0's count includes the input normalization (and int8 quantization) the core does first.
 
 use denoiserep_core::{
