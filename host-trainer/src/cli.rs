@@ -276,6 +276,7 @@ impl TrainArgs {
             resume: self.resume,
             force: self.force,
             device: self.device.resolve()?,
+            threads: self.threads,
             progress,
         })
     }

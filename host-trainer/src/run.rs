@@ -77,6 +77,9 @@ pub struct RunConfig {
     /// Empty when the model has no denoisers.
     pub timesteps: Vec<LayerTimestep>,
     pub device: String,
+    /// `--threads` (libtorch CPU threads; `None` = libtorch's choice).
+    #[serde(default)]
+    pub threads: Option<i32>,
     pub versions: Versions,
 }
 
@@ -225,6 +228,7 @@ pub struct TrainRequest {
     pub resume: bool,
     pub force: bool,
     pub device: Device,
+    pub threads: Option<i32>,
     pub progress: bool,
 }
 
@@ -384,6 +388,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
             })
             .collect(),
         device: device_name(req.device),
+        threads: req.threads,
         versions: versions(),
     };
 

@@ -35,7 +35,50 @@ pub use maxpool2d_s8::maxpool2d_s8;
 pub use relu_f32::relu_f32;
 pub use relu_s8::relu_s8;
 
+use crate::error::{Error, Result};
+use crate::layer::MaxPool2d;
 use crate::tensor::{Activation, F32Data};
+
+/// The loop shared by [`maxpool2d_f32`] and [`maxpool2d_s8`]: `output[c][oy][ox]` = the maximum
+/// of the k × k window at `(oy·s, ox·s)` (no padding), taken in row-major window order and
+/// replaced only when `v > max` (the first element wins ties; a NaN never replaces a number).
+/// `output` is `[c][oh][ow]`, `oh = (h − k)/s + 1`.
+fn maxpool2d<T: PartialOrd + Copy>(
+    pool: &MaxPool2d,
+    input: &[T],
+    dims: Chw,
+    output: &mut [T],
+) -> Result<()> {
+    let (k, s) = (pool.kernel as usize, pool.stride as usize);
+    let oh = window_out_dim(dims.h, k, s, 0).ok_or(Error::KernelBadArguments)?;
+    let ow = window_out_dim(dims.w, k, s, 0).ok_or(Error::KernelBadArguments)?;
+    if Some(input.len()) != dims.numel()
+        || Some(output.len()) != dims.c.checked_mul(oh).and_then(|n| n.checked_mul(ow))
+    {
+        return Err(Error::KernelBadArguments);
+    }
+    let (h, w) = (dims.h, dims.w);
+    let mut out_iter = output.iter_mut();
+    for plane in input.chunks_exact(h * w) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut m = plane[oy * s * w + ox * s];
+                for ky in 0..k {
+                    let row = &plane[(oy * s + ky) * w + ox * s..][..k];
+                    for &v in row {
+                        if v > m {
+                            m = v;
+                        }
+                    }
+                }
+                if let Some(out) = out_iter.next() {
+                    *out = m;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Number of accumulation lanes of every f32 reduction.
 pub const LANES: usize = 8;
