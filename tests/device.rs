@@ -133,7 +133,12 @@ pub fn firmware_elf(bin: &str) -> PathBuf {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
             .expect("running cargo build in firmware/");
-        assert!(status.success(), "building the firmware failed");
+        assert!(
+            status.success(),
+            "building the firmware in {} failed (the target needs `rustup target add \
+             thumbv7em-none-eabihf`; scripts/setup.sh does it)",
+            fw.display()
+        );
         fw.join("target/thumbv7em-none-eabihf/release")
     });
     let elf = dir.join(bin);
