@@ -29,6 +29,10 @@ if [ -f firmware/Cargo.toml ]; then
     && cargo clippy --release --locked --features board-nrf52840 --target-dir target/nrf52840 -- -D warnings \
     && cargo build --release --locked \
     && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840)
+  step "firmware library unit tests (on the host)"
+  host="$(rustc -vV | sed -n 's/^host: //p')"
+  (cd firmware && cargo clippy --lib --tests --target "$host" --locked -- -D warnings \
+    && cargo test --lib --target "$host" --locked)
 fi
 
 # Includes the host == device parity tests (tests/tests/device_*.rs), which run the firmware built

@@ -10,7 +10,7 @@ use denoiserep_core::{DumpHeader, InputHeader, Outputs};
 use semihosting::fs::File;
 use semihosting::io::{Read, Write};
 
-use crate::exit::Failure;
+use crate::failure::Failure;
 
 /// The input file (`DNRI` layout), read sample by sample.
 pub const INPUT_PATH: &CStr = c"input.dnri";

@@ -4,8 +4,6 @@
 
 use core::ptr::addr_of;
 
-use crate::exit::Failure;
-
 extern "C" {
     static __model_partition_start: u8;
     static __model_partition_end: u8;
@@ -20,15 +18,4 @@ pub fn partition() -> &'static [u8] {
         let end = addr_of!(__model_partition_end);
         core::slice::from_raw_parts(start, end as usize - start as usize)
     }
-}
-
-/// The model file at the start of `partition`: exactly the bytes its header announces.
-/// An erased or empty partition, or a broken header, is the core's error
-/// ([`Failure::ModelRejected`]); a file longer than the partition is [`Failure::ModelTooLarge`].
-pub fn model_file(partition: &[u8]) -> Result<&[u8], Failure> {
-    let file_len = denoiserep_core::file_len(partition).map_err(Failure::ModelRejected)?;
-    partition.get(..file_len).ok_or(Failure::ModelTooLarge {
-        file_len,
-        partition_len: partition.len(),
-    })
 }

@@ -16,14 +16,13 @@
 //! (`unit` is `cycles` on real hardware, and the count keys are named after it.)
 //! Layer 0's count includes the input normalization (and int8 quantization) the core does first.
 
-use denoiserep_core::{
-    DType, DumpHeader, DumpValues, Error, Layer, Model, PlannedLayer, TensorInfo,
-};
+use denoiserep_core::{DumpHeader, Model};
 
-use crate::board::{self, ARENA_BYTES, MAX_INPUT_VALUES, MAX_LAYERS, MAX_RECORD_BYTES};
+use crate::board::{self, ARENA_BYTES, MAX_LAYERS};
 use crate::buffers::Buffers;
+use crate::checks::{check_fits, dump_header, macs, model_file};
 use crate::counter::InstructionCounter;
-use crate::exit::{Buffer, Failure};
+use crate::failure::Failure;
 use crate::io::{DumpFile, InputFile};
 use crate::partition;
 
@@ -44,7 +43,7 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
         board::COUNT_UNIT,
         ARENA_BYTES
     );
-    let file = partition::model_file(partition::partition())?;
+    let file = model_file(partition::partition())?;
     let model =
         Model::<MAX_LAYERS>::from_bytes_with_capacity(file).map_err(Failure::ModelRejected)?;
     log_model(&model, file.len());
@@ -142,64 +141,4 @@ fn log_totals(model: &Model<'_, MAX_LAYERS>, per_layer: &[u64], samples: u32, to
         total,
         all_macs
     );
-}
-
-/// Multiply-accumulates of one evaluation of a layer: `in · out` for Linear,
-/// `C_out · H_out · W_out · C_in · k²` for Conv2d, 0 for every other kind.
-pub fn macs(planned: &PlannedLayer<'_>) -> u64 {
-    let out = planned.output.shape.numel().unwrap_or(0) as u64;
-    match planned.layer {
-        Layer::LinearF32(l) => u64::from(l.in_features) * u64::from(l.out_features),
-        Layer::LinearS8(l) => u64::from(l.in_features) * u64::from(l.out_features),
-        Layer::Conv2dF32(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
-        Layer::Conv2dS8(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
-        _ => 0,
-    }
-}
-
-/// The dump header for this model's outputs (0 samples; the caller sets the count). The same
-/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the planned tensors.
-fn dump_header(model: &Model<'_, MAX_LAYERS>) -> Result<DumpHeader, Failure> {
-    let reject = Failure::ModelRejected;
-    let layers = model.layers();
-    let logits = layers.last().ok_or(reject(Error::ModelNoLayers))?.output;
-    let embedding = layers
-        .get(usize::from(model.metadata().embedding_layer))
-        .ok_or(reject(Error::ModelBadEmbeddingLayer))?
-        .output;
-    let values = match (logits.dtype, embedding.dtype) {
-        (DType::I8(l), DType::I8(e)) => DumpValues::I8 {
-            logits: l,
-            embedding: e,
-        },
-        _ => DumpValues::F32,
-    };
-    Ok(DumpHeader {
-        n_samples: 0,
-        logits_len: len32(&logits)?,
-        embedding_len: len32(&embedding)?,
-        values,
-    })
-}
-
-fn len32(info: &TensorInfo) -> Result<u32, Failure> {
-    info.shape
-        .numel()
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or(Failure::ModelRejected(Error::ModelSizeOverflow))
-}
-
-/// Refuses (instead of crashing on) a model larger than this build's static buffers.
-fn check_fits(model: &Model<'_, MAX_LAYERS>, header: &DumpHeader) -> Result<(), Failure> {
-    let checks = [
-        (Buffer::Arena, model.arena_size(), ARENA_BYTES),
-        (Buffer::Input, model.input_len(), MAX_INPUT_VALUES),
-        (Buffer::Record, header.record_len(), MAX_RECORD_BYTES),
-    ];
-    for (buffer, need, have) in checks {
-        if need > have {
-            return Err(Failure::ModelDoesNotFit { buffer, need, have });
-        }
-    }
-    Ok(())
 }
