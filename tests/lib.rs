@@ -11,6 +11,13 @@ use denoiserep_trainer::export::{self, ExportOutcome, ExportPrecision, ExportReq
 use denoiserep_trainer::rng::Rng;
 use denoiserep_trainer::{FusedLayer, FusedModel};
 
+pub mod device;
+
+/// The core's test-model builders and int8 quantizer (`core/tests/common/`), shared so that the
+/// device tests build exactly the models the core's own tests use.
+#[path = "../core/tests/common/mod.rs"]
+pub mod models;
+
 /// A fresh temp folder, removed on drop.
 pub struct TempDir(PathBuf);
 

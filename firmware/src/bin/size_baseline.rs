@@ -1,15 +1,17 @@
-//! Size baseline: the same runtime (cortex-m-rt, semihosting print and exit) without
-//! denoiserep-core. `llvm-size` of the main firmware minus this binary is the flash cost of the
-//! core (decoder, CRC, planner, all kernels); see docs/model-format.md ("Code size").
+//! Size baseline: the same runtime as the firmware (cortex-m-rt, defmt over semihosting, the
+//! panic/HardFault handlers, semihosting exit) without the model, the core or the file I/O.
+//! `llvm-size` of the firmware minus this binary is the flash cost of the core and the session
+//! logic; see docs/benchmarks.md ("Device").
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
-use semihosting::{println, process};
+use defmt_semihosting as _;
+use denoiserep_firmware::{exit, ExitCode};
 
 #[entry]
 fn main() -> ! {
     let x = core::hint::black_box(7u32);
-    println!("baseline: {x}");
-    process::exit(0)
+    defmt::info!("baseline: {=u32}", x);
+    exit(ExitCode::Ok)
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Device benchmark: the firmware's footprint (llvm-size, both boards) and its instruction counts
+# in QEMU mps2-an386 under -icount shift=0 (per inference, per layer, per MAC) for MNIST-shaped
+# MLP and CNN models, f32 and int8. Prints markdown for docs/benchmarks.md ("Device").
+#
+#   bash bench/device.sh
+#
+# Instruction counts are emulated instructions (deterministic), not Cortex-M4 cycles.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+SETUP_QEMU=1 bash scripts/setup.sh
+
+(cd firmware && cargo build --release --locked \
+  && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840) >&2
+
+size="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
+[ -x "$size" ] || { echo "llvm-size not found: rustup component add llvm-tools" >&2; exit 1; }
+
+section() { # $1 = ELF, $2 = section name → size in bytes (0 if absent)
+  "$size" -A "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+echo "### Footprint (\`llvm-size\`, release: opt-level s, fat LTO)"
+echo
+echo "| board | binary | .vector_table + .text | .rodata | .data | .bss | flash (text+rodata+data) |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for board in mps2-an386 nrf52840; do
+  dir=firmware/target/thumbv7em-none-eabihf/release
+  [ "$board" = nrf52840 ] && dir=firmware/target/nrf52840/thumbv7em-none-eabihf/release
+  for bin in denoiserep-firmware size-baseline; do
+    elf="$dir/$bin"
+    text=$(( $(section "$elf" .vector_table) + $(section "$elf" .text) ))
+    rodata=$(section "$elf" .rodata); data=$(section "$elf" .data); bss=$(section "$elf" .bss)
+    echo "| $board | $bin | $text | $rodata | $data | $bss | $(( text + rodata + data )) |"
+  done
+done
+echo
+echo "### Instruction counts (QEMU mps2-an386, \`-icount shift=0\`, 8 samples per model)"
+cargo test -p denoiserep-tests --locked --test device_bench -- --ignored --nocapture 2>/dev/null \
+  | sed -n '/^|/p; /^$/p' | cat -s

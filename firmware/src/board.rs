@@ -1,0 +1,48 @@
+//! Per-board constants, selected by the same cargo feature as the memory map (build.rs):
+//! `mps2-an386` (QEMU, default) or `board-nrf52840`.
+//!
+//! Every buffer is static (`.bss`), so `llvm-size` shows the whole RAM use except the stack; a model
+//! that needs more than these sizes is refused with [`crate::ExitCode::ModelDoesNotFit`].
+
+#[cfg(not(feature = "board-nrf52840"))]
+mod selected {
+    /// Board name, as logged.
+    pub const NAME: &str = "mps2-an386";
+    /// Static arena for [`denoiserep_core::Model::run`] (1 MiB of the board's 4 MiB RAM).
+    pub const ARENA_BYTES: usize = 1024 * 1024;
+    /// Largest model input, in f32 values (C·H·W): 64 KiB.
+    pub const MAX_INPUT_VALUES: usize = 16 * 1024;
+    /// Largest dump record (logits + embedding) in bytes.
+    pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+    /// Counted events per SysTick tick: under `qemu-system-arm -M mps2-an386 -icount shift=0`
+    /// SysTick runs at 25 MHz of virtual time and one instruction takes 1 ns, so 1 tick =
+    /// 40 instructions (checked by the `icount-calibrate` binary and the device tests).
+    pub const COUNT_PER_TICK: u64 = 40;
+    /// What the counter counts.
+    pub const COUNT_UNIT: &str = "instructions";
+}
+
+#[cfg(feature = "board-nrf52840")]
+mod selected {
+    /// Board name, as logged.
+    pub const NAME: &str = "nrf52840";
+    /// Static arena (160 KiB of the part's 256 KiB RAM).
+    pub const ARENA_BYTES: usize = 160 * 1024;
+    /// Largest model input, in f32 values (C·H·W): 16 KiB, enough for 3×32×32.
+    pub const MAX_INPUT_VALUES: usize = 4 * 1024;
+    /// Largest dump record (logits + embedding) in bytes.
+    pub const MAX_RECORD_BYTES: usize = 4 * 1024;
+    /// On real silicon SysTick (clock source = core) ticks once per CPU cycle (64 MHz).
+    pub const COUNT_PER_TICK: u64 = 1;
+    /// What the counter counts.
+    pub const COUNT_UNIT: &str = "cycles";
+}
+
+pub use selected::*;
+
+/// Layer slots of the firmware's [`denoiserep_core::Model`] (≈125 B of stack each); a model with
+/// more layers is rejected by the core with `DecodeTooManyLayers`.
+pub const MAX_LAYERS: usize = 32;
+
+/// Bytes read from the input file per semihosting call.
+pub const READ_CHUNK_BYTES: usize = 512;

@@ -1,0 +1,278 @@
+//! The firmware's decisions that need no hardware, tested on the host: where the model file ends
+//! in its partition, whether a model fits the static buffers, the dump header a model produces,
+//! and how many MACs a layer does.
+
+use denoiserep_core::{
+    DType, DumpHeader, DumpValues, Error, Layer, Model, PlannedLayer, TensorInfo,
+};
+
+use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_LAYERS, MAX_RECORD_BYTES};
+#[cfg(test)]
+use crate::failure::ExitCode;
+use crate::failure::{Buffer, Failure};
+
+/// The model file at the start of `partition`: exactly the bytes its header announces.
+/// An erased or empty partition, or a broken header, is the core's error
+/// ([`Failure::ModelRejected`]); a file longer than the partition is [`Failure::ModelTooLarge`].
+pub fn model_file(partition: &[u8]) -> Result<&[u8], Failure> {
+    let file_len = denoiserep_core::file_len(partition).map_err(Failure::ModelRejected)?;
+    partition.get(..file_len).ok_or(Failure::ModelTooLarge {
+        file_len,
+        partition_len: partition.len(),
+    })
+}
+
+/// Multiply-accumulates of one evaluation of a layer: `in · out` for Linear,
+/// `C_out · H_out · W_out · C_in · k²` for Conv2d, 0 for every other kind.
+pub fn macs(planned: &PlannedLayer<'_>) -> u64 {
+    let out = planned.output.shape.numel().unwrap_or(0) as u64;
+    match planned.layer {
+        Layer::LinearF32(l) => u64::from(l.in_features) * u64::from(l.out_features),
+        Layer::LinearS8(l) => u64::from(l.in_features) * u64::from(l.out_features),
+        Layer::Conv2dF32(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
+        Layer::Conv2dS8(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
+        _ => 0,
+    }
+}
+
+/// The dump header for this model's outputs (0 samples; the caller sets the count). The same
+/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the planned tensors.
+pub fn dump_header(model: &Model<'_, MAX_LAYERS>) -> Result<DumpHeader, Failure> {
+    let reject = Failure::ModelRejected;
+    let layers = model.layers();
+    let logits = layers.last().ok_or(reject(Error::ModelNoLayers))?.output;
+    let embedding = layers
+        .get(usize::from(model.metadata().embedding_layer))
+        .ok_or(reject(Error::ModelBadEmbeddingLayer))?
+        .output;
+    let values = match (logits.dtype, embedding.dtype) {
+        (DType::I8(l), DType::I8(e)) => DumpValues::I8 {
+            logits: l,
+            embedding: e,
+        },
+        _ => DumpValues::F32,
+    };
+    Ok(DumpHeader {
+        n_samples: 0,
+        logits_len: len32(&logits)?,
+        embedding_len: len32(&embedding)?,
+        values,
+    })
+}
+
+fn len32(info: &TensorInfo) -> Result<u32, Failure> {
+    info.shape
+        .numel()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(Failure::ModelRejected(Error::ModelSizeOverflow))
+}
+
+/// Refuses (instead of crashing on) a model larger than this build's static buffers.
+pub fn check_fits(model: &Model<'_, MAX_LAYERS>, header: &DumpHeader) -> Result<(), Failure> {
+    let checks = [
+        (Buffer::Arena, model.arena_size(), ARENA_BYTES),
+        (Buffer::Input, model.input_len(), MAX_INPUT_VALUES),
+        (Buffer::Record, header.record_len(), MAX_RECORD_BYTES),
+    ];
+    for (buffer, need, have) in checks {
+        if need > have {
+            return Err(Failure::ModelDoesNotFit { buffer, need, have });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_models::{
+        le_f32, quantize_model, small_cnn, small_mlp, OwnedLayer, OwnedModel, Rng,
+    };
+    use denoiserep_core::{Activation, Precision};
+
+    use super::*;
+
+    fn model(file: &[u8]) -> Model<'_, MAX_LAYERS> {
+        Model::<MAX_LAYERS>::from_bytes_with_capacity(file).unwrap()
+    }
+
+    /// A model of `shape` input → 1×1 conv to `channels` → global average pool.
+    fn conv_gap(shape: [u16; 3], channels: usize) -> OwnedModel {
+        OwnedModel {
+            name: "conv-gap".into(),
+            input_shape: shape,
+            num_classes: channels as u32,
+            embedding_layer: 1,
+            mean: le_f32(&[0.0]),
+            std: le_f32(&[1.0]),
+            precision: Precision::F32,
+            input_quant: None,
+            layers: vec![
+                OwnedLayer::conv2d_f32(
+                    1,
+                    channels,
+                    1,
+                    1,
+                    0,
+                    Activation::None,
+                    &vec![0.5; channels],
+                    &vec![0.0; channels],
+                ),
+                OwnedLayer::GlobalAvgPool,
+            ],
+        }
+    }
+
+    #[test]
+    fn model_file_is_sliced_by_its_header() {
+        let file = small_mlp(1).encode().unwrap();
+        let mut partition = vec![0xFFu8; file.len() + 4096]; // erased flash after the file
+        partition[..file.len()].copy_from_slice(&file);
+        assert_eq!(model_file(&partition), Ok(&file[..]));
+        assert_eq!(
+            model_file(&[0u8; 64]),
+            Err(Failure::ModelRejected(Error::DecodeBadMagic))
+        );
+        assert_eq!(
+            model_file(&[0xFFu8; 64]),
+            Err(Failure::ModelRejected(Error::DecodeBadMagic))
+        );
+        assert_eq!(
+            model_file(&partition[..file.len() - 1]),
+            Err(Failure::ModelTooLarge {
+                file_len: file.len(),
+                partition_len: file.len() - 1,
+            })
+        );
+    }
+
+    #[test]
+    fn check_fits_names_the_buffer_that_is_too_small() {
+        let ok = small_cnn(2).encode().unwrap();
+        let m = model(&ok);
+        assert_eq!(check_fits(&m, &dump_header(&m).unwrap()), Ok(()));
+
+        // 20 channels of 128×128 f32 = 1.25 MiB of activations.
+        let big_arena = conv_gap([1, 128, 128], 20).encode().unwrap();
+        let m = model(&big_arena);
+        assert!(m.arena_size() > ARENA_BYTES);
+        assert_eq!(
+            check_fits(&m, &dump_header(&m).unwrap()),
+            Err(Failure::ModelDoesNotFit {
+                buffer: Buffer::Arena,
+                need: m.arena_size(),
+                have: ARENA_BYTES,
+            })
+        );
+
+        let side = (MAX_INPUT_VALUES as f64).sqrt() as u16 + 1;
+        let big_input = conv_gap([1, side, side], 1).encode().unwrap();
+        let m = model(&big_input);
+        assert_eq!(
+            check_fits(&m, &dump_header(&m).unwrap()),
+            Err(Failure::ModelDoesNotFit {
+                buffer: Buffer::Input,
+                need: usize::from(side) * usize::from(side),
+                have: MAX_INPUT_VALUES,
+            })
+        );
+
+        // Logits = embedding = n f32 values: a record of 8·n bytes.
+        let n = MAX_RECORD_BYTES / 8 + 1;
+        let big_record = conv_gap([1, 1, 1], n).encode().unwrap();
+        let m = model(&big_record);
+        assert_eq!(
+            check_fits(&m, &dump_header(&m).unwrap()),
+            Err(Failure::ModelDoesNotFit {
+                buffer: Buffer::Record,
+                need: 8 * n,
+                have: MAX_RECORD_BYTES,
+            })
+        );
+    }
+
+    #[test]
+    fn dump_header_equals_the_cores_header_from_real_outputs() {
+        let f32_desc = small_cnn(3);
+        let mut rng = Rng(4);
+        let calib: Vec<Vec<f32>> = (0..16).map(|_| rng.vec(144, 0.0, 1.0)).collect();
+        let int8_desc = quantize_model(&f32_desc, &calib);
+        for desc in [f32_desc, int8_desc, small_mlp(5)] {
+            let file = desc.encode().unwrap();
+            let m = model(&file);
+            let mut arena = vec![0u8; m.arena_size()];
+            let input = rng.vec(m.input_len(), 0.0, 1.0);
+            let outputs = m.run(&input, &mut arena).unwrap();
+            let from_outputs = DumpHeader::for_outputs(&outputs, 7).unwrap();
+            let from_model = DumpHeader {
+                n_samples: 7,
+                ..dump_header(&m).unwrap()
+            };
+            assert_eq!(from_model.encode(), from_outputs.encode(), "{}", desc.name);
+        }
+    }
+
+    #[test]
+    fn macs_per_layer_kind() {
+        // small_cnn: conv 1→4 3×3 pad 1 on 12×12, maxpool 2, conv 4→8 3×3 stride 2 on 6×6
+        // (out 2×2), relu, gap, flatten, linear 8→10.
+        let file = small_cnn(6).encode().unwrap();
+        let m = model(&file);
+        let macs: Vec<u64> = m.layers().iter().map(macs).collect();
+        assert_eq!(macs, [4 * 144 * 9, 0, 8 * 4 * 4 * 9, 0, 0, 0, 80]);
+        let mut rng = Rng(7);
+        let calib: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(144, 0.0, 1.0)).collect();
+        let int8 = quantize_model(&small_cnn(6), &calib).encode().unwrap();
+        let m8 = model(&int8);
+        assert_eq!(
+            m8.layers().iter().map(super::macs).collect::<Vec<_>>(),
+            macs
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_distinct_and_as_documented() {
+        let classes = [
+            (Failure::ModelRejected(Error::DecodeBadCrc), 1),
+            (
+                Failure::ModelTooLarge {
+                    file_len: 2,
+                    partition_len: 1,
+                },
+                2,
+            ),
+            (
+                Failure::ModelDoesNotFit {
+                    buffer: Buffer::Arena,
+                    need: 2,
+                    have: 1,
+                },
+                3,
+            ),
+            (Failure::InputIo { errno: 2 }, 4),
+            (Failure::InputBadHeader(Error::SamplesBadMagic), 5),
+            (Failure::InputSampleLength { file: 1, model: 2 }, 5),
+            (
+                Failure::InputFileLength {
+                    expected: 1,
+                    actual: 2,
+                },
+                5,
+            ),
+            (Failure::OutputIo { errno: 28 }, 6),
+            (
+                Failure::RunFailed {
+                    sample: 0,
+                    error: Error::ArenaTooSmall,
+                },
+                7,
+            ),
+        ];
+        for (failure, code) in classes {
+            assert_eq!(failure.exit_code() as u8, code, "{failure:?}");
+        }
+        assert_eq!(ExitCode::Ok as u8, 0);
+        assert_eq!(ExitCode::CalibrationMismatch as u8, 8);
+        assert_eq!(ExitCode::Panic as u8, 101);
+        assert_eq!(ExitCode::HardFault as u8, 102);
+    }
+}

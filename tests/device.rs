@@ -1,0 +1,457 @@
+//! Running the firmware (`firmware/`) in QEMU from tests: find QEMU and defmt-print, build the
+//! firmware once, run it on a model placed in its flash partition with inputs from a host file,
+//! collect the exit code, the dump file and the decoded defmt log, and compute the host's dump of
+//! the same model and inputs with the core library.
+//!
+//! QEMU always runs under a deadline ([`QEMU_TIMEOUT`]) and is killed past it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use denoiserep_core::samples::{encode_record, encode_sample};
+use denoiserep_core::{file_len, Activation, DumpHeader, Error, InputHeader, Model, Precision};
+
+use crate::models::{le_f32, quantize_model, OwnedLayer, OwnedModel, Rng};
+use crate::repo_root;
+
+/// Where the firmware expects its model partition (memory.x `MODEL` of mps2-an386).
+pub const MODEL_PARTITION_ADDR: u32 = 0x0010_0000;
+/// Length of that partition.
+pub const MODEL_PARTITION_LEN: usize = 3 * 1024 * 1024;
+/// The firmware's static arena on mps2-an386 (`firmware/src/board.rs`).
+pub const ARENA_CAPACITY: usize = 1024 * 1024;
+/// Longest a single QEMU run may take before it is killed.
+pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
+/// Instructions per SysTick tick under `-icount shift=0` on mps2-an386.
+pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+
+/// Exit codes of the firmware (`firmware/src/exit.rs`, docs/firmware.md).
+pub mod exit {
+    /// Every sample ran.
+    pub const OK: i32 = 0;
+    /// The core rejected the model.
+    pub const MODEL_REJECTED: i32 = 1;
+    /// The model header announces more bytes than the partition holds.
+    pub const MODEL_TOO_LARGE: i32 = 2;
+    /// The model does not fit the static buffers.
+    pub const MODEL_DOES_NOT_FIT: i32 = 3;
+    /// The input file cannot be read.
+    pub const INPUT_IO: i32 = 4;
+    /// The input file is invalid for this model.
+    pub const INPUT_INVALID: i32 = 5;
+    /// A Rust panic in the firmware.
+    pub const PANIC: i32 = 101;
+    /// A CPU fault in the firmware.
+    pub const HARD_FAULT: i32 = 102;
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin")))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// `qemu-system-arm`, or `None` after printing a loud SKIPPED banner naming `test` and the fix.
+/// Tests return early on `None`; this is the only reason a device test may skip.
+pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
+    let found = on_path("qemu-system-arm");
+    if let Some(qemu) = &found {
+        check_qemu_version(qemu);
+    } else {
+        // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n######################################################################\n\
+             # SKIPPED {test}: qemu-system-arm not found, the firmware was NOT run.\n\
+             # Install it: SETUP_QEMU=1 bash scripts/setup.sh (apt-get install\n\
+             # qemu-system-arm), or run README's test command (scripts/test.sh).\n\
+             ######################################################################\n"
+        );
+    }
+    found
+}
+
+/// Prints `msg` on the process's stderr, past the test harness's capture, so that what a device
+/// test compared shows in every run (scripts/test.sh), not only with `--nocapture`.
+pub fn report(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "[device] {msg}");
+}
+
+/// Fails (never skips) when QEMU is older than 7.0, which lacks what the firmware relies on.
+fn check_qemu_version(qemu: &Path) {
+    let out = Command::new(qemu)
+        .arg("--version")
+        .output()
+        .expect("running qemu-system-arm --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let major: Option<u32> = text
+        .split("version ")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok());
+    match major {
+        Some(m) if m >= 7 => {}
+        _ => panic!(
+            "{} reports {:?}: QEMU >= 7.0 is needed (semihosting file I/O, -icount on \
+             mps2-an386); install a newer one (SETUP_QEMU=1 bash scripts/setup.sh, or your \
+             package manager)",
+            qemu.display(),
+            text.lines().next().unwrap_or("")
+        ),
+    }
+}
+
+/// `defmt-print` (required whenever QEMU is there: the log is how the firmware reports).
+pub fn defmt_print() -> PathBuf {
+    on_path("defmt-print").unwrap_or_else(|| {
+        panic!(
+            "defmt-print not found: install it with `cargo install defmt-print --version 1.2.0 \
+             --locked` (scripts/setup.sh does), then rerun"
+        )
+    })
+}
+
+/// Builds the firmware for mps2-an386 once per test process (`cargo build --release --locked` in
+/// `firmware/`, a no-op when scripts/test.sh already built it) and returns the ELF of `bin`.
+pub fn firmware_elf(bin: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let fw = repo_root().join("firmware");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--locked", "--bins"])
+            .current_dir(&fw)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("running cargo build in firmware/");
+        assert!(
+            status.success(),
+            "building the firmware in {} failed (the target needs `rustup target add \
+             thumbv7em-none-eabihf`; scripts/setup.sh does it)",
+            fw.display()
+        );
+        fw.join("target/thumbv7em-none-eabihf/release")
+    });
+    let elf = dir.join(bin);
+    assert!(elf.is_file(), "{} missing after the build", elf.display());
+    elf
+}
+
+/// What one QEMU run produced.
+#[derive(Debug)]
+pub struct DeviceRun {
+    /// QEMU's exit status (the firmware's semihosting exit code).
+    pub exit_code: i32,
+    /// `output.dnrd`, if the firmware wrote one.
+    pub dump: Option<Vec<u8>>,
+    /// The defmt log, decoded by defmt-print, one message per line (no location lines).
+    pub log: String,
+}
+
+impl DeviceRun {
+    /// Lines of the log containing `needle`.
+    pub fn lines_with<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.log.lines().filter(move |l| l.contains(needle))
+    }
+
+    /// A panic message with the whole log, for assertion failures.
+    pub fn explain(&self) -> String {
+        format!("exit code {}; firmware log:\n{}", self.exit_code, self.log)
+    }
+}
+
+/// The value of `key=` in `line` (up to the next space).
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("{key}=");
+    let at = line
+        .match_indices(&pat)
+        .find(|(i, _)| *i == 0 || line.as_bytes()[i - 1] == b' ')?
+        .0;
+    let rest = &line[at + pat.len()..];
+    Some(rest.split(' ').next().unwrap_or(rest))
+}
+
+/// `field` parsed as an integer.
+pub fn field_u64(line: &str, key: &str) -> Option<u64> {
+    field(line, key)?.parse().ok()
+}
+
+/// A fresh, empty directory under the system temp dir; removed by [`TempDir::drop`].
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `…/denoiserep-device-<pid>-<n>-<tag>`.
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "denoiserep-device-{}-{n}-{tag}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating a temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `elf` in QEMU mps2-an386 (`-icount shift=0`, semihosting on) in a temp dir holding
+/// `input.dnri` (if given), with `model` (if given) written into the model partition by QEMU's
+/// loader, and decodes the defmt log with `defmt_print`.
+pub fn run_firmware(
+    qemu: &Path,
+    defmt_print: &Path,
+    elf: &Path,
+    model: Option<&[u8]>,
+    input: Option<&[u8]>,
+) -> DeviceRun {
+    let dir = TempDir::new(elf.file_name().and_then(|n| n.to_str()).unwrap_or("fw"));
+    let mut cmd = Command::new(qemu);
+    cmd.args(["-M", "mps2-an386", "-nographic"])
+        .args(["-icount", "shift=0"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .arg("-kernel")
+        .arg(elf);
+    if let Some(model) = model {
+        assert!(
+            model.len() <= MODEL_PARTITION_LEN,
+            "model larger than the partition"
+        );
+        std::fs::write(dir.0.join("model.dnrp"), model).expect("writing model.dnrp");
+        cmd.args([
+            "-device",
+            &format!("loader,file=model.dnrp,addr={MODEL_PARTITION_ADDR:#x},force-raw=on"),
+        ]);
+    }
+    if let Some(input) = input {
+        std::fs::write(dir.0.join("input.dnri"), input).expect("writing input.dnri");
+    }
+    let frames = dir.0.join("defmt.bin");
+    let stdout = std::fs::File::create(&frames).expect("creating defmt.bin");
+    let mut child = cmd
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting qemu-system-arm");
+    let deadline = Instant::now() + QEMU_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for QEMU") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("QEMU did not finish within {QEMU_TIMEOUT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let exit_code = status
+        .code()
+        .unwrap_or_else(|| panic!("QEMU killed by a signal; stderr: {stderr}"));
+    let decoded = Command::new(defmt_print)
+        .args(["--log-format", "{L} {s}", "-e"])
+        .arg(elf)
+        .stdin(std::fs::File::open(&frames).expect("opening defmt.bin"))
+        .output()
+        .expect("running defmt-print");
+    assert!(
+        decoded.status.success(),
+        "defmt-print failed: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let mut log = String::from_utf8(decoded.stdout).expect("defmt-print prints UTF-8");
+    if !stderr.trim().is_empty() {
+        log.push_str(&format!("[qemu stderr] {stderr}"));
+    }
+    DeviceRun {
+        exit_code,
+        dump: std::fs::read(dir.0.join("output.dnrd")).ok(),
+        log,
+    }
+}
+
+/// An input file (core layout, `docs/dump-format.md`) holding `samples`.
+pub fn input_file(samples: &[Vec<f32>]) -> Vec<u8> {
+    let sample_len = samples.first().map_or(0, Vec::len);
+    let header = InputHeader {
+        n_samples: samples.len() as u32,
+        sample_len: sample_len as u32,
+    };
+    let mut out = header.encode().to_vec();
+    let mut record = vec![0u8; sample_len * 4];
+    for s in samples {
+        assert_eq!(s.len(), sample_len, "samples of different lengths");
+        encode_sample(s, &mut record).expect("sample encodes");
+        out.extend_from_slice(&record);
+    }
+    out
+}
+
+/// The dump the host core writes for `model` on `samples` (the same bytes `denoiserep infer
+/// --dump` writes): header from the first run's outputs, then one record per sample.
+pub fn host_dump(model: &[u8], samples: &[Vec<f32>]) -> Result<Vec<u8>, Error> {
+    let model = Model::from_bytes(model)?;
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut out = Vec::new();
+    let mut record = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        let outputs = model.run(s, &mut arena)?;
+        if i == 0 {
+            let header = DumpHeader::for_outputs(&outputs, samples.len() as u32)?;
+            out.extend_from_slice(&header.encode());
+            record.resize(header.record_len(), 0);
+        }
+        let n = encode_record(&outputs, &mut record)?;
+        out.extend_from_slice(&record[..n]);
+    }
+    Ok(out)
+}
+
+/// The error the core reports for `file` placed at the start of an otherwise zero-filled model
+/// partition, read the way the firmware reads it (length from the header, then decode): the
+/// error the device must log.
+pub fn host_partition_error(file: &[u8]) -> Option<Error> {
+    let mut partition = vec![0u8; MODEL_PARTITION_LEN];
+    partition[..file.len()].copy_from_slice(file);
+    let len = match file_len(&partition) {
+        Ok(len) => len,
+        Err(e) => return Some(e),
+    };
+    let file = partition.get(..len)?;
+    Model::from_bytes(file).err()
+}
+
+/// An MNIST-shaped MLP with random weights (seeded): 1×28×28 → flatten → Linear 784→64 + ReLU
+/// (the embedding) → Linear 64→10.
+pub fn mnist_mlp(seed: u64) -> OwnedModel {
+    let mut rng = Rng(seed);
+    let layers = vec![
+        OwnedLayer::Flatten,
+        OwnedLayer::linear_f32(
+            784,
+            64,
+            Activation::Relu,
+            &rng.vec(784 * 64, -0.08, 0.08),
+            &rng.vec(64, -0.1, 0.1),
+        ),
+        OwnedLayer::linear_f32(
+            64,
+            10,
+            Activation::None,
+            &rng.vec(640, -0.3, 0.3),
+            &rng.vec(10, -0.1, 0.1),
+        ),
+    ];
+    OwnedModel {
+        name: "mnist-mlp".into(),
+        input_shape: [1, 28, 28],
+        num_classes: 10,
+        embedding_layer: 1,
+        mean: le_f32(&[0.1307]),
+        std: le_f32(&[0.3081]),
+        precision: Precision::F32,
+        input_quant: None,
+        layers,
+    }
+}
+
+/// An MNIST-shaped CNN with random weights (seeded): 1×28×28 → Conv3×3(1→8, pad 1) + ReLU →
+/// MaxPool 2 → Conv3×3(8→16, pad 1) + ReLU → MaxPool 2 → GlobalAvgPool → Flatten (the
+/// embedding, 16 values) → Linear 16→10.
+pub fn mnist_cnn(seed: u64) -> OwnedModel {
+    let mut rng = Rng(seed);
+    let layers = vec![
+        OwnedLayer::conv2d_f32(
+            1,
+            8,
+            3,
+            1,
+            1,
+            Activation::Relu,
+            &rng.vec(72, -0.5, 0.5),
+            &rng.vec(8, -0.1, 0.1),
+        ),
+        OwnedLayer::MaxPool2d { k: 2, stride: 2 },
+        OwnedLayer::conv2d_f32(
+            8,
+            16,
+            3,
+            1,
+            1,
+            Activation::Relu,
+            &rng.vec(1152, -0.2, 0.2),
+            &rng.vec(16, -0.1, 0.1),
+        ),
+        OwnedLayer::MaxPool2d { k: 2, stride: 2 },
+        OwnedLayer::GlobalAvgPool,
+        OwnedLayer::Flatten,
+        OwnedLayer::linear_f32(
+            16,
+            10,
+            Activation::None,
+            &rng.vec(160, -0.6, 0.6),
+            &rng.vec(10, -0.1, 0.1),
+        ),
+    ];
+    OwnedModel {
+        name: "mnist-cnn".into(),
+        input_shape: [1, 28, 28],
+        num_classes: 10,
+        embedding_layer: 5,
+        mean: le_f32(&[0.1307]),
+        std: le_f32(&[0.3081]),
+        precision: Precision::F32,
+        input_quant: None,
+        layers,
+    }
+}
+
+/// `n` digit-like 28×28 inputs in [0, 1] (seeded): mostly 0 with a random blob of ink, so the
+/// activations look like MNIST's rather than like uniform noise.
+pub fn digit_like_inputs(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let (cy, cx) = (rng.uniform(8.0, 20.0), rng.uniform(8.0, 20.0));
+            let r = rng.uniform(3.0, 9.0);
+            (0..784)
+                .map(|i| {
+                    let (y, x) = ((i / 28) as f32, (i % 28) as f32);
+                    let d = ((y - cy) * (y - cy) + (x - cx) * (x - cx)).sqrt();
+                    if (d - r).abs() < 1.5 {
+                        (rng.uniform(0.5, 1.0) * 255.0).round() / 255.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The f32 model and its int8 post-training quantization (calibrated on 32 seeded inputs).
+pub fn f32_and_int8(model: OwnedModel, seed: u64) -> [OwnedModel; 2] {
+    let calibration = digit_like_inputs(32, seed);
+    let int8 = quantize_model(&model, &calibration);
+    [model, int8]
+}
