@@ -1,6 +1,6 @@
 //! 2-D convolution, int8 (TFLite-Micro arithmetic), CHW.
 
-use super::{tap_range, window_out_dim, Chw};
+use super::{conv_geometry, tap_range, Chw, ConvGeometry};
 use crate::error::{Error, Result};
 use crate::layer::Conv2dS8;
 use crate::quant::{activation_range, requantize};
@@ -15,27 +15,28 @@ pub fn conv2d_s8(
     zp_in: i8,
     output: &mut [i8],
 ) -> Result<()> {
-    let (ci, co) = (layer.in_channels as usize, layer.out_channels as usize);
-    let (k, s, p) = (
-        layer.kernel as usize,
-        layer.stride as usize,
-        layer.padding as usize,
-    );
-    let oh = window_out_dim(dims.h, k, s, p).ok_or(Error::KernelBadArguments)?;
-    let ow = window_out_dim(dims.w, k, s, p).ok_or(Error::KernelBadArguments)?;
-    let per_out = k
-        .checked_mul(k)
-        .and_then(|kk| kk.checked_mul(ci))
-        .ok_or(Error::KernelBadArguments)?;
-    if dims.c != ci
-        || p >= k
-        || Some(input.len()) != dims.numel()
-        || Some(output.len()) != co.checked_mul(oh).and_then(|n| n.checked_mul(ow))
-        || Some(layer.weights.len()) != co.checked_mul(per_out)
-        || layer.bias.len() != co
-        || layer.multiplier.len() != co
-        || layer.shift.len() != co
-    {
+    let co = layer.out_channels as usize;
+    let ConvGeometry {
+        ci,
+        k,
+        s,
+        p,
+        oh,
+        ow,
+        per_out,
+    } = conv_geometry(
+        (layer.in_channels as usize, co),
+        (
+            layer.kernel as usize,
+            layer.stride as usize,
+            layer.padding as usize,
+        ),
+        dims,
+        input.len(),
+        output.len(),
+        layer.weights.len(),
+    )?;
+    if layer.bias.len() != co || layer.multiplier.len() != co || layer.shift.len() != co {
         return Err(Error::KernelBadArguments);
     }
     let (h, w) = (dims.h, dims.w);

@@ -169,6 +169,60 @@ impl Chw {
     }
 }
 
+/// Geometry of a k×k convolution (stride `s`, zero padding `p`) whose arguments were checked by
+/// [`conv_geometry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    /// Input channels.
+    pub ci: usize,
+    /// Kernel size, stride, padding.
+    pub k: usize,
+    pub s: usize,
+    pub p: usize,
+    /// Output height and width, `(h + 2p − k)/s + 1`.
+    pub oh: usize,
+    pub ow: usize,
+    /// Weights per output channel, `ci · k · k`.
+    pub per_out: usize,
+}
+
+/// Checks what [`conv2d_f32`] and [`conv2d_s8`] share: `dims.c == ci`, `p < k`, a valid window,
+/// `input_len == c·h·w`, `output_len == co·oh·ow`, `weights_len == co·ci·k·k` (all without
+/// overflow). `Err(KernelBadArguments)` otherwise.
+pub(crate) fn conv_geometry(
+    (ci, co): (usize, usize),
+    (k, s, p): (usize, usize, usize),
+    dims: Chw,
+    input_len: usize,
+    output_len: usize,
+    weights_len: usize,
+) -> crate::Result<ConvGeometry> {
+    let bad = crate::Error::KernelBadArguments;
+    let oh = window_out_dim(dims.h, k, s, p).ok_or(bad)?;
+    let ow = window_out_dim(dims.w, k, s, p).ok_or(bad)?;
+    let per_out = k
+        .checked_mul(k)
+        .and_then(|kk| kk.checked_mul(ci))
+        .ok_or(bad)?;
+    if dims.c != ci
+        || p >= k
+        || Some(input_len) != dims.numel()
+        || Some(output_len) != co.checked_mul(oh).and_then(|n| n.checked_mul(ow))
+        || Some(weights_len) != co.checked_mul(per_out)
+    {
+        return Err(bad);
+    }
+    Ok(ConvGeometry {
+        ci,
+        k,
+        s,
+        p,
+        oh,
+        ow,
+        per_out,
+    })
+}
+
 /// For output coordinate `o`, the valid kernel taps `k_lo..k_hi` along one dimension and the input
 /// coordinate of tap 0 (`o·stride − padding`, may be negative).
 #[inline]
