@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::LoadOptions;
@@ -267,8 +267,9 @@ impl TrainArgs {
                 noise_grad: self.noise_grad,
                 seed: self.seed,
                 data_seed: self.seed,
-                init: self.init.clone(),
-                import: self.import.clone(),
+                // Stored in config.json: absolute, so `--resume` works from any directory.
+                init: self.init.as_deref().map(absolute).transpose()?,
+                import: self.import.as_deref().map(absolute).transpose()?,
             },
             arch_given: self.arch.is_some(),
             data_given: self.data.is_some(),
@@ -280,4 +281,10 @@ impl TrainArgs {
             progress,
         })
     }
+}
+
+/// `path` made absolute against the current directory (it need not exist yet).
+fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path)
+        .with_context(|| format!("{}: cannot make the path absolute", path.display()))
 }
