@@ -8,6 +8,7 @@
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
 //! * [`data`], [`eval`]: data sets and metrics.
 pub mod arch;
+pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod denoiser;

@@ -83,19 +83,7 @@ pub struct RunConfig {
     pub versions: Versions,
 }
 
-/// Writes `bytes` to `path` atomically (a temp file in the same folder, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
+pub use crate::atomic::write_atomic;
 
 /// Writes named tensors as safetensors atomically (moved to the CPU, contiguous).
 pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
@@ -103,10 +91,7 @@ pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
         .iter()
         .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu).contiguous()))
         .collect();
-    let tmp = tmp_path(path);
-    Tensor::write_safetensors(&cpu, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    crate::atomic::write_with(path, |tmp| Ok(Tensor::write_safetensors(&cpu, tmp)?))
 }
 
 /// Reads a safetensors file into a name → tensor map.

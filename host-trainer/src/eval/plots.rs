@@ -209,31 +209,17 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type Chart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// Draws into a PNG through a temp file (same folder, `.png` suffix for the encoder) + rename.
+/// Draws into a PNG atomically (`crate::atomic`: temp file with a `.png` suffix, then rename).
 fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
     ensure_font()?;
-    let tmp = temp_path(path);
-    let result = (|| {
-        {
-            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-            root.fill(&WHITE)?;
-            draw(&root)?;
-            root.present()?;
-        }
-        std::fs::rename(&tmp, path).context("renaming the finished plot into place")
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing plot {}", path.display()))
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{stem}.{}.tmp.png", std::process::id()))
+    crate::atomic::write_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+        Ok(())
+    })
+    .with_context(|| format!("writing plot {}", path.display()))
 }
 
 /// Registers the plot font with plotters once per process (see the module doc).
