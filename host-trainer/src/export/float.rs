@@ -26,26 +26,23 @@ fn layer_f32(model: &FusedModel, step: &Step) -> Result<OwnedLayer> {
     } else {
         Activation::None
     };
-    Ok(match &model.layers[step.layer] {
+    let (template, weight, bias) = match &model.layers[step.layer] {
         FusedLayer::Linear {
             in_features,
             out_features,
             weight,
             bias,
-        } => OwnedLayer {
-            template: Layer::LinearF32(LinearF32 {
+        } => (
+            Layer::LinearF32(LinearF32 {
                 in_features: to_u32(*in_features, &source)?,
                 out_features: to_u32(*out_features, &source)?,
                 activation,
                 weights: F32Data::default(),
                 bias: F32Data::default(),
             }),
-            weights: f32_bytes(weight),
-            bias: f32_bytes(bias),
-            multiplier: Vec::new(),
-            shift: Vec::new(),
-            source,
-        },
+            weight,
+            bias,
+        ),
         FusedLayer::Conv2d {
             in_channels,
             out_channels,
@@ -54,8 +51,8 @@ fn layer_f32(model: &FusedModel, step: &Step) -> Result<OwnedLayer> {
             padding,
             weight,
             bias,
-        } => OwnedLayer {
-            template: Layer::Conv2dF32(Conv2dF32 {
+        } => (
+            Layer::Conv2dF32(Conv2dF32 {
                 in_channels: to_u16(*in_channels, &source)?,
                 out_channels: to_u16(*out_channels, &source)?,
                 kernel: to_u16(*kernel, &source)?,
@@ -65,13 +62,18 @@ fn layer_f32(model: &FusedModel, step: &Step) -> Result<OwnedLayer> {
                 weights: F32Data::default(),
                 bias: F32Data::default(),
             }),
-            weights: f32_bytes(weight),
-            bias: f32_bytes(bias),
-            multiplier: Vec::new(),
-            shift: Vec::new(),
-            source,
-        },
-        other => OwnedLayer::plain(structural(other, &source)?, source),
+            weight,
+            bias,
+        ),
+        other => return Ok(OwnedLayer::plain(structural(other, &source)?, source)),
+    };
+    Ok(OwnedLayer {
+        template,
+        weights: f32_bytes(weight),
+        bias: f32_bytes(bias),
+        multiplier: Vec::new(),
+        shift: Vec::new(),
+        source,
     })
 }
 
