@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Device benchmark: the firmware's footprint (llvm-size, both boards) and its instruction counts
 # in QEMU mps2-an386 under -icount shift=0 (per inference, per layer, per MAC) for MNIST-shaped
-# MLP and CNN models, f32 and int8. Prints markdown for docs/benchmarks.md ("Device").
+# MLP and CNN models, f32 and int8, plus the `footprint-sine` application (TFLM hello_world
+# topology) for the comparison with TFLite-Micro and MicroFlow. Prints markdown for docs/benchmarks.md ("Device").
 #
 #   bash bench/device.sh
 #
@@ -28,13 +29,19 @@ echo "|---|---|---:|---:|---:|---:|---:|"
 for board in mps2-an386 nrf52840; do
   dir=firmware/target/thumbv7em-none-eabihf/release
   [ "$board" = nrf52840 ] && dir=firmware/target/nrf52840/thumbv7em-none-eabihf/release
-  for bin in denoiserep-firmware size-baseline; do
+  for bin in denoiserep-firmware size-baseline footprint-sine; do
     elf="$dir/$bin"
     text=$(( $(section "$elf" .vector_table) + $(section "$elf" .text) ))
     rodata=$(section "$elf" .rodata); data=$(section "$elf" .data); bss=$(section "$elf" .bss)
     echo "| $board | $bin | $text | $rodata | $data | $bss | $(( text + rodata + data )) |"
   done
 done
+echo
+echo "### footprint-sine in QEMU (stack painting; output for x = 0 checked against the host core)"
+echo
+elf=firmware/target/thumbv7em-none-eabihf/release/footprint-sine-report
+timeout 60 qemu-system-arm -M mps2-an386 -nographic -icount shift=0 \
+  -semihosting-config enable=on,target=native -kernel "$elf" | defmt-print --log-format '{s}' -e "$elf"
 echo
 echo "### Instruction counts (QEMU mps2-an386, \`-icount shift=0\`, 8 samples per model)"
 cargo test -p denoiserep-tests --locked --test device_bench -- --ignored --nocapture 2>/dev/null \
