@@ -1,0 +1,307 @@
+//! Portable blocked kernel bodies: plain Rust over fixed-size arrays, written so that LLVM
+//! vectorizes them (SSE2/NEON as compiled, AVX2 when [`super::x86`] instantiates them inside a
+//! `#[target_feature(enable = "avx2")]` function).
+//!
+//! - Linear: `R` output rows at a time share every load of the input; each row keeps its own
+//!   8 f32 lanes (or 16 i32 lanes for int8), so the f32 order is exactly the module order of
+//!   [`crate::kernels`]: term `j` goes to lane `j mod 8`, in increasing `j`, then the fixed tree.
+//! - Conv2d: 8 neighbouring output pixels of one output row at a time, each with its own 8 f32
+//!   lanes (`acc[lane][pixel]`), taps in the documented order `j = (i·k + ky)·k + kx`. A tap that
+//!   falls in the zero padding contributes `w · 0.0`; this equals skipping it because the caller
+//!   only comes here when every weight is finite (`w · 0.0 = ±0.0`) and a lane never holds −0.0
+//!   (lanes start at +0.0 and `a + b` is −0.0 only when both are −0.0), so adding ±0.0 leaves it
+//!   unchanged. int8 padding reads `zp_in`, i.e. contributes exactly 0, as in tflite.
+//!
+//! Every function here expects arguments already checked by its public kernel (lengths match the
+//! layer); it never panics on mismatched slices, it just computes fewer outputs.
+
+use crate::kernels::{activate_f32, lanes_sum, tap_range, Chw, ConvGeometry, LANES};
+use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
+use crate::quant::{activation_range, quantize_vectorizable, requantize};
+use crate::tensor::QuantParams;
+
+/// Output pixels per Conv2d group.
+pub(super) const PIXELS: usize = 8;
+/// int8 Linear: inputs per step (two i16 products per i32 lane, the `pmaddwd` shape).
+const S8_STEP: usize = 16;
+
+#[inline(always)]
+fn f32_at(bytes: &[u8; 4]) -> f32 {
+    f32::from_le_bytes(*bytes)
+}
+
+/// `R` rows of `4·n_in` weight bytes each, starting at `block`.
+#[inline(always)]
+fn split_rows<const R: usize>(block: &[u8], row_bytes: usize) -> [&[u8]; R] {
+    core::array::from_fn(|r| block.get(r * row_bytes..(r + 1) * row_bytes).unwrap_or(&[]))
+}
+
+/// The 8-lane dot products of `R` weight rows (`[R][n_in]` little-endian f32) with `x`.
+#[inline(always)]
+fn dots_f32<const R: usize>(block: &[u8], x: &[f32]) -> [f32; R] {
+    let rows: [&[u8]; R] = split_rows(block, 4 * x.len());
+    let mut chunks = rows.map(|row| row.chunks_exact(4 * LANES));
+    let mut acc = [[0.0f32; LANES]; R];
+    let mut x_chunks = x.chunks_exact(LANES);
+    for xc in &mut x_chunks {
+        let Ok(xc) = <&[f32; LANES]>::try_from(xc) else {
+            break;
+        };
+        for (lanes, it) in acc.iter_mut().zip(chunks.iter_mut()) {
+            let Some(Ok(wc)) = it.next().map(<&[u8; 4 * LANES]>::try_from) else {
+                continue;
+            };
+            for l in 0..LANES {
+                let w = [wc[4 * l], wc[4 * l + 1], wc[4 * l + 2], wc[4 * l + 3]];
+                lanes[l] += f32_at(&w) * xc[l];
+            }
+        }
+    }
+    // The last n_in mod 8 terms: term j = 8·⌊n_in/8⌋ + l goes to lane l.
+    let x_rest = x_chunks.remainder();
+    for (lanes, it) in acc.iter_mut().zip(chunks.iter()) {
+        for ((lane, wb), &xv) in lanes
+            .iter_mut()
+            .zip(it.remainder().chunks_exact(4))
+            .zip(x_rest)
+        {
+            *lane += f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]) * xv;
+        }
+    }
+    acc.map(|lanes| lanes_sum(&lanes))
+}
+
+/// [`crate::kernels::linear_f32`] after its checks, `R` rows at a time.
+#[inline(always)]
+pub(super) fn linear_f32<const R: usize>(layer: &LinearF32<'_>, x: &[f32], out: &mut [f32]) {
+    let row_bytes = 4 * x.len();
+    if row_bytes == 0 {
+        return;
+    }
+    let mut bias = layer.bias.iter();
+    let mut w_blocks = layer.weights.as_bytes().chunks_exact(R * row_bytes);
+    let mut out_blocks = out.chunks_exact_mut(R);
+    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
+        for ((o, s), b) in ob.iter_mut().zip(dots_f32::<R>(wb, x)).zip(&mut bias) {
+            *o = activate_f32(s + b, layer.activation);
+        }
+    }
+    let rest = w_blocks.remainder().chunks_exact(row_bytes);
+    for ((o, wr), b) in out_blocks.into_remainder().iter_mut().zip(rest).zip(bias) {
+        let [s] = dots_f32::<1>(wr, x);
+        *o = activate_f32(s + b, layer.activation);
+    }
+}
+
+/// `Σ_i W[r][i] · (x[i] − zp_in)` for `R` int8 weight rows (wrapping i32, any order: exact).
+#[inline(always)]
+fn dots_s8<const R: usize>(block: &[u8], x: &[i8], zp_in: i16) -> [i32; R] {
+    let rows: [&[u8]; R] = split_rows(block, x.len());
+    let mut chunks = rows.map(|row| row.chunks_exact(S8_STEP));
+    let mut acc = [[0i32; S8_STEP / 2]; R];
+    let mut x_chunks = x.chunks_exact(S8_STEP);
+    for xc in &mut x_chunks {
+        let Ok(xc) = <&[i8; S8_STEP]>::try_from(xc) else {
+            break;
+        };
+        // x − zp_in ∈ [−255, 255] fits i16; w · (x − zp_in) fits i32 with room for two.
+        let xz: [i16; S8_STEP] = core::array::from_fn(|l| i16::from(xc[l]) - zp_in);
+        for (lanes, it) in acc.iter_mut().zip(chunks.iter_mut()) {
+            let Some(Ok(wc)) = it.next().map(<&[u8; S8_STEP]>::try_from) else {
+                continue;
+            };
+            for l in 0..S8_STEP / 2 {
+                let (w0, w1) = (i32::from(wc[2 * l] as i8), i32::from(wc[2 * l + 1] as i8));
+                let pair = w0 * i32::from(xz[2 * l]) + w1 * i32::from(xz[2 * l + 1]);
+                lanes[l] = lanes[l].wrapping_add(pair);
+            }
+        }
+    }
+    let x_rest = x_chunks.remainder();
+    let mut sums = [0i32; R];
+    for ((sum, lanes), it) in sums.iter_mut().zip(&acc).zip(chunks.iter()) {
+        *sum = lanes.iter().fold(0i32, |a, &v| a.wrapping_add(v));
+        for (&w, &xv) in it.remainder().iter().zip(x_rest) {
+            *sum = sum.wrapping_add(i32::from(w as i8) * (i32::from(xv) - i32::from(zp_in)));
+        }
+    }
+    sums
+}
+
+/// [`crate::kernels::linear_s8`] after its checks, `R` rows at a time.
+#[inline(always)]
+pub(super) fn linear_s8<const R: usize>(layer: &LinearS8<'_>, x: &[i8], zp_in: i8, out: &mut [i8]) {
+    let n_in = x.len();
+    if n_in == 0 {
+        return;
+    }
+    let zp_out = i32::from(layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let mut per_channel = layer
+        .bias
+        .iter()
+        .zip(layer.multiplier.iter())
+        .zip(layer.shift.iter());
+    let mut finish = |o: &mut i8, dot: i32| {
+        if let Some(((bias, m), shift)) = per_channel.next() {
+            let acc = bias.wrapping_add(dot);
+            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
+        }
+    };
+    let zp_in = i16::from(zp_in);
+    let mut w_blocks = layer.weights.as_bytes().chunks_exact(R * n_in);
+    let mut out_blocks = out.chunks_exact_mut(R);
+    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
+        for (o, dot) in ob.iter_mut().zip(dots_s8::<R>(wb, x, zp_in)) {
+            finish(o, dot);
+        }
+    }
+    let rest = w_blocks.remainder().chunks_exact(n_in);
+    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
+        let [dot] = dots_s8::<1>(wr, x, zp_in);
+        finish(o, dot);
+    }
+}
+
+/// Input values of tap column `kx` for the `PIXELS` output pixels `ox0 + px` of one input row:
+/// `row[(ox0 + px)·s + kx − p]`, or `pad` where that falls outside the row.
+#[inline(always)]
+fn tap_pixels<T: Copy>(row: &[T], ox0: usize, kx: usize, g: &ConvGeometry, pad: T) -> [T; PIXELS] {
+    let start = (ox0 * g.s + kx) as isize - g.p as isize;
+    if g.s == 1 && start >= 0 {
+        if let Some(Ok(run)) = row
+            .get(start as usize..start as usize + PIXELS)
+            .map(<&[T; PIXELS]>::try_from)
+        {
+            return *run;
+        }
+    }
+    core::array::from_fn(|px| {
+        let ix = start + (px * g.s) as isize;
+        if ix < 0 {
+            pad
+        } else {
+            row.get(ix as usize).copied().unwrap_or(pad)
+        }
+    })
+}
+
+/// [`crate::kernels::conv2d_f32`] after its checks, for weights that are all finite.
+#[inline(always)]
+pub(super) fn conv2d_f32(
+    layer: &Conv2dF32<'_>,
+    g: &ConvGeometry,
+    input: &[f32],
+    dims: Chw,
+    output: &mut [f32],
+) {
+    let (h, w, k) = (dims.h, dims.w, g.k);
+    let (plane_len, out_plane) = (h * w, g.oh * g.ow);
+    if plane_len == 0 || out_plane == 0 {
+        return;
+    }
+    let filters = layer.weights.as_bytes().chunks_exact(4 * g.per_out);
+    for ((w_o, b), out_o) in filters
+        .zip(layer.bias.iter())
+        .zip(output.chunks_exact_mut(out_plane))
+    {
+        for (oy, out_row) in out_o.chunks_exact_mut(g.ow).enumerate() {
+            let (ky_lo, ky_hi, y0) = tap_range(oy, g.s, g.p, k, h);
+            for (group, out_px) in out_row.chunks_mut(PIXELS).enumerate() {
+                let ox0 = group * PIXELS;
+                let mut acc = [[0.0f32; PIXELS]; LANES];
+                for (i, plane) in input.chunks_exact(plane_len).take(g.ci).enumerate() {
+                    for ky in ky_lo..ky_hi {
+                        let iy = (y0 + ky as isize) as usize;
+                        let row = plane.get(iy * w..(iy + 1) * w).unwrap_or(&[]);
+                        let j0 = (i * k + ky) * k;
+                        let taps = w_o.get(4 * j0..4 * (j0 + k)).unwrap_or(&[]);
+                        for (kx, wb) in taps.chunks_exact(4).enumerate() {
+                            let wv = f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]);
+                            let xs = tap_pixels(row, ox0, kx, g, 0.0);
+                            let lanes = &mut acc[(j0 + kx) % LANES];
+                            for px in 0..PIXELS {
+                                lanes[px] += wv * xs[px];
+                            }
+                        }
+                    }
+                }
+                for (px, o) in out_px.iter_mut().enumerate() {
+                    let l: [f32; LANES] = core::array::from_fn(|lane| acc[lane][px]);
+                    *o = activate_f32(lanes_sum(&l) + b, layer.activation);
+                }
+            }
+        }
+    }
+}
+
+/// [`crate::kernels::conv2d_s8`] after its checks.
+#[inline(always)]
+pub(super) fn conv2d_s8(
+    layer: &Conv2dS8<'_>,
+    g: &ConvGeometry,
+    input: &[i8],
+    dims: Chw,
+    zp_in: i8,
+    output: &mut [i8],
+) {
+    let (h, w, k) = (dims.h, dims.w, g.k);
+    let (plane_len, out_plane) = (h * w, g.oh * g.ow);
+    if plane_len == 0 || out_plane == 0 {
+        return;
+    }
+    let zp_out = i32::from(layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let zp = i32::from(zp_in);
+    let per_channel = layer
+        .bias
+        .iter()
+        .zip(layer.multiplier.iter())
+        .zip(layer.shift.iter());
+    let filters = layer.weights.as_bytes().chunks_exact(g.per_out);
+    for ((w_o, ((bias, m), shift)), out_o) in filters
+        .zip(per_channel)
+        .zip(output.chunks_exact_mut(out_plane))
+    {
+        for (oy, out_row) in out_o.chunks_exact_mut(g.ow).enumerate() {
+            let (ky_lo, ky_hi, y0) = tap_range(oy, g.s, g.p, k, h);
+            for (group, out_px) in out_row.chunks_mut(PIXELS).enumerate() {
+                let ox0 = group * PIXELS;
+                let mut acc = [0i32; PIXELS];
+                for (i, plane) in input.chunks_exact(plane_len).take(g.ci).enumerate() {
+                    for ky in ky_lo..ky_hi {
+                        let iy = (y0 + ky as isize) as usize;
+                        let row = plane.get(iy * w..(iy + 1) * w).unwrap_or(&[]);
+                        let j0 = (i * k + ky) * k;
+                        let taps = w_o.get(j0..j0 + k).unwrap_or(&[]);
+                        for (kx, &wb) in taps.iter().enumerate() {
+                            let wv = i32::from(wb as i8);
+                            let xs = tap_pixels(row, ox0, kx, g, zp_in);
+                            for px in 0..PIXELS {
+                                acc[px] = acc[px].wrapping_add(wv * (i32::from(xs[px]) - zp));
+                            }
+                        }
+                    }
+                }
+                for (o, a) in out_px.iter_mut().zip(acc) {
+                    *o = requantize(
+                        bias.wrapping_add(a),
+                        m,
+                        i32::from(shift),
+                        zp_out,
+                        act_min,
+                        act_max,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = quantize((x[i] − mean) / std, q)`, vectorizable.
+#[inline(always)]
+pub(super) fn normalize_quantize(x: &[f32], mean: f32, std: f32, q: QuantParams, out: &mut [i8]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = quantize_vectorizable((v - mean) / std, q);
+    }
+}
