@@ -7,6 +7,8 @@
 //! [`KernelPath`] for the variants and `docs/kernels.md` for the measurements.
 
 mod blocked;
+#[cfg(test)]
+mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
