@@ -9,7 +9,6 @@
 //! random; the int8 model is the f32 one quantized per channel (calibrated on 16 inputs) with the
 //! tests' post-training quantizer. Numbers are recorded in `docs/kernels.md`.
 
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -134,13 +134,14 @@ pub fn quantize(x: f32, q: QuantParams) -> i8 {
 /// every zero point, so `r` is first clamped to `[−512, 512]` (NaN → 0, which maps to
 /// `zero_point` like `roundf(NaN) as i32 == 0`). Then `t = trunc(r)` is exact in i32, the
 /// fraction `r − t` is exact in f32, and `t ± 1` when `|r − t| ≥ 0.5` is round-half-away.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn quantize_vectorizable(x: f32, q: QuantParams) -> i8 {
     let r = x / q.scale;
     let c = if r.is_nan() {
         0.0
     } else {
-        r.max(-512.0).min(512.0)
+        r.clamp(-512.0, 512.0)
     };
     // SAFETY: `c` is finite and within ±512, so it fits i32 (`as i32` would be the same value,
     // but its saturation checks keep the loop scalar).
@@ -169,6 +170,7 @@ pub fn multiplier_is_valid(multiplier: i32, shift: i32) -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]
     fn quantize_vectorizable_matches_quantize() {
         let scales = [1.0f32, 0.5, 0.003_921_569, 0.0125, 3.7e-5, 17.0];

@@ -25,46 +25,50 @@ pub(super) const PIXELS: usize = 8;
 /// int8 Linear: inputs per step (two i16 products per i32 lane, the `pmaddwd` shape).
 const S8_STEP: usize = 16;
 
-#[inline(always)]
-fn f32_at(bytes: &[u8; 4]) -> f32 {
-    f32::from_le_bytes(*bytes)
-}
-
 /// `R` rows of `4·n_in` weight bytes each, starting at `block`.
 #[inline(always)]
 fn split_rows<const R: usize>(block: &[u8], row_bytes: usize) -> [&[u8]; R] {
     core::array::from_fn(|r| block.get(r * row_bytes..(r + 1) * row_bytes).unwrap_or(&[]))
 }
 
+/// Eight little-endian f32 values.
+#[inline(always)]
+fn load8(b: &[u8; 4 * LANES]) -> [f32; LANES] {
+    core::array::from_fn(|l| {
+        f32::from_le_bytes([b[4 * l], b[4 * l + 1], b[4 * l + 2], b[4 * l + 3]])
+    })
+}
+
 /// The 8-lane dot products of `R` weight rows (`[R][n_in]` little-endian f32) with `x`.
 #[inline(always)]
 fn dots_f32<const R: usize>(block: &[u8], x: &[f32]) -> [f32; R] {
+    const CHUNK: usize = 4 * LANES;
     let rows: [&[u8]; R] = split_rows(block, 4 * x.len());
-    let mut chunks = rows.map(|row| row.chunks_exact(4 * LANES));
     let mut acc = [[0.0f32; LANES]; R];
     let mut x_chunks = x.chunks_exact(LANES);
-    for xc in &mut x_chunks {
+    for (c, xc) in (&mut x_chunks).enumerate() {
         let Ok(xc) = <&[f32; LANES]>::try_from(xc) else {
             break;
         };
-        for (lanes, it) in acc.iter_mut().zip(chunks.iter_mut()) {
-            let Some(Ok(wc)) = it.next().map(<&[u8; 4 * LANES]>::try_from) else {
+        for (lanes, row) in acc.iter_mut().zip(rows) {
+            let Some(Ok(wc)) = row
+                .get(CHUNK * c..CHUNK * (c + 1))
+                .map(<&[u8; CHUNK]>::try_from)
+            else {
                 continue;
             };
+            let wv = load8(wc);
             for l in 0..LANES {
-                let w = [wc[4 * l], wc[4 * l + 1], wc[4 * l + 2], wc[4 * l + 3]];
-                lanes[l] += f32_at(&w) * xc[l];
+                lanes[l] += wv[l] * xc[l];
             }
         }
     }
     // The last n_in mod 8 terms: term j = 8·⌊n_in/8⌋ + l goes to lane l.
     let x_rest = x_chunks.remainder();
-    for (lanes, it) in acc.iter_mut().zip(chunks.iter()) {
-        for ((lane, wb), &xv) in lanes
-            .iter_mut()
-            .zip(it.remainder().chunks_exact(4))
-            .zip(x_rest)
-        {
+    let done = CHUNK * (x.len() / LANES);
+    for (lanes, row) in acc.iter_mut().zip(rows) {
+        let w_rest = row.get(done..).unwrap_or(&[]);
+        for ((lane, wb), &xv) in lanes.iter_mut().zip(w_rest.chunks_exact(4)).zip(x_rest) {
             *lane += f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]) * xv;
         }
     }
@@ -94,34 +98,39 @@ pub(super) fn linear_f32<const R: usize>(layer: &LinearF32<'_>, x: &[f32], out: 
 }
 
 /// `Σ_i W[r][i] · (x[i] − zp_in)` for `R` int8 weight rows (wrapping i32, any order: exact).
+/// Each i32 lane takes two adjacent products, the shape compilers map to `pmaddwd`.
 #[inline(always)]
 fn dots_s8<const R: usize>(block: &[u8], x: &[i8], zp_in: i16) -> [i32; R] {
     let rows: [&[u8]; R] = split_rows(block, x.len());
-    let mut chunks = rows.map(|row| row.chunks_exact(S8_STEP));
     let mut acc = [[0i32; S8_STEP / 2]; R];
-    let mut x_chunks = x.chunks_exact(S8_STEP);
-    for xc in &mut x_chunks {
+    let x_chunks = x.chunks_exact(S8_STEP);
+    for (c, xc) in x_chunks.enumerate() {
         let Ok(xc) = <&[i8; S8_STEP]>::try_from(xc) else {
             break;
         };
-        // x − zp_in ∈ [−255, 255] fits i16; w · (x − zp_in) fits i32 with room for two.
+        // x − zp_in ∈ [−255, 255] fits i16; a pair of products fits i32 (|·| ≤ 65 280).
         let xz: [i16; S8_STEP] = core::array::from_fn(|l| i16::from(xc[l]) - zp_in);
-        for (lanes, it) in acc.iter_mut().zip(chunks.iter_mut()) {
-            let Some(Ok(wc)) = it.next().map(<&[u8; S8_STEP]>::try_from) else {
+        for r in 0..R {
+            let Some(Ok(wc)) = rows[r]
+                .get(S8_STEP * c..S8_STEP * c + S8_STEP)
+                .map(<&[u8; S8_STEP]>::try_from)
+            else {
                 continue;
             };
+            let wv: [i16; S8_STEP] = core::array::from_fn(|l| i16::from(wc[l] as i8));
             for l in 0..S8_STEP / 2 {
-                let (w0, w1) = (i32::from(wc[2 * l] as i8), i32::from(wc[2 * l + 1] as i8));
-                let pair = w0 * i32::from(xz[2 * l]) + w1 * i32::from(xz[2 * l + 1]);
-                lanes[l] = lanes[l].wrapping_add(pair);
+                let pair = i32::from(wv[2 * l]) * i32::from(xz[2 * l])
+                    + i32::from(wv[2 * l + 1]) * i32::from(xz[2 * l + 1]);
+                acc[r][l] = acc[r][l].wrapping_add(pair);
             }
         }
     }
-    let x_rest = x_chunks.remainder();
-    let mut sums = [0i32; R];
-    for ((sum, lanes), it) in sums.iter_mut().zip(&acc).zip(chunks.iter()) {
-        *sum = lanes.iter().fold(0i32, |a, &v| a.wrapping_add(v));
-        for (&w, &xv) in it.remainder().iter().zip(x_rest) {
+    let mut sums = acc.map(|l| l.iter().fold(0i32, |a, &v| a.wrapping_add(v)));
+    // The last n_in mod 16 terms.
+    let done = S8_STEP * (x.len() / S8_STEP);
+    let x_rest = x.get(done..).unwrap_or(&[]);
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        for (&w, &xv) in row.get(done..).unwrap_or(&[]).iter().zip(x_rest) {
             *sum = sum.wrapping_add(i32::from(w as i8) * (i32::from(xv) - i32::from(zp_in)));
         }
     }
