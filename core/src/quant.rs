@@ -127,17 +127,23 @@ pub fn quantize(x: f32, q: QuantParams) -> i8 {
 }
 
 /// [`quantize`] without a call to `roundf`, in a branch-free form compilers vectorize; the same
-/// result for every `x` and `q` (checked against [`quantize`] by tests, and once over every f32
-/// in `[−512, 512]`, see `docs/kernels.md`).
-///
-/// `r = x / scale` (the same f32 division). Past ±512 the result saturates to −128 or 127 for
-/// every zero point, so `r` is first clamped to `[−512, 512]` (NaN → 0, which maps to
-/// `zero_point` like `roundf(NaN) as i32 == 0`). Then `t = trunc(r)` is exact in i32, the
-/// fraction `r − t` is exact in f32, and `t ± 1` when `|r − t| ≥ 0.5` is round-half-away.
+/// result for every `x` and `q`: `r = x / scale` is the same f32 division, and
+/// [`round_to_s8`] equals `clamp(roundf(r) + zp, −128, 127)` for every f32 `r` (checked over all
+/// 2^32 of them by an ignored test, see `docs/kernels.md`).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn quantize_vectorizable(x: f32, q: QuantParams) -> i8 {
-    let r = x / q.scale;
+    round_to_s8(x / q.scale, q.zero_point)
+}
+
+/// `clamp(roundf(r) + zp, −128, 127)` (ties away from zero; NaN → `zp`), branch-free.
+///
+/// Past ±512 the result saturates to −128 or 127 for every zero point, so `r` is first clamped to
+/// `[−512, 512]` (NaN → 0, as `roundf(NaN) as i32 == 0`). Then `t = trunc(r)` is exact in i32,
+/// the fraction `r − t` is exact in f32, and `t ± 1` when `|r − t| ≥ 0.5` is round-half-away.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn round_to_s8(r: f32, zp: i8) -> i8 {
     let c = if r.is_nan() {
         0.0
     } else {
@@ -148,7 +154,7 @@ pub(crate) fn quantize_vectorizable(x: f32, q: QuantParams) -> i8 {
     let t: i32 = unsafe { c.to_int_unchecked() };
     let frac = c - t as f32;
     let rounded = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
-    (rounded + i32::from(q.zero_point)).clamp(-128, 127) as i8
+    (rounded + i32::from(zp)).clamp(-128, 127) as i8
 }
 
 /// Dequantizes an int8 value: `scale · (q − zero_point)` (the subtraction is exact in i32,
@@ -169,6 +175,23 @@ pub fn multiplier_is_valid(multiplier: i32, shift: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every f32 bit pattern, three zero points (the zero point only moves the final clamp):
+    /// `cargo test -p denoiserep-core --release --lib -- --ignored round_to_s8`.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    #[ignore = "exhaustive over 2^32 values: about a minute in release"]
+    fn round_to_s8_equals_roundf_for_every_f32() {
+        for zp in [-128i8, 0, 127] {
+            for bits in 0..=u32::MAX {
+                let r = f32::from_bits(bits);
+                let want = (libm::roundf(r) as i32)
+                    .saturating_add(i32::from(zp))
+                    .clamp(-128, 127) as i8;
+                assert_eq!(round_to_s8(r, zp), want, "r = {r:e} ({bits:#x}), zp = {zp}");
+            }
+        }
+    }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]

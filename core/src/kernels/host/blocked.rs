@@ -2,9 +2,11 @@
 //! vectorizes them (SSE2/NEON as compiled, AVX2 when [`super::x86`] instantiates them inside a
 //! `#[target_feature(enable = "avx2")]` function).
 //!
-//! - Linear: `R` output rows at a time share every load of the input; each row keeps its own
-//!   8 f32 lanes (or 16 i32 lanes for int8), so the f32 order is exactly the module order of
-//!   [`crate::kernels`]: term `j` goes to lane `j mod 8`, in increasing `j`, then the fixed tree.
+//! - Linear f32: `R` output rows at a time share every load of the input; each row keeps its own
+//!   8 f32 lanes, so the order is exactly the module order of [`crate::kernels`]: term `j` goes
+//!   to lane `j mod 8`, in increasing `j`, then the fixed tree. (A blocked int8 Linear written
+//!   the same way was not faster than the reference loop once inlined, so the portable path
+//!   keeps the reference loop for int8 Linear; see `docs/kernels.md`.)
 //! - Conv2d: 8 neighbouring output pixels of one output row at a time, each with its own 8 f32
 //!   lanes (`acc[lane][pixel]`), taps in the documented order `j = (i·k + ky)·k + kx`. A tap that
 //!   falls in the zero padding contributes `w · 0.0`; this equals skipping it because the caller
@@ -16,14 +18,12 @@
 //! layer); it never panics on mismatched slices, it just computes fewer outputs.
 
 use crate::kernels::{activate_f32, lanes_sum, tap_range, Chw, ConvGeometry, LANES};
-use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
+use crate::layer::{Conv2dF32, Conv2dS8, LinearF32};
 use crate::quant::{activation_range, quantize_vectorizable, requantize};
 use crate::tensor::QuantParams;
 
 /// Output pixels per Conv2d group.
 pub(super) const PIXELS: usize = 8;
-/// int8 Linear: inputs per step (two i16 products per i32 lane, the `pmaddwd` shape).
-const S8_STEP: usize = 16;
 
 /// `R` rows of `4·n_in` weight bytes each, starting at `block`.
 #[inline(always)]
@@ -94,81 +94,6 @@ pub(super) fn linear_f32<const R: usize>(layer: &LinearF32<'_>, x: &[f32], out: 
     for ((o, wr), b) in out_blocks.into_remainder().iter_mut().zip(rest).zip(bias) {
         let [s] = dots_f32::<1>(wr, x);
         *o = activate_f32(s + b, layer.activation);
-    }
-}
-
-/// `Σ_i W[r][i] · (x[i] − zp_in)` for `R` int8 weight rows (wrapping i32, any order: exact).
-/// Each i32 lane takes two adjacent products, the shape compilers map to `pmaddwd`.
-#[inline(always)]
-fn dots_s8<const R: usize>(block: &[u8], x: &[i8], zp_in: i16) -> [i32; R] {
-    let rows: [&[u8]; R] = split_rows(block, x.len());
-    let mut acc = [[0i32; S8_STEP / 2]; R];
-    let x_chunks = x.chunks_exact(S8_STEP);
-    for (c, xc) in x_chunks.enumerate() {
-        let Ok(xc) = <&[i8; S8_STEP]>::try_from(xc) else {
-            break;
-        };
-        // x − zp_in ∈ [−255, 255] fits i16; a pair of products fits i32 (|·| ≤ 65 280).
-        let xz: [i16; S8_STEP] = core::array::from_fn(|l| i16::from(xc[l]) - zp_in);
-        for r in 0..R {
-            let Some(Ok(wc)) = rows[r]
-                .get(S8_STEP * c..S8_STEP * c + S8_STEP)
-                .map(<&[u8; S8_STEP]>::try_from)
-            else {
-                continue;
-            };
-            let wv: [i16; S8_STEP] = core::array::from_fn(|l| i16::from(wc[l] as i8));
-            for l in 0..S8_STEP / 2 {
-                let pair = i32::from(wv[2 * l]) * i32::from(xz[2 * l])
-                    + i32::from(wv[2 * l + 1]) * i32::from(xz[2 * l + 1]);
-                acc[r][l] = acc[r][l].wrapping_add(pair);
-            }
-        }
-    }
-    let mut sums = acc.map(|l| l.iter().fold(0i32, |a, &v| a.wrapping_add(v)));
-    // The last n_in mod 16 terms.
-    let done = S8_STEP * (x.len() / S8_STEP);
-    let x_rest = x.get(done..).unwrap_or(&[]);
-    for (sum, row) in sums.iter_mut().zip(rows) {
-        for (&w, &xv) in row.get(done..).unwrap_or(&[]).iter().zip(x_rest) {
-            *sum = sum.wrapping_add(i32::from(w as i8) * (i32::from(xv) - i32::from(zp_in)));
-        }
-    }
-    sums
-}
-
-/// [`crate::kernels::linear_s8`] after its checks, `R` rows at a time.
-#[inline(always)]
-pub(super) fn linear_s8<const R: usize>(layer: &LinearS8<'_>, x: &[i8], zp_in: i8, out: &mut [i8]) {
-    let n_in = x.len();
-    if n_in == 0 {
-        return;
-    }
-    let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
-    let mut per_channel = layer
-        .bias
-        .iter()
-        .zip(layer.multiplier.iter())
-        .zip(layer.shift.iter());
-    let mut finish = |o: &mut i8, dot: i32| {
-        if let Some(((bias, m), shift)) = per_channel.next() {
-            let acc = bias.wrapping_add(dot);
-            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
-        }
-    };
-    let zp_in = i16::from(zp_in);
-    let mut w_blocks = layer.weights.as_bytes().chunks_exact(R * n_in);
-    let mut out_blocks = out.chunks_exact_mut(R);
-    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
-        for (o, dot) in ob.iter_mut().zip(dots_s8::<R>(wb, x, zp_in)) {
-            finish(o, dot);
-        }
-    }
-    let rest = w_blocks.remainder().chunks_exact(n_in);
-    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
-        let [dot] = dots_s8::<1>(wr, x, zp_in);
-        finish(o, dot);
     }
 }
 

@@ -16,8 +16,8 @@ use super::{Chw, ConvGeometry, KernelPath};
 use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
 use crate::tensor::QuantParams;
 
-/// Rows per block of the portable Linear kernels: 4 rows × 8 f32 lanes fit the 16 SSE2 / 32 NEON
-/// registers with the shared input chunk.
+/// Rows per block of the portable f32 Linear kernel: 4 rows × 8 f32 lanes fit the 16 SSE2 /
+/// 32 NEON registers with the shared input chunk.
 const PORTABLE_ROWS: usize = 4;
 
 /// The fastest path this CPU supports (cargo feature `portable-kernels` forces
@@ -64,15 +64,13 @@ pub(super) fn linear_s8(
     zp_in: i8,
     out: &mut [i8],
 ) {
-    if path == KernelPath::Reference {
-        return super::linear_s8::reference(layer, x, zp_in, out);
-    }
     #[cfg(target_arch = "x86_64")]
     if use_avx2(path) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         return unsafe { x86::linear_s8_avx2(layer, x, zp_in, out) };
     }
-    blocked::linear_s8::<PORTABLE_ROWS>(layer, x, zp_in, out)
+    // Portable: the reference loop (a blocked version was not faster, see `blocked`).
+    super::linear_s8::reference(layer, x, zp_in, out)
 }
 
 /// [`super::conv2d_f32`] after its checks. Returns `false` (and writes nothing) when some weight
