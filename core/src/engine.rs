@@ -13,7 +13,6 @@ use crate::kernels::{self, Chw};
 use crate::layer::{Layer, LayerKind};
 use crate::metadata::Metadata;
 use crate::plan::{prepare, End, PlannedLayer, TensorInfo};
-use crate::quant::quantize;
 use crate::tensor::{DType, Shape, TensorData, TensorView};
 
 /// A validated model, ready to run. Borrows the model file bytes.
@@ -174,9 +173,7 @@ impl<'a, const N: usize> Model<'a, N> {
                 for ((o_plane, x_plane), (mean, std)) in
                     out.chunks_mut(hw).zip(input.chunks(hw)).zip(norm)
                 {
-                    for (o, &x) in o_plane.iter_mut().zip(x_plane) {
-                        *o = quantize((x - mean) / std, q);
-                    }
+                    kernels::normalize_quantize(x_plane, mean, std, q, o_plane);
                 }
             }
         }

@@ -47,6 +47,9 @@
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
 mod arena;
 mod engine;
 mod error;

@@ -126,6 +126,37 @@ pub fn quantize(x: f32, q: QuantParams) -> i8 {
     r.saturating_add(i32::from(q.zero_point)).clamp(-128, 127) as i8
 }
 
+/// [`quantize`] without a call to `roundf`, in a branch-free form compilers vectorize; the same
+/// result for every `x` and `q`: `r = x / scale` is the same f32 division, and
+/// [`round_to_s8`] equals `clamp(roundf(r) + zp, −128, 127)` for every f32 `r` (checked over all
+/// 2^32 of them by an ignored test, see `docs/kernels.md`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(crate) fn quantize_vectorizable(x: f32, q: QuantParams) -> i8 {
+    round_to_s8(x / q.scale, q.zero_point)
+}
+
+/// `clamp(roundf(r) + zp, −128, 127)` (ties away from zero; NaN → `zp`), branch-free.
+///
+/// Past ±512 the result saturates to −128 or 127 for every zero point, so `r` is first clamped to
+/// `[−512, 512]` (NaN → 0, as `roundf(NaN) as i32 == 0`). Then `t = trunc(r)` is exact in i32,
+/// the fraction `r − t` is exact in f32, and `t ± 1` when `|r − t| ≥ 0.5` is round-half-away.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn round_to_s8(r: f32, zp: i8) -> i8 {
+    let c = if r.is_nan() {
+        0.0
+    } else {
+        r.clamp(-512.0, 512.0)
+    };
+    // SAFETY: `c` is finite and within ±512, so it fits i32 (`as i32` would be the same value,
+    // but its saturation checks keep the loop scalar).
+    let t: i32 = unsafe { c.to_int_unchecked() };
+    let frac = c - t as f32;
+    let rounded = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+    (rounded + i32::from(zp)).clamp(-128, 127) as i8
+}
+
 /// Dequantizes an int8 value: `scale · (q − zero_point)` (the subtraction is exact in i32,
 /// then one f32 multiply).
 #[inline]
@@ -144,6 +175,87 @@ pub fn multiplier_is_valid(multiplier: i32, shift: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every f32 bit pattern, three zero points (the zero point only moves the final clamp):
+    /// `cargo test -p denoiserep-core --release --lib -- --ignored round_to_s8`.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    #[ignore = "exhaustive over 2^32 values: about a minute in release"]
+    fn round_to_s8_equals_roundf_for_every_f32() {
+        for zp in [-128i8, 0, 127] {
+            for bits in 0..=u32::MAX {
+                let r = f32::from_bits(bits);
+                let want = (libm::roundf(r) as i32)
+                    .saturating_add(i32::from(zp))
+                    .clamp(-128, 127) as i8;
+                assert_eq!(round_to_s8(r, zp), want, "r = {r:e} ({bits:#x}), zp = {zp}");
+            }
+        }
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn quantize_vectorizable_matches_quantize() {
+        let scales = [1.0f32, 0.5, 0.003_921_569, 0.0125, 3.7e-5, 17.0];
+        let mut specials = [
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.499_999_97,
+            -0.499_999_97,
+            0.500_000_06,
+            127.5,
+            -128.5,
+            511.5,
+            512.0,
+            512.5,
+            -512.5,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            8_388_607.5,
+            16_777_217.0,
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for zp in [-128i8, -5, 0, 3, 127] {
+            for &scale in &scales {
+                let q = QuantParams {
+                    scale,
+                    zero_point: zp,
+                };
+                for x in specials.iter_mut() {
+                    assert_eq!(quantize_vectorizable(*x, q), quantize(*x, q), "x = {x}");
+                    // Also the values a half step away, scaled back (ties after the division).
+                    let y = *x * scale;
+                    assert_eq!(quantize_vectorizable(y, q), quantize(y, q), "y = {y}");
+                }
+                for _ in 0..20_000 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let x = f32::from_bits(state as u32);
+                    assert_eq!(quantize_vectorizable(x, q), quantize(x, q), "x = {x:e}");
+                    // Halves and near-halves in the interesting range.
+                    let h = ((state >> 32) % 2048) as f32 * 0.5 - 512.0;
+                    for v in [
+                        h,
+                        f32::from_bits(h.to_bits() + 1),
+                        f32::from_bits(h.to_bits().wrapping_sub(1)),
+                    ] {
+                        let x = v * scale;
+                        assert_eq!(quantize_vectorizable(x, q), quantize(x, q), "x = {x:e}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn quantize_rounds_half_away_and_clamps() {

@@ -20,15 +20,7 @@ pub fn conv2d_f32(
     output: &mut [f32],
 ) -> Result<()> {
     let co = layer.out_channels as usize;
-    let ConvGeometry {
-        ci,
-        k,
-        s,
-        p,
-        oh,
-        ow,
-        per_out,
-    } = conv_geometry(
+    let g = conv_geometry(
         (layer.in_channels as usize, co),
         (
             layer.kernel as usize,
@@ -43,6 +35,32 @@ pub fn conv2d_f32(
     if !layer.weights.is_whole() || layer.bias.len() != co {
         return Err(Error::KernelBadArguments);
     }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if super::host::conv2d_f32(super::host::path(), layer, &g, input, dims, output) {
+        return Ok(());
+    }
+    reference(layer, &g, input, dims, output);
+    Ok(())
+}
+
+/// The pixel-at-a-time loop the device runs (the host falls back to it for non-finite weights,
+/// and its tests compare the fast paths with it); arguments as checked by [`conv2d_f32`].
+pub(crate) fn reference(
+    layer: &Conv2dF32<'_>,
+    g: &ConvGeometry,
+    input: &[f32],
+    dims: Chw,
+    output: &mut [f32],
+) {
+    let ConvGeometry {
+        ci,
+        k,
+        s,
+        p,
+        oh,
+        ow,
+        per_out,
+    } = *g;
     let (h, w) = (dims.h, dims.w);
     let wb = layer.weights.as_bytes();
     let mut out_iter = output.iter_mut();
@@ -77,5 +95,4 @@ pub fn conv2d_f32(
             }
         }
     }
-    Ok(())
 }

@@ -16,15 +16,7 @@ pub fn conv2d_s8(
     output: &mut [i8],
 ) -> Result<()> {
     let co = layer.out_channels as usize;
-    let ConvGeometry {
-        ci,
-        k,
-        s,
-        p,
-        oh,
-        ow,
-        per_out,
-    } = conv_geometry(
+    let g = conv_geometry(
         (layer.in_channels as usize, co),
         (
             layer.kernel as usize,
@@ -39,6 +31,32 @@ pub fn conv2d_s8(
     if layer.bias.len() != co || layer.multiplier.len() != co || layer.shift.len() != co {
         return Err(Error::KernelBadArguments);
     }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    super::host::conv2d_s8(super::host::path(), layer, &g, input, dims, zp_in, output);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    reference(layer, &g, input, dims, zp_in, output);
+    Ok(())
+}
+
+/// The pixel-at-a-time loop the device runs (and the host tests compare the fast paths with);
+/// arguments as checked by [`conv2d_s8`].
+pub(crate) fn reference(
+    layer: &Conv2dS8<'_>,
+    g: &ConvGeometry,
+    input: &[i8],
+    dims: Chw,
+    zp_in: i8,
+    output: &mut [i8],
+) {
+    let ConvGeometry {
+        ci,
+        k,
+        s,
+        p,
+        oh,
+        ow,
+        per_out,
+    } = *g;
     let (h, w) = (dims.h, dims.w);
     let zp_in = i32::from(zp_in);
     let zp_out = i32::from(layer.output.zero_point);
@@ -75,5 +93,4 @@ pub fn conv2d_s8(
             }
         }
     }
-    Ok(())
 }

@@ -19,10 +19,19 @@ pub fn linear_f32(layer: &LinearF32<'_>, input: &[f32], output: &mut [f32]) -> R
     {
         return Err(Error::KernelBadArguments);
     }
-    let rows = layer.weights.as_bytes().chunks_exact(4 * n_in);
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    super::host::linear_f32(super::host::path(), layer, input, output);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    reference(layer, input, output);
+    Ok(())
+}
+
+/// The one-row-at-a-time loop the device runs (and the host tests compare the fast paths with);
+/// arguments as checked by [`linear_f32`].
+pub(crate) fn reference(layer: &LinearF32<'_>, input: &[f32], output: &mut [f32]) {
+    let rows = layer.weights.as_bytes().chunks_exact(4 * input.len());
     for ((out, row), b) in output.iter_mut().zip(rows).zip(layer.bias.iter()) {
         let acc = dot_f32(crate::tensor::F32Data::from_le_bytes(row), input);
         *out = activate_f32(acc + b, layer.activation);
     }
-    Ok(())
 }

@@ -12,11 +12,22 @@
 //! are combined in the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is
 //! added after the tree. An 8-wide SIMD or unrolled implementation reproduces this bit for bit.
 //! No `mul_add` anywhere: every product is rounded to f32 before it is added.
+//!
+//! # Host fast paths
+//!
+//! On x86_64 and aarch64, Linear and Conv2d run blocked kernels that compute several outputs at
+//! once (AVX2 on x86_64 when the CPU has it, detected once at run time; otherwise portable code
+//! the compiler vectorizes). They keep each output's f32 order above, so they give the same bits
+//! as the one-output-at-a-time loops that every other target (the Cortex-M) runs.
+//! [`kernel_path`] says which one is in use; cargo feature `portable-kernels` forces the
+//! portable one.
 
 mod conv2d_f32;
 mod conv2d_s8;
 mod global_avg_pool_f32;
 mod global_avg_pool_s8;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod host;
 mod linear_f32;
 mod linear_s8;
 mod maxpool2d_f32;
@@ -38,6 +49,37 @@ pub use relu_s8::relu_s8;
 use crate::error::{Error, Result};
 use crate::layer::MaxPool2d;
 use crate::tensor::{Activation, F32Data};
+
+/// Which implementation of Linear and Conv2d this build and CPU run (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelPath {
+    /// One output at a time, the loops in each kernel's file (Cortex-M and other targets).
+    Reference,
+    /// Blocked kernels in plain Rust, vectorized by the compiler for the build's baseline
+    /// (SSE2 on x86_64, NEON on aarch64).
+    Portable,
+    /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
+    Avx2,
+}
+
+impl KernelPath {
+    /// A short lowercase name: `reference`, `portable` or `avx2`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            KernelPath::Reference => "reference",
+            KernelPath::Portable => "portable",
+            KernelPath::Avx2 => "avx2",
+        }
+    }
+}
+
+/// The Linear/Conv2d implementation this build runs on this CPU.
+pub fn kernel_path() -> KernelPath {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    return host::path();
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    return KernelPath::Reference;
+}
 
 /// The loop shared by [`maxpool2d_f32`] and [`maxpool2d_s8`]: `output[c][oy][ox]` = the maximum
 /// of the k × k window at `(oy·s, ox·s)` (no padding), taken in row-major window order and
@@ -134,6 +176,23 @@ pub fn activate_f32(x: f32, a: Activation) -> f32 {
     match a {
         Activation::Relu if x < 0.0 => 0.0,
         _ => x,
+    }
+}
+
+/// The int8 model's input step for one channel plane:
+/// `out[i] = quantize((x[i] − mean) / std, q)` (see [`crate::quant::quantize`]).
+pub(crate) fn normalize_quantize(
+    x: &[f32],
+    mean: f32,
+    std: f32,
+    q: crate::tensor::QuantParams,
+    out: &mut [i8],
+) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    host::normalize_quantize(host::path(), x, mean, std, q, out);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = crate::quant::quantize((v - mean) / std, q);
     }
 }
 

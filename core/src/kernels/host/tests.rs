@@ -1,0 +1,374 @@
+//! Every host path (reference loop, portable blocked, AVX2 where the CPU has it) against a
+//! straightforward scalar transcription of the documented order, on random shapes: f32 bit for
+//! bit (NaN compared as NaN: its payload is not part of the contract), int8 exactly.
+//!
+//! Weights sit at an odd offset in their buffer so the unaligned loads are exercised.
+
+use std::vec;
+use std::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::{conv2d_f32, conv2d_s8, linear_f32, linear_s8, normalize_quantize};
+use crate::kernels::{conv_geometry, Chw, KernelPath};
+use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
+use crate::quant::{activation_range, quantize, requantize};
+use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
+
+/// The paths this CPU can run.
+fn paths() -> Vec<KernelPath> {
+    let mut p = vec![KernelPath::Reference, KernelPath::Portable];
+    #[cfg(target_arch = "x86_64")]
+    if super::x86::has_avx2() {
+        p.push(KernelPath::Avx2);
+    }
+    p
+}
+
+#[test]
+fn the_dispatched_path_is_the_fastest_available() {
+    let want = if cfg!(feature = "portable-kernels") || !paths().contains(&KernelPath::Avx2) {
+        KernelPath::Portable
+    } else {
+        KernelPath::Avx2
+    };
+    assert_eq!(super::path(), want);
+    assert_eq!(crate::kernels::kernel_path(), want);
+}
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Mostly uniform in [−1, 1); with `specials`, sometimes ±0.0, huge (overflow) or tiny values.
+    fn f32(&mut self, specials: bool) -> f32 {
+        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        if !specials {
+            return u;
+        }
+        match self.next() % 64 {
+            0 => 0.0,
+            1 => -0.0,
+            2 => u * 1e30,
+            3 => u * 1e-40,
+            _ => u,
+        }
+    }
+    fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+}
+
+/// `values` as little-endian bytes starting at byte `offset` of the returned buffer.
+fn le_at(values: &[f32], offset: usize) -> Vec<u8> {
+    let mut b = vec![0xAAu8; offset];
+    b.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    b
+}
+
+fn act(relu: bool) -> Activation {
+    if relu {
+        Activation::Relu
+    } else {
+        Activation::None
+    }
+}
+
+fn relu(x: f32, a: Activation) -> f32 {
+    if a == Activation::Relu && x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+/// The documented order, spelled out: term `j` into lane `j mod 8`, then the fixed tree.
+fn lanes_ref(terms: impl Iterator<Item = (usize, f32)>) -> f32 {
+    let mut l = [0.0f32; 8];
+    for (j, t) in terms {
+        l[j % 8] += t;
+    }
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+fn same_f32(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+fn random_requant(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let bias: Vec<i32> = (0..n)
+        .map(|_| (rng.next() % 20_001) as i32 - 10_000)
+        .collect();
+    let mult: Vec<i32> = (0..n)
+        .map(|_| (1 << 30) + (rng.next() % (1 << 30)) as i32)
+        .collect();
+    let shift: Vec<i8> = (0..n).map(|_| -((rng.next() % 14) as i8)).collect();
+    (
+        bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        mult.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        shift.iter().map(|&v| v as u8).collect(),
+    )
+}
+
+/// Runs every path of `linear_s8` and compares with an i64 accumulator and [`requantize`].
+#[allow(clippy::too_many_arguments)]
+fn linear_s8_check(
+    n_in: usize,
+    n_out: usize,
+    relu_on: bool,
+    zp_in: i8,
+    zp_out: i8,
+    w: &[u8],
+    x: &[i8],
+    bias: &[u8],
+    mult: &[u8],
+    shift: &[u8],
+) -> Result<(), TestCaseError> {
+    let layer = LinearS8 {
+        in_features: n_in as u32,
+        out_features: n_out as u32,
+        activation: act(relu_on),
+        weights: I8Data::from_le_bytes(w),
+        bias: I32Data::from_le_bytes(bias),
+        multiplier: I32Data::from_le_bytes(mult),
+        shift: I8Data::from_le_bytes(shift),
+        output: QuantParams {
+            scale: 0.1,
+            zero_point: zp_out,
+        },
+    };
+    let (lo, hi) = activation_range(layer.activation, zp_out);
+    let want: Vec<i8> = (0..n_out)
+        .map(|o| {
+            let dot: i64 = (0..n_in)
+                .map(|i| i64::from(w[o * n_in + i] as i8) * (i64::from(x[i]) - i64::from(zp_in)))
+                .sum();
+            let acc = layer.bias.get(o).unwrap() as i64 + dot;
+            let (m, s) = (
+                layer.multiplier.get(o).unwrap(),
+                layer.shift.get(o).unwrap(),
+            );
+            requantize(acc as i32, m, i32::from(s), i32::from(zp_out), lo, hi)
+        })
+        .collect();
+    for path in paths() {
+        let mut y = vec![99i8; n_out];
+        linear_s8(path, &layer, x, zp_in, &mut y);
+        prop_assert_eq!(&y, &want, "{:?}", path);
+    }
+    Ok(())
+}
+
+/// Input sizes: small ones (every remainder mod 8 and 16) and a few hundred.
+fn n_in() -> impl Strategy<Value = usize> {
+    prop_oneof![1usize..70, 120usize..400]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn linear_f32_paths_match_the_documented_order(
+        n_in in n_in(), n_out in 1usize..40, relu_on: bool, offset in 0usize..4, seed: u64,
+    ) {
+        let mut rng = Rng(seed);
+        let specials = seed % 3 == 0;
+        let w: Vec<f32> = (0..n_in * n_out).map(|_| rng.f32(specials)).collect();
+        let b: Vec<f32> = (0..n_out).map(|_| rng.f32(false)).collect();
+        let x: Vec<f32> = (0..n_in).map(|_| rng.f32(specials)).collect();
+        let (wb, bb) = (le_at(&w, offset), le_at(&b, 0));
+        let layer = LinearF32 {
+            in_features: n_in as u32, out_features: n_out as u32, activation: act(relu_on),
+            weights: F32Data::from_le_bytes(&wb[offset..]), bias: F32Data::from_le_bytes(&bb),
+        };
+        let want: Vec<f32> = (0..n_out)
+            .map(|o| {
+                let dot = lanes_ref((0..n_in).map(|j| (j, w[o * n_in + j] * x[j])));
+                relu(dot + b[o], layer.activation)
+            })
+            .collect();
+        for path in paths() {
+            let mut y = vec![7.0f32; n_out];
+            linear_f32(path, &layer, &x, &mut y);
+            prop_assert!(same_f32(&y, &want), "{:?}: {:?} != {:?}", path, y, want);
+        }
+    }
+
+    #[test]
+    fn linear_s8_paths_are_exact(
+        n_in in n_in(), n_out in 1usize..40, relu_on: bool, zp_in: i8, zp_out: i8, seed: u64,
+    ) {
+        let mut rng = Rng(seed);
+        // Odd seeds: full-range values. Even seeds: weights and x − zp_in in {−1, 0, 1} and a
+        // requantization by exactly 1.0 (multiplier 2^30, shift 1), so the output is
+        // `clamp(acc + zp_out)` and an accumulator off by one shows.
+        let exact_scale = seed % 2 == 0;
+        let small = |rng: &mut Rng| (rng.next() % 3) as i8 - 1;
+        let w: Vec<u8> = (0..n_in * n_out)
+            .map(|_| if exact_scale { small(&mut rng) } else { rng.i8() } as u8)
+            .collect();
+        let x: Vec<i8> = (0..n_in)
+            .map(|_| if exact_scale { zp_in.saturating_add(small(&mut rng)) } else { rng.i8() })
+            .collect();
+        let (bias, mut mult, mut shift) = random_requant(&mut rng, n_out);
+        if exact_scale {
+            mult = (0..n_out).flat_map(|_| (1i32 << 30).to_le_bytes()).collect();
+            shift = vec![1u8; n_out];
+            let b: Vec<i32> = (0..n_out).map(|_| (rng.next() % 41) as i32 - 20).collect();
+            return linear_s8_check(n_in, n_out, relu_on, zp_in, zp_out, &w, &x,
+                &b.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(), &mult, &shift);
+        }
+        linear_s8_check(n_in, n_out, relu_on, zp_in, zp_out, &w, &x, &bias, &mult, &shift)?;
+    }
+    #[test]
+    fn conv2d_paths_match_the_documented_order(
+        ci in 1usize..4, co in 1usize..6, k in 1usize..5, s in 1usize..4, pad_frac in 0usize..8,
+        h in 1usize..24, w in 1usize..24, relu_on: bool, zp_in: i8, offset in 0usize..4, seed: u64,
+    ) {
+        let p = pad_frac % k;
+        prop_assume!(h + 2 * p >= k && w + 2 * p >= k);
+        let mut rng = Rng(seed);
+        let dims = Chw { c: ci, h, w };
+        let per_out = ci * k * k;
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        // Finite weights (the fast path's condition); the input may hold anything.
+        let wf: Vec<f32> = (0..co * per_out).map(|_| rng.f32(false)).collect();
+        let bf: Vec<f32> = (0..co).map(|_| rng.f32(false)).collect();
+        let xf: Vec<f32> = (0..ci * h * w).map(|_| rng.f32(seed % 3 == 0)).collect();
+        let (wb, bb) = (le_at(&wf, offset), le_at(&bf, 0));
+        let layer = Conv2dF32 {
+            in_channels: ci as u16, out_channels: co as u16, kernel: k as u16, stride: s as u16,
+            padding: p as u16, activation: act(relu_on),
+            weights: F32Data::from_le_bytes(&wb[offset..]), bias: F32Data::from_le_bytes(&bb),
+        };
+        let g = conv_geometry((ci, co), (k, s, p), dims, xf.len(), co * oh * ow, wf.len()).unwrap();
+        // Taps (j, input index) of output pixel (oy, ox); padded taps are skipped.
+        let taps = |oy: usize, ox: usize| {
+            let mut t = Vec::new();
+            for i in 0..ci {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            t.push(((i * k + ky) * k + kx, i * h * w + iy as usize * w + ix as usize));
+                        }
+                    }
+                }
+            }
+            t
+        };
+        let mut want = Vec::new();
+        for o in 0..co {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let dot = lanes_ref(taps(oy, ox).into_iter().map(|(j, xi)| (j, wf[o * per_out + j] * xf[xi])));
+                    want.push(relu(dot + bf[o], layer.activation));
+                }
+            }
+        }
+        for path in paths() {
+            let mut y = vec![7.0f32; co * oh * ow];
+            if !conv2d_f32(path, &layer, &g, &xf, dims, &mut y) {
+                prop_assert_eq!(path, KernelPath::Reference);
+                crate::kernels::conv2d_f32::reference(&layer, &g, &xf, dims, &mut y);
+            }
+            prop_assert!(same_f32(&y, &want), "{:?}", path);
+        }
+
+        // int8, same geometry; even seeds use the exact-scale mode of `linear_s8_paths_are_exact`.
+        let exact_scale = seed % 2 == 0;
+        let small = |rng: &mut Rng| (rng.next() % 3) as i8 - 1;
+        let w8: Vec<u8> = (0..co * per_out)
+            .map(|_| if exact_scale { small(&mut rng) } else { rng.i8() } as u8)
+            .collect();
+        let x8: Vec<i8> = (0..ci * h * w)
+            .map(|_| if exact_scale { zp_in.saturating_add(small(&mut rng)) } else { rng.i8() })
+            .collect();
+        let (mut bias, mut mult, mut shift) = random_requant(&mut rng, co);
+        if exact_scale {
+            bias = (0..co).flat_map(|_| ((rng.next() % 41) as i32 - 20).to_le_bytes()).collect();
+            mult = (0..co).flat_map(|_| (1i32 << 30).to_le_bytes()).collect();
+            shift = vec![1u8; co];
+        }
+        let zp_out = rng.i8();
+        let layer = Conv2dS8 {
+            in_channels: ci as u16, out_channels: co as u16, kernel: k as u16, stride: s as u16,
+            padding: p as u16, activation: act(relu_on),
+            weights: I8Data::from_le_bytes(&w8), bias: I32Data::from_le_bytes(&bias),
+            multiplier: I32Data::from_le_bytes(&mult), shift: I8Data::from_le_bytes(&shift),
+            output: QuantParams { scale: 0.1, zero_point: zp_out },
+        };
+        let (lo, hi) = activation_range(layer.activation, zp_out);
+        let mut want = Vec::new();
+        for o in 0..co {
+            let (b, m, sh) = (layer.bias.get(o).unwrap(), layer.multiplier.get(o).unwrap(), layer.shift.get(o).unwrap());
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let dot: i64 = taps(oy, ox)
+                        .into_iter()
+                        .map(|(j, xi)| i64::from(w8[o * per_out + j] as i8) * (i64::from(x8[xi]) - i64::from(zp_in)))
+                        .sum();
+                    want.push(requantize((i64::from(b) + dot) as i32, m, i32::from(sh), i32::from(zp_out), lo, hi));
+                }
+            }
+        }
+        for path in paths() {
+            let mut y = vec![99i8; co * oh * ow];
+            conv2d_s8(path, &layer, &g, &x8, dims, zp_in, &mut y);
+            prop_assert_eq!(&y, &want, "{:?}", path);
+        }
+    }
+
+    #[test]
+    fn normalize_quantize_paths_match_quantize(n in 1usize..100, zp: i8, seed: u64) {
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = (0..n).map(|_| rng.f32(true) * 3.0).collect();
+        let (mean, std) = (0.1307f32, 0.3081f32);
+        let q = QuantParams { scale: 0.0123, zero_point: zp };
+        let want: Vec<i8> = x.iter().map(|&v| quantize((v - mean) / std, q)).collect();
+        for path in paths() {
+            let mut y = vec![0i8; n];
+            normalize_quantize(path, &x, mean, std, q, &mut y);
+            prop_assert_eq!(&y, &want, "{:?}", path);
+        }
+    }
+}
+
+#[test]
+fn conv2d_f32_leaves_non_finite_weights_to_the_reference_loop() {
+    // With an infinite weight, a padded tap computed as inf · 0.0 would give NaN; skipping it
+    // (the documented rule) gives inf. Every path must give the reference's answer.
+    let w = le_at(&[f32::INFINITY, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 0);
+    let b = le_at(&[0.0], 0);
+    let layer = Conv2dF32 {
+        in_channels: 1,
+        out_channels: 1,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        activation: Activation::None,
+        weights: F32Data::from_le_bytes(&w),
+        bias: F32Data::from_le_bytes(&b),
+    };
+    let dims = Chw { c: 1, h: 3, w: 3 };
+    let x = [1.0f32; 9];
+    let mut y = [0.0f32; 9];
+    crate::kernels::conv2d_f32(&layer, &x, dims, &mut y).unwrap();
+    // Output (0, 0): tap (0, 0) is padding, so no inf reaches it.
+    assert_eq!(y[0], 4.0);
+    assert_eq!(y[4], f32::INFINITY);
+    for path in paths() {
+        let g = conv_geometry((1, 1), (3, 1, 1), dims, 9, 9, 9).unwrap();
+        assert!(!conv2d_f32(path, &layer, &g, &x, dims, &mut y), "{path:?}");
+    }
+}

@@ -1,0 +1,280 @@
+//! x86_64: CPU detection without std (`cpuid` + `xgetbv`), AVX2 Linear kernels written with
+//! intrinsics, and the blocked Conv2d bodies compiled a second time with AVX2 enabled.
+//!
+//! f32: one `vmulps` then one `vaddps` per 8 terms (never `vfmadd`; Rust never contracts
+//! `a * b + c` and nothing here enables `fma`), lane `l` of a YMM accumulator is lane `l` of the
+//! documented order, so every product is rounded before it is added and the bits are the
+//! reference's. Weights are little-endian bytes at any address: loads are unaligned.
+
+use core::arch::x86_64::{
+    __cpuid, __cpuid_count, __m128i, __m256i, _mm256_add_epi32, _mm256_add_ps,
+    _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_loadu_ps,
+    _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps, _mm256_setzero_si256,
+    _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128,
+    _mm_shuffle_epi32, _xgetbv, CpuidResult,
+};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use super::blocked;
+use crate::kernels::{activate_f32, lanes_sum, Chw, ConvGeometry, LANES};
+use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
+use crate::quant::{activation_range, requantize};
+use crate::tensor::QuantParams;
+
+/// Bit set in [`FEATURES`] once detection has run.
+const DETECTED: u8 = 0x80;
+/// AVX2 is supported by the CPU and its YMM state is enabled by the OS.
+const AVX2: u8 = 0x01;
+
+/// Cached result of [`detect`]: 0 = not yet detected.
+static FEATURES: AtomicU8 = AtomicU8::new(0);
+
+/// True when the AVX2 kernels may run on this CPU (detected once, then cached).
+#[inline]
+pub(super) fn has_avx2() -> bool {
+    if cfg!(target_feature = "avx2") {
+        return true;
+    }
+    let mut f = FEATURES.load(Ordering::Relaxed);
+    if f == 0 {
+        f = detect() | DETECTED;
+        FEATURES.store(f, Ordering::Relaxed);
+    }
+    f & AVX2 != 0
+}
+
+fn cpuid(leaf: u32, sub_leaf: u32) -> CpuidResult {
+    if sub_leaf == 0 {
+        // SAFETY: `cpuid` exists on every x86_64 CPU.
+        #[allow(unused_unsafe)]
+        unsafe {
+            __cpuid(leaf)
+        }
+    } else {
+        // SAFETY: as above.
+        #[allow(unused_unsafe)]
+        unsafe {
+            __cpuid_count(leaf, sub_leaf)
+        }
+    }
+}
+
+/// `XCR0`, the OS-enabled register state.
+#[target_feature(enable = "xsave")]
+unsafe fn xcr0() -> u64 {
+    _xgetbv(0)
+}
+
+/// AVX2 needs: CPUID.1:ECX.OSXSAVE[27] and AVX[28], XCR0 bits 1 and 2 (SSE and YMM state saved by
+/// the OS), and CPUID.(7,0):EBX.AVX2[5].
+fn detect() -> u8 {
+    if cpuid(0, 0).eax < 7 {
+        return 0;
+    }
+    let ecx1 = cpuid(1, 0).ecx;
+    if ecx1 & (1 << 27) == 0 || ecx1 & (1 << 28) == 0 {
+        return 0;
+    }
+    // SAFETY: OSXSAVE (checked above) means the OS has enabled `xgetbv`.
+    let xcr0 = unsafe { xcr0() };
+    if xcr0 & 0b110 != 0b110 {
+        return 0;
+    }
+    if cpuid(7, 0).ebx & (1 << 5) != 0 {
+        AVX2
+    } else {
+        0
+    }
+}
+
+/// Rows per block of the f32 Linear kernel: 8 rows × 8 lanes = 8 YMM accumulators, enough
+/// independent additions to hide the adder latency, and one input load shared by 8 rows.
+const F32_ROWS: usize = 8;
+/// Rows per block of the int8 Linear kernel.
+const S8_ROWS: usize = 4;
+
+/// The 8-lane dot products of the `R` rows of `block` (`[R][n_in]` little-endian f32, unaligned)
+/// with `x`, `n_in = x.len()`: lane `l` of row `r` is `Σ_{j ≡ l mod 8} W[r][j]·x[j]` in increasing
+/// `j` (one `vmulps` then one `vaddps`: the product is rounded first), then the fixed tree.
+///
+/// # Safety
+/// AVX2 must be available and `block.len() >= R · 4 · x.len()`.
+#[target_feature(enable = "avx2")]
+unsafe fn dots_f32<const R: usize>(block: &[u8], x: &[f32]) -> [f32; R] {
+    let n_in = x.len();
+    let row_bytes = 4 * n_in;
+    let full = n_in / LANES;
+    let (wp, xp) = (block.as_ptr(), x.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); R];
+    for c in 0..full {
+        // SAFETY: 8·c + 8 ≤ n_in, and r·row_bytes + 32·c + 32 ≤ R·row_bytes ≤ block.len().
+        let xv = _mm256_loadu_ps(xp.add(LANES * c));
+        for (r, a) in acc.iter_mut().enumerate() {
+            let wv = _mm256_loadu_ps(wp.add(r * row_bytes + 4 * LANES * c).cast::<f32>());
+            *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, xv));
+        }
+    }
+    let mut lanes = [[0.0f32; LANES]; R];
+    for (l, a) in lanes.iter_mut().zip(acc) {
+        _mm256_storeu_ps(l.as_mut_ptr(), a);
+    }
+    // The last n_in mod 8 terms go to lanes 0, 1, … in order.
+    let x_rest = x.get(LANES * full..).unwrap_or(&[]);
+    for (r, l) in lanes.iter_mut().enumerate() {
+        let start = r * row_bytes + 4 * LANES * full;
+        let w_rest = block.get(start..r * row_bytes + row_bytes).unwrap_or(&[]);
+        for ((lane, wb), &xv) in l.iter_mut().zip(w_rest.chunks_exact(4)).zip(x_rest) {
+            *lane += f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]) * xv;
+        }
+    }
+    lanes.map(|l| lanes_sum(&l))
+}
+
+/// # Safety
+/// The CPU must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn linear_f32_avx2(layer: &LinearF32<'_>, x: &[f32], out: &mut [f32]) {
+    let row_bytes = 4 * x.len();
+    if row_bytes == 0 {
+        return;
+    }
+    let mut bias = layer.bias.iter();
+    let mut w_blocks = layer.weights.as_bytes().chunks_exact(F32_ROWS * row_bytes);
+    let mut out_blocks = out.chunks_exact_mut(F32_ROWS);
+    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
+        for ((o, s), b) in ob
+            .iter_mut()
+            .zip(dots_f32::<F32_ROWS>(wb, x))
+            .zip(&mut bias)
+        {
+            *o = activate_f32(s + b, layer.activation);
+        }
+    }
+    let rest = w_blocks.remainder().chunks_exact(row_bytes);
+    for ((o, wr), b) in out_blocks.into_remainder().iter_mut().zip(rest).zip(bias) {
+        let [s] = dots_f32::<1>(wr, x);
+        *o = activate_f32(s + b, layer.activation);
+    }
+}
+
+/// Wrapping sum of the 8 i32 lanes of `v`.
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// `Σ_i W[r][i] · (x[i] − zp_in)` for the `R` int8 rows of `block` (`[R][n_in]`), wrapping i32:
+/// 16 inputs per step, widened to i16 (`x − zp_in ∈ [−255, 255]`), `vpmaddwd` into i32 pairs
+/// (`|w·x + w·x| ≤ 65 280`, exact). Integer sums are exact in any order.
+///
+/// # Safety
+/// AVX2 must be available and `block.len() >= R · x.len()`.
+#[target_feature(enable = "avx2")]
+unsafe fn dots_s8<const R: usize>(block: &[u8], x: &[i8], zp_in: i8) -> [i32; R] {
+    const STEP: usize = 16;
+    let n_in = x.len();
+    let full = n_in / STEP;
+    let (wp, xp) = (block.as_ptr(), x.as_ptr());
+    let zp = _mm256_set1_epi16(i16::from(zp_in));
+    let mut acc = [_mm256_setzero_si256(); R];
+    for c in 0..full {
+        // SAFETY: 16·c + 16 ≤ n_in, and r·n_in + 16·c + 16 ≤ R·n_in ≤ block.len().
+        let xv = _mm_loadu_si128(xp.add(STEP * c).cast::<__m128i>());
+        let xv = _mm256_sub_epi16(_mm256_cvtepi8_epi16(xv), zp);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let wv = _mm_loadu_si128(wp.add(r * n_in + STEP * c).cast::<__m128i>());
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), xv));
+        }
+    }
+    let x_rest = x.get(STEP * full..).unwrap_or(&[]);
+    let zp = i32::from(zp_in);
+    let mut sums = [0i32; R];
+    for (r, (sum, a)) in sums.iter_mut().zip(acc).enumerate() {
+        *sum = hsum_epi32(a);
+        let w_rest = block
+            .get(r * n_in + STEP * full..(r + 1) * n_in)
+            .unwrap_or(&[]);
+        for (&w, &xv) in w_rest.iter().zip(x_rest) {
+            *sum = sum.wrapping_add(i32::from(w as i8) * (i32::from(xv) - zp));
+        }
+    }
+    sums
+}
+
+/// # Safety
+/// The CPU must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn linear_s8_avx2(layer: &LinearS8<'_>, x: &[i8], zp_in: i8, out: &mut [i8]) {
+    let n_in = x.len();
+    if n_in == 0 {
+        return;
+    }
+    let zp_out = i32::from(layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let mut per_channel = layer
+        .bias
+        .iter()
+        .zip(layer.multiplier.iter())
+        .zip(layer.shift.iter());
+    let mut finish = |o: &mut i8, dot: i32| {
+        if let Some(((bias, m), shift)) = per_channel.next() {
+            let acc = bias.wrapping_add(dot);
+            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
+        }
+    };
+    let mut w_blocks = layer.weights.as_bytes().chunks_exact(S8_ROWS * n_in);
+    let mut out_blocks = out.chunks_exact_mut(S8_ROWS);
+    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
+        for (o, dot) in ob.iter_mut().zip(dots_s8::<S8_ROWS>(wb, x, zp_in)) {
+            finish(o, dot);
+        }
+    }
+    let rest = w_blocks.remainder().chunks_exact(n_in);
+    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
+        let [dot] = dots_s8::<1>(wr, x, zp_in);
+        finish(o, dot);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn conv2d_f32_avx2(
+    layer: &Conv2dF32<'_>,
+    g: &ConvGeometry,
+    input: &[f32],
+    dims: Chw,
+    output: &mut [f32],
+) {
+    blocked::conv2d_f32(layer, g, input, dims, output)
+}
+
+/// # Safety
+/// The CPU must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn conv2d_s8_avx2(
+    layer: &Conv2dS8<'_>,
+    g: &ConvGeometry,
+    input: &[i8],
+    dims: Chw,
+    zp_in: i8,
+    output: &mut [i8],
+) {
+    blocked::conv2d_s8(layer, g, input, dims, zp_in, output)
+}
+
+/// # Safety
+/// The CPU must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn normalize_quantize_avx2(
+    x: &[f32],
+    mean: f32,
+    std: f32,
+    q: QuantParams,
+    out: &mut [i8],
+) {
+    blocked::normalize_quantize(x, mean, std, q, out)
+}
