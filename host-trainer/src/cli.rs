@@ -1,5 +1,5 @@
-//! Command-line interface (clap derive): `denoiserep train …`, `eval …`, `export …`, `infer …`.
-//! `compare` comes with a later issue.
+//! Command-line interface (clap derive): `denoiserep train …`, `eval …`, `export …`, `infer …`,
+//! `report …`. `compare` comes with a later issue.
 
 use std::path::PathBuf;
 
@@ -33,6 +33,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Run a model file through denoiserep-core over a data set: accuracy, retrieval, dumps.
     Infer(InferArgs),
+    /// Write REPORT.md and its plots from a finished `scripts/demo.sh` folder.
+    Report(ReportArgs),
 }
 
 /// `denoiserep train`.
@@ -201,6 +203,9 @@ pub struct InferArgs {
     /// Write the raw test samples that were run as a DNRI input file (docs/dump-format.md).
     #[arg(long, value_name = "FILE")]
     pub write_inputs: Option<PathBuf>,
+    /// Write what was measured (accuracy, retrieval, seconds, the model's footprint) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -217,6 +222,17 @@ impl InferArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        if let Some(json) = &self.json {
+            if let Some(dir) = json.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    anyhow::bail!(
+                        "--json {}: folder {} does not exist",
+                        json.display(),
+                        dir.display()
+                    );
+                }
+            }
+        }
         Ok(InferRequest {
             model: self.model.clone(),
             data: self.data.clone(),
@@ -233,6 +249,17 @@ impl InferArgs {
             progress,
         })
     }
+}
+
+/// `denoiserep report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Folder written by scripts/demo.sh (layout: README.md, "The main command's output").
+    #[arg(long, value_name = "DIR")]
+    pub demo: PathBuf,
+    /// Output folder for REPORT.md, curves.png and robustness.png (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "report")]
+    pub out: PathBuf,
 }
 
 impl TrainArgs {

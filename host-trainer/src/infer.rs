@@ -7,7 +7,9 @@
 //! * `--dump FILE`: every test sample's logits and embedding exactly as the core produced them
 //!   (`docs/dump-format.md`, written with the core's own `samples` encoder);
 //! * `--write-inputs FILE`: the raw test samples that were run, as a `DNRI` input file, so the
-//!   firmware can run the same inputs and its dump can be compared byte for byte.
+//!   firmware can run the same inputs and its dump can be compared byte for byte;
+//! * `--json FILE`: what was measured ([`InferSummary`]), with the model's footprint read from
+//!   the core (parameters, MACs, file and arena bytes).
 //!
 //! Samples are spread over threads (each with its own arena); results are stored per sample, so
 //! the output does not depend on the thread count.
@@ -20,9 +22,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use denoiserep_core::samples::{encode_record, encode_sample};
 use denoiserep_core::{DumpHeader, InputHeader, Model, Precision};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
 
 use crate::data::{self, LoadOptions};
 use crate::eval::{self, Retrieval};
+use crate::export::{footprint, Footprint};
 use crate::run::write_atomic;
 
 /// What `denoiserep infer` was asked to do.
@@ -39,6 +43,7 @@ pub struct InferRequest {
     pub write_inputs: Option<PathBuf>,
     /// Worker threads (≥ 1).
     pub threads: usize,
+    /// Progress bars on stderr (a terminal); otherwise one plain line per long step.
     pub progress: bool,
 }
 
@@ -51,7 +56,72 @@ pub struct InferReport {
     pub samples: usize,
     pub test_accuracy: f64,
     pub retrieval: Option<Retrieval>,
+    /// Gallery samples of the retrieval (the train split); 0 without retrieval.
+    pub gallery_samples: usize,
+    /// The model's cost, read from the core model.
+    pub footprint: Footprint,
+    /// Wall time of the whole command (load, data, inference, retrieval, files).
     pub seconds: f64,
+}
+
+/// `infer --json FILE`: an [`InferReport`] with what was run, as written to disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferSummary {
+    /// `--model`, as given.
+    pub model: String,
+    /// The model's name (metadata).
+    pub name: String,
+    /// `f32` or `int8`.
+    pub precision: String,
+    /// `--data` spec.
+    pub data: String,
+    /// Test samples run.
+    pub samples: usize,
+    /// Top-1 accuracy in `[0, 1]` on those samples.
+    pub test_accuracy: f64,
+    /// Retrieval mAP / Rank-1 in `[0, 1]` (queries: the test samples; gallery: the train split);
+    /// `null` with `--no-retrieval`.
+    pub retrieval: Option<Retrieval>,
+    pub gallery_samples: usize,
+    pub threads: usize,
+    /// Wall seconds of the command.
+    pub seconds: f64,
+    #[serde(flatten)]
+    pub footprint: Footprint,
+}
+
+impl InferSummary {
+    /// The summary of `report`, measured for `req`.
+    pub fn new(req: &InferRequest, report: &InferReport) -> Self {
+        Self {
+            model: req.model.display().to_string(),
+            name: report.name.clone(),
+            precision: precision_name(report.precision).into(),
+            data: req.data.clone(),
+            samples: report.samples,
+            test_accuracy: report.test_accuracy,
+            retrieval: report.retrieval,
+            gallery_samples: report.gallery_samples,
+            threads: req.threads,
+            seconds: report.seconds,
+            footprint: report.footprint,
+        }
+    }
+
+    /// Writes the summary as pretty JSON, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self)?;
+        text.push(b'\n');
+        write_atomic(path, &text).with_context(|| format!("--json {}", path.display()))
+    }
+}
+
+/// `f32` or `int8`.
+pub fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::Int8 => "int8",
+    }
 }
 
 /// The outputs of a model over many samples, one row per sample.
@@ -200,17 +270,29 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
     let test_accuracy = eval::accuracy(&test.logits, data.num_classes, test_y);
 
     let retrieval = if req.retrieval {
-        let bar = progress_bar(data.train.len(), "gallery", req.progress);
+        let m = data.train.len();
+        let step = Instant::now();
+        if !req.progress {
+            eprintln!("infer: retrieval: {n} queries against a gallery of {m} train samples");
+        }
+        let bar = progress_bar(m, "gallery", req.progress);
         let gallery = run_samples(&model, &data.train.x, req.threads, false, &bar)?;
         bar.finish_and_clear();
         let dim = test.embedding.len() / n;
-        Some(eval::retrieval(
+        let r = eval::retrieval(
             &test.embedding,
             test_y,
             &gallery.embedding,
             &data.train.y,
             dim,
-        ))
+        );
+        if !req.progress {
+            eprintln!(
+                "infer: retrieval done in {:.1} s",
+                step.elapsed().as_secs_f64()
+            );
+        }
+        Some(r)
     } else {
         None
     };
@@ -230,6 +312,8 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
         samples: n,
         test_accuracy,
         retrieval,
+        gallery_samples: if req.retrieval { data.train.len() } else { 0 },
+        footprint: footprint(&bytes)?,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -6,6 +6,7 @@
 //!   (f32, int8 PTQ); [`infer`]: model files run through `denoiserep-core`;
 //! * [`train`]: regimes and the loop; [`optim`]: Adam; [`evaluate`]: fused-model evaluation;
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
+//! * [`report`]: `REPORT.md` of README's main command (`scripts/demo.sh`);
 //! * [`data`], [`eval`]: data sets and metrics.
 pub mod arch;
 pub mod atomic;
@@ -19,6 +20,7 @@ pub mod fuse;
 pub mod infer;
 pub mod model;
 pub mod optim;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod schedule;

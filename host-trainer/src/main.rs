@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{export, infer, run};
+use denoiserep_trainer::{export, infer, report, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -90,7 +90,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Infer(args) => {
-            let r = infer::infer(&args.request(std::io::stderr().is_terminal())?)?;
+            let req = args.request(std::io::stderr().is_terminal())?;
+            let r = infer::infer(&req)?;
+            if let Some(path) = &args.json {
+                infer::InferSummary::new(&req, &r).write(path)?;
+            }
             let retrieval = match r.retrieval {
                 Some(x) => format!(
                     ", retrieval mAP {:.2}% Rank-1 {:.2}%",
@@ -112,6 +116,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 r.seconds
             );
         }
+        Command::Report(args) => report::run(&args.demo, &args.out)?,
     }
     Ok(())
 }

@@ -400,20 +400,19 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     let abort_after: Option<usize> = std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok());
     for epoch in start_epoch..cfg.epochs {
         let r = trainer.run_epoch(epoch)?;
-        if req.progress {
-            eprintln!(
-                "epoch {}/{} {:<15} loss {:.4} (ce {:.4}, noise {:.4}) train {:.2}% test {:.2}% {:.1}s",
-                r.epoch,
-                cfg.epochs,
-                r.phase,
-                r.train_loss,
-                r.ce_loss,
-                r.noise_loss,
-                100.0 * r.train_accuracy,
-                100.0 * r.test_accuracy,
-                r.seconds
-            );
-        }
+        // Always, also when stderr is not a terminal (CI logs, pipes): progress stays visible.
+        eprintln!(
+            "epoch {}/{} {:<15} loss {:.4} (ce {:.4}, noise {:.4}) train {:.2}% test {:.2}% {:.1}s",
+            r.epoch,
+            cfg.epochs,
+            r.phase,
+            r.train_loss,
+            r.ce_loss,
+            r.noise_loss,
+            100.0 * r.train_accuracy,
+            100.0 * r.test_accuracy,
+            r.seconds
+        );
         write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
         write_tensors(&ckpt, &trainer.checkpoint_tensors()?)?;
         if abort_after == Some(epoch + 1) {
@@ -421,6 +420,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         }
     }
     write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
+    eprintln!("evaluating the fused model: test accuracy, retrieval, input-noise robustness");
     let ev = evaluate::evaluate(&trainer.model, &data, cfg.seed)?;
     let metrics = to_metrics(&ev, trainer.curve.clone());
     finish(&out, &run_cfg, &metrics)?;
