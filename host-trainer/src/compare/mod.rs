@@ -122,8 +122,11 @@ pub struct HeadlineMetrics {
     pub robust_0_3: f64,
 }
 
-/// The metrics of a comparison: key (JSON), label (tables) and accessor.
-pub const METRICS: [(&str, &str, fn(&HeadlineMetrics) -> f64); 5] = [
+/// A compared metric: key (JSON), label (tables) and accessor.
+pub type MetricDef = (&'static str, &'static str, fn(&HeadlineMetrics) -> f64);
+
+/// The metrics of a comparison, in table order.
+pub const METRICS: [MetricDef; 5] = [
     ("top1", "top-1", |m| m.top1),
     ("map", "mAP", |m| m.map),
     ("rank1", "Rank-1", |m| m.rank1),
