@@ -67,7 +67,7 @@ pub struct Report {
     pub summary: Vec<ArmSummary>,
     /// Every arm after the start against every control before it in the list (so each control
     /// also appears against the earlier controls: (2) − (1) isolates the schedule, (3) − (2)
-    /// the penalty).
+    /// the penalty), and against the start itself (what the E2 extra epochs changed).
     pub paired: Vec<PairedEntry>,
     pub verdicts: Vec<Verdict>,
     pub rule: String,
@@ -124,7 +124,7 @@ impl Report {
         let mut paired = Vec::new();
         let mut verdicts = Vec::new();
         for a in arms.iter().filter(|a| a.role != Role::Start) {
-            let controls: Vec<&str> = match a.role {
+            let mut controls: Vec<&str> = match a.role {
                 Role::Control => arms::CONTROLS
                     .iter()
                     .take_while(|c| **c != a.name)
@@ -132,11 +132,14 @@ impl Report {
                     .collect(),
                 _ => arms::CONTROLS.to_vec(),
             };
+            controls.push(arms::START);
             for (k, _, f) in METRICS {
                 let mut mine = Vec::new();
                 for c in &controls {
                     let p = stats::paired(&series(&a.name, f), &series(c, f));
-                    mine.push(p.clone());
+                    if *c != arms::START {
+                        mine.push(p.clone());
+                    }
                     paired.push(PairedEntry {
                         arm: a.name.clone(),
                         control: c.to_string(),
@@ -301,8 +304,15 @@ pub fn markdown(r: &Report) -> String {
         "\n## Paired differences vs the controls (percentage points)\n\nPer seed `arm − control`, \
          then mean ± std over seeds; `(b/w)` = seeds better / worse (the rest tied, |d| < 1e-9)."
     );
-    for c in arms::CONTROLS {
-        let _ = writeln!(o, "\n### vs {c} ({})\n", control_number(c));
+    for c in arms::CONTROLS.into_iter().chain([arms::START]) {
+        if c == arms::START {
+            let _ = writeln!(
+                o,
+                "\n### vs baseline (the start: no extra epochs; a reference, not a control)\n"
+            );
+        } else {
+            let _ = writeln!(o, "\n### vs {c} ({})\n", control_number(c));
+        }
         header(&mut o, "arm");
         for a in &r.summary {
             if r.paired_of(&a.arm, c, "top1").is_none() {
@@ -460,6 +470,13 @@ mod tests {
         assert_eq!(verdict("label-free"), [true; 5]);
         assert_eq!(verdict("label-guided"), [false; 5]);
         assert_eq!(verdict("label-guided-noise-grad"), [false; 5]);
+        // Every arm is also paired with the start (a reference outside the verdict).
+        let start = r.paired_of("label-guided", "baseline", "top1").unwrap();
+        assert!((start.mean.unwrap() - 0.12).abs() < 1e-12);
+        assert!(r.paired_of("baseline-more", "baseline", "map").is_some());
+        assert!(r
+            .paired_of("baseline-more", "null-control", "map")
+            .is_none());
         let s = r.summary.iter().find(|a| a.arm == "null-control").unwrap();
         assert!((s.metrics["top1"].mean.unwrap() - 0.92).abs() < 1e-12);
         // Sample std of 0.90..0.94 step 0.01: √(0.001/4).
