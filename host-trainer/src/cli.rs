@@ -1,18 +1,19 @@
 //! Command-line interface (clap derive): `denoiserep train …`, `eval …`, `export …`, `infer …`,
-//! `report …`. `compare` comes with a later issue.
+//! `report …`, `compare …`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crate::compare::{CompareRequest, Settings as CompareSettings};
 use crate::data::LoadOptions;
 use crate::export::{ExportPrecision, ExportRequest, DEFAULT_CALIB};
 use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
 use crate::schedule::ScheduleSpec;
-use crate::train::{LrSchedule, Regime, TrainConfig};
+use crate::train::{EpochSchedule, LrSchedule, Regime, TrainConfig};
 
 /// DenoiseRep for the edge: train backbones with exactly fusable denoising layers.
 #[derive(Debug, Parser)]
@@ -35,6 +36,148 @@ pub enum Command {
     Infer(InferArgs),
     /// Write REPORT.md and its plots from a finished `scripts/demo.sh` folder.
     Report(ReportArgs),
+    /// Baseline vs DenoiseRep at equal budget with three controls, over seeds.
+    Compare(CompareArgs),
+}
+
+/// `denoiserep compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
+    #[arg(long, default_value = "mnist")]
+    pub data: String,
+    /// Backbone: mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…]
+    #[arg(long, default_value = "mlp:256,128")]
+    pub arch: String,
+    /// Number of seeds: 0, 1, …, K−1.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub seeds: usize,
+    /// Explicit seeds instead of --seeds, e.g. 0,3,7.
+    #[arg(
+        long,
+        value_name = "S,S,…",
+        value_delimiter = ',',
+        conflicts_with = "seeds"
+    )]
+    pub seed_list: Option<Vec<u64>>,
+    /// Epochs of the from-scratch baseline every arm starts from.
+    #[arg(long, value_name = "E")]
+    pub epochs: usize,
+    /// Epochs every arm trains from the baseline (the equal budget).
+    #[arg(long, value_name = "E2")]
+    pub extra_epochs: usize,
+    /// label-guided phase length (its B epochs are the null control's) [default: E2 / 2].
+    #[arg(long, value_name = "P")]
+    pub phase_epochs: Option<usize>,
+    /// Extra arm NAME=TRAIN FLAGS, e.g. 'lg-t4=--regime label-guided --t-stride 4' (repeatable).
+    #[arg(long, value_name = "NAME=FLAGS")]
+    pub variant: Vec<String>,
+    /// Output folder: DIR/seed-S/ARM run dirs, compare.json, compare.md, compare.png.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Retrain arms whose run directory holds a run with other settings (or an older baseline).
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
+    pub lr_schedule: LrSchedule,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// λ of the noise loss (label-guided B) and of the activation penalty (penalty-control).
+    #[arg(long, default_value_t = 0.01)]
+    pub lambda: f64,
+    #[arg(long, default_value_t = 1)]
+    pub t_stride: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub beta_start: f64,
+    #[arg(long, default_value_t = 2e-3)]
+    pub beta_end: f64,
+    #[arg(long, default_value_t = 1000)]
+    pub timesteps: usize,
+    /// Test fraction for sources without a fixed split (csv).
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Folder with fetched/cached data sets.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// libtorch CPU threads [default: libtorch's choice].
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+impl CompareArgs {
+    /// The [`CompareRequest`] of these arguments; `command` is the quoted command line.
+    pub fn request(&self, command: String, progress: bool) -> Result<CompareRequest> {
+        let seeds = match &self.seed_list {
+            Some(v) => v.clone(),
+            None => (0..self.seeds as u64).collect(),
+        };
+        let variants = self
+            .variant
+            .iter()
+            .map(|v| crate::compare::arms::parse_variant(v))
+            .collect::<Result<Vec<_>>>()?;
+        let mut names: Vec<&str> = variants.iter().map(|a| a.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            anyhow::bail!("--variant '{}': given twice", w[0]);
+        }
+        let settings = CompareSettings {
+            data: self.data.clone(),
+            data_dir: self.data_dir.clone(),
+            test_fraction: self.test_fraction,
+            arch: self.arch.clone(),
+            seeds,
+            epochs: self.epochs,
+            extra_epochs: self.extra_epochs,
+            phase_epochs: self.phase_epochs.unwrap_or(self.extra_epochs / 2),
+            lr: self.lr,
+            lr_schedule: self.lr_schedule,
+            batch_size: self.batch_size,
+            lambda: self.lambda,
+            t_stride: self.t_stride,
+            beta_start: self.beta_start,
+            beta_end: self.beta_end,
+            timesteps: self.timesteps,
+            device: match self.device {
+                DeviceArg::Auto => "auto",
+                DeviceArg::Cpu => "cpu",
+                DeviceArg::Cuda => "cuda",
+            }
+            .into(),
+            threads: self.threads,
+        };
+        crate::compare::validate(&settings)?;
+        Ok(CompareRequest {
+            settings,
+            variants,
+            out: self.out.clone(),
+            force: self.force,
+            command,
+            progress,
+        })
+    }
+}
+
+/// `args` as one POSIX-shell command line (arguments with other characters than
+/// `[A-Za-z0-9_./:=,+-]` single-quoted).
+pub fn shell_line(args: impl IntoIterator<Item = String>) -> String {
+    args.into_iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_./:=,+-".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `denoiserep train`.
@@ -73,6 +216,10 @@ pub struct TrainArgs {
     /// label-guided: epochs per phase (A, B, A, …).
     #[arg(long, default_value_t = 10)]
     pub phase_epochs: usize,
+    /// baseline / penalty-control: `label-guided` trains only in label-guided's B epochs (A
+    /// epochs skipped, per-block cosine lr), the null control of `compare`.
+    #[arg(long, value_enum, default_value_t = EpochSchedule::Plain)]
+    pub schedule: EpochSchedule,
     #[arg(long, default_value_t = 1e-4)]
     pub beta_start: f64,
     #[arg(long, default_value_t = 2e-3)]
@@ -265,8 +412,8 @@ pub struct ReportArgs {
 impl TrainArgs {
     /// Resolves defaults into a [`TrainRequest`].
     pub fn request(&self, progress: bool) -> Result<TrainRequest> {
-        let epochs = self.epochs.unwrap_or(match self.regime {
-            Regime::LabelGuided => 2 * self.phase_epochs,
+        let epochs = self.epochs.unwrap_or(match (self.regime, self.schedule) {
+            (Regime::LabelGuided, _) | (_, EpochSchedule::LabelGuided) => 2 * self.phase_epochs,
             _ => 10,
         });
         Ok(TrainRequest {
@@ -282,6 +429,7 @@ impl TrainArgs {
                 lr_schedule: self.lr_schedule,
                 lambda: self.lambda,
                 phase_epochs: self.phase_epochs,
+                schedule: self.schedule,
                 denoise: DenoiseSpec {
                     schedule: ScheduleSpec {
                         beta_start: self.beta_start,

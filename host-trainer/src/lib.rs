@@ -7,10 +7,12 @@
 //! * [`train`]: regimes and the loop; [`optim`]: Adam; [`evaluate`]: fused-model evaluation;
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
 //! * [`report`]: `REPORT.md` of README's main command (`scripts/demo.sh`);
+//! * [`compare`]: `denoiserep compare`, baseline vs DenoiseRep with controls over seeds;
 //! * [`data`], [`eval`]: data sets and metrics.
 pub mod arch;
 pub mod atomic;
 pub mod cli;
+pub mod compare;
 pub mod data;
 pub mod denoiser;
 pub mod eval;

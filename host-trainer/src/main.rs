@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{export, infer, report, run};
+use denoiserep_trainer::{cli, compare, export, infer, report, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -117,6 +117,27 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Report(args) => report::run(&args.demo, &args.out)?,
+        Command::Compare(args) => {
+            if let Some(n) = args.threads {
+                tch::set_num_threads(n);
+            }
+            let line = cli::shell_line(
+                std::iter::once("denoiserep".to_string()).chain(std::env::args().skip(1)),
+            );
+            let o = compare::compare(&args.request(line, std::io::stderr().is_terminal())?)?;
+            for v in o.report.verdicts.iter().filter(|v| v.beats_all_controls) {
+                println!("{} beats all three controls on {}", v.arm, v.metric);
+            }
+            println!(
+                "{}: {} arms × {} seeds, {:.1} s; {}, {}",
+                args.out.display(),
+                o.report.summary.len(),
+                o.report.settings.seeds.len(),
+                o.report.wall_seconds,
+                o.markdown.display(),
+                o.png.display()
+            );
+        }
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::eval::{self, Metrics};
 use crate::evaluate::{self, Evaluation};
 use crate::model::Model;
 use crate::schedule::Schedule;
-use crate::train::{Regime, TrainConfig, Trainer};
+use crate::train::{EpochSchedule, Regime, TrainConfig, Trainer};
 
 pub const CONFIG: &str = "config.json";
 pub const MODEL: &str = "model.safetensors";
@@ -401,18 +401,21 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     for epoch in start_epoch..cfg.epochs {
         let r = trainer.run_epoch(epoch)?;
         // Always, also when stderr is not a terminal (CI logs, pipes): progress stays visible.
-        eprintln!(
-            "epoch {}/{} {:<15} loss {:.4} (ce {:.4}, noise {:.4}) train {:.2}% test {:.2}% {:.1}s",
-            r.epoch,
-            cfg.epochs,
-            r.phase,
-            r.train_loss,
-            r.ce_loss,
-            r.noise_loss,
-            100.0 * r.train_accuracy,
-            100.0 * r.test_accuracy,
-            r.seconds
-        );
+        // Skipped epochs (the A epochs of `--schedule label-guided`) have no record.
+        if let Some(r) = r {
+            eprintln!(
+                "epoch {}/{} {:<15} loss {:.4} (ce {:.4}, noise {:.4}) train {:.2}% test {:.2}% {:.1}s",
+                r.epoch,
+                cfg.epochs,
+                r.phase,
+                r.train_loss,
+                r.ce_loss,
+                r.noise_loss,
+                100.0 * r.train_accuracy,
+                100.0 * r.test_accuracy,
+                r.seconds
+            );
+        }
         write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
         write_tensors(&ckpt, &trainer.checkpoint_tensors()?)?;
         if abort_after == Some(epoch + 1) {
@@ -433,7 +436,8 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     })
 }
 
-fn validate(cfg: &TrainConfig) -> Result<()> {
+/// Checks a config's values (epochs, lr, λ, phases, schedule, init needs) before any training.
+pub fn validate(cfg: &TrainConfig) -> Result<()> {
     if cfg.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -448,6 +452,29 @@ fn validate(cfg: &TrainConfig) -> Result<()> {
     }
     if cfg.phase_epochs == 0 {
         bail!("--phase-epochs must be at least 1");
+    }
+    if cfg.schedule == EpochSchedule::LabelGuided {
+        if !matches!(cfg.regime, Regime::Baseline | Regime::PenaltyControl) {
+            bail!(
+                "--schedule label-guided applies to --regime baseline or penalty-control (it trains them in label-guided's B epochs), not {}",
+                cfg.regime.name()
+            );
+        }
+        if cfg.epochs <= cfg.phase_epochs {
+            bail!(
+                "--schedule label-guided with --epochs {} and --phase-epochs {} has no backbone epoch (the first {} are phase A); use more epochs than --phase-epochs",
+                cfg.epochs,
+                cfg.phase_epochs,
+                cfg.phase_epochs
+            );
+        }
+    }
+    if cfg.regime == Regime::LabelGuided && cfg.epochs <= cfg.phase_epochs {
+        // Not an error (phase A alone is a valid, if odd, run), but worth saying.
+        eprintln!(
+            "denoiserep: warning: label-guided with --epochs {} and --phase-epochs {} never trains the backbone (phase A only)",
+            cfg.epochs, cfg.phase_epochs
+        );
     }
     if !(cfg.test_fraction > 0.0 && cfg.test_fraction < 1.0) {
         bail!("--test-fraction {} is outside (0, 1)", cfg.test_fraction);

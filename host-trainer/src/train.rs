@@ -14,6 +14,12 @@
 //! input detached (the paper's code), so in phase B it only adds a constant; with `noise_grad`
 //! its gradient reaches the backbone through the layer inputs.
 //!
+//! **Epoch schedule** ([`EpochSchedule`], `--schedule`): `baseline` and `penalty-control` can
+//! run on label-guided's schedule instead of the plain one: the A epochs are skipped (no step,
+//! no curve record, the backbone untouched) and each B block gets its own cosine lr segment, so
+//! the run trains the backbone in exactly label-guided's B epochs, with the same data order —
+//! the null control of `denoiserep compare`.
+//!
 //! **Determinism:** epoch `e` (0-based) reseeds libtorch with `mix(seed, e)` and shuffles the
 //! train split with `Rng::new(mix(seed, e + 2^32))`, so a run resumed from an epoch checkpoint
 //! (which holds the Adam moments) continues bit-identically on the CPU.
@@ -76,6 +82,28 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// `--schedule`: which epochs of the run train, and the learning-rate segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EpochSchedule {
+    /// Every epoch trains; one lr segment over the whole run.
+    #[default]
+    Plain,
+    /// label-guided's schedule for a backbone-only regime: epochs in A blocks (`⌊e/P⌋` even,
+    /// `P = phase_epochs`) are skipped; each B block is one lr segment.
+    LabelGuided,
+}
+
+impl EpochSchedule {
+    /// The kebab-case name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::LabelGuided => "label-guided",
+        }
+    }
+}
+
 /// Every training setting; written to `config.json` as `train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -92,6 +120,9 @@ pub struct TrainConfig {
     pub lr_schedule: LrSchedule,
     pub lambda: f64,
     pub phase_epochs: usize,
+    /// `--schedule` (absent in config.json files written before it existed: plain).
+    #[serde(default)]
+    pub schedule: EpochSchedule,
     pub denoise: DenoiseSpec,
     pub noise_grad: bool,
     pub seed: u64,
@@ -137,6 +168,26 @@ pub fn phase(regime: Regime, phase_epochs: usize, epoch: usize) -> Phase {
     }
 }
 
+/// True when epoch `epoch` (0-based) of a `cfg` run is skipped: an A epoch under
+/// `--schedule label-guided` (which only backbone-only regimes accept).
+pub fn skips_epoch(cfg: &TrainConfig, epoch: usize) -> bool {
+    cfg.schedule == EpochSchedule::LabelGuided
+        && cfg.regime != Regime::LabelGuided
+        && phase(Regime::LabelGuided, cfg.phase_epochs, epoch) == Phase::A
+}
+
+/// Number of epochs of a `cfg` run that train the backbone (CE): every epoch of `baseline` and
+/// `penalty-control` that is not skipped, label-guided's B epochs, none for `label-free`.
+pub fn backbone_epochs(cfg: &TrainConfig) -> usize {
+    (0..cfg.epochs)
+        .filter(|&e| match cfg.regime {
+            Regime::LabelFree => false,
+            Regime::LabelGuided => phase(cfg.regime, cfg.phase_epochs, e) == Phase::B,
+            Regime::Baseline | Regime::PenaltyControl => !skips_epoch(cfg, e),
+        })
+        .count()
+}
+
 /// Trainer state: model, data tensors, optimizers and the curve so far.
 pub struct Trainer {
     pub cfg: TrainConfig,
@@ -148,6 +199,8 @@ pub struct Trainer {
     pub backbone_opt: Adam,
     pub denoiser_opt: Adam,
     pub curve: Vec<EpochRecord>,
+    /// Epochs completed, skipped ones included (the curve holds only the trained ones).
+    pub epochs_done: usize,
     /// Show progress bars (only drawn when stderr is a terminal).
     pub progress: bool,
 }
@@ -177,15 +230,21 @@ impl Trainer {
             backbone_opt,
             denoiser_opt,
             curve: Vec::new(),
+            epochs_done: 0,
             progress: true,
             cfg,
             model,
         }
     }
 
-    /// Trains epoch `epoch` (0-based), appends and returns its record. A non-finite loss is an
-    /// error naming the epoch (1-based) and step (1-based).
-    pub fn run_epoch(&mut self, epoch: usize) -> Result<EpochRecord> {
+    /// Trains epoch `epoch` (0-based), appends and returns its record; `None` for an epoch the
+    /// schedule skips ([`skips_epoch`]), which changes nothing but the epoch count. A non-finite
+    /// loss is an error naming the epoch (1-based) and step (1-based).
+    pub fn run_epoch(&mut self, epoch: usize) -> Result<Option<EpochRecord>> {
+        self.epochs_done = epoch + 1;
+        if skips_epoch(&self.cfg, epoch) {
+            return Ok(None);
+        }
         let started = Instant::now();
         let ph = phase(self.cfg.regime, self.cfg.phase_epochs, epoch);
         tch::manual_seed(mix(self.cfg.seed, epoch as u64) as i64);
@@ -258,14 +317,14 @@ impl Trainer {
             seconds: started.elapsed().as_secs_f64(),
         };
         self.curve.push(record.clone());
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// First epoch and length (epochs) of the learning-rate segment holding `epoch`: the whole
-    /// run, or for label-guided the phase block.
+    /// run, or for label-guided (regime or schedule) the phase block.
     fn segment(&self, epoch: usize) -> (usize, usize) {
-        match self.cfg.regime {
-            Regime::LabelGuided => {
+        match (self.cfg.regime, self.cfg.schedule) {
+            (Regime::LabelGuided, _) | (_, EpochSchedule::LabelGuided) => {
                 let p = self.cfg.phase_epochs.max(1);
                 let start = epoch / p * p;
                 (start, p.min(self.cfg.epochs - start))
@@ -352,7 +411,7 @@ impl Trainer {
     /// (as a `u8` tensor `state.json`), all on the CPU.
     pub fn checkpoint_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let state = TrainState {
-            epochs_done: self.curve.len(),
+            epochs_done: self.epochs_done,
             backbone_steps: self.backbone_opt.steps,
             denoiser_steps: self.denoiser_opt.steps,
             curve: self.curve.clone(),
@@ -387,6 +446,7 @@ impl Trainer {
         self.denoiser_opt
             .load_state(src, "opt.denoisers.", state.denoiser_steps)?;
         self.curve = state.curve;
+        self.epochs_done = state.epochs_done;
         Ok(state.epochs_done)
     }
 

@@ -27,12 +27,12 @@ pub const FONT_CANDIDATES: &[&str] = &[
     "/Library/Fonts/Arial.ttf",
 ];
 
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 /// Image sizes in pixels: training curves (two panels), robustness (one panel).
 const CURVES_SIZE: (u32, u32) = (1280, 520);
 const ROBUSTNESS_SIZE: (u32, u32) = (960, 600);
 /// Line colors, in series order (Okabe–Ito, readable by colour-blind readers).
-const COLORS: [RGBColor; 7] = [
+pub(crate) const COLORS: [RGBColor; 7] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -205,12 +205,16 @@ pub fn robustness(path: &Path, title: &str, series: &[(String, Vec<NoisePoint>)]
     })
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type Chart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Draws into a PNG atomically (`crate::atomic`: temp file with a `.png` suffix, then rename).
-fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
+pub(crate) fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area) -> Result<()>,
+) -> Result<()> {
     ensure_font()?;
     crate::atomic::write_with(path, |tmp| {
         let root = BitMapBackend::new(tmp, size).into_drawing_area();
@@ -248,7 +252,7 @@ fn ensure_font() -> Result<()> {
 
 /// `(lo, hi)` of the finite values with 5% padding; `(0, 1)` when none; from 0 when `from_zero`
 /// and all values are non-negative.
-fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
+pub(crate) fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {

@@ -1,0 +1,509 @@
+//! `denoiserep compare`: baseline vs DenoiseRep at equal budget, with controls, over seeds.
+//!
+//! Per seed `s`, `DIR/seed-s/baseline` trains `--epochs E` from scratch; from that checkpoint
+//! every arm trains `--extra-epochs E2` more epochs, all with the same data order (epoch `e` of
+//! every arm draws its order from `mix(s, e + 2^32)`):
+//!
+//! | # | arm | train flags |
+//! |---|---|---|
+//! | (1) | `baseline-more` | `--regime baseline` |
+//! | (2) | `null-control` | `--regime baseline --schedule label-guided` (CE in label-guided's B epochs only) |
+//! | (3) | `penalty-control` | `--regime penalty-control --schedule label-guided` |
+//! | (4) | `label-free` | `--regime label-free` |
+//! | (5) | `label-guided` | `--regime label-guided` |
+//! | (6) | `label-guided-noise-grad` | `--regime label-guided --noise-grad` |
+//!
+//! plus one arm per `--variant NAME=FLAGS`. The shared options (`--lr`, `--lambda`,
+//! `--phase-epochs` = E2/2 by default, …) go to every arm; an arm's own flags replace them.
+//!
+//! [`stats`] holds the statistics and the verdict rule, [`report`] writes `compare.json` and
+//! `compare.md`, [`plot`] writes `compare.png`. An arm whose directory already holds a complete
+//! run with the same settings, trained after its baseline, is reused; an unfinished one is
+//! resumed; anything else needs `--force`.
+
+pub mod arms;
+pub mod plot;
+pub mod report;
+pub mod stats;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::eval::Metrics;
+use crate::run::{self, RunConfig, TrainRequest};
+use crate::train::{backbone_epochs, LrSchedule, TrainConfig};
+
+pub use arms::{Arm, Role};
+
+/// File names in `DIR`.
+pub const JSON: &str = "compare.json";
+pub const MARKDOWN: &str = "compare.md";
+pub const PNG: &str = "compare.png";
+/// Written into an arm's run directory when it completes: its training wall time.
+pub const WALL: &str = "wall.json";
+
+/// Options of one comparison (everything `denoiserep compare` was given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub data: String,
+    pub data_dir: PathBuf,
+    pub test_fraction: f64,
+    pub arch: String,
+    pub seeds: Vec<u64>,
+    pub epochs: usize,
+    pub extra_epochs: usize,
+    pub phase_epochs: usize,
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    pub batch_size: usize,
+    pub lambda: f64,
+    pub t_stride: usize,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub timesteps: usize,
+    pub device: String,
+    pub threads: Option<i32>,
+}
+
+/// A comparison to run.
+#[derive(Debug, Clone)]
+pub struct CompareRequest {
+    pub settings: Settings,
+    /// `--variant` arms, in command-line order.
+    pub variants: Vec<Arm>,
+    pub out: PathBuf,
+    pub force: bool,
+    /// The command line, quoted for a POSIX shell (recorded in the outputs).
+    pub command: String,
+    /// Show the trainer's progress bars and per-epoch lines.
+    pub progress: bool,
+}
+
+/// How an arm's run came to be in this invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Trained,
+    Resumed,
+    Reused,
+}
+
+/// One seed's run of one arm, with its headline metrics (fractions in `[0, 1]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmRun {
+    pub arm: String,
+    pub seed: u64,
+    /// Relative to `DIR`.
+    pub dir: PathBuf,
+    pub outcome: Outcome,
+    /// Wall seconds of the training (+ evaluation) that produced the run; for a resumed run only
+    /// the resumed part.
+    pub wall_seconds: f64,
+    pub epochs: usize,
+    /// Epochs that trained the backbone with CE (label-guided: its B epochs).
+    pub backbone_epochs: usize,
+    pub metrics: HeadlineMetrics,
+}
+
+/// The compared metrics of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeadlineMetrics {
+    pub top1: f64,
+    pub map: f64,
+    pub rank1: f64,
+    /// Top-1 with Gaussian input noise σ = 0.1 (pixel units).
+    pub robust_0_1: f64,
+    /// Top-1 with Gaussian input noise σ = 0.3.
+    pub robust_0_3: f64,
+}
+
+/// A compared metric: key (JSON), label (tables) and accessor.
+pub type MetricDef = (&'static str, &'static str, fn(&HeadlineMetrics) -> f64);
+
+/// The metrics of a comparison, in table order.
+pub const METRICS: [MetricDef; 5] = [
+    ("top1", "top-1", |m| m.top1),
+    ("map", "mAP", |m| m.map),
+    ("rank1", "Rank-1", |m| m.rank1),
+    ("robust_0_1", "σ=0.1", |m| m.robust_0_1),
+    ("robust_0_3", "σ=0.3", |m| m.robust_0_3),
+];
+
+impl HeadlineMetrics {
+    /// Reads them from a run's metrics; a missing σ is an error naming the run.
+    pub fn from_metrics(m: &Metrics, dir: &Path) -> Result<Self> {
+        let at = |sigma: f32| {
+            m.noise_robustness
+                .iter()
+                .find(|p| (p.sigma - sigma).abs() < 1e-6)
+                .map(|p| p.accuracy)
+                .with_context(|| {
+                    format!(
+                        "{}: no robustness point at σ = {sigma}",
+                        dir.join(run::METRICS).display()
+                    )
+                })
+        };
+        Ok(Self {
+            top1: m.test_accuracy,
+            map: m.retrieval_map,
+            rank1: m.retrieval_rank1,
+            robust_0_1: at(0.1)?,
+            robust_0_3: at(0.3)?,
+        })
+    }
+}
+
+/// What `compare` produced.
+#[derive(Debug, Clone)]
+pub struct CompareOutcome {
+    pub report: report::Report,
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub png: PathBuf,
+}
+
+/// Checks the options: at least one seed (no duplicates), `--epochs ≥ 1`, `--extra-epochs ≥ 1`,
+/// and a phase length that gives label-guided a B epoch (`1 ≤ P < E2`).
+pub fn validate(s: &Settings) -> Result<()> {
+    if s.seeds.is_empty() {
+        bail!("--seeds must be at least 1");
+    }
+    let mut sorted = s.seeds.clone();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        bail!("--seed-list: seed {} appears twice", w[0]);
+    }
+    if s.epochs == 0 {
+        bail!("--epochs must be at least 1 (the baseline every arm starts from)");
+    }
+    if s.extra_epochs == 0 {
+        bail!("--extra-epochs must be at least 1 (the epochs every arm trains)");
+    }
+    if s.phase_epochs == 0 || s.phase_epochs >= s.extra_epochs {
+        bail!(
+            "--phase-epochs {} with --extra-epochs {}: label-guided needs 1 ≤ phase < extra epochs to reach a B phase (default phase: extra epochs / 2, so --extra-epochs ≥ 2)",
+            s.phase_epochs,
+            s.extra_epochs
+        );
+    }
+    Ok(())
+}
+
+/// The `train` options every arm gets, as `(flag, value)` pairs.
+fn shared_flags(s: &Settings) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = [
+        ("--lr", s.lr.to_string()),
+        ("--batch-size", s.batch_size.to_string()),
+        (
+            "--lr-schedule",
+            match s.lr_schedule {
+                LrSchedule::Constant => "constant".into(),
+                LrSchedule::Cosine => "cosine".into(),
+            },
+        ),
+        ("--lambda", s.lambda.to_string()),
+        ("--phase-epochs", s.phase_epochs.to_string()),
+        ("--t-stride", s.t_stride.to_string()),
+        ("--beta-start", s.beta_start.to_string()),
+        ("--beta-end", s.beta_end.to_string()),
+        ("--timesteps", s.timesteps.to_string()),
+        ("--test-fraction", s.test_fraction.to_string()),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v))
+    .collect();
+    v.push(("--data-dir".into(), path_arg(&s.data_dir)));
+    v
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The per-run flags: data, device, threads, seed, epochs, init and out.
+fn fixed_flags(
+    s: &Settings,
+    seed: u64,
+    epochs: usize,
+    init: Option<&Path>,
+    out: &Path,
+) -> Vec<String> {
+    let mut v = vec![
+        "--data".to_string(),
+        s.data.clone(),
+        "--device".into(),
+        s.device.clone(),
+        "--seed".into(),
+        seed.to_string(),
+        "--epochs".into(),
+        epochs.to_string(),
+        "--out".into(),
+        path_arg(out),
+    ];
+    if let Some(t) = s.threads {
+        v.extend(["--threads".into(), t.to_string()]);
+    }
+    if let Some(i) = init {
+        v.extend(["--init".into(), path_arg(i)]);
+    }
+    v
+}
+
+/// Every arm of this comparison after the start, in report order.
+pub fn all_arms(variants: &[Arm]) -> Vec<Arm> {
+    let mut v = arms::builtin();
+    v.extend(variants.iter().cloned());
+    v
+}
+
+/// One planned run: its arm, seed and train request.
+struct Planned {
+    arm: Arm,
+    seed: u64,
+    req: TrainRequest,
+}
+
+/// Builds every run's request up front, so a bad variant or option fails before any training.
+fn plan(req: &CompareRequest) -> Result<Vec<Planned>> {
+    let s = &req.settings;
+    let shared = shared_flags(s);
+    let start = Arm {
+        name: arms::START.into(),
+        role: Role::Start,
+        flags: vec![
+            "--regime".into(),
+            "baseline".into(),
+            "--arch".into(),
+            s.arch.clone(),
+        ],
+    };
+    let mut out = Vec::new();
+    for &seed in &s.seeds {
+        let base_dir = arms::run_dir(&req.out, seed, arms::START);
+        let fixed = fixed_flags(s, seed, s.epochs, None, &base_dir);
+        let r = arms::request("baseline", &shared, &start.flags, &fixed, req.progress)?;
+        run::validate(&r.cfg).context("baseline")?;
+        out.push(Planned {
+            arm: start.clone(),
+            seed,
+            req: r,
+        });
+        for arm in all_arms(&req.variants) {
+            let dir = arms::run_dir(&req.out, seed, &arm.name);
+            let fixed = fixed_flags(s, seed, s.extra_epochs, Some(&base_dir), &dir);
+            let what = match arm.role {
+                Role::Variant => format!("variant '{}'", arm.name),
+                _ => format!("arm '{}'", arm.name),
+            };
+            let r = arms::request(&what, &shared, &arm.flags, &fixed, req.progress)?;
+            run::validate(&r.cfg).with_context(|| what.clone())?;
+            out.push(Planned { arm, seed, req: r });
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the comparison: trains, resumes or reuses every arm of every seed, then writes
+/// `compare.json`, `compare.md` and `compare.png` into `DIR`.
+pub fn compare(req: &CompareRequest) -> Result<CompareOutcome> {
+    let started = Instant::now();
+    validate(&req.settings)?;
+    let planned = plan(req)?;
+    fs::create_dir_all(&req.out)
+        .with_context(|| format!("--out {}: cannot create directory", req.out.display()))?;
+    let total = planned.len();
+    let mut runs = Vec::with_capacity(total);
+    for (i, p) in planned.into_iter().enumerate() {
+        let label = format!("[{}/{total}] seed {} {}", i + 1, p.seed, p.arm.name);
+        runs.push(ensure_run(req, &p, &label)?);
+    }
+    let arms: Vec<Arm> = std::iter::once(Arm {
+        name: arms::START.into(),
+        role: Role::Start,
+        flags: vec!["--regime".into(), "baseline".into()],
+    })
+    .chain(all_arms(&req.variants))
+    .collect();
+    let mut settings = req.settings.clone();
+    settings.arch = canonical_arch(&req.out, &settings)?;
+    let report = report::Report::new(
+        settings,
+        req.command.clone(),
+        arms,
+        runs,
+        started.elapsed().as_secs_f64(),
+    );
+    let json = req.out.join(JSON);
+    let markdown = req.out.join(MARKDOWN);
+    let png = req.out.join(PNG);
+    plot::compare_png(&png, &report)?;
+    report::write_markdown(&markdown, &report)?;
+    report::write_json(&json, &report)?;
+    Ok(CompareOutcome {
+        report,
+        json,
+        markdown,
+        png,
+    })
+}
+
+/// The canonical arch of the first seed's baseline (e.g. `mlp` → `mlp:256,128`).
+fn canonical_arch(out: &Path, s: &Settings) -> Result<String> {
+    let seed = s.seeds.first().copied().unwrap_or(0);
+    let cfg = run::read_config(&arms::run_dir(out, seed, arms::START))?;
+    Ok(cfg.arch.spec)
+}
+
+/// Why an existing run cannot be reused as it is: `None` when it can.
+/// `base_model` is the `--init` run's `model.safetensors`: a run whose `config.json` is older
+/// was trained from an earlier baseline.
+fn mismatch(
+    stored: &RunConfig,
+    wanted: &TrainConfig,
+    base_model: Option<&Path>,
+    dir: &Path,
+) -> Result<Option<String>> {
+    let mut wanted = wanted.clone();
+    if wanted.init.is_some() {
+        // Both come from the --init run.
+        wanted.arch = stored.train.arch.clone();
+        wanted.data_seed = stored.train.data_seed;
+    } else if let Ok(a) = Arch::parse(&wanted.arch, stored.data.shape, stored.data.num_classes) {
+        wanted.arch = a.spec;
+    }
+    let (a, b) = (
+        serde_json::to_value(&stored.train)?,
+        serde_json::to_value(&wanted)?,
+    );
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        bail!("internal: a train config is not a JSON object")
+    };
+    let differ: Vec<&str> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k) != Some(v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !differ.is_empty() {
+        return Ok(Some(format!(
+            "holds a run with different settings ({})",
+            differ.join(", ")
+        )));
+    }
+    if let Some(base) = base_model {
+        let when = |p: &Path| -> Result<SystemTime> {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .with_context(|| format!("{}: cannot read its modification time", p.display()))
+        };
+        if when(&dir.join(run::CONFIG))? < when(base)? {
+            return Ok(Some(format!(
+                "holds a run started before its baseline {} was (re)trained",
+                base.parent().unwrap_or(base).display()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Wall {
+    seconds: f64,
+}
+
+/// Trains, resumes or reuses one planned run and returns its record.
+fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun> {
+    let dir = p.req.out.clone();
+    let base_model = p.req.cfg.init.as_ref().map(|b| b.join(run::MODEL));
+    let complete = dir.join(run::METRICS).is_file();
+    let has_config = dir.join(run::CONFIG).is_file();
+    let mut req = p.req.clone();
+    let mut outcome = Outcome::Trained;
+    if has_config {
+        let stored = run::read_config(&dir)?;
+        match mismatch(&stored, &req.cfg, base_model.as_deref(), &dir)? {
+            None if complete => outcome = Outcome::Reused,
+            None => {
+                req.resume = true;
+                outcome = Outcome::Resumed;
+            }
+            Some(_) if creq.force => req.force = true,
+            Some(why) => bail!("{}: {why}; pass --force to retrain it", dir.display()),
+        }
+    } else if dir.exists()
+        && fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        if !creq.force {
+            bail!(
+                "{}: exists and is not a run directory of this comparison; pass --force to overwrite it",
+                dir.display()
+            );
+        }
+        req.force = true;
+    }
+    let wall = if outcome == Outcome::Reused {
+        match fs::read(dir.join(WALL)) {
+            Ok(b) => {
+                serde_json::from_slice::<Wall>(&b)
+                    .with_context(|| format!("{}: invalid JSON", dir.join(WALL).display()))?
+                    .seconds
+            }
+            Err(_) => 0.0,
+        }
+    } else {
+        eprintln!(
+            "compare {label}: {} ({} epochs)…",
+            if outcome == Outcome::Resumed {
+                "resuming"
+            } else {
+                "training"
+            },
+            req.cfg.epochs
+        );
+        let s = run::train(req.clone()).with_context(|| format!("{label}: {}", dir.display()))?;
+        let mut bytes = serde_json::to_vec(&Wall { seconds: s.seconds })?;
+        bytes.push(b'\n');
+        run::write_atomic(&dir.join(WALL), &bytes)?;
+        s.seconds
+    };
+    let metrics: Metrics = serde_json::from_slice(
+        &fs::read(dir.join(run::METRICS))
+            .with_context(|| format!("{}: cannot read", dir.join(run::METRICS).display()))?,
+    )
+    .with_context(|| format!("{}: invalid JSON", dir.join(run::METRICS).display()))?;
+    let m = HeadlineMetrics::from_metrics(&metrics, &dir)?;
+    let cfg = run::read_config(&dir)?.train;
+    eprintln!(
+        "compare {label}: {} — top-1 {:.2}% mAP {:.2}% Rank-1 {:.2}% σ=0.1 {:.2}% σ=0.3 {:.2}%",
+        match outcome {
+            Outcome::Trained => format!("trained in {wall:.1} s"),
+            Outcome::Resumed => format!("resumed, finished in {wall:.1} s"),
+            Outcome::Reused => format!("reused (trained earlier in {wall:.1} s)"),
+        },
+        100.0 * m.top1,
+        100.0 * m.map,
+        100.0 * m.rank1,
+        100.0 * m.robust_0_1,
+        100.0 * m.robust_0_3
+    );
+    Ok(ArmRun {
+        arm: p.arm.name.clone(),
+        seed: p.seed,
+        dir: dir
+            .strip_prefix(&creq.out)
+            .map(Path::to_path_buf)
+            .unwrap_or(dir.clone()),
+        outcome,
+        wall_seconds: wall,
+        epochs: cfg.epochs,
+        backbone_epochs: backbone_epochs(&cfg),
+        metrics: m,
+    })
+}
