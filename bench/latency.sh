@@ -24,7 +24,9 @@ if [ "${LATENCY_COMPARE_GUARD:-0}" = 1 ]; then
   LATENCY_VZEROUPPER=0 cargo bench -p denoiserep-tests --bench latency --locked -- "$@" >&2
 fi
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-echo "Machine: $cpu, $(nproc) cores, $(uname -sm); $(rustc --version | cut -d' ' -f1-2);"
+flags="$(grep -m1 '^flags' /proc/cpuinfo | grep -ow -E 'avx2|avx512f' | tr '\n' ' ' || true)"
+# getconf, not nproc: nproc honours OMP_NUM_THREADS=1 exported above.
+echo "Machine: $cpu ($flags), $(getconf _NPROCESSORS_ONLN) cores, $(uname -sm); $(rustc --version | cut -d' ' -f1-2);"
 echo "tract-onnx 0.23.9, libtorch $(sed -n 's/^Version: //p' .venv-torch/lib/python3*/site-packages/torch-*.dist-info/METADATA 2>/dev/null | head -1);"
 echo "load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - start )) s; $(date -u +%Y-%m-%d)."
 echo

@@ -288,7 +288,6 @@ fn run_dir(env: &str, arch: &str, tmp: &TempDir, name: &str) -> PathBuf {
 
 fn latency(c: &mut Criterion) {
     tch::set_num_threads(1);
-    let _no_grad = tch::no_grad_guard();
     let guard = Guard::from_env();
     let prefix = if guard.on {
         "latency"
@@ -313,6 +312,8 @@ fn latency(c: &mut Criterion) {
         ));
     }
 
+    // After training (which needs gradients): inference only from here on.
+    let _no_grad = tch::no_grad_guard();
     for round in 0..rounds {
         for m in &models {
             let core_f32 = Model::from_bytes(&m.f32_bytes).expect("f32 model");
