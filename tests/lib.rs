@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use denoiserep_trainer::cli::{Cli, Command};
 use denoiserep_trainer::data::Normalization;
-use denoiserep_trainer::export::{self, ExportOutcome, ExportPrecision, ExportRequest};
+use denoiserep_trainer::export::{
+    self, ExportFormat, ExportOutcome, ExportPrecision, ExportRequest,
+};
 use denoiserep_trainer::rng::Rng;
 use denoiserep_trainer::{FusedLayer, FusedModel};
 
@@ -75,11 +77,22 @@ pub fn train(out: &Path, args: &[&str]) {
     denoiserep_trainer::run::train(t.request(false).expect("train request")).expect("training");
 }
 
-/// Exports `run` to `out` (calibration: 1,000 samples, min/max, seed 0).
+/// Exports `run` to `out` in the core's format (calibration: 1,000 samples, min/max, seed 0).
 pub fn export(run: &Path, precision: ExportPrecision, out: &Path) -> ExportOutcome {
+    export_as(run, precision, ExportFormat::Dnrp, out)
+}
+
+/// Exports `run` to `out` in `format` (calibration: 1,000 samples, min/max, seed 0).
+pub fn export_as(
+    run: &Path,
+    precision: ExportPrecision,
+    format: ExportFormat,
+    out: &Path,
+) -> ExportOutcome {
     export::export(&ExportRequest {
         run: run.to_path_buf(),
         precision,
+        format,
         out: out.to_path_buf(),
         calib: export::DEFAULT_CALIB,
         calib_percentile: None,

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::compare::{CompareRequest, Settings as CompareSettings};
 use crate::data::LoadOptions;
-use crate::export::{ExportPrecision, ExportRequest, DEFAULT_CALIB};
+use crate::export::{ExportFormat, ExportPrecision, ExportRequest, DEFAULT_CALIB};
 use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
@@ -287,6 +287,10 @@ pub struct ExportArgs {
     /// f32, or int8 (post-training quantization calibrated on the run's train split).
     #[arg(long, value_enum)]
     pub precision: ExportPrecision,
+    /// dnrp: the core's model format (what the device runs); onnx: an ONNX graph of the fused
+    /// model (opset 13, f32 only).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Dnrp)]
+    pub format: ExportFormat,
     /// Model file to write; the report goes beside it with the extension .json.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -311,6 +315,7 @@ impl ExportArgs {
         ExportRequest {
             run: self.run.clone(),
             precision: self.precision,
+            format: self.format,
             out: self.out.clone(),
             calib: self.calib,
             calib_percentile: self.calib_percentile,

@@ -63,12 +63,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let fp = &r.footprint;
             let d = &r.denoiserep_overhead;
             println!(
-                "{}: {} {} ({}), {} parameters, {} MACs, {} file bytes, {} arena bytes",
+                "{}: {} {}{} ({}), {} parameters, {} MACs, {} file bytes, {} arena bytes",
                 args.out.display(),
                 r.arch,
                 match r.precision {
                     export::ExportPrecision::F32 => "f32",
                     export::ExportPrecision::Int8 => "int8",
+                },
+                match r.format {
+                    export::ExportFormat::Dnrp => "",
+                    export::ExportFormat::Onnx => " ONNX",
                 },
                 r.regime,
                 fp.parameters,

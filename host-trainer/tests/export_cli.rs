@@ -1,6 +1,7 @@
 //! End-to-end tests of `denoiserep export` and `denoiserep infer` (the real binary, synthetic data,
 //! temp dirs): outputs, model.json (DenoiseRep adds zero parameters, MACs and bytes), dumps, and
-//! every kind of bad input (one error line, exit code 2, nothing half-written).
+//! every kind of bad input (one error line, exit code 2, nothing half-written), and `--format
+//! onnx` (its report; int8 refused).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -379,4 +380,67 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         infer(&out, "synthetic:1,8,8,3,64,16"),
         "expects [1, 8, 8] and 4",
     );
+}
+
+#[test]
+fn onnx_export_writes_its_report_and_refuses_int8() {
+    let tmp = TempDir::new("onnx");
+    train(
+        &tmp.s("mlp"),
+        &["--data", DATA, "--arch", "mlp:8", "--epochs", "1"],
+    );
+    let out = ok(&[
+        "export",
+        "--run",
+        &tmp.s("mlp"),
+        "--precision",
+        "f32",
+        "--format",
+        "onnx",
+        "--out",
+        &tmp.s("m.onnx"),
+    ]);
+    assert!(out.contains("mlp:8 f32 ONNX (baseline)"), "{out}");
+    let report = json(&tmp.path("m.json"));
+    assert_eq!(report["format"], "onnx");
+    assert_eq!(report["precision"], "f32");
+    let bytes = std::fs::read(tmp.path("m.onnx")).unwrap();
+    assert_eq!(report["file_bytes"], bytes.len());
+    // 64·8+8 + 8·4+4 parameters as f32 plus the graph: more bytes than the weights alone.
+    assert!(
+        bytes.len() > 4 * (64 * 8 + 8 + 8 * 4 + 4),
+        "{}",
+        bytes.len()
+    );
+    // ModelProto field 1 (ir_version) comes first: 0x08 then varint 8.
+    assert_eq!(&bytes[..2], [0x08, 0x08]);
+    // The default format is still the core's.
+    ok(&[
+        "export",
+        "--run",
+        &tmp.s("mlp"),
+        "--precision",
+        "f32",
+        "--out",
+        &tmp.s("d.dnrp"),
+    ]);
+    assert_eq!(json(&tmp.path("d.json"))["format"], "dnrp");
+    Model::from_bytes(&std::fs::read(tmp.path("d.dnrp")).unwrap()).unwrap();
+
+    fails(
+        &[
+            "export",
+            "--run",
+            &tmp.s("mlp"),
+            "--precision",
+            "int8",
+            "--format",
+            "onnx",
+            "--out",
+            &tmp.s("q.onnx"),
+        ],
+        "--format onnx writes f32 models only (got --precision int8)",
+    );
+    assert!(!tmp.path("q.onnx").exists() && !tmp.path("q.json").exists());
+    no_temp_files(&tmp.0);
 }

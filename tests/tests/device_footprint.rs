@@ -28,10 +28,10 @@ fn footprint_sine_runs_and_matches_the_host() {
         Some(model_bytes.len() as u64)
     );
     let stack = field_u64(line, "stack_peak_bytes").expect("stack_peak_bytes");
-    assert!(stack > 0 && stack < 8 * 1024, "stack {stack} B: {line}");
+    assert!((1..8 * 1024).contains(&stack), "stack {stack} B: {line}");
     let statics = field_u64(line, "static_ram_bytes").expect("static_ram_bytes");
     assert!(
-        statics >= 64 && statics < 1024,
+        (64..1024).contains(&statics),
         "static RAM {statics} B: {line}"
     );
 }

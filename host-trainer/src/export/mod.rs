@@ -4,6 +4,7 @@
 //! * [`lower`]: trainer layers → core layers (ReLU fused into the preceding Linear / Conv2d);
 //! * [`float`]: f32 export; [`calibrate`] + [`int8`]: int8 post-training quantization;
 //! * [`file`]: owned model buffers, encoded and validated by the core;
+//! * [`onnx`]: the fused f32 model as an ONNX graph (`--format onnx`);
 //! * [`footprint`]: parameters, MACs, file and arena bytes, read back from the core model;
 //! * [`export`]: the command: both the model and its baseline (the backbone without denoisers)
 //!   are exported the same way, the model file and `<name>.json` are written atomically.
@@ -15,6 +16,7 @@ pub mod footprint;
 pub mod fused;
 pub mod int8;
 pub mod lower;
+pub mod onnx;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,7 @@ pub use footprint::{footprint, Footprint};
 pub use fused::{FusedLayer, FusedModel};
 pub use int8::to_int8;
 pub use lower::{lower, Lowering, Step};
+pub use onnx::to_onnx;
 
 use crate::data::Split;
 use crate::rng::Rng;
@@ -46,6 +49,17 @@ pub enum ExportPrecision {
     F32,
     /// int8 weights (per output channel) and activations (per tensor), TFLite-Micro arithmetic.
     Int8,
+}
+
+/// File format of an export (`--format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// The core's model format (`docs/model-format.md`), f32 or int8: what the device runs.
+    #[default]
+    Dnrp,
+    /// ONNX (opset 13) of the fused f32 model, for other runtimes (`docs/export.md`, "ONNX").
+    Onnx,
 }
 
 /// How an int8 model was calibrated.
@@ -103,6 +117,9 @@ pub struct ExportReport {
     /// Model file name.
     pub model: String,
     pub precision: ExportPrecision,
+    /// File format (`dnrp` in reports written before ONNX export existed).
+    #[serde(default)]
+    pub format: ExportFormat,
     /// Run directory it was exported from.
     pub run: String,
     pub arch: String,
@@ -129,6 +146,7 @@ pub struct ExportReport {
 pub struct ExportRequest {
     pub run: PathBuf,
     pub precision: ExportPrecision,
+    pub format: ExportFormat,
     pub out: PathBuf,
     /// Calibration samples (int8).
     pub calib: usize,
@@ -165,7 +183,17 @@ pub fn report_path(out: &Path) -> Result<PathBuf> {
 /// `denoiserep export`: loads the run, fuses, converts (and for int8 calibrates on the run's
 /// train split), validates with the core, then writes the model file and its report atomically.
 /// Nothing is written when any step fails.
+///
+/// `--format onnx` (f32 only) writes the same fused f32 model as an ONNX graph ([`onnx`]); the
+/// core model of the same weights is still built and validated, and the report's figures are
+/// the core model's except `file_bytes` (the ONNX file's length, baseline likewise).
 pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
+    if req.format == ExportFormat::Onnx && req.precision != ExportPrecision::F32 {
+        bail!(
+            "--format onnx writes f32 models only (got --precision int8); int8 models are \
+             exported in the core's format (--format dnrp)"
+        );
+    }
     let json = report_path(&req.out)?;
     let method = RangeMethod::from_percentile(req.calib_percentile)?;
     if req.precision == ExportPrecision::Int8 && req.calib == 0 {
@@ -247,9 +275,20 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
     let base_bytes = base
         .encode()
         .context("exporting the baseline (no denoisers)")?;
-    let report = report(req, &cfg, &file, &bytes, &base_bytes, calibration)?;
+    let mut report = report(req, &cfg, &file, &bytes, &base_bytes, calibration)?;
+    let written = match req.format {
+        ExportFormat::Dnrp => bytes,
+        ExportFormat::Onnx => {
+            let onnx = to_onnx(&fused)?;
+            let base_onnx = to_onnx(&plain).context("exporting the baseline (no denoisers)")?;
+            report.footprint.file_bytes = onnx.len() as u64;
+            report.baseline.file_bytes = base_onnx.len() as u64;
+            report.denoiserep_overhead = Overhead::between(&report.footprint, &report.baseline);
+            onnx
+        }
+    };
 
-    write_atomic(&req.out, &bytes)?;
+    write_atomic(&req.out, &written)?;
     let mut text = serde_json::to_vec_pretty(&report)?;
     text.push(b'\n');
     write_atomic(&json, &text)?;
@@ -308,6 +347,7 @@ fn report(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         precision: req.precision,
+        format: req.format,
         run: req.run.display().to_string(),
         arch: cfg.arch.spec.clone(),
         regime: cfg.train.regime.name().to_string(),

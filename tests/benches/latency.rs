@@ -1,0 +1,378 @@
+//! Host latency, batch 1, one thread, one process: the same fused model through four engines.
+//!
+//! * `core_f32`, `core_int8`: `denoiserep_core::Model::run` on the exported `.dnrp` files (input
+//!   normalization, and for int8 quantization, happen inside `run`);
+//! * `tract`: the ONNX export (`--format onnx`) in tract-onnx, optimized for a fixed input of
+//!   batch 1 (`into_optimized`, `into_runnable`, one reused state); normalization is the graph's
+//!   `Sub`/`Div`;
+//! * `tch`: libtorch on the CPU (`tch::set_num_threads(1)`, no grad), the fused weights as
+//!   tensors, `(x − mean) / std` then `linear` / `conv2d` / `relu` / `max_pool2d` / `flatten`.
+//!
+//! Every engine starts from the same raw `&[f32]` sample (a copy into the engine's own tensor is
+//! part of its time) and returns logits and embedding. The models are checked against each other
+//! before timing.
+//!
+//! **Interleaved rounds**: the four engines run in turn, `LATENCY_ROUNDS` times (default 3), as
+//! criterion groups `latency_<model>_r<round>`, so a slow drift of the machine hits all of them;
+//! `bench/latency.sh` reports the median over rounds of criterion's median.
+//!
+//! **vzeroupper guard**: tract and libtorch run AVX-512 / AVX code and may return with dirty
+//! upper vector state; plain SSE code that runs afterwards (the core) then pays a state-transition
+//! penalty on every instruction until a `vzeroupper`. A `vzeroupper` is issued after every
+//! tract/tch call and before every core call. `LATENCY_VZEROUPPER=0` switches the guard off (the
+//! groups are then named `latency_noguard_…`) to show what it changes.
+//!
+//! Models: `mlp:256,128` (`LATENCY_RUN` = a run directory to use; otherwise a baseline trained
+//! for one epoch on mnist, one thread, seed 0) and the default `cnn` = `cnn:32,64/128`
+//! (`LATENCY_CNN_RUN`; `LATENCY_SKIP_CNN=1` leaves it out).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use denoiserep_core::{Model, TensorData};
+use denoiserep_tests::{export_as, train, TempDir};
+use denoiserep_trainer::export::{lower, ExportFormat, ExportPrecision, FusedLayer, FusedModel};
+use denoiserep_trainer::run::{load_data, load_run_model, read_config};
+use tch::{Device, Tensor};
+use tract_onnx::prelude::{
+    tvec, Arc, DatumExt, Framework, InferenceModelExt, IntoRunnable, IntoTValue,
+    Tensor as TractTensor, TypedRunnableModel, TypedSimpleState,
+};
+
+/// Issues `vzeroupper` when the guard is on and the CPU has AVX.
+struct Guard {
+    on: bool,
+}
+
+impl Guard {
+    fn from_env() -> Self {
+        let on = std::env::var("LATENCY_VZEROUPPER").map_or(true, |v| v != "0");
+        Self { on }
+    }
+
+    #[inline(always)]
+    fn clear(&self) {
+        if self.on {
+            zero_upper();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn zero_upper() {
+    #[target_feature(enable = "avx")]
+    unsafe fn vzeroupper() {
+        std::arch::x86_64::_mm256_zeroupper();
+    }
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AVX (checked just above).
+        unsafe { vzeroupper() }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn zero_upper() {}
+
+/// The fused model as libtorch tensors.
+struct TchModel {
+    layers: Vec<TchLayer>,
+    mean: Tensor,
+    std: Tensor,
+    shape: [i64; 4],
+    /// Index of the layer whose output is the embedding (`Model::run`'s).
+    embedding: usize,
+}
+
+enum TchLayer {
+    Linear(Tensor, Tensor),
+    Conv(Tensor, Tensor, i64, i64),
+    Relu,
+    MaxPool(i64, i64),
+    Flatten,
+}
+
+impl TchModel {
+    fn new(m: &FusedModel) -> Self {
+        let t = |v: &[f32], dims: &[i64]| Tensor::from_slice(v).view(dims);
+        let [c, h, w] = m.input_shape.map(|d| d as i64);
+        let layers = m
+            .layers
+            .iter()
+            .map(|l| match l {
+                FusedLayer::Linear {
+                    in_features,
+                    out_features,
+                    weight,
+                    bias,
+                } => TchLayer::Linear(
+                    t(weight, &[*out_features as i64, *in_features as i64]),
+                    t(bias, &[*out_features as i64]),
+                ),
+                FusedLayer::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    weight,
+                    bias,
+                } => {
+                    let k = *kernel as i64;
+                    TchLayer::Conv(
+                        t(weight, &[*out_channels as i64, *in_channels as i64, k, k]),
+                        t(bias, &[*out_channels as i64]),
+                        *stride as i64,
+                        *padding as i64,
+                    )
+                }
+                FusedLayer::Relu => TchLayer::Relu,
+                FusedLayer::MaxPool2d { kernel, stride } => {
+                    TchLayer::MaxPool(*kernel as i64, *stride as i64)
+                }
+                FusedLayer::Flatten => TchLayer::Flatten,
+            })
+            .collect();
+        let lowering = lower(m);
+        let embedding = *lowering.steps[lowering.embedding].sources().end();
+        Self {
+            layers,
+            mean: t(&m.normalization.mean, &[1, c, 1, 1]),
+            std: t(&m.normalization.std, &[1, c, 1, 1]),
+            shape: [1, c, h, w],
+            embedding,
+        }
+    }
+
+    /// Logits and embedding of one raw sample.
+    fn run(&self, x: &[f32]) -> (Tensor, Tensor) {
+        let mut t = (Tensor::from_slice(x).view(self.shape) - &self.mean) / &self.std;
+        let mut emb = None;
+        for (k, l) in self.layers.iter().enumerate() {
+            t = match l {
+                TchLayer::Linear(w, b) => t.linear(w, Some(b)),
+                TchLayer::Conv(w, b, s, p) => t.conv2d(w, Some(b), [*s, *s], [*p, *p], [1, 1], 1),
+                TchLayer::Relu => t.relu(),
+                TchLayer::MaxPool(k, s) => t.max_pool2d([*k, *k], [*s, *s], [0, 0], [1, 1], false),
+                TchLayer::Flatten => t.flatten(1, -1),
+            };
+            if k == self.embedding {
+                emb = Some(t.shallow_clone());
+            }
+        }
+        (t, emb.expect("the embedding layer is one of the layers"))
+    }
+}
+
+/// One model in every engine, plus the sample they all run.
+struct Engines {
+    label: String,
+    f32_bytes: Vec<u8>,
+    int8_bytes: Vec<u8>,
+    tract: Arc<TypedRunnableModel>,
+    tch: TchModel,
+    sample: Vec<f32>,
+    shape: [usize; 3],
+}
+
+impl Engines {
+    /// Exports `run` three ways into `dir` and loads every engine.
+    fn load(label: &str, run: &Path, dir: &Path) -> Self {
+        let f32_path = dir.join(format!("{label}-f32.dnrp"));
+        let int8_path = dir.join(format!("{label}-int8.dnrp"));
+        let onnx_path = dir.join(format!("{label}.onnx"));
+        export_as(run, ExportPrecision::F32, ExportFormat::Dnrp, &f32_path);
+        export_as(run, ExportPrecision::Int8, ExportFormat::Dnrp, &int8_path);
+        export_as(run, ExportPrecision::F32, ExportFormat::Onnx, &onnx_path);
+        let (cfg, model) = load_run_model(run, Device::Cpu).expect("load the run");
+        let fused = model.fused().expect("fuse");
+        let data = load_data(&read_config(run).expect("config").train).expect("data");
+        let shape = cfg.arch.input_shape;
+        let [c, h, w] = shape;
+        let tract = tract_onnx::onnx()
+            .model_for_path(&onnx_path)
+            .expect("tract loads the ONNX file")
+            .with_input_fact(0, f32::fact([1, c, h, w]).into())
+            .expect("input fact")
+            .into_optimized()
+            .expect("tract optimizes")
+            .into_runnable()
+            .expect("runnable");
+        Self {
+            label: label.to_string(),
+            f32_bytes: std::fs::read(&f32_path).expect("read f32 model"),
+            int8_bytes: std::fs::read(&int8_path).expect("read int8 model"),
+            tract,
+            tch: TchModel::new(&fused),
+            sample: data.test.sample(0).to_vec(),
+            shape,
+        }
+    }
+
+    fn tract_input(&self, x: &[f32]) -> TractTensor {
+        let [c, h, w] = self.shape;
+        TractTensor::from_shape(&[1, c, h, w], x).expect("input tensor")
+    }
+
+    /// Checks that the engines compute the same function on the benchmark sample.
+    fn check(&self, state: &mut TypedSimpleState) {
+        let core = Model::from_bytes(&self.f32_bytes).expect("f32 model");
+        let mut arena = vec![0u8; core.arena_size()];
+        let out = core.run(&self.sample, &mut arena).expect("core f32");
+        let (TensorData::F32(logits), TensorData::F32(emb)) = (out.logits.data, out.embedding.data)
+        else {
+            panic!("f32 model with int8 outputs")
+        };
+        let t = state
+            .run(tvec!(self.tract_input(&self.sample).into_tvalue()))
+            .expect("tract runs");
+        let (tl, te) = self.tch.run(&self.sample);
+        let peers: [(&str, Vec<f32>, Vec<f32>); 2] = [
+            (
+                "tract",
+                t[0].to_plain_array_view::<f32>()
+                    .unwrap()
+                    .iter()
+                    .copied()
+                    .collect(),
+                t[1].to_plain_array_view::<f32>()
+                    .unwrap()
+                    .iter()
+                    .copied()
+                    .collect(),
+            ),
+            (
+                "tch",
+                Vec::<f32>::try_from(&tl.flatten(0, -1)).unwrap(),
+                Vec::<f32>::try_from(&te.flatten(0, -1)).unwrap(),
+            ),
+        ];
+        for (name, pl, pe) in peers {
+            for (what, a, b) in [("logits", logits, &pl), ("embedding", emb, &pe)] {
+                assert_eq!(a.len(), b.len(), "{}: {name} {what} length", self.label);
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                        "{}: {name} {what} {y} vs core {x}",
+                        self.label
+                    );
+                }
+            }
+        }
+        let int8 = Model::from_bytes(&self.int8_bytes).expect("int8 model");
+        let mut arena = vec![0u8; int8.arena_size()];
+        int8.run(&self.sample, &mut arena).expect("core int8");
+    }
+}
+
+/// A run directory: `env` if set, else a fresh baseline of `arch` (1 epoch on mnist) in `tmp`.
+fn run_dir(env: &str, arch: &str, tmp: &TempDir, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(env) {
+        return PathBuf::from(dir);
+    }
+    let out = tmp.path(name);
+    eprintln!(
+        "latency: training {arch} on mnist for one epoch (one thread) into {}",
+        out.display()
+    );
+    train(
+        &out,
+        &[
+            "--data", "mnist", "--arch", arch, "--epochs", "1", "--seed", "0",
+        ],
+    );
+    out
+}
+
+fn latency(c: &mut Criterion) {
+    tch::set_num_threads(1);
+    let guard = Guard::from_env();
+    let prefix = if guard.on {
+        "latency"
+    } else {
+        "latency_noguard"
+    };
+    let rounds: usize = std::env::var("LATENCY_ROUNDS")
+        .ok()
+        .map(|v| v.parse().expect("LATENCY_ROUNDS is a positive integer"))
+        .unwrap_or(3);
+    let tmp = TempDir::new("latency");
+    let mut models = vec![Engines::load(
+        "mlp",
+        &run_dir("LATENCY_RUN", "mlp:256,128", &tmp, "mlp"),
+        &tmp.path(""),
+    )];
+    if std::env::var("LATENCY_SKIP_CNN").map_or(true, |v| v != "1") {
+        models.push(Engines::load(
+            "cnn",
+            &run_dir("LATENCY_CNN_RUN", "cnn", &tmp, "cnn"),
+            &tmp.path(""),
+        ));
+    }
+
+    // After training (which needs gradients): inference only from here on.
+    let _no_grad = tch::no_grad_guard();
+    for round in 0..rounds {
+        for m in &models {
+            let core_f32 = Model::from_bytes(&m.f32_bytes).expect("f32 model");
+            let core_int8 = Model::from_bytes(&m.int8_bytes).expect("int8 model");
+            let mut arena = vec![0u8; core_f32.arena_size().max(core_int8.arena_size())];
+            let mut state = m.tract.spawn().expect("tract state");
+            m.check(&mut state);
+            guard.clear();
+            let x = &m.sample[..];
+
+            let mut g = c.benchmark_group(format!("{prefix}_{}_r{round}", m.label));
+            if m.label == "cnn" {
+                g.sample_size(10);
+            }
+            g.bench_function("core_f32", |b| {
+                b.iter(|| {
+                    guard.clear();
+                    let out = core_f32.run(black_box(x), &mut arena).expect("core f32");
+                    black_box(out.logits.data);
+                })
+            });
+            g.bench_function("core_int8", |b| {
+                b.iter(|| {
+                    guard.clear();
+                    let out = core_int8.run(black_box(x), &mut arena).expect("core int8");
+                    black_box(out.logits.data);
+                })
+            });
+            g.bench_function("tract", |b| {
+                b.iter(|| {
+                    let input = m.tract_input(black_box(x)).into_tvalue();
+                    let out = state.run(tvec!(input)).expect("tract");
+                    guard.clear();
+                    black_box(out)
+                })
+            });
+            g.bench_function("tch", |b| {
+                b.iter(|| {
+                    let out = m.tch.run(black_box(x));
+                    guard.clear();
+                    black_box(out)
+                })
+            });
+            g.finish();
+        }
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+        .without_plots()
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = latency
+}
+criterion_main!(benches);
