@@ -39,8 +39,9 @@ if [ "${SETUP_SKIP_TORCH:-0}" != 1 ]; then
       "nvidia-cuda-runtime==13.0.96.*" "nvidia-cuda-cupti==13.0.85.*"
     touch "$venv/.torch-$TORCH_VERSION-ok"
   fi
-  # A version-independent path for LIBTORCH (.cargo/config.toml points here).
-  site="$(ls -d "$venv"/lib/python3*/site-packages/torch | head -n1)"
+  # A version-independent path for LIBTORCH (.cargo/config.toml points here). Relative, so the
+  # venv keeps working when it is moved or reached through a symlink from another checkout.
+  site="$(cd "$venv" && ls -d lib/python3*/site-packages/torch | head -n1)"
   ln -sfn "$site" "$venv/torch"
 fi
 

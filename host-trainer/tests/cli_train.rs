@@ -1,46 +1,13 @@
 //! End-to-end tests of the `denoiserep` binary on synthetic data in temp dirs.
 
+mod common;
+
+use common::{run, stderr, TempDir, BIN, DATA};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use tch::Tensor;
-
-const BIN: &str = env!("CARGO_BIN_EXE_denoiserep");
-const DATA: &str = "synthetic:1,8,8,4,256,64";
-
-/// A fresh temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("denoiserep-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, sub: &str) -> PathBuf {
-        self.0.join(sub)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove(denoiserep_trainer::run::ABORT_ENV)
-        .output()
-        .expect("run denoiserep")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn ok(args: &[&str]) -> Output {
     let o = run(args);

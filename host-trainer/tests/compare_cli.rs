@@ -1,8 +1,11 @@
 //! `denoiserep compare` end to end on synthetic data, and the label-guided epoch schedule of the
 //! null control.
 
+mod common;
+
+use common::{run, stderr, TempDir, BIN, DATA};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use denoiserep_trainer::arch::Arch;
@@ -15,8 +18,6 @@ use denoiserep_trainer::train::{
 use serde_json::Value;
 use tch::{Device, Tensor};
 
-const BIN: &str = env!("CARGO_BIN_EXE_denoiserep");
-const DATA: &str = "synthetic:1,8,8,4,256,64";
 const ARMS: [&str; 8] = [
     "baseline",
     "baseline-more",
@@ -28,40 +29,6 @@ const ARMS: [&str; 8] = [
     "lg-t2",
 ];
 const METRICS: [&str; 5] = ["top1", "map", "rank1", "robust_0_1", "robust_0_3"];
-
-/// A fresh temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("denoiserep-compare-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, sub: &str) -> PathBuf {
-        self.0.join(sub)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove(denoiserep_trainer::run::ABORT_ENV)
-        .output()
-        .expect("run denoiserep")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn ok(args: &[&str]) -> Output {
     let o = run(args);

@@ -3,44 +3,13 @@
 //! every kind of bad input (one error line, exit code 2, nothing half-written), and `--format
 //! onnx` (its report; int8 refused).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{run, TempDir, BIN, DATA};
+use std::path::Path;
+use std::process::Command;
 
 use denoiserep_core::{DumpHeader, DumpValues, InputHeader, Model};
-
-const BIN: &str = env!("CARGO_BIN_EXE_denoiserep");
-const DATA: &str = "synthetic:1,8,8,4,256,64";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("denoiserep-export-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, sub: &str) -> PathBuf {
-        self.0.join(sub)
-    }
-    fn s(&self, sub: &str) -> String {
-        self.path(sub).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run<S: AsRef<str>>(args: &[S]) -> Output {
-    Command::new(BIN)
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("run denoiserep")
-}
 
 fn show<S: AsRef<str>>(args: &[S]) -> Vec<&str> {
     args.iter().map(|a| a.as_ref()).collect()

@@ -5,15 +5,15 @@
 //! and so are a host/device mismatch (✗, exit 2, the sample and field named), missing and
 //! malformed files (exit 2 naming them) and a stale measurement.
 
+mod common;
+
+use common::{run, TempDir, DATA};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use denoiserep_core::Model;
 use denoiserep_trainer::export::footprint::layer_cost;
 
-const BIN: &str = env!("CARGO_BIN_EXE_denoiserep");
-const DATA: &str = "synthetic:1,8,8,4,256,64";
 const MODELS: [&str; 4] = [
     "baseline-f32",
     "baseline-int8",
@@ -22,37 +22,6 @@ const MODELS: [&str; 4] = [
 ];
 /// Samples "run on the device".
 const DEVICE_SAMPLES: usize = 8;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("denoiserep-report-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, sub: &str) -> PathBuf {
-        self.0.join(sub)
-    }
-    fn s(&self, sub: &str) -> String {
-        self.path(sub).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run denoiserep")
-}
 
 /// Runs and expects success; returns (stdout, stderr).
 fn ok(args: &[&str]) -> (String, String) {
