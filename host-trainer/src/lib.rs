@@ -6,6 +6,7 @@
 //!   (f32, int8 PTQ); [`infer`]: model files run through `denoiserep-core`;
 //! * [`train`]: regimes and the loop; [`optim`]: Adam; [`evaluate`]: fused-model evaluation;
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
+//!   [`runtime`]: libtorch's process-wide numerics settings (threads, MKL reproducibility);
 //! * [`report`]: `REPORT.md` of README's main command (`scripts/demo.sh`);
 //! * [`compare`]: `denoiserep compare`, baseline vs DenoiseRep with controls over seeds;
 //! * [`data`], [`eval`]: data sets and metrics.
@@ -25,6 +26,7 @@ pub mod optim;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod runtime;
 pub mod schedule;
 pub mod train;
 

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{cli, compare, export, infer, report, run};
+use denoiserep_trainer::{cli, compare, export, infer, report, run, runtime};
 
 fn main() -> ExitCode {
+    // Before anything touches libtorch (and before any thread exists): see `runtime`.
+    runtime::pin_mkl();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -22,9 +24,7 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => {
-            if let Some(n) = args.threads {
-                tch::set_num_threads(n);
-            }
+            runtime::init_threads(args.threads)?;
             let req = args.request(std::io::stderr().is_terminal())?;
             let out = req.out.clone();
             let s = run::train(req)?;
@@ -39,9 +39,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Eval(args) => {
-            if let Some(n) = args.threads {
-                tch::set_num_threads(n);
-            }
+            runtime::init_threads(args.threads)?;
             let m = run::eval_run(&args.run, args.data.as_deref(), args.device.resolve()?)?;
             println!(
                 "{}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%",
@@ -52,9 +50,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Export(args) => {
-            if let Some(n) = args.threads {
-                tch::set_num_threads(n);
-            }
+            runtime::init_threads(args.threads)?;
             let o = export::export(&args.request(std::io::stderr().is_terminal()))?;
             for w in &o.warnings {
                 eprintln!("denoiserep: warning: {w}");
@@ -122,9 +118,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report(args) => report::run(&args.demo, &args.out)?,
         Command::Compare(args) => {
-            if let Some(n) = args.threads {
-                tch::set_num_threads(n);
-            }
+            runtime::init_threads(args.threads)?;
             let line = cli::shell_line(
                 std::iter::once("denoiserep".to_string()).chain(std::env::args().skip(1)),
             );

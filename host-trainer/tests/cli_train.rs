@@ -252,6 +252,41 @@ fn seeded_cpu_runs_are_reproducible_and_resume_is_exact() {
     );
 }
 
+/// The root cause of a load-dependent CI failure (issue 10): MKL's SGEMM gave different bits at
+/// 1 and 2 threads, and with MKL's dynamic threading on, a busy machine changed the thread count
+/// mid-run. With strict CNR (`runtime::pin_mkl`) and an explicit thread count the bytes do not
+/// depend on the thread count at all. This data set is large enough for MKL to split its GEMMs
+/// (the 8×8 one is not): with `MKL_CBWR=""` in the environment this test fails.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let tmp = TempDir::new("threads");
+    let data = "synthetic:1,28,28,10,1024,128";
+    let (one, two) = (tmp.path("one"), tmp.path("two"));
+    for (dir, t) in [(&one, "1"), (&two, "2")] {
+        ok(&[
+            "train",
+            "--device",
+            "cpu",
+            "--data",
+            data,
+            "--epochs",
+            "1",
+            "--seed",
+            "7",
+            "--threads",
+            t,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+    }
+    assert_eq!(
+        std::fs::read(one.join("model.safetensors")).unwrap(),
+        std::fs::read(two.join("model.safetensors")).unwrap(),
+        "the weights after one epoch differ between --threads 1 and --threads 2"
+    );
+    assert_eq!(metrics_no_time(&one), metrics_no_time(&two));
+}
+
 #[test]
 fn complete_runs_need_force() {
     let tmp = TempDir::new("force");
