@@ -57,13 +57,54 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `qemu-system-arm`, or `None` after printing a loud SKIPPED banner naming `test` and the fix.
-/// Tests return early on `None`; this is the only reason a device test may skip.
+/// Environment variable naming the ledger file: every host == device comparison and every
+/// skipped device test appends one line there (scripts/test.sh sets it and prints the totals).
+pub const LEDGER_ENV: &str = "DENOISEREP_DEVICE_LEDGER";
+/// Set to `1` to make a missing QEMU fail the device tests instead of skipping them (implied by
+/// `CI`).
+pub const REQUIRE_ENV: &str = "DENOISEREP_REQUIRE_DEVICE";
+
+/// True when a missing QEMU must fail the run: `CI` is set (to anything but "", "0" or "false",
+/// as every CI service does) or `DENOISEREP_REQUIRE_DEVICE=1`.
+pub fn device_required() -> bool {
+    let set = |name: &str| {
+        std::env::var(name)
+            .map(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+            .unwrap_or(false)
+    };
+    set("CI") || set(REQUIRE_ENV)
+}
+
+/// Appends `line` to the ledger ([`LEDGER_ENV`]), if one is set. One `write` of a short line in
+/// append mode, so concurrent test processes never interleave within a line.
+fn ledger(line: &str) {
+    let Some(path) = std::env::var_os(LEDGER_ENV) else {
+        return;
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening the device ledger {path:?}: {e}"));
+    f.write_all(format!("{line}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("writing the device ledger {path:?}: {e}"));
+}
+
+/// `qemu-system-arm`, or `None` after printing a loud SKIPPED banner naming `test` and the fix
+/// (and counting the skip in the ledger). Tests return early on `None`; this is the only reason a
+/// device test may skip, and under [`device_required`] it does not: it fails.
 pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
     let found = on_path("qemu-system-arm");
     if let Some(qemu) = &found {
         check_qemu_version(qemu);
+    } else if device_required() {
+        panic!(
+            "{test}: qemu-system-arm not found, and CI or {REQUIRE_ENV}=1 is set, so the device \
+             tests must run: install it (SETUP_QEMU=1 bash scripts/setup.sh, or apt-get install \
+             qemu-system-arm)"
+        );
     } else {
+        ledger(&format!("skipped\t{test}"));
         // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
         let _ = writeln!(
             std::io::stderr(),
@@ -75,6 +116,56 @@ pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// Counts one host == device comparison of `samples` samples in the ledger. Call it only after
+/// the comparison passed; [`assert_dumps_equal`] does.
+pub fn record_comparison(what: &str, samples: usize) {
+    ledger(&format!("compared\t{samples}\t{what}"));
+}
+
+/// Asserts that the firmware's dump equals the host's byte for byte — same length, same header,
+/// then record by record so a failure names the first differing sample — that the samples did
+/// not all give the same outputs (a comparison of constants proves little), and counts the
+/// comparison in the ledger. Returns the dump's header.
+pub fn assert_dumps_equal(what: &str, host: &[u8], device: &DeviceRun) -> DumpHeader {
+    assert_eq!(device.exit_code, exit::OK, "{what}: {}", device.explain());
+    let dump = device
+        .dump
+        .as_deref()
+        .unwrap_or_else(|| panic!("{what}: the firmware wrote no output.dnrd"));
+    let header = DumpHeader::decode(host).expect("host dump header");
+    assert_eq!(
+        Some(host.len()),
+        header.file_len(),
+        "{what}: host dump length"
+    );
+    assert_eq!(
+        dump.len(),
+        host.len(),
+        "{what}: dump lengths differ\n{}",
+        device.explain()
+    );
+    assert_eq!(
+        &dump[..DumpHeader::LEN],
+        &host[..DumpHeader::LEN],
+        "{what}: dump headers differ"
+    );
+    let record = header.record_len();
+    let host_records: Vec<&[u8]> = host[DumpHeader::LEN..].chunks(record).collect();
+    for (i, (d, h)) in dump[DumpHeader::LEN..]
+        .chunks(record)
+        .zip(&host_records)
+        .enumerate()
+    {
+        assert_eq!(d, *h, "{what}: sample {i}: device and host outputs differ");
+    }
+    assert!(
+        host_records.len() < 2 || host_records.iter().any(|r| *r != host_records[0]),
+        "{what}: every sample gave the same outputs"
+    );
+    record_comparison(what, header.n_samples as usize);
+    header
 }
 
 /// Prints `msg` on the process's stderr, past the test harness's capture, so that what a device

@@ -388,6 +388,14 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     }
     fs::create_dir_all(&out)
         .with_context(|| format!("--out {}: cannot create directory", out.display()))?;
+    // A process killed mid-write leaves its temp file; the run directory has one writer (us).
+    let stale = crate::atomic::remove_stale_temps(&out, &RUN_FILES)?;
+    if stale > 0 {
+        eprintln!(
+            "removed {stale} temp file(s) of an interrupted write in {}",
+            out.display()
+        );
+    }
     write_json(&out.join(CONFIG), &run_cfg)?;
 
     let mut trainer = Trainer::new(cfg.clone(), model, &data);
@@ -436,22 +444,41 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     })
 }
 
-/// Checks a config's values (epochs, lr, λ, phases, schedule, init needs) before any training.
+/// Checks a config's values before any training: each flag's own rule ([`crate::cli::rules`], the
+/// functions the command line is parsed with: this catches `--resume` configs and library
+/// callers), then the rules between flags (β range, t-stride, phases, regime needs).
 pub fn validate(cfg: &TrainConfig) -> Result<()> {
-    if cfg.epochs == 0 {
-        bail!("--epochs must be at least 1");
+    use crate::cli::rules::{self, flag};
+    flag("--data", cfg.data.clone(), rules::data_spec)?;
+    flag("--data-dir", cfg.data_dir.clone(), rules::path)?;
+    flag("--test-fraction", cfg.test_fraction, rules::fraction)?;
+    flag("--arch", cfg.arch.clone(), rules::arch_spec)?;
+    flag("--epochs", cfg.epochs, rules::epochs)?;
+    flag("--batch-size", cfg.batch_size, rules::batch_size)?;
+    flag("--lr", cfg.lr, rules::lr)?;
+    flag("--lambda", cfg.lambda, rules::lambda)?;
+    flag("--phase-epochs", cfg.phase_epochs, rules::epochs)?;
+    let s = cfg.denoise.schedule;
+    flag("--beta-start", s.beta_start, rules::fraction)?;
+    flag("--beta-end", s.beta_end, rules::fraction)?;
+    flag("--timesteps", s.timesteps, rules::timesteps)?;
+    flag("--t-stride", cfg.denoise.t_stride, rules::t_stride)?;
+    if let Some(file) = &cfg.import {
+        flag("--import", file.clone(), rules::existing_file)?;
     }
-    if cfg.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
+    if s.beta_start > s.beta_end {
+        bail!(
+            "--beta-start {} is above --beta-end {}: the noise schedule must not decrease",
+            s.beta_start,
+            s.beta_end
+        );
     }
-    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        bail!("--lr {} must be a positive number", cfg.lr);
-    }
-    if !(cfg.lambda >= 0.0 && cfg.lambda.is_finite()) {
-        bail!("--lambda {} must be a non-negative number", cfg.lambda);
-    }
-    if cfg.phase_epochs == 0 {
-        bail!("--phase-epochs must be at least 1");
+    if cfg.regime.has_denoisers() && cfg.denoise.t_stride > s.timesteps {
+        bail!(
+            "--t-stride {} is above --timesteps {}: the first denoised layer's timestep would be past the schedule",
+            cfg.denoise.t_stride,
+            s.timesteps
+        );
     }
     if cfg.schedule == EpochSchedule::LabelGuided {
         if !matches!(cfg.regime, Regime::Baseline | Regime::PenaltyControl) {
@@ -475,9 +502,6 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
             "denoiserep: warning: label-guided with --epochs {} and --phase-epochs {} never trains the backbone (phase A only)",
             cfg.epochs, cfg.phase_epochs
         );
-    }
-    if !(cfg.test_fraction > 0.0 && cfg.test_fraction < 1.0) {
-        bail!("--test-fraction {} is outside (0, 1)", cfg.test_fraction);
     }
     if matches!(cfg.regime, Regime::LabelFree | Regime::PenaltyControl)
         && cfg.init.is_none()

@@ -24,7 +24,7 @@
 //! train split with `Rng::new(mix(seed, e + 2^32))`, so a run resumed from an epoch checkpoint
 //! (which holds the Adam moments) continues bit-identically on the CPU.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -212,6 +212,19 @@ pub struct TrainState {
     pub backbone_steps: i64,
     pub denoiser_steps: i64,
     pub curve: Vec<EpochRecord>,
+    /// CRC-32 (ISO-HDLC) of every other tensor's raw little-endian bytes, by name: a flipped bit
+    /// in the weights or moments is caught at `--resume` instead of silently training on.
+    #[serde(default)]
+    pub checksums: BTreeMap<String, u32>,
+}
+
+/// CRC-32 of a tensor's raw bytes (moved to the CPU, contiguous, native = little-endian order).
+fn tensor_crc(t: &Tensor) -> u32 {
+    let t = t.to_device(Device::Cpu).contiguous();
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+    t.copy_data_u8(&mut bytes, numel);
+    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&bytes)
 }
 
 impl Trainer {
@@ -410,15 +423,16 @@ impl Trainer {
     /// Tensors of an epoch checkpoint: the model, both optimizers' moments and the state JSON
     /// (as a `u8` tensor `state.json`), all on the CPU.
     pub fn checkpoint_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut v = self.model.tensors();
+        v.extend(self.backbone_opt.state("opt.backbone."));
+        v.extend(self.denoiser_opt.state("opt.denoisers."));
         let state = TrainState {
             epochs_done: self.epochs_done,
             backbone_steps: self.backbone_opt.steps,
             denoiser_steps: self.denoiser_opt.steps,
             curve: self.curve.clone(),
+            checksums: v.iter().map(|(k, t)| (k.clone(), tensor_crc(t))).collect(),
         };
-        let mut v = self.model.tensors();
-        v.extend(self.backbone_opt.state("opt.backbone."));
-        v.extend(self.denoiser_opt.state("opt.denoisers."));
         v.push((
             "state.json".into(),
             Tensor::from_slice(&serde_json::to_vec(&state)?),
@@ -432,8 +446,23 @@ impl Trainer {
         let Some(json) = src.get("state.json") else {
             bail!("{source}: not a checkpoint (no 'state.json' tensor)")
         };
-        let bytes = Vec::<u8>::try_from(json)?;
-        let state: TrainState = serde_json::from_slice(&bytes)?;
+        let bytes = Vec::<u8>::try_from(json)
+            .map_err(|e| anyhow::anyhow!("{source}: 'state.json' is not a byte tensor: {e}"))?;
+        let state: TrainState = serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!("{source}: corrupt 'state.json' in the checkpoint: {e}")
+        })?;
+        for (name, want) in &state.checksums {
+            let Some(t) = src.get(name) else {
+                bail!("{source}: corrupt checkpoint: tensor '{name}' is missing")
+            };
+            let got = tensor_crc(t);
+            if got != *want {
+                bail!(
+                    "{source}: corrupt checkpoint: tensor '{name}' fails its CRC-32 check \
+                     (stored {want:08x}, computed {got:08x}); start the run over with --force"
+                );
+            }
+        }
         let model_tensors: HashMap<String, Tensor> = src
             .iter()
             .filter(|(k, _)| !k.starts_with("opt.") && !k.starts_with("state."))

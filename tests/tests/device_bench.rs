@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use denoiserep_core::Model;
 use denoiserep_tests::device::{
-    defmt_print, digit_like_inputs, f32_and_int8, field, field_u64, firmware_elf, host_dump,
-    input_file, mnist_cnn, mnist_mlp, qemu_or_skip, run_firmware,
+    assert_dumps_equal, defmt_print, digit_like_inputs, f32_and_int8, field, field_u64,
+    firmware_elf, host_dump, input_file, mnist_cnn, mnist_mlp, qemu_or_skip, run_firmware,
 };
 
 const SAMPLES: usize = 8;
@@ -48,12 +48,7 @@ fn device_instruction_counts() {
         }
         let model = Model::from_bytes(&file).unwrap();
         let run = run_firmware(&qemu, &defmt, &elf, Some(&file), Some(&input));
-        assert_eq!(run.exit_code, 0, "{}", run.explain());
-        assert_eq!(
-            run.dump.as_deref(),
-            Some(host_dump(&file, &samples).unwrap().as_slice()),
-            "device output differs from the host's"
-        );
+        assert_dumps_equal(&desc.name, &host_dump(&file, &samples).unwrap(), &run);
         let done = run.lines_with("done samples=").next().unwrap();
         let (total, macs) = (
             field_u64(done, "instructions").unwrap(),

@@ -9,8 +9,8 @@
 use denoiserep_core::Model;
 use denoiserep_tests::device::{
     defmt_print, digit_like_inputs, exit, f32_and_int8, field_u64, firmware_elf,
-    host_partition_error, input_file, mnist_cnn, qemu_or_skip, report, run_firmware, DeviceRun,
-    ARENA_CAPACITY, INSTRUCTIONS_PER_TICK,
+    host_partition_error, input_file, mnist_cnn, qemu_or_skip, record_comparison, report,
+    run_firmware, DeviceRun, ARENA_CAPACITY, INSTRUCTIONS_PER_TICK,
 };
 use denoiserep_tests::models::{le_f32, OwnedLayer, OwnedModel};
 
@@ -56,6 +56,7 @@ fn corrupt_model_one_flipped_byte_reports_the_core_error() {
             );
             seen.insert(format!("{expected:?}"));
             checked += 1;
+            record_comparison(&format!("corrupt {} byte {at}: core error", desc.name), 0);
         }
     }
     report(&format!(

@@ -7,8 +7,9 @@
 
 use denoiserep_core::{DumpHeader, Model};
 use denoiserep_tests::device::{
-    defmt_print, digit_like_inputs, f32_and_int8, field, field_u64, firmware_elf, host_dump,
-    input_file, mnist_cnn, mnist_mlp, qemu_or_skip, report, run_firmware, DeviceRun,
+    assert_dumps_equal, defmt_print, digit_like_inputs, f32_and_int8, field, field_u64,
+    firmware_elf, host_dump, input_file, mnist_cnn, mnist_mlp, qemu_or_skip, report, run_firmware,
+    DeviceRun,
 };
 use denoiserep_tests::models::OwnedModel;
 
@@ -30,38 +31,7 @@ fn assert_parity(desc: &OwnedModel, seed: u64) -> Option<DeviceRun> {
         Some(&file),
         Some(&input_file(&samples)),
     );
-    assert_eq!(run.exit_code, 0, "{}", run.explain());
-    let device = run.dump.as_deref().expect("the firmware wrote output.dnrd");
-
-    let header = DumpHeader::decode(&host).expect("host dump header");
-    assert_eq!(host.len(), header.file_len().unwrap());
-    assert_eq!(
-        device.len(),
-        host.len(),
-        "dump lengths differ\n{}",
-        run.explain()
-    );
-    assert_eq!(
-        &device[..DumpHeader::LEN],
-        &host[..DumpHeader::LEN],
-        "dump headers differ"
-    );
-    let record = header.record_len();
-    for (i, (d, h)) in device[DumpHeader::LEN..]
-        .chunks(record)
-        .zip(host[DumpHeader::LEN..].chunks(record))
-        .enumerate()
-    {
-        assert_eq!(d, h, "sample {i}: device and host outputs differ");
-    }
-
-    // A comparison of constant outputs would prove little: the samples must give different records.
-    let records: Vec<_> = host[DumpHeader::LEN..].chunks(record).collect();
-    assert!(
-        records.iter().any(|r| *r != records[0]),
-        "{}: every sample gave the same outputs",
-        desc.name
-    );
+    let header = assert_dumps_equal(&desc.name, &host, &run);
 
     let model = Model::from_bytes(&file).unwrap();
     check_log(&run, &model, desc);

@@ -9,8 +9,10 @@
 use std::path::Path;
 
 use clap::Parser;
-use denoiserep_core::{DumpHeader, Model};
-use denoiserep_tests::device::{defmt_print, firmware_elf, qemu_or_skip, report, run_firmware};
+use denoiserep_core::Model;
+use denoiserep_tests::device::{
+    assert_dumps_equal, defmt_print, firmware_elf, qemu_or_skip, report, run_firmware,
+};
 use denoiserep_tests::{export, train, TempDir};
 use denoiserep_trainer::cli::{Cli, Command};
 use denoiserep_trainer::export::ExportPrecision;
@@ -85,41 +87,8 @@ fn trained_host_equals_device(arch: &str, tag: &str) {
         let host = std::fs::read(&host_dump).unwrap();
         let input = std::fs::read(&inputs).unwrap();
         let device = run_firmware(&qemu, &defmt, &elf, Some(&file), Some(&input));
-        assert_eq!(device.exit_code, 0, "{}", device.explain());
-        let dump = device
-            .dump
-            .as_deref()
-            .expect("the firmware wrote output.dnrd");
-
-        let header = DumpHeader::decode(&host).expect("host dump header");
+        let header = assert_dumps_equal(&format!("trained {arch} {name}"), &host, &device);
         assert_eq!(header.n_samples as usize, SAMPLES);
-        assert_eq!(
-            dump.len(),
-            host.len(),
-            "dump lengths differ\n{}",
-            device.explain()
-        );
-        assert_eq!(
-            &dump[..DumpHeader::LEN],
-            &host[..DumpHeader::LEN],
-            "headers differ"
-        );
-        let record = header.record_len();
-        let host_records: Vec<_> = host[DumpHeader::LEN..].chunks(record).collect();
-        for (i, (d, h)) in dump[DumpHeader::LEN..]
-            .chunks(record)
-            .zip(&host_records)
-            .enumerate()
-        {
-            assert_eq!(
-                d, *h,
-                "{arch} {name}: sample {i} differs between device and host"
-            );
-        }
-        assert!(
-            host_records.iter().any(|r| *r != host_records[0]),
-            "every sample gave the same outputs"
-        );
         let model = Model::from_bytes(&file).unwrap();
         report(&format!(
             "trained {arch} {name} ({}): {} samples x ({} logits + {} embedding values) \
