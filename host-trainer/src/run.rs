@@ -77,7 +77,8 @@ pub struct RunConfig {
     /// Empty when the model has no denoisers.
     pub timesteps: Vec<LayerTimestep>,
     pub device: String,
-    /// `--threads` (libtorch CPU threads; `None` = libtorch's choice).
+    /// libtorch CPU threads the run used (`--threads`, or the machine's default, set
+    /// explicitly); `--resume` continues with it. `None` in runs written before it was recorded.
     #[serde(default)]
     pub threads: Option<i32>,
     pub versions: Versions,
@@ -236,7 +237,11 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
                 out.display()
             ),
             DirState::Empty => bail!("--resume: {} holds no run to resume", out.display()),
-            DirState::Unfinished => (read_config(&out)?.train, true),
+            DirState::Unfinished => {
+                let stored = read_config(&out)?;
+                resume_threads(req.threads, stored.threads)?;
+                (stored.train, true)
+            }
         }
     } else {
         match state {
@@ -373,7 +378,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
             })
             .collect(),
         device: device_name(req.device),
-        threads: req.threads,
+        threads: Some(tch::get_num_threads()),
         versions: versions(),
     };
 
@@ -442,6 +447,23 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         metrics,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// On `--resume`: without `--threads`, the run continues on the thread count it was started
+/// with (conv backbones' bits depend on it, `docs/trainer.md` "Determinism"); with a different
+/// `--threads`, it says that the bits may then differ from an uninterrupted run.
+fn resume_threads(asked: Option<i32>, stored: Option<i32>) -> Result<()> {
+    match (asked, stored) {
+        (None, Some(t)) if t != tch::get_num_threads() => {
+            crate::runtime::init_threads(Some(t))?;
+        }
+        (Some(n), Some(t)) if n != t => eprintln!(
+            "denoiserep: warning: resuming with --threads {n}, the run started with {t}: \
+             a conv backbone's weights may then differ in the last bits from an uninterrupted run"
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Checks a config's values before any training: each flag's own rule ([`crate::cli::rules`], the
