@@ -3,6 +3,7 @@
 //! seeded random model generator.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use clap::Parser;
 use denoiserep_trainer::cli::{Cli, Command};
@@ -53,9 +54,22 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// libtorch's RNG is process-global (`tch::manual_seed`, weight init, the noise draws), and the
+/// test harness runs a file's tests in parallel threads: [`train`] holds this lock for the whole
+/// run, so two trainings never interleave their draws and each seeded run gives the bytes it
+/// gives alone (as `host-trainer/tests/train_regimes.rs` does for its own trainers).
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+/// Holds [`TORCH_RNG`]; a test that panicked while holding it does not poison it for the others.
+pub fn torch_rng_lock() -> MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Trains a run into `out` with `denoiserep train` arguments (`--out` and `--device cpu` are
 /// added; `--data-dir` points at the repository's `data/`), through the binary's own parsing.
+/// Trainings in one test process run one at a time ([`torch_rng_lock`]).
 pub fn train(out: &Path, args: &[&str]) {
+    let _rng = torch_rng_lock();
     let data_dir = repo_root().join("data");
     let mut argv = vec![
         "denoiserep",

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use self::rules::parsed;
+
 use crate::compare::{CompareRequest, Settings as CompareSettings};
 use crate::data::LoadOptions;
 use crate::export::{ExportFormat, ExportPrecision, ExportRequest, DEFAULT_CALIB};
@@ -44,67 +46,130 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
-    #[arg(long, default_value = "mnist")]
+    #[arg(long, default_value = "mnist", value_parser = parsed(rules::data_spec))]
     pub data: String,
     /// Backbone: mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…]
-    #[arg(long, default_value = "mlp:256,128")]
+    #[arg(long, default_value = "mlp:256,128", value_parser = parsed(rules::arch_spec))]
     pub arch: String,
     /// Number of seeds: 0, 1, …, K−1.
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 5,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::seeds)
+    )]
     pub seeds: usize,
     /// Explicit seeds instead of --seeds, e.g. 0,3,7.
     #[arg(
         long,
         value_name = "S,S,…",
         value_delimiter = ',',
-        conflicts_with = "seeds"
+        conflicts_with = "seeds",
+        allow_negative_numbers = true,
+        value_parser = rules::seed
     )]
     pub seed_list: Option<Vec<u64>>,
     /// Epochs of the from-scratch baseline every arm starts from.
-    #[arg(long, value_name = "E")]
+    #[arg(
+        long,
+        value_name = "E",
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::epochs)
+    )]
     pub epochs: usize,
     /// Epochs every arm trains from the baseline (the equal budget).
-    #[arg(long, value_name = "E2")]
+    #[arg(
+        long,
+        value_name = "E2",
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::epochs)
+    )]
     pub extra_epochs: usize,
     /// label-guided phase length (its B epochs are the null control's) [default: E2 / 2].
-    #[arg(long, value_name = "P")]
+    #[arg(
+        long,
+        value_name = "P",
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::epochs)
+    )]
     pub phase_epochs: Option<usize>,
     /// Extra arm NAME=TRAIN FLAGS, e.g. 'lg-t4=--regime label-guided --t-stride 4' (repeatable).
     #[arg(long, value_name = "NAME=FLAGS")]
     pub variant: Vec<String>,
     /// Output folder: DIR/seed-S/ARM run dirs, compare.json, compare.md, compare.png.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = parsed(rules::path))]
     pub out: PathBuf,
     /// Retrain arms whose run directory holds a run with other settings (or an older baseline).
     #[arg(long)]
     pub force: bool,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(
+        long,
+        default_value_t = 2e-3,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::lr)
+    )]
     pub lr: f64,
     #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
     pub lr_schedule: LrSchedule,
-    #[arg(long, default_value_t = 32)]
+    #[arg(
+        long,
+        default_value_t = 32,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::batch_size)
+    )]
     pub batch_size: usize,
     /// λ of the noise loss (label-guided B) and of the activation penalty (penalty-control).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(
+        long,
+        default_value_t = 0.01,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::lambda)
+    )]
     pub lambda: f64,
-    #[arg(long, default_value_t = 1)]
+    #[arg(
+        long,
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::t_stride)
+    )]
     pub t_stride: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(
+        long,
+        default_value_t = 1e-4,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub beta_start: f64,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(
+        long,
+        default_value_t = 2e-3,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub beta_end: f64,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::timesteps)
+    )]
     pub timesteps: usize,
     /// Test fraction for sources without a fixed split (csv).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub test_fraction: f64,
     /// Folder with fetched/cached data sets.
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
     pub data_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// libtorch CPU threads [default: libtorch's choice].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
     pub threads: Option<i32>,
 }
 
@@ -185,69 +250,115 @@ pub fn shell_line(args: impl IntoIterator<Item = String>) -> String {
 pub struct TrainArgs {
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
     /// [default: mnist, or the --init run's]
-    #[arg(long)]
+    #[arg(long, value_parser = parsed(rules::data_spec))]
     pub data: Option<String>,
     /// Test fraction for sources without a fixed split (csv).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub test_fraction: f64,
     /// Folder with fetched/cached data sets.
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
     pub data_dir: PathBuf,
     /// Backbone: mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…] [default: mlp:256,128, or the --init run's]
-    #[arg(long)]
+    #[arg(long, value_parser = parsed(rules::arch_spec))]
     pub arch: Option<String>,
     /// Training regime.
     #[arg(long, value_enum, default_value_t = Regime::Baseline)]
     pub regime: Regime,
     /// Epochs [default: 10; label-guided: 2 × --phase-epochs].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::epochs))]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(
+        long,
+        default_value_t = 32,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::batch_size)
+    )]
     pub batch_size: usize,
     /// Adam learning rate (both parameter groups).
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(
+        long,
+        default_value_t = 2e-3,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::lr)
+    )]
     pub lr: f64,
     /// Learning-rate schedule over the run (label-guided: over each phase block).
     #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
     pub lr_schedule: LrSchedule,
     /// Weight λ of the noise loss (label-guided B) or of the activation penalty (penalty-control).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(
+        long,
+        default_value_t = 0.01,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::lambda)
+    )]
     pub lambda: f64,
     /// label-guided: epochs per phase (A, B, A, …).
-    #[arg(long, default_value_t = 10)]
+    #[arg(
+        long,
+        default_value_t = 10,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::epochs)
+    )]
     pub phase_epochs: usize,
     /// baseline / penalty-control: `label-guided` trains only in label-guided's B epochs (A
     /// epochs skipped, per-block cosine lr), the null control of `compare`.
     #[arg(long, value_enum, default_value_t = EpochSchedule::Plain)]
     pub schedule: EpochSchedule,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(
+        long,
+        default_value_t = 1e-4,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub beta_start: f64,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(
+        long,
+        default_value_t = 2e-3,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub beta_end: f64,
     /// Diffusion steps T of the schedule.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::timesteps)
+    )]
     pub timesteps: usize,
     /// Layer i of N (1-based, forward order) gets timestep s·(N − i + 1).
-    #[arg(long, default_value_t = 1)]
+    #[arg(
+        long,
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::t_stride)
+    )]
     pub t_stride: usize,
     /// Let the noise loss's gradient reach the backbone through the layer inputs (label-guided B).
     #[arg(long)]
     pub noise_grad: bool,
     /// Bake seeded Gaussian reverse-step noise z into the fused biases (default: z = 0).
-    #[arg(long, value_name = "SEED")]
+    #[arg(long, value_name = "SEED", allow_negative_numbers = true, value_parser = rules::seed)]
     pub fuse_noise: Option<u64>,
     /// Seed of initialization, data order and noise, and of the split of sources without a fixed
     /// one (with --init: the init run's split seed is kept, so its test split stays unseen).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = rules::seed)]
     pub seed: u64,
-    /// Start from the backbone of a previous run.
-    #[arg(long, value_name = "RUN_DIR")]
+    /// Start from the backbone of a previous run (checked when it is loaded, first thing after
+    /// the values: `compare` plans its arms from baselines that do not exist yet).
+    #[arg(long, value_name = "RUN_DIR", value_parser = parsed(rules::path))]
     pub init: Option<PathBuf>,
     /// Start from backbone weights trained elsewhere (PyTorch nn.Sequential names: 1.weight, …).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::existing_file))]
     pub import: Option<PathBuf>,
     /// Run directory.
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(long, value_name = "RUN_DIR", value_parser = parsed(rules::path))]
     pub out: PathBuf,
     /// Continue the unfinished run in --out from its last epoch checkpoint (its config.json
     /// settings apply).
@@ -259,7 +370,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// libtorch CPU threads [default: libtorch's choice].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
     pub threads: Option<i32>,
 }
 
@@ -267,14 +378,15 @@ pub struct TrainArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Run directory to re-evaluate.
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(long, value_name = "RUN_DIR", value_parser = parsed(rules::run_dir))]
     pub run: PathBuf,
     /// Evaluate on this data spec instead of the run's (same shape and classes).
-    #[arg(long)]
+    #[arg(long, value_parser = parsed(rules::data_spec))]
     pub data: Option<String>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    #[arg(long)]
+    /// libtorch CPU threads [default: libtorch's choice].
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
     pub threads: Option<i32>,
 }
 
@@ -282,7 +394,7 @@ pub struct EvalArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Run directory to export (its model.safetensors and config.json).
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(long, value_name = "RUN_DIR", value_parser = parsed(rules::run_dir))]
     pub run: PathBuf,
     /// f32, or int8 (post-training quantization calibrated on the run's train split).
     #[arg(long, value_enum)]
@@ -292,20 +404,37 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = ExportFormat::Dnrp)]
     pub format: ExportFormat,
     /// Model file to write; the report goes beside it with the extension .json.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
     pub out: PathBuf,
     /// int8: number of training samples to calibrate activation ranges on.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CALIB)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_CALIB,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::at_least_one)
+    )]
     pub calib: usize,
     /// int8: take each activation range from the (100 − P)-th and P-th percentiles instead of
     /// min/max (50 < P ≤ 100, e.g. 99.99).
-    #[arg(long, value_name = "P")]
+    #[arg(
+        long,
+        value_name = "P",
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::calib_percentile)
+    )]
     pub calib_percentile: Option<f64>,
     /// int8: seed of the random choice of calibration samples.
-    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "SEED",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_parser = rules::seed
+    )]
     pub calib_seed: u64,
     /// libtorch CPU threads [default: libtorch's choice].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
     pub threads: Option<i32>,
 }
 
@@ -329,62 +458,58 @@ impl ExportArgs {
 #[derive(Debug, Args)]
 pub struct InferArgs {
     /// Model file (.dnrp) written by `denoiserep export`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::existing_file))]
     pub model: PathBuf,
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
-    #[arg(long)]
+    #[arg(long, value_parser = parsed(rules::data_spec))]
     pub data: String,
     /// Test fraction for sources without a fixed split (csv); use the training run's.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
     pub test_fraction: f64,
     /// Seed of the split (csv) or of the generated data (synthetic); use the training run's.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = rules::seed)]
     pub data_seed: u64,
     /// Folder with fetched/cached data sets.
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
     pub data_dir: PathBuf,
     /// Run only the first N test samples.
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::at_least_one)
+    )]
     pub limit: Option<usize>,
     /// Skip retrieval (which runs the model over the whole train split as the gallery).
     #[arg(long)]
     pub no_retrieval: bool,
     /// Write every test sample's logits and embedding, exact bytes (docs/dump-format.md).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
     pub dump: Option<PathBuf>,
     /// Write the raw test samples that were run as a DNRI input file (docs/dump-format.md).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
     pub write_inputs: Option<PathBuf>,
     /// Write what was measured (accuracy, retrieval, seconds, the model's footprint) as JSON.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
     pub json: Option<PathBuf>,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Worker threads [default: all cores] (the same rule as libtorch's `--threads`).
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
+    pub threads: Option<i32>,
 }
 
 impl InferArgs {
     /// The [`InferRequest`] of these arguments.
+    /// The values were checked while parsing ([`rules`]).
     pub fn request(&self, progress: bool) -> Result<InferRequest> {
-        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
-            anyhow::bail!("--test-fraction {} is outside (0, 1)", self.test_fraction);
-        }
         let threads = match self.threads {
-            Some(0) => anyhow::bail!("--threads must be at least 1"),
-            Some(n) => n,
+            Some(n) => usize::try_from(rules::flag("--threads", n, rules::threads)?)?,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        if let Some(json) = &self.json {
-            if let Some(dir) = json.parent().filter(|p| !p.as_os_str().is_empty()) {
-                if !dir.is_dir() {
-                    anyhow::bail!(
-                        "--json {}: folder {} does not exist",
-                        json.display(),
-                        dir.display()
-                    );
-                }
-            }
-        }
         Ok(InferRequest {
             model: self.model.clone(),
             data: self.data.clone(),
@@ -407,10 +532,10 @@ impl InferArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Folder written by scripts/demo.sh (layout: README.md, "The main command's output").
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = parsed(rules::existing_dir))]
     pub demo: PathBuf,
     /// Output folder for REPORT.md, curves.png and robustness.png (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "report")]
+    #[arg(long, value_name = "DIR", default_value = "report", value_parser = parsed(rules::path))]
     pub out: PathBuf,
 }
 
@@ -467,4 +592,411 @@ impl TrainArgs {
 fn absolute(path: &std::path::Path) -> Result<PathBuf> {
     std::path::absolute(path)
         .with_context(|| format!("{}: cannot make the path absolute", path.display()))
+}
+
+/// One line for a clap error, without clap's `error: ` prefix: `--flag VALUE: why` for a value a
+/// [`rules`] function refused (the same words as [`rules::flag`]), else clap's message with its
+/// continuation lines (the missing arguments, the possible values) joined onto it.
+pub fn clap_message(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::ValueValidation {
+        if let (Some(ContextValue::String(arg)), Some(ContextValue::String(value)), Some(why)) = (
+            e.get(ContextKind::InvalidArg),
+            e.get(ContextKind::InvalidValue),
+            std::error::Error::source(e),
+        ) {
+            let flag = arg.split_whitespace().next().unwrap_or(arg);
+            return format!("{flag} {}: {why}", shell_line([value.clone()]));
+        }
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().take_while(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    std::iter::once(first)
+        .chain(lines.map(|l| l.trim().to_string()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The rules for flag values, one function per rule: each returns the value, or [`rules::Why`]
+/// it is refused (what is allowed; the caller names the flag and the value).
+///
+/// The clap value parsers ([`rules::parsed`]) apply them while the command line is parsed, so a
+/// bad value stops every subcommand before any work (no data loaded, no file written, libtorch
+/// untouched). [`crate::run::validate`], [`crate::compare::validate`] and
+/// [`crate::export::export`] apply the same functions through [`rules::flag`] to values that did
+/// not come through clap: a `--resume` run's `config.json`, a library caller's request. Rules
+/// between flags (`--beta-start` ≤ `--beta-end`, `--phase-epochs` < `--extra-epochs`, …) live in
+/// those validation functions.
+pub mod rules {
+    use std::path::{Path, PathBuf};
+    use std::str::FromStr;
+
+    use crate::arch::Arch;
+    use crate::data::SyntheticSpec;
+    use crate::runtime;
+
+    /// Why a value is refused: what is allowed, e.g. `must be at least 1`.
+    pub type Why = String;
+    /// A rule: the value when it is allowed.
+    pub type Rule<T> = fn(T) -> Result<T, Why>;
+
+    /// Largest `--epochs`, `--extra-epochs`, `--phase-epochs`.
+    pub const MAX_EPOCHS: usize = 100_000;
+    /// Largest `--batch-size`.
+    pub const MAX_BATCH_SIZE: usize = 1 << 20;
+    /// Largest `--timesteps` and `--t-stride` (the schedule holds two `f64` per timestep).
+    pub const MAX_TIMESTEPS: usize = 1_000_000;
+    /// Largest number of `compare` seeds.
+    pub const MAX_SEEDS: usize = 1_000;
+    /// Largest layer width or channel count in an `--arch` spec.
+    pub const MAX_WIDTH: usize = 1 << 16;
+    /// Largest synthetic data set, in values (`(n_train + n_test)·C·H·W`; 1 GiB of `f32`).
+    pub const MAX_SYNTHETIC_VALUES: usize = 1 << 28;
+
+    /// A flag value type: how a value is shown in an error, and a value that every rule of the
+    /// type refuses (its [`Why`] is the answer to a text that does not even parse as the type).
+    pub trait Value: Sized {
+        /// The value as it would be typed.
+        fn text(&self) -> String;
+        /// A value every rule of this type refuses.
+        fn refused() -> Self;
+    }
+
+    impl Value for usize {
+        fn text(&self) -> String {
+            self.to_string()
+        }
+        fn refused() -> Self {
+            0
+        }
+    }
+
+    impl Value for i32 {
+        fn text(&self) -> String {
+            self.to_string()
+        }
+        fn refused() -> Self {
+            0
+        }
+    }
+
+    impl Value for f64 {
+        fn text(&self) -> String {
+            self.to_string()
+        }
+        fn refused() -> Self {
+            f64::NAN
+        }
+    }
+
+    impl Value for PathBuf {
+        fn text(&self) -> String {
+            self.to_string_lossy().into_owned()
+        }
+        fn refused() -> Self {
+            PathBuf::new()
+        }
+    }
+
+    impl Value for String {
+        fn text(&self) -> String {
+            self.clone()
+        }
+        fn refused() -> Self {
+            String::new()
+        }
+    }
+
+    /// A clap value parser: the text parsed as `T`, then `rule`.
+    pub fn parsed<T>(
+        rule: Rule<T>,
+    ) -> impl Fn(&str) -> Result<T, Why> + Clone + Send + Sync + 'static
+    where
+        T: Value + FromStr + 'static,
+    {
+        move |s: &str| match s.parse::<T>() {
+            Ok(v) => rule(v),
+            Err(_) => Err(rule(T::refused()).err().unwrap_or_default()),
+        }
+    }
+
+    /// `rule` applied to the value of flag `name`, refusals as `NAME VALUE: why`.
+    pub fn flag<T: Value>(name: &str, value: T, rule: Rule<T>) -> anyhow::Result<T> {
+        let text = value.text();
+        rule(value).map_err(|why| anyhow::anyhow!("{name} {}: {why}", super::shell_line([text])))
+    }
+
+    fn whole(n: usize, max: usize) -> Result<usize, Why> {
+        if (1..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("must be a whole number from 1 to {max}"))
+        }
+    }
+
+    /// An epoch count: 1 ..= [`MAX_EPOCHS`].
+    pub fn epochs(n: usize) -> Result<usize, Why> {
+        whole(n, MAX_EPOCHS)
+    }
+
+    /// `--batch-size`: 1 ..= [`MAX_BATCH_SIZE`].
+    pub fn batch_size(n: usize) -> Result<usize, Why> {
+        whole(n, MAX_BATCH_SIZE)
+    }
+
+    /// `--timesteps`: 1 ..= [`MAX_TIMESTEPS`].
+    pub fn timesteps(n: usize) -> Result<usize, Why> {
+        whole(n, MAX_TIMESTEPS)
+    }
+
+    /// `--t-stride`: 1 ..= [`MAX_TIMESTEPS`] (and at most `--timesteps`: `run::validate`).
+    pub fn t_stride(n: usize) -> Result<usize, Why> {
+        whole(n, MAX_TIMESTEPS)
+    }
+
+    /// `compare --seeds`: 1 ..= [`MAX_SEEDS`].
+    pub fn seeds(n: usize) -> Result<usize, Why> {
+        whole(n, MAX_SEEDS)
+    }
+
+    /// A seed (`--seed`, `--seed-list`, `--fuse-noise`, `--calib-seed`, `--data-seed`): any whole
+    /// number that fits in 64 bits. A clap value parser itself (every parsed value is allowed).
+    pub fn seed(s: &str) -> Result<u64, Why> {
+        s.parse()
+            .map_err(|_| format!("must be a whole number from 0 to {}", u64::MAX))
+    }
+
+    /// A count with no upper bound that matters (`--calib`, `--limit`: larger means all).
+    pub fn at_least_one(n: usize) -> Result<usize, Why> {
+        if n >= 1 {
+            Ok(n)
+        } else {
+            Err("must be at least 1".into())
+        }
+    }
+
+    /// `--threads` of every subcommand: [`runtime::check_threads`]'s range.
+    pub fn threads(n: i32) -> Result<i32, Why> {
+        runtime::check_threads(n)
+            .map_err(|_| format!("must be a whole number from 1 to {}", runtime::MAX_THREADS))
+    }
+
+    /// `--lr`: positive and finite.
+    pub fn lr(x: f64) -> Result<f64, Why> {
+        if x > 0.0 && x.is_finite() {
+            Ok(x)
+        } else {
+            Err("must be a positive finite number".into())
+        }
+    }
+
+    /// `--lambda`: non-negative and finite.
+    pub fn lambda(x: f64) -> Result<f64, Why> {
+        if x >= 0.0 && x.is_finite() {
+            Ok(x)
+        } else {
+            Err("must be a finite number ≥ 0".into())
+        }
+    }
+
+    /// `--beta-start`, `--beta-end`, `--test-fraction`: strictly between 0 and 1.
+    pub fn fraction(x: f64) -> Result<f64, Why> {
+        if x > 0.0 && x < 1.0 {
+            Ok(x)
+        } else {
+            Err("must be a number strictly between 0 and 1".into())
+        }
+    }
+
+    /// `--calib-percentile`: above 50, at most 100.
+    pub fn calib_percentile(p: f64) -> Result<f64, Why> {
+        if p > 50.0 && p <= 100.0 {
+            Ok(p)
+        } else {
+            Err("must be above 50 and at most 100".into())
+        }
+    }
+
+    /// Any path flag: not empty.
+    pub fn path(p: PathBuf) -> Result<PathBuf, Why> {
+        if p.as_os_str().is_empty() {
+            Err("must not be empty".into())
+        } else {
+            Ok(p)
+        }
+    }
+
+    /// A file to write: not empty, in a folder that exists.
+    pub fn out_file(p: PathBuf) -> Result<PathBuf, Why> {
+        let p = path(p)?;
+        match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(format!("folder {} does not exist", dir.display())),
+            _ => Ok(p),
+        }
+    }
+
+    /// A file to read: not empty, and a file.
+    pub fn existing_file(p: PathBuf) -> Result<PathBuf, Why> {
+        let p = path(p)?;
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err("no such file".into())
+        }
+    }
+
+    /// A folder to read: not empty, and a folder.
+    pub fn existing_dir(p: PathBuf) -> Result<PathBuf, Why> {
+        let p = path(p)?;
+        if p.is_dir() {
+            Ok(p)
+        } else {
+            Err("no such folder".into())
+        }
+    }
+
+    /// A run directory to read (`eval`, `export`): it holds a `config.json`.
+    pub fn run_dir(p: PathBuf) -> Result<PathBuf, Why> {
+        let p = path(p)?;
+        if p.join(crate::run::CONFIG).is_file() {
+            Ok(p)
+        } else {
+            Err(format!("not a run directory (no {})", crate::run::CONFIG))
+        }
+    }
+
+    /// The data spec kinds, as the errors list them.
+    const DATA_KINDS: &str =
+        "mnist, idx:DIR, cifar10:DIR, csv:FILE or synthetic[:C,H,W,classes,n_train,n_test]";
+
+    /// A `--data` spec, checked without loading anything: a known kind (the kinds of
+    /// [`crate::data::load`]), its folder or file present, a synthetic spec that parses and
+    /// fits in [`MAX_SYNTHETIC_VALUES`].
+    pub fn data_spec(spec: String) -> Result<String, Why> {
+        if spec.is_empty() {
+            return Err(format!("must not be empty; expected {DATA_KINDS}"));
+        }
+        let (kind, arg) = spec
+            .split_once(':')
+            .map_or((spec.as_str(), None), |(k, a)| (k, Some(a)));
+        let need = |what: &str, present: fn(&Path) -> bool, missing: &str| match arg {
+            Some(a) if !a.is_empty() && present(Path::new(a)) => Ok(()),
+            Some(a) if !a.is_empty() => Err(format!("{a}: {missing}")),
+            _ => Err(format!("expected {kind}:{what}")),
+        };
+        match kind {
+            "mnist" if arg.is_none() => Ok(()),
+            "mnist" => Err("mnist takes no argument (its folder is --data-dir)".into()),
+            "idx" | "cifar10" => need("DIR", Path::is_dir, "no such directory"),
+            "csv" => need("FILE", Path::is_file, "no such file"),
+            "synthetic" => {
+                let s = SyntheticSpec::parse(arg.unwrap_or("")).map_err(|e| format!("{e:#}"))?;
+                let values = (s.n_train.checked_add(s.n_test))
+                    .and_then(|n| s.shape.iter().try_fold(n, |a, &d| a.checked_mul(d)));
+                match values {
+                    Some(v) if v <= MAX_SYNTHETIC_VALUES => Ok(()),
+                    _ => Err(format!(
+                        "synthetic data of more than {MAX_SYNTHETIC_VALUES} values \
+                         ((n_train + n_test)·C·H·W)"
+                    )),
+                }
+            }
+            _ => Err(format!("unknown kind '{kind}'; expected {DATA_KINDS}")),
+        }
+        .map(|()| spec)
+    }
+
+    /// An `--arch` spec, checked without data: [`Arch::parse`]'s grammar, and no width above
+    /// [`MAX_WIDTH`]. The grammar errors come before `Arch::parse` looks at the data, so with no
+    /// data (shape `[0, 0, 0]`) a spec with a right grammar fails at the data ("not trainable"),
+    /// which is not the spec's fault; the unit tests pin that.
+    pub fn arch_spec(spec: String) -> Result<String, Why> {
+        if spec.trim().is_empty() {
+            return Err("must not be empty; expected mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…]".into());
+        }
+        match Arch::parse(&spec, [0, 0, 0], 0) {
+            Err(e) if !e.to_string().ends_with("is not trainable") => return Err(format!("{e:#}")),
+            _ => {}
+        }
+        let widths = spec.split_once(':').map_or("", |(_, w)| w);
+        match widths
+            .split([',', '/'])
+            .filter_map(|w| w.trim().parse::<usize>().ok())
+            .find(|&w| w > MAX_WIDTH)
+        {
+            Some(w) => Err(format!("width {w} is above the largest, {MAX_WIDTH}")),
+            None => Ok(spec),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn arch_specs_with_a_right_grammar_pass_and_others_name_the_fault() {
+            for ok in [
+                "mlp",
+                "mlp:8",
+                " mlp:256,128 ",
+                "cnn",
+                "cnn:2/",
+                "cnn:4,4,4,4,4,4,4,4",
+                "cnn:32,64/128",
+            ] {
+                assert!(arch_spec(ok.into()).is_ok(), "{ok}");
+            }
+            for (bad, needle) in [
+                ("", "must not be empty"),
+                ("resnet", "unknown kind 'resnet'"),
+                ("mlp:64,x", "hidden width 2 ('x')"),
+                ("mlp:0", "hidden width 1 is 0"),
+                ("cnn:/8", "at least one conv channel"),
+                ("mlp:100000", "width 100000 is above"),
+            ] {
+                let e = arch_spec(bad.into()).unwrap_err();
+                assert!(e.contains(needle), "{bad}: {e}");
+            }
+        }
+
+        #[test]
+        fn data_specs_are_checked_without_loading() {
+            for ok in ["mnist", "synthetic", "synthetic:1,8,8,4,256,64", "idx:/"] {
+                assert!(data_spec(ok.into()).is_ok(), "{ok}");
+            }
+            for (bad, needle) in [
+                ("", "must not be empty"),
+                ("foo:bar", "unknown kind 'foo'"),
+                ("mnist:x", "takes no argument"),
+                ("idx:", "expected idx:DIR"),
+                ("cifar10:/nonexistent", "/nonexistent: no such directory"),
+                ("csv:/nonexistent.csv", "no such file"),
+                ("synthetic:1,2", "expected six positive numbers"),
+                ("synthetic:1,8,8,4,1000000000000,1", "more than"),
+                (
+                    "synthetic:1,99999999999,99999999999,4,99999999999,1",
+                    "more than",
+                ),
+            ] {
+                let e = data_spec(bad.into()).unwrap_err();
+                assert!(e.contains(needle), "{bad}: {e}");
+            }
+        }
+
+        #[test]
+        fn unparsable_text_gets_the_rules_own_words() {
+            let p = parsed(epochs);
+            assert_eq!(p("3"), Ok(3));
+            assert_eq!(p("x"), p("0"));
+            assert!(p("-1").unwrap_err().contains("from 1 to"));
+            let p = parsed(lr);
+            for bad in ["0", "-1", "nan", "NaN", "inf", "x"] {
+                assert_eq!(p(bad).unwrap_err(), "must be a positive finite number");
+            }
+            let e = flag("--out", PathBuf::new(), path).unwrap_err().to_string();
+            assert_eq!(e, "--out '': must not be empty");
+        }
+    }
 }

@@ -4,14 +4,40 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use denoiserep_trainer::cli::{Cli, Command};
 use denoiserep_trainer::{cli, compare, export, infer, report, run, runtime};
 
 fn main() -> ExitCode {
     // Before anything touches libtorch (and before any thread exists): see `runtime`.
     runtime::pin_mkl();
-    let cli = Cli::parse();
+    // Every flag value is checked here (`cli::rules`), before any work.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help`, `--version`: printed as clap prints them.
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // Bare `denoiserep`: clap would print the whole help; one error line names the choices.
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let names: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .filter(|n| n != "help")
+                .collect();
+            eprintln!(
+                "denoiserep: error: no subcommand given; expected one of {} (see denoiserep --help)",
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("denoiserep: error: {}", cli::clap_message(&e));
+            return ExitCode::from(2);
+        }
+    };
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

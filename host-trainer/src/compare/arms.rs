@@ -171,12 +171,7 @@ pub fn request(
     argv.extend(fixed.iter().cloned());
     let args = match TrainOnly::try_parse_from(&argv) {
         Ok(t) => t.args,
-        Err(e) => {
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("").trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            bail!("{what}: {first}")
-        }
+        Err(e) => bail!("{what}: {}", crate::cli::clap_message(&e)),
     };
     args.request(progress).with_context(|| what.to_string())
 }

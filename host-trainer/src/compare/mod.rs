@@ -34,6 +34,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
+use crate::cli::rules;
 use crate::eval::Metrics;
 use crate::run::{self, RunConfig, TrainRequest};
 use crate::train::{backbone_epochs, LrSchedule, TrainConfig};
@@ -168,23 +169,21 @@ pub struct CompareOutcome {
     pub png: PathBuf,
 }
 
-/// Checks the options: at least one seed (no duplicates), `--epochs ≥ 1`, `--extra-epochs ≥ 1`,
-/// and a phase length that gives label-guided a B epoch (`1 ≤ P < E2`).
+/// Checks the options: 1 ..= [`rules::MAX_SEEDS`] seeds (no duplicates), `--epochs` and
+/// `--extra-epochs` by [`rules::epochs`], and a phase length that gives label-guided a B epoch
+/// (`1 ≤ P < E2`; an explicit `--phase-epochs` was checked by the same rule when parsed). The
+/// options every arm gets are checked per arm by [`run::validate`] when the runs are planned.
 pub fn validate(s: &Settings) -> Result<()> {
-    if s.seeds.is_empty() {
-        bail!("--seeds must be at least 1");
-    }
+    rules::flag("--seeds", s.seeds.len(), rules::seeds)?;
     let mut sorted = s.seeds.clone();
     sorted.sort_unstable();
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
         bail!("--seed-list: seed {} appears twice", w[0]);
     }
-    if s.epochs == 0 {
-        bail!("--epochs must be at least 1 (the baseline every arm starts from)");
-    }
-    if s.extra_epochs == 0 {
-        bail!("--extra-epochs must be at least 1 (the epochs every arm trains)");
-    }
+    rules::flag("--epochs", s.epochs, rules::epochs)?;
+    rules::flag("--extra-epochs", s.extra_epochs, rules::epochs)?;
+    // Within the epoch rule's range once below --extra-epochs; a 0 is usually the default
+    // (E2 / 2 of --extra-epochs 1), which this message explains.
     if s.phase_epochs == 0 || s.phase_epochs >= s.extra_epochs {
         bail!(
             "--phase-epochs {} with --extra-epochs {}: label-guided needs 1 ≤ phase < extra epochs to reach a B phase (default phase: extra epochs / 2, so --extra-epochs ≥ 2)",

@@ -20,6 +20,7 @@ use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::{Device, Tensor};
 
+use crate::cli::rules;
 use crate::evaluate::to_tensor;
 use crate::export::fused::{FusedLayer, FusedModel};
 use crate::export::lower::{Lowering, Step};
@@ -37,12 +38,15 @@ pub enum RangeMethod {
 }
 
 impl RangeMethod {
-    /// `MinMax` for `None`, else a checked `Percentile`.
+    /// `MinMax` for `None`, else a `Percentile` checked by [`rules::calib_percentile`].
     pub fn from_percentile(p: Option<f64>) -> Result<Self> {
         match p {
             None => Ok(Self::MinMax),
-            Some(p) if p > 50.0 && p <= 100.0 => Ok(Self::Percentile(p)),
-            Some(p) => bail!("--calib-percentile {p}: must be above 50 and at most 100"),
+            Some(p) => Ok(Self::Percentile(rules::flag(
+                "--calib-percentile",
+                p,
+                rules::calib_percentile,
+            )?)),
         }
     }
 }

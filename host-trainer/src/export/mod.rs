@@ -34,6 +34,7 @@ pub use int8::to_int8;
 pub use lower::{lower, Lowering, Step};
 pub use onnx::to_onnx;
 
+use crate::cli::rules;
 use crate::data::Split;
 use crate::rng::Rng;
 use crate::run::{self, write_atomic};
@@ -194,20 +195,12 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
              exported in the core's format (--format dnrp)"
         );
     }
+    // The command line was checked while parsing; a library caller's request is checked here
+    // by the same rules, before anything is read.
+    rules::flag("--out", req.out.clone(), rules::out_file)?;
     let json = report_path(&req.out)?;
     let method = RangeMethod::from_percentile(req.calib_percentile)?;
-    if req.precision == ExportPrecision::Int8 && req.calib == 0 {
-        bail!("--calib must be at least 1 for an int8 export");
-    }
-    if let Some(dir) = req.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            bail!(
-                "--out {}: folder {} does not exist",
-                req.out.display(),
-                dir.display()
-            );
-        }
-    }
+    rules::flag("--calib", req.calib, rules::at_least_one)?;
     let mut warnings = Vec::new();
     run::read_config(&req.run).with_context(|| format!("--run {}", req.run.display()))?;
     if !req.run.join(run::MODEL).is_file() {

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests that run the real `denoiserep` binary: a temp dir
-//! removed on drop, and running the binary.
+//! removed on drop, running the binary, and finding temp files a write left behind.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The binary under test.
@@ -51,4 +51,27 @@ pub fn run<S: AsRef<str>>(args: &[S]) -> Output {
 /// Its stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Temp files of atomic writes (`host-trainer/src/atomic.rs`: `.NAME.PID-N.tmp.EXT`, so `.tmp`
+/// anywhere in the name) under `dir`, recursively; symbolic links are not followed.
+pub fn leftover_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let path = e.path();
+        if e.file_name().to_string_lossy().contains(".tmp") {
+            found.push(path.clone());
+        }
+        if e.file_type().unwrap().is_dir() {
+            found.extend(leftover_temp_files(&path));
+        }
+    }
+    found
+}
+
+/// Fails the test when [`leftover_temp_files`] finds any under `dir`.
+pub fn assert_no_temp_files(dir: &Path) {
+    let left = leftover_temp_files(dir);
+    assert!(left.is_empty(), "temp files left behind: {left:?}");
 }
