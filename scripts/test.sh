@@ -49,6 +49,16 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$work/cargo-test.log"
 test_rc=${PIPESTATUS[0]}
 set -e
 
+# Coverage-guided fuzzing, smoke size: every cargo-fuzz target ≈20 s from its committed seeds
+# (the long runs are in docs/reliability.md). Needs the pinned nightly + cargo-fuzz, which
+# scripts/setup-fuzz.sh installs.
+step "fuzz smoke (cargo-fuzz, every target ≈20 s)"
+set +e
+bash scripts/fuzz.sh smoke 2>&1 | tee "$work/fuzz-smoke.log"
+fuzz_rc=${PIPESTATUS[0]}
+set -e
+[ "$fuzz_rc" -eq 0 ] || test_rc=1
+
 step "summary"
 # Sums cargo's per-binary "test result:" lines; lists the ignored (skipped) tests by name.
 sum_field() { grep -a '^test result:' "$work/cargo-test.log" | grep -o "[0-9]* $1" | awk '{s += $1} END {print s + 0}'; }
@@ -57,6 +67,8 @@ comparisons=$(grep -c $'^compared\t' "$DENOISEREP_DEVICE_LEDGER" || true)
 compared_samples=$(awk -F'\t' '$1 == "compared" {s += $2} END {print s + 0}' "$DENOISEREP_DEVICE_LEDGER")
 device_skips=$(grep -c $'^skipped\t' "$DENOISEREP_DEVICE_LEDGER" || true)
 echo "host == device: $comparisons bit-for-bit comparisons ($compared_samples samples) ran; $device_skips device tests skipped (no QEMU)"
+fuzz_targets=$(grep -c ' execs ' "$work/fuzz-smoke.log" || true)
+echo "fuzz smoke: $fuzz_targets targets run, $( [ "$fuzz_rc" -eq 0 ] && echo 'no crash' || echo 'FAILED (see above)')"
 echo "ignored tests (#[ignore]: benchmarks and long runs, run by hand): $ignored"
 grep -a -E '^test .* \.\.\. ignored' "$work/cargo-test.log" | sed 's/^test /  /' || true
 if [ "$failed" -gt 0 ] || [ "$test_rc" -ne 0 ]; then
@@ -70,5 +82,6 @@ if [ "$device_required" = 1 ] && { [ "$comparisons" -eq 0 ] || [ "$device_skips"
   echo "the device tests are required here (CI or DENOISEREP_REQUIRE_DEVICE=1), but $comparisons host == device comparisons ran and $device_skips were skipped"
   test_rc=1
 fi
+[ "$fuzz_rc" -eq 0 ] || failed=$((failed + 1))
 echo "$passed passed, $failed failed, $((ignored + device_skips)) skipped"
 exit "$test_rc"

@@ -169,7 +169,9 @@ impl Arch {
             w /= 2;
         }
         layers.push(LayerSpec::Flatten);
-        let mut features = ch * h * w;
+        let Some(mut features) = ch.checked_mul(h).and_then(|x| x.checked_mul(w)) else {
+            bail!("arch {canonical}: {ch} channels × {h}×{w} features overflow");
+        };
         for &out in &hidden {
             layers.push(LayerSpec::Linear {
                 in_features: features,

@@ -5,7 +5,7 @@
 //!
 //! Skips (loudly) only when qemu-system-arm is missing; scripts/test.sh installs it.
 
-use denoiserep_core::{DumpHeader, Model};
+use denoiserep_core::Model;
 use denoiserep_tests::device::{
     assert_dumps_equal, defmt_print, digit_like_inputs, f32_and_int8, field, field_u64,
     firmware_elf, host_dump, input_file, mnist_cnn, mnist_mlp, qemu_or_skip, report, run_firmware,
