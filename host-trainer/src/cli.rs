@@ -15,7 +15,7 @@ use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
 use crate::schedule::ScheduleSpec;
-use crate::train::{EpochSchedule, LrSchedule, Regime, TrainConfig};
+use crate::train::{DenoiserFit, EpochSchedule, LrSchedule, Regime, TrainConfig};
 
 /// DenoiseRep for the edge: train backbones with exactly fusable denoising layers.
 #[derive(Debug, Parser)]
@@ -340,6 +340,14 @@ pub struct TrainArgs {
         value_parser = parsed(rules::t_stride)
     )]
     pub t_stride: usize,
+    /// Explicit timesteps of the denoised layers in forward order, e.g. 1,1,1 (the strong step:
+    /// t = 1 with a larger --beta-start); replaces --t-stride.
+    #[arg(long, value_name = "T1,T2,…", value_parser = rules::t_list, conflicts_with = "t_stride")]
+    pub t_list: Option<Vec<usize>>,
+    /// How the denoisers are set: gradient (Adam on the noise loss) or closed-form (the exact L2
+    /// optimum from train-split moments, in seconds; the block's other epochs are skipped).
+    #[arg(long, value_enum, default_value_t = DenoiserFit::Gradient)]
+    pub denoiser_fit: DenoiserFit,
     /// Let the noise loss's gradient reach the backbone through the layer inputs (label-guided B).
     #[arg(long)]
     pub noise_grad: bool,
@@ -567,8 +575,10 @@ impl TrainArgs {
                         timesteps: self.timesteps,
                     },
                     t_stride: self.t_stride,
+                    t_list: self.t_list.clone(),
                     fuse_noise: self.fuse_noise,
                 },
+                denoiser_fit: self.denoiser_fit,
                 noise_grad: self.noise_grad,
                 seed: self.seed,
                 data_seed: self.seed,
@@ -754,6 +764,24 @@ pub mod rules {
     /// `--t-stride`: 1 ..= [`MAX_TIMESTEPS`] (and at most `--timesteps`: `run::validate`).
     pub fn t_stride(n: usize) -> Result<usize, Why> {
         whole(n, MAX_TIMESTEPS)
+    }
+
+    /// `--t-list`: comma-separated timesteps, one per denoised layer in forward order, each
+    /// 1 ..= [`MAX_TIMESTEPS`] (and at most `--timesteps`, one per layer: `run::validate` and
+    /// the model). A clap value parser itself.
+    pub fn t_list(s: &str) -> Result<Vec<usize>, Why> {
+        let why = || {
+            format!("must be a comma-separated list of whole numbers from 1 to {MAX_TIMESTEPS}, one per denoised layer (e.g. 1,1,1)")
+        };
+        if s.trim().is_empty() {
+            return Err(why());
+        }
+        s.split(',')
+            .map(|v| match v.trim().parse::<usize>() {
+                Ok(t) if (1..=MAX_TIMESTEPS).contains(&t) => Ok(t),
+                _ => Err(why()),
+            })
+            .collect()
     }
 
     /// `compare --seeds`: 1 ..= [`MAX_SEEDS`].

@@ -157,6 +157,46 @@ impl Denoiser {
         diff.abs().mean(Kind::Float) + diff.square().mean(Kind::Float)
     }
 
+    /// The predictor's total offset `o = D·e_t + d` (`ε̂ = D·x_t + o`), detached.
+    pub fn offset(&self) -> Tensor {
+        tch::no_grad(|| self.d_mat.mv(&self.time_embedding(false)) + &self.d_vec)
+    }
+
+    /// Sums over every element of `x` (`[N, C]` or `[N, C, H, W]`) of the noise-prediction error
+    /// `r = ε − ε̂(x_t)` and of the zero predictor's error `ε`, for one draw of `ε` from tch's
+    /// RNG: `[Σ|r|, Σr², Σ|ε|, Σε²]` (divide by `x.numel()` for the per-element losses).
+    pub fn noise_sums(&self, x: &Tensor) -> [f64; 4] {
+        tch::no_grad(|| {
+            let eps = x.randn_like();
+            let k = self.coeffs;
+            let x_t = x * k.sqrt_alpha_bar + &eps * k.sqrt_one_minus_alpha_bar;
+            let pred =
+                fuse::predict_noise(&x_t, &self.d_mat, &self.d_vec, &self.time_embedding(false));
+            let r = (&eps - pred).to_kind(Kind::Double);
+            let eps = eps.to_kind(Kind::Double);
+            let sum = |t: Tensor| t.sum(Kind::Double).double_value(&[]);
+            [
+                sum(r.abs()),
+                sum(r.square()),
+                sum(eps.abs()),
+                sum(eps.square()),
+            ]
+        })
+    }
+
+    /// Sets the predictor to `ε̂ = D·x_t + o` exactly: `D`, `d = o`, and the time embedding to 0
+    /// (its output layer zeroed: `e_t` only ever enters as `D·e_t + d`, so `d` carries the whole
+    /// offset without the f32 rounding of `D·e_t − D·e_t`). `d_mat: [C, C]`, `offset: [C]`.
+    pub fn set_predictor(&self, d_mat: &Tensor, offset: &Tensor) {
+        tch::no_grad(|| {
+            let f = |t: &Tensor| t.to_kind(Kind::Float).to_device(self.d_mat.device());
+            self.d_mat.shallow_clone().copy_(&f(d_mat));
+            self.d_vec.shallow_clone().copy_(&f(offset));
+            let _ = self.time_w2.shallow_clone().zero_();
+            let _ = self.time_b2.shallow_clone().zero_();
+        });
+    }
+
     /// Calls `f` with this denoiser's fusion terms; gradients reach `D`, `d`, the time MLP only
     /// when `train`.
     pub fn with_terms<R>(&self, train: bool, f: impl FnOnce(&Terms) -> R) -> R {

@@ -25,6 +25,8 @@ pub mod data;
 #[cfg(feature = "torch")]
 pub mod denoiser;
 #[cfg(feature = "torch")]
+pub mod denoiser_fit;
+#[cfg(feature = "torch")]
 pub mod eval;
 #[cfg(feature = "torch")]
 pub mod evaluate;
@@ -38,6 +40,8 @@ pub mod infer;
 pub mod model;
 #[cfg(feature = "torch")]
 pub mod optim;
+#[cfg(feature = "torch")]
+pub mod optimum;
 #[cfg(feature = "torch")]
 pub mod report;
 pub mod rng;

@@ -12,14 +12,18 @@ use crate::data::Normalization;
 use crate::denoiser::{live, Denoiser};
 use crate::fuse::{self, Terms};
 use crate::rng::{mix, Rng};
-use crate::schedule::{layer_timesteps, Schedule, ScheduleSpec};
+use crate::schedule::{layer_timesteps, listed_timesteps, Schedule, ScheduleSpec};
 
-/// How the denoisers are configured (`--beta-start/--beta-end/--timesteps`, `--t-stride`,
-/// `--fuse-noise`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// How the denoisers are configured (`--beta-start/--beta-end/--timesteps`, `--t-stride` or
+/// `--t-list`, `--fuse-noise`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DenoiseSpec {
     pub schedule: ScheduleSpec,
     pub t_stride: usize,
+    /// `--t-list`: explicit timesteps of the denoised layers in forward order (replaces
+    /// `t_stride`); absent in config.json files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_list: Option<Vec<usize>>,
     /// Seed of the reverse-step noise `z` baked into the fused bias; `None` = `z = 0`.
     pub fuse_noise: Option<u64>,
 }
@@ -106,10 +110,13 @@ impl Model {
     }
 
     /// Adds fresh denoisers (`D = 0`, `d = 0`) to every weighted layer, replacing any.
-    pub fn add_denoisers(&mut self, spec: DenoiseSpec) -> Result<()> {
+    pub fn add_denoisers(&mut self, spec: &DenoiseSpec) -> Result<()> {
         let schedule = Schedule::new(spec.schedule)?;
         let layers = self.arch.weighted_layers();
-        let ts = layer_timesteps(layers.len(), spec.t_stride, spec.schedule.timesteps)?;
+        let ts = match &spec.t_list {
+            Some(list) => listed_timesteps(list, layers.len(), spec.schedule.timesteps)?,
+            None => layer_timesteps(layers.len(), spec.t_stride, spec.schedule.timesteps)?,
+        };
         self.denoisers = layers
             .iter()
             .zip(ts)
@@ -132,7 +139,7 @@ impl Model {
                 )
             })
             .collect();
-        self.denoise_spec = Some(spec);
+        self.denoise_spec = Some(spec.clone());
         Ok(())
     }
 

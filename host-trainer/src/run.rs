@@ -172,7 +172,7 @@ pub fn load_run_model(dir: &Path, device: Device) -> Result<(RunConfig, Model)> 
     let mut model = Model::new(cfg.arch.clone(), cfg.normalization.clone(), device);
     model.load_backbone(&tensors, &dir.join(MODEL).display().to_string())?;
     if cfg.train.regime.has_denoisers() {
-        model.add_denoisers(cfg.train.denoise)?;
+        model.add_denoisers(&cfg.train.denoise)?;
         model.load_denoisers(&tensors, &dir.join(MODEL).display().to_string())?;
     }
     Ok((cfg, model))
@@ -348,7 +348,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         }
     }
     if cfg.regime.has_denoisers() {
-        model.add_denoisers(cfg.denoise)?;
+        model.add_denoisers(&cfg.denoise)?;
     }
     let schedule = Schedule::new(cfg.denoise.schedule)?;
     let run_cfg = RunConfig {
@@ -428,6 +428,9 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
                 100.0 * r.test_accuracy,
                 r.seconds
             );
+            for line in crate::denoiser_fit::log_lines(&r.denoisers) {
+                eprintln!("{line}");
+            }
         }
         write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
         write_tensors(&ckpt, &trainer.checkpoint_tensors()?)?;
@@ -438,7 +441,8 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
     eprintln!("evaluating the fused model: test accuracy, retrieval, input-noise robustness");
     let ev = evaluate::evaluate(&trainer.model, &data, cfg.seed)?;
-    let metrics = to_metrics(&ev, trainer.curve.clone());
+    let diags = final_diagnostics(&trainer.model, &data, cfg.seed)?;
+    let metrics = to_metrics(&ev, trainer.curve.clone(), diags);
     finish(&out, &run_cfg, &metrics)?;
     if ckpt.exists() {
         fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
@@ -495,7 +499,17 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
             s.beta_end
         );
     }
-    if cfg.regime.has_denoisers() && cfg.denoise.t_stride > s.timesteps {
+    if let Some(list) = &cfg.denoise.t_list {
+        let text: Vec<String> = list.iter().map(|t| t.to_string()).collect();
+        rules::t_list(&text.join(","))
+            .map_err(|why| anyhow::anyhow!("--t-list {}: {why}", text.join(",")))?;
+        if let Some(&t) = list.iter().find(|&&t| t > s.timesteps) {
+            bail!(
+                "--t-list: timestep {t} is above --timesteps {}: past the end of the schedule",
+                s.timesteps
+            );
+        }
+    } else if cfg.regime.has_denoisers() && cfg.denoise.t_stride > s.timesteps {
         bail!(
             "--t-stride {} is above --timesteps {}: the first denoised layer's timestep would be past the schedule",
             cfg.denoise.t_stride,
@@ -541,14 +555,34 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-fn to_metrics(ev: &Evaluation, curve: Vec<eval::EpochRecord>) -> Metrics {
+fn to_metrics(
+    ev: &Evaluation,
+    curve: Vec<eval::EpochRecord>,
+    denoisers: Vec<eval::DenoiserDiag>,
+) -> Metrics {
     Metrics {
         test_accuracy: ev.test_accuracy,
         retrieval_map: ev.retrieval.map,
         retrieval_rank1: ev.retrieval.rank1,
         noise_robustness: ev.noise_robustness.clone(),
         curve,
+        denoisers,
     }
+}
+
+/// The denoiser diagnostics of a final model on the train split (`metrics.json` `denoisers`),
+/// noise seeded from the run's seed; `[]` without denoisers.
+fn final_diagnostics(model: &Model, data: &Dataset, seed: u64) -> Result<Vec<eval::DenoiserDiag>> {
+    if model.denoisers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let x = evaluate::to_tensor(
+        &data.train.x,
+        data.shape,
+        &model.normalization,
+        model.device,
+    );
+    crate::denoiser_fit::diagnose(model, &x, crate::rng::mix(seed, 4 << 32) as i64)
 }
 
 /// Plots, then `metrics.json` last (atomically): the run becomes complete.
@@ -598,7 +632,8 @@ pub fn eval_run(dir: &Path, data_spec: Option<&str>, device: Device) -> Result<M
         _ => None,
     };
     let ev = evaluate::evaluate(&model, &data, tcfg.seed)?;
-    let metrics = to_metrics(&ev, old.map(|m| m.curve).unwrap_or_default());
+    let diags = final_diagnostics(&model, &data, tcfg.seed)?;
+    let metrics = to_metrics(&ev, old.map(|m| m.curve).unwrap_or_default(), diags);
     finish(dir, &cfg, &metrics)?;
     Ok(metrics)
 }

@@ -125,6 +125,20 @@ pub fn layer_timesteps(n: usize, stride: usize, timesteps: usize) -> Result<Vec<
     Ok((1..=n).map(|i| stride * (n - i + 1)).collect())
 }
 
+/// The `--t-list` timesteps for `n` denoised layers: exactly `n` values, each in `1..=T`.
+pub fn listed_timesteps(list: &[usize], n: usize, timesteps: usize) -> Result<Vec<usize>> {
+    if list.len() != n {
+        bail!(
+            "--t-list has {} value(s), the backbone has {n} denoised layer(s): give one timestep per layer, in forward order",
+            list.len()
+        );
+    }
+    if let Some(&t) = list.iter().find(|&&t| t == 0 || t > timesteps) {
+        bail!("--t-list: timestep {t} is outside 1..={timesteps} (--timesteps)");
+    }
+    Ok(list.to_vec())
+}
+
 /// Sinusoidal embedding of timestep `t` with `dim` (even) values:
 /// `[sin(t·ω_0), …, sin(t·ω_{h−1}), cos(t·ω_0), …, cos(t·ω_{h−1})]`, `h = dim/2`,
 /// `ω_k = 10000^(−k/h)` (the DDPM / transformer convention).
@@ -169,6 +183,20 @@ mod tests {
         let e = layer_timesteps(4, 6, 20).unwrap_err().to_string();
         assert!(e.contains("timestep 24"), "{e}");
         assert!(layer_timesteps(2, 0, 10).is_err());
+    }
+
+    #[test]
+    fn listed_timesteps_are_checked() {
+        assert_eq!(
+            listed_timesteps(&[1, 1, 1], 3, 1000).unwrap(),
+            vec![1, 1, 1]
+        );
+        assert_eq!(listed_timesteps(&[5, 2], 2, 5).unwrap(), vec![5, 2]);
+        let e = listed_timesteps(&[1, 1], 3, 1000).unwrap_err().to_string();
+        assert!(e.contains("2 value(s)") && e.contains("3 denoised"), "{e}");
+        let e = listed_timesteps(&[1, 6], 2, 5).unwrap_err().to_string();
+        assert!(e.contains("timestep 6"), "{e}");
+        assert!(listed_timesteps(&[0, 1], 2, 5).is_err());
     }
 
     #[test]

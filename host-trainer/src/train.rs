@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::Dataset;
+use crate::denoiser_fit;
 use crate::eval::EpochRecord;
 use crate::evaluate;
 use crate::model::{DenoiseSpec, Grads, Mode, Model};
@@ -104,6 +105,29 @@ impl EpochSchedule {
     }
 }
 
+/// `--denoiser-fit`: how the denoisers are set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenoiserFit {
+    /// Adam on the noise loss (L1 + L2, as the paper), one step per batch.
+    #[default]
+    Gradient,
+    /// The exact L2 optimum from train-split moments, layer by layer in forward order, at the
+    /// first epoch of every denoiser block (label-free: the run; label-guided: each phase A);
+    /// the block's other epochs have nothing to train and are skipped.
+    ClosedForm,
+}
+
+impl DenoiserFit {
+    /// The kebab-case name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gradient => "gradient",
+            Self::ClosedForm => "closed-form",
+        }
+    }
+}
+
 /// Every training setting; written to `config.json` as `train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -124,6 +148,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub schedule: EpochSchedule,
     pub denoise: DenoiseSpec,
+    /// `--denoiser-fit` (absent in config.json files written before it existed: gradient).
+    #[serde(default)]
+    pub denoiser_fit: DenoiserFit,
     pub noise_grad: bool,
     pub seed: u64,
     /// Seed of the train/test split (`LoadOptions::seed`): `seed`, or the `--init` run's.
@@ -171,9 +198,23 @@ pub fn phase(regime: Regime, phase_epochs: usize, epoch: usize) -> Phase {
 /// True when epoch `epoch` (0-based) of a `cfg` run is skipped: an A epoch under
 /// `--schedule label-guided` (which only backbone-only regimes accept).
 pub fn skips_epoch(cfg: &TrainConfig, epoch: usize) -> bool {
-    cfg.schedule == EpochSchedule::LabelGuided
+    let null_schedule = cfg.schedule == EpochSchedule::LabelGuided
         && cfg.regime != Regime::LabelGuided
-        && phase(Regime::LabelGuided, cfg.phase_epochs, epoch) == Phase::A
+        && phase(Regime::LabelGuided, cfg.phase_epochs, epoch) == Phase::A;
+    null_schedule || closed_form_rest(cfg, epoch)
+}
+
+/// True for an epoch of a denoiser block that a closed-form fit leaves nothing to do: every
+/// label-free epoch after the first, every phase-A epoch after its block's first.
+pub fn closed_form_rest(cfg: &TrainConfig, epoch: usize) -> bool {
+    if cfg.denoiser_fit != DenoiserFit::ClosedForm {
+        return false;
+    }
+    match phase(cfg.regime, cfg.phase_epochs, epoch) {
+        Phase::LabelFree => epoch > 0,
+        Phase::A => epoch % cfg.phase_epochs.max(1) != 0,
+        _ => false,
+    }
 }
 
 /// Number of epochs of a `cfg` run that train the backbone (CE): every epoch of `baseline` and
@@ -260,6 +301,11 @@ impl Trainer {
         }
         let started = Instant::now();
         let ph = phase(self.cfg.regime, self.cfg.phase_epochs, epoch);
+        if matches!(ph, Phase::A | Phase::LabelFree)
+            && self.cfg.denoiser_fit == DenoiserFit::ClosedForm
+        {
+            return self.closed_form_epoch(epoch, ph, started).map(Some);
+        }
         tch::manual_seed(mix(self.cfg.seed, epoch as u64) as i64);
         let n = self.train_y.size()[0] as usize;
         let order = Rng::new(mix(self.cfg.seed, epoch as u64 + (1 << 32))).permutation(n);
@@ -327,10 +373,70 @@ impl Trainer {
             noise_loss: noise_sum / n as f64,
             train_accuracy: correct as f64 / n as f64,
             test_accuracy: evaluate::accuracy(&self.model, &self.test_x, &self.test_y),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: 0.0,
+            denoisers: Vec::new(),
         };
+        self.finish_record(record, epoch, started).map(Some)
+    }
+
+    /// Adds the denoiser diagnostics and the wall time to an epoch's record and appends it.
+    fn finish_record(
+        &mut self,
+        mut record: EpochRecord,
+        epoch: usize,
+        started: Instant,
+    ) -> Result<EpochRecord> {
+        record.denoisers = self.diagnostics(epoch)?;
+        record.seconds = started.elapsed().as_secs_f64();
         self.curve.push(record.clone());
-        Ok(Some(record))
+        Ok(record)
+    }
+
+    /// The denoiser diagnostics of the current model on the train split; the noise draws are
+    /// seeded from the run's seed and `epoch` (and restore nothing: the next epoch reseeds).
+    pub fn diagnostics(&self, epoch: usize) -> Result<Vec<crate::eval::DenoiserDiag>> {
+        let seed = mix(self.cfg.seed, epoch as u64 + (3 << 32)) as i64;
+        denoiser_fit::diagnose(&self.model, &self.train_x, seed)
+    }
+
+    /// A denoiser epoch under `--denoiser-fit closed-form`: every denoiser set to its L2 optimum
+    /// in forward order; the record's losses are measured on the train split after the fit.
+    fn closed_form_epoch(
+        &mut self,
+        epoch: usize,
+        ph: Phase,
+        started: Instant,
+    ) -> Result<EpochRecord> {
+        denoiser_fit::fit_closed_form(&self.model, &self.train_x)?;
+        let (logits, _) = evaluate::outputs(&self.model, &self.train_x);
+        let y = self.train_y.to_device(tch::Device::Cpu);
+        let ce = logits.cross_entropy_for_logits(&y).double_value(&[]);
+        let correct = logits
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            phase: ph.name().into(),
+            train_loss: 0.0,
+            ce_loss: ce,
+            noise_loss: 0.0,
+            train_accuracy: correct as f64 / y.size()[0].max(1) as f64,
+            test_accuracy: evaluate::accuracy(&self.model, &self.test_x, &self.test_y),
+            seconds: 0.0,
+            denoisers: Vec::new(),
+        };
+        let mut record = self.finish_record(record, epoch, started)?;
+        // The noise loss of a fit epoch: the sum over layers (as the training loss is).
+        let noise: f64 = record.denoisers.iter().map(|g| g.noise_loss).sum();
+        record.train_loss = noise;
+        record.noise_loss = noise;
+        if let Some(last) = self.curve.last_mut() {
+            last.train_loss = noise;
+            last.noise_loss = noise;
+        }
+        Ok(record)
     }
 
     /// First epoch and length (epochs) of the learning-rate segment holding `epoch`: the whole

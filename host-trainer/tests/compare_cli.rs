@@ -390,8 +390,10 @@ fn tiny_trainer(epochs: usize) -> Trainer {
         denoise: DenoiseSpec {
             schedule: ScheduleSpec::default(),
             t_stride: 1,
+            t_list: None,
             fuse_noise: None,
         },
+        denoiser_fit: Default::default(),
         noise_grad: false,
         seed: 3,
         data_seed: 3,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use denoiserep_trainer::data::Rng;
-use denoiserep_trainer::eval::{self, EpochRecord, NoisePoint, Retrieval};
+use denoiserep_trainer::eval::{self, DenoiserDiag, EpochRecord, NoisePoint, Retrieval};
 
 fn random(n: usize, rng: &mut Rng) -> Vec<f32> {
     (0..n).map(|_| rng.normal() as f32).collect()
@@ -168,15 +168,42 @@ fn plots_write_complete_pngs() {
             noise_loss: 5.0 + e as f64,
             train_accuracy: 1.0 - 0.5 / e as f64,
             test_accuracy: 0.97 - 0.5 / e as f64,
+            denoisers: if e <= 4 {
+                Vec::new()
+            } else {
+                (0..3)
+                    .map(|k| DenoiserDiag {
+                        layer: 2 * k + 1,
+                        t: 3 - k,
+                        noise_loss: 1.8 - 0.01 * e as f64,
+                        zero_predictor_loss: 1.7979,
+                        noise_l2: 1.0 - 0.02 * e as f64,
+                        optimal_l2: 0.7 + 0.05 * k as f64,
+                        step_norm: 0.01 * e as f64,
+                        weight_change: 0.001 * e as f64,
+                    })
+                    .collect()
+            },
             seconds: 1.0,
         })
         .collect();
     let p = dir.join("curves.png");
     eval::plots::training_curves(&p, "mlp:256,128 on mnist — label-guided", &curve).unwrap();
     let (w, h, ink, colors) = inspect_png(&p);
-    assert_eq!((w, h), (1280, 520));
+    // Three panels: loss, accuracy, denoisers (the records carry diagnostics).
+    assert_eq!((w, h), (1920, 520));
     assert!(ink > 0.02 && ink < 0.9, "ink {ink}");
     assert!(colors > 20, "{colors} colors: no lines/bands/text?");
+    // Without diagnostics: two panels.
+    let plain: Vec<EpochRecord> = curve
+        .iter()
+        .map(|r| EpochRecord {
+            denoisers: Vec::new(),
+            ..r.clone()
+        })
+        .collect();
+    eval::plots::training_curves(&p, "mlp:256,128 on mnist — baseline", &plain).unwrap();
+    assert_eq!(inspect_png(&p).0, 1280);
 
     // Short runs: one and three epochs (axis ranges and ticks of a degenerate curve).
     for n in [1, 3] {

@@ -22,13 +22,14 @@ fn denoised_cnn() -> TrainerModel {
         std: vec![0.5, 0.3],
     };
     let mut m = TrainerModel::new(arch, norm, Device::Cpu);
-    m.add_denoisers(DenoiseSpec {
+    m.add_denoisers(&DenoiseSpec {
         schedule: ScheduleSpec {
             beta_start: 0.01,
             beta_end: 0.1,
             timesteps: 10,
         },
         t_stride: 1,
+        t_list: None,
         fuse_noise: None,
     })
     .unwrap();

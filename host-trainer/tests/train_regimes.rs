@@ -22,6 +22,7 @@ fn spec() -> DenoiseSpec {
     DenoiseSpec {
         schedule: ScheduleSpec::default(),
         t_stride: 1,
+        t_list: None,
         fuse_noise: None,
     }
 }
@@ -41,6 +42,7 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         phase_epochs: 1,
         schedule: EpochSchedule::Plain,
         denoise: spec(),
+        denoiser_fit: Default::default(),
         noise_grad,
         seed: 3,
         data_seed: 3,
@@ -59,7 +61,7 @@ fn trainer(arch: &str, regime: Regime, lambda: f64, noise_grad: bool) -> Trainer
         Device::Cpu,
     );
     if regime.has_denoisers() {
-        model.add_denoisers(spec()).unwrap();
+        model.add_denoisers(&spec()).unwrap();
     }
     let mut t = Trainer::new(config(regime, lambda, noise_grad), model, &data);
     t.progress = false;
@@ -179,9 +181,10 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
                 timesteps: 10,
             },
             t_stride: 2,
+            t_list: None,
             fuse_noise: Some(9),
         };
-        t.model.add_denoisers(strong).unwrap();
+        t.model.add_denoisers(&strong).unwrap();
         tch::no_grad(|| {
             for d in &t.model.denoisers {
                 d.d_mat.shallow_clone().copy_(&(d.d_mat.randn_like() * 0.3));

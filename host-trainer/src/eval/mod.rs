@@ -66,6 +66,39 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub test_accuracy: f64,
     pub seconds: f64,
+    /// Per denoised layer, after this epoch (empty for models without denoisers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denoisers: Vec<DenoiserDiag>,
+}
+
+/// How well one denoising layer predicts the noise, on the train split (`docs/trainer.md`,
+/// "Denoiser diagnostics"). Losses are per element (mean over samples × channels [× pixels]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenoiserDiag {
+    /// `nn.Sequential` index of the denoised layer.
+    pub layer: usize,
+    pub t: usize,
+    /// The training loss `mean|ε − ε̂| + mean(ε − ε̂)²`, one seeded draw of `ε` per input.
+    pub noise_loss: f64,
+    /// The same loss of the zero predictor `ε̂ = 0` on the same draws (expectation
+    /// `√(2/π) + 1 ≈ 1.7979`).
+    pub zero_predictor_loss: f64,
+    /// The L2 part alone, `E(ε − ε̂)²`, as an exact expectation over `ε` from the layer input's
+    /// train-split moments (zero predictor: 1).
+    pub noise_l2: f64,
+    /// The analytic minimum of the L2 part over all affine predictors (`optimum.rs`).
+    pub optimal_l2: f64,
+    /// `‖c1·D‖₂`: how far the fused step is from `c3·I` (spectral norm).
+    pub step_norm: f64,
+    /// `‖W′ − c3·W‖_F / ‖W‖_F`: how much the fused weights differ from the plainly scaled ones.
+    pub weight_change: f64,
+}
+
+impl DenoiserDiag {
+    /// `(noise_l2 − optimal_l2) / optimal_l2`: how far the fit is from the optimum.
+    pub fn excess_l2(&self) -> f64 {
+        (self.noise_l2 - self.optimal_l2) / self.optimal_l2.max(1e-300)
+    }
 }
 
 /// `RUN_DIR/metrics.json`.
@@ -76,4 +109,7 @@ pub struct Metrics {
     pub retrieval_rank1: f64,
     pub noise_robustness: Vec<NoisePoint>,
     pub curve: Vec<EpochRecord>,
+    /// Per denoised layer, of the final model (`[]` for models without denoisers).
+    #[serde(default)]
+    pub denoisers: Vec<DenoiserDiag>,
 }

@@ -28,8 +28,10 @@ pub const FONT_CANDIDATES: &[&str] = &[
 ];
 
 pub(crate) const FAMILY: &str = "sans-serif";
-/// Image sizes in pixels: training curves (two panels), robustness (one panel).
+/// Image sizes in pixels: training curves (two panels; three with denoisers), robustness (one
+/// panel).
 const CURVES_SIZE: (u32, u32) = (1280, 520);
+const CURVES_DENOISER_SIZE: (u32, u32) = (1920, 520);
 const ROBUSTNESS_SIZE: (u32, u32) = (960, 600);
 /// Line colors, in series order (Okabe–Ito, readable by colour-blind readers).
 pub(crate) const COLORS: [RGBColor; 7] = [
@@ -44,14 +46,26 @@ pub(crate) const COLORS: [RGBColor; 7] = [
 
 /// Plots a training curve: left, loss vs epoch (total and CE on the left axis, the noise loss on
 /// its own right axis); right, train and test accuracy vs epoch. Each contiguous run of a phase
-/// (`baseline`, `A`, `B`, …) is a shaded band labelled with the phase name.
+/// (`baseline`, `A`, `B`, …) is a shaded band labelled with the phase name. When the records
+/// carry denoiser diagnostics, a third panel shows each denoised layer's noise L2 (solid) next to
+/// its analytic optimum (dashed) and the zero predictor's 1.
 pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Result<()> {
     if curve.is_empty() {
         bail!("{}: no epochs to plot", path.display());
     }
-    render(path, CURVES_SIZE, |root| {
+    let with_denoisers = curve.iter().any(|r| !r.denoisers.is_empty());
+    let size = if with_denoisers {
+        CURVES_DENOISER_SIZE
+    } else {
+        CURVES_SIZE
+    };
+    render(path, size, |root| {
         let root = root.titled(title, (FAMILY, 26))?;
         let (left, right) = root.split_horizontally(CURVES_SIZE.0 / 2);
+        let (right, third) = right.split_horizontally(CURVES_SIZE.0 / 2);
+        if with_denoisers {
+            denoiser_panel(&third, curve)?;
+        }
         let x0 = curve.iter().map(|r| r.epoch).min().unwrap_or(0) as f64 - 0.5;
         let x1 = curve.iter().map(|r| r.epoch).max().unwrap_or(0) as f64 + 0.5;
         let loss = range(curve.iter().flat_map(|r| [r.train_loss, r.ce_loss]), true);
@@ -151,6 +165,80 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
         legend(&mut chart)?;
         Ok(())
     })
+}
+
+/// The denoiser panel of [`training_curves`]: per layer, `noise_l2` (solid) and `optimal_l2`
+/// (dashed) per epoch, the zero predictor's L2 = 1 as a grey line.
+fn denoiser_panel(area: &Area, curve: &[EpochRecord]) -> Result<()> {
+    let x0 = curve.iter().map(|r| r.epoch).min().unwrap_or(0) as f64 - 0.5;
+    let x1 = curve.iter().map(|r| r.epoch).max().unwrap_or(0) as f64 + 0.5;
+    let ys = curve
+        .iter()
+        .flat_map(|r| r.denoisers.iter().flat_map(|g| [g.noise_l2, g.optimal_l2]))
+        .chain([1.0]);
+    let (lo, hi) = range(ys, false);
+    let mut chart = ChartBuilder::on(area)
+        .caption("denoisers: noise L2 vs optimum", (FAMILY, 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, lo..hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_label_formatter(&epoch_label)
+        .y_desc("L2 per element (zero predictor = 1)")
+        .label_style((FAMILY, 14))
+        .draw()?;
+    phase_bands(&mut chart, curve, (lo, hi))?;
+    chart
+        .draw_series(LineSeries::new(
+            [(x0, 1.0), (x1, 1.0)],
+            RGBColor(128, 128, 128).stroke_width(1),
+        ))?
+        .label("zero predictor")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(128, 128, 128)));
+    let mut layers: Vec<usize> = curve
+        .iter()
+        .flat_map(|r| r.denoisers.iter().map(|g| g.layer))
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    for (i, &layer) in layers.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let series = |f: fn(&super::DenoiserDiag) -> f64| -> Vec<(f64, f64)> {
+            curve
+                .iter()
+                .filter_map(|r| {
+                    let g = r.denoisers.iter().find(|g| g.layer == layer)?;
+                    Some((r.epoch as f64, f(g)))
+                })
+                .filter(|(_, y)| y.is_finite())
+                .collect()
+        };
+        let noise = series(|g| g.noise_l2);
+        chart.draw_series(noise.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        chart
+            .draw_series(LineSeries::new(noise, color.stroke_width(2)))?
+            .label(format!("layer {layer}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(DashedLineSeries::new(
+            series(|g| g.optimal_l2),
+            6,
+            4,
+            color.stroke_width(1),
+        ))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .draw()?;
+    Ok(())
 }
 
 /// Plots accuracy vs input-noise σ, one line per `(name, points)` series (e.g. one per model).
