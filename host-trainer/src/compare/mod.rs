@@ -597,7 +597,7 @@ pub enum Action {
     /// Its directory holds a complete run with the same settings.
     Reuse,
     /// Train it with this request (`resume` or `force` set as needed).
-    Train(TrainRequest, Outcome),
+    Train(Box<TrainRequest>, Outcome),
 }
 
 /// True when `dir` holds files other than [`LOG`] and [`WALL`] (which a run attempt that died
@@ -640,7 +640,7 @@ pub fn prepare(creq: &CompareRequest, p: &Planned) -> Result<Action> {
         }
         req.force = true;
     }
-    Ok(Action::Train(req, outcome))
+    Ok(Action::Train(Box::new(req), outcome))
 }
 
 /// Wall seconds of a finished run trained earlier: its [`WALL`] file, else (a run trained from
@@ -725,7 +725,7 @@ fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun>
                 },
                 req.cfg.epochs
             );
-            let s = run::train(req).with_context(|| format!("{label}: {}", dir.display()))?;
+            let s = run::train(*req).with_context(|| format!("{label}: {}", dir.display()))?;
             write_wall(&dir, s.seconds)?;
             record(creq, p, outcome, Some(s.seconds), label)
         }
