@@ -345,3 +345,34 @@ fn a_failing_child_shows_its_log_while_the_others_finish() {
     );
     assert!(err.contains("--lr 1e30"), "{err}");
 }
+
+#[test]
+fn ten_seeds_are_planned_with_every_flag_explicit_even_without_threads() {
+    let tmp = TempDir::new("ten");
+    let out = tmp.path("cmp");
+    let args: Vec<String> = compare_args(&out, &["--emit-commands"])
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !(15..=16).contains(i)) // no --threads 1
+        .map(|(i, a)| if i == 6 { "10".into() } else { a })
+        .collect();
+    assert!(!args.iter().any(|a| a == "--threads"), "{args:?}");
+    let o = ok(&args);
+    assert!(!out.exists());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let cmds = commands(&text);
+    assert_eq!(cmds.len(), 10 * 7, "{text}");
+    for (k, line) in cmds.iter().enumerate() {
+        // Baselines of seeds 0–9 first, then the arms.
+        let words: Vec<&str> = line.split(' ').collect();
+        let out = words[words.iter().position(|w| *w == "--out").unwrap() + 1];
+        assert_eq!(out.ends_with("/baseline"), k < 10, "{line}");
+        let threads = words
+            .iter()
+            .position(|w| *w == "--threads")
+            .map(|i| words[i + 1].parse::<i32>().unwrap())
+            .unwrap_or_else(|| panic!("no --threads: {line}"));
+        assert!(threads >= 1, "{line}");
+    }
+    assert!(cmds[9].contains("--seed 9 "), "{}", cmds[9]);
+}
