@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use self::rules::parsed;
 
-use crate::compare::{CompareRequest, Settings as CompareSettings};
+use crate::compare::{CompareRequest, Mode as CompareMode, Settings as CompareSettings};
 use crate::data::LoadOptions;
 use crate::export::{ExportFormat, ExportPrecision, ExportRequest, DEFAULT_CALIB};
 use crate::infer::InferRequest;
@@ -168,9 +168,38 @@ pub struct CompareArgs {
     pub data_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// libtorch CPU threads [default: libtorch's choice].
+    /// libtorch CPU threads of every run [default: libtorch's choice for this machine, its
+    /// physical cores], the same whatever --jobs is.
     #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
     pub threads: Option<i32>,
+    /// Equivalence margin in percentage points: an arm is "equivalent" to a control only when
+    /// the whole 95 % interval of the paired difference lies inside ±PP.
+    #[arg(
+        long,
+        value_name = "PP",
+        default_value_t = crate::compare::stats::DEFAULT_MARGIN_PP,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::equivalence_margin)
+    )]
+    pub equivalence_margin: f64,
+    /// Runs trained at a time, as child processes of this binary (1: in this process); a
+    /// seed's arms wait for its baseline. Up to 4 × the logical CPUs.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::jobs)
+    )]
+    pub jobs: usize,
+    /// Print every run's `train` command line (baselines, then arms) and exit: nothing is
+    /// trained or written.
+    #[arg(long, conflicts_with_all = ["collect", "jobs", "force"])]
+    pub emit_commands: bool,
+    /// Only read the finished runs in DIR (e.g. of --emit-commands lines) and write the report;
+    /// an error lists every missing or unfinished run.
+    #[arg(long, conflicts_with_all = ["jobs", "force"])]
+    pub collect: bool,
 }
 
 impl CompareArgs {
@@ -214,8 +243,16 @@ impl CompareArgs {
             }
             .into(),
             threads: self.threads,
+            equivalence_margin_pp: self.equivalence_margin,
         };
         crate::compare::validate(&settings)?;
+        let mode = if self.emit_commands {
+            CompareMode::EmitCommands
+        } else if self.collect {
+            CompareMode::Collect
+        } else {
+            CompareMode::Run { jobs: self.jobs }
+        };
         Ok(CompareRequest {
             settings,
             variants,
@@ -223,6 +260,7 @@ impl CompareArgs {
             force: self.force,
             command,
             progress,
+            mode,
         })
     }
 }
@@ -787,6 +825,27 @@ pub mod rules {
     /// `compare --seeds`: 1 ..= [`MAX_SEEDS`].
     pub fn seeds(n: usize) -> Result<usize, Why> {
         whole(n, MAX_SEEDS)
+    }
+
+    /// Largest `compare --equivalence-margin`, in percentage points.
+    pub const MAX_MARGIN_PP: f64 = 100.0;
+
+    /// `compare --equivalence-margin`: above 0, at most [`MAX_MARGIN_PP`] percentage points.
+    pub fn equivalence_margin(pp: f64) -> Result<f64, Why> {
+        if pp > 0.0 && pp <= MAX_MARGIN_PP {
+            Ok(pp)
+        } else {
+            Err(format!(
+                "must be a number of percentage points above 0 and at most {MAX_MARGIN_PP}"
+            ))
+        }
+    }
+
+    /// `compare --jobs`: 1 ..= 4 × this machine's logical CPUs.
+    pub fn jobs(n: usize) -> Result<usize, Why> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        whole(n, 4 * cores)
+            .map_err(|why| format!("{why} (4 × this machine's {cores} logical CPUs)"))
     }
 
     /// A seed (`--seed`, `--seed-list`, `--fuse-noise`, `--calib-seed`, `--data-seed`): any whole

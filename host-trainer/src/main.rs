@@ -148,7 +148,26 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let line = cli::shell_line(
                 std::iter::once("denoiserep".to_string()).chain(std::env::args().skip(1)),
             );
-            let o = compare::compare(&args.request(line, std::io::stderr().is_terminal())?)?;
+            let req = args.request(line, std::io::stderr().is_terminal())?;
+            if req.mode == compare::Mode::EmitCommands {
+                print!("{}", compare::emit_commands(&req)?);
+                return Ok(());
+            }
+            let o = compare::compare(&req)?;
+            for e in o.report.paired.iter().filter(|e| e.primary) {
+                let p = &e.paired;
+                let pp = |x: Option<f64>| x.map_or("–".into(), |v| format!("{:+.2}", 100.0 * v));
+                println!(
+                    "primary: {} − {} on top-1: {} pp, 95 % CI [{}, {}] pp over {} seeds: {}",
+                    e.arm,
+                    e.control,
+                    pp(p.mean),
+                    pp(p.ci_low),
+                    pp(p.ci_high),
+                    p.n,
+                    p.verdict.word()
+                );
+            }
             for v in o.report.verdicts.iter().filter(|v| v.beats_all_controls) {
                 println!("{} beats all three controls on {}", v.arm, v.metric);
             }

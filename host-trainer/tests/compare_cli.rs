@@ -239,7 +239,36 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
                 let n = |key: &str| p[key].as_u64().unwrap() as usize;
                 assert_eq!(n("better") + n("worse") + n("tied"), 2);
                 assert_eq!(n("better"), d.iter().filter(|x| **x >= 1e-9).count());
-                assert!((p["mean"].as_f64().unwrap() - (d[0] + d[1]) / 2.0).abs() < 1e-12);
+                let mean = (d[0] + d[1]) / 2.0;
+                assert!((p["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+                // 95 % interval over 2 seeds: mean ± t(0.975, 1) · s / √2, s = |d0 − d1| / √2.
+                assert_eq!(p["n"], 2);
+                assert!((p["t_quantile"].as_f64().unwrap() - 12.706_204_7).abs() < 1e-6);
+                let half = 12.706_204_7 * (d[0] - d[1]).abs() / 2.0;
+                let (lo, hi) = (
+                    p["ci_low"].as_f64().unwrap(),
+                    p["ci_high"].as_f64().unwrap(),
+                );
+                assert!(
+                    (lo - (mean - half)).abs() < 1e-8 && (hi - (mean + half)).abs() < 1e-8,
+                    "{arm} {ctl} {k}: [{lo}, {hi}], want {mean} ± {half}, d {d:?}"
+                );
+                assert_eq!(p["margin"], 0.002);
+                let verdict = if -0.002 < lo && hi < 0.002 {
+                    "equivalent"
+                } else if lo > 0.0 {
+                    "better"
+                } else if hi < 0.0 {
+                    "worse"
+                } else {
+                    "inconclusive"
+                };
+                assert_eq!(p["verdict"], verdict, "{arm} {ctl} {k}");
+                assert_eq!(
+                    p["primary"],
+                    ctl == "null-control" && k == "top1",
+                    "{arm} {ctl} {k}"
+                );
             }
         }
     }
@@ -255,14 +284,28 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
     assert_eq!(first.len(), 5);
     assert!(first.iter().all(|p| p["control"] == "baseline"));
     assert_eq!(c["verdicts"].as_array().unwrap().len(), 4 * 5);
+    // Only the DenoiseRep arms' top-1 against the null control is primary.
+    assert_eq!(
+        paired.iter().filter(|p| p["primary"] == true).count(),
+        4,
+        "{paired:?}"
+    );
+    assert_eq!(c["primary"]["control"], "null-control");
+    assert_eq!(c["primary"]["metric"], "top1");
+    assert_eq!(c["confidence"], 0.95);
+    assert_eq!(c["settings"]["equivalence_margin_pp"], 0.2);
     let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
     for needle in [
         "## Mean ± std over 2 seeds (%)",
         "| null-control (2) |",
         "### vs penalty-control (3)",
         "### vs baseline (the start",
-        "Rule: an arm beats all three controls",
-        "⌈0.8·2⌉ = 2",
+        "## Primary comparison (pre-declared)",
+        "| lg-t2 | 2 | ",
+        "Rule: for each paired difference d_s = arm_s − control_s",
+        "here m = 0.2 pp",
+        "(secondary, percentage points)",
+        "| lg-t2 | top-1 (primary) |",
         "- **lg-t2**, mAP:",
         "denoiserep compare --data",
     ] {

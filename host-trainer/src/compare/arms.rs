@@ -148,15 +148,13 @@ struct TrainOnly {
     args: TrainArgs,
 }
 
-/// The [`TrainRequest`] of `arm_flags` on top of `shared` (flags the arm sets replace the shared
-/// ones), followed by the per-run `fixed` flags. `what` names the arm in errors.
-pub fn request(
-    what: &str,
+/// The `train` arguments of an arm: `arm_flags` on top of `shared` (flags the arm sets replace
+/// the shared ones), followed by the per-run `fixed` flags.
+pub fn train_argv(
     shared: &[(String, String)],
     arm_flags: &[String],
     fixed: &[String],
-    progress: bool,
-) -> Result<TrainRequest> {
+) -> Vec<String> {
     let given = |flag: &str| {
         arm_flags
             .iter()
@@ -169,6 +167,19 @@ pub fn request(
     }
     argv.extend(arm_flags.iter().cloned());
     argv.extend(fixed.iter().cloned());
+    argv
+}
+
+/// The [`TrainRequest`] of [`train_argv`]`(shared, arm_flags, fixed)`, parsed by `train`'s own
+/// definition. `what` names the arm in errors.
+pub fn request(
+    what: &str,
+    shared: &[(String, String)],
+    arm_flags: &[String],
+    fixed: &[String],
+    progress: bool,
+) -> Result<TrainRequest> {
+    let argv = train_argv(shared, arm_flags, fixed);
     let args = match TrainOnly::try_parse_from(&argv) {
         Ok(t) => t.args,
         Err(e) => bail!("{what}: {}", crate::cli::clap_message(&e)),

@@ -16,15 +16,22 @@
 //! plus one arm per `--variant NAME=FLAGS`. The shared options (`--lr`, `--lambda`,
 //! `--phase-epochs` = E2/2 by default, …) go to every arm; an arm's own flags replace them.
 //!
-//! [`stats`] holds the statistics and the verdict rule, [`report`] writes `compare.json` and
-//! `compare.md`, [`plot`] writes `compare.png`. An arm whose directory already holds a complete
-//! run with the same settings, trained after its baseline, is reused; an unfinished one is
-//! resumed; anything else needs `--force`.
+//! [`stats`] holds the statistics (paired differences, 95 % Student-t intervals) and the verdict
+//! rule, [`report`] writes `compare.json` and `compare.md`, [`plot`] writes `compare.png`. An arm
+//! whose directory already holds a complete run with the same settings, trained after its
+//! baseline, is reused; an unfinished one is resumed; anything else needs `--force`.
+//!
+//! [`Mode`] says how the runs come to be: trained here one after the other (`--jobs 1`, in this
+//! process), as up to N child processes of this binary at a time ([`sweep`], `--jobs N`), by
+//! hand or by a cluster from printed command lines ([`emit_commands`], `--emit-commands`), then
+//! only read back (`--collect`). Every way trains every run with the same `train` flags, so the
+//! results do not depend on the way.
 
 pub mod arms;
 pub mod plot;
 pub mod report;
 pub mod stats;
+pub mod sweep;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,6 +54,9 @@ pub const MARKDOWN: &str = "compare.md";
 pub const PNG: &str = "compare.png";
 /// Written into an arm's run directory when it completes: its training wall time.
 pub const WALL: &str = "wall.json";
+/// In an arm's run directory when it ran as a child process (`--jobs N > 1`): the child's
+/// stdout and stderr, appended per attempt.
+pub const LOG: &str = "train.log";
 
 /// Options of one comparison (everything `denoiserep compare` was given).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +79,26 @@ pub struct Settings {
     pub timesteps: usize,
     pub device: String,
     pub threads: Option<i32>,
+    /// Equivalence margin of the verdict rule, in percentage points (`--equivalence-margin`;
+    /// absent in files written before it existed: the default).
+    #[serde(default = "default_margin_pp")]
+    pub equivalence_margin_pp: f64,
+}
+
+fn default_margin_pp() -> f64 {
+    stats::DEFAULT_MARGIN_PP
+}
+
+/// How the runs of a comparison come to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Train, resume or reuse every run, `jobs` at a time: 1 in this process, more as child
+    /// processes of this binary ([`sweep::run_parallel`]).
+    Run { jobs: usize },
+    /// Print every run's `train` command line and nothing else ([`emit_commands`]).
+    EmitCommands,
+    /// Read the finished runs of earlier command lines ([`sweep::collect`]).
+    Collect,
 }
 
 /// A comparison to run.
@@ -83,6 +113,7 @@ pub struct CompareRequest {
     pub command: String,
     /// Show the trainer's progress bars and per-epoch lines.
     pub progress: bool,
+    pub mode: Mode,
 }
 
 /// How an arm's run came to be in this invocation.
@@ -182,6 +213,11 @@ pub fn validate(s: &Settings) -> Result<()> {
     }
     rules::flag("--epochs", s.epochs, rules::epochs)?;
     rules::flag("--extra-epochs", s.extra_epochs, rules::epochs)?;
+    rules::flag(
+        "--equivalence-margin",
+        s.equivalence_margin_pp,
+        rules::equivalence_margin,
+    )?;
     // Within the epoch rule's range once below --extra-epochs; a 0 is usually the default
     // (E2 / 2 of --extra-epochs 1), which this message explains.
     if s.phase_epochs == 0 || s.phase_epochs >= s.extra_epochs {
@@ -225,9 +261,10 @@ fn path_arg(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// The per-run flags: data, device, threads, seed, epochs, init and out.
+/// The per-run flags: data, device, threads (when given), seed, epochs, init and out.
 fn fixed_flags(
     s: &Settings,
+    threads: Option<i32>,
     seed: u64,
     epochs: usize,
     init: Option<&Path>,
@@ -245,7 +282,7 @@ fn fixed_flags(
         "--out".into(),
         path_arg(out),
     ];
-    if let Some(t) = s.threads {
+    if let Some(t) = threads {
         v.extend(["--threads".into(), t.to_string()]);
     }
     if let Some(i) = init {
@@ -261,80 +298,166 @@ pub fn all_arms(variants: &[Arm]) -> Vec<Arm> {
     v
 }
 
-/// One planned run: its arm, seed and train request.
-struct Planned {
-    arm: Arm,
-    seed: u64,
-    req: TrainRequest,
+/// `path` made absolute against the current directory (it need not exist).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path)
+        .with_context(|| format!("{}: cannot make the path absolute", path.display()))
 }
 
-/// Builds every run's request up front, so a bad variant or option fails before any training.
-fn plan(req: &CompareRequest) -> Result<Vec<Planned>> {
-    let s = &req.settings;
-    let shared = shared_flags(s);
-    let start = Arm {
+/// A `--data` spec with its folder or file made absolute (`idx:DIR`, `cifar10:DIR`,
+/// `csv:FILE`); other specs unchanged.
+pub fn absolute_data_spec(spec: &str) -> Result<String> {
+    match spec.split_once(':') {
+        Some((kind @ ("idx" | "cifar10" | "csv"), arg)) if !arg.is_empty() => Ok(format!(
+            "{kind}:{}",
+            absolute(Path::new(arg))?.to_string_lossy()
+        )),
+        _ => Ok(spec.to_string()),
+    }
+}
+
+/// The libtorch thread count every run of the comparison gets: `--threads`, else libtorch's
+/// default for this machine (its physical core count), whatever `--jobs` is.
+pub fn effective_threads(s: &Settings) -> i32 {
+    s.threads.unwrap_or_else(|| tch::get_num_threads().max(1))
+}
+
+/// One planned run: its arm, seed, train request and `train` command line.
+pub struct Planned {
+    pub arm: Arm,
+    pub seed: u64,
+    /// The request as `compare --jobs 1` trains it in this process (paths as given).
+    pub req: TrainRequest,
+    /// `train`'s arguments for a child process or a printed command: every flag explicit,
+    /// paths absolute, `--threads` the comparison's effective count.
+    pub argv: Vec<String>,
+}
+
+impl Planned {
+    /// What a run is called in progress lines and errors: `seed S ARM`.
+    pub fn name(&self) -> String {
+        format!("seed {} {}", self.seed, self.arm.name)
+    }
+}
+
+/// The from-scratch baseline of every seed.
+fn start_arm(arch: &str) -> Arm {
+    Arm {
         name: arms::START.into(),
         role: Role::Start,
         flags: vec![
             "--regime".into(),
             "baseline".into(),
             "--arch".into(),
-            s.arch.clone(),
+            arch.to_string(),
         ],
-    };
+    }
+}
+
+/// Builds every run's request and command line up front, so a bad variant or option fails
+/// before any training. Order: per seed, its baseline, then its arms in report order.
+pub fn plan(req: &CompareRequest, threads: i32) -> Result<Vec<Planned>> {
+    let s = &req.settings;
+    let shared = shared_flags(s);
+    // The same settings with absolute paths, for command lines that run anywhere.
+    let mut abs = s.clone();
+    abs.data_dir = absolute(&s.data_dir)?;
+    abs.data = absolute_data_spec(&s.data)?;
+    let abs_shared = shared_flags(&abs);
+    let abs_out = absolute(&req.out)?;
+    let start = start_arm(&s.arch);
     let mut out = Vec::new();
     for &seed in &s.seeds {
         let base_dir = arms::run_dir(&req.out, seed, arms::START);
-        let fixed = fixed_flags(s, seed, s.epochs, None, &base_dir);
-        let r = arms::request("baseline", &shared, &start.flags, &fixed, req.progress)?;
-        run::validate(&r.cfg).context("baseline")?;
-        out.push(Planned {
-            arm: start.clone(),
-            seed,
-            req: r,
-        });
-        for arm in all_arms(&req.variants) {
-            let dir = arms::run_dir(&req.out, seed, &arm.name);
-            let fixed = fixed_flags(s, seed, s.extra_epochs, Some(&base_dir), &dir);
+        let abs_base = arms::run_dir(&abs_out, seed, arms::START);
+        let runs = std::iter::once((start.clone(), s.epochs, None)).chain(
+            all_arms(&req.variants)
+                .into_iter()
+                .map(|a| (a, s.extra_epochs, Some(()))),
+        );
+        for (arm, epochs, init) in runs {
             let what = match arm.role {
+                Role::Start => "baseline".to_string(),
                 Role::Variant => format!("variant '{}'", arm.name),
                 _ => format!("arm '{}'", arm.name),
             };
+            let dir = arms::run_dir(&req.out, seed, &arm.name);
+            let fixed = fixed_flags(
+                s,
+                s.threads,
+                seed,
+                epochs,
+                init.map(|()| base_dir.as_path()),
+                &dir,
+            );
             let r = arms::request(&what, &shared, &arm.flags, &fixed, req.progress)?;
             run::validate(&r.cfg).with_context(|| what.clone())?;
-            out.push(Planned { arm, seed, req: r });
+            let abs_fixed = fixed_flags(
+                &abs,
+                Some(threads),
+                seed,
+                epochs,
+                init.map(|()| abs_base.as_path()),
+                &arms::run_dir(&abs_out, seed, &arm.name),
+            );
+            let argv = arms::train_argv(&abs_shared, &arm.flags, &abs_fixed);
+            out.push(Planned {
+                arm,
+                seed,
+                req: r,
+                argv,
+            });
         }
     }
     Ok(out)
 }
 
-/// Runs the comparison: trains, resumes or reuses every arm of every seed, then writes
-/// `compare.json`, `compare.md` and `compare.png` into `DIR`.
-pub fn compare(req: &CompareRequest) -> Result<CompareOutcome> {
-    let started = Instant::now();
-    validate(&req.settings)?;
-    let planned = plan(req)?;
-    fs::create_dir_all(&req.out)
-        .with_context(|| format!("--out {}: cannot create directory", req.out.display()))?;
-    let total = planned.len();
-    let mut runs = Vec::with_capacity(total);
-    for (i, p) in planned.into_iter().enumerate() {
-        let label = format!("[{}/{total}] seed {} {}", i + 1, p.seed, p.arm.name);
-        runs.push(ensure_run(req, &p, &label)?);
-    }
-    let arms: Vec<Arm> = std::iter::once(Arm {
+/// The arms of the report: the start, then [`all_arms`].
+fn report_arms(variants: &[Arm]) -> Vec<Arm> {
+    std::iter::once(Arm {
         name: arms::START.into(),
         role: Role::Start,
         flags: vec!["--regime".into(), "baseline".into()],
     })
-    .chain(all_arms(&req.variants))
-    .collect();
+    .chain(all_arms(variants))
+    .collect()
+}
+
+/// Runs the comparison by its [`Mode`] (`Run` or `Collect`): trains, resumes or reuses every
+/// arm of every seed, or reads them back, then writes `compare.json`, `compare.md` and
+/// `compare.png` into `DIR`.
+pub fn compare(req: &CompareRequest) -> Result<CompareOutcome> {
+    let started = Instant::now();
+    validate(&req.settings)?;
+    let threads = effective_threads(&req.settings);
+    let planned = plan(req, threads)?;
+    let runs = match req.mode {
+        Mode::EmitCommands => {
+            bail!("internal: --emit-commands writes no report (see compare::emit_commands)")
+        }
+        Mode::Collect => sweep::collect(req, &planned)?,
+        Mode::Run { jobs } => {
+            fs::create_dir_all(&req.out)
+                .with_context(|| format!("--out {}: cannot create directory", req.out.display()))?;
+            if jobs > 1 {
+                sweep::run_parallel(req, &planned, jobs, threads)?
+            } else {
+                let total = planned.len();
+                let mut runs = Vec::with_capacity(total);
+                for (i, p) in planned.iter().enumerate() {
+                    let label = format!("[{}/{total}] {}", i + 1, p.name());
+                    runs.push(ensure_run(req, p, &label)?);
+                }
+                runs
+            }
+        }
+    };
     let mut settings = req.settings.clone();
     settings.arch = canonical_arch(&req.out, &settings)?;
     let report = report::Report::new(
         settings,
         req.command.clone(),
-        arms,
+        report_arms(&req.variants),
         runs,
         started.elapsed().as_secs_f64(),
     );
@@ -350,6 +473,47 @@ pub fn compare(req: &CompareRequest) -> Result<CompareOutcome> {
         markdown,
         png,
     })
+}
+
+/// `--emit-commands`: every run as one shell line `BIN train …` (`BIN` this binary's absolute
+/// path; every flag explicit, paths absolute), the baselines first, then the arms, each stage
+/// under a comment line. Nothing is trained, written or created.
+pub fn emit_commands(req: &CompareRequest) -> Result<String> {
+    validate(&req.settings)?;
+    let threads = effective_threads(&req.settings);
+    let planned = plan(req, threads)?;
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let line = |p: &Planned| {
+        crate::cli::shell_line(
+            [exe.to_string_lossy().into_owned(), "train".into()]
+                .into_iter()
+                .chain(p.argv.iter().cloned()),
+        )
+    };
+    let (starts, rest): (Vec<&Planned>, Vec<&Planned>) =
+        planned.iter().partition(|p| p.arm.role == Role::Start);
+    let mut o = String::new();
+    o.push_str(&format!("# {}\n", req.command));
+    o.push_str(&format!(
+        "# {} runs: {} baselines, then {} arms; afterwards run the same compare command with \
+         --collect instead of --emit-commands\n",
+        planned.len(),
+        starts.len(),
+        rest.len()
+    ));
+    o.push_str("# stage 1: baselines (independent of each other)\n");
+    for p in starts {
+        o.push_str(&line(p));
+        o.push('\n');
+    }
+    o.push_str(
+        "# stage 2: arms (independent of each other; each needs its seed's baseline from stage 1 to be complete)\n",
+    );
+    for p in rest {
+        o.push_str(&line(p));
+        o.push('\n');
+    }
+    Ok(o)
 }
 
 /// The canonical arch of the first seed's baseline (e.g. `mlp` → `mlp:256,128`).
@@ -376,8 +540,21 @@ fn mismatch(
     } else if let Ok(a) = Arch::parse(&wanted.arch, stored.data.shape, stored.data.num_classes) {
         wanted.arch = a.spec;
     }
+    // Paths compare as absolute paths (against the current directory): a run trained from a
+    // printed command line or a child process (absolute paths) matches the same run planned
+    // from relative paths, and older runs with relative paths still match.
+    let normalize = |c: &mut TrainConfig| -> Result<()> {
+        c.data = absolute_data_spec(&c.data)?;
+        c.data_dir = absolute(&c.data_dir)?;
+        c.init = c.init.as_deref().map(absolute).transpose()?;
+        c.import = c.import.as_deref().map(absolute).transpose()?;
+        Ok(())
+    };
+    let mut stored_train = stored.train.clone();
+    normalize(&mut stored_train)?;
+    normalize(&mut wanted)?;
     let (a, b) = (
-        serde_json::to_value(&stored.train)?,
+        serde_json::to_value(&stored_train)?,
         serde_json::to_value(&wanted)?,
     );
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
@@ -415,8 +592,28 @@ struct Wall {
     seconds: f64,
 }
 
-/// Trains, resumes or reuses one planned run and returns its record.
-fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun> {
+/// What to do with a planned run ([`prepare`]).
+pub enum Action {
+    /// Its directory holds a complete run with the same settings.
+    Reuse,
+    /// Train it with this request (`resume` or `force` set as needed).
+    Train(Box<TrainRequest>, Outcome),
+}
+
+/// True when `dir` holds files other than [`LOG`] and [`WALL`] (which a run attempt that died
+/// before its `config.json` may leave).
+fn has_foreign_files(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name() != LOG && e.file_name() != WALL)
+        })
+        .unwrap_or(true)
+}
+
+/// Decides whether a planned run is reused, resumed, trained or retrained (`--force`); an error
+/// names the directory when it holds something else and `--force` was not given.
+pub fn prepare(creq: &CompareRequest, p: &Planned) -> Result<Action> {
     let dir = p.req.out.clone();
     let base_model = p.req.cfg.init.as_ref().map(|b| b.join(run::MODEL));
     let complete = dir.join(run::METRICS).is_file();
@@ -426,7 +623,7 @@ fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun>
     if has_config {
         let stored = run::read_config(&dir)?;
         match mismatch(&stored, &req.cfg, base_model.as_deref(), &dir)? {
-            None if complete => outcome = Outcome::Reused,
+            None if complete => return Ok(Action::Reuse),
             None => {
                 req.resume = true;
                 outcome = Outcome::Resumed;
@@ -434,11 +631,7 @@ fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun>
             Some(_) if creq.force => req.force = true,
             Some(why) => bail!("{}: {why}; pass --force to retrain it", dir.display()),
         }
-    } else if dir.exists()
-        && fs::read_dir(&dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
+    } else if dir.exists() && has_foreign_files(&dir) {
         if !creq.force {
             bail!(
                 "{}: exists and is not a run directory of this comparison; pass --force to overwrite it",
@@ -447,36 +640,46 @@ fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun>
         }
         req.force = true;
     }
-    let wall = if outcome == Outcome::Reused {
-        match fs::read(dir.join(WALL)) {
-            Ok(b) => {
-                serde_json::from_slice::<Wall>(&b)
-                    .with_context(|| format!("{}: invalid JSON", dir.join(WALL).display()))?
-                    .seconds
-            }
-            Err(_) => 0.0,
-        }
-    } else {
-        eprintln!(
-            "compare {label}: {} ({} epochs)…",
-            if outcome == Outcome::Resumed {
-                "resuming"
-            } else {
-                "training"
-            },
-            req.cfg.epochs
-        );
-        let s = run::train(req.clone()).with_context(|| format!("{label}: {}", dir.display()))?;
-        let mut bytes = serde_json::to_vec(&Wall { seconds: s.seconds })?;
-        bytes.push(b'\n');
-        run::write_atomic(&dir.join(WALL), &bytes)?;
-        s.seconds
-    };
+    Ok(Action::Train(Box::new(req), outcome))
+}
+
+/// Wall seconds of a finished run trained earlier: its [`WALL`] file, else (a run trained from
+/// a printed command line) the sum of its epochs' seconds in `metrics.json` (training only).
+fn earlier_wall(dir: &Path, metrics: &Metrics) -> Result<f64> {
+    match fs::read(dir.join(WALL)) {
+        Ok(b) => Ok(serde_json::from_slice::<Wall>(&b)
+            .with_context(|| format!("{}: invalid JSON", dir.join(WALL).display()))?
+            .seconds),
+        Err(_) => Ok(metrics.curve.iter().map(|r| r.seconds).sum()),
+    }
+}
+
+/// Writes [`WALL`] into a run directory.
+pub fn write_wall(dir: &Path, seconds: f64) -> Result<()> {
+    let mut bytes = serde_json::to_vec(&Wall { seconds })?;
+    bytes.push(b'\n');
+    run::write_atomic(&dir.join(WALL), &bytes)
+}
+
+/// The record of a finished run: its headline metrics and settings; `wall` is `None` for a
+/// reused run (then read by [`earlier_wall`]). Prints the run's result line.
+pub fn record(
+    creq: &CompareRequest,
+    p: &Planned,
+    outcome: Outcome,
+    wall: Option<f64>,
+    label: &str,
+) -> Result<ArmRun> {
+    let dir = p.req.out.clone();
     let metrics: Metrics = serde_json::from_slice(
         &fs::read(dir.join(run::METRICS))
             .with_context(|| format!("{}: cannot read", dir.join(run::METRICS).display()))?,
     )
     .with_context(|| format!("{}: invalid JSON", dir.join(run::METRICS).display()))?;
+    let wall = match wall {
+        Some(w) => w,
+        None => earlier_wall(&dir, &metrics)?,
+    };
     let m = HeadlineMetrics::from_metrics(&metrics, &dir)?;
     let cfg = run::read_config(&dir)?.train;
     eprintln!(
@@ -505,4 +708,26 @@ fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun>
         backbone_epochs: backbone_epochs(&cfg),
         metrics: m,
     })
+}
+
+/// Trains (in this process), resumes or reuses one planned run and returns its record.
+fn ensure_run(creq: &CompareRequest, p: &Planned, label: &str) -> Result<ArmRun> {
+    match prepare(creq, p)? {
+        Action::Reuse => record(creq, p, Outcome::Reused, None, label),
+        Action::Train(req, outcome) => {
+            let dir = req.out.clone();
+            eprintln!(
+                "compare {label}: {} ({} epochs)…",
+                if outcome == Outcome::Resumed {
+                    "resuming"
+                } else {
+                    "training"
+                },
+                req.cfg.epochs
+            );
+            let s = run::train(*req).with_context(|| format!("{label}: {}", dir.display()))?;
+            write_wall(&dir, s.seconds)?;
+            record(creq, p, outcome, Some(s.seconds), label)
+        }
+    }
 }

@@ -9,13 +9,25 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::arms::{self, Arm, Role};
-use super::stats::{self, Paired};
+use super::stats::{self, Paired, Verdict};
 use super::{ArmRun, Settings, METRICS};
 
 /// The verdict rule, as written into both outputs.
-pub const RULE: &str = "an arm beats all three controls on a metric when, against each of \
-baseline-more (1), null-control (2) and penalty-control (3), the mean paired per-seed difference \
-is > 0 and at least ⌈0.8·K⌉ of the K seeds are better (a difference with |d| < 1e-9 is a tie)";
+pub const RULE: &str = "for each paired difference d_s = arm_s − control_s over the n seeds: mean \
+d̄, sample std s_d, 95 % Student-t interval d̄ ± t(0.975, n − 1)·s_d/√n. Verdict: equivalent when \
+the whole interval lies strictly inside ±m (m = the equivalence margin); otherwise better when it \
+lies entirely above 0, worse when entirely below 0; otherwise (and always with fewer than 2 seeds) \
+inconclusive. An arm beats all three controls on a metric when it is better than each of \
+baseline-more (1), null-control (2) and penalty-control (3)";
+
+/// The pre-declared primary comparison, as written into both outputs.
+pub const PRIMARY: &str = "each DenoiseRep arm (label-free, label-guided, \
+label-guided-noise-grad and every --variant) minus null-control (2), on top-1 accuracy; every \
+other difference is secondary";
+
+/// The primary metric and control.
+pub const PRIMARY_METRIC: &str = "top1";
+pub const PRIMARY_CONTROL: &str = arms::CONTROLS[1];
 
 /// Mean and sample standard deviation (n − 1) of one metric over seeds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,16 +56,34 @@ pub struct PairedEntry {
     pub arm: String,
     pub control: String,
     pub metric: String,
+    /// True for the pre-declared primary comparison ([`PRIMARY`]); every other entry is
+    /// secondary.
+    pub primary: bool,
     #[serde(flatten)]
     pub paired: Paired,
 }
 
-/// Whether a non-control arm beats all three controls on one metric ([`RULE`]).
+/// Whether a DenoiseRep arm (built-in method or variant) beats all three controls on one
+/// metric ([`RULE`]), and its verdict against the null control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
+pub struct ArmVerdict {
     pub arm: String,
     pub metric: String,
     pub beats_all_controls: bool,
+    /// The verdict of `arm − null-control` on this metric.
+    pub vs_null_control: Verdict,
+    /// True on top-1: `vs_null_control` is then the primary comparison.
+    pub primary: bool,
+}
+
+/// The primary comparison's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Primary {
+    pub metric: String,
+    pub control: String,
+    /// The arms compared (the DenoiseRep arms of this comparison, in report order).
+    pub arms: Vec<String>,
+    pub description: String,
 }
 
 /// Everything in `compare.json`.
@@ -69,10 +99,18 @@ pub struct Report {
     /// also appears against the earlier controls: (2) − (1) isolates the schedule, (3) − (2)
     /// the penalty), and against the start itself (what the E2 extra epochs changed).
     pub paired: Vec<PairedEntry>,
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<ArmVerdict>,
     pub rule: String,
+    pub primary: Primary,
+    /// Two-sided coverage of every interval (0.95).
+    pub confidence: f64,
     /// Wall seconds of this invocation (reused arms cost almost nothing here).
     pub wall_seconds: f64,
+}
+
+/// True for the arms the primary comparison is about: built-in DenoiseRep arms and variants.
+fn is_method(role: Role) -> bool {
+    matches!(role, Role::Method | Role::Variant)
 }
 
 impl Report {
@@ -84,6 +122,7 @@ impl Report {
         runs: Vec<ArmRun>,
         wall_seconds: f64,
     ) -> Self {
+        let margin = settings.equivalence_margin_pp / 100.0;
         let series = |arm: &str, f: fn(&super::HeadlineMetrics) -> f64| -> Vec<f64> {
             settings
                 .seeds
@@ -135,27 +174,44 @@ impl Report {
             controls.push(arms::START);
             for (k, _, f) in METRICS {
                 let mut mine = Vec::new();
+                let mut vs_null = Verdict::Inconclusive;
                 for c in &controls {
-                    let p = stats::paired(&series(&a.name, f), &series(c, f));
+                    let p = stats::paired(&series(&a.name, f), &series(c, f), margin);
                     if *c != arms::START {
                         mine.push(p.clone());
+                    }
+                    if *c == PRIMARY_CONTROL {
+                        vs_null = p.verdict;
                     }
                     paired.push(PairedEntry {
                         arm: a.name.clone(),
                         control: c.to_string(),
                         metric: k.into(),
+                        primary: is_method(a.role) && *c == PRIMARY_CONTROL && k == PRIMARY_METRIC,
                         paired: p,
                     });
                 }
-                if a.role != Role::Control {
-                    verdicts.push(Verdict {
+                if is_method(a.role) {
+                    verdicts.push(ArmVerdict {
                         arm: a.name.clone(),
                         metric: k.into(),
                         beats_all_controls: stats::beats_all(&mine),
+                        vs_null_control: vs_null,
+                        primary: k == PRIMARY_METRIC,
                     });
                 }
             }
         }
+        let primary = Primary {
+            metric: PRIMARY_METRIC.into(),
+            control: PRIMARY_CONTROL.into(),
+            arms: arms
+                .iter()
+                .filter(|a| is_method(a.role))
+                .map(|a| a.name.clone())
+                .collect(),
+            description: PRIMARY.into(),
+        };
         Self {
             command,
             metrics: METRICS.iter().map(|(k, _, _)| k.to_string()).collect(),
@@ -165,6 +221,8 @@ impl Report {
             paired,
             verdicts,
             rule: RULE.into(),
+            primary,
+            confidence: stats::CONFIDENCE,
             wall_seconds,
         }
     }
@@ -199,14 +257,33 @@ fn pct(m: &MeanStd) -> String {
     }
 }
 
-/// `+0.12 ± 0.05 (4/1)`: mean ± std in percentage points, then seeds better/worse.
-fn pp(p: &Paired) -> String {
-    let mean = p.mean.map_or("–".into(), |m| format!("{:+.2}", 100.0 * m));
-    let std = p
-        .std
-        .map_or(String::new(), |s| format!(" ± {:.2}", 100.0 * s));
-    format!("{mean}{std} ({}/{})", p.better, p.worse)
+/// A signed number of percentage points from a fraction: `+0.12`; `–` when missing.
+fn signed_pp(x: Option<f64>) -> String {
+    x.map_or("–".into(), |v| format!("{:+.2}", 100.0 * v))
 }
+
+/// The columns of a paired-difference row: mean, std, 95 % interval, t quantile, seeds
+/// better/worse, verdict.
+fn paired_cells(p: &Paired) -> String {
+    let ci = match (p.ci_low, p.ci_high) {
+        (Some(lo), Some(hi)) => format!("[{}, {}]", signed_pp(Some(lo)), signed_pp(Some(hi))),
+        _ => "–".into(),
+    };
+    format!(
+        "{} | {} | {} | {} | {}/{} | {} |",
+        signed_pp(p.mean),
+        p.std.map_or("–".into(), |s| format!("{:.2}", 100.0 * s)),
+        ci,
+        p.t_quantile.map_or("–".into(), |t| format!("{t:.3}")),
+        p.better,
+        p.worse,
+        p.verdict.word()
+    )
+}
+
+const PAIRED_HEADER: &str =
+    "| mean Δ (pp) | std (pp) | 95 % CI (pp) | t(0.975, n−1) | seeds better/worse | verdict |";
+const PAIRED_RULE: &str = "---:|---:|---:|---:|---:|---|";
 
 fn control_number(c: &str) -> usize {
     arms::CONTROLS
@@ -215,10 +292,18 @@ fn control_number(c: &str) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+fn metric_label(key: &str) -> &str {
+    METRICS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or(key, |(_, l, _)| l)
+}
+
 /// The whole `compare.md`.
 pub fn markdown(r: &Report) -> String {
     let s = &r.settings;
     let k = s.seeds.len();
+    let m = s.equivalence_margin_pp;
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -234,8 +319,9 @@ pub fn markdown(r: &Report) -> String {
         o,
         "Seeds {}; baseline epochs from scratch: {}; then every arm trains {} more epochs from \
          it (same data order per epoch index); label-guided phase length: {} epochs. lr {} ({}), batch {}, \
-         λ {}, t-stride {}, β {}…{} over T = {}. Device {}, threads {}. Wall time of this \
-         invocation {:.1} s (arms reused from an earlier invocation count only their loading).\n",
+         λ {}, t-stride {}, β {}…{} over T = {}. Device {}, threads {}. Equivalence margin ±{} pp. \
+         Wall time of this invocation {:.1} s (arms reused from an earlier invocation count only \
+         their loading).\n",
         seeds.join(", "),
         s.epochs,
         s.extra_epochs,
@@ -253,8 +339,33 @@ pub fn markdown(r: &Report) -> String {
         s.timesteps,
         s.device,
         s.threads.map_or("libtorch default".into(), |t| t.to_string()),
+        m,
         r.wall_seconds
     );
+
+    // The primary comparison first: it is what the experiment is about.
+    let _ = writeln!(
+        o,
+        "## Primary comparison (pre-declared)\n\nTop-1 of each DenoiseRep arm minus the \
+         null-control (2), paired over the {k} seeds (percentage points): mean, sample std, 95 % \
+         Student-t interval (n − 1 degrees of freedom). Rule: {RULE}; here m = {m} pp.{}\n",
+        if k < 10 {
+            " With fewer than 10 seeds the intervals are wide: 10 seeds are the recommended \
+             headline setting."
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(o, "| arm | n {PAIRED_HEADER}\n|---|---:|{PAIRED_RULE}");
+    for e in r.paired.iter().filter(|e| e.primary) {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {}",
+            e.arm,
+            e.paired.n,
+            paired_cells(&e.paired)
+        );
+    }
 
     let header = |o: &mut String, first: &str| {
         let _ = write!(o, "| {first} |");
@@ -269,7 +380,7 @@ pub fn markdown(r: &Report) -> String {
     };
     let _ = writeln!(
         o,
-        "## Mean ± std over {k} seeds (%)\n\nTop-1 on the test split, retrieval mAP and Rank-1 \
+        "\n## Mean ± std over {k} seeds (%)\n\nTop-1 on the test split, retrieval mAP and Rank-1 \
          (queries: test, gallery: train, cosine), top-1 under Gaussian input noise σ = 0.1 and \
          0.3. Sample std (n − 1).\n"
     );
@@ -301,8 +412,11 @@ pub fn markdown(r: &Report) -> String {
 
     let _ = writeln!(
         o,
-        "\n## Paired differences vs the controls (percentage points)\n\nPer seed `arm − control`, \
-         then mean ± std over seeds; `(b/w)` = seeds better / worse (the rest tied, |d| < 1e-9)."
+        "\n## Paired differences vs the controls (secondary, percentage points)\n\nEvery other \
+         difference: per seed `arm − control`, then mean, sample std, 95 % Student-t interval, \
+         seeds better/worse (the rest tied, |d| < 1e-9) and the verdict of the rule above. These \
+         are secondary: with this many comparisons some `better` or `worse` calls are expected \
+         by chance (2.5 % each under no true difference, docs/trainer.md)."
     );
     for c in arms::CONTROLS.into_iter().chain([arms::START]) {
         if c == arms::START {
@@ -313,34 +427,24 @@ pub fn markdown(r: &Report) -> String {
         } else {
             let _ = writeln!(o, "\n### vs {c} ({})\n", control_number(c));
         }
-        header(&mut o, "arm");
-        for a in &r.summary {
-            if r.paired_of(&a.arm, c, "top1").is_none() {
-                continue;
-            }
-            let _ = write!(o, "| {} |", a.arm);
-            for (key, _, _) in METRICS {
-                let _ = write!(
-                    o,
-                    " {} |",
-                    r.paired_of(&a.arm, c, key).map_or("–".into(), pp)
-                );
-            }
-            o.push('\n');
+        let _ = writeln!(o, "| arm | metric {PAIRED_HEADER}\n|---|---|{PAIRED_RULE}");
+        for e in r.paired.iter().filter(|e| e.control == c) {
+            let _ = writeln!(
+                o,
+                "| {} | {}{} | {}",
+                e.arm,
+                metric_label(&e.metric),
+                if e.primary { " (primary)" } else { "" },
+                paired_cells(&e.paired)
+            );
         }
     }
 
     let _ = writeln!(
         o,
-        "\n## Verdict\n\nRule: {} (here ⌈0.8·{k}⌉ = {}).\n",
-        RULE,
-        stats::required_better(k)
+        "\n## Verdict\n\nRule: {RULE} (m = {m} pp). Primary: {PRIMARY}.\n"
     );
     for v in &r.verdicts {
-        let label = METRICS
-            .iter()
-            .find(|(key, _, _)| *key == v.metric)
-            .map_or(v.metric.as_str(), |(_, l, _)| l);
         let parts: Vec<String> = arms::CONTROLS
             .iter()
             .filter_map(|c| {
@@ -348,16 +452,22 @@ pub fn markdown(r: &Report) -> String {
                     format!(
                         "({}) {} {}",
                         control_number(c),
-                        pp(p),
-                        if stats::beats(p) { "✓" } else { "✗" }
+                        signed_pp(p.mean),
+                        p.verdict.word()
                     )
                 })
             })
             .collect();
         let _ = writeln!(
             o,
-            "- **{}**, {label}: {} — {}",
+            "- **{}**, {}{}: {} — {}",
             v.arm,
+            metric_label(&v.metric),
+            if v.primary {
+                " (primary: vs null-control)"
+            } else {
+                ""
+            },
             if v.beats_all_controls {
                 "**beats all three controls**"
             } else {
@@ -403,6 +513,7 @@ mod tests {
             timesteps: 1000,
             device: "cpu".into(),
             threads: Some(1),
+            equivalence_margin_pp: 0.2,
         }
     }
 
@@ -429,6 +540,16 @@ mod tests {
             .collect()
     }
 
+    fn builtin_arms() -> Vec<Arm> {
+        std::iter::once(Arm {
+            name: "baseline".into(),
+            role: Role::Start,
+            flags: vec![],
+        })
+        .chain(arms::builtin())
+        .collect()
+    }
+
     #[test]
     fn report_of_hand_made_numbers() {
         let control = [0.90, 0.91, 0.92, 0.93, 0.94];
@@ -436,40 +557,77 @@ mod tests {
         for c in arms::CONTROLS {
             all.extend(runs(c, &control));
         }
-        // +1 pp on 4 seeds, −1 pp on one: mean +0.6 pp, 4/5 better → beats all three.
-        all.extend(runs("label-free", &[0.91, 0.92, 0.93, 0.94, 0.93]));
-        // Equal to the controls: tied everywhere.
+        // +1 pp ± 0.07 on every seed: better than all three controls.
+        all.extend(runs("label-free", &[0.91, 0.921, 0.929, 0.94, 0.951]));
+        // Equal to the controls on every seed: equivalent.
         all.extend(runs("label-guided", &control));
-        // 3/5 better with a big mean: not enough seeds.
+        // +1 pp on 4 seeds, −1 pp on one (the old ⌈0.8·n⌉ rule's "beats"): inconclusive.
         all.extend(runs(
             "label-guided-noise-grad",
-            &[0.99, 0.99, 0.99, 0.92, 0.93],
+            &[0.91, 0.92, 0.93, 0.94, 0.93],
         ));
-        let arms: Vec<Arm> = std::iter::once(Arm {
-            name: "baseline".into(),
-            role: Role::Start,
-            flags: vec![],
-        })
-        .chain(arms::builtin())
-        .collect();
-        let r = Report::new(settings(5), "denoiserep compare …".into(), arms, all, 9.0);
-        let lf = r.paired_of("label-free", "null-control", "map").unwrap();
-        assert_eq!((lf.better, lf.worse, lf.tied), (4, 1, 0));
-        assert!((lf.mean.unwrap() - 0.006).abs() < 1e-12);
+        let r = Report::new(
+            settings(5),
+            "denoiserep compare …".into(),
+            builtin_arms(),
+            all,
+            9.0,
+        );
+        let ng = r
+            .paired_of("label-guided-noise-grad", "null-control", "map")
+            .unwrap();
+        assert_eq!((ng.better, ng.worse, ng.tied, ng.n), (4, 1, 0, 5));
+        assert!((ng.mean.unwrap() - 0.006).abs() < 1e-12);
+        // diffs +1, +1, +1, +1, −1 pp: s_d = √(0.00032 / 4) = 0.0089443, so
+        // 0.006 ± t(0.975, 4) · s_d / √5 = 0.006 ± 2.7764451 · 0.004.
+        let half = 2.776_445_1 * 0.004;
+        assert!((ng.ci_low.unwrap() - (0.006 - half)).abs() < 1e-8);
+        assert!((ng.ci_high.unwrap() - (0.006 + half)).abs() < 1e-8);
+        assert_eq!((ng.verdict, ng.margin), (Verdict::Inconclusive, 0.002));
         let lg = r
             .paired_of("label-guided", "baseline-more", "top1")
             .unwrap();
         assert_eq!((lg.better, lg.worse, lg.tied), (0, 0, 5));
+        assert_eq!(lg.verdict, Verdict::Equivalent);
+        let lf = r
+            .paired_of("label-free", "penalty-control", "rank1")
+            .unwrap();
+        assert_eq!(lf.verdict, Verdict::Better);
         let verdict = |arm: &str| {
             r.verdicts
                 .iter()
                 .filter(|v| v.arm == arm)
-                .map(|v| v.beats_all_controls)
+                .map(|v| (v.beats_all_controls, v.vs_null_control))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(verdict("label-free"), [true; 5]);
-        assert_eq!(verdict("label-guided"), [false; 5]);
-        assert_eq!(verdict("label-guided-noise-grad"), [false; 5]);
+        assert_eq!(verdict("label-free"), [(true, Verdict::Better); 5]);
+        assert_eq!(verdict("label-guided"), [(false, Verdict::Equivalent); 5]);
+        assert_eq!(
+            verdict("label-guided-noise-grad"),
+            [(false, Verdict::Inconclusive); 5]
+        );
+        // Primary: the three methods vs the null control on top-1, nothing else.
+        let primary: Vec<(&str, &str, &str)> = r
+            .paired
+            .iter()
+            .filter(|e| e.primary)
+            .map(|e| (e.arm.as_str(), e.control.as_str(), e.metric.as_str()))
+            .collect();
+        assert_eq!(
+            primary,
+            [
+                ("label-free", "null-control", "top1"),
+                ("label-guided", "null-control", "top1"),
+                ("label-guided-noise-grad", "null-control", "top1"),
+            ]
+        );
+        assert_eq!(
+            r.verdicts.iter().filter(|v| v.primary).count(),
+            3,
+            "one primary verdict per method"
+        );
+        assert_eq!(r.primary.arms.len(), 3);
+        assert_eq!(r.confidence, 0.95);
         // Every arm is also paired with the start (a reference outside the verdict).
         let start = r.paired_of("label-guided", "baseline", "top1").unwrap();
         assert!((start.mean.unwrap() - 0.12).abs() < 1e-12);
@@ -483,10 +641,44 @@ mod tests {
         assert!((s.metrics["top1"].std.unwrap() - 0.00025f64.sqrt()).abs() < 1e-12);
         assert_eq!(s.wall_seconds_mean, Some(3.0));
         let md = markdown(&r);
-        assert!(md.contains("| null-control (2) | 92.00 ± 1.58 |"), "{md}");
-        assert!(md.contains("| label-free | +0.60 ± 0.89 (4/1) |"), "{md}");
-        assert!(md.contains("- **label-free**, top-1: **beats all three controls** — (1) +0.60"));
-        assert!(md.contains("- **label-guided**, mAP: does not beat all three controls"));
-        assert!(md.contains("⌈0.8·5⌉ = 4"));
+        for needle in [
+            "| null-control (2) | 92.00 ± 1.58 |",
+            "## Primary comparison (pre-declared)",
+            // Primary table: arm, n, mean, std, CI, t, better/worse, verdict.
+            "| label-guided-noise-grad | 5 | +0.60 | 0.89 | [-0.51, +1.71] | 2.776 | 4/1 | inconclusive |",
+            "| label-guided | 5 | +0.00 | 0.00 | [+0.00, +0.00] | 2.776 | 0/0 | equivalent |",
+            "## Paired differences vs the controls (secondary, percentage points)",
+            "| label-free | top-1 (primary) | +1.02 |",
+            "| label-free | mAP | +1.02 |",
+            "- **label-free**, top-1 (primary: vs null-control): **beats all three controls** — (1) +1.02 better",
+            "- **label-guided**, mAP: does not beat all three controls — (1) +0.00 equivalent",
+            "here m = 0.2 pp",
+            "10 seeds are the recommended",
+        ] {
+            assert!(md.contains(needle), "compare.md lacks '{needle}':\n{md}");
+        }
+        assert!(!md.contains("equals"), "{md}");
+    }
+
+    #[test]
+    fn one_seed_gives_no_interval_and_no_verdict_but_inconclusive() {
+        let mut all = runs("baseline", &[0.8]);
+        for c in arms::CONTROLS {
+            all.extend(runs(c, &[0.9]));
+        }
+        for a in ["label-free", "label-guided", "label-guided-noise-grad"] {
+            all.extend(runs(a, &[0.99]));
+        }
+        let r = Report::new(settings(1), "c".into(), builtin_arms(), all, 1.0);
+        assert!(r
+            .paired
+            .iter()
+            .all(|e| e.paired.ci_low.is_none() && e.paired.verdict == Verdict::Inconclusive));
+        assert!(r.verdicts.iter().all(|v| !v.beats_all_controls));
+        let md = markdown(&r);
+        assert!(
+            md.contains("| label-free | 1 | +9.00 | – | – | – | 1/0 | inconclusive |"),
+            "{md}"
+        );
     }
 }
