@@ -15,7 +15,7 @@ use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
 use crate::schedule::ScheduleSpec;
-use crate::train::{DenoiserFit, EpochSchedule, LrSchedule, Regime, TrainConfig};
+use crate::train::{DenoiserFit, EpochSchedule, LrSchedule, Precondition, Regime, TrainConfig};
 
 /// DenoiseRep for the edge: train backbones with exactly fusable denoising layers.
 #[derive(Debug, Parser)]
@@ -386,6 +386,15 @@ pub struct TrainArgs {
     /// optimum from train-split moments, in seconds; the block's other epochs are skipped).
     #[arg(long, value_enum, default_value_t = DenoiserFit::Gradient)]
     pub denoiser_fit: DenoiserFit,
+    /// Step size of the denoisers' gradient fit: with whitening, the fraction of a Newton step
+    /// of each layer's L2 loss [default: 0.5]; with --denoiser-precondition none, Adam's
+    /// learning rate [default: --lr].
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::lr))]
+    pub denoiser_lr: Option<f64>,
+    /// Coordinates of the denoisers' gradient training: whiten (the noisy layer input whitened
+    /// with its train-split covariance: well-conditioned) or none (D, d directly, as the paper).
+    #[arg(long, value_enum, default_value_t = Precondition::Whiten)]
+    pub denoiser_precondition: Precondition,
     /// Let the noise loss's gradient reach the backbone through the layer inputs (label-guided B).
     #[arg(long)]
     pub noise_grad: bool,
@@ -617,6 +626,8 @@ impl TrainArgs {
                     fuse_noise: self.fuse_noise,
                 },
                 denoiser_fit: self.denoiser_fit,
+                denoiser_lr: self.denoiser_lr,
+                denoiser_precondition: self.denoiser_precondition,
                 noise_grad: self.noise_grad,
                 seed: self.seed,
                 data_seed: self.seed,

@@ -44,6 +44,34 @@ pub struct Denoiser {
     pub z: Tensor,
     /// Sinusoidal embedding of `t` (constant).
     sinus: Tensor,
+    /// Whitened coordinates for gradient training (`--denoiser-precondition whiten`), if on.
+    pub whitened: Option<Whitened>,
+    /// Rows (samples × pixels) of the last input [`Denoiser::noise_loss`] saw.
+    last_rows: std::cell::Cell<i64>,
+}
+
+/// The noise predictor in whitened coordinates, for gradient training.
+///
+/// With `P = K^{-1/2}`, `K = s²Σ + n²I` the covariance of `x_t` and `m = s·μ` its mean (both from
+/// train-split moments of the layer input), the predictor is trained as
+/// `ε̂ = G·P·(x_t + e_t − m) + h` — the same function as `D·(x_t + e_t) + d` with
+/// `D = G·P`, `d = h − G·P·m`. In these coordinates the L2 loss's Hessian with respect to each
+/// row of `G` is `E[P(x_t − m)(x_t − m)ᵀPᵀ] = I`: condition number 1 instead of
+/// `(s²λ_max + n²)/n²` (10³–10⁴ on MNIST), so one learning rate fits every direction. `D` and
+/// `d` are kept equal to `G·P` and `h − G·P·m` after every step ([`Denoiser::sync`]): they are
+/// what the forward, the fusion and `model.safetensors` use.
+#[derive(Debug)]
+pub struct Whitened {
+    /// `G: [C, C]`, trained.
+    pub g_mat: Tensor,
+    /// `h: [C]`, trained.
+    pub h_vec: Tensor,
+    /// `P = K^{-1/2}: [C, C]`, constant.
+    pub p: Tensor,
+    /// `P^{-1} = K^{1/2}: [C, C]`, constant (to re-express `D` when `P` changes).
+    pub p_inv: Tensor,
+    /// `m = E x_t: [C]`, constant.
+    pub m: Tensor,
 }
 
 /// `t` itself when `live`, else a detached view (no gradient reaches the parameter).
@@ -91,7 +119,80 @@ impl Denoiser {
             d_vec: param(Tensor::zeros([c], opts)),
             z: z.to_device(device).to_kind(Kind::Float),
             sinus: Tensor::from_slice(&sinus).to_device(device),
+            whitened: None,
+            last_rows: std::cell::Cell::new(1),
         }
+    }
+
+    /// The step scale of whitened SGD for the last batch: `(C/2) / (1 + C/rows)`. `C/2` makes a
+    /// step of 1 a Newton step of the layer's mean L2 loss (its Hessian is `(2/C)·I` per row of
+    /// `G`); `1/(1 + C/rows)` is the normalized-LMS factor that keeps minibatch SGD stable for
+    /// every step size below 2 (a batch of `rows` whitened inputs has `E‖u‖² = C`, so the
+    /// per-sample gradient noise adds `C/rows` to the curvature the step meets).
+    pub fn whitened_scale(&self) -> f64 {
+        let c = self.channels() as f64;
+        (c / 2.0) / (1.0 + c / self.last_rows.get().max(1) as f64)
+    }
+
+    /// Switches to whitened coordinates with `P = I`, `m = 0` (`G = D`, `h = d`): the predictor
+    /// is unchanged; [`Self::set_whitening`] then sets the real `P`.
+    pub fn enable_whitening(&mut self) {
+        let c = self.channels();
+        let opts = (Kind::Float, self.d_mat.device());
+        let eye = Tensor::eye(c, opts);
+        self.whitened = Some(Whitened {
+            g_mat: self.d_mat.detach().copy().set_requires_grad(true),
+            h_vec: self.d_vec.detach().copy().set_requires_grad(true),
+            p: eye.copy(),
+            p_inv: eye,
+            m: Tensor::zeros([c], opts),
+        });
+    }
+
+    /// Sets `P`, `P^{-1}` and `m` (f64 `[C, C]`, `[C, C]`, `[C]`) and re-expresses `G`, `h` so that
+    /// the predictor is unchanged: `G = D·P^{-1}`, `h = d + D·m`. No-op without whitening.
+    pub fn set_whitening(&self, p: &Tensor, p_inv: &Tensor, m: &Tensor) {
+        let Some(w) = &self.whitened else { return };
+        tch::no_grad(|| {
+            let f = |t: &Tensor| t.to_kind(Kind::Float).to_device(self.d_mat.device());
+            w.p.shallow_clone().copy_(&f(p));
+            w.p_inv.shallow_clone().copy_(&f(p_inv));
+            w.m.shallow_clone().copy_(&f(m));
+            let d = self.d_mat.to_kind(Kind::Double).to_device(tch::Device::Cpu);
+            let dv = self.d_vec.to_kind(Kind::Double).to_device(tch::Device::Cpu);
+            w.g_mat.shallow_clone().copy_(&f(&d.matmul(p_inv)));
+            w.h_vec.shallow_clone().copy_(&f(&(dv + d.mv(m))));
+        });
+    }
+
+    /// `D = G·P`, `d = h − D·m` from the whitened parameters (after each optimizer step).
+    pub fn sync(&self) {
+        let Some(w) = &self.whitened else { return };
+        tch::no_grad(|| {
+            let d = w.g_mat.matmul(&w.p);
+            let dv = &w.h_vec - d.mv(&w.m);
+            self.d_mat.shallow_clone().copy_(&d);
+            self.d_vec.shallow_clone().copy_(&dv);
+        });
+    }
+
+    /// The whitened coordinates' tensors for a checkpoint: `denoisers.k.{G,h,P,P_inv,m}`
+    /// (empty without whitening).
+    pub fn whitened_tensors(&self) -> Vec<(String, Tensor)> {
+        let Some(w) = &self.whitened else {
+            return Vec::new();
+        };
+        let k = self.layer;
+        [
+            ("G", &w.g_mat),
+            ("h", &w.h_vec),
+            ("P", &w.p),
+            ("P_inv", &w.p_inv),
+            ("m", &w.m),
+        ]
+        .into_iter()
+        .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
+        .collect()
     }
 
     /// Input width `C`.
@@ -99,10 +200,36 @@ impl Denoiser {
         self.d_vec.size()[0]
     }
 
-    /// Named trainable tensors (shallow clones sharing storage and gradients).
+    /// Named trainable tensors (shallow clones sharing storage and gradients): the time MLP and
+    /// `D`, `d` — or only `G`, `h` with whitening.
     pub fn params(&self) -> Vec<(String, Tensor)> {
         let k = self.layer;
+        if let Some(w) = &self.whitened {
+            // The time MLP stays fixed: `e_t` only shifts the input, `ε̂ = G·P·(x_t + e_t − m) + h`,
+            // which `h` covers exactly.
+            return [("G", &w.g_mat), ("h", &w.h_vec)]
+                .into_iter()
+                .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
+                .collect();
+        }
+        let (dm, dv) = (("D", &self.d_mat), ("d", &self.d_vec));
         [
+            ("time.0.weight", &self.time_w1),
+            ("time.0.bias", &self.time_b1),
+            ("time.2.weight", &self.time_w2),
+            ("time.2.bias", &self.time_b2),
+            dm,
+            dv,
+        ]
+        .into_iter()
+        .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
+        .collect()
+    }
+
+    /// Named tensors to save: the time MLP, `D`, `d` and `z`.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let k = self.layer;
+        let mut v: Vec<(String, Tensor)> = [
             ("time.0.weight", &self.time_w1),
             ("time.0.bias", &self.time_b1),
             ("time.2.weight", &self.time_w2),
@@ -112,12 +239,7 @@ impl Denoiser {
         ]
         .into_iter()
         .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
-        .collect()
-    }
-
-    /// Named tensors to save: [`params`](Self::params) plus `z`.
-    pub fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v = self.params();
+        .collect();
         v.push((
             format!("denoisers.{}.z", self.layer),
             self.z.shallow_clone(),
@@ -145,14 +267,24 @@ impl Denoiser {
     pub fn noise_loss(&self, x: &Tensor, train: bool) -> Tensor {
         let eps = x.randn_like();
         let k = self.coeffs;
+        self.last_rows
+            .set(x.numel() as i64 / self.channels().max(1));
         let x_t = x * k.sqrt_alpha_bar + &eps * k.sqrt_one_minus_alpha_bar;
-        let e_t = self.time_embedding(train);
-        let pred = fuse::predict_noise(
-            &x_t,
-            &live(&self.d_mat, train),
-            &live(&self.d_vec, train),
-            &e_t,
-        );
+        let pred = match &self.whitened {
+            // ε̂ = G·(P·(x_t + e_t − m)) + h: two C×C products per input, no C³ per step.
+            Some(w) if train => {
+                let zero = w.h_vec.zeros_like();
+                let e_t = self.time_embedding(false);
+                let u = fuse::predict_noise(&x_t, &w.p, &zero, &(&e_t - &w.m));
+                fuse::predict_noise(&u, &w.g_mat, &w.h_vec, &zero)
+            }
+            _ => fuse::predict_noise(
+                &x_t,
+                &live(&self.d_mat, train),
+                &live(&self.d_vec, train),
+                &self.time_embedding(train),
+            ),
+        };
         let diff = eps - pred;
         diff.abs().mean(Kind::Float) + diff.square().mean(Kind::Float)
     }

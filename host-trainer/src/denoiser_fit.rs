@@ -54,6 +54,45 @@ fn moments(model: &Model, x: &Tensor, j: usize) -> Result<Moments> {
     acc.finish()
 }
 
+/// Train-split moments of every denoiser's layer input under the model's current denoisers (one
+/// pass).
+pub fn all_moments(model: &Model, x: &Tensor) -> Result<Vec<Moments>> {
+    let idx: Vec<usize> = (0..model.denoisers.len())
+        .map(|j| input_index(model, j))
+        .collect();
+    let mut accs: Vec<MomentAccumulator> = model
+        .denoisers
+        .iter()
+        .map(|d| MomentAccumulator::new(d.channels()))
+        .collect();
+    for_each_batch(model, x, |out| {
+        for (acc, &i) in accs.iter_mut().zip(&idx) {
+            acc.add(&out.inputs[i]);
+        }
+    });
+    accs.iter().map(MomentAccumulator::finish).collect()
+}
+
+/// Sets the whitening ([`optimum::whitening`]) of every whitened denoiser from its layer input's
+/// moments on `train_x`, keeping each predictor's function.
+pub fn set_whitening(model: &Model, train_x: &Tensor) -> Result<()> {
+    if model.denoisers.iter().all(|d| d.whitened.is_none()) {
+        return Ok(());
+    }
+    for (d, m) in model.denoisers.iter().zip(all_moments(model, train_x)?) {
+        let (p, p_inv, mean) = optimum::whitening(&m, d.coeffs);
+        // Centre the predictor's whole input `x_t + e_t` (e_t is fixed under whitening): with a
+        // mean left in, E[uuᵀ] = I + P·e_t·e_tᵀ·Pᵀ, and P's 1/n directions blow the step up.
+        let e_t = d
+            .time_embedding(false)
+            .to_kind(Kind::Double)
+            .to_device(tch::Device::Cpu);
+        d.set_whitening(&p, &p_inv, &(mean + e_t.detach()));
+        d.sync();
+    }
+    Ok(())
+}
+
 /// Sets every denoiser to the exact L2 optimum ([`optimum::optimum`]) of its layer's input on
 /// `train_x`, in forward order; returns the fitted layers' `optimal_l2`. `D*` and `o*` are
 /// computed in f64 and stored as f32; the time embedding is zeroed ([`Denoiser::set_predictor`]).

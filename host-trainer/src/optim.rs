@@ -111,6 +111,53 @@ impl Adam {
     }
 }
 
+/// Plain SGD with a per-parameter scale, `p ← p − lr·scale_p·g`: the denoisers' optimizer in
+/// whitened coordinates (`denoiser::Whitened`), where `scale = C/2` makes `lr = 1` a Newton step
+/// of the layer's L2 loss. Stateless but for the step count, so a checkpoint resumes it exactly.
+#[derive(Debug)]
+pub struct Sgd {
+    pub lr: f64,
+    /// Steps taken.
+    pub steps: i64,
+    params: Vec<(String, Tensor, f64)>,
+}
+
+impl Sgd {
+    /// `params`: `(name, tensor, scale)`.
+    pub fn new(params: Vec<(String, Tensor, f64)>, lr: f64) -> Self {
+        Self {
+            lr,
+            steps: 0,
+            params,
+        }
+    }
+
+    /// One update of every parameter that has a gradient.
+    pub fn step(&mut self) {
+        self.steps += 1;
+        tch::no_grad(|| {
+            for (_, p, scale) in &self.params {
+                let g = p.grad();
+                if g.defined() {
+                    let _ = p.shallow_clone().g_sub_(&(&g * (self.lr * scale)));
+                }
+            }
+        });
+    }
+
+    /// Sets the scale of parameter `i` (in the order given to [`Sgd::new`]).
+    pub fn set_scale(&mut self, i: usize, scale: f64) {
+        self.params[i].2 = scale;
+    }
+
+    /// Clears the gradients.
+    pub fn zero_grad(&mut self) {
+        for (_, p, _) in &mut self.params {
+            p.zero_grad();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +199,21 @@ mod tests {
         );
         assert_eq!(Vec::<f64>::try_from(&q.detach()).unwrap(), vec![5.0]);
         let _ = Device::Cpu;
+    }
+
+    #[test]
+    fn sgd_applies_the_scaled_step() {
+        let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
+        let mut opt = Sgd::new(vec![("p".into(), p.shallow_clone(), 4.0)], 0.1);
+        opt.zero_grad();
+        (&p * &p).sum(Kind::Double).backward(); // g = 2p
+        opt.step();
+        // p − 0.1·4·2p = 0.2·p
+        let got = Vec::<f64>::try_from(&p.detach()).unwrap();
+        assert!(
+            (got[0] - 0.2).abs() < 1e-12 && (got[1] + 0.4).abs() < 1e-12,
+            "{got:?}"
+        );
+        assert_eq!(opt.steps, 1);
     }
 }

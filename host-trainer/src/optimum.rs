@@ -126,6 +126,16 @@ fn noisy_cov(m: &Moments, k: Coeffs) -> Tensor {
     &m.cov * (s * s) + Tensor::eye(c, F64) * (n * n)
 }
 
+/// The whitening of the noisy input `x_t` for gradient training: `(P, P⁻¹, m)` with
+/// `P = K^{-1/2}`, `P⁻¹ = K^{1/2}` (`K = s²Σ + n²I`, by eigendecomposition) and `m = s·μ`.
+pub fn whitening(m: &Moments, k: Coeffs) -> (Tensor, Tensor, Tensor) {
+    let (kappa, q) = noisy_cov(m, k).linalg_eigh("L");
+    let root = kappa.clamp_min(f64::MIN_POSITIVE).sqrt();
+    let p = q.matmul(&root.reciprocal().diag(0)).matmul(&q.tr());
+    let p_inv = q.matmul(&root.diag(0)).matmul(&q.tr());
+    (p, p_inv, &m.mean * k.sqrt_alpha_bar)
+}
+
 /// The closed-form optimum at timestep coefficients `k` (module docs).
 pub fn optimum(m: &Moments, k: Coeffs) -> Result<Optimum> {
     let (s, n) = (k.sqrt_alpha_bar, k.sqrt_one_minus_alpha_bar);
@@ -325,6 +335,34 @@ mod tests {
             (sampled - exact).abs() < 0.01 * exact,
             "sampled {sampled} vs exact {exact}"
         );
+    }
+
+    #[test]
+    fn whitening_whitens_the_noisy_input() {
+        let (k, _, _) = coeffs(2, 0.01);
+        let c = 5;
+        let sigma = random_cov(c, true);
+        let mu = Tensor::from_slice(&[1.0f64, 2.0, -1.0, 0.0, 3.0]);
+        let m = Moments {
+            count: 1,
+            mean: mu.shallow_clone(),
+            cov: sigma.shallow_clone(),
+        };
+        let (p, p_inv, mean) = whitening(&m, k);
+        let kx = noisy_cov(&m, k);
+        let white = p.matmul(&kx).matmul(&p.tr());
+        let e = (white - Tensor::eye(c, F64)).abs().max().double_value(&[]);
+        assert!(e < 1e-9, "P·K·Pᵀ − I: {e}");
+        let e = (p.matmul(&p_inv) - Tensor::eye(c, F64))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(e < 1e-9, "P·P⁻¹ − I: {e}");
+        let e = (mean - &mu * k.sqrt_alpha_bar)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(e < 1e-12);
     }
 
     #[test]

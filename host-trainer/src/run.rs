@@ -482,6 +482,9 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
     flag("--epochs", cfg.epochs, rules::epochs)?;
     flag("--batch-size", cfg.batch_size, rules::batch_size)?;
     flag("--lr", cfg.lr, rules::lr)?;
+    if let Some(lr) = cfg.denoiser_lr {
+        flag("--denoiser-lr", lr, rules::lr)?;
+    }
     flag("--lambda", cfg.lambda, rules::lambda)?;
     flag("--phase-epochs", cfg.phase_epochs, rules::epochs)?;
     let s = cfg.denoise.schedule;

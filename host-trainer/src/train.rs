@@ -34,11 +34,16 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::Dataset;
+use crate::denoiser::Denoiser;
 use crate::denoiser_fit;
 use crate::eval::EpochRecord;
 use crate::evaluate;
 use crate::model::{DenoiseSpec, Grads, Mode, Model};
-use crate::optim::Adam;
+use crate::optim::{Adam, Sgd};
+
+/// Default step size of the denoisers' whitened SGD (`--denoiser-lr` with `--denoiser-precondition
+/// whiten`): the fraction of a Newton step of each layer's L2 loss (`docs/trainer.md`).
+pub const DEFAULT_WHITENED_LR: f64 = 0.5;
 use crate::rng::{mix, Rng};
 
 /// `--regime`.
@@ -128,6 +133,18 @@ impl DenoiserFit {
     }
 }
 
+/// `--denoiser-precondition`: the coordinates gradient training of the denoisers runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precondition {
+    /// `D`, `d` directly (the paper's code; ill-conditioned: `docs/trainer.md`). What
+    /// config.json files written before this option existed used.
+    #[default]
+    None,
+    /// Whitened coordinates of the noisy layer input (`denoiser::Whitened`).
+    Whiten,
+}
+
 /// Every training setting; written to `config.json` as `train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -151,6 +168,13 @@ pub struct TrainConfig {
     /// `--denoiser-fit` (absent in config.json files written before it existed: gradient).
     #[serde(default)]
     pub denoiser_fit: DenoiserFit,
+    /// `--denoiser-lr`: Adam's learning rate for the denoisers (`None`: `lr`, as config.json
+    /// files written before it existed).
+    #[serde(default)]
+    pub denoiser_lr: Option<f64>,
+    /// `--denoiser-precondition` (absent in older config.json files: none).
+    #[serde(default)]
+    pub denoiser_precondition: Precondition,
     pub noise_grad: bool,
     pub seed: u64,
     /// Seed of the train/test split (`LoadOptions::seed`): `seed`, or the `--init` run's.
@@ -239,6 +263,8 @@ pub struct Trainer {
     test_y: Tensor,
     pub backbone_opt: Adam,
     pub denoiser_opt: Adam,
+    /// The denoisers' optimizer in whitened coordinates (then `denoiser_opt` holds nothing).
+    pub denoiser_sgd: Option<Sgd>,
     pub curve: Vec<EpochRecord>,
     /// Epochs completed, skipped ones included (the curve holds only the trained ones).
     pub epochs_done: usize,
@@ -270,12 +296,35 @@ fn tensor_crc(t: &Tensor) -> u32 {
 
 impl Trainer {
     /// Moves the (raw) data to the model's device, normalized with the model's statistics.
-    pub fn new(cfg: TrainConfig, model: Model, data: &Dataset) -> Self {
+    pub fn new(cfg: TrainConfig, mut model: Model, data: &Dataset) -> Self {
+        if cfg.denoiser_fit == DenoiserFit::Gradient
+            && cfg.denoiser_precondition == Precondition::Whiten
+        {
+            model
+                .denoisers
+                .iter_mut()
+                .for_each(Denoiser::enable_whitening);
+        }
         let (norm, dev) = (&model.normalization, model.device);
         let train_x = evaluate::to_tensor(&data.train.x, data.shape, norm, dev);
         let test_x = evaluate::to_tensor(&data.test.x, data.shape, norm, dev);
         let backbone_opt = Adam::new(model.backbone_params(), cfg.lr);
-        let denoiser_opt = Adam::new(model.denoiser_params(), cfg.lr);
+        let whitened = model.denoisers.iter().any(|d| d.whitened.is_some());
+        let (denoiser_opt, denoiser_sgd) = if whitened {
+            // Per-layer scales are set before every step (`Denoiser::whitened_scale`).
+            let params = model
+                .denoisers
+                .iter()
+                .flat_map(|d| d.params().into_iter().map(|(n, t)| (n, t, 0.0)))
+                .collect();
+            let eta = cfg.denoiser_lr.unwrap_or(DEFAULT_WHITENED_LR);
+            (Adam::new(Vec::new(), cfg.lr), Some(Sgd::new(params, eta)))
+        } else {
+            (
+                Adam::new(model.denoiser_params(), cfg.denoiser_lr.unwrap_or(cfg.lr)),
+                None,
+            )
+        };
         Self {
             train_y: evaluate::labels(&data.train.y, dev),
             test_y: evaluate::labels(&data.test.y, dev),
@@ -283,6 +332,7 @@ impl Trainer {
             test_x,
             backbone_opt,
             denoiser_opt,
+            denoiser_sgd,
             curve: Vec::new(),
             epochs_done: 0,
             progress: true,
@@ -306,6 +356,11 @@ impl Trainer {
         {
             return self.closed_form_epoch(epoch, ph, started).map(Some);
         }
+        if matches!(ph, Phase::A | Phase::LabelFree) {
+            // The layer inputs drift as the denoisers in front of them train: re-whiten every
+            // denoiser epoch (keeps each predictor's function).
+            self.precondition()?;
+        }
         tch::manual_seed(mix(self.cfg.seed, epoch as u64) as i64);
         let n = self.train_y.size()[0] as usize;
         let order = Rng::new(mix(self.cfg.seed, epoch as u64 + (1 << 32))).permutation(n);
@@ -314,6 +369,12 @@ impl Trainer {
         let bar = self.progress_bar(epoch, ph, steps);
         let (mut loss_sum, mut ce_sum, mut noise_sum, mut correct) = (0.0, 0.0, 0.0, 0i64);
         let (seg_start, seg_len) = self.segment(epoch);
+        // Whitened SGD averages its iterates over the last epoch of each denoiser block
+        // (Polyak–Ruppert tail averaging: the SGD noise of the last steps averages out).
+        let mut tail_avg = (self.denoiser_sgd.is_some()
+            && matches!(ph, Phase::A | Phase::LabelFree)
+            && epoch + 1 == seg_start + seg_len)
+            .then(|| TailAverage::new(&self.model));
         for (step, chunk) in order.chunks(bs).enumerate() {
             let lr = match self.cfg.lr_schedule {
                 LrSchedule::Constant => self.cfg.lr,
@@ -324,7 +385,11 @@ impl Trainer {
                 }
             };
             self.backbone_opt.lr = lr;
-            self.denoiser_opt.lr = lr;
+            let factor = lr / self.cfg.lr;
+            self.denoiser_opt.lr = factor * self.cfg.denoiser_lr.unwrap_or(self.cfg.lr);
+            if let Some(sgd) = &mut self.denoiser_sgd {
+                sgd.lr = factor * self.cfg.denoiser_lr.unwrap_or(DEFAULT_WHITENED_LR);
+            }
             let idx = Tensor::from_slice(chunk).to_device(self.model.device);
             let x = self.train_x.index_select(0, &idx);
             let y = self.train_y.index_select(0, &idx);
@@ -332,20 +397,47 @@ impl Trainer {
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bar.finish_and_clear();
+                let (flag, now) = match ph {
+                    Phase::A | Phase::LabelFree => (
+                        "--denoiser-lr",
+                        self.denoiser_sgd
+                            .as_ref()
+                            .map_or(self.denoiser_opt.lr, |s| s.lr),
+                    ),
+                    _ => ("--lr", self.cfg.lr),
+                };
                 bail!(
-                    "training diverged: loss is {value} at epoch {} step {} (phase {}); lower --lr (now {:e})",
+                    "training diverged: loss is {value} at epoch {} step {} (phase {}); lower {flag} (now {now:e})",
                     epoch + 1,
                     step + 1,
                     ph.name(),
-                    self.cfg.lr
                 );
             }
             self.backbone_opt.zero_grad();
             self.denoiser_opt.zero_grad();
+            if let Some(sgd) = &mut self.denoiser_sgd {
+                sgd.zero_grad();
+            }
             loss.backward();
             match ph {
                 Phase::Baseline | Phase::B | Phase::PenaltyControl => self.backbone_opt.step(),
-                Phase::A | Phase::LabelFree => self.denoiser_opt.step(),
+                Phase::A | Phase::LabelFree => {
+                    match &mut self.denoiser_sgd {
+                        Some(sgd) => {
+                            for (j, d) in self.model.denoisers.iter().enumerate() {
+                                let scale = d.whitened_scale();
+                                sgd.set_scale(2 * j, scale);
+                                sgd.set_scale(2 * j + 1, scale);
+                            }
+                            sgd.step();
+                            if let Some(avg) = &mut tail_avg {
+                                avg.add(&self.model);
+                            }
+                        }
+                        None => self.denoiser_opt.step(),
+                    }
+                    self.model.denoisers.iter().for_each(Denoiser::sync);
+                }
             }
             let w = chunk.len() as f64;
             loss_sum += value * w;
@@ -365,6 +457,9 @@ impl Trainer {
             }
         }
         bar.finish_and_clear();
+        if let Some(avg) = tail_avg {
+            avg.apply(&self.model);
+        }
         let record = EpochRecord {
             epoch: epoch + 1,
             phase: ph.name().into(),
@@ -390,6 +485,12 @@ impl Trainer {
         record.seconds = started.elapsed().as_secs_f64();
         self.curve.push(record.clone());
         Ok(record)
+    }
+
+    /// Sets the whitening of gradient-trained denoisers from the layer inputs' train-split moments
+    /// (at the start of a run; a resumed run restores it from the checkpoint). No-op otherwise.
+    pub fn precondition(&self) -> Result<()> {
+        denoiser_fit::set_whitening(&self.model, &self.train_x)
     }
 
     /// The denoiser diagnostics of the current model on the train split; the noise draws are
@@ -530,12 +631,21 @@ impl Trainer {
     /// (as a `u8` tensor `state.json`), all on the CPU.
     pub fn checkpoint_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let mut v = self.model.tensors();
+        v.extend(
+            self.model
+                .denoisers
+                .iter()
+                .flat_map(Denoiser::whitened_tensors),
+        );
         v.extend(self.backbone_opt.state("opt.backbone."));
         v.extend(self.denoiser_opt.state("opt.denoisers."));
         let state = TrainState {
             epochs_done: self.epochs_done,
             backbone_steps: self.backbone_opt.steps,
-            denoiser_steps: self.denoiser_opt.steps,
+            denoiser_steps: self
+                .denoiser_sgd
+                .as_ref()
+                .map_or(self.denoiser_opt.steps, |s| s.steps),
             curve: self.curve.clone(),
             checksums: v.iter().map(|(k, t)| (k.clone(), tensor_crc(t))).collect(),
         };
@@ -576,10 +686,29 @@ impl Trainer {
             .collect();
         self.model.load_backbone(&model_tensors, source)?;
         self.model.load_denoisers(&model_tensors, source)?;
+        for d in &self.model.denoisers {
+            for (name, dst) in d.whitened_tensors() {
+                let Some(t) = src.get(&name) else {
+                    bail!("{source}: corrupt checkpoint: tensor '{name}' is missing")
+                };
+                if t.size() != dst.size() {
+                    bail!(
+                        "{source}: tensor '{name}' has shape {:?}, expected {:?}",
+                        t.size(),
+                        dst.size()
+                    );
+                }
+                let t = t.to_kind(Kind::Float).to_device(self.model.device);
+                tch::no_grad(|| dst.shallow_clone().copy_(&t));
+            }
+        }
         self.backbone_opt
             .load_state(src, "opt.backbone.", state.backbone_steps)?;
         self.denoiser_opt
             .load_state(src, "opt.denoisers.", state.denoiser_steps)?;
+        if let Some(sgd) = &mut self.denoiser_sgd {
+            sgd.steps = state.denoiser_steps;
+        }
         self.curve = state.curve;
         self.epochs_done = state.epochs_done;
         Ok(state.epochs_done)
@@ -588,6 +717,52 @@ impl Trainer {
     /// The training device.
     pub fn device(&self) -> Device {
         self.model.device
+    }
+}
+
+/// Running mean of every whitened denoiser's `G`, `h` over the steps of one epoch.
+struct TailAverage {
+    sums: Vec<(Tensor, Tensor)>,
+    count: i64,
+}
+
+impl TailAverage {
+    fn new(model: &Model) -> Self {
+        let sums = model
+            .denoisers
+            .iter()
+            .filter_map(|d| d.whitened.as_ref())
+            .map(|w| (w.g_mat.zeros_like().detach(), w.h_vec.zeros_like().detach()))
+            .collect();
+        Self { sums, count: 0 }
+    }
+
+    fn add(&mut self, model: &Model) {
+        tch::no_grad(|| {
+            let ws = model.denoisers.iter().filter_map(|d| d.whitened.as_ref());
+            for ((g, h), w) in self.sums.iter_mut().zip(ws) {
+                *g += &w.g_mat;
+                *h += &w.h_vec;
+            }
+        });
+        self.count += 1;
+    }
+
+    /// Sets `G`, `h` to their means over the epoch and `D`, `d` to match.
+    fn apply(self, model: &Model) {
+        if self.count == 0 {
+            return;
+        }
+        let n = self.count as f64;
+        tch::no_grad(|| {
+            let ds = model.denoisers.iter().filter(|d| d.whitened.is_some());
+            for ((g, h), d) in self.sums.iter().zip(ds) {
+                let w = d.whitened.as_ref().expect("filtered");
+                w.g_mat.shallow_clone().copy_(&(g / n));
+                w.h_vec.shallow_clone().copy_(&(h / n));
+                d.sync();
+            }
+        });
     }
 }
 

@@ -437,6 +437,8 @@ fn tiny_trainer(epochs: usize) -> Trainer {
             fuse_noise: None,
         },
         denoiser_fit: Default::default(),
+        denoiser_lr: None,
+        denoiser_precondition: Default::default(),
         noise_grad: false,
         seed: 3,
         data_seed: 3,

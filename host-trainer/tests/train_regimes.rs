@@ -43,6 +43,8 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         schedule: EpochSchedule::Plain,
         denoise: spec(),
         denoiser_fit: Default::default(),
+        denoiser_lr: None,
+        denoiser_precondition: Default::default(),
         noise_grad,
         seed: 3,
         data_seed: 3,
