@@ -380,8 +380,8 @@ pub struct TrainArgs {
     pub t_stride: usize,
     /// Explicit timesteps of the denoised layers in forward order, e.g. 1,1,1 (the strong step:
     /// t = 1 with a larger --beta-start); replaces --t-stride.
-    #[arg(long, value_name = "T1,T2,…", value_parser = rules::t_list, conflicts_with = "t_stride")]
-    pub t_list: Option<Vec<usize>>,
+    #[arg(long, value_name = "T1,T2,…", value_parser = rules::t_list_arg, conflicts_with = "t_stride")]
+    pub t_list: Option<rules::TimestepList>,
     /// How the denoisers are set: gradient (Adam on the noise loss) or closed-form (the exact L2
     /// optimum from train-split moments, in seconds; the block's other epochs are skipped).
     #[arg(long, value_enum, default_value_t = DenoiserFit::Gradient)]
@@ -438,6 +438,18 @@ pub struct EvalArgs {
     /// Evaluate on this data spec instead of the run's (same shape and classes).
     #[arg(long, value_parser = parsed(rules::data_spec))]
     pub data: Option<String>,
+    /// Positive control: add N(0, S²) to the input of every weighted layer at test time
+    /// (repeatable; without a value, S² = (1 − ᾱ_t)/ᾱ_t per layer, the noise its denoiser is
+    /// trained to remove). Results go to metrics.json "feature_noise".
+    #[arg(
+        long,
+        value_name = "S",
+        num_args = 0..=1,
+        default_missing_value = "auto",
+        action = clap::ArgAction::Append,
+        value_parser = rules::feature_noise
+    )]
+    pub feature_noise: Vec<Option<f64>>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// libtorch CPU threads [default: libtorch's choice].
@@ -622,7 +634,7 @@ impl TrainArgs {
                         timesteps: self.timesteps,
                     },
                     t_stride: self.t_stride,
-                    t_list: self.t_list.clone(),
+                    t_list: self.t_list.clone().map(|l| l.0),
                     fuse_noise: self.fuse_noise,
                 },
                 denoiser_fit: self.denoiser_fit,
@@ -818,6 +830,15 @@ pub mod rules {
     /// `--t-list`: comma-separated timesteps, one per denoised layer in forward order, each
     /// 1 ..= [`MAX_TIMESTEPS`] (and at most `--timesteps`, one per layer: `run::validate` and
     /// the model). A clap value parser itself.
+    /// A parsed `--t-list` (a newtype: clap would take a bare `Vec` for a repeated flag).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TimestepList(pub Vec<usize>);
+
+    /// `--t-list` as clap parses it.
+    pub fn t_list_arg(s: &str) -> Result<TimestepList, Why> {
+        t_list(s).map(TimestepList)
+    }
+
     pub fn t_list(s: &str) -> Result<Vec<usize>, Why> {
         let why = || {
             format!("must be a comma-separated list of whole numbers from 1 to {MAX_TIMESTEPS}, one per denoised layer (e.g. 1,1,1)")
@@ -831,6 +852,18 @@ pub mod rules {
                 _ => Err(why()),
             })
             .collect()
+    }
+
+    /// `eval --feature-noise`: `auto` (the per-layer default) or a finite standard deviation
+    /// ≥ 0. A clap value parser itself.
+    pub fn feature_noise(s: &str) -> Result<Option<f64>, Why> {
+        if s == "auto" {
+            return Ok(None);
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v >= 0.0 && v.is_finite() => Ok(Some(v)),
+            _ => Err("must be a finite number ≥ 0 (a standard deviation), or no value for the per-layer default".into()),
+        }
     }
 
     /// `compare --seeds`: 1 ..= [`MAX_SEEDS`].

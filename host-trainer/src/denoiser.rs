@@ -46,8 +46,10 @@ pub struct Denoiser {
     sinus: Tensor,
     /// Whitened coordinates for gradient training (`--denoiser-precondition whiten`), if on.
     pub whitened: Option<Whitened>,
-    /// Rows (samples × pixels) of the last input [`Denoiser::noise_loss`] saw.
+    /// Rows (samples × pixels) of the last input [`Denoiser::noise_loss`] saw, and the largest
+    /// squared norm of a whitened row `u = P·(x_t + e_t − m)` in it.
     last_rows: std::cell::Cell<i64>,
+    last_max_u2: std::cell::Cell<f64>,
 }
 
 /// The noise predictor in whitened coordinates, for gradient training.
@@ -121,17 +123,22 @@ impl Denoiser {
             sinus: Tensor::from_slice(&sinus).to_device(device),
             whitened: None,
             last_rows: std::cell::Cell::new(1),
+            last_max_u2: std::cell::Cell::new(0.0),
         }
     }
 
-    /// The step scale of whitened SGD for the last batch: `(C/2) / (1 + C/rows)`. `C/2` makes a
-    /// step of 1 a Newton step of the layer's mean L2 loss (its Hessian is `(2/C)·I` per row of
-    /// `G`); `1/(1 + C/rows)` is the normalized-LMS factor that keeps minibatch SGD stable for
-    /// every step size below 2 (a batch of `rows` whitened inputs has `E‖u‖² = C`, so the
-    /// per-sample gradient noise adds `C/rows` to the curvature the step meets).
+    /// The step scale of whitened SGD for the last batch, `rows·C / (2·(rows + max_b ‖u_b‖²))`,
+    /// so that the step is `ΔG = η·Σ_b r_b·u_bᵀ / (rows + max_b ‖u_b‖²)`. In expectation
+    /// (`‖u‖² ≈ C`) this is `(C/2)/(1 + C/rows)`: `C/2` makes `η = 1` a Newton step of the
+    /// layer's mean L2 loss (Hessian `(2/C)·I` per row of `G`), `1/(1 + C/rows)` the
+    /// normalized-LMS factor for minibatch noise. The batch's largest `‖u_b‖²` replaces `C` so
+    /// that a heavy-tailed input (a rare stroke in a pixel that is almost always blank has a
+    /// whitened norm of hundreds) never gets a step above `η` along its own direction: stable for
+    /// every `η < 2`.
     pub fn whitened_scale(&self) -> f64 {
         let c = self.channels() as f64;
-        (c / 2.0) / (1.0 + c / self.last_rows.get().max(1) as f64)
+        let rows = self.last_rows.get().max(1) as f64;
+        rows * c / (2.0 * (rows + self.last_max_u2.get().max(c)))
     }
 
     /// Switches to whitened coordinates with `P = I`, `m = 0` (`G = D`, `h = d`): the predictor
@@ -276,6 +283,18 @@ impl Denoiser {
                 let zero = w.h_vec.zeros_like();
                 let e_t = self.time_embedding(false);
                 let u = fuse::predict_noise(&x_t, &w.p, &zero, &(&e_t - &w.m));
+                let u2 = tch::no_grad(|| {
+                    let rows = if u.dim() == 4 {
+                        u.permute([0, 2, 3, 1]).reshape([-1, u.size()[1]])
+                    } else {
+                        u.shallow_clone()
+                    };
+                    rows.square()
+                        .sum_dim_intlist(1, false, Kind::Float)
+                        .max()
+                        .double_value(&[])
+                });
+                self.last_max_u2.set(u2);
                 fuse::predict_noise(&u, &w.g_mat, &w.h_vec, &zero)
             }
             _ => fuse::predict_noise(

@@ -5,7 +5,7 @@ use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{Dataset, Normalization};
-use crate::eval::{self, NoisePoint, Retrieval, NOISE_SIGMAS};
+use crate::eval::{self, FeatureNoisePoint, NoisePoint, Retrieval, NOISE_SIGMAS};
 use crate::model::{Grads, Mode, Model};
 use crate::rng::mix;
 
@@ -97,5 +97,105 @@ pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> 
         test_accuracy,
         retrieval,
         noise_robustness,
+    })
+}
+
+/// The feature-noise positive control: the fused model on the test split with `N(0, s_k²)` added
+/// to the input of every weighted layer `k` (`per_layer`, noise from tch's RNG seeded with
+/// `seed`): top-1, retrieval on the noisy embedding (gallery = the clean train split), and
+/// retrieval on that embedding after an explicit reverse step of the next layer's denoiser.
+pub fn feature_noise(
+    model: &Model,
+    data: &Dataset,
+    s: Option<f64>,
+    per_layer: Vec<(usize, f64)>,
+    seed: u64,
+) -> Result<FeatureNoisePoint> {
+    let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
+    let x = to_tensor(&data.test.x, shape, norm, dev);
+    let (_, train_emb) = outputs(model, &to_tensor(&data.train.x, shape, norm, dev));
+    // The denoiser of the first weighted layer after the embedding layer, if any: its input is
+    // the embedding (through any ReLU between them, applied below as in the forward).
+    let next = model
+        .arch
+        .weighted_layers()
+        .into_iter()
+        .find(|&k| k > model.arch.embedding_layer);
+    let relu_between = next.is_some_and(|k| {
+        model.arch.layers[model.arch.embedding_layer + 1..k]
+            .iter()
+            .any(|l| matches!(l, crate::arch::LayerSpec::Relu))
+    });
+    let denoiser = next.and_then(|k| model.denoisers.iter().find(|d| d.layer == k));
+    let (logits, emb, denoised) = tch::no_grad(|| {
+        tch::manual_seed(seed as i64);
+        let params = model.layer_params(Mode::Fused, Grads::NONE);
+        let n = x.size()[0];
+        let (mut logits, mut emb, mut den) = (Vec::new(), Vec::new(), Vec::new());
+        let mut start = 0;
+        while start < n {
+            let len = EVAL_BATCH.min(n - start);
+            let out = model.forward_noisy(
+                &x.narrow(0, start, len),
+                &params,
+                Mode::Fused,
+                Grads::NONE,
+                &per_layer,
+            );
+            if let Some(d) = denoiser {
+                let z = if relu_between {
+                    out.embedding.relu()
+                } else {
+                    out.embedding.shallow_clone()
+                };
+                let stepped = d.with_terms(false, |t| crate::fuse::reverse_step(&z, t, d.coeffs));
+                den.push(stepped.to_device(Device::Cpu));
+            }
+            logits.push(out.logits.to_device(Device::Cpu));
+            emb.push(out.embedding.to_device(Device::Cpu));
+            start += len;
+        }
+        let cat = |v: Vec<Tensor>| (!v.is_empty()).then(|| Tensor::cat(&v, 0));
+        (cat(logits), cat(emb), cat(den))
+    });
+    let (Some(logits), Some(emb)) = (logits, emb) else {
+        anyhow::bail!("feature noise: the test split is empty");
+    };
+    let dim = model.arch.embedding_dim;
+    let train = to_vec(&train_emb)?;
+    let r = eval::retrieval(&to_vec(&emb)?, &data.test.y, &train, &data.train.y, dim);
+    let dr = match denoised {
+        Some(d) => {
+            // Gallery through the same step (clean train embeddings, denoised alike).
+            let z = if relu_between {
+                train_emb.relu()
+            } else {
+                train_emb.shallow_clone()
+            };
+            let g = tch::no_grad(|| {
+                let dd = denoiser.expect("denoised implies a denoiser");
+                dd.with_terms(false, |t| {
+                    crate::fuse::reverse_step(&z.to_device(dev), t, dd.coeffs)
+                })
+                .to_device(Device::Cpu)
+            });
+            Some(eval::retrieval(
+                &to_vec(&d)?,
+                &data.test.y,
+                &to_vec(&g)?,
+                &data.train.y,
+                dim,
+            ))
+        }
+        None => None,
+    };
+    Ok(FeatureNoisePoint {
+        s,
+        per_layer,
+        accuracy: eval::accuracy(&to_vec(&logits)?, data.num_classes, &data.test.y),
+        retrieval_map: r.map,
+        retrieval_rank1: r.rank1,
+        denoised_retrieval_map: dr.map(|r| r.map),
+        denoised_retrieval_rank1: dr.map(|r| r.rank1),
     })
 }

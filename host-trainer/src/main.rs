@@ -66,7 +66,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(args) => {
             runtime::init_threads(args.threads)?;
-            let m = run::eval_run(&args.run, args.data.as_deref(), args.device.resolve()?)?;
+            let m = run::eval_run(
+                &args.run,
+                args.data.as_deref(),
+                args.device.resolve()?,
+                &args.feature_noise,
+            )?;
             println!(
                 "{}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%",
                 args.run.display(),
@@ -74,6 +79,25 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 100.0 * m.retrieval_map,
                 100.0 * m.retrieval_rank1
             );
+            for f in &m.feature_noise {
+                let s = f.s.map_or("per-layer √((1−ᾱ)/ᾱ)".to_string(), |s| {
+                    s.to_string()
+                });
+                let den = match (f.denoised_retrieval_map, f.denoised_retrieval_rank1) {
+                    (Some(a), Some(b)) => format!(
+                        "; denoised embedding mAP {:.2}% Rank-1 {:.2}%",
+                        100.0 * a,
+                        100.0 * b
+                    ),
+                    _ => String::new(),
+                };
+                println!(
+                    "  feature noise s = {s}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%{den}",
+                    100.0 * f.accuracy,
+                    100.0 * f.retrieval_map,
+                    100.0 * f.retrieval_rank1
+                );
+            }
         }
         Command::Export(args) => {
             runtime::init_threads(args.threads)?;

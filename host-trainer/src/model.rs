@@ -299,12 +299,30 @@ impl Model {
         mode: Mode,
         grads: Grads,
     ) -> Output {
+        self.forward_noisy(x, params, mode, grads, &[])
+    }
+
+    /// [`forward_with`](Self::forward_with), adding `N(0, s²)` (tch's RNG) to the input of each
+    /// weighted layer `k` listed in `feature_noise` as `(k, s)` before the layer (and before its
+    /// denoiser's step, which the fused weights contain): the feature-noise positive control.
+    /// `Output::inputs` holds the noisy inputs.
+    pub fn forward_noisy(
+        &self,
+        x: &Tensor,
+        params: &[Option<(Tensor, Tensor)>],
+        mode: Mode,
+        grads: Grads,
+        feature_noise: &[(usize, f64)],
+    ) -> Output {
         let mut h = x.shallow_clone();
         let mut inputs = Vec::new();
         let mut embedding = None;
         for (k, spec) in self.arch.layers.iter().enumerate() {
             h = match *spec {
                 LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. } => {
+                    if let Some(&(_, s)) = feature_noise.iter().find(|(layer, _)| *layer == k) {
+                        h = &h + h.randn_like() * s;
+                    }
                     inputs.push(h.shallow_clone());
                     let (w, b) = params[k].as_ref().expect("weighted layer has parameters");
                     let (stride, padding) = match *spec {

@@ -570,6 +570,7 @@ fn to_metrics(
         noise_robustness: ev.noise_robustness.clone(),
         curve,
         denoisers,
+        feature_noise: Vec::new(),
     }
 }
 
@@ -611,8 +612,14 @@ fn finish(out: &Path, cfg: &RunConfig, metrics: &Metrics) -> Result<()> {
 }
 
 /// `denoiserep eval`: re-evaluates a saved run (fused model) and rewrites its `metrics.json`,
-/// keeping the training curve. `data` overrides the run's data spec.
-pub fn eval_run(dir: &Path, data_spec: Option<&str>, device: Device) -> Result<Metrics> {
+/// keeping the training curve. `data` overrides the run's data spec. Each `feature_noise` entry
+/// (`Some(s)`, or `None` for the per-layer default) adds a feature-noise point.
+pub fn eval_run(
+    dir: &Path,
+    data_spec: Option<&str>,
+    device: Device,
+    feature_noise: &[Option<f64>],
+) -> Result<Metrics> {
     let (cfg, model) = load_run_model(dir, device)?;
     let mut tcfg = cfg.train.clone();
     if let Some(spec) = data_spec {
@@ -636,9 +643,54 @@ pub fn eval_run(dir: &Path, data_spec: Option<&str>, device: Device) -> Result<M
     };
     let ev = evaluate::evaluate(&model, &data, tcfg.seed)?;
     let diags = final_diagnostics(&model, &data, tcfg.seed)?;
-    let metrics = to_metrics(&ev, old.map(|m| m.curve).unwrap_or_default(), diags);
+    let mut metrics = to_metrics(&ev, old.map(|m| m.curve).unwrap_or_default(), diags);
+    if !feature_noise.is_empty() {
+        let levels = feature_noise_levels(&cfg, &model, feature_noise)?;
+        for (i, (s, per_layer)) in levels.into_iter().enumerate() {
+            let seed = crate::rng::mix(tcfg.seed, (5 << 32) + i as u64);
+            metrics
+                .feature_noise
+                .push(evaluate::feature_noise(&model, &data, s, per_layer, seed)?);
+        }
+    }
     finish(dir, &cfg, &metrics)?;
     Ok(metrics)
+}
+
+/// The per-layer standard deviations of each `--feature-noise` level: `s` at every weighted layer,
+/// or (`None`) `√((1 − ᾱ_t)/ᾱ_t)` at each layer's timestep — the run's denoisers', or for a run
+/// without denoisers the ones its denoiser settings would give (`--t-stride`/`--t-list`, betas).
+#[allow(clippy::type_complexity)]
+fn feature_noise_levels(
+    cfg: &RunConfig,
+    model: &Model,
+    levels: &[Option<f64>],
+) -> Result<Vec<(Option<f64>, Vec<(usize, f64)>)>> {
+    let layers = model.arch.weighted_layers();
+    let spec = &cfg.train.denoise;
+    let schedule = Schedule::new(spec.schedule)?;
+    let ts = match &spec.t_list {
+        Some(list) => {
+            crate::schedule::listed_timesteps(list, layers.len(), spec.schedule.timesteps)?
+        }
+        None => {
+            crate::schedule::layer_timesteps(layers.len(), spec.t_stride, spec.schedule.timesteps)?
+        }
+    };
+    Ok(levels
+        .iter()
+        .map(|&level| {
+            let per_layer = layers
+                .iter()
+                .zip(&ts)
+                .map(|(&k, &t)| {
+                    let ab = schedule.alpha_bar[t - 1];
+                    (k, level.unwrap_or(((1.0 - ab) / ab).sqrt()))
+                })
+                .collect();
+            (level, per_layer)
+        })
+        .collect())
 }
 
 fn versions() -> Versions {

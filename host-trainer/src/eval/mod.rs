@@ -112,4 +112,27 @@ pub struct Metrics {
     /// Per denoised layer, of the final model (`[]` for models without denoisers).
     #[serde(default)]
     pub denoisers: Vec<DenoiserDiag>,
+    /// `eval --feature-noise`: accuracy and retrieval with Gaussian noise added to the input of
+    /// every weighted layer (absent unless asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_noise: Vec<FeatureNoisePoint>,
+}
+
+/// One feature-noise level (`docs/trainer.md`, "Feature-noise positive control").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureNoisePoint {
+    /// The standard deviation given (`--feature-noise S`); `null` for the per-layer default
+    /// `s_k = √((1 − ᾱ_t)/ᾱ_t)` at each layer's timestep.
+    pub s: Option<f64>,
+    /// `(layer, s)` actually used, per weighted layer in forward order.
+    pub per_layer: Vec<(usize, f64)>,
+    /// Top-1 accuracy on the test split under that noise.
+    pub accuracy: f64,
+    /// Retrieval on the (noisy) embedding: queries = test split, gallery = clean train split.
+    pub retrieval_map: f64,
+    pub retrieval_rank1: f64,
+    /// Retrieval on the explicitly denoised noisy embedding — the reverse step of the denoiser
+    /// of the layer after the embedding applied to it (`null` when that layer has none).
+    pub denoised_retrieval_map: Option<f64>,
+    pub denoised_retrieval_rank1: Option<f64>,
 }
