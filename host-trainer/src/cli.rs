@@ -445,6 +445,7 @@ pub struct EvalArgs {
         long,
         value_name = "S",
         num_args = 0..=1,
+        allow_negative_numbers = true,
         default_missing_value = "auto",
         action = clap::ArgAction::Append,
         value_parser = rules::feature_noise
