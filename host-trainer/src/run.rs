@@ -439,7 +439,9 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         }
     }
     write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
-    eprintln!("evaluating the fused model: test accuracy, retrieval, input-noise robustness");
+    eprintln!(
+        "evaluating the fused model: test accuracy, retrieval, input-noise and corruption robustness"
+    );
     let ev = evaluate::evaluate(&trainer.model, &data, cfg.seed)?;
     let diags = final_diagnostics(&trainer.model, &data, cfg.seed)?;
     let metrics = to_metrics(&ev, trainer.curve.clone(), diags);
@@ -565,6 +567,7 @@ fn to_metrics(
         retrieval_map: ev.retrieval.map,
         retrieval_rank1: ev.retrieval.rank1,
         noise_robustness: ev.noise_robustness.clone(),
+        corruptions: ev.corruptions.clone(),
         curve,
         denoisers,
     }
@@ -596,13 +599,14 @@ fn finish(out: &Path, cfg: &RunConfig, metrics: &Metrics) -> Result<()> {
     if !metrics.curve.is_empty() {
         eval::plots::training_curves(&out.join(CURVES_PNG), &title, &metrics.curve)?;
     }
-    eval::plots::robustness(
+    eval::plots::robustness_all(
         &out.join(ROBUSTNESS_PNG),
         &title,
-        &[(
-            cfg.train.regime.name().to_string(),
-            metrics.noise_robustness.clone(),
-        )],
+        &[eval::plots::RobustnessSeries {
+            name: cfg.train.regime.name().to_string(),
+            noise: metrics.noise_robustness.clone(),
+            corruptions: metrics.corruptions.clone(),
+        }],
     )?;
     write_json(&out.join(METRICS), metrics)
 }

@@ -110,13 +110,17 @@ fn plot_robustness(demo: &Demo, path: &Path) -> Result<()> {
     let series: Vec<_> = demo
         .runs
         .iter()
-        .map(|r| (r.label.to_string(), r.metrics.noise_robustness.clone()))
+        .map(|r| plots::RobustnessSeries {
+            name: r.label.to_string(),
+            noise: r.metrics.noise_robustness.clone(),
+            corruptions: r.metrics.corruptions.clone(),
+        })
         .collect();
     let title = format!(
         "top-1 vs input noise, {} on {} (trainer, fused)",
         demo.runs[0].config.arch.spec, demo.runs[0].config.data.name
     );
-    plots::robustness(path, &title, &series)
+    plots::robustness_all(path, &title, &series)
 }
 
 /// Reads a file, naming it when it is missing.
