@@ -267,8 +267,8 @@ pub struct RobustnessSeries {
 /// `robustness.png`: left, accuracy vs input-noise σ, one line per series; right (when any series
 /// has corruption points), top-1 under each corruption as grouped bars — one group per
 /// corruption in the order of the first series that has them, one bar per series in the line's
-/// colour, bars from 0, the clean accuracy (σ = 0) of each series as a dashed line across the
-/// panel.
+/// colour (named by the left panel's legend), bars from 0, the clean accuracy (σ = 0) of each
+/// series as a dashed line across the panel.
 pub fn robustness_all(path: &Path, title: &str, series: &[RobustnessSeries]) -> Result<()> {
     if series
         .iter()
@@ -370,7 +370,7 @@ fn corruption_panel(area: &Area, series: &[RobustnessSeries]) -> Result<()> {
         }
     };
     let mut chart = ChartBuilder::on(area)
-        .caption("corruptions", (FAMILY, 20))
+        .caption("corruptions (dashed: clean top-1)", (FAMILY, 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(65)
@@ -378,6 +378,7 @@ fn corruption_panel(area: &Area, series: &[RobustnessSeries]) -> Result<()> {
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .x_labels(groups.len().max(1) * 2 + 1)
         .x_label_formatter(&tick)
         .y_desc("top-1 accuracy")
@@ -394,10 +395,7 @@ fn corruption_panel(area: &Area, series: &[RobustnessSeries]) -> Result<()> {
                 Rectangle::new([(x0, 0.0), (x0 + width * 0.9, p.accuracy)], color.filled())
             })
         });
-        chart
-            .draw_series(bars)?
-            .label(s.name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+        chart.draw_series(bars)?;
         if let Some(clean) = s.noise.iter().find(|p| p.sigma == 0.0) {
             chart.draw_series(DashedLineSeries::new(
                 [(-0.5, clean.accuracy), (n - 0.5, clean.accuracy)],
@@ -407,13 +405,6 @@ fn corruption_panel(area: &Area, series: &[RobustnessSeries]) -> Result<()> {
             ))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
-        .draw()?;
     Ok(())
 }
 
