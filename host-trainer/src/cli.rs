@@ -38,7 +38,7 @@ pub enum Command {
     Infer(InferArgs),
     /// Write REPORT.md and its plots from a finished `scripts/demo.sh` folder.
     Report(ReportArgs),
-    /// Baseline vs DenoiseRep at equal budget with three controls, over seeds.
+    /// Baseline vs DenoiseRep at equal budget with four controls, over seeds.
     Compare(CompareArgs),
 }
 

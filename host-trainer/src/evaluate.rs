@@ -1,11 +1,13 @@
 //! Evaluation of the fused model (batched, no gradients): top-1 accuracy, retrieval on the
-//! embedding (queries = test split, gallery = train split) and accuracy under input noise.
+//! embedding (queries = test split, gallery = train split), accuracy under input noise and under
+//! the corruptions of [`eval::corrupt`].
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{Dataset, Normalization};
-use crate::eval::{self, FeatureNoisePoint, NoisePoint, Retrieval, NOISE_SIGMAS};
+use crate::eval::corrupt::{self, CORRUPTIONS};
+use crate::eval::{self, CorruptionPoint, FeatureNoisePoint, NoisePoint, Retrieval, NOISE_SIGMAS};
 use crate::model::{Grads, Mode, Model};
 use crate::rng::mix;
 
@@ -18,6 +20,7 @@ pub struct Evaluation {
     pub test_accuracy: f64,
     pub retrieval: Retrieval,
     pub noise_robustness: Vec<NoisePoint>,
+    pub corruptions: Vec<CorruptionPoint>,
 }
 
 /// Raw samples (`n × C·H·W`) normalized and stacked as `[n, C, H, W]` on `device`.
@@ -69,9 +72,18 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     )?)
 }
 
+/// The seed stream of corruption `j` of [`CORRUPTIONS`]: `mix(seed, 5·2³² + j)`, apart from the
+/// noise streams `mix(seed, i)` and the training streams (`train.rs`: `e`, `e + 2³²`, `e + 3·2³²`;
+/// `run.rs`: `4·2³²`).
+pub const CORRUPTION_STREAM: u64 = 5 << 32;
+
 /// Full evaluation of the fused model on `data`. The robustness noise for σ index `i` is seeded
 /// with `mix(seed, i)`; noise is added to raw inputs (pixel units), clipped to the data's value
-/// range, then normalized.
+/// range, then normalized. Then each corruption `j` of [`CORRUPTIONS`] is applied to the raw test
+/// inputs ([`corrupt::corrupt`], seed `mix(seed, CORRUPTION_STREAM + j)`, range = the data's or,
+/// without one, the test split's min and max) and normalized; a `gaussian` entry takes its
+/// accuracy from the `noise_robustness` point of the same σ (the same draw), so the corruptions
+/// cost one test-split pass each for the other seven.
 pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> {
     let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
     let (test_logits, test_emb) = outputs(model, &to_tensor(&data.test.x, shape, norm, dev));
@@ -93,10 +105,37 @@ pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> 
             accuracy: eval::accuracy(&to_vec(&logits)?, data.num_classes, &data.test.y),
         });
     }
+    let range = corrupt::range_of(data.value_range, &data.test.x);
+    let mut corruptions = Vec::with_capacity(CORRUPTIONS.len());
+    for (j, &c) in CORRUPTIONS.iter().enumerate() {
+        let accuracy = if c.kind == corrupt::Kind::Gaussian {
+            noise_robustness
+                .iter()
+                .find(|p| p.sigma == c.severity)
+                .map(|p| p.accuracy)
+                .with_context(|| format!("internal: {} is not a noise σ", c.key()))?
+        } else {
+            let x = corrupt::corrupt(
+                &data.test.x,
+                shape,
+                c,
+                range,
+                mix(seed, CORRUPTION_STREAM + j as u64),
+            );
+            let (logits, _) = outputs(model, &to_tensor(&x, shape, norm, dev));
+            eval::accuracy(&to_vec(&logits)?, data.num_classes, &data.test.y)
+        };
+        corruptions.push(CorruptionPoint {
+            kind: c.kind,
+            severity: c.severity,
+            accuracy,
+        });
+    }
     Ok(Evaluation {
         test_accuracy,
         retrieval,
         noise_robustness,
+        corruptions,
     })
 }
 

@@ -193,7 +193,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             for v in o.report.verdicts.iter().filter(|v| v.beats_all_controls) {
-                println!("{} beats all three controls on {}", v.arm, v.metric);
+                println!("{} beats all four controls on {}", v.arm, v.metric);
             }
             println!(
                 "{}: {} arms × {} seeds, {:.1} s; {}, {}",

@@ -439,7 +439,9 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         }
     }
     write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
-    eprintln!("evaluating the fused model: test accuracy, retrieval, input-noise robustness");
+    eprintln!(
+        "evaluating the fused model: test accuracy, retrieval, input-noise and corruption robustness"
+    );
     let ev = evaluate::evaluate(&trainer.model, &data, cfg.seed)?;
     let diags = final_diagnostics(&trainer.model, &data, cfg.seed)?;
     let metrics = to_metrics(&ev, trainer.curve.clone(), diags);
@@ -568,6 +570,7 @@ fn to_metrics(
         retrieval_map: ev.retrieval.map,
         retrieval_rank1: ev.retrieval.rank1,
         noise_robustness: ev.noise_robustness.clone(),
+        corruptions: ev.corruptions.clone(),
         curve,
         denoisers,
         feature_noise: Vec::new(),
@@ -600,13 +603,14 @@ fn finish(out: &Path, cfg: &RunConfig, metrics: &Metrics) -> Result<()> {
     if !metrics.curve.is_empty() {
         eval::plots::training_curves(&out.join(CURVES_PNG), &title, &metrics.curve)?;
     }
-    eval::plots::robustness(
+    eval::plots::robustness_all(
         &out.join(ROBUSTNESS_PNG),
         &title,
-        &[(
-            cfg.train.regime.name().to_string(),
-            metrics.noise_robustness.clone(),
-        )],
+        &[eval::plots::RobustnessSeries {
+            name: cfg.train.regime.name().to_string(),
+            noise: metrics.noise_robustness.clone(),
+            corruptions: metrics.corruptions.clone(),
+        }],
     )?;
     write_json(&out.join(METRICS), metrics)
 }
@@ -647,7 +651,7 @@ pub fn eval_run(
     if !feature_noise.is_empty() {
         let levels = feature_noise_levels(&cfg, &model, feature_noise)?;
         for (i, (s, per_layer)) in levels.into_iter().enumerate() {
-            let seed = crate::rng::mix(tcfg.seed, (5 << 32) + i as u64);
+            let seed = crate::rng::mix(tcfg.seed, (6 << 32) + i as u64);
             metrics
                 .feature_noise
                 .push(evaluate::feature_noise(&model, &data, s, per_layer, seed)?);

@@ -219,6 +219,8 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     ("compare", &["--arch", ""], "--arch '': must not be empty"),
     ("compare", &["--arch", "foo"], "--arch foo: arch 'foo': unknown kind"),
     ("compare", &["--variant", "abc"], "--variant 'abc': expected NAME=TRAIN FLAGS"),
+    ("compare", &["--variant", "analytic-shrinkage=--lambda 1"],
+        "--variant 'analytic-shrinkage': the name is taken by a built-in arm"),
     ("compare", &["--variant", "x=--lambda -1"],
         "variant 'x': --lambda -1: must be a finite number ≥ 0"),
     ("compare", &["--variant", "x=--epochs 3"], "--variant 'x': --epochs cannot be set per arm"),

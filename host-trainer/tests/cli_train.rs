@@ -94,6 +94,38 @@ fn baseline_then_label_free_label_guided_penalty_control() {
         .map(|p| p["sigma"].as_f64().unwrap())
         .collect();
     assert_eq!(sigmas.len(), 5);
+    // The corruption list: kind, severity, accuracy; gaussian σ = 0.5 is the noise point.
+    let corruptions: Vec<(String, f64)> = m["corruptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let a = p["accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&a), "{p}");
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["severity"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("gaussian", 0.5),
+        ("salt-pepper", 0.05),
+        ("salt-pepper", 0.1),
+        ("salt-pepper", 0.2),
+        ("occlusion", 0.25),
+        ("occlusion", 0.5),
+        ("blur", 1.0),
+        ("blur", 2.0),
+    ];
+    assert_eq!(corruptions.len(), want.len());
+    for ((k, s), (wk, ws)) in corruptions.iter().zip(want) {
+        assert!(k == wk && (s - ws).abs() < 1e-6, "{k} {s}");
+    }
+    assert_eq!(
+        m["corruptions"][0]["accuracy"],
+        m["noise_robustness"][4]["accuracy"]
+    );
     assert_eq!(m["curve"].as_array().unwrap().len(), 2);
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(base.join("config.json")).unwrap()).unwrap();

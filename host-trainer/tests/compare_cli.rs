@@ -18,11 +18,12 @@ use denoiserep_trainer::train::{
 use serde_json::Value;
 use tch::{Device, Tensor};
 
-const ARMS: [&str; 8] = [
+const ARMS: [&str; 9] = [
     "baseline",
     "baseline-more",
     "null-control",
     "penalty-control",
+    "analytic-shrinkage",
     "label-free",
     "label-guided",
     "label-guided-noise-grad",
@@ -93,7 +94,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
     let out_s = out.to_str().unwrap();
     let o = ok(&compare_args(out_s, &[]));
     let err = stderr(&o);
-    assert_eq!(count(&err, ": trained in "), 16, "{err}");
+    assert_eq!(count(&err, ": trained in "), 18, "{err}");
 
     // Layout: DIR/seed-S/ARM complete runs, plus the three outputs.
     for seed in [0, 1] {
@@ -128,7 +129,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
         .unwrap()
         .contains("'lg-t2=--regime label-guided --t-stride 2'"));
     let runs = c["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 16);
+    assert_eq!(runs.len(), 18);
     let run_of = |arm: &str, seed: u64| {
         runs.iter()
             .find(|r| r["arm"] == arm && r["seed"] == seed)
@@ -140,6 +141,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
         ("baseline-more", 2, 2),
         ("null-control", 2, 1),
         ("penalty-control", 2, 1),
+        ("analytic-shrinkage", 2, 0),
         ("label-free", 2, 0),
         ("label-guided", 2, 1),
         ("label-guided-noise-grad", 2, 1),
@@ -160,7 +162,41 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
             assert_eq!(r["backbone_epochs"], backbone, "{arm}");
             assert!(r["wall_seconds"].as_f64().unwrap() > 0.0);
             assert_eq!(r["outcome"], "trained");
+            // Every corruption of metrics.json, by its kind:severity key.
+            let cs = m["corruptions"].as_array().unwrap();
+            assert_eq!(cs.len(), 8, "{arm}");
+            for p in cs {
+                let key = format!(
+                    "{}:{}",
+                    p["kind"].as_str().unwrap(),
+                    p["severity"].as_f64().unwrap() as f32
+                );
+                assert_eq!(r["corruptions"][&key], p["accuracy"], "{arm} {key}");
+            }
+            assert_eq!(cs[0]["accuracy"], m["noise_robustness"][4]["accuracy"]);
         }
+        // The analytic-shrinkage control: closed-form denoisers after one fit epoch (the other
+        // is skipped), the backbone exactly the seed's baseline.
+        let shrink = json(&out.join(format!("seed-{seed}/analytic-shrinkage/metrics.json")));
+        assert_eq!(shrink["curve"].as_array().unwrap().len(), 1);
+        assert!(!shrink["denoisers"].as_array().unwrap().is_empty());
+        let cfg = json(&out.join(format!("seed-{seed}/analytic-shrinkage/config.json")));
+        assert_eq!(
+            (&cfg["train"]["regime"], &cfg["train"]["denoiser_fit"]),
+            (&Value::from("label-free"), &Value::from("closed-form"))
+        );
+        let tensors = |arm: &str| -> HashMap<String, Tensor> {
+            Tensor::read_safetensors(out.join(format!("seed-{seed}/{arm}/model.safetensors")))
+                .unwrap()
+                .into_iter()
+                .collect()
+        };
+        let (base, shr) = (tensors("baseline"), tensors("analytic-shrinkage"));
+        assert!(!base.is_empty());
+        for (name, t) in &base {
+            assert!(shr[name].equal(t), "analytic-shrinkage {name} differs");
+        }
+        assert!(shr.keys().any(|k| k.starts_with("denoisers.")));
         // The null control trains only label-guided's B epoch (epoch 2 of 2) with CE.
         let null = json(&out.join(format!("seed-{seed}/null-control/metrics.json")));
         let curve = null["curve"].as_array().unwrap();
@@ -186,7 +222,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
 
     // Summary: mean and sample std over the two seeds, recomputed here.
     let summary = c["summary"].as_array().unwrap();
-    assert_eq!(summary.len(), 8);
+    assert_eq!(summary.len(), 9);
     for s in summary {
         let arm = s["arm"].as_str().unwrap();
         for k in METRICS {
@@ -203,7 +239,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
             );
         }
     }
-    // Paired differences of every non-control arm against the three controls, per metric.
+    // Paired differences of every non-control arm against the four controls, per metric.
     let paired = c["paired"].as_array().unwrap();
     for arm in [
         "label-free",
@@ -211,7 +247,12 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
         "label-guided-noise-grad",
         "lg-t2",
     ] {
-        for ctl in ["baseline-more", "null-control", "penalty-control"] {
+        for ctl in [
+            "baseline-more",
+            "null-control",
+            "penalty-control",
+            "analytic-shrinkage",
+        ] {
             for k in METRICS {
                 let p = paired
                     .iter()
@@ -272,10 +313,47 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
             }
         }
     }
-    // The penalty control is also paired with the two controls before it.
+    // The penalty control is also paired with the two controls before it, analytic-shrinkage
+    // with the three (and the start).
     assert!(paired
         .iter()
         .any(|p| p["arm"] == "penalty-control" && p["control"] == "null-control"));
+    assert_eq!(
+        paired
+            .iter()
+            .filter(|p| p["arm"] == "analytic-shrinkage")
+            .count(),
+        4 * 5
+    );
+    // Corruptions: 8 keys; every arm after the start but the null control, minus the null
+    // control, per corruption, paired by seed, all secondary.
+    assert_eq!(c["corruptions"].as_array().unwrap().len(), 8);
+    let cp = c["corruption_paired"].as_array().unwrap();
+    assert_eq!(cp.len(), 7 * 8);
+    for p in cp {
+        let (arm, key) = (p["arm"].as_str().unwrap(), p["metric"].as_str().unwrap());
+        assert_eq!(p["control"], "null-control");
+        assert_eq!(p["primary"], false);
+        let d: Vec<f64> = [0u64, 1]
+            .iter()
+            .map(|&s| {
+                run_of(arm, s)["corruptions"][key].as_f64().unwrap()
+                    - run_of("null-control", s)["corruptions"][key]
+                        .as_f64()
+                        .unwrap()
+            })
+            .collect();
+        let got: Vec<f64> = p["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(
+            got.len() == 2 && got.iter().zip(&d).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{arm} {key}: {got:?} {d:?}"
+        );
+    }
     // The first control is paired only with the start (a reference outside the verdict).
     let first: Vec<&Value> = paired
         .iter()
@@ -299,6 +377,10 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
         "## Mean ± std over 2 seeds (%)",
         "| null-control (2) |",
         "### vs penalty-control (3)",
+        "### vs analytic-shrinkage (4)",
+        "| analytic-shrinkage (4) |",
+        "## Corruption robustness (secondary)",
+        "| lg-t2 | occlusion 50 % | 2 | ",
         "### vs baseline (the start",
         "## Primary comparison (pre-declared)",
         "| lg-t2 | 2 | ",
@@ -315,10 +397,10 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
     // Same command again: every arm reused, same numbers.
     let o = ok(&compare_args(out_s, &[]));
     let err = stderr(&o);
-    assert_eq!(count(&err, ": reused"), 16, "{err}");
+    assert_eq!(count(&err, ": reused"), 18, "{err}");
     assert_eq!(count(&err, "training"), 0, "{err}");
     let again = json(&out.join("compare.json"));
-    for key in ["summary", "paired", "verdicts"] {
+    for key in ["summary", "paired", "verdicts", "corruption_paired"] {
         assert_eq!(again[key], c[key], "{key}");
     }
     for (a, b) in again["runs"].as_array().unwrap().iter().zip(runs) {
@@ -339,7 +421,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
     ));
     let err = stderr(&o);
     assert_eq!(count(&err, ": trained in "), 2, "{err}");
-    assert_eq!(count(&err, ": reused"), 16, "{err}");
+    assert_eq!(count(&err, ": reused"), 18, "{err}");
     let e = fails(
         &compare_args(out_s, &["--lambda", "0.5"]),
         "different settings (lambda)",

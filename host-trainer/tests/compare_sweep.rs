@@ -11,11 +11,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const ARMS: [&str; 7] = [
+const ARMS: [&str; 8] = [
     "baseline",
     "baseline-more",
     "null-control",
     "penalty-control",
+    "analytic-shrinkage",
     "label-free",
     "label-guided",
     "label-guided-noise-grad",
@@ -32,7 +33,7 @@ fn json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// A small comparison: 2 seeds × 7 runs on the synthetic data, one thread per run.
+/// A small comparison: 2 seeds × 8 runs on the synthetic data, one thread per run.
 fn compare_args(out: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
         "compare",
@@ -143,8 +144,8 @@ fn jobs_and_emitted_commands_with_collect_equal_a_plain_compare() {
     let o = ok(&compare_args(&par, &["--jobs", "2"]));
     let par_s = t.elapsed().as_secs_f64();
     let err = stderr(&o);
-    assert_eq!(err.matches("in a child process, log ").count(), 14, "{err}");
-    assert_eq!(err.matches(": trained in ").count(), 14, "{err}");
+    assert_eq!(err.matches("in a child process, log ").count(), 16, "{err}");
+    assert_eq!(err.matches(": trained in ").count(), 16, "{err}");
     // A seed's arms start only after its baseline finished.
     for seed in SEEDS {
         let done = err
@@ -181,7 +182,7 @@ fn jobs_and_emitted_commands_with_collect_equal_a_plain_compare() {
         .position(|l| l.starts_with("# stage 2: arms"))
         .unwrap_or_else(|| panic!("no stage-2 comment: {text}"));
     let cmds = commands(&text);
-    assert_eq!(cmds.len(), 14, "{text}");
+    assert_eq!(cmds.len(), 16, "{text}");
     let exe = std::fs::canonicalize(common::BIN).unwrap();
     let hand_abs = std::fs::canonicalize(&tmp.0).unwrap().join("hand");
     for (i, line) in lines
@@ -240,13 +241,13 @@ fn jobs_and_emitted_commands_with_collect_equal_a_plain_compare() {
 
     // 4. Run stage 1 and half of stage 2 by hand: --collect names every missing run with the
     //    command that produces it, exits 2 and writes nothing.
-    let (done, left) = cmds.split_at(2 + 6);
+    let (done, left) = cmds.split_at(2 + 7);
     done.iter().for_each(|l| sh(l));
     let o = run(&compare_args(&hand, &["--collect"]));
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.starts_with("denoiserep: error: --collect: 6 of 14 runs are missing or unfinished"),
+        err.starts_with("denoiserep: error: --collect: 7 of 16 runs are missing or unfinished"),
         "{err}"
     );
     for line in left {
@@ -267,7 +268,7 @@ fn jobs_and_emitted_commands_with_collect_equal_a_plain_compare() {
     let err = stderr(&o);
     assert_eq!(
         err.matches(": reused (trained earlier in ").count(),
-        14,
+        16,
         "{err}"
     );
     let out = String::from_utf8(o.stdout).unwrap();
@@ -303,7 +304,7 @@ fn a_failing_child_shows_its_log_while_the_others_finish() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("compare [8/8] seed 0 boom: the child process failed"),
+        err.contains("compare [9/9] seed 0 boom: the child process failed"),
         "{err}"
     );
     // The tail of its log, indented, with the trainer's own error.
@@ -314,7 +315,7 @@ fn a_failing_child_shows_its_log_while_the_others_finish() {
     let last = err.lines().last().unwrap();
     assert!(
         last.starts_with(
-            "denoiserep: error: 1 of 8 runs failed: seed 0 boom (exit status: 2; log "
+            "denoiserep: error: 1 of 9 runs failed: seed 0 boom (exit status: 2; log "
         ),
         "{last}"
     );
@@ -336,7 +337,7 @@ fn a_failing_child_shows_its_log_while_the_others_finish() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("1 of 8 runs are missing or unfinished"),
+        err.contains("1 of 9 runs are missing or unfinished"),
         "{err}"
     );
     assert!(
@@ -361,7 +362,7 @@ fn ten_seeds_are_planned_with_every_flag_explicit_even_without_threads() {
     assert!(!out.exists());
     let text = String::from_utf8(o.stdout).unwrap();
     let cmds = commands(&text);
-    assert_eq!(cmds.len(), 10 * 7, "{text}");
+    assert_eq!(cmds.len(), 10 * 8, "{text}");
     for (k, line) in cmds.iter().enumerate() {
         // Baselines of seeds 0–9 first, then the arms.
         let words: Vec<&str> = line.split(' ').collect();

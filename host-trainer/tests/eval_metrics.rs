@@ -247,6 +247,34 @@ fn plots_write_complete_pngs() {
         .collect();
     assert_eq!(left.len(), 2, "{left:?}");
 
+    // With corruptions: a second panel of bars, wider.
+    let with: Vec<eval::plots::RobustnessSeries> = series
+        .iter()
+        .enumerate()
+        .map(|(i, (name, noise))| eval::plots::RobustnessSeries {
+            name: name.clone(),
+            noise: noise.clone(),
+            corruptions: eval::corrupt::CORRUPTIONS
+                .iter()
+                .enumerate()
+                .map(|(j, c)| eval::CorruptionPoint {
+                    kind: c.kind,
+                    severity: c.severity,
+                    accuracy: 0.9 - 0.05 * j as f64 + 0.02 * i as f64,
+                })
+                .collect(),
+        })
+        .collect();
+    let q = dir.join("robustness-all.png");
+    eval::plots::robustness_all(&q, "accuracy under noise and corruptions", &with).unwrap();
+    let (w, h, ink, colors) = inspect_png(&q);
+    assert_eq!((w, h), (1700, 600));
+    assert!(ink > 0.05 && colors > 10, "ink {ink} colors {colors}");
+    let (w0, _, ink0, _) = inspect_png(&p);
+    assert_eq!(w0, 960);
+    assert!(ink > ink0, "the bar panel adds ink: {ink} vs {ink0}");
+    std::fs::remove_file(&q).unwrap();
+
     let e = eval::plots::training_curves(&dir.join("x.png"), "t", &[]).unwrap_err();
     assert!(format!("{e:#}").contains("no epochs"));
     let e = eval::plots::robustness(&dir.join("missing/dir/r.png"), "t", &series).unwrap_err();

@@ -296,8 +296,10 @@ fn report_of_a_demo_folder_and_its_failures() {
     assert!(md.contains("`denoiserep compare`") && md.contains("docs/results.md"));
     assert!(md.contains("![training curves](curves.png)"));
     assert!(md.contains("![robustness](robustness.png)"));
-    assert_eq!(png_size(&out.join("curves.png")), (1280, 520));
-    assert_eq!(png_size(&out.join("robustness.png")), (960, 600));
+    // Three panels: the label-guided run's records carry denoiser diagnostics.
+    assert_eq!(png_size(&out.join("curves.png")), (1920, 520));
+    // Two panels: the noise curve and the corruption bars (the demo's runs have both).
+    assert_eq!(png_size(&out.join("robustness.png")), (1700, 600));
 
     // A device dump that differs in one value: the report is still written, with ✗ and the
     // first difference; the command fails.

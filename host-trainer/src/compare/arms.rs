@@ -1,6 +1,6 @@
 //! The arms of a comparison and how each becomes a `denoiserep train` invocation.
 //!
-//! Every run of a comparison — the from-scratch baseline, the six built-in arms and the
+//! Every run of a comparison — the from-scratch baseline, the seven built-in arms and the
 //! `--variant`s — is described by `train` flags and parsed with the very clap definition of
 //! `denoiserep train` ([`TrainArgs`]), so an arm means exactly what the same flags mean on the
 //! command line.
@@ -20,7 +20,7 @@ use crate::run::TrainRequest;
 pub enum Role {
     /// The from-scratch baseline every other arm starts from (`--epochs` epochs).
     Start,
-    /// One of the three controls every other arm is compared with.
+    /// One of the four controls every other arm is compared with.
     Control,
     /// A built-in DenoiseRep arm (label-free, label-guided, label-guided with `--noise-grad`).
     Method,
@@ -40,10 +40,22 @@ pub struct Arm {
 /// Run directory name of the from-scratch baseline.
 pub const START: &str = "baseline";
 
-/// The three controls, in the order (1), (2), (3).
-pub const CONTROLS: [&str; 3] = ["baseline-more", "null-control", "penalty-control"];
+/// The four controls, in the order (1), (2), (3), (4).
+pub const CONTROLS: [&str; 4] = [
+    "baseline-more",
+    "null-control",
+    "penalty-control",
+    "analytic-shrinkage",
+];
 
-/// The built-in arms after the start: controls (1)–(3), then methods (4)–(6).
+/// The built-in arms after the start: controls (1)–(4), then methods (5)–(7).
+///
+/// (4) `analytic-shrinkage` is label-free with `--denoiser-fit closed-form`: every denoiser set
+/// to its exact L2 optimum `D*` from train-split moments, without gradient training — what
+/// DenoiseRep's denoisers converge to. Label-free never trains the backbone and the closed-form
+/// fit skips every epoch after the first, so its backbone is the seed's baseline, bit for bit;
+/// it inherits the shared denoiser settings (`--t-stride`, `--beta-start`, `--beta-end`,
+/// `--timesteps`).
 pub fn builtin() -> Vec<Arm> {
     let arm = |name: &str, role, flags: &[&str]| Arm {
         name: name.into(),
@@ -61,6 +73,11 @@ pub fn builtin() -> Vec<Arm> {
             CONTROLS[2],
             Role::Control,
             &["--regime", "penalty-control", "--schedule", "label-guided"],
+        ),
+        arm(
+            CONTROLS[3],
+            Role::Control,
+            &["--regime", "label-free", "--denoiser-fit", "closed-form"],
         ),
         arm("label-free", Role::Method, &["--regime", "label-free"]),
         arm("label-guided", Role::Method, &["--regime", "label-guided"]),
@@ -190,7 +207,7 @@ pub fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::{EpochSchedule, Regime};
+    use crate::train::{backbone_epochs, EpochSchedule, Regime};
 
     fn fixed() -> Vec<String> {
         [
@@ -217,6 +234,19 @@ mod tests {
         let r = request("null-control", &shared, &null.flags, &fixed(), false).unwrap();
         assert_eq!(r.cfg.schedule, EpochSchedule::LabelGuided);
         assert_eq!(r.cfg.regime, Regime::Baseline);
+        let shrink = &builtin()[3];
+        assert_eq!(shrink.name, "analytic-shrinkage");
+        let r = request(
+            "analytic-shrinkage",
+            &shared,
+            &shrink.flags,
+            &fixed(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.cfg.regime, Regime::LabelFree);
+        assert_eq!(r.cfg.denoiser_fit, crate::train::DenoiserFit::ClosedForm);
+        assert_eq!(backbone_epochs(&r.cfg), 0);
         // `--flag=value` also replaces the shared value.
         let v = parse_variant("x=--regime label-guided --lambda=0.5").unwrap();
         let r = request("x", &shared, &v.flags, &fixed(), false).unwrap();
@@ -231,6 +261,7 @@ mod tests {
             ("a b=--regime label-free", "must be letters"),
             ("label-guided=--lambda 1", "taken by a built-in arm"),
             ("baseline=--lambda 1", "taken by a built-in arm"),
+            ("analytic-shrinkage=--lambda 1", "taken by a built-in arm"),
             ("e=", "no train flags"),
             (
                 "o=--regime label-guided --out /tmp/x",

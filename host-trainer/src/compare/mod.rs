@@ -9,9 +9,10 @@
 //! | (1) | `baseline-more` | `--regime baseline` |
 //! | (2) | `null-control` | `--regime baseline --schedule label-guided` (CE in label-guided's B epochs only) |
 //! | (3) | `penalty-control` | `--regime penalty-control --schedule label-guided` |
-//! | (4) | `label-free` | `--regime label-free` |
-//! | (5) | `label-guided` | `--regime label-guided` |
-//! | (6) | `label-guided-noise-grad` | `--regime label-guided --noise-grad` |
+//! | (4) | `analytic-shrinkage` | `--regime label-free --denoiser-fit closed-form` (the L2-optimal denoisers, no training; backbone = the baseline's) |
+//! | (5) | `label-free` | `--regime label-free` |
+//! | (6) | `label-guided` | `--regime label-guided` |
+//! | (7) | `label-guided-noise-grad` | `--regime label-guided --noise-grad` |
 //!
 //! plus one arm per `--variant NAME=FLAGS`. The shared options (`--lr`, `--lambda`,
 //! `--phase-epochs` = E2/2 by default, …) go to every arm; an arm's own flags replace them.
@@ -33,6 +34,7 @@ pub mod report;
 pub mod stats;
 pub mod sweep;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -42,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::cli::rules;
+use crate::eval::corrupt::{Corruption, CORRUPTIONS};
 use crate::eval::Metrics;
 use crate::run::{self, RunConfig, TrainRequest};
 use crate::train::{backbone_epochs, LrSchedule, TrainConfig};
@@ -140,6 +143,30 @@ pub struct ArmRun {
     /// Epochs that trained the backbone with CE (label-guided: its B epochs).
     pub backbone_epochs: usize,
     pub metrics: HeadlineMetrics,
+    /// Top-1 under each corruption of `metrics.json` `corruptions`, by [`Corruption::key`]
+    /// (`salt-pepper:0.05`, …); only those of [`CORRUPTIONS`] the run has (none for a run
+    /// evaluated before corruptions existed: re-evaluate it with `denoiserep eval`).
+    #[serde(default)]
+    pub corruptions: BTreeMap<String, f64>,
+}
+
+/// The keys of the compared corruptions ([`CORRUPTIONS`], in order).
+pub fn corruption_keys() -> Vec<String> {
+    CORRUPTIONS.iter().map(Corruption::key).collect()
+}
+
+/// A run's top-1 under each corruption of [`CORRUPTIONS`] it has, by key (severities match to
+/// 1e-6).
+pub fn corruption_accuracies(m: &Metrics) -> BTreeMap<String, f64> {
+    CORRUPTIONS
+        .iter()
+        .filter_map(|c| {
+            m.corruptions
+                .iter()
+                .find(|p| p.kind == c.kind && (p.severity - c.severity).abs() < 1e-6)
+                .map(|p| (c.key(), p.accuracy))
+        })
+        .collect()
 }
 
 /// The compared metrics of one run.
@@ -707,6 +734,7 @@ pub fn record(
         epochs: cfg.epochs,
         backbone_epochs: backbone_epochs(&cfg),
         metrics: m,
+        corruptions: corruption_accuracies(&metrics),
     })
 }
 

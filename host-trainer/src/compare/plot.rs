@@ -18,7 +18,7 @@ const ROW_PX: u32 = 34;
 /// Draws the comparison plot (atomic write).
 pub fn compare_png(path: &Path, r: &Report) -> Result<()> {
     let names: Vec<&str> = r.summary.iter().map(|a| a.arm.as_str()).collect();
-    // At least two rows keep the segmented axis non-empty (a comparison always has eight).
+    // At least two rows keep the segmented axis non-empty (a comparison always has eight or more).
     let n = names.len().max(2);
     let height = 160 + ROW_PX * n as u32;
     let size = (1500, 2 * height);

@@ -1,5 +1,6 @@
 //! `compare.json` and `compare.md`: per-seed results, mean ± std per arm, paired differences
-//! against the controls and the verdicts.
+//! against the controls and the verdicts; and, secondary, the corruption accuracies per arm with
+//! their paired differences against the null control.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,8 +18,8 @@ pub const RULE: &str = "for each paired difference d_s = arm_s − control_s ove
 d̄, sample std s_d, 95 % Student-t interval d̄ ± t(0.975, n − 1)·s_d/√n. Verdict: equivalent when \
 the whole interval lies strictly inside ±m (m = the equivalence margin); otherwise better when it \
 lies entirely above 0, worse when entirely below 0; otherwise (and always with fewer than 2 seeds) \
-inconclusive. An arm beats all three controls on a metric when it is better than each of \
-baseline-more (1), null-control (2) and penalty-control (3)";
+inconclusive. An arm beats all four controls on a metric when it is better than each of \
+baseline-more (1), null-control (2), penalty-control (3) and analytic-shrinkage (4)";
 
 /// The pre-declared primary comparison, as written into both outputs.
 pub const PRIMARY: &str = "each DenoiseRep arm (label-free, label-guided, \
@@ -48,6 +49,9 @@ pub struct ArmSummary {
     pub wall_seconds_mean: Option<f64>,
     /// Metric key (`top1`, `map`, `rank1`, `robust_0_1`, `robust_0_3`) → mean ± std.
     pub metrics: BTreeMap<String, MeanStd>,
+    /// Corruption key ([`Report::corruptions`]) → mean ± std over the seeds that have it.
+    #[serde(default)]
+    pub corruptions: BTreeMap<String, MeanStd>,
 }
 
 /// Paired differences `arm − control` of one metric.
@@ -63,7 +67,7 @@ pub struct PairedEntry {
     pub paired: Paired,
 }
 
-/// Whether a DenoiseRep arm (built-in method or variant) beats all three controls on one
+/// Whether a DenoiseRep arm (built-in method or variant) beats all four controls on one
 /// metric ([`RULE`]), and its verdict against the null control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmVerdict {
@@ -100,6 +104,14 @@ pub struct Report {
     /// the penalty), and against the start itself (what the E2 extra epochs changed).
     pub paired: Vec<PairedEntry>,
     pub verdicts: Vec<ArmVerdict>,
+    /// Corruption keys (`kind:severity`, `metrics.json` `corruptions`), in protocol order.
+    #[serde(default)]
+    pub corruptions: Vec<String>,
+    /// Secondary: every arm after the start (but the null control itself) minus the null
+    /// control, top-1 under each corruption, paired over the seeds where both runs have it
+    /// (`metric` = the corruption key; never primary).
+    #[serde(default)]
+    pub corruption_paired: Vec<PairedEntry>,
     pub rule: String,
     pub primary: Primary,
     /// Two-sided coverage of every interval (0.95).
@@ -131,6 +143,7 @@ impl Report {
                 .map(|r| f(&r.metrics))
                 .collect()
         };
+        let corruption_keys = super::corruption_keys();
         let summary = arms
             .iter()
             .map(|a| {
@@ -150,6 +163,22 @@ impl Report {
                             let xs = series(&a.name, *f);
                             (
                                 k.to_string(),
+                                MeanStd {
+                                    mean: stats::mean(&xs),
+                                    std: stats::sample_std(&xs),
+                                },
+                            )
+                        })
+                        .collect(),
+                    corruptions: corruption_keys
+                        .iter()
+                        .map(|k| {
+                            let xs: Vec<f64> = mine
+                                .iter()
+                                .filter_map(|r| r.corruptions.get(k).copied())
+                                .collect();
+                            (
+                                k.clone(),
                                 MeanStd {
                                     mean: stats::mean(&xs),
                                     std: stats::sample_std(&xs),
@@ -202,6 +231,38 @@ impl Report {
                 }
             }
         }
+        // Corruptions: seed-aligned pairs over the seeds where both runs have the value (runs
+        // evaluated before corruptions existed have none).
+        let corruption_at = |arm: &str, seed: u64, key: &str| {
+            runs.iter()
+                .find(|r| r.arm == arm && r.seed == seed)
+                .and_then(|r| r.corruptions.get(key).copied())
+        };
+        let mut corruption_paired = Vec::new();
+        for a in arms
+            .iter()
+            .filter(|a| a.role != Role::Start && a.name != PRIMARY_CONTROL)
+        {
+            for key in &corruption_keys {
+                let (mut xs, mut cs) = (Vec::new(), Vec::new());
+                for &seed in &settings.seeds {
+                    if let (Some(x), Some(c)) = (
+                        corruption_at(&a.name, seed, key),
+                        corruption_at(PRIMARY_CONTROL, seed, key),
+                    ) {
+                        xs.push(x);
+                        cs.push(c);
+                    }
+                }
+                corruption_paired.push(PairedEntry {
+                    arm: a.name.clone(),
+                    control: PRIMARY_CONTROL.into(),
+                    metric: key.clone(),
+                    primary: false,
+                    paired: stats::paired(&xs, &cs, margin),
+                });
+            }
+        }
         let primary = Primary {
             metric: PRIMARY_METRIC.into(),
             control: PRIMARY_CONTROL.into(),
@@ -220,6 +281,8 @@ impl Report {
             summary,
             paired,
             verdicts,
+            corruptions: corruption_keys,
+            corruption_paired,
             rule: RULE.into(),
             primary,
             confidence: stats::CONFIDENCE,
@@ -469,14 +532,80 @@ pub fn markdown(r: &Report) -> String {
                 ""
             },
             if v.beats_all_controls {
-                "**beats all three controls**"
+                "**beats all four controls**"
             } else {
-                "does not beat all three controls"
+                "does not beat all four controls"
             },
             parts.join(", ")
         );
     }
+    corruption_markdown(&mut o, r);
     o
+}
+
+/// The label of a corruption key (`salt-pepper:0.05` → `salt-pepper p=0.05`); the key itself
+/// when it is not one of the protocol's.
+fn corruption_label(key: &str) -> String {
+    crate::eval::corrupt::CORRUPTIONS
+        .iter()
+        .find(|c| c.key() == key)
+        .map_or(key.to_string(), |c| c.label())
+}
+
+/// The secondary corruption section of `compare.md`: mean ± std per arm and corruption, then
+/// every arm minus the null control per corruption.
+fn corruption_markdown(o: &mut String, r: &Report) {
+    if r.corruptions.is_empty() {
+        return;
+    }
+    let k = r.settings.seeds.len();
+    let _ = writeln!(
+        o,
+        "\n## Corruption robustness (secondary)\n\nTop-1 (%) on the test split under each \
+         corruption of `eval` (docs/trainer.md, \"Evaluation and outputs\"): Gaussian noise, \
+         salt-and-pepper (fraction p of pixels), one black square per image (side as % of the \
+         image side), Gaussian blur (σ in pixels). Mean ± sample std over the {k} seeds; runs \
+         evaluated before corruptions existed count as missing (`denoiserep eval --run DIR` adds \
+         them).\n"
+    );
+    let _ = write!(o, "| arm |");
+    for key in &r.corruptions {
+        let _ = write!(o, " {} |", corruption_label(key));
+    }
+    let _ = write!(o, "\n|---|");
+    for _ in &r.corruptions {
+        let _ = write!(o, "---:|");
+    }
+    o.push('\n');
+    for a in &r.summary {
+        let _ = write!(o, "| {} |", arm_label(a));
+        for key in &r.corruptions {
+            let _ = write!(o, " {} |", a.corruptions.get(key).map_or("–".into(), pct));
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(
+        o,
+        "\n### vs {PRIMARY_CONTROL} ({}), per corruption (secondary, percentage points)\n\n\
+         Per seed `arm − {PRIMARY_CONTROL}`, with the interval and verdict of the rule above; \
+         none of these is primary, and with this many comparisons some `better` or `worse` calls \
+         are expected by chance.\n",
+        control_number(PRIMARY_CONTROL)
+    );
+    let _ = writeln!(
+        o,
+        "| arm | corruption | n {PAIRED_HEADER}\n|---|---|---:|{PAIRED_RULE}"
+    );
+    for e in &r.corruption_paired {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {}",
+            e.arm,
+            corruption_label(&e.metric),
+            e.paired.n,
+            paired_cells(&e.paired)
+        );
+    }
 }
 
 fn arm_label(a: &ArmSummary) -> String {
@@ -517,7 +646,7 @@ mod tests {
         }
     }
 
-    /// Runs whose every metric is `top1[seed]`.
+    /// Runs whose every metric and every corruption accuracy is `top1[seed]`.
     fn runs(arm: &str, top1: &[f64]) -> Vec<ArmRun> {
         top1.iter()
             .enumerate()
@@ -536,6 +665,10 @@ mod tests {
                     robust_0_1: v,
                     robust_0_3: v,
                 },
+                corruptions: crate::compare::corruption_keys()
+                    .into_iter()
+                    .map(|k| (k, v))
+                    .collect(),
             })
             .collect()
     }
@@ -557,7 +690,7 @@ mod tests {
         for c in arms::CONTROLS {
             all.extend(runs(c, &control));
         }
-        // +1 pp ± 0.07 on every seed: better than all three controls.
+        // +1 pp ± 0.07 on every seed: better than all four controls.
         all.extend(runs("label-free", &[0.91, 0.921, 0.929, 0.94, 0.951]));
         // Equal to the controls on every seed: equivalent.
         all.extend(runs("label-guided", &control));
@@ -635,6 +768,22 @@ mod tests {
         assert!(r
             .paired_of("baseline-more", "null-control", "map")
             .is_none());
+        // Corruptions: every arm but the start and the null control against the null control,
+        // per corruption, all secondary; the same numbers as the headline metrics here.
+        assert_eq!(r.corruptions.len(), 8);
+        assert_eq!(r.corruption_paired.len(), 6 * 8);
+        assert!(r
+            .corruption_paired
+            .iter()
+            .all(|e| !e.primary && e.control == "null-control" && e.arm != "null-control"));
+        let blur = r
+            .corruption_paired
+            .iter()
+            .find(|e| e.arm == "label-guided-noise-grad" && e.metric == "blur:2")
+            .unwrap();
+        assert_eq!(blur.paired, *ng);
+        let s = r.summary.iter().find(|a| a.arm == "label-free").unwrap();
+        assert!((s.corruptions["occlusion:0.5"].mean.unwrap() - 0.9302).abs() < 1e-12);
         let s = r.summary.iter().find(|a| a.arm == "null-control").unwrap();
         assert!((s.metrics["top1"].mean.unwrap() - 0.92).abs() < 1e-12);
         // Sample std of 0.90..0.94 step 0.01: √(0.001/4).
@@ -650,14 +799,69 @@ mod tests {
             "## Paired differences vs the controls (secondary, percentage points)",
             "| label-free | top-1 (primary) | +1.02 |",
             "| label-free | mAP | +1.02 |",
-            "- **label-free**, top-1 (primary: vs null-control): **beats all three controls** — (1) +1.02 better",
-            "- **label-guided**, mAP: does not beat all three controls — (1) +0.00 equivalent",
+            "- **label-free**, top-1 (primary: vs null-control): **beats all four controls** — (1) +1.02 better, (2) +1.02 better, (3) +1.02 better, (4) +1.02 better",
+            "- **label-guided**, mAP: does not beat all four controls — (1) +0.00 equivalent",
+            "| analytic-shrinkage (4) | 92.00 ± 1.58 |",
+            "### vs analytic-shrinkage (4)",
+            "## Corruption robustness (secondary)",
+            "| arm | gaussian σ=0.5 | salt-pepper p=0.05 | salt-pepper p=0.1 | salt-pepper p=0.2 | occlusion 25 % | occlusion 50 % | blur σ=1 px | blur σ=2 px |",
+            "| label-free | 93.02 ± 1.60 | 93.02 ± 1.60 |",
+            "| label-guided-noise-grad | salt-pepper p=0.2 | 5 | +0.60 | 0.89 | [-0.51, +1.71] | 2.776 | 4/1 | inconclusive |",
+            "| analytic-shrinkage | blur σ=2 px | 5 | +0.00 |",
             "here m = 0.2 pp",
             "10 seeds are the recommended",
         ] {
             assert!(md.contains(needle), "compare.md lacks '{needle}':\n{md}");
         }
         assert!(!md.contains("equals"), "{md}");
+    }
+
+    #[test]
+    fn corruptions_pair_by_seed_over_the_runs_that_have_them() {
+        let mut all = runs("baseline", &[0.8; 3]);
+        for c in arms::CONTROLS {
+            all.extend(runs(c, &[0.90, 0.91, 0.92]));
+        }
+        all.extend(runs("label-free", &[0.93, 0.50, 0.95]));
+        all.extend(runs("label-guided", &[0.9; 3]));
+        // label-free seed 1 and every label-guided-noise-grad run were evaluated before
+        // corruptions existed.
+        all.iter_mut()
+            .filter(|r| (r.arm == "label-free" && r.seed == 1) || r.arm == "label-guided")
+            .for_each(|r| r.corruptions.clear());
+        all.extend(runs("label-guided-noise-grad", &[0.9; 3]));
+        all.iter_mut()
+            .filter(|r| r.arm == "label-guided-noise-grad")
+            .for_each(|r| r.corruptions.clear());
+        let r = Report::new(settings(3), "c".into(), builtin_arms(), all, 1.0);
+        let lf = r
+            .corruption_paired
+            .iter()
+            .find(|e| e.arm == "label-free" && e.metric == "salt-pepper:0.1")
+            .unwrap();
+        // Seeds 0 and 2 only: +3 pp each (not seed 1's −41 pp headline value).
+        assert_eq!(lf.paired.n, 2);
+        assert!(lf.paired.diffs.iter().all(|d| (d - 0.03).abs() < 1e-12));
+        let s = r.summary.iter().find(|a| a.arm == "label-free").unwrap();
+        assert!((s.corruptions["blur:1"].mean.unwrap() - 0.94).abs() < 1e-12);
+        let none = r
+            .corruption_paired
+            .iter()
+            .find(|e| e.arm == "label-guided" && e.metric == "blur:1")
+            .unwrap();
+        assert_eq!(
+            (none.paired.n, none.paired.verdict),
+            (0, Verdict::Inconclusive)
+        );
+        let md = markdown(&r);
+        assert!(
+            md.contains("| label-guided | – | – | – | – | – | – | – | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| label-guided | blur σ=1 px | 0 | – | – | – | – | 0/0 | inconclusive |"),
+            "{md}"
+        );
     }
 
     #[test]

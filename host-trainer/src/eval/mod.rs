@@ -1,6 +1,8 @@
 //! Evaluation metrics on model outputs: top-1 accuracy, retrieval mAP / Rank-1 on embeddings,
-//! and the input-noise robustness protocol; plus the `metrics.json` record types.
+//! and the robustness protocol (Gaussian input noise, and the corruptions of [`corrupt`]); plus
+//! the `metrics.json` record types.
 
+pub mod corrupt;
 mod noise;
 pub mod plots;
 mod retrieval;
@@ -52,6 +54,26 @@ pub use retrieval::{retrieval, retrieval_naive, retrieval_threads};
 pub struct NoisePoint {
     pub sigma: f32,
     pub accuracy: f64,
+}
+
+/// Accuracy under one input corruption ([`corrupt::CORRUPTIONS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CorruptionPoint {
+    pub kind: corrupt::Kind,
+    /// σ (pixel units) for `gaussian`, the pixel fraction `p` for `salt-pepper`, the patch side
+    /// as a fraction of the image side for `occlusion`, σ in pixels for `blur`.
+    pub severity: f32,
+    pub accuracy: f64,
+}
+
+impl CorruptionPoint {
+    /// The corruption measured.
+    pub fn corruption(&self) -> corrupt::Corruption {
+        corrupt::Corruption {
+            kind: self.kind,
+            severity: self.severity,
+        }
+    }
 }
 
 /// One row of the per-epoch training curve.
@@ -108,6 +130,10 @@ pub struct Metrics {
     pub retrieval_map: f64,
     pub retrieval_rank1: f64,
     pub noise_robustness: Vec<NoisePoint>,
+    /// Top-1 under each corruption of [`corrupt::CORRUPTIONS`], in that order (`[]` in files
+    /// written before it existed; `denoiserep eval` adds it).
+    #[serde(default)]
+    pub corruptions: Vec<CorruptionPoint>,
     pub curve: Vec<EpochRecord>,
     /// Per denoised layer, of the final model (`[]` for models without denoisers).
     #[serde(default)]

@@ -14,7 +14,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::{EpochRecord, NoisePoint};
+use super::{CorruptionPoint, EpochRecord, NoisePoint};
 
 /// Font files tried in order when `$DENOISEREP_FONT` is not set.
 pub const FONT_CANDIDATES: &[&str] = &[
@@ -29,10 +29,12 @@ pub const FONT_CANDIDATES: &[&str] = &[
 
 pub(crate) const FAMILY: &str = "sans-serif";
 /// Image sizes in pixels: training curves (two panels; three with denoisers), robustness (one
-/// panel).
+/// panel; two with corruptions, the noise panel keeping [`NOISE_PANEL_WIDTH`]).
 const CURVES_SIZE: (u32, u32) = (1280, 520);
 const CURVES_DENOISER_SIZE: (u32, u32) = (1920, 520);
 const ROBUSTNESS_SIZE: (u32, u32) = (960, 600);
+const ROBUSTNESS_CORRUPTIONS_SIZE: (u32, u32) = (1700, 600);
+const NOISE_PANEL_WIDTH: u32 = 700;
 /// Line colors, in series order (Okabe–Ito, readable by colour-blind readers).
 pub(crate) const COLORS: [RGBColor; 7] = [
     RGBColor(0, 114, 178),
@@ -243,54 +245,167 @@ fn denoiser_panel(area: &Area, curve: &[EpochRecord]) -> Result<()> {
 
 /// Plots accuracy vs input-noise σ, one line per `(name, points)` series (e.g. one per model).
 pub fn robustness(path: &Path, title: &str, series: &[(String, Vec<NoisePoint>)]) -> Result<()> {
-    if series.iter().all(|(_, p)| p.is_empty()) {
+    let series: Vec<RobustnessSeries> = series
+        .iter()
+        .map(|(name, noise)| RobustnessSeries {
+            name: name.clone(),
+            noise: noise.clone(),
+            corruptions: Vec::new(),
+        })
+        .collect();
+    robustness_all(path, title, &series)
+}
+
+/// One model's robustness results (`metrics.json` `noise_robustness` and `corruptions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RobustnessSeries {
+    pub name: String,
+    pub noise: Vec<NoisePoint>,
+    pub corruptions: Vec<CorruptionPoint>,
+}
+
+/// `robustness.png`: left, accuracy vs input-noise σ, one line per series; right (when any series
+/// has corruption points), top-1 under each corruption as grouped bars — one group per
+/// corruption in the order of the first series that has them, one bar per series in the line's
+/// colour (named by the left panel's legend), bars from 0, the clean accuracy (σ = 0) of each
+/// series as a dashed line across the panel.
+pub fn robustness_all(path: &Path, title: &str, series: &[RobustnessSeries]) -> Result<()> {
+    if series
+        .iter()
+        .all(|s| s.noise.is_empty() && s.corruptions.is_empty())
+    {
         bail!("{}: no robustness points to plot", path.display());
     }
-    render(path, ROBUSTNESS_SIZE, |root| {
-        let all = || series.iter().flat_map(|(_, p)| p.iter());
-        let xmax = all()
-            .map(|p| p.sigma as f64)
-            .filter(|s| s.is_finite())
-            .fold(0.0, f64::max);
-        let xmax = if xmax > 0.0 { xmax * 1.05 } else { 1.0 };
-        let acc = range(all().map(|p| p.accuracy), false);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FAMILY, 24))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(65)
-            .build_cartesian_2d(0.0..xmax, acc.0.min(1.0)..acc.1.max(0.0))?;
-        chart
-            .configure_mesh()
-            .x_desc("input noise σ (pixel units)")
-            .y_desc("top-1 accuracy")
-            .label_style((FAMILY, 15))
-            .draw()?;
-        for (i, (name, pts)) in series.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            let mut pts: Vec<(f64, f64)> = pts
-                .iter()
-                .map(|p| (p.sigma as f64, p.accuracy))
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    let with_corruptions = series.iter().any(|s| !s.corruptions.is_empty());
+    let size = if with_corruptions {
+        ROBUSTNESS_CORRUPTIONS_SIZE
+    } else {
+        ROBUSTNESS_SIZE
+    };
+    render(path, size, |root| {
+        if !with_corruptions {
+            return noise_panel(root, Some(title), series);
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FAMILY, 15))
-            .draw()?;
-        Ok(())
+        let root = root.titled(title, (FAMILY, 24))?;
+        let (left, right) = root.split_horizontally(NOISE_PANEL_WIDTH);
+        noise_panel(&left, None, series)?;
+        corruption_panel(&right, series)
     })
+}
+
+/// Accuracy vs σ, one line per series; `caption` = the plot title when it is the only panel.
+fn noise_panel(area: &Area, caption: Option<&str>, series: &[RobustnessSeries]) -> Result<()> {
+    let all = || series.iter().flat_map(|s| s.noise.iter());
+    let xmax = all()
+        .map(|p| p.sigma as f64)
+        .filter(|s| s.is_finite())
+        .fold(0.0, f64::max);
+    let xmax = if xmax > 0.0 { xmax * 1.05 } else { 1.0 };
+    let acc = range(all().map(|p| p.accuracy), false);
+    let mut builder = ChartBuilder::on(area);
+    match caption {
+        Some(title) => builder.caption(title, (FAMILY, 24)),
+        None => builder.caption("Gaussian input noise", (FAMILY, 20)),
+    };
+    let mut chart = builder
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(0.0..xmax, acc.0.min(1.0)..acc.1.max(0.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("input noise σ (pixel units)")
+        .y_desc("top-1 accuracy")
+        .label_style((FAMILY, 15))
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let mut pts: Vec<(f64, f64)> = s
+            .noise
+            .iter()
+            .map(|p| (p.sigma as f64, p.accuracy))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 15))
+        .draw()?;
+    Ok(())
+}
+
+/// Grouped bars of top-1 per corruption (see [`robustness_all`]).
+fn corruption_panel(area: &Area, series: &[RobustnessSeries]) -> Result<()> {
+    let groups: Vec<super::corrupt::Corruption> = series
+        .iter()
+        .find(|s| !s.corruptions.is_empty())
+        .map(|s| s.corruptions.iter().map(|p| p.corruption()).collect())
+        .unwrap_or_default();
+    let n = groups.len().max(1) as f64;
+    let top = series
+        .iter()
+        .flat_map(|s| s.corruptions.iter().map(|p| p.accuracy))
+        .filter(|a| a.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.02;
+    let labels: Vec<String> = groups.iter().map(|c| c.label()).collect();
+    let tick = move |x: &f64| -> String {
+        let i = x.round();
+        if (x - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < labels.len() {
+            labels[i as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption("corruptions (dashed: clean top-1)", (FAMILY, 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(-0.5..n - 0.5, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(groups.len().max(1) * 2 + 1)
+        .x_label_formatter(&tick)
+        .y_desc("top-1 accuracy")
+        .label_style((FAMILY, 13))
+        .draw()?;
+    let k = series.len().max(1) as f64;
+    let width = 0.8 / k;
+    for (i, s) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let bars = s.corruptions.iter().filter_map(|p| {
+            let g = groups.iter().position(|c| *c == p.corruption())? as f64;
+            let x0 = g - 0.4 + i as f64 * width;
+            p.accuracy.is_finite().then(|| {
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.9, p.accuracy)], color.filled())
+            })
+        });
+        chart.draw_series(bars)?;
+        if let Some(clean) = s.noise.iter().find(|p| p.sigma == 0.0) {
+            chart.draw_series(DashedLineSeries::new(
+                [(-0.5, clean.accuracy), (n - 0.5, clean.accuracy)],
+                6,
+                4,
+                color.stroke_width(1),
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;

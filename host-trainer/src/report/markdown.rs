@@ -219,8 +219,9 @@ fn plots(s: &mut String) {
     );
     let _ = writeln!(
         s,
-        "[`{ROBUSTNESS_PNG}`]({ROBUSTNESS_PNG}): top-1 vs input-noise σ, baseline vs DenoiseRep \
-         (trainer, fused model).\n\n![robustness]({ROBUSTNESS_PNG})\n"
+        "[`{ROBUSTNESS_PNG}`]({ROBUSTNESS_PNG}): top-1 vs input-noise σ and, when the runs \
+         have them, under the corruptions of `eval` (bars), baseline vs DenoiseRep (trainer, fused \
+         model).\n\n![robustness]({ROBUSTNESS_PNG})\n"
     );
 }
 

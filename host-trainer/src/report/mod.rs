@@ -4,7 +4,7 @@
 //! files agree with each other, compares every host dump with its device dump ([`parity`]) and
 //! reads the firmware logs ([`device_log`]), then writes `OUT/REPORT.md` ([`markdown`]) with
 //! two plots, `OUT/curves.png` (the baseline's epochs, then DenoiseRep's, phases shaded) and
-//! `OUT/robustness.png` (top-1 vs input noise σ, both runs).
+//! `OUT/robustness.png` (top-1 vs input noise σ and under the corruptions, both runs).
 //!
 //! Exit status (through `main`): 0 when the report is written and every model's host and
 //! device outputs are bit-identical; 2 for a missing or malformed file (named), and 2 — after
@@ -110,13 +110,17 @@ fn plot_robustness(demo: &Demo, path: &Path) -> Result<()> {
     let series: Vec<_> = demo
         .runs
         .iter()
-        .map(|r| (r.label.to_string(), r.metrics.noise_robustness.clone()))
+        .map(|r| plots::RobustnessSeries {
+            name: r.label.to_string(),
+            noise: r.metrics.noise_robustness.clone(),
+            corruptions: r.metrics.corruptions.clone(),
+        })
         .collect();
     let title = format!(
-        "top-1 vs input noise, {} on {} (trainer, fused)",
+        "top-1 under input noise and corruptions, {} on {} (trainer, fused)",
         demo.runs[0].config.arch.spec, demo.runs[0].config.data.name
     );
-    plots::robustness(path, &title, &series)
+    plots::robustness_all(path, &title, &series)
 }
 
 /// Reads a file, naming it when it is missing.
