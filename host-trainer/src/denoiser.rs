@@ -186,20 +186,16 @@ impl Denoiser {
     /// The whitened coordinates' tensors for a checkpoint: `denoisers.k.{G,h,P,P_inv,m}`
     /// (empty without whitening).
     pub fn whitened_tensors(&self) -> Vec<(String, Tensor)> {
-        let Some(w) = &self.whitened else {
-            return Vec::new();
-        };
-        let k = self.layer;
-        [
-            ("G", &w.g_mat),
-            ("h", &w.h_vec),
-            ("P", &w.p),
-            ("P_inv", &w.p_inv),
-            ("m", &w.m),
-        ]
-        .into_iter()
-        .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
-        .collect()
+        match &self.whitened {
+            Some(w) => self.named(&[
+                ("G", &w.g_mat),
+                ("h", &w.h_vec),
+                ("P", &w.p),
+                ("P_inv", &w.p_inv),
+                ("m", &w.m),
+            ]),
+            None => Vec::new(),
+        }
     }
 
     /// Input width `C`.
@@ -207,46 +203,40 @@ impl Denoiser {
         self.d_vec.size()[0]
     }
 
-    /// Named trainable tensors (shallow clones sharing storage and gradients): the time MLP and
-    /// `D`, `d` — or only `G`, `h` with whitening.
-    pub fn params(&self) -> Vec<(String, Tensor)> {
+    /// `(denoisers.k.NAME, tensor)` for each pair (shallow clones sharing storage and gradients).
+    fn named(&self, pairs: &[(&str, &Tensor)]) -> Vec<(String, Tensor)> {
         let k = self.layer;
-        if let Some(w) = &self.whitened {
-            // The time MLP stays fixed: `e_t` only shifts the input, `ε̂ = G·P·(x_t + e_t − m) + h`,
-            // which `h` covers exactly.
-            return [("G", &w.g_mat), ("h", &w.h_vec)]
-                .into_iter()
-                .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
-                .collect();
-        }
-        let (dm, dv) = (("D", &self.d_mat), ("d", &self.d_vec));
-        [
-            ("time.0.weight", &self.time_w1),
-            ("time.0.bias", &self.time_b1),
-            ("time.2.weight", &self.time_w2),
-            ("time.2.bias", &self.time_b2),
-            dm,
-            dv,
-        ]
-        .into_iter()
-        .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
-        .collect()
+        pairs
+            .iter()
+            .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
+            .collect()
     }
 
-    /// Named tensors to save: the time MLP, `D`, `d` and `z`.
-    pub fn tensors(&self) -> Vec<(String, Tensor)> {
-        let k = self.layer;
-        let mut v: Vec<(String, Tensor)> = [
+    /// The time MLP, `D` and `d` (what `model.safetensors` holds besides `z`).
+    fn saved(&self) -> Vec<(String, Tensor)> {
+        self.named(&[
             ("time.0.weight", &self.time_w1),
             ("time.0.bias", &self.time_b1),
             ("time.2.weight", &self.time_w2),
             ("time.2.bias", &self.time_b2),
             ("D", &self.d_mat),
             ("d", &self.d_vec),
-        ]
-        .into_iter()
-        .map(|(n, t)| (format!("denoisers.{k}.{n}"), t.shallow_clone()))
-        .collect();
+        ])
+    }
+
+    /// Named trainable tensors: the time MLP and `D`, `d` — or only `G`, `h` with whitening.
+    pub fn params(&self) -> Vec<(String, Tensor)> {
+        match &self.whitened {
+            // The time MLP stays fixed: `e_t` only shifts the input, `ε̂ = G·P·(x_t + e_t − m) + h`,
+            // which `h` covers exactly.
+            Some(w) => self.named(&[("G", &w.g_mat), ("h", &w.h_vec)]),
+            None => self.saved(),
+        }
+    }
+
+    /// Named tensors to save: the time MLP, `D`, `d` and `z`.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = self.saved();
         v.push((
             format!("denoisers.{}.z", self.layer),
             self.z.shallow_clone(),

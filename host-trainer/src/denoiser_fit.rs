@@ -11,28 +11,13 @@ use anyhow::Result;
 use tch::{Kind, Tensor};
 
 use crate::eval::DenoiserDiag;
-use crate::evaluate::EVAL_BATCH;
+use crate::evaluate;
 use crate::model::{Grads, Mode, Model, Output};
 use crate::optimum::{self, MomentAccumulator, Moments};
 
 /// Calls `f` with the unfused forward's output of each batch of `x` (`[N, C, H, W]`, normalized).
-fn for_each_batch(model: &Model, x: &Tensor, mut f: impl FnMut(&Output)) {
-    tch::no_grad(|| {
-        let params = model.layer_params(Mode::Unfused, Grads::NONE);
-        let n = x.size()[0];
-        let mut start = 0;
-        while start < n {
-            let len = EVAL_BATCH.min(n - start);
-            let out = model.forward_with(
-                &x.narrow(0, start, len),
-                &params,
-                Mode::Unfused,
-                Grads::NONE,
-            );
-            f(&out);
-            start += len;
-        }
-    })
+fn for_each_batch(model: &Model, x: &Tensor, f: impl FnMut(&Output)) {
+    evaluate::for_each_batch(model, x, Mode::Unfused, &[], f)
 }
 
 /// Position of denoiser `j`'s layer among the weighted layers (= index into `Output::inputs`).

@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 use crate::data::{Dataset, Normalization};
 use crate::eval::corrupt::{self, CORRUPTIONS};
 use crate::eval::{self, CorruptionPoint, FeatureNoisePoint, NoisePoint, Retrieval, NOISE_SIGMAS};
-use crate::model::{Grads, Mode, Model};
+use crate::model::{Grads, Mode, Model, Output};
 use crate::rng::mix;
 
 /// Samples per evaluation batch.
@@ -37,23 +37,37 @@ pub fn labels(y: &[u32], device: Device) -> Tensor {
     Tensor::from_slice(&v).to_device(device)
 }
 
-/// Fused-model logits and embeddings of normalized inputs `x: [n, C, H, W]`, on the CPU.
-pub fn outputs(model: &Model, x: &Tensor) -> (Tensor, Tensor) {
+/// Calls `f` with the `mode` forward's output of each batch of [`EVAL_BATCH`] rows of `x`
+/// (`[n, C, H, W]`, normalized), without gradients, `feature_noise` added as in
+/// [`Model::forward_noisy`].
+pub fn for_each_batch(
+    model: &Model,
+    x: &Tensor,
+    mode: Mode,
+    feature_noise: &[(usize, f64)],
+    mut f: impl FnMut(&Output),
+) {
     tch::no_grad(|| {
-        let params = model.layer_params(Mode::Fused, Grads::NONE);
+        let params = model.layer_params(mode, Grads::NONE);
         let n = x.size()[0];
-        let (mut logits, mut emb) = (Vec::new(), Vec::new());
         let mut start = 0;
         while start < n {
             let len = EVAL_BATCH.min(n - start);
-            let out =
-                model.forward_with(&x.narrow(0, start, len), &params, Mode::Fused, Grads::NONE);
-            logits.push(out.logits.to_device(Device::Cpu));
-            emb.push(out.embedding.to_device(Device::Cpu));
+            let x = x.narrow(0, start, len);
+            f(&model.forward_noisy(&x, &params, mode, Grads::NONE, feature_noise));
             start += len;
         }
-        (Tensor::cat(&logits, 0), Tensor::cat(&emb, 0))
     })
+}
+
+/// Fused-model logits and embeddings of normalized inputs `x: [n, C, H, W]`, on the CPU.
+pub fn outputs(model: &Model, x: &Tensor) -> (Tensor, Tensor) {
+    let (mut logits, mut emb) = (Vec::new(), Vec::new());
+    for_each_batch(model, x, Mode::Fused, &[], |out| {
+        logits.push(out.logits.to_device(Device::Cpu));
+        emb.push(out.embedding.to_device(Device::Cpu));
+    });
+    (Tensor::cat(&logits, 0), Tensor::cat(&emb, 0))
 }
 
 /// Fraction of `x` whose fused-model argmax equals `y` (int64 on the same device).
@@ -166,37 +180,23 @@ pub fn feature_noise(
             .any(|l| matches!(l, crate::arch::LayerSpec::Relu))
     });
     let denoiser = next.and_then(|k| model.denoisers.iter().find(|d| d.layer == k));
-    let (logits, emb, denoised) = tch::no_grad(|| {
-        tch::manual_seed(seed as i64);
-        let params = model.layer_params(Mode::Fused, Grads::NONE);
-        let n = x.size()[0];
-        let (mut logits, mut emb, mut den) = (Vec::new(), Vec::new(), Vec::new());
-        let mut start = 0;
-        while start < n {
-            let len = EVAL_BATCH.min(n - start);
-            let out = model.forward_noisy(
-                &x.narrow(0, start, len),
-                &params,
-                Mode::Fused,
-                Grads::NONE,
-                &per_layer,
-            );
-            if let Some(d) = denoiser {
-                let z = if relu_between {
-                    out.embedding.relu()
-                } else {
-                    out.embedding.shallow_clone()
-                };
-                let stepped = d.with_terms(false, |t| crate::fuse::reverse_step(&z, t, d.coeffs));
-                den.push(stepped.to_device(Device::Cpu));
-            }
-            logits.push(out.logits.to_device(Device::Cpu));
-            emb.push(out.embedding.to_device(Device::Cpu));
-            start += len;
+    tch::manual_seed(seed as i64);
+    let (mut logits, mut emb, mut den) = (Vec::new(), Vec::new(), Vec::new());
+    for_each_batch(model, &x, Mode::Fused, &per_layer, |out| {
+        if let Some(d) = denoiser {
+            let z = if relu_between {
+                out.embedding.relu()
+            } else {
+                out.embedding.shallow_clone()
+            };
+            let stepped = d.with_terms(false, |t| crate::fuse::reverse_step(&z, t, d.coeffs));
+            den.push(stepped.to_device(Device::Cpu));
         }
-        let cat = |v: Vec<Tensor>| (!v.is_empty()).then(|| Tensor::cat(&v, 0));
-        (cat(logits), cat(emb), cat(den))
+        logits.push(out.logits.to_device(Device::Cpu));
+        emb.push(out.embedding.to_device(Device::Cpu));
     });
+    let cat = |v: Vec<Tensor>| (!v.is_empty()).then(|| Tensor::cat(&v, 0));
+    let (logits, emb, denoised) = (cat(logits), cat(emb), cat(den));
     let (Some(logits), Some(emb)) = (logits, emb) else {
         anyhow::bail!("feature noise: the test split is empty");
     };
