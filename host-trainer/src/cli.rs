@@ -119,6 +119,10 @@ pub struct CompareArgs {
         value_parser = parsed(rules::batch_size)
     )]
     pub batch_size: usize,
+    /// Every run (baselines included) trains its backbone on only N labelled, class-stratified
+    /// train samples (`train --labels`); denoisers are still fitted on the whole train split.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parsed(rules::at_least_one))]
+    pub labels: Option<usize>,
     /// λ of the noise loss (label-guided B) and of the activation penalty (penalty-control).
     #[arg(
         long,
@@ -231,6 +235,7 @@ impl CompareArgs {
             lr: self.lr,
             lr_schedule: self.lr_schedule,
             batch_size: self.batch_size,
+            labels: self.labels,
             lambda: self.lambda,
             t_stride: self.t_stride,
             beta_start: self.beta_start,
@@ -317,6 +322,11 @@ pub struct TrainArgs {
         value_parser = parsed(rules::batch_size)
     )]
     pub batch_size: usize,
+    /// Train the backbone (cross-entropy) on only N labelled train samples — a class-stratified
+    /// choice seeded by the data seed, the same for every run of a `compare` — while label-free
+    /// work (denoiser fits, calibration, the retrieval gallery) still sees the whole train split.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parsed(rules::at_least_one))]
+    pub labels: Option<usize>,
     /// Adam learning rate (both parameter groups).
     #[arg(
         long,
@@ -440,7 +450,8 @@ pub struct EvalArgs {
     pub data: Option<String>,
     /// Positive control: add N(0, S²) to the input of every weighted layer at test time
     /// (repeatable; without a value, S² = (1 − ᾱ_t)/ᾱ_t per layer, the noise its denoiser is
-    /// trained to remove). Results go to metrics.json "feature_noise".
+    /// trained to remove). Results go to metrics.json "feature_noise", after the levels every
+    /// evaluation measures (S = 0.5 and 1).
     #[arg(
         long,
         value_name = "S",
@@ -623,6 +634,7 @@ impl TrainArgs {
                 regime: self.regime,
                 epochs,
                 batch_size: self.batch_size,
+                labels: self.labels,
                 lr: self.lr,
                 lr_schedule: self.lr_schedule,
                 lambda: self.lambda,

@@ -283,6 +283,15 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
             cfg.data
         );
     }
+    if let Some(n) = cfg.labels {
+        if n > data.train.len() {
+            bail!(
+                "--labels {n}: data '{}' has only {} train samples",
+                cfg.data,
+                data.train.len()
+            );
+        }
+    }
     let arch = match &init {
         Some((icfg, _)) => {
             if req.arch_given && !resume {
@@ -442,9 +451,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     eprintln!(
         "evaluating the fused model: test accuracy, retrieval, input-noise and corruption robustness"
     );
-    let ev = evaluate::evaluate(&trainer.model, &data, cfg.seed)?;
-    let diags = final_diagnostics(&trainer.model, &data, cfg.seed)?;
-    let metrics = to_metrics(&ev, trainer.curve.clone(), diags);
+    let metrics = final_metrics(&run_cfg, &trainer.model, &data, trainer.curve.clone(), &[])?;
     finish(&out, &run_cfg, &metrics)?;
     if ckpt.exists() {
         fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
@@ -577,6 +584,40 @@ fn to_metrics(
     }
 }
 
+/// Feature-noise levels every final evaluation measures (`metrics.json` `feature_noise`, the
+/// positive control that `compare` reports): the same `s` at every weighted layer's input.
+pub const FEATURE_NOISE_LEVELS: [f64; 2] = [0.5, 1.0];
+
+/// The metrics of a final model: evaluation, denoiser diagnostics and the feature-noise points
+/// at [`FEATURE_NOISE_LEVELS`] followed by `extra_levels` (`eval --feature-noise`; `None` = the
+/// per-layer default), level `i` seeded with `mix(seed, 6·2³² + i)`.
+fn final_metrics(
+    cfg: &RunConfig,
+    model: &Model,
+    data: &Dataset,
+    curve: Vec<eval::EpochRecord>,
+    extra_levels: &[Option<f64>],
+) -> Result<Metrics> {
+    let seed = cfg.train.seed;
+    let ev = evaluate::evaluate(model, data, seed)?;
+    let diags = final_diagnostics(model, data, seed)?;
+    let mut metrics = to_metrics(&ev, curve, diags);
+    let mut wanted: Vec<Option<f64>> = FEATURE_NOISE_LEVELS.iter().map(|&s| Some(s)).collect();
+    for l in extra_levels {
+        if !wanted.contains(l) {
+            wanted.push(*l);
+        }
+    }
+    let levels = feature_noise_levels(cfg, model, &wanted)?;
+    for (i, (s, per_layer)) in levels.into_iter().enumerate() {
+        let seed = crate::rng::mix(seed, (6 << 32) + i as u64);
+        metrics
+            .feature_noise
+            .push(evaluate::feature_noise(model, data, s, per_layer, seed)?);
+    }
+    Ok(metrics)
+}
+
 /// The denoiser diagnostics of a final model on the train split (`metrics.json` `denoisers`),
 /// noise seeded from the run's seed; `[]` without denoisers.
 fn final_diagnostics(model: &Model, data: &Dataset, seed: u64) -> Result<Vec<eval::DenoiserDiag>> {
@@ -645,18 +686,8 @@ pub fn eval_run(
         p if p.exists() => Some(read_json(&p)?),
         _ => None,
     };
-    let ev = evaluate::evaluate(&model, &data, tcfg.seed)?;
-    let diags = final_diagnostics(&model, &data, tcfg.seed)?;
-    let mut metrics = to_metrics(&ev, old.map(|m| m.curve).unwrap_or_default(), diags);
-    if !feature_noise.is_empty() {
-        let levels = feature_noise_levels(&cfg, &model, feature_noise)?;
-        for (i, (s, per_layer)) in levels.into_iter().enumerate() {
-            let seed = crate::rng::mix(tcfg.seed, (6 << 32) + i as u64);
-            metrics
-                .feature_noise
-                .push(evaluate::feature_noise(&model, &data, s, per_layer, seed)?);
-        }
-    }
+    let curve = old.map(|m| m.curve).unwrap_or_default();
+    let metrics = final_metrics(&cfg, &model, &data, curve, feature_noise)?;
     finish(dir, &cfg, &metrics)?;
     Ok(metrics)
 }

@@ -157,6 +157,10 @@ pub struct TrainConfig {
     pub regime: Regime,
     pub epochs: usize,
     pub batch_size: usize,
+    /// `--labels N`: cross-entropy sees only N class-stratified train samples
+    /// ([`labelled_subset`]); `None` (and config.json files written before it existed): all.
+    #[serde(default)]
+    pub labels: Option<usize>,
     pub lr: f64,
     pub lr_schedule: LrSchedule,
     pub lambda: f64,
@@ -253,6 +257,37 @@ pub fn backbone_epochs(cfg: &TrainConfig) -> usize {
         .count()
 }
 
+/// The `--labels n` subset of a train split with labels `y`: class-stratified — each class's
+/// samples in the order of a permutation seeded by `mix(seed, 7·2³²)`, then taken round-robin
+/// over the classes in class order (one per class per round, skipping exhausted classes) until
+/// `n` are picked, so every class gets `⌊n/C⌋` or one more while it has samples. Sorted
+/// ascending; every index when `n ≥ y.len()`.
+pub fn labelled_subset(y: &[u32], num_classes: usize, n: usize, seed: u64) -> Vec<i64> {
+    if n >= y.len() {
+        return (0..y.len() as i64).collect();
+    }
+    let c = num_classes.max(1);
+    let mut by_class: Vec<Vec<i64>> = vec![Vec::new(); c];
+    for i in Rng::new(mix(seed, 7 << 32)).permutation(y.len()) {
+        by_class[(y[i as usize] as usize).min(c - 1)].push(i);
+    }
+    // Round-robin over classes: each round takes one more sample of every class that has one.
+    let mut picked = Vec::with_capacity(n);
+    let mut round = 0;
+    while picked.len() < n {
+        for class in &by_class {
+            if picked.len() < n {
+                if let Some(&i) = class.get(round) {
+                    picked.push(i);
+                }
+            }
+        }
+        round += 1;
+    }
+    picked.sort_unstable();
+    picked
+}
+
 /// Trainer state: model, data tensors, optimizers and the curve so far.
 pub struct Trainer {
     pub cfg: TrainConfig,
@@ -261,6 +296,8 @@ pub struct Trainer {
     train_y: Tensor,
     test_x: Tensor,
     test_y: Tensor,
+    /// Train indices cross-entropy sees (`--labels`; every index without it).
+    labelled: Vec<i64>,
     pub backbone_opt: Adam,
     pub denoiser_opt: Adam,
     /// The denoisers' optimizer in whitened coordinates (then `denoiser_opt` holds nothing).
@@ -325,7 +362,12 @@ impl Trainer {
                 None,
             )
         };
+        let labelled = match cfg.labels {
+            Some(n) => labelled_subset(&data.train.y, data.num_classes, n, cfg.data_seed),
+            None => (0..data.train.len() as i64).collect(),
+        };
         Self {
+            labelled,
             train_y: evaluate::labels(&data.train.y, dev),
             test_y: evaluate::labels(&data.test.y, dev),
             train_x,
@@ -362,8 +404,17 @@ impl Trainer {
             self.precondition()?;
         }
         tch::manual_seed(mix(self.cfg.seed, epoch as u64) as i64);
-        let n = self.train_y.size()[0] as usize;
-        let order = Rng::new(mix(self.cfg.seed, epoch as u64 + (1 << 32))).permutation(n);
+        // Denoiser epochs see every train sample; cross-entropy only the labelled ones.
+        let pool: Vec<i64> = match ph {
+            Phase::A | Phase::LabelFree => (0..self.train_y.size()[0]).collect(),
+            Phase::Baseline | Phase::B | Phase::PenaltyControl => self.labelled.clone(),
+        };
+        let n = pool.len();
+        let order: Vec<i64> = Rng::new(mix(self.cfg.seed, epoch as u64 + (1 << 32)))
+            .permutation(n)
+            .into_iter()
+            .map(|i| pool[i as usize])
+            .collect();
         let bs = self.cfg.batch_size.max(1);
         let steps = n.div_ceil(bs);
         let bar = self.progress_bar(epoch, ph, steps);
@@ -771,4 +822,33 @@ fn sum(mut terms: impl Iterator<Item = Tensor>) -> Tensor {
         .next()
         .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, Device::Cpu)));
     terms.fold(first, |acc, t| acc + t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labelled_subset;
+
+    #[test]
+    fn labelled_subset_is_stratified_seeded_and_sorted() {
+        // 3 classes with 50, 30 and 4 samples.
+        let y: Vec<u32> = (0..84)
+            .map(|i| match i {
+                0..=49 => 0,
+                50..=79 => 1,
+                _ => 2,
+            })
+            .collect();
+        let a = labelled_subset(&y, 3, 30, 1);
+        assert_eq!(a.len(), 30);
+        assert!(a.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        let count = |s: &[i64], c: u32| s.iter().filter(|&&i| y[i as usize] == c).count();
+        // Class 2 has only 4: the rounds after it runs out share its place among 0 and 1.
+        assert_eq!((count(&a, 0), count(&a, 1), count(&a, 2)), (13, 13, 4));
+        assert_eq!(a, labelled_subset(&y, 3, 30, 1), "seeded");
+        assert_ne!(a, labelled_subset(&y, 3, 30, 2), "the seed matters");
+        let b = labelled_subset(&y, 3, 9, 1);
+        assert_eq!((count(&b, 0), count(&b, 1), count(&b, 2)), (3, 3, 3));
+        assert_eq!(labelled_subset(&y, 3, 84, 1), (0..84).collect::<Vec<i64>>());
+        assert_eq!(labelled_subset(&y, 3, 500, 1).len(), 84);
+    }
 }

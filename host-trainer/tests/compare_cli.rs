@@ -507,6 +507,7 @@ fn tiny_trainer(epochs: usize) -> Trainer {
         regime: Regime::Baseline,
         epochs,
         batch_size: 64,
+        labels: None,
         lr: 1e-2,
         lr_schedule: LrSchedule::Cosine,
         lambda: 0.01,

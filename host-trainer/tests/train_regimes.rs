@@ -36,6 +36,7 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         regime,
         epochs: 2,
         batch_size: 64,
+        labels: None,
         lr: 1e-2,
         lr_schedule: LrSchedule::Constant,
         lambda,

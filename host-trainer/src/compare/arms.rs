@@ -165,8 +165,13 @@ struct TrainOnly {
     args: TrainArgs,
 }
 
+/// `(arm flag, shared flag)`: an arm that sets the first drops the shared second, which `train`
+/// does not accept beside it (`--t-list` gives the timesteps `--t-stride` would).
+const DISPLACES: [(&str, &str); 1] = [("--t-list", "--t-stride")];
+
 /// The `train` arguments of an arm: `arm_flags` on top of `shared` (flags the arm sets replace
-/// the shared ones), followed by the per-run `fixed` flags.
+/// the shared ones, and [`DISPLACES`] the ones they conflict with), followed by the per-run
+/// `fixed` flags.
 pub fn train_argv(
     shared: &[(String, String)],
     arm_flags: &[String],
@@ -177,8 +182,14 @@ pub fn train_argv(
             .iter()
             .any(|f| f == flag || f.starts_with(&format!("{flag}=")))
     };
+    let dropped = |flag: &str| {
+        given(flag)
+            || DISPLACES
+                .iter()
+                .any(|&(arm, shared)| shared == flag && given(arm))
+    };
     let mut argv: Vec<String> = Vec::new();
-    for (flag, value) in shared.iter().filter(|(f, _)| !given(f)) {
+    for (flag, value) in shared.iter().filter(|(f, _)| !dropped(f)) {
         argv.push(flag.clone());
         argv.push(value.clone());
     }
@@ -230,6 +241,15 @@ mod tests {
         assert_eq!(r.cfg.phase_epochs, 2);
         assert!(r.cfg.noise_grad);
         assert_eq!((r.cfg.epochs, r.cfg.seed), (4, 3));
+        // --t-list displaces the shared --t-stride (train rejects both).
+        let shared_t = vec![("--t-stride".to_string(), "1".to_string())];
+        let v = parse_variant("strong=--regime label-free --t-list 1,1,1").unwrap();
+        let argv = train_argv(&shared_t, &v.flags, &fixed());
+        assert!(!argv.iter().any(|a| a == "--t-stride"), "{argv:?}");
+        let r = request("variant 'strong'", &shared_t, &v.flags, &fixed(), false).unwrap();
+        assert_eq!(r.cfg.denoise.t_list, Some(vec![1, 1, 1]));
+        let v = parse_variant("plain=--regime label-free").unwrap();
+        assert!(train_argv(&shared_t, &v.flags, &fixed()).contains(&"--t-stride".to_string()));
         let null = &builtin()[1];
         let r = request("null-control", &shared, &null.flags, &fixed(), false).unwrap();
         assert_eq!(r.cfg.schedule, EpochSchedule::LabelGuided);

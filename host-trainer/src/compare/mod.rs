@@ -75,6 +75,9 @@ pub struct Settings {
     pub lr: f64,
     pub lr_schedule: LrSchedule,
     pub batch_size: usize,
+    /// `--labels N` of every run (absent in files written before it existed: all labels).
+    #[serde(default)]
+    pub labels: Option<usize>,
     pub lambda: f64,
     pub t_stride: usize,
     pub beta_start: f64,
@@ -143,30 +146,66 @@ pub struct ArmRun {
     /// Epochs that trained the backbone with CE (label-guided: its B epochs).
     pub backbone_epochs: usize,
     pub metrics: HeadlineMetrics,
-    /// Top-1 under each corruption of `metrics.json` `corruptions`, by [`Corruption::key`]
-    /// (`salt-pepper:0.05`, …); only those of [`CORRUPTIONS`] the run has (none for a run
-    /// evaluated before corruptions existed: re-evaluate it with `denoiserep eval`).
-    #[serde(default)]
-    pub corruptions: BTreeMap<String, f64>,
+    /// The secondary metrics of [`secondary_keys`] the run has: top-1 under each corruption of
+    /// `metrics.json` `corruptions` by [`Corruption::key`] (`salt-pepper:0.05`, …), under each
+    /// feature-noise level of `metrics.json` `feature_noise` (`feature-noise:0.5`, …), and the
+    /// exported int8 model's top-1 through the core and its drop from the exported f32 model's
+    /// (`int8`, `int8-drop`; [`crate::export::accuracy`]). A run evaluated before a metric
+    /// existed lacks it (re-evaluate it with `denoiserep eval`).
+    #[serde(default, alias = "corruptions")]
+    pub secondary: BTreeMap<String, f64>,
 }
 
-/// The keys of the compared corruptions ([`CORRUPTIONS`], in order).
-pub fn corruption_keys() -> Vec<String> {
-    CORRUPTIONS.iter().map(Corruption::key).collect()
+/// Key of the exported int8 model's top-1 (through the core).
+pub const INT8_KEY: &str = "int8";
+/// Key of the int8 − f32 top-1 of the exported models.
+pub const INT8_DROP_KEY: &str = "int8-drop";
+
+/// The key of a feature-noise level (`feature-noise:0.5`).
+pub fn feature_noise_key(s: f64) -> String {
+    format!("feature-noise:{s}")
 }
 
-/// A run's top-1 under each corruption of [`CORRUPTIONS`] it has, by key (severities match to
-/// 1e-6).
-pub fn corruption_accuracies(m: &Metrics) -> BTreeMap<String, f64> {
+/// The keys of the secondary metrics, in report order: the corruptions ([`CORRUPTIONS`]), the
+/// feature-noise levels ([`run::FEATURE_NOISE_LEVELS`]), then [`INT8_KEY`] and [`INT8_DROP_KEY`].
+pub fn secondary_keys() -> Vec<String> {
     CORRUPTIONS
         .iter()
-        .filter_map(|c| {
-            m.corruptions
+        .map(Corruption::key)
+        .chain(
+            run::FEATURE_NOISE_LEVELS
                 .iter()
-                .find(|p| p.kind == c.kind && (p.severity - c.severity).abs() < 1e-6)
-                .map(|p| (c.key(), p.accuracy))
-        })
+                .map(|&s| feature_noise_key(s)),
+        )
+        .chain([INT8_KEY.to_string(), INT8_DROP_KEY.to_string()])
         .collect()
+}
+
+/// A run's secondary metrics ([`ArmRun::secondary`]): what its `metrics.json` has (corruption
+/// severities and feature-noise levels match to 1e-6) and, when given, its device accuracy.
+pub fn secondary_values(
+    m: &Metrics,
+    device: Option<&crate::export::accuracy::DeviceAccuracy>,
+) -> BTreeMap<String, f64> {
+    let corruptions = CORRUPTIONS.iter().filter_map(|c| {
+        m.corruptions
+            .iter()
+            .find(|p| p.kind == c.kind && (p.severity - c.severity).abs() < 1e-6)
+            .map(|p| (c.key(), p.accuracy))
+    });
+    let feature = run::FEATURE_NOISE_LEVELS.iter().filter_map(|&s| {
+        m.feature_noise
+            .iter()
+            .find(|p| p.s.is_some_and(|x| (x - s).abs() < 1e-6))
+            .map(|p| (feature_noise_key(s), p.accuracy))
+    });
+    let int8 = device.into_iter().flat_map(|d| {
+        [
+            (INT8_KEY.to_string(), d.int8_accuracy),
+            (INT8_DROP_KEY.to_string(), d.int8_drop()),
+        ]
+    });
+    corruptions.chain(feature).chain(int8).collect()
 }
 
 /// The compared metrics of one run.
@@ -281,6 +320,9 @@ fn shared_flags(s: &Settings) -> Vec<(String, String)> {
     .map(|(f, v)| (f.to_string(), v))
     .collect();
     v.push(("--data-dir".into(), path_arg(&s.data_dir)));
+    if let Some(n) = s.labels {
+        v.push(("--labels".into(), n.to_string()));
+    }
     v
 }
 
@@ -709,6 +751,9 @@ pub fn record(
     };
     let m = HeadlineMetrics::from_metrics(&metrics, &dir)?;
     let cfg = run::read_config(&dir)?.train;
+    let threads = creq.settings.threads.unwrap_or(1).max(1) as usize;
+    let device = crate::export::accuracy::cached(&dir, threads)
+        .with_context(|| format!("{label}: int8 and f32 device accuracy"))?;
     eprintln!(
         "compare {label}: {} — top-1 {:.2}% mAP {:.2}% Rank-1 {:.2}% σ=0.1 {:.2}% σ=0.3 {:.2}%",
         match outcome {
@@ -720,7 +765,13 @@ pub fn record(
         100.0 * m.map,
         100.0 * m.rank1,
         100.0 * m.robust_0_1,
-        100.0 * m.robust_0_3
+        100.0 * m.robust_0_3,
+    );
+    eprintln!(
+        "compare {label}: device (core) top-1 f32 {:.2}% int8 {:.2}% (int8 − f32 {:+.2} pp)",
+        100.0 * device.f32_accuracy,
+        100.0 * device.int8_accuracy,
+        100.0 * device.int8_drop()
     );
     Ok(ArmRun {
         arm: p.arm.name.clone(),
@@ -734,7 +785,7 @@ pub fn record(
         epochs: cfg.epochs,
         backbone_epochs: backbone_epochs(&cfg),
         metrics: m,
-        corruptions: corruption_accuracies(&metrics),
+        secondary: secondary_values(&metrics, Some(&device)),
     })
 }
 

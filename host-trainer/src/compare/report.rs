@@ -1,5 +1,6 @@
 //! `compare.json` and `compare.md`: per-seed results, mean ± std per arm, paired differences
-//! against the controls and the verdicts; and, secondary, the corruption accuracies per arm with
+//! against the controls and the verdicts; and, secondary, the corruption, feature-noise and int8
+//! accuracies per arm with
 //! their paired differences against the null control.
 
 use std::collections::BTreeMap;
@@ -49,9 +50,9 @@ pub struct ArmSummary {
     pub wall_seconds_mean: Option<f64>,
     /// Metric key (`top1`, `map`, `rank1`, `robust_0_1`, `robust_0_3`) → mean ± std.
     pub metrics: BTreeMap<String, MeanStd>,
-    /// Corruption key ([`Report::corruptions`]) → mean ± std over the seeds that have it.
-    #[serde(default)]
-    pub corruptions: BTreeMap<String, MeanStd>,
+    /// Secondary metric key ([`Report::secondary`]) → mean ± std over the seeds that have it.
+    #[serde(default, alias = "corruptions")]
+    pub secondary: BTreeMap<String, MeanStd>,
 }
 
 /// Paired differences `arm − control` of one metric.
@@ -104,14 +105,15 @@ pub struct Report {
     /// the penalty), and against the start itself (what the E2 extra epochs changed).
     pub paired: Vec<PairedEntry>,
     pub verdicts: Vec<ArmVerdict>,
-    /// Corruption keys (`kind:severity`, `metrics.json` `corruptions`), in protocol order.
-    #[serde(default)]
-    pub corruptions: Vec<String>,
+    /// Secondary metric keys ([`super::secondary_keys`]): corruptions (`kind:severity`),
+    /// feature noise (`feature-noise:S`), `int8`, `int8-drop`, in that order.
+    #[serde(default, alias = "corruptions")]
+    pub secondary: Vec<String>,
     /// Secondary: every arm after the start (but the null control itself) minus the null
-    /// control, top-1 under each corruption, paired over the seeds where both runs have it
-    /// (`metric` = the corruption key; never primary).
-    #[serde(default)]
-    pub corruption_paired: Vec<PairedEntry>,
+    /// control, each secondary metric, paired over the seeds where both runs have it
+    /// (`metric` = its key; never primary).
+    #[serde(default, alias = "corruption_paired")]
+    pub secondary_paired: Vec<PairedEntry>,
     pub rule: String,
     pub primary: Primary,
     /// Two-sided coverage of every interval (0.95).
@@ -143,7 +145,7 @@ impl Report {
                 .map(|r| f(&r.metrics))
                 .collect()
         };
-        let corruption_keys = super::corruption_keys();
+        let secondary_keys = super::secondary_keys();
         let summary = arms
             .iter()
             .map(|a| {
@@ -170,12 +172,12 @@ impl Report {
                             )
                         })
                         .collect(),
-                    corruptions: corruption_keys
+                    secondary: secondary_keys
                         .iter()
                         .map(|k| {
                             let xs: Vec<f64> = mine
                                 .iter()
-                                .filter_map(|r| r.corruptions.get(k).copied())
+                                .filter_map(|r| r.secondary.get(k).copied())
                                 .collect();
                             (
                                 k.clone(),
@@ -232,29 +234,29 @@ impl Report {
             }
         }
         // Corruptions: seed-aligned pairs over the seeds where both runs have the value (runs
-        // evaluated before corruptions existed have none).
-        let corruption_at = |arm: &str, seed: u64, key: &str| {
+        // evaluated before a metric existed lack it).
+        let secondary_at = |arm: &str, seed: u64, key: &str| {
             runs.iter()
                 .find(|r| r.arm == arm && r.seed == seed)
-                .and_then(|r| r.corruptions.get(key).copied())
+                .and_then(|r| r.secondary.get(key).copied())
         };
-        let mut corruption_paired = Vec::new();
+        let mut secondary_paired = Vec::new();
         for a in arms
             .iter()
             .filter(|a| a.role != Role::Start && a.name != PRIMARY_CONTROL)
         {
-            for key in &corruption_keys {
+            for key in &secondary_keys {
                 let (mut xs, mut cs) = (Vec::new(), Vec::new());
                 for &seed in &settings.seeds {
                     if let (Some(x), Some(c)) = (
-                        corruption_at(&a.name, seed, key),
-                        corruption_at(PRIMARY_CONTROL, seed, key),
+                        secondary_at(&a.name, seed, key),
+                        secondary_at(PRIMARY_CONTROL, seed, key),
                     ) {
                         xs.push(x);
                         cs.push(c);
                     }
                 }
-                corruption_paired.push(PairedEntry {
+                secondary_paired.push(PairedEntry {
                     arm: a.name.clone(),
                     control: PRIMARY_CONTROL.into(),
                     metric: key.clone(),
@@ -281,8 +283,8 @@ impl Report {
             summary,
             paired,
             verdicts,
-            corruptions: corruption_keys,
-            corruption_paired,
+            secondary: secondary_keys,
+            secondary_paired,
             rule: RULE.into(),
             primary,
             confidence: stats::CONFIDENCE,
@@ -405,6 +407,15 @@ pub fn markdown(r: &Report) -> String {
         m,
         r.wall_seconds
     );
+
+    if let Some(n) = s.labels {
+        let _ = writeln!(
+            o,
+            "Labels: every backbone (baselines included) trained with cross-entropy on {n} \
+             class-stratified labelled train samples (`--labels {n}`); denoisers fitted on the \
+             whole train split.\n"
+        );
+    }
 
     // The primary comparison first: it is what the experiment is about.
     let _ = writeln!(
@@ -539,54 +550,68 @@ pub fn markdown(r: &Report) -> String {
             parts.join(", ")
         );
     }
-    corruption_markdown(&mut o, r);
+    secondary_markdown(&mut o, r);
     o
 }
 
-/// The label of a corruption key (`salt-pepper:0.05` → `salt-pepper p=0.05`); the key itself
-/// when it is not one of the protocol's.
-fn corruption_label(key: &str) -> String {
-    crate::eval::corrupt::CORRUPTIONS
+/// The label of a secondary metric key (`salt-pepper:0.05` → `salt-pepper p=0.05`,
+/// `feature-noise:1` → `feature noise S=1`, `int8` → `int8 (core)`); the key itself when it is
+/// not one of the protocol's.
+fn secondary_label(key: &str) -> String {
+    if let Some(c) = crate::eval::corrupt::CORRUPTIONS
         .iter()
         .find(|c| c.key() == key)
-        .map_or(key.to_string(), |c| c.label())
+    {
+        return c.label();
+    }
+    match key {
+        super::INT8_KEY => "int8 (core)".into(),
+        super::INT8_DROP_KEY => "int8 − f32".into(),
+        _ => match key.strip_prefix("feature-noise:") {
+            Some(s) => format!("feature noise S={s}"),
+            None => key.to_string(),
+        },
+    }
 }
 
-/// The secondary corruption section of `compare.md`: mean ± std per arm and corruption, then
-/// every arm minus the null control per corruption.
-fn corruption_markdown(o: &mut String, r: &Report) {
-    if r.corruptions.is_empty() {
+/// The secondary section of `compare.md`: mean ± std per arm and secondary metric, then every
+/// arm minus the null control per metric.
+fn secondary_markdown(o: &mut String, r: &Report) {
+    if r.secondary.is_empty() {
         return;
     }
     let k = r.settings.seeds.len();
     let _ = writeln!(
         o,
-        "\n## Corruption robustness (secondary)\n\nTop-1 (%) on the test split under each \
-         corruption of `eval` (docs/trainer.md, \"Evaluation and outputs\"): Gaussian noise, \
+        "\n## Robustness and deployment (secondary)\n\nTop-1 (%) on the test split: under each \
+         corruption of `eval` (docs/trainer.md, \"Evaluation and outputs\") — Gaussian noise, \
          salt-and-pepper (fraction p of pixels), one black square per image (side as % of the \
-         image side), Gaussian blur (σ in pixels). Mean ± sample std over the {k} seeds; runs \
-         evaluated before corruptions existed count as missing (`denoiserep eval --run DIR` adds \
-         them).\n"
+         image side), Gaussian blur (σ in pixels); under feature noise N(0, S²) added to every \
+         weighted layer's input (the positive control, docs/trainer.md \"Feature-noise positive \
+         control\"); and of the run exported to int8 (min/max calibration on 1,000 train \
+         samples) as `denoiserep-core` computes it, with its difference from the exported f32 \
+         model (`int8 − f32`, pp). Mean ± sample std over the {k} seeds; runs evaluated before \
+         a metric existed count as missing (`denoiserep eval --run DIR` adds them).\n"
     );
     let _ = write!(o, "| arm |");
-    for key in &r.corruptions {
-        let _ = write!(o, " {} |", corruption_label(key));
+    for key in &r.secondary {
+        let _ = write!(o, " {} |", secondary_label(key));
     }
     let _ = write!(o, "\n|---|");
-    for _ in &r.corruptions {
+    for _ in &r.secondary {
         let _ = write!(o, "---:|");
     }
     o.push('\n');
     for a in &r.summary {
         let _ = write!(o, "| {} |", arm_label(a));
-        for key in &r.corruptions {
-            let _ = write!(o, " {} |", a.corruptions.get(key).map_or("–".into(), pct));
+        for key in &r.secondary {
+            let _ = write!(o, " {} |", a.secondary.get(key).map_or("–".into(), pct));
         }
         o.push('\n');
     }
     let _ = writeln!(
         o,
-        "\n### vs {PRIMARY_CONTROL} ({}), per corruption (secondary, percentage points)\n\n\
+        "\n### vs {PRIMARY_CONTROL} ({}), per secondary metric (percentage points)\n\n\
          Per seed `arm − {PRIMARY_CONTROL}`, with the interval and verdict of the rule above; \
          none of these is primary, and with this many comparisons some `better` or `worse` calls \
          are expected by chance.\n",
@@ -594,14 +619,14 @@ fn corruption_markdown(o: &mut String, r: &Report) {
     );
     let _ = writeln!(
         o,
-        "| arm | corruption | n {PAIRED_HEADER}\n|---|---|---:|{PAIRED_RULE}"
+        "| arm | metric | n {PAIRED_HEADER}\n|---|---|---:|{PAIRED_RULE}"
     );
-    for e in &r.corruption_paired {
+    for e in &r.secondary_paired {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {}",
             e.arm,
-            corruption_label(&e.metric),
+            secondary_label(&e.metric),
             e.paired.n,
             paired_cells(&e.paired)
         );
@@ -635,6 +660,7 @@ mod tests {
             lr: 2e-3,
             lr_schedule: LrSchedule::Cosine,
             batch_size: 32,
+            labels: None,
             lambda: 0.01,
             t_stride: 1,
             beta_start: 1e-4,
@@ -665,7 +691,7 @@ mod tests {
                     robust_0_1: v,
                     robust_0_3: v,
                 },
-                corruptions: crate::compare::corruption_keys()
+                secondary: crate::compare::secondary_keys()
                     .into_iter()
                     .map(|k| (k, v))
                     .collect(),
@@ -770,20 +796,20 @@ mod tests {
             .is_none());
         // Corruptions: every arm but the start and the null control against the null control,
         // per corruption, all secondary; the same numbers as the headline metrics here.
-        assert_eq!(r.corruptions.len(), 8);
-        assert_eq!(r.corruption_paired.len(), 6 * 8);
+        assert_eq!(r.secondary.len(), 12);
+        assert_eq!(r.secondary_paired.len(), 6 * 12);
         assert!(r
-            .corruption_paired
+            .secondary_paired
             .iter()
             .all(|e| !e.primary && e.control == "null-control" && e.arm != "null-control"));
         let blur = r
-            .corruption_paired
+            .secondary_paired
             .iter()
             .find(|e| e.arm == "label-guided-noise-grad" && e.metric == "blur:2")
             .unwrap();
         assert_eq!(blur.paired, *ng);
         let s = r.summary.iter().find(|a| a.arm == "label-free").unwrap();
-        assert!((s.corruptions["occlusion:0.5"].mean.unwrap() - 0.9302).abs() < 1e-12);
+        assert!((s.secondary["occlusion:0.5"].mean.unwrap() - 0.9302).abs() < 1e-12);
         let s = r.summary.iter().find(|a| a.arm == "null-control").unwrap();
         assert!((s.metrics["top1"].mean.unwrap() - 0.92).abs() < 1e-12);
         // Sample std of 0.90..0.94 step 0.01: √(0.001/4).
@@ -828,14 +854,14 @@ mod tests {
         // corruptions existed.
         all.iter_mut()
             .filter(|r| (r.arm == "label-free" && r.seed == 1) || r.arm == "label-guided")
-            .for_each(|r| r.corruptions.clear());
+            .for_each(|r| r.secondary.clear());
         all.extend(runs("label-guided-noise-grad", &[0.9; 3]));
         all.iter_mut()
             .filter(|r| r.arm == "label-guided-noise-grad")
-            .for_each(|r| r.corruptions.clear());
+            .for_each(|r| r.secondary.clear());
         let r = Report::new(settings(3), "c".into(), builtin_arms(), all, 1.0);
         let lf = r
-            .corruption_paired
+            .secondary_paired
             .iter()
             .find(|e| e.arm == "label-free" && e.metric == "salt-pepper:0.1")
             .unwrap();
@@ -843,9 +869,9 @@ mod tests {
         assert_eq!(lf.paired.n, 2);
         assert!(lf.paired.diffs.iter().all(|d| (d - 0.03).abs() < 1e-12));
         let s = r.summary.iter().find(|a| a.arm == "label-free").unwrap();
-        assert!((s.corruptions["blur:1"].mean.unwrap() - 0.94).abs() < 1e-12);
+        assert!((s.secondary["blur:1"].mean.unwrap() - 0.94).abs() < 1e-12);
         let none = r
-            .corruption_paired
+            .secondary_paired
             .iter()
             .find(|e| e.arm == "label-guided" && e.metric == "blur:1")
             .unwrap();

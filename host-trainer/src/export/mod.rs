@@ -5,10 +5,12 @@
 //! * [`float`]: f32 export; [`calibrate`] + [`int8`]: int8 post-training quantization;
 //! * [`file`]: owned model buffers, encoded and validated by the core;
 //! * [`onnx`]: the fused f32 model as an ONNX graph (`--format onnx`);
+//! * [`accuracy`]: the exported f32 and int8 models' test top-1 through the core (`compare`);
 //! * [`footprint`]: parameters, MACs, file and arena bytes, read back from the core model;
 //! * [`export`]: the command: both the model and its baseline (the backbone without denoisers)
 //!   are exported the same way, the model file and `<name>.json` are written atomically.
 
+pub mod accuracy;
 pub mod calibrate;
 pub mod file;
 pub mod float;
