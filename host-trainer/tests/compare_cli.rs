@@ -171,9 +171,31 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
                     p["kind"].as_str().unwrap(),
                     p["severity"].as_f64().unwrap() as f32
                 );
-                assert_eq!(r["corruptions"][&key], p["accuracy"], "{arm} {key}");
+                assert_eq!(r["secondary"][&key], p["accuracy"], "{arm} {key}");
             }
             assert_eq!(cs[0]["accuracy"], m["noise_robustness"][4]["accuracy"]);
+            // Feature noise at S = 0.5 and 1 from metrics.json; int8 and its drop from the
+            // exported models, cached beside the run.
+            let fnoise = m["feature_noise"].as_array().unwrap();
+            assert_eq!(fnoise.len(), 2, "{arm}");
+            for (p, s) in fnoise.iter().zip(["0.5", "1"]) {
+                assert_eq!(r["secondary"][format!("feature-noise:{s}")], p["accuracy"]);
+            }
+            let dev = json(&out.join(format!("seed-{seed}/{arm}/device-accuracy.json")));
+            assert_eq!(r["secondary"]["int8"], dev["int8_accuracy"], "{arm}");
+            let drop =
+                dev["int8_accuracy"].as_f64().unwrap() - dev["f32_accuracy"].as_f64().unwrap();
+            assert!((r["secondary"]["int8-drop"].as_f64().unwrap() - drop).abs() < 1e-12);
+            // The core's f32 model computes what the trainer's fused model computes, up to a
+            // rounding-level difference that may flip at most one near-tie argmax.
+            let n = dev["samples"].as_f64().unwrap();
+            let gap = (dev["f32_accuracy"].as_f64().unwrap()
+                - m["test_accuracy"].as_f64().unwrap())
+            .abs();
+            assert!(
+                gap <= 1.0 / n + 1e-12,
+                "{arm}: core f32 vs trainer top-1 differ by {gap}"
+            );
         }
         // The analytic-shrinkage control: closed-form denoisers after one fit epoch (the other
         // is skipped), the backbone exactly the seed's baseline.
@@ -325,11 +347,11 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
             .count(),
         4 * 5
     );
-    // Corruptions: 8 keys; every arm after the start but the null control, minus the null
-    // control, per corruption, paired by seed, all secondary.
-    assert_eq!(c["corruptions"].as_array().unwrap().len(), 8);
-    let cp = c["corruption_paired"].as_array().unwrap();
-    assert_eq!(cp.len(), 7 * 8);
+    // Secondary: 8 corruptions, 2 feature-noise levels, int8 and its drop; every arm after the
+    // start but the null control, minus the null control, per metric, paired by seed.
+    assert_eq!(c["secondary"].as_array().unwrap().len(), 12);
+    let cp = c["secondary_paired"].as_array().unwrap();
+    assert_eq!(cp.len(), 7 * 12);
     for p in cp {
         let (arm, key) = (p["arm"].as_str().unwrap(), p["metric"].as_str().unwrap());
         assert_eq!(p["control"], "null-control");
@@ -337,8 +359,8 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
         let d: Vec<f64> = [0u64, 1]
             .iter()
             .map(|&s| {
-                run_of(arm, s)["corruptions"][key].as_f64().unwrap()
-                    - run_of("null-control", s)["corruptions"][key]
+                run_of(arm, s)["secondary"][key].as_f64().unwrap()
+                    - run_of("null-control", s)["secondary"][key]
                         .as_f64()
                         .unwrap()
             })
@@ -379,7 +401,8 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
         "### vs penalty-control (3)",
         "### vs analytic-shrinkage (4)",
         "| analytic-shrinkage (4) |",
-        "## Corruption robustness (secondary)",
+        "## Robustness and deployment (secondary)",
+        "| lg-t2 | int8 − f32 | 2 | ",
         "| lg-t2 | occlusion 50 % | 2 | ",
         "### vs baseline (the start",
         "## Primary comparison (pre-declared)",
@@ -400,7 +423,7 @@ fn compare_writes_every_arm_and_statistics_and_reuses_them() {
     assert_eq!(count(&err, ": reused"), 18, "{err}");
     assert_eq!(count(&err, "training"), 0, "{err}");
     let again = json(&out.join("compare.json"));
-    for key in ["summary", "paired", "verdicts", "corruption_paired"] {
+    for key in ["summary", "paired", "verdicts", "secondary_paired"] {
         assert_eq!(again[key], c[key], "{key}");
     }
     for (a, b) in again["runs"].as_array().unwrap().iter().zip(runs) {

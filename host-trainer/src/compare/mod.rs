@@ -18,7 +18,8 @@
 //! `--phase-epochs` = E2/2 by default, …) go to every arm; an arm's own flags replace them.
 //!
 //! [`stats`] holds the statistics (paired differences, 95 % Student-t intervals) and the verdict
-//! rule, [`report`] writes `compare.json` and `compare.md`, [`plot`] writes `compare.png`. An arm
+//! rule, [`report`] writes `compare.json` and `compare.md`, [`plot`] writes `compare.png`, and
+//! [`dose`] `dose-response.png` when variants named `FAMILY-bBETA` sweep β. An arm
 //! whose directory already holds a complete run with the same settings, trained after its
 //! baseline, is reused; an unfinished one is resumed; anything else needs `--force`.
 //!
@@ -29,6 +30,7 @@
 //! results do not depend on the way.
 
 pub mod arms;
+pub mod dose;
 pub mod plot;
 pub mod report;
 pub mod stats;
@@ -534,6 +536,11 @@ pub fn compare(req: &CompareRequest) -> Result<CompareOutcome> {
     let markdown = req.out.join(MARKDOWN);
     let png = req.out.join(PNG);
     plot::compare_png(&png, &report)?;
+    let dose_png = req.out.join(dose::PNG);
+    if !dose::dose_response_png(&dose_png, &report)? && dose_png.exists() {
+        // A stale plot from an earlier invocation with other variants.
+        fs::remove_file(&dose_png).with_context(|| format!("removing {}", dose_png.display()))?;
+    }
     report::write_markdown(&markdown, &report)?;
     report::write_json(&json, &report)?;
     Ok(CompareOutcome {

@@ -710,6 +710,50 @@ mod tests {
     }
 
     #[test]
+    fn dose_response_families_and_plot() {
+        use crate::compare::dose;
+        let control = [0.90, 0.91, 0.92];
+        let mut all = runs("baseline", &[0.8; 3]);
+        for c in arms::CONTROLS {
+            all.extend(runs(c, &control));
+        }
+        let mut arms_list = builtin_arms();
+        for (name, v) in [
+            ("lg-b0.1", 0.85),
+            ("lg-b0.001", 0.92),
+            ("lg-b0.01", 0.90),
+            ("solo-b0.1", 0.5),
+        ] {
+            all.extend(runs(name, &[v; 3]));
+            arms_list.push(Arm {
+                name: name.into(),
+                role: Role::Variant,
+                flags: vec![],
+            });
+        }
+        let r = Report::new(settings(3), "c".into(), arms_list, all.clone(), 1.0);
+        let fams = dose::families(&r);
+        assert_eq!(fams.len(), 1, "one β alone is no family: {fams:?}");
+        let betas: Vec<f64> = fams[0].points.iter().map(|p| p.0).collect();
+        assert_eq!(
+            (fams[0].name.as_str(), betas),
+            ("lg", vec![0.001, 0.01, 0.1])
+        );
+        let dir = std::env::temp_dir().join(format!("denoiserep-dose-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = dir.join(dose::PNG);
+        assert!(dose::dose_response_png(&png, &r).unwrap());
+        let bytes = std::fs::read(&png).unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (1500, 1100));
+        // Without a family nothing is drawn.
+        let plain = Report::new(settings(3), "c".into(), builtin_arms(), all, 1.0);
+        assert!(!dose::dose_response_png(&dir.join("none.png"), &plain).unwrap());
+        assert!(!dir.join("none.png").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn report_of_hand_made_numbers() {
         let control = [0.90, 0.91, 0.92, 0.93, 0.94];
         let mut all = runs("baseline", &[0.8; 5]);
@@ -829,8 +873,9 @@ mod tests {
             "- **label-guided**, mAP: does not beat all four controls — (1) +0.00 equivalent",
             "| analytic-shrinkage (4) | 92.00 ± 1.58 |",
             "### vs analytic-shrinkage (4)",
-            "## Corruption robustness (secondary)",
-            "| arm | gaussian σ=0.5 | salt-pepper p=0.05 | salt-pepper p=0.1 | salt-pepper p=0.2 | occlusion 25 % | occlusion 50 % | blur σ=1 px | blur σ=2 px |",
+            "## Robustness and deployment (secondary)",
+            "| arm | gaussian σ=0.5 | salt-pepper p=0.05 | salt-pepper p=0.1 | salt-pepper p=0.2 | occlusion 25 % | occlusion 50 % | blur σ=1 px | blur σ=2 px | feature noise S=0.5 | feature noise S=1 | int8 (core) | int8 − f32 |",
+            "| label-free | feature noise S=1 | 5 |",
             "| label-free | 93.02 ± 1.60 | 93.02 ± 1.60 |",
             "| label-guided-noise-grad | salt-pepper p=0.2 | 5 | +0.60 | 0.89 | [-0.51, +1.71] | 2.776 | 4/1 | inconclusive |",
             "| analytic-shrinkage | blur σ=2 px | 5 | +0.00 |",
