@@ -1,8 +1,9 @@
 //! Adam (Kingma & Ba, 2015; PyTorch's formulation, no weight decay) over a named parameter
 //! group, with its state exposed so that checkpoints can resume exactly.
 //!
-//! Per step `k` and parameter `p` with gradient `g`: `m ← β1·m + (1−β1)·g`,
-//! `v ← β2·v + (1−β2)·g²`, `p ← p − lr·(m / (1−β1^k)) / (√(v / (1−β2^k)) + ε)`.
+//! Per step `k` and parameter `p` with gradient `g`: `m ← β1·m + (1−β1)·g` (as
+//! `m + (1−β1)·(g − m)`, PyTorch's `lerp_`), `v ← β2·v + (1−β2)·g²`,
+//! `p ← p − lr·(m / (1−β1^k)) / (√v / √(1−β2^k) + ε)`, every update in place.
 //! Parameters without a gradient are skipped (their moments do not decay).
 
 use std::collections::HashMap;
@@ -52,16 +53,19 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = self.m[i]
-                    .g_mul_scalar_(self.beta1)
-                    .g_add_(&(&g * (1.0 - self.beta1)));
+                // PyTorch's single-tensor Adam, in place: two temporaries per parameter
+                // (`(1−β2)·g` and `√v`) instead of one per operation.
+                let _ = self.m[i].lerp_(&g, 1.0 - self.beta1);
                 let _ = self.v[i]
                     .g_mul_scalar_(self.beta2)
-                    .g_add_(&(g.square() * (1.0 - self.beta2)));
-                let denom = (&self.v[i] / bc2).sqrt() + self.eps;
-                let _ = p
-                    .shallow_clone()
-                    .g_sub_(&((&self.m[i] / &denom) * (self.lr / bc1)));
+                    .addcmul_(&g, &(&g * (1.0 - self.beta2)));
+                // denom = (√v / √(1−β2^k) + ε) · (−(1−β1^k)/lr), so that p += m / denom.
+                let mut denom = self.v[i].sqrt();
+                let _ = denom
+                    .g_div_scalar_(bc2.sqrt())
+                    .g_add_scalar_(self.eps)
+                    .g_mul_scalar_(-bc1 / self.lr);
+                let _ = p.shallow_clone().addcdiv_(&self.m[i], &denom);
             }
         });
     }
