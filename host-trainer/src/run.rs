@@ -232,10 +232,22 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     let state = dir_state(&out)?;
     let (cfg, resume) = if req.resume {
         match state {
-            DirState::Complete => bail!(
-                "--resume: run {} is already complete ({METRICS} exists); pass --force without --resume to retrain",
-                out.display()
-            ),
+            DirState::Complete => {
+                // A kill between writing metrics.json and removing the checkpoint (the last two
+                // steps of a run) leaves a complete run with a stale checkpoint: clean it up.
+                let ckpt = out.join(CHECKPOINT);
+                let note = if ckpt.exists() {
+                    fs::remove_file(&ckpt)
+                        .with_context(|| format!("removing {}", ckpt.display()))?;
+                    format!(" (removed the leftover {CHECKPOINT} of its last moments)")
+                } else {
+                    String::new()
+                };
+                bail!(
+                    "--resume: run {} is already complete ({METRICS} exists){note}; pass --force without --resume to retrain",
+                    out.display()
+                )
+            }
             DirState::Empty => bail!("--resume: {} holds no run to resume", out.display()),
             DirState::Unfinished => {
                 let stored = read_config(&out)?;

@@ -282,6 +282,28 @@ fn seeded_cpu_runs_are_reproducible_and_resume_is_exact() {
         ],
         "already complete",
     );
+    // A kill between metrics.json and the checkpoint's removal leaves both: --resume cleans up.
+    std::fs::copy(
+        c.join("model.safetensors"),
+        c.join("checkpoint.safetensors"),
+    )
+    .unwrap();
+    let err = fails(
+        &[
+            "train",
+            "--resume",
+            "--device",
+            "cpu",
+            "--out",
+            c.to_str().unwrap(),
+        ],
+        "already complete",
+    );
+    assert!(
+        err.contains("removed the leftover checkpoint.safetensors"),
+        "{err}"
+    );
+    assert!(!c.join("checkpoint.safetensors").exists());
 }
 
 /// The root cause of a load-dependent CI failure (issue 10): MKL's SGEMM gave different bits at
