@@ -153,20 +153,27 @@ pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> 
     })
 }
 
+/// The clean train split's embeddings: the retrieval gallery of every [`feature_noise`] level.
+pub fn gallery(model: &Model, data: &Dataset) -> Tensor {
+    let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
+    outputs(model, &to_tensor(&data.train.x, shape, norm, dev)).1
+}
+
 /// The feature-noise positive control: the fused model on the test split with `N(0, s_k²)` added
 /// to the input of every weighted layer `k` (`per_layer`, noise from tch's RNG seeded with
-/// `seed`): top-1, retrieval on the noisy embedding (gallery = the clean train split), and
-/// retrieval on that embedding after an explicit reverse step of the next layer's denoiser.
+/// `seed`): top-1, retrieval on the noisy embedding (gallery = `train_emb`, the clean train
+/// split's embeddings from [`gallery`]), and retrieval on that embedding after an explicit
+/// reverse step of the next layer's denoiser.
 pub fn feature_noise(
     model: &Model,
     data: &Dataset,
+    train_emb: &Tensor,
     s: Option<f64>,
     per_layer: Vec<(usize, f64)>,
     seed: u64,
 ) -> Result<FeatureNoisePoint> {
     let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
     let x = to_tensor(&data.test.x, shape, norm, dev);
-    let (_, train_emb) = outputs(model, &to_tensor(&data.train.x, shape, norm, dev));
     // The denoiser of the first weighted layer after the embedding layer, if any: its input is
     // the embedding (through any ReLU between them, applied below as in the forward).
     let next = model
@@ -201,7 +208,7 @@ pub fn feature_noise(
         anyhow::bail!("feature noise: the test split is empty");
     };
     let dim = model.arch.embedding_dim;
-    let train = to_vec(&train_emb)?;
+    let train = to_vec(train_emb)?;
     let r = eval::retrieval(&to_vec(&emb)?, &data.test.y, &train, &data.train.y, dim);
     let dr = match denoised {
         Some(d) => {

@@ -621,11 +621,12 @@ fn final_metrics(
         }
     }
     let levels = feature_noise_levels(cfg, model, &wanted)?;
+    let gallery = evaluate::gallery(model, data);
     for (i, (s, per_layer)) in levels.into_iter().enumerate() {
         let seed = crate::rng::mix(seed, (6 << 32) + i as u64);
-        metrics
-            .feature_noise
-            .push(evaluate::feature_noise(model, data, s, per_layer, seed)?);
+        metrics.feature_noise.push(evaluate::feature_noise(
+            model, data, &gallery, s, per_layer, seed,
+        )?);
     }
     Ok(metrics)
 }

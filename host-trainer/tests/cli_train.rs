@@ -271,34 +271,22 @@ fn seeded_cpu_runs_are_reproducible_and_resume_is_exact() {
         std::fs::read(a.join("model.safetensors")).unwrap(),
         std::fs::read(c.join("model.safetensors")).unwrap()
     );
-    fails(
-        &[
-            "train",
-            "--resume",
-            "--device",
-            "cpu",
-            "--out",
-            c.to_str().unwrap(),
-        ],
-        "already complete",
-    );
+    let resume_c = [
+        "train",
+        "--resume",
+        "--device",
+        "cpu",
+        "--out",
+        c.to_str().unwrap(),
+    ];
+    fails(&resume_c, "already complete");
     // A kill between metrics.json and the checkpoint's removal leaves both: --resume cleans up.
     std::fs::copy(
         c.join("model.safetensors"),
         c.join("checkpoint.safetensors"),
     )
     .unwrap();
-    let err = fails(
-        &[
-            "train",
-            "--resume",
-            "--device",
-            "cpu",
-            "--out",
-            c.to_str().unwrap(),
-        ],
-        "already complete",
-    );
+    let err = fails(&resume_c, "already complete");
     assert!(
         err.contains("removed the leftover checkpoint.safetensors"),
         "{err}"

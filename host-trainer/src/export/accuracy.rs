@@ -13,7 +13,7 @@ use denoiserep_core::Model as CoreModel;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::{calibrate, calibration_samples, lower, to_f32, to_int8, RangeMethod, DEFAULT_CALIB};
+use super::{calibration_samples, quantize, to_f32, RangeMethod, DEFAULT_CALIB};
 use crate::atomic::write_atomic;
 use crate::eval;
 use crate::infer::run_samples;
@@ -58,9 +58,10 @@ pub fn measure(dir: &Path, threads: usize) -> Result<DeviceAccuracy> {
         run::load_data(&cfg.train).with_context(|| format!("the data of run {}", dir.display()))?;
     let fused = model.fused()?;
     let samples = calibration_samples(&data.train, DEFAULT_CALIB, 0);
-    let lowering = lower(&fused);
-    let ranges = calibrate(&fused, &lowering, &samples, RangeMethod::MinMax, false)?;
-    let files = [to_f32(&fused)?, to_int8(&fused, &lowering, &ranges)?];
+    let files = [
+        to_f32(&fused)?,
+        quantize(&fused, &samples, RangeMethod::MinMax, false)?,
+    ];
     let mut acc = [0.0; 2];
     for (file, a) in files.iter().zip(&mut acc) {
         let bytes = file.encode()?;

@@ -247,13 +247,9 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
             }
             let samples = calibration_samples(&data.train, req.calib, req.calib_seed);
             let n = samples.len() / data.sample_len().max(1);
-            let quantize = |m: &FusedModel, progress: bool| -> Result<ModelFile> {
-                let lowering = lower(m);
-                let ranges = calibrate(m, &lowering, &samples, method, progress)?;
-                to_int8(m, &lowering, &ranges)
-            };
-            let file = quantize(&fused, req.progress)?;
-            let base = quantize(&plain, false).context("exporting the baseline (no denoisers)")?;
+            let file = quantize(&fused, &samples, method, req.progress)?;
+            let base = quantize(&plain, &samples, method, false)
+                .context("exporting the baseline (no denoisers)")?;
             let calibration = Calibration {
                 samples: n,
                 method: match method {
@@ -292,6 +288,19 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
         json,
         warnings,
     })
+}
+
+/// The int8 model file of `model`: lowered, its activation ranges calibrated on `samples` (raw,
+/// `n × C·H·W`) by `method`, quantized.
+pub fn quantize(
+    model: &FusedModel,
+    samples: &[f32],
+    method: RangeMethod,
+    progress: bool,
+) -> Result<ModelFile> {
+    let lowering = lower(model);
+    let ranges = calibrate(model, &lowering, samples, method, progress)?;
+    to_int8(model, &lowering, &ranges)
 }
 
 /// `n` samples of `split` (all when it has fewer), chosen by a seeded permutation.
