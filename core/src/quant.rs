@@ -107,13 +107,20 @@ pub fn requantize(
     v.max(act_min).min(act_max).clamp(-128, 127) as i8
 }
 
-/// The int8 output range of a layer with output zero point `zp_out` and a fused activation:
-/// `[-128, 127]`, or `[max(-128, zp_out), 127]` for ReLU.
+/// The int8 output range of a layer with output quantization `out` and a fused activation, as
+/// TFLite's `CalculateActivationRangeQuantized`: `[-128, 127]`; ReLU `[max(-128, zp), 127]`;
+/// ReLU6 `[max(-128, zp), min(127, quantize(6))]` with `quantize(6) = zp + round(6 / scale)`
+/// (f32 division, ties away from zero).
 #[inline]
-pub fn activation_range(activation: crate::tensor::Activation, zp_out: i8) -> (i32, i32) {
+pub fn activation_range(activation: crate::tensor::Activation, out: QuantParams) -> (i32, i32) {
+    let zp = i32::from(out.zero_point);
     match activation {
         crate::tensor::Activation::None => (-128, 127),
-        crate::tensor::Activation::Relu => (i32::from(zp_out).max(-128), 127),
+        crate::tensor::Activation::Relu => (zp.max(-128), 127),
+        crate::tensor::Activation::Relu6 => {
+            let six = (libm::roundf(6.0 / out.scale) as i32).saturating_add(zp);
+            (zp.max(-128), six.min(127))
+        }
     }
 }
 

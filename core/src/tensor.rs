@@ -135,7 +135,8 @@ pub enum Precision {
 
 /// Fused activation of a Linear or Conv2d layer.
 ///
-/// Wire: postcard enum tag (varint): `0` = None, `1` = Relu. Never reorder the variants.
+/// Wire: postcard enum tag (varint): `0` = None, `1` = Relu, `2` = Relu6. Never reorder the
+/// variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Activation {
@@ -143,6 +144,8 @@ pub enum Activation {
     None,
     /// `max(x, 0)`; for int8 the output clamp becomes `[max(-128, zp_out), 127]`.
     Relu,
+    /// `min(max(x, 0), 6)`; int8 clamp `[max(-128, zp), min(127, zp + round(6 / scale))]`.
+    Relu6,
 }
 
 /// Affine quantization of an int8 tensor: `real = scale · (q − zero_point)`.

@@ -60,7 +60,7 @@ pub(crate) fn reference(
     let (h, w) = (dims.h, dims.w);
     let zp_in = i32::from(zp_in);
     let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output);
     let wb = layer.weights.as_bytes();
     let per_channel = layer
         .bias

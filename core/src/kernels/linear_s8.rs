@@ -36,7 +36,7 @@ pub(crate) fn reference(layer: &LinearS8<'_>, input: &[i8], zp_in: i8, output: &
     let n_in = input.len();
     let zp_in = i32::from(zp_in);
     let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output);
     let rows = layer.weights.as_bytes().chunks_exact(n_in);
     let per_channel = layer
         .bias

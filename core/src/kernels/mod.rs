@@ -32,6 +32,7 @@ mod linear_f32;
 mod linear_s8;
 mod maxpool2d_f32;
 mod maxpool2d_s8;
+pub mod params;
 mod relu_f32;
 mod relu_s8;
 
@@ -170,12 +171,17 @@ pub fn sum_f32(x: &[f32]) -> f32 {
     lanes_sum(&lanes)
 }
 
-/// The f32 fused activation: identity, or ReLU `if x < 0 { 0 } else { x }` (keeps NaN and −0.0).
+/// The f32 fused activation: identity; ReLU `if x < 0 { 0 } else { x }` (keeps NaN and −0.0);
+/// ReLU6 = ReLU, then `if x > 6 { 6 } else { x }`.
 #[inline]
 pub fn activate_f32(x: f32, a: Activation) -> f32 {
     match a {
+        Activation::None => x,
         Activation::Relu if x < 0.0 => 0.0,
-        _ => x,
+        Activation::Relu => x,
+        Activation::Relu6 if x < 0.0 => 0.0,
+        Activation::Relu6 if x > 6.0 => 6.0,
+        Activation::Relu6 => x,
     }
 }
 

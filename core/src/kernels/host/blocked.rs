@@ -185,7 +185,7 @@ pub(super) fn conv2d_s8(
         return;
     }
     let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output);
     let zp = i32::from(zp_in);
     let per_channel = layer
         .bias

@@ -147,7 +147,7 @@ fn linear_s8_check(
             zero_point: zp_out,
         },
     };
-    let (lo, hi) = activation_range(layer.activation, zp_out);
+    let (lo, hi) = activation_range(layer.activation, layer.output);
     let want: Vec<i8> = (0..n_out)
         .map(|o| {
             let dot: i64 = (0..n_in)
@@ -308,7 +308,7 @@ proptest! {
             multiplier: I32Data::from_le_bytes(&mult), shift: I8Data::from_le_bytes(&shift),
             output: QuantParams { scale: 0.1, zero_point: zp_out },
         };
-        let (lo, hi) = activation_range(layer.activation, zp_out);
+        let (lo, hi) = activation_range(layer.activation, layer.output);
         let mut want = Vec::new();
         for o in 0..co {
             let (b, m, sh) = (layer.bias.get(o).unwrap(), layer.multiplier.get(o).unwrap(), layer.shift.get(o).unwrap());

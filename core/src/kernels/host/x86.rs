@@ -213,7 +213,7 @@ pub(super) unsafe fn linear_s8_avx2(layer: &LinearS8<'_>, x: &[i8], zp_in: i8, o
         return;
     }
     let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output.zero_point);
+    let (act_min, act_max) = activation_range(layer.activation, layer.output);
     let mut per_channel = layer
         .bias
         .iter()
