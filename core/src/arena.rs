@@ -38,6 +38,24 @@ pub(crate) fn f32s_mut(bytes: &mut [u8]) -> Result<&mut [f32]> {
     }
 }
 
+/// Views 4-aligned bytes as `f32`s, read-only (`bytes.len() / 4` of them).
+pub(crate) fn f32s(bytes: &[u8]) -> Result<&[f32]> {
+    // SAFETY: as in `f32s_mut`; the result borrows `bytes` immutably.
+    let (head, body, _tail) = unsafe { bytes.align_to::<f32>() };
+    if head.is_empty() {
+        Ok(body)
+    } else {
+        Err(Error::ArenaTooSmall)
+    }
+}
+
+/// Views bytes as `i8`s, read-only.
+pub(crate) fn i8s(bytes: &[u8]) -> &[i8] {
+    // SAFETY: as in `i8s_mut`; the result borrows `bytes` immutably.
+    let (_head, body, _tail) = unsafe { bytes.align_to::<i8>() };
+    body
+}
+
 /// Views bytes as `i8`s.
 pub(crate) fn i8s_mut(bytes: &mut [u8]) -> &mut [i8] {
     // SAFETY: `i8` and `u8` have the same size, alignment 1 (so `head` and `tail` are empty) and

@@ -1,10 +1,10 @@
 //! The one error type of the core.
 //!
 //! Every variant is named after the phase that reports it: `Decode*` while reading the file,
-//! `Model*` / `Layer*` / [`Error::ShapeMismatch`] while validating and planning it (prepare),
+//! `Model*` / `Graph*` / `Op*` while validating and planning it (prepare),
 //! `Run*` / [`Error::ArenaTooSmall`] while running it, `Encode*` while writing a file, and `Kernel*`
 //! when a kernel is called directly with inconsistent slices. Payloads are small and `Copy`
-//! (a layer index), so the type needs no allocation. Each variant's doc comment is the sentence its
+//! (an op or tensor index), so the type needs no allocation. Each variant's doc comment is the sentence its
 //! `Display` prints.
 
 use core::fmt;
@@ -33,74 +33,100 @@ pub enum Error {
     DecodeBadVarint,
     /// The model name is not valid UTF-8.
     DecodeBadUtf8,
-    /// A bool, option or enum tag in the model body has an unknown value.
+    /// A bool, option, enum tag or shape in the model body has an invalid value.
     DecodeBadValue,
     /// The model body is malformed.
     DecodeMalformed,
-    /// The model body has bytes left over after the last layer.
+    /// The model body has bytes left over after the last op.
     DecodeTrailingBytes,
-    /// The model has more layers than this build supports (`MAX_LAYERS`).
-    DecodeTooManyLayers,
-    /// A layer has a kind tag this build does not know.
-    DecodeUnknownLayerKind {
-        /// Index of the layer.
-        layer: u16,
+    /// The model has more tensors than this `Model` has room for (its capacity `T`).
+    DecodeTooManyTensors,
+    /// An op has a kind tag this build does not know.
+    DecodeUnknownOpKind {
+        /// Index of the op.
+        op: u16,
     },
-    /// The model has no layers.
-    ModelNoLayers,
-    /// The model input shape has a zero or oversized dimension.
-    ModelBadInputShape,
-    /// The input normalization mean/std do not have one finite value per channel with std > 0.
+    /// An op has more inputs than the format allows (4).
+    DecodeTooManyInputs {
+        /// Index of the op.
+        op: u16,
+    },
+    /// The model has no ops.
+    ModelNoOps,
+    /// The input tensor id is not a tensor, is a constant, or its dtype cannot be fed.
+    ModelBadInput,
+    /// The input normalization mean/std do not have 1 or dim-0 finite values with std > 0.
     ModelBadNormalization,
-    /// The input quantization is missing for an int8 model, present for an f32 model, or invalid.
-    ModelBadInputQuant,
-    /// The embedding layer index is not the index of a layer.
-    ModelBadEmbeddingLayer,
-    /// The number of classes does not match the length of the last layer's output.
-    ModelBadNumClasses,
-    /// A layer's input shape does not match what the previous layer produces.
+    /// The logits or embedding tensor id is not a tensor produced by an op (or the input).
+    ModelBadOutputs,
+    /// A tensor's int8 quantization scale is not finite and positive, or a constant tensor's
+    /// data does not have one element per value.
+    ModelBadTensor {
+        /// Index of the tensor.
+        tensor: u16,
+    },
+    /// An op reads or writes a tensor id that is not in the tensor table.
+    GraphBadTensorId {
+        /// Index of the op.
+        op: u16,
+    },
+    /// An op reads a tensor that no earlier op produced (and that is neither the input nor a
+    /// constant).
+    GraphTensorNotProduced {
+        /// Index of the op.
+        op: u16,
+    },
+    /// An op writes a tensor that already has a producer (an earlier op, the input, a constant).
+    GraphTwoProducers {
+        /// Index of the op.
+        op: u16,
+    },
+    /// An op has the wrong number of inputs for its kind.
+    OpBadArity {
+        /// Index of the op.
+        op: u16,
+    },
+    /// An op's tensor shapes do not chain (input shape not accepted, or the output tensor's shape
+    /// is not the one the op computes).
     ShapeMismatch {
-        /// Index of the layer.
-        layer: u16,
+        /// Index of the op.
+        op: u16,
     },
-    /// A layer has an invalid parameter (zero size, zero stride, padding not below the kernel size).
-    LayerBadParam {
-        /// Index of the layer.
-        layer: u16,
+    /// An op has an invalid parameter (zero size, zero stride, padding not below the kernel size).
+    OpBadParam {
+        /// Index of the op.
+        op: u16,
     },
-    /// A layer's weight, bias or quantization tensor has the wrong length.
-    LayerBadTensorLength {
-        /// Index of the layer.
-        layer: u16,
+    /// An op's weight, bias or quantization tensor has the wrong length.
+    OpBadTensorLength {
+        /// Index of the op.
+        op: u16,
     },
-    /// A layer's f32 weight or bias is NaN or infinite.
-    LayerNonFiniteWeight {
-        /// Index of the layer.
-        layer: u16,
+    /// An op's f32 weight or bias (or parameter) is NaN or infinite.
+    OpNonFiniteWeight {
+        /// Index of the op.
+        op: u16,
     },
-    /// A layer's precision (f32 or int8) does not match the tensor it receives.
-    LayerPrecisionMismatch {
-        /// Index of the layer.
-        layer: u16,
+    /// An op does not support the dtype of one of its tensors (or its weights' dtype does not
+    /// match the input's).
+    OpUnsupportedDType {
+        /// Index of the op.
+        op: u16,
     },
-    /// A layer's requantization multiplier or shift is out of range.
-    LayerBadMultiplier {
-        /// Index of the layer.
-        layer: u16,
+    /// An op's requantization multiplier or shift is out of range (or cannot be derived from its
+    /// tensors' scales).
+    OpBadMultiplier {
+        /// Index of the op.
+        op: u16,
     },
-    /// A layer's output quantization scale is not finite and positive.
-    LayerBadQuant {
-        /// Index of the layer.
-        layer: u16,
-    },
-    /// A layer's int32 accumulator could overflow for some input.
-    LayerAccumulatorOverflow {
-        /// Index of the layer.
-        layer: u16,
+    /// An op's int32 accumulator could overflow for some input.
+    OpAccumulatorOverflow {
+        /// Index of the op.
+        op: u16,
     },
     /// A tensor or arena size does not fit in memory addresses.
     ModelSizeOverflow,
-    /// The input does not have C·H·W values.
+    /// The input does not have as many values as the input tensor.
     RunBadInputLength,
     /// The arena is smaller than `Model::arena_size()`.
     ArenaTooSmall,
@@ -123,7 +149,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
-        let (msg, layer) = match *self {
+        let (msg, at) = match *self {
             DecodeUnexpectedEnd => (
                 "the model file ends before its header, a field or a tensor is complete",
                 None,
@@ -145,80 +171,92 @@ impl fmt::Display for Error {
             ),
             DecodeBadUtf8 => ("the model name is not valid UTF-8", None),
             DecodeBadValue => (
-                "a bool, option or enum tag in the model body has an unknown value",
+                "a bool, option, enum tag or shape in the model body has an invalid value",
                 None,
             ),
             DecodeMalformed => ("the model body is malformed", None),
-            DecodeTrailingBytes => (
-                "the model body has bytes left over after the last layer",
+            DecodeTrailingBytes => ("the model body has bytes left over after the last op", None),
+            DecodeTooManyTensors => (
+                "the model has more tensors than this `Model` has room for (its capacity `T`)",
                 None,
             ),
-            DecodeTooManyLayers => (
-                "the model has more layers than this build supports (`MAX_LAYERS`)",
-                None,
+            DecodeUnknownOpKind { op } => (
+                "the op has a kind tag this build does not know",
+                Some(("op", op)),
             ),
-            DecodeUnknownLayerKind { layer } => (
-                "a layer has a kind tag this build does not know",
-                Some(layer),
+            DecodeTooManyInputs { op } => (
+                "the op has more inputs than the format allows (4)",
+                Some(("op", op)),
             ),
-            ModelNoLayers => ("the model has no layers", None),
-            ModelBadInputShape => (
-                "the model input shape has a zero or oversized dimension",
+            ModelNoOps => ("the model has no ops", None),
+            ModelBadInput => (
+                "the input tensor id is not a tensor, is a constant, or its dtype cannot be fed",
                 None,
             ),
             ModelBadNormalization => (
-                "the input normalization mean/std do not have one finite value per channel with std > 0",
+                "the input normalization mean/std do not have 1 or dim-0 finite values with std > 0",
                 None,
             ),
-            ModelBadInputQuant => (
-                "the input quantization is missing for an int8 model, present for an f32 model, or invalid",
+            ModelBadOutputs => (
+                "the logits or embedding tensor id is not a tensor produced by an op (or the input)",
                 None,
             ),
-            ModelBadEmbeddingLayer => (
-                "the embedding layer index is not the index of a layer",
-                None,
+            ModelBadTensor { tensor } => (
+                "the tensor's int8 scale is not finite and positive, or its constant data has the wrong length",
+                Some(("tensor", tensor)),
             ),
-            ModelBadNumClasses => (
-                "the number of classes does not match the length of the last layer's output",
-                None,
+            GraphBadTensorId { op } => (
+                "the op reads or writes a tensor id that is not in the tensor table",
+                Some(("op", op)),
             ),
-            ShapeMismatch { layer } => (
-                "a layer's input shape does not match what the previous layer produces",
-                Some(layer),
+            GraphTensorNotProduced { op } => (
+                "the op reads a tensor that no earlier op produced (and that is neither the input nor a constant)",
+                Some(("op", op)),
             ),
-            LayerBadParam { layer } => (
-                "a layer has an invalid parameter (zero size, zero stride, padding not below the kernel size)",
-                Some(layer),
+            GraphTwoProducers { op } => (
+                "the op writes a tensor that already has a producer (an earlier op, the input, a constant)",
+                Some(("op", op)),
             ),
-            LayerBadTensorLength { layer } => (
-                "a layer's weight, bias or quantization tensor has the wrong length",
-                Some(layer),
+            OpBadArity { op } => (
+                "the op has the wrong number of inputs for its kind",
+                Some(("op", op)),
             ),
-            LayerNonFiniteWeight { layer } => (
-                "a layer's f32 weight or bias is NaN or infinite",
-                Some(layer),
+            ShapeMismatch { op } => (
+                "the op's tensor shapes do not chain (input shape not accepted, or the output tensor's shape is not the one the op computes)",
+                Some(("op", op)),
             ),
-            LayerPrecisionMismatch { layer } => (
-                "a layer's precision (f32 or int8) does not match the tensor it receives",
-                Some(layer),
+            OpBadParam { op } => (
+                "the op has an invalid parameter (zero size, zero stride, padding not below the kernel size)",
+                Some(("op", op)),
             ),
-            LayerBadMultiplier { layer } => (
-                "a layer's requantization multiplier or shift is out of range",
-                Some(layer),
+            OpBadTensorLength { op } => (
+                "the op's weight, bias or quantization tensor has the wrong length",
+                Some(("op", op)),
             ),
-            LayerBadQuant { layer } => (
-                "a layer's output quantization scale is not finite and positive",
-                Some(layer),
+            OpNonFiniteWeight { op } => (
+                "the op's f32 weight, bias or parameter is NaN or infinite",
+                Some(("op", op)),
             ),
-            LayerAccumulatorOverflow { layer } => (
-                "a layer's int32 accumulator could overflow for some input",
-                Some(layer),
+            OpUnsupportedDType { op } => (
+                "the op does not support the dtype of one of its tensors (or its weights' dtype does not match the input's)",
+                Some(("op", op)),
+            ),
+            OpBadMultiplier { op } => (
+                "the op's requantization multiplier or shift is out of range (or cannot be derived from its tensors' scales)",
+                Some(("op", op)),
+            ),
+            OpAccumulatorOverflow { op } => (
+                "the op's int32 accumulator could overflow for some input",
+                Some(("op", op)),
             ),
             ModelSizeOverflow => (
                 "a tensor or arena size does not fit in memory addresses",
                 None,
             ),
-            RunBadInputLength => ("the input does not have C·H·W values", None),
+            RunBadInputLength => (
+                "the input does not have as many values as the input tensor",
+                None,
+            ),
             ArenaTooSmall => ("the arena is smaller than `Model::arena_size()`", None),
             EncodeBufferTooSmall => (
                 "the output buffer is too small for the encoded model",
@@ -246,8 +284,8 @@ impl fmt::Display for Error {
                 None,
             ),
         };
-        match layer {
-            Some(i) => write!(f, "layer {i}: {msg}"),
+        match at {
+            Some((what, i)) => write!(f, "{what} {i}: {msg}"),
             None => f.write_str(msg),
         }
     }

@@ -17,7 +17,7 @@
 //! Every length read from a header is untrusted: decoding checks it and returns
 //! [`Error::SamplesBadHeader`] / [`Error::SamplesBadLength`] instead of panicking.
 
-use crate::engine::Outputs;
+use crate::interpreter::Outputs;
 use crate::error::{Error, Result};
 use crate::tensor::{QuantParams, TensorData};
 
@@ -379,11 +379,11 @@ mod tests {
         let emb = [0.25f32, 0.0, 7.0];
         let out = Outputs {
             logits: TensorView {
-                shape: Shape::Flat { n: 2 },
+                shape: Shape::new(&[2]).unwrap(),
                 data: TensorData::F32(&logits),
             },
             embedding: TensorView {
-                shape: Shape::Flat { n: 3 },
+                shape: Shape::new(&[3]).unwrap(),
                 data: TensorData::F32(&emb),
             },
         };
@@ -417,14 +417,14 @@ mod tests {
         let emb = [5i8];
         let out = Outputs {
             logits: TensorView {
-                shape: Shape::Flat { n: 2 },
+                shape: Shape::new(&[2]).unwrap(),
                 data: TensorData::I8 {
                     values: &logits,
                     quant: lq,
                 },
             },
             embedding: TensorView {
-                shape: Shape::Flat { n: 1 },
+                shape: Shape::new(&[1]).unwrap(),
                 data: TensorData::I8 {
                     values: &emb,
                     quant: eq,

@@ -167,48 +167,131 @@ impl QuantParams {
     }
 }
 
-/// Shape of an activation tensor (batch size 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Most dims a tensor may have.
+pub const MAX_RANK: usize = 4;
+
+/// Shape of a tensor (batch size 1): rank 1..=[`MAX_RANK`], every dim in `1..=65535`, row-major.
+/// Convolutions read rank-3 tensors as `[C][H][W]`; Linear works on the last dim.
+///
+/// Wire: a postcard sequence of u16 varints (`rank`, then the dims).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Shape {
-    /// Channels × height × width, row-major (`[c][h][w]`).
-    Chw {
-        /// Channels.
-        c: usize,
-        /// Height.
-        h: usize,
-        /// Width.
-        w: usize,
-    },
-    /// A flat vector of `n` values.
-    Flat {
-        /// Length.
-        n: usize,
-    },
+pub struct Shape {
+    dims: [u16; MAX_RANK],
+    rank: u8,
 }
 
 impl Shape {
-    /// Number of elements, or `None` on overflow.
-    pub fn numel(&self) -> Option<usize> {
-        match *self {
-            Shape::Chw { c, h, w } => c.checked_mul(h)?.checked_mul(w),
-            Shape::Flat { n } => Some(n),
+    /// A shape with these dims, or `None` for rank 0, rank > 4, or a dim of 0 or > 65535.
+    pub fn new(dims: &[usize]) -> Option<Self> {
+        if dims.is_empty() || dims.len() > MAX_RANK {
+            return None;
         }
+        let mut out = [0u16; MAX_RANK];
+        for (o, &d) in out.iter_mut().zip(dims) {
+            *o = u16::try_from(d).ok().filter(|&d| d > 0)?;
+        }
+        Some(Self {
+            dims: out,
+            rank: dims.len() as u8,
+        })
+    }
+
+    /// `[c, h, w]`.
+    pub fn chw(c: usize, h: usize, w: usize) -> Option<Self> {
+        Self::new(&[c, h, w])
+    }
+
+    /// Number of dims.
+    pub fn rank(&self) -> usize {
+        usize::from(self.rank)
+    }
+
+    /// The dims as u16 values.
+    pub fn dims(&self) -> &[u16] {
+        self.dims.get(..self.rank()).unwrap_or(&[])
+    }
+
+    /// Dim `i`, or `None` past the rank.
+    pub fn dim(&self, i: usize) -> Option<usize> {
+        self.dims().get(i).map(|&d| usize::from(d))
+    }
+
+    /// The last dim (features of a Linear, classes of a Softmax).
+    pub fn last(&self) -> usize {
+        self.dims().last().map_or(0, |&d| usize::from(d))
+    }
+
+    /// Product of all dims but the last (1 for rank 1).
+    pub fn rows(&self) -> usize {
+        let d = self.dims();
+        d.get(..d.len().saturating_sub(1))
+            .unwrap_or(&[])
+            .iter()
+            .map(|&v| usize::from(v))
+            .product()
+    }
+
+    /// `(c, h, w)` for a rank-3 shape.
+    pub fn as_chw(&self) -> Option<(usize, usize, usize)> {
+        match *self.dims() {
+            [c, h, w] => Some((c.into(), h.into(), w.into())),
+            _ => None,
+        }
+    }
+
+    /// Number of elements (at most 65535⁴, which fits a u64; `None` if it does not fit usize).
+    pub fn numel(&self) -> Option<usize> {
+        self.dims()
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(usize::from(d)))
+    }
+}
+
+impl core::fmt::Debug for Shape {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Shape({self})")
     }
 }
 
 impl core::fmt::Display for Shape {
-    /// `c×h×w` or `n`.
+    /// Dims joined by `×`, e.g. `16×32×32` or `10`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
-            Shape::Chw { c, h, w } => write!(f, "{c}×{h}×{w}"),
-            Shape::Flat { n } => write!(f, "{n}"),
+        for (i, d) in self.dims().iter().enumerate() {
+            if i > 0 {
+                f.write_str("×")?;
+            }
+            write!(f, "{d}")?;
         }
+        Ok(())
     }
 }
 
-/// Element type of an activation tensor.
-#[derive(Debug, Clone, Copy, PartialEq)]
+impl Serialize for Shape {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.dims())
+    }
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        let dims = heapless::Vec::<u16, MAX_RANK>::deserialize(d)?;
+        if dims.is_empty() || dims.contains(&0) {
+            return Err(serde::de::Error::custom("shape"));
+        }
+        let mut out = [0u16; MAX_RANK];
+        out[..dims.len()].copy_from_slice(&dims);
+        Ok(Self {
+            dims: out,
+            rank: dims.len() as u8,
+        })
+    }
+}
+
+/// Element type of a tensor.
+///
+/// Wire: postcard enum tag (varint) `0` = F32, `1` = I8 followed by its [`QuantParams`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DType {
     /// f32 values.
@@ -224,6 +307,23 @@ impl DType {
             DType::F32 => 4,
             DType::I8(_) => 1,
         }
+    }
+}
+
+/// Shape and element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TensorInfo {
+    /// Shape.
+    pub shape: Shape,
+    /// Element type (with quantization for int8).
+    pub dtype: DType,
+}
+
+impl TensorInfo {
+    /// Size in bytes, or `None` on overflow.
+    pub fn bytes(&self) -> Option<usize> {
+        self.shape.numel()?.checked_mul(self.dtype.size())
     }
 }
 

@@ -243,18 +243,18 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
     let started = Instant::now();
     let bytes = read_model(&req.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{e}"))?;
-    let meta = *model.metadata();
     let data = data::load(&req.data, &req.load)?;
-    let shape = meta.input_shape.map(usize::from);
-    if data.shape != shape || data.num_classes != meta.num_classes as usize {
+    let input = model.input_info().shape;
+    let classes = model.num_classes();
+    if data.sample_len() != model.input_len() || data.num_classes != classes {
         bail!(
-            "data '{}' has shape {:?} and {} classes, model {} expects {:?} and {}",
+            "data '{}' has shape {:?} and {} classes, model {} expects {} and {}",
             req.data,
             data.shape,
             data.num_classes,
             req.model.display(),
-            shape,
-            meta.num_classes
+            input,
+            classes
         );
     }
     let n = req.limit.unwrap_or(usize::MAX).min(data.test.len());
@@ -307,8 +307,8 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
             .with_context(|| format!("--write-inputs {}", path.display()))?;
     }
     Ok(InferReport {
-        name: meta.name.to_string(),
-        precision: meta.precision,
+        name: model.info().name.to_string(),
+        precision: model.precision(),
         samples: n,
         test_accuracy,
         retrieval,

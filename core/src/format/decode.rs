@@ -1,20 +1,11 @@
 //! Decoding: header checks, CRC, then zero-copy postcard decoding of the body.
 
-use heapless::Vec;
-
-use super::{CRC32, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_LAYERS};
+use super::graph::{
+    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, OpKind, Pool2d,
+    Softmax, TensorDesc, MAX_OP_INPUTS,
+};
+use super::{CRC32, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use crate::error::{Error, Result};
-use crate::layer::{Conv2dF32, Conv2dS8, Layer, LayerKind, LinearF32, LinearS8, MaxPool2d};
-use crate::metadata::Metadata;
-
-/// A decoded (not yet validated) model: metadata and layers borrowed from the file bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decoded<'a> {
-    /// Model metadata.
-    pub metadata: Metadata<'a>,
-    /// Layers in execution order.
-    pub layers: Vec<Layer<'a>, MAX_LAYERS>,
-}
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16> {
     let s = b.get(at..at + 2).ok_or(Error::DecodeUnexpectedEnd)?;
@@ -48,36 +39,22 @@ pub fn file_len(bytes: &[u8]) -> Result<usize> {
         .ok_or(Error::DecodeLengthMismatch)
 }
 
-/// Decodes a complete model file: checks the header (magic, version, reserved field, exact
-/// length) and the body CRC, then decodes metadata and layers, borrowing every tensor from `bytes`.
-/// Does not check that the layers fit together; [`crate::Model::from_bytes`] does that.
-pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>> {
-    let body = Body::read(bytes)?;
-    let mut layers = Vec::new();
-    for layer in body.layers() {
-        layers
-            .push(layer?)
-            .map_err(|_| Error::DecodeTooManyLayers)?;
-    }
-    Ok(Decoded {
-        metadata: body.metadata,
-        layers,
-    })
-}
-
-/// A checked file whose metadata is decoded and whose layers are decoded on demand, so that the
-/// engine never holds a second copy of the layer list.
+/// A checked file: header and CRC verified, the model info decoded, and every tensor and op
+/// decoded once (so all decoding errors, trailing bytes included, come before any validation
+/// error). Tensors and ops are decoded again on demand ([`Body::tensors`], [`Body::nodes`]):
+/// nothing is copied, so holding a `Body` costs a few words whatever the model's size.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Body<'a> {
-    pub metadata: Metadata<'a>,
-    count: u16,
-    layer_bytes: &'a [u8],
+pub struct Body<'a> {
+    /// The model info.
+    pub info: ModelInfo<'a>,
+    tensor_count: u16,
+    tensor_bytes: &'a [u8],
+    op_count: u16,
+    op_bytes: &'a [u8],
 }
 
 impl<'a> Body<'a> {
-    /// Checks header and CRC, decodes the metadata and layer count, and decodes every layer once
-    /// (discarding it) so that all decoding errors, including trailing bytes, are reported here,
-    /// before any validation error.
+    /// Checks header, length and CRC, then decodes everything once (see the type docs).
     pub fn read(bytes: &'a [u8]) -> Result<Self> {
         let total = file_len(bytes)?;
         if total != bytes.len() {
@@ -87,68 +64,116 @@ impl<'a> Body<'a> {
         if CRC32.checksum(body) != u32_at(bytes, 12)? {
             return Err(Error::DecodeBadCrc);
         }
-        let (metadata, rest) = postcard::take_from_bytes::<Metadata<'_>>(body)?;
-        let (count, layer_bytes) = postcard::take_from_bytes::<u32>(rest)?;
-        if count as usize > MAX_LAYERS {
-            return Err(Error::DecodeTooManyLayers);
+        let (info, rest) = postcard::take_from_bytes::<ModelInfo<'_>>(body)?;
+        let (tensor_count, tensor_bytes) = postcard::take_from_bytes::<u16>(rest)?;
+        let mut rest = tensor_bytes;
+        for _ in 0..tensor_count {
+            rest = postcard::take_from_bytes::<TensorDesc<'_>>(rest)?.1;
         }
-        let body = Body {
-            metadata,
-            count: count as u16, // ≤ MAX_LAYERS
-            layer_bytes,
-        };
-        let mut rest = layer_bytes;
-        for index in 0..body.count {
-            rest = take_layer(rest, index)?.1;
+        let (op_count, op_bytes) = postcard::take_from_bytes::<u16>(rest)?;
+        let mut rest = op_bytes;
+        for index in 0..op_count {
+            rest = take_node(rest, index)?.1;
         }
         if !rest.is_empty() {
             return Err(Error::DecodeTrailingBytes);
         }
-        Ok(body)
-    }
-
-    /// Number of layers.
-    pub fn layer_count(&self) -> usize {
-        usize::from(self.count)
-    }
-
-    /// Decodes the layers in order (cheap: varints and borrowed slices, no tensor is read).
-    pub fn layers(&self) -> impl Iterator<Item = Result<Layer<'a>>> + 'a {
-        let mut rest = self.layer_bytes;
-        (0..self.count).map(move |index| {
-            let (layer, r) = take_layer(rest, index)?;
-            rest = r;
-            Ok(layer)
+        Ok(Body {
+            info,
+            tensor_count,
+            tensor_bytes,
+            op_count,
+            op_bytes,
         })
+    }
+
+    /// Number of tensors in the tensor table.
+    pub fn tensor_count(&self) -> usize {
+        usize::from(self.tensor_count)
+    }
+
+    /// Number of ops.
+    pub fn op_count(&self) -> usize {
+        usize::from(self.op_count)
+    }
+
+    /// The tensor table in id order (cheap: varints and borrowed slices).
+    pub fn tensors(&self) -> impl Iterator<Item = Result<TensorDesc<'a>>> + Clone + 'a {
+        let mut rest = self.tensor_bytes;
+        (0..self.tensor_count).map(move |_| {
+            let (t, r) = postcard::take_from_bytes::<TensorDesc<'a>>(rest)?;
+            rest = r;
+            Ok(t)
+        })
+    }
+
+    /// The ops in execution order (cheap: varints and borrowed slices, no tensor is read).
+    pub fn nodes(&self) -> Nodes<'a> {
+        Nodes {
+            rest: self.op_bytes,
+            index: 0,
+            count: self.op_count,
+        }
     }
 }
 
-fn take_layer(bytes: &[u8], index: u16) -> Result<(Layer<'_>, &[u8])> {
-    let (tag, rest) = postcard::take_from_bytes::<u32>(bytes)?;
-    let kind = LayerKind::from_tag(tag).ok_or(Error::DecodeUnknownLayerKind { layer: index })?;
-    Ok(match kind {
-        LayerKind::LinearF32 => {
-            let (l, r) = postcard::take_from_bytes::<LinearF32<'_>>(rest)?;
-            (Layer::LinearF32(l), r)
+/// Iterator over the ops of a [`Body`], decoding each on the fly.
+#[derive(Debug, Clone)]
+pub struct Nodes<'a> {
+    rest: &'a [u8],
+    index: u16,
+    count: u16,
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = Result<Node<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index >= self.count {
+            return None;
         }
-        LayerKind::LinearS8 => {
-            let (l, r) = postcard::take_from_bytes::<LinearS8<'_>>(rest)?;
-            (Layer::LinearS8(l), r)
+        let r = take_node(self.rest, self.index);
+        self.index += 1;
+        Some(r.map(|(node, rest)| {
+            self.rest = rest;
+            node
+        }))
+    }
+}
+
+fn take<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8])> {
+    Ok(postcard::take_from_bytes::<T>(bytes)?)
+}
+
+fn take_node(bytes: &[u8], index: u16) -> Result<(Node<'_>, &[u8])> {
+    let (tag, rest) = take::<u32>(bytes)?;
+    let kind = OpKind::from_tag(tag).ok_or(Error::DecodeUnknownOpKind { op: index })?;
+    let (n_inputs, mut rest) = take::<u32>(rest)?;
+    if n_inputs as usize > MAX_OP_INPUTS {
+        return Err(Error::DecodeTooManyInputs { op: index });
+    }
+    let mut ids = [0u16; MAX_OP_INPUTS];
+    for id in ids.iter_mut().take(n_inputs as usize) {
+        let (v, r) = take::<u16>(rest)?;
+        *id = v;
+        rest = r;
+    }
+    let inputs = Inputs::new(ids.get(..n_inputs as usize).unwrap_or(&[]))
+        .ok_or(Error::DecodeTooManyInputs { op: index })?;
+    let (output, rest) = take::<u16>(rest)?;
+    let (op, rest) = match kind {
+        OpKind::Linear => take::<Linear<'_>>(rest).map(|(p, r)| (Op::Linear(p), r))?,
+        OpKind::Conv2d => take::<Conv2d<'_>>(rest).map(|(p, r)| (Op::Conv2d(p), r))?,
+        OpKind::DepthwiseConv2d => {
+            take::<DepthwiseConv2d<'_>>(rest).map(|(p, r)| (Op::DepthwiseConv2d(p), r))?
         }
-        LayerKind::Conv2dF32 => {
-            let (l, r) = postcard::take_from_bytes::<Conv2dF32<'_>>(rest)?;
-            (Layer::Conv2dF32(l), r)
-        }
-        LayerKind::Conv2dS8 => {
-            let (l, r) = postcard::take_from_bytes::<Conv2dS8<'_>>(rest)?;
-            (Layer::Conv2dS8(l), r)
-        }
-        LayerKind::MaxPool2d => {
-            let (l, r) = postcard::take_from_bytes::<MaxPool2d>(rest)?;
-            (Layer::MaxPool2d(l), r)
-        }
-        LayerKind::Relu => (Layer::Relu, rest),
-        LayerKind::GlobalAvgPool => (Layer::GlobalAvgPool, rest),
-        LayerKind::Flatten => (Layer::Flatten, rest),
-    })
+        OpKind::Add => take::<Add>(rest).map(|(p, r)| (Op::Add(p), r))?,
+        OpKind::MaxPool2d => take::<Pool2d>(rest).map(|(p, r)| (Op::MaxPool2d(p), r))?,
+        OpKind::AvgPool2d => take::<Pool2d>(rest).map(|(p, r)| (Op::AvgPool2d(p), r))?,
+        OpKind::Mean => (Op::Mean, rest),
+        OpKind::Reshape => (Op::Reshape, rest),
+        OpKind::Softmax => take::<Softmax>(rest).map(|(p, r)| (Op::Softmax(p), r))?,
+        OpKind::Activation => take::<Act>(rest).map(|(p, r)| (Op::Activation(p), r))?,
+    };
+    Ok((Node { op, inputs, output }, rest))
 }

@@ -3,63 +3,69 @@
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Serialize, Serializer};
 
+use super::graph::{ModelInfo, Node, Op, TensorDesc};
 use super::{CRC32, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use crate::error::{Error, Result};
-use crate::layer::Layer;
-use crate::metadata::Metadata;
 
-/// The body as postcard sees it: metadata, then the layers as a sequence of (tag, fields).
-struct Body<'x, 'a> {
-    metadata: &'x Metadata<'a>,
-    layers: &'x [Layer<'a>],
+/// What an encoder needs: the model info, the tensor table (index = tensor id) and the ops in
+/// execution order, all borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Graph<'x, 'a> {
+    /// Model info.
+    pub info: ModelInfo<'a>,
+    /// Tensor table.
+    pub tensors: &'x [TensorDesc<'a>],
+    /// Ops in execution order.
+    pub nodes: &'x [Node<'a>],
 }
 
-struct LayerSeq<'x, 'a>(&'x [Layer<'a>]);
+struct Seq<'x, T>(&'x [T]);
 
-impl Serialize for Body<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(2)?;
-        t.serialize_element(self.metadata)?;
-        t.serialize_element(&LayerSeq(self.layers))?;
-        t.end()
-    }
-}
-
-impl Serialize for LayerSeq<'_, '_> {
+impl<T: Serialize> Serialize for Seq<'_, T> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for layer in self.0 {
-            seq.serialize_element(layer)?;
+        for v in self.0 {
+            seq.serialize_element(v)?;
         }
         seq.end()
     }
 }
 
-impl Serialize for Layer<'_> {
-    /// A postcard enum: varint(tag) then the fields (nothing for field-less kinds).
+impl Serialize for Graph<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let kind = self.kind();
-        let (tag, name) = (kind.tag(), kind.name());
-        match self {
-            Layer::LinearF32(l) => s.serialize_newtype_variant("Layer", tag, name, l),
-            Layer::LinearS8(l) => s.serialize_newtype_variant("Layer", tag, name, l),
-            Layer::Conv2dF32(l) => s.serialize_newtype_variant("Layer", tag, name, l),
-            Layer::Conv2dS8(l) => s.serialize_newtype_variant("Layer", tag, name, l),
-            Layer::MaxPool2d(l) => s.serialize_newtype_variant("Layer", tag, name, l),
-            Layer::Relu | Layer::GlobalAvgPool | Layer::Flatten => {
-                s.serialize_unit_variant("Layer", tag, name)
-            }
-        }
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&self.info)?;
+        t.serialize_element(&Seq(self.tensors))?;
+        t.serialize_element(&Seq(self.nodes))?;
+        t.end()
     }
 }
 
-/// Exact length in bytes of the file [`encode`] writes for this model.
-pub fn encoded_len(metadata: &Metadata<'_>, layers: &[Layer<'_>]) -> Result<usize> {
-    let body = postcard::serialize_with_flavor(
-        &Body { metadata, layers },
-        postcard::ser_flavors::Size::default(),
-    )
-    .map_err(|_| Error::EncodeTooLarge)?;
+impl Serialize for Node<'_> {
+    /// `varint(tag) · inputs · varint(output) · params`.
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(4)?;
+        t.serialize_element(&self.op.kind().tag())?;
+        t.serialize_element(&self.inputs)?;
+        t.serialize_element(&self.output)?;
+        match &self.op {
+            Op::Linear(p) => t.serialize_element(p)?,
+            Op::Conv2d(p) => t.serialize_element(p)?,
+            Op::DepthwiseConv2d(p) => t.serialize_element(p)?,
+            Op::Add(p) => t.serialize_element(p)?,
+            Op::MaxPool2d(p) | Op::AvgPool2d(p) => t.serialize_element(p)?,
+            Op::Softmax(p) => t.serialize_element(p)?,
+            Op::Activation(p) => t.serialize_element(p)?,
+            Op::Mean | Op::Reshape => {}
+        }
+        t.end()
+    }
+}
+
+/// Exact length in bytes of the file [`encode`] writes for this graph.
+pub fn encoded_len(graph: &Graph<'_, '_>) -> Result<usize> {
+    let body = postcard::serialize_with_flavor(graph, postcard::ser_flavors::Size::default())
+        .map_err(|_| Error::EncodeTooLarge)?;
     HEADER_LEN.checked_add(body).ok_or(Error::EncodeTooLarge)
 }
 
@@ -68,11 +74,14 @@ pub fn encoded_len(metadata: &Metadata<'_>, layers: &[Layer<'_>]) -> Result<usiz
 /// Needs no allocation: size `out` with [`encoded_len`]. The result is decoded and validated with
 /// [`crate::Model::from_bytes`] before returning, so a model that encodes is a model that loads;
 /// any validation error is returned as is (e.g. [`Error::ShapeMismatch`]).
-pub fn encode(metadata: &Metadata<'_>, layers: &[Layer<'_>], out: &mut [u8]) -> Result<usize> {
+pub fn encode(graph: &Graph<'_, '_>, out: &mut [u8]) -> Result<usize> {
+    if graph.tensors.len() > usize::from(u16::MAX) || graph.nodes.len() > usize::from(u16::MAX) {
+        return Err(Error::EncodeTooLarge);
+    }
     let (header, body_buf) = out
         .split_at_mut_checked(HEADER_LEN)
         .ok_or(Error::EncodeBufferTooSmall)?;
-    let body_len = postcard::to_slice(&Body { metadata, layers }, body_buf)
+    let body_len = postcard::to_slice(graph, body_buf)
         .map_err(|_| Error::EncodeBufferTooSmall)?
         .len();
     let body = body_buf

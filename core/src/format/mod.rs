@@ -1,13 +1,14 @@
-//! The model file format (`docs/model-format.md` is its specification).
+//! The model file format, version 2 (`docs/model-format.md` is its specification).
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic  b"DNRP"
-//! 4       2     format version, u16 LE (= FORMAT_VERSION)
+//! 4       2     format version, u16 LE (= FORMAT_VERSION = 2)
 //! 6       2     reserved, u16 LE, must be 0
 //! 8       4     body length in bytes, u32 LE (= file length − 16)
 //! 12      4     CRC-32/ISO-HDLC of the body, u32 LE
-//! 16      …     body: postcard(Metadata) · varint(layer count) · per layer: varint(tag) · postcard(fields)
+//! 16      …     body: postcard(ModelInfo) · varint(tensor count) · postcard(TensorDesc)…
+//!                     · varint(op count) · per op: varint(tag) · inputs · varint(output) · params
 //! ```
 //!
 //! Every header field is checked exactly, and the CRC covers every body byte, so any single bit
@@ -15,19 +16,17 @@
 
 mod decode;
 mod encode;
+pub mod graph;
 
-pub(crate) use decode::Body;
-pub use decode::{decode, file_len, Decoded};
-pub use encode::{encode, encoded_len};
+pub use decode::{file_len, Body, Nodes};
+pub use encode::{encode, encoded_len, Graph};
 
 /// The first four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"DNRP";
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Length of the fixed header in bytes.
 pub const HEADER_LEN: usize = 16;
-/// Most layers a model may have in this build (the decoded layers live in a fixed-size array).
-pub const MAX_LAYERS: usize = 64;
 
 /// The CRC used over the body: CRC-32/ISO-HDLC (the zlib / Ethernet CRC-32).
 pub(crate) const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);

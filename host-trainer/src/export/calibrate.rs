@@ -1,10 +1,11 @@
 //! Calibration for int8 export: the real range of every tensor that gets its own quantization.
 //!
-//! The float model (the fused weights, [`FusedModel`]) runs in tch, in batches of
-//! [`CALIB_BATCH`], over the calibration samples (raw inputs, normalized here exactly as the
-//! trainer and the core do). Observed tensors: the normalized model input and the output of every
-//! Linear / Conv2d *after its fused ReLU* (the tensor the int8 layer writes). ReLU, MaxPool2d and
-//! Flatten keep their input's quantization, so they need no range of their own.
+//! The float model is the lowered graph's **f32 model file run by `denoiserep-core`** (the same
+//! code the device runs, so there is no second forward to keep in step): every calibration sample
+//! (raw input) goes through [`Model::run_with`], which shows the output of every op. Observed
+//! tensors: the normalized model input and every op's output (after its fused activation: the
+//! tensor the int8 op writes). Ops that keep their input's quantization (pooling, Mean, Reshape,
+//! standalone activations) are observed too but their ranges are not used.
 //!
 //! Range of a tensor over all its values in all samples:
 //!
@@ -16,17 +17,13 @@
 //!
 //! The quantizer then widens every range to include 0 (`docs/quantization.md` §9).
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use denoiserep_core::{Model, TensorData, TensorView};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tch::{Device, Tensor};
 
 use crate::cli::rules;
-use crate::evaluate::to_tensor;
-use crate::export::fused::{FusedLayer, FusedModel};
-use crate::export::lower::{Lowering, Step};
-
-/// Calibration samples per tch forward.
-pub const CALIB_BATCH: usize = 256;
+use crate::export::float::graph_f32;
+use crate::export::lower::CoreGraph;
 
 /// How a tensor's range is taken from its observed values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,18 +48,14 @@ impl RangeMethod {
     }
 }
 
-/// Observed ranges `(min, max)` of the normalized input and of each lowered step's output
-/// (`None` for steps without weights).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ranges {
-    pub input: (f32, f32),
-    pub outputs: Vec<Option<(f32, f32)>>,
-}
+/// Observed range `(min, max)` of every core tensor, by tensor id (`None` for a tensor no op
+/// wrote).
+pub type Ranges = Vec<Option<(f32, f32)>>;
 
 /// Collects the values (percentile) or the running min/max (min/max) of one tensor.
 enum Observer {
     MinMax(Option<(f32, f32)>),
-    Values(Vec<Tensor>),
+    Values(Vec<f32>),
 }
 
 impl Observer {
@@ -73,83 +66,100 @@ impl Observer {
         }
     }
 
-    fn observe(&mut self, t: &Tensor) {
-        match self {
-            Self::MinMax(r) => {
-                let (lo, hi) = (
-                    t.min().double_value(&[]) as f32,
-                    t.max().double_value(&[]) as f32,
-                );
-                *r = Some(match *r {
-                    None => (lo, hi),
-                    Some((a, b)) => (a.min(lo), b.max(hi)),
-                });
-            }
-            Self::Values(v) => v.push(t.flatten(0, -1).to_device(Device::Cpu)),
+    fn observe(&mut self, t: &TensorView<'_>) {
+        if let TensorData::F32(values) = t.data {
+            self.observe_values(values);
         }
     }
 
-    fn finish(self, method: RangeMethod) -> Result<(f32, f32)> {
-        match (self, method) {
-            (Self::MinMax(Some(r)), _) => Ok(r),
-            (Self::Values(v), RangeMethod::Percentile(p)) if !v.is_empty() => {
-                let all = Tensor::cat(&v, 0);
-                let n = all.numel() as f64;
-                let rank = |q: f64| ((n * q / 100.0).ceil() as i64).clamp(1, n as i64);
-                let kth = |k: i64| all.kthvalue(k, 0, false).0.double_value(&[]) as f32;
-                Ok((kth(rank(100.0 - p)), kth(rank(p))))
+    fn observe_values(&mut self, values: &[f32]) {
+        match self {
+            Self::MinMax(r) => {
+                for &v in values {
+                    *r = Some(match *r {
+                        None => (v, v),
+                        Some((a, b)) => (a.min(v), b.max(v)),
+                    });
+                }
             }
-            _ => bail!("calibration saw no values"),
+            Self::Values(all) => all.extend_from_slice(values),
+        }
+    }
+
+    fn finish(self, method: RangeMethod) -> Option<(f32, f32)> {
+        match (self, method) {
+            (Self::MinMax(r), _) => r,
+            (Self::Values(mut v), RangeMethod::Percentile(p)) if !v.is_empty() => {
+                let n = v.len();
+                let rank = |q: f64| ((n as f64 * q / 100.0).ceil() as usize).clamp(1, n) - 1;
+                let (lo, hi) = (rank(100.0 - p), rank(p));
+                let lo_v = *v.select_nth_unstable_by(lo, f32::total_cmp).1;
+                let hi_v = *v.select_nth_unstable_by(hi, f32::total_cmp).1;
+                Some((lo_v, hi_v))
+            }
+            _ => None,
         }
     }
 }
 
-/// Runs the float model over `samples` (`n × C·H·W` raw values) and returns the observed ranges.
-/// `progress` shows a bar on stderr.
+/// Runs the f32 model of `graph` through the core over `samples` (raw, `n × input` values) and
+/// returns the observed range of every tensor. `progress` shows a bar on stderr.
 pub fn calibrate(
-    model: &FusedModel,
-    lowering: &Lowering,
+    graph: &CoreGraph,
     samples: &[f32],
     method: RangeMethod,
     progress: bool,
 ) -> Result<Ranges> {
-    let len: usize = model.input_shape.iter().product();
+    let file = graph_f32(graph)?.encode()?;
+    let model = Model::from_bytes(&file).map_err(|e| anyhow!("{e}"))?;
+    let len = model.input_len();
     let n = samples.len() / len.max(1);
     if n == 0 {
         bail!("calibration needs at least one sample");
     }
-    let params: Vec<Option<(Tensor, Tensor)>> = lowering
-        .steps
-        .iter()
-        .map(|s| weights(&model.layers[s.layer]))
+    let mut observers: Vec<Observer> = (0..model.tensor_count())
+        .map(|_| Observer::new(method))
         .collect();
-    let mut input = Observer::new(method);
-    let mut outputs: Vec<Option<Observer>> = params
-        .iter()
-        .map(|p| p.as_ref().map(|_| Observer::new(method)))
-        .collect();
+    let outputs: Vec<u16> = model
+        .nodes()
+        .map(|node| node.map(|n| n.output))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("{e}"))?;
+    let input = usize::from(model.info().input);
+    let (mean, std) = (&graph.mean, &graph.std);
+    let per = len / mean.len().max(1);
+    let mut normalized = vec![0.0f32; len];
+    let mut arena = vec![0u8; model.arena_size()];
     let bar = progress_bar(n, progress);
-    tch::no_grad(|| {
-        for chunk in samples[..n * len].chunks(CALIB_BATCH * len) {
-            let mut h = to_tensor(chunk, model.input_shape, &model.normalization, Device::Cpu);
-            input.observe(&h);
-            for ((step, p), obs) in lowering.steps.iter().zip(&params).zip(&mut outputs) {
-                h = apply(&model.layers[step.layer], step, p.as_ref(), &h);
-                if let Some(o) = obs {
-                    o.observe(&h);
-                }
-            }
-            bar.inc((chunk.len() / len) as u64);
+    for sample in samples[..n * len].chunks_exact(len) {
+        // The normalized input, computed as the core does: (x − μ[c]) / σ[c] in f32.
+        for (i, (o, &x)) in normalized.iter_mut().zip(sample).enumerate() {
+            let c = (i / per.max(1)).min(mean.len().saturating_sub(1));
+            *o = (x - mean[c]) / std[c];
         }
-    });
+        observers[input].observe_values(&normalized);
+        model
+            .run_with(sample, &mut arena, |step| {
+                if let Some(o) = outputs
+                    .get(step.index)
+                    .and_then(|&t| observers.get_mut(usize::from(t)))
+                {
+                    o.observe(&step.output);
+                }
+            })
+            .map_err(|e| anyhow!("calibration run: {e}"))?;
+        bar.inc(1);
+    }
     bar.finish_and_clear();
-    Ok(Ranges {
-        input: input.finish(method)?,
-        outputs: outputs
-            .into_iter()
-            .map(|o| o.map(|o| o.finish(method)).transpose())
-            .collect::<Result<_>>()?,
-    })
+    let ranges: Ranges = observers.into_iter().map(|o| o.finish(method)).collect();
+    for (t, r) in ranges.iter().enumerate() {
+        if let Some((lo, hi)) = r {
+            if !(lo.is_finite() && hi.is_finite()) {
+                bail!("calibration: tensor {t} has a non-finite range [{lo}, {hi}]");
+            }
+        }
+    }
+    Ok(ranges)
 }
 
 fn progress_bar(n: usize, progress: bool) -> ProgressBar {
@@ -165,75 +175,3 @@ fn progress_bar(n: usize, progress: bool) -> ProgressBar {
     bar
 }
 
-/// `(weight, bias)` tensors of a weighted layer, shaped as in PyTorch.
-fn weights(layer: &FusedLayer) -> Option<(Tensor, Tensor)> {
-    match layer {
-        FusedLayer::Linear {
-            in_features,
-            out_features,
-            weight,
-            bias,
-        } => Some((
-            Tensor::from_slice(weight).view([*out_features as i64, *in_features as i64]),
-            Tensor::from_slice(bias),
-        )),
-        FusedLayer::Conv2d {
-            in_channels,
-            out_channels,
-            kernel,
-            weight,
-            bias,
-            ..
-        } => {
-            let k = *kernel as i64;
-            Some((
-                Tensor::from_slice(weight).view([*out_channels as i64, *in_channels as i64, k, k]),
-                Tensor::from_slice(bias),
-            ))
-        }
-        _ => None,
-    }
-}
-
-/// One lowered step in tch (float reference of what the int8 layer approximates).
-fn apply(layer: &FusedLayer, step: &Step, p: Option<&(Tensor, Tensor)>, h: &Tensor) -> Tensor {
-    let out = match (layer, p) {
-        (FusedLayer::Linear { .. }, Some((w, b))) => h.linear(w, Some(b)),
-        (
-            FusedLayer::Conv2d {
-                stride, padding, ..
-            },
-            Some((w, b)),
-        ) => {
-            let (s, p) = (*stride as i64, *padding as i64);
-            h.conv2d(w, Some(b), [s, s], [p, p], [1, 1], 1)
-        }
-        (FusedLayer::Relu, _) => h.relu(),
-        (FusedLayer::MaxPool2d { kernel, stride }, _) => {
-            let (k, s) = (*kernel as i64, *stride as i64);
-            h.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false)
-        }
-        (FusedLayer::Flatten, _) => h.flatten(1, -1),
-        (_, None) => unreachable!("weighted layer without tensors"),
-    };
-    if step.relu {
-        out.relu()
-    } else {
-        out
-    }
-}
-
-/// The float model's per-step outputs for normalized inputs `x: [N, C, H, W]` (tests compare them
-/// with the trainer's fused forward).
-pub fn forward_steps(model: &FusedModel, lowering: &Lowering, x: &Tensor) -> Vec<Tensor> {
-    tch::no_grad(|| {
-        let mut h = x.shallow_clone();
-        let mut outs = Vec::new();
-        for step in &lowering.steps {
-            let layer = &model.layers[step.layer];
-            h = apply(layer, step, weights(layer).as_ref(), &h);
-            outs.push(h.shallow_clone());
-        }
-        outs
-    })
-}

@@ -3,145 +3,249 @@
 //! before anything is written.
 
 use anyhow::{anyhow, Result};
+use denoiserep_core::format::graph::{
+    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, Pool2d, Softmax,
+    TensorDesc, Weights,
+};
 use denoiserep_core::{
-    encode, encoded_len, Conv2dF32, Conv2dS8, Error as CoreError, F32Data, I32Data, I8Data, Layer,
-    LinearF32, LinearS8, Metadata, Model, Precision, QuantParams,
+    encode, encoded_len, Activation, DType, Error as CoreError, F32Data, Graph, I32Data, I8Data,
+    Model, Shape, WindowSpec,
 };
 
-/// One core layer whose tensors live in owned little-endian byte buffers.
-///
-/// `template` carries the geometry, activation and output quantization; its tensor fields are
-/// empty and are replaced by views of the buffers in [`OwnedLayer::as_layer`].
+/// Weights and biases in owned little-endian buffers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OwnedLayer {
-    pub template: Layer<'static>,
-    pub weights: Vec<u8>,
-    pub bias: Vec<u8>,
-    pub multiplier: Vec<u8>,
-    pub shift: Vec<u8>,
-    /// What the layer is in trainer terms, for messages (`arch layer 3 Linear(256→128) + ReLU`).
+pub enum OwnedWeights {
+    F32 {
+        weights: Vec<u8>,
+        bias: Vec<u8>,
+    },
+    S8 {
+        weights: Vec<u8>,
+        bias: Vec<u8>,
+        multiplier: Vec<u8>,
+        shift: Vec<u8>,
+    },
+}
+
+impl OwnedWeights {
+    fn borrow(&self) -> Weights<'_> {
+        match self {
+            Self::F32 { weights, bias } => Weights::F32 {
+                weights: F32Data::from_le_bytes(weights),
+                bias: F32Data::from_le_bytes(bias),
+            },
+            Self::S8 {
+                weights,
+                bias,
+                multiplier,
+                shift,
+            } => Weights::S8 {
+                weights: I8Data::from_le_bytes(weights),
+                bias: I32Data::from_le_bytes(bias),
+                multiplier: I32Data::from_le_bytes(multiplier),
+                shift: I8Data::from_le_bytes(shift),
+            },
+        }
+    }
+}
+
+/// One core op with owned tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedOp {
+    Linear {
+        activation: Activation,
+        weights: OwnedWeights,
+    },
+    Conv2d {
+        window: WindowSpec,
+        activation: Activation,
+        weights: OwnedWeights,
+    },
+    DepthwiseConv2d {
+        window: WindowSpec,
+        activation: Activation,
+        weights: OwnedWeights,
+    },
+    Add {
+        activation: Activation,
+    },
+    MaxPool2d {
+        window: WindowSpec,
+    },
+    AvgPool2d {
+        window: WindowSpec,
+    },
+    Mean,
+    Reshape,
+    Softmax {
+        beta: f32,
+    },
+    Activation {
+        activation: Activation,
+    },
+}
+
+impl OwnedOp {
+    fn borrow(&self) -> Op<'_> {
+        match self {
+            Self::Linear {
+                activation,
+                weights,
+            } => Op::Linear(Linear {
+                activation: *activation,
+                weights: weights.borrow(),
+            }),
+            Self::Conv2d {
+                window,
+                activation,
+                weights,
+            } => Op::Conv2d(Conv2d {
+                window: *window,
+                activation: *activation,
+                weights: weights.borrow(),
+            }),
+            Self::DepthwiseConv2d {
+                window,
+                activation,
+                weights,
+            } => Op::DepthwiseConv2d(DepthwiseConv2d {
+                window: *window,
+                activation: *activation,
+                weights: weights.borrow(),
+            }),
+            Self::Add { activation } => Op::Add(Add {
+                activation: *activation,
+            }),
+            Self::MaxPool2d { window } => Op::MaxPool2d(Pool2d { window: *window }),
+            Self::AvgPool2d { window } => Op::AvgPool2d(Pool2d { window: *window }),
+            Self::Mean => Op::Mean,
+            Self::Reshape => Op::Reshape,
+            Self::Softmax { beta } => Op::Softmax(Softmax { beta: *beta }),
+            Self::Activation { activation } => Op::Activation(Act {
+                activation: *activation,
+            }),
+        }
+    }
+}
+
+/// One op of an owned model: the op, its tensors, and what it is in trainer terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedNode {
+    pub op: OwnedOp,
+    pub inputs: Vec<u16>,
+    pub output: u16,
+    /// `layer1.0.conv1 Conv2d(16→16, 3×3) + ReLU`.
     pub source: String,
 }
 
-impl OwnedLayer {
-    /// A layer without tensors (ReLU, MaxPool2d, Flatten, GlobalAvgPool).
-    pub fn plain(template: Layer<'static>, source: String) -> Self {
-        Self {
-            template,
-            weights: Vec::new(),
-            bias: Vec::new(),
-            multiplier: Vec::new(),
-            shift: Vec::new(),
-            source,
-        }
-    }
-
-    /// The core layer, borrowing the buffers.
-    pub fn as_layer(&self) -> Layer<'_> {
-        let w = &self.weights[..];
-        let b = &self.bias[..];
-        match self.template {
-            Layer::LinearF32(l) => Layer::LinearF32(LinearF32 {
-                weights: F32Data::from_le_bytes(w),
-                bias: F32Data::from_le_bytes(b),
-                ..l
-            }),
-            Layer::Conv2dF32(l) => Layer::Conv2dF32(Conv2dF32 {
-                weights: F32Data::from_le_bytes(w),
-                bias: F32Data::from_le_bytes(b),
-                ..l
-            }),
-            Layer::LinearS8(l) => Layer::LinearS8(LinearS8 {
-                weights: I8Data::from_le_bytes(w),
-                bias: I32Data::from_le_bytes(b),
-                multiplier: I32Data::from_le_bytes(&self.multiplier),
-                shift: I8Data::from_le_bytes(&self.shift),
-                ..l
-            }),
-            Layer::Conv2dS8(l) => Layer::Conv2dS8(Conv2dS8 {
-                weights: I8Data::from_le_bytes(w),
-                bias: I32Data::from_le_bytes(b),
-                multiplier: I32Data::from_le_bytes(&self.multiplier),
-                shift: I8Data::from_le_bytes(&self.shift),
-                ..l
-            }),
-            other => other,
-        }
-    }
+/// One tensor of an owned model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedTensor {
+    pub shape: Shape,
+    pub dtype: DType,
+    /// Constant tensors: their little-endian bytes.
+    pub data: Option<Vec<u8>>,
 }
 
-/// A whole model in owned buffers: the metadata fields and the layers.
+/// A whole model in owned buffers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelFile {
     pub name: String,
-    pub input_shape: [u16; 3],
-    pub num_classes: u32,
-    pub embedding_layer: u16,
+    pub input: u16,
+    pub logits: u16,
+    pub embedding: u16,
     pub input_mean: Vec<u8>,
     pub input_std: Vec<u8>,
-    pub precision: Precision,
-    pub input_quant: Option<QuantParams>,
-    pub layers: Vec<OwnedLayer>,
+    pub tensors: Vec<OwnedTensor>,
+    pub nodes: Vec<OwnedNode>,
 }
 
 impl ModelFile {
-    /// The core metadata, borrowing the buffers.
-    pub fn metadata(&self) -> Metadata<'_> {
-        Metadata {
-            name: &self.name,
-            input_shape: self.input_shape,
-            num_classes: self.num_classes,
-            embedding_layer: self.embedding_layer,
-            input_mean: F32Data::from_le_bytes(&self.input_mean),
-            input_std: F32Data::from_le_bytes(&self.input_std),
-            precision: self.precision,
-            input_quant: self.input_quant,
-        }
-    }
-
     /// The file bytes (`docs/model-format.md`), written by the core's encoder and accepted by the
-    /// core's loader ([`Model::from_bytes`], which checks every shape, tensor length, multiplier
-    /// and, for int8, that no int32 accumulator can overflow for any input). A rejected layer is
-    /// named in trainer terms.
+    /// core's loader ([`Model::from_bytes`], which checks the graph, every shape, tensor length,
+    /// multiplier and, for int8, that no int32 accumulator can overflow for any input). A
+    /// rejected op is named in trainer terms.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let layers: Vec<Layer<'_>> = self.layers.iter().map(OwnedLayer::as_layer).collect();
-        let metadata = self.metadata();
-        // The encoder validates the model too (same checks as the loader).
-        let len = encoded_len(&metadata, &layers).map_err(|e| self.explain(e))?;
+        let tensors: Vec<TensorDesc<'_>> = self
+            .tensors
+            .iter()
+            .map(|t| TensorDesc {
+                shape: t.shape,
+                dtype: t.dtype,
+                data: t.data.as_deref(),
+            })
+            .collect();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                Ok(Node {
+                    op: n.op.borrow(),
+                    inputs: Inputs::new(&n.inputs)
+                        .ok_or_else(|| anyhow!("{}: more than 4 inputs", n.source))?,
+                    output: n.output,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let graph = Graph {
+            info: ModelInfo {
+                name: &self.name,
+                input: self.input,
+                logits: self.logits,
+                embedding: self.embedding,
+                input_mean: F32Data::from_le_bytes(&self.input_mean),
+                input_std: F32Data::from_le_bytes(&self.input_std),
+            },
+            tensors: &tensors,
+            nodes: &nodes,
+        };
+        let len = encoded_len(&graph).map_err(|e| self.explain(e))?;
         let mut bytes = vec![0u8; len];
-        let n = encode(&metadata, &layers, &mut bytes).map_err(|e| self.explain(e))?;
+        // The encoder validates the model too (same checks as the loader).
+        let n = encode(&graph, &mut bytes).map_err(|e| self.explain(e))?;
         bytes.truncate(n);
         Model::from_bytes(&bytes).map_err(|e| self.explain(e))?;
         Ok(bytes)
     }
 
-    /// A core validation error as one line naming the layer.
-    fn explain(&self, e: CoreError) -> anyhow::Error {
-        match error_layer(&e).and_then(|i| self.layers.get(usize::from(i)).map(|l| (i, l))) {
-            Some((i, l)) => anyhow!(
-                "cannot export {} (core layer {i}, {}): {e}",
-                l.source,
-                l.template.kind()
-            ),
-            None => anyhow!("cannot export the model: {e}"),
+    /// A core validation error as one line naming the op or tensor.
+    pub fn explain(&self, e: CoreError) -> anyhow::Error {
+        if let Some(i) = error_op(&e) {
+            if let Some(n) = self.nodes.get(usize::from(i)) {
+                return anyhow!("cannot export {} (core op {i}): {e}", n.source);
+            }
         }
+        anyhow!("cannot export the model: {e}")
     }
 }
 
-/// The layer index carried by a core error, if any.
-pub fn error_layer(e: &CoreError) -> Option<u16> {
+/// The op index carried by a core error, if any.
+pub fn error_op(e: &CoreError) -> Option<u16> {
     match *e {
-        CoreError::DecodeUnknownLayerKind { layer }
-        | CoreError::ShapeMismatch { layer }
-        | CoreError::LayerBadParam { layer }
-        | CoreError::LayerBadTensorLength { layer }
-        | CoreError::LayerNonFiniteWeight { layer }
-        | CoreError::LayerPrecisionMismatch { layer }
-        | CoreError::LayerBadMultiplier { layer }
-        | CoreError::LayerBadQuant { layer }
-        | CoreError::LayerAccumulatorOverflow { layer } => Some(layer),
+        CoreError::DecodeUnknownOpKind { op }
+        | CoreError::DecodeTooManyInputs { op }
+        | CoreError::GraphBadTensorId { op }
+        | CoreError::GraphTensorNotProduced { op }
+        | CoreError::GraphTwoProducers { op }
+        | CoreError::OpBadArity { op }
+        | CoreError::ShapeMismatch { op }
+        | CoreError::OpBadParam { op }
+        | CoreError::OpBadTensorLength { op }
+        | CoreError::OpNonFiniteWeight { op }
+        | CoreError::OpUnsupportedDType { op }
+        | CoreError::OpBadMultiplier { op }
+        | CoreError::OpAccumulatorOverflow { op } => Some(op),
         _ => None,
     }
+}
+
+/// A core shape from dims, or an error naming `what`.
+pub fn shape(dims: &[usize], what: &str) -> Result<Shape> {
+    Shape::new(dims).ok_or_else(|| {
+        anyhow!(
+            "{what}: shape {dims:?} does not fit the model format (rank 1–4, dims 1–65535)"
+        )
+    })
 }
 
 /// Little-endian bytes of f32 values.

@@ -3,7 +3,8 @@
 //! file bytes and arena bytes.
 
 use anyhow::{anyhow, Result};
-use denoiserep_core::{Layer, Model, PlannedLayer};
+use denoiserep_core::format::graph::{Node, Op, Weights};
+use denoiserep_core::Model;
 use serde::{Deserialize, Serialize};
 
 /// Size and cost of one model.
@@ -12,8 +13,9 @@ pub struct Footprint {
     /// Weights plus biases (elements; int8 requantization multipliers and shifts are not
     /// parameters, they are counted in `file_bytes`).
     pub parameters: u64,
-    /// Multiply-accumulates of one inference: `in·out` per Linear, `out_elements·in_channels·k²`
-    /// per Conv2d (padding taps included); pooling, ReLU and Flatten do none.
+    /// Multiply-accumulates of one inference: `rows·in·out` per Linear,
+    /// `out_elements·in_channels·kh·kw` per Conv2d, `out_elements·kh·kw` per DepthwiseConv2d
+    /// (padding taps included); Add, pooling, Mean, Reshape and activations do none.
     pub macs: u64,
     /// Length of the model file.
     pub file_bytes: u64,
@@ -21,26 +23,37 @@ pub struct Footprint {
     pub arena_bytes: u64,
 }
 
-/// Parameters and MACs of one planned layer.
-pub fn layer_cost(p: &PlannedLayer<'_>) -> (u64, u64) {
-    let out = p.output.shape.numel().unwrap_or(0) as u64;
-    match p.layer {
-        Layer::LinearF32(l) => (
-            (l.weights.len() + l.bias.len()) as u64,
-            u64::from(l.in_features) * u64::from(l.out_features),
-        ),
-        Layer::LinearS8(l) => (
-            (l.weights.len() + l.bias.len()) as u64,
-            u64::from(l.in_features) * u64::from(l.out_features),
-        ),
-        Layer::Conv2dF32(l) => (
-            (l.weights.len() + l.bias.len()) as u64,
-            out * u64::from(l.in_channels) * u64::from(l.kernel).pow(2),
-        ),
-        Layer::Conv2dS8(l) => (
-            (l.weights.len() + l.bias.len()) as u64,
-            out * u64::from(l.in_channels) * u64::from(l.kernel).pow(2),
-        ),
+fn weight_count(w: &Weights<'_>) -> u64 {
+    match w {
+        Weights::F32 { weights, bias } => (weights.len() + bias.len()) as u64,
+        Weights::S8 { weights, bias, .. } => (weights.len() + bias.len()) as u64,
+    }
+}
+
+/// Parameters and MACs of one op of `model`.
+pub fn op_cost(model: &Model<'_>, node: &Node<'_>) -> (u64, u64) {
+    let numel = |id: u16| {
+        model
+            .tensor(id)
+            .and_then(|t| t.shape.numel())
+            .unwrap_or(0) as u64
+    };
+    let input = node.inputs.ids().first().and_then(|&id| model.tensor(id));
+    let out = numel(node.output);
+    match &node.op {
+        Op::Linear(l) => {
+            let in_features = input.map_or(0, |t| t.shape.last()) as u64;
+            (weight_count(&l.weights), out * in_features)
+        }
+        Op::Conv2d(c) => {
+            let ci = input.and_then(|t| t.shape.dim(0)).unwrap_or(0) as u64;
+            let [kh, kw] = c.window.kernel.map(u64::from);
+            (weight_count(&c.weights), out * ci * kh * kw)
+        }
+        Op::DepthwiseConv2d(c) => {
+            let [kh, kw] = c.window.kernel.map(u64::from);
+            (weight_count(&c.weights), out * kh * kw)
+        }
         _ => (0, 0),
     }
 }
@@ -48,11 +61,14 @@ pub fn layer_cost(p: &PlannedLayer<'_>) -> (u64, u64) {
 /// The footprint of a model file (validated by the core).
 pub fn footprint(bytes: &[u8]) -> Result<Footprint> {
     let model = Model::from_bytes(bytes).map_err(|e| anyhow!("{e}"))?;
-    let (parameters, macs) = model
-        .layers()
-        .iter()
-        .map(layer_cost)
-        .fold((0, 0), |(p, m), (lp, lm)| (p + lp, m + lm));
+    let mut parameters = 0;
+    let mut macs = 0;
+    for node in model.nodes() {
+        let node = node.map_err(|e| anyhow!("{e}"))?;
+        let (p, m) = op_cost(&model, &node);
+        parameters += p;
+        macs += m;
+    }
     Ok(Footprint {
         parameters,
         macs,

@@ -10,47 +10,158 @@ use crate::arch::LayerSpec;
 use crate::data::Normalization;
 use crate::model::{Grads, Mode, Model};
 
-/// One layer of the fused model. Weights are row-major and contiguous.
+/// One layer of the fused model (BatchNorm already folded, denoisers folded into the weights).
+/// Weights are row-major and contiguous, in PyTorch layouts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FusedLayer {
-    /// `y = W·x + b`; `weight` is `[out_features, in_features]`.
+    /// `y = W·x + b` on the last dim; `weight` is `[out_features, in_features]`.
     Linear {
         in_features: usize,
         out_features: usize,
         weight: Vec<f32>,
         bias: Vec<f32>,
     },
-    /// Cross-correlation as in PyTorch; `weight` is `[out_channels, in_channels, kernel, kernel]`,
-    /// zero padding `padding` on every side.
+    /// Cross-correlation as in PyTorch; `weight` is `[out, in / groups, kh, kw]`; `padding` is
+    /// `[top, bottom, left, right]` zeros. `groups` is 1 or `in_channels = out_channels`
+    /// (depthwise).
     Conv2d {
         in_channels: usize,
         out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+        groups: usize,
         weight: Vec<f32>,
         bias: Vec<f32>,
     },
     Relu,
-    /// No padding, floor mode.
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// Floor mode; padded taps never win.
     MaxPool2d {
-        kernel: usize,
-        stride: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
     },
+    /// Floor mode; the mean over the in-bounds taps (PyTorch `count_include_pad=False`).
+    AvgPool2d {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    },
+    /// Mean over H, W: `[C, H, W] → [C]`.
+    GlobalAvgPool,
     /// `[C, H, W] → [C·H·W]` in CHW order.
     Flatten,
+    /// Elementwise sum of the two inputs (residual connection).
+    Add,
 }
 
-/// The fused model: normalize `(x − mean[c]) / std[c]` (CHW input), then `layers` in order.
+impl FusedLayer {
+    /// True for the layers with weights (Linear, Conv2d).
+    pub fn is_weighted(&self) -> bool {
+        matches!(self, Self::Linear { .. } | Self::Conv2d { .. })
+    }
+
+    /// A short description for messages, e.g. `Conv2d(16→32, 3×3, stride 2)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Linear {
+                in_features,
+                out_features,
+                ..
+            } => format!("Linear({in_features}→{out_features})"),
+            Self::Conv2d {
+                in_channels,
+                out_channels,
+                kernel: [kh, kw],
+                stride,
+                groups,
+                ..
+            } => {
+                let kind = if *groups > 1 { "DepthwiseConv2d" } else { "Conv2d" };
+                let mut s = format!("{kind}({in_channels}→{out_channels}, {kh}×{kw}");
+                if stride != &[1, 1] {
+                    s.push_str(&format!(", stride {}", stride[0]));
+                }
+                s.push(')');
+                s
+            }
+            Self::Relu => "ReLU".into(),
+            Self::Relu6 => "ReLU6".into(),
+            Self::MaxPool2d {
+                kernel: [kh, kw],
+                stride,
+                ..
+            } => format!("MaxPool2d({kh}×{kw}, stride {})", stride[0]),
+            Self::AvgPool2d {
+                kernel: [kh, kw],
+                stride,
+                ..
+            } => format!("AvgPool2d({kh}×{kw}, stride {})", stride[0]),
+            Self::GlobalAvgPool => "GlobalAvgPool".into(),
+            Self::Flatten => "Flatten".into(),
+            Self::Add => "Add".into(),
+        }
+    }
+}
+
+/// Where a node reads a value from: value 0 is the normalized model input, value `k + 1` the
+/// output of node `k`.
+pub type ValueId = usize;
+
+/// One node of the fused graph, in execution order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedNode {
+    /// PyTorch `state_dict` prefix of the layer (`layer1.0.conv1`; `3` in an `nn.Sequential`).
+    pub name: String,
+    pub layer: FusedLayer,
+    /// Values it reads (one, two for Add), each produced earlier.
+    pub inputs: Vec<ValueId>,
+}
+
+/// The fused model: normalize `(x − mean[c]) / std[c]` (CHW input), then `nodes` in order; the
+/// logits are the last node's output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusedModel {
     pub arch: String,
     pub input_shape: [usize; 3],
     pub num_classes: usize,
     pub normalization: Normalization,
-    pub layers: Vec<FusedLayer>,
-    /// Index of the layer whose output is the embedding.
-    pub embedding_layer: usize,
+    pub nodes: Vec<FusedNode>,
+    /// The value used as the embedding (retrieval features).
+    pub embedding: ValueId,
+}
+
+impl FusedModel {
+    /// A sequential model: node `k` reads value `k` (the previous node's output); node names
+    /// are the `nn.Sequential` indices.
+    pub fn sequential(
+        arch: String,
+        input_shape: [usize; 3],
+        num_classes: usize,
+        normalization: Normalization,
+        layers: Vec<FusedLayer>,
+        embedding_layer: usize,
+    ) -> Self {
+        let nodes = layers
+            .into_iter()
+            .enumerate()
+            .map(|(k, layer)| FusedNode {
+                name: k.to_string(),
+                layer,
+                inputs: vec![k],
+            })
+            .collect();
+        Self {
+            arch,
+            input_shape,
+            num_classes,
+            normalization,
+            nodes,
+            embedding: embedding_layer + 1,
+        }
+    }
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -111,28 +222,31 @@ impl Model {
                     ) => FusedLayer::Conv2d {
                         in_channels,
                         out_channels,
-                        kernel,
-                        stride,
-                        padding,
+                        kernel: [kernel; 2],
+                        stride: [stride; 2],
+                        padding: [padding; 4],
+                        groups: 1,
                         weight: to_vec(w)?,
                         bias: to_vec(b)?,
                     },
                     (LayerSpec::Relu, _) => FusedLayer::Relu,
-                    (LayerSpec::MaxPool2d { kernel, stride }, _) => {
-                        FusedLayer::MaxPool2d { kernel, stride }
-                    }
+                    (LayerSpec::MaxPool2d { kernel, stride }, _) => FusedLayer::MaxPool2d {
+                        kernel: [kernel; 2],
+                        stride: [stride; 2],
+                        padding: [0; 4],
+                    },
                     (LayerSpec::Flatten, _) => FusedLayer::Flatten,
                     (spec, None) => unreachable!("weighted layer {spec:?} without parameters"),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(FusedModel {
-            arch: self.arch.spec.clone(),
-            input_shape: self.arch.input_shape,
-            num_classes: self.arch.num_classes,
-            normalization: self.normalization.clone(),
+        Ok(FusedModel::sequential(
+            self.arch.spec.clone(),
+            self.arch.input_shape,
+            self.arch.num_classes,
+            self.normalization.clone(),
             layers,
-            embedding_layer: self.arch.embedding_layer,
-        })
+            self.arch.embedding_layer,
+        ))
     }
 }

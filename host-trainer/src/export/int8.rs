@@ -2,29 +2,28 @@
 //!
 //! * Weights: per output channel `c`, symmetric, `s_w[c] = max_j |w[c][j]| / 127` (f32; a channel
 //!   of zeros gets `s_w = 1`), `q = clamp(round(w / s_w[c]), −127, 127)` (f32 division, ties away
-//!   from zero).
-//! * Activations (model input and every Linear / Conv2d output): per tensor, asymmetric, from the
-//!   calibrated range widened to include 0 ([`activation_quant`]).
+//!   from zero). A depthwise conv's channel is its own `kh·kw` taps.
+//! * Activations: per tensor, asymmetric, from the calibrated range widened to include 0
+//!   ([`activation_quant`]) for the model input and the output of every op that requantizes
+//!   (Linear, Conv2d, DepthwiseConv2d, Add); pooling, Mean, Reshape and standalone activations keep
+//!   their input's quantization (as TFLite requires of them).
 //! * Bias: int32 `round(b / (s_in · s_w[c]))` in f64 from the f32 scales; a bias that does not fit
-//!   in int32 is refused, naming the layer and channel.
+//!   in int32 is refused, naming the op and channel.
 //! * Requantization: `(M[c], shift[c]) = quantize_multiplier((f64)s_in · (f64)s_w[c] / (f64)s_out)`
-//!   (the core's function, tflite's `QuantizeMultiplier`).
-//! * A ReLU after a Linear / Conv2d is fused into its output clamp `[max(−128, zp_out), 127]`.
+//!   (the core's function, tflite's `QuantizeMultiplier`). Add derives its multipliers from the
+//!   three scales in the core itself (TFLite's ADD Prepare).
+//! * A fused ReLU / ReLU6 becomes the output clamp (`activation_range`).
 //!
-//! The encoded model is then loaded by the core, which refuses any layer whose int32 accumulator
-//! could overflow for some input (the error names the layer in trainer terms).
+//! The encoded model is then loaded by the core, which refuses any op whose int32 accumulator
+//! could overflow for some input (the error names the op in trainer terms).
 
 use anyhow::{bail, Result};
-use denoiserep_core::{
-    quantize_multiplier, Activation, Conv2dS8, I32Data, I8Data, Layer, LinearS8, Precision,
-    QuantParams,
-};
+use denoiserep_core::{quantize_multiplier, DType, QuantParams};
 
 use crate::export::calibrate::Ranges;
-use crate::export::file::{i32_bytes, i8_bytes, ModelFile, OwnedLayer};
-use crate::export::float::{skeleton, structural, to_u16, to_u32};
-use crate::export::fused::{FusedLayer, FusedModel};
-use crate::export::lower::{describe_step, Lowering};
+use crate::export::file::{i32_bytes, i8_bytes, shape, ModelFile, OwnedNode, OwnedOp, OwnedTensor, OwnedWeights};
+use crate::export::float::{skeleton, structural};
+use crate::export::lower::{CoreGraph, CoreOp};
 
 /// Per-tensor asymmetric quantization of the real range `[min, max]`, as tflite's
 /// `ChooseQuantizationParams` (in f64): the range is widened to `[min(min, 0), max(max, 0)]`,
@@ -104,103 +103,98 @@ fn multipliers(s_in: f32, s_w: &[f32], s_out: f32) -> (Vec<i32>, Vec<i8>) {
         .unzip()
 }
 
-fn range_quant(range: Option<(f32, f32)>, what: &str) -> Result<QuantParams> {
-    match range {
+fn range_quant(range: Option<&Option<(f32, f32)>>, what: &str) -> Result<QuantParams> {
+    match range.copied().flatten() {
         Some((lo, hi)) if lo.is_finite() && hi.is_finite() => Ok(activation_quant(lo, hi)),
         Some((lo, hi)) => bail!("calibration: {what} has a non-finite range [{lo}, {hi}]"),
         None => bail!("calibration: no range for {what} (a bug)"),
     }
 }
 
-/// The int8 model file of `model`, quantized with the calibrated `ranges` (which must come from
-/// [`crate::export::calibrate::calibrate`] with the same `lowering`).
-pub fn to_int8(model: &FusedModel, lowering: &Lowering, ranges: &Ranges) -> Result<ModelFile> {
-    let input_quant = range_quant(Some(ranges.input), "the model input")?;
-    let mut cur = input_quant;
-    let mut layers = Vec::with_capacity(lowering.steps.len());
-    for (step, range) in lowering.steps.iter().zip(&ranges.outputs) {
-        let source = describe_step(model, step);
-        let activation = if step.relu {
-            Activation::Relu
+/// The int8 model file of the lowered graph `g`, quantized with the calibrated `ranges` (one
+/// per core tensor, from [`crate::export::calibrate::calibrate`] on the f32 model of `g`).
+pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
+    let n = g.shapes.len();
+    let mut quant: Vec<Option<QuantParams>> = vec![None; n];
+    quant[0] = Some(range_quant(ranges.get(0), "the model input")?);
+    let mut nodes = Vec::with_capacity(g.nodes.len());
+    for node in &g.nodes {
+        let source = &node.source;
+        let input = node.inputs[0] as usize;
+        let q_in = quant[input].ok_or_else(|| anyhow::anyhow!("{source}: input not quantized (a bug)"))?;
+        let out = node.output as usize;
+        let q_out = if node.op.requantizes() {
+            range_quant(ranges.get(out), &format!("the output of {source}"))?
         } else {
-            Activation::None
+            q_in
         };
-        let (w, b, out_ch) = match &model.layers[step.layer] {
-            FusedLayer::Linear {
+        quant[out] = Some(q_out);
+        let weighted = |weight: &[f32], bias: &[f32], channels: usize| -> Result<OwnedWeights> {
+            let (wq, s_w) = quantize_weights(weight, channels);
+            let b = quantize_bias(bias, q_in.scale, &s_w, source)?;
+            let (multiplier, shift) = multipliers(q_in.scale, &s_w, q_out.scale);
+            Ok(OwnedWeights::S8 {
+                weights: i8_bytes(&wq),
+                bias: i32_bytes(&b),
+                multiplier: i32_bytes(&multiplier),
+                shift: i8_bytes(&shift),
+            })
+        };
+        let op = match &node.op {
+            CoreOp::Linear {
+                activation,
+                out_features,
                 weight,
                 bias,
-                out_features,
-                ..
-            } => (weight, bias, *out_features),
-            FusedLayer::Conv2d {
+            } => OwnedOp::Linear {
+                activation: *activation,
+                weights: weighted(weight, bias, *out_features)?,
+            },
+            CoreOp::Conv2d {
+                window,
+                activation,
+                out_channels,
                 weight,
                 bias,
-                out_channels,
-                ..
-            } => (weight, bias, *out_channels),
-            other => {
-                layers.push(OwnedLayer::plain(structural(other, &source)?, source));
-                continue;
-            }
-        };
-        let output = range_quant(*range, &format!("the output of {source}"))?;
-        let (wq, s_w) = quantize_weights(w, out_ch);
-        let bias = quantize_bias(b, cur.scale, &s_w, &source)?;
-        let (multiplier, shift) = multipliers(cur.scale, &s_w, output.scale);
-        let template = match model.layers[step.layer] {
-            FusedLayer::Linear {
-                in_features,
-                out_features,
-                ..
-            } => Layer::LinearS8(LinearS8 {
-                in_features: to_u32(in_features, &source)?,
-                out_features: to_u32(out_features, &source)?,
+            } => OwnedOp::Conv2d {
+                window: *window,
+                activation: *activation,
+                weights: weighted(weight, bias, *out_channels)?,
+            },
+            CoreOp::DepthwiseConv2d {
+                window,
                 activation,
-                weights: I8Data::default(),
-                bias: I32Data::default(),
-                multiplier: I32Data::default(),
-                shift: I8Data::default(),
-                output,
-            }),
-            FusedLayer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                ..
-            } => Layer::Conv2dS8(Conv2dS8 {
-                in_channels: to_u16(in_channels, &source)?,
-                out_channels: to_u16(out_channels, &source)?,
-                kernel: to_u16(kernel, &source)?,
-                stride: to_u16(stride, &source)?,
-                padding: to_u16(padding, &source)?,
-                activation,
-                weights: I8Data::default(),
-                bias: I32Data::default(),
-                multiplier: I32Data::default(),
-                shift: I8Data::default(),
-                output,
-            }),
-            _ => unreachable!("matched a weighted layer above"),
+                weight,
+                bias,
+            } => OwnedOp::DepthwiseConv2d {
+                window: *window,
+                activation: *activation,
+                weights: weighted(weight, bias, bias.len())?,
+            },
+            op => structural(op),
         };
-        layers.push(OwnedLayer {
-            template,
-            weights: i8_bytes(&wq),
-            bias: i32_bytes(&bias),
-            multiplier: i32_bytes(&multiplier),
-            shift: i8_bytes(&shift),
-            source,
+        nodes.push(OwnedNode {
+            op,
+            inputs: node.inputs.clone(),
+            output: node.output,
+            source: source.clone(),
         });
-        cur = output;
     }
-    skeleton(
-        model,
-        lowering.embedding,
-        Precision::Int8,
-        Some(input_quant),
-        layers,
-    )
+    let tensors = g
+        .shapes
+        .iter()
+        .zip(&quant)
+        .enumerate()
+        .map(|(i, (dims, q))| {
+            let q = q.ok_or_else(|| anyhow::anyhow!("tensor {i} is never written (a bug)"))?;
+            Ok(OwnedTensor {
+                shape: shape(dims, &format!("tensor {i}"))?,
+                dtype: DType::I8(q),
+                data: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(skeleton(g, tensors, nodes))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `denoiserep export`: a trained run → one model file for the device (`docs/export.md`).
 //!
 //! * [`fused`]: the fused model (denoisers folded into the weights) as plain `f32` arrays;
-//! * [`lower`]: trainer layers → core layers (ReLU fused into the preceding Linear / Conv2d);
+//! * [`lower`]: the fused trainer graph → the core's graph (activations fused, shapes inferred);
 //! * [`float`]: f32 export; [`calibrate`] + [`int8`]: int8 post-training quantization;
 //! * [`file`]: owned model buffers, encoded and validated by the core;
 //! * [`onnx`]: the fused f32 model as an ONNX graph (`--format onnx`);
@@ -31,9 +31,9 @@ pub use calibrate::{calibrate, RangeMethod, Ranges};
 pub use file::ModelFile;
 pub use float::to_f32;
 pub use footprint::{footprint, Footprint};
-pub use fused::{FusedLayer, FusedModel};
+pub use fused::{FusedLayer, FusedModel, FusedNode};
 pub use int8::to_int8;
-pub use lower::{lower, Lowering, Step};
+pub use lower::{lower, CoreGraph, CoreNode, CoreOp};
 pub use onnx::to_onnx;
 
 use crate::cli::rules;
@@ -77,15 +77,20 @@ pub struct Calibration {
     pub seed: u64,
 }
 
-/// Parameters, MACs and bytes of one exported layer.
+/// Parameters, MACs and bytes of one exported op.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerReport {
     pub index: usize,
-    /// Core kernel, e.g. `linear_s8`.
+    /// Core op, e.g. `conv2d`.
     pub kind: String,
-    /// The trainer layers it computes, e.g. `arch layer 3 Linear(256→128) + ReLU`.
+    /// The trainer layers it computes, e.g. `3 Linear(256→128) + ReLU`.
     pub source: String,
-    /// `c×h×w` or `n`.
+    /// Its inputs' and output's tensor ids.
+    #[serde(default)]
+    pub inputs: Vec<u16>,
+    #[serde(default)]
+    pub output: u16,
+    /// e.g. `16×32×32` or `10`.
     pub output_shape: String,
     pub parameters: u64,
     pub macs: u64,
@@ -129,8 +134,9 @@ pub struct ExportReport {
     pub regime: String,
     pub input_shape: [usize; 3],
     pub num_classes: usize,
-    /// Core layer whose output is the embedding, and its width.
-    pub embedding_layer: usize,
+    /// Core tensor that is the embedding, and its width.
+    #[serde(alias = "embedding_layer")]
+    pub embedding_tensor: usize,
     pub embedding_dim: usize,
     #[serde(flatten)]
     pub footprint: Footprint,
@@ -298,9 +304,9 @@ pub fn quantize(
     method: RangeMethod,
     progress: bool,
 ) -> Result<ModelFile> {
-    let lowering = lower(model);
-    let ranges = calibrate(model, &lowering, samples, method, progress)?;
-    to_int8(model, &lowering, &ranges)
+    let graph = lower(model)?;
+    let ranges = calibrate(&graph, samples, method, progress)?;
+    to_int8(&graph, &ranges)
 }
 
 /// `n` samples of `split` (all when it has fewer), chosen by a seeded permutation.
@@ -324,26 +330,33 @@ fn report(
     let fp = footprint(bytes)?;
     let base = footprint(base_bytes)?;
     let layers = model
-        .layers()
-        .iter()
-        .zip(&file.layers)
+        .nodes()
+        .zip(&file.nodes)
         .enumerate()
-        .map(|(index, (p, owned))| {
-            let (parameters, macs) = footprint::layer_cost(p);
-            LayerReport {
+        .map(|(index, (node, owned))| {
+            let node = node.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (parameters, macs) = footprint::op_cost(&model, &node);
+            let output = model.tensor(node.output);
+            Ok(LayerReport {
                 index,
-                kind: p.layer.kind().to_string(),
+                kind: node.op.kind().to_string(),
                 source: owned.source.clone(),
-                output_shape: p.output.shape.to_string(),
+                inputs: node.inputs.ids().to_vec(),
+                output: node.output,
+                output_shape: output.map(|t| t.shape.to_string()).unwrap_or_default(),
                 parameters,
                 macs,
-                output_quant: match p.output.dtype {
-                    denoiserep_core::DType::I8(q) => Some(q),
-                    denoiserep_core::DType::F32 => None,
+                output_quant: match output.map(|t| t.dtype) {
+                    Some(denoiserep_core::DType::I8(q)) => Some(q),
+                    _ => None,
                 },
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
+    let input_quant = match model.input_info().dtype {
+        denoiserep_core::DType::I8(q) => Some(q),
+        denoiserep_core::DType::F32 => None,
+    };
     Ok(ExportReport {
         model: req
             .out
@@ -357,12 +370,12 @@ fn report(
         regime: cfg.train.regime.name().to_string(),
         input_shape: cfg.arch.input_shape,
         num_classes: cfg.arch.num_classes,
-        embedding_layer: usize::from(model.metadata().embedding_layer),
+        embedding_tensor: usize::from(model.info().embedding),
         embedding_dim: cfg.arch.embedding_dim,
         footprint: fp,
         baseline: base,
         denoiserep_overhead: Overhead::between(&fp, &base),
-        input_quant: model.metadata().input_quant,
+        input_quant,
         calibration,
         layers,
     })

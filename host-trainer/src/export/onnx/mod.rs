@@ -1,30 +1,33 @@
 //! ONNX export of the fused f32 model (`denoiserep export --precision f32 --format onnx`).
 //!
-//! The graph computes exactly what the core's f32 model computes, node for node:
+//! The graph computes exactly what the core's f32 model computes, op for op: it is written from
+//! the same lowered graph ([`lower`]), one ONNX node per core op (plus one for a fused
+//! activation):
 //!
 //! ```text
 //! input [N, C, H, W] (raw, e.g. pixels in [0, 1])
 //!   Sub(input_mean [1, C, 1, 1]) → Div(input_std [1, C, 1, 1])      (x − mean[c]) / std[c]
-//!   per trainer layer k:  Conv (k.weight [O, I, K, K], k.bias [O]; pads, strides)
-//!                         Gemm (transB = 1; k.weight [out, in], k.bias [out])
-//!                         Relu | MaxPool (kernel_shape, strides, no padding, floor) | Flatten (axis 1)
+//!   per core op:  Conv (name.weight [O, I/g, kh, kw], name.bias [O]; pads, strides, group)
+//!                 Gemm (transB = 1; name.weight [out, in], name.bias [out])
+//!                 Add | MaxPool | AveragePool (count_include_pad = 0) |
+//!                 GlobalAveragePool + Flatten | Flatten (axis 1)
+//!                 then Relu, or Clip(0, 6) for ReLU6, when the op has a fused activation
 //!   → logits [N, classes], embedding [N, D]
 //! ```
 //!
-//! `embedding` is the output of the same layer as the core's embedding ([`lower`]: the core
-//! layer holding the trainer's embedding layer, a fused ReLU included). Tensor names follow the
-//! trainer's `nn.Sequential` names (`3.weight`), so the file reads like the run's checkpoint.
-//! Opset 13, IR version 8, producer `denoiserep`; the batch dimension is the symbol `N`.
-//! The schema subset is in [`proto`].
+//! Initializers are named after the trainer's parameters (`layer1.0.conv1.weight`), so the file
+//! reads like the run's checkpoint. Opset 13, IR version 8, producer `denoiserep`; the batch
+//! dimension is the symbol `N`. The schema subset is in [`proto`].
 
 pub mod proto;
 
 use anyhow::{bail, Result};
+use denoiserep_core::{Activation, WindowSpec};
 use prost::Message;
 
 use crate::export::file::f32_bytes;
-use crate::export::fused::{FusedLayer, FusedModel};
-use crate::export::lower::{describe, lower};
+use crate::export::fused::FusedModel;
+use crate::export::lower::{lower, CoreGraph, CoreOp};
 use proto::tensor_shape_proto::{dimension, Dimension};
 use proto::{
     type_proto, AttributeProto, AttributeType, DataType, GraphProto, ModelProto, NodeProto,
@@ -46,10 +49,19 @@ pub const EMBEDDING: &str = "embedding";
 /// Name of the symbolic batch dimension.
 pub const BATCH: &str = "N";
 
-/// The ONNX file of `model` (see the module doc). Fails on a model whose layers do not chain
-/// (a shape that does not fit the next layer), naming the layer.
+/// The ONNX file of `model` (see the module doc).
 pub fn to_onnx(model: &FusedModel) -> Result<Vec<u8>> {
     Ok(model_proto(model)?.encode_to_vec())
+}
+
+fn i64s(v: &[u16]) -> Vec<i64> {
+    v.iter().map(|&x| i64::from(x)).collect()
+}
+
+/// ONNX `pads` (`[top, left, bottom, right]`) of a core window (`[top, bottom, left, right]`).
+fn pads(w: &WindowSpec) -> AttributeProto {
+    let [t, b, l, r] = w.padding.map(i64::from);
+    ints("pads", &[t, l, b, r])
 }
 
 /// The [`ModelProto`] of `model`.
@@ -62,151 +74,149 @@ pub fn model_proto(model: &FusedModel) -> Result<ModelProto> {
             model.normalization.std.len()
         );
     }
-    let lowering = lower(model);
-    let (Some(last), Some(emb_step)) = (
-        lowering.steps.last(),
-        lowering.steps.get(lowering.embedding),
-    ) else {
-        bail!("the model has no layers");
-    };
-    let last_layer = *last.sources().end();
-    let emb_layer = *emb_step.sources().end();
+    graph_proto(&lower(model)?, model)
+}
 
+fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
+    let [c, h, w] = model.input_shape;
     let mut g = Graph::default();
     let channel = [1, c as i64, 1, 1];
     g.initializer("input_mean", &channel, &model.normalization.mean);
     g.initializer("input_std", &channel, &model.normalization.std);
-    g.node(
-        "Sub",
-        "normalize_sub",
-        &[INPUT, "input_mean"],
-        "centered",
-        vec![],
-    );
-    g.node(
-        "Div",
-        "normalize_div",
-        &["centered", "input_std"],
-        "normalized",
-        vec![],
-    );
-
-    let mut x = "normalized".to_string();
-    let mut shape = Shape::Chw(c, h, w);
-    let mut emb_dim = 0;
-    for (k, layer) in model.layers.iter().enumerate() {
-        let out = if k == last_layer {
+    g.node("Sub", "normalize_sub", &[INPUT, "input_mean"], "centered", vec![]);
+    g.node("Div", "normalize_div", &["centered", "input_std"], "t0", vec![]);
+    let name_of = |t: u16| {
+        if t == core.logits {
             LOGITS.to_string()
-        } else if k == emb_layer {
+        } else if t == core.embedding {
             EMBEDDING.to_string()
         } else {
-            format!("x{k}")
+            format!("t{t}")
+        }
+    };
+    let input_name = |t: u16| if t == 0 { "t0".to_string() } else { name_of(t) };
+    for (k, node) in core.nodes.iter().enumerate() {
+        let what = &node.source;
+        let ins: Vec<String> = node.inputs.iter().map(|&t| input_name(t)).collect();
+        let in_shape = &core.shapes[usize::from(node.inputs[0])];
+        let activation = match node.op {
+            CoreOp::Linear { activation, .. }
+            | CoreOp::Conv2d { activation, .. }
+            | CoreOp::DepthwiseConv2d { activation, .. }
+            | CoreOp::Add { activation } => activation,
+            _ => Activation::None,
         };
-        let what = || format!("arch layer {k} {}", describe(layer));
-        let name = format!("layer{k}");
-        shape = match (layer, shape) {
-            (
-                FusedLayer::Linear {
-                    in_features,
-                    out_features,
-                    weight,
-                    bias,
-                },
-                Shape::Flat(n),
-            ) if n == *in_features => {
-                let (wn, bn) = (format!("{k}.weight"), format!("{k}.bias"));
-                g.weights(&wn, &[*out_features, *in_features], weight, &what())?;
-                g.weights(&bn, &[*out_features], bias, &what())?;
-                g.node("Gemm", &name, &[&x, &wn, &bn], &out, vec![int("transB", 1)]);
-                Shape::Flat(*out_features)
+        let out = if activation == Activation::None {
+            name_of(node.output)
+        } else {
+            format!("pre{k}")
+        };
+        let op_name = format!("op{k}");
+        let (wn, bn) = (format!("{}.weight", node.name), format!("{}.bias", node.name));
+        match &node.op {
+            CoreOp::Linear {
+                out_features,
+                weight,
+                bias,
+                ..
+            } => {
+                let in_features = *in_shape.last().unwrap_or(&0);
+                g.weights(&wn, &[*out_features, in_features], weight, what)?;
+                g.weights(&bn, &[*out_features], bias, what)?;
+                g.node("Gemm", &op_name, &[&ins[0], &wn, &bn], &out, vec![int("transB", 1)]);
             }
-            (
-                FusedLayer::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    weight,
-                    bias,
-                },
-                Shape::Chw(ci, hi, wi),
-            ) if ci == *in_channels && *stride > 0 => {
-                let (Some(ho), Some(wo)) = (
-                    window_out(hi + 2 * padding, *kernel, *stride),
-                    window_out(wi + 2 * padding, *kernel, *stride),
-                ) else {
-                    bail!("{}: kernel larger than its padded {hi}×{wi} input", what());
-                };
-                let (wn, bn) = (format!("{k}.weight"), format!("{k}.bias"));
-                let dims = [*out_channels, *in_channels, *kernel, *kernel];
-                g.weights(&wn, &dims, weight, &what())?;
-                g.weights(&bn, &[*out_channels], bias, &what())?;
-                let (kk, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
+            CoreOp::Conv2d {
+                window,
+                out_channels,
+                weight,
+                bias,
+                ..
+            } => {
+                let [kh, kw] = window.kernel.map(usize::from);
+                g.weights(&wn, &[*out_channels, in_shape[0], kh, kw], weight, what)?;
+                g.weights(&bn, &[*out_channels], bias, what)?;
                 g.node(
                     "Conv",
-                    &name,
-                    &[&x, &wn, &bn],
+                    &op_name,
+                    &[&ins[0], &wn, &bn],
                     &out,
                     vec![
-                        ints("kernel_shape", &[kk, kk]),
-                        ints("pads", &[p, p, p, p]),
-                        ints("strides", &[s, s]),
+                        ints("kernel_shape", &i64s(&window.kernel)),
+                        pads(window),
+                        ints("strides", &i64s(&window.stride)),
                     ],
                 );
-                Shape::Chw(*out_channels, ho, wo)
             }
-            (FusedLayer::Relu, s) => {
-                g.node("Relu", &name, &[&x], &out, vec![]);
-                s
-            }
-            (FusedLayer::MaxPool2d { kernel, stride }, Shape::Chw(ci, hi, wi)) if *stride > 0 => {
-                let (Some(ho), Some(wo)) = (
-                    window_out(hi, *kernel, *stride),
-                    window_out(wi, *kernel, *stride),
-                ) else {
-                    bail!("{}: window larger than its {hi}×{wi} input", what());
-                };
-                let (kk, s) = (*kernel as i64, *stride as i64);
+            CoreOp::DepthwiseConv2d {
+                window,
+                weight,
+                bias,
+                ..
+            } => {
+                let [kh, kw] = window.kernel.map(usize::from);
+                let ch = in_shape[0];
+                g.weights(&wn, &[ch, 1, kh, kw], weight, what)?;
+                g.weights(&bn, &[ch], bias, what)?;
                 g.node(
-                    "MaxPool",
-                    &name,
-                    &[&x],
+                    "Conv",
+                    &op_name,
+                    &[&ins[0], &wn, &bn],
                     &out,
                     vec![
-                        ints("kernel_shape", &[kk, kk]),
-                        ints("strides", &[s, s]),
-                        ints("pads", &[0, 0, 0, 0]),
-                        int("ceil_mode", 0),
+                        ints("kernel_shape", &i64s(&window.kernel)),
+                        pads(window),
+                        ints("strides", &i64s(&window.stride)),
+                        int("group", ch as i64),
                     ],
                 );
-                Shape::Chw(ci, ho, wo)
             }
-            (FusedLayer::Flatten, s) => {
-                g.node("Flatten", &name, &[&x], &out, vec![int("axis", 1)]);
-                Shape::Flat(s.len())
+            CoreOp::Add { .. } => g.node("Add", &op_name, &[&ins[0], &ins[1]], &out, vec![]),
+            CoreOp::MaxPool2d { window } => g.node(
+                "MaxPool",
+                &op_name,
+                &[&ins[0]],
+                &out,
+                vec![
+                    ints("kernel_shape", &i64s(&window.kernel)),
+                    ints("strides", &i64s(&window.stride)),
+                    pads(window),
+                    int("ceil_mode", 0),
+                ],
+            ),
+            CoreOp::AvgPool2d { window } => g.node(
+                "AveragePool",
+                &op_name,
+                &[&ins[0]],
+                &out,
+                vec![
+                    ints("kernel_shape", &i64s(&window.kernel)),
+                    ints("strides", &i64s(&window.stride)),
+                    pads(window),
+                    int("ceil_mode", 0),
+                    int("count_include_pad", 0),
+                ],
+            ),
+            CoreOp::Mean => {
+                let pooled = format!("gap{k}");
+                g.node("GlobalAveragePool", &op_name, &[&ins[0]], &pooled, vec![]);
+                g.node("Flatten", &format!("op{k}_flatten"), &[&pooled], &out, vec![int("axis", 1)]);
             }
-            (_, s) => bail!("{} does not fit its input of shape {s}", what()),
-        };
-        if k == emb_layer {
-            emb_dim = shape.len();
+            CoreOp::Reshape => g.node("Flatten", &op_name, &[&ins[0]], &out, vec![int("axis", 1)]),
+            CoreOp::Activation { activation } => activate(&mut g, *activation, &op_name, &ins[0], &out),
         }
-        x = out;
+        if activation != Activation::None {
+            activate(&mut g, activation, &format!("op{k}_act"), &out, &name_of(node.output));
+        }
     }
-    let Shape::Flat(classes) = shape else {
-        bail!("the model's output has shape {shape}, not a vector of class scores");
-    };
+    let classes: usize = core.shapes[usize::from(core.logits)].iter().product();
     if classes != model.num_classes {
-        bail!(
-            "the model ends in {classes} values but has {} classes",
-            model.num_classes
-        );
+        bail!("the model ends in {classes} values but has {} classes", model.num_classes);
     }
-    if emb_layer == last_layer {
+    let emb_dim: usize = core.shapes[usize::from(core.embedding)].iter().product();
+    if core.embedding == core.logits {
         // One tensor cannot carry two graph-output names.
         g.node("Identity", "embedding_copy", &[LOGITS], EMBEDDING, vec![]);
     }
-
     let graph = GraphProto {
         name: Some(model.arch.clone()),
         node: g.nodes,
@@ -239,34 +249,18 @@ pub fn model_proto(model: &FusedModel) -> Result<ModelProto> {
     })
 }
 
-/// Output length of a pooling/convolution window sweep: `⌊(len − kernel) / stride⌋ + 1`
-/// (`len` already padded), `None` when the window does not fit.
-fn window_out(len: usize, kernel: usize, stride: usize) -> Option<usize> {
-    (kernel > 0 && len >= kernel && stride > 0).then(|| (len - kernel) / stride + 1)
-}
-
-/// Per-sample shape of a value flowing through the graph.
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    Chw(usize, usize, usize),
-    Flat(usize),
-}
-
-impl Shape {
-    fn len(self) -> usize {
-        match self {
-            Shape::Chw(c, h, w) => c * h * w,
-            Shape::Flat(n) => n,
+/// `Relu`, or `Clip(x, 0, 6)` for ReLU6 (opset 13: bounds are inputs).
+fn activate(g: &mut Graph, a: Activation, name: &str, input: &str, out: &str) {
+    match a {
+        Activation::Relu => g.node("Relu", name, &[input], out, vec![]),
+        Activation::Relu6 => {
+            if !g.initializers.iter().any(|t| t.name.as_deref() == Some("relu6_min")) {
+                g.initializer("relu6_min", &[], &[0.0]);
+                g.initializer("relu6_max", &[], &[6.0]);
+            }
+            g.node("Clip", name, &[input, "relu6_min", "relu6_max"], out, vec![]);
         }
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Shape::Chw(c, h, w) => write!(f, "{c}×{h}×{w}"),
-            Shape::Flat(n) => write!(f, "{n}"),
-        }
+        Activation::None => g.node("Identity", name, &[input], out, vec![]),
     }
 }
 
@@ -372,6 +366,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
 mod tests {
     use super::*;
     use crate::data::Normalization;
+    use crate::export::fused::{FusedLayer, FusedNode};
 
     fn linear(i: usize, o: usize) -> FusedLayer {
         FusedLayer::Linear {
@@ -383,36 +378,38 @@ mod tests {
     }
 
     fn cnn() -> FusedModel {
-        FusedModel {
-            arch: "cnn:2/4".into(),
-            input_shape: [1, 6, 6],
-            num_classes: 3,
-            normalization: Normalization {
+        FusedModel::sequential(
+            "cnn:2/4".into(),
+            [1, 6, 6],
+            3,
+            Normalization {
                 mean: vec![0.1],
                 std: vec![0.3],
             },
-            layers: vec![
+            vec![
                 FusedLayer::Conv2d {
                     in_channels: 1,
                     out_channels: 2,
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    groups: 1,
                     weight: vec![0.1; 18],
                     bias: vec![0.0; 2],
                 },
                 FusedLayer::Relu,
                 FusedLayer::MaxPool2d {
-                    kernel: 2,
-                    stride: 2,
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [0; 4],
                 },
                 FusedLayer::Flatten,
                 linear(18, 4),
                 FusedLayer::Relu,
                 linear(4, 3),
             ],
-            embedding_layer: 5,
-        }
+            5,
+        )
     }
 
     fn ops(m: &ModelProto) -> Vec<(String, Vec<String>, Vec<String>)> {
@@ -442,26 +439,14 @@ mod tests {
             ops(&m),
             vec![
                 ("Sub".into(), s(&["input", "input_mean"]), s(&["centered"])),
-                (
-                    "Div".into(),
-                    s(&["centered", "input_std"]),
-                    s(&["normalized"])
-                ),
-                (
-                    "Conv".into(),
-                    s(&["normalized", "0.weight", "0.bias"]),
-                    s(&["x0"])
-                ),
-                ("Relu".into(), s(&["x0"]), s(&["x1"])),
-                ("MaxPool".into(), s(&["x1"]), s(&["x2"])),
-                ("Flatten".into(), s(&["x2"]), s(&["x3"])),
-                ("Gemm".into(), s(&["x3", "4.weight", "4.bias"]), s(&["x4"])),
-                ("Relu".into(), s(&["x4"]), s(&["embedding"])),
-                (
-                    "Gemm".into(),
-                    s(&["embedding", "6.weight", "6.bias"]),
-                    s(&["logits"])
-                ),
+                ("Div".into(), s(&["centered", "input_std"]), s(&["t0"])),
+                ("Conv".into(), s(&["t0", "0.weight", "0.bias"]), s(&["pre0"])),
+                ("Relu".into(), s(&["pre0"]), s(&["t1"])),
+                ("MaxPool".into(), s(&["t1"]), s(&["t2"])),
+                ("Flatten".into(), s(&["t2"]), s(&["t3"])),
+                ("Gemm".into(), s(&["t3", "4.weight", "4.bias"]), s(&["pre3"])),
+                ("Relu".into(), s(&["pre3"]), s(&["embedding"])),
+                ("Gemm".into(), s(&["embedding", "6.weight", "6.bias"]), s(&["logits"])),
             ]
         );
         let g = m.graph.unwrap();
@@ -505,7 +490,7 @@ mod tests {
     #[test]
     fn embedding_equal_to_logits_gets_an_identity() {
         let mut m = cnn();
-        m.embedding_layer = 6;
+        m.embedding = 7;
         let p = model_proto(&m).unwrap();
         let last = ops(&p).pop().unwrap();
         assert_eq!(last.0, "Identity");
@@ -514,14 +499,51 @@ mod tests {
     }
 
     #[test]
+    fn residual_depthwise_relu6_graph() {
+        let dw = FusedLayer::Conv2d {
+            in_channels: 2,
+            out_channels: 2,
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [0, 1, 0, 1],
+            groups: 2,
+            weight: vec![0.1; 18],
+            bias: vec![0.0; 2],
+        };
+        let m = FusedModel {
+            arch: "t".into(),
+            input_shape: [2, 6, 6],
+            num_classes: 3,
+            normalization: Normalization {
+                mean: vec![0.0; 2],
+                std: vec![1.0; 2],
+            },
+            nodes: vec![
+                FusedNode { name: "dw".into(), layer: dw, inputs: vec![0] },
+                FusedNode { name: "act".into(), layer: FusedLayer::Relu6, inputs: vec![1] },
+                FusedNode { name: "pool".into(), layer: FusedLayer::GlobalAvgPool, inputs: vec![2] },
+                FusedNode { name: "fc".into(), layer: linear(2, 3), inputs: vec![3] },
+            ],
+            embedding: 3,
+        };
+        let p = model_proto(&m).unwrap();
+        let names: Vec<String> = ops(&p).into_iter().map(|o| o.0).collect();
+        assert_eq!(
+            names,
+            ["Sub", "Div", "Conv", "Clip", "GlobalAveragePool", "Flatten", "Gemm"]
+        );
+        let conv = &p.graph.as_ref().unwrap().node[2];
+        let attr = |n: &str| conv.attribute.iter().find(|a| a.name.as_deref() == Some(n)).unwrap().clone();
+        assert_eq!(attr("group").i, Some(2));
+        assert_eq!(attr("pads").ints, vec![0, 0, 1, 1]);
+    }
+
+    #[test]
     fn mismatched_layers_are_refused_by_name() {
         let mut m = cnn();
-        m.layers[4] = linear(17, 4);
+        m.nodes[4].layer = linear(17, 4);
         let e = model_proto(&m).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "arch layer 4 Linear(17→4) does not fit its input of shape 18"
-        );
+        assert!(e.contains("node 4 '4' Linear(17→4)") && e.contains("18"), "{e}");
         let mut m = cnn();
         m.num_classes = 5;
         assert_eq!(

@@ -1,0 +1,611 @@
+//! The interpreter: a validated, planned model ([`Model::from_bytes`]) and its evaluation
+//! ([`Model::run`]).
+//!
+//! Prepare/eval split as in tflite-micro: `from_bytes` decodes and checks everything (header,
+//! CRC, tensor table, that every op reads only the input, constants or tensors produced by an
+//! *earlier* op, that every tensor has one producer, each op's parameters and shapes) and plans
+//! the arena; `run` only dispatches to kernels and cannot fail except for a wrong input length
+//! or a small arena. The model borrows the file bytes (which may live in flash) and the caller
+//! owns the arena; both must outlive the returned outputs.
+//!
+//! # What the `Model` value holds
+//!
+//! The decoded model info and one small slot per tensor (shape, dtype, arena offset, constant
+//! bytes) — nothing per op: ops are decoded from the file again at every run (varints and
+//! borrowed slices; a few dozen instructions per op), so RAM does not grow with the op count.
+//! `T` is the tensor capacity (default [`MAX_TENSORS`]); firmware running small models picks a
+//! small `T` to keep the value small (about 32 bytes per slot on a 32-bit target).
+//!
+//! # Arena layout
+//!
+//! ```text
+//! arena (caller's &mut [u8], any alignment)
+//! ├ 0..3 bytes of alignment slack (ARENA_ALIGN − 1 at most)
+//! ├ planned region   every activation tensor at its greedy-planned offset (see `planner`):
+//! │                  tensors whose lifetimes overlap never share bytes; Reshape outputs alias
+//! │                  their input; a standalone activation reuses its input when it dies there
+//! └ constant region  constant tensors, copied from the file at the start of each run
+//! ```
+//!
+//! [`Model::plan_size`] is the size of the two regions; [`Model::arena_size`] adds the slack, so
+//! an arena of `arena_size()` bytes works at any address and one byte less fails at the worst
+//! one (and `plan_size()` bytes suffice for a 4-aligned arena, one less does not).
+
+use heapless::Vec;
+
+use crate::arena::{align_up, aligned, f32s, f32s_mut, i8s, i8s_mut, ARENA_ALIGN};
+use crate::error::{Error, Result};
+use crate::format::graph::{ModelInfo, Node, OpKind};
+use crate::format::{Body, Nodes};
+use crate::kernels;
+use crate::ops::{self, In, Out, Sharing, Values, ValuesMut};
+use crate::planner::{self, Lifetime, OpIo, Reuse};
+use crate::tensor::{DType, TensorData, TensorInfo, TensorView};
+
+/// Default tensor capacity of a [`Model`].
+pub const MAX_TENSORS: usize = 256;
+
+/// Arena offset marking a tensor that has no planned bytes (never produced or read).
+const UNPLANNED: u32 = u32::MAX;
+
+/// One tensor of a loaded model.
+#[derive(Debug, Clone, Copy)]
+struct Slot<'a> {
+    info: TensorInfo,
+    /// Offset of its bytes from the aligned arena base, or [`UNPLANNED`].
+    offset: u32,
+    /// Constant tensors: their bytes in the file.
+    data: Option<&'a [u8]>,
+}
+
+/// A validated, planned model, ready to run. Borrows the model file bytes.
+#[derive(Debug, Clone)]
+pub struct Model<'a, const T: usize = MAX_TENSORS> {
+    body: Body<'a>,
+    slots: Vec<Slot<'a>, T>,
+    /// Bytes of the planned region (the greedy high-water mark).
+    planned_bytes: usize,
+    /// Bytes of the planned plus the constant region.
+    plan_bytes: usize,
+}
+
+/// What [`Model::run_with`] shows after each op.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<'r> {
+    /// Index of the op (execution order).
+    pub index: usize,
+    /// Its kind.
+    pub kind: OpKind,
+    /// Id of the tensor it wrote.
+    pub output_id: u16,
+    /// The tensor it wrote (valid until a later op reuses its bytes).
+    pub output: TensorView<'r>,
+}
+
+/// What [`Model::run`] returns: the logits and the embedding, borrowed from the arena.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outputs<'r> {
+    /// The logits tensor (`ModelInfo::logits`).
+    pub logits: TensorView<'r>,
+    /// The embedding tensor (`ModelInfo::embedding`).
+    pub embedding: TensorView<'r>,
+}
+
+impl<'a> Model<'a> {
+    /// Decodes, validates and plans a model file (see `docs/model-format.md`) with room for
+    /// [`MAX_TENSORS`] tensors. Zero-copy: the model borrows `bytes`. Every check happens here;
+    /// see [`Error`] for what is rejected.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
+        Self::from_bytes_with_capacity(bytes)
+    }
+}
+
+impl<'a, const T: usize> Model<'a, T> {
+    /// [`Model::from_bytes`] with room for `T` tensors: a model with more is rejected with
+    /// [`Error::DecodeTooManyTensors`].
+    pub fn from_bytes_with_capacity(bytes: &'a [u8]) -> Result<Self> {
+        let body = Body::read(bytes)?;
+        let mut slots: Vec<Slot<'a>, T> = Vec::new();
+        for (id, desc) in body.tensors().enumerate() {
+            let desc = desc?;
+            let tensor = id as u16; // < tensor count, a u16
+            let info = TensorInfo {
+                shape: desc.shape,
+                dtype: desc.dtype,
+            };
+            let bytes_len = info.bytes().ok_or(Error::ModelSizeOverflow)?;
+            let quant_ok = match desc.dtype {
+                DType::F32 => true,
+                DType::I8(q) => q.is_valid(),
+            };
+            let data_ok = desc.data.is_none_or(|d| d.len() == bytes_len);
+            if !quant_ok || !data_ok {
+                return Err(Error::ModelBadTensor { tensor });
+            }
+            if let (Some(d), DType::F32) = (desc.data, desc.dtype) {
+                let finite = d
+                    .chunks_exact(4)
+                    .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+                if !finite {
+                    return Err(Error::ModelBadTensor { tensor });
+                }
+            }
+            slots
+                .push(Slot {
+                    info,
+                    offset: UNPLANNED,
+                    data: desc.data,
+                })
+                .map_err(|_| Error::DecodeTooManyTensors)?;
+        }
+        let info = body.info;
+        check_input(&info, &slots)?;
+        if body.op_count() == 0 {
+            return Err(Error::ModelNoOps);
+        }
+        validate_graph::<T>(&body, &slots)?;
+        let mut model = Model {
+            body,
+            slots,
+            planned_bytes: 0,
+            plan_bytes: 0,
+        };
+        model.plan()?;
+        Ok(model)
+    }
+
+    /// Runs liveness + greedy planning and places the constants after the planned region.
+    fn plan(&mut self) -> Result<()> {
+        let n = self.slots.len();
+        let mut tensor_bytes = [0usize; T];
+        let mut is_constant = [false; T];
+        for (i, s) in self.slots.iter().enumerate() {
+            tensor_bytes[i] = s.info.bytes().ok_or(Error::ModelSizeOverflow)?;
+            is_constant[i] = s.data.is_some();
+        }
+        let outputs = [self.body.info.logits, self.body.info.embedding];
+        let mut buffer_of = [u16::MAX; T];
+        let mut lifetimes = [Lifetime::default(); T];
+        let ops = OpIos {
+            nodes: self.body.nodes(),
+        };
+        let n_buffers = planner::liveness(
+            &tensor_bytes[..n],
+            &is_constant[..n],
+            self.body.info.input,
+            &outputs,
+            ops,
+            &mut buffer_of[..n],
+            &mut lifetimes,
+        )?;
+        let mut order = [0u16; T];
+        let mut offsets = [0usize; T];
+        let lifetimes = lifetimes.get(..n_buffers).ok_or(Error::ModelSizeOverflow)?;
+        let high_water = planner::greedy(
+            lifetimes,
+            &mut order[..n_buffers],
+            &mut offsets[..n_buffers],
+        )?;
+        let mut end = high_water;
+        for (slot, &buffer) in self.slots.iter_mut().zip(buffer_of.iter()) {
+            let offset = if slot.data.is_some() {
+                let at = end;
+                let len = slot
+                    .info
+                    .bytes()
+                    .and_then(align_up)
+                    .ok_or(Error::ModelSizeOverflow)?;
+                end = end.checked_add(len).ok_or(Error::ModelSizeOverflow)?;
+                at
+            } else {
+                match offsets.get(usize::from(buffer)) {
+                    Some(&o) if usize::from(buffer) < n_buffers => o,
+                    _ => {
+                        slot.offset = UNPLANNED;
+                        continue;
+                    }
+                }
+            };
+            slot.offset = u32::try_from(offset).map_err(|_| Error::ModelSizeOverflow)?;
+        }
+        u32::try_from(end).map_err(|_| Error::ModelSizeOverflow)?;
+        self.planned_bytes = high_water;
+        self.plan_bytes = end;
+        Ok(())
+    }
+
+    /// The model info (name, input/logits/embedding tensor ids, input normalization).
+    pub fn info(&self) -> &ModelInfo<'a> {
+        &self.body.info
+    }
+
+    /// The arena [`Model::run`] needs, in bytes, for an arena at *any* address: [`plan_size`]
+    /// plus `ARENA_ALIGN − 1` bytes of alignment slack. Exact: one byte less fails for an arena
+    /// at the worst address.
+    ///
+    /// [`plan_size`]: Model::plan_size
+    pub fn arena_size(&self) -> usize {
+        self.plan_bytes.saturating_add(ARENA_ALIGN - 1)
+    }
+
+    /// The arena a 4-aligned caller buffer needs (no slack). Exact: one byte less fails.
+    pub fn plan_size(&self) -> usize {
+        self.plan_bytes
+    }
+
+    /// Bytes of the planned activation region alone (without constants).
+    pub fn activation_bytes(&self) -> usize {
+        self.planned_bytes
+    }
+
+    /// Number of tensors in the tensor table.
+    pub fn tensor_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Shape and dtype of tensor `id`.
+    pub fn tensor(&self, id: u16) -> Option<TensorInfo> {
+        self.slots.get(usize::from(id)).map(|s| s.info)
+    }
+
+    /// Offset of tensor `id` in the (aligned) arena, `None` for a tensor no op uses.
+    pub fn tensor_offset(&self, id: u16) -> Option<usize> {
+        let s = self.slots.get(usize::from(id))?;
+        (s.offset != UNPLANNED).then_some(s.offset as usize)
+    }
+
+    /// The input tensor (normalized and, for int8, quantized input).
+    pub fn input_info(&self) -> TensorInfo {
+        self.slot(self.body.info.input).map_or(
+            TensorInfo {
+                shape: crate::tensor::Shape::default(),
+                dtype: DType::F32,
+            },
+            |s| s.info,
+        )
+    }
+
+    /// `Int8` when the input tensor is int8, else `F32` (a summary for logs; ops carry their own
+    /// dtypes).
+    pub fn precision(&self) -> crate::tensor::Precision {
+        match self.input_info().dtype {
+            DType::F32 => crate::tensor::Precision::F32,
+            DType::I8(_) => crate::tensor::Precision::Int8,
+        }
+    }
+
+    /// Number of logits (the logits tensor's element count).
+    pub fn num_classes(&self) -> usize {
+        self.tensor(self.body.info.logits)
+            .and_then(|t| t.shape.numel())
+            .unwrap_or(0)
+    }
+
+    /// Number of values [`Model::run`] expects (the input tensor's element count).
+    pub fn input_len(&self) -> usize {
+        self.input_info().shape.numel().unwrap_or(0)
+    }
+
+    /// Number of ops.
+    pub fn op_count(&self) -> usize {
+        self.body.op_count()
+    }
+
+    /// The ops in execution order (decoded from the file on the fly; never an error after a
+    /// successful load, but typed as one to stay panic-free).
+    pub fn nodes(&self) -> Nodes<'a> {
+        self.body.nodes()
+    }
+
+    fn slot(&self, id: u16) -> Option<&Slot<'a>> {
+        self.slots.get(usize::from(id))
+    }
+
+    /// Runs the model on one raw input (the input tensor's values, row-major, e.g. pixels in
+    /// [0, 1] in CHW order).
+    ///
+    /// The core normalizes `x̂ = (x − μ) / σ` and, for an int8 input tensor, quantizes
+    /// `q = clamp(round(x̂ / s) + zp, −128, 127)` itself. No allocation; the outputs borrow
+    /// `arena`, which must hold at least [`Model::arena_size`] bytes.
+    pub fn run<'r>(&self, input: &[f32], arena: &'r mut [u8]) -> Result<Outputs<'r>> {
+        self.run_with(input, arena, |_| {})
+    }
+
+    /// [`Model::run`], calling `after_op` with a [`Step`] right after each op has written its
+    /// output (input normalization and constants happen before op 0). Firmware uses it to count
+    /// cycles or instructions per op; the exporter's calibration reads every op's output.
+    pub fn run_with<'r, F>(
+        &self,
+        input: &[f32],
+        arena: &'r mut [u8],
+        mut after_op: F,
+    ) -> Result<Outputs<'r>>
+    where
+        F: FnMut(Step<'_>),
+    {
+        if input.len() != self.input_len() {
+            return Err(Error::RunBadInputLength);
+        }
+        let arena = aligned(arena, self.plan_bytes)?;
+        for slot in self.slots.iter() {
+            if let Some(data) = slot.data {
+                region_mut(arena, slot)?.copy_from_slice(data);
+            }
+        }
+        self.write_input(input, arena)?;
+        for (index, node) in self.body.nodes().enumerate() {
+            let node = node?;
+            self.eval(&node, arena)?;
+            after_op(Step {
+                index,
+                kind: node.op.kind(),
+                output_id: node.output,
+                output: self.view(node.output, arena)?,
+            });
+        }
+        let arena: &'r [u8] = arena;
+        Ok(Outputs {
+            logits: self.view(self.body.info.logits, arena)?,
+            embedding: self.view(self.body.info.embedding, arena)?,
+        })
+    }
+
+    /// Normalizes (and for int8 quantizes) the raw input into the input tensor's bytes.
+    fn write_input(&self, input: &[f32], arena: &mut [u8]) -> Result<()> {
+        let info = &self.body.info;
+        let slot = self.slot(info.input).ok_or(Error::ModelBadInput)?;
+        let groups = info.input_mean.len().max(1);
+        let per = input.len() / groups;
+        let norm = info.input_mean.iter().zip(info.input_std.iter());
+        let bytes = region_mut(arena, slot)?;
+        match slot.info.dtype {
+            DType::F32 => {
+                let out = f32s_mut(bytes)?;
+                for ((o_plane, x_plane), (mean, std)) in
+                    out.chunks_mut(per).zip(input.chunks(per)).zip(norm)
+                {
+                    for (o, &x) in o_plane.iter_mut().zip(x_plane) {
+                        *o = (x - mean) / std;
+                    }
+                }
+            }
+            DType::I8(q) => {
+                let out = i8s_mut(bytes);
+                for ((o_plane, x_plane), (mean, std)) in
+                    out.chunks_mut(per).zip(input.chunks(per)).zip(norm)
+                {
+                    kernels::normalize_quantize(x_plane, mean, std, q, o_plane);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one op on the arena as planned.
+    fn eval(&self, node: &Node<'_>, arena: &mut [u8]) -> Result<()> {
+        let out_slot = self.slot(node.output).ok_or(Error::KernelBadArguments)?;
+        let first = node
+            .inputs
+            .ids()
+            .first()
+            .and_then(|&id| self.slot(id))
+            .ok_or(Error::KernelBadArguments)?;
+        match ops::sharing(&node.op) {
+            Sharing::Alias if first.offset == out_slot.offset => return Ok(()),
+            Sharing::Alias => return Err(Error::KernelBadArguments),
+            Sharing::InPlace => {
+                let len = out_slot.info.bytes().ok_or(Error::KernelBadArguments)?;
+                if first.offset != out_slot.offset {
+                    let src = first.offset as usize;
+                    let end = src.checked_add(len).ok_or(Error::KernelBadArguments)?;
+                    if end > arena.len() {
+                        return Err(Error::ArenaTooSmall);
+                    }
+                    let dst = out_slot.offset as usize;
+                    if dst.checked_add(len).is_none_or(|e| e > arena.len()) {
+                        return Err(Error::ArenaTooSmall);
+                    }
+                    arena.copy_within(src..end, dst);
+                }
+                let out = out_view(out_slot, region_mut(arena, out_slot)?)?;
+                return ops::eval_in_place(node, out);
+            }
+            Sharing::None => {}
+        }
+        let out_start = out_slot.offset as usize;
+        let out_len = out_slot.info.bytes().ok_or(Error::KernelBadArguments)?;
+        let (lo, rest) = arena
+            .split_at_mut_checked(out_start)
+            .ok_or(Error::ArenaTooSmall)?;
+        let (out_bytes, hi) = rest
+            .split_at_mut_checked(out_len)
+            .ok_or(Error::ArenaTooSmall)?;
+        let (lo, hi): (&[u8], &[u8]) = (lo, hi);
+        let hi_start = out_start + out_len;
+        let mut ins: [Option<In<'_>>; crate::format::graph::MAX_OP_INPUTS] = [None; 4];
+        for (slot_in, &id) in ins.iter_mut().zip(node.inputs.ids()) {
+            let s = self.slot(id).ok_or(Error::KernelBadArguments)?;
+            let start = s.offset as usize;
+            let len = s.info.bytes().ok_or(Error::KernelBadArguments)?;
+            let end = start.checked_add(len).ok_or(Error::KernelBadArguments)?;
+            let bytes = if end <= out_start {
+                lo.get(start..end)
+            } else if start >= hi_start {
+                hi.get(start - hi_start..end - hi_start)
+            } else {
+                None
+            }
+            .ok_or(Error::KernelBadArguments)?;
+            *slot_in = Some(In {
+                info: s.info,
+                values: values(&s.info, bytes)?,
+            });
+        }
+        let n = node.inputs.ids().len();
+        let mut list: [In<'_>; 4] = [In {
+            info: out_slot.info,
+            values: Values::I8(&[]),
+        }; 4];
+        for (dst, src) in list.iter_mut().zip(ins.iter()) {
+            if let Some(v) = src {
+                *dst = *v;
+            }
+        }
+        let output = out_view(out_slot, out_bytes)?;
+        ops::eval(node, list.get(..n).unwrap_or(&[]), output)
+    }
+
+    /// A read-only view of tensor `id` after the run.
+    fn view<'r>(&self, id: u16, arena: &'r [u8]) -> Result<TensorView<'r>> {
+        let s = self.slot(id).ok_or(Error::ModelBadOutputs)?;
+        let start = s.offset as usize;
+        let len = s.info.bytes().ok_or(Error::ModelSizeOverflow)?;
+        let bytes = start
+            .checked_add(len)
+            .and_then(|end| arena.get(start..end))
+            .ok_or(Error::ArenaTooSmall)?;
+        let data = match (values(&s.info, bytes)?, s.info.dtype) {
+            (Values::F32(v), _) => TensorData::F32(v),
+            (Values::I8(v), DType::I8(quant)) => TensorData::I8 { values: v, quant },
+            _ => return Err(Error::KernelBadArguments),
+        };
+        Ok(TensorView {
+            shape: s.info.shape,
+            data,
+        })
+    }
+}
+
+/// The bytes of `slot` in the aligned arena.
+fn region_mut<'x>(arena: &'x mut [u8], slot: &Slot<'_>) -> Result<&'x mut [u8]> {
+    let start = slot.offset as usize;
+    let len = slot.info.bytes().ok_or(Error::ModelSizeOverflow)?;
+    start
+        .checked_add(len)
+        .and_then(|end| arena.get_mut(start..end))
+        .ok_or(Error::ArenaTooSmall)
+}
+
+fn values<'r>(info: &TensorInfo, bytes: &'r [u8]) -> Result<Values<'r>> {
+    Ok(match info.dtype {
+        DType::F32 => Values::F32(f32s(bytes)?),
+        DType::I8(_) => Values::I8(i8s(bytes)),
+    })
+}
+
+fn out_view<'r>(slot: &Slot<'_>, bytes: &'r mut [u8]) -> Result<Out<'r>> {
+    Ok(Out {
+        info: slot.info,
+        values: match slot.info.dtype {
+            DType::F32 => ValuesMut::F32(f32s_mut(bytes)?),
+            DType::I8(_) => ValuesMut::I8(i8s_mut(bytes)),
+        },
+    })
+}
+
+/// The ops as the planner sees them.
+#[derive(Clone)]
+struct OpIos<'a> {
+    nodes: Nodes<'a>,
+}
+
+impl Iterator for OpIos<'_> {
+    type Item = OpIo;
+
+    fn next(&mut self) -> Option<OpIo> {
+        // Every node decoded once in `Body::read`, so `ok()` never drops one.
+        let node = self.nodes.next()?.ok()?;
+        let mut inputs = [0u16; planner::MAX_OP_INPUTS];
+        let ids = node.inputs.ids();
+        for (d, &s) in inputs.iter_mut().zip(ids) {
+            *d = s;
+        }
+        Some(OpIo {
+            inputs,
+            n_inputs: ids.len() as u8,
+            output: node.output,
+            reuse: match ops::sharing(&node.op) {
+                Sharing::None => Reuse::None,
+                Sharing::Alias => Reuse::Alias,
+                Sharing::InPlace => Reuse::InPlace,
+            },
+        })
+    }
+}
+
+/// Checks the input tensor and its normalization.
+fn check_input(info: &ModelInfo<'_>, slots: &[Slot<'_>]) -> Result<()> {
+    let input = slots
+        .get(usize::from(info.input))
+        .filter(|s| s.data.is_none())
+        .ok_or(Error::ModelBadInput)?;
+    let dim0 = input.info.shape.dim(0).unwrap_or(0);
+    let (mean, std) = (info.input_mean, info.input_std);
+    let len_ok = |n: usize| n == 1 || n == dim0;
+    let ok = mean.is_whole()
+        && std.is_whole()
+        && mean.len() == std.len()
+        && len_ok(mean.len())
+        && mean.iter().all(f32::is_finite)
+        && std.iter().all(|v| v.is_finite() && v > 0.0);
+    if !ok {
+        return Err(Error::ModelBadNormalization);
+    }
+    Ok(())
+}
+
+/// Graph checks: ids in range, every input produced before it is read, one producer per
+/// tensor, arity, and each op's own `prepare`; then the logits and embedding are produced.
+fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result<()> {
+    // Ids are checked against the table (≤ T entries) before they index `produced`.
+    let mut produced = [false; T];
+    let mut set = |p: &mut [bool; T], id: u16| {
+        if let Some(b) = p.get_mut(usize::from(id)) {
+            *b = true;
+        }
+    };
+    let get = |p: &[bool; T], id: u16| p.get(usize::from(id)).copied().unwrap_or(false);
+    set(&mut produced, body.info.input);
+    for (id, s) in slots.iter().enumerate() {
+        if s.data.is_some() {
+            set(&mut produced, id as u16);
+        }
+    }
+    let mut infos = [TensorInfo {
+        shape: crate::tensor::Shape::default(),
+        dtype: DType::F32,
+    }; crate::format::graph::MAX_OP_INPUTS];
+    for (k, node) in body.nodes().enumerate() {
+        let node = node?;
+        let op = k as u16; // < op count, a u16
+        let ids = node.inputs.ids();
+        if ids.len() != node.op.kind().arity() {
+            return Err(Error::OpBadArity { op });
+        }
+        for (info, &id) in infos.iter_mut().zip(ids) {
+            let s = slots
+                .get(usize::from(id))
+                .ok_or(Error::GraphBadTensorId { op })?;
+            if !get(&produced, id) {
+                return Err(Error::GraphTensorNotProduced { op });
+            }
+            *info = s.info;
+        }
+        let out = slots
+            .get(usize::from(node.output))
+            .ok_or(Error::GraphBadTensorId { op })?;
+        if get(&produced, node.output) {
+            return Err(Error::GraphTwoProducers { op });
+        }
+        ops::prepare(op, &node, infos.get(..ids.len()).unwrap_or(&[]), &out.info)?;
+        set(&mut produced, node.output);
+    }
+    let info = body.info;
+    for id in [info.logits, info.embedding] {
+        let is_const = slots.get(usize::from(id)).is_some_and(|s| s.data.is_some());
+        if usize::from(id) >= slots.len() || !get(&produced, id) || is_const {
+            return Err(Error::ModelBadOutputs);
+        }
+    }
+    Ok(())
+}

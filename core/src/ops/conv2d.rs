@@ -1,0 +1,69 @@
+//! 2-D convolution: input `[Ci][H][W]`, weights `[Co][Ci][kh][kw]`, output `[Co][Ho][Wo]`.
+
+use super::{expect_shape, s8_io, weights, window_geometry, In, Out, Values, ValuesMut};
+use crate::error::{Error, Result};
+use crate::format::graph::{Conv2d, Weights};
+use crate::kernels::params::{ConvParams, PerChannelQuant};
+use crate::kernels::{conv2d_f32, conv2d_s8};
+use crate::tensor::TensorInfo;
+
+fn params(index: u16, p: &Conv2d<'_>, input: &TensorInfo) -> Result<(ConvParams, usize, usize)> {
+    let (window, [c, h, w, oh, ow]) = window_geometry(index, &p.window, input)?;
+    let cp = ConvParams {
+        in_channels: c,
+        h,
+        w,
+        out_channels: weights::out_channels(&p.weights),
+        window,
+        activation: p.activation,
+    };
+    Ok((cp, oh, ow))
+}
+
+pub(super) fn prepare(
+    index: u16,
+    p: &Conv2d<'_>,
+    input: &TensorInfo,
+    output: &TensorInfo,
+) -> Result<()> {
+    let (cp, oh, ow) = params(index, p, input)?;
+    if cp.out_channels == 0 {
+        return Err(Error::OpBadParam { op: index });
+    }
+    let per_out = cp
+        .in_channels
+        .checked_mul(cp.window.kh)
+        .and_then(|n| n.checked_mul(cp.window.kw))
+        .ok_or(Error::ModelSizeOverflow)?;
+    weights::check(index, &p.weights, cp.out_channels, per_out, input, output)?;
+    expect_shape(index, output, &[cp.out_channels, oh, ow])
+}
+
+pub(super) fn eval(p: &Conv2d<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
+    let (cp, _, _) = params(0, p, &input.info).map_err(|_| Error::KernelBadArguments)?;
+    match (&p.weights, input.values, output.values) {
+        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y)) => {
+            conv2d_f32(&cp, x, *weights, *bias, y)
+        }
+        (
+            Weights::S8 {
+                weights,
+                bias,
+                multiplier,
+                shift,
+            },
+            Values::I8(x),
+            ValuesMut::I8(y),
+        ) => {
+            let (input_zp, out_q) = s8_io(&input.info, &output.info)?;
+            let q = PerChannelQuant {
+                input_zp,
+                output: out_q,
+                multiplier: *multiplier,
+                shift: *shift,
+            };
+            conv2d_s8(&cp, &q, x, *weights, *bias, y)
+        }
+        _ => Err(Error::KernelBadArguments),
+    }
+}

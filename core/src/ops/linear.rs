@@ -1,0 +1,71 @@
+//! Linear on the last dim: input `[…][in]`, weights `[out][in]`, output `[…][out]`.
+
+use super::{expect_shape, weights, In, Out, Values, ValuesMut};
+use crate::error::{Error, Result};
+use crate::format::graph::{Linear, Weights};
+use crate::kernels::params::{LinearParams, PerChannelQuant};
+use crate::kernels::{linear_f32, linear_s8};
+use crate::tensor::{DType, TensorInfo};
+
+fn params(p: &Linear<'_>, input: &TensorInfo) -> LinearParams {
+    LinearParams {
+        rows: input.shape.rows(),
+        in_features: input.shape.last(),
+        out_features: weights::out_channels(&p.weights),
+        activation: p.activation,
+    }
+}
+
+pub(super) fn prepare(
+    index: u16,
+    p: &Linear<'_>,
+    input: &TensorInfo,
+    output: &TensorInfo,
+) -> Result<()> {
+    let lp = params(p, input);
+    if lp.out_features == 0 {
+        return Err(Error::OpBadParam { op: index });
+    }
+    weights::check(index, &p.weights, lp.out_features, lp.in_features, input, output)?;
+    let mut dims = [0usize; crate::tensor::MAX_RANK];
+    let rank = input.shape.rank();
+    for (d, &v) in dims.iter_mut().zip(input.shape.dims()) {
+        *d = usize::from(v);
+    }
+    if let Some(last) = dims.get_mut(rank.wrapping_sub(1)) {
+        *last = lp.out_features;
+    }
+    expect_shape(index, output, dims.get(..rank).unwrap_or(&[]))
+}
+
+pub(super) fn eval(p: &Linear<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
+    let lp = params(p, &input.info);
+    match (&p.weights, input.values, output.values, output.info.dtype) {
+        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y), _) => {
+            linear_f32(&lp, x, *weights, *bias, y)
+        }
+        (
+            Weights::S8 {
+                weights,
+                bias,
+                multiplier,
+                shift,
+            },
+            Values::I8(x),
+            ValuesMut::I8(y),
+            DType::I8(out_q),
+        ) => {
+            let DType::I8(in_q) = input.info.dtype else {
+                return Err(Error::KernelBadArguments);
+            };
+            let q = PerChannelQuant {
+                input_zp: in_q.zero_point,
+                output: out_q,
+                multiplier: *multiplier,
+                shift: *shift,
+            };
+            linear_s8(&lp, &q, x, *weights, *bias, y)
+        }
+        _ => Err(Error::KernelBadArguments),
+    }
+}

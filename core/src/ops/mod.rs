@@ -1,0 +1,193 @@
+//! One file per op: `prepare` (checks parameters, dtypes and that the output tensor's shape is the
+//! one the op computes; runs once at load) and `eval` (builds the kernel's parameter struct and
+//! calls the kernel for the input's dtype). This module holds the dispatch on [`Op`] and the
+//! typed tensor views the interpreter hands to `eval`.
+
+mod activation;
+mod add;
+mod conv2d;
+mod depthwise_conv2d;
+mod linear;
+mod mean;
+mod pool2d;
+mod reshape;
+mod softmax;
+mod weights;
+
+use crate::error::{Error, Result};
+use crate::format::graph::{Node, Op};
+use crate::tensor::{DType, TensorInfo};
+
+/// Input values of an op, borrowed from the arena (read-only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Values<'r> {
+    /// f32 values.
+    F32(&'r [f32]),
+    /// int8 values.
+    I8(&'r [i8]),
+}
+
+/// Output values of an op, borrowed from the arena.
+#[derive(Debug)]
+pub(crate) enum ValuesMut<'r> {
+    /// f32 values.
+    F32(&'r mut [f32]),
+    /// int8 values.
+    I8(&'r mut [i8]),
+}
+
+/// A tensor an op reads: its info and values.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct In<'r> {
+    pub info: TensorInfo,
+    pub values: Values<'r>,
+}
+
+/// The tensor an op writes.
+#[derive(Debug)]
+pub(crate) struct Out<'r> {
+    pub info: TensorInfo,
+    pub values: ValuesMut<'r>,
+}
+
+/// How an op's output may share memory with its first input (for the planner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// Its own buffer, disjoint from every live tensor.
+    None,
+    /// Always the same bytes as input 0 (Reshape).
+    Alias,
+    /// Input 0's bytes when input 0 is not needed afterwards (elementwise unary ops), else its
+    /// own buffer; [`eval_in_place`] then runs on the output after a copy.
+    InPlace,
+}
+
+/// How `op`'s output may share memory with its input.
+pub(crate) fn sharing(op: &Op<'_>) -> Sharing {
+    match op {
+        Op::Reshape => Sharing::Alias,
+        Op::Activation(_) => Sharing::InPlace,
+        _ => Sharing::None,
+    }
+}
+
+/// Checks op `index` against its input and output tensors (arity already checked).
+pub(crate) fn prepare(
+    index: u16,
+    node: &Node<'_>,
+    inputs: &[TensorInfo],
+    output: &TensorInfo,
+) -> Result<()> {
+    let one = || inputs.first().copied().ok_or(Error::OpBadArity { op: index });
+    match &node.op {
+        Op::Linear(p) => linear::prepare(index, p, &one()?, output),
+        Op::Conv2d(p) => conv2d::prepare(index, p, &one()?, output),
+        Op::DepthwiseConv2d(p) => depthwise_conv2d::prepare(index, p, &one()?, output),
+        Op::Add(p) => match inputs {
+            [a, b] => add::prepare(index, p, a, b, output),
+            _ => Err(Error::OpBadArity { op: index }),
+        },
+        Op::MaxPool2d(p) => pool2d::prepare(index, p, &one()?, output),
+        Op::AvgPool2d(p) => pool2d::prepare(index, p, &one()?, output),
+        Op::Mean => mean::prepare(index, &one()?, output),
+        Op::Reshape => reshape::prepare(index, &one()?, output),
+        Op::Softmax(p) => softmax::prepare(index, p, &one()?, output),
+        Op::Activation(_) => activation::prepare(index, &one()?, output),
+    }
+}
+
+/// Runs a prepared op whose output does not share memory with its inputs.
+pub(crate) fn eval(node: &Node<'_>, inputs: &[In<'_>], output: Out<'_>) -> Result<()> {
+    let one = || inputs.first().copied().ok_or(Error::KernelBadArguments);
+    match &node.op {
+        Op::Linear(p) => linear::eval(p, &one()?, output),
+        Op::Conv2d(p) => conv2d::eval(p, &one()?, output),
+        Op::DepthwiseConv2d(p) => depthwise_conv2d::eval(p, &one()?, output),
+        Op::Add(p) => match inputs {
+            [a, b] => add::eval(p, a, b, output),
+            _ => Err(Error::KernelBadArguments),
+        },
+        Op::MaxPool2d(p) => pool2d::eval_max(p, &one()?, output),
+        Op::AvgPool2d(p) => pool2d::eval_avg(p, &one()?, output),
+        Op::Mean => mean::eval(&one()?, output),
+        Op::Softmax(p) => softmax::eval(p, &one()?, output),
+        Op::Activation(_) | Op::Reshape => Err(Error::KernelBadArguments),
+    }
+}
+
+/// Runs an op that works in place on its output (which already holds the input's values).
+pub(crate) fn eval_in_place(node: &Node<'_>, output: Out<'_>) -> Result<()> {
+    match &node.op {
+        Op::Activation(p) => activation::eval_in_place(p, output),
+        Op::Reshape => Ok(()),
+        _ => Err(Error::KernelBadArguments),
+    }
+}
+
+/// The input's zero point for an int8 tensor, or `OpUnsupportedDType`.
+pub(crate) fn i8_quant(index: u16, t: &TensorInfo) -> Result<crate::tensor::QuantParams> {
+    match t.dtype {
+        DType::I8(q) => Ok(q),
+        DType::F32 => Err(Error::OpUnsupportedDType { op: index }),
+    }
+}
+
+/// `Ok` when `t` has exactly `shape`'s dims, else `ShapeMismatch`.
+pub(crate) fn expect_shape(index: u16, t: &TensorInfo, dims: &[usize]) -> Result<()> {
+    let same = t.shape.rank() == dims.len()
+        && t.shape.dims().iter().zip(dims).all(|(&a, &b)| usize::from(a) == b);
+    if same {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch { op: index })
+    }
+}
+
+/// `Ok` when input and output dtypes are equal (int8: same quantization), else
+/// `OpUnsupportedDType`.
+pub(crate) fn same_dtype(index: u16, a: &TensorInfo, b: &TensorInfo) -> Result<()> {
+    if a.dtype == b.dtype {
+        Ok(())
+    } else {
+        Err(Error::OpUnsupportedDType { op: index })
+    }
+}
+
+/// A windowed op's geometry: input `(c, h, w)` and output `(oh, ow)`; `ShapeMismatch` for a
+/// non-rank-3 input or a window that does not fit, `OpBadParam` for a zero kernel/stride or a
+/// padding not below the kernel.
+pub(crate) fn window_geometry(
+    index: u16,
+    spec: &crate::format::graph::WindowSpec,
+    input: &TensorInfo,
+) -> Result<(crate::kernels::params::Window, [usize; 5])> {
+    let w = spec.window();
+    let bad_param = w.kh == 0
+        || w.kw == 0
+        || w.sh == 0
+        || w.sw == 0
+        || w.pad_top >= w.kh
+        || w.pad_bottom >= w.kh
+        || w.pad_left >= w.kw
+        || w.pad_right >= w.kw;
+    if bad_param {
+        return Err(Error::OpBadParam { op: index });
+    }
+    let (c, h, wd) = input
+        .shape
+        .as_chw()
+        .ok_or(Error::ShapeMismatch { op: index })?;
+    let (oh, ow) = w.out_dims(h, wd).ok_or(Error::ShapeMismatch { op: index })?;
+    Ok((w, [c, h, wd, oh, ow]))
+}
+
+/// `(zero point of the input, output quantization)` of an int8 op, or `KernelBadArguments`.
+pub(crate) fn s8_io(
+    input: &TensorInfo,
+    output: &TensorInfo,
+) -> Result<(i8, crate::tensor::QuantParams)> {
+    match (input.dtype, output.dtype) {
+        (DType::I8(i), DType::I8(o)) => Ok((i.zero_point, o)),
+        _ => Err(Error::KernelBadArguments),
+    }
+}
