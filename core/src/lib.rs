@@ -58,6 +58,9 @@ pub mod kernels;
 mod layer;
 mod metadata;
 mod plan;
+// The graph interpreter (in progress) calls it at load time.
+#[allow(dead_code)]
+mod planner;
 pub mod quant;
 pub mod samples;
 mod tensor;
