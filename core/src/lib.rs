@@ -59,7 +59,7 @@ mod layer;
 mod metadata;
 mod plan;
 // The graph interpreter (in progress) calls it at load time.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod planner;
 pub mod quant;
 pub mod samples;

@@ -76,7 +76,9 @@ pub fn greedy(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) 
             .checked_add(size)
             .ok_or(Error::ModelSizeOverflow)?;
         high_water = high_water.max(end);
-        *offsets.get_mut(usize::from(id)).ok_or(Error::PlanCapacity)? = candidate;
+        *offsets
+            .get_mut(usize::from(id))
+            .ok_or(Error::PlanCapacity)? = candidate;
 
         // Keep order[..=i] sorted by offset: move `id` in front of the first larger offset.
         let pos = placed
@@ -94,11 +96,9 @@ pub fn greedy(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) 
 /// Size descending, then `first` ascending, then index ascending: a total order on buffer ids.
 fn placement_order(lifetimes: &[Lifetime], a: u16, b: u16) -> Ordering {
     let key = |i: u16| {
-        lifetimes
-            .get(usize::from(i))
-            .map_or((0, usize::MAX), |lt| {
-                (align_up(lt.size).unwrap_or(usize::MAX), lt.first)
-            })
+        lifetimes.get(usize::from(i)).map_or((0, usize::MAX), |lt| {
+            (align_up(lt.size).unwrap_or(usize::MAX), lt.first)
+        })
     };
     let ((size_a, first_a), (size_b, first_b)) = (key(a), key(b));
     size_b

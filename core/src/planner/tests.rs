@@ -350,11 +350,23 @@ fn liveness_errors() {
     // Reuse: size mismatch, no input, alias of a constant.
     let e = run(&[4, 8], &[false; 2], 0, &[1], &[op(&[0], 1, Reuse::Alias)]);
     assert_eq!(e.unwrap_err(), Error::PlanBadReuse { op: 0 });
-    let e = run(&[4, 8], &[false; 2], 0, &[1], &[op(&[0], 1, Reuse::InPlace)]);
+    let e = run(
+        &[4, 8],
+        &[false; 2],
+        0,
+        &[1],
+        &[op(&[0], 1, Reuse::InPlace)],
+    );
     assert_eq!(e.unwrap_err(), Error::PlanBadReuse { op: 0 });
     let e = run(&[4, 4], &[false; 2], 0, &[1], &[op(&[], 1, Reuse::InPlace)]);
     assert_eq!(e.unwrap_err(), Error::PlanBadReuse { op: 0 });
-    let e = run(&[4; 3], &[false, true, false], 0, &[2], &[op(&[1], 2, Reuse::Alias)]);
+    let e = run(
+        &[4; 3],
+        &[false, true, false],
+        0,
+        &[2],
+        &[op(&[1], 2, Reuse::Alias)],
+    );
     assert_eq!(e.unwrap_err(), Error::PlanBadReuse { op: 0 });
     // Graph tensors: input out of range or constant, output never produced.
     let e = run(&[4; 3], &f, 3, &[2], &[none(&[0], 2)]);
@@ -457,8 +469,9 @@ fn dag(input_size: usize, n_const: usize, raw: &[RawOp], out_mask: u64) -> Dag {
         let out = bytes.len() as u16;
         let mut inputs = [0u16; MAX_OP_INPUTS];
         inputs[0] = activations[usize::from(r.inputs[0]) % activations.len()];
-        for j in 1..usize::from(r.n_inputs) {
-            inputs[j] = r.inputs[j] % out;
+        let used = usize::from(r.n_inputs);
+        for (slot, raw) in inputs.iter_mut().zip(r.inputs).take(used).skip(1) {
+            *slot = raw % out;
         }
         let reuse = [Reuse::None, Reuse::Alias, Reuse::InPlace][usize::from(r.reuse)];
         let size = match reuse {
@@ -521,7 +534,10 @@ fn check_layout(lifetimes: &[Lifetime], offsets: &[usize], high: usize) {
             if a.intersects(b) {
                 let ra = (offsets[i], align_up(a.size).unwrap());
                 let rb = (offsets[j], align_up(b.size).unwrap());
-                assert!(!overlap(ra, rb), "buffers {i} {a:?}@{ra:?} and {j} {b:?}@{rb:?}");
+                assert!(
+                    !overlap(ra, rb),
+                    "buffers {i} {a:?}@{ra:?} and {j} {b:?}@{rb:?}"
+                );
             }
         }
     }
@@ -532,7 +548,10 @@ fn check_layout(lifetimes: &[Lifetime], offsets: &[usize], high: usize) {
             .filter(|l| l.first <= k && k <= l.last)
             .map(|l| align_up(l.size).unwrap())
             .sum();
-        assert!(live <= high, "{live} bytes live at op {k}, high water {high}");
+        assert!(
+            live <= high,
+            "{live} bytes live at op {k}, high water {high}"
+        );
     }
     // (iii)
     let total: usize = lifetimes.iter().map(|l| align_up(l.size).unwrap()).sum();
@@ -553,13 +572,21 @@ fn check_no_clobber(d: &Dag, p: &Planned) {
     for &t in &d.outputs {
         last[usize::from(t)] = Some(n_ops);
     }
-    let range = |t: u16| (p.tensor_offset(t).unwrap(), align_up(d.bytes[usize::from(t)]).unwrap());
+    let range = |t: u16| {
+        (
+            p.tensor_offset(t).unwrap(),
+            align_up(d.bytes[usize::from(t)]).unwrap(),
+        )
+    };
     for (t, &c) in d.consts.iter().enumerate() {
         assert_eq!(c, p.buffer_of[t] == X, "tensor {t}");
     }
     for (k, o) in d.ops.iter().enumerate() {
         if o.reuse == Reuse::Alias {
-            assert_eq!(p.buffer_of[usize::from(o.output)], p.buffer_of[usize::from(o.inputs[0])]);
+            assert_eq!(
+                p.buffer_of[usize::from(o.output)],
+                p.buffer_of[usize::from(o.inputs[0])]
+            );
             continue; // a view: writes nothing
         }
         let out = range(o.output);
