@@ -144,6 +144,32 @@ pub enum Error {
     SamplesBadHeader,
     /// A sample or dump record does not have the length its header implies.
     SamplesBadLength,
+    // planner
+    /// An op has a tensor id out of range or more than `MAX_OP_INPUTS` inputs.
+    PlanBadTensorId {
+        /// Index of the op.
+        op: usize,
+    },
+    /// An op writes a constant, the graph input or an already produced tensor, or reads a tensor
+    /// that is neither a constant nor produced yet.
+    PlanBadProducer {
+        /// Index of the op.
+        op: usize,
+    },
+    /// An alias or in-place op has no input, an input 0 of another byte size, or aliases a constant.
+    PlanBadReuse {
+        /// Index of the op.
+        op: usize,
+    },
+    /// The graph input or an output is out of range or a constant, or an output is never produced.
+    PlanBadGraphTensor,
+    /// The planner's storage is too small (buffers, order, offsets) or its per-tensor slices differ in length.
+    PlanCapacity,
+    /// A buffer's lifetime ends before it starts.
+    PlanBadLifetime {
+        /// Index of the buffer.
+        buffer: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -283,6 +309,38 @@ impl fmt::Display for Error {
                 "a sample or dump record does not have the length its header implies",
                 None,
             ),
+            // planner
+            PlanBadTensorId { op } => {
+                return write!(
+                    f,
+                    "op {op}: an op has a tensor id out of range or more than `MAX_OP_INPUTS` inputs"
+                )
+            }
+            PlanBadProducer { op } => {
+                return write!(
+                    f,
+                    "op {op}: an op writes a constant, the graph input or an already produced tensor, \
+                     or reads a tensor that is neither a constant nor produced yet"
+                )
+            }
+            PlanBadReuse { op } => {
+                return write!(
+                    f,
+                    "op {op}: an alias or in-place op has no input, an input 0 of another byte size, \
+                     or aliases a constant"
+                )
+            }
+            PlanBadGraphTensor => (
+                "the graph input or an output is out of range or a constant, or an output is never produced",
+                None,
+            ),
+            PlanCapacity => (
+                "the planner's storage is too small (buffers, order, offsets) or its per-tensor slices differ in length",
+                None,
+            ),
+            PlanBadLifetime { buffer } => {
+                return write!(f, "buffer {buffer}: a buffer's lifetime ends before it starts")
+            }
         };
         match at {
             Some((what, i)) => write!(f, "{what} {i}: {msg}"),

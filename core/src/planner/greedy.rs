@@ -1,0 +1,108 @@
+//! Greedy offset assignment (the scheme of tflite-micro's `GreedyMemoryPlanner`).
+//!
+//! Buffers are placed one at a time, largest first (by size rounded up to `ARENA_ALIGN`; ties: earlier `first`, then lower index — a
+//! total order, so the result does not depend on the sort's stability). Each buffer goes to the
+//! lowest offset at which it overlaps, in memory, no already placed buffer whose lifetime
+//! intersects its own. Large buffers placed first leave gaps that the small ones fill.
+//!
+//! The placed buffers are kept sorted by offset (in the front of the caller's `order` slice), so
+//! finding the lowest fitting offset is one scan: starting from `candidate = 0`, for each placed
+//! buffer `p` live at the same time, in ascending offset order, stop if the gap
+//! `p.offset − candidate` holds the buffer, else `candidate = max(candidate, p.offset + p.size)`.
+//! Every buffer before the stop ends at or below `candidate` and every one after starts at or
+//! above `p.offset ≥ candidate + size`, so the offset is free; and no lower offset is, since each
+//! lower gap was tried. `O(n²)` time, no allocation.
+
+use core::cmp::Ordering;
+
+use crate::arena::align_up;
+use crate::error::{Error, Result};
+
+use super::liveness::Lifetime;
+
+/// Assigns `offsets[i]` to each buffer `lifetimes[i]` and returns the high-water mark
+/// `max(offsets[i] + size_i)` (0 without buffers), where `size_i` is `lifetimes[i].size` rounded
+/// up to `ARENA_ALIGN`.
+///
+/// Guarantees: every offset is a multiple of `ARENA_ALIGN`; two buffers whose lifetimes
+/// [intersect](Lifetime::intersects) occupy disjoint byte ranges `[offset, offset + size)`;
+/// the high-water mark is at least the bytes live at any one op index and at most the sum of all
+/// sizes.
+///
+/// `order` and `offsets` need at least `lifetimes.len()` entries (extra ones are left alone);
+/// on return `order[..n]` lists the buffers by ascending offset. At most `u16::MAX` buffers.
+///
+/// Errors: [`Error::PlanCapacity`], [`Error::PlanBadLifetime`] (`first > last`),
+/// [`Error::ModelSizeOverflow`]. Never panics.
+pub fn greedy(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) -> Result<usize> {
+    let n = lifetimes.len();
+    if n > usize::from(u16::MAX) {
+        return Err(Error::PlanCapacity);
+    }
+    let order = order.get_mut(..n).ok_or(Error::PlanCapacity)?;
+    let offsets = offsets.get_mut(..n).ok_or(Error::PlanCapacity)?;
+    for (i, (lt, slot)) in lifetimes.iter().zip(order.iter_mut()).enumerate() {
+        if lt.first > lt.last {
+            return Err(Error::PlanBadLifetime { buffer: i });
+        }
+        align_up(lt.size).ok_or(Error::ModelSizeOverflow)?;
+        *slot = u16::try_from(i).map_err(|_| Error::PlanCapacity)?;
+    }
+    order.sort_unstable_by(|&a, &b| placement_order(lifetimes, a, b));
+
+    let mut high_water = 0usize;
+    for i in 0..n {
+        let (placed, rest) = order.split_at_mut(i);
+        let id = *rest.first().ok_or(Error::PlanCapacity)?;
+        let want = *lifetimes.get(usize::from(id)).ok_or(Error::PlanCapacity)?;
+        let size = align_up(want.size).ok_or(Error::ModelSizeOverflow)?;
+
+        let mut candidate = 0usize;
+        for &p in placed.iter() {
+            let other = lifetimes.get(usize::from(p)).ok_or(Error::PlanCapacity)?;
+            if !other.intersects(&want) {
+                continue;
+            }
+            let start = *offsets.get(usize::from(p)).ok_or(Error::PlanCapacity)?;
+            if start >= candidate && start - candidate >= size {
+                break;
+            }
+            let end = align_up(other.size)
+                .and_then(|s| start.checked_add(s))
+                .ok_or(Error::ModelSizeOverflow)?;
+            candidate = candidate.max(end);
+        }
+        let end = candidate
+            .checked_add(size)
+            .ok_or(Error::ModelSizeOverflow)?;
+        high_water = high_water.max(end);
+        *offsets
+            .get_mut(usize::from(id))
+            .ok_or(Error::PlanCapacity)? = candidate;
+
+        // Keep order[..=i] sorted by offset: move `id` in front of the first larger offset.
+        let pos = placed
+            .iter()
+            .position(|&p| offsets.get(usize::from(p)).is_some_and(|&o| o > candidate))
+            .unwrap_or(i);
+        order
+            .get_mut(pos..=i)
+            .ok_or(Error::PlanCapacity)?
+            .rotate_right(1);
+    }
+    Ok(high_water)
+}
+
+/// Size descending, then `first` ascending, then index ascending: a total order on buffer ids.
+fn placement_order(lifetimes: &[Lifetime], a: u16, b: u16) -> Ordering {
+    let key = |i: u16| {
+        lifetimes.get(usize::from(i)).map_or((0, usize::MAX), |lt| {
+            (align_up(lt.size).unwrap_or(usize::MAX), lt.first)
+        })
+    };
+    let ((size_a, first_a), (size_b, first_b)) = (key(a), key(b));
+    size_b
+        .cmp(&size_a)
+        .then(first_a.cmp(&first_b))
+        .then(a.cmp(&b))
+}
