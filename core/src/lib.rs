@@ -53,6 +53,7 @@ extern crate std;
 mod arena;
 mod engine;
 mod error;
+pub mod fixedpoint;
 pub mod format;
 pub mod kernels;
 mod layer;
