@@ -103,6 +103,7 @@ extern crate std;
 
 mod arena;
 mod error;
+pub mod fixedpoint;
 pub mod format;
 mod interpreter;
 pub mod kernels;

@@ -179,6 +179,144 @@ pub fn multiplier_is_valid(multiplier: i32, shift: i32) -> bool {
         || (multiplier >= MULTIPLIER_MIN && (SHIFT_MIN..=SHIFT_MAX).contains(&shift))
 }
 
+/// TFLite's `QuantizeMultiplier` as built by default (double rounding, no
+/// `TFLITE_SINGLE_ROUNDING`): like [`quantize_multiplier`] but a shift above 30 is kept, not
+/// saturated (softmax's capped multiplier `2^31 − 1` has shift 31). `real` must be finite.
+fn quantize_multiplier_unsaturated(real: f64) -> (i32, i32) {
+    if real == 0.0 {
+        return (0, 0);
+    }
+    let (q, mut shift) = libm::frexp(real);
+    let mut q_fixed = libm::round(q * (1i64 << 31) as f64) as i64;
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < SHIFT_MIN {
+        return (0, 0);
+    }
+    (q_fixed as i32, shift)
+}
+
+/// TFLite `QuantizeMultiplierSmallerThanOneExp`: `real` must lie in `(0, 1)` and give a shift
+/// `≤ 0` (TFLite aborts otherwise; here `None`).
+fn quantize_multiplier_smaller_than_one(real: f64) -> Option<(i32, i32)> {
+    if !(real > 0.0 && real < 1.0) {
+        return None;
+    }
+    let (m, shift) = quantize_multiplier_unsaturated(real);
+    (shift <= 0).then_some((m, shift))
+}
+
+/// The parameters of an int8 ADD (equal shapes), exactly TFLite-Micro's `CalculateOpDataAdd`
+/// for int8 (see [`AddS8Params`](crate::kernels::params::AddS8Params)):
+///
+/// - `left_shift = 20`;
+/// - `twice_max = 2 · max(s1, s2)` (max in f32, then f64);
+/// - `m1 = s1 / twice_max`, `m2 = s2 / twice_max`, `m_out = twice_max / (2^20 · s_out)`, all
+///   f64, each split by `QuantizeMultiplierSmallerThanOneExp` into a Q0.31 multiplier and a
+///   shift `≤ 0`;
+/// - `(act_min, act_max) = `[`activation_range`]`(activation, out)`.
+///
+/// `None` when a scale is not finite and positive, or when a real multiplier is not in `(0, 1)`
+/// or rounds up to shift 1 (where TFLite's `TFLITE_CHECK`s abort), e.g. `m_out ≥ 1` when the
+/// output scale is below `2 · max(s1, s2) / 2^20`.
+pub fn add_s8_params(
+    in1: QuantParams,
+    in2: QuantParams,
+    out: QuantParams,
+    activation: crate::tensor::Activation,
+) -> Option<crate::kernels::params::AddS8Params> {
+    if !(in1.is_valid() && in2.is_valid() && out.is_valid()) {
+        return None;
+    }
+    const LEFT_SHIFT: i32 = 20;
+    let twice_max_input_scale = 2.0 * f64::from(in1.scale.max(in2.scale));
+    let real_input1_multiplier = f64::from(in1.scale) / twice_max_input_scale;
+    let real_input2_multiplier = f64::from(in2.scale) / twice_max_input_scale;
+    let real_output_multiplier =
+        twice_max_input_scale / (f64::from(1i32 << LEFT_SHIFT) * f64::from(out.scale));
+    let (input1_multiplier, input1_shift) =
+        quantize_multiplier_smaller_than_one(real_input1_multiplier)?;
+    let (input2_multiplier, input2_shift) =
+        quantize_multiplier_smaller_than_one(real_input2_multiplier)?;
+    let (output_multiplier, output_shift) =
+        quantize_multiplier_smaller_than_one(real_output_multiplier)?;
+    let (act_min, act_max) = activation_range(activation, out);
+    Some(crate::kernels::params::AddS8Params {
+        input1_zp: i32::from(in1.zero_point),
+        input2_zp: i32::from(in2.zero_point),
+        output_zp: i32::from(out.zero_point),
+        left_shift: LEFT_SHIFT,
+        input1_multiplier,
+        input1_shift,
+        input2_multiplier,
+        input2_shift,
+        output_multiplier,
+        output_shift,
+        act_min,
+        act_max,
+    })
+}
+
+/// Integer bits of the scaled input differences of TFLite's int8 softmax (Q5.26).
+pub const SOFTMAX_SCALED_DIFF_INTEGER_BITS: i32 = 5;
+
+/// The parameters of an int8 Softmax over the last dim, exactly TFLite-Micro's
+/// `CalculateSoftmaxParams` for int8 in and out:
+///
+/// - `PreprocessSoftmaxScaling(beta, input_scale, 5)`: the real multiplier
+///   `min(beta · input_scale · 2^26, 2^31 − 1)` (f64) is split by `QuantizeMultiplierGreaterThanOne`
+///   into `(input_multiplier, input_left_shift)` (`left_shift ∈ [1, 31]`; TFLite's default
+///   double-rounding build does not saturate a shift of 31, and neither does this);
+/// - `CalculateInputRadius(5, input_left_shift, 31)`: `radius = floor(31 · 2^26 / 2^left_shift)`
+///   (f64) and `diff_min = −radius`.
+///
+/// `None` when `input_scale` is not finite and positive, when the real multiplier is NaN or
+/// `≤ 1` (TFLite's `QuantizeMultiplierGreaterThanOne` check aborts: `beta · input_scale` must
+/// exceed `2^−26`), when `depth` is 0 or above
+/// [`MAX_SOFTMAX_S8_DEPTH`](crate::kernels::MAX_SOFTMAX_S8_DEPTH), or when `rows · depth`
+/// overflows.
+pub fn softmax_s8_params(
+    beta: f32,
+    input_scale: f32,
+    rows: usize,
+    depth: usize,
+) -> Option<crate::kernels::params::SoftmaxS8Params> {
+    let scale_ok = input_scale.is_finite() && input_scale > 0.0;
+    if !scale_ok || depth == 0 || depth > crate::kernels::MAX_SOFTMAX_S8_DEPTH {
+        return None;
+    }
+    rows.checked_mul(depth)?;
+    let bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS;
+    let max_real_multiplier = ((1i64 << 31) - 1) as f64;
+    let real = f64::from(beta) * f64::from(input_scale) * f64::from(1i32 << (31 - bits));
+    // std::min<double>(real, max): NaN stays NaN and fails the check below.
+    let real = if max_real_multiplier < real {
+        max_real_multiplier
+    } else {
+        real
+    };
+    if !(real > 1.0) {
+        return None;
+    }
+    let (input_multiplier, input_left_shift) = quantize_multiplier_unsaturated(real);
+    if input_left_shift < 0 {
+        return None;
+    }
+    // CalculateInputRadius(5, left_shift, 31).
+    let max_input_rescaled = f64::from((1i32 << bits) - 1) * (1i64 << (31 - bits)) as f64
+        / (1i64 << input_left_shift) as f64;
+    let radius = libm::floor(max_input_rescaled) as i32;
+    Some(crate::kernels::params::SoftmaxS8Params {
+        rows,
+        depth,
+        input_multiplier,
+        input_left_shift,
+        diff_min: -radius,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +448,86 @@ mod tests {
         assert_eq!(activation_range(Activation::Relu6, q(0.04, 3)), (3, 127));
         // 6 / 0.048 = 125.00000 in f32 → 125; 6 / 0.0235 = 255.3 → 255 − 128 = 127.
         assert_eq!(activation_range(Activation::Relu6, q(0.048, -128)), (-128, -3));
+    }
+
+    #[test]
+    fn add_params_follow_tflite_prepare() {
+        use crate::tensor::Activation;
+        let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
+        // Equal input scales: both real multipliers are exactly 1/2 → (2^30, 0).
+        let p = add_s8_params(q(0.5, -3), q(0.5, 7), q(1.0, 2), Activation::None).unwrap();
+        assert_eq!((p.input1_multiplier, p.input1_shift), (1 << 30, 0));
+        assert_eq!((p.input2_multiplier, p.input2_shift), (1 << 30, 0));
+        // m_out = 1 / (2^20 · 1) = 2^−20 → 0.5 · 2^−19 → (2^30, −19).
+        assert_eq!((p.output_multiplier, p.output_shift), (1 << 30, -19));
+        assert_eq!((p.input1_zp, p.input2_zp, p.output_zp), (-3, 7, 2));
+        assert_eq!((p.left_shift, p.act_min, p.act_max), (20, -128, 127));
+        // s1 = 0.25, s2 = 0.5: m1 = 1/4 → (2^30, −1); ReLU clamps at the output zero point.
+        let p = add_s8_params(q(0.25, 0), q(0.5, 0), q(0.75, -10), Activation::Relu).unwrap();
+        assert_eq!((p.input1_multiplier, p.input1_shift), (1 << 30, -1));
+        assert_eq!((p.input2_multiplier, p.input2_shift), (1 << 30, 0));
+        // m_out = 1 / (2^20 · 0.75) = (4/3) · 2^−20 = (2/3) · 2^−19: round(2/3 · 2^31), shift −19.
+        let m = libm::round(2.0 / 3.0 * 2_147_483_648.0) as i32;
+        assert_eq!((p.output_multiplier, p.output_shift), (m, -19));
+        assert_eq!((p.act_min, p.act_max), (-10, 127));
+        // A non-dyadic ratio, checked against an independent frexp: s1/(2·s2).
+        let (s1, s2, so) = (0.0123f32, 0.0371f32, 0.05f32);
+        let p = add_s8_params(q(s1, 0), q(s2, 0), q(so, 0), Activation::None).unwrap();
+        let real = f64::from(s1) / (2.0 * f64::from(s2));
+        let got = f64::from(p.input1_multiplier) * libm::pow(2.0, f64::from(p.input1_shift - 31));
+        assert!((got - real).abs() < real * 1e-9);
+    }
+
+    #[test]
+    fn add_params_reject_what_tflite_rejects() {
+        use crate::tensor::Activation;
+        let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
+        let ok = q(0.1, 0);
+        assert!(add_s8_params(q(0.0, 0), ok, ok, Activation::None).is_none());
+        assert!(add_s8_params(ok, q(f32::NAN, 0), ok, Activation::None).is_none());
+        assert!(add_s8_params(ok, ok, q(f32::INFINITY, 0), Activation::None).is_none());
+        assert!(add_s8_params(ok, ok, q(-0.1, 0), Activation::None).is_none());
+        // m_out = 0.2 / (2^20 · s_out) ≥ 1 when s_out ≤ 0.2 / 2^20.
+        assert!(add_s8_params(ok, ok, q(1e-7, 0), Activation::None).is_none());
+        assert!(add_s8_params(ok, ok, q(1e-6, 0), Activation::None).is_some());
+        // A tiny input-1 multiplier flushes to (0, 0), which TFLite accepts.
+        let p = add_s8_params(q(1e-30, 0), q(1.0, 0), q(1.0, 0), Activation::None).unwrap();
+        assert_eq!((p.input1_multiplier, p.input1_shift), (0, 0));
+    }
+
+    #[test]
+    fn softmax_params_follow_tflite_prepare() {
+        // beta · scale · 2^26 with scale = 1/16: 2^22 = 0.5 · 2^23 → (2^30, 23);
+        // radius = floor(31 · 2^26 / 2^23) = 248.
+        let p = softmax_s8_params(1.0, 0.0625, 3, 10).unwrap();
+        assert_eq!((p.rows, p.depth), (3, 10));
+        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (1 << 30, 23, -248));
+        // scale = 0.1: 6710886.4 = 0.8 · 2^23; radius = floor(31 · 8) = 248.
+        let p = softmax_s8_params(1.0, 0.1, 1, 4).unwrap();
+        let m = libm::round(f64::from(0.1f32) * 67_108_864.0 / 8_388_608.0 * 2_147_483_648.0);
+        assert_eq!((p.input_multiplier, p.input_left_shift), (m as i32, 23));
+        assert_eq!(p.diff_min, -248);
+        // Huge beta · scale: capped at 2^31 − 1 → shift 31 (not saturated), radius 0.
+        let p = softmax_s8_params(1e6, 100.0, 1, 4).unwrap();
+        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (i32::MAX, 31, 0));
+        // scale = 3/4 · 2^−5: real = 0.75 · 2^21 → (3 · 2^29, 21), radius = 31 · 2^5 = 992.
+        let p = softmax_s8_params(1.0, 0.75 / 32.0, 1, 4).unwrap();
+        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (3 << 29, 21, -992));
+    }
+
+    #[test]
+    fn softmax_params_reject_what_tflite_rejects() {
+        // beta · scale · 2^26 ≤ 1.
+        assert!(softmax_s8_params(1.0, 1.0 / 67_108_864.0, 1, 4).is_none());
+        assert!(softmax_s8_params(1.0, 2.0 / 67_108_864.0, 1, 4).is_some());
+        assert!(softmax_s8_params(-1.0, 0.1, 1, 4).is_none());
+        assert!(softmax_s8_params(f32::NAN, 0.1, 1, 4).is_none());
+        assert!(softmax_s8_params(1.0, 0.0, 1, 4).is_none());
+        assert!(softmax_s8_params(1.0, f32::INFINITY, 1, 4).is_none());
+        assert!(softmax_s8_params(1.0, 0.1, 1, 0).is_none());
+        let max = crate::kernels::MAX_SOFTMAX_S8_DEPTH;
+        assert!(softmax_s8_params(1.0, 0.1, 1, max).is_some());
+        assert!(softmax_s8_params(1.0, 0.1, 1, max + 1).is_none());
+        assert!(softmax_s8_params(1.0, 0.1, usize::MAX, 2).is_none());
     }
 }

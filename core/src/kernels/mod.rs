@@ -360,3 +360,50 @@ mod tests {
         assert_eq!(sum_f32(&[1.0; 17]), 17.0);
     }
 }
+
+mod activation_f32;
+mod add_f32;
+mod add_s8;
+mod avg_pool2d_f32;
+mod avg_pool2d_s8;
+mod clamp_s8;
+mod softmax_f32;
+mod softmax_s8;
+
+pub use activation_f32::activation_f32;
+pub use add_f32::add_f32;
+pub use add_s8::add_s8;
+pub use avg_pool2d_f32::avg_pool2d_f32;
+pub use avg_pool2d_s8::avg_pool2d_s8;
+pub use clamp_s8::clamp_s8;
+pub use softmax_f32::softmax_f32;
+pub use softmax_s8::{softmax_s8, MAX_SOFTMAX_S8_DEPTH};
+
+/// Checks what [`avg_pool2d_f32`] and [`avg_pool2d_s8`] share: a valid window for `h × w`,
+/// `input_len == c·h·w` and `output_len == c·oh·ow` (without overflow). Returns `(oh, ow)`.
+fn pool_geometry(
+    p: &params::PoolParams,
+    input_len: usize,
+    output_len: usize,
+) -> Result<(usize, usize)> {
+    let (oh, ow) = p.window.out_dims(p.h, p.w).ok_or(Error::KernelBadArguments)?;
+    let numel = |a: usize, b: usize| p.channels.checked_mul(a)?.checked_mul(b);
+    if Some(input_len) != numel(p.h, p.w) || Some(output_len) != numel(oh, ow) {
+        return Err(Error::KernelBadArguments);
+    }
+    Ok((oh, ow))
+}
+
+/// The in-bounds input coordinates `lo..hi` of output position `o` along one dimension: the
+/// window covers `o·stride − pad_before .. o·stride − pad_before + kernel`, clipped to
+/// `0..input` (an empty range if nothing is in bounds; never panics).
+#[inline]
+fn pool_taps(o: usize, stride: usize, pad_before: usize, kernel: usize, input: usize) -> (usize, usize) {
+    let start = o.saturating_mul(stride);
+    let lo = start.saturating_sub(pad_before).min(input);
+    let hi = start
+        .saturating_add(kernel)
+        .saturating_sub(pad_before)
+        .min(input);
+    (lo, hi.max(lo))
+}

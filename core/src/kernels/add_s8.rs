@@ -1,0 +1,55 @@
+//! Elementwise Add, int8, exactly TFLite-Micro's ADD (reference `integer_ops::AddFunc`).
+
+use super::params::AddS8Params;
+use crate::error::{Error, Result};
+use crate::quant::{rounding_divide_by_pot, saturating_rounding_doubling_high_mul};
+
+/// TFLite `MultiplyByQuantizedMultiplierSmallerThanOneExp` (double-rounding build):
+/// `RoundingDivideByPOT(SRDHM(x, multiplier), −shift)`. For the `shift ≤ 0` that
+/// [`crate::quant::add_s8_params`] produces this equals
+/// [`crate::quant::multiply_by_quantized_multiplier`]; a positive shift is treated as 0.
+#[inline]
+fn mul_by_multiplier_smaller_than_one(x: i32, multiplier: i32, shift: i32) -> i32 {
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x, multiplier),
+        0i32.saturating_sub(shift),
+    )
+}
+
+/// One output element: `clamp(M_out(M1((x1 − zp1)·2^ls) + M2((x2 − zp2)·2^ls)) + zp_out)`
+/// (see [`AddS8Params`]).
+#[inline]
+pub(crate) fn add_s8_one(p: &AddS8Params, x1: i8, x2: i8) -> i8 {
+    let ls = p.left_shift.clamp(0, 31) as u32;
+    // TFLite: `(x + offset) * (1 << left_shift)`; |x − zp| ≤ 255 so with left_shift = 20 nothing
+    // overflows. Out-of-contract parameters wrap instead of panicking.
+    let shifted1 = i32::from(x1).wrapping_sub(p.input1_zp).wrapping_shl(ls);
+    let shifted2 = i32::from(x2).wrapping_sub(p.input2_zp).wrapping_shl(ls);
+    let scaled1 = mul_by_multiplier_smaller_than_one(shifted1, p.input1_multiplier, p.input1_shift);
+    let scaled2 = mul_by_multiplier_smaller_than_one(shifted2, p.input2_multiplier, p.input2_shift);
+    let raw_sum = scaled1.wrapping_add(scaled2);
+    let raw_output =
+        mul_by_multiplier_smaller_than_one(raw_sum, p.output_multiplier, p.output_shift)
+            .wrapping_add(p.output_zp);
+    raw_output.max(p.act_min).min(p.act_max).clamp(-128, 127) as i8
+}
+
+/// int8 elementwise Add of two equal-shape tensors, bit for bit TFLite-Micro's ADD
+/// (`reference_integer_ops::Add`, double-rounding build) with the parameters of
+/// [`crate::quant::add_s8_params`]:
+///
+/// `x_k' = (x_k − zp_k) · 2^left_shift`, `s_k = RDBP(SRDHM(x_k', m_k), −shift_k)`,
+/// `y = clamp(RDBP(SRDHM(s_1 + s_2, m_out), −shift_out) + zp_out, act_min, act_max)`.
+///
+/// All three slices must have the same length (no broadcasting); `Err(KernelBadArguments)`
+/// otherwise. Parameters outside what `add_s8_params` produces give unspecified values (two's
+/// complement wrapping, an `act_min > act_max` clamps to `act_max`), never a panic.
+pub fn add_s8(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<()> {
+    if a.len() != b.len() || a.len() != output.len() {
+        return Err(Error::KernelBadArguments);
+    }
+    for ((o, &x1), &x2) in output.iter_mut().zip(a).zip(b) {
+        *o = add_s8_one(p, x1, x2);
+    }
+    Ok(())
+}
