@@ -9,11 +9,14 @@ use heapless::Vec;
 use crate::arena::{aligned, f32s_mut, i8s_mut};
 use crate::error::{Error, Result};
 use crate::format::{Body, MAX_LAYERS};
+use crate::kernels::params::{ConvParams, LinearParams, PerChannelQuant, PoolParams, Window};
 use crate::kernels::{self, Chw};
-use crate::layer::{Layer, LayerKind};
+use crate::layer::{Layer, LayerKind, MaxPool2d};
 use crate::metadata::Metadata;
 use crate::plan::{prepare, End, PlannedLayer, TensorInfo};
-use crate::tensor::{DType, Shape, TensorData, TensorView};
+use crate::tensor::{
+    Activation, DType, I32Data, I8Data, QuantParams, Shape, TensorData, TensorView,
+};
 
 /// A validated model, ready to run. Borrows the model file bytes.
 ///
@@ -205,28 +208,56 @@ impl<'a, const N: usize> Model<'a, N> {
         let in_n = p.input.shape.numel().ok_or(Error::ModelSizeOverflow)?;
         let out_n = p.output.shape.numel().ok_or(Error::ModelSizeOverflow)?;
         match (p.layer, p.input.dtype) {
-            (Layer::LinearF32(l), DType::F32) => {
-                kernels::linear_f32(&l, f32s(input, in_n)?, f32s_n(output, out_n)?)
-            }
-            (Layer::LinearS8(l), DType::I8(q)) => {
-                kernels::linear_s8(&l, i8s(input, in_n)?, q.zero_point, i8s_n(output, out_n)?)
-            }
-            (Layer::Conv2dF32(l), DType::F32) => {
-                kernels::conv2d_f32(&l, f32s(input, in_n)?, dims, f32s_n(output, out_n)?)
-            }
-            (Layer::Conv2dS8(l), DType::I8(q)) => kernels::conv2d_s8(
-                &l,
+            (Layer::LinearF32(l), DType::F32) => kernels::linear_f32(
+                &linear_params(l.in_features, l.out_features, l.activation),
+                f32s(input, in_n)?,
+                l.weights,
+                l.bias,
+                f32s_n(output, out_n)?,
+            ),
+            (Layer::LinearS8(l), DType::I8(q)) => kernels::linear_s8(
+                &linear_params(l.in_features, l.out_features, l.activation),
+                &per_channel_quant(q, l.output, l.multiplier, l.shift),
                 i8s(input, in_n)?,
-                dims,
-                q.zero_point,
+                l.weights,
+                l.bias,
                 i8s_n(output, out_n)?,
             ),
-            (Layer::MaxPool2d(m), DType::F32) => {
-                kernels::maxpool2d_f32(&m, f32s(input, in_n)?, dims, f32s_n(output, out_n)?)
-            }
-            (Layer::MaxPool2d(m), DType::I8(_)) => {
-                kernels::maxpool2d_s8(&m, i8s(input, in_n)?, dims, i8s_n(output, out_n)?)
-            }
+            (Layer::Conv2dF32(l), DType::F32) => kernels::conv2d_f32(
+                &conv_params(
+                    dims,
+                    l.out_channels,
+                    (l.kernel, l.stride, l.padding),
+                    l.activation,
+                ),
+                f32s(input, in_n)?,
+                l.weights,
+                l.bias,
+                f32s_n(output, out_n)?,
+            ),
+            (Layer::Conv2dS8(l), DType::I8(q)) => kernels::conv2d_s8(
+                &conv_params(
+                    dims,
+                    l.out_channels,
+                    (l.kernel, l.stride, l.padding),
+                    l.activation,
+                ),
+                &per_channel_quant(q, l.output, l.multiplier, l.shift),
+                i8s(input, in_n)?,
+                l.weights,
+                l.bias,
+                i8s_n(output, out_n)?,
+            ),
+            (Layer::MaxPool2d(m), DType::F32) => kernels::maxpool2d_f32(
+                &pool_params(dims, m),
+                f32s(input, in_n)?,
+                f32s_n(output, out_n)?,
+            ),
+            (Layer::MaxPool2d(m), DType::I8(_)) => kernels::maxpool2d_s8(
+                &pool_params(dims, m),
+                i8s(input, in_n)?,
+                i8s_n(output, out_n)?,
+            ),
             (Layer::GlobalAvgPool, DType::F32) => {
                 kernels::global_avg_pool_f32(f32s(input, in_n)?, dims, f32s_n(output, out_n)?)
             }
@@ -235,6 +266,59 @@ impl<'a, const N: usize> Model<'a, N> {
             }
             _ => Err(Error::KernelBadArguments),
         }
+    }
+}
+
+/// Kernel parameters of a model-file Linear layer (one row: the planner flattens its input).
+fn linear_params(in_features: u32, out_features: u32, activation: Activation) -> LinearParams {
+    LinearParams {
+        rows: 1,
+        in_features: in_features as usize,
+        out_features: out_features as usize,
+        activation,
+    }
+}
+
+/// Kernel parameters of a model-file Conv2d layer: a square `k × k` window, stride `s`, padding
+/// `p` on every side, over the input `dims`.
+fn conv_params(
+    dims: Chw,
+    out_channels: u16,
+    (k, s, p): (u16, u16, u16),
+    activation: Activation,
+) -> ConvParams {
+    ConvParams {
+        in_channels: dims.c,
+        h: dims.h,
+        w: dims.w,
+        out_channels: usize::from(out_channels),
+        window: Window::square(usize::from(k), usize::from(s), usize::from(p)),
+        activation,
+    }
+}
+
+/// Kernel parameters of a model-file MaxPool2d layer (square window, no padding).
+fn pool_params(dims: Chw, m: MaxPool2d) -> PoolParams {
+    PoolParams {
+        channels: dims.c,
+        h: dims.h,
+        w: dims.w,
+        window: Window::square(usize::from(m.kernel), usize::from(m.stride), 0),
+    }
+}
+
+/// The requantization of an int8 layer whose input has quantization `input`.
+fn per_channel_quant<'m>(
+    input: QuantParams,
+    output: QuantParams,
+    multiplier: I32Data<'m>,
+    shift: I8Data<'m>,
+) -> PerChannelQuant<'m> {
+    PerChannelQuant {
+        input_zp: input.zero_point,
+        output,
+        multiplier,
+        shift,
     }
 }
 
