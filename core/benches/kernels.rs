@@ -14,11 +14,9 @@ mod common;
 
 use common::{bytes_i8, le_f32, le_i32, quantize_model, OwnedLayer, OwnedModel, Rng};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use denoiserep_core::kernels::{self, Chw};
-use denoiserep_core::{
-    Activation, Conv2dF32, Conv2dS8, F32Data, I32Data, I8Data, LinearF32, LinearS8, Model,
-    Precision, QuantParams,
-};
+use denoiserep_core::kernels;
+use denoiserep_core::kernels::params::{ConvParams, LinearParams, PerChannelQuant, Window};
+use denoiserep_core::{Activation, F32Data, I32Data, I8Data, Model, Precision, QuantParams};
 
 /// `(in, out)` of the three Linear layers of `mlp:256,128`.
 const MLP: [(usize, usize); 3] = [(784, 256), (256, 128), (128, 10)];
@@ -62,16 +60,16 @@ fn bench_linear(c: &mut Criterion) {
             le_f32(&rng.vec(n_out, -0.1, 0.1)),
         );
         let x = rng.vec(n_in, 0.0, 1.0);
-        let layer = LinearF32 {
-            in_features: n_in as u32,
-            out_features: n_out as u32,
+        let p = LinearParams {
+            rows: 1,
+            in_features: n_in,
+            out_features: n_out,
             activation: Activation::Relu,
-            weights: F32Data::from_le_bytes(&w),
-            bias: F32Data::from_le_bytes(&b),
         };
+        let (w, b) = (F32Data::from_le_bytes(&w), F32Data::from_le_bytes(&b));
         let mut y = vec![0.0f32; n_out];
         c.bench_function(&format!("linear_f32 {n_in}x{n_out}"), |bch| {
-            bch.iter(|| kernels::linear_f32(&layer, black_box(&x), &mut y).unwrap())
+            bch.iter(|| kernels::linear_f32(&p, black_box(&x), w, b, &mut y).unwrap())
         });
 
         let w8 = bytes_i8(&rng.i8s(n_in * n_out));
@@ -79,22 +77,19 @@ fn bench_linear(c: &mut Criterion) {
         let m = le_i32(&vec![1_518_500_250; n_out]);
         let s = bytes_i8(&vec![-9; n_out]);
         let x8 = rng.i8s(n_in);
-        let layer = LinearS8 {
-            in_features: n_in as u32,
-            out_features: n_out as u32,
-            activation: Activation::Relu,
-            weights: I8Data::from_le_bytes(&w8),
-            bias: I32Data::from_le_bytes(&b32),
-            multiplier: I32Data::from_le_bytes(&m),
-            shift: I8Data::from_le_bytes(&s),
+        let q = PerChannelQuant {
+            input_zp: -3,
             output: QuantParams {
                 scale: 0.05,
                 zero_point: -128,
             },
+            multiplier: I32Data::from_le_bytes(&m),
+            shift: I8Data::from_le_bytes(&s),
         };
+        let (w8, b32) = (I8Data::from_le_bytes(&w8), I32Data::from_le_bytes(&b32));
         let mut y8 = vec![0i8; n_out];
         c.bench_function(&format!("linear_s8 {n_in}x{n_out}"), |bch| {
-            bch.iter(|| kernels::linear_s8(&layer, black_box(&x8), -3, &mut y8).unwrap())
+            bch.iter(|| kernels::linear_s8(&p, &q, black_box(&x8), w8, b32, &mut y8).unwrap())
         });
     }
 }
@@ -103,29 +98,23 @@ fn bench_conv(c: &mut Criterion) {
     let mut rng = Rng(11);
     // (in channels, out channels, input side) of the trainer's cnn: 3×3, stride 1, pad 1.
     for (ci, co, side) in [(1usize, 8usize, 28usize), (8, 16, 14)] {
-        let dims = Chw {
-            c: ci,
+        let p = ConvParams {
+            in_channels: ci,
             h: side,
             w: side,
+            out_channels: co,
+            window: Window::square(3, 1, 1),
+            activation: Activation::Relu,
         };
         let (w, b) = (
             le_f32(&rng.vec(co * ci * 9, -0.3, 0.3)),
             le_f32(&rng.vec(co, -0.1, 0.1)),
         );
         let x = rng.vec(ci * side * side, 0.0, 1.0);
-        let layer = Conv2dF32 {
-            in_channels: ci as u16,
-            out_channels: co as u16,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            activation: Activation::Relu,
-            weights: F32Data::from_le_bytes(&w),
-            bias: F32Data::from_le_bytes(&b),
-        };
+        let (w, b) = (F32Data::from_le_bytes(&w), F32Data::from_le_bytes(&b));
         let mut y = vec![0.0f32; co * side * side];
         c.bench_function(&format!("conv2d_f32 {ci}->{co} {side}x{side}"), |bch| {
-            bch.iter(|| kernels::conv2d_f32(&layer, black_box(&x), dims, &mut y).unwrap())
+            bch.iter(|| kernels::conv2d_f32(&p, black_box(&x), w, b, &mut y).unwrap())
         });
 
         let w8 = bytes_i8(&rng.i8s(co * ci * 9));
@@ -133,25 +122,19 @@ fn bench_conv(c: &mut Criterion) {
         let m = le_i32(&vec![1_518_500_250; co]);
         let s = bytes_i8(&vec![-8; co]);
         let x8 = rng.i8s(ci * side * side);
-        let layer = Conv2dS8 {
-            in_channels: ci as u16,
-            out_channels: co as u16,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            activation: Activation::Relu,
-            weights: I8Data::from_le_bytes(&w8),
-            bias: I32Data::from_le_bytes(&b32),
-            multiplier: I32Data::from_le_bytes(&m),
-            shift: I8Data::from_le_bytes(&s),
+        let q = PerChannelQuant {
+            input_zp: -5,
             output: QuantParams {
                 scale: 0.05,
                 zero_point: -128,
             },
+            multiplier: I32Data::from_le_bytes(&m),
+            shift: I8Data::from_le_bytes(&s),
         };
+        let (w8, b32) = (I8Data::from_le_bytes(&w8), I32Data::from_le_bytes(&b32));
         let mut y8 = vec![0i8; co * side * side];
         c.bench_function(&format!("conv2d_s8 {ci}->{co} {side}x{side}"), |bch| {
-            bch.iter(|| kernels::conv2d_s8(&layer, black_box(&x8), dims, -5, &mut y8).unwrap())
+            bch.iter(|| kernels::conv2d_s8(&p, &q, black_box(&x8), w8, b32, &mut y8).unwrap())
         });
     }
 }

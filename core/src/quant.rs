@@ -442,12 +442,21 @@ mod tests {
         let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
         assert_eq!(activation_range(Activation::None, q(0.1, 5)), (-128, 127));
         assert_eq!(activation_range(Activation::Relu, q(0.1, 5)), (5, 127));
-        assert_eq!(activation_range(Activation::Relu, q(0.1, -128)), (-128, 127));
+        assert_eq!(
+            activation_range(Activation::Relu, q(0.1, -128)),
+            (-128, 127)
+        );
         // ReLU6: zp + round(6 / s): 6 / 0.05 = 120 → −128 + 120 = −8; 6 / 0.04 = 150 clamps at 127.
-        assert_eq!(activation_range(Activation::Relu6, q(0.05, -128)), (-128, -8));
+        assert_eq!(
+            activation_range(Activation::Relu6, q(0.05, -128)),
+            (-128, -8)
+        );
         assert_eq!(activation_range(Activation::Relu6, q(0.04, 3)), (3, 127));
         // 6 / 0.048 = 125.00000 in f32 → 125; 6 / 0.0235 = 255.3 → 255 − 128 = 127.
-        assert_eq!(activation_range(Activation::Relu6, q(0.048, -128)), (-128, -3));
+        assert_eq!(
+            activation_range(Activation::Relu6, q(0.048, -128)),
+            (-128, -3)
+        );
     }
 
     #[test]

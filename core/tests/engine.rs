@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{f32_activations, small_cnn, small_mlp, OwnedLayer, Rng};
-use denoiserep_core::kernels::{self, window_out_dim, Chw};
+use common::{
+    conv_params, f32_activations, linear_params, out_chw, per_channel_quant, pool_params,
+    small_cnn, small_mlp, OwnedLayer, Rng,
+};
+use denoiserep_core::kernels::{self, Chw};
 use denoiserep_core::{
     quant, Activation, DType, Error, Layer, LayerKind, Model, Shape, TensorData,
 };
@@ -218,28 +221,26 @@ fn int8_reference(m: &common::OwnedModel, input: &[f32]) -> Vec<Vec<i8>> {
         let (y, dy) = match l.layer() {
             Layer::LinearS8(lin) => {
                 let mut y = vec![0; lin.out_features as usize];
-                kernels::linear_s8(&lin, &x, zp, &mut y).unwrap();
+                let p = linear_params(lin.in_features, lin.out_features, lin.activation);
+                let q = per_channel_quant(zp, lin.output, lin.multiplier, lin.shift);
+                kernels::linear_s8(&p, &q, &x, lin.weights, lin.bias, &mut y).unwrap();
                 zp = lin.output.zero_point;
                 let n = y.len();
                 (y, Chw { c: n, h: 1, w: 1 })
             }
             Layer::Conv2dS8(cv) => {
-                let (k, s, p) = (cv.kernel as usize, cv.stride as usize, cv.padding as usize);
-                let (oh, ow) = (
-                    window_out_dim(d.h, k, s, p).unwrap(),
-                    window_out_dim(d.w, k, s, p).unwrap(),
+                let p = conv_params(
+                    d,
+                    cv.out_channels,
+                    (cv.kernel, cv.stride, cv.padding),
+                    cv.activation,
                 );
-                let mut y = vec![0; cv.out_channels as usize * oh * ow];
-                kernels::conv2d_s8(&cv, &x, d, zp, &mut y).unwrap();
+                let q = per_channel_quant(zp, cv.output, cv.multiplier, cv.shift);
+                let dy = out_chw(p.out_channels, d, p.window);
+                let mut y = vec![0; dy.c * dy.h * dy.w];
+                kernels::conv2d_s8(&p, &q, &x, cv.weights, cv.bias, &mut y).unwrap();
                 zp = cv.output.zero_point;
-                (
-                    y,
-                    Chw {
-                        c: cv.out_channels as usize,
-                        h: oh,
-                        w: ow,
-                    },
-                )
+                (y, dy)
             }
             Layer::Relu => {
                 let mut y = x.clone();
@@ -247,21 +248,11 @@ fn int8_reference(m: &common::OwnedModel, input: &[f32]) -> Vec<Vec<i8>> {
                 (y, d)
             }
             Layer::MaxPool2d(mp) => {
-                let (k, s) = (mp.kernel as usize, mp.stride as usize);
-                let (oh, ow) = (
-                    window_out_dim(d.h, k, s, 0).unwrap(),
-                    window_out_dim(d.w, k, s, 0).unwrap(),
-                );
-                let mut y = vec![0; d.c * oh * ow];
-                kernels::maxpool2d_s8(&mp, &x, d, &mut y).unwrap();
-                (
-                    y,
-                    Chw {
-                        c: d.c,
-                        h: oh,
-                        w: ow,
-                    },
-                )
+                let p = pool_params(d, mp);
+                let dy = out_chw(d.c, d, p.window);
+                let mut y = vec![0; dy.c * dy.h * dy.w];
+                kernels::maxpool2d_s8(&p, &x, &mut y).unwrap();
+                (y, dy)
             }
             Layer::GlobalAvgPool => {
                 let mut y = vec![0; d.c];

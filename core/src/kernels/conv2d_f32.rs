@@ -1,75 +1,84 @@
 //! 2-D convolution, f32, CHW.
 
-use super::{activate_f32, conv_geometry, lanes_sum, tap_range, Chw, ConvGeometry, LANES};
+use super::params::ConvParams;
+use super::{activate_f32, conv_geometry, lanes_sum, tap_range, ConvGeometry, LANES};
 use crate::error::{Error, Result};
-use crate::layer::Conv2dF32;
+use crate::tensor::{Activation, F32Data};
 
-/// `output[o][oy][ox] = act(Σ W[o][i][ky][kx] · input[i][oy·s+ky−p][ox·s+kx−p] + b[o])`.
+/// `output[o][oy][ox] = act(Σ_{i,ky,kx} W[o][i][ky][kx] · input[i][iy][ix] + bias[o])` with
+/// `iy = oy·sh + ky − pad_top`, `ix = ox·sw + kx − pad_left`; taps outside the input are zero
+/// padding. Shapes (`p.window` = `kh × kw`, strides `sh, sw`, padding top/bottom/left/right):
+/// `input` `[in][h][w]`, `weights` `[out][in][kh][kw]`, `bias` `[out]`, `output` `[out][oh][ow]`
+/// with `(oh, ow) = p.window.out_dims(h, w)`, i.e. `oh = (h + pad_top + pad_bottom − kh)/sh + 1`.
 ///
-/// Reduction order: `j = (i·k + ky)·k + kx` (the weight's flat index within output channel `o`),
-/// in the 8-lane order of the module docs. Taps that fall in the zero padding are skipped; with
-/// finite weights this is bit-identical to adding `w · 0.0` (a lane never holds −0.0, so adding
-/// ±0.0 leaves it unchanged), so an im2col implementation with explicit zeros gives the same bits.
+/// Reduction order: `j = (i·kh + ky)·kw + kx`, the weight's flat index within output channel `o`,
+/// in the 8-lane order of the module docs (`lane[j mod 8]`, then the fixed tree, then `+ bias`).
+/// Padded taps are skipped but keep their `j` (the other taps stay in their lanes); with finite
+/// weights this is bit-identical to adding `w · 0.0` (a lane never holds −0.0, so adding ±0.0
+/// leaves it unchanged), so an im2col implementation with explicit zeros gives the same bits.
 ///
-/// `input` is `[in_channels][dims.h][dims.w]` (`dims.c` must equal `in_channels`); `output` is
-/// `[out_channels][oh][ow]` with `oh = (h + 2p − k)/s + 1`, `ow` likewise.
+/// `Err(KernelBadArguments)` if a slice length does not match `p` or the window is invalid.
 pub fn conv2d_f32(
-    layer: &Conv2dF32<'_>,
+    p: &ConvParams,
     input: &[f32],
-    dims: Chw,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
     output: &mut [f32],
 ) -> Result<()> {
-    let co = layer.out_channels as usize;
-    let g = conv_geometry(
-        (layer.in_channels as usize, co),
-        (
-            layer.kernel as usize,
-            layer.stride as usize,
-            layer.padding as usize,
-        ),
-        dims,
-        input.len(),
-        output.len(),
-        layer.weights.len(),
-    )?;
-    if !layer.weights.is_whole() || layer.bias.len() != co {
+    let g = conv_geometry(p, input.len(), output.len(), weights.len())?;
+    if !weights.is_whole() || bias.len() != p.out_channels {
         return Err(Error::KernelBadArguments);
     }
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    if super::host::conv2d_f32(super::host::path(), layer, &g, input, dims, output) {
-        return Ok(());
-    }
-    reference(layer, &g, input, dims, output);
+    compute(&g, p.activation, input, weights, bias, output);
     Ok(())
+}
+
+/// The host fast path where it applies, else [`reference`]; arguments as checked by
+/// [`conv2d_f32`] (the depthwise kernel calls it once per channel).
+#[inline]
+pub(crate) fn compute(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if super::host::conv2d_f32(super::host::path(), g, act, input, weights, bias, output) {
+        return;
+    }
+    reference(g, act, input, weights, bias, output);
 }
 
 /// The pixel-at-a-time loop the device runs (the host falls back to it for non-finite weights,
 /// and its tests compare the fast paths with it); arguments as checked by [`conv2d_f32`].
 pub(crate) fn reference(
-    layer: &Conv2dF32<'_>,
     g: &ConvGeometry,
+    act: Activation,
     input: &[f32],
-    dims: Chw,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
     output: &mut [f32],
 ) {
     let ConvGeometry {
         ci,
-        k,
-        s,
-        p,
+        h,
+        w,
+        win,
         oh,
         ow,
         per_out,
     } = *g;
-    let (h, w) = (dims.h, dims.w);
-    let wb = layer.weights.as_bytes();
+    let (kh, kw) = (win.kh, win.kw);
+    let wb = weights.as_bytes();
     let mut out_iter = output.iter_mut();
-    for (o, b) in layer.bias.iter().enumerate() {
+    for (o, b) in bias.iter().enumerate() {
         let w_o = &wb[o * per_out * 4..(o + 1) * per_out * 4];
         for oy in 0..oh {
-            let (ky_lo, ky_hi, y0) = tap_range(oy, s, p, k, h);
+            let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, kh, h);
             for ox in 0..ow {
-                let (kx_lo, kx_hi, x0) = tap_range(ox, s, p, k, w);
+                let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, kw, w);
                 let mut lanes = [0.0f32; LANES];
                 for i in 0..ci {
                     let plane = &input[i * h * w..(i + 1) * h * w];
@@ -78,7 +87,7 @@ pub(crate) fn reference(
                         let row = &plane[iy * w..(iy + 1) * w];
                         for kx in kx_lo..kx_hi {
                             let ix = (x0 + kx as isize) as usize;
-                            let j = (i * k + ky) * k + kx;
+                            let j = (i * kh + ky) * kw + kx;
                             let wv = f32::from_le_bytes([
                                 w_o[4 * j],
                                 w_o[4 * j + 1],
@@ -90,7 +99,7 @@ pub(crate) fn reference(
                     }
                 }
                 if let Some(out) = out_iter.next() {
-                    *out = activate_f32(lanes_sum(&lanes) + b, layer.activation);
+                    *out = activate_f32(lanes_sum(&lanes) + b, act);
                 }
             }
         }

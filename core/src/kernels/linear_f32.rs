@@ -1,37 +1,71 @@
 //! Fully connected layer, f32.
 
+use super::params::LinearParams;
 use super::{activate_f32, dot_f32};
 use crate::error::{Error, Result};
-use crate::layer::LinearF32;
+use crate::tensor::{Activation, F32Data};
 
-/// `output[o] = act(dot(W[o], input) + b[o])` for `o < out_features`, where `dot` is the 8-lane
-/// sum over `i = 0..in_features` (reduction order: `i`; see the module docs) and `W` is
-/// `[out][in]`. `input.len()` must be `in_features`, `output.len()` must be `out_features`.
-pub fn linear_f32(layer: &LinearF32<'_>, input: &[f32], output: &mut [f32]) -> Result<()> {
-    let n_in = layer.in_features as usize;
-    let n_out = layer.out_features as usize;
+/// `output[r][o] = act(dot(W[o], input[r]) + bias[o])` for `r < rows`, `o < out_features`:
+/// `input` `[rows][in_features]`, `weights` `[out_features][in_features]`, `bias`
+/// `[out_features]`, `output` `[rows][out_features]`. `dot` is the 8-lane sum over
+/// `i = 0..in_features` (reduction order: `i`; see the module docs); each row is independent.
+///
+/// `Err(KernelBadArguments)` if `in_features == 0` or a slice length does not match `p`.
+pub fn linear_f32(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    let (n_in, n_out) = (p.in_features, p.out_features);
     if n_in == 0
-        || input.len() != n_in
-        || output.len() != n_out
-        || layer.bias.len() != n_out
-        || Some(layer.weights.len()) != n_in.checked_mul(n_out)
-        || !layer.weights.is_whole()
+        || Some(input.len()) != p.rows.checked_mul(n_in)
+        || Some(output.len()) != p.rows.checked_mul(n_out)
+        || bias.len() != n_out
+        || Some(weights.len()) != n_in.checked_mul(n_out)
+        || !weights.is_whole()
     {
         return Err(Error::KernelBadArguments);
     }
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    super::host::linear_f32(super::host::path(), layer, input, output);
+    super::host::linear_f32(super::host::path(), p, input, weights, bias, output);
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    reference(layer, input, output);
+    reference(p, input, weights, bias, output);
     Ok(())
 }
 
-/// The one-row-at-a-time loop the device runs (and the host tests compare the fast paths with);
-/// arguments as checked by [`linear_f32`].
-pub(crate) fn reference(layer: &LinearF32<'_>, input: &[f32], output: &mut [f32]) {
-    let rows = layer.weights.as_bytes().chunks_exact(4 * input.len());
-    for ((out, row), b) in output.iter_mut().zip(rows).zip(layer.bias.iter()) {
-        let acc = dot_f32(crate::tensor::F32Data::from_le_bytes(row), input);
-        *out = activate_f32(acc + b, layer.activation);
+/// The one-output-at-a-time loop the device runs (and the host tests compare the fast paths
+/// with); arguments as checked by [`linear_f32`].
+pub(crate) fn reference(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    if p.out_features == 0 {
+        return;
+    }
+    let rows = input
+        .chunks_exact(p.in_features)
+        .zip(output.chunks_exact_mut(p.out_features));
+    for (x, y) in rows {
+        row(p.activation, x, weights, bias, y);
+    }
+}
+
+/// One row: `y[o] = act(dot(W[o], x) + bias[o])`.
+pub(crate) fn row(
+    act: Activation,
+    x: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    y: &mut [f32],
+) {
+    let w_rows = weights.as_bytes().chunks_exact(4 * x.len());
+    for ((out, w_row), b) in y.iter_mut().zip(w_rows).zip(bias.iter()) {
+        let acc = dot_f32(F32Data::from_le_bytes(w_row), x);
+        *out = activate_f32(acc + b, act);
     }
 }

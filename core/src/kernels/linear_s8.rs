@@ -1,52 +1,84 @@
 //! Fully connected layer, int8 (TFLite-Micro arithmetic).
 
+use super::params::{LinearParams, PerChannelQuant};
 use crate::error::{Error, Result};
-use crate::layer::LinearS8;
 use crate::quant::{activation_range, requantize};
+use crate::tensor::{Activation, I32Data, I8Data};
 
-/// `output[o] = clamp(requantize(Σ_i W[o][i] · (input[i] − zp_in) + b[o], M[o], shift[o]) + zp_out)`
-/// with the clamp range from the fused activation. `W` is `[out][in]` int8, `b` int32.
-/// `input.len()` must be `in_features`, `output.len()` must be `out_features`.
+/// `acc[r][o] = bias[o] + Σ_i W[o][i] · (input[r][i] − q.input_zp)`,
+/// `output[r][o] = clamp(MBQM(acc, q.multiplier[o], q.shift[o]) + zp_out, act_min, act_max)`
+/// (TFLite-Micro's per-channel `FullyConnected`; the clamp range from
+/// `activation_range(p.activation, q.output)`). `input` `[rows][in_features]`, `weights`
+/// `[out_features][in_features]` int8, `bias`, `q.multiplier`, `q.shift` `[out_features]`,
+/// `output` `[rows][out_features]`.
 ///
 /// The accumulator is exact in i32 when the loader's overflow bound holds (see
 /// `docs/quantization.md`); additions wrap rather than panic if a caller bypasses the loader.
-pub fn linear_s8(layer: &LinearS8<'_>, input: &[i8], zp_in: i8, output: &mut [i8]) -> Result<()> {
-    let n_in = layer.in_features as usize;
-    let n_out = layer.out_features as usize;
+pub fn linear_s8(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> Result<()> {
+    let (n_in, n_out) = (p.in_features, p.out_features);
     if n_in == 0
-        || input.len() != n_in
-        || output.len() != n_out
-        || layer.bias.len() != n_out
-        || layer.multiplier.len() != n_out
-        || layer.shift.len() != n_out
-        || Some(layer.weights.len()) != n_in.checked_mul(n_out)
+        || Some(input.len()) != p.rows.checked_mul(n_in)
+        || Some(output.len()) != p.rows.checked_mul(n_out)
+        || bias.len() != n_out
+        || q.multiplier.len() != n_out
+        || q.shift.len() != n_out
+        || Some(weights.len()) != n_in.checked_mul(n_out)
     {
         return Err(Error::KernelBadArguments);
     }
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    super::host::linear_s8(super::host::path(), layer, input, zp_in, output);
+    super::host::linear_s8(super::host::path(), p, q, input, weights, bias, output);
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    reference(layer, input, zp_in, output);
+    reference(p, q, input, weights, bias, output);
     Ok(())
 }
 
-/// The one-row-at-a-time loop the device runs (and the host tests compare the fast paths with);
-/// arguments as checked by [`linear_s8`].
-pub(crate) fn reference(layer: &LinearS8<'_>, input: &[i8], zp_in: i8, output: &mut [i8]) {
-    let n_in = input.len();
-    let zp_in = i32::from(zp_in);
-    let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output);
-    let rows = layer.weights.as_bytes().chunks_exact(n_in);
-    let per_channel = layer
-        .bias
-        .iter()
-        .zip(layer.multiplier.iter())
-        .zip(layer.shift.iter());
-    for ((out, row), ((bias, multiplier), shift)) in output.iter_mut().zip(rows).zip(per_channel) {
+/// The one-output-at-a-time loop the device runs (and the host tests compare the fast paths
+/// with); arguments as checked by [`linear_s8`].
+pub(crate) fn reference(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) {
+    if p.out_features == 0 {
+        return;
+    }
+    let rows = input
+        .chunks_exact(p.in_features)
+        .zip(output.chunks_exact_mut(p.out_features));
+    for (x, y) in rows {
+        row(p.activation, q, x, weights, bias, y);
+    }
+}
+
+/// One row: `y[o] = requantize(bias[o] + Σ_i W[o][i] · (x[i] − input_zp))`.
+pub(crate) fn row(
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    x: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    y: &mut [i8],
+) {
+    let zp_in = i32::from(q.input_zp);
+    let zp_out = i32::from(q.output.zero_point);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let w_rows = weights.as_bytes().chunks_exact(x.len());
+    let per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
+    for ((out, w_row), ((bias, multiplier), shift)) in y.iter_mut().zip(w_rows).zip(per_channel) {
         let mut acc = bias;
-        for (&w, &x) in row.iter().zip(input) {
-            acc = acc.wrapping_add(i32::from(w as i8) * (i32::from(x) - zp_in));
+        for (&w, &xv) in w_row.iter().zip(x) {
+            acc = acc.wrapping_add(i32::from(w as i8) * (i32::from(xv) - zp_in));
         }
         *out = requantize(acc, multiplier, i32::from(shift), zp_out, act_min, act_max);
     }

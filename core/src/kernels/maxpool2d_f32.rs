@@ -1,13 +1,15 @@
 //! Max pooling, f32, CHW.
 
-use super::Chw;
+use super::params::PoolParams;
 use crate::error::Result;
-use crate::layer::MaxPool2d;
 
-/// `output[c][oy][ox] = max over the k × k window at (oy·s, ox·s)` (no padding). The maximum is
-/// taken in row-major window order, replacing the running value only when `v > max`, so the
-/// first element wins ties and NaN never replaces a number (a NaN in the first position stays).
-/// `output` is `[c][oh][ow]`, `oh = (h − k)/s + 1`.
-pub fn maxpool2d_f32(pool: &MaxPool2d, input: &[f32], dims: Chw, output: &mut [f32]) -> Result<()> {
-    super::maxpool2d(pool, input, dims, output)
+/// `output[c][oy][ox] = max_{ky,kx} input[c][oy·sh + ky − pad_top][ox·sw + kx − pad_left]` over
+/// the `kh × kw` window taps inside the input (padded taps are skipped, as in TFLite). The maximum
+/// is taken in row-major window order, replacing the running value only when `v > max`, so the
+/// first tap wins ties and NaN never replaces a number (a NaN first tap stays). `input` is
+/// `[c][h][w]`, `output` `[c][oh][ow]` with `(oh, ow) = p.window.out_dims(h, w)`.
+///
+/// `Err(KernelBadArguments)` if a slice length does not match `p` or the window is invalid.
+pub fn maxpool2d_f32(p: &PoolParams, input: &[f32], output: &mut [f32]) -> Result<()> {
+    super::maxpool2d(p, input, output)
 }

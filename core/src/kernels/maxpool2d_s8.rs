@@ -1,12 +1,15 @@
 //! Max pooling, int8, CHW (same quantization in and out).
 
-use super::Chw;
+use super::params::PoolParams;
 use crate::error::Result;
-use crate::layer::MaxPool2d;
 
-/// `output[c][oy][ox] = max over the k × k window at (oy·s, ox·s)` (no padding). Works on the
-/// quantized values directly (max commutes with the monotonic dequantization).
-/// `output` is `[c][oh][ow]`, `oh = (h − k)/s + 1`.
-pub fn maxpool2d_s8(pool: &MaxPool2d, input: &[i8], dims: Chw, output: &mut [i8]) -> Result<()> {
-    super::maxpool2d(pool, input, dims, output)
+/// `output[c][oy][ox] = max_{ky,kx} input[c][oy·sh + ky − pad_top][ox·sw + kx − pad_left]` over
+/// the `kh × kw` window taps inside the input (padded taps are skipped, as in TFLite's int8
+/// `MaxPool`). Works on the quantized values directly (max commutes with the monotonic
+/// dequantization). `input` is `[c][h][w]`, `output` `[c][oh][ow]` with
+/// `(oh, ow) = p.window.out_dims(h, w)`.
+///
+/// `Err(KernelBadArguments)` if a slice length does not match `p` or the window is invalid.
+pub fn maxpool2d_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) -> Result<()> {
+    super::maxpool2d(p, input, output)
 }

@@ -6,12 +6,19 @@
 //!
 //! # f32 summation order (fixed, host and device)
 //!
-//! Every f32 reduction (dot products of Linear and Conv2d, sums of GlobalAvgPool) uses the same
-//! order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's documented reduction order, are added
+//! Every f32 reduction (dot products of Linear, Conv2d and DepthwiseConv2d, sums of
+//! GlobalAvgPool) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's documented reduction order, are added
 //! into 8 lanes, `lane[j mod 8] += t_j` in increasing `j` (lanes start at `+0.0`), and the lanes
 //! are combined in the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is
 //! added after the tree. An 8-wide SIMD or unrolled implementation reproduces this bit for bit.
 //! No `mul_add` anywhere: every product is rounded to f32 before it is added.
+//!
+//! For a convolution the index `j` of a tap is the flat index of its weight within the output
+//! channel's filter, padded or not: `j = (i·kh + ky)·kw + kx` for Conv2d (`[out][in][kh][kw]`
+//! weights), `j = ky·kw + kx` for DepthwiseConv2d (`[c][kh][kw]`). A tap that falls in the zero
+//! padding is skipped but keeps its `j`, so the taps that remain do not move to other lanes:
+//! the result equals an im2col sum with explicit `w · 0.0` terms whenever the weights are finite
+//! (a lane never holds −0.0, so adding ±0.0 leaves it unchanged).
 //!
 //! # Host fast paths
 //!
@@ -24,6 +31,8 @@
 
 mod conv2d_f32;
 mod conv2d_s8;
+mod depthwise_conv2d_f32;
+mod depthwise_conv2d_s8;
 mod global_avg_pool_f32;
 mod global_avg_pool_s8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -38,6 +47,8 @@ mod relu_s8;
 
 pub use conv2d_f32::conv2d_f32;
 pub use conv2d_s8::conv2d_s8;
+pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
+pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;
@@ -48,8 +59,8 @@ pub use relu_f32::relu_f32;
 pub use relu_s8::relu_s8;
 
 use crate::error::{Error, Result};
-use crate::layer::MaxPool2d;
 use crate::tensor::{Activation, F32Data};
+use params::{ConvParams, DepthwiseParams, PoolParams, Window};
 
 /// Which implementation of Linear and Conv2d this build and CPU run (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,38 +94,41 @@ pub fn kernel_path() -> KernelPath {
 }
 
 /// The loop shared by [`maxpool2d_f32`] and [`maxpool2d_s8`]: `output[c][oy][ox]` = the maximum
-/// of the k × k window at `(oy·s, ox·s)` (no padding), taken in row-major window order and
-/// replaced only when `v > max` (the first element wins ties; a NaN never replaces a number).
-/// `output` is `[c][oh][ow]`, `oh = (h − k)/s + 1`.
-fn maxpool2d<T: PartialOrd + Copy>(
-    pool: &MaxPool2d,
-    input: &[T],
-    dims: Chw,
-    output: &mut [T],
-) -> Result<()> {
-    let (k, s) = (pool.kernel as usize, pool.stride as usize);
-    let oh = window_out_dim(dims.h, k, s, 0).ok_or(Error::KernelBadArguments)?;
-    let ow = window_out_dim(dims.w, k, s, 0).ok_or(Error::KernelBadArguments)?;
-    if Some(input.len()) != dims.numel()
-        || Some(output.len()) != dims.c.checked_mul(oh).and_then(|n| n.checked_mul(ow))
+/// of `input[c][oy·sh + ky − pad_top][ox·sw + kx − pad_left]` over the `kh × kw` window taps that
+/// fall inside the input (padded taps are skipped, as in TFLite; every window holds at least one
+/// input tap because each pad is `< k`). Taps are visited in row-major window order and replace
+/// the running value only when `v > max` (the first tap wins ties; a NaN never replaces a number,
+/// a NaN first tap stays). `input` is `[c][h][w]`, `output` is `[c][oh][ow]`,
+/// `(oh, ow) = p.window.out_dims(h, w)`.
+fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]) -> Result<()> {
+    let bad = Error::KernelBadArguments;
+    let (h, w, win) = (p.h, p.w, p.window);
+    let (oh, ow) = win.out_dims(h, w).ok_or(bad)?;
+    let hw = h.checked_mul(w).ok_or(bad)?;
+    if Some(input.len()) != p.channels.checked_mul(hw)
+        || Some(output.len()) != p.channels.checked_mul(oh).and_then(|n| n.checked_mul(ow))
     {
-        return Err(Error::KernelBadArguments);
+        return Err(bad);
     }
-    let (h, w) = (dims.h, dims.w);
     let mut out_iter = output.iter_mut();
-    for plane in input.chunks_exact(h * w) {
+    for plane in input.chunks_exact(hw) {
         for oy in 0..oh {
+            let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, win.kh, h);
             for ox in 0..ow {
-                let mut m = plane[oy * s * w + ox * s];
-                for ky in 0..k {
-                    let row = &plane[(oy * s + ky) * w + ox * s..][..k];
+                let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, win.kw, w);
+                let mut m: Option<T> = None;
+                for ky in ky_lo..ky_hi {
+                    let iy = (y0 + ky as isize) as usize;
+                    let ix0 = (x0 + kx_lo as isize) as usize;
+                    let row = &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)];
                     for &v in row {
-                        if v > m {
-                            m = v;
+                        match m {
+                            Some(cur) if !(v > cur) => {}
+                            _ => m = Some(v),
                         }
                     }
                 }
-                if let Some(out) = out_iter.next() {
+                if let (Some(out), Some(m)) = (out_iter.next(), m) {
                     *out = m;
                 }
             }
@@ -202,9 +216,10 @@ pub(crate) fn normalize_quantize(
     }
 }
 
-/// Output length of a convolution or pooling window along one dimension:
-/// `(input + 2·padding − kernel) / stride + 1`, or `None` if the window does not fit or a
-/// parameter is zero.
+/// Output length of a convolution or pooling window along one dimension with the same padding on
+/// both sides: `(input + 2·padding − kernel) / stride + 1`, or `None` if the window does not fit
+/// or a parameter is zero (the kernels use [`Window::out_dims`]; this stays for the model
+/// planner's square windows).
 #[inline]
 pub fn window_out_dim(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
     if kernel == 0 || stride == 0 {
@@ -216,7 +231,7 @@ pub fn window_out_dim(input: usize, kernel: usize, stride: usize, padding: usize
     Some(span / stride + 1)
 }
 
-/// The input geometry a conv/pool kernel sees: `[c][h][w]`.
+/// The input geometry of a global pooling kernel: `[c][h][w]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chw {
     /// Channels.
@@ -234,62 +249,91 @@ impl Chw {
     }
 }
 
-/// Geometry of a k×k convolution (stride `s`, zero padding `p`) whose arguments were checked by
-/// [`conv_geometry`].
+/// Geometry of a convolution whose arguments were checked by [`conv_geometry`] or
+/// [`depthwise_geometry`] (a depthwise one runs as `channels` convolutions of 1 → 1 channel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConvGeometry {
-    /// Input channels.
+    /// Input channels (1 for one channel of a depthwise convolution).
     pub ci: usize,
-    /// Kernel size, stride, padding.
-    pub k: usize,
-    pub s: usize,
-    pub p: usize,
-    /// Output height and width, `(h + 2p − k)/s + 1`.
+    /// Input height and width.
+    pub h: usize,
+    pub w: usize,
+    /// Kernel, strides, padding.
+    pub win: Window,
+    /// Output height and width, `win.out_dims(h, w)`.
     pub oh: usize,
     pub ow: usize,
-    /// Weights per output channel, `ci · k · k`.
+    /// Weights per output channel, `ci · kh · kw`.
     pub per_out: usize,
 }
 
-/// Checks what [`conv2d_f32`] and [`conv2d_s8`] share: `dims.c == ci`, `p < k`, a valid window,
-/// `input_len == c·h·w`, `output_len == co·oh·ow`, `weights_len == co·ci·k·k` (all without
+impl ConvGeometry {
+    /// The checked geometry of a `ci`-channel `h × w` input under `win`, or `None` if the window
+    /// is invalid or a size overflows.
+    fn new(ci: usize, h: usize, w: usize, win: Window) -> Option<Self> {
+        let (oh, ow) = win.out_dims(h, w)?;
+        let per_out = win.kh.checked_mul(win.kw)?.checked_mul(ci)?;
+        // Every index the loops form stays below these products.
+        ci.checked_mul(h.checked_mul(w)?)?;
+        oh.checked_mul(ow)?;
+        Some(Self {
+            ci,
+            h,
+            w,
+            win,
+            oh,
+            ow,
+            per_out,
+        })
+    }
+}
+
+/// Checks what [`conv2d_f32`] and [`conv2d_s8`] share: a valid window,
+/// `input_len == in·h·w`, `output_len == out·oh·ow`, `weights_len == out·in·kh·kw` (all without
 /// overflow). `Err(KernelBadArguments)` otherwise.
 pub(crate) fn conv_geometry(
-    (ci, co): (usize, usize),
-    (k, s, p): (usize, usize, usize),
-    dims: Chw,
+    p: &ConvParams,
     input_len: usize,
     output_len: usize,
     weights_len: usize,
-) -> crate::Result<ConvGeometry> {
-    let bad = crate::Error::KernelBadArguments;
-    let oh = window_out_dim(dims.h, k, s, p).ok_or(bad)?;
-    let ow = window_out_dim(dims.w, k, s, p).ok_or(bad)?;
-    let per_out = k
-        .checked_mul(k)
-        .and_then(|kk| kk.checked_mul(ci))
-        .ok_or(bad)?;
-    if dims.c != ci
-        || p >= k
-        || Some(input_len) != dims.numel()
-        || Some(output_len) != co.checked_mul(oh).and_then(|n| n.checked_mul(ow))
-        || Some(weights_len) != co.checked_mul(per_out)
+) -> Result<ConvGeometry> {
+    let bad = Error::KernelBadArguments;
+    let g = ConvGeometry::new(p.in_channels, p.h, p.w, p.window).ok_or(bad)?;
+    let co = p.out_channels;
+    // `h·w` and `oh·ow` do not overflow (checked by `ConvGeometry::new`).
+    if Some(input_len) != p.in_channels.checked_mul(p.h * p.w)
+        || Some(output_len) != co.checked_mul(g.oh * g.ow)
+        || Some(weights_len) != co.checked_mul(g.per_out)
     {
         return Err(bad);
     }
-    Ok(ConvGeometry {
-        ci,
-        k,
-        s,
-        p,
-        oh,
-        ow,
-        per_out,
-    })
+    Ok(g)
+}
+
+/// Checks what [`depthwise_conv2d_f32`] and [`depthwise_conv2d_s8`] share: a valid window,
+/// `input_len == c·h·w`, `output_len == c·oh·ow`, `weights_len == c·kh·kw`. Returns the geometry
+/// of one channel (`ci = 1`, `per_out = kh·kw`).
+pub(crate) fn depthwise_geometry(
+    p: &DepthwiseParams,
+    input_len: usize,
+    output_len: usize,
+    weights_len: usize,
+) -> Result<ConvGeometry> {
+    let bad = Error::KernelBadArguments;
+    let g = ConvGeometry::new(1, p.h, p.w, p.window).ok_or(bad)?;
+    let c = p.channels;
+    if Some(input_len) != c.checked_mul(p.h * p.w)
+        || Some(output_len) != c.checked_mul(g.oh * g.ow)
+        || Some(weights_len) != c.checked_mul(g.per_out)
+    {
+        return Err(bad);
+    }
+    Ok(g)
 }
 
 /// For output coordinate `o`, the valid kernel taps `k_lo..k_hi` along one dimension and the input
-/// coordinate of tap 0 (`o·stride − padding`, may be negative).
+/// coordinate of tap 0 (`o·stride − padding`, may be negative). `padding` is the padding before
+/// the input (top or left); padding after it needs no parameter, taps past the end are clipped.
 #[inline]
 pub(crate) fn tap_range(
     o: usize,

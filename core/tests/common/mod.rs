@@ -4,6 +4,9 @@
 //! uses, kept here so tests and the demo can build int8 models without the trainer.
 #![allow(dead_code)]
 
+use denoiserep_core::kernels::params::{
+    ConvParams, LinearParams, PerChannelQuant, PoolParams, Window,
+};
 use denoiserep_core::kernels::{self, Chw};
 use denoiserep_core::{
     encode, encoded_len, quantize_multiplier, Activation, Conv2dF32, Conv2dS8, F32Data, I32Data,
@@ -23,6 +26,64 @@ pub fn le_i32(v: &[i32]) -> Vec<u8> {
 /// Bytes of i8 values.
 pub fn bytes_i8(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
+}
+
+/// Kernel parameters of a model-file Linear layer (one row).
+pub fn linear_params(in_features: u32, out_features: u32, activation: Activation) -> LinearParams {
+    LinearParams {
+        rows: 1,
+        in_features: in_features as usize,
+        out_features: out_features as usize,
+        activation,
+    }
+}
+
+/// Kernel parameters of a model-file (square) Conv2d layer on input `d`.
+pub fn conv_params(
+    d: Chw,
+    out_channels: u16,
+    (k, s, p): (u16, u16, u16),
+    activation: Activation,
+) -> ConvParams {
+    ConvParams {
+        in_channels: d.c,
+        h: d.h,
+        w: d.w,
+        out_channels: out_channels as usize,
+        window: Window::square(k as usize, s as usize, p as usize),
+        activation,
+    }
+}
+
+/// Kernel parameters of a model-file MaxPool2d layer on input `d`.
+pub fn pool_params(d: Chw, m: MaxPool2d) -> PoolParams {
+    PoolParams {
+        channels: d.c,
+        h: d.h,
+        w: d.w,
+        window: Window::square(m.kernel as usize, m.stride as usize, 0),
+    }
+}
+
+/// The requantization of an int8 layer whose input zero point is `input_zp`.
+pub fn per_channel_quant<'a>(
+    input_zp: i8,
+    output: QuantParams,
+    multiplier: I32Data<'a>,
+    shift: I8Data<'a>,
+) -> PerChannelQuant<'a> {
+    PerChannelQuant {
+        input_zp,
+        output,
+        multiplier,
+        shift,
+    }
+}
+
+/// Output dims of a Window on input `d` with `c` output channels.
+pub fn out_chw(c: usize, d: Chw, win: Window) -> Chw {
+    let (h, w) = win.out_dims(d.h, d.w).unwrap();
+    Chw { c, h, w }
 }
 
 /// SplitMix64: small, seeded, deterministic.
@@ -374,25 +435,22 @@ pub fn f32_activations(model: &OwnedModel, input: &[f32]) -> Vec<(Vec<f32>, Chw)
         let (y, dy) = match l.layer() {
             Layer::LinearF32(lin) => {
                 let mut y = vec![0.0; lin.out_features as usize];
-                kernels::linear_f32(&lin, &x, &mut y).unwrap();
+                let p = linear_params(lin.in_features, lin.out_features, lin.activation);
+                kernels::linear_f32(&p, &x, lin.weights, lin.bias, &mut y).unwrap();
                 let n = y.len();
                 (y, Chw { c: n, h: 1, w: 1 })
             }
             Layer::Conv2dF32(cv) => {
-                let (k, s, p) = (cv.kernel as usize, cv.stride as usize, cv.padding as usize);
-                let oh = kernels::window_out_dim(d.h, k, s, p).unwrap();
-                let ow = kernels::window_out_dim(d.w, k, s, p).unwrap();
-                let co = cv.out_channels as usize;
-                let mut y = vec![0.0; co * oh * ow];
-                kernels::conv2d_f32(&cv, &x, d, &mut y).unwrap();
-                (
-                    y,
-                    Chw {
-                        c: co,
-                        h: oh,
-                        w: ow,
-                    },
-                )
+                let p = conv_params(
+                    d,
+                    cv.out_channels,
+                    (cv.kernel, cv.stride, cv.padding),
+                    cv.activation,
+                );
+                let dy = out_chw(p.out_channels, d, p.window);
+                let mut y = vec![0.0; dy.c * dy.h * dy.w];
+                kernels::conv2d_f32(&p, &x, cv.weights, cv.bias, &mut y).unwrap();
+                (y, dy)
             }
             Layer::Relu => {
                 let mut y = x.clone();
@@ -400,19 +458,11 @@ pub fn f32_activations(model: &OwnedModel, input: &[f32]) -> Vec<(Vec<f32>, Chw)
                 (y, d)
             }
             Layer::MaxPool2d(mp) => {
-                let (k, s) = (mp.kernel as usize, mp.stride as usize);
-                let oh = kernels::window_out_dim(d.h, k, s, 0).unwrap();
-                let ow = kernels::window_out_dim(d.w, k, s, 0).unwrap();
-                let mut y = vec![0.0; d.c * oh * ow];
-                kernels::maxpool2d_f32(&mp, &x, d, &mut y).unwrap();
-                (
-                    y,
-                    Chw {
-                        c: d.c,
-                        h: oh,
-                        w: ow,
-                    },
-                )
+                let p = pool_params(d, mp);
+                let dy = out_chw(d.c, d, p.window);
+                let mut y = vec![0.0; dy.c * dy.h * dy.w];
+                kernels::maxpool2d_f32(&p, &x, &mut y).unwrap();
+                (y, dy)
             }
             Layer::GlobalAvgPool => {
                 let mut y = vec![0.0; d.c];

@@ -7,8 +7,10 @@
 //!   to lane `j mod 8`, in increasing `j`, then the fixed tree. (A blocked int8 Linear written
 //!   the same way was not faster than the reference loop once inlined, so the portable path
 //!   keeps the reference loop for int8 Linear; see `docs/kernels.md`.)
-//! - Conv2d: 8 neighbouring output pixels of one output row at a time, each with its own 8 f32
-//!   lanes (`acc[lane][pixel]`), taps in the documented order `j = (i·k + ky)·k + kx`. A tap that
+//! - Conv2d (any `kh × kw`, strides, asymmetric padding): 8 neighbouring output pixels of one
+//!   output row at a time, each with its own 8 f32 lanes (`acc[lane][pixel]`), taps in the
+//!   documented order `j = (i·kh + ky)·kw + kx`. Rows of taps above/below the input are skipped
+//!   (for all 8 pixels alike) and keep their `j`, as in the reference loop. A column tap that
 //!   falls in the zero padding contributes `w · 0.0`; this equals skipping it because the caller
 //!   only comes here when every weight is finite (`w · 0.0 = ±0.0`) and a lane never holds −0.0
 //!   (lanes start at +0.0 and `a + b` is −0.0 only when both are −0.0), so adding ±0.0 leaves it
@@ -17,10 +19,10 @@
 //! Every function here expects arguments already checked by its public kernel (lengths match the
 //! layer); it never panics on mismatched slices, it just computes fewer outputs.
 
-use crate::kernels::{activate_f32, lanes_sum, tap_range, Chw, ConvGeometry, LANES};
-use crate::layer::{Conv2dF32, Conv2dS8, LinearF32};
+use crate::kernels::params::PerChannelQuant;
+use crate::kernels::{activate_f32, lanes_sum, tap_range, ConvGeometry, LANES};
 use crate::quant::{activation_range, quantize_vectorizable, requantize};
-use crate::tensor::QuantParams;
+use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 
 /// Output pixels per Conv2d group.
 pub(super) const PIXELS: usize = 8;
@@ -75,34 +77,43 @@ fn dots_f32<const R: usize>(block: &[u8], x: &[f32]) -> [f32; R] {
     acc.map(|lanes| lanes_sum(&lanes))
 }
 
-/// [`crate::kernels::linear_f32`] after its checks, `R` rows at a time.
+/// One input row `x` of [`crate::kernels::linear_f32`] after its checks, `R` weight rows (output
+/// features) at a time: `out[o] = act(dot(W[o], x) + bias[o])`.
 #[inline(always)]
-pub(super) fn linear_f32<const R: usize>(layer: &LinearF32<'_>, x: &[f32], out: &mut [f32]) {
+pub(super) fn linear_f32<const R: usize>(
+    act: Activation,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    x: &[f32],
+    out: &mut [f32],
+) {
     let row_bytes = 4 * x.len();
     if row_bytes == 0 {
         return;
     }
-    let mut bias = layer.bias.iter();
-    let mut w_blocks = layer.weights.as_bytes().chunks_exact(R * row_bytes);
+    let mut bias = bias.iter();
+    let mut w_blocks = weights.as_bytes().chunks_exact(R * row_bytes);
     let mut out_blocks = out.chunks_exact_mut(R);
     for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
         for ((o, s), b) in ob.iter_mut().zip(dots_f32::<R>(wb, x)).zip(&mut bias) {
-            *o = activate_f32(s + b, layer.activation);
+            *o = activate_f32(s + b, act);
         }
     }
     let rest = w_blocks.remainder().chunks_exact(row_bytes);
     for ((o, wr), b) in out_blocks.into_remainder().iter_mut().zip(rest).zip(bias) {
         let [s] = dots_f32::<1>(wr, x);
-        *o = activate_f32(s + b, layer.activation);
+        *o = activate_f32(s + b, act);
     }
 }
 
 /// Input values of tap column `kx` for the `PIXELS` output pixels `ox0 + px` of one input row:
-/// `row[(ox0 + px)·s + kx − p]`, or `pad` where that falls outside the row.
+/// `row[(ox0 + px)·sw + kx − pad_left]`, or `pad` where that falls outside the row (left or right
+/// padding, or a pixel past the output row's end, whose value is discarded).
 #[inline(always)]
 fn tap_pixels<T: Copy>(row: &[T], ox0: usize, kx: usize, g: &ConvGeometry, pad: T) -> [T; PIXELS] {
-    let start = (ox0 * g.s + kx) as isize - g.p as isize;
-    if g.s == 1 && start >= 0 {
+    let s = g.win.sw;
+    let start = (ox0 * s + kx) as isize - g.win.pad_left as isize;
+    if s == 1 && start >= 0 {
         if let Some(Ok(run)) = row
             .get(start as usize..start as usize + PIXELS)
             .map(<&[T; PIXELS]>::try_from)
@@ -111,7 +122,7 @@ fn tap_pixels<T: Copy>(row: &[T], ox0: usize, kx: usize, g: &ConvGeometry, pad: 
         }
     }
     core::array::from_fn(|px| {
-        let ix = start + (px * g.s) as isize;
+        let ix = start + (px * s) as isize;
         if ix < 0 {
             pad
         } else {
@@ -123,24 +134,25 @@ fn tap_pixels<T: Copy>(row: &[T], ox0: usize, kx: usize, g: &ConvGeometry, pad: 
 /// [`crate::kernels::conv2d_f32`] after its checks, for weights that are all finite.
 #[inline(always)]
 pub(super) fn conv2d_f32(
-    layer: &Conv2dF32<'_>,
     g: &ConvGeometry,
+    act: Activation,
     input: &[f32],
-    dims: Chw,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    let (h, w, k) = (dims.h, dims.w, g.k);
+    let (h, w, kh, kw) = (g.h, g.w, g.win.kh, g.win.kw);
     let (plane_len, out_plane) = (h * w, g.oh * g.ow);
-    if plane_len == 0 || out_plane == 0 {
+    if plane_len == 0 || out_plane == 0 || g.per_out == 0 {
         return;
     }
-    let filters = layer.weights.as_bytes().chunks_exact(4 * g.per_out);
+    let filters = weights.as_bytes().chunks_exact(4 * g.per_out);
     for ((w_o, b), out_o) in filters
-        .zip(layer.bias.iter())
+        .zip(bias.iter())
         .zip(output.chunks_exact_mut(out_plane))
     {
         for (oy, out_row) in out_o.chunks_exact_mut(g.ow).enumerate() {
-            let (ky_lo, ky_hi, y0) = tap_range(oy, g.s, g.p, k, h);
+            let (ky_lo, ky_hi, y0) = tap_range(oy, g.win.sh, g.win.pad_top, kh, h);
             for (group, out_px) in out_row.chunks_mut(PIXELS).enumerate() {
                 let ox0 = group * PIXELS;
                 let mut acc = [[0.0f32; PIXELS]; LANES];
@@ -148,8 +160,8 @@ pub(super) fn conv2d_f32(
                     for ky in ky_lo..ky_hi {
                         let iy = (y0 + ky as isize) as usize;
                         let row = plane.get(iy * w..(iy + 1) * w).unwrap_or(&[]);
-                        let j0 = (i * k + ky) * k;
-                        let taps = w_o.get(4 * j0..4 * (j0 + k)).unwrap_or(&[]);
+                        let j0 = (i * kh + ky) * kw;
+                        let taps = w_o.get(4 * j0..4 * (j0 + kw)).unwrap_or(&[]);
                         for (kx, wb) in taps.chunks_exact(4).enumerate() {
                             let wv = f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]);
                             let xs = tap_pixels(row, ox0, kx, g, 0.0);
@@ -162,7 +174,7 @@ pub(super) fn conv2d_f32(
                 }
                 for (px, o) in out_px.iter_mut().enumerate() {
                     let l: [f32; LANES] = core::array::from_fn(|lane| acc[lane][px]);
-                    *o = activate_f32(lanes_sum(&l) + b, layer.activation);
+                    *o = activate_f32(lanes_sum(&l) + b, act);
                 }
             }
         }
@@ -172,33 +184,31 @@ pub(super) fn conv2d_f32(
 /// [`crate::kernels::conv2d_s8`] after its checks.
 #[inline(always)]
 pub(super) fn conv2d_s8(
-    layer: &Conv2dS8<'_>,
     g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
     input: &[i8],
-    dims: Chw,
-    zp_in: i8,
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    let (h, w, k) = (dims.h, dims.w, g.k);
+    let (h, w, kh, kw) = (g.h, g.w, g.win.kh, g.win.kw);
     let (plane_len, out_plane) = (h * w, g.oh * g.ow);
-    if plane_len == 0 || out_plane == 0 {
+    if plane_len == 0 || out_plane == 0 || g.per_out == 0 {
         return;
     }
-    let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output);
+    let zp_out = i32::from(q.output.zero_point);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let zp_in = q.input_zp;
     let zp = i32::from(zp_in);
-    let per_channel = layer
-        .bias
-        .iter()
-        .zip(layer.multiplier.iter())
-        .zip(layer.shift.iter());
-    let filters = layer.weights.as_bytes().chunks_exact(g.per_out);
+    let per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
+    let filters = weights.as_bytes().chunks_exact(g.per_out);
     for ((w_o, ((bias, m), shift)), out_o) in filters
         .zip(per_channel)
         .zip(output.chunks_exact_mut(out_plane))
     {
         for (oy, out_row) in out_o.chunks_exact_mut(g.ow).enumerate() {
-            let (ky_lo, ky_hi, y0) = tap_range(oy, g.s, g.p, k, h);
+            let (ky_lo, ky_hi, y0) = tap_range(oy, g.win.sh, g.win.pad_top, kh, h);
             for (group, out_px) in out_row.chunks_mut(PIXELS).enumerate() {
                 let ox0 = group * PIXELS;
                 let mut acc = [0i32; PIXELS];
@@ -206,8 +216,8 @@ pub(super) fn conv2d_s8(
                     for ky in ky_lo..ky_hi {
                         let iy = (y0 + ky as isize) as usize;
                         let row = plane.get(iy * w..(iy + 1) * w).unwrap_or(&[]);
-                        let j0 = (i * k + ky) * k;
-                        let taps = w_o.get(j0..j0 + k).unwrap_or(&[]);
+                        let j0 = (i * kh + ky) * kw;
+                        let taps = w_o.get(j0..j0 + kw).unwrap_or(&[]);
                         for (kx, &wb) in taps.iter().enumerate() {
                             let wv = i32::from(wb as i8);
                             let xs = tap_pixels(row, ox0, kx, g, zp_in);

@@ -12,9 +12,9 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use super::{Chw, ConvGeometry, KernelPath};
-use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
-use crate::tensor::QuantParams;
+use super::params::{LinearParams, PerChannelQuant};
+use super::{ConvGeometry, KernelPath};
+use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 
 /// Rows per block of the portable f32 Linear kernel: 4 rows × 8 f32 lanes fit the 16 SSE2 /
 /// 32 NEON registers with the shared input chunk.
@@ -43,34 +43,60 @@ fn use_avx2(path: KernelPath) -> bool {
     };
 }
 
-/// [`super::linear_f32`] after its checks.
-pub(super) fn linear_f32(path: KernelPath, layer: &LinearF32<'_>, x: &[f32], out: &mut [f32]) {
+/// [`super::linear_f32`] after its checks: each of the `rows` input rows through the blocked
+/// kernel (weights `[out][in]` blocked over output features; rows are independent).
+pub(super) fn linear_f32(
+    path: KernelPath,
+    p: &LinearParams,
+    x: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    out: &mut [f32],
+) {
     if path == KernelPath::Reference {
-        return super::linear_f32::reference(layer, x, out);
+        return super::linear_f32::reference(p, x, weights, bias, out);
     }
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2(path) {
-        // SAFETY: `use_avx2` checked that the CPU supports AVX2.
-        return unsafe { x86::linear_f32_avx2(layer, x, out) };
+    if p.in_features == 0 || p.out_features == 0 {
+        return;
     }
-    blocked::linear_f32::<PORTABLE_ROWS>(layer, x, out)
+    let rows = x
+        .chunks_exact(p.in_features)
+        .zip(out.chunks_exact_mut(p.out_features));
+    for (xr, yr) in rows {
+        #[cfg(target_arch = "x86_64")]
+        if use_avx2(path) {
+            // SAFETY: `use_avx2` checked that the CPU supports AVX2.
+            unsafe { x86::linear_f32_avx2(p.activation, weights, bias, xr, yr) };
+            continue;
+        }
+        blocked::linear_f32::<PORTABLE_ROWS>(p.activation, weights, bias, xr, yr)
+    }
 }
 
 /// [`super::linear_s8`] after its checks.
 pub(super) fn linear_s8(
     path: KernelPath,
-    layer: &LinearS8<'_>,
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
     x: &[i8],
-    zp_in: i8,
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
     out: &mut [i8],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if use_avx2(path) {
-        // SAFETY: `use_avx2` checked that the CPU supports AVX2.
-        return unsafe { x86::linear_s8_avx2(layer, x, zp_in, out) };
+    if use_avx2(path) && p.in_features != 0 && p.out_features != 0 {
+        let rows = x
+            .chunks_exact(p.in_features)
+            .zip(out.chunks_exact_mut(p.out_features));
+        for (xr, yr) in rows {
+            // SAFETY: `use_avx2` checked that the CPU supports AVX2.
+            unsafe { x86::linear_s8_avx2(p.activation, q, weights, bias, xr, yr) };
+        }
+        return;
     }
     // Portable: the reference loop (a blocked version was not faster, see `blocked`).
-    super::linear_s8::reference(layer, x, zp_in, out)
+    let _ = path;
+    super::linear_s8::reference(p, q, x, weights, bias, out)
 }
 
 /// [`super::conv2d_f32`] after its checks. Returns `false` (and writes nothing) when some weight
@@ -78,44 +104,47 @@ pub(super) fn linear_s8(
 /// `inf · 0.0` would differ (see `blocked`).
 pub(super) fn conv2d_f32(
     path: KernelPath,
-    layer: &Conv2dF32<'_>,
     g: &ConvGeometry,
+    act: Activation,
     input: &[f32],
-    dims: Chw,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
     output: &mut [f32],
 ) -> bool {
-    if path == KernelPath::Reference || !layer.weights.iter().all(f32::is_finite) {
+    if path == KernelPath::Reference || !weights.iter().all(f32::is_finite) {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
     if use_avx2(path) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
-        unsafe { x86::conv2d_f32_avx2(layer, g, input, dims, output) };
+        unsafe { x86::conv2d_f32_avx2(g, act, input, weights, bias, output) };
         return true;
     }
-    blocked::conv2d_f32(layer, g, input, dims, output);
+    blocked::conv2d_f32(g, act, input, weights, bias, output);
     true
 }
 
 /// [`super::conv2d_s8`] after its checks.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn conv2d_s8(
     path: KernelPath,
-    layer: &Conv2dS8<'_>,
     g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
     input: &[i8],
-    dims: Chw,
-    zp_in: i8,
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
     output: &mut [i8],
 ) {
     if path == KernelPath::Reference {
-        return super::conv2d_s8::reference(layer, g, input, dims, zp_in, output);
+        return super::conv2d_s8::reference(g, act, q, input, weights, bias, output);
     }
     #[cfg(target_arch = "x86_64")]
     if use_avx2(path) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
-        return unsafe { x86::conv2d_s8_avx2(layer, g, input, dims, zp_in, output) };
+        return unsafe { x86::conv2d_s8_avx2(g, act, q, input, weights, bias, output) };
     }
-    blocked::conv2d_s8(layer, g, input, dims, zp_in, output)
+    blocked::conv2d_s8(g, act, q, input, weights, bias, output)
 }
 
 /// [`super::normalize_quantize`]: the same values through

@@ -10,8 +10,8 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::{conv2d_f32, conv2d_s8, linear_f32, linear_s8, normalize_quantize};
-use crate::kernels::{conv_geometry, Chw, KernelPath};
-use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
+use crate::kernels::params::{ConvParams, LinearParams, PerChannelQuant, Window};
+use crate::kernels::{conv_geometry, KernelPath};
 use crate::quant::{activation_range, quantize, requantize};
 use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 
@@ -120,11 +120,11 @@ fn random_requant(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     )
 }
 
-/// Runs every path of `linear_s8` and compares with an i64 accumulator and [`requantize`].
+/// Runs every path of `linear_s8` on `rows` input rows and compares with an i64 accumulator and
+/// [`requantize`].
 #[allow(clippy::too_many_arguments)]
 fn linear_s8_check(
-    n_in: usize,
-    n_out: usize,
+    (rows, n_in, n_out): (usize, usize, usize),
     relu_on: bool,
     zp_in: i8,
     zp_out: i8,
@@ -134,36 +134,47 @@ fn linear_s8_check(
     mult: &[u8],
     shift: &[u8],
 ) -> Result<(), TestCaseError> {
-    let layer = LinearS8 {
-        in_features: n_in as u32,
-        out_features: n_out as u32,
+    let p = LinearParams {
+        rows,
+        in_features: n_in,
+        out_features: n_out,
         activation: act(relu_on),
-        weights: I8Data::from_le_bytes(w),
-        bias: I32Data::from_le_bytes(bias),
-        multiplier: I32Data::from_le_bytes(mult),
-        shift: I8Data::from_le_bytes(shift),
+    };
+    let q = PerChannelQuant {
+        input_zp: zp_in,
         output: QuantParams {
             scale: 0.1,
             zero_point: zp_out,
         },
+        multiplier: I32Data::from_le_bytes(mult),
+        shift: I8Data::from_le_bytes(shift),
     };
-    let (lo, hi) = activation_range(layer.activation, layer.output);
-    let want: Vec<i8> = (0..n_out)
-        .map(|o| {
+    let bias = I32Data::from_le_bytes(bias);
+    let (lo, hi) = activation_range(p.activation, q.output);
+    let mut want = Vec::new();
+    for r in 0..rows {
+        for o in 0..n_out {
             let dot: i64 = (0..n_in)
-                .map(|i| i64::from(w[o * n_in + i] as i8) * (i64::from(x[i]) - i64::from(zp_in)))
+                .map(|i| {
+                    i64::from(w[o * n_in + i] as i8)
+                        * (i64::from(x[r * n_in + i]) - i64::from(zp_in))
+                })
                 .sum();
-            let acc = layer.bias.get(o).unwrap() as i64 + dot;
-            let (m, s) = (
-                layer.multiplier.get(o).unwrap(),
-                layer.shift.get(o).unwrap(),
-            );
-            requantize(acc as i32, m, i32::from(s), i32::from(zp_out), lo, hi)
-        })
-        .collect();
+            let acc = bias.get(o).unwrap() as i64 + dot;
+            let (m, s) = (q.multiplier.get(o).unwrap(), q.shift.get(o).unwrap());
+            want.push(requantize(
+                acc as i32,
+                m,
+                i32::from(s),
+                i32::from(zp_out),
+                lo,
+                hi,
+            ));
+        }
+    }
     for path in paths() {
-        let mut y = vec![99i8; n_out];
-        linear_s8(path, &layer, x, zp_in, &mut y);
+        let mut y = vec![99i8; rows * n_out];
+        linear_s8(path, &p, &q, x, I8Data::from_le_bytes(w), bias, &mut y);
         prop_assert_eq!(&y, &want, "{:?}", path);
     }
     Ok(())
@@ -179,34 +190,35 @@ proptest! {
 
     #[test]
     fn linear_f32_paths_match_the_documented_order(
-        n_in in n_in(), n_out in 1usize..40, relu_on: bool, offset in 0usize..4, seed: u64,
+        n_in in n_in(), n_out in 1usize..40, rows in 1usize..4, relu_on: bool, offset in 0usize..4,
+        seed: u64,
     ) {
         let mut rng = Rng(seed);
         let specials = seed % 3 == 0;
         let w: Vec<f32> = (0..n_in * n_out).map(|_| rng.f32(specials)).collect();
         let b: Vec<f32> = (0..n_out).map(|_| rng.f32(false)).collect();
-        let x: Vec<f32> = (0..n_in).map(|_| rng.f32(specials)).collect();
+        let x: Vec<f32> = (0..rows * n_in).map(|_| rng.f32(specials)).collect();
         let (wb, bb) = (le_at(&w, offset), le_at(&b, 0));
-        let layer = LinearF32 {
-            in_features: n_in as u32, out_features: n_out as u32, activation: act(relu_on),
-            weights: F32Data::from_le_bytes(&wb[offset..]), bias: F32Data::from_le_bytes(&bb),
-        };
-        let want: Vec<f32> = (0..n_out)
-            .map(|o| {
-                let dot = lanes_ref((0..n_in).map(|j| (j, w[o * n_in + j] * x[j])));
-                relu(dot + b[o], layer.activation)
-            })
-            .collect();
+        let p = LinearParams { rows, in_features: n_in, out_features: n_out, activation: act(relu_on) };
+        let (weights, bias) = (F32Data::from_le_bytes(&wb[offset..]), F32Data::from_le_bytes(&bb));
+        let mut want = Vec::new();
+        for r in 0..rows {
+            for o in 0..n_out {
+                let dot = lanes_ref((0..n_in).map(|j| (j, w[o * n_in + j] * x[r * n_in + j])));
+                want.push(relu(dot + b[o], p.activation));
+            }
+        }
         for path in paths() {
-            let mut y = vec![7.0f32; n_out];
-            linear_f32(path, &layer, &x, &mut y);
+            let mut y = vec![7.0f32; rows * n_out];
+            linear_f32(path, &p, &x, weights, bias, &mut y);
             prop_assert!(same_f32(&y, &want), "{:?}: {:?} != {:?}", path, y, want);
         }
     }
 
     #[test]
     fn linear_s8_paths_are_exact(
-        n_in in n_in(), n_out in 1usize..40, relu_on: bool, zp_in: i8, zp_out: i8, seed: u64,
+        n_in in n_in(), n_out in 1usize..40, rows in 1usize..4, relu_on: bool, zp_in: i8,
+        zp_out: i8, seed: u64,
     ) {
         let mut rng = Rng(seed);
         // Odd seeds: full-range values. Even seeds: weights and x − zp_in in {−1, 0, 1} and a
@@ -217,50 +229,57 @@ proptest! {
         let w: Vec<u8> = (0..n_in * n_out)
             .map(|_| if exact_scale { small(&mut rng) } else { rng.i8() } as u8)
             .collect();
-        let x: Vec<i8> = (0..n_in)
+        let x: Vec<i8> = (0..rows * n_in)
             .map(|_| if exact_scale { zp_in.saturating_add(small(&mut rng)) } else { rng.i8() })
             .collect();
         let (bias, mut mult, mut shift) = random_requant(&mut rng, n_out);
+        let dims = (rows, n_in, n_out);
         if exact_scale {
             mult = (0..n_out).flat_map(|_| (1i32 << 30).to_le_bytes()).collect();
             shift = vec![1u8; n_out];
             let b: Vec<i32> = (0..n_out).map(|_| (rng.next() % 41) as i32 - 20).collect();
-            return linear_s8_check(n_in, n_out, relu_on, zp_in, zp_out, &w, &x,
+            return linear_s8_check(dims, relu_on, zp_in, zp_out, &w, &x,
                 &b.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(), &mult, &shift);
         }
-        linear_s8_check(n_in, n_out, relu_on, zp_in, zp_out, &w, &x, &bias, &mult, &shift)?;
+        linear_s8_check(dims, relu_on, zp_in, zp_out, &w, &x, &bias, &mult, &shift)?;
     }
+
+    /// Square and non-square kernels, strides 1–3 per dimension, independent padding on each side
+    /// (TF "same" at stride 2 pads bottom/right one more than top/left).
     #[test]
     fn conv2d_paths_match_the_documented_order(
-        ci in 1usize..4, co in 1usize..6, k in 1usize..5, s in 1usize..4, pad_frac in 0usize..8,
+        ci in 1usize..4, co in 1usize..6, kh in 1usize..6, kw in 1usize..6, sh in 1usize..4,
+        sw in 1usize..4, pads in [0usize..8, 0usize..8, 0usize..8, 0usize..8],
         h in 1usize..24, w in 1usize..24, relu_on: bool, zp_in: i8, offset in 0usize..4, seed: u64,
     ) {
-        let p = pad_frac % k;
-        prop_assume!(h + 2 * p >= k && w + 2 * p >= k);
+        let win = Window {
+            kh, kw, sh, sw,
+            pad_top: pads[0] % kh, pad_bottom: pads[1] % kh,
+            pad_left: pads[2] % kw, pad_right: pads[3] % kw,
+        };
+        prop_assume!(win.out_dims(h, w).is_some());
+        let (oh, ow) = win.out_dims(h, w).unwrap();
         let mut rng = Rng(seed);
-        let dims = Chw { c: ci, h, w };
-        let per_out = ci * k * k;
-        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let per_out = ci * kh * kw;
         // Finite weights (the fast path's condition); the input may hold anything.
         let wf: Vec<f32> = (0..co * per_out).map(|_| rng.f32(false)).collect();
         let bf: Vec<f32> = (0..co).map(|_| rng.f32(false)).collect();
         let xf: Vec<f32> = (0..ci * h * w).map(|_| rng.f32(seed % 3 == 0)).collect();
         let (wb, bb) = (le_at(&wf, offset), le_at(&bf, 0));
-        let layer = Conv2dF32 {
-            in_channels: ci as u16, out_channels: co as u16, kernel: k as u16, stride: s as u16,
-            padding: p as u16, activation: act(relu_on),
-            weights: F32Data::from_le_bytes(&wb[offset..]), bias: F32Data::from_le_bytes(&bb),
-        };
-        let g = conv_geometry((ci, co), (k, s, p), dims, xf.len(), co * oh * ow, wf.len()).unwrap();
+        let a = act(relu_on);
+        let p = ConvParams { in_channels: ci, h, w, out_channels: co, window: win, activation: a };
+        let (weights, bias) = (F32Data::from_le_bytes(&wb[offset..]), F32Data::from_le_bytes(&bb));
+        let g = conv_geometry(&p, xf.len(), co * oh * ow, wf.len()).unwrap();
         // Taps (j, input index) of output pixel (oy, ox); padded taps are skipped.
         let taps = |oy: usize, ox: usize| {
             let mut t = Vec::new();
             for i in 0..ci {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let iy = (oy * sh + ky) as isize - win.pad_top as isize;
+                        let ix = (ox * sw + kx) as isize - win.pad_left as isize;
                         if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                            t.push(((i * k + ky) * k + kx, i * h * w + iy as usize * w + ix as usize));
+                            t.push(((i * kh + ky) * kw + kx, i * h * w + iy as usize * w + ix as usize));
                         }
                     }
                 }
@@ -272,15 +291,15 @@ proptest! {
             for oy in 0..oh {
                 for ox in 0..ow {
                     let dot = lanes_ref(taps(oy, ox).into_iter().map(|(j, xi)| (j, wf[o * per_out + j] * xf[xi])));
-                    want.push(relu(dot + bf[o], layer.activation));
+                    want.push(relu(dot + bf[o], a));
                 }
             }
         }
         for path in paths() {
             let mut y = vec![7.0f32; co * oh * ow];
-            if !conv2d_f32(path, &layer, &g, &xf, dims, &mut y) {
+            if !conv2d_f32(path, &g, a, &xf, weights, bias, &mut y) {
                 prop_assert_eq!(path, KernelPath::Reference);
-                crate::kernels::conv2d_f32::reference(&layer, &g, &xf, dims, &mut y);
+                crate::kernels::conv2d_f32::reference(&g, a, &xf, weights, bias, &mut y);
             }
             prop_assert!(same_f32(&y, &want), "{:?}", path);
         }
@@ -301,17 +320,17 @@ proptest! {
             shift = vec![1u8; co];
         }
         let zp_out = rng.i8();
-        let layer = Conv2dS8 {
-            in_channels: ci as u16, out_channels: co as u16, kernel: k as u16, stride: s as u16,
-            padding: p as u16, activation: act(relu_on),
-            weights: I8Data::from_le_bytes(&w8), bias: I32Data::from_le_bytes(&bias),
-            multiplier: I32Data::from_le_bytes(&mult), shift: I8Data::from_le_bytes(&shift),
+        let q = PerChannelQuant {
+            input_zp: zp_in,
             output: QuantParams { scale: 0.1, zero_point: zp_out },
+            multiplier: I32Data::from_le_bytes(&mult),
+            shift: I8Data::from_le_bytes(&shift),
         };
-        let (lo, hi) = activation_range(layer.activation, layer.output);
+        let bias = I32Data::from_le_bytes(&bias);
+        let (lo, hi) = activation_range(a, q.output);
         let mut want = Vec::new();
         for o in 0..co {
-            let (b, m, sh) = (layer.bias.get(o).unwrap(), layer.multiplier.get(o).unwrap(), layer.shift.get(o).unwrap());
+            let (b, m, sh) = (bias.get(o).unwrap(), q.multiplier.get(o).unwrap(), q.shift.get(o).unwrap());
             for oy in 0..oh {
                 for ox in 0..ow {
                     let dot: i64 = taps(oy, ox)
@@ -324,7 +343,7 @@ proptest! {
         }
         for path in paths() {
             let mut y = vec![99i8; co * oh * ow];
-            conv2d_s8(path, &layer, &g, &x8, dims, zp_in, &mut y);
+            conv2d_s8(path, &g, a, &q, &x8, I8Data::from_le_bytes(&w8), bias, &mut y);
             prop_assert_eq!(&y, &want, "{:?}", path);
         }
     }
@@ -350,25 +369,26 @@ fn conv2d_f32_leaves_non_finite_weights_to_the_reference_loop() {
     // (the documented rule) gives inf. Every path must give the reference's answer.
     let w = le_at(&[f32::INFINITY, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 0);
     let b = le_at(&[0.0], 0);
-    let layer = Conv2dF32 {
+    let (weights, bias) = (F32Data::from_le_bytes(&w), F32Data::from_le_bytes(&b));
+    let p = ConvParams {
         in_channels: 1,
+        h: 3,
+        w: 3,
         out_channels: 1,
-        kernel: 3,
-        stride: 1,
-        padding: 1,
+        window: Window::square(3, 1, 1),
         activation: Activation::None,
-        weights: F32Data::from_le_bytes(&w),
-        bias: F32Data::from_le_bytes(&b),
     };
-    let dims = Chw { c: 1, h: 3, w: 3 };
     let x = [1.0f32; 9];
     let mut y = [0.0f32; 9];
-    crate::kernels::conv2d_f32(&layer, &x, dims, &mut y).unwrap();
+    crate::kernels::conv2d_f32(&p, &x, weights, bias, &mut y).unwrap();
     // Output (0, 0): tap (0, 0) is padding, so no inf reaches it.
     assert_eq!(y[0], 4.0);
     assert_eq!(y[4], f32::INFINITY);
+    let g = conv_geometry(&p, 9, 9, 9).unwrap();
     for path in paths() {
-        let g = conv_geometry((1, 1), (3, 1, 1), dims, 9, 9, 9).unwrap();
-        assert!(!conv2d_f32(path, &layer, &g, &x, dims, &mut y), "{path:?}");
+        assert!(
+            !conv2d_f32(path, &g, p.activation, &x, weights, bias, &mut y),
+            "{path:?}"
+        );
     }
 }

@@ -16,10 +16,10 @@ use core::arch::x86_64::{
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::blocked;
-use crate::kernels::{activate_f32, lanes_sum, Chw, ConvGeometry, LANES};
-use crate::layer::{Conv2dF32, Conv2dS8, LinearF32, LinearS8};
+use crate::kernels::params::PerChannelQuant;
+use crate::kernels::{activate_f32, lanes_sum, ConvGeometry, LANES};
 use crate::quant::{activation_range, requantize};
-use crate::tensor::QuantParams;
+use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 
 /// Bit set in [`FEATURES`] once detection has run.
 const DETECTED: u8 = 0x80;
@@ -130,16 +130,24 @@ unsafe fn dots_f32<const R: usize>(block: &[u8], x: &[f32]) -> [f32; R] {
     lanes.map(|l| lanes_sum(&l))
 }
 
+/// One input row `x` of [`crate::kernels::linear_f32`]: `out[o] = act(dot(W[o], x) + bias[o])`.
+///
 /// # Safety
 /// The CPU must support AVX2 ([`has_avx2`]).
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn linear_f32_avx2(layer: &LinearF32<'_>, x: &[f32], out: &mut [f32]) {
+pub(super) unsafe fn linear_f32_avx2(
+    act: Activation,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    x: &[f32],
+    out: &mut [f32],
+) {
     let row_bytes = 4 * x.len();
     if row_bytes == 0 {
         return;
     }
-    let mut bias = layer.bias.iter();
-    let mut w_blocks = layer.weights.as_bytes().chunks_exact(F32_ROWS * row_bytes);
+    let mut bias = bias.iter();
+    let mut w_blocks = weights.as_bytes().chunks_exact(F32_ROWS * row_bytes);
     let mut out_blocks = out.chunks_exact_mut(F32_ROWS);
     for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
         for ((o, s), b) in ob
@@ -147,13 +155,13 @@ pub(super) unsafe fn linear_f32_avx2(layer: &LinearF32<'_>, x: &[f32], out: &mut
             .zip(dots_f32::<F32_ROWS>(wb, x))
             .zip(&mut bias)
         {
-            *o = activate_f32(s + b, layer.activation);
+            *o = activate_f32(s + b, act);
         }
     }
     let rest = w_blocks.remainder().chunks_exact(row_bytes);
     for ((o, wr), b) in out_blocks.into_remainder().iter_mut().zip(rest).zip(bias) {
         let [s] = dots_f32::<1>(wr, x);
-        *o = activate_f32(s + b, layer.activation);
+        *o = activate_f32(s + b, act);
     }
 }
 
@@ -204,28 +212,34 @@ unsafe fn dots_s8<const R: usize>(block: &[u8], x: &[i8], zp_in: i8) -> [i32; R]
     sums
 }
 
+/// One input row `x` of [`crate::kernels::linear_s8`].
+///
 /// # Safety
 /// The CPU must support AVX2 ([`has_avx2`]).
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn linear_s8_avx2(layer: &LinearS8<'_>, x: &[i8], zp_in: i8, out: &mut [i8]) {
+pub(super) unsafe fn linear_s8_avx2(
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    x: &[i8],
+    out: &mut [i8],
+) {
     let n_in = x.len();
     if n_in == 0 {
         return;
     }
-    let zp_out = i32::from(layer.output.zero_point);
-    let (act_min, act_max) = activation_range(layer.activation, layer.output);
-    let mut per_channel = layer
-        .bias
-        .iter()
-        .zip(layer.multiplier.iter())
-        .zip(layer.shift.iter());
+    let zp_in = q.input_zp;
+    let zp_out = i32::from(q.output.zero_point);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let mut per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
     let mut finish = |o: &mut i8, dot: i32| {
         if let Some(((bias, m), shift)) = per_channel.next() {
             let acc = bias.wrapping_add(dot);
             *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
         }
     };
-    let mut w_blocks = layer.weights.as_bytes().chunks_exact(S8_ROWS * n_in);
+    let mut w_blocks = weights.as_bytes().chunks_exact(S8_ROWS * n_in);
     let mut out_blocks = out.chunks_exact_mut(S8_ROWS);
     for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
         for (o, dot) in ob.iter_mut().zip(dots_s8::<S8_ROWS>(wb, x, zp_in)) {
@@ -243,27 +257,29 @@ pub(super) unsafe fn linear_s8_avx2(layer: &LinearS8<'_>, x: &[i8], zp_in: i8, o
 /// The CPU must support AVX2 ([`has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn conv2d_f32_avx2(
-    layer: &Conv2dF32<'_>,
     g: &ConvGeometry,
+    act: Activation,
     input: &[f32],
-    dims: Chw,
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    blocked::conv2d_f32(layer, g, input, dims, output)
+    blocked::conv2d_f32(g, act, input, weights, bias, output)
 }
 
 /// # Safety
 /// The CPU must support AVX2 ([`has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn conv2d_s8_avx2(
-    layer: &Conv2dS8<'_>,
     g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
     input: &[i8],
-    dims: Chw,
-    zp_in: i8,
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    blocked::conv2d_s8(layer, g, input, dims, zp_in, output)
+    blocked::conv2d_s8(g, act, q, input, weights, bias, output)
 }
 
 /// # Safety
