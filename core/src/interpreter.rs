@@ -39,7 +39,7 @@ use crate::format::graph::{ModelInfo, Node, OpKind};
 use crate::format::{Body, Nodes};
 use crate::kernels;
 use crate::ops::{self, In, Out, Sharing, Values, ValuesMut};
-use crate::planner::{self, Lifetime, OpIo, Reuse};
+use crate::planner::{self, ArenaPlan, Lifetime, OpIo, PlanStorage, Reuse};
 use crate::tensor::{DType, TensorData, TensorInfo, TensorView};
 
 /// Default tensor capacity of a [`Model`].
@@ -166,28 +166,26 @@ impl<'a, const T: usize> Model<'a, T> {
         let outputs = [self.body.info.logits, self.body.info.embedding];
         let mut buffer_of = [u16::MAX; T];
         let mut lifetimes = [Lifetime::default(); T];
-        let ops = OpIos {
-            nodes: self.body.nodes(),
-        };
-        let n_buffers = planner::liveness(
-            &tensor_bytes[..n],
-            &is_constant[..n],
-            self.body.info.input,
-            &outputs,
-            ops,
-            &mut buffer_of[..n],
-            &mut lifetimes,
-        )?;
         let mut order = [0u16; T];
         let mut offsets = [0usize; T];
-        let lifetimes = lifetimes.get(..n_buffers).ok_or(Error::ModelSizeOverflow)?;
-        let high_water = planner::greedy(
-            lifetimes,
-            &mut order[..n_buffers],
-            &mut offsets[..n_buffers],
-        )?;
+        let graph = planner::Graph {
+            tensor_bytes: &tensor_bytes[..n],
+            is_constant: &is_constant[..n],
+            input: self.body.info.input,
+            outputs: &outputs,
+            ops: OpIos {
+                nodes: self.body.nodes(),
+            },
+        };
+        let mut storage = PlanStorage {
+            buffer_of: &mut buffer_of[..n],
+            lifetimes: &mut lifetimes,
+            order: &mut order,
+            offsets: &mut offsets,
+        };
+        let ArenaPlan { high_water, .. } = planner::plan(graph, &mut storage)?;
         let mut end = high_water;
-        for (slot, &buffer) in self.slots.iter_mut().zip(buffer_of.iter()) {
+        for (id, slot) in self.slots.iter_mut().enumerate() {
             let offset = if slot.data.is_some() {
                 let at = end;
                 let len = slot
@@ -196,17 +194,14 @@ impl<'a, const T: usize> Model<'a, T> {
                     .and_then(align_up)
                     .ok_or(Error::ModelSizeOverflow)?;
                 end = end.checked_add(len).ok_or(Error::ModelSizeOverflow)?;
-                at
+                Some(at)
             } else {
-                match offsets.get(usize::from(buffer)) {
-                    Some(&o) if usize::from(buffer) < n_buffers => o,
-                    _ => {
-                        slot.offset = UNPLANNED;
-                        continue;
-                    }
-                }
+                storage.tensor_offset(id as u16)
             };
-            slot.offset = u32::try_from(offset).map_err(|_| Error::ModelSizeOverflow)?;
+            slot.offset = match offset {
+                Some(o) => u32::try_from(o).map_err(|_| Error::ModelSizeOverflow)?,
+                None => UNPLANNED,
+            };
         }
         u32::try_from(end).map_err(|_| Error::ModelSizeOverflow)?;
         self.planned_bytes = high_water;
@@ -515,21 +510,12 @@ impl Iterator for OpIos<'_> {
     fn next(&mut self) -> Option<OpIo> {
         // Every node decoded once in `Body::read`, so `ok()` never drops one.
         let node = self.nodes.next()?.ok()?;
-        let mut inputs = [0u16; planner::MAX_OP_INPUTS];
-        let ids = node.inputs.ids();
-        for (d, &s) in inputs.iter_mut().zip(ids) {
-            *d = s;
-        }
-        Some(OpIo {
-            inputs,
-            n_inputs: ids.len() as u8,
-            output: node.output,
-            reuse: match ops::sharing(&node.op) {
-                Sharing::None => Reuse::None,
-                Sharing::Alias => Reuse::Alias,
-                Sharing::InPlace => Reuse::InPlace,
-            },
-        })
+        let reuse = match ops::sharing(&node.op) {
+            Sharing::None => Reuse::None,
+            Sharing::Alias => Reuse::Alias,
+            Sharing::InPlace => Reuse::InPlace,
+        };
+        OpIo::new(node.inputs.ids(), node.output, reuse)
     }
 }
 
@@ -559,7 +545,7 @@ fn check_input(info: &ModelInfo<'_>, slots: &[Slot<'_>]) -> Result<()> {
 fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result<()> {
     // Ids are checked against the table (≤ T entries) before they index `produced`.
     let mut produced = [false; T];
-    let mut set = |p: &mut [bool; T], id: u16| {
+    let set = |p: &mut [bool; T], id: u16| {
         if let Some(b) = p.get_mut(usize::from(id)) {
             *b = true;
         }

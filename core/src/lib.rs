@@ -51,50 +51,6 @@
 //! assert_eq!(out.logits.get_f32(0), Some(7.0));
 //! # Ok::<(), denoiserep_core::Error>(())
 //! ```
-#![no_std]`, allocation-free inference engine and model format for DenoiseRep-fused
-//! networks, in f32 and int8 (TensorFlow Lite Micro arithmetic). The same source runs on the host
-//! and on a Cortex-M4F and gives bit-identical results.
-//!
-//! - [`format`]: the model file (`docs/model-format.md`): header + CRC-32 + postcard body,
-//!   decoded zero-copy from a `&[u8]` (flash), and written by [`encode`] into a `&mut [u8]`.
-//! - [`Model`]: [`Model::from_bytes`] validates everything and plans the arena;
-//!   [`Model::run`] evaluates into a caller's arena of [`Model::arena_size`] bytes and returns the
-//!   logits and the embedding; [`Model::run_with`] also calls back after every layer.
-//! - [`kernels`]: one reference kernel per file (`linear_f32`, `conv2d_s8`, …).
-//! - [`quant`]: [`quantize_multiplier`] and [`requantize`], the int8 arithmetic
-//!   (`docs/quantization.md`).
-//! - [`samples`]: input-sample and output-dump files (`docs/dump-format.md`), shared by the
-//!   host's `denoiserep infer --dump` and the firmware so both write the same bytes.
-//! - [`Error`]: the one error type; nothing panics on any input bytes.
-//!
-//! ```
-//! use denoiserep_core::{encode, encoded_len, F32Data, Layer, LinearF32, Activation, Metadata,
-//!                       Model, Precision};
-//! // y = 2·x + 1 on a single value.
-//! let w = 2.0f32.to_le_bytes();
-//! let b = 1.0f32.to_le_bytes();
-//! let (mean, std) = (0.0f32.to_le_bytes(), 1.0f32.to_le_bytes());
-//! let metadata = Metadata {
-//!     name: "affine", input_shape: [1, 1, 1], num_classes: 1, embedding_layer: 1,
-//!     input_mean: F32Data::from_le_bytes(&mean), input_std: F32Data::from_le_bytes(&std),
-//!     precision: Precision::F32, input_quant: None,
-//! };
-//! let layers = [
-//!     Layer::Flatten,
-//!     Layer::LinearF32(LinearF32 {
-//!         in_features: 1, out_features: 1, activation: Activation::None,
-//!         weights: F32Data::from_le_bytes(&w), bias: F32Data::from_le_bytes(&b),
-//!     }),
-//! ];
-//! let mut file = [0u8; 128];
-//! let n = encode(&metadata, &layers, &mut file)?;
-//! assert_eq!(n, encoded_len(&metadata, &layers)?);
-//! let model = Model::from_bytes(&file[..n])?;
-//! let mut arena = [0u8; 64];
-//! let out = model.run(&[3.0], &mut arena)?;
-//! assert_eq!(out.logits.get_f32(0), Some(7.0));
-//! # Ok::<(), denoiserep_core::Error>(())
-//! ```
 #![no_std]
 #![deny(missing_docs)]
 
@@ -108,7 +64,7 @@ pub mod format;
 mod interpreter;
 pub mod kernels;
 mod ops;
-mod planner;
+pub mod planner;
 pub mod quant;
 pub mod samples;
 mod tensor;

@@ -510,7 +510,10 @@ mod tests {
         // radius = floor(31 · 2^26 / 2^23) = 248.
         let p = softmax_s8_params(1.0, 0.0625, 3, 10).unwrap();
         assert_eq!((p.rows, p.depth), (3, 10));
-        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (1 << 30, 23, -248));
+        assert_eq!(
+            (p.input_multiplier, p.input_left_shift, p.diff_min),
+            (1 << 30, 23, -248)
+        );
         // scale = 0.1: 6710886.4 = 0.8 · 2^23; radius = floor(31 · 8) = 248.
         let p = softmax_s8_params(1.0, 0.1, 1, 4).unwrap();
         let m = libm::round(f64::from(0.1f32) * 67_108_864.0 / 8_388_608.0 * 2_147_483_648.0);
@@ -518,10 +521,16 @@ mod tests {
         assert_eq!(p.diff_min, -248);
         // Huge beta · scale: capped at 2^31 − 1 → shift 31 (not saturated), radius 0.
         let p = softmax_s8_params(1e6, 100.0, 1, 4).unwrap();
-        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (i32::MAX, 31, 0));
+        assert_eq!(
+            (p.input_multiplier, p.input_left_shift, p.diff_min),
+            (i32::MAX, 31, 0)
+        );
         // scale = 3/4 · 2^−5: real = 0.75 · 2^21 → (3 · 2^29, 21), radius = 31 · 2^5 = 992.
         let p = softmax_s8_params(1.0, 0.75 / 32.0, 1, 4).unwrap();
-        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (3 << 29, 21, -992));
+        assert_eq!(
+            (p.input_multiplier, p.input_left_shift, p.diff_min),
+            (3 << 29, 21, -992)
+        );
     }
 
     #[test]

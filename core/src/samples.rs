@@ -17,8 +17,8 @@
 //! Every length read from a header is untrusted: decoding checks it and returns
 //! [`Error::SamplesBadHeader`] / [`Error::SamplesBadLength`] instead of panicking.
 
-use crate::interpreter::Outputs;
 use crate::error::{Error, Result};
+use crate::interpreter::Outputs;
 use crate::tensor::{QuantParams, TensorData};
 
 /// Magic bytes of an input file.

@@ -37,7 +37,8 @@ pub(super) fn eval(p: &Add, a: &In<'_>, b: &In<'_>, output: Out<'_>) -> Result<(
             else {
                 return Err(Error::KernelBadArguments);
             };
-            let params = add_s8_params(qa, qb, qo, p.activation).ok_or(Error::KernelBadArguments)?;
+            let params =
+                add_s8_params(qa, qb, qo, p.activation).ok_or(Error::KernelBadArguments)?;
             add_s8(&params, x, y, out)
         }
         _ => Err(Error::KernelBadArguments),

@@ -26,7 +26,14 @@ pub(super) fn prepare(
     if lp.out_features == 0 {
         return Err(Error::OpBadParam { op: index });
     }
-    weights::check(index, &p.weights, lp.out_features, lp.in_features, input, output)?;
+    weights::check(
+        index,
+        &p.weights,
+        lp.out_features,
+        lp.in_features,
+        input,
+        output,
+    )?;
     let mut dims = [0usize; crate::tensor::MAX_RANK];
     let rank = input.shape.rank();
     for (d, &v) in dims.iter_mut().zip(input.shape.dims()) {

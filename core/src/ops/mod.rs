@@ -78,7 +78,12 @@ pub(crate) fn prepare(
     inputs: &[TensorInfo],
     output: &TensorInfo,
 ) -> Result<()> {
-    let one = || inputs.first().copied().ok_or(Error::OpBadArity { op: index });
+    let one = || {
+        inputs
+            .first()
+            .copied()
+            .ok_or(Error::OpBadArity { op: index })
+    };
     match &node.op {
         Op::Linear(p) => linear::prepare(index, p, &one()?, output),
         Op::Conv2d(p) => conv2d::prepare(index, p, &one()?, output),
@@ -124,18 +129,14 @@ pub(crate) fn eval_in_place(node: &Node<'_>, output: Out<'_>) -> Result<()> {
     }
 }
 
-/// The input's zero point for an int8 tensor, or `OpUnsupportedDType`.
-pub(crate) fn i8_quant(index: u16, t: &TensorInfo) -> Result<crate::tensor::QuantParams> {
-    match t.dtype {
-        DType::I8(q) => Ok(q),
-        DType::F32 => Err(Error::OpUnsupportedDType { op: index }),
-    }
-}
-
 /// `Ok` when `t` has exactly `shape`'s dims, else `ShapeMismatch`.
 pub(crate) fn expect_shape(index: u16, t: &TensorInfo, dims: &[usize]) -> Result<()> {
     let same = t.shape.rank() == dims.len()
-        && t.shape.dims().iter().zip(dims).all(|(&a, &b)| usize::from(a) == b);
+        && t.shape
+            .dims()
+            .iter()
+            .zip(dims)
+            .all(|(&a, &b)| usize::from(a) == b);
     if same {
         Ok(())
     } else {
@@ -177,7 +178,9 @@ pub(crate) fn window_geometry(
         .shape
         .as_chw()
         .ok_or(Error::ShapeMismatch { op: index })?;
-    let (oh, ow) = w.out_dims(h, wd).ok_or(Error::ShapeMismatch { op: index })?;
+    let (oh, ow) = w
+        .out_dims(h, wd)
+        .ok_or(Error::ShapeMismatch { op: index })?;
     Ok((w, [c, h, wd, oh, ow]))
 }
 

@@ -28,14 +28,11 @@ pub(super) fn prepare(
     }
     match (input.dtype, output.dtype) {
         (DType::F32, DType::F32) => Ok(()),
-        (DType::I8(q), DType::I8(o)) if o == SOFTMAX_S8_OUTPUT => softmax_s8_params(
-            p.beta,
-            q.scale,
-            input.shape.rows(),
-            input.shape.last(),
-        )
-        .map(|_| ())
-        .ok_or(Error::OpBadMultiplier { op: index }),
+        (DType::I8(q), DType::I8(o)) if o == SOFTMAX_S8_OUTPUT => {
+            softmax_s8_params(p.beta, q.scale, input.shape.rows(), input.shape.last())
+                .map(|_| ())
+                .ok_or(Error::OpBadMultiplier { op: index })
+        }
         _ => Err(Error::OpUnsupportedDType { op: index }),
     }
 }

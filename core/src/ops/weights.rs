@@ -25,7 +25,10 @@ pub(super) fn check(
     let n_w = n_out.checked_mul(per_out).ok_or(Error::ModelSizeOverflow)?;
     match (w, input.dtype, output.dtype) {
         (Weights::F32 { weights, bias }, DType::F32, DType::F32) => {
-            if !weights.is_whole() || weights.len() != n_w || !bias.is_whole() || bias.len() != n_out
+            if !weights.is_whole()
+                || weights.len() != n_w
+                || !bias.is_whole()
+                || bias.len() != n_out
             {
                 return Err(Error::OpBadTensorLength { op });
             }

@@ -35,6 +35,26 @@ use super::liveness::Lifetime;
 /// Errors: [`Error::PlanCapacity`], [`Error::PlanBadLifetime`] (`first > last`),
 /// [`Error::ModelSizeOverflow`]. Never panics.
 pub fn greedy(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) -> Result<usize> {
+    greedy_by(lifetimes, order, offsets, Placement::BySize)
+}
+
+/// The order in which [`greedy_by`] places buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Largest first (tflite-micro); ties: earlier `first`, then lower index.
+    BySize,
+    /// Earliest `first` first (execution order); ties: larger size, then lower index. On a
+    /// chain this is the ping-pong layout.
+    ByFirstUse,
+}
+
+/// [`greedy`] with a choice of placement order; same guarantees.
+pub fn greedy_by(
+    lifetimes: &[Lifetime],
+    order: &mut [u16],
+    offsets: &mut [usize],
+    placement: Placement,
+) -> Result<usize> {
     let n = lifetimes.len();
     if n > usize::from(u16::MAX) {
         return Err(Error::PlanCapacity);
@@ -48,7 +68,7 @@ pub fn greedy(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) 
         align_up(lt.size).ok_or(Error::ModelSizeOverflow)?;
         *slot = u16::try_from(i).map_err(|_| Error::PlanCapacity)?;
     }
-    order.sort_unstable_by(|&a, &b| placement_order(lifetimes, a, b));
+    order.sort_unstable_by(|&a, &b| placement_order(lifetimes, a, b, placement));
 
     let mut high_water = 0usize;
     for i in 0..n {
@@ -93,16 +113,20 @@ pub fn greedy(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) 
     Ok(high_water)
 }
 
-/// Size descending, then `first` ascending, then index ascending: a total order on buffer ids.
-fn placement_order(lifetimes: &[Lifetime], a: u16, b: u16) -> Ordering {
+/// A total order on buffer ids: [`Placement::BySize`] = size descending, then `first` ascending,
+/// then index; [`Placement::ByFirstUse`] = `first` ascending, then size descending, then index.
+fn placement_order(lifetimes: &[Lifetime], a: u16, b: u16, placement: Placement) -> Ordering {
     let key = |i: u16| {
         lifetimes.get(usize::from(i)).map_or((0, usize::MAX), |lt| {
             (align_up(lt.size).unwrap_or(usize::MAX), lt.first)
         })
     };
     let ((size_a, first_a), (size_b, first_b)) = (key(a), key(b));
-    size_b
-        .cmp(&size_a)
-        .then(first_a.cmp(&first_b))
-        .then(a.cmp(&b))
+    let by_size = size_b.cmp(&size_a);
+    let by_first = first_a.cmp(&first_b);
+    match placement {
+        Placement::BySize => by_size.then(by_first),
+        Placement::ByFirstUse => by_first.then(by_size),
+    }
+    .then(a.cmp(&b))
 }

@@ -11,6 +11,10 @@
 //!    input from 0; graph outputs until `n_ops`, after the last op).
 //! 2. [`greedy`]: tflite-micro's greedy-by-size placement. Buffers, largest first, each go to the
 //!    lowest offset where they overlap no already placed buffer with an intersecting lifetime.
+//!    [`plan`] also tries the same placement in execution order ([`Placement::ByFirstUse`],
+//!    which is the ping-pong layout on a chain) and keeps the smaller of the two (by-size on a
+//!    tie), and on a chain the two-ended layout of the old sequential planner ([`ping_pong`]), so
+//!    no model needs more than any of these schemes alone.
 //!
 //! # Invariants of a plan
 //!
@@ -18,10 +22,9 @@
 //! - Two buffers whose lifetimes intersect occupy disjoint byte ranges. Hence the bytes of a
 //!   tensor are not written by any other op from the op that produces it to its last use (an
 //!   in-place op overwrites its input 0 only at that input's last use).
-//! - `max over ops k of Σ{size : buffer live at k} ≤ high_water ≤ Σ sizes`. The greedy plan is
-//!   not always optimal: on a chain with sizes `40, 24, 32, 40` it needs 96 bytes where the
-//!   ping-pong layout needs 72 (see the tests); on chains of two alternating sizes it equals the
-//!   ping-pong `max(in + out)`.
+//! - `max over ops k of Σ{size : buffer live at k} ≤ high_water ≤ Σ sizes`. Greedy-by-size
+//!   alone is not always optimal: on a chain with sizes `40, 24, 32, 40` it needs 96 bytes where
+//!   the ping-pong layout needs 72 (see the tests); [`plan`] picks the by-first-use layout there.
 //!
 //! # Arena layout
 //!
@@ -38,11 +41,13 @@
 
 mod greedy;
 mod liveness;
+mod ping_pong;
 #[cfg(test)]
 mod tests;
 
-pub use greedy::greedy;
+pub use greedy::{greedy, greedy_by, Placement};
 pub use liveness::{liveness, Lifetime, OpIo, Reuse, MAX_OP_INPUTS, NO_BUFFER};
+pub use ping_pong::ping_pong;
 
 use crate::error::Result;
 
@@ -95,7 +100,8 @@ pub struct ArenaPlan {
     pub high_water: usize,
 }
 
-/// Runs [`liveness`] then [`greedy`] on `graph`, filling `storage`.
+/// Runs [`liveness`] then the better of the two [`greedy_by`] placements on `graph`, filling
+/// `storage`.
 pub fn plan<I: Iterator<Item = OpIo> + Clone>(
     graph: Graph<'_, I>,
     storage: &mut PlanStorage<'_>,
@@ -113,7 +119,26 @@ pub fn plan<I: Iterator<Item = OpIo> + Clone>(
         .lifetimes
         .get(..buffers)
         .ok_or(crate::error::Error::PlanCapacity)?;
-    let high_water = greedy(lifetimes, storage.order, storage.offsets)?;
+    let by_size = greedy_by(lifetimes, storage.order, storage.offsets, Placement::BySize)?;
+    let by_first = greedy_by(
+        lifetimes,
+        storage.order,
+        storage.offsets,
+        Placement::ByFirstUse,
+    )?;
+    let chain = ping_pong(lifetimes, storage.order, storage.offsets)?;
+    let best = by_size.min(by_first);
+    let high_water = match chain {
+        Some(w) if w < best => w,
+        _ => {
+            let placement = if by_first < by_size {
+                Placement::ByFirstUse
+            } else {
+                Placement::BySize
+            };
+            greedy_by(lifetimes, storage.order, storage.offsets, placement)?
+        }
+    };
     Ok(ArenaPlan {
         buffers,
         high_water,

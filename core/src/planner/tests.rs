@@ -311,15 +311,19 @@ fn ping_pong(sizes: &[usize]) -> usize {
 }
 
 #[test]
-fn greedy_can_exceed_ping_pong_on_an_uneven_chain() {
-    // Documents a known limitation (see the module docs). Sizes 40, 24, 32, 40; lifetimes
-    // [0,0], [0,1], [1,2], [2,3]. Greedy: both 40s @0 (they never meet), 32 meets the second 40
-    // → @40, 24 meets the first 40 and the 32 → @72: 96 bytes. Ping-pong needs
-    // max(40 + 24, 24 + 32, 32 + 40) = 72 (40 @0, 24 @48, 32 @0, 40 @32).
+fn plan_keeps_the_ping_pong_layout_where_greedy_by_size_loses() {
+    // Sizes 40, 24, 32, 40; lifetimes [0,0], [0,1], [1,2], [2,3]. Greedy by size: both 40s @0
+    // (they never meet), 32 meets the second 40 → @40, 24 meets the first 40 and the 32 → @72:
+    // 96 bytes. Ping-pong needs max(40 + 24, 24 + 32, 32 + 40) = 72; by first use places
+    // 40 @0, 24 @40, 32 @0, 40 @32, and `plan` keeps it.
     let sizes = [40, 24, 32, 40];
+    let lifetimes = [lt(40, 0, 0), lt(24, 0, 1), lt(32, 1, 2), lt(40, 2, 3)];
+    let (mut order, mut offsets) = ([0u16; 4], [0usize; 4]);
+    let by_size = greedy_by(&lifetimes, &mut order, &mut offsets, Placement::BySize).unwrap();
+    assert_eq!((by_size, offsets), (96, [0, 72, 40, 0]));
     let p = chain(&sizes);
-    assert_eq!(p.offsets, [0, 72, 40, 0]);
-    assert_eq!((p.high_water, ping_pong(&sizes)), (96, 72));
+    assert_eq!(p.offsets, [0, 40, 0, 32]);
+    assert_eq!((p.high_water, ping_pong(&sizes)), (72, 72));
 }
 
 // ---------------------------------------------------------------- liveness errors
@@ -640,6 +644,13 @@ proptest! {
         let p = chain(&sizes);
         prop_assert_eq!(p.high_water, ping_pong(&sizes));
         prop_assert_eq!(p.high_water, align_up(a).unwrap() + align_up(b).unwrap());
+    }
+
+    /// On any chain the plan needs no more than the old ping-pong planner (`max(in + out)`).
+    #[test]
+    fn chains_never_need_more_than_ping_pong(sizes in prop::collection::vec(1usize..300, 2..16)) {
+        let p = chain(&sizes);
+        prop_assert!(p.high_water <= ping_pong(&sizes), "{} > {}", p.high_water, ping_pong(&sizes));
     }
 
     /// An out-of-range id in any op of a valid graph is reported at that op.

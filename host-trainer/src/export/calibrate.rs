@@ -174,4 +174,3 @@ fn progress_bar(n: usize, progress: bool) -> ProgressBar {
     );
     bar
 }
-

@@ -4,7 +4,9 @@
 use anyhow::Result;
 use denoiserep_core::DType;
 
-use crate::export::file::{f32_bytes, shape, ModelFile, OwnedNode, OwnedOp, OwnedTensor, OwnedWeights};
+use crate::export::file::{
+    f32_bytes, shape, ModelFile, OwnedNode, OwnedOp, OwnedTensor, OwnedWeights,
+};
 use crate::export::fused::FusedModel;
 use crate::export::lower::{lower, CoreGraph, CoreOp};
 
@@ -97,7 +99,11 @@ pub(crate) fn structural(op: &CoreOp) -> OwnedOp {
 
 /// The model file around `tensors` and `nodes` (name = arch string, so a model and its baseline
 /// have names of equal length).
-pub(crate) fn skeleton(g: &CoreGraph, tensors: Vec<OwnedTensor>, nodes: Vec<OwnedNode>) -> ModelFile {
+pub(crate) fn skeleton(
+    g: &CoreGraph,
+    tensors: Vec<OwnedTensor>,
+    nodes: Vec<OwnedNode>,
+) -> ModelFile {
     ModelFile {
         name: g.name.clone(),
         input: 0,

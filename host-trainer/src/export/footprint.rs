@@ -32,12 +32,7 @@ fn weight_count(w: &Weights<'_>) -> u64 {
 
 /// Parameters and MACs of one op of `model`.
 pub fn op_cost(model: &Model<'_>, node: &Node<'_>) -> (u64, u64) {
-    let numel = |id: u16| {
-        model
-            .tensor(id)
-            .and_then(|t| t.shape.numel())
-            .unwrap_or(0) as u64
-    };
+    let numel = |id: u16| model.tensor(id).and_then(|t| t.shape.numel()).unwrap_or(0) as u64;
     let input = node.inputs.ids().first().and_then(|&id| model.tensor(id));
     let out = numel(node.output);
     match &node.op {

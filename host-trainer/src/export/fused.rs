@@ -79,7 +79,11 @@ impl FusedLayer {
                 groups,
                 ..
             } => {
-                let kind = if *groups > 1 { "DepthwiseConv2d" } else { "Conv2d" };
+                let kind = if *groups > 1 {
+                    "DepthwiseConv2d"
+                } else {
+                    "Conv2d"
+                };
                 let mut s = format!("{kind}({in_channels}→{out_channels}, {kh}×{kw}");
                 if stride != &[1, 1] {
                     s.push_str(&format!(", stride {}", stride[0]));

@@ -21,7 +21,9 @@ use anyhow::{bail, Result};
 use denoiserep_core::{quantize_multiplier, DType, QuantParams};
 
 use crate::export::calibrate::Ranges;
-use crate::export::file::{i32_bytes, i8_bytes, shape, ModelFile, OwnedNode, OwnedOp, OwnedTensor, OwnedWeights};
+use crate::export::file::{
+    i32_bytes, i8_bytes, shape, ModelFile, OwnedNode, OwnedOp, OwnedTensor, OwnedWeights,
+};
 use crate::export::float::{skeleton, structural};
 use crate::export::lower::{CoreGraph, CoreOp};
 
@@ -121,7 +123,8 @@ pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
     for node in &g.nodes {
         let source = &node.source;
         let input = node.inputs[0] as usize;
-        let q_in = quant[input].ok_or_else(|| anyhow::anyhow!("{source}: input not quantized (a bug)"))?;
+        let q_in =
+            quant[input].ok_or_else(|| anyhow::anyhow!("{source}: input not quantized (a bug)"))?;
         let out = node.output as usize;
         let q_out = if node.op.requantizes() {
             range_quant(ranges.get(out), &format!("the output of {source}"))?

@@ -61,7 +61,10 @@ impl CoreOp {
     pub fn requantizes(&self) -> bool {
         matches!(
             self,
-            Self::Linear { .. } | Self::Conv2d { .. } | Self::DepthwiseConv2d { .. } | Self::Add { .. }
+            Self::Linear { .. }
+                | Self::Conv2d { .. }
+                | Self::DepthwiseConv2d { .. }
+                | Self::Add { .. }
         )
     }
 }
@@ -94,20 +97,38 @@ pub struct CoreGraph {
     pub std: Vec<f32>,
 }
 
-fn window(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4], what: &str) -> Result<WindowSpec> {
+fn window(
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    what: &str,
+) -> Result<WindowSpec> {
     let c = |v: usize| {
-        u16::try_from(v)
-            .map_err(|_| anyhow::anyhow!("{what}: {v} does not fit the model format (at most 65535)"))
+        u16::try_from(v).map_err(|_| {
+            anyhow::anyhow!("{what}: {v} does not fit the model format (at most 65535)")
+        })
     };
     Ok(WindowSpec {
         kernel: [c(kernel[0])?, c(kernel[1])?],
         stride: [c(stride[0])?, c(stride[1])?],
-        padding: [c(padding[0])?, c(padding[1])?, c(padding[2])?, c(padding[3])?],
+        padding: [
+            c(padding[0])?,
+            c(padding[1])?,
+            c(padding[2])?,
+            c(padding[3])?,
+        ],
     })
 }
 
 /// `(in + before + after − k) / s + 1`, or an error naming `what`.
-fn out_dim(input: usize, k: usize, s: usize, before: usize, after: usize, what: &str) -> Result<usize> {
+fn out_dim(
+    input: usize,
+    k: usize,
+    s: usize,
+    before: usize,
+    after: usize,
+    what: &str,
+) -> Result<usize> {
     let span = (input + before + after).checked_sub(k).filter(|_| s > 0);
     match span {
         Some(span) => Ok(span / s + 1),
@@ -122,7 +143,13 @@ fn chw(shape: &[usize], what: &str) -> Result<[usize; 3]> {
     }
 }
 
-fn pooled(shape: &[usize], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4], what: &str) -> Result<Vec<usize>> {
+fn pooled(
+    shape: &[usize],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    what: &str,
+) -> Result<Vec<usize>> {
     let [c, h, w] = chw(shape, what)?;
     Ok(vec![
         c,
@@ -181,7 +208,11 @@ pub fn lower(model: &FusedModel) -> Result<CoreGraph> {
     for (k, node) in nodes.iter().enumerate() {
         let what = format!("node {k} '{}' {}", node.name, node.layer.describe());
         let ins: Vec<ValueId> = node.inputs.clone();
-        let arity = if matches!(node.layer, FusedLayer::Add) { 2 } else { 1 };
+        let arity = if matches!(node.layer, FusedLayer::Add) {
+            2
+        } else {
+            1
+        };
         if ins.len() != arity {
             bail!("{what}: has {} inputs, expects {arity}", ins.len());
         }
@@ -199,7 +230,9 @@ pub fn lower(model: &FusedModel) -> Result<CoreGraph> {
         }
         let inputs = ins
             .iter()
-            .map(|&v| tensor_of[v].ok_or_else(|| anyhow::anyhow!("{what}: input value {v} has no tensor")))
+            .map(|&v| {
+                tensor_of[v].ok_or_else(|| anyhow::anyhow!("{what}: input value {v} has no tensor"))
+            })
             .collect::<Result<Vec<u16>>>()?;
         let op = core_op(&node.layer, activation_of[k], &in_shape, &what)?;
         let out_shape = match op {
@@ -224,7 +257,9 @@ pub fn lower(model: &FusedModel) -> Result<CoreGraph> {
         .get(model.embedding)
         .copied()
         .flatten()
-        .ok_or_else(|| anyhow::anyhow!("embedding value {} is not in the graph", model.embedding))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("embedding value {} is not in the graph", model.embedding)
+        })?;
     Ok(CoreGraph {
         name: model.arch.clone(),
         shapes,
@@ -428,9 +463,17 @@ mod tests {
             .collect();
         assert_eq!(
             acts,
-            vec![None, Some(Activation::Relu), Some(Activation::Relu), Some(Activation::None)]
+            vec![
+                None,
+                Some(Activation::Relu),
+                Some(Activation::Relu),
+                Some(Activation::None)
+            ]
         );
-        assert_eq!(g.shapes, vec![vec![1, 28, 28], vec![784], vec![256], vec![128], vec![10]]);
+        assert_eq!(
+            g.shapes,
+            vec![vec![1, 28, 28], vec![784], vec![256], vec![128], vec![10]]
+        );
         assert_eq!((g.embedding, g.logits), (3, 4));
         assert_eq!(g.nodes[2].source, "3 Linear(256→128) + ReLU");
     }
@@ -439,13 +482,41 @@ mod tests {
     fn residual_block_keeps_its_skip_and_fuses_the_add_relu() {
         // x → conv a (+ReLU) → conv b ; add(b, x) → ReLU → mean → linear.
         let nodes = vec![
-            FusedNode { name: "a".into(), layer: conv(4, 4, 3, 1, 1), inputs: vec![0] },
-            FusedNode { name: "a.relu".into(), layer: FusedLayer::Relu, inputs: vec![1] },
-            FusedNode { name: "b".into(), layer: conv(4, 4, 3, 1, 1), inputs: vec![2] },
-            FusedNode { name: "add".into(), layer: FusedLayer::Add, inputs: vec![3, 0] },
-            FusedNode { name: "relu".into(), layer: FusedLayer::Relu, inputs: vec![4] },
-            FusedNode { name: "pool".into(), layer: FusedLayer::GlobalAvgPool, inputs: vec![5] },
-            FusedNode { name: "fc".into(), layer: linear(4, 3), inputs: vec![6] },
+            FusedNode {
+                name: "a".into(),
+                layer: conv(4, 4, 3, 1, 1),
+                inputs: vec![0],
+            },
+            FusedNode {
+                name: "a.relu".into(),
+                layer: FusedLayer::Relu,
+                inputs: vec![1],
+            },
+            FusedNode {
+                name: "b".into(),
+                layer: conv(4, 4, 3, 1, 1),
+                inputs: vec![2],
+            },
+            FusedNode {
+                name: "add".into(),
+                layer: FusedLayer::Add,
+                inputs: vec![3, 0],
+            },
+            FusedNode {
+                name: "relu".into(),
+                layer: FusedLayer::Relu,
+                inputs: vec![4],
+            },
+            FusedNode {
+                name: "pool".into(),
+                layer: FusedLayer::GlobalAvgPool,
+                inputs: vec![5],
+            },
+            FusedNode {
+                name: "fc".into(),
+                layer: linear(4, 3),
+                inputs: vec![6],
+            },
         ];
         let m = FusedModel {
             arch: "t".into(),
@@ -456,9 +527,18 @@ mod tests {
             embedding: 6,
         };
         let g = lower(&m).unwrap();
-        let kinds: Vec<String> = g.nodes.iter().map(|n| format!("{:?}", std::mem::discriminant(&n.op))).collect();
+        let kinds: Vec<String> = g
+            .nodes
+            .iter()
+            .map(|n| format!("{:?}", std::mem::discriminant(&n.op)))
+            .collect();
         assert_eq!(kinds.len(), 5, "{:?}", g.nodes);
-        assert_eq!(g.nodes[2].op, CoreOp::Add { activation: Activation::Relu });
+        assert_eq!(
+            g.nodes[2].op,
+            CoreOp::Add {
+                activation: Activation::Relu
+            }
+        );
         assert_eq!(g.nodes[2].inputs, vec![2, 0]);
         assert_eq!(g.nodes[3].op, CoreOp::Mean);
         assert_eq!(g.shapes[4], vec![4]);

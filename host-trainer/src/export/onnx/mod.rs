@@ -83,8 +83,20 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
     let channel = [1, c as i64, 1, 1];
     g.initializer("input_mean", &channel, &model.normalization.mean);
     g.initializer("input_std", &channel, &model.normalization.std);
-    g.node("Sub", "normalize_sub", &[INPUT, "input_mean"], "centered", vec![]);
-    g.node("Div", "normalize_div", &["centered", "input_std"], "t0", vec![]);
+    g.node(
+        "Sub",
+        "normalize_sub",
+        &[INPUT, "input_mean"],
+        "centered",
+        vec![],
+    );
+    g.node(
+        "Div",
+        "normalize_div",
+        &["centered", "input_std"],
+        "t0",
+        vec![],
+    );
     let name_of = |t: u16| {
         if t == core.logits {
             LOGITS.to_string()
@@ -112,7 +124,10 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
             format!("pre{k}")
         };
         let op_name = format!("op{k}");
-        let (wn, bn) = (format!("{}.weight", node.name), format!("{}.bias", node.name));
+        let (wn, bn) = (
+            format!("{}.weight", node.name),
+            format!("{}.bias", node.name),
+        );
         match &node.op {
             CoreOp::Linear {
                 out_features,
@@ -123,7 +138,13 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
                 let in_features = *in_shape.last().unwrap_or(&0);
                 g.weights(&wn, &[*out_features, in_features], weight, what)?;
                 g.weights(&bn, &[*out_features], bias, what)?;
-                g.node("Gemm", &op_name, &[&ins[0], &wn, &bn], &out, vec![int("transB", 1)]);
+                g.node(
+                    "Gemm",
+                    &op_name,
+                    &[&ins[0], &wn, &bn],
+                    &out,
+                    vec![int("transB", 1)],
+                );
             }
             CoreOp::Conv2d {
                 window,
@@ -199,18 +220,35 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
             CoreOp::Mean => {
                 let pooled = format!("gap{k}");
                 g.node("GlobalAveragePool", &op_name, &[&ins[0]], &pooled, vec![]);
-                g.node("Flatten", &format!("op{k}_flatten"), &[&pooled], &out, vec![int("axis", 1)]);
+                g.node(
+                    "Flatten",
+                    &format!("op{k}_flatten"),
+                    &[&pooled],
+                    &out,
+                    vec![int("axis", 1)],
+                );
             }
             CoreOp::Reshape => g.node("Flatten", &op_name, &[&ins[0]], &out, vec![int("axis", 1)]),
-            CoreOp::Activation { activation } => activate(&mut g, *activation, &op_name, &ins[0], &out),
+            CoreOp::Activation { activation } => {
+                activate(&mut g, *activation, &op_name, &ins[0], &out)
+            }
         }
         if activation != Activation::None {
-            activate(&mut g, activation, &format!("op{k}_act"), &out, &name_of(node.output));
+            activate(
+                &mut g,
+                activation,
+                &format!("op{k}_act"),
+                &out,
+                &name_of(node.output),
+            );
         }
     }
     let classes: usize = core.shapes[usize::from(core.logits)].iter().product();
     if classes != model.num_classes {
-        bail!("the model ends in {classes} values but has {} classes", model.num_classes);
+        bail!(
+            "the model ends in {classes} values but has {} classes",
+            model.num_classes
+        );
     }
     let emb_dim: usize = core.shapes[usize::from(core.embedding)].iter().product();
     if core.embedding == core.logits {
@@ -254,11 +292,21 @@ fn activate(g: &mut Graph, a: Activation, name: &str, input: &str, out: &str) {
     match a {
         Activation::Relu => g.node("Relu", name, &[input], out, vec![]),
         Activation::Relu6 => {
-            if !g.initializers.iter().any(|t| t.name.as_deref() == Some("relu6_min")) {
+            if !g
+                .initializers
+                .iter()
+                .any(|t| t.name.as_deref() == Some("relu6_min"))
+            {
                 g.initializer("relu6_min", &[], &[0.0]);
                 g.initializer("relu6_max", &[], &[6.0]);
             }
-            g.node("Clip", name, &[input, "relu6_min", "relu6_max"], out, vec![]);
+            g.node(
+                "Clip",
+                name,
+                &[input, "relu6_min", "relu6_max"],
+                out,
+                vec![],
+            );
         }
         Activation::None => g.node("Identity", name, &[input], out, vec![]),
     }
@@ -440,13 +488,25 @@ mod tests {
             vec![
                 ("Sub".into(), s(&["input", "input_mean"]), s(&["centered"])),
                 ("Div".into(), s(&["centered", "input_std"]), s(&["t0"])),
-                ("Conv".into(), s(&["t0", "0.weight", "0.bias"]), s(&["pre0"])),
+                (
+                    "Conv".into(),
+                    s(&["t0", "0.weight", "0.bias"]),
+                    s(&["pre0"])
+                ),
                 ("Relu".into(), s(&["pre0"]), s(&["t1"])),
                 ("MaxPool".into(), s(&["t1"]), s(&["t2"])),
                 ("Flatten".into(), s(&["t2"]), s(&["t3"])),
-                ("Gemm".into(), s(&["t3", "4.weight", "4.bias"]), s(&["pre3"])),
+                (
+                    "Gemm".into(),
+                    s(&["t3", "4.weight", "4.bias"]),
+                    s(&["pre3"])
+                ),
                 ("Relu".into(), s(&["pre3"]), s(&["embedding"])),
-                ("Gemm".into(), s(&["embedding", "6.weight", "6.bias"]), s(&["logits"])),
+                (
+                    "Gemm".into(),
+                    s(&["embedding", "6.weight", "6.bias"]),
+                    s(&["logits"])
+                ),
             ]
         );
         let g = m.graph.unwrap();
@@ -519,10 +579,26 @@ mod tests {
                 std: vec![1.0; 2],
             },
             nodes: vec![
-                FusedNode { name: "dw".into(), layer: dw, inputs: vec![0] },
-                FusedNode { name: "act".into(), layer: FusedLayer::Relu6, inputs: vec![1] },
-                FusedNode { name: "pool".into(), layer: FusedLayer::GlobalAvgPool, inputs: vec![2] },
-                FusedNode { name: "fc".into(), layer: linear(2, 3), inputs: vec![3] },
+                FusedNode {
+                    name: "dw".into(),
+                    layer: dw,
+                    inputs: vec![0],
+                },
+                FusedNode {
+                    name: "act".into(),
+                    layer: FusedLayer::Relu6,
+                    inputs: vec![1],
+                },
+                FusedNode {
+                    name: "pool".into(),
+                    layer: FusedLayer::GlobalAvgPool,
+                    inputs: vec![2],
+                },
+                FusedNode {
+                    name: "fc".into(),
+                    layer: linear(2, 3),
+                    inputs: vec![3],
+                },
             ],
             embedding: 3,
         };
@@ -530,10 +606,24 @@ mod tests {
         let names: Vec<String> = ops(&p).into_iter().map(|o| o.0).collect();
         assert_eq!(
             names,
-            ["Sub", "Div", "Conv", "Clip", "GlobalAveragePool", "Flatten", "Gemm"]
+            [
+                "Sub",
+                "Div",
+                "Conv",
+                "Clip",
+                "GlobalAveragePool",
+                "Flatten",
+                "Gemm"
+            ]
         );
         let conv = &p.graph.as_ref().unwrap().node[2];
-        let attr = |n: &str| conv.attribute.iter().find(|a| a.name.as_deref() == Some(n)).unwrap().clone();
+        let attr = |n: &str| {
+            conv.attribute
+                .iter()
+                .find(|a| a.name.as_deref() == Some(n))
+                .unwrap()
+                .clone()
+        };
         assert_eq!(attr("group").i, Some(2));
         assert_eq!(attr("pads").ints, vec![0, 0, 1, 1]);
     }
@@ -543,7 +633,10 @@ mod tests {
         let mut m = cnn();
         m.nodes[4].layer = linear(17, 4);
         let e = model_proto(&m).unwrap_err().to_string();
-        assert!(e.contains("node 4 '4' Linear(17→4)") && e.contains("18"), "{e}");
+        assert!(
+            e.contains("node 4 '4' Linear(17→4)") && e.contains("18"),
+            "{e}"
+        );
         let mut m = cnn();
         m.num_classes = 5;
         assert_eq!(
