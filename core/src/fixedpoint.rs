@@ -158,8 +158,8 @@ const MINUS_THIRTY_TWO_OVER_SEVENTEEN: i32 = -1_010_580_540;
 /// `x₀ = 48/17 − 32/17 · d` (Q2.29), three steps `x ← x + x · (1 − d · x)`, result `x / 2`.
 pub fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     let half_denominator = rounding_half_sum(a, one(0));
-    let mut x =
-        FORTY_EIGHT_OVER_SEVENTEEN.wrapping_add(mul(half_denominator, MINUS_THIRTY_TWO_OVER_SEVENTEEN));
+    let mut x = FORTY_EIGHT_OVER_SEVENTEEN
+        .wrapping_add(mul(half_denominator, MINUS_THIRTY_TWO_OVER_SEVENTEEN));
     for _ in 0..3 {
         let half_denominator_times_x = mul(half_denominator, x); // Q0 × Q2 → Q2
         let one_minus = one(2).wrapping_sub(half_denominator_times_x);
@@ -217,7 +217,10 @@ mod tests {
         assert_eq!(saturating_rounding_multiply_by_pot(1 << 29, 2), i32::MAX);
         assert_eq!(saturating_rounding_multiply_by_pot(-(1 << 29), 2), i32::MIN);
         // 2^29 − 1 is the threshold for exponent 2: still exact.
-        assert_eq!(saturating_rounding_multiply_by_pot((1 << 29) - 1, 2), i32::MAX - 3);
+        assert_eq!(
+            saturating_rounding_multiply_by_pot((1 << 29) - 1, 2),
+            i32::MAX - 3
+        );
         assert_eq!(saturating_rounding_multiply_by_pot(6, -2), 2); // 1.5 → 2
         assert_eq!(saturating_rounding_multiply_by_pot(-6, -2), -2); // −1.5 → −2
         assert_eq!(saturating_rounding_multiply_by_pot(5, -2), 1); // 1.25 → 1
@@ -244,7 +247,9 @@ mod tests {
         let mut worst = 0.0f64;
         for i in 1..=4096 {
             let x = -0.25 * f64::from(i) / 4096.0;
-            let got = f64::from(exp_on_interval_between_negative_one_quarter_and_0_excl(q(x, 0)));
+            let got = f64::from(exp_on_interval_between_negative_one_quarter_and_0_excl(q(
+                x, 0,
+            )));
             let err = (got / Q31 - libm::exp(x)).abs();
             worst = worst.max(err);
         }

@@ -442,12 +442,21 @@ mod tests {
         let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
         assert_eq!(activation_range(Activation::None, q(0.1, 5)), (-128, 127));
         assert_eq!(activation_range(Activation::Relu, q(0.1, 5)), (5, 127));
-        assert_eq!(activation_range(Activation::Relu, q(0.1, -128)), (-128, 127));
+        assert_eq!(
+            activation_range(Activation::Relu, q(0.1, -128)),
+            (-128, 127)
+        );
         // ReLU6: zp + round(6 / s): 6 / 0.05 = 120 → −128 + 120 = −8; 6 / 0.04 = 150 clamps at 127.
-        assert_eq!(activation_range(Activation::Relu6, q(0.05, -128)), (-128, -8));
+        assert_eq!(
+            activation_range(Activation::Relu6, q(0.05, -128)),
+            (-128, -8)
+        );
         assert_eq!(activation_range(Activation::Relu6, q(0.04, 3)), (3, 127));
         // 6 / 0.048 = 125.00000 in f32 → 125; 6 / 0.0235 = 255.3 → 255 − 128 = 127.
-        assert_eq!(activation_range(Activation::Relu6, q(0.048, -128)), (-128, -3));
+        assert_eq!(
+            activation_range(Activation::Relu6, q(0.048, -128)),
+            (-128, -3)
+        );
     }
 
     #[test]
@@ -501,7 +510,10 @@ mod tests {
         // radius = floor(31 · 2^26 / 2^23) = 248.
         let p = softmax_s8_params(1.0, 0.0625, 3, 10).unwrap();
         assert_eq!((p.rows, p.depth), (3, 10));
-        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (1 << 30, 23, -248));
+        assert_eq!(
+            (p.input_multiplier, p.input_left_shift, p.diff_min),
+            (1 << 30, 23, -248)
+        );
         // scale = 0.1: 6710886.4 = 0.8 · 2^23; radius = floor(31 · 8) = 248.
         let p = softmax_s8_params(1.0, 0.1, 1, 4).unwrap();
         let m = libm::round(f64::from(0.1f32) * 67_108_864.0 / 8_388_608.0 * 2_147_483_648.0);
@@ -509,10 +521,16 @@ mod tests {
         assert_eq!(p.diff_min, -248);
         // Huge beta · scale: capped at 2^31 − 1 → shift 31 (not saturated), radius 0.
         let p = softmax_s8_params(1e6, 100.0, 1, 4).unwrap();
-        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (i32::MAX, 31, 0));
+        assert_eq!(
+            (p.input_multiplier, p.input_left_shift, p.diff_min),
+            (i32::MAX, 31, 0)
+        );
         // scale = 3/4 · 2^−5: real = 0.75 · 2^21 → (3 · 2^29, 21), radius = 31 · 2^5 = 992.
         let p = softmax_s8_params(1.0, 0.75 / 32.0, 1, 4).unwrap();
-        assert_eq!((p.input_multiplier, p.input_left_shift, p.diff_min), (3 << 29, 21, -992));
+        assert_eq!(
+            (p.input_multiplier, p.input_left_shift, p.diff_min),
+            (3 << 29, 21, -992)
+        );
     }
 
     #[test]

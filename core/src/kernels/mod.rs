@@ -386,7 +386,10 @@ fn pool_geometry(
     input_len: usize,
     output_len: usize,
 ) -> Result<(usize, usize)> {
-    let (oh, ow) = p.window.out_dims(p.h, p.w).ok_or(Error::KernelBadArguments)?;
+    let (oh, ow) = p
+        .window
+        .out_dims(p.h, p.w)
+        .ok_or(Error::KernelBadArguments)?;
     let numel = |a: usize, b: usize| p.channels.checked_mul(a)?.checked_mul(b);
     if Some(input_len) != numel(p.h, p.w) || Some(output_len) != numel(oh, ow) {
         return Err(Error::KernelBadArguments);
@@ -398,7 +401,13 @@ fn pool_geometry(
 /// window covers `o·stride − pad_before .. o·stride − pad_before + kernel`, clipped to
 /// `0..input` (an empty range if nothing is in bounds; never panics).
 #[inline]
-fn pool_taps(o: usize, stride: usize, pad_before: usize, kernel: usize, input: usize) -> (usize, usize) {
+fn pool_taps(
+    o: usize,
+    stride: usize,
+    pad_before: usize,
+    kernel: usize,
+    input: usize,
+) -> (usize, usize) {
     let start = o.saturating_mul(stride);
     let lo = start.saturating_sub(pad_before).min(input);
     let hi = start

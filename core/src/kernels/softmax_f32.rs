@@ -30,7 +30,10 @@ pub fn softmax_f32(
     if depth == 0 {
         return Ok(());
     }
-    for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
+    for (x, y) in input
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth))
+    {
         let mut m = x[0];
         for &v in &x[1..] {
             if v > m {

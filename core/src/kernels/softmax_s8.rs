@@ -46,14 +46,20 @@ fn scaled_diff(diff: i32, p: &SoftmaxS8Params) -> i32 {
 /// `depth > ` [`MAX_SOFTMAX_S8_DEPTH`], or `diff_min > 0` (the row maximum must count). Other
 /// out-of-contract parameters give unspecified values, never a panic.
 pub fn softmax_s8(p: &SoftmaxS8Params, input: &[i8], output: &mut [i8]) -> Result<()> {
-    let n = p.rows.checked_mul(p.depth).ok_or(Error::KernelBadArguments)?;
+    let n = p
+        .rows
+        .checked_mul(p.depth)
+        .ok_or(Error::KernelBadArguments)?;
     if input.len() != n || output.len() != n || p.depth > MAX_SOFTMAX_S8_DEPTH || p.diff_min > 0 {
         return Err(Error::KernelBadArguments);
     }
     if p.depth == 0 {
         return Ok(());
     }
-    for (x, y) in input.chunks_exact(p.depth).zip(output.chunks_exact_mut(p.depth)) {
+    for (x, y) in input
+        .chunks_exact(p.depth)
+        .zip(output.chunks_exact_mut(p.depth))
+    {
         let max = i32::from(x.iter().copied().max().unwrap_or(i8::MIN));
         let mut sum_of_exps = 0i32; // Q12.19
         for &v in x {
