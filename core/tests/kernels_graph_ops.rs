@@ -204,6 +204,7 @@ fn tree(l: &[f32; 8]) -> f32 {
     ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
+#[allow(clippy::manual_clamp)] // spelled out: the comparisons are the reference
 fn act_ref(x: f32, a: Activation) -> f32 {
     match a {
         Activation::None => x,
