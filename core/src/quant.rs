@@ -201,7 +201,8 @@ fn quantize_multiplier_unsaturated(real: f64) -> (i32, i32) {
 /// TFLite `QuantizeMultiplierSmallerThanOneExp`: `real` must lie in `(0, 1)` and give a shift
 /// `≤ 0` (TFLite aborts otherwise; here `None`).
 fn quantize_multiplier_smaller_than_one(real: f64) -> Option<(i32, i32)> {
-    if !(real > 0.0 && real < 1.0) {
+    // NaN fails both comparisons.
+    if real.is_nan() || real <= 0.0 || real >= 1.0 {
         return None;
     }
     let (m, shift) = quantize_multiplier_unsaturated(real);
@@ -297,7 +298,7 @@ pub fn softmax_s8_params(
     } else {
         real
     };
-    if !(real > 1.0) {
+    if real.is_nan() || real <= 1.0 {
         return None;
     }
     let (input_multiplier, input_left_shift) = quantize_multiplier_unsaturated(real);

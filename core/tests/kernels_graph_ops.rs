@@ -204,6 +204,7 @@ fn tree(l: &[f32; 8]) -> f32 {
     ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
+#[allow(clippy::manual_clamp)] // spelled out: the comparisons are the reference
 fn act_ref(x: f32, a: Activation) -> f32 {
     match a {
         Activation::None => x,
@@ -561,6 +562,53 @@ fn clamp_and_activation_in_place() {
     assert_eq!(g, [0.0, 7.0]);
 }
 
+#[test]
+fn softmax_s8_equals_the_transcription_on_many_rows() {
+    // Many seeded rows: differences of one rounding step (e.g. truncating instead of rounding a
+    // term of the sum) only show on the rows that sit at an output rounding boundary.
+    let mut rng = Rng(0x5EED_50F7);
+    for case in 0..3000 {
+        let depth = 1 + (rng.next_u64() % 40) as usize;
+        let beta = [1.0f32, 0.5, 2.0, 1.3][case % 4];
+        let scale = scale_from(-((rng.next_u64() % 9) as i32), rng.uniform(0.0, 1.0));
+        let p = softmax_s8_params(beta, scale, 1, depth).unwrap();
+        let spread = 1 + (rng.next_u64() % 8) as i32;
+        let x: Vec<i8> = rng
+            .i8s(depth)
+            .into_iter()
+            .map(|v| (v as i32 >> (8 - spread)) as i8)
+            .collect();
+        let mut y = vec![0i8; depth];
+        kernels::softmax_s8(&p, &x, &mut y).unwrap();
+        assert_eq!(y, softmax_s8_ref(&p, &x), "{p:?} x = {x:?}");
+    }
+}
+
+#[test]
+fn fixed_point_functions_equal_the_transcription() {
+    use denoiserep_core::fixedpoint;
+    // Every 61st Q5.26 value in [−32, 0], and every 61st Q0.31 value in [0, 1).
+    let mut a = 0i64;
+    while a >= i32::MIN as i64 {
+        let (got, want) = (
+            fixedpoint::exp_on_negative_values(a as i32, 5),
+            exp_neg_q5(Fx::new(a as i32, 5)),
+        );
+        assert_eq!(got, want.raw, "exp({a})");
+        a -= 61 * 1021;
+    }
+    let mut x = 0i64;
+    while x <= i32::MAX as i64 {
+        let got = fixedpoint::one_over_one_plus_x_for_x_in_0_1(x as i32);
+        assert_eq!(
+            got,
+            one_over_one_plus(Fx::new(x as i32, 0)).raw,
+            "1/(1 + {x})"
+        );
+        x += 61 * 1021;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties.
 
@@ -706,7 +754,8 @@ proptest! {
         kernels::softmax_s8(&p, &x, &mut y).unwrap();
         for r in 0..rows {
             let (xr, yr) = (&x[r * depth..(r + 1) * depth], &y[r * depth..(r + 1) * depth]);
-            prop_assert_eq!(yr, softmax_s8_ref(&p, xr).as_slice());
+            let want = softmax_s8_ref(&p, xr);
+            prop_assert_eq!(yr, want.as_slice());
             // And close to the real softmax (output step 1/256).
             let mx = *xr.iter().max().unwrap() as f64;
             let z: f64 = xr.iter().map(|&v| (beta as f64 * scale as f64 * (v as f64 - mx)).exp()).sum();
@@ -837,11 +886,12 @@ fn golden_vectors_from_the_tflite_micro_interpreter() {
                     window,
                 };
                 let (oh, ow) = window.out_dims(h, w).unwrap();
-                let mut next = t_rest_i8(&mut t);
-                let x: Vec<i8> = (0..c * h * w).map(|_| next()).collect();
-                let want: Vec<i8> = (0..c * oh * ow).map(|_| next()).collect();
+                let v: Vec<i8> = (0..c * (h * w + oh * ow))
+                    .map(|_| next().parse().unwrap())
+                    .collect();
+                let (x, want) = v.split_at(c * h * w);
                 let mut y = vec![0i8; want.len()];
-                kernels::avg_pool2d_s8(&p, &x, &mut y).unwrap();
+                kernels::avg_pool2d_s8(&p, x, &mut y).unwrap();
                 assert_eq!(y, want, "line {}", line_no + 1);
                 counts[2] += 1;
             }
@@ -849,8 +899,4 @@ fn golden_vectors_from_the_tflite_micro_interpreter() {
         }
     }
     assert!(counts.iter().all(|&n| n >= 40), "{counts:?}");
-}
-
-fn t_rest_i8<'a, 'b>(t: &'b mut std::str::SplitWhitespace<'a>) -> impl FnMut() -> i8 + 'b {
-    move || t.next().unwrap().parse().unwrap()
 }

@@ -35,8 +35,8 @@ fn scaled_diff(diff: i32, p: &SoftmaxS8Params) -> i32 {
 ///
 /// 1. `max` = the row maximum; for each `x`, `diff = x − max`;
 /// 2. terms with `diff < diff_min` count as 0 and give −128; the others are scaled to Q5.26
-///    ([`scaled_diff`]), exponentiated with gemmlowp's `exp_on_negative_values` (Q0.31), rescaled
-///    to Q12.19 (rounding) and summed;
+///    (`SRDHM(diff · 2^input_left_shift, input_multiplier)`), exponentiated with gemmlowp's
+///    `exp_on_negative_values` (Q0.31), rescaled to Q12.19 (rounding) and summed;
 /// 3. `(scale, bits) = GetReciprocal(sum, 12)`, `exponent = bits + 23`;
 /// 4. `y = clamp(RDBP(SRDHM(scale, exp(diff)), exponent) − 128, −128, 127)`.
 ///
