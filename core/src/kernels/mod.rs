@@ -116,21 +116,25 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
             let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, win.kh, h);
             for ox in 0..ow {
                 let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, win.kw, w);
-                let mut m: Option<T> = None;
-                for ky in ky_lo..ky_hi {
-                    let iy = (y0 + ky as isize) as usize;
-                    let ix0 = (x0 + kx_lo as isize) as usize;
-                    let row = &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)];
-                    for &v in row {
-                        match m {
-                            Some(cur) if !(v > cur) => {}
-                            _ => m = Some(v),
+                let Some(out) = out_iter.next() else {
+                    return Ok(());
+                };
+                if ky_lo >= ky_hi || kx_lo >= kx_hi {
+                    continue; // no tap inside the input: impossible for a valid window
+                }
+                let (iy0, ix0) = (
+                    (y0 + ky_lo as isize) as usize,
+                    (x0 + kx_lo as isize) as usize,
+                );
+                let mut m = plane[iy0 * w + ix0];
+                for iy in iy0..iy0 + (ky_hi - ky_lo) {
+                    for &v in &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)] {
+                        if v > m {
+                            m = v;
                         }
                     }
                 }
-                if let (Some(out), Some(m)) = (out_iter.next(), m) {
-                    *out = m;
-                }
+                *out = m;
             }
         }
     }
