@@ -7,11 +7,12 @@
 //! # f32 summation order (fixed, host and device)
 //!
 //! Every f32 reduction (dot products of Linear, Conv2d and DepthwiseConv2d, sums of
-//! GlobalAvgPool) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's documented reduction order, are added
-//! into 8 lanes, `lane[j mod 8] += t_j` in increasing `j` (lanes start at `+0.0`), and the lanes
-//! are combined in the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is
-//! added after the tree. An 8-wide SIMD or unrolled implementation reproduces this bit for bit.
-//! No `mul_add` anywhere: every product is rounded to f32 before it is added.
+//! GlobalAvgPool) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's
+//! documented reduction order, are added into 8 lanes, `lane[j mod 8] += t_j` in increasing `j`
+//! (lanes start at `+0.0`), and the lanes are combined in the fixed tree
+//! `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is added after the tree. An
+//! 8-wide SIMD or unrolled implementation reproduces this bit for bit. No `mul_add` anywhere:
+//! every product is rounded to f32 before it is added.
 //!
 //! For a convolution the index `j` of a tap is the flat index of its weight within the output
 //! channel's filter, padded or not: `j = (i·kh + ky)·kw + kx` for Conv2d (`[out][in][kh][kw]`
@@ -22,10 +23,11 @@
 //!
 //! # Host fast paths
 //!
-//! On x86_64 and aarch64, Linear and Conv2d run blocked kernels that compute several outputs at
-//! once (AVX2 on x86_64 when the CPU has it, detected once at run time; otherwise portable code
-//! the compiler vectorizes). They keep each output's f32 order above, so they give the same bits
-//! as the one-output-at-a-time loops that every other target (the Cortex-M) runs.
+//! On x86_64 and aarch64, Linear and Conv2d (and DepthwiseConv2d, one channel at a time through
+//! the Conv2d code) run blocked kernels that compute several outputs at once (AVX2 on x86_64
+//! when the CPU has it, detected once at run time; otherwise portable code the compiler
+//! vectorizes). They keep each output's f32 order above, so they give the same bits as the
+//! one-output-at-a-time loops that every other target (the Cortex-M) runs.
 //! [`kernel_path`] says which one is in use; cargo feature `portable-kernels` forces the
 //! portable one.
 
@@ -116,21 +118,25 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
             let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, win.kh, h);
             for ox in 0..ow {
                 let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, win.kw, w);
-                let mut m: Option<T> = None;
-                for ky in ky_lo..ky_hi {
-                    let iy = (y0 + ky as isize) as usize;
-                    let ix0 = (x0 + kx_lo as isize) as usize;
-                    let row = &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)];
-                    for &v in row {
-                        match m {
-                            Some(cur) if !(v > cur) => {}
-                            _ => m = Some(v),
+                let Some(out) = out_iter.next() else {
+                    return Ok(());
+                };
+                if ky_lo >= ky_hi || kx_lo >= kx_hi {
+                    continue; // no tap inside the input: impossible for a valid window
+                }
+                let (iy0, ix0) = (
+                    (y0 + ky_lo as isize) as usize,
+                    (x0 + kx_lo as isize) as usize,
+                );
+                let mut m = plane[iy0 * w + ix0];
+                for iy in iy0..iy0 + (ky_hi - ky_lo) {
+                    for &v in &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)] {
+                        if v > m {
+                            m = v;
                         }
                     }
                 }
-                if let (Some(out), Some(m)) = (out_iter.next(), m) {
-                    *out = m;
-                }
+                *out = m;
             }
         }
     }
