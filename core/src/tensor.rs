@@ -170,26 +170,26 @@ impl QuantParams {
 /// Most dims a tensor may have.
 pub const MAX_RANK: usize = 4;
 
-/// Shape of a tensor (batch size 1): rank 1..=[`MAX_RANK`], every dim in `1..=65535`, row-major.
+/// Shape of a tensor (batch size 1): rank 1..=[`MAX_RANK`], every dim in `1..=u32::MAX` (and the element count must fit `usize`), row-major.
 /// Convolutions read rank-3 tensors as `[C][H][W]`; Linear works on the last dim.
 ///
-/// Wire: a postcard sequence of u16 varints (`rank`, then the dims).
+/// Wire: a postcard sequence of u32 varints (`rank`, then the dims).
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Shape {
-    dims: [u16; MAX_RANK],
+    dims: [u32; MAX_RANK],
     rank: u8,
 }
 
 impl Shape {
-    /// A shape with these dims, or `None` for rank 0, rank > 4, or a dim of 0 or > 65535.
+    /// A shape with these dims, or `None` for rank 0, rank > 4, or a dim of 0 or > `u32::MAX`.
     pub fn new(dims: &[usize]) -> Option<Self> {
         if dims.is_empty() || dims.len() > MAX_RANK {
             return None;
         }
-        let mut out = [0u16; MAX_RANK];
+        let mut out = [0u32; MAX_RANK];
         for (o, &d) in out.iter_mut().zip(dims) {
-            *o = u16::try_from(d).ok().filter(|&d| d > 0)?;
+            *o = u32::try_from(d).ok().filter(|&d| d > 0)?;
         }
         Some(Self {
             dims: out,
@@ -207,19 +207,19 @@ impl Shape {
         usize::from(self.rank)
     }
 
-    /// The dims as u16 values.
-    pub fn dims(&self) -> &[u16] {
+    /// The dims.
+    pub fn dims(&self) -> &[u32] {
         self.dims.get(..self.rank()).unwrap_or(&[])
     }
 
     /// Dim `i`, or `None` past the rank.
     pub fn dim(&self, i: usize) -> Option<usize> {
-        self.dims().get(i).map(|&d| usize::from(d))
+        self.dims().get(i).map(|&d| d as usize)
     }
 
     /// The last dim (features of a Linear, classes of a Softmax).
     pub fn last(&self) -> usize {
-        self.dims().last().map_or(0, |&d| usize::from(d))
+        self.dims().last().map_or(0, |&d| d as usize)
     }
 
     /// Product of all dims but the last (1 for rank 1).
@@ -228,23 +228,23 @@ impl Shape {
         d.get(..d.len().saturating_sub(1))
             .unwrap_or(&[])
             .iter()
-            .map(|&v| usize::from(v))
+            .map(|&v| v as usize)
             .product()
     }
 
     /// `(c, h, w)` for a rank-3 shape.
     pub fn as_chw(&self) -> Option<(usize, usize, usize)> {
         match *self.dims() {
-            [c, h, w] => Some((c.into(), h.into(), w.into())),
+            [c, h, w] => Some((c as usize, h as usize, w as usize)),
             _ => None,
         }
     }
 
-    /// Number of elements (at most 65535⁴, which fits a u64; `None` if it does not fit usize).
+    /// Number of elements, or `None` if it does not fit `usize`.
     pub fn numel(&self) -> Option<usize> {
         self.dims()
             .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(usize::from(d)))
+            .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
     }
 }
 
@@ -275,11 +275,11 @@ impl Serialize for Shape {
 
 impl<'de> Deserialize<'de> for Shape {
     fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
-        let dims = heapless::Vec::<u16, MAX_RANK>::deserialize(d)?;
+        let dims = heapless::Vec::<u32, MAX_RANK>::deserialize(d)?;
         if dims.is_empty() || dims.contains(&0) {
             return Err(serde::de::Error::custom("shape"));
         }
-        let mut out = [0u16; MAX_RANK];
+        let mut out = [0u32; MAX_RANK];
         out[..dims.len()].copy_from_slice(&dims);
         Ok(Self {
             dims: out,

@@ -244,11 +244,11 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
     let bytes = read_model(&req.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{e}"))?;
     let data = data::load(&req.data, &req.load)?;
-    let input = model.input_info().shape;
+    let input: Vec<u32> = model.input_info().shape.dims().to_vec();
     let classes = model.num_classes();
     if data.sample_len() != model.input_len() || data.num_classes != classes {
         bail!(
-            "data '{}' has shape {:?} and {} classes, model {} expects {} and {}",
+            "data '{}' has shape {:?} and {} classes, model {} expects {:?} and {}",
             req.data,
             data.shape,
             data.num_classes,

@@ -107,9 +107,12 @@ fn export_f32_and_int8_then_infer_with_dumps() {
         for k in ["parameters", "macs", "file_bytes", "arena_bytes"] {
             assert_eq!(report["denoiserep_overhead"][k], 0, "{k}");
         }
-        // Flatten, then three Linear layers with the ReLUs fused.
+        // Reshape (the Flatten), then three Linear ops with the ReLUs fused; tensor 3 is the
+        // second hidden Linear's output.
         assert_eq!(report["layers"].as_array().unwrap().len(), 4);
-        assert_eq!(report["embedding_layer"], 2);
+        assert_eq!(report["layers"][1]["kind"], "linear");
+        assert_eq!(report["layers"][1]["inputs"], serde_json::json!([1]));
+        assert_eq!(report["embedding_tensor"], 3);
         match precision {
             "f32" => assert!(report["calibration"].is_null()),
             _ => assert_eq!(report["calibration"]["samples"], 200),

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use denoiserep_core::Model;
-use denoiserep_trainer::export::footprint::layer_cost;
+use denoiserep_trainer::export::footprint::op_cost;
 
 const MODELS: [&str; 4] = [
     "baseline-f32",
@@ -50,24 +50,34 @@ fn json(path: &Path) -> serde_json::Value {
 /// consistent counts: each layer costs `3·MACs + 100` instructions per sample.
 fn fake_log(model: &[u8], samples: usize) -> String {
     let m = Model::from_bytes(model).unwrap();
-    let meta = m.metadata();
-    let [c, h, w] = meta.input_shape;
+    let info = m.info();
+    let input: Vec<String> = m
+        .input_info()
+        .shape
+        .dims()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
     let mut log = String::from("INFO  board=mps2-an386 unit=instructions arena_capacity=1048576\n");
     let _ = writeln!(
         log,
-        "INFO  model name={} precision={:?} layers={} file_bytes={} arena_bytes={} input={c}x{h}x{w} classes={} embedding_layer={}",
-        meta.name,
-        meta.precision,
-        m.layers().len(),
+        "INFO  model name={} precision={:?} ops={} tensors={} file_bytes={} arena_bytes={} input={} classes={} embedding_tensor={}",
+        info.name,
+        m.precision(),
+        m.op_count(),
+        m.tensor_count(),
         model.len(),
         m.arena_size(),
-        meta.num_classes,
-        meta.embedding_layer
+        input.join("x"),
+        m.num_classes(),
+        info.embedding
     );
     let costs: Vec<(String, u64)> = m
-        .layers()
-        .iter()
-        .map(|p| (format!("{:?}", p.layer.kind()), layer_cost(p).1))
+        .nodes()
+        .map(|n| {
+            let n = n.unwrap();
+            (format!("{:?}", n.op.kind()), op_cost(&m, &n).1)
+        })
         .collect();
     let per_sample: u64 = costs.iter().map(|(_, macs)| 3 * macs + 100).sum();
     for i in 0..samples {
@@ -79,7 +89,7 @@ fn fake_log(model: &[u8], samples: usize) -> String {
         all_macs += macs * n;
         let _ = writeln!(
             log,
-            "INFO  layer_total={i} kind={kind} samples={n} instructions={} macs={}",
+            "INFO  op_total={i} kind={kind} samples={n} instructions={} macs={}",
             (3 * macs + 100) * n,
             macs * n
         );

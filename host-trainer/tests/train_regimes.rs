@@ -209,9 +209,9 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
 
         let exported = t.model.fused().unwrap();
         let params = tch::no_grad(|| t.model.layer_params(Mode::Fused, Grads::NONE));
-        assert_eq!(exported.layers.len(), t.model.arch.layers.len());
-        for (layer, p) in exported.layers.iter().zip(&params) {
-            let (w, b) = match layer {
+        assert_eq!(exported.nodes.len(), t.model.arch.layers.len());
+        for (node, p) in exported.nodes.iter().zip(&params) {
+            let (w, b) = match &node.layer {
                 FusedLayer::Linear { weight, bias, .. }
                 | FusedLayer::Conv2d { weight, bias, .. } => (weight, bias),
                 _ => continue,

@@ -37,7 +37,7 @@ pub(super) fn prepare(
     let mut dims = [0usize; crate::tensor::MAX_RANK];
     let rank = input.shape.rank();
     for (d, &v) in dims.iter_mut().zip(input.shape.dims()) {
-        *d = usize::from(v);
+        *d = v as usize;
     }
     if let Some(last) = dims.get_mut(rank.wrapping_sub(1)) {
         *last = lp.out_features;

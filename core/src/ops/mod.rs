@@ -136,7 +136,7 @@ pub(crate) fn expect_shape(index: u16, t: &TensorInfo, dims: &[usize]) -> Result
             .dims()
             .iter()
             .zip(dims)
-            .all(|(&a, &b)| usize::from(a) == b);
+            .all(|(&a, &b)| a as usize == b);
     if same {
         Ok(())
     } else {

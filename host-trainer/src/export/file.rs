@@ -242,7 +242,7 @@ pub fn error_op(e: &CoreError) -> Option<u16> {
 /// A core shape from dims, or an error naming `what`.
 pub fn shape(dims: &[usize], what: &str) -> Result<Shape> {
     Shape::new(dims).ok_or_else(|| {
-        anyhow!("{what}: shape {dims:?} does not fit the model format (rank 1–4, dims 1–65535)")
+        anyhow!("{what}: shape {dims:?} does not fit the model format (rank 1–4, dims ≥ 1)")
     })
 }
 

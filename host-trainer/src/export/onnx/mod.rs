@@ -66,7 +66,7 @@ fn pads(w: &WindowSpec) -> AttributeProto {
 
 /// The [`ModelProto`] of `model`.
 pub fn model_proto(model: &FusedModel) -> Result<ModelProto> {
-    let [c, h, w] = model.input_shape;
+    let c = model.input_shape[0];
     if model.normalization.mean.len() != c || model.normalization.std.len() != c {
         bail!(
             "input normalization has {} means and {} stds for {c} channels",
