@@ -54,7 +54,7 @@ fn calibration_forward_is_the_trainer_fused_forward() {
     let lowering = lower(&fused);
     let x = Tensor::randn([5, 2, 8, 8], (Kind::Float, Device::Cpu));
     let steps = forward_steps(&fused, &lowering, &x);
-    let reference = tch::no_grad(|| m.forward(&x, Mode::Fused, Grads::NONE));
+    let reference = tch::no_grad(|| m.forward(&x, Mode::Fused, Grads::NONE, false));
     let last = steps.last().unwrap();
     let diff = (last - &reference.logits).abs().max().double_value(&[]);
     assert!(diff < 1e-5, "logits differ by {diff}");
@@ -62,7 +62,7 @@ fn calibration_forward_is_the_trainer_fused_forward() {
     let diff = (emb - &reference.embedding).abs().max().double_value(&[]);
     assert!(diff < 1e-5, "embedding differs by {diff}");
     // The plain backbone differs: calibration of the fused model is not the baseline's.
-    let plain = tch::no_grad(|| m.forward(&x, Mode::Plain, Grads::NONE));
+    let plain = tch::no_grad(|| m.forward(&x, Mode::Plain, Grads::NONE, false));
     let diff = (last - &plain.logits).abs().max().double_value(&[]);
     assert!(diff > 1e-3, "denoisers had no effect ({diff})");
 }

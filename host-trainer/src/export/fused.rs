@@ -79,14 +79,20 @@ impl Model {
     /// The layer list with the weights a forward in `mode` uses ([`Mode::Unfused`] uses the
     /// backbone weights, like [`Mode::Plain`]).
     fn layer_arrays(&self, mode: Mode) -> Result<FusedModel> {
+        if !self.arch.is_chain() {
+            anyhow::bail!(
+                "export of arch {} is not supported yet (a graph with branches)",
+                self.arch.spec
+            );
+        }
         let params = tch::no_grad(|| self.layer_params(mode, Grads::NONE));
         let layers = self
             .arch
-            .layers
+            .nodes
             .iter()
             .zip(&params)
-            .map(|(spec, p)| {
-                Ok(match (*spec, p) {
+            .map(|(node, p)| {
+                Ok(match (node.spec, p) {
                     (
                         LayerSpec::Linear {
                             in_features,
@@ -103,26 +109,34 @@ impl Model {
                         LayerSpec::Conv2d {
                             in_channels,
                             out_channels,
+                            kernel: [kernel, kw],
+                            stride: [stride, sw],
+                            padding: [padding, pb, pl, pr],
+                            groups: 1,
+                        },
+                        Some((w, b)),
+                    ) if kw == kernel && sw == stride && [pb, pl, pr] == [padding; 3] => {
+                        FusedLayer::Conv2d {
+                            in_channels,
+                            out_channels,
                             kernel,
                             stride,
                             padding,
-                        },
-                        Some((w, b)),
-                    ) => FusedLayer::Conv2d {
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        stride,
-                        padding,
-                        weight: to_vec(w)?,
-                        bias: to_vec(b)?,
-                    },
+                            weight: to_vec(w)?,
+                            bias: to_vec(b)?,
+                        }
+                    }
                     (LayerSpec::Relu, _) => FusedLayer::Relu,
                     (LayerSpec::MaxPool2d { kernel, stride }, _) => {
                         FusedLayer::MaxPool2d { kernel, stride }
                     }
                     (LayerSpec::Flatten, _) => FusedLayer::Flatten,
-                    (spec, None) => unreachable!("weighted layer {spec:?} without parameters"),
+                    (spec, _) => anyhow::bail!(
+                        "export of {} (node '{}' of arch {}) is not supported yet",
+                        spec.kind(),
+                        node.name,
+                        self.arch.spec
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

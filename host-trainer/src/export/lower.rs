@@ -93,9 +93,9 @@ mod tests {
     fn skeleton(spec: &str, shape: [usize; 3]) -> FusedModel {
         let arch = Arch::parse(spec, shape, 10).unwrap();
         let layers = arch
-            .layers
+            .nodes
             .iter()
-            .map(|l| match *l {
+            .map(|n| match n.spec {
                 crate::LayerSpec::Linear {
                     in_features,
                     out_features,
@@ -111,12 +111,13 @@ mod tests {
                     kernel,
                     stride,
                     padding,
+                    ..
                 } => FusedLayer::Conv2d {
                     in_channels,
                     out_channels,
-                    kernel,
-                    stride,
-                    padding,
+                    kernel: kernel[0],
+                    stride: stride[0],
+                    padding: padding[0],
                     weight: vec![],
                     bias: vec![],
                 },
@@ -125,6 +126,7 @@ mod tests {
                     FusedLayer::MaxPool2d { kernel, stride }
                 }
                 crate::LayerSpec::Flatten => FusedLayer::Flatten,
+                other => unreachable!("mlp/cnn have no {other:?}"),
             })
             .collect();
         FusedModel {
