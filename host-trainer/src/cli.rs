@@ -48,7 +48,7 @@ pub struct CompareArgs {
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
     #[arg(long, default_value = "mnist", value_parser = parsed(rules::data_spec))]
     pub data: String,
-    /// Backbone: mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…]
+    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder
     #[arg(long, default_value = "mlp:256,128", value_parser = parsed(rules::arch_spec))]
     pub arch: String,
     /// Number of seeds: 0, 1, …, K−1.
@@ -306,7 +306,7 @@ pub struct TrainArgs {
     /// Folder with fetched/cached data sets.
     #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
     pub data_dir: PathBuf,
-    /// Backbone: mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…] [default: mlp:256,128, or the --init run's]
+    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder [default: mlp:256,128, or the --init run's]
     #[arg(long, value_parser = parsed(rules::arch_spec))]
     pub arch: Option<String>,
     /// Training regime.
@@ -1058,7 +1058,7 @@ pub mod rules {
     /// which is not the spec's fault; the unit tests pin that.
     pub fn arch_spec(spec: String) -> Result<String, Why> {
         if spec.trim().is_empty() {
-            return Err("must not be empty; expected mlp[:H1,H2,…] or cnn[:C1,C2,…/H1,…]".into());
+            return Err("must not be empty; expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder".into());
         }
         match Arch::parse(&spec, [0, 0, 0], 0) {
             Err(e) if !e.to_string().ends_with("is not trainable") => return Err(format!("{e:#}")),
@@ -1089,6 +1089,11 @@ pub mod rules {
                 "cnn:2/",
                 "cnn:4,4,4,4,4,4,4,4",
                 "cnn:32,64/128",
+                "resnet8",
+                "ds-cnn",
+                "mobilenet-v1",
+                "mobilenet-v1:0.5",
+                "autoencoder",
             ] {
                 assert!(arch_spec(ok.into()).is_ok(), "{ok}");
             }

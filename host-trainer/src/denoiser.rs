@@ -15,6 +15,10 @@
 //! Tensor names in `model.safetensors`: `denoisers.k.time.0.weight [H, E]`, `…time.0.bias [H]`,
 //! `…time.2.weight [C, H]`, `…time.2.bias [C]`, `denoisers.k.D [C, C]`, `denoisers.k.d [C]`,
 //! `denoisers.k.z [C]` (the reverse-step noise baked into the fused bias, 0 by default).
+//!
+//! **Diagonal denoisers** (on depthwise convs, where a dense `D` would mix channels and the fused
+//! layer would no longer be depthwise): `ε̂(x_t) = D⊙(x_t + e_t) + d` with `D ∈ R^C`, saved as
+//! `denoisers.k.D_diag [C]` instead of `denoisers.k.D`. Everything else is the same.
 
 use tch::{Device, Kind, Tensor};
 
@@ -90,11 +94,25 @@ fn uniform(shape: &[i64], bound: f64, device: Device) -> Tensor {
 }
 
 impl Denoiser {
-    /// A fresh denoiser (`D = 0`, `d = 0`) for a layer of input width `channels`; `z` is the
-    /// reverse-step noise (`[channels]`, usually zeros). Draws from tch's RNG.
+    /// A fresh dense denoiser (`D = 0: [C, C]`, `d = 0`) for a layer of input width
+    /// `channels`; `z` is the reverse-step noise (`[channels]`, usually zeros). Draws from tch's
+    /// RNG.
     pub fn new(
         layer: usize,
         channels: usize,
+        t: usize,
+        coeffs: Coeffs,
+        z: Tensor,
+        device: Device,
+    ) -> Self {
+        Self::with_shape(layer, channels, false, t, coeffs, z, device)
+    }
+
+    /// [`Denoiser::new`], with a diagonal `D = 0: [C]` when `diagonal` (depthwise layers).
+    pub fn with_shape(
+        layer: usize,
+        channels: usize,
+        diagonal: bool,
         t: usize,
         coeffs: Coeffs,
         z: Tensor,
@@ -117,7 +135,11 @@ impl Denoiser {
             time_b1: param(uniform(&[h], b1, device)),
             time_w2: param(uniform(&[c, h], b2, device)),
             time_b2: param(uniform(&[c], b2, device)),
-            d_mat: param(Tensor::zeros([c, c], opts)),
+            d_mat: param(if diagonal {
+                Tensor::zeros([c], opts)
+            } else {
+                Tensor::zeros([c, c], opts)
+            }),
             d_vec: param(Tensor::zeros([c], opts)),
             z: z.to_device(device).to_kind(Kind::Float),
             sinus: Tensor::from_slice(&sinus).to_device(device),
@@ -198,6 +220,30 @@ impl Denoiser {
         }
     }
 
+    /// True for a diagonal denoiser (`D: [C]`).
+    pub fn is_diagonal(&self) -> bool {
+        self.d_mat.dim() == 1
+    }
+
+    /// `D` as a `[C, C]` matrix (the diagonal matrix of a diagonal denoiser), detached.
+    pub fn d_dense(&self) -> Tensor {
+        let d = self.d_mat.detach();
+        if self.is_diagonal() {
+            d.diag(0)
+        } else {
+            d
+        }
+    }
+
+    /// The name of `D` in files: `D`, or `D_diag` for a diagonal denoiser.
+    fn d_name(&self) -> &'static str {
+        if self.is_diagonal() {
+            "D_diag"
+        } else {
+            "D"
+        }
+    }
+
     /// Input width `C`.
     pub fn channels(&self) -> i64 {
         self.d_vec.size()[0]
@@ -219,7 +265,7 @@ impl Denoiser {
             ("time.0.bias", &self.time_b1),
             ("time.2.weight", &self.time_w2),
             ("time.2.bias", &self.time_b2),
-            ("D", &self.d_mat),
+            (self.d_name(), &self.d_mat),
             ("d", &self.d_vec),
         ])
     }
@@ -300,7 +346,15 @@ impl Denoiser {
 
     /// The predictor's total offset `o = D·e_t + d` (`ε̂ = D·x_t + o`), detached.
     pub fn offset(&self) -> Tensor {
-        tch::no_grad(|| self.d_mat.mv(&self.time_embedding(false)) + &self.d_vec)
+        tch::no_grad(|| {
+            let e_t = self.time_embedding(false);
+            let de = if self.is_diagonal() {
+                &self.d_mat * e_t
+            } else {
+                self.d_mat.mv(&e_t)
+            };
+            de + &self.d_vec
+        })
     }
 
     /// Sums over every element of `x` (`[N, C]` or `[N, C, H, W]`) of the noise-prediction error
@@ -327,11 +381,17 @@ impl Denoiser {
 
     /// Sets the predictor to `ε̂ = D·x_t + o` exactly: `D`, `d = o`, and the time embedding to 0
     /// (its output layer zeroed: `e_t` only ever enters as `D·e_t + d`, so `d` carries the whole
-    /// offset without the f32 rounding of `D·e_t − D·e_t`). `d_mat: [C, C]`, `offset: [C]`.
+    /// offset without the f32 rounding of `D·e_t − D·e_t`). `d_mat: [C, C]`, `offset: [C]`; a
+    /// diagonal denoiser keeps the diagonal of `d_mat` (pass a diagonal optimum).
     pub fn set_predictor(&self, d_mat: &Tensor, offset: &Tensor) {
         tch::no_grad(|| {
             let f = |t: &Tensor| t.to_kind(Kind::Float).to_device(self.d_mat.device());
-            self.d_mat.shallow_clone().copy_(&f(d_mat));
+            let d_mat = if self.is_diagonal() {
+                d_mat.diagonal(0, 0, 1)
+            } else {
+                d_mat.shallow_clone()
+            };
+            self.d_mat.shallow_clone().copy_(&f(&d_mat));
             self.d_vec.shallow_clone().copy_(&f(offset));
             let _ = self.time_w2.shallow_clone().zero_();
             let _ = self.time_b2.shallow_clone().zero_();

@@ -31,6 +31,26 @@ fn input_index(model: &Model, j: usize) -> usize {
         .expect("a denoiser sits on a weighted layer")
 }
 
+/// The moments whose L2 optimum is the best predictor of `d`'s family: `m` itself for a dense
+/// denoiser; for a diagonal one, `m` with its covariance's off-diagonal zeroed (the per-channel
+/// regressions `ε̂_c = D_c·x_t,c + o_c` only see the variances, and `n·K⁻¹` of a diagonal
+/// `K = s²Σ + n²I` is diagonal).
+fn family(m: &Moments, d: &crate::denoiser::Denoiser) -> Moments {
+    if d.is_diagonal() {
+        Moments {
+            count: m.count,
+            mean: m.mean.shallow_clone(),
+            cov: m.cov.diagonal(0, 0, 1).diag(0),
+        }
+    } else {
+        Moments {
+            count: m.count,
+            mean: m.mean.shallow_clone(),
+            cov: m.cov.shallow_clone(),
+        }
+    }
+}
+
 /// Train-split moments of denoiser `j`'s layer input under the model's current denoisers.
 fn moments(model: &Model, x: &Tensor, j: usize) -> Result<Moments> {
     let i = input_index(model, j);
@@ -88,7 +108,7 @@ pub fn fit_closed_form(model: &Model, train_x: &Tensor) -> Result<Vec<f64>> {
     for j in 0..model.denoisers.len() {
         let m = moments(model, train_x, j)?;
         let d = &model.denoisers[j];
-        let opt = optimum::optimum(&m, d.coeffs)
+        let opt = optimum::optimum(&family(&m, d), d.coeffs)
             .map_err(|e| e.context(format!("layer {} (t = {})", d.layer, d.t)))?;
         d.set_predictor(&opt.d_mat, &opt.offset);
         l2.push(opt.l2);
@@ -129,8 +149,8 @@ pub fn diagnose(model: &Model, train_x: &Tensor, seed: i64) -> Result<Vec<Denois
     for j in 0..n {
         let d = &model.denoisers[j];
         let m = accs[j].finish()?;
-        let opt = optimum::optimum(&m, d.coeffs)?;
-        let noise_l2 = optimum::expected_l2(&m, d.coeffs, &d.d_mat, &d.offset());
+        let opt = optimum::optimum(&family(&m, d), d.coeffs)?;
+        let noise_l2 = optimum::expected_l2(&m, d.coeffs, &d.d_dense(), &d.offset());
         let cnt = count[j].max(1) as f64;
         let [r1, r2, e1, e2] = sums[j];
         let (w, _) = model.weights[d.layer]
@@ -151,7 +171,7 @@ pub fn diagnose(model: &Model, train_x: &Tensor, seed: i64) -> Result<Vec<Denois
             zero_predictor_loss: (e1 + e2) / cnt,
             noise_l2,
             optimal_l2: opt.l2,
-            step_norm: d.coeffs.c1 * optimum::spectral_norm(&d.d_mat.detach()),
+            step_norm: d.coeffs.c1 * optimum::spectral_norm(&d.d_dense()),
             weight_change,
         });
     }

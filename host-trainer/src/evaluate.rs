@@ -54,7 +54,7 @@ pub fn for_each_batch(
         while start < n {
             let len = EVAL_BATCH.min(n - start);
             let x = x.narrow(0, start, len);
-            f(&model.forward_noisy(&x, &params, mode, Grads::NONE, feature_noise));
+            f(&model.forward_noisy(&x, &params, mode, Grads::NONE, false, feature_noise));
             start += len;
         }
     })
@@ -182,9 +182,9 @@ pub fn feature_noise(
         .into_iter()
         .find(|&k| k > model.arch.embedding_layer);
     let relu_between = next.is_some_and(|k| {
-        model.arch.layers[model.arch.embedding_layer + 1..k]
+        model.arch.nodes[model.arch.embedding_layer + 1..k]
             .iter()
-            .any(|l| matches!(l, crate::arch::LayerSpec::Relu))
+            .any(|n| matches!(n.spec, crate::arch::LayerSpec::Relu))
     });
     let denoiser = next.and_then(|k| model.denoisers.iter().find(|d| d.layer == k));
     tch::manual_seed(seed as i64);

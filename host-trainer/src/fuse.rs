@@ -19,13 +19,23 @@
 //!   W[o,j,kh,kw]·c[j]`, exact at every output position including the borders. (Applying the
 //!   step to the unpadded input instead would leave the pad pixels at 0 instead of `c`, so
 //!   border outputs would miss part of the `Σ W·c` bias term: not expressible as one conv.)
+//!   Asymmetric padding `[top, bottom, left, right]` (TF-"same" at stride 2) is handled alike.
+//! * Depthwise Conv2d (`groups = C`, `W: [C, 1, kh, kw]`): a dense `D` would mix channels and
+//!   the fused conv would no longer be depthwise, so its denoiser is **diagonal**,
+//!   `ε̂(x) = D⊙(x + e_t) + d` with `D: [C]`. Then `A = diag(a)`, `a = c3 − c1·D`,
+//!   `c = −c1·(D⊙e_t + d) + c2·z`, and `W'[o,0] = a[o]·W[o,0]`,
+//!   `b'[o] = b[o] + c[o]·Σ_{kh,kw} W[o,0,kh,kw]`: still depthwise, +0 MACs.
+//!
+//! A BatchNorm after the layer (eval mode) folds afterwards ([`fold_batchnorm`]): first the
+//! denoiser into `(W, b)`, then the batch norm into the result.
 
 use tch::Tensor;
 
 use crate::schedule::Coeffs;
 
 /// The denoiser terms of one layer, all on the layer's device and of the same kind:
-/// `d_mat: [C, C]`, `d_vec: [C]`, `e_t: [C]`, `z: [C]`.
+/// `d_mat: [C, C]` (dense) or `[C]` (diagonal, depthwise layers), `d_vec: [C]`, `e_t: [C]`,
+/// `z: [C]`.
 #[derive(Debug)]
 pub struct Terms<'a> {
     pub d_mat: &'a Tensor,
@@ -34,9 +44,14 @@ pub struct Terms<'a> {
     pub z: &'a Tensor,
 }
 
-/// `ε̂(x) = D·(x + e_t) + d` for `x: [N, C]` (Linear input) or `[N, C, H, W]` (conv input).
+/// `ε̂(x) = D·(x + e_t) + d` for `x: [N, C]` (Linear input) or `[N, C, H, W]` (conv input);
+/// `D⊙(x + e_t) + d` when `d_mat` is diagonal (`[C]`).
 pub fn predict_noise(x: &Tensor, d_mat: &Tensor, d_vec: &Tensor, e_t: &Tensor) -> Tensor {
-    if x.dim() == 4 {
+    if d_mat.dim() == 1 {
+        let c = e_t.size()[0];
+        let shape: &[i64] = if x.dim() == 4 { &[1, c, 1, 1] } else { &[c] };
+        (x + e_t.view(shape)) * d_mat.view(shape) + d_vec.view(shape)
+    } else if x.dim() == 4 {
         let c = e_t.size()[0];
         let xe = x + e_t.view([1, c, 1, 1]);
         Tensor::einsum("ij,njhw->nihw", &[d_mat, &xe], None::<&[i64]>) + d_vec.view([1, c, 1, 1])
@@ -56,8 +71,13 @@ pub fn reverse_step(x: &Tensor, terms: &Terms, k: Coeffs) -> Tensor {
     x * k.c3 - eps * k.c1 + z * k.c2
 }
 
-/// `A = c3·I − c1·D` and `c = −c1·(D·e_t + d) + c2·z`.
+/// `A = c3·I − c1·D` and `c = −c1·(D·e_t + d) + c2·z` (dense `D`).
 fn affine(terms: &Terms, k: Coeffs) -> (Tensor, Tensor) {
+    assert_eq!(
+        terms.d_mat.dim(),
+        2,
+        "a dense fusion needs a dense D: [C, C]"
+    );
     let c = terms.d_mat.size()[0];
     let eye = Tensor::eye(c, (terms.d_mat.kind(), terms.d_mat.device()));
     let a = eye * k.c3 - terms.d_mat * k.c1;
@@ -82,24 +102,119 @@ pub fn fuse_conv(w: &Tensor, b: &Tensor, terms: &Terms, k: Coeffs) -> (Tensor, T
     (wf, bf)
 }
 
+/// Diagonal `a = c3 − c1·D` and `c = −c1·(D⊙e_t + d) + c2·z` for `D: [C]`.
+fn affine_diagonal(terms: &Terms, k: Coeffs) -> (Tensor, Tensor) {
+    assert_eq!(
+        terms.d_mat.dim(),
+        1,
+        "a depthwise fusion needs a diagonal D: [C]"
+    );
+    let a = terms.d_mat * (-k.c1) + k.c3;
+    let shift = (terms.d_mat * terms.e_t + terms.d_vec) * (-k.c1) + terms.z * k.c2;
+    (a, shift)
+}
+
+/// Fused depthwise Conv2d with a diagonal denoiser: `W'[o,0] = a[o]·W[o,0]`,
+/// `b'[o] = b[o] + c[o]·Σ_{kh,kw} W[o,0,kh,kw]` for `W: [C, 1, kh, kw]`, `b: [C]`; the fused
+/// conv keeps stride, padding and `groups = C`.
+pub fn fuse_depthwise(w: &Tensor, b: &Tensor, terms: &Terms, k: Coeffs) -> (Tensor, Tensor) {
+    let (a, c) = affine_diagonal(terms, k);
+    let wf = w * a.view([-1, 1, 1, 1]);
+    let bf = b + w.sum_dim_intlist([1i64, 2, 3].as_slice(), false, w.kind()) * c;
+    (wf, bf)
+}
+
+/// Geometry of a Conv2d: `stride = [sh, sw]`, zero `padding = [top, bottom, left, right]`,
+/// `groups` (1, or `C` for depthwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub stride: [i64; 2],
+    pub padding: [i64; 4],
+    pub groups: i64,
+}
+
+impl ConvGeom {
+    /// `x ⋆ W + b` (PyTorch cross-correlation): the padding is passed to the convolution when
+    /// symmetric (bit-identical to `conv2d(…, padding)`), an explicit zero pad first otherwise.
+    pub fn conv(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        let [top, bottom, left, right] = self.padding;
+        if top == bottom && left == right {
+            x.conv2d(w, Some(b), self.stride, [top, left], [1, 1], self.groups)
+        } else {
+            self.pad(x)
+                .conv2d(w, Some(b), self.stride, [0, 0], [1, 1], self.groups)
+        }
+    }
+
+    /// Zero-pads `x: [N, C, H, W]` by `padding`.
+    pub fn pad(&self, x: &Tensor) -> Tensor {
+        let [top, bottom, left, right] = self.padding;
+        x.constant_pad_nd([left, right, top, bottom])
+    }
+}
+
 /// The unfused reference of a denoised Linear: reverse step on `x: [N, C]`, then the layer.
 pub fn unfused_linear(x: &Tensor, w: &Tensor, b: &Tensor, terms: &Terms, k: Coeffs) -> Tensor {
     reverse_step(x, terms, k).linear(w, Some(b))
 }
 
-/// The unfused reference of a denoised Conv2d: zero-pad `x: [N, C, H, W]`, reverse step on
-/// every pixel of the padded input, then convolve with padding 0.
+/// The unfused reference of a denoised Conv2d (dense or, with `groups = C` and a diagonal
+/// `D`, depthwise): zero-pad `x: [N, C, H, W]`, reverse step on every pixel of the padded
+/// input, then convolve with padding 0.
 pub fn unfused_conv(
     x: &Tensor,
     w: &Tensor,
     b: &Tensor,
-    stride: i64,
-    padding: i64,
+    geom: ConvGeom,
     terms: &Terms,
     k: Coeffs,
 ) -> Tensor {
-    let padded = x.constant_pad_nd([padding, padding, padding, padding]);
-    reverse_step(&padded, terms, k).conv2d(w, Some(b), [stride, stride], [0, 0], [1, 1], 1)
+    let stepped = reverse_step(&geom.pad(x), terms, k);
+    stepped.conv2d(w, Some(b), geom.stride, [0, 0], [1, 1], geom.groups)
+}
+
+/// The unfused reference of a denoised depthwise Conv2d (`W: [C, 1, kh, kw]`, diagonal
+/// `D: [C]`): [`unfused_conv`] with `groups = C`.
+pub fn unfused_depthwise(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: [i64; 2],
+    padding: [i64; 4],
+    terms: &Terms,
+    k: Coeffs,
+) -> Tensor {
+    assert_eq!(
+        terms.d_mat.dim(),
+        1,
+        "a depthwise layer needs a diagonal D: [C]"
+    );
+    let geom = ConvGeom {
+        stride,
+        padding,
+        groups: w.size()[0],
+    };
+    unfused_conv(x, w, b, geom, terms, k)
+}
+
+/// A batch norm's eval-mode constants: `γ`, `β`, running `μ`, `σ²` (`[out]`) and `eps`.
+#[derive(Debug)]
+pub struct BnTerms<'a> {
+    pub gamma: &'a Tensor,
+    pub beta: &'a Tensor,
+    pub mean: &'a Tensor,
+    pub var: &'a Tensor,
+    pub eps: f64,
+}
+
+/// Folds an eval-mode batch norm after a Linear/Conv2d into its weights: with
+/// `s = γ/√(σ² + eps)` per output channel, `W' = W·s` (row `o` of `W: [out, …]` scaled by
+/// `s[o]`) and `b' = (b − μ)·s + β`, so `BN(W·x + b) = W'·x + b'`.
+pub fn fold_batchnorm(w: &Tensor, b: &Tensor, bn: &BnTerms) -> (Tensor, Tensor) {
+    let s = bn.gamma / (bn.var + bn.eps).sqrt();
+    let mut shape = vec![1i64; w.dim()];
+    shape[0] = -1;
+    (w * s.view(shape.as_slice()), (b - bn.mean) * &s + bn.beta)
 }
 
 #[cfg(test)]
@@ -179,7 +294,12 @@ mod tests {
             let case = Case::new(5, kind);
             let x = rand(&[3, 5, h, w_], kind);
             let (w, b) = (rand(&[4, 5, 3, 3], kind), rand(&[4], kind));
-            let reference = unfused_conv(&x, &w, &b, stride, padding, &case.terms(), k);
+            let geom = ConvGeom {
+                stride: [stride, stride],
+                padding: [padding; 4],
+                groups: 1,
+            };
+            let reference = unfused_conv(&x, &w, &b, geom, &case.terms(), k);
             let (wf, bf) = fuse_conv(&w, &b, &case.terms(), k);
             let fused = x.conv2d(
                 &wf,
@@ -205,6 +325,178 @@ mod tests {
             );
             assert!(rel_err(&plain, &reference) > 100.0 * tol);
         }
+    }
+
+    /// Diagonal denoiser terms for `c` channels.
+    fn diagonal_case(c: i64, kind: Kind) -> Case {
+        Case {
+            d_mat: rand(&[c], kind) * 0.5,
+            ..Case::new(c, kind)
+        }
+    }
+
+    fn check_depthwise(kind: Kind, tol: f64) {
+        tch::manual_seed(6);
+        let k = strong();
+        // Symmetric and TF-"same" asymmetric padding, strides 1 and 2, non-square kernels.
+        for (stride, padding, kernel, h, w_) in [
+            ([1, 1], [1, 1, 1, 1], [3, 3], 7, 6),
+            ([2, 2], [0, 1, 0, 1], [3, 3], 8, 8),
+            ([2, 1], [4, 5, 1, 2], [10, 4], 13, 6),
+        ] {
+            let c = 6;
+            let case = diagonal_case(c, kind);
+            let x = rand(&[2, c, h, w_], kind);
+            let (w, b) = (rand(&[c, 1, kernel[0], kernel[1]], kind), rand(&[c], kind));
+            let reference = unfused_depthwise(&x, &w, &b, stride, padding, &case.terms(), k);
+            let (wf, bf) = fuse_depthwise(&w, &b, &case.terms(), k);
+            // Still depthwise: one filter per channel.
+            assert_eq!(wf.size(), w.size());
+            let geom = ConvGeom {
+                stride,
+                padding,
+                groups: c,
+            };
+            let fused = geom.conv(&x, &wf, &bf);
+            assert_eq!(fused.size(), reference.size());
+            let err = rel_err(&fused, &reference);
+            assert!(
+                err <= tol,
+                "{kind:?} {stride:?} {padding:?}: relative error {err}"
+            );
+            assert!(rel_err(&geom.conv(&x, &w, &b), &reference) > 100.0 * tol);
+        }
+    }
+
+    #[test]
+    fn depthwise_fusion_is_exact_f64() {
+        check_depthwise(Kind::Double, 1e-5);
+    }
+
+    #[test]
+    fn depthwise_fusion_is_exact_f32() {
+        check_depthwise(Kind::Float, 1e-4);
+    }
+
+    #[test]
+    fn diagonal_prediction_is_the_dense_one_with_a_diagonal_matrix() {
+        tch::manual_seed(7);
+        let case = diagonal_case(5, Kind::Double);
+        let x = rand(&[3, 5, 4, 4], Kind::Double);
+        let diag = predict_noise(&x, &case.d_mat, &case.d_vec, &case.e_t);
+        let dense = predict_noise(&x, &case.d_mat.diag(0), &case.d_vec, &case.e_t);
+        assert!(rel_err(&diag, &dense) < 1e-12);
+    }
+
+    #[test]
+    fn asymmetric_padding_conv_fusion_is_exact_f64() {
+        tch::manual_seed(8);
+        let k = strong();
+        let case = Case::new(4, Kind::Double);
+        let x = rand(&[2, 4, 8, 7], Kind::Double);
+        let (w, b) = (rand(&[3, 4, 3, 2], Kind::Double), rand(&[3], Kind::Double));
+        let geom = ConvGeom {
+            stride: [2, 2],
+            padding: [0, 1, 1, 0],
+            groups: 1,
+        };
+        let reference = unfused_conv(&x, &w, &b, geom, &case.terms(), k);
+        let (wf, bf) = fuse_conv(&w, &b, &case.terms(), k);
+        let fused = geom.conv(&x, &wf, &bf);
+        assert_eq!(fused.size(), [2, 3, 4, 4]);
+        assert!(rel_err(&fused, &reference) <= 1e-5);
+    }
+
+    struct Bn {
+        gamma: Tensor,
+        beta: Tensor,
+        mean: Tensor,
+        var: Tensor,
+    }
+
+    impl Bn {
+        fn new(c: i64) -> Self {
+            Self {
+                gamma: rand(&[c], Kind::Double),
+                beta: rand(&[c], Kind::Double),
+                mean: rand(&[c], Kind::Double),
+                var: rand(&[c], Kind::Double).abs() + 0.1,
+            }
+        }
+        fn terms(&self) -> BnTerms<'_> {
+            BnTerms {
+                gamma: &self.gamma,
+                beta: &self.beta,
+                mean: &self.mean,
+                var: &self.var,
+                eps: 1e-5,
+            }
+        }
+        /// Eval-mode batch norm of `y: [N, C, …]`.
+        fn apply(&self, y: &Tensor) -> Tensor {
+            y.batch_norm(
+                Some(&self.gamma),
+                Some(&self.beta),
+                Some(&self.mean),
+                Some(&self.var),
+                false,
+                0.1,
+                1e-5,
+                false,
+            )
+        }
+    }
+
+    #[test]
+    fn batchnorm_folds_into_conv_and_linear_f64() {
+        tch::manual_seed(9);
+        let bn = Bn::new(3);
+        let x = rand(&[2, 4, 6, 6], Kind::Double);
+        let (w, b) = (rand(&[3, 4, 3, 3], Kind::Double), rand(&[3], Kind::Double));
+        let geom = ConvGeom {
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            groups: 1,
+        };
+        let reference = bn.apply(&geom.conv(&x, &w, &b));
+        let (wf, bf) = fold_batchnorm(&w, &b, &bn.terms());
+        assert!(rel_err(&geom.conv(&x, &wf, &bf), &reference) <= 1e-10);
+        let x = rand(&[5, 4], Kind::Double);
+        let (w, b) = (rand(&[3, 4], Kind::Double), rand(&[3], Kind::Double));
+        let reference = bn.apply(&x.linear(&w, Some(&b)));
+        let (wf, bf) = fold_batchnorm(&w, &b, &bn.terms());
+        assert!(rel_err(&x.linear(&wf, Some(&bf)), &reference) <= 1e-10);
+    }
+
+    #[test]
+    fn denoiser_then_batchnorm_fold_is_the_unfused_reference_f64() {
+        tch::manual_seed(10);
+        let k = strong();
+        // Dense conv with TF-"same" stride-2 padding.
+        let (case, bn) = (Case::new(4, Kind::Double), Bn::new(3));
+        let x = rand(&[2, 4, 8, 8], Kind::Double);
+        let (w, b) = (rand(&[3, 4, 3, 3], Kind::Double), rand(&[3], Kind::Double));
+        let geom = ConvGeom {
+            stride: [2, 2],
+            padding: [0, 1, 0, 1],
+            groups: 1,
+        };
+        let reference = bn.apply(&unfused_conv(&x, &w, &b, geom, &case.terms(), k));
+        let (wd, bd) = fuse_conv(&w, &b, &case.terms(), k);
+        let (wf, bf) = fold_batchnorm(&wd, &bd, &bn.terms());
+        let err = rel_err(&geom.conv(&x, &wf, &bf), &reference);
+        assert!(err <= 1e-5, "dense: {err}");
+        // Depthwise with a diagonal denoiser.
+        let (case, bn) = (diagonal_case(4, Kind::Double), Bn::new(4));
+        let (w, b) = (rand(&[4, 1, 3, 3], Kind::Double), rand(&[4], Kind::Double));
+        let geom = ConvGeom { groups: 4, ..geom };
+        let reference = bn.apply(&unfused_conv(&x, &w, &b, geom, &case.terms(), k));
+        let (wd, bd) = fuse_depthwise(&w, &b, &case.terms(), k);
+        let (wf, bf) = fold_batchnorm(&wd, &bd, &bn.terms());
+        let err = rel_err(&geom.conv(&x, &wf, &bf), &reference);
+        assert!(err <= 1e-5, "depthwise: {err}");
+        // The batch norm matters: skipping it is far off.
+        assert!(rel_err(&geom.conv(&x, &wd, &bd), &reference) > 1e-3);
     }
 
     #[test]

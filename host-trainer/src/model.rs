@@ -7,10 +7,10 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{Arch, LayerSpec};
+use crate::arch::{Arch, LayerSpec, Src};
 use crate::data::Normalization;
 use crate::denoiser::{live, Denoiser};
-use crate::fuse::{self, Terms};
+use crate::fuse::{self, ConvGeom, Terms};
 use crate::rng::{mix, Rng};
 use crate::schedule::{layer_timesteps, listed_timesteps, Schedule, ScheduleSpec};
 
@@ -64,12 +64,25 @@ pub struct Output {
     pub inputs: Vec<Tensor>,
 }
 
-/// A backbone with optional denoisers (one per weighted layer, or none).
+/// A batch norm's parameters (`γ = weight`, `β = bias`, trained) and buffers (running
+/// statistics, updated by a train-mode forward; `num_batches_tracked` is `Int64 []`).
+#[derive(Debug)]
+pub struct BatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+}
+
+/// A backbone with optional denoisers (one per weighted node, or none).
 #[derive(Debug)]
 pub struct Model {
     pub arch: Arch,
-    /// `weights[k]` = `(weight, bias)` of layer `k` when it is weighted.
+    /// `weights[k]` = `(weight, bias)` of node `k` when it is weighted (Linear, Conv2d).
     pub weights: Vec<Option<(Tensor, Tensor)>>,
+    /// `bn[k]` = the batch norm state of node `k` when it is a [`LayerSpec::BatchNorm2d`].
+    pub bn: Vec<Option<BatchNorm>>,
     /// Denoisers in forward order; empty for baseline / penalty-control models.
     pub denoisers: Vec<Denoiser>,
     pub denoise_spec: Option<DenoiseSpec>,
@@ -83,13 +96,17 @@ fn uniform(shape: &[i64], bound: f64, device: Device) -> Tensor {
 
 impl Model {
     /// A randomly initialized backbone (PyTorch's default `U(±1/√fan_in)` for weights and
-    /// biases) without denoisers. Draws from tch's RNG.
+    /// biases, `fan_in = in/groups·kh·kw`; batch norms `γ = 1`, `β = 0`, running mean 0 and
+    /// variance 1) without denoisers. Draws from tch's RNG, weighted nodes in order.
     pub fn new(arch: Arch, normalization: Normalization, device: Device) -> Self {
         let weights = arch
-            .layers
+            .nodes
             .iter()
-            .map(|l| {
-                l.param_shapes().map(|(ws, bs)| {
+            .map(|n| {
+                if !n.spec.is_weighted() {
+                    return None;
+                }
+                n.spec.param_shapes().map(|(ws, bs)| {
                     let fan_in: i64 = ws[1..].iter().product();
                     let bound = 1.0 / (fan_in as f64).sqrt();
                     (
@@ -99,9 +116,28 @@ impl Model {
                 })
             })
             .collect();
+        let bn = arch
+            .nodes
+            .iter()
+            .map(|n| match n.spec {
+                LayerSpec::BatchNorm2d { channels, .. } => {
+                    let c = channels as i64;
+                    let opts = (Kind::Float, device);
+                    Some(BatchNorm {
+                        weight: Tensor::ones([c], opts).set_requires_grad(true),
+                        bias: Tensor::zeros([c], opts).set_requires_grad(true),
+                        running_mean: Tensor::zeros([c], opts),
+                        running_var: Tensor::ones([c], opts),
+                        num_batches_tracked: Tensor::zeros([], (Kind::Int64, device)),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         Self {
             arch,
             weights,
+            bn,
             denoisers: Vec::new(),
             denoise_spec: None,
             normalization,
@@ -109,7 +145,8 @@ impl Model {
         }
     }
 
-    /// Adds fresh denoisers (`D = 0`, `d = 0`) to every weighted layer, replacing any.
+    /// Adds fresh denoisers (`D = 0`, `d = 0`) to every weighted node, replacing any: dense
+    /// (`D: [C, C]`) in general, diagonal (`D: [C]`) on depthwise convs.
     pub fn add_denoisers(&mut self, spec: &DenoiseSpec) -> Result<()> {
         let schedule = Schedule::new(spec.schedule)?;
         let layers = self.arch.weighted_layers();
@@ -121,7 +158,8 @@ impl Model {
             .iter()
             .zip(ts)
             .map(|(&k, t)| {
-                let c = self.arch.layers[k].in_channels();
+                let layer = &self.arch.nodes[k].spec;
+                let c = layer.in_channels();
                 let z: Vec<f32> = match spec.fuse_noise {
                     None => vec![0.0; c],
                     Some(seed) => {
@@ -129,9 +167,10 @@ impl Model {
                         (0..c).map(|_| rng.normal() as f32).collect()
                     }
                 };
-                Denoiser::new(
+                Denoiser::with_shape(
                     k,
                     c,
+                    layer.is_depthwise(),
                     t,
                     schedule.coeffs(t),
                     Tensor::from_slice(&z),
@@ -143,15 +182,48 @@ impl Model {
         Ok(())
     }
 
-    /// Backbone tensors named as in PyTorch `nn.Sequential`: `k.weight`, `k.bias`.
+    /// Trainable backbone tensors named as in a PyTorch `state_dict`: `{name}.weight`,
+    /// `{name}.bias` of every weighted node and batch norm, in node order (for `mlp`/`cnn`,
+    /// `nn.Sequential` names `k.weight`, `k.bias`).
     pub fn backbone_params(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();
-        for (k, wb) in self.weights.iter().enumerate() {
+        for (k, node) in self.arch.nodes.iter().enumerate() {
+            let wb = match (&self.weights[k], &self.bn[k]) {
+                (Some((w, b)), _) => Some((w, b)),
+                (None, Some(bn)) => Some((&bn.weight, &bn.bias)),
+                _ => None,
+            };
             if let Some((w, b)) = wb {
-                v.push((format!("{k}.weight"), w.shallow_clone()));
-                v.push((format!("{k}.bias"), b.shallow_clone()));
+                v.push((format!("{}.weight", node.name), w.shallow_clone()));
+                v.push((format!("{}.bias", node.name), b.shallow_clone()));
             }
         }
+        v
+    }
+
+    /// Batch norm buffers: `{name}.running_mean`, `{name}.running_var`,
+    /// `{name}.num_batches_tracked` (empty without batch norms).
+    pub fn backbone_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut v = Vec::new();
+        for (node, bn) in self.arch.nodes.iter().zip(&self.bn) {
+            if let Some(bn) = bn {
+                for (suffix, t) in [
+                    ("running_mean", &bn.running_mean),
+                    ("running_var", &bn.running_var),
+                    ("num_batches_tracked", &bn.num_batches_tracked),
+                ] {
+                    v.push((format!("{}.{suffix}", node.name), t.shallow_clone()));
+                }
+            }
+        }
+        v
+    }
+
+    /// The backbone's whole `state_dict`: [`backbone_params`](Self::backbone_params) and
+    /// [`backbone_buffers`](Self::backbone_buffers).
+    pub fn backbone_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = self.backbone_params();
+        v.extend(self.backbone_buffers());
         v
     }
 
@@ -160,10 +232,11 @@ impl Model {
         self.denoisers.iter().flat_map(Denoiser::params).collect()
     }
 
-    /// Everything saved in `model.safetensors`: backbone, denoisers (with `z`) and the input
-    /// normalization as `normalization.mean` / `normalization.std` (`[C]`).
+    /// Everything saved in `model.safetensors`: backbone (with batch norm buffers), denoisers
+    /// (with `z`) and the input normalization as `normalization.mean` / `normalization.std`
+    /// (`[C]`).
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v = self.backbone_params();
+        let mut v = self.backbone_tensors();
         v.extend(self.denoisers.iter().flat_map(Denoiser::tensors));
         v.push((
             "normalization.mean".into(),
@@ -176,15 +249,18 @@ impl Model {
         v
     }
 
-    /// Copies backbone tensors `k.weight` / `k.bias` from `src` (any float kind), checking that
-    /// each exists with the right shape. `source` names the file in errors. Keys other than the
-    /// backbone's, `denoisers.*` and `normalization.*` are rejected.
+    /// Copies the backbone's tensors ([`backbone_tensors`](Self::backbone_tensors) names) from
+    /// `src`, checking that each exists with the right shape (float kinds are converted;
+    /// `num_batches_tracked` must be an integer). `source` names the file in errors. Keys other
+    /// than the backbone's, `denoisers.*` and `normalization.*` are rejected.
     pub fn load_backbone(&mut self, src: &HashMap<String, Tensor>, source: &str) -> Result<()> {
-        let expected: HashMap<String, Tensor> = self.backbone_params().into_iter().collect();
+        let expected: Vec<(String, Tensor)> = self.backbone_tensors();
+        let names: std::collections::HashSet<&str> =
+            expected.iter().map(|(n, _)| n.as_str()).collect();
         let mut unexpected: Vec<&String> = src
             .keys()
             .filter(|k| {
-                !expected.contains_key(*k)
+                !names.contains(k.as_str())
                     && !k.starts_with("denoisers.")
                     && !k.starts_with("normalization.")
             })
@@ -192,42 +268,46 @@ impl Model {
         unexpected.sort();
         if !unexpected.is_empty() {
             bail!(
-                "{source}: tensor(s) {} do not belong to arch {} (expected nn.Sequential names {})",
+                "{source}: tensor(s) {} do not belong to arch {} (expected state_dict names {})",
                 list(unexpected.iter().map(|s| s.as_str())),
                 self.arch.spec,
-                list(self.backbone_params().iter().map(|(n, _)| n.as_str()))
+                list(expected.iter().map(|(n, _)| n.as_str()))
             );
         }
-        for (k, spec) in self.arch.layers.iter().enumerate() {
-            let Some((w, b)) = &self.weights[k] else {
-                continue;
-            };
-            for (suffix, dst) in [("weight", w), ("bias", b)] {
-                let name = format!("{k}.{suffix}");
-                let t = src.get(&name).with_context(|| {
-                    format!(
-                        "{source}: missing tensor '{name}' ({} expects shape {:?})",
-                        describe(spec),
-                        dst.size()
-                    )
-                })?;
-                if t.size() != dst.size() {
-                    bail!(
-                        "{source}: tensor '{name}' has shape {:?}, {} expects {:?}",
-                        t.size(),
-                        describe(spec),
-                        dst.size()
-                    );
-                }
-                if !t.is_floating_point() {
-                    bail!(
-                        "{source}: tensor '{name}' has kind {:?}, expected a float kind",
-                        t.kind()
-                    );
-                }
-                let t = t.to_kind(Kind::Float).to_device(self.device);
-                tch::no_grad(|| dst.shallow_clone().copy_(&t));
+        for (name, dst) in &expected {
+            let node = name.rsplit_once('.').map_or("", |(n, _)| n);
+            let what = self
+                .arch
+                .nodes
+                .iter()
+                .find(|n| n.name == node)
+                .map_or_else(|| node.to_string(), |n| describe(&n.spec));
+            let t = src.get(name).with_context(|| {
+                format!(
+                    "{source}: missing tensor '{name}' ({what} expects shape {:?})",
+                    dst.size()
+                )
+            })?;
+            if t.size() != dst.size() {
+                bail!(
+                    "{source}: tensor '{name}' has shape {:?}, {what} expects {:?}",
+                    t.size(),
+                    dst.size()
+                );
             }
+            if t.is_floating_point() != dst.is_floating_point() {
+                bail!(
+                    "{source}: tensor '{name}' has kind {:?}, expected a {} kind",
+                    t.kind(),
+                    if dst.is_floating_point() {
+                        "float"
+                    } else {
+                        "integer"
+                    }
+                );
+            }
+            let t = t.to_kind(dst.kind()).to_device(self.device);
+            tch::no_grad(|| dst.shallow_clone().copy_(&t));
         }
         Ok(())
     }
@@ -253,13 +333,15 @@ impl Model {
         Ok(())
     }
 
-    /// The denoiser of layer `k`, if any.
+    /// The denoiser of node `k`, if any.
     fn denoiser(&self, k: usize) -> Option<&Denoiser> {
         self.denoisers.iter().find(|d| d.layer == k)
     }
 
-    /// Per-layer `(weight, bias)` used by a forward in `mode`: the live (or detached) backbone
-    /// weights, or for [`Mode::Fused`] the fused ones of every denoised layer.
+    /// Per-node `(weight, bias)` of the weighted nodes used by a forward in `mode`: the live (or
+    /// detached) backbone weights, or for [`Mode::Fused`] the fused ones of every denoised node
+    /// ([`fuse::fuse_linear`], [`fuse::fuse_conv`], [`fuse::fuse_depthwise`]). `None` for
+    /// every other node (batch norms keep their own parameters).
     pub fn layer_params(&self, mode: Mode, grads: Grads) -> Vec<Option<(Tensor, Tensor)>> {
         self.weights
             .iter()
@@ -268,26 +350,27 @@ impl Model {
                 let (w, b) = wb.as_ref()?;
                 let (w, b) = (live(w, grads.backbone), live(b, grads.backbone));
                 match (mode, self.denoiser(k)) {
-                    (Mode::Fused, Some(d)) => {
-                        Some(
-                            d.with_terms(grads.denoisers, |terms| match self.arch.layers[k] {
-                                LayerSpec::Conv2d { .. } => {
-                                    fuse::fuse_conv(&w, &b, terms, d.coeffs)
-                                }
-                                _ => fuse::fuse_linear(&w, &b, terms, d.coeffs),
-                            }),
-                        )
-                    }
+                    (Mode::Fused, Some(d)) => Some(d.with_terms(grads.denoisers, |terms| {
+                        let spec = &self.arch.nodes[k].spec;
+                        match spec {
+                            _ if spec.is_depthwise() => {
+                                fuse::fuse_depthwise(&w, &b, terms, d.coeffs)
+                            }
+                            LayerSpec::Conv2d { .. } => fuse::fuse_conv(&w, &b, terms, d.coeffs),
+                            _ => fuse::fuse_linear(&w, &b, terms, d.coeffs),
+                        }
+                    })),
                     _ => Some((w, b)),
                 }
             })
             .collect()
     }
 
-    /// Forward of normalized inputs `x: [N, C, H, W]`.
-    pub fn forward(&self, x: &Tensor, mode: Mode, grads: Grads) -> Output {
+    /// Forward of normalized inputs `x: [N, C, H, W]`. `train` puts the batch norms in train
+    /// mode (batch statistics; running statistics updated): only for backbone training.
+    pub fn forward(&self, x: &Tensor, mode: Mode, grads: Grads, train: bool) -> Output {
         let params = self.layer_params(mode, grads);
-        self.forward_with(x, &params, mode, grads)
+        self.forward_with(x, &params, mode, grads, train)
     }
 
     /// Forward with precomputed [`layer_params`](Self::layer_params) (e.g. fused once for a
@@ -298,68 +381,117 @@ impl Model {
         params: &[Option<(Tensor, Tensor)>],
         mode: Mode,
         grads: Grads,
+        train: bool,
     ) -> Output {
-        self.forward_noisy(x, params, mode, grads, &[])
+        self.forward_noisy(x, params, mode, grads, train, &[])
     }
 
     /// [`forward_with`](Self::forward_with), adding `N(0, s²)` (tch's RNG) to the input of each
-    /// weighted layer `k` listed in `feature_noise` as `(k, s)` before the layer (and before its
+    /// weighted node `k` listed in `feature_noise` as `(k, s)` before the node (and before its
     /// denoiser's step, which the fused weights contain): the feature-noise positive control.
     /// `Output::inputs` holds the noisy inputs.
+    ///
+    /// The graph is evaluated node by node into a value table (`values[k]` = node `k`'s
+    /// output); a node reads the graph input `x` or earlier values. Conv2d padding
+    /// `[top, bottom, left, right]` is passed to the convolution when symmetric and applied by
+    /// an explicit zero pad otherwise; the unfused reference always pads first and applies the
+    /// reverse step to the padded input (see [`fuse`]).
     pub fn forward_noisy(
         &self,
         x: &Tensor,
         params: &[Option<(Tensor, Tensor)>],
         mode: Mode,
         grads: Grads,
+        train: bool,
         feature_noise: &[(usize, f64)],
     ) -> Output {
-        let mut h = x.shallow_clone();
+        let mut values: Vec<Tensor> = Vec::with_capacity(self.arch.nodes.len());
         let mut inputs = Vec::new();
-        let mut embedding = None;
-        for (k, spec) in self.arch.layers.iter().enumerate() {
-            h = match *spec {
+        for (k, node) in self.arch.nodes.iter().enumerate() {
+            let get = |s: Src| match s {
+                Src::Input => x.shallow_clone(),
+                Src::Node(j) => values[j].shallow_clone(),
+            };
+            let mut h = get(node.inputs[0]);
+            let out = match node.spec {
                 LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. } => {
                     if let Some(&(_, s)) = feature_noise.iter().find(|(layer, _)| *layer == k) {
                         h = &h + h.randn_like() * s;
                     }
                     inputs.push(h.shallow_clone());
-                    let (w, b) = params[k].as_ref().expect("weighted layer has parameters");
-                    let (stride, padding) = match *spec {
-                        LayerSpec::Conv2d {
-                            stride, padding, ..
-                        } => (stride as i64, padding as i64),
-                        _ => (1, 0),
+                    let (w, b) = params[k].as_ref().expect("weighted node has parameters");
+                    let denoiser = match mode {
+                        Mode::Unfused => self.denoiser(k),
+                        _ => None,
                     };
-                    let conv = matches!(spec, LayerSpec::Conv2d { .. });
-                    match (mode, self.denoiser(k)) {
-                        (Mode::Unfused, Some(d)) => d.with_terms(grads.denoisers, |t: &Terms| {
-                            if conv {
-                                fuse::unfused_conv(&h, w, b, stride, padding, t, d.coeffs)
-                            } else {
-                                fuse::unfused_linear(&h, w, b, t, d.coeffs)
+                    match node.spec {
+                        LayerSpec::Conv2d {
+                            stride,
+                            padding,
+                            groups,
+                            ..
+                        } => {
+                            let geom = ConvGeom {
+                                stride: stride.map(|s| s as i64),
+                                padding: padding.map(|p| p as i64),
+                                groups: groups as i64,
+                            };
+                            match denoiser {
+                                Some(d) => d.with_terms(grads.denoisers, |t: &Terms| {
+                                    fuse::unfused_conv(&h, w, b, geom, t, d.coeffs)
+                                }),
+                                None => geom.conv(&h, w, b),
                             }
-                        }),
-                        _ if conv => {
-                            h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1)
                         }
-                        _ => h.linear(w, Some(b)),
+                        _ => match denoiser {
+                            Some(d) => d.with_terms(grads.denoisers, |t: &Terms| {
+                                fuse::unfused_linear(&h, w, b, t, d.coeffs)
+                            }),
+                            None => h.linear(w, Some(b)),
+                        },
                     }
                 }
+                LayerSpec::BatchNorm2d { eps, momentum, .. } => {
+                    let bn = self.bn[k].as_ref().expect("batch norm node has state");
+                    if train {
+                        tch::no_grad(|| {
+                            let _ = bn.num_batches_tracked.shallow_clone().g_add_scalar_(1);
+                        });
+                    }
+                    h.batch_norm(
+                        Some(&live(&bn.weight, grads.backbone)),
+                        Some(&live(&bn.bias, grads.backbone)),
+                        Some(&bn.running_mean),
+                        Some(&bn.running_var),
+                        train,
+                        momentum,
+                        eps,
+                        false,
+                    )
+                }
                 LayerSpec::Relu => h.relu(),
+                LayerSpec::Relu6 => h.clamp(0.0, 6.0),
                 LayerSpec::MaxPool2d { kernel, stride } => {
                     let (k, s) = (kernel as i64, stride as i64);
                     h.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false)
                 }
+                LayerSpec::AvgPool2d { kernel, stride } => h.avg_pool2d(
+                    kernel.map(|v| v as i64),
+                    stride.map(|v| v as i64),
+                    [0, 0],
+                    false,
+                    true,
+                    None::<i64>,
+                ),
+                LayerSpec::GlobalAvgPool => h.mean_dim([2i64, 3].as_slice(), false, h.kind()),
+                LayerSpec::Add => h + get(node.inputs[1]),
                 LayerSpec::Flatten => h.flatten(1, -1),
             };
-            if k == self.arch.embedding_layer {
-                embedding = Some(h.shallow_clone());
-            }
+            values.push(out);
         }
         Output {
-            logits: h,
-            embedding: embedding.expect("embedding layer is inside the layer list"),
+            embedding: values[self.arch.embedding_layer].shallow_clone(),
+            logits: values.pop().expect("a graph has nodes"),
             inputs,
         }
     }
@@ -374,11 +506,14 @@ fn describe(spec: &LayerSpec) -> String {
         LayerSpec::Conv2d {
             in_channels,
             out_channels,
-            kernel,
+            kernel: [kh, kw],
+            groups,
             ..
         } => {
-            format!("Conv2d({in_channels}→{out_channels}, {kernel}×{kernel})")
+            let dw = if groups > 1 { ", depthwise" } else { "" };
+            format!("Conv2d({in_channels}→{out_channels}, {kh}×{kw}{dw})")
         }
+        LayerSpec::BatchNorm2d { channels, .. } => format!("BatchNorm2d({channels})"),
         other => format!("{other:?}"),
     }
 }
@@ -388,4 +523,197 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .map(|n| format!("'{n}'"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::ScheduleSpec;
+
+    fn model(spec: &str, shape: [usize; 3], classes: usize) -> Model {
+        tch::manual_seed(11);
+        let arch = Arch::parse(spec, shape, classes).unwrap();
+        let norm = Normalization {
+            mean: vec![0.0; shape[0]],
+            std: vec![1.0; shape[0]],
+        };
+        Model::new(arch, norm, Device::Cpu)
+    }
+
+    fn input(m: &Model, n: i64) -> Tensor {
+        let [c, h, w] = m.arch.input_shape.map(|v| v as i64);
+        Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu))
+    }
+
+    fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+        let diff = (a - b).abs().max().double_value(&[]);
+        diff / b.abs().max().double_value(&[]).max(1e-30)
+    }
+
+    /// Non-zero denoisers on every weighted node (strong schedule so a wrong fusion shows).
+    fn with_denoisers(m: &mut Model) {
+        let spec = DenoiseSpec {
+            schedule: ScheduleSpec {
+                beta_start: 0.05,
+                beta_end: 0.2,
+                timesteps: 10,
+            },
+            t_stride: 1,
+            t_list: Some(vec![3; m.arch.weighted_layers().len()]),
+            fuse_noise: Some(3),
+        };
+        m.add_denoisers(&spec).unwrap();
+        tch::no_grad(|| {
+            for d in &m.denoisers {
+                let _ = d
+                    .d_mat
+                    .shallow_clone()
+                    .copy_(&(d.d_mat.randn_like() * 0.05));
+                let _ = d.d_vec.shallow_clone().copy_(&(d.d_vec.randn_like() * 0.1));
+            }
+        });
+    }
+
+    #[test]
+    fn cnn_forward_is_the_sequential_forward_bit_for_bit() {
+        let m = model("cnn:4,6/8", [1, 12, 12], 5);
+        let x = input(&m, 3);
+        let out = tch::no_grad(|| m.forward(&x, Mode::Plain, Grads::NONE, false));
+        let p = |k: usize| m.weights[k].as_ref().unwrap();
+        let mut h = x.shallow_clone();
+        for k in [0, 3] {
+            h = h
+                .conv2d(&p(k).0, Some(&p(k).1), [1, 1], [1, 1], [1, 1], 1)
+                .relu()
+                .max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+        let emb = h.flatten(1, -1).linear(&p(7).0, Some(&p(7).1)).relu();
+        let logits = emb.linear(&p(9).0, Some(&p(9).1));
+        assert!(out.logits.equal(&logits));
+        assert!(out.embedding.equal(&emb));
+        assert_eq!(out.inputs.len(), 4);
+        let names: Vec<String> = m.backbone_params().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names[..3], ["0.weight", "0.bias", "3.weight"]);
+    }
+
+    #[test]
+    fn mlperf_tiny_forwards_in_train_and_eval_mode() {
+        for (spec, shape) in [
+            ("resnet8", [1, 8, 8]),
+            ("ds-cnn", [1, 12, 10]),
+            ("mobilenet-v1", [3, 16, 16]),
+            ("autoencoder", [1, 6, 6]),
+        ] {
+            let m = model(spec, shape, 4);
+            let x = input(&m, 5);
+            let weighted = m.arch.weighted_layers().len();
+            let eval = || tch::no_grad(|| m.forward(&x, Mode::Plain, Grads::NONE, false));
+            let before = eval();
+            assert_eq!(
+                before.logits.size(),
+                [5, m.arch.output_dim as i64],
+                "{spec}"
+            );
+            assert_eq!(
+                before.embedding.size(),
+                [5, m.arch.embedding_dim as i64],
+                "{spec}"
+            );
+            assert_eq!(before.inputs.len(), weighted, "{spec}");
+            // Eval mode: deterministic, running statistics untouched.
+            assert!(eval().logits.equal(&before.logits), "{spec}");
+            let bn = m.bn.iter().flatten().next().unwrap();
+            assert_eq!(bn.num_batches_tracked.int64_value(&[]), 0);
+            // Train mode: batch statistics (a different function), running stats updated.
+            let grads = Grads {
+                backbone: true,
+                denoisers: false,
+            };
+            let train = m.forward(&x, Mode::Plain, grads, true);
+            assert_eq!(train.logits.size(), before.logits.size());
+            assert!(rel_err(&train.logits, &before.logits) > 1e-3, "{spec}");
+            assert_eq!(bn.num_batches_tracked.int64_value(&[]), 1, "{spec}");
+            assert!(bn.running_mean.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+            // Gradients reach every trainable backbone tensor.
+            train.logits.square().mean(Kind::Float).backward();
+            for (name, t) in m.backbone_params() {
+                assert!(t.grad().defined(), "{spec}: {name} has no gradient");
+            }
+            assert!(
+                !eval().logits.equal(&before.logits),
+                "{spec}: running stats unused"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_is_the_unfused_reference_on_graph_backbones() {
+        for (spec, shape) in [
+            ("resnet8", [1, 8, 8]),
+            ("ds-cnn", [1, 12, 10]),
+            ("mobilenet-v1", [3, 16, 16]),
+            ("autoencoder", [1, 6, 6]),
+        ] {
+            let mut m = model(spec, shape, 4);
+            with_denoisers(&mut m);
+            assert_eq!(m.denoisers.len(), m.arch.weighted_layers().len());
+            let depthwise = m
+                .arch
+                .nodes
+                .iter()
+                .filter(|n| n.spec.is_depthwise())
+                .count();
+            let diagonal = m.denoisers.iter().filter(|d| d.is_diagonal()).count();
+            assert_eq!(depthwise, diagonal, "{spec}");
+            let x = input(&m, 3);
+            let run = |mode| tch::no_grad(|| m.forward(&x, mode, Grads::NONE, false));
+            let (fused, unfused, plain) = (run(Mode::Fused), run(Mode::Unfused), run(Mode::Plain));
+            let err = rel_err(&fused.logits, &unfused.logits);
+            assert!(err < 1e-4, "{spec}: fused vs unfused {err}");
+            assert!(rel_err(&plain.logits, &unfused.logits) > 1e-3, "{spec}");
+            // Fused depthwise weights stay depthwise.
+            let params = tch::no_grad(|| m.layer_params(Mode::Fused, Grads::NONE));
+            for (k, p) in params.iter().enumerate() {
+                if let (Some((wf, _)), Some((w, _))) = (p, &m.weights[k]) {
+                    assert_eq!(wf.size(), w.size());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn state_dict_round_trips_with_batchnorm_buffers() {
+        let m = model("ds-cnn", [1, 12, 10], 4);
+        let x = input(&m, 4);
+        let grads = Grads {
+            backbone: true,
+            denoisers: false,
+        };
+        let _ = m.forward(&x, Mode::Plain, grads, true);
+        let saved: HashMap<String, Tensor> = m.tensors().into_iter().collect();
+        for name in [
+            "conv1.weight",
+            "bn1.running_mean",
+            "blocks.0.dw.weight",
+            "blocks.3.bn2.num_batches_tracked",
+            "fc.bias",
+        ] {
+            assert!(saved.contains_key(name), "{name}");
+        }
+        let mut fresh = model("ds-cnn", [1, 12, 10], 4);
+        fresh.load_backbone(&saved, "test").unwrap();
+        let a = tch::no_grad(|| m.forward(&x, Mode::Plain, Grads::NONE, false));
+        let b = tch::no_grad(|| fresh.forward(&x, Mode::Plain, Grads::NONE, false));
+        assert!(a.logits.equal(&b.logits));
+        let mut missing = saved;
+        missing.remove("blocks.1.bn1.running_var");
+        let e = format!(
+            "{:#}",
+            fresh.load_backbone(&missing, "f.safetensors").unwrap_err()
+        );
+        assert!(
+            e.contains("missing tensor 'blocks.1.bn1.running_var'"),
+            "{e}"
+        );
+    }
 }

@@ -331,12 +331,36 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         None => Arch::parse(&cfg.arch, data.shape, data.num_classes)?,
     };
     cfg.arch = arch.spec.clone();
+    if arch.output_dim != arch.num_classes {
+        bail!(
+            "--arch {}: the model outputs {} values per sample (a reconstruction of the input), \
+             not {} class logits; training it needs a reconstruction regime, which is not \
+             implemented yet",
+            arch.spec,
+            arch.output_dim,
+            arch.num_classes
+        );
+    }
+    if cfg.regime.has_denoisers()
+        && cfg.denoiser_fit == crate::train::DenoiserFit::Gradient
+        && cfg.denoiser_precondition == crate::train::Precondition::Whiten
+    {
+        if let Some(n) = arch.nodes.iter().find(|n| n.spec.is_depthwise()) {
+            bail!(
+                "--denoiser-precondition whiten: node '{}' of arch {} is a depthwise conv, whose \
+                 denoiser is diagonal; whitening is not supported for it yet (use \
+                 --denoiser-precondition none or --denoiser-fit closed-form)",
+                n.name,
+                arch.spec
+            );
+        }
+    }
 
     tch::manual_seed(cfg.seed as i64);
     let mut model = match init {
         Some((_, m)) => {
             let mut fresh = Model::new(arch.clone(), m.normalization.clone(), req.device);
-            let tensors: HashMap<String, Tensor> = m.backbone_params().into_iter().collect();
+            let tensors: HashMap<String, Tensor> = m.backbone_tensors().into_iter().collect();
             fresh.load_backbone(&tensors, "--init")?;
             fresh
         }

@@ -612,15 +612,17 @@ impl Trainer {
             backbone: true,
             denoisers: false,
         };
+        // Batch norms run in train mode (batch statistics, running statistics updated) exactly
+        // when the backbone trains: baseline, penalty-control and phase B; eval mode otherwise.
         match ph {
             Phase::Baseline => {
-                let out = m.forward(x, Mode::Plain, backbone);
+                let out = m.forward(x, Mode::Plain, backbone, true);
                 let ce = out.logits.cross_entropy_for_logits(y);
                 let c = ce.double_value(&[]);
                 (ce, c, 0.0, out.logits)
             }
             Phase::PenaltyControl => {
-                let out = m.forward(x, Mode::Plain, backbone);
+                let out = m.forward(x, Mode::Plain, backbone, true);
                 let ce = out.logits.cross_entropy_for_logits(y);
                 let pen = sum(out
                     .inputs
@@ -632,7 +634,7 @@ impl Trainer {
             Phase::A | Phase::LabelFree => {
                 // The unfused reference computes the same function as the fused forward, at
                 // N·C² instead of out·C² per layer (the fused weights change every step here).
-                let out = tch::no_grad(|| m.forward(x, Mode::Unfused, Grads::NONE));
+                let out = tch::no_grad(|| m.forward(x, Mode::Unfused, Grads::NONE, false));
                 let noise = sum(m
                     .denoisers
                     .iter()
@@ -643,7 +645,7 @@ impl Trainer {
                 (noise, c, nv, out.logits)
             }
             Phase::B => {
-                let out = m.forward(x, Mode::Fused, backbone);
+                let out = m.forward(x, Mode::Fused, backbone, true);
                 let ce = out.logits.cross_entropy_for_logits(y);
                 let noise = sum(m.denoisers.iter().zip(&out.inputs).map(|(d, a)| {
                     let a = if self.cfg.noise_grad {

@@ -82,13 +82,13 @@ fn calibration_forward_is_the_trainer_fused_forward() {
     let std = Tensor::from_slice(&[0.5f32, 0.3]).view([1, 2, 1, 1]);
     let xn = (&x - &mean) / &std;
     let (logits, emb) = core_forward(&bytes, &x);
-    let reference = tch::no_grad(|| m.forward(&xn, Mode::Fused, Grads::NONE));
+    let reference = tch::no_grad(|| m.forward(&xn, Mode::Fused, Grads::NONE, false));
     let diff = (&logits - &reference.logits).abs().max().double_value(&[]);
     assert!(diff < 1e-5, "logits differ by {diff}");
     let diff = (&emb - &reference.embedding).abs().max().double_value(&[]);
     assert!(diff < 1e-5, "embedding differs by {diff}");
     // The plain backbone differs: calibration of the fused model is not the baseline's.
-    let plain = tch::no_grad(|| m.forward(&xn, Mode::Plain, Grads::NONE));
+    let plain = tch::no_grad(|| m.forward(&xn, Mode::Plain, Grads::NONE, false));
     let diff = (&logits - &plain.logits).abs().max().double_value(&[]);
     assert!(diff > 1e-3, "denoisers had no effect ({diff})");
 }

@@ -197,9 +197,11 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
         let x = Tensor::randn([5, 1, 8, 8], (Kind::Float, Device::Cpu));
         let (fused, unfused, plain) = tch::no_grad(|| {
             (
-                t.model.forward(&x, Mode::Fused, Grads::NONE).logits,
-                t.model.forward(&x, Mode::Unfused, Grads::NONE).logits,
-                t.model.forward(&x, Mode::Plain, Grads::NONE).logits,
+                t.model.forward(&x, Mode::Fused, Grads::NONE, false).logits,
+                t.model
+                    .forward(&x, Mode::Unfused, Grads::NONE, false)
+                    .logits,
+                t.model.forward(&x, Mode::Plain, Grads::NONE, false).logits,
             )
         });
         let scale = unfused.abs().max().double_value(&[]);

@@ -6,7 +6,8 @@
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::LayerSpec;
+use crate::arch::{LayerSpec, Src};
+use crate::fuse;
 use crate::data::Normalization;
 use crate::model::{Grads, Mode, Model};
 
@@ -191,66 +192,145 @@ impl Model {
         self.layer_arrays(Mode::Plain)
     }
 
-    /// The layer list with the weights a forward in `mode` uses ([`Mode::Unfused`] uses the
-    /// backbone weights, like [`Mode::Plain`]).
+    /// The graph with the weights a forward in `mode` uses ([`Mode::Unfused`] uses the
+    /// backbone weights, like [`Mode::Plain`]), every BatchNorm folded into the Linear / Conv2d
+    /// before it: denoiser first (it acts on the layer's input), then the batch norm (it acts on
+    /// the layer's output), `W' = W·s`, `b' = (b − μ)·s + β`, `s = γ/√(σ² + ε)`
+    /// ([`fuse::fold_batchnorm`]). A batch norm that does not follow a weighted layer whose
+    /// output only it reads is refused.
     fn layer_arrays(&self, mode: Mode) -> Result<FusedModel> {
         let params = tch::no_grad(|| self.layer_params(mode, Grads::NONE));
-        let layers = self
-            .arch
-            .layers
-            .iter()
-            .zip(&params)
-            .map(|(spec, p)| {
-                Ok(match (*spec, p) {
-                    (
-                        LayerSpec::Linear {
-                            in_features,
-                            out_features,
-                        },
-                        Some((w, b)),
-                    ) => FusedLayer::Linear {
+        let nodes = &self.arch.nodes;
+        let value = |src: Src| match src {
+            Src::Input => 0,
+            Src::Node(k) => k + 1,
+        };
+        let mut readers = vec![0usize; nodes.len() + 1];
+        for node in nodes {
+            for &src in &node.inputs {
+                readers[value(src)] += 1;
+            }
+        }
+        // Arch value → fused value; a folded batch norm maps to its layer's value.
+        let mut remap: Vec<usize> = vec![0; nodes.len() + 1];
+        let mut out: Vec<FusedNode> = Vec::with_capacity(nodes.len());
+        // Fused (w, b) of each emitted weighted node, by its index in `out`, still as tensors.
+        let mut pending: Vec<Option<(Tensor, Tensor)>> = Vec::new();
+        for (k, node) in nodes.iter().enumerate() {
+            let inputs: Vec<usize> = node.inputs.iter().map(|&s| remap[value(s)]).collect();
+            let what = || format!("node {k} '{}' ({}) of arch {}", node.name, node.spec.kind(), self.arch.spec);
+            let layer = match (node.spec, &params[k]) {
+                (LayerSpec::BatchNorm2d { eps, .. }, _) => {
+                    let src = node.inputs.first().copied().map(value);
+                    let target = src.filter(|&v| v > 0 && readers[v] == 1).map(|v| v - 1);
+                    let j = match target {
+                        Some(j) if nodes[j].spec.is_weighted() => remap[j + 1] - 1,
+                        _ => anyhow::bail!(
+                            "{}: a batch norm can only be exported right after the Linear or \
+                             Conv2d whose output only it reads (it is folded into that layer)",
+                            what()
+                        ),
+                    };
+                    let bn = self.bn[k].as_ref().context("batch norm without state")?;
+                    let (w, b) = pending[j].take().context("batch norm folded twice")?;
+                    let terms = fuse::BnTerms {
+                        gamma: &bn.weight,
+                        beta: &bn.bias,
+                        mean: &bn.running_mean,
+                        var: &bn.running_var,
+                        eps,
+                    };
+                    pending[j] = Some(tch::no_grad(|| fuse::fold_batchnorm(&w, &b, &terms)));
+                    remap[k + 1] = j + 1;
+                    continue;
+                }
+                (
+                    LayerSpec::Linear {
                         in_features,
                         out_features,
-                        weight: to_vec(w)?,
-                        bias: to_vec(b)?,
                     },
-                    (
-                        LayerSpec::Conv2d {
-                            in_channels,
-                            out_channels,
-                            kernel,
-                            stride,
-                            padding,
-                        },
-                        Some((w, b)),
-                    ) => FusedLayer::Conv2d {
+                    Some((w, b)),
+                ) => {
+                    pending.push(Some((w.shallow_clone(), b.shallow_clone())));
+                    FusedLayer::Linear {
+                        in_features,
+                        out_features,
+                        weight: Vec::new(),
+                        bias: Vec::new(),
+                    }
+                }
+                (
+                    LayerSpec::Conv2d {
                         in_channels,
                         out_channels,
-                        kernel: [kernel; 2],
-                        stride: [stride; 2],
-                        padding: [padding; 4],
-                        groups: 1,
-                        weight: to_vec(w)?,
-                        bias: to_vec(b)?,
+                        kernel,
+                        stride,
+                        padding,
+                        groups,
                     },
-                    (LayerSpec::Relu, _) => FusedLayer::Relu,
-                    (LayerSpec::MaxPool2d { kernel, stride }, _) => FusedLayer::MaxPool2d {
-                        kernel: [kernel; 2],
-                        stride: [stride; 2],
-                        padding: [0; 4],
-                    },
-                    (LayerSpec::Flatten, _) => FusedLayer::Flatten,
-                    (spec, None) => unreachable!("weighted layer {spec:?} without parameters"),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(FusedModel::sequential(
-            self.arch.spec.clone(),
-            self.arch.input_shape,
-            self.arch.num_classes,
-            self.normalization.clone(),
-            layers,
-            self.arch.embedding_layer,
-        ))
+                    Some((w, b)),
+                ) => {
+                    pending.push(Some((w.shallow_clone(), b.shallow_clone())));
+                    FusedLayer::Conv2d {
+                        in_channels,
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        groups,
+                        weight: Vec::new(),
+                        bias: Vec::new(),
+                    }
+                }
+                (spec, None) if spec.is_weighted() => {
+                    anyhow::bail!("{}: weighted layer without parameters (a bug)", what())
+                }
+                (LayerSpec::Relu, _) => FusedLayer::Relu,
+                (LayerSpec::Relu6, _) => FusedLayer::Relu6,
+                (LayerSpec::MaxPool2d { kernel, stride }, _) => FusedLayer::MaxPool2d {
+                    kernel: [kernel; 2],
+                    stride: [stride; 2],
+                    padding: [0; 4],
+                },
+                (LayerSpec::AvgPool2d { kernel, stride }, _) => FusedLayer::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding: [0; 4],
+                },
+                (LayerSpec::GlobalAvgPool, _) => FusedLayer::GlobalAvgPool,
+                (LayerSpec::Flatten, _) => FusedLayer::Flatten,
+                (LayerSpec::Add, _) => FusedLayer::Add,
+                (spec, _) => anyhow::bail!("{}: {spec:?} cannot be exported", what()),
+            };
+            if !layer.is_weighted() {
+                pending.push(None);
+            }
+            out.push(FusedNode {
+                name: node.name.clone(),
+                layer,
+                inputs,
+            });
+            remap[k + 1] = out.len();
+        }
+        for (node, wb) in out.iter_mut().zip(pending) {
+            if let Some((w, b)) = wb {
+                match &mut node.layer {
+                    FusedLayer::Linear { weight, bias, .. }
+                    | FusedLayer::Conv2d { weight, bias, .. } => {
+                        *weight = to_vec(&w)?;
+                        *bias = to_vec(&b)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(FusedModel {
+            arch: self.arch.spec.clone(),
+            input_shape: self.arch.input_shape,
+            num_classes: self.arch.num_classes,
+            normalization: self.normalization.clone(),
+            nodes: out,
+            embedding: remap[self.arch.embedding_layer + 1],
+        })
     }
 }
