@@ -40,9 +40,12 @@ mod selected {
 
 pub use selected::*;
 
-/// Layer slots of the firmware's [`denoiserep_core::Model`] (≈125 B of stack each); a model with
-/// more layers is rejected by the core with `DecodeTooManyLayers`.
-pub const MAX_LAYERS: usize = 32;
+/// Tensor capacity `T` of the firmware's model ([`crate::checks::FirmwareModel`] =
+/// `Model<'_, TENSOR_CAPACITY>`): one slot per tensor of the model's tensor table, 28 bytes each
+/// on this target (measured, `docs/firmware.md`), so the model value is ≈ 1.9 KiB. A model with
+/// more tensors is rejected by the core with `DecodeTooManyTensors` (exit 1). Every op writes a
+/// tensor of its own and never the input, so a model that loads has fewer than this many ops.
+pub const TENSOR_CAPACITY: usize = 64;
 
 /// Bytes read from the input file per semihosting call.
 pub const READ_CHUNK_BYTES: usize = 512;

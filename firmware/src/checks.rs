@@ -1,15 +1,17 @@
 //! The firmware's decisions that need no hardware, tested on the host: where the model file ends
 //! in its partition, whether a model fits the static buffers, the dump header a model produces,
-//! and how many MACs a layer does.
+//! and how many MACs an op does.
 
-use denoiserep_core::{
-    DType, DumpHeader, DumpValues, Error, Layer, Model, PlannedLayer, TensorInfo,
-};
+use denoiserep_core::format::graph::{Node, Op};
+use denoiserep_core::{DType, DumpHeader, DumpValues, Error, Model, TensorInfo};
 
-use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_LAYERS, MAX_RECORD_BYTES};
+use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_RECORD_BYTES, TENSOR_CAPACITY};
 #[cfg(test)]
 use crate::failure::ExitCode;
 use crate::failure::{Buffer, Failure};
+
+/// The firmware's model type: room for [`TENSOR_CAPACITY`] tensors.
+pub type FirmwareModel<'a> = Model<'a, TENSOR_CAPACITY>;
 
 /// The model file at the start of `partition`: exactly the bytes its header announces.
 /// An erased or empty partition, or a broken header, is the core's error
@@ -22,35 +24,55 @@ pub fn model_file(partition: &[u8]) -> Result<&[u8], Failure> {
     })
 }
 
-/// Multiply-accumulates of one evaluation of a layer: `in · out` for Linear,
-/// `C_out · H_out · W_out · C_in · k²` for Conv2d, 0 for every other kind.
-pub fn macs(planned: &PlannedLayer<'_>) -> u64 {
-    let out = planned.output.shape.numel().unwrap_or(0) as u64;
-    match planned.layer {
-        Layer::LinearF32(l) => u64::from(l.in_features) * u64::from(l.out_features),
-        Layer::LinearS8(l) => u64::from(l.in_features) * u64::from(l.out_features),
-        Layer::Conv2dF32(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
-        Layer::Conv2dS8(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
+/// Multiply-accumulates of one evaluation of `node`, whose first input is `input` and whose
+/// output is `output`: `rows · in · out` for Linear (= output elements · input's last dim),
+/// `output elements · C_in · kh · kw` for Conv2d, `output elements · kh · kw` for
+/// DepthwiseConv2d, 0 for every other kind. Padded taps count (as in CMSIS-NN's and
+/// TFLite-Micro's MAC counts).
+pub fn macs(node: &Node<'_>, input: &TensorInfo, output: &TensorInfo) -> u64 {
+    let out = output.shape.numel().unwrap_or(0) as u64;
+    let window = |kernel: [u16; 2]| u64::from(kernel[0]) * u64::from(kernel[1]);
+    match &node.op {
+        Op::Linear(_) => {
+            let rank = input.shape.rank();
+            let in_features = input.shape.dim(rank.wrapping_sub(1)).unwrap_or(0) as u64;
+            out * in_features
+        }
+        Op::Conv2d(c) => {
+            let in_channels = input.shape.dim(0).unwrap_or(0) as u64;
+            out * in_channels * window(c.window.kernel)
+        }
+        Op::DepthwiseConv2d(d) => out * window(d.window.kernel),
+        _ => 0,
+    }
+}
+
+/// [`macs`] of `node` in `model` (0 if a tensor id is unknown, which a loaded model never has).
+pub fn node_macs<const T: usize>(model: &Model<'_, T>, node: &Node<'_>) -> u64 {
+    let input = node.inputs.ids().first().and_then(|&id| model.tensor(id));
+    match (input, model.tensor(node.output)) {
+        (Some(input), Some(output)) => macs(node, &input, &output),
         _ => 0,
     }
 }
 
 /// The dump header for this model's outputs (0 samples; the caller sets the count). The same
-/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the planned tensors.
-pub fn dump_header(model: &Model<'_, MAX_LAYERS>) -> Result<DumpHeader, Failure> {
-    let reject = Failure::ModelRejected;
-    let layers = model.layers();
-    let logits = layers.last().ok_or(reject(Error::ModelNoLayers))?.output;
-    let embedding = layers
-        .get(usize::from(model.metadata().embedding_layer))
-        .ok_or(reject(Error::ModelBadEmbeddingLayer))?
-        .output;
+/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the logits and
+/// embedding tensors the model info names.
+pub fn dump_header<const T: usize>(model: &Model<'_, T>) -> Result<DumpHeader, Failure> {
+    let reject = Failure::ModelRejected(Error::ModelBadOutputs);
+    let info = model.info();
+    let logits = model.tensor(info.logits).ok_or(reject)?;
+    let embedding = model.tensor(info.embedding).ok_or(reject)?;
     let values = match (logits.dtype, embedding.dtype) {
         (DType::I8(l), DType::I8(e)) => DumpValues::I8 {
             logits: l,
             embedding: e,
         },
-        _ => DumpValues::F32,
+        (DType::F32, DType::F32) => DumpValues::F32,
+        // A dump has one element type; the core's `DumpHeader::for_outputs` refuses mixed
+        // outputs with the same error.
+        _ => return Err(Failure::ModelRejected(Error::SamplesBadHeader)),
     };
     Ok(DumpHeader {
         n_samples: 0,
@@ -68,7 +90,10 @@ fn len32(info: &TensorInfo) -> Result<u32, Failure> {
 }
 
 /// Refuses (instead of crashing on) a model larger than this build's static buffers.
-pub fn check_fits(model: &Model<'_, MAX_LAYERS>, header: &DumpHeader) -> Result<(), Failure> {
+pub fn check_fits<const T: usize>(
+    model: &Model<'_, T>,
+    header: &DumpHeader,
+) -> Result<(), Failure> {
     let checks = [
         (Buffer::Arena, model.arena_size(), ARENA_BYTES),
         (Buffer::Input, model.input_len(), MAX_INPUT_VALUES),
