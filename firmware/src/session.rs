@@ -25,7 +25,7 @@
 use core::mem::size_of;
 
 use denoiserep_core::format::graph::Inputs;
-use denoiserep_core::{DumpHeader, Shape};
+use denoiserep_core::{DumpHeader, Error, Shape};
 
 use crate::board::{self, ARENA_BYTES, TENSOR_CAPACITY};
 use crate::buffers::Buffers;
@@ -88,13 +88,19 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
         TENSOR_CAPACITY
     );
     let file = model_file(partition::partition())?;
-    let model = FirmwareModel::from_bytes_with_capacity(file).map_err(Failure::ModelRejected)?;
+    // Matched by reference: moving the model out of the `Result` would copy it (≈ 2 KiB at
+    // T = 64) into a second stack slot.
+    let loaded = load(file);
+    let model = match &loaded {
+        Ok(model) => model,
+        Err(error) => return Err(Failure::ModelRejected(*error)),
+    };
     // The peak so far is the load's (main painted the stack before calling `run`).
     let load_peak = stack::peak();
     stack::paint();
-    log_model(&model, file.len())?;
-    let header = dump_header(&model)?;
-    check_fits(&model, &header)?;
+    log_model(model, file.len())?;
+    let header = dump_header(model)?;
+    check_fits(model, &header)?;
 
     let Buffers {
         arena,
@@ -137,7 +143,7 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
         );
         dump.write_record(&outputs, &mut record[..record_len])?;
     }
-    log_totals(&model, op_counts, input.n_samples(), total)?;
+    log_totals(model, op_counts, input.n_samples(), total)?;
     defmt::info!(
         "stack model_bytes={=usize} load_peak_bytes={=usize} run_peak_bytes={=usize}",
         size_of::<FirmwareModel<'_>>(),
@@ -148,6 +154,15 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
         samples: input.n_samples(),
         count: total,
     })
+}
+
+/// Decodes, validates and plans the model. Never inlined: the core's planning scratch
+/// (`[_; T]` arrays) then lives in this frame, which is gone before the first inference, instead
+/// of in `run`'s frame for the whole run.
+/// Returns the core's `Result` as is: mapping its error would copy the model into a new `Result`.
+#[inline(never)]
+fn load(file: &[u8]) -> Result<FirmwareModel<'_>, Error> {
+    FirmwareModel::from_bytes_with_capacity(file)
 }
 
 /// The `model` line and one `op=` line per op.
