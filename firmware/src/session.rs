@@ -6,14 +6,14 @@
 //! them after `defmt-print`:
 //!
 //! ```text
-//! board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=64
-//! model name=res-dw-int8 precision=Int8 ops=6 tensors=7 file_bytes=1203 arena_bytes=1443 input=1x12x12 classes=10 embedding_tensor=5
+//! board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=32
+//! model name=residual-dw-int8 precision=Int8 ops=6 tensors=7 file_bytes=463 arena_bytes=1731 input=1x12x12 classes=10 embedding_tensor=5
 //! op=0 kind=conv2d in=1x12x12 out=4x12x12 macs=5184
 //! op=2 kind=add in=4x12x12,4x12x12 out=4x12x12 macs=0
-//! sample=0 instructions=335315
-//! op_total=0 kind=conv2d samples=8 instructions=2446760 macs=41472
-//! stack model_bytes=1860 load_peak_bytes=3000 run_peak_bytes=2000
-//! done samples=8 instructions=2682520 macs=406528
+//! sample=0 instructions=494960
+//! op_total=0 kind=conv2d samples=4 instructions=797520 macs=20736
+//! done samples=4 instructions=1979960 macs=41632
+//! stack model_bytes=1216 load_peak_bytes=5244 run_peak_bytes=3028
 //! ```
 //!
 //! (`unit` is `cycles` on real hardware, and the count keys are named after it.) `in=` lists the
