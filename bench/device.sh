@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Device benchmark: the firmware's footprint (llvm-size, both boards) and its instruction counts
-# in QEMU mps2-an386 under -icount shift=0 (per inference, per layer, per MAC) for MNIST-shaped
+# in QEMU mps2-an386 under -icount shift=0 (per inference, per op, per MAC) for MNIST-shaped
 # MLP and CNN models, f32 and int8, plus the `footprint-sine` application (TFLM hello_world
 # topology) for the comparison with TFLite-Micro and MicroFlow. Prints markdown for docs/benchmarks.md ("Device").
 #

@@ -14,7 +14,16 @@
 //! bytes) — nothing per op: ops are decoded from the file again at every run (varints and
 //! borrowed slices; a few dozen instructions per op), so RAM does not grow with the op count.
 //! `T` is the tensor capacity (default [`MAX_TENSORS`]); firmware running small models picks a
-//! small `T` to keep the value small (about 32 bytes per slot on a 32-bit target).
+//! small `T` to keep the value small (36 bytes per slot on a 32-bit target).
+//!
+//! # Stack use
+//!
+//! [`Model::from_bytes_with_capacity`] builds the model in place (no second copy of the slots)
+//! and keeps the planner's scratch (about 25 bytes per tensor slot: sizes, lifetimes, order,
+//! offsets) and the graph check's in functions that are never inlined, so that scratch is on the
+//! stack only while loading. The caller should not move the returned model around: each move of
+//! a `Model<T>` can cost a stack slot of its size (`firmware/src/session.rs` matches the
+//! `Result` by reference). `docs/firmware.md` has the measured numbers.
 //!
 //! # Arena layout
 //!
@@ -104,9 +113,28 @@ impl<'a, const T: usize> Model<'a, T> {
     /// [`Model::from_bytes`] with room for `T` tensors: a model with more is rejected with
     /// [`Error::DecodeTooManyTensors`].
     pub fn from_bytes_with_capacity(bytes: &'a [u8]) -> Result<Self> {
-        let body = Body::read(bytes)?;
-        let mut slots: Vec<Slot<'a>, T> = Vec::new();
-        for (id, desc) in body.tensors().enumerate() {
+        // Built in place: a separate `slots` vector moved into the model afterwards would be a
+        // second `T`-slot copy on the stack (see "Stack use" in the module docs).
+        let mut model = Model {
+            body: Body::read(bytes)?,
+            slots: Vec::new(),
+            planned_bytes: 0,
+            plan_bytes: 0,
+        };
+        model.read_tensors()?;
+        check_input(&model.body.info, &model.slots)?;
+        if model.body.op_count() == 0 {
+            return Err(Error::ModelNoOps);
+        }
+        validate_graph::<T>(&model.body, &model.slots)?;
+        model.plan()?;
+        Ok(model)
+    }
+
+    /// Decodes and checks the tensor table into `self.slots`.
+    #[inline(never)]
+    fn read_tensors(&mut self) -> Result<()> {
+        for (id, desc) in self.body.tensors().enumerate() {
             let desc = desc?;
             let tensor = id as u16; // < tensor count, a u16
             let info = TensorInfo {
@@ -130,7 +158,7 @@ impl<'a, const T: usize> Model<'a, T> {
                     return Err(Error::ModelBadTensor { tensor });
                 }
             }
-            slots
+            self.slots
                 .push(Slot {
                     info,
                     offset: UNPLANNED,
@@ -138,23 +166,12 @@ impl<'a, const T: usize> Model<'a, T> {
                 })
                 .map_err(|_| Error::DecodeTooManyTensors)?;
         }
-        let info = body.info;
-        check_input(&info, &slots)?;
-        if body.op_count() == 0 {
-            return Err(Error::ModelNoOps);
-        }
-        validate_graph::<T>(&body, &slots)?;
-        let mut model = Model {
-            body,
-            slots,
-            planned_bytes: 0,
-            plan_bytes: 0,
-        };
-        model.plan()?;
-        Ok(model)
+        Ok(())
     }
 
     /// Runs liveness + greedy planning and places the constants after the planned region.
+    /// Never inlined: its `[_; T]` scratch lives only while it runs.
+    #[inline(never)]
     fn plan(&mut self) -> Result<()> {
         let n = self.slots.len();
         let mut tensor_bytes = [0usize; T];
@@ -542,6 +559,8 @@ fn check_input(info: &ModelInfo<'_>, slots: &[Slot<'_>]) -> Result<()> {
 
 /// Graph checks: ids in range, every input produced before it is read, one producer per
 /// tensor, arity, and each op's own `prepare`; then the logits and embedding are produced.
+/// Never inlined, like [`Model::plan`], so its scratch is not in the caller's frame.
+#[inline(never)]
 fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result<()> {
     // Ids are checked against the table (≤ T entries) before they index `produced`.
     let mut produced = [false; T];

@@ -40,9 +40,14 @@ mod selected {
 
 pub use selected::*;
 
-/// Layer slots of the firmware's [`denoiserep_core::Model`] (≈125 B of stack each); a model with
-/// more layers is rejected by the core with `DecodeTooManyLayers`.
-pub const MAX_LAYERS: usize = 32;
+/// Tensor capacity `T` of the firmware's model ([`crate::checks::FirmwareModel`] =
+/// `Model<'_, TENSOR_CAPACITY>`): one 36-byte slot per tensor of the model's tensor table on this
+/// target, so the model value is 1 216 B at 32 (2 368 B at 64). The test and demo models have 4–20
+/// tensors. A model with more tensors is rejected by the core with `DecodeTooManyTensors`
+/// (exit 1). Every op writes a tensor of its own and never the input, so a model that loads has
+/// fewer ops than this. Peak stack measured in QEMU (docs/firmware.md, "RAM"): 5.2 KB while
+/// loading, 3.0 KB while running at 32; 8.3 KB and 4.2 KB at 64.
+pub const TENSOR_CAPACITY: usize = 32;
 
 /// Bytes read from the input file per semihosting call.
 pub const READ_CHUNK_BYTES: usize = 512;

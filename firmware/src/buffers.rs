@@ -3,7 +3,9 @@
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_RECORD_BYTES, READ_CHUNK_BYTES};
+use crate::board::{
+    ARENA_BYTES, MAX_INPUT_VALUES, MAX_RECORD_BYTES, READ_CHUNK_BYTES, TENSOR_CAPACITY,
+};
 
 /// Every buffer a run needs, sized per board ([`crate::board`]).
 pub struct Buffers {
@@ -15,6 +17,9 @@ pub struct Buffers {
     pub record: [u8; MAX_RECORD_BYTES],
     /// Raw bytes read from the input file.
     pub chunk: [u8; READ_CHUNK_BYTES],
+    /// Per-op counts (instructions or cycles) summed over the samples; a loaded model has fewer
+    /// ops than tensors, so one slot per tensor suffices (8 B each).
+    pub op_counts: [u64; TENSOR_CAPACITY],
 }
 
 static mut BUFFERS: Buffers = Buffers {
@@ -22,6 +27,7 @@ static mut BUFFERS: Buffers = Buffers {
     input: [0.0; MAX_INPUT_VALUES],
     record: [0; MAX_RECORD_BYTES],
     chunk: [0; READ_CHUNK_BYTES],
+    op_counts: [0; TENSOR_CAPACITY],
 };
 static TAKEN: AtomicBool = AtomicBool::new(false);
 

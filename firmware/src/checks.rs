@@ -1,15 +1,17 @@
 //! The firmware's decisions that need no hardware, tested on the host: where the model file ends
 //! in its partition, whether a model fits the static buffers, the dump header a model produces,
-//! and how many MACs a layer does.
+//! and how many MACs an op does.
 
-use denoiserep_core::{
-    DType, DumpHeader, DumpValues, Error, Layer, Model, PlannedLayer, TensorInfo,
-};
+use denoiserep_core::format::graph::{Node, Op};
+use denoiserep_core::{DType, DumpHeader, DumpValues, Error, Model, TensorInfo};
 
-use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_LAYERS, MAX_RECORD_BYTES};
+use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_RECORD_BYTES, TENSOR_CAPACITY};
 #[cfg(test)]
 use crate::failure::ExitCode;
 use crate::failure::{Buffer, Failure};
+
+/// The firmware's model type: room for [`TENSOR_CAPACITY`] tensors.
+pub type FirmwareModel<'a> = Model<'a, TENSOR_CAPACITY>;
 
 /// The model file at the start of `partition`: exactly the bytes its header announces.
 /// An erased or empty partition, or a broken header, is the core's error
@@ -22,35 +24,55 @@ pub fn model_file(partition: &[u8]) -> Result<&[u8], Failure> {
     })
 }
 
-/// Multiply-accumulates of one evaluation of a layer: `in · out` for Linear,
-/// `C_out · H_out · W_out · C_in · k²` for Conv2d, 0 for every other kind.
-pub fn macs(planned: &PlannedLayer<'_>) -> u64 {
-    let out = planned.output.shape.numel().unwrap_or(0) as u64;
-    match planned.layer {
-        Layer::LinearF32(l) => u64::from(l.in_features) * u64::from(l.out_features),
-        Layer::LinearS8(l) => u64::from(l.in_features) * u64::from(l.out_features),
-        Layer::Conv2dF32(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
-        Layer::Conv2dS8(c) => out * u64::from(c.in_channels) * u64::from(c.kernel).pow(2),
+/// Multiply-accumulates of one evaluation of `node`, whose first input is `input` and whose
+/// output is `output`: `rows · in · out` for Linear (= output elements · input's last dim),
+/// `output elements · C_in · kh · kw` for Conv2d, `output elements · kh · kw` for
+/// DepthwiseConv2d, 0 for every other kind. Padded taps count (as in CMSIS-NN's and
+/// TFLite-Micro's MAC counts).
+pub fn macs(node: &Node<'_>, input: &TensorInfo, output: &TensorInfo) -> u64 {
+    let out = output.shape.numel().unwrap_or(0) as u64;
+    let window = |kernel: [u16; 2]| u64::from(kernel[0]) * u64::from(kernel[1]);
+    match &node.op {
+        Op::Linear(_) => {
+            let rank = input.shape.rank();
+            let in_features = input.shape.dim(rank.wrapping_sub(1)).unwrap_or(0) as u64;
+            out * in_features
+        }
+        Op::Conv2d(c) => {
+            let in_channels = input.shape.dim(0).unwrap_or(0) as u64;
+            out * in_channels * window(c.window.kernel)
+        }
+        Op::DepthwiseConv2d(d) => out * window(d.window.kernel),
+        _ => 0,
+    }
+}
+
+/// [`macs`] of `node` in `model` (0 if a tensor id is unknown, which a loaded model never has).
+pub fn node_macs<const T: usize>(model: &Model<'_, T>, node: &Node<'_>) -> u64 {
+    let input = node.inputs.ids().first().and_then(|&id| model.tensor(id));
+    match (input, model.tensor(node.output)) {
+        (Some(input), Some(output)) => macs(node, &input, &output),
         _ => 0,
     }
 }
 
 /// The dump header for this model's outputs (0 samples; the caller sets the count). The same
-/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the planned tensors.
-pub fn dump_header(model: &Model<'_, MAX_LAYERS>) -> Result<DumpHeader, Failure> {
-    let reject = Failure::ModelRejected;
-    let layers = model.layers();
-    let logits = layers.last().ok_or(reject(Error::ModelNoLayers))?.output;
-    let embedding = layers
-        .get(usize::from(model.metadata().embedding_layer))
-        .ok_or(reject(Error::ModelBadEmbeddingLayer))?
-        .output;
+/// values `DumpHeader::for_outputs` derives from a run's outputs: both read the logits and
+/// embedding tensors the model info names.
+pub fn dump_header<const T: usize>(model: &Model<'_, T>) -> Result<DumpHeader, Failure> {
+    let reject = Failure::ModelRejected(Error::ModelBadOutputs);
+    let info = model.info();
+    let logits = model.tensor(info.logits).ok_or(reject)?;
+    let embedding = model.tensor(info.embedding).ok_or(reject)?;
     let values = match (logits.dtype, embedding.dtype) {
         (DType::I8(l), DType::I8(e)) => DumpValues::I8 {
             logits: l,
             embedding: e,
         },
-        _ => DumpValues::F32,
+        (DType::F32, DType::F32) => DumpValues::F32,
+        // A dump has one element type; the core's `DumpHeader::for_outputs` refuses mixed
+        // outputs with the same error.
+        _ => return Err(Failure::ModelRejected(Error::SamplesBadHeader)),
     };
     Ok(DumpHeader {
         n_samples: 0,
@@ -68,7 +90,10 @@ fn len32(info: &TensorInfo) -> Result<u32, Failure> {
 }
 
 /// Refuses (instead of crashing on) a model larger than this build's static buffers.
-pub fn check_fits(model: &Model<'_, MAX_LAYERS>, header: &DumpHeader) -> Result<(), Failure> {
+pub fn check_fits<const T: usize>(
+    model: &Model<'_, T>,
+    header: &DumpHeader,
+) -> Result<(), Failure> {
     let checks = [
         (Buffer::Arena, model.arena_size(), ARENA_BYTES),
         (Buffer::Input, model.input_len(), MAX_INPUT_VALUES),
@@ -84,47 +109,19 @@ pub fn check_fits(model: &Model<'_, MAX_LAYERS>, header: &DumpHeader) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use crate::test_models::{
-        le_f32, quantize_model, small_cnn, small_mlp, OwnedLayer, OwnedModel, Rng,
-    };
-    use denoiserep_core::{Activation, Precision};
+    use crate::test_models::{conv_gap, linear_rows, mlp, residual_dw, Rng};
+    use denoiserep_core::samples::encode_record;
+    use denoiserep_core::InputHeader;
 
     use super::*;
 
-    fn model(file: &[u8]) -> Model<'_, MAX_LAYERS> {
-        Model::<MAX_LAYERS>::from_bytes_with_capacity(file).unwrap()
-    }
-
-    /// A model of `shape` input → 1×1 conv to `channels` → global average pool.
-    fn conv_gap(shape: [u16; 3], channels: usize) -> OwnedModel {
-        OwnedModel {
-            name: "conv-gap".into(),
-            input_shape: shape,
-            num_classes: channels as u32,
-            embedding_layer: 1,
-            mean: le_f32(&[0.0]),
-            std: le_f32(&[1.0]),
-            precision: Precision::F32,
-            input_quant: None,
-            layers: vec![
-                OwnedLayer::conv2d_f32(
-                    1,
-                    channels,
-                    1,
-                    1,
-                    0,
-                    Activation::None,
-                    &vec![0.5; channels],
-                    &vec![0.0; channels],
-                ),
-                OwnedLayer::GlobalAvgPool,
-            ],
-        }
+    fn model(file: &[u8]) -> FirmwareModel<'_> {
+        FirmwareModel::from_bytes_with_capacity(file).unwrap()
     }
 
     #[test]
     fn model_file_is_sliced_by_its_header() {
-        let file = small_mlp(1).encode().unwrap();
+        let file = mlp(1, 8).encode().unwrap();
         let mut partition = vec![0xFFu8; file.len() + 4096]; // erased flash after the file
         partition[..file.len()].copy_from_slice(&file);
         assert_eq!(model_file(&partition), Ok(&file[..]));
@@ -147,7 +144,7 @@ mod tests {
 
     #[test]
     fn check_fits_names_the_buffer_that_is_too_small() {
-        let ok = small_cnn(2).encode().unwrap();
+        let ok = residual_dw(2, 12, false).encode().unwrap();
         let m = model(&ok);
         assert_eq!(check_fits(&m, &dump_header(&m).unwrap()), Ok(()));
 
@@ -165,7 +162,9 @@ mod tests {
         );
 
         let side = (MAX_INPUT_VALUES as f64).sqrt() as u16 + 1;
-        let big_input = conv_gap([1, side, side], 1).encode().unwrap();
+        let big_input = conv_gap([1, usize::from(side), usize::from(side)], 1)
+            .encode()
+            .unwrap();
         let m = model(&big_input);
         assert_eq!(
             check_fits(&m, &dump_header(&m).unwrap()),
@@ -192,11 +191,13 @@ mod tests {
 
     #[test]
     fn dump_header_equals_the_cores_header_from_real_outputs() {
-        let f32_desc = small_cnn(3);
         let mut rng = Rng(4);
-        let calib: Vec<Vec<f32>> = (0..16).map(|_| rng.vec(144, 0.0, 1.0)).collect();
-        let int8_desc = quantize_model(&f32_desc, &calib);
-        for desc in [f32_desc, int8_desc, small_mlp(5)] {
+        for desc in [
+            residual_dw(3, 12, false),
+            residual_dw(3, 12, true),
+            mlp(5, 8),
+            linear_rows(3, 5, 2),
+        ] {
             let file = desc.encode().unwrap();
             let m = model(&file);
             let mut arena = vec![0u8; m.arena_size()];
@@ -212,21 +213,98 @@ mod tests {
     }
 
     #[test]
-    fn macs_per_layer_kind() {
-        // small_cnn: conv 1→4 3×3 pad 1 on 12×12, maxpool 2, conv 4→8 3×3 stride 2 on 6×6
-        // (out 2×2), relu, gap, flatten, linear 8→10.
-        let file = small_cnn(6).encode().unwrap();
+    fn macs_per_op_kind() {
+        // conv 1→4 3×3 on 12×12 (576 outputs · 1 · 9), depthwise 3×3 (576 · 9), add, max pool,
+        // mean, linear 4→10.
+        let expected = [576 * 9, 576 * 9, 0, 0, 0, 40];
+        for int8 in [false, true] {
+            let file = residual_dw(6, 12, int8).encode().unwrap();
+            let m = model(&file);
+            let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
+            assert_eq!(macs, expected, "int8={int8}");
+        }
+        // Linear on 3 rows: rows · in · out; the ReLU after it: 0.
+        let file = linear_rows(3, 5, 2).encode().unwrap();
         let m = model(&file);
-        let macs: Vec<u64> = m.layers().iter().map(macs).collect();
-        assert_eq!(macs, [4 * 144 * 9, 0, 8 * 4 * 4 * 9, 0, 0, 0, 80]);
-        let mut rng = Rng(7);
-        let calib: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(144, 0.0, 1.0)).collect();
-        let int8 = quantize_model(&small_cnn(6), &calib).encode().unwrap();
-        let m8 = model(&int8);
+        let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
+        assert_eq!(macs, [3 * 5 * 2, 0]);
+        // The MLP: reshape 0, 784·16, 16·10 (a rank-1 Linear is one row).
+        let file = mlp(1, 28).encode().unwrap();
+        let m = model(&file);
+        let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
+        assert_eq!(macs, [0, 784 * 16, 160]);
+    }
+
+    #[test]
+    fn a_model_with_more_tensors_than_the_capacity_is_rejected() {
+        // A chain of ReLUs: input + TENSOR_CAPACITY outputs.
+        let mut desc = linear_rows(1, 4, 4);
+        desc.nodes.truncate(1);
+        desc.tensors.truncate(2);
+        for t in 2..=TENSOR_CAPACITY {
+            desc.tensors.push((vec![1, 4], DType::F32));
+            desc.nodes.push(crate::test_models::OwnedNode {
+                op: crate::test_models::OwnedOp::Activation(denoiserep_core::Activation::Relu),
+                inputs: vec![t as u16 - 1],
+                output: t as u16,
+            });
+        }
+        desc.logits = TENSOR_CAPACITY as u16;
+        let file = desc.encode().unwrap();
+        assert_eq!(desc.tensors.len(), TENSOR_CAPACITY + 1);
         assert_eq!(
-            m8.layers().iter().map(super::macs).collect::<Vec<_>>(),
-            macs
+            FirmwareModel::from_bytes_with_capacity(&file).err(),
+            Some(Error::DecodeTooManyTensors)
         );
+        desc.tensors.pop();
+        desc.nodes.pop();
+        desc.logits -= 1;
+        let file = desc.encode().unwrap();
+        let m = model(&file);
+        assert_eq!(m.op_count(), TENSOR_CAPACITY - 1);
+    }
+
+    /// Writes models, input files and the host core's dumps for trying the firmware in QEMU
+    /// (`docs/firmware.md`, "Try it"), when `FIRMWARE_DEMO_DIR` names a directory.
+    #[test]
+    fn write_demo_files() {
+        let Some(dir) = std::env::var_os("FIRMWARE_DEMO_DIR") else {
+            return;
+        };
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let models = [
+            ("residual_dw_f32", residual_dw(11, 12, false)),
+            ("residual_dw_int8", residual_dw(11, 12, true)),
+            ("mlp_f32", mlp(12, 28)),
+        ];
+        for (name, desc) in models {
+            let file = desc.encode().unwrap();
+            let m = model(&file);
+            let n = 4u32;
+            let mut rng = Rng(100);
+            let header = InputHeader {
+                n_samples: n,
+                sample_len: m.input_len() as u32,
+            };
+            let mut inputs = header.encode().to_vec();
+            let mut dump = Vec::new();
+            let mut arena = vec![0u8; m.arena_size()];
+            for i in 0..n {
+                let x = rng.vec(m.input_len(), 0.0, 1.0);
+                inputs.extend(x.iter().flat_map(|v| v.to_le_bytes()));
+                let out = m.run(&x, &mut arena).unwrap();
+                if i == 0 {
+                    dump.extend(DumpHeader::for_outputs(&out, n).unwrap().encode());
+                }
+                let mut rec = vec![0u8; dump_header(&m).unwrap().record_len()];
+                let len = encode_record(&out, &mut rec).unwrap();
+                dump.extend(&rec[..len]);
+            }
+            std::fs::write(dir.join(format!("{name}.dnrp")), &file).unwrap();
+            std::fs::write(dir.join(format!("{name}.dnri")), &inputs).unwrap();
+            std::fs::write(dir.join(format!("{name}.host.dnrd")), &dump).unwrap();
+        }
     }
 
     #[test]

@@ -5,13 +5,13 @@
 //! board: flashed with probe-rs), is decoded zero-copy and validated by the core, and runs on
 //! samples read from a host file through semihosting. Outputs go to a host file in the core's
 //! dump layout, the run ends with a documented exit code ([`ExitCode`]), and a defmt log
-//! (defmt-semihosting, decoded with defmt-print) reports the model, the arena and per-layer and
+//! (defmt-semihosting, decoded with defmt-print) reports the model, the arena and per-op and
 //! per-inference instruction counts. `docs/firmware.md` is the user's guide.
 //!
 //! Host-testable (`cargo test --lib --target x86_64-unknown-linux-gnu`, see scripts/test.sh):
 //! - [`board`]: per-board sizes (arena, I/O buffers) and what one SysTick tick counts.
 //! - [`failure`]: what can go wrong ([`Failure`]) and the exit code of each class ([`ExitCode`]).
-//! - [`checks`]: the model file in its partition, buffer fit, dump header, MACs per layer.
+//! - [`checks`]: the model file in its partition, buffer fit, dump header, MACs per op.
 //!
 //! Cortex-M only (`target_os = "none"`):
 //! - [`partition`]: the model partition (memory.x `MODEL`).
@@ -28,9 +28,7 @@ pub mod board;
 pub mod checks;
 pub mod failure;
 
-/// The core's test-model builders and int8 quantizer, for the host unit tests.
 #[cfg(test)]
-#[path = "../../core/tests/common/mod.rs"]
 mod test_models;
 
 #[cfg(target_os = "none")]

@@ -2,9 +2,10 @@
 //! report needs, read strictly.
 //!
 //! ```text
-//! INFO  board=mps2-an386 unit=instructions arena_capacity=1048576
-//! INFO  model name=mlp:256,128 precision=Int8 layers=4 file_bytes=238405 arena_bytes=1171 …
-//! INFO  layer_total=1 kind=LinearS8 samples=200 instructions=244353960 macs=40140800
+//! INFO  board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=32
+//! INFO  model name=mlp:256,128 precision=Int8 ops=4 tensors=5 file_bytes=238405 arena_bytes=1171 input=1x28x28 classes=10 embedding_tensor=3
+//! INFO  op=1 kind=linear in=784 out=256 macs=200704
+//! INFO  op_total=1 kind=linear samples=200 instructions=244353960 macs=40140800
 //! INFO  done samples=200 instructions=292485040 macs=46950400
 //! ```
 //!
@@ -15,14 +16,14 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-/// Totals of one layer over all samples (`layer_total=` line).
+/// Totals of one op over all samples (`op_total=` line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerTotal {
+pub struct OpTotal {
     pub index: usize,
-    /// Core layer kind, e.g. `LinearS8`.
+    /// Core op kind (`OpKind::name`), e.g. `conv2d`, `depthwise_conv2d`, `add`.
     pub kind: String,
-    /// Counted units (instructions or cycles) over all samples; layer 0 includes the input
-    /// normalization (and int8 quantization).
+    /// Counted units (instructions or cycles) over all samples; op 0 includes the input
+    /// normalization (and int8 quantization) and the copy of constant tensors.
     pub count: u64,
     /// Multiply-accumulates over all samples.
     pub macs: u64,
@@ -39,14 +40,28 @@ pub struct DeviceLog {
     pub precision: String,
     pub file_bytes: u64,
     pub arena_bytes: u64,
+    /// `model tensors=`: entries of the model's tensor table.
+    pub tensors: u64,
+    /// `model embedding_tensor=`: id of the embedding tensor.
+    pub embedding_tensor: u64,
     /// `done samples=`.
     pub samples: u64,
     /// `done <unit>=`: over all samples.
     pub count: u64,
     /// `done macs=`: over all samples.
     pub macs: u64,
-    /// `layer_total=` lines, in layer order.
-    pub layers: Vec<LayerTotal>,
+    /// `op_total=` lines, in execution order (as many as the `model` line's `ops=`).
+    pub ops: Vec<OpTotal>,
+}
+
+/// The `model` line's fields this parser keeps.
+struct ModelLine {
+    precision: String,
+    ops: u64,
+    tensors: u64,
+    file_bytes: u64,
+    arena_bytes: u64,
+    embedding_tensor: u64,
 }
 
 impl DeviceLog {
@@ -59,7 +74,7 @@ impl DeviceLog {
     /// Parses a decoded log (see the module doc).
     pub fn parse(text: &str) -> Result<Self> {
         let (mut board, mut model, mut done) = (None, None, None);
-        let mut layers = Vec::new();
+        let mut ops = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = strip_level(raw);
             let at = || format!("line {}: '{}'", i + 1, raw.trim_end());
@@ -76,12 +91,15 @@ impl DeviceLog {
                 }
                 board = Some((text_field(line, "board").with_context(at)?, unit));
             } else if line.starts_with("model ") {
-                model = Some((
-                    text_field(line, "precision").with_context(at)?,
-                    num_field(line, "file_bytes").with_context(at)?,
-                    num_field(line, "arena_bytes").with_context(at)?,
-                ));
-            } else if line.starts_with("layer_total=") || line.starts_with("done ") {
+                model = Some(ModelLine {
+                    precision: text_field(line, "precision").with_context(at)?,
+                    ops: num_field(line, "ops").with_context(at)?,
+                    tensors: num_field(line, "tensors").with_context(at)?,
+                    file_bytes: num_field(line, "file_bytes").with_context(at)?,
+                    arena_bytes: num_field(line, "arena_bytes").with_context(at)?,
+                    embedding_tensor: num_field(line, "embedding_tensor").with_context(at)?,
+                });
+            } else if line.starts_with("op_total=") || line.starts_with("done ") {
                 let Some((_, unit)) = &board else {
                     bail!("{}: before the board=… unit=… line", at());
                 };
@@ -94,14 +112,14 @@ impl DeviceLog {
                     }
                     done = Some((samples, count, macs));
                 } else {
-                    let index = num_field(line, "layer_total").with_context(at)?;
-                    if index != layers.len() as u64 {
-                        bail!("{}: expected layer_total={}", at(), layers.len());
+                    let index = num_field(line, "op_total").with_context(at)?;
+                    if index != ops.len() as u64 {
+                        bail!("{}: expected op_total={}", at(), ops.len());
                     }
-                    layers.push((
+                    ops.push((
                         samples,
-                        LayerTotal {
-                            index: layers.len(),
+                        OpTotal {
+                            index: ops.len(),
                             kind: text_field(line, "kind").with_context(at)?,
                             count,
                             macs,
@@ -113,7 +131,7 @@ impl DeviceLog {
         let Some((board, unit)) = board else {
             bail!("no 'board=… unit=…' line: not a log of firmware/run-qemu.sh");
         };
-        let Some((precision, file_bytes, arena_bytes)) = model else {
+        let Some(model) = model else {
             bail!("no 'model name=… precision=…' line: the firmware did not load the model");
         };
         let Some((samples, count, macs)) = done else {
@@ -122,29 +140,38 @@ impl DeviceLog {
         if samples == 0 {
             bail!("done samples=0: the firmware ran no samples");
         }
-        if layers.is_empty() {
-            bail!("no 'layer_total=…' lines");
+        if ops.is_empty() {
+            bail!("no 'op_total=…' lines");
         }
-        if let Some((s, l)) = layers.iter().find(|(s, _)| *s != samples) {
+        if ops.len() as u64 != model.ops {
             bail!(
-                "layer_total={} has samples={s}, the done line samples={samples}",
-                l.index
+                "{} op_total lines, the model line says ops={}",
+                ops.len(),
+                model.ops
             );
         }
-        let layer_macs: u64 = layers.iter().map(|(_, l)| l.macs).sum();
-        if layer_macs != macs {
-            bail!("the layer_total lines add up to macs={layer_macs}, the done line says {macs}");
+        if let Some((s, o)) = ops.iter().find(|(s, _)| *s != samples) {
+            bail!(
+                "op_total={} has samples={s}, the done line samples={samples}",
+                o.index
+            );
+        }
+        let op_macs: u64 = ops.iter().map(|(_, o)| o.macs).sum();
+        if op_macs != macs {
+            bail!("the op_total lines add up to macs={op_macs}, the done line says {macs}");
         }
         Ok(Self {
             board,
             unit,
-            precision,
-            file_bytes,
-            arena_bytes,
+            precision: model.precision,
+            file_bytes: model.file_bytes,
+            arena_bytes: model.arena_bytes,
+            tensors: model.tensors,
+            embedding_tensor: model.embedding_tensor,
             samples,
             count,
             macs,
-            layers: layers.into_iter().map(|(_, l)| l).collect(),
+            ops: ops.into_iter().map(|(_, o)| o).collect(),
         })
     }
 
@@ -191,17 +218,21 @@ fn num_field(line: &str, key: &str) -> Result<u64> {
 mod tests {
     use super::*;
 
+    /// A real log's shape (`firmware/run-qemu.sh` on a residual CNN, trimmed to 3 ops).
     const LOG: &str = "\
-INFO  board=mps2-an386 unit=instructions arena_capacity=1048576
-INFO  model name=mlp:256,128 precision=Int8 layers=2 file_bytes=1000 arena_bytes=64 input=1x28x28 classes=10 embedding_layer=0
-INFO  layer=0 kind=Flatten in=Chw { c: 1, h: 28, w: 28 } out=Flat { n: 784 } macs=0
-INFO  layer=1 kind=LinearS8 in=Flat { n: 784 } out=Flat { n: 10 } macs=7840
+INFO  board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=32
+INFO  model name=res-dw precision=Int8 ops=3 tensors=4 file_bytes=1000 arena_bytes=64 input=1x12x12 classes=10 embedding_tensor=2
+INFO  op=0 kind=conv2d in=1x12x12 out=4x12x12 macs=5184
+INFO  op=1 kind=depthwise_conv2d in=4x12x12 out=4x12x12 macs=5184
+INFO  op=2 kind=add in=4x12x12,4x12x12 out=4x12x12 macs=0
 INFO  sample=0 instructions=100
 INFO  sample=1 instructions=140
-INFO  layer_total=0 kind=Flatten samples=2 instructions=40 macs=0
-INFO  layer_total=1 kind=LinearS8 samples=2 instructions=200 macs=15680
-INFO  done samples=2 instructions=240 macs=15680
-INFO  ram static_bytes=1131036 stack_peak_bytes=16780
+INFO  op_total=0 kind=conv2d samples=2 instructions=100 macs=10368
+INFO  op_total=1 kind=depthwise_conv2d samples=2 instructions=100 macs=10368
+INFO  op_total=2 kind=add samples=2 instructions=40 macs=0
+INFO  done samples=2 instructions=240 macs=20736
+INFO  stack model_bytes=1216 load_peak_bytes=5244 run_peak_bytes=3028
+INFO  ram static_bytes=1131300 stack_peak_bytes=5244
 ";
 
     #[test]
@@ -211,12 +242,14 @@ INFO  ram static_bytes=1131036 stack_peak_bytes=16780
         assert_eq!(log.unit, "instructions");
         assert_eq!(log.precision, "Int8");
         assert_eq!((log.file_bytes, log.arena_bytes), (1000, 64));
-        assert_eq!((log.samples, log.count, log.macs), (2, 240, 15680));
-        assert_eq!(log.layers.len(), 2);
-        assert_eq!(log.layers[1].kind, "LinearS8");
-        assert_eq!(log.layers[1].count, 200);
+        assert_eq!((log.tensors, log.embedding_tensor), (4, 2));
+        assert_eq!((log.samples, log.count, log.macs), (2, 240, 20736));
+        assert_eq!(log.ops.len(), 3);
+        assert_eq!(log.ops[1].kind, "depthwise_conv2d");
+        assert_eq!((log.ops[1].count, log.ops[1].macs), (100, 10368));
+        assert_eq!(log.ops[2].kind, "add");
         assert_eq!(log.per_inference(), 120.0);
-        assert_eq!(log.per_mac(), Some(240.0 / 15680.0));
+        assert_eq!(log.per_mac(), Some(240.0 / 20736.0));
     }
 
     #[test]
@@ -232,18 +265,25 @@ INFO  ram static_bytes=1131036 stack_peak_bytes=16780
     #[test]
     fn a_malformed_line_is_named_with_its_number() {
         let e = err(&LOG.replace("done samples=2", "done samples=two"));
-        assert!(e.contains("line 9:"), "{e}");
+        assert!(e.contains("line 11:"), "{e}");
         assert!(e.contains("samples=two is not a whole number"), "{e}");
         let e = err(&LOG.replace(" instructions=240", ""));
         assert!(
-            e.contains("line 9:") && e.contains("no instructions= field"),
+            e.contains("line 11:") && e.contains("no instructions= field"),
             "{e}"
         );
-        let e = err(&LOG.replace("layer_total=1", "layer_total=5"));
+        let e = err(&LOG.replace("op_total=1", "op_total=5"));
         assert!(
-            e.contains("line 8:") && e.contains("expected layer_total=1"),
+            e.contains("line 9:") && e.contains("expected op_total=1"),
             "{e}"
         );
+        let e = err(&LOG.replace(" tensors=4", ""));
+        assert!(
+            e.contains("line 2:") && e.contains("no tensors= field"),
+            "{e}"
+        );
+        let e = err(&LOG.replace("embedding_tensor=2", "embedding_layer=2"));
+        assert!(e.contains("no embedding_tensor= field"), "{e}");
     }
 
     #[test]
@@ -257,18 +297,32 @@ INFO  ram static_bytes=1131036 stack_peak_bytes=16780
         assert!(err(&without("done")).contains("no 'done samples="));
         assert!(err(&without("board=")).contains("before the board="));
         assert!(err(&without("model name")).contains("no 'model name="));
-        assert!(err(&without("layer_total")).contains("no 'layer_total="));
+        assert!(err(&without("op_total")).contains("no 'op_total="));
         assert!(err("").contains("no 'board="));
+    }
+
+    #[test]
+    fn a_log_of_the_v1_firmware_is_refused() {
+        // layers=/layer_total= (format v1) instead of ops=/op_total=.
+        let v1 = LOG
+            .replace("ops=3", "layers=3")
+            .replace("op_total=", "layer_total=");
+        assert!(err(&v1).contains("no ops= field"));
     }
 
     #[test]
     fn inconsistent_totals_and_failures_are_errors() {
         let e = err(&LOG.replace("samples=2 instructions=40", "samples=3 instructions=40"));
-        assert!(e.contains("layer_total=0 has samples=3"), "{e}");
-        let e = err(&LOG.replace("macs=15680\nINFO  ram", "macs=15681\nINFO  ram"));
-        assert!(e.contains("add up to macs=15680"), "{e}");
+        assert!(e.contains("op_total=2 has samples=3"), "{e}");
+        let e = err(&LOG.replace("macs=20736\nINFO  stack", "macs=20737\nINFO  stack"));
+        assert!(e.contains("add up to macs=20736"), "{e}");
+        let e = err(&LOG.replace("ops=3", "ops=4"));
+        assert!(
+            e.contains("3 op_total lines, the model line says ops=4"),
+            "{e}"
+        );
         let e = err(&format!(
-            "{LOG}INFO  done samples=2 instructions=240 macs=15680\n"
+            "{LOG}INFO  done samples=2 instructions=240 macs=20736\n"
         ));
         assert!(e.contains("a second done line"), "{e}");
         let e = err(&LOG.replace("INFO  done", "ERROR error=InputIo exit=4\nINFO  done"));

@@ -17,8 +17,8 @@ pub const ARENA_BYTES: usize = 64;
 #[repr(C, align(8))]
 pub struct Arena(pub [u8; ARENA_BYTES]);
 
-/// Layer slots: the model has 4 layers, so the `Model` value holds 4 (≈ 125 B each), not the
-/// default 32.
+/// Tensor slots: the model has 4 tensors (input, two hidden, output), so the `Model` value holds
+/// 4 slots (28 B each on this target), not the default 256.
 pub type SineModel = Model<'static, 4>;
 
 /// Decodes and validates [`MODEL`] once (zero-copy) and checks that [`ARENA_BYTES`] suffices.
