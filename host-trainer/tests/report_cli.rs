@@ -76,7 +76,7 @@ fn fake_log(model: &[u8], samples: usize) -> String {
         .nodes()
         .map(|n| {
             let n = n.unwrap();
-            (format!("{:?}", n.op.kind()), op_cost(&m, &n).1)
+            (n.op.kind().name().to_string(), op_cost(&m, &n).1)
         })
         .collect();
     let per_sample: u64 = costs.iter().map(|(_, macs)| 3 * macs + 100).sum();

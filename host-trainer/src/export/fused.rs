@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::{LayerSpec, Src};
-use crate::fuse;
 use crate::data::Normalization;
+use crate::fuse;
 use crate::model::{Grads, Mode, Model};
 
 /// One layer of the fused model (BatchNorm already folded, denoisers folded into the weights).
@@ -218,7 +218,14 @@ impl Model {
         let mut pending: Vec<Option<(Tensor, Tensor)>> = Vec::new();
         for (k, node) in nodes.iter().enumerate() {
             let inputs: Vec<usize> = node.inputs.iter().map(|&s| remap[value(s)]).collect();
-            let what = || format!("node {k} '{}' ({}) of arch {}", node.name, node.spec.kind(), self.arch.spec);
+            let what = || {
+                format!(
+                    "node {k} '{}' ({}) of arch {}",
+                    node.name,
+                    node.spec.kind(),
+                    self.arch.spec
+                )
+            };
             let layer = match (node.spec, &params[k]) {
                 (LayerSpec::BatchNorm2d { eps, .. }, _) => {
                     let src = node.inputs.first().copied().map(value);

@@ -14,7 +14,7 @@ pub fn render(demo: &Demo, machine: &Machine, generated: i64) -> String {
     main_table(&mut s, demo);
     trainer_table(&mut s, demo);
     plots(&mut s);
-    device_layers(&mut s, demo);
+    device_ops(&mut s, demo);
     caveats(&mut s, demo);
     steps(&mut s, demo);
     s
@@ -225,21 +225,21 @@ fn plots(s: &mut String) {
     );
 }
 
-fn device_layers(s: &mut String, demo: &Demo) {
+fn device_ops(s: &mut String, demo: &Demo) {
     let unit = &demo.models[0].device.unit;
-    let _ = writeln!(s, "## Device, per layer\n");
+    let _ = writeln!(s, "## Device, per op\n");
     let _ = writeln!(
         s,
-        "Mean per inference over the device samples (layer 0 includes the input normalization \
+        "Mean per inference over the device samples (op 0 includes the input normalization \
          and, for int8, its quantization).\n"
     );
     let _ = writeln!(
         s,
-        "| model | layer | kind | MACs | {unit} | {unit} / MAC |\n|---|--:|---|--:|--:|--:|"
+        "| model | op | kind | MACs | {unit} | {unit} / MAC |\n|---|--:|---|--:|--:|--:|"
     );
     for m in &demo.models {
         let n = m.device.samples as f64;
-        for l in &m.device.layers {
+        for l in &m.device.ops {
             let per_mac = if l.macs > 0 {
                 format!("{:.2}", l.count as f64 / l.macs as f64)
             } else {
