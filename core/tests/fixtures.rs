@@ -68,9 +68,7 @@ pub fn graph_models() -> Vec<(&'static str, OwnedModel, OwnedModel)> {
         ("dw_separable", dw_separable(2028), 2029),
     ] {
         let mut rng = Rng(seed);
-        let calib: Vec<Vec<f32>> = (0..64)
-            .map(|_| rng.vec(f.input_len(), 0.0, 1.0))
-            .collect();
+        let calib: Vec<Vec<f32>> = (0..64).map(|_| rng.vec(f.input_len(), 0.0, 1.0)).collect();
         let q = quantize_model(&f, &calib);
         out.push((stem, f, q));
     }
@@ -97,12 +95,7 @@ fn logits_bytes(model_bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The logits bytes of a run in `len` bytes starting at an address `≡ residue (mod 4)`.
-fn run_at(
-    model: &Model<'_>,
-    input: &[f32],
-    residue: usize,
-    len: usize,
-) -> Result<Vec<u8>, Error> {
+fn run_at(model: &Model<'_>, input: &[f32], residue: usize, len: usize) -> Result<Vec<u8>, Error> {
     let mut buf = vec![0u8; len + 8];
     let o = (residue + 4 - buf.as_ptr() as usize % 4) % 4;
     let out = model.run(input, &mut buf[o..o + len])?;

@@ -276,9 +276,18 @@ fn body_errors_are_typed() {
         load(&b)
     };
     // Unknown op tags name the op; tag 0 is never used.
-    assert_eq!(patch(at::OP0_TAG, 99), Err(Error::DecodeUnknownOpKind { op: 0 }));
-    assert_eq!(patch(at::OP0_TAG, 0), Err(Error::DecodeUnknownOpKind { op: 0 }));
-    assert_eq!(patch(at::OP1_TAG, 11), Err(Error::DecodeUnknownOpKind { op: 1 }));
+    assert_eq!(
+        patch(at::OP0_TAG, 99),
+        Err(Error::DecodeUnknownOpKind { op: 0 })
+    );
+    assert_eq!(
+        patch(at::OP0_TAG, 0),
+        Err(Error::DecodeUnknownOpKind { op: 0 })
+    );
+    assert_eq!(
+        patch(at::OP1_TAG, 11),
+        Err(Error::DecodeUnknownOpKind { op: 1 })
+    );
     // More inputs than MAX_OP_INPUTS (the Add claims 5).
     assert_eq!(MAX_OP_INPUTS, 4);
     assert_eq!(
@@ -298,7 +307,9 @@ fn body_errors_are_typed() {
     b.extend(&body()[at::OP2_BIAS_LEN + 1..]);
     assert_eq!(load(&b), Err(Error::DecodeUnexpectedEnd));
     // Overlong varint for the name length.
-    let mut b = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+    let mut b = vec![
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+    ];
     b.extend(&body()[2..]);
     assert_eq!(load(&b), Err(Error::DecodeBadVarint));
     // A tensor count above u16 (varint 65536).
@@ -538,12 +549,27 @@ fn op_errors_are_typed() {
         }
         m
     };
-    expect_err(&with_window(0, square(3, 1, 3)), Error::OpBadParam { op: 0 });
-    expect_err(&with_window(2, square(3, 0, 0)), Error::OpBadParam { op: 2 });
-    expect_err(&with_window(1, square(2, 0, 0)), Error::OpBadParam { op: 1 });
-    expect_err(&with_window(1, square(13, 1, 0)), Error::ShapeMismatch { op: 1 });
+    expect_err(
+        &with_window(0, square(3, 1, 3)),
+        Error::OpBadParam { op: 0 },
+    );
+    expect_err(
+        &with_window(2, square(3, 0, 0)),
+        Error::OpBadParam { op: 2 },
+    );
+    expect_err(
+        &with_window(1, square(2, 0, 0)),
+        Error::OpBadParam { op: 1 },
+    );
+    expect_err(
+        &with_window(1, square(13, 1, 0)),
+        Error::ShapeMismatch { op: 1 },
+    );
     // A window that fits but does not give the output tensor's shape.
-    expect_err(&with_window(1, square(3, 3, 0)), Error::ShapeMismatch { op: 1 });
+    expect_err(
+        &with_window(1, square(3, 3, 0)),
+        Error::ShapeMismatch { op: 1 },
+    );
     // Softmax β must be finite and > 0.
     let res = residual_cnn(1);
     for beta in [0.0, -1.0, f32::NAN, f32::INFINITY] {
@@ -567,7 +593,10 @@ fn op_errors_are_typed() {
 fn int8_op_errors_are_typed() {
     let (f, q) = with_int8(small_mlp(4), 2);
     assert!(q.encode().is_ok());
-    fn weights(m: &mut OwnedModel, op: usize) -> (&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>) {
+    fn weights(
+        m: &mut OwnedModel,
+        op: usize,
+    ) -> (&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>) {
         match m.nodes[op].op.weights_mut() {
             Some(OwnedWeights::S8 { w, b, m, s }) => (w, b, m, s),
             _ => panic!("not int8"),
@@ -715,7 +744,9 @@ fn error_messages_say_what_and_where() {
     let mut m = golden_model();
     m.nodes[1].output = 1;
     let e = Model::from_bytes(&m.raw()).unwrap_err();
-    assert!(e.to_string().starts_with("op 1: the op writes a tensor that already has a producer"));
+    assert!(e
+        .to_string()
+        .starts_with("op 1: the op writes a tensor that already has a producer"));
 }
 
 #[test]

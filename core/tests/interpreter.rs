@@ -209,7 +209,11 @@ fn residual_and_depthwise_separable_match_naive_loops() {
             let bytes = f.encode().unwrap();
             let (logits, emb) = run_vals(&Model::from_bytes(&bytes).unwrap(), &input);
             for (v, id) in [(logits, f.logits), (emb, f.embedding)] {
-                for (a, b) in v.f32().iter().zip(want[id as usize].as_ref().unwrap().f32()) {
+                for (a, b) in v
+                    .f32()
+                    .iter()
+                    .zip(want[id as usize].as_ref().unwrap().f32())
+                {
                     assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
                 }
             }
@@ -325,9 +329,14 @@ fn run_with_sees_every_op_in_order() {
 #[test]
 fn int8_runs_match_the_kernels_and_track_f32() {
     let mut rng = Rng(12);
-    for (i, f) in [small_cnn(13), deep_mlp(), residual_cnn(14), dw_separable(15)]
-        .into_iter()
-        .enumerate()
+    for (i, f) in [
+        small_cnn(13),
+        deep_mlp(),
+        residual_cnn(14),
+        dw_separable(15),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let (f, q) = with_int8(f, 50 + i as u64);
         let (lo, hi) = input_range(&f);

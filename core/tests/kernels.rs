@@ -31,6 +31,7 @@ fn dot_ref(w: &[f32], x: &[f32]) -> f32 {
 }
 
 /// The f32 fused activations, spelled out (NaN and −0.0 pass through).
+#[allow(clippy::manual_clamp)] // the documented comparisons, written as such
 fn act_ref(x: f32, a: Activation) -> f32 {
     match a {
         Activation::None => x,

@@ -123,7 +123,8 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
                     let row = &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)];
                     for &v in row {
                         match m {
-                            Some(cur) if !(v > cur) => {}
+                            Some(cur)
+                                if v.partial_cmp(&cur) != Some(core::cmp::Ordering::Greater) => {}
                             _ => m = Some(v),
                         }
                     }

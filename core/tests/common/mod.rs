@@ -227,9 +227,9 @@ impl OwnedOp {
 
     pub fn weights_mut(&mut self) -> Option<&mut OwnedWeights> {
         match self {
-            OwnedOp::Linear { w, .. } | OwnedOp::Conv2d { w, .. } | OwnedOp::Depthwise { w, .. } => {
-                Some(w)
-            }
+            OwnedOp::Linear { w, .. }
+            | OwnedOp::Conv2d { w, .. }
+            | OwnedOp::Depthwise { w, .. } => Some(w),
             _ => None,
         }
     }
@@ -1116,7 +1116,9 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
         let int8 = matches!(x, Vals::I8(_));
         // Per-op helpers over f64 (f32 models) or exact integers (int8).
         let y = match &node.op {
-            OwnedOp::Linear { act, w } | OwnedOp::Conv2d { act, w, .. } | OwnedOp::Depthwise { act, w, .. } => {
+            OwnedOp::Linear { act, w }
+            | OwnedOp::Conv2d { act, w, .. }
+            | OwnedOp::Depthwise { act, w, .. } => {
                 // acc[o][pos] as a list of (weight index, input index) pairs.
                 let n_o = w.n_out();
                 let mut pairs: Vec<Vec<(usize, usize)>> = vec![vec![]; n_out];
@@ -1143,7 +1145,8 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                                 for ox in 0..ow {
                                     let at = (o * oh + oy) * ow + ox;
                                     chan[at] = o;
-                                    let ins: Vec<usize> = if dw { vec![o] } else { (0..c).collect() };
+                                    let ins: Vec<usize> =
+                                        if dw { vec![o] } else { (0..c).collect() };
                                     for (ii, &i) in ins.iter().enumerate() {
                                         for ky in 0..win.kh {
                                             for kx in 0..win.kw {
@@ -1151,7 +1154,9 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                                                     tap(&win, (h, wd), (oy, ox, ky, kx))
                                                 {
                                                     let per = if dw { 1 } else { c };
-                                                    let wi = ((o * per + ii) * win.kh + ky) * win.kw + kx;
+                                                    let wi = ((o * per + ii) * win.kh + ky)
+                                                        * win.kw
+                                                        + kx;
                                                     pairs[at].push((wi, (i * h + iy) * wd + ix));
                                                 }
                                             }
@@ -1181,10 +1186,7 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                     (OwnedWeights::S8 { w, b, m: mult, s }, Vals::I8(x)) => {
                         let zp_in = quant_of(xt).zero_point as i64;
                         let q_out = quant_of(yt);
-                        let (b, mult) = (
-                            I32Data::from_le_bytes(b),
-                            I32Data::from_le_bytes(mult),
-                        );
+                        let (b, mult) = (I32Data::from_le_bytes(b), I32Data::from_le_bytes(mult));
                         let (lo, hi) = activation_range(*act, q_out);
                         Vals::I8(
                             (0..n_out)
@@ -1192,7 +1194,9 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                                     let o = chan[k];
                                     let acc: i64 = pairs[k]
                                         .iter()
-                                        .map(|&(wi, xi)| (w[wi] as i8 as i64) * (x[xi] as i64 - zp_in))
+                                        .map(|&(wi, xi)| {
+                                            (w[wi] as i8 as i64) * (x[xi] as i64 - zp_in)
+                                        })
                                         .sum::<i64>()
                                         + b.get(o).unwrap() as i64;
                                     let acc = i32::try_from(acc).expect("no overflow");
@@ -1224,7 +1228,8 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                         // TFLite ADD: inputs rescaled to 2·max(s1, s2) / 2^20 steps, summed,
                         // rescaled to the output (shifts ≤ 0, where MBQM is TFLite's
                         // smaller-than-one multiply).
-                        let p = add_s8_params(quant_of(xt), quant_of(bt), quant_of(yt), *act).unwrap();
+                        let p =
+                            add_s8_params(quant_of(xt), quant_of(bt), quant_of(yt), *act).unwrap();
                         Vals::I8(
                             a.iter()
                                 .zip(b)
@@ -1272,7 +1277,8 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                                     idx.iter().map(|&i| x[i]).fold(f32::NEG_INFINITY, f32::max)
                                 } else {
                                     (idx.iter().map(|&i| x[i] as f64).sum::<f64>()
-                                        / idx.len() as f64) as f32
+                                        / idx.len() as f64)
+                                        as f32
                                 }),
                                 Vals::I8(x) => q.push(if max {
                                     idx.iter().map(|&i| x[i]).max().unwrap()
@@ -1335,7 +1341,9 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                 }
             }
             OwnedOp::Act(a) => match &x {
-                Vals::F32(x) => Vals::F32(x.iter().map(|&v| act_f64(v as f64, *a) as f32).collect()),
+                Vals::F32(x) => {
+                    Vals::F32(x.iter().map(|&v| act_f64(v as f64, *a) as f32).collect())
+                }
                 Vals::I8(x) => {
                     let (lo, hi) = activation_range(*a, quant_of(yt));
                     Vals::I8(x.iter().map(|&v| (v as i32).clamp(lo, hi) as i8).collect())
