@@ -758,3 +758,32 @@ fn random_seeded_models_round_trip() {
         check_round_trip(&residual_cnn(seed));
     }
 }
+
+/// The annotated hex dump in `docs/model-format.md` §7 is these bytes, field after field with
+/// no gap: each dump line's offset follows the previous line's bytes.
+#[test]
+fn the_documented_hex_dump_is_the_golden_file() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/model-format.md"
+    ))
+    .unwrap();
+    let start = doc.find("offset  bytes").expect("the dump's heading");
+    let dump = &doc[start..];
+    let dump = &dump[..dump.find("```").unwrap()];
+    let mut bytes = vec![];
+    for line in dump.lines().skip(1) {
+        let mut words = line.split_whitespace();
+        let Some(Ok(offset)) = words.next().map(str::parse::<usize>) else {
+            continue;
+        };
+        assert_eq!(offset, bytes.len(), "line `{line}`");
+        for w in words.take_while(|w| w.len() == 2) {
+            match u8::from_str_radix(w, 16) {
+                Ok(b) => bytes.push(b),
+                Err(_) => break,
+            }
+        }
+    }
+    assert_eq!(bytes, GOLDEN);
+}
