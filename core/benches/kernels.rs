@@ -12,18 +12,20 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{bytes_i8, le_f32, le_i32, quantize_model, OwnedLayer, OwnedModel, Rng};
+use common::{bytes_i8, le_f32, le_i32, quantize_model, OwnedModel, Rng};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use denoiserep_core::kernels;
 use denoiserep_core::kernels::params::{ConvParams, LinearParams, PerChannelQuant, Window};
-use denoiserep_core::{Activation, F32Data, I32Data, I8Data, Model, Precision, QuantParams};
+use denoiserep_core::{Activation, F32Data, I32Data, I8Data, Model, QuantParams};
 
 /// `(in, out)` of the three Linear layers of `mlp:256,128`.
 const MLP: [(usize, usize); 3] = [(784, 256), (256, 128), (128, 10)];
 
 fn mlp_f32(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
-    let mut layers = vec![OwnedLayer::Flatten];
+    let mut m = OwnedModel::new("mlp-256-128", &[1, 28, 28], &[0.1307], &[0.3081]);
+    let mut x = m.reshape(0, &[784]);
+    let mut emb = x;
     for (i, &(n_in, n_out)) in MLP.iter().enumerate() {
         let bound = 1.0 / (n_in as f32).sqrt();
         let act = if i + 1 < MLP.len() {
@@ -31,25 +33,15 @@ fn mlp_f32(seed: u64) -> OwnedModel {
         } else {
             Activation::None
         };
-        layers.push(OwnedLayer::linear_f32(
-            n_in,
-            n_out,
+        emb = x;
+        x = m.linear(
+            x,
             act,
             &rng.vec(n_in * n_out, -bound, bound),
             &rng.vec(n_out, -0.1, 0.1),
-        ));
+        );
     }
-    OwnedModel {
-        name: "mlp-256-128".into(),
-        input_shape: [1, 28, 28],
-        num_classes: 10,
-        embedding_layer: 2,
-        mean: le_f32(&[0.1307]),
-        std: le_f32(&[0.3081]),
-        precision: Precision::F32,
-        input_quant: None,
-        layers,
-    }
+    m.outputs(x, emb)
 }
 
 fn bench_linear(c: &mut Criterion) {

@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for model in [&f32_model, &int8_model] {
         describe(
             model,
-            if model.metadata().precision == Precision::F32 {
+            if model.precision() == Precision::F32 {
                 f32_file.len()
             } else {
                 int8_file.len()
@@ -74,17 +74,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn describe(model: &Model<'_>, file_len: usize) {
-    let m = model.metadata();
+    let info = model.info();
+    let shape = |id: u16| model.tensor(id).map_or("?".into(), |t| t.shape.to_string());
     println!(
-        "\nmodel `{}` ({:?}): file {} bytes, arena {} bytes, input {:?} (C,H,W), {} classes, embedding = layer {}",
-        m.name, m.precision, file_len, model.arena_size(), m.input_shape, m.num_classes, m.embedding_layer
+        "\nmodel `{}` ({:?}): file {} bytes, arena {} bytes, input {} (tensor {}), {} classes, \
+         embedding = tensor {}",
+        info.name,
+        model.precision(),
+        file_len,
+        model.arena_size(),
+        shape(info.input),
+        info.input,
+        model.num_classes(),
+        info.embedding
     );
-    for (i, l) in model.layers().iter().enumerate() {
+    for (i, node) in model.nodes().enumerate() {
+        let Ok(node) = node else { continue };
+        let ins: Vec<String> = node
+            .inputs
+            .ids()
+            .iter()
+            .map(|&t| format!("t{t}:{}", shape(t)))
+            .collect();
         println!(
-            "  {i}: {:<16} {:>8} -> {}",
-            l.layer.kind().name(),
-            l.input.shape.to_string(),
-            l.output.shape
+            "  {i}: {:<16} {:>16} -> t{}:{}",
+            node.op.kind().name(),
+            ins.join(" "),
+            node.output,
+            shape(node.output)
         );
     }
 }

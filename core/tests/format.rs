@@ -1,101 +1,141 @@
-//! The model file format: golden bytes, round trip, and one test per rejection.
+//! The model file format v2: the golden file of `docs/model-format.md` (encoded bytes, decoded
+//! graph, outputs), round trips, every single bit flip, and one test per rejection with the
+//! typed error naming the op or tensor.
 
 mod common;
 
-use common::{le_f32, le_i32, small_cnn, small_mlp, OwnedLayer, OwnedModel, Rng};
+use common::{
+    file_with_body, le_f32, le_i32, residual_cnn, small_cnn, small_mlp, square, with_int8,
+    OwnedModel, OwnedOp, OwnedWeights, Rng,
+};
+use denoiserep_core::format::graph::{Node, Op, MAX_OP_INPUTS};
+use denoiserep_core::format::{Body, HEADER_LEN};
 use denoiserep_core::{
-    decode, encode, encoded_len, file_len, Activation, Error, F32Data, Layer, LayerKind, LinearF32,
-    Metadata, Model, Precision, QuantParams, FORMAT_VERSION, MAX_LAYERS,
+    encode, encoded_len, file_len, Activation, DType, Error, F32Data, Graph, Model, OpKind,
+    QuantParams, FORMAT_VERSION, MAGIC,
 };
 
-/// `y = 1·x0 − 2·x1 + 0.5` on a `[1, 1, 2]` input: Flatten, then Linear 2→1.
+/// The golden file of `docs/model-format.md` §7: input `[2]` → Linear 2→2 + ReLU (tensor 1) →
+/// Add(tensor 1, input) (tensor 2, the embedding) → Linear 2→3 (tensor 3, the logits).
 #[rustfmt::skip]
-const GOLDEN: [u8; 55] = [
-    // header: magic "DNRP", version 1, reserved 0, body length 39, CRC-32 0x994a936f
-    0x44, 0x4e, 0x52, 0x50, 0x01, 0x00, 0x00, 0x00, 0x27, 0x00, 0x00, 0x00, 0x6f, 0x93, 0x4a, 0x99,
-    // metadata: name "t"; input_shape 1,1,2; num_classes 1; embedding_layer 1
-    0x01, 0x74, 0x01, 0x01, 0x02, 0x01, 0x01,
-    // input_mean [0.0] (4 bytes), input_std [1.0] (4 bytes), precision F32, input_quant None
-    0x04, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00,
-    // 2 layers; layer 0: tag 8 (Flatten)
-    0x02, 0x08,
-    // layer 1: tag 1 (LinearF32); in 2, out 1, activation None
-    0x01, 0x02, 0x01, 0x00,
-    // weights [1.0, -2.0] (8 bytes), bias [0.5] (4 bytes)
-    0x08, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, 0x04, 0x00, 0x00, 0x00, 0x3f,
+const GOLDEN: [u8; 131] = [
+    // header: magic "DNRP", version 2, reserved 0, body length 115, CRC-32 0x2d4ae454
+    0x44, 0x4e, 0x52, 0x50, 0x02, 0x00, 0x00, 0x00, 0x73, 0x00, 0x00, 0x00, 0x54, 0xe4, 0x4a, 0x2d,
+    // model info: name "r"; input 0, logits 3, embedding 2
+    0x01, 0x72, 0x00, 0x03, 0x02,
+    // input_mean [0.0], input_std [1.0] (byte strings of 4 bytes)
+    0x04, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x3f,
+    // 4 tensors: [2] f32 activation (×3), [3] f32 activation
+    0x04,
+    0x01, 0x02, 0x00, 0x00,
+    0x01, 0x02, 0x00, 0x00,
+    0x01, 0x02, 0x00, 0x00,
+    0x01, 0x03, 0x00, 0x00,
+    // 3 ops. Op 0: tag 1 (Linear), inputs [0], output 1, ReLU, Weights::F32,
+    0x03,
+    0x01, 0x01, 0x00, 0x01, 0x01, 0x00,
+    //   weights [1, -1, 0.5, 2] (16 bytes), bias [0, -1] (8 bytes)
+    0x10, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0x40,
+    0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0xbf,
+    // op 1: tag 4 (Add), inputs [1, 0], output 2, activation None
+    0x04, 0x02, 0x01, 0x00, 0x02, 0x00,
+    // op 2: tag 1 (Linear), inputs [2], output 3, activation None, Weights::F32,
+    0x01, 0x01, 0x02, 0x03, 0x00, 0x00,
+    //   weights [1, 0, 0, 1, 1, 1] (24 bytes), bias [0, 0, 0.5] (12 bytes)
+    0x18, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0x3f,
+    0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f,
 ];
 
+/// Body offsets (file offset − 16) of the golden file's fields that the tests patch.
+mod at {
+    pub const NAME: usize = 1;
+    pub const T0_RANK: usize = 16;
+    pub const T0_DIM: usize = 17;
+    pub const T0_DTYPE: usize = 18;
+    pub const T0_DATA: usize = 19;
+    pub const OP0_TAG: usize = 33;
+    pub const OP0_ACT: usize = 37;
+    pub const OP0_WEIGHTS: usize = 38;
+    pub const OP1_TAG: usize = 65;
+    pub const OP1_N_INPUTS: usize = 66;
+    pub const OP2_BIAS_LEN: usize = 102;
+}
+
 fn golden_model() -> OwnedModel {
-    OwnedModel {
-        name: "t".into(),
-        input_shape: [1, 1, 2],
-        num_classes: 1,
-        embedding_layer: 1,
-        mean: le_f32(&[0.0]),
-        std: le_f32(&[1.0]),
-        precision: Precision::F32,
-        input_quant: None,
-        layers: vec![
-            OwnedLayer::Flatten,
-            OwnedLayer::linear_f32(2, 1, Activation::None, &[1.0, -2.0], &[0.5]),
-        ],
-    }
+    let mut m = OwnedModel::new("r", &[2], &[0.0], &[1.0]);
+    let h = m.linear(0, Activation::Relu, &[1.0, -1.0, 0.5, 2.0], &[0.0, -1.0]);
+    let s = m.add(h, 0, Activation::None);
+    let l = m.linear(
+        s,
+        Activation::None,
+        &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+        &[0.0, 0.0, 0.5],
+    );
+    m.outputs(l, s)
 }
 
-/// A complete file around `body`, with a correct header and CRC (no validation).
-fn file_with_body(body: &[u8]) -> Vec<u8> {
-    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(body);
-    let mut f = b"DNRP".to_vec();
-    f.extend(FORMAT_VERSION.to_le_bytes());
-    f.extend(0u16.to_le_bytes());
-    f.extend((body.len() as u32).to_le_bytes());
-    f.extend(crc.to_le_bytes());
-    f.extend(body);
-    f
+fn body() -> Vec<u8> {
+    GOLDEN[HEADER_LEN..].to_vec()
 }
 
-/// Encodes without validation (postcard of (metadata, layers)), to build invalid files.
-fn raw_file(meta: &Metadata<'_>, layers: &[Layer<'_>]) -> Vec<u8> {
-    file_with_body(&postcard::to_stdvec(&(meta, layers)).unwrap())
-}
-
-fn raw_owned(m: &OwnedModel) -> Vec<u8> {
-    raw_file(&m.metadata(), &m.layers())
+fn load(body: &[u8]) -> Result<(), Error> {
+    Model::from_bytes(&file_with_body(body)).map(|_| ())
 }
 
 #[test]
 fn golden_bytes_encode_exactly() {
     let m = golden_model();
-    assert_eq!(
-        encoded_len(&m.metadata(), &m.layers()).unwrap(),
-        GOLDEN.len()
-    );
+    m.with_graph(|g| assert_eq!(encoded_len(g).unwrap(), GOLDEN.len()));
     assert_eq!(m.encode().unwrap(), GOLDEN);
     // The unvalidated serde path writes the same bytes as `encode`.
-    assert_eq!(raw_owned(&m), GOLDEN);
+    assert_eq!(m.raw(), GOLDEN);
 }
 
 #[test]
 fn golden_bytes_decode_and_run() {
-    let d = decode(&GOLDEN).unwrap();
-    assert_eq!(d.metadata, golden_model().metadata());
-    assert_eq!(d.layers.len(), 2);
-    assert_eq!(d.layers[0], Layer::Flatten);
-    let Layer::LinearF32(LinearF32 { weights, bias, .. }) = d.layers[1] else {
-        panic!("{:?}", d.layers[1])
+    let body = Body::read(&GOLDEN).unwrap();
+    let m = golden_model();
+    assert_eq!(body.info, m.info());
+    assert_eq!((body.tensor_count(), body.op_count()), (4, 3));
+    let nodes: Vec<Node<'_>> = body.nodes().map(Result::unwrap).collect();
+    assert_eq!(nodes[1].op.kind(), OpKind::Add);
+    assert_eq!(nodes[1].inputs.ids(), [1, 0]);
+    let Op::Linear(lin) = nodes[0].op else {
+        panic!("{:?}", nodes[0])
     };
-    assert_eq!(weights.iter().collect::<Vec<_>>(), [1.0, -2.0]);
-    assert_eq!(bias.get(0), Some(0.5));
+    assert_eq!(lin.activation, Activation::Relu);
+    let denoiserep_core::format::graph::Weights::F32 { weights, bias } = lin.weights else {
+        panic!()
+    };
+    assert_eq!(weights.iter().collect::<Vec<_>>(), [1.0, -1.0, 0.5, 2.0]);
+    assert_eq!(bias.iter().collect::<Vec<_>>(), [0.0, -1.0]);
+
     let model = Model::from_bytes(&GOLDEN).unwrap();
+    // Tensors 0, 1 and 2 are live at op 1 (8 bytes each); the planned region is 24 bytes.
+    assert_eq!(model.plan_size(), 24);
+    assert_eq!(model.arena_size(), 27);
     let mut arena = vec![0u8; model.arena_size()];
-    let out = model.run(&[3.0, 1.0], &mut arena).unwrap();
-    assert_eq!(out.logits.get_f32(0), Some(1.5));
-    assert_eq!(out.embedding, out.logits);
+    let mut steps = vec![];
+    let out = model
+        .run_with(&[3.0, 1.0], &mut arena, |s| {
+            let mut v = vec![0.0; s.output.len()];
+            s.output.dequantize_into(&mut v).unwrap();
+            steps.push(v);
+        })
+        .unwrap();
+    assert_eq!(steps, [vec![2.0, 2.5], vec![5.0, 3.5], vec![5.0, 3.5, 9.0]]);
+    let mut logits = [0.0; 3];
+    out.logits.dequantize_into(&mut logits).unwrap();
+    assert_eq!(logits, [5.0, 3.5, 9.0]);
+    assert_eq!(out.embedding.get_f32(0), Some(5.0));
+    assert_eq!(out.embedding.get_f32(1), Some(3.5));
+    assert_eq!(out.logits.argmax(), Some(2));
 }
 
 #[test]
 fn file_len_reads_the_header() {
-    assert_eq!(file_len(&GOLDEN), Ok(55));
+    assert_eq!(file_len(&GOLDEN), Ok(131));
     // Firmware slices a file out of a larger flash partition with it.
     let mut flash = GOLDEN.to_vec();
     flash.extend([0xFF; 100]);
@@ -107,51 +147,73 @@ fn file_len_reads_the_header() {
     );
 }
 
+/// Decodes `bytes` and checks the info, tensor table and ops equal `m`'s; re-encodes them.
+fn check_round_trip(m: &OwnedModel) {
+    let bytes = m.encode().unwrap();
+    let body = Body::read(&bytes).unwrap();
+    let tensors: Vec<_> = body.tensors().map(Result::unwrap).collect();
+    let nodes: Vec<_> = body.nodes().map(Result::unwrap).collect();
+    m.with_graph(|g| {
+        assert_eq!(body.info, g.info);
+        assert_eq!(&tensors[..], g.tensors);
+        assert_eq!(&nodes[..], g.nodes);
+    });
+    let again = Graph {
+        info: body.info,
+        tensors: &tensors,
+        nodes: &nodes,
+    };
+    let mut out = vec![0u8; bytes.len()];
+    assert_eq!(encode(&again, &mut out), Ok(bytes.len()));
+    assert_eq!(out, bytes);
+}
+
 #[test]
 fn round_trip_models_decode_to_what_was_encoded() {
-    let f32_cnn = small_cnn(7);
-    let mut rng = Rng(1);
-    let calib: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(144, 0.0, 1.0)).collect();
-    for m in [
+    let mut with_const = OwnedModel::new("const", &[4], &[0.0], &[1.0]);
+    let c = with_const.constant_f32(&[4], &[1.0, -1.0, 0.5, 0.25]);
+    let s = with_const.add(0, c, Activation::Relu6);
+    let with_const = with_const.outputs(s, s);
+    for (i, f) in [
+        golden_model(),
         small_mlp(3),
-        f32_cnn.clone(),
-        common::quantize_model(&f32_cnn, &calib),
-    ] {
-        let bytes = m.encode().unwrap();
-        let d = decode(&bytes).unwrap();
-        assert_eq!(d.metadata, m.metadata());
-        assert_eq!(&d.layers[..], &m.layers()[..]);
-        // Re-encoding the decoded model gives the same bytes.
-        let mut again = vec![0u8; bytes.len()];
-        assert_eq!(encode(&d.metadata, &d.layers, &mut again), Ok(bytes.len()));
-        assert_eq!(again, bytes);
+        small_cnn(7),
+        residual_cnn(8),
+        common::dw_separable(9),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (f, q) = with_int8(f, i as u64);
+        check_round_trip(&f);
+        check_round_trip(&q);
     }
+    check_round_trip(&with_const);
 }
 
 #[test]
 fn encode_reports_a_small_buffer() {
     let m = golden_model();
-    let mut out = [0u8; 54];
-    assert_eq!(
-        encode(&m.metadata(), &m.layers(), &mut out),
-        Err(Error::EncodeBufferTooSmall)
-    );
-    let mut tiny = [0u8; 3];
-    assert_eq!(
-        encode(&m.metadata(), &m.layers(), &mut tiny),
-        Err(Error::EncodeBufferTooSmall)
-    );
+    m.with_graph(|g| {
+        let mut out = [0u8; 130];
+        assert_eq!(encode(g, &mut out), Err(Error::EncodeBufferTooSmall));
+        let mut tiny = [0u8; 3];
+        assert_eq!(encode(g, &mut tiny), Err(Error::EncodeBufferTooSmall));
+        let mut big = [0u8; 200];
+        assert_eq!(encode(g, &mut big), Ok(131));
+        assert_eq!(big[..131], GOLDEN);
+    });
 }
 
 #[test]
 fn every_single_bit_flip_is_rejected() {
-    let mut rng = Rng(9);
-    let cnn = small_cnn(11);
-    let calib: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(144, 0.0, 1.0)).collect();
+    let cnn = with_int8(small_cnn(11), 9).1;
+    let res = with_int8(residual_cnn(12), 10).1;
     let files = [
         GOLDEN.to_vec(),
         small_mlp(5).encode().unwrap(),
-        common::quantize_model(&cnn, &calib).encode().unwrap(),
+        cnn.encode().unwrap(),
+        res.encode().unwrap(),
     ];
     for file in &files {
         assert!(Model::from_bytes(file).is_ok());
@@ -169,30 +231,27 @@ fn every_single_bit_flip_is_rejected() {
 
 #[test]
 fn header_errors_are_typed() {
-    let mut f = GOLDEN.to_vec();
-    f[0] = b'X';
-    assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadMagic);
-    let mut f = GOLDEN.to_vec();
-    f[4] = 2;
-    assert_eq!(
-        Model::from_bytes(&f).unwrap_err(),
-        Error::DecodeUnsupportedVersion
-    );
-    let mut f = GOLDEN.to_vec();
-    f[7] = 1;
-    assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadHeader);
+    let cases: [(usize, u8, Error); 6] = [
+        (0, b'X', Error::DecodeBadMagic),
+        (4, 1, Error::DecodeUnsupportedVersion), // a v1 file: no v1 reader is kept
+        (4, 3, Error::DecodeUnsupportedVersion),
+        (7, 1, Error::DecodeBadHeader),
+        (12, 0x55, Error::DecodeBadCrc),
+        (40, 0x13, Error::DecodeBadCrc),
+    ];
+    for (at, v, e) in cases {
+        let mut f = GOLDEN.to_vec();
+        f[at] = v;
+        assert_eq!(Model::from_bytes(&f).unwrap_err(), e, "byte {at}");
+    }
+    assert_eq!(&GOLDEN[..4], MAGIC);
+    assert_eq!(GOLDEN[4..6], FORMAT_VERSION.to_le_bytes());
     let mut f = GOLDEN.to_vec();
     f[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(
         Model::from_bytes(&f).unwrap_err(),
         Error::DecodeLengthMismatch
     );
-    let mut f = GOLDEN.to_vec();
-    f[12] ^= 0xFF;
-    assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadCrc);
-    let mut f = GOLDEN.to_vec();
-    f[40] ^= 0x01;
-    assert_eq!(Model::from_bytes(&f).unwrap_err(), Error::DecodeBadCrc);
     assert_eq!(
         Model::from_bytes(&GOLDEN[..10]).unwrap_err(),
         Error::DecodeUnexpectedEnd
@@ -211,269 +270,422 @@ fn header_errors_are_typed() {
 
 #[test]
 fn body_errors_are_typed() {
-    let body = &GOLDEN[16..];
-    // Unknown layer tag 99 in place of Flatten's tag 8 (layer 0).
-    let mut b = body.to_vec();
-    b[20] = 99;
+    let patch = |at: usize, v: u8| {
+        let mut b = body();
+        b[at] = v;
+        load(&b)
+    };
+    // Unknown op tags name the op; tag 0 is never used.
     assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeUnknownLayerKind { layer: 0 }
+        patch(at::OP0_TAG, 99),
+        Err(Error::DecodeUnknownOpKind { op: 0 })
     );
-    // Tag 0 is never used.
-    b[20] = 0;
     assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeUnknownLayerKind { layer: 0 }
+        patch(at::OP0_TAG, 0),
+        Err(Error::DecodeUnknownOpKind { op: 0 })
     );
-    // A byte after the last layer.
-    let mut b = body.to_vec();
+    assert_eq!(
+        patch(at::OP1_TAG, 11),
+        Err(Error::DecodeUnknownOpKind { op: 1 })
+    );
+    // More inputs than MAX_OP_INPUTS (the Add claims 5).
+    assert_eq!(MAX_OP_INPUTS, 4);
+    assert_eq!(
+        patch(at::OP1_N_INPUTS, 5),
+        Err(Error::DecodeTooManyInputs { op: 1 })
+    );
+    // A byte after the last op.
+    let mut b = body();
     b.push(0);
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeTrailingBytes
-    );
+    assert_eq!(load(&b), Err(Error::DecodeTrailingBytes));
     // Truncated body (with a matching header and CRC).
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&body[..body.len() - 1])).unwrap_err(),
-        Error::DecodeUnexpectedEnd
-    );
-    // Huge tensor length: the bias length varint claims 2^32 − 1 bytes.
-    let mut b = body[..body.len() - 5].to_vec();
+    let b = body();
+    assert_eq!(load(&b[..b.len() - 1]), Err(Error::DecodeUnexpectedEnd));
+    // Huge tensor length: the last bias claims 2^32 − 1 bytes.
+    let mut b = body()[..at::OP2_BIAS_LEN].to_vec();
     b.extend([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeUnexpectedEnd
-    );
+    b.extend(&body()[at::OP2_BIAS_LEN + 1..]);
+    assert_eq!(load(&b), Err(Error::DecodeUnexpectedEnd));
     // Overlong varint for the name length.
     let mut b = vec![
         0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
     ];
-    b.extend(&body[2..]);
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeBadVarint
-    );
+    b.extend(&body()[2..]);
+    assert_eq!(load(&b), Err(Error::DecodeBadVarint));
+    // A tensor count above u16 (varint 65536).
+    let mut b = body()[..15].to_vec();
+    b.extend([0x80, 0x80, 0x04]);
+    b.extend(&body()[16..]);
+    assert_eq!(load(&b), Err(Error::DecodeBadVarint));
     // Invalid UTF-8 name.
-    let mut b = body.to_vec();
-    b[1] = 0xFF;
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeBadUtf8
-    );
-    // Unknown precision tag and bad option tag.
-    let mut b = body.to_vec();
-    b[17] = 7;
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeBadValue
-    );
-    let mut b = body.to_vec();
-    b[18] = 2;
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeBadValue
-    );
-    // Unknown activation tag in layer 1.
-    let mut b = body.to_vec();
-    b[24] = 9;
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeBadValue
-    );
-    // Layer count above MAX_LAYERS, and a huge layer count.
-    let mut b = body.to_vec();
-    b[19] = (MAX_LAYERS + 1) as u8;
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeTooManyLayers
-    );
-    let mut b = body[..19].to_vec();
-    b.extend([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
-    b.extend(&body[20..]);
-    assert_eq!(
-        Model::from_bytes(&file_with_body(&b)).unwrap_err(),
-        Error::DecodeTooManyLayers
-    );
+    assert_eq!(patch(at::NAME, 0xFF), Err(Error::DecodeBadUtf8));
+    // Unknown dtype tag, bad option tag, a zero dim, rank 0, rank 5.
+    assert_eq!(patch(at::T0_DTYPE, 7), Err(Error::DecodeBadValue));
+    assert_eq!(patch(at::T0_DATA, 2), Err(Error::DecodeBadValue));
+    assert_eq!(patch(at::T0_DIM, 0), Err(Error::DecodeBadValue));
+    assert_eq!(patch(at::T0_RANK, 0), Err(Error::DecodeBadValue));
+    assert_eq!(patch(at::T0_RANK, 5), Err(Error::DecodeBadValue));
+    // Unknown activation and Weights tags in op 0.
+    assert_eq!(patch(at::OP0_ACT, 3), Err(Error::DecodeBadValue));
+    assert_eq!(patch(at::OP0_WEIGHTS, 2), Err(Error::DecodeBadValue));
 }
 
 #[test]
-fn too_many_layers_is_rejected_before_running_out_of_space() {
-    let mut m = golden_model();
-    m.layers = std::iter::repeat_n(OwnedLayer::Relu, MAX_LAYERS)
-        .chain([OwnedLayer::Flatten])
-        .collect();
+fn too_many_tensors_for_the_capacity_is_rejected() {
+    // The golden model has 4 tensors.
+    assert!(Model::<'_, 4>::from_bytes_with_capacity(&GOLDEN).is_ok());
     assert_eq!(
-        Model::from_bytes(&raw_owned(&m)).unwrap_err(),
-        Error::DecodeTooManyLayers
+        Model::<'_, 3>::from_bytes_with_capacity(&GOLDEN).unwrap_err(),
+        Error::DecodeTooManyTensors
     );
-    // Exactly MAX_LAYERS is fine.
-    m.layers = std::iter::repeat_n(OwnedLayer::Relu, MAX_LAYERS - 1)
-        .chain([OwnedLayer::Flatten])
-        .collect();
-    m.num_classes = 2;
-    assert!(Model::from_bytes(&raw_owned(&m)).is_ok());
+    // The default capacity: unused tensors count too.
+    let mut m = golden_model();
+    while m.tensors.len() < denoiserep_core::MAX_TENSORS {
+        m.tensor(&[1], DType::F32);
+    }
+    assert!(Model::from_bytes(&m.raw()).is_ok());
+    m.tensor(&[1], DType::F32);
+    expect_err(&m, Error::DecodeTooManyTensors);
 }
 
+/// Both the loader (on the raw bytes) and `encode` report `e`.
 fn expect_err(m: &OwnedModel, e: Error) {
-    assert_eq!(Model::from_bytes(&raw_owned(m)).unwrap_err(), e);
+    assert_eq!(Model::from_bytes(&m.raw()).unwrap_err(), e);
     assert_eq!(m.encode().unwrap_err(), e, "encode validates too");
 }
 
 #[test]
-fn metadata_errors_are_typed() {
+fn model_errors_are_typed() {
     let mut m = golden_model();
-    m.layers.clear();
-    expect_err(&m, Error::ModelNoLayers);
+    m.nodes.clear();
+    expect_err(&m, Error::ModelNoOps);
+    // The input id is out of range, or a constant.
     let mut m = golden_model();
-    m.input_shape = [1, 0, 2];
-    expect_err(&m, Error::ModelBadInputShape);
+    m.input = 9;
+    expect_err(&m, Error::ModelBadInput);
     let mut m = golden_model();
-    m.std = le_f32(&[0.0]);
-    expect_err(&m, Error::ModelBadNormalization);
+    m.tensors[0].data = Some(le_f32(&[1.0, 2.0]));
+    expect_err(&m, Error::ModelBadInput);
+    // Normalization: std 0, NaN mean, neither 1 nor dim-0 values, bytes not whole f32s.
+    for (mean, std) in [
+        (le_f32(&[0.0]), le_f32(&[0.0])),
+        (le_f32(&[f32::NAN]), le_f32(&[1.0])),
+        (le_f32(&[0.0; 3]), le_f32(&[1.0; 3])),
+        (le_f32(&[0.0; 2]), le_f32(&[1.0])),
+        (vec![0, 0, 0], le_f32(&[1.0])),
+    ] {
+        let mut m = golden_model();
+        (m.mean, m.std) = (mean, std);
+        expect_err(&m, Error::ModelBadNormalization);
+    }
+    // One value per dim-0 index is fine.
     let mut m = golden_model();
-    m.mean = le_f32(&[0.0, 1.0]);
-    expect_err(&m, Error::ModelBadNormalization);
+    (m.mean, m.std) = (le_f32(&[0.0, 1.0]), le_f32(&[1.0, 2.0]));
+    assert!(m.encode().is_ok());
+    // Outputs: out of range, never produced, a constant.
     let mut m = golden_model();
-    m.mean = vec![0, 0, 0];
-    expect_err(&m, Error::ModelBadNormalization);
+    m.logits = 9;
+    expect_err(&m, Error::ModelBadOutputs);
     let mut m = golden_model();
-    m.mean = le_f32(&[f32::NAN]);
-    expect_err(&m, Error::ModelBadNormalization);
+    m.embedding = m.tensor(&[2], DType::F32);
+    expect_err(&m, Error::ModelBadOutputs);
     let mut m = golden_model();
-    m.input_quant = Some(QuantParams {
-        scale: 1.0,
+    m.logits = m.constant_f32(&[3], &[1.0; 3]);
+    expect_err(&m, Error::ModelBadOutputs);
+    // Tensor errors name the tensor: int8 scale 0, constant data of the wrong length or NaN.
+    let mut m = golden_model();
+    m.tensors[2].dtype = DType::I8(QuantParams {
+        scale: 0.0,
         zero_point: 0,
     });
-    expect_err(&m, Error::ModelBadInputQuant);
+    expect_err(&m, Error::ModelBadTensor { tensor: 2 });
     let mut m = golden_model();
-    m.embedding_layer = 2;
-    expect_err(&m, Error::ModelBadEmbeddingLayer);
+    let c = m.constant_f32(&[2], &[1.0; 3]);
+    expect_err(&m, Error::ModelBadTensor { tensor: c });
     let mut m = golden_model();
-    m.num_classes = 2;
-    expect_err(&m, Error::ModelBadNumClasses);
+    let c = m.constant_f32(&[2], &[1.0, f32::NAN]);
+    expect_err(&m, Error::ModelBadTensor { tensor: c });
+    // A tensor whose byte size overflows usize (65535⁴ f32 values).
+    let mut m = golden_model();
+    m.tensor(&[65535; 4], DType::F32);
+    expect_err(&m, Error::ModelSizeOverflow);
 }
 
 #[test]
-fn layer_errors_name_the_layer() {
-    // Linear before Flatten: the input is CHW, Linear wants a flat vector.
+fn graph_errors_name_the_op() {
+    // Op 0 reads tensor 2, which op 1 produces later.
     let mut m = golden_model();
-    m.layers.swap(0, 1);
-    expect_err(&m, Error::ShapeMismatch { layer: 0 });
-    // Wrong in_features.
+    m.nodes[0].inputs = vec![2];
+    expect_err(&m, Error::GraphTensorNotProduced { op: 0 });
+    // Op 2 reads its own output.
     let mut m = golden_model();
-    m.layers[1] = OwnedLayer::linear_f32(3, 1, Activation::None, &[1.0; 3], &[0.5]);
-    expect_err(&m, Error::ShapeMismatch { layer: 1 });
-    // Weight count does not match in × out.
+    m.nodes[2].inputs = vec![3];
+    expect_err(&m, Error::GraphTensorNotProduced { op: 2 });
+    // Op 1 writes tensor 1 again; op 0 writes the input; op 2 writes a constant.
     let mut m = golden_model();
-    m.layers[1] = OwnedLayer::linear_f32(2, 1, Activation::None, &[1.0; 3], &[0.5]);
-    expect_err(&m, Error::LayerBadTensorLength { layer: 1 });
-    // Weight bytes not a multiple of 4.
+    m.nodes[1].output = 1;
+    expect_err(&m, Error::GraphTwoProducers { op: 1 });
     let mut m = golden_model();
-    if let OwnedLayer::LinearF32 { w, .. } = &mut m.layers[1] {
-        w.push(0);
-    }
-    expect_err(&m, Error::LayerBadTensorLength { layer: 1 });
-    // Non-finite weight.
+    m.nodes[0].output = 0;
+    expect_err(&m, Error::GraphTwoProducers { op: 0 });
     let mut m = golden_model();
-    m.layers[1] = OwnedLayer::linear_f32(2, 1, Activation::None, &[1.0, f32::INFINITY], &[0.5]);
-    expect_err(&m, Error::LayerNonFiniteWeight { layer: 1 });
+    let c = m.constant_f32(&[3], &[0.0; 3]);
+    m.nodes[2].output = c;
+    expect_err(&m, Error::GraphTwoProducers { op: 2 });
+    // Ids outside the tensor table, read or written.
+    let mut m = golden_model();
+    m.nodes[2].inputs = vec![9];
+    expect_err(&m, Error::GraphBadTensorId { op: 2 });
+    let mut m = golden_model();
+    m.nodes[1].output = 4;
+    expect_err(&m, Error::GraphBadTensorId { op: 1 });
+    // Wrong arity: Add with one input, Linear with two.
+    let mut m = golden_model();
+    m.nodes[1].inputs = vec![1];
+    expect_err(&m, Error::OpBadArity { op: 1 });
+    let mut m = golden_model();
+    m.nodes[0].inputs = vec![0, 0];
+    expect_err(&m, Error::OpBadArity { op: 0 });
+    let mut m = golden_model();
+    m.nodes[2].inputs = vec![];
+    expect_err(&m, Error::OpBadArity { op: 2 });
+    // Unsupported dtypes: an int8 output of an f32 Add; f32 weights on an int8 input.
+    let q = DType::I8(QuantParams {
+        scale: 0.1,
+        zero_point: 0,
+    });
+    let mut m = golden_model();
+    m.tensors[2].dtype = q;
+    expect_err(&m, Error::OpUnsupportedDType { op: 1 });
+    let mut m = golden_model();
+    m.tensors[0].dtype = q;
+    expect_err(&m, Error::OpUnsupportedDType { op: 0 });
+    // Shapes that do not chain: the logits tensor is not the Linear's [3]; the Add's inputs
+    // differ ([3] and [2]).
+    let mut m = golden_model();
+    m.tensors[3].dims = vec![4];
+    expect_err(&m, Error::ShapeMismatch { op: 2 });
+    let mut m = golden_model();
+    m.tensors[3].dims = vec![1, 3];
+    expect_err(&m, Error::ShapeMismatch { op: 2 });
+    let mut m = OwnedModel::new("m", &[2], &[0.0], &[1.0]);
+    let h = m.linear(0, Activation::None, &[1.0; 6], &[0.0; 3]);
+    let s = m.tensor(&[3], DType::F32);
+    m.push(
+        OwnedOp::Add {
+            act: Activation::None,
+        },
+        &[h, 0],
+        s,
+    );
+    let m = m.outputs(s, s);
+    expect_err(&m, Error::ShapeMismatch { op: 1 });
+    // Linear on a rank-3 input works on the last dim; Conv2d needs rank 3.
+    let mut m = golden_model();
+    m.nodes[0].op = OwnedOp::Conv2d {
+        window: square(1, 1, 0),
+        act: Activation::None,
+        w: OwnedWeights::f32(&[1.0; 4], &[0.0; 2]),
+    };
+    expect_err(&m, Error::ShapeMismatch { op: 0 });
+}
+
+#[test]
+fn unknown_tags_and_too_many_inputs_are_decode_errors_naming_the_op() {
+    // Written by hand (the typed API cannot hold them): op 2 with tag 200 (a two-byte
+    // varint), and op 1 of the golden file with 5 inputs.
+    let b = body();
+    let mut t = b[..71].to_vec();
+    t.extend([0xC8, 0x01]);
+    t.extend(&b[72..]);
+    assert_eq!(load(&t), Err(Error::DecodeUnknownOpKind { op: 2 }));
+    let mut t = b[..66].to_vec();
+    t.extend([0x05, 0x01, 0x00, 0x00, 0x00, 0x00]);
+    t.extend(&b[69..]);
+    assert_eq!(load(&t), Err(Error::DecodeTooManyInputs { op: 1 }));
+    // A decode error comes before any validation error, wherever it is.
+    let mut t = b.clone();
+    t[0] = 9; // name length past the body
+    assert_eq!(load(&t), Err(Error::DecodeUnexpectedEnd));
+}
+
+#[test]
+fn op_errors_are_typed() {
+    let f32w = |w: &[f32], b: &[f32]| OwnedWeights::f32(w, b);
+    let linear = |w| OwnedOp::Linear {
+        act: Activation::None,
+        w,
+    };
+    // Weight count does not match in × out; bytes not whole f32s; a bias of the wrong length.
+    let mut m = golden_model();
+    m.nodes[2].op = linear(f32w(&[1.0; 5], &[0.0; 3]));
+    expect_err(&m, Error::OpBadTensorLength { op: 2 });
+    let mut m = golden_model();
+    let mut w = le_f32(&[1.0; 6]);
+    w.push(0);
+    m.nodes[2].op = linear(OwnedWeights::F32 {
+        w,
+        b: le_f32(&[0.0; 3]),
+    });
+    expect_err(&m, Error::OpBadTensorLength { op: 2 });
+    // Non-finite weight and bias.
+    let mut m = golden_model();
+    m.nodes[0].op = linear(f32w(&[1.0, f32::INFINITY, 0.0, 0.0], &[0.0; 2]));
+    expect_err(&m, Error::OpNonFiniteWeight { op: 0 });
+    let mut m = golden_model();
+    m.nodes[0].op = linear(f32w(&[1.0; 4], &[f32::NAN, 0.0]));
+    expect_err(&m, Error::OpNonFiniteWeight { op: 0 });
     // Zero output features.
     let mut m = golden_model();
-    m.layers[1] = OwnedLayer::linear_f32(2, 0, Activation::None, &[], &[]);
-    expect_err(&m, Error::LayerBadParam { layer: 1 });
-    // Conv with padding >= kernel, with stride 0, and one that does not fit the input.
+    m.nodes[2].op = linear(f32w(&[], &[]));
+    expect_err(&m, Error::OpBadParam { op: 2 });
+    // Conv windows: padding ≥ kernel, stride 0, a window larger than the input.
     let cnn = small_cnn(1);
-    let mut m = cnn.clone();
-    if let OwnedLayer::Conv2dF32 { pad, .. } = &mut m.layers[0] {
-        *pad = 3;
+    let with_window = |op: usize, window| {
+        let mut m = cnn.clone();
+        match &mut m.nodes[op].op {
+            OwnedOp::Conv2d { window: w, .. } | OwnedOp::MaxPool(w) => *w = window,
+            _ => unreachable!(),
+        }
+        m
+    };
+    expect_err(
+        &with_window(0, square(3, 1, 3)),
+        Error::OpBadParam { op: 0 },
+    );
+    expect_err(
+        &with_window(2, square(3, 0, 0)),
+        Error::OpBadParam { op: 2 },
+    );
+    expect_err(
+        &with_window(1, square(2, 0, 0)),
+        Error::OpBadParam { op: 1 },
+    );
+    expect_err(
+        &with_window(1, square(13, 1, 0)),
+        Error::ShapeMismatch { op: 1 },
+    );
+    // A window that fits but does not give the output tensor's shape.
+    expect_err(
+        &with_window(1, square(3, 3, 0)),
+        Error::ShapeMismatch { op: 1 },
+    );
+    // Softmax β must be finite and > 0.
+    let res = residual_cnn(1);
+    for beta in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let mut m = res.clone();
+        m.nodes[6].op = OwnedOp::Softmax { beta };
+        expect_err(&m, Error::OpBadParam { op: 6 });
     }
-    expect_err(&m, Error::LayerBadParam { layer: 0 });
-    let mut m = cnn.clone();
-    if let OwnedLayer::Conv2dF32 { stride, .. } = &mut m.layers[2] {
-        *stride = 0;
-    }
-    expect_err(&m, Error::LayerBadParam { layer: 2 });
-    let mut m = cnn.clone();
-    m.input_shape = [1, 2, 2];
-    expect_err(&m, Error::ShapeMismatch { layer: 2 });
-    let mut m = cnn.clone();
-    m.layers[1] = OwnedLayer::MaxPool2d { k: 13, stride: 1 };
-    expect_err(&m, Error::ShapeMismatch { layer: 1 });
-    let mut m = cnn.clone();
-    m.layers[1] = OwnedLayer::MaxPool2d { k: 2, stride: 0 };
-    expect_err(&m, Error::LayerBadParam { layer: 1 });
-    // Conv2d after Flatten.
-    let mut m = cnn.clone();
-    m.layers.insert(0, OwnedLayer::Flatten);
-    m.embedding_layer += 1;
-    expect_err(&m, Error::ShapeMismatch { layer: 1 });
+    // Reshape to another element count; Mean to the wrong count; Mean of a rank-1 tensor.
+    let mut m = small_mlp(1);
+    m.tensors[1].dims = vec![15];
+    expect_err(&m, Error::ShapeMismatch { op: 0 });
+    let mut m = small_cnn(1);
+    m.tensors[5].dims = vec![9];
+    expect_err(&m, Error::ShapeMismatch { op: 4 });
+    let mut m = golden_model();
+    m.nodes[2].op = OwnedOp::Mean;
+    expect_err(&m, Error::ShapeMismatch { op: 2 });
 }
 
 #[test]
-fn int8_layer_errors_are_typed() {
-    let mut rng = Rng(2);
-    let calib: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(16, -1.0, 1.0)).collect();
-    let q = common::quantize_model(&small_mlp(4), &calib);
+fn int8_op_errors_are_typed() {
+    let (f, q) = with_int8(small_mlp(4), 2);
     assert!(q.encode().is_ok());
-    // An f32 layer fed with int8 activations.
-    let mut m = q.clone();
-    m.layers[2] = small_mlp(4).layers[2].clone();
-    expect_err(&m, Error::LayerPrecisionMismatch { layer: 2 });
-    // int8 model without input quantization.
-    let mut m = q.clone();
-    m.input_quant = None;
-    expect_err(&m, Error::ModelBadInputQuant);
-    let mut m = q.clone();
-    m.input_quant = Some(QuantParams {
-        scale: -1.0,
-        zero_point: 0,
-    });
-    expect_err(&m, Error::ModelBadInputQuant);
-    // Multiplier below 2^30, shift out of range.
-    let mut m = q.clone();
-    if let OwnedLayer::LinearS8 { m: mult, .. } = &mut m.layers[1] {
-        mult[..4].copy_from_slice(&(1i32 << 29).to_le_bytes());
+    fn weights(
+        m: &mut OwnedModel,
+        op: usize,
+    ) -> (&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>) {
+        match m.nodes[op].op.weights_mut() {
+            Some(OwnedWeights::S8 { w, b, m, s }) => (w, b, m, s),
+            _ => panic!("not int8"),
+        }
     }
-    expect_err(&m, Error::LayerBadMultiplier { layer: 1 });
+    // f32 weights on int8 tensors.
     let mut m = q.clone();
-    if let OwnedLayer::LinearS8 { s, .. } = &mut m.layers[2] {
-        s[0] = 31;
-    }
-    expect_err(&m, Error::LayerBadMultiplier { layer: 2 });
-    // Output scale zero.
+    m.nodes[2].op = f.nodes[2].op.clone();
+    expect_err(&m, Error::OpUnsupportedDType { op: 2 });
+    // int8 weights on f32 tensors.
+    let mut m = f.clone();
+    m.nodes[1].op = q.nodes[1].op.clone();
+    expect_err(&m, Error::OpUnsupportedDType { op: 1 });
+    // Multiplier below 2^30; shift out of range.
     let mut m = q.clone();
-    if let OwnedLayer::LinearS8 { out, .. } = &mut m.layers[1] {
-        out.scale = 0.0;
-    }
-    expect_err(&m, Error::LayerBadQuant { layer: 1 });
+    weights(&mut m, 1).2[..4].copy_from_slice(&(1i32 << 29).to_le_bytes());
+    expect_err(&m, Error::OpBadMultiplier { op: 1 });
+    let mut m = q.clone();
+    weights(&mut m, 2).3[0] = 31;
+    expect_err(&m, Error::OpBadMultiplier { op: 2 });
     // A bias that can push the accumulator past i32::MAX.
     let mut m = q.clone();
-    if let OwnedLayer::LinearS8 { b, .. } = &mut m.layers[1] {
-        b[..4].copy_from_slice(&(i32::MAX - 10).to_le_bytes());
-    }
-    expect_err(&m, Error::LayerAccumulatorOverflow { layer: 1 });
-    // Wrong multiplier count.
-    let mut m = q.clone();
-    if let OwnedLayer::LinearS8 { m: mult, .. } = &mut m.layers[1] {
-        mult.truncate(mult.len() - 4);
-    }
-    expect_err(&m, Error::LayerBadTensorLength { layer: 1 });
+    weights(&mut m, 1).1[..4].copy_from_slice(&(i32::MAX - 10).to_le_bytes());
+    expect_err(&m, Error::OpAccumulatorOverflow { op: 1 });
     // A positive shift with a large accumulator: the left shift would overflow.
     let mut m = q.clone();
-    if let OwnedLayer::LinearS8 { b, s, .. } = &mut m.layers[1] {
-        b[..4].copy_from_slice(&le_i32(&[1 << 28]));
-        s[0] = 4;
+    let (_, b, _, s) = weights(&mut m, 1);
+    b[..4].copy_from_slice(&le_i32(&[1 << 28]));
+    s[0] = 4;
+    expect_err(&m, Error::OpAccumulatorOverflow { op: 1 });
+    // Wrong multiplier count; weights one short.
+    let mut m = q.clone();
+    let (_, _, mult, _) = weights(&mut m, 1);
+    mult.truncate(mult.len() - 4);
+    expect_err(&m, Error::OpBadTensorLength { op: 1 });
+    let mut m = q.clone();
+    weights(&mut m, 2).0.pop();
+    expect_err(&m, Error::OpBadTensorLength { op: 2 });
+    // A Reshape whose output has another quantization.
+    let mut m = q.clone();
+    m.tensors[1].dtype = DType::I8(QuantParams {
+        scale: 0.5,
+        zero_point: 3,
+    });
+    expect_err(&m, Error::OpUnsupportedDType { op: 0 });
+    // Softmax: output not at scale 1/256, zero point −128.
+    let (_, rq) = with_int8(residual_cnn(3), 4);
+    let mut m = rq.clone();
+    m.tensors[7].dtype = DType::I8(QuantParams {
+        scale: 1.0 / 256.0,
+        zero_point: 0,
+    });
+    expect_err(&m, Error::OpUnsupportedDType { op: 6 });
+    // Add: an output scale so small that its multiplier is ≥ 1.
+    let mut m = rq.clone();
+    m.tensors[3].dtype = DType::I8(QuantParams {
+        scale: 1e-9,
+        zero_point: 0,
+    });
+    assert_eq!(m.nodes[2].output, 3);
+    // (the Add's output feeds the avg pool, which must keep the same quantization)
+    m.tensors[4].dtype = m.tensors[3].dtype;
+    m.tensors[5].dtype = m.tensors[3].dtype;
+    expect_err(&m, Error::OpBadMultiplier { op: 2 });
+    // Mean over a plane whose int8 sum could overflow i32.
+    let mut m = OwnedModel::new("big", &[1, 65535, 300], &[0.0], &[1.0]);
+    let g = m.mean(0);
+    let mut m = m.outputs(g, g);
+    for t in &mut m.tensors {
+        t.dtype = DType::I8(QuantParams {
+            scale: 0.1,
+            zero_point: 0,
+        });
     }
-    expect_err(&m, Error::LayerAccumulatorOverflow { layer: 1 });
+    expect_err(&m, Error::OpAccumulatorOverflow { op: 0 });
 }
 
 #[test]
-fn every_layer_kind_round_trips_its_tag() {
-    for k in LayerKind::ALL {
-        assert_eq!(LayerKind::from_tag(k.tag()), Some(k));
+fn every_op_kind_round_trips_its_tag() {
+    for (i, k) in OpKind::ALL.into_iter().enumerate() {
+        assert_eq!(k.tag(), i as u32 + 1);
+        assert_eq!(OpKind::from_tag(k.tag()), Some(k));
+        assert_eq!(k.to_string(), k.name());
     }
-    assert_eq!(LayerKind::from_tag(0), None);
-    assert_eq!(LayerKind::from_tag(9), None);
+    assert_eq!(OpKind::from_tag(0), None);
+    assert_eq!(OpKind::from_tag(11), None);
+    assert_eq!(OpKind::Add.arity(), 2);
+    assert_eq!(OpKind::Mean.arity(), 1);
+    assert_eq!(OpKind::DepthwiseConv2d.name(), "depthwise_conv2d");
 }
 
 #[test]
@@ -496,7 +708,82 @@ fn error_messages_say_what_and_where() {
         "the CRC-32 of the model body does not match the header"
     );
     assert_eq!(
-        Error::ShapeMismatch { layer: 3 }.to_string(),
-        "layer 3: a layer's input shape does not match what the previous layer produces"
+        Error::ShapeMismatch { op: 3 }.to_string(),
+        "op 3: the op's tensor shapes do not chain (input shape not accepted, or the output \
+         tensor's shape is not the one the op computes)"
     );
+    assert_eq!(
+        Error::GraphTensorNotProduced { op: 7 }.to_string(),
+        "op 7: the op reads a tensor that no earlier op produced (and that is neither the input \
+         nor a constant)"
+    );
+    assert_eq!(
+        Error::ModelBadTensor { tensor: 12 }.to_string(),
+        "tensor 12: the tensor's int8 scale is not finite and positive, or its constant data has \
+         the wrong length"
+    );
+    // Every op-indexed error says which op first.
+    for e in [
+        Error::DecodeUnknownOpKind { op: 5 },
+        Error::DecodeTooManyInputs { op: 5 },
+        Error::GraphBadTensorId { op: 5 },
+        Error::GraphTensorNotProduced { op: 5 },
+        Error::GraphTwoProducers { op: 5 },
+        Error::OpBadArity { op: 5 },
+        Error::ShapeMismatch { op: 5 },
+        Error::OpBadParam { op: 5 },
+        Error::OpBadTensorLength { op: 5 },
+        Error::OpNonFiniteWeight { op: 5 },
+        Error::OpUnsupportedDType { op: 5 },
+        Error::OpBadMultiplier { op: 5 },
+        Error::OpAccumulatorOverflow { op: 5 },
+    ] {
+        assert!(e.to_string().starts_with("op 5: the op"), "{e}");
+    }
+    // And a load error's message is the one the loader returned.
+    let mut m = golden_model();
+    m.nodes[1].output = 1;
+    let e = Model::from_bytes(&m.raw()).unwrap_err();
+    assert!(e
+        .to_string()
+        .starts_with("op 1: the op writes a tensor that already has a producer"));
+}
+
+#[test]
+fn random_seeded_models_round_trip() {
+    let mut rng = Rng(5);
+    for _ in 0..8 {
+        let seed = rng.next_u64();
+        check_round_trip(&small_cnn(seed));
+        check_round_trip(&residual_cnn(seed));
+    }
+}
+
+/// The annotated hex dump in `docs/model-format.md` §7 is these bytes, field after field with
+/// no gap: each dump line's offset follows the previous line's bytes.
+#[test]
+fn the_documented_hex_dump_is_the_golden_file() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/model-format.md"
+    ))
+    .unwrap();
+    let start = doc.find("offset  bytes").expect("the dump's heading");
+    let dump = &doc[start..];
+    let dump = &dump[..dump.find("```").unwrap()];
+    let mut bytes = vec![];
+    for line in dump.lines().skip(1) {
+        let mut words = line.split_whitespace();
+        let Some(Ok(offset)) = words.next().map(str::parse::<usize>) else {
+            continue;
+        };
+        assert_eq!(offset, bytes.len(), "line `{line}`");
+        for w in words.take_while(|w| w.len() == 2) {
+            match u8::from_str_radix(w, 16) {
+                Ok(b) => bytes.push(b),
+                Err(_) => break,
+            }
+        }
+    }
+    assert_eq!(bytes, GOLDEN);
 }

@@ -1,40 +1,48 @@
-//! Property tests: no byte string makes the decoder or the engine panic. Random bytes, random
+//! Property tests: no byte string makes the decoder or the interpreter panic. Random bytes, random
 //! bodies behind a valid header and CRC, truncations, mutations (with and without a fixed-up CRC)
 //! and huge lengths all return `Err` or a model that runs.
 
 mod common;
 
-use common::{small_cnn, small_mlp, Rng};
-use denoiserep_core::{Model, FORMAT_VERSION};
+use common::{file_with_body, residual_cnn, small_cnn, small_mlp, with_int8, OwnedModel};
+use denoiserep_core::{Error, Model};
 use proptest::prelude::*;
+use std::sync::OnceLock;
 
-fn file_with_body(body: &[u8]) -> Vec<u8> {
-    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(body);
-    let mut f = b"DNRP".to_vec();
-    f.extend(FORMAT_VERSION.to_le_bytes());
-    f.extend(0u16.to_le_bytes());
-    f.extend((body.len() as u32).to_le_bytes());
-    f.extend(crc.to_le_bytes());
-    f.extend(body);
-    f
+/// Valid files to mutate: an f32 MLP, an f32 CNN, the int8 CNN and the int8 residual block.
+fn seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let models: Vec<OwnedModel> = vec![
+            small_mlp(20),
+            small_cnn(21),
+            with_int8(small_cnn(21), 4).1,
+            with_int8(residual_cnn(22), 5).1,
+        ];
+        models.iter().map(|m| m.encode().unwrap()).collect()
+    })
 }
 
-/// Valid files to mutate: an f32 MLP, an f32 CNN and the int8 CNN.
-fn seeds() -> Vec<Vec<u8>> {
-    let cnn = small_cnn(21);
-    let mut rng = Rng(4);
-    let calib: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(144, 0.0, 1.0)).collect();
-    vec![
-        small_mlp(20).encode().unwrap(),
-        cnn.encode().unwrap(),
-        common::quantize_model(&cnn, &calib).encode().unwrap(),
-    ]
-}
-
-/// Whatever decodes must also run without panicking (on a bounded arena).
+/// Whatever loads must also run without panicking (on a bounded arena), with outputs of the
+/// declared shapes; the loader never reports a planner-internal error (validation comes first).
 fn load_and_maybe_run(bytes: &[u8]) -> bool {
     match Model::from_bytes(bytes) {
-        Err(_) => false,
+        Err(e) => {
+            assert!(
+                !matches!(
+                    e,
+                    Error::PlanBadTensorId { .. }
+                        | Error::PlanBadProducer { .. }
+                        | Error::PlanBadReuse { .. }
+                        | Error::PlanBadGraphTensor
+                        | Error::PlanCapacity
+                        | Error::PlanBadLifetime { .. }
+                        | Error::KernelBadArguments
+                ),
+                "internal error {e:?} from the loader"
+            );
+            false
+        }
         Ok(model) => {
             if model.arena_size() <= 1 << 22 && model.input_len() <= 1 << 16 {
                 let input = vec![0.5f32; model.input_len()];
@@ -42,12 +50,18 @@ fn load_and_maybe_run(bytes: &[u8]) -> bool {
                 let out = model
                     .run(&input, &mut arena)
                     .expect("a validated model runs");
-                assert_eq!(out.logits.len(), model.metadata().num_classes as usize);
+                let info = model.info();
+                let numel = |id| model.tensor(id).unwrap().shape.numel().unwrap();
+                assert_eq!(out.logits.len(), numel(info.logits));
+                assert_eq!(out.embedding.len(), numel(info.embedding));
+                assert_eq!(out.logits.len(), model.num_classes());
             }
             true
         }
     }
 }
+
+const N_SEEDS: usize = 4;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
@@ -63,7 +77,7 @@ proptest! {
     }
 
     #[test]
-    fn truncations_are_rejected(which in 0usize..3, cut in any::<prop::sample::Index>()) {
+    fn truncations_are_rejected(which in 0usize..N_SEEDS, cut in any::<prop::sample::Index>()) {
         let file = &seeds()[which];
         let n = cut.index(file.len());
         prop_assert!(Model::from_bytes(&file[..n]).is_err());
@@ -73,7 +87,7 @@ proptest! {
 
     #[test]
     fn mutations_with_fixed_crc_never_panic(
-        which in 0usize..3,
+        which in 0usize..N_SEEDS,
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
     ) {
         let mut body = seeds()[which][16..].to_vec();
@@ -86,7 +100,7 @@ proptest! {
 
     #[test]
     fn mutations_without_fixing_the_crc_are_rejected(
-        which in 0usize..3,
+        which in 0usize..N_SEEDS,
         at in any::<prop::sample::Index>(),
         xor in 1u8..=255,
     ) {
@@ -98,7 +112,7 @@ proptest! {
 
     #[test]
     fn huge_varints_spliced_into_the_body_never_panic(
-        which in 0usize..3,
+        which in 0usize..N_SEEDS,
         at in any::<prop::sample::Index>(),
         huge in prop::sample::select(vec![
             vec![0xFFu8, 0xFF, 0xFF, 0xFF, 0x0F],
@@ -117,6 +131,82 @@ proptest! {
             body.splice(i..i, huge);
         }
         load_and_maybe_run(&file_with_body(&body));
+    }
+}
+
+/// Typed mutations of a valid graph (ids, dims, dtypes, outputs), written without validation:
+/// these reach the graph checks far more often than byte edits do.
+fn mutate_graph(m: &mut OwnedModel, edits: &[(u8, u16, u16)]) {
+    use denoiserep_core::{DType, QuantParams};
+    for &(what, a, b) in edits {
+        let nt = m.tensors.len() as u16;
+        let nn = m.nodes.len();
+        match what % 8 {
+            0 if nn > 0 => {
+                let n = &mut m.nodes[a as usize % nn];
+                let k = b as usize % n.inputs.len().max(1);
+                if let Some(i) = n.inputs.get_mut(k) {
+                    *i = b % (nt + 2);
+                }
+            }
+            1 if nn > 0 => m.nodes[a as usize % nn].output = b % (nt + 2),
+            2 => {
+                let t = &mut m.tensors[a as usize % nt as usize];
+                let k = b as usize % t.dims.len();
+                t.dims[k] = 1 + (b as usize >> 4) % 9;
+            }
+            3 => {
+                m.tensors[a as usize % nt as usize].dtype = if b % 2 == 0 {
+                    DType::F32
+                } else {
+                    DType::I8(QuantParams {
+                        scale: 0.01 * f32::from(b % 7),
+                        zero_point: (b >> 3) as i8,
+                    })
+                }
+            }
+            4 => m.logits = b % (nt + 1),
+            5 => m.embedding = b % (nt + 1),
+            6 if nn > 1 => m.nodes.swap(a as usize % nn, b as usize % nn),
+            7 if nn > 0 => {
+                let n = &mut m.nodes[a as usize % nn];
+                if b % 2 == 0 {
+                    n.inputs.push(b % nt);
+                } else {
+                    n.inputs.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn seed_models() -> Vec<OwnedModel> {
+    vec![
+        small_mlp(20),
+        small_cnn(21),
+        with_int8(small_cnn(21), 4).1,
+        with_int8(residual_cnn(22), 5).1,
+        with_int8(common::dw_separable(23), 6).1,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn typed_graph_mutations_never_panic(
+        which in 0usize..5,
+        edits in proptest::collection::vec((any::<u8>(), any::<u16>(), any::<u16>()), 1..4),
+    ) {
+        let mut m = seed_models().swap_remove(which);
+        mutate_graph(&mut m, &edits);
+        if m.nodes.iter().all(|n| n.inputs.len() <= 4) {
+            let bytes = m.raw();
+            let loaded = load_and_maybe_run(&bytes);
+            // `encode` agrees with the loader.
+            prop_assert_eq!(m.encode().is_ok(), loaded);
+        }
     }
 }
 

@@ -1,16 +1,33 @@
-//! Test and demo support: owned model descriptions that borrow into the core's `Layer`s, a tiny
-//! deterministic RNG, and a post-training int8 quantizer (per-channel symmetric weights, per-tensor
-//! asymmetric activations calibrated by running the f32 kernels) — the same arithmetic an exporter
-//! uses, kept here so tests and the demo can build int8 models without the trainer.
+//! Test and demo support for format v2 graphs:
+//!
+//! - [`OwnedModel`]: an owned graph (tensor table + nodes) with a small builder (`linear`,
+//!   `conv2d`, `add`, … compute the output tensor's shape and dtype), encoded with the core's
+//!   `encode` ([`OwnedModel::encode`], validated) or written raw without validation
+//!   ([`OwnedModel::raw`]) to build invalid files;
+//! - [`quantize_model`]: a post-training int8 quantizer (per-channel symmetric weights,
+//!   per-tensor asymmetric activations calibrated by running the f32 model through the core's
+//!   `run_with`), the arithmetic an exporter uses;
+//! - two independent evaluators: [`eval_kernels`] (each op through the public kernels on its own
+//!   buffers: the interpreter must match it bit for bit) and [`eval_naive`] (plain loops written
+//!   here: f64 for f32 models, exact i64 + the core's `quant` requantization for int8);
+//! - the models the tests, fixtures, demo and benches share, and a tiny deterministic RNG.
 #![allow(dead_code)]
 
+use denoiserep_core::format::graph::{
+    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, Pool2d, Softmax,
+    TensorDesc, Weights,
+};
 use denoiserep_core::kernels::params::{
-    ConvParams, LinearParams, PerChannelQuant, PoolParams, Window,
+    ConvParams, DepthwiseParams, LinearParams, PerChannelQuant, PoolParams, Window,
 };
 use denoiserep_core::kernels::{self, Chw};
+use denoiserep_core::quant::{
+    activation_range, add_s8_params, multiply_by_quantized_multiplier, quantize, requantize,
+    softmax_s8_params,
+};
 use denoiserep_core::{
-    encode, encoded_len, quantize_multiplier, Activation, Conv2dF32, Conv2dS8, F32Data, I32Data,
-    I8Data, Layer, LinearF32, LinearS8, MaxPool2d, Metadata, Precision, QuantParams,
+    encode, encoded_len, quantize_multiplier, Activation, DType, F32Data, Graph, I32Data, I8Data,
+    Model, QuantParams, Shape, TensorData, WindowSpec, FORMAT_VERSION,
 };
 
 /// Little-endian bytes of f32 values.
@@ -28,62 +45,35 @@ pub fn bytes_i8(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
 }
 
-/// Kernel parameters of a model-file Linear layer (one row).
-pub fn linear_params(in_features: u32, out_features: u32, activation: Activation) -> LinearParams {
-    LinearParams {
-        rows: 1,
-        in_features: in_features as usize,
-        out_features: out_features as usize,
-        activation,
-    }
+/// f32 values of little-endian bytes.
+pub fn f32s(b: &[u8]) -> Vec<f32> {
+    F32Data::from_le_bytes(b).iter().collect()
 }
 
-/// Kernel parameters of a model-file (square) Conv2d layer on input `d`.
-pub fn conv_params(
-    d: Chw,
-    out_channels: u16,
-    (k, s, p): (u16, u16, u16),
-    activation: Activation,
-) -> ConvParams {
-    ConvParams {
-        in_channels: d.c,
-        h: d.h,
-        w: d.w,
-        out_channels: out_channels as usize,
-        window: Window::square(k as usize, s as usize, p as usize),
-        activation,
-    }
+/// Bit patterns of f32 values (NaN-safe equality).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// Kernel parameters of a model-file MaxPool2d layer on input `d`.
-pub fn pool_params(d: Chw, m: MaxPool2d) -> PoolParams {
-    PoolParams {
-        channels: d.c,
-        h: d.h,
-        w: d.w,
-        window: Window::square(m.kernel as usize, m.stride as usize, 0),
-    }
+/// A complete file around `body`: magic, version, reserved 0, length and CRC-32 (no validation).
+pub fn file_with_body(body: &[u8]) -> Vec<u8> {
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(body);
+    let mut f = b"DNRP".to_vec();
+    f.extend(FORMAT_VERSION.to_le_bytes());
+    f.extend(0u16.to_le_bytes());
+    f.extend((body.len() as u32).to_le_bytes());
+    f.extend(crc.to_le_bytes());
+    f.extend(body);
+    f
 }
 
-/// The requantization of an int8 layer whose input zero point is `input_zp`.
-pub fn per_channel_quant<'a>(
-    input_zp: i8,
-    output: QuantParams,
-    multiplier: I32Data<'a>,
-    shift: I8Data<'a>,
-) -> PerChannelQuant<'a> {
-    PerChannelQuant {
-        input_zp,
-        output,
-        multiplier,
-        shift,
+/// A `k × k` window with stride `s` and padding `p` on every side.
+pub fn square(k: u16, s: u16, p: u16) -> WindowSpec {
+    WindowSpec {
+        kernel: [k, k],
+        stride: [s, s],
+        padding: [p; 4],
     }
-}
-
-/// Output dims of a Window on input `d` with `c` output channels.
-pub fn out_chw(c: usize, d: Chw, win: Window) -> Chw {
-    let (h, w) = win.out_dims(d.h, d.w).unwrap();
-    Chw { c, h, w }
 }
 
 /// SplitMix64: small, seeded, deterministic.
@@ -108,374 +98,572 @@ impl Rng {
     pub fn i8s(&mut self, n: usize) -> Vec<i8> {
         (0..n).map(|_| self.next_u64() as i8).collect()
     }
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
 }
 
-/// A layer whose tensors are owned byte vectors.
-#[derive(Debug, Clone)]
-pub enum OwnedLayer {
-    LinearF32 {
-        in_f: u32,
-        out_f: u32,
-        act: Activation,
+// ---------------------------------------------------------------------------------------------
+// Owned graphs.
+
+/// One tensor of the table, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedTensor {
+    pub dims: Vec<usize>,
+    pub dtype: DType,
+    /// Constant data (little-endian bytes), or `None` for an activation.
+    pub data: Option<Vec<u8>>,
+}
+
+impl OwnedTensor {
+    pub fn numel(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// Weights of a Linear / Conv2d / DepthwiseConv2d, owned bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedWeights {
+    F32 {
         w: Vec<u8>,
         b: Vec<u8>,
     },
-    LinearS8 {
-        in_f: u32,
-        out_f: u32,
-        act: Activation,
+    S8 {
         w: Vec<u8>,
         b: Vec<u8>,
         m: Vec<u8>,
         s: Vec<u8>,
-        out: QuantParams,
     },
-    Conv2dF32 {
-        ci: u16,
-        co: u16,
-        k: u16,
-        stride: u16,
-        pad: u16,
-        act: Activation,
-        w: Vec<u8>,
-        b: Vec<u8>,
-    },
-    Conv2dS8 {
-        ci: u16,
-        co: u16,
-        k: u16,
-        stride: u16,
-        pad: u16,
-        act: Activation,
-        w: Vec<u8>,
-        b: Vec<u8>,
-        m: Vec<u8>,
-        s: Vec<u8>,
-        out: QuantParams,
-    },
-    Relu,
-    MaxPool2d {
-        k: u16,
-        stride: u16,
-    },
-    GlobalAvgPool,
-    Flatten,
 }
 
-impl OwnedLayer {
-    pub fn linear_f32(in_f: usize, out_f: usize, act: Activation, w: &[f32], b: &[f32]) -> Self {
-        OwnedLayer::LinearF32 {
-            in_f: in_f as u32,
-            out_f: out_f as u32,
-            act,
+impl OwnedWeights {
+    pub fn f32(w: &[f32], b: &[f32]) -> Self {
+        OwnedWeights::F32 {
             w: le_f32(w),
             b: le_f32(b),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_f32(
-        ci: usize,
-        co: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        act: Activation,
-        w: &[f32],
-        b: &[f32],
-    ) -> Self {
-        OwnedLayer::Conv2dF32 {
-            ci: ci as u16,
-            co: co as u16,
-            k: k as u16,
-            stride: stride as u16,
-            pad: pad as u16,
-            act,
-            w: le_f32(w),
-            b: le_f32(b),
-        }
-    }
-
-    pub fn layer(&self) -> Layer<'_> {
+    pub fn weights(&self) -> Weights<'_> {
         match self {
-            OwnedLayer::LinearF32 {
-                in_f,
-                out_f,
-                act,
-                w,
-                b,
-            } => Layer::LinearF32(LinearF32 {
-                in_features: *in_f,
-                out_features: *out_f,
-                activation: *act,
+            OwnedWeights::F32 { w, b } => Weights::F32 {
                 weights: F32Data::from_le_bytes(w),
                 bias: F32Data::from_le_bytes(b),
-            }),
-            OwnedLayer::LinearS8 {
-                in_f,
-                out_f,
-                act,
-                w,
-                b,
-                m,
-                s,
-                out,
-            } => Layer::LinearS8(LinearS8 {
-                in_features: *in_f,
-                out_features: *out_f,
-                activation: *act,
+            },
+            OwnedWeights::S8 { w, b, m, s } => Weights::S8 {
                 weights: I8Data::from_le_bytes(w),
                 bias: I32Data::from_le_bytes(b),
                 multiplier: I32Data::from_le_bytes(m),
                 shift: I8Data::from_le_bytes(s),
-                output: *out,
-            }),
-            OwnedLayer::Conv2dF32 {
-                ci,
-                co,
-                k,
-                stride,
-                pad,
-                act,
-                w,
-                b,
-            } => Layer::Conv2dF32(Conv2dF32 {
-                in_channels: *ci,
-                out_channels: *co,
-                kernel: *k,
-                stride: *stride,
-                padding: *pad,
-                activation: *act,
-                weights: F32Data::from_le_bytes(w),
-                bias: F32Data::from_le_bytes(b),
-            }),
-            OwnedLayer::Conv2dS8 {
-                ci,
-                co,
-                k,
-                stride,
-                pad,
-                act,
-                w,
-                b,
-                m,
-                s,
-                out,
-            } => Layer::Conv2dS8(Conv2dS8 {
-                in_channels: *ci,
-                out_channels: *co,
-                kernel: *k,
-                stride: *stride,
-                padding: *pad,
-                activation: *act,
-                weights: I8Data::from_le_bytes(w),
-                bias: I32Data::from_le_bytes(b),
-                multiplier: I32Data::from_le_bytes(m),
-                shift: I8Data::from_le_bytes(s),
-                output: *out,
-            }),
-            OwnedLayer::Relu => Layer::Relu,
-            OwnedLayer::MaxPool2d { k, stride } => Layer::MaxPool2d(MaxPool2d {
-                kernel: *k,
-                stride: *stride,
-            }),
-            OwnedLayer::GlobalAvgPool => Layer::GlobalAvgPool,
-            OwnedLayer::Flatten => Layer::Flatten,
+            },
+        }
+    }
+
+    /// Number of output channels (bias length).
+    pub fn n_out(&self) -> usize {
+        match self {
+            OwnedWeights::F32 { b, .. } | OwnedWeights::S8 { b, .. } => b.len() / 4,
         }
     }
 }
 
-/// A model whose metadata and layers are owned.
-#[derive(Debug, Clone)]
+/// An op with owned parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedOp {
+    Linear {
+        act: Activation,
+        w: OwnedWeights,
+    },
+    Conv2d {
+        window: WindowSpec,
+        act: Activation,
+        w: OwnedWeights,
+    },
+    Depthwise {
+        window: WindowSpec,
+        act: Activation,
+        w: OwnedWeights,
+    },
+    Add {
+        act: Activation,
+    },
+    MaxPool(WindowSpec),
+    AvgPool(WindowSpec),
+    Mean,
+    Reshape,
+    Softmax {
+        beta: f32,
+    },
+    Act(Activation),
+}
+
+impl OwnedOp {
+    pub fn op(&self) -> Op<'_> {
+        match self {
+            OwnedOp::Linear { act, w } => Op::Linear(Linear {
+                activation: *act,
+                weights: w.weights(),
+            }),
+            OwnedOp::Conv2d { window, act, w } => Op::Conv2d(Conv2d {
+                window: *window,
+                activation: *act,
+                weights: w.weights(),
+            }),
+            OwnedOp::Depthwise { window, act, w } => Op::DepthwiseConv2d(DepthwiseConv2d {
+                window: *window,
+                activation: *act,
+                weights: w.weights(),
+            }),
+            OwnedOp::Add { act } => Op::Add(Add { activation: *act }),
+            OwnedOp::MaxPool(window) => Op::MaxPool2d(Pool2d { window: *window }),
+            OwnedOp::AvgPool(window) => Op::AvgPool2d(Pool2d { window: *window }),
+            OwnedOp::Mean => Op::Mean,
+            OwnedOp::Reshape => Op::Reshape,
+            OwnedOp::Softmax { beta } => Op::Softmax(Softmax { beta: *beta }),
+            OwnedOp::Act(a) => Op::Activation(Act { activation: *a }),
+        }
+    }
+
+    pub fn weights_mut(&mut self) -> Option<&mut OwnedWeights> {
+        match self {
+            OwnedOp::Linear { w, .. }
+            | OwnedOp::Conv2d { w, .. }
+            | OwnedOp::Depthwise { w, .. } => Some(w),
+            _ => None,
+        }
+    }
+}
+
+/// One node, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedNode {
+    pub op: OwnedOp,
+    pub inputs: Vec<u16>,
+    pub output: u16,
+}
+
+/// A model: info, tensor table and nodes, all owned. Tensor 0 is the input unless changed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct OwnedModel {
     pub name: String,
-    pub input_shape: [u16; 3],
-    pub num_classes: u32,
-    pub embedding_layer: u16,
+    pub input: u16,
+    pub logits: u16,
+    pub embedding: u16,
     pub mean: Vec<u8>,
     pub std: Vec<u8>,
-    pub precision: Precision,
-    pub input_quant: Option<QuantParams>,
-    pub layers: Vec<OwnedLayer>,
+    pub tensors: Vec<OwnedTensor>,
+    pub nodes: Vec<OwnedNode>,
 }
 
 impl OwnedModel {
-    pub fn metadata(&self) -> Metadata<'_> {
-        Metadata {
-            name: &self.name,
-            input_shape: self.input_shape,
-            num_classes: self.num_classes,
-            embedding_layer: self.embedding_layer,
-            input_mean: F32Data::from_le_bytes(&self.mean),
-            input_std: F32Data::from_le_bytes(&self.std),
-            precision: self.precision,
-            input_quant: self.input_quant,
+    /// A model with one f32 input tensor (id 0) of `dims`, normalized with `mean` / `std`.
+    pub fn new(name: &str, dims: &[usize], mean: &[f32], std: &[f32]) -> Self {
+        OwnedModel {
+            name: name.into(),
+            input: 0,
+            logits: 0,
+            embedding: 0,
+            mean: le_f32(mean),
+            std: le_f32(std),
+            tensors: vec![OwnedTensor {
+                dims: dims.to_vec(),
+                dtype: DType::F32,
+                data: None,
+            }],
+            nodes: vec![],
         }
     }
 
-    pub fn layers(&self) -> Vec<Layer<'_>> {
-        self.layers.iter().map(OwnedLayer::layer).collect()
+    /// Sets the logits and embedding tensors.
+    pub fn outputs(mut self, logits: u16, embedding: u16) -> Self {
+        self.logits = logits;
+        self.embedding = embedding;
+        self
     }
 
-    /// Encodes the model file (validated by `encode`).
+    /// Adds an activation tensor, returns its id.
+    pub fn tensor(&mut self, dims: &[usize], dtype: DType) -> u16 {
+        self.tensors.push(OwnedTensor {
+            dims: dims.to_vec(),
+            dtype,
+            data: None,
+        });
+        (self.tensors.len() - 1) as u16
+    }
+
+    /// Adds an f32 constant tensor, returns its id.
+    pub fn constant_f32(&mut self, dims: &[usize], v: &[f32]) -> u16 {
+        self.tensors.push(OwnedTensor {
+            dims: dims.to_vec(),
+            dtype: DType::F32,
+            data: Some(le_f32(v)),
+        });
+        (self.tensors.len() - 1) as u16
+    }
+
+    /// Appends a node.
+    pub fn push(&mut self, op: OwnedOp, inputs: &[u16], output: u16) {
+        self.nodes.push(OwnedNode {
+            op,
+            inputs: inputs.to_vec(),
+            output,
+        });
+    }
+
+    pub fn dims(&self, t: u16) -> Vec<usize> {
+        self.tensors[t as usize].dims.clone()
+    }
+
+    fn dtype(&self, t: u16) -> DType {
+        self.tensors[t as usize].dtype
+    }
+
+    /// A new output tensor of `dims` with `x`'s dtype, written by `op` reading `inputs`.
+    fn op_out(&mut self, op: OwnedOp, inputs: &[u16], dims: &[usize]) -> u16 {
+        let dtype = self.dtype(inputs[0]);
+        let y = self.tensor(dims, dtype);
+        self.push(op, inputs, y);
+        y
+    }
+
+    /// Linear on the last dim; `out = b.len()`.
+    pub fn linear(&mut self, x: u16, act: Activation, w: &[f32], b: &[f32]) -> u16 {
+        let mut dims = self.dims(x);
+        *dims.last_mut().unwrap() = b.len();
+        let w = OwnedWeights::f32(w, b);
+        self.op_out(OwnedOp::Linear { act, w }, &[x], &dims)
+    }
+
+    /// Conv2d with `b.len()` output channels.
+    pub fn conv2d(
+        &mut self,
+        x: u16,
+        window: WindowSpec,
+        act: Activation,
+        w: &[f32],
+        b: &[f32],
+    ) -> u16 {
+        let d = self.dims(x);
+        let (oh, ow) = window.window().out_dims(d[1], d[2]).unwrap();
+        let w = OwnedWeights::f32(w, b);
+        self.op_out(OwnedOp::Conv2d { window, act, w }, &[x], &[b.len(), oh, ow])
+    }
+
+    /// Depthwise conv (weights `[c][kh][kw]`).
+    pub fn depthwise(
+        &mut self,
+        x: u16,
+        window: WindowSpec,
+        act: Activation,
+        w: &[f32],
+        b: &[f32],
+    ) -> u16 {
+        let d = self.dims(x);
+        let (oh, ow) = window.window().out_dims(d[1], d[2]).unwrap();
+        let w = OwnedWeights::f32(w, b);
+        self.op_out(OwnedOp::Depthwise { window, act, w }, &[x], &[d[0], oh, ow])
+    }
+
+    pub fn add(&mut self, a: u16, b: u16, act: Activation) -> u16 {
+        let dims = self.dims(a);
+        self.op_out(OwnedOp::Add { act }, &[a, b], &dims)
+    }
+
+    pub fn max_pool(&mut self, x: u16, window: WindowSpec) -> u16 {
+        let d = self.dims(x);
+        let (oh, ow) = window.window().out_dims(d[1], d[2]).unwrap();
+        self.op_out(OwnedOp::MaxPool(window), &[x], &[d[0], oh, ow])
+    }
+
+    pub fn avg_pool(&mut self, x: u16, window: WindowSpec) -> u16 {
+        let d = self.dims(x);
+        let (oh, ow) = window.window().out_dims(d[1], d[2]).unwrap();
+        self.op_out(OwnedOp::AvgPool(window), &[x], &[d[0], oh, ow])
+    }
+
+    /// Mean over H × W into `dims` (C elements).
+    pub fn mean_to(&mut self, x: u16, dims: &[usize]) -> u16 {
+        self.op_out(OwnedOp::Mean, &[x], dims)
+    }
+
+    /// Mean over H × W into `[C]`.
+    pub fn mean(&mut self, x: u16) -> u16 {
+        let c = self.dims(x)[0];
+        self.mean_to(x, &[c])
+    }
+
+    pub fn reshape(&mut self, x: u16, dims: &[usize]) -> u16 {
+        self.op_out(OwnedOp::Reshape, &[x], dims)
+    }
+
+    pub fn softmax(&mut self, x: u16, beta: f32) -> u16 {
+        let dims = self.dims(x);
+        self.op_out(OwnedOp::Softmax { beta }, &[x], &dims)
+    }
+
+    pub fn act(&mut self, x: u16, a: Activation) -> u16 {
+        let dims = self.dims(x);
+        self.op_out(OwnedOp::Act(a), &[x], &dims)
+    }
+
+    /// Calls `f` with the borrowed wire view of this model. Panics on a shape the wire cannot
+    /// hold (rank 0 or > 4, a zero dim) or a node with more than 4 inputs; build those by hand.
+    pub fn with_graph<R>(&self, f: impl FnOnce(&Graph<'_, '_>) -> R) -> R {
+        let tensors: Vec<TensorDesc<'_>> = self
+            .tensors
+            .iter()
+            .map(|t| TensorDesc {
+                shape: Shape::new(&t.dims).expect("a shape the wire can hold"),
+                dtype: t.dtype,
+                data: t.data.as_deref(),
+            })
+            .collect();
+        let nodes: Vec<Node<'_>> = self
+            .nodes
+            .iter()
+            .map(|n| Node {
+                op: n.op.op(),
+                inputs: Inputs::new(&n.inputs).expect("at most 4 inputs"),
+                output: n.output,
+            })
+            .collect();
+        let graph = Graph {
+            info: self.info(),
+            tensors: &tensors,
+            nodes: &nodes,
+        };
+        f(&graph)
+    }
+
+    pub fn info(&self) -> ModelInfo<'_> {
+        ModelInfo {
+            name: &self.name,
+            input: self.input,
+            logits: self.logits,
+            embedding: self.embedding,
+            input_mean: F32Data::from_le_bytes(&self.mean),
+            input_std: F32Data::from_le_bytes(&self.std),
+        }
+    }
+
+    /// Encodes the model file with the core's `encode` (which validates).
     pub fn encode(&self) -> Result<Vec<u8>, denoiserep_core::Error> {
-        let (meta, layers) = (self.metadata(), self.layers());
-        let mut out = vec![0u8; encoded_len(&meta, &layers)?];
-        let n = encode(&meta, &layers, &mut out)?;
-        assert_eq!(n, out.len(), "encoded_len must be exact");
-        Ok(out)
+        self.with_graph(|g| {
+            let mut out = vec![0u8; encoded_len(g)?];
+            let n = encode(g, &mut out)?;
+            assert_eq!(n, out.len(), "encoded_len must be exact");
+            Ok(out)
+        })
+    }
+
+    /// The file bytes without validation (postcard of the graph behind a valid header).
+    pub fn raw(&self) -> Vec<u8> {
+        self.with_graph(|g| file_with_body(&postcard::to_stdvec(g).unwrap()))
     }
 
     pub fn mean_f32(&self) -> Vec<f32> {
-        F32Data::from_le_bytes(&self.mean).iter().collect()
+        f32s(&self.mean)
     }
 
     pub fn std_f32(&self) -> Vec<f32> {
-        F32Data::from_le_bytes(&self.std).iter().collect()
+        f32s(&self.std)
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.tensors[self.input as usize].numel()
+    }
+
+    /// Index of the node writing `t`.
+    pub fn producer(&self, t: u16) -> Option<usize> {
+        self.nodes.iter().position(|n| n.output == t)
     }
 }
 
-/// The small CNN used by tests and the demo: 1×12×12 input →
-/// conv3×3(1→4, pad 1) + ReLU → maxpool 2 → conv3×3(4→8, stride 2) → ReLU → global avg pool →
-/// flatten (embedding, 8 values) → linear 8→10.
+// ---------------------------------------------------------------------------------------------
+// The shared models.
+
+/// The small CNN: `[1, 12, 12]` input → conv 3×3 (1→4, pad 1) + ReLU → max pool 2 →
+/// conv 3×3 (4→8, stride 2) → ReLU (standalone) → mean → `[8]` (embedding) → Linear 8→10.
 pub fn small_cnn(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
-    let layers = vec![
-        OwnedLayer::conv2d_f32(
-            1,
-            4,
-            3,
-            1,
-            1,
-            Activation::Relu,
-            &rng.vec(36, -0.6, 0.6),
-            &rng.vec(4, -0.1, 0.1),
-        ),
-        OwnedLayer::MaxPool2d { k: 2, stride: 2 },
-        OwnedLayer::conv2d_f32(
-            4,
-            8,
-            3,
-            2,
-            0,
-            Activation::None,
-            &rng.vec(288, -0.3, 0.3),
-            &rng.vec(8, -0.1, 0.1),
-        ),
-        OwnedLayer::Relu,
-        OwnedLayer::GlobalAvgPool,
-        OwnedLayer::Flatten,
-        OwnedLayer::linear_f32(
-            8,
-            10,
-            Activation::None,
-            &rng.vec(80, -0.8, 0.8),
-            &rng.vec(10, -0.2, 0.2),
-        ),
-    ];
-    OwnedModel {
-        name: "small-cnn".into(),
-        input_shape: [1, 12, 12],
-        num_classes: 10,
-        embedding_layer: 5,
-        mean: le_f32(&[0.5]),
-        std: le_f32(&[0.25]),
-        precision: Precision::F32,
-        input_quant: None,
-        layers,
-    }
+    let mut m = OwnedModel::new("small-cnn", &[1, 12, 12], &[0.5], &[0.25]);
+    let c1 = m.conv2d(
+        0,
+        square(3, 1, 1),
+        Activation::Relu,
+        &rng.vec(36, -0.6, 0.6),
+        &rng.vec(4, -0.1, 0.1),
+    );
+    let p = m.max_pool(c1, square(2, 2, 0));
+    let c2 = m.conv2d(
+        p,
+        square(3, 2, 0),
+        Activation::None,
+        &rng.vec(288, -0.3, 0.3),
+        &rng.vec(8, -0.1, 0.1),
+    );
+    let r = m.act(c2, Activation::Relu);
+    let emb = m.mean(r);
+    let logits = m.linear(
+        emb,
+        Activation::None,
+        &rng.vec(80, -0.8, 0.8),
+        &rng.vec(10, -0.2, 0.2),
+    );
+    m.outputs(logits, emb)
 }
 
-/// The small MLP used by tests and the demo: 16 inputs → 12 (ReLU, the embedding) → 4.
+/// The small MLP: `[1, 4, 4]` input → reshape `[16]` → Linear 16→12 + ReLU (embedding) →
+/// Linear 12→4.
 pub fn small_mlp(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
-    let layers = vec![
-        OwnedLayer::Flatten,
-        OwnedLayer::linear_f32(
-            16,
-            12,
-            Activation::Relu,
-            &rng.vec(192, -0.5, 0.5),
-            &rng.vec(12, -0.1, 0.1),
-        ),
-        OwnedLayer::linear_f32(
-            12,
-            4,
-            Activation::None,
-            &rng.vec(48, -0.5, 0.5),
-            &rng.vec(4, -0.1, 0.1),
-        ),
-    ];
-    OwnedModel {
-        name: "small-mlp".into(),
-        input_shape: [1, 4, 4],
-        num_classes: 4,
-        embedding_layer: 1,
-        mean: le_f32(&[0.0]),
-        std: le_f32(&[1.0]),
-        precision: Precision::F32,
-        input_quant: None,
-        layers,
+    let mut m = OwnedModel::new("small-mlp", &[1, 4, 4], &[0.0], &[1.0]);
+    let flat = m.reshape(0, &[16]);
+    let h = m.linear(
+        flat,
+        Activation::Relu,
+        &rng.vec(192, -0.5, 0.5),
+        &rng.vec(12, -0.1, 0.1),
+    );
+    let logits = m.linear(
+        h,
+        Activation::None,
+        &rng.vec(48, -0.5, 0.5),
+        &rng.vec(4, -0.1, 0.1),
+    );
+    m.outputs(logits, h)
+}
+
+/// A residual block: `[2, 6, 6]` → conv 3×3 (2→4, pad 1) + ReLU = `a` → conv 3×3 (4→4, pad 1) =
+/// `b` → Add(a, b) + ReLU → avg pool 2 → mean → `[4]` (embedding) → Linear 4→3 → softmax.
+pub fn residual_cnn(seed: u64) -> OwnedModel {
+    let mut rng = Rng(seed);
+    let mut m = OwnedModel::new("residual", &[2, 6, 6], &[0.5, 0.25], &[0.5, 0.3]);
+    let a = m.conv2d(
+        0,
+        square(3, 1, 1),
+        Activation::Relu,
+        &rng.vec(72, -0.5, 0.5),
+        &rng.vec(4, -0.1, 0.1),
+    );
+    let b = m.conv2d(
+        a,
+        square(3, 1, 1),
+        Activation::None,
+        &rng.vec(144, -0.3, 0.3),
+        &rng.vec(4, -0.1, 0.1),
+    );
+    let s = m.add(a, b, Activation::Relu);
+    let p = m.avg_pool(s, square(2, 2, 0));
+    let emb = m.mean(p);
+    let l = m.linear(
+        emb,
+        Activation::None,
+        &rng.vec(12, -1.0, 1.0),
+        &rng.vec(3, -0.2, 0.2),
+    );
+    let sm = m.softmax(l, 1.0);
+    m.outputs(sm, emb)
+}
+
+/// Depthwise-separable: `[3, 8, 8]` → conv 3×3 (3→8, stride 2, pad 1) + ReLU → depthwise 3×3
+/// (pad 1) + ReLU6 → pointwise conv 1×1 (8→16) + ReLU → mean → `[16, 1, 1]` → reshape `[16]`
+/// (embedding) → Linear 16→10 → softmax.
+pub fn dw_separable(seed: u64) -> OwnedModel {
+    let mut rng = Rng(seed);
+    let mut m = OwnedModel::new(
+        "dw-separable",
+        &[3, 8, 8],
+        &[0.5, 0.4, 0.3],
+        &[0.25, 0.3, 0.2],
+    );
+    let c = m.conv2d(
+        0,
+        square(3, 2, 1),
+        Activation::Relu,
+        &rng.vec(216, -0.4, 0.4),
+        &rng.vec(8, -0.1, 0.1),
+    );
+    let d = m.depthwise(
+        c,
+        square(3, 1, 1),
+        Activation::Relu6,
+        &rng.vec(72, -0.6, 0.6),
+        &rng.vec(8, -0.1, 0.1),
+    );
+    let p = m.conv2d(
+        d,
+        square(1, 1, 0),
+        Activation::Relu,
+        &rng.vec(128, -0.5, 0.5),
+        &rng.vec(16, -0.1, 0.1),
+    );
+    let g = m.mean_to(p, &[16, 1, 1]);
+    let emb = m.reshape(g, &[16]);
+    let l = m.linear(
+        emb,
+        Activation::None,
+        &rng.vec(160, -0.6, 0.6),
+        &rng.vec(10, -0.2, 0.2),
+    );
+    let sm = m.softmax(l, 1.0);
+    m.outputs(sm, emb)
+}
+
+/// A deep MLP whose embedding (the first hidden layer) must survive three later ops.
+pub fn deep_mlp() -> OwnedModel {
+    let mut rng = Rng(77);
+    let mut m = OwnedModel::new("deep-mlp", &[1, 4, 4], &[0.0], &[1.0]);
+    let flat = m.reshape(0, &[16]);
+    let h1 = m.linear(
+        flat,
+        Activation::Relu,
+        &rng.vec(192, -0.5, 0.5),
+        &rng.vec(12, -0.1, 0.1),
+    );
+    let h2 = m.linear(
+        h1,
+        Activation::Relu,
+        &rng.vec(144, -0.5, 0.5),
+        &rng.vec(12, -0.1, 0.1),
+    );
+    let h3 = m.linear(
+        h2,
+        Activation::None,
+        &rng.vec(144, -0.5, 0.5),
+        &rng.vec(12, -0.1, 0.1),
+    );
+    let r = m.act(h3, Activation::Relu);
+    let logits = m.linear(
+        r,
+        Activation::None,
+        &rng.vec(48, -0.5, 0.5),
+        &rng.vec(4, -0.1, 0.1),
+    );
+    m.outputs(logits, h1)
+}
+
+/// The input range a model's tests draw from.
+pub fn input_range(m: &OwnedModel) -> (f32, f32) {
+    if m.name.contains("mlp") {
+        (-1.0, 1.0)
+    } else {
+        (0.0, 1.0)
     }
 }
 
-/// Runs the f32 model layer by layer with the public kernels; returns every tensor
-/// (index 0 = normalized input, index i+1 = output of layer i) with its CHW dims.
-pub fn f32_activations(model: &OwnedModel, input: &[f32]) -> Vec<(Vec<f32>, Chw)> {
-    let [c, h, w] = model.input_shape.map(usize::from);
-    let (mean, std) = (model.mean_f32(), model.std_f32());
-    let x: Vec<f32> = input
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v - mean[i / (h * w)]) / std[i / (h * w)])
-        .collect();
-    let mut acts = vec![(x, Chw { c, h, w })];
-    for l in &model.layers {
-        let (x, d) = acts.last().cloned().unwrap();
-        let (y, dy) = match l.layer() {
-            Layer::LinearF32(lin) => {
-                let mut y = vec![0.0; lin.out_features as usize];
-                let p = linear_params(lin.in_features, lin.out_features, lin.activation);
-                kernels::linear_f32(&p, &x, lin.weights, lin.bias, &mut y).unwrap();
-                let n = y.len();
-                (y, Chw { c: n, h: 1, w: 1 })
-            }
-            Layer::Conv2dF32(cv) => {
-                let p = conv_params(
-                    d,
-                    cv.out_channels,
-                    (cv.kernel, cv.stride, cv.padding),
-                    cv.activation,
-                );
-                let dy = out_chw(p.out_channels, d, p.window);
-                let mut y = vec![0.0; dy.c * dy.h * dy.w];
-                kernels::conv2d_f32(&p, &x, cv.weights, cv.bias, &mut y).unwrap();
-                (y, dy)
-            }
-            Layer::Relu => {
-                let mut y = x.clone();
-                kernels::relu_f32(&mut y);
-                (y, d)
-            }
-            Layer::MaxPool2d(mp) => {
-                let p = pool_params(d, mp);
-                let dy = out_chw(d.c, d, p.window);
-                let mut y = vec![0.0; dy.c * dy.h * dy.w];
-                kernels::maxpool2d_f32(&p, &x, &mut y).unwrap();
-                (y, dy)
-            }
-            Layer::GlobalAvgPool => {
-                let mut y = vec![0.0; d.c];
-                kernels::global_avg_pool_f32(&x, d, &mut y).unwrap();
-                (y, Chw { c: d.c, h: 1, w: 1 })
-            }
-            Layer::Flatten => (x, d),
-            other => panic!("not an f32 layer: {other:?}"),
-        };
-        acts.push((y, dy));
-    }
-    acts
+/// The f32 model and its int8 quantization (calibrated on 32 seeded inputs).
+pub fn with_int8(f: OwnedModel, seed: u64) -> (OwnedModel, OwnedModel) {
+    let mut rng = Rng(seed);
+    let (lo, hi) = input_range(&f);
+    let calib: Vec<Vec<f32>> = (0..32).map(|_| rng.vec(f.input_len(), lo, hi)).collect();
+    let q = quantize_model(&f, &calib);
+    (f, q)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Quantization.
 
 /// Asymmetric int8 quantization covering `[min(lo, 0), max(hi, 0)]`.
 pub fn choose_quant(lo: f32, hi: f32) -> QuantParams {
@@ -488,103 +676,95 @@ pub fn choose_quant(lo: f32, hi: f32) -> QuantParams {
     }
 }
 
-/// Post-training quantization of an f32 model, calibrated on `calibration` inputs.
-pub fn quantize_model(model: &OwnedModel, calibration: &[Vec<f32>]) -> OwnedModel {
-    let runs: Vec<_> = calibration
+/// The int8 softmax output quantization.
+pub const SOFTMAX_Q: QuantParams = QuantParams {
+    scale: 1.0 / 256.0,
+    zero_point: -128,
+};
+
+/// Normalizes a raw input as the core does: `(x − μ_c) / σ_c` per dim-0 group.
+pub fn normalize(m: &OwnedModel, input: &[f32]) -> Vec<f32> {
+    let (mean, std) = (m.mean_f32(), m.std_f32());
+    let per = input.len() / mean.len();
+    input
         .iter()
-        .map(|x| f32_activations(model, x))
-        .collect();
-    let range = |t: usize| {
-        let mut lo = f32::INFINITY;
-        let mut hi = f32::NEG_INFINITY;
-        for r in &runs {
-            for &v in &r[t].0 {
-                lo = lo.min(v);
-                hi = hi.max(v);
-            }
+        .enumerate()
+        .map(|(i, &v)| (v - mean[i / per]) / std[i / per])
+        .collect()
+}
+
+/// Post-training quantization of an f32 model, calibrated on `calibration` inputs (each op's
+/// output range observed through `Model::run_with`).
+pub fn quantize_model(model: &OwnedModel, calibration: &[Vec<f32>]) -> OwnedModel {
+    let bytes = model.encode().expect("the f32 model encodes");
+    let m = Model::from_bytes(&bytes).unwrap();
+    let n = model.tensors.len();
+    let mut lo = vec![f32::INFINITY; n];
+    let mut hi = vec![f32::NEG_INFINITY; n];
+    let mut arena = vec![0u8; m.arena_size()];
+    for x in calibration {
+        for v in normalize(model, x) {
+            lo[model.input as usize] = lo[model.input as usize].min(v);
+            hi[model.input as usize] = hi[model.input as usize].max(v);
         }
-        (lo, hi)
-    };
-    let input_q = {
-        let (lo, hi) = range(0);
-        choose_quant(lo, hi)
-    };
-    let mut q_in = input_q;
-    let mut layers = Vec::new();
-    for (i, l) in model.layers.iter().enumerate() {
-        let (lo, hi) = range(i + 1);
-        let out_q = choose_quant(lo, hi);
-        let ql = match l {
-            OwnedLayer::LinearF32 {
-                in_f,
-                out_f,
-                act,
-                w,
-                b,
-            } => {
-                let (wq, bq, m, s) =
-                    quantize_params(w, b, *out_f as usize, q_in.scale, out_q.scale);
-                q_in = out_q;
-                OwnedLayer::LinearS8 {
-                    in_f: *in_f,
-                    out_f: *out_f,
-                    act: *act,
-                    w: wq,
-                    b: bq,
-                    m,
-                    s,
-                    out: out_q,
-                }
+        m.run_with(x, &mut arena, |step| {
+            let t = step.output_id as usize;
+            let mut v = vec![0.0; step.output.len()];
+            step.output.dequantize_into(&mut v).unwrap();
+            for v in v {
+                lo[t] = lo[t].min(v);
+                hi[t] = hi[t].max(v);
             }
-            OwnedLayer::Conv2dF32 {
-                ci,
-                co,
-                k,
-                stride,
-                pad,
-                act,
-                w,
-                b,
-            } => {
-                let (wq, bq, m, s) = quantize_params(w, b, *co as usize, q_in.scale, out_q.scale);
-                q_in = out_q;
-                OwnedLayer::Conv2dS8 {
-                    ci: *ci,
-                    co: *co,
-                    k: *k,
-                    stride: *stride,
-                    pad: *pad,
-                    act: *act,
-                    w: wq,
-                    b: bq,
-                    m,
-                    s,
-                    out: out_q,
-                }
-            }
-            other => other.clone(), // same quantization in and out
+        })
+        .unwrap();
+    }
+    let mut q = model.clone();
+    q.name = format!("{}-int8", model.name);
+    // Constants: their own range.
+    for t in q.tensors.iter_mut() {
+        if let Some(d) = &t.data {
+            let v = f32s(d);
+            let qp = choose_quant(
+                v.iter().copied().fold(f32::INFINITY, f32::min),
+                v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            );
+            t.data = Some(v.iter().map(|&x| quantize(x, qp) as u8).collect());
+            t.dtype = DType::I8(qp);
+        }
+    }
+    let i = model.input as usize;
+    q.tensors[i].dtype = DType::I8(choose_quant(lo[i], hi[i]));
+    for k in 0..q.nodes.len() {
+        let node = q.nodes[k].clone();
+        let out = node.output as usize;
+        let DType::I8(q_in) = q.tensors[node.inputs[0] as usize].dtype else {
+            panic!("input of op {k} not quantized yet")
         };
-        layers.push(ql);
+        let q_out = match node.op {
+            OwnedOp::MaxPool(_)
+            | OwnedOp::AvgPool(_)
+            | OwnedOp::Mean
+            | OwnedOp::Reshape
+            | OwnedOp::Act(_) => q_in,
+            OwnedOp::Softmax { .. } => SOFTMAX_Q,
+            _ => choose_quant(lo[out], hi[out]),
+        };
+        q.tensors[out].dtype = DType::I8(q_out);
+        if let Some(w) = q.nodes[k].op.weights_mut() {
+            let OwnedWeights::F32 { w: wf, b: bf } = w.clone() else {
+                panic!("already quantized")
+            };
+            *w = quantize_weights(&wf, &bf, q_in.scale, q_out.scale);
+        }
     }
-    OwnedModel {
-        name: format!("{}-int8", model.name),
-        precision: Precision::Int8,
-        input_quant: Some(input_q),
-        layers,
-        ..model.clone()
-    }
+    q
 }
 
 /// Per-output-channel symmetric weights, int32 bias, multipliers and shifts.
-fn quantize_params(
-    w: &[u8],
-    b: &[u8],
-    n_out: usize,
-    s_in: f32,
-    s_out: f32,
-) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
-    let w: Vec<f32> = F32Data::from_le_bytes(w).iter().collect();
-    let b: Vec<f32> = F32Data::from_le_bytes(b).iter().collect();
+pub fn quantize_weights(w: &[u8], b: &[u8], s_in: f32, s_out: f32) -> OwnedWeights {
+    let w = f32s(w);
+    let b = f32s(b);
+    let n_out = b.len();
     let per = w.len() / n_out;
     let (mut wq, mut bq, mut mq, mut sq) = (vec![], vec![], vec![], vec![]);
     for o in 0..n_out {
@@ -600,5 +780,596 @@ fn quantize_params(
         mq.push(m);
         sq.push(s as i8);
     }
-    (bytes_i8(&wq), le_i32(&bq), le_i32(&mq), bytes_i8(&sq))
+    OwnedWeights::S8 {
+        w: bytes_i8(&wq),
+        b: le_i32(&bq),
+        m: le_i32(&mq),
+        s: bytes_i8(&sq),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference evaluation.
+
+/// Values of one tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vals {
+    F32(Vec<f32>),
+    I8(Vec<i8>),
+}
+
+impl Vals {
+    pub fn f32(&self) -> &[f32] {
+        match self {
+            Vals::F32(v) => v,
+            Vals::I8(_) => panic!("int8 tensor"),
+        }
+    }
+    pub fn i8(&self) -> &[i8] {
+        match self {
+            Vals::I8(v) => v,
+            Vals::F32(_) => panic!("f32 tensor"),
+        }
+    }
+    /// The values of an output view.
+    pub fn of(data: &TensorData<'_>) -> Vals {
+        match *data {
+            TensorData::F32(v) => Vals::F32(v.to_vec()),
+            TensorData::I8 { values, .. } => Vals::I8(values.to_vec()),
+        }
+    }
+}
+
+/// The normalized (int8: quantized) input and the constants, every other tensor `None`.
+fn initial(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
+    let mut t: Vec<Option<Vals>> = m
+        .tensors
+        .iter()
+        .map(|t| {
+            t.data.as_ref().map(|d| match t.dtype {
+                DType::F32 => Vals::F32(f32s(d)),
+                DType::I8(_) => Vals::I8(d.iter().map(|&b| b as i8).collect()),
+            })
+        })
+        .collect();
+    let x = normalize(m, input);
+    t[m.input as usize] = Some(match m.tensors[m.input as usize].dtype {
+        DType::F32 => Vals::F32(x),
+        DType::I8(q) => {
+            // The core divides per channel group exactly like `normalize`.
+            Vals::I8(x.iter().map(|&v| quantize(v, q)).collect())
+        }
+    });
+    t
+}
+
+fn chw(dims: &[usize]) -> Chw {
+    Chw {
+        c: dims[0],
+        h: dims[1],
+        w: dims[2],
+    }
+}
+
+fn quant_of(t: &OwnedTensor) -> QuantParams {
+    match t.dtype {
+        DType::I8(q) => q,
+        DType::F32 => panic!("f32 tensor"),
+    }
+}
+
+/// Runs every op through the public kernels, each on its own freshly allocated buffers; returns
+/// every tensor's values by id.
+pub fn eval_kernels(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
+    let mut t = initial(m, input);
+    for node in &m.nodes {
+        let xt = &m.tensors[node.inputs[0] as usize];
+        let yt = &m.tensors[node.output as usize];
+        let x = t[node.inputs[0] as usize].clone().expect("input computed");
+        let n_out = yt.numel();
+        let y = match (&node.op, &x) {
+            (OwnedOp::Linear { act, w }, Vals::F32(x)) => {
+                let Weights::F32 { weights, bias } = w.weights() else {
+                    panic!()
+                };
+                let p = LinearParams {
+                    rows: n_out / bias.len(),
+                    in_features: *xt.dims.last().unwrap(),
+                    out_features: bias.len(),
+                    activation: *act,
+                };
+                let mut y = vec![0.0; n_out];
+                kernels::linear_f32(&p, x, weights, bias, &mut y).unwrap();
+                Vals::F32(y)
+            }
+            (OwnedOp::Linear { act, w }, Vals::I8(x)) => {
+                let Weights::S8 {
+                    weights,
+                    bias,
+                    multiplier,
+                    shift,
+                } = w.weights()
+                else {
+                    panic!()
+                };
+                let p = LinearParams {
+                    rows: n_out / bias.len(),
+                    in_features: *xt.dims.last().unwrap(),
+                    out_features: bias.len(),
+                    activation: *act,
+                };
+                let q = PerChannelQuant {
+                    input_zp: quant_of(xt).zero_point,
+                    output: quant_of(yt),
+                    multiplier,
+                    shift,
+                };
+                let mut y = vec![0; n_out];
+                kernels::linear_s8(&p, &q, x, weights, bias, &mut y).unwrap();
+                Vals::I8(y)
+            }
+            (OwnedOp::Conv2d { window, act, w }, _) => {
+                let d = chw(&xt.dims);
+                let p = ConvParams {
+                    in_channels: d.c,
+                    h: d.h,
+                    w: d.w,
+                    out_channels: w.n_out(),
+                    window: window.window(),
+                    activation: *act,
+                };
+                match (w.weights(), &x) {
+                    (Weights::F32 { weights, bias }, Vals::F32(x)) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::conv2d_f32(&p, x, weights, bias, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    (
+                        Weights::S8 {
+                            weights,
+                            bias,
+                            multiplier,
+                            shift,
+                        },
+                        Vals::I8(x),
+                    ) => {
+                        let q = PerChannelQuant {
+                            input_zp: quant_of(xt).zero_point,
+                            output: quant_of(yt),
+                            multiplier,
+                            shift,
+                        };
+                        let mut y = vec![0; n_out];
+                        kernels::conv2d_s8(&p, &q, x, weights, bias, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            (OwnedOp::Depthwise { window, act, w }, _) => {
+                let d = chw(&xt.dims);
+                let p = DepthwiseParams {
+                    channels: d.c,
+                    h: d.h,
+                    w: d.w,
+                    window: window.window(),
+                    activation: *act,
+                };
+                match (w.weights(), &x) {
+                    (Weights::F32 { weights, bias }, Vals::F32(x)) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::depthwise_conv2d_f32(&p, x, weights, bias, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    (
+                        Weights::S8 {
+                            weights,
+                            bias,
+                            multiplier,
+                            shift,
+                        },
+                        Vals::I8(x),
+                    ) => {
+                        let q = PerChannelQuant {
+                            input_zp: quant_of(xt).zero_point,
+                            output: quant_of(yt),
+                            multiplier,
+                            shift,
+                        };
+                        let mut y = vec![0; n_out];
+                        kernels::depthwise_conv2d_s8(&p, &q, x, weights, bias, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            (OwnedOp::Add { act }, _) => {
+                let bt = &m.tensors[node.inputs[1] as usize];
+                let b = t[node.inputs[1] as usize].clone().unwrap();
+                match (&x, &b) {
+                    (Vals::F32(a), Vals::F32(b)) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::add_f32(a, b, *act, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    (Vals::I8(a), Vals::I8(b)) => {
+                        let p =
+                            add_s8_params(quant_of(xt), quant_of(bt), quant_of(yt), *act).unwrap();
+                        let mut y = vec![0; n_out];
+                        kernels::add_s8(&p, a, b, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            (OwnedOp::MaxPool(window) | OwnedOp::AvgPool(window), _) => {
+                let d = chw(&xt.dims);
+                let p = PoolParams {
+                    channels: d.c,
+                    h: d.h,
+                    w: d.w,
+                    window: window.window(),
+                };
+                let max = matches!(node.op, OwnedOp::MaxPool(_));
+                match &x {
+                    Vals::F32(x) => {
+                        let mut y = vec![0.0; n_out];
+                        if max {
+                            kernels::maxpool2d_f32(&p, x, &mut y).unwrap();
+                        } else {
+                            kernels::avg_pool2d_f32(&p, x, &mut y).unwrap();
+                        }
+                        Vals::F32(y)
+                    }
+                    Vals::I8(x) => {
+                        let mut y = vec![0; n_out];
+                        if max {
+                            kernels::maxpool2d_s8(&p, x, &mut y).unwrap();
+                        } else {
+                            kernels::avg_pool2d_s8(&p, x, &mut y).unwrap();
+                        }
+                        Vals::I8(y)
+                    }
+                }
+            }
+            (OwnedOp::Mean, Vals::F32(x)) => {
+                let mut y = vec![0.0; n_out];
+                kernels::global_avg_pool_f32(x, chw(&xt.dims), &mut y).unwrap();
+                Vals::F32(y)
+            }
+            (OwnedOp::Mean, Vals::I8(x)) => {
+                let mut y = vec![0; n_out];
+                kernels::global_avg_pool_s8(x, chw(&xt.dims), &mut y).unwrap();
+                Vals::I8(y)
+            }
+            (OwnedOp::Reshape, _) => x.clone(),
+            (OwnedOp::Softmax { beta }, Vals::F32(x)) => {
+                let depth = *xt.dims.last().unwrap();
+                let mut y = vec![0.0; n_out];
+                kernels::softmax_f32(n_out / depth, depth, *beta, x, &mut y).unwrap();
+                Vals::F32(y)
+            }
+            (OwnedOp::Softmax { beta }, Vals::I8(x)) => {
+                let depth = *xt.dims.last().unwrap();
+                let p = softmax_s8_params(*beta, quant_of(xt).scale, n_out / depth, depth).unwrap();
+                let mut y = vec![0; n_out];
+                kernels::softmax_s8(&p, x, &mut y).unwrap();
+                Vals::I8(y)
+            }
+            (OwnedOp::Act(a), Vals::F32(x)) => {
+                let mut y = x.clone();
+                kernels::activation_f32(&mut y, *a);
+                Vals::F32(y)
+            }
+            (OwnedOp::Act(a), Vals::I8(x)) => {
+                let mut y = x.clone();
+                let (lo, hi) = activation_range(*a, quant_of(yt));
+                kernels::clamp_s8(&mut y, lo, hi);
+                Vals::I8(y)
+            }
+        };
+        t[node.output as usize] = Some(y);
+    }
+    t
+}
+
+fn act_f64(v: f64, a: Activation) -> f64 {
+    match a {
+        Activation::None => v,
+        Activation::Relu => v.max(0.0),
+        Activation::Relu6 => v.clamp(0.0, 6.0),
+    }
+}
+
+/// Output dims `(oh, ow)` and the input coordinate of tap `(oy, ox, ky, kx)` (`None` if padded).
+fn tap(
+    w: &Window,
+    (h, wd): (usize, usize),
+    (oy, ox, ky, kx): (usize, usize, usize, usize),
+) -> Option<(usize, usize)> {
+    let iy = (oy * w.sh + ky).checked_sub(w.pad_top)?;
+    let ix = (ox * w.sw + kx).checked_sub(w.pad_left)?;
+    (iy < h && ix < wd).then_some((iy, ix))
+}
+
+/// `round(acc / n)` half away from zero in integers (tflite's average).
+fn div_round(acc: i64, n: i64) -> i64 {
+    if acc > 0 {
+        (acc + n / 2) / n
+    } else {
+        (acc - n / 2) / n
+    }
+}
+
+/// Plain loops written from the op definitions in `format::graph`, independent of the kernels:
+/// f32 in f64 arithmetic (compare with a tolerance); int8 with an exact i64 accumulator and the
+/// core's `quant::requantize` / `multiply_by_quantized_multiplier` (golden-tested separately).
+/// The int8 softmax is the only step that calls a kernel (`softmax_s8`, checked against a
+/// TFLite transcription in `kernels_graph_ops.rs`).
+pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
+    let mut t = initial(m, input);
+    for node in &m.nodes {
+        let xt = &m.tensors[node.inputs[0] as usize];
+        let yt = &m.tensors[node.output as usize];
+        let x = t[node.inputs[0] as usize].clone().expect("input computed");
+        let n_out = yt.numel();
+        let int8 = matches!(x, Vals::I8(_));
+        // Per-op helpers over f64 (f32 models) or exact integers (int8).
+        let y = match &node.op {
+            OwnedOp::Linear { act, w }
+            | OwnedOp::Conv2d { act, w, .. }
+            | OwnedOp::Depthwise { act, w, .. } => {
+                // acc[o][pos] as a list of (weight index, input index) pairs.
+                let n_o = w.n_out();
+                let mut pairs: Vec<Vec<(usize, usize)>> = vec![vec![]; n_out];
+                let mut chan = vec![0usize; n_out];
+                match &node.op {
+                    OwnedOp::Linear { .. } => {
+                        let n_in = *xt.dims.last().unwrap();
+                        let rows = n_out / n_o;
+                        for r in 0..rows {
+                            for o in 0..n_o {
+                                chan[r * n_o + o] = o;
+                                pairs[r * n_o + o] =
+                                    (0..n_in).map(|i| (o * n_in + i, r * n_in + i)).collect();
+                            }
+                        }
+                    }
+                    OwnedOp::Conv2d { window, .. } | OwnedOp::Depthwise { window, .. } => {
+                        let dw = matches!(node.op, OwnedOp::Depthwise { .. });
+                        let win = window.window();
+                        let (c, h, wd) = (xt.dims[0], xt.dims[1], xt.dims[2]);
+                        let (oh, ow) = (yt.dims[1], yt.dims[2]);
+                        for o in 0..n_o {
+                            for oy in 0..oh {
+                                for ox in 0..ow {
+                                    let at = (o * oh + oy) * ow + ox;
+                                    chan[at] = o;
+                                    let ins: Vec<usize> =
+                                        if dw { vec![o] } else { (0..c).collect() };
+                                    for (ii, &i) in ins.iter().enumerate() {
+                                        for ky in 0..win.kh {
+                                            for kx in 0..win.kw {
+                                                if let Some((iy, ix)) =
+                                                    tap(&win, (h, wd), (oy, ox, ky, kx))
+                                                {
+                                                    let per = if dw { 1 } else { c };
+                                                    let wi = ((o * per + ii) * win.kh + ky)
+                                                        * win.kw
+                                                        + kx;
+                                                    pairs[at].push((wi, (i * h + iy) * wd + ix));
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => unreachable!(),
+                }
+                match (w, &x) {
+                    (OwnedWeights::F32 { w, b }, Vals::F32(x)) => {
+                        let (w, b) = (f32s(w), f32s(b));
+                        Vals::F32(
+                            (0..n_out)
+                                .map(|k| {
+                                    let s: f64 = pairs[k]
+                                        .iter()
+                                        .map(|&(wi, xi)| w[wi] as f64 * x[xi] as f64)
+                                        .sum();
+                                    act_f64(s + b[chan[k]] as f64, *act) as f32
+                                })
+                                .collect(),
+                        )
+                    }
+                    (OwnedWeights::S8 { w, b, m: mult, s }, Vals::I8(x)) => {
+                        let zp_in = quant_of(xt).zero_point as i64;
+                        let q_out = quant_of(yt);
+                        let (b, mult) = (I32Data::from_le_bytes(b), I32Data::from_le_bytes(mult));
+                        let (lo, hi) = activation_range(*act, q_out);
+                        Vals::I8(
+                            (0..n_out)
+                                .map(|k| {
+                                    let o = chan[k];
+                                    let acc: i64 = pairs[k]
+                                        .iter()
+                                        .map(|&(wi, xi)| {
+                                            (w[wi] as i8 as i64) * (x[xi] as i64 - zp_in)
+                                        })
+                                        .sum::<i64>()
+                                        + b.get(o).unwrap() as i64;
+                                    let acc = i32::try_from(acc).expect("no overflow");
+                                    requantize(
+                                        acc,
+                                        mult.get(o).unwrap(),
+                                        s[o] as i8 as i32,
+                                        q_out.zero_point as i32,
+                                        lo,
+                                        hi,
+                                    )
+                                })
+                                .collect(),
+                        )
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            OwnedOp::Add { act } => {
+                let bt = &m.tensors[node.inputs[1] as usize];
+                match (&x, t[node.inputs[1] as usize].as_ref().unwrap()) {
+                    (Vals::F32(a), Vals::F32(b)) => Vals::F32(
+                        a.iter()
+                            .zip(b)
+                            .map(|(&a, &b)| act_f64(a as f64 + b as f64, *act) as f32)
+                            .collect(),
+                    ),
+                    (Vals::I8(a), Vals::I8(b)) => {
+                        // TFLite ADD: inputs rescaled to 2·max(s1, s2) / 2^20 steps, summed,
+                        // rescaled to the output (shifts ≤ 0, where MBQM is TFLite's
+                        // smaller-than-one multiply).
+                        let p =
+                            add_s8_params(quant_of(xt), quant_of(bt), quant_of(yt), *act).unwrap();
+                        Vals::I8(
+                            a.iter()
+                                .zip(b)
+                                .map(|(&a, &b)| {
+                                    let s1 = multiply_by_quantized_multiplier(
+                                        (a as i32 - p.input1_zp) << 20,
+                                        p.input1_multiplier,
+                                        p.input1_shift,
+                                    );
+                                    let s2 = multiply_by_quantized_multiplier(
+                                        (b as i32 - p.input2_zp) << 20,
+                                        p.input2_multiplier,
+                                        p.input2_shift,
+                                    );
+                                    let v = multiply_by_quantized_multiplier(
+                                        s1 + s2,
+                                        p.output_multiplier,
+                                        p.output_shift,
+                                    ) + p.output_zp;
+                                    v.clamp(p.act_min, p.act_max).clamp(-128, 127) as i8
+                                })
+                                .collect(),
+                        )
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            OwnedOp::MaxPool(window) | OwnedOp::AvgPool(window) => {
+                let max = matches!(node.op, OwnedOp::MaxPool(_));
+                let win = window.window();
+                let (c, h, wd) = (xt.dims[0], xt.dims[1], xt.dims[2]);
+                let (oh, ow) = (yt.dims[1], yt.dims[2]);
+                let mut f = vec![];
+                let mut q = vec![];
+                for ch in 0..c {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let idx: Vec<usize> = (0..win.kh)
+                                .flat_map(|ky| (0..win.kw).map(move |kx| (ky, kx)))
+                                .filter_map(|(ky, kx)| tap(&win, (h, wd), (oy, ox, ky, kx)))
+                                .map(|(iy, ix)| (ch * h + iy) * wd + ix)
+                                .collect();
+                            match &x {
+                                Vals::F32(x) => f.push(if max {
+                                    idx.iter().map(|&i| x[i]).fold(f32::NEG_INFINITY, f32::max)
+                                } else {
+                                    (idx.iter().map(|&i| x[i] as f64).sum::<f64>()
+                                        / idx.len() as f64)
+                                        as f32
+                                }),
+                                Vals::I8(x) => q.push(if max {
+                                    idx.iter().map(|&i| x[i]).max().unwrap()
+                                } else {
+                                    let acc: i64 = idx.iter().map(|&i| x[i] as i64).sum();
+                                    div_round(acc, idx.len() as i64).clamp(-128, 127) as i8
+                                }),
+                            }
+                        }
+                    }
+                }
+                if int8 {
+                    Vals::I8(q)
+                } else {
+                    Vals::F32(f)
+                }
+            }
+            OwnedOp::Mean => {
+                let hw = xt.dims[1] * xt.dims[2];
+                match &x {
+                    Vals::F32(x) => Vals::F32(
+                        x.chunks(hw)
+                            .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32)
+                            .collect(),
+                    ),
+                    Vals::I8(x) => Vals::I8(
+                        x.chunks(hw)
+                            .map(|p| {
+                                let acc: i64 = p.iter().map(|&v| v as i64).sum();
+                                div_round(acc, hw as i64).clamp(-128, 127) as i8
+                            })
+                            .collect(),
+                    ),
+                }
+            }
+            OwnedOp::Reshape => x.clone(),
+            OwnedOp::Softmax { beta } => {
+                let depth = *xt.dims.last().unwrap();
+                match &x {
+                    Vals::F32(x) => Vals::F32(
+                        x.chunks(depth)
+                            .flat_map(|r| {
+                                let mx = r.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+                                let e: Vec<f64> = r
+                                    .iter()
+                                    .map(|&v| (*beta as f64 * (v as f64 - mx)).exp())
+                                    .collect();
+                                let s: f64 = e.iter().sum();
+                                e.into_iter().map(move |v| (v / s) as f32)
+                            })
+                            .collect(),
+                    ),
+                    Vals::I8(x) => {
+                        let p = softmax_s8_params(*beta, quant_of(xt).scale, n_out / depth, depth)
+                            .unwrap();
+                        let mut y = vec![0; n_out];
+                        kernels::softmax_s8(&p, x, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                }
+            }
+            OwnedOp::Act(a) => match &x {
+                Vals::F32(x) => {
+                    Vals::F32(x.iter().map(|&v| act_f64(v as f64, *a) as f32).collect())
+                }
+                Vals::I8(x) => {
+                    let (lo, hi) = activation_range(*a, quant_of(yt));
+                    Vals::I8(x.iter().map(|&v| (v as i32).clamp(lo, hi) as i8).collect())
+                }
+            },
+        };
+        t[node.output as usize] = Some(y);
+    }
+    t
+}
+
+/// Runs a loaded model once with a fresh arena of `arena_size()` bytes; returns (logits,
+/// embedding) values.
+pub fn run_vals(model: &Model<'_>, input: &[f32]) -> (Vals, Vals) {
+    let mut arena = vec![0u8; model.arena_size()];
+    let out = model.run(input, &mut arena).unwrap();
+    (Vals::of(&out.logits.data), Vals::of(&out.embedding.data))
+}
+
+/// Runs and dequantizes (logits, embedding).
+pub fn run_f32(model: &Model<'_>, input: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut arena = vec![0u8; model.arena_size()];
+    let out = model.run(input, &mut arena).unwrap();
+    let mut logits = vec![0.0; out.logits.len()];
+    let mut emb = vec![0.0; out.embedding.len()];
+    out.logits.dequantize_into(&mut logits).unwrap();
+    out.embedding.dequantize_into(&mut emb).unwrap();
+    (logits, emb)
 }

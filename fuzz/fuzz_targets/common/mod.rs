@@ -1,6 +1,6 @@
 //! Shared by the model targets: run a decoded model the way firmware and `denoiserep infer` do.
 
-use denoiserep_core::{Model, TensorData};
+use denoiserep_core::{Error, Model, TensorData};
 
 /// Largest arena (bytes) or input (values) the harness allocates. A well-formed model may declare
 /// a huge input shape (a conv or max-pool layer carries no per-pixel weights); decoding and
@@ -14,8 +14,11 @@ pub const MAX_ALLOC: usize = 1 << 20;
 ///   and one element type;
 /// - the outputs are the same bits at a second, different arena misalignment (`arena_size`
 ///   holds for an arena of any alignment);
-/// - a shorter arena and a wrong input length give `Ok` or `Err`, never a panic or an
-///   out-of-bounds access (AddressSanitizer watches the arena's neighbours).
+/// - every op's output (`run_with`) has its tensor's element count;
+/// - `arena_size() − 1` bytes at an address ≡ 1 (mod 4) and `plan_size() − 1` bytes 4-aligned
+///   fail with `ArenaTooSmall` (the sizes are exact), shorter arenas and a wrong input length
+///   fail too, never a panic or an out-of-bounds access (AddressSanitizer watches the arena's
+///   neighbours).
 pub fn check_model(file: &[u8], seed: u32) {
     let Ok(model) = Model::from_bytes(file) else {
         return;
@@ -34,11 +37,9 @@ pub fn check_model(file: &[u8], seed: u32) {
         let out = model
             .run(&input, &mut buf[misalign..])
             .expect("a model that passed from_bytes must run with arena_size bytes");
-        let layers = model.layers();
-        let last = layers.last().expect("a validated model has layers");
-        assert_eq!(out.logits.len(), numel(last.output.shape));
-        let emb = &layers[usize::from(model.metadata().embedding_layer)];
-        assert_eq!(out.embedding.len(), numel(emb.output.shape));
+        let info = model.info();
+        assert_eq!(out.logits.len(), numel(&model, info.logits));
+        assert_eq!(out.embedding.len(), numel(&model, info.embedding));
         let same_type = matches!(
             (out.logits.data, out.embedding.data),
             (TensorData::I8 { .. }, TensorData::I8 { .. })
@@ -54,9 +55,35 @@ pub fn check_model(file: &[u8], seed: u32) {
         outputs[0], outputs[1],
         "outputs depend on the arena's alignment"
     );
+    // Every op reports an output of its tensor's shape (run_with's view).
+    let mut buf = vec![0u8; size];
+    model
+        .run_with(&input, &mut buf, |step| {
+            assert_eq!(step.output.len(), numel(&model, step.output_id));
+        })
+        .expect("runs again");
+    // `arena_size` is exact: one byte less at an address ≡ 1 (mod 4) fails (and so does
+    // `plan_size() − 1` 4-aligned), never a panic; shorter arenas fail too.
+    let mut buf = vec![0u8; size + 3];
+    let base = buf.as_ptr() as usize;
+    let at1 = (5 - base % 4) % 4;
+    let r = model.run(&input, &mut buf[at1..at1 + size - 1]);
+    assert!(
+        matches!(r, Err(Error::ArenaTooSmall)),
+        "arena_size() - 1 bytes ran"
+    );
+    let at0 = (4 - base % 4) % 4;
+    let plan = model.plan_size();
+    if plan > 0 {
+        let r = model.run(&input, &mut buf[at0..at0 + plan - 1]);
+        assert!(
+            matches!(r, Err(Error::ArenaTooSmall)),
+            "plan_size() - 1 bytes ran"
+        );
+    }
     let short = size.saturating_sub(1 + (seed as usize >> 2) % 8);
     let mut buf = vec![0u8; short];
-    let _ = model.run(&input, &mut buf);
+    assert!(model.run(&input, &mut buf).is_err());
     let mut longer = input;
     longer.push(0.0);
     let mut buf = vec![0u8; size];
@@ -71,8 +98,9 @@ fn bits(data: &TensorData<'_>) -> Vec<u32> {
     }
 }
 
-fn numel(shape: denoiserep_core::Shape) -> usize {
-    shape.numel().expect("planned shapes fit in usize")
+fn numel(model: &Model<'_>, id: u16) -> usize {
+    let t = model.tensor(id).expect("validated output ids are tensors");
+    t.shape.numel().expect("planned shapes fit in usize")
 }
 
 /// `n` input values: mostly pseudo-random in [-2, 2), with a few special values.
