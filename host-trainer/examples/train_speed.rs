@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
             denoisers: false,
         };
         Box::new(move |i| {
-            let out = model.forward(&xs[i % 16], Mode::Plain, grads);
+            let out = model.forward(&xs[i % 16], Mode::Plain, grads, true);
             let loss = out.logits.cross_entropy_for_logits(&ys[i % 16]);
             opt.zero_grad();
             loss.backward();

@@ -211,7 +211,7 @@ fn whole_model_fused_equals_unfused_and_export_matches() {
 
         let exported = t.model.fused().unwrap();
         let params = tch::no_grad(|| t.model.layer_params(Mode::Fused, Grads::NONE));
-        assert_eq!(exported.layers.len(), t.model.arch.layers.len());
+        assert_eq!(exported.layers.len(), t.model.arch.nodes.len());
         for (layer, p) in exported.layers.iter().zip(&params) {
             let (w, b) = match layer {
                 FusedLayer::Linear { weight, bias, .. }
