@@ -192,6 +192,7 @@ impl<'a, const T: usize> Model<'a, T> {
             outputs: &outputs,
             ops: OpIos {
                 nodes: self.body.nodes(),
+                is_constant: &is_constant[..n],
             },
         };
         let mut storage = PlanStorage {
@@ -404,8 +405,8 @@ impl<'a, const T: usize> Model<'a, T> {
             .ok_or(Error::KernelBadArguments)?;
         match ops::sharing(&node.op) {
             Sharing::Alias if first.offset == out_slot.offset => return Ok(()),
-            Sharing::Alias => return Err(Error::KernelBadArguments),
-            Sharing::InPlace => {
+            // A Reshape of a constant: the planner gave it its own bytes; copy, nothing to run.
+            Sharing::Alias | Sharing::InPlace => {
                 let len = out_slot.info.bytes().ok_or(Error::KernelBadArguments)?;
                 if first.offset != out_slot.offset {
                     let src = first.offset as usize;
@@ -515,20 +516,30 @@ fn out_view<'r>(slot: &Slot<'_>, bytes: &'r mut [u8]) -> Result<Out<'r>> {
     })
 }
 
-/// The ops as the planner sees them.
+/// The ops as the planner sees them. A Reshape of a constant gets a buffer of its own (the
+/// constant lives outside the planned region; [`Model::eval`] copies it).
 #[derive(Clone)]
-struct OpIos<'a> {
+struct OpIos<'a, 'c> {
     nodes: Nodes<'a>,
+    is_constant: &'c [bool],
 }
 
-impl Iterator for OpIos<'_> {
+impl Iterator for OpIos<'_, '_> {
     type Item = OpIo;
 
     fn next(&mut self) -> Option<OpIo> {
         // Every node decoded once in `Body::read`, so `ok()` never drops one.
         let node = self.nodes.next()?.ok()?;
+        let constant_input = node
+            .inputs
+            .ids()
+            .first()
+            .and_then(|&id| self.is_constant.get(usize::from(id)))
+            .copied()
+            .unwrap_or(false);
         let reuse = match ops::sharing(&node.op) {
             Sharing::None => Reuse::None,
+            Sharing::Alias if constant_input => Reuse::None,
             Sharing::Alias => Reuse::Alias,
             Sharing::InPlace => Reuse::InPlace,
         };

@@ -534,16 +534,17 @@ proptest! {
 /// error; a standalone Activation on a constant works (it copies). Update this test when the
 /// loader either supports the alias or rejects it during validation.
 #[test]
-fn reshape_of_a_constant_is_rejected_only_by_the_planner() {
+fn reshape_and_activation_of_a_constant_copy_it() {
     let mut m = OwnedModel::new("c", &[4], &[0.0], &[1.0]);
     let c = m.constant_f32(&[4], &[1.0, 2.0, 3.0, 4.0]);
-    let r = m.reshape(c, &[4]);
+    let r = m.reshape(c, &[2, 2]);
+    let r = m.reshape(r, &[4]);
     let s = m.add(0, r, Activation::None);
     let m = m.outputs(s, s);
-    assert_eq!(
-        Model::from_bytes(&m.raw()).unwrap_err(),
-        Error::PlanBadReuse { op: 0 }
-    );
+    let bytes = m.encode().unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(run_f32(&model, &[0.5; 4]).0, [1.5, 2.5, 3.5, 4.5]);
+    check_exact_arena(&bytes, &[0.5; 4]);
     let mut m = OwnedModel::new("c", &[4], &[0.0], &[1.0]);
     let c = m.constant_f32(&[4], &[1.0, -2.0, 3.0, -4.0]);
     let r = m.act(c, Activation::Relu);

@@ -1,10 +1,10 @@
 //! The folder `scripts/demo.sh` writes, read into memory with every cross-check the report relies
-//! on. Layout (`DIR` = `--demo`; `M` = `baseline-f32`, `baseline-int8`, `denoiserep-f32`,
-//! `denoiserep-int8`):
+//! on. Layout (`DIR` = `--demo`; `R` = a run folder: `baseline`, `denoiserep` and, when the
+//! residual CNN was run too, `resnet-baseline`, `resnet-denoiserep`; `M` = `R-f32`, `R-int8`):
 //!
 //! | path | written by | holds |
 //! |---|---|---|
-//! | `DIR/baseline/`, `DIR/denoiserep/` | `denoiserep train` | run dirs (`config.json`, `metrics.json`) |
+//! | `DIR/R/` | `denoiserep train` | run dirs (`config.json`, `metrics.json`) |
 //! | `DIR/M.dnrp`, `DIR/M.json` | `denoiserep export` | model file, export report |
 //! | `DIR/M-host.json` | `denoiserep infer --json` | accuracy, mAP, Rank-1 through the core |
 //! | `DIR/M-host.dnrd` | `denoiserep infer --limit N --dump` | host outputs of the device's inputs |
@@ -23,8 +23,17 @@ use crate::export::{ExportPrecision, ExportReport};
 use crate::infer::InferSummary;
 use crate::run::{self, RunConfig};
 
-/// The two runs: folder name and the label used in the report.
-pub const RUNS: [(&str, &str); 2] = [("baseline", "baseline"), ("denoiserep", "DenoiseRep")];
+/// The runs: folder name and the label used in the report. The first [`REQUIRED_RUNS`] (the
+/// MLP pair) must exist; the residual CNN pair is read when its baseline folder exists (and then
+/// both of its runs must be complete).
+pub const RUNS: [(&str, &str); 4] = [
+    ("baseline", "baseline"),
+    ("denoiserep", "DenoiseRep"),
+    ("resnet-baseline", "ResNet baseline"),
+    ("resnet-denoiserep", "ResNet DenoiseRep"),
+];
+/// Runs every demo folder has.
+pub const REQUIRED_RUNS: usize = 2;
 /// The two precisions, as in file names.
 pub const PRECISIONS: [&str; 2] = ["f32", "int8"];
 pub const STEPS: &str = "steps.tsv";
@@ -69,7 +78,7 @@ pub struct Step {
 pub struct Demo {
     pub dir: PathBuf,
     pub runs: Vec<RunRecord>,
-    /// In the order baseline f32, baseline int8, DenoiseRep f32, DenoiseRep int8.
+    /// In run order, f32 then int8 per run (baseline f32, baseline int8, DenoiseRep f32, …).
     pub models: Vec<ModelRecord>,
     pub steps: Option<Vec<Step>>,
     pub commands: Option<Vec<String>>,
@@ -84,7 +93,9 @@ impl Demo {
         if !dir.is_dir() {
             bail!("--demo {}: no such folder", dir.display());
         }
-        let runs = RUNS
+        let with_resnet = dir.join(RUNS[REQUIRED_RUNS].0).exists();
+        let n_runs = if with_resnet { RUNS.len() } else { REQUIRED_RUNS };
+        let runs = RUNS[..n_runs]
             .iter()
             .map(|&(name, label)| read_run(&dir.join(name), label))
             .collect::<Result<Vec<_>>>()?;
