@@ -8,7 +8,8 @@
 //! cnn                      = cnn:32,64/128
 //! cnn:C1,C2,…[/H1,H2,…]    [Conv2d(·,Ck,3×3,stride 1,pad 1), ReLU, MaxPool2d(2,2)]…,
 //!                          Flatten, [Linear(·,Hk), ReLU]…, Linear(·,classes)
-//! resnet8                  MLPerf Tiny image classification ResNet-8 (see [`resnet`])
+//! resnet8[:F]              MLPerf Tiny image classification ResNet-8 (see [`resnet`]) with F
+//!                          base filters (F, 2F, 4F per stack; F = 16, the reference, by default)
 //! ds-cnn                   MLPerf Tiny keyword spotting DS-CNN (see [`ds_cnn`])
 //! mobilenet-v1[:ALPHA]     MLPerf Tiny visual wake words MobileNetV1, ALPHA = 0.25 by
 //!                          default: 32·ALPHA base channels (see [`mobilenet`])
@@ -257,7 +258,7 @@ impl Arch {
         enum Family {
             Mlp(Vec<usize>),
             Cnn(Vec<usize>, Vec<usize>),
-            Resnet8,
+            Resnet8(usize),
             DsCnn,
             MobileNet(f64),
             Autoencoder,
@@ -282,7 +283,16 @@ impl Arch {
                 let c = format!("cnn:{}/{}", join(&convs), join(&hidden));
                 (Family::Cnn(convs, hidden), c)
             }
-            "resnet8" => (Family::Resnet8, no_args("resnet8")?),
+            "resnet8" => match args {
+                None => (Family::Resnet8(16), "resnet8".to_string()),
+                Some(a) => {
+                    let f = a.trim().parse::<usize>().ok().filter(|f| (1..=1024).contains(f)).with_context(|| {
+                        format!("arch '{spec}': base filter count F ('{a}') is not an integer in 1..=1024, e.g. resnet8:16")
+                    })?;
+                    let c = if f == 16 { "resnet8".to_string() } else { format!("resnet8:{f}") };
+                    (Family::Resnet8(f), c)
+                }
+            },
             "ds-cnn" => (Family::DsCnn, no_args("ds-cnn")?),
             "mobilenet-v1" => {
                 let alpha = match args {
@@ -296,7 +306,7 @@ impl Arch {
             "autoencoder" => (Family::Autoencoder, no_args("autoencoder")?),
             _ => bail!(
                 "arch '{spec}': unknown kind '{kind}' (expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], \
-                 resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder)"
+                 resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA] or autoencoder)"
             ),
         };
         if input_shape.contains(&0) || num_classes < 2 {
@@ -306,7 +316,7 @@ impl Arch {
         match family {
             Family::Mlp(hidden) => mlp::build(&mut b, &hidden, num_classes)?,
             Family::Cnn(convs, hidden) => cnn::build(&mut b, &convs, &hidden, num_classes)?,
-            Family::Resnet8 => resnet::build(&mut b, num_classes)?,
+            Family::Resnet8(f) => resnet::build(&mut b, f, num_classes)?,
             Family::DsCnn => ds_cnn::build(&mut b, num_classes)?,
             Family::MobileNet(alpha) => mobilenet::build(&mut b, alpha, num_classes)?,
             Family::Autoencoder => autoencoder::build(&mut b)?,
@@ -799,7 +809,7 @@ mod tests {
         assert!(e("cnn", [20, 1, 1]).contains("tabular"));
         assert!(e("cnn:8,8,8,8", [1, 8, 8]).contains("conv block 4"));
         assert!(e("mlp:", [1, 8, 8]).contains("at least one hidden width"));
-        assert!(e("resnet8:3", [1, 28, 28]).contains("takes no arguments"));
+        assert!(e("ds-cnn:3", [1, 49, 10]).contains("takes no arguments"));
         assert!(e("mobilenet-v1:x", [1, 28, 28]).contains("ALPHA ('x')"));
         assert!(e("mobilenet-v1:0", [1, 28, 28]).contains("ALPHA ('0')"));
         // Grammar is checked before the data.
@@ -845,6 +855,20 @@ mod tests {
                 "{spec}"
             );
             assert_eq!(c.trainable - c.weighted, 2 * bn_channels, "{spec}");
+        }
+    }
+
+    #[test]
+    fn resnet8_base_filters_scale_every_stack() {
+        let a = Arch::parse("resnet8:8", [1, 28, 28], 10).unwrap();
+        assert_eq!(a.spec, "resnet8:8");
+        // conv1 80 + layer1 2·584 + layer2 1168 + 2320 + 144 + layer3 4640 + 9248 + 544 + fc 330.
+        assert_eq!(a.param_counts().weighted, 19_642);
+        assert_eq!(a.embedding_dim, 32);
+        assert_eq!(Arch::parse("resnet8:16", [3, 32, 32], 10).unwrap().spec, "resnet8");
+        for bad in ["resnet8:0", "resnet8:x", "resnet8:2000"] {
+            let e = Arch::parse(bad, [1, 28, 28], 10).unwrap_err().to_string();
+            assert!(e.contains("base filter count"), "{bad}: {e}");
         }
     }
 

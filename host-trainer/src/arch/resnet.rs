@@ -36,12 +36,13 @@ fn stack(b: &mut Builder, x: Src, out: usize, stride: usize) -> Result<Src> {
     })
 }
 
-/// Builds `resnet8` for the builder's input shape.
-pub(super) fn build(b: &mut Builder, num_classes: usize) -> Result<()> {
-    let x = b.conv_same("conv1", Src::Input, 16, [3, 3], [1, 1], 1)?;
+/// Builds `resnet8` with `f` base filters (`f`, `2f`, `4f` per stack; the reference has 16) for
+/// the builder's input shape.
+pub(super) fn build(b: &mut Builder, f: usize, num_classes: usize) -> Result<()> {
+    let x = b.conv_same("conv1", Src::Input, f, [3, 3], [1, 1], 1)?;
     let x = b.bn("bn1", x)?;
     let mut x = b.add("relu", LayerSpec::Relu, &[x])?;
-    for (i, (out, stride)) in [(16, 1), (32, 2), (64, 2)].into_iter().enumerate() {
+    for (i, (out, stride)) in [(f, 1), (2 * f, 2), (4 * f, 2)].into_iter().enumerate() {
         x = b.scoped(&format!("layer{}", i + 1), |b| stack(b, x, out, stride))?;
     }
     let x = b.add("avgpool", LayerSpec::GlobalAvgPool, &[x])?;
