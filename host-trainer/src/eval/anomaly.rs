@@ -272,6 +272,57 @@ mod tests {
     }
 
     #[test]
+    fn reconstruction_metrics_write_null_accuracy_and_read_back() {
+        let m = crate::eval::Metrics {
+            test_accuracy: f64::NAN,
+            retrieval_map: 0.5,
+            retrieval_rank1: 0.6,
+            noise_robustness: Vec::new(),
+            corruptions: Vec::new(),
+            curve: vec![crate::eval::EpochRecord {
+                epoch: 1,
+                phase: "baseline".into(),
+                train_loss: 0.3,
+                ce_loss: 0.3,
+                noise_loss: 0.0,
+                train_accuracy: f64::NAN,
+                test_accuracy: f64::NAN,
+                test_mse: Some(0.25),
+                seconds: 1.0,
+                denoisers: Vec::new(),
+            }],
+            denoisers: Vec::new(),
+            feature_noise: Vec::new(),
+            reconstruction: Some(ReconstructionMetrics {
+                test_mse: 0.25,
+                anomaly: Some(AnomalyMetrics {
+                    normal_classes: vec![0, 1, 2],
+                    n_normal: 30,
+                    n_anomalous: 10,
+                    auc: 0.875,
+                    mse_normal: 0.25,
+                    mse_anomalous: 0.75,
+                }),
+                noise: vec![ReconstructionNoisePoint {
+                    sigma: 0.1,
+                    mse_normal: 0.3,
+                    auc: Some(0.8),
+                }],
+            }),
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.contains(r#""test_accuracy":null"#), "{text}");
+        let back: crate::eval::Metrics = serde_json::from_str(&text).unwrap();
+        assert!(back.test_accuracy.is_nan() && back.curve[0].train_accuracy.is_nan());
+        assert_eq!(back.reconstruction, m.reconstruction);
+        assert!(back.is_reconstruction());
+        let line = crate::run::summary(&back);
+        assert!(line.contains("anomaly ROC AUC 0.8750"), "{line}");
+        assert!(line.contains("normal classes 0-2"), "{line}");
+        assert!(!line.contains("accuracy"), "{line}");
+    }
+
+    #[test]
     fn filter_keeps_the_normal_samples_in_order() {
         let s = Split {
             x: vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1, 3.0, 3.1],
