@@ -327,6 +327,12 @@ pub struct TrainArgs {
     /// work (denoiser fits, calibration, the retrieval gallery) still sees the whole train split.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parsed(rules::at_least_one))]
     pub labels: Option<usize>,
+    /// Held-out-class anomaly detection (--arch autoencoder): train on these classes only
+    /// (comma-separated classes and ranges, e.g. 0-8) and report the ROC AUC of the
+    /// reconstruction error on the whole test split, every other class anomalous [default: all
+    /// classes, no AUC; with --init: the --init run's]
+    #[arg(long, value_name = "CLASSES", value_parser = rules::normal_classes)]
+    pub normal_classes: Option<rules::ClassList>,
     /// Adam learning rate (both parameter groups).
     #[arg(
         long,
@@ -567,6 +573,10 @@ pub struct InferArgs {
     /// Skip retrieval (which runs the model over the whole train split as the gallery).
     #[arg(long)]
     pub no_retrieval: bool,
+    /// Reconstruction models (autoencoder): the classes trained on; the ROC AUC of the
+    /// reconstruction error is reported over the test samples, every other class anomalous.
+    #[arg(long, value_name = "CLASSES", value_parser = rules::normal_classes)]
+    pub normal_classes: Option<rules::ClassList>,
     /// Write every test sample's logits and embedding, exact bytes (docs/dump-format.md).
     #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
     pub dump: Option<PathBuf>,
@@ -599,6 +609,7 @@ impl InferArgs {
             },
             limit: self.limit,
             retrieval: !self.no_retrieval,
+            normal_classes: self.normal_classes.clone().map(|c| c.0),
             dump: self.dump.clone(),
             write_inputs: self.write_inputs.clone(),
             threads,
@@ -659,6 +670,7 @@ impl TrainArgs {
                 // Stored in config.json: absolute, so `--resume` works from any directory.
                 init: self.init.as_deref().map(absolute).transpose()?,
                 import: self.import.as_deref().map(absolute).transpose()?,
+                normal_classes: self.normal_classes.clone().map(|c| c.0),
             },
             arch_given: self.arch.is_some(),
             data_given: self.data.is_some(),
@@ -865,6 +877,16 @@ pub mod rules {
                 _ => Err(why()),
             })
             .collect()
+    }
+
+    /// A parsed `--normal-classes` (a newtype: clap would take a bare `Vec` for a repeated flag).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ClassList(pub Vec<u32>);
+
+    /// `--normal-classes`: comma-separated class indices and inclusive ranges, e.g. `0-8` or
+    /// `0,2,4-6` (that the classes exist is checked against the data). A clap value parser.
+    pub fn normal_classes(s: &str) -> Result<ClassList, Why> {
+        crate::eval::anomaly::parse_classes(s).map(ClassList)
     }
 
     /// `eval --feature-noise`: `auto` (the per-layer default) or a finite standard deviation

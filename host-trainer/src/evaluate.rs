@@ -5,7 +5,8 @@
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::data::{Dataset, Normalization};
+use crate::data::{Dataset, Normalization, Split};
+use crate::eval::anomaly::{self, AnomalyMetrics, ReconstructionMetrics, ReconstructionNoisePoint};
 use crate::eval::corrupt::{self, CORRUPTIONS};
 use crate::eval::{self, CorruptionPoint, FeatureNoisePoint, NoisePoint, Retrieval, NOISE_SIGMAS};
 use crate::model::{Grads, Mode, Model, Output};
@@ -70,14 +71,135 @@ pub fn outputs(model: &Model, x: &Tensor) -> (Tensor, Tensor) {
     (Tensor::cat(&logits, 0), Tensor::cat(&emb, 0))
 }
 
-/// Fraction of `x` whose fused-model argmax equals `y` (int64 on the same device).
+/// Fraction of `x` whose fused-model argmax equals `y` (int64 on the same device); NaN for a
+/// reconstruction model (it predicts no class).
 pub fn accuracy(model: &Model, x: &Tensor, y: &Tensor) -> f64 {
+    if model.arch.reconstructs() {
+        return f64::NAN;
+    }
     let (logits, _) = outputs(model, x);
     let hits = logits
         .argmax(-1, false)
         .eq_tensor(&y.to_device(Device::Cpu))
         .sum(Kind::Int64);
     hits.int64_value(&[]) as f64 / y.size()[0].max(1) as f64
+}
+
+/// Per-sample reconstruction errors of the fused model on normalized inputs `x: [n, C, H, W]`:
+/// `e_i = (1/D)·Σ_j (x̂_ij − x_ij)²`, `x̂ = [n, D]` the model's output (a reconstruction model's
+/// `logits`), `D = C·H·W` — the anomaly score of `eval::anomaly`.
+pub fn reconstruction_errors(model: &Model, x: &Tensor) -> Result<Vec<f64>> {
+    let (out, _) = outputs(model, x);
+    let target = x.to_device(Device::Cpu).flatten(1, -1);
+    if out.size() != target.size() {
+        anyhow::bail!(
+            "arch {}: output shape {:?} is not the flattened input's {:?}: not a reconstruction model",
+            model.arch.spec,
+            out.size(),
+            target.size()
+        );
+    }
+    let e = (out - target)
+        .square()
+        .mean_dim(1, false, Kind::Double)
+        .contiguous();
+    Ok(Vec::<f64>::try_from(&e)?)
+}
+
+/// Mean per-sample reconstruction error of the fused model on normalized inputs `x`
+/// ([`reconstruction_errors`]); 0 for an empty `x`.
+pub fn reconstruction_mse(model: &Model, x: &Tensor) -> Result<f64> {
+    Ok(anomaly::mean(&reconstruction_errors(model, x)?))
+}
+
+/// Evaluation of a reconstruction model: the test MSE on `data.test` (the normal classes when
+/// `anomaly` is given), and with `anomaly = (whole test split, normal classes)` the ROC AUC of the
+/// per-sample error as anomaly score, anomalous = class not normal ([`anomaly::roc_auc`]). Under
+/// each input-noise σ of [`NOISE_SIGMAS`] (the same draws as [`evaluate`]: `mix(seed, i)`, raw
+/// inputs, clipped to the data's range) the error is measured against the noisy input.
+pub fn evaluate_reconstruction(
+    model: &Model,
+    data: &Dataset,
+    anomaly: Option<(&Split, &[u32])>,
+    seed: u64,
+) -> Result<ReconstructionMetrics> {
+    let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
+    let test_mse = reconstruction_mse(model, &to_tensor(&data.test.x, shape, norm, dev))?;
+    // The split every score is measured on, and which of its samples are anomalous.
+    let (split, anomalous): (&Split, Vec<bool>) = match anomaly {
+        Some((full, normal)) => (
+            full,
+            full.y
+                .iter()
+                .map(|c| normal.binary_search(c).is_err())
+                .collect(),
+        ),
+        None => (&data.test, vec![false; data.test.len()]),
+    };
+    let normal_mean = |e: &[f64]| {
+        let v: Vec<f64> = e
+            .iter()
+            .zip(&anomalous)
+            .filter(|(_, &a)| !a)
+            .map(|(&e, _)| e)
+            .collect();
+        anomaly::mean(&v)
+    };
+    let auc = |e: &[f64]| {
+        anomaly
+            .is_some()
+            .then(|| anomaly::roc_auc(e, &anomalous))
+            .flatten()
+    };
+    let mut noise = Vec::with_capacity(NOISE_SIGMAS.len());
+    let mut clean = None;
+    for (i, &sigma) in NOISE_SIGMAS.iter().enumerate() {
+        let noisy = eval::add_noise(&split.x, sigma, data.value_range, mix(seed, i as u64));
+        let e = reconstruction_errors(model, &to_tensor(&noisy, shape, norm, dev))?;
+        noise.push(ReconstructionNoisePoint {
+            sigma,
+            mse_normal: normal_mean(&e),
+            auc: auc(&e),
+        });
+        if sigma == 0.0 {
+            clean = Some(e);
+        }
+    }
+    let clean = match clean {
+        Some(e) => e,
+        None => reconstruction_errors(model, &to_tensor(&split.x, shape, norm, dev))?,
+    };
+    let anomaly = match anomaly {
+        Some((_, normal)) => {
+            let Some(auc) = auc(&clean) else {
+                anyhow::bail!(
+                    "anomaly evaluation: the test split needs normal and anomalous samples \
+                     (normal classes {}), and finite errors",
+                    anomaly::format_classes(normal)
+                );
+            };
+            let anomalous_errors: Vec<f64> = clean
+                .iter()
+                .zip(&anomalous)
+                .filter(|(_, &a)| a)
+                .map(|(&e, _)| e)
+                .collect();
+            Some(AnomalyMetrics {
+                normal_classes: normal.to_vec(),
+                n_normal: anomalous.iter().filter(|&&a| !a).count(),
+                n_anomalous: anomalous_errors.len(),
+                auc,
+                mse_normal: normal_mean(&clean),
+                mse_anomalous: anomaly::mean(&anomalous_errors),
+            })
+        }
+        None => None,
+    };
+    Ok(ReconstructionMetrics {
+        test_mse,
+        anomaly,
+        noise,
+    })
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -97,12 +219,12 @@ pub const CORRUPTION_STREAM: u64 = 5 << 32;
 /// inputs ([`corrupt::corrupt`], seed `mix(seed, CORRUPTION_STREAM + j)`, range = the data's or,
 /// without one, the test split's min and max) and normalized; a `gaussian` entry takes its
 /// accuracy from the `noise_robustness` point of the same σ (the same draw), so the corruptions
-/// cost one test-split pass each for the other seven.
+/// cost one test-split pass each for the other seven. A reconstruction model gets the retrieval
+/// only (accuracy NaN, no robustness points): see [`evaluate_reconstruction`].
 pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> {
     let (shape, norm, dev) = (data.shape, &model.normalization, model.device);
     let (test_logits, test_emb) = outputs(model, &to_tensor(&data.test.x, shape, norm, dev));
     let (_, train_emb) = outputs(model, &to_tensor(&data.train.x, shape, norm, dev));
-    let test_accuracy = eval::accuracy(&to_vec(&test_logits)?, data.num_classes, &data.test.y);
     let retrieval = eval::retrieval(
         &to_vec(&test_emb)?,
         &data.test.y,
@@ -110,6 +232,17 @@ pub fn evaluate(model: &Model, data: &Dataset, seed: u64) -> Result<Evaluation> 
         &data.train.y,
         model.arch.embedding_dim,
     );
+    if model.arch.reconstructs() {
+        // No class is predicted: no accuracy, no accuracy-under-noise (the reconstruction
+        // protocol of `evaluate_reconstruction` replaces them); retrieval on the bottleneck.
+        return Ok(Evaluation {
+            test_accuracy: f64::NAN,
+            retrieval,
+            noise_robustness: Vec::new(),
+            corruptions: Vec::new(),
+        });
+    }
+    let test_accuracy = eval::accuracy(&to_vec(&test_logits)?, data.num_classes, &data.test.y);
     let mut noise_robustness = Vec::new();
     for (i, &sigma) in NOISE_SIGMAS.iter().enumerate() {
         let noisy = eval::add_noise(&data.test.x, sigma, data.value_range, mix(seed, i as u64));
@@ -238,7 +371,11 @@ pub fn feature_noise(
     Ok(FeatureNoisePoint {
         s,
         per_layer,
-        accuracy: eval::accuracy(&to_vec(&logits)?, data.num_classes, &data.test.y),
+        accuracy: if model.arch.reconstructs() {
+            f64::NAN
+        } else {
+            eval::accuracy(&to_vec(&logits)?, data.num_classes, &data.test.y)
+        },
         retrieval_map: r.map,
         retrieval_rank1: r.rank1,
         denoised_retrieval_map: dr.map(|r| r.map),

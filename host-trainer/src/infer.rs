@@ -41,6 +41,9 @@ pub struct InferRequest {
     pub retrieval: bool,
     pub dump: Option<PathBuf>,
     pub write_inputs: Option<PathBuf>,
+    /// `--normal-classes` (reconstruction models): the anomaly AUC over the test samples run,
+    /// every other class anomalous.
+    pub normal_classes: Option<Vec<u32>>,
     /// Worker threads (≥ 1).
     pub threads: usize,
     /// Progress bars on stderr (a terminal); otherwise one plain line per long step.
@@ -54,7 +57,10 @@ pub struct InferReport {
     pub precision: Precision,
     /// Test samples run.
     pub samples: usize,
+    /// Top-1 accuracy; NaN for a reconstruction model.
     pub test_accuracy: f64,
+    /// A reconstruction model's numbers (`None` for a classifier).
+    pub reconstruction: Option<InferReconstruction>,
     pub retrieval: Option<Retrieval>,
     /// Gallery samples of the retrieval (the train split); 0 without retrieval.
     pub gallery_samples: usize,
@@ -62,6 +68,19 @@ pub struct InferReport {
     pub footprint: Footprint,
     /// Wall time of the whole command (load, data, inference, retrieval, files).
     pub seconds: f64,
+}
+
+/// What `infer` measures for a reconstruction model (logits = a reconstruction of the
+/// normalized input, as many values as the input): per test sample the anomaly score
+/// `e = (1/D)·Σ_j (x̂_j − (x_j − μ)/σ)²` from the core's (dequantized) output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferReconstruction {
+    /// Mean score over the normal test samples run (all of them without `--normal-classes`).
+    pub mse_normal: f64,
+    /// `--normal-classes` given: the classes, the anomalous samples' mean score and the ROC AUC.
+    pub normal_classes: Option<Vec<u32>>,
+    pub mse_anomalous: Option<f64>,
+    pub auc: Option<f64>,
 }
 
 /// `infer --json FILE`: an [`InferReport`] with what was run, as written to disk.
@@ -77,8 +96,11 @@ pub struct InferSummary {
     pub data: String,
     /// Test samples run.
     pub samples: usize,
-    /// Top-1 accuracy in `[0, 1]` on those samples.
+    /// Top-1 accuracy in `[0, 1]` on those samples (`null` for a reconstruction model).
     pub test_accuracy: f64,
+    /// A reconstruction model's scores (absent for a classifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<InferReconstruction>,
     /// Retrieval mAP / Rank-1 in `[0, 1]` (queries: the test samples; gallery: the train split);
     /// `null` with `--no-retrieval`.
     pub retrieval: Option<Retrieval>,
@@ -100,6 +122,7 @@ impl InferSummary {
             data: req.data.clone(),
             samples: report.samples,
             test_accuracy: report.test_accuracy,
+            reconstruction: report.reconstruction.clone(),
             retrieval: report.retrieval,
             gallery_samples: report.gallery_samples,
             threads: req.threads,
@@ -246,7 +269,21 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
     let data = data::load(&req.data, &req.load)?;
     let input: Vec<u32> = model.input_info().shape.dims().to_vec();
     let classes = model.num_classes();
-    if data.sample_len() != model.input_len() || data.num_classes != classes {
+    // A reconstruction model (the autoencoder): as many outputs as inputs, not class logits.
+    let reconstructs = classes == model.input_len() && classes != data.num_classes;
+    if let (Some(c), false) = (&req.normal_classes, reconstructs) {
+        bail!(
+            "--normal-classes {}: model {} outputs {classes} class logits, not a reconstruction of \
+             its input; the anomaly evaluation needs an autoencoder's model file",
+            eval::anomaly::format_classes(c),
+            req.model.display()
+        );
+    }
+    if let Some(c) = &req.normal_classes {
+        eval::anomaly::check_classes(c, data.num_classes, "--normal-classes")
+            .with_context(|| format!("data '{}'", req.data))?;
+    }
+    if data.sample_len() != model.input_len() || (data.num_classes != classes && !reconstructs) {
         bail!(
             "data '{}' has shape {:?} and {} classes, model {} expects {:?} and {}",
             req.data,
@@ -267,7 +304,14 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
     let bar = progress_bar(n, "test   ", req.progress);
     let test = run_samples(&model, test_x, req.threads, req.dump.is_some(), &bar)?;
     bar.finish_and_clear();
-    let test_accuracy = eval::accuracy(&test.logits, data.num_classes, test_y);
+    let (test_accuracy, reconstruction) = if reconstructs {
+        let mean: Vec<f32> = model.info().input_mean.iter().collect();
+        let std: Vec<f32> = model.info().input_std.iter().collect();
+        let r = reconstruction_scores(&test.logits, test_x, test_y, &mean, &std, req)?;
+        (f64::NAN, Some(r))
+    } else {
+        (eval::accuracy(&test.logits, data.num_classes, test_y), None)
+    };
 
     let retrieval = if req.retrieval {
         let m = data.train.len();
@@ -311,10 +355,79 @@ pub fn infer(req: &InferRequest) -> Result<InferReport> {
         precision: model.precision(),
         samples: n,
         test_accuracy,
+        reconstruction,
         retrieval,
         gallery_samples: if req.retrieval { data.train.len() } else { 0 },
         footprint: footprint(&bytes)?,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// [`InferReconstruction`] of the reconstructions `out` (`n × D`) of the raw samples `x` with
+/// labels `y`, normalized with the model's `mean`, `std` (1 value, or one per input dim-0 index
+/// over equal planes, as the core does).
+fn reconstruction_scores(
+    out: &[f32],
+    x: &[f32],
+    y: &[u32],
+    mean: &[f32],
+    std: &[f32],
+    req: &InferRequest,
+) -> Result<InferReconstruction> {
+    let d = x.len() / y.len().max(1);
+    let groups = mean.len().max(1);
+    let plane = d / groups;
+    if mean.len() != std.len() || plane * groups != d || out.len() != x.len() {
+        bail!(
+            "model {}: {} outputs for {} inputs with {} normalization groups: not a reconstruction \
+             model",
+            req.model.display(),
+            out.len(),
+            x.len(),
+            mean.len()
+        );
+    }
+    let scores: Vec<f64> = out
+        .chunks(d)
+        .zip(x.chunks(d))
+        .map(|(o, s)| {
+            let sum: f64 = o
+                .iter()
+                .zip(s)
+                .enumerate()
+                .map(|(j, (&o, &v))| {
+                    let g = if groups == 1 { 0 } else { j / plane };
+                    let t = (v - mean[g]) / std[g];
+                    f64::from(o - t).powi(2)
+                })
+                .sum();
+            sum / d as f64
+        })
+        .collect();
+    let anomalous: Vec<bool> = match &req.normal_classes {
+        Some(c) => y.iter().map(|k| c.binary_search(k).is_err()).collect(),
+        None => vec![false; y.len()],
+    };
+    let pick = |want: bool| -> Vec<f64> {
+        scores
+            .iter()
+            .zip(&anomalous)
+            .filter(|(_, &a)| a == want)
+            .map(|(&e, _)| e)
+            .collect()
+    };
+    let (normal, bad) = (pick(false), pick(true));
+    Ok(InferReconstruction {
+        mse_normal: eval::anomaly::mean(&normal),
+        normal_classes: req.normal_classes.clone(),
+        mse_anomalous: req
+            .normal_classes
+            .as_ref()
+            .map(|_| eval::anomaly::mean(&bad)),
+        auc: req
+            .normal_classes
+            .as_ref()
+            .and_then(|_| eval::anomaly::roc_auc(&scores, &anomalous)),
     })
 }
 

@@ -55,14 +55,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let out = req.out.clone();
             let s = run::train(req)?;
             let m = &s.metrics;
-            println!(
-                "{}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%, {:.1} s",
-                out.display(),
-                100.0 * m.test_accuracy,
-                100.0 * m.retrieval_map,
-                100.0 * m.retrieval_rank1,
-                s.seconds
-            );
+            println!("{}: {}, {:.1} s", out.display(), run::summary(m), s.seconds);
         }
         Command::Eval(args) => {
             runtime::init_threads(args.threads)?;
@@ -72,13 +65,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 args.device.resolve()?,
                 &args.feature_noise,
             )?;
-            println!(
-                "{}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%",
-                args.run.display(),
-                100.0 * m.test_accuracy,
-                100.0 * m.retrieval_map,
-                100.0 * m.retrieval_rank1
-            );
+            println!("{}: {}", args.run.display(), run::summary(&m));
             for f in &m.feature_noise {
                 let s = f.s.map_or("per-layer √((1−ᾱ)/ᾱ)".to_string(), |s| {
                     s.to_string()
@@ -91,9 +78,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     ),
                     _ => String::new(),
                 };
+                let acc = if f.accuracy.is_nan() {
+                    "no accuracy (reconstruction model)".to_string()
+                } else {
+                    format!("test accuracy {:.2}%", 100.0 * f.accuracy)
+                };
                 println!(
-                    "  feature noise s = {s}: test accuracy {:.2}%, retrieval mAP {:.2}% Rank-1 {:.2}%{den}",
-                    100.0 * f.accuracy,
+                    "  feature noise s = {s}: {acc}, retrieval mAP {:.2}% Rank-1 {:.2}%{den}",
                     100.0 * f.retrieval_map,
                     100.0 * f.retrieval_rank1
                 );
@@ -157,11 +148,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 denoiserep_core::Precision::F32 => "f32",
                 denoiserep_core::Precision::Int8 => "int8",
             };
+            let headline = match &r.reconstruction {
+                None => format!("test accuracy {:.2}%", 100.0 * r.test_accuracy),
+                Some(x) => match (x.auc, x.mse_anomalous) {
+                    (Some(auc), Some(bad)) => format!(
+                        "reconstruction MSE normal {:.4}, anomalous {bad:.4}, anomaly ROC AUC {auc:.4}",
+                        x.mse_normal
+                    ),
+                    _ => format!(
+                        "reconstruction MSE {:.4} (no AUC without --normal-classes)",
+                        x.mse_normal
+                    ),
+                },
+            };
             println!(
-                "{} ({}, {precision}): test accuracy {:.2}% on {} samples{retrieval}, {:.1} s",
+                "{} ({}, {precision}): {headline} on {} samples{retrieval}, {:.1} s",
                 args.model.display(),
                 r.name,
-                100.0 * r.test_accuracy,
                 r.samples,
                 r.seconds
             );

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::arch::Arch;
-use crate::data::{self, Dataset, LoadOptions, Normalization};
+use crate::data::{self, Dataset, LoadOptions, Normalization, Split};
 use crate::eval::{self, Metrics};
 use crate::evaluate::{self, Evaluation};
 use crate::model::Model;
@@ -155,14 +155,28 @@ fn device_name(d: Device) -> String {
     }
 }
 
-/// Loads the data set of a config.
+/// Loads the data set a config trains on: with `--normal-classes`, both splits restricted to the
+/// normal classes ([`eval::anomaly::normal_only`]).
 pub fn load_data(cfg: &TrainConfig) -> Result<Dataset> {
+    Ok(load_run_data(cfg)?.0)
+}
+
+/// [`load_data`], and with `--normal-classes` the whole test split, normal and anomalous samples,
+/// for the anomaly evaluation. Errors name a class the data does not have.
+pub fn load_run_data(cfg: &TrainConfig) -> Result<(Dataset, Option<Split>)> {
     let opts = LoadOptions {
         test_fraction: cfg.test_fraction,
         seed: cfg.data_seed,
         data_dir: cfg.data_dir.clone(),
     };
-    data::load(&cfg.data, &opts)
+    let data = data::load(&cfg.data, &opts)?;
+    let Some(normal) = &cfg.normal_classes else {
+        return Ok((data, None));
+    };
+    eval::anomaly::check_classes(normal, data.num_classes, "--normal-classes")
+        .with_context(|| format!("data '{}'", cfg.data))?;
+    let restricted = eval::anomaly::normal_only(&data, normal);
+    Ok((restricted, Some(data.test)))
 }
 
 /// A model rebuilt from a run directory (config + `model.safetensors`).
@@ -286,13 +300,25 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         }
         if !resume {
             cfg.data_seed = icfg.train.data_seed;
+            if cfg.normal_classes.is_none() {
+                // The anomaly setup of the backbone's run (a DenoiseRep run on an autoencoder
+                // trained on the normal classes keeps them).
+                cfg.normal_classes = icfg.train.normal_classes.clone();
+            }
         }
     }
-    let data = load_data(&cfg)?;
+    let (data, anomaly_test) = load_run_data(&cfg)?;
     if data.train.is_empty() || data.test.is_empty() {
         bail!(
-            "data '{}': the train and test splits must both be non-empty",
-            cfg.data
+            "data '{}': the train and test splits must both be non-empty{}",
+            cfg.data,
+            match &cfg.normal_classes {
+                Some(c) => format!(
+                    " (with --normal-classes {}: samples of those classes)",
+                    eval::anomaly::format_classes(c)
+                ),
+                None => String::new(),
+            }
         );
     }
     if let Some(n) = cfg.labels {
@@ -331,16 +357,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         None => Arch::parse(&cfg.arch, data.shape, data.num_classes)?,
     };
     cfg.arch = arch.spec.clone();
-    if arch.output_dim != arch.num_classes {
-        bail!(
-            "--arch {}: the model outputs {} values per sample (a reconstruction of the input), \
-             not {} class logits; training it needs a reconstruction regime, which is not \
-             implemented yet",
-            arch.spec,
-            arch.output_dim,
-            arch.num_classes
-        );
-    }
+    check_task(&cfg, &arch)?;
     if cfg.regime.has_denoisers()
         && cfg.denoiser_fit == crate::train::DenoiserFit::Gradient
         && cfg.denoiser_precondition == crate::train::Precondition::Whiten
@@ -461,7 +478,20 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         // Always, also when stderr is not a terminal (CI logs, pipes): progress stays visible.
         // Skipped epochs (the A epochs of `--schedule label-guided`) have no record.
         if let Some(r) = r {
-            eprintln!(
+            if let Some(mse) = r.test_mse {
+                eprintln!(
+                    "epoch {}/{} {:<15} loss {:.4} (mse {:.4}, noise {:.4}) test mse {:.4} {:.1}s",
+                    r.epoch,
+                    cfg.epochs,
+                    r.phase,
+                    r.train_loss,
+                    r.ce_loss,
+                    r.noise_loss,
+                    mse,
+                    r.seconds
+                );
+            } else {
+                eprintln!(
                 "epoch {}/{} {:<15} loss {:.4} (ce {:.4}, noise {:.4}) train {:.2}% test {:.2}% {:.1}s",
                 r.epoch,
                 cfg.epochs,
@@ -473,6 +503,7 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
                 100.0 * r.test_accuracy,
                 r.seconds
             );
+            }
             for line in crate::denoiser_fit::log_lines(&r.denoisers) {
                 eprintln!("{line}");
             }
@@ -485,9 +516,21 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     }
     write_tensors(&out.join(MODEL), &trainer.model.tensors())?;
     eprintln!(
-        "evaluating the fused model: test accuracy, retrieval, input-noise and corruption robustness"
+        "{}",
+        if arch.reconstructs() {
+            "evaluating the fused model: reconstruction MSE, anomaly AUC, retrieval on the bottleneck, input-noise robustness"
+        } else {
+            "evaluating the fused model: test accuracy, retrieval, input-noise and corruption robustness"
+        }
     );
-    let metrics = final_metrics(&run_cfg, &trainer.model, &data, trainer.curve.clone(), &[])?;
+    let metrics = final_metrics(
+        &run_cfg,
+        &trainer.model,
+        &data,
+        anomaly_test.as_ref(),
+        trainer.curve.clone(),
+        &[],
+    )?;
     finish(&out, &run_cfg, &metrics)?;
     if ckpt.exists() {
         fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
@@ -496,6 +539,39 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         metrics,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The flags that depend on whether `arch` classifies or reconstructs its input: a
+/// reconstruction model (`--arch autoencoder`, trained with the MSE) uses no labels, so
+/// `--labels` is refused; `--normal-classes` needs one.
+fn check_task(cfg: &TrainConfig, arch: &Arch) -> Result<()> {
+    if arch.reconstructs() {
+        if let Some(n) = cfg.labels {
+            bail!(
+                "--labels {n}: --arch {} is trained on reconstruction (MSE against its input), \
+                 which uses no labels; drop --labels",
+                arch.spec
+            );
+        }
+    } else {
+        if arch.output_dim != arch.num_classes {
+            bail!(
+                "--arch {}: outputs {} values per sample, not {} class logits",
+                arch.spec,
+                arch.output_dim,
+                arch.num_classes
+            );
+        }
+        if let Some(c) = &cfg.normal_classes {
+            bail!(
+                "--normal-classes {}: the held-out-class anomaly setup needs a reconstruction \
+                 model (--arch autoencoder), not --arch {}",
+                eval::anomaly::format_classes(c),
+                arch.spec
+            );
+        }
+    }
+    Ok(())
 }
 
 /// On `--resume`: without `--threads`, the run continues on the thread count it was started
@@ -617,6 +693,7 @@ fn to_metrics(
         curve,
         denoisers,
         feature_noise: Vec::new(),
+        reconstruction: None,
     }
 }
 
@@ -626,11 +703,14 @@ pub const FEATURE_NOISE_LEVELS: [f64; 2] = [0.5, 1.0];
 
 /// The metrics of a final model: evaluation, denoiser diagnostics and the feature-noise points
 /// at [`FEATURE_NOISE_LEVELS`] followed by `extra_levels` (`eval --feature-noise`; `None` = the
-/// per-layer default), level `i` seeded with `mix(seed, 6·2³² + i)`.
+/// per-layer default), level `i` seeded with `mix(seed, 6·2³² + i)`. A reconstruction model
+/// also gets `reconstruction` ([`evaluate::evaluate_reconstruction`]; the anomaly part on
+/// `anomaly_test`, the whole test split, when the run has `--normal-classes`).
 fn final_metrics(
     cfg: &RunConfig,
     model: &Model,
     data: &Dataset,
+    anomaly_test: Option<&Split>,
     curve: Vec<eval::EpochRecord>,
     extra_levels: &[Option<f64>],
 ) -> Result<Metrics> {
@@ -638,6 +718,15 @@ fn final_metrics(
     let ev = evaluate::evaluate(model, data, seed)?;
     let diags = final_diagnostics(model, data, seed)?;
     let mut metrics = to_metrics(&ev, curve, diags);
+    if model.arch.reconstructs() {
+        let anomaly = match (anomaly_test, &cfg.train.normal_classes) {
+            (Some(t), Some(c)) => Some((t, c.as_slice())),
+            _ => None,
+        };
+        metrics.reconstruction = Some(evaluate::evaluate_reconstruction(
+            model, data, anomaly, seed,
+        )?);
+    }
     let mut wanted: Vec<Option<f64>> = FEATURE_NOISE_LEVELS.iter().map(|&s| Some(s)).collect();
     for l in extra_levels {
         if !wanted.contains(l) {
@@ -681,15 +770,19 @@ fn finish(out: &Path, cfg: &RunConfig, metrics: &Metrics) -> Result<()> {
     if !metrics.curve.is_empty() {
         eval::plots::training_curves(&out.join(CURVES_PNG), &title, &metrics.curve)?;
     }
-    eval::plots::robustness_all(
-        &out.join(ROBUSTNESS_PNG),
-        &title,
-        &[eval::plots::RobustnessSeries {
-            name: cfg.train.regime.name().to_string(),
-            noise: metrics.noise_robustness.clone(),
-            corruptions: metrics.corruptions.clone(),
-        }],
-    )?;
+    // A reconstruction model has no accuracy-under-noise points (its noise numbers are in
+    // `reconstruction.noise`): no robustness plot.
+    if !metrics.noise_robustness.is_empty() || !metrics.corruptions.is_empty() {
+        eval::plots::robustness_all(
+            &out.join(ROBUSTNESS_PNG),
+            &title,
+            &[eval::plots::RobustnessSeries {
+                name: cfg.train.regime.name().to_string(),
+                noise: metrics.noise_robustness.clone(),
+                corruptions: metrics.corruptions.clone(),
+            }],
+        )?;
+    }
     write_json(&out.join(METRICS), metrics)
 }
 
@@ -707,7 +800,7 @@ pub fn eval_run(
     if let Some(spec) = data_spec {
         tcfg.data = spec.to_string();
     }
-    let data = load_data(&tcfg)?;
+    let (data, anomaly_test) = load_run_data(&tcfg)?;
     if data.shape != cfg.arch.input_shape || data.num_classes != cfg.arch.num_classes {
         bail!(
             "data '{}' has shape {:?} and {} classes, run {} expects {:?} and {}",
@@ -724,7 +817,14 @@ pub fn eval_run(
         _ => None,
     };
     let curve = old.map(|m| m.curve).unwrap_or_default();
-    let metrics = final_metrics(&cfg, &model, &data, curve, feature_noise)?;
+    let metrics = final_metrics(
+        &cfg,
+        &model,
+        &data,
+        anomaly_test.as_ref(),
+        curve,
+        feature_noise,
+    )?;
     finish(dir, &cfg, &metrics)?;
     Ok(metrics)
 }
@@ -763,6 +863,37 @@ fn feature_noise_levels(
             (level, per_layer)
         })
         .collect())
+}
+
+/// The headline numbers of a run's metrics, as `train` and `eval` print them: test accuracy and
+/// retrieval; for a reconstruction model the test MSE, the anomaly AUC with the MSE of normal and
+/// anomalous samples, and retrieval on the bottleneck (never an accuracy).
+pub fn summary(m: &Metrics) -> String {
+    let retrieval = format!(
+        "retrieval mAP {:.2}% Rank-1 {:.2}%",
+        100.0 * m.retrieval_map,
+        100.0 * m.retrieval_rank1
+    );
+    let Some(r) = &m.reconstruction else {
+        return format!("test accuracy {:.2}%, {retrieval}", 100.0 * m.test_accuracy);
+    };
+    let anomaly = match &r.anomaly {
+        Some(a) => format!(
+            "anomaly ROC AUC {:.4} (normal classes {}: {} normal, {} anomalous test samples; \
+             MSE normal {:.4}, anomalous {:.4}), ",
+            a.auc,
+            eval::anomaly::format_classes(&a.normal_classes),
+            a.n_normal,
+            a.n_anomalous,
+            a.mse_normal,
+            a.mse_anomalous
+        ),
+        None => "no anomaly AUC (no --normal-classes), ".to_string(),
+    };
+    format!(
+        "test reconstruction MSE {:.4}, {anomaly}bottleneck {retrieval}",
+        r.test_mse
+    )
 }
 
 fn versions() -> Versions {

@@ -8,6 +8,10 @@
 //! | `label-guided` B | backbone | CE + λ·Σ noise | fused, recomputed from the live `W, b` each step |
 //! | `penalty-control` | backbone | CE + λ·Σ (mean\|a\| + mean a²) | plain |
 //!
+//! CE is the task loss: cross-entropy, or for a reconstruction model (`--arch autoencoder`) the
+//! MSE between its output and the flattened normalized input ([`Trainer::task_loss`]); the
+//! denoiser phases never use labels.
+//!
 //! `label-guided` alternates every `phase_epochs` epochs, starting with A. Each parameter group
 //! has its own [`Adam`]; only the active group's optimizer steps, and the frozen group is used
 //! through detached tensors, so it receives no gradient at all. The noise loss sees each layer
@@ -185,6 +189,11 @@ pub struct TrainConfig {
     pub data_seed: u64,
     pub init: Option<PathBuf>,
     pub import: Option<PathBuf>,
+    /// `--normal-classes`: a reconstruction model trains on these classes only (sorted) and is
+    /// evaluated for anomaly detection on the whole test split, every other class anomalous
+    /// (`eval::anomaly`). `None` (and config.json files written before it existed): all classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal_classes: Option<Vec<u32>>,
 }
 
 /// What an epoch trains.
@@ -494,31 +503,33 @@ impl Trainer {
             loss_sum += value * w;
             ce_sum += ce * w;
             noise_sum += noise * w;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            correct += self.hits(&logits, &y);
             bar.inc(1);
             if step % 10 == 0 {
-                bar.set_message(format!(
-                    "loss {value:.4} acc {:.1}%",
-                    100.0 * correct as f64 / ((step + 1) * bs) as f64
-                ));
+                bar.set_message(if self.model.arch.reconstructs() {
+                    format!("loss {value:.4}")
+                } else {
+                    format!(
+                        "loss {value:.4} acc {:.1}%",
+                        100.0 * correct as f64 / ((step + 1) * bs) as f64
+                    )
+                });
             }
         }
         bar.finish_and_clear();
         if let Some(avg) = tail_avg {
             avg.apply(&self.model);
         }
+        let (test_accuracy, test_mse) = self.test_numbers()?;
         let record = EpochRecord {
             epoch: epoch + 1,
             phase: ph.name().into(),
             train_loss: loss_sum / n as f64,
             ce_loss: ce_sum / n as f64,
             noise_loss: noise_sum / n as f64,
-            train_accuracy: correct as f64 / n as f64,
-            test_accuracy: evaluate::accuracy(&self.model, &self.test_x, &self.test_y),
+            train_accuracy: self.train_accuracy(correct, n),
+            test_accuracy,
+            test_mse,
             seconds: 0.0,
             denoisers: Vec::new(),
         };
@@ -562,20 +573,19 @@ impl Trainer {
         denoiser_fit::fit_closed_form(&self.model, &self.train_x)?;
         let (logits, _) = evaluate::outputs(&self.model, &self.train_x);
         let y = self.train_y.to_device(tch::Device::Cpu);
-        let ce = logits.cross_entropy_for_logits(&y).double_value(&[]);
-        let correct = logits
-            .argmax(-1, false)
-            .eq_tensor(&y)
-            .sum(Kind::Int64)
-            .int64_value(&[]);
+        let x = self.train_x.to_device(tch::Device::Cpu);
+        let ce = self.task_loss(&logits, &x, &y).double_value(&[]);
+        let correct = self.hits(&logits, &y);
+        let (test_accuracy, test_mse) = self.test_numbers()?;
         let record = EpochRecord {
             epoch: epoch + 1,
             phase: ph.name().into(),
             train_loss: 0.0,
             ce_loss: ce,
             noise_loss: 0.0,
-            train_accuracy: correct as f64 / y.size()[0].max(1) as f64,
-            test_accuracy: evaluate::accuracy(&self.model, &self.test_x, &self.test_y),
+            train_accuracy: self.train_accuracy(correct, y.size()[0] as usize),
+            test_accuracy,
+            test_mse,
             seconds: 0.0,
             denoisers: Vec::new(),
         };
@@ -604,7 +614,53 @@ impl Trainer {
         }
     }
 
-    /// `(loss, ce, noise-or-penalty, logits)` of one batch in phase `ph`.
+    /// The task loss of a batch: the cross-entropy of `logits` against the labels `y`, or for a
+    /// reconstruction model ([`crate::arch::Arch::reconstructs`]) the MSE of its output
+    /// `x̂: [N, D]` against the flattened normalized input, `(1/(N·D))·Σ (x̂ − x)²` (no labels).
+    fn task_loss(&self, logits: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+        if self.model.arch.reconstructs() {
+            logits.mse_loss(&x.flatten(1, -1), tch::Reduction::Mean)
+        } else {
+            logits.cross_entropy_for_logits(y)
+        }
+    }
+
+    /// Correct top-1 predictions in a batch (0 for a reconstruction model: no classes).
+    fn hits(&self, logits: &Tensor, y: &Tensor) -> i64 {
+        if self.model.arch.reconstructs() {
+            return 0;
+        }
+        logits
+            .argmax(-1, false)
+            .eq_tensor(y)
+            .sum(Kind::Int64)
+            .int64_value(&[])
+    }
+
+    /// The per-epoch test numbers: top-1 accuracy (NaN for a reconstruction model) and a
+    /// reconstruction model's test MSE.
+    fn test_numbers(&self) -> Result<(f64, Option<f64>)> {
+        if self.model.arch.reconstructs() {
+            let mse = evaluate::reconstruction_mse(&self.model, &self.test_x)?;
+            return Ok((f64::NAN, Some(mse)));
+        }
+        Ok((
+            evaluate::accuracy(&self.model, &self.test_x, &self.test_y),
+            None,
+        ))
+    }
+
+    /// A train accuracy from a hit count, NaN for a reconstruction model.
+    fn train_accuracy(&self, correct: i64, n: usize) -> f64 {
+        if self.model.arch.reconstructs() {
+            f64::NAN
+        } else {
+            correct as f64 / n.max(1) as f64
+        }
+    }
+
+    /// `(loss, ce, noise-or-penalty, logits)` of one batch in phase `ph` (`ce`: the task loss,
+    /// [`Self::task_loss`]).
     fn losses(&self, ph: Phase, x: &Tensor, y: &Tensor) -> (Tensor, f64, f64, Tensor) {
         let m = &self.model;
         let lambda = self.cfg.lambda;
@@ -617,13 +673,13 @@ impl Trainer {
         match ph {
             Phase::Baseline => {
                 let out = m.forward(x, Mode::Plain, backbone, true);
-                let ce = out.logits.cross_entropy_for_logits(y);
+                let ce = self.task_loss(&out.logits, x, y);
                 let c = ce.double_value(&[]);
                 (ce, c, 0.0, out.logits)
             }
             Phase::PenaltyControl => {
                 let out = m.forward(x, Mode::Plain, backbone, true);
-                let ce = out.logits.cross_entropy_for_logits(y);
+                let ce = self.task_loss(&out.logits, x, y);
                 let pen = sum(out
                     .inputs
                     .iter()
@@ -640,13 +696,13 @@ impl Trainer {
                     .iter()
                     .zip(&out.inputs)
                     .map(|(d, a)| d.noise_loss(a, true)));
-                let c = tch::no_grad(|| out.logits.cross_entropy_for_logits(y).double_value(&[]));
+                let c = tch::no_grad(|| self.task_loss(&out.logits, x, y).double_value(&[]));
                 let nv = noise.double_value(&[]);
                 (noise, c, nv, out.logits)
             }
             Phase::B => {
                 let out = m.forward(x, Mode::Fused, backbone, true);
-                let ce = out.logits.cross_entropy_for_logits(y);
+                let ce = self.task_loss(&out.logits, x, y);
                 let noise = sum(m.denoisers.iter().zip(&out.inputs).map(|(d, a)| {
                     let a = if self.cfg.noise_grad {
                         a.shallow_clone()

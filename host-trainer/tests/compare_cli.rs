@@ -550,6 +550,7 @@ fn tiny_trainer(epochs: usize) -> Trainer {
         data_seed: 3,
         init: None,
         import: None,
+        normal_classes: None,
     };
     let mut t = Trainer::new(cfg, model, &data);
     t.progress = false;

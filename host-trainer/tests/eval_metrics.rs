@@ -168,6 +168,7 @@ fn plots_write_complete_pngs() {
             noise_loss: 5.0 + e as f64,
             train_accuracy: 1.0 - 0.5 / e as f64,
             test_accuracy: 0.97 - 0.5 / e as f64,
+            test_mse: None,
             denoisers: if e <= 4 {
                 Vec::new()
             } else {

@@ -51,6 +51,7 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         data_seed: 3,
         init: None,
         import: None,
+        normal_classes: None,
     }
 }
 

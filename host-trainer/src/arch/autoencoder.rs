@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `D = C·H·W` is the data's flattened input size; the output is a reconstruction `[N, D]`
-//! (not class logits). Nodes: `flatten`, `encoder.k.{fc,bn,relu}` (k = 0..4: 128, 128, 128,
+//! (not class logits) and the embedding is the 8-wide bottleneck `encoder.4.relu`. Nodes: `flatten`, `encoder.k.{fc,bn,relu}` (k = 0..4: 128, 128, 128,
 //! 128, 8), `decoder.k.{fc,bn,relu}` (k = 0..3), `out`.
 
 use anyhow::Result;
@@ -29,6 +29,8 @@ pub(super) fn build(b: &mut Builder) -> Result<()> {
     for (k, w) in [128, 128, 128, 128, 8].into_iter().enumerate() {
         x = b.scoped("encoder", |b| block(b, k, x, w))?;
     }
+    // The 8-wide code (after its batch norm and ReLU, as Keras' `Activation` output).
+    b.set_embedding(x)?;
     for k in 0..4 {
         x = b.scoped("decoder", |b| block(b, k, x, 128))?;
     }

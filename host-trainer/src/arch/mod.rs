@@ -30,9 +30,11 @@
 //!
 //! The **embedding** is the input of the final Linear (the penultimate features: the output of
 //! the last hidden block of `mlp`/`cnn`, the flattened conv features of `cnn:…` without hidden
-//! widths, the globally pooled features of the MLPerf Tiny CNNs, the last 128-wide decoder
-//! features of the autoencoder); it is used for retrieval. `embedding_layer` is the node whose
-//! output it is.
+//! widths, the globally pooled features of the MLPerf Tiny CNNs) — except for the autoencoder,
+//! whose embedding is its 8-wide bottleneck (`encoder.4.relu`), the code it reconstructs from;
+//! it is used for retrieval. `embedding_layer` is the node whose output it is. The autoencoder's
+//! output (`logits` in the model and the core) is the reconstruction `[N, C·H·W]`: see
+//! [`Arch::reconstructs`].
 //!
 //! **Parameter counts.** [`Arch::param_counts`] gives three counts: `weighted` (Conv2d and
 //! Linear weights and biases: the count of the deployed model, whose batch norms are folded
@@ -324,6 +326,13 @@ impl Arch {
         b.finish(num_classes)
     }
 
+    /// True when the model's output is a reconstruction of its (normalized, flattened) input
+    /// `[N, C·H·W]`, not class logits: the `autoencoder`, trained with the MSE loss
+    /// (`docs/trainer.md`, "Reconstruction and anomaly detection").
+    pub fn reconstructs(&self) -> bool {
+        self.spec == "autoencoder"
+    }
+
     /// Indices (into `nodes`) of the weighted nodes, in execution order.
     pub fn weighted_layers(&self) -> Vec<usize> {
         (0..self.nodes.len())
@@ -385,6 +394,9 @@ pub(crate) struct Builder {
     nodes: Vec<Node>,
     shapes: Vec<Shape>,
     prefix: Vec<String>,
+    /// The embedding node when it is not the final Linear's input (the autoencoder's
+    /// bottleneck); set with [`Builder::set_embedding`].
+    embedding: Option<usize>,
 }
 
 /// TF-"same" padding of one spatial dim: output `⌈n/s⌉`, total padding
@@ -404,7 +416,20 @@ impl Builder {
             nodes: Vec::new(),
             shapes: Vec::new(),
             prefix: Vec::new(),
+            embedding: None,
         }
+    }
+
+    /// Makes `src`'s output the embedding instead of the final Linear's input.
+    pub(crate) fn set_embedding(&mut self, src: Src) -> Result<()> {
+        let Src::Node(k) = src else {
+            bail!(
+                "arch {}: the embedding must be a node's output, not the raw input",
+                self.spec
+            );
+        };
+        self.embedding = Some(k);
+        Ok(())
     }
 
     /// Runs `f` with `name` appended to the name prefix.
@@ -642,7 +667,8 @@ impl Builder {
         )
     }
 
-    /// The graph, with the embedding = the input of the final node (which must be a Linear).
+    /// The graph, with the embedding = the input of the final node (which must be a Linear), or
+    /// the node given to [`Builder::set_embedding`].
     fn finish(self, num_classes: usize) -> Result<Arch> {
         let Some(last) = self.nodes.last() else {
             bail!("arch {}: empty graph", self.spec);
@@ -650,9 +676,10 @@ impl Builder {
         let LayerSpec::Linear { out_features, .. } = last.spec else {
             bail!("arch {}: the last node must be a Linear", self.spec);
         };
-        let Src::Node(embedding_layer) = last.inputs[0] else {
+        let Src::Node(penultimate) = last.inputs[0] else {
             bail!("arch {}: the final Linear reads the raw input", self.spec);
         };
+        let embedding_layer = self.embedding.unwrap_or(penultimate);
         Ok(Arch {
             spec: self.spec,
             input_shape: self.input_shape,
@@ -973,7 +1000,10 @@ mod tests {
     #[test]
     fn autoencoder_reconstructs_the_flattened_input() {
         let a = Arch::parse("autoencoder", [1, 28, 28], 10).unwrap();
-        assert_eq!((a.output_dim, a.embedding_dim), (784, 128));
+        assert_eq!((a.output_dim, a.embedding_dim), (784, 8));
+        assert_eq!(a.nodes[a.embedding_layer].name, "encoder.4.relu");
+        assert!(a.reconstructs());
+        assert!(!Arch::parse("mlp", [1, 28, 28], 10).unwrap().reconstructs());
         assert_eq!(a.weighted_layers().len(), 10);
         let names: Vec<&str> = a.nodes.iter().map(|n| n.name.as_str()).collect();
         assert!(names.contains(&"encoder.4.fc") && names.contains(&"decoder.3.bn"));

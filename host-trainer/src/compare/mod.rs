@@ -279,6 +279,14 @@ pub fn validate(s: &Settings) -> Result<()> {
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
         bail!("--seed-list: seed {} appears twice", w[0]);
     }
+    if s.arch.trim() == "autoencoder" {
+        // Every compare statistic is a top-1 / retrieval / accuracy-under-noise difference.
+        bail!(
+            "--arch autoencoder: compare contrasts classification metrics (top-1, accuracy under \
+             noise), which a reconstruction model has none of; train its regimes with \
+             `denoiserep train` and compare their metrics.json reconstruction.anomaly.auc"
+        );
+    }
     rules::flag("--epochs", s.epochs, rules::epochs)?;
     rules::flag("--extra-epochs", s.extra_epochs, rules::epochs)?;
     rules::flag(

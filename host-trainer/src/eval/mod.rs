@@ -2,6 +2,7 @@
 //! and the robustness protocol (Gaussian input noise, and the corruptions of [`corrupt`]); plus
 //! the `metrics.json` record types.
 
+pub mod anomaly;
 pub mod corrupt;
 mod noise;
 pub mod plots;
@@ -83,10 +84,19 @@ pub struct EpochRecord {
     /// `baseline`, `A` (denoisers), `B` (backbone), `label-free`, `penalty-control`.
     pub phase: String,
     pub train_loss: f64,
+    /// The task loss: cross-entropy, or for a reconstruction model (`--arch autoencoder`) the
+    /// reconstruction MSE (`train_loss` − λ·noise).
     pub ce_loss: f64,
     pub noise_loss: f64,
+    /// Top-1 accuracies; `null` (NaN) for a reconstruction model, which predicts no class.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_accuracy: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_accuracy: f64,
+    /// A reconstruction model's mean per-sample reconstruction MSE on the (normal) test split
+    /// (absent for classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mse: Option<f64>,
     pub seconds: f64,
     /// Per denoised layer, after this epoch (empty for models without denoisers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -126,7 +136,12 @@ impl DenoiserDiag {
 /// `RUN_DIR/metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Top-1 accuracy on the test split; `null` (NaN) for a reconstruction model, which predicts
+    /// no class (its numbers are in `reconstruction`).
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_accuracy: f64,
+    /// Retrieval on the embedding (queries = test split, gallery = train split; for the
+    /// autoencoder the 8-wide bottleneck, on the normal classes only).
     pub retrieval_map: f64,
     pub retrieval_rank1: f64,
     pub noise_robustness: Vec<NoisePoint>,
@@ -142,6 +157,23 @@ pub struct Metrics {
     /// every weighted layer (absent unless asked for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feature_noise: Vec<FeatureNoisePoint>,
+    /// A reconstruction model's evaluation (test MSE, anomaly AUC; absent for classifiers, whose
+    /// `noise_robustness` and `corruptions` it replaces: those are `[]` for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<anomaly::ReconstructionMetrics>,
+}
+
+impl Metrics {
+    /// True for the metrics of a reconstruction model (no classification numbers).
+    pub fn is_reconstruction(&self) -> bool {
+        self.reconstruction.is_some()
+    }
+}
+
+/// Reads a number written as `null` as NaN: `serde_json` writes a non-finite `f64` (a metric
+/// that does not apply, e.g. a reconstruction model's accuracy) as `null`.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One feature-noise level (`docs/trainer.md`, "Feature-noise positive control").
@@ -152,7 +184,8 @@ pub struct FeatureNoisePoint {
     pub s: Option<f64>,
     /// `(layer, s)` actually used, per weighted layer in forward order.
     pub per_layer: Vec<(usize, f64)>,
-    /// Top-1 accuracy on the test split under that noise.
+    /// Top-1 accuracy on the test split under that noise (`null` for a reconstruction model).
+    #[serde(deserialize_with = "nan_if_null")]
     pub accuracy: f64,
     /// Retrieval on the (noisy) embedding: queries = test split, gallery = clean train split.
     pub retrieval_map: f64,

@@ -47,7 +47,8 @@ pub(crate) const COLORS: [RGBColor; 7] = [
 ];
 
 /// Plots a training curve: left, loss vs epoch (total and CE on the left axis, the noise loss on
-/// its own right axis); right, train and test accuracy vs epoch. Each contiguous run of a phase
+/// its own right axis); right, train and test accuracy vs epoch (a reconstruction model's
+/// records, which carry `test_mse`: the train task loss and the test MSE). Each contiguous run of a phase
 /// (`baseline`, `A`, `B`, …) is a shaded band labelled with the phase name. When the records
 /// carry denoiser diagnostics, a third panel shows each denoised layer's noise L2 (solid) next to
 /// its analytic optimum (dashed) and the zero predictor's 1.
@@ -124,15 +125,32 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
             .label_font((FAMILY, 14))
             .draw()?;
 
+        // A reconstruction model has no accuracy: the right panel shows its train and test MSE.
+        let mse = curve.iter().all(|r| r.test_mse.is_some());
+        let right_value = |r: &EpochRecord, c: usize| match (mse, c) {
+            (false, 0) => r.train_accuracy,
+            (false, _) => r.test_accuracy,
+            (true, 0) => r.ce_loss,
+            (true, _) => r.test_mse.unwrap_or(f64::NAN),
+        };
         let acc = range(
             curve
                 .iter()
-                .flat_map(|r| [r.train_accuracy, r.test_accuracy]),
-            false,
+                .flat_map(|r| [right_value(r, 0), right_value(r, 1)]),
+            mse,
         );
-        let acc = (acc.0.min(1.0), acc.1.max(0.0));
+        let acc = if mse {
+            acc
+        } else {
+            (acc.0.min(1.0), acc.1.max(0.0))
+        };
+        let (caption, y_desc) = if mse {
+            ("reconstruction MSE", "MSE (normalized units)")
+        } else {
+            ("accuracy", "top-1 accuracy")
+        };
         let mut chart = ChartBuilder::on(&right)
-            .caption("accuracy", (FAMILY, 20))
+            .caption(caption, (FAMILY, 20))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -141,18 +159,12 @@ pub fn training_curves(path: &Path, title: &str, curve: &[EpochRecord]) -> Resul
             .configure_mesh()
             .x_desc("epoch")
             .x_label_formatter(&epoch_label)
-            .y_desc("top-1 accuracy")
+            .y_desc(y_desc)
             .label_style((FAMILY, 14))
             .draw()?;
         phase_bands(&mut chart, curve, acc)?;
         for (name, c) in [("train", 0usize), ("test", 1)] {
-            let pts = points(curve, |r| {
-                if c == 0 {
-                    r.train_accuracy
-                } else {
-                    r.test_accuracy
-                }
-            });
+            let pts = points(curve, |r| right_value(r, c));
             chart
                 .draw_series(LineSeries::new(pts.clone(), COLORS[c].stroke_width(2)))?
                 .label(name)
