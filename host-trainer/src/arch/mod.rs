@@ -291,7 +291,11 @@ impl Arch {
                     let f = a.trim().parse::<usize>().ok().filter(|f| (1..=1024).contains(f)).with_context(|| {
                         format!("arch '{spec}': base filter count F ('{a}') is not an integer in 1..=1024, e.g. resnet8:16")
                     })?;
-                    let c = if f == 16 { "resnet8".to_string() } else { format!("resnet8:{f}") };
+                    let c = if f == 16 {
+                        "resnet8".to_string()
+                    } else {
+                        format!("resnet8:{f}")
+                    };
                     (Family::Resnet8(f), c)
                 }
             },
@@ -892,7 +896,10 @@ mod tests {
         // conv1 80 + layer1 2·584 + layer2 1168 + 2320 + 144 + layer3 4640 + 9248 + 544 + fc 330.
         assert_eq!(a.param_counts().weighted, 19_642);
         assert_eq!(a.embedding_dim, 32);
-        assert_eq!(Arch::parse("resnet8:16", [3, 32, 32], 10).unwrap().spec, "resnet8");
+        assert_eq!(
+            Arch::parse("resnet8:16", [3, 32, 32], 10).unwrap().spec,
+            "resnet8"
+        );
         for bad in ["resnet8:0", "resnet8:x", "resnet8:2000"] {
             let e = Arch::parse(bad, [1, 28, 28], 10).unwrap_err().to_string();
             assert!(e.contains("base filter count"), "{bad}: {e}");

@@ -94,7 +94,11 @@ impl Demo {
             bail!("--demo {}: no such folder", dir.display());
         }
         let with_resnet = dir.join(RUNS[REQUIRED_RUNS].0).exists();
-        let n_runs = if with_resnet { RUNS.len() } else { REQUIRED_RUNS };
+        let n_runs = if with_resnet {
+            RUNS.len()
+        } else {
+            REQUIRED_RUNS
+        };
         let runs = RUNS[..n_runs]
             .iter()
             .map(|&(name, label)| read_run(&dir.join(name), label))
