@@ -53,7 +53,7 @@ impl defmt::Format for Dims {
             if i > 0 {
                 defmt::write!(f, "x");
             }
-            defmt::write!(f, "{=u16}", d);
+            defmt::write!(f, "{=u32}", d);
         }
     }
 }
