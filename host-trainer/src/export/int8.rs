@@ -118,7 +118,7 @@ fn range_quant(range: Option<&Option<(f32, f32)>>, what: &str) -> Result<QuantPa
 pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
     let n = g.shapes.len();
     let mut quant: Vec<Option<QuantParams>> = vec![None; n];
-    quant[0] = Some(range_quant(ranges.get(0), "the model input")?);
+    quant[0] = Some(range_quant(ranges.first(), "the model input")?);
     let mut nodes = Vec::with_capacity(g.nodes.len());
     for node in &g.nodes {
         let source = &node.source;
