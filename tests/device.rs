@@ -13,9 +13,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use denoiserep_core::samples::{encode_record, encode_sample};
-use denoiserep_core::{file_len, Activation, DumpHeader, Error, InputHeader, Model, Precision};
+use denoiserep_core::{file_len, Activation, DumpHeader, Error, InputHeader, Model};
+use denoiserep_trainer::export::footprint::op_cost;
 
-use crate::models::{le_f32, quantize_model, OwnedLayer, OwnedModel, Rng};
+use crate::models::{quantize_model, square, OwnedModel, Rng};
 use crate::repo_root;
 
 /// Where the firmware expects its model partition (memory.x `MODEL` of mps2-an386).
@@ -432,89 +433,57 @@ pub fn host_partition_error(file: &[u8]) -> Option<Error> {
     Model::from_bytes(file).err()
 }
 
-/// An MNIST-shaped MLP with random weights (seeded): 1×28×28 → flatten → Linear 784→64 + ReLU
-/// (the embedding) → Linear 64→10.
+/// An MNIST-shaped MLP with random weights (seeded): 1×28×28 → reshape `[784]` → Linear
+/// 784→64 + ReLU (the embedding) → Linear 64→10.
 pub fn mnist_mlp(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
-    let layers = vec![
-        OwnedLayer::Flatten,
-        OwnedLayer::linear_f32(
-            784,
-            64,
-            Activation::Relu,
-            &rng.vec(784 * 64, -0.08, 0.08),
-            &rng.vec(64, -0.1, 0.1),
-        ),
-        OwnedLayer::linear_f32(
-            64,
-            10,
-            Activation::None,
-            &rng.vec(640, -0.3, 0.3),
-            &rng.vec(10, -0.1, 0.1),
-        ),
-    ];
-    OwnedModel {
-        name: "mnist-mlp".into(),
-        input_shape: [1, 28, 28],
-        num_classes: 10,
-        embedding_layer: 1,
-        mean: le_f32(&[0.1307]),
-        std: le_f32(&[0.3081]),
-        precision: Precision::F32,
-        input_quant: None,
-        layers,
-    }
+    let mut m = OwnedModel::new("mnist-mlp", &[1, 28, 28], &[0.1307], &[0.3081]);
+    let flat = m.reshape(0, &[784]);
+    let h = m.linear(
+        flat,
+        Activation::Relu,
+        &rng.vec(784 * 64, -0.08, 0.08),
+        &rng.vec(64, -0.1, 0.1),
+    );
+    let logits = m.linear(
+        h,
+        Activation::None,
+        &rng.vec(640, -0.3, 0.3),
+        &rng.vec(10, -0.1, 0.1),
+    );
+    m.outputs(logits, h)
 }
 
 /// An MNIST-shaped CNN with random weights (seeded): 1×28×28 → Conv3×3(1→8, pad 1) + ReLU →
-/// MaxPool 2 → Conv3×3(8→16, pad 1) + ReLU → MaxPool 2 → GlobalAvgPool → Flatten (the
-/// embedding, 16 values) → Linear 16→10.
+/// MaxPool 2 → Conv3×3(8→16, pad 1) + ReLU → MaxPool 2 → Mean (global average pool, `[16]`,
+/// the embedding) → Linear 16→10.
 pub fn mnist_cnn(seed: u64) -> OwnedModel {
     let mut rng = Rng(seed);
-    let layers = vec![
-        OwnedLayer::conv2d_f32(
-            1,
-            8,
-            3,
-            1,
-            1,
-            Activation::Relu,
-            &rng.vec(72, -0.5, 0.5),
-            &rng.vec(8, -0.1, 0.1),
-        ),
-        OwnedLayer::MaxPool2d { k: 2, stride: 2 },
-        OwnedLayer::conv2d_f32(
-            8,
-            16,
-            3,
-            1,
-            1,
-            Activation::Relu,
-            &rng.vec(1152, -0.2, 0.2),
-            &rng.vec(16, -0.1, 0.1),
-        ),
-        OwnedLayer::MaxPool2d { k: 2, stride: 2 },
-        OwnedLayer::GlobalAvgPool,
-        OwnedLayer::Flatten,
-        OwnedLayer::linear_f32(
-            16,
-            10,
-            Activation::None,
-            &rng.vec(160, -0.6, 0.6),
-            &rng.vec(10, -0.1, 0.1),
-        ),
-    ];
-    OwnedModel {
-        name: "mnist-cnn".into(),
-        input_shape: [1, 28, 28],
-        num_classes: 10,
-        embedding_layer: 5,
-        mean: le_f32(&[0.1307]),
-        std: le_f32(&[0.3081]),
-        precision: Precision::F32,
-        input_quant: None,
-        layers,
-    }
+    let mut m = OwnedModel::new("mnist-cnn", &[1, 28, 28], &[0.1307], &[0.3081]);
+    let c1 = m.conv2d(
+        0,
+        square(3, 1, 1),
+        Activation::Relu,
+        &rng.vec(72, -0.5, 0.5),
+        &rng.vec(8, -0.1, 0.1),
+    );
+    let p1 = m.max_pool(c1, square(2, 2, 0));
+    let c2 = m.conv2d(
+        p1,
+        square(3, 1, 1),
+        Activation::Relu,
+        &rng.vec(1152, -0.2, 0.2),
+        &rng.vec(16, -0.1, 0.1),
+    );
+    let p2 = m.max_pool(c2, square(2, 2, 0));
+    let emb = m.mean(p2);
+    let logits = m.linear(
+        emb,
+        Activation::None,
+        &rng.vec(160, -0.6, 0.6),
+        &rng.vec(10, -0.1, 0.1),
+    );
+    m.outputs(logits, emb)
 }
 
 /// `n` digit-like 28×28 inputs in [0, 1] (seeded): mostly 0 with a random blob of ink, so the
@@ -543,6 +512,159 @@ pub fn digit_like_inputs(n: usize, seed: u64) -> Vec<Vec<f32>> {
 /// The f32 model and its int8 post-training quantization (calibrated on 32 seeded inputs).
 pub fn f32_and_int8(model: OwnedModel, seed: u64) -> [OwnedModel; 2] {
     let calibration = digit_like_inputs(32, seed);
-    let int8 = quantize_model(&model, &calibration);
+    let mut int8 = quantize_model(&model, &calibration);
+    int8.name = format!("{}-int8", model.name);
     [model, int8]
+}
+
+/// Runs the model file `file` (named `what` in messages) on `samples` on the host core and in
+/// the firmware, asserts byte-identical dumps ([`assert_dumps_equal`]) and a consistent log
+/// ([`check_log`]), and returns the device run; `None` when QEMU is missing (skipped loudly).
+pub fn host_equals_device(what: &str, file: &[u8], samples: &[Vec<f32>]) -> Option<DeviceRun> {
+    let qemu = qemu_or_skip(what)?;
+    let host = host_dump(file, samples).expect("host core runs the model");
+    let elf = firmware_elf("denoiserep-firmware");
+    let run = run_firmware(
+        &qemu,
+        &defmt_print(),
+        &elf,
+        Some(file),
+        Some(&input_file(samples)),
+    );
+    let header = assert_dumps_equal(what, &host, &run);
+    let model = Model::from_bytes(file).expect("the model loads");
+    check_log(what, &run, &model, file.len(), samples.len());
+    report(&format!(
+        "{what}: {} samples x ({} logits + {} embedding values, {} B/value) bit-identical host \
+         == device; {} ops, {} tensors, {} per-op instruction totals logged",
+        header.n_samples,
+        header.logits_len,
+        header.embedding_len,
+        header.value_size(),
+        model.op_count(),
+        model.tensor_count(),
+        model.op_count(),
+    ));
+    Some(run)
+}
+
+/// Multiply-accumulates of one inference of `model`, op by op, as the host's exporter counts
+/// them (`footprint::op_cost`).
+pub fn op_macs(model: &Model<'_>) -> Vec<u64> {
+    model
+        .nodes()
+        .map(|n| op_cost(model, &n.expect("node decodes")).1)
+        .collect()
+}
+
+/// The firmware's log of a successful run of `model` on `samples` samples is consistent with the
+/// host: the `model` line (name, ops, tensors, file and arena bytes, embedding tensor), one `op=`
+/// line per op with its kind and the MACs the host counts, one instruction count per sample,
+/// one `op_total=` line per op (kind, samples, MACs × samples), and the per-sample counts and
+/// the per-op totals both add up to the `done` line's total, whose MACs are the host's.
+pub fn check_log(
+    what: &str,
+    run: &DeviceRun,
+    model: &Model<'_>,
+    file_bytes: usize,
+    samples: usize,
+) {
+    let head = run
+        .lines_with("model name=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no model line\n{}", run.explain()));
+    let info = model.info();
+    assert_eq!(field(head, "name"), Some(info.name), "{what}: {head}");
+    assert_eq!(
+        field_u64(head, "ops"),
+        Some(model.op_count() as u64),
+        "{what}: {head}"
+    );
+    assert_eq!(
+        field_u64(head, "tensors"),
+        Some(model.tensor_count() as u64),
+        "{what}: {head}"
+    );
+    assert_eq!(
+        field_u64(head, "file_bytes"),
+        Some(file_bytes as u64),
+        "{what}: {head}"
+    );
+    assert_eq!(
+        field_u64(head, "arena_bytes"),
+        Some(model.arena_size() as u64),
+        "{what}: {head}"
+    );
+    assert_eq!(
+        field_u64(head, "classes"),
+        Some(model.num_classes() as u64),
+        "{what}: {head}"
+    );
+    assert_eq!(
+        field_u64(head, "embedding_tensor"),
+        Some(u64::from(info.embedding)),
+        "{what}: {head}"
+    );
+
+    let kinds: Vec<&str> = model
+        .nodes()
+        .map(|n| n.expect("node decodes").op.kind().name())
+        .collect();
+    let macs = op_macs(model);
+    let op_lines: Vec<&str> = run
+        .log
+        .lines()
+        .filter(|l| field(l, "op").is_some())
+        .collect();
+    assert_eq!(
+        op_lines.len(),
+        model.op_count(),
+        "{what}\n{}",
+        run.explain()
+    );
+    for (i, line) in op_lines.iter().enumerate() {
+        assert_eq!(field_u64(line, "op"), Some(i as u64), "{what}: {line}");
+        assert_eq!(field(line, "kind"), Some(kinds[i]), "{what}: {line}");
+        assert_eq!(field_u64(line, "macs"), Some(macs[i]), "{what}: {line}");
+    }
+
+    let per_sample: Vec<u64> = run
+        .log
+        .lines()
+        .filter(|l| field(l, "sample").is_some())
+        .map(|l| field_u64(l, "instructions").expect("instructions="))
+        .collect();
+    assert_eq!(per_sample.len(), samples, "{what}\n{}", run.explain());
+    assert!(
+        per_sample.iter().all(|&n| n > 0),
+        "{what}: zero instruction count"
+    );
+    let n = samples as u64;
+    let totals: Vec<&str> = run.lines_with("op_total=").collect();
+    assert_eq!(totals.len(), model.op_count(), "{what}\n{}", run.explain());
+    let mut per_op = 0;
+    for (i, line) in totals.iter().enumerate() {
+        assert_eq!(
+            field_u64(line, "op_total"),
+            Some(i as u64),
+            "{what}: {line}"
+        );
+        assert_eq!(field(line, "kind"), Some(kinds[i]), "{what}: {line}");
+        assert_eq!(field_u64(line, "samples"), Some(n), "{what}: {line}");
+        assert_eq!(field_u64(line, "macs"), Some(macs[i] * n), "{what}: {line}");
+        per_op += field_u64(line, "instructions").expect("instructions=");
+    }
+    let done = run
+        .lines_with("done samples=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no done line\n{}", run.explain()));
+    assert_eq!(field_u64(done, "samples"), Some(n), "{what}: {done}");
+    let total = field_u64(done, "instructions").expect("instructions=");
+    assert_eq!(per_sample.iter().sum::<u64>(), total, "{what}: {done}");
+    assert_eq!(per_op, total, "{what}: {done}");
+    assert_eq!(
+        field_u64(done, "macs"),
+        Some(macs.iter().sum::<u64>() * n),
+        "{what}: {done}"
+    );
 }

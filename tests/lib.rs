@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use clap::Parser;
+use denoiserep_trainer::arch::Arch;
 use denoiserep_trainer::cli::{Cli, Command};
 use denoiserep_trainer::data::Normalization;
 use denoiserep_trainer::export::{
     self, ExportFormat, ExportOutcome, ExportPrecision, ExportRequest,
 };
+use denoiserep_trainer::model::{DenoiseSpec, Model};
 use denoiserep_trainer::rng::Rng;
+use denoiserep_trainer::schedule::ScheduleSpec;
 use denoiserep_trainer::{FusedLayer, FusedModel};
+use tch::{Device, Kind, Tensor};
 
 pub mod device;
 
@@ -117,7 +121,8 @@ pub fn export_as(
 }
 
 /// A random fused model: `conv` conv blocks (3×3, padding 1, ReLU, 2×2 max-pool) of random
-/// widths, then Flatten, `hidden` hidden Linear + ReLU blocks, and a Linear to `classes`.
+/// widths, then Flatten, `hidden` hidden Linear + ReLU blocks, and a Linear to `classes`, as a
+/// sequential [`FusedModel`] (node `k` reads node `k − 1`'s output).
 /// Weights ~ U(±scale/√fan_in), biases ~ U(±bias_scale); normalization mean/std random.
 pub struct RandomModel {
     pub input_shape: [usize; 3],
@@ -144,9 +149,10 @@ impl RandomModel {
             layers.push(FusedLayer::Conv2d {
                 in_channels: ch,
                 out_channels: out,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1; 4],
+                groups: 1,
                 weight: uniform(
                     out * fan_in,
                     self.weight_scale / (fan_in as f64).sqrt(),
@@ -156,8 +162,9 @@ impl RandomModel {
             });
             layers.push(FusedLayer::Relu);
             layers.push(FusedLayer::MaxPool2d {
-                kernel: 2,
-                stride: 2,
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0; 4],
             });
             ch = out;
             h /= 2;
@@ -194,15 +201,61 @@ impl RandomModel {
             mean: (0..c).map(|_| rng.uniform() as f32 * 0.5).collect(),
             std: (0..c).map(|_| 0.2 + rng.uniform() as f32).collect(),
         };
-        FusedModel {
-            arch: "random".into(),
-            input_shape: self.input_shape,
-            num_classes: self.classes,
+        FusedModel::sequential(
+            "random".into(),
+            self.input_shape,
+            self.classes,
             normalization,
             layers,
             embedding_layer,
-        }
+        )
     }
+}
+
+/// A trainer model of architecture `spec` (`Arch::parse`) with random, seeded weights: tch's
+/// default initialization under `tch::manual_seed(seed)`, then every BatchNorm's `γ`, `β`,
+/// running mean and variance drawn at random (so folding them is not the identity), and
+/// denoisers on every weighted layer with random `D`, `d` and reverse-step noise (so the fused
+/// model differs from its backbone, [`Model::plain`]). Holds [`torch_rng_lock`] while drawing.
+pub fn random_arch_model(spec: &str, input_shape: [usize; 3], classes: usize, seed: u64) -> Model {
+    let _rng = torch_rng_lock();
+    tch::manual_seed(seed as i64);
+    let arch = Arch::parse(spec, input_shape, classes).expect("arch parses");
+    let c = input_shape[0];
+    let normalization = Normalization {
+        mean: (0..c).map(|i| 0.3 + 0.1 * i as f32).collect(),
+        std: (0..c).map(|i| 0.25 + 0.05 * i as f32).collect(),
+    };
+    let mut model = Model::new(arch, normalization, Device::Cpu);
+    let n_weighted = model.arch.weighted_layers().len();
+    model
+        .add_denoisers(&DenoiseSpec {
+            schedule: ScheduleSpec::default(),
+            t_stride: (1000 / n_weighted.max(1)).clamp(1, 50),
+            t_list: None,
+            fuse_noise: Some(seed),
+        })
+        .expect("denoisers");
+    tch::no_grad(|| {
+        let rand = |t: &Tensor, lo: f64, hi: f64| {
+            let r = Tensor::rand(t.size(), (Kind::Float, Device::Cpu)) * (hi - lo) + lo;
+            let mut t = t.shallow_clone();
+            t.copy_(&r);
+        };
+        for bn in model.bn.iter().flatten() {
+            // γ ≈ √6 keeps the activations' scale through conv (default init: variance / 3)
+            // and ReLU (/ 2), so deep instances still vary with their input after int8.
+            rand(&bn.weight, 1.8, 2.8);
+            rand(&bn.bias, -0.2, 0.2);
+            rand(&bn.running_mean, -0.2, 0.2);
+            rand(&bn.running_var, 0.5, 1.5);
+        }
+        for d in &model.denoisers {
+            rand(&d.d_mat, -0.02, 0.02);
+            rand(&d.d_vec, -0.02, 0.02);
+        }
+    });
+    model
 }
 
 /// `n` random raw samples of `len` values, uniform in `[lo, hi)`.

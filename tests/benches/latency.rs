@@ -6,7 +6,8 @@
 //!   batch 1 (`into_optimized`, `into_runnable`, one reused state); normalization is the graph's
 //!   `Sub`/`Div`;
 //! * `tch`: libtorch on the CPU (`tch::set_num_threads(1)`, no grad), the fused weights as
-//!   tensors, `(x − mean) / std` then `linear` / `conv2d` / `relu` / `max_pool2d` / `flatten`.
+//!   tensors, `(x − mean) / std` then the fused graph node by node (`linear` / `conv2d` / `relu`
+//!   / `max_pool2d` / `mean` / `flatten` / `+` …).
 //!
 //! Every engine starts from the same raw `&[f32]` sample (a copy into the engine's own tensor is
 //! part of its time) and returns logits and embedding. The models are checked against each other
@@ -32,7 +33,7 @@ use std::path::{Path, PathBuf};
 use criterion::{criterion_group, criterion_main, Criterion};
 use denoiserep_core::{Model, TensorData};
 use denoiserep_tests::{export_as, train, TempDir};
-use denoiserep_trainer::export::{lower, ExportFormat, ExportPrecision, FusedLayer, FusedModel};
+use denoiserep_trainer::export::{ExportFormat, ExportPrecision, FusedLayer, FusedModel};
 use denoiserep_trainer::run::{load_data, load_run_model, read_config};
 use tch::{Device, Tensor};
 use tract_onnx::prelude::{
@@ -78,91 +79,157 @@ fn zero_upper() {}
 
 /// The fused model as libtorch tensors.
 struct TchModel {
-    layers: Vec<TchLayer>,
+    nodes: Vec<TchNode>,
     mean: Tensor,
     std: Tensor,
     shape: [i64; 4],
-    /// Index of the layer whose output is the embedding (`Model::run`'s).
+    /// The value (0 = normalized input, `k + 1` = node `k`'s output) that is the embedding.
     embedding: usize,
 }
 
-enum TchLayer {
+/// One fused node and the values it reads.
+struct TchNode {
+    op: TchOp,
+    inputs: Vec<usize>,
+}
+
+enum TchOp {
     Linear(Tensor, Tensor),
-    Conv(Tensor, Tensor, i64, i64),
+    /// Weight, bias, stride, `[top, bottom, left, right]` padding, groups.
+    Conv(Tensor, Tensor, [i64; 2], [i64; 4], i64),
     Relu,
-    MaxPool(i64, i64),
+    Relu6,
+    /// Kernel, stride, padding.
+    MaxPool([i64; 2], [i64; 2], [i64; 4]),
+    AvgPool([i64; 2], [i64; 2], [i64; 4]),
+    GlobalAvgPool,
     Flatten,
+    Add,
+}
+
+/// `[l, r, t, b]` for `constant_pad_nd` from `[top, bottom, left, right]`.
+fn pad_lrtb(p: [i64; 4]) -> [i64; 4] {
+    [p[2], p[3], p[0], p[1]]
 }
 
 impl TchModel {
     fn new(m: &FusedModel) -> Self {
         let t = |v: &[f32], dims: &[i64]| Tensor::from_slice(v).view(dims);
+        let i = |v: [usize; 2]| v.map(|d| d as i64);
         let [c, h, w] = m.input_shape.map(|d| d as i64);
-        let layers = m
-            .layers
+        let nodes = m
+            .nodes
             .iter()
-            .map(|l| match l {
-                FusedLayer::Linear {
-                    in_features,
-                    out_features,
-                    weight,
-                    bias,
-                } => TchLayer::Linear(
-                    t(weight, &[*out_features as i64, *in_features as i64]),
-                    t(bias, &[*out_features as i64]),
-                ),
-                FusedLayer::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    weight,
-                    bias,
-                } => {
-                    let k = *kernel as i64;
-                    TchLayer::Conv(
-                        t(weight, &[*out_channels as i64, *in_channels as i64, k, k]),
-                        t(bias, &[*out_channels as i64]),
-                        *stride as i64,
-                        *padding as i64,
-                    )
+            .map(|n| {
+                let op = match &n.layer {
+                    FusedLayer::Linear {
+                        in_features,
+                        out_features,
+                        weight,
+                        bias,
+                    } => TchOp::Linear(
+                        t(weight, &[*out_features as i64, *in_features as i64]),
+                        t(bias, &[*out_features as i64]),
+                    ),
+                    FusedLayer::Conv2d {
+                        in_channels,
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        groups,
+                        weight,
+                        bias,
+                    } => {
+                        let [kh, kw] = i(*kernel);
+                        let per_group = (*in_channels / *groups) as i64;
+                        TchOp::Conv(
+                            t(weight, &[*out_channels as i64, per_group, kh, kw]),
+                            t(bias, &[*out_channels as i64]),
+                            i(*stride),
+                            padding.map(|p| p as i64),
+                            *groups as i64,
+                        )
+                    }
+                    FusedLayer::Relu => TchOp::Relu,
+                    FusedLayer::Relu6 => TchOp::Relu6,
+                    FusedLayer::MaxPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    } => TchOp::MaxPool(i(*kernel), i(*stride), padding.map(|p| p as i64)),
+                    FusedLayer::AvgPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    } => TchOp::AvgPool(i(*kernel), i(*stride), padding.map(|p| p as i64)),
+                    FusedLayer::GlobalAvgPool => TchOp::GlobalAvgPool,
+                    FusedLayer::Flatten => TchOp::Flatten,
+                    FusedLayer::Add => TchOp::Add,
+                };
+                TchNode {
+                    op,
+                    inputs: n.inputs.clone(),
                 }
-                FusedLayer::Relu => TchLayer::Relu,
-                FusedLayer::MaxPool2d { kernel, stride } => {
-                    TchLayer::MaxPool(*kernel as i64, *stride as i64)
-                }
-                FusedLayer::Flatten => TchLayer::Flatten,
             })
             .collect();
-        let lowering = lower(m);
-        let embedding = *lowering.steps[lowering.embedding].sources().end();
         Self {
-            layers,
+            nodes,
             mean: t(&m.normalization.mean, &[1, c, 1, 1]),
             std: t(&m.normalization.std, &[1, c, 1, 1]),
             shape: [1, c, h, w],
-            embedding,
+            embedding: m.embedding,
         }
     }
 
     /// Logits and embedding of one raw sample.
     fn run(&self, x: &[f32]) -> (Tensor, Tensor) {
-        let mut t = (Tensor::from_slice(x).view(self.shape) - &self.mean) / &self.std;
-        let mut emb = None;
-        for (k, l) in self.layers.iter().enumerate() {
-            t = match l {
-                TchLayer::Linear(w, b) => t.linear(w, Some(b)),
-                TchLayer::Conv(w, b, s, p) => t.conv2d(w, Some(b), [*s, *s], [*p, *p], [1, 1], 1),
-                TchLayer::Relu => t.relu(),
-                TchLayer::MaxPool(k, s) => t.max_pool2d([*k, *k], [*s, *s], [0, 0], [1, 1], false),
-                TchLayer::Flatten => t.flatten(1, -1),
+        let mut values = Vec::with_capacity(self.nodes.len() + 1);
+        values.push((Tensor::from_slice(x).view(self.shape) - &self.mean) / &self.std);
+        for n in &self.nodes {
+            let x = &values[n.inputs[0]];
+            let y = match &n.op {
+                TchOp::Linear(w, b) => x.linear(w, Some(b)),
+                TchOp::Conv(w, b, s, p, g) => {
+                    if p[0] == p[1] && p[2] == p[3] {
+                        x.conv2d(w, Some(b), *s, [p[0], p[2]], [1, 1], *g)
+                    } else {
+                        x.pad(pad_lrtb(*p), "constant", None).conv2d(
+                            w,
+                            Some(b),
+                            *s,
+                            [0, 0],
+                            [1, 1],
+                            *g,
+                        )
+                    }
+                }
+                TchOp::Relu => x.relu(),
+                TchOp::Relu6 => x.clamp(0.0, 6.0),
+                TchOp::MaxPool(k, s, p) => {
+                    if p[0] == p[1] && p[2] == p[3] {
+                        x.max_pool2d(*k, *s, [p[0], p[2]], [1, 1], false)
+                    } else {
+                        // Padded taps never win.
+                        x.pad(pad_lrtb(*p), "constant", Some(f64::NEG_INFINITY))
+                            .max_pool2d(*k, *s, [0, 0], [1, 1], false)
+                    }
+                }
+                TchOp::AvgPool(k, s, p) => {
+                    assert!(
+                        p[0] == p[1] && p[2] == p[3],
+                        "asymmetric average-pool padding is not in the tch engine"
+                    );
+                    x.avg_pool2d(*k, *s, [p[0], p[2]], false, false, None::<i64>)
+                }
+                TchOp::GlobalAvgPool => x.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>),
+                TchOp::Flatten => x.flatten(1, -1),
+                TchOp::Add => x + &values[n.inputs[1]],
             };
-            if k == self.embedding {
-                emb = Some(t.shallow_clone());
-            }
+            values.push(y);
         }
-        (t, emb.expect("the embedding layer is one of the layers"))
+        let emb = values[self.embedding].shallow_clone();
+        (values.pop().expect("at least one node"), emb)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Device benchmark (ignored by default; `bench/device.sh` runs it): instruction counts per
-//! inference, per layer and per MAC for the MNIST-shaped MLP and CNN, f32 and int8, on the
+//! inference, per op and per MAC for the MNIST-shaped MLP and CNN, f32 and int8, on the
 //! firmware in QEMU mps2-an386 under `-icount shift=0` (deterministic emulated instructions, not
 //! cycles). Prints markdown tables for docs/benchmarks.md ("Device"). Outputs are still checked
 //! against the host core so the numbers belong to a correct run.
@@ -39,7 +39,7 @@ fn device_instruction_counts() {
     println!("\n| model | file bytes | arena bytes | instructions / inference | MACs / inference | instructions / MAC (whole model) | static RAM | stack peak |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut layer_rows = Vec::new();
-    // kind -> (instructions, MACs) summed over the Linear/Conv layers of every model
+    // kind -> (instructions, MACs) summed over the ops with MACs of every model
     let mut by_kind: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for desc in &models {
         let file = desc.encode().unwrap();
@@ -67,7 +67,7 @@ fn device_instruction_counts() {
             field_u64(ram, "static_bytes").unwrap(),
             field_u64(ram, "stack_peak_bytes").unwrap(),
         );
-        for line in run.lines_with("layer_total=") {
+        for line in run.lines_with("op_total=") {
             let kind = field(line, "kind").unwrap().to_string();
             let spent = field_u64(line, "instructions").unwrap();
             let layer_macs = field_u64(line, "macs").unwrap();
@@ -82,7 +82,7 @@ fn device_instruction_counts() {
             layer_rows.push(format!(
                 "| {} | {} | {} | {} | {} | {} |",
                 desc.name,
-                field(line, "layer_total").unwrap(),
+                field(line, "op_total").unwrap(),
                 kind,
                 spent / n,
                 layer_macs / n,
@@ -90,12 +90,12 @@ fn device_instruction_counts() {
             ));
         }
     }
-    println!("\n| model | layer | kind | instructions / inference | MACs | instructions / MAC |");
+    println!("\n| model | op | kind | instructions / inference | MACs | instructions / MAC |");
     println!("|---|---:|---|---:|---:|---:|");
     for row in &layer_rows {
         println!("{row}");
     }
-    println!("\n| layer kind | instructions / MAC (all layers of that kind above) |");
+    println!("\n| op kind | instructions / MAC (all ops of that kind above) |");
     println!("|---|---:|");
     for (kind, (spent, macs)) in &by_kind {
         println!("| {kind} | {:.2} |", *spent as f64 / *macs as f64);

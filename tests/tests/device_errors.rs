@@ -6,13 +6,14 @@
 //!
 //! Skips (loudly) only when qemu-system-arm is missing; scripts/test.sh installs it.
 
+use denoiserep_core::Activation;
 use denoiserep_core::Model;
 use denoiserep_tests::device::{
     defmt_print, digit_like_inputs, exit, f32_and_int8, field_u64, firmware_elf,
     host_partition_error, input_file, mnist_cnn, qemu_or_skip, record_comparison, report,
     run_firmware, DeviceRun, ARENA_CAPACITY, INSTRUCTIONS_PER_TICK,
 };
-use denoiserep_tests::models::{le_f32, OwnedLayer, OwnedModel};
+use denoiserep_tests::models::{square, OwnedModel};
 
 fn assert_clean_failure(run: &DeviceRun, code: i32, error: &str) {
     assert_ne!(run.exit_code, exit::HARD_FAULT, "{}", run.explain());
@@ -89,7 +90,9 @@ fn model_longer_than_its_partition_is_rejected() {
         return;
     };
     // A valid header announcing a 4 MiB body (the partition holds 3 MiB).
-    let mut header = b"DNRP\x01\x00\x00\x00".to_vec();
+    let mut header = b"DNRP".to_vec();
+    header.extend_from_slice(&denoiserep_core::FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&0u16.to_le_bytes());
     header.extend_from_slice(&(4u32 << 20).to_le_bytes());
     header.extend_from_slice(&0u32.to_le_bytes());
     let run = run_firmware(
@@ -113,29 +116,10 @@ fn model_whose_arena_does_not_fit_gets_an_error_code() {
     };
     // Tiny weights, huge activations: a 1×1 conv 1→20 channels on 128×128 (f32) needs
     // 20·128·128·4 B = 1.25 MiB of arena for its output alone.
-    let desc = OwnedModel {
-        name: "too-big-arena".into(),
-        input_shape: [1, 128, 128],
-        num_classes: 20,
-        embedding_layer: 1,
-        mean: le_f32(&[0.0]),
-        std: le_f32(&[1.0]),
-        precision: denoiserep_core::Precision::F32,
-        input_quant: None,
-        layers: vec![
-            OwnedLayer::conv2d_f32(
-                1,
-                20,
-                1,
-                1,
-                0,
-                denoiserep_core::Activation::None,
-                &[0.5; 20],
-                &[0.0; 20],
-            ),
-            OwnedLayer::GlobalAvgPool,
-        ],
-    };
+    let mut desc = OwnedModel::new("too-big-arena", &[1, 128, 128], &[0.0], &[1.0]);
+    let wide = desc.conv2d(0, square(1, 1, 0), Activation::None, &[0.5; 20], &[0.0; 20]);
+    let pooled = desc.mean(wide);
+    let desc = desc.outputs(pooled, pooled);
     let file = desc.encode().unwrap();
     let need = Model::from_bytes(&file).unwrap().arena_size();
     assert!(need > ARENA_CAPACITY);

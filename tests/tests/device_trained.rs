@@ -92,12 +92,12 @@ fn trained_host_equals_device(arch: &str, tag: &str) {
         let model = Model::from_bytes(&file).unwrap();
         report(&format!(
             "trained {arch} {name} ({}): {} samples x ({} logits + {} embedding values) \
-             bit-identical, `denoiserep infer --dump` == firmware; {} layers",
-            model.metadata().name,
+             bit-identical, `denoiserep infer --dump` == firmware; {} ops",
+            model.info().name,
             header.n_samples,
             header.logits_len,
             header.embedding_len,
-            model.layers().len()
+            model.op_count()
         ));
     }
 }

@@ -11,10 +11,13 @@
 use std::path::Path;
 
 use denoiserep_core::{Model, TensorData};
-use denoiserep_tests::{export_as, train, TempDir};
+use denoiserep_tests::{export_as, random_arch_model, random_samples, train, TempDir};
 use denoiserep_trainer::export::onnx::proto::tensor_shape_proto::dimension;
 use denoiserep_trainer::export::onnx::proto::{type_proto, ModelProto, ValueInfoProto};
-use denoiserep_trainer::export::{self, ExportFormat, ExportPrecision, ExportRequest};
+use denoiserep_trainer::export::{
+    self, to_f32, to_onnx, ExportFormat, ExportPrecision, ExportRequest,
+};
+use denoiserep_trainer::rng::Rng;
 use denoiserep_trainer::run::{load_data, read_config};
 use prost::Message;
 use tract_onnx::prelude::*;
@@ -211,6 +214,69 @@ fn mlp_onnx_in_tract_matches_the_core() {
 #[test]
 fn cnn_onnx_in_tract_matches_the_core() {
     check("cnn:4,8/16");
+}
+
+/// The graph architectures (random seeded weights, BatchNorm statistics and denoisers; no
+/// training): the ONNX of the fused model (`to_onnx`, one ONNX node group per core op) in tract
+/// equals the core's f32 model of the same fused weights on seeded random inputs.
+fn check_arch(spec: &str, shape: [usize; 3], classes: usize, seed: u64) {
+    let model = random_arch_model(spec, shape, classes, seed);
+    let fused = model.fused().unwrap();
+    let tmp = TempDir::new(&format!("onnx-arch-{}", spec.replace([':', '.'], "_")));
+    let onnx = tmp.path("m.onnx");
+    std::fs::write(&onnx, to_onnx(&fused).unwrap()).unwrap();
+    let bytes = to_f32(&fused).unwrap().encode().unwrap();
+    let core = Model::from_bytes(&bytes).unwrap();
+    let mut arena = vec![0u8; core.arena_size()];
+    let n = 6;
+    let len: usize = shape.iter().product();
+    let x = random_samples(&mut Rng::new(seed), n, len, 0.0, 1.0);
+    let plan = tract_plan(&onnx, n, shape);
+    let [c, h, w] = shape;
+    let out = plan
+        .run(tvec!(Tensor::from_shape(&[n, c, h, w], &x)
+            .unwrap()
+            .into_tvalue()))
+        .expect("tract runs");
+    let (logits, emb) = (values(&out[0]), values(&out[1]));
+    let k = classes;
+    let d = emb.len() / n;
+    for i in 0..n {
+        let o = core.run(&x[i * len..(i + 1) * len], &mut arena).unwrap();
+        let (cl, ce) = (f32s(o.logits.data), f32s(o.embedding.data));
+        close(
+            cl,
+            &logits[i * k..(i + 1) * k],
+            &format!("{spec} logits"),
+            i,
+        );
+        close(
+            ce,
+            &emb[i * d..(i + 1) * d],
+            &format!("{spec} embedding"),
+            i,
+        );
+        assert_eq!(
+            argmax(cl),
+            argmax(&logits[i * k..(i + 1) * k]),
+            "{spec}: argmax of sample {i}"
+        );
+    }
+}
+
+#[test]
+fn resnet8_onnx_in_tract_matches_the_core() {
+    check_arch("resnet8", [3, 16, 16], 10, 201);
+}
+
+#[test]
+fn ds_cnn_onnx_in_tract_matches_the_core() {
+    check_arch("ds-cnn", [1, 25, 10], 12, 202);
+}
+
+#[test]
+fn mobilenet_v1_onnx_in_tract_matches_the_core() {
+    check_arch("mobilenet-v1:0.25", [3, 32, 32], 10, 203);
 }
 
 #[test]

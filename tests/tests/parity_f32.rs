@@ -83,9 +83,9 @@ fn check(arch: &str) {
     let x = to_tensor(&data.test.x, data.shape, &model.normalization, Device::Cpu);
     let (fused, unfused, plain) = tch::no_grad(|| {
         (
-            model.forward(&x, Mode::Fused, Grads::NONE),
-            model.forward(&x, Mode::Unfused, Grads::NONE),
-            model.forward(&x, Mode::Plain, Grads::NONE),
+            model.forward(&x, Mode::Fused, Grads::NONE, false),
+            model.forward(&x, Mode::Unfused, Grads::NONE, false),
+            model.forward(&x, Mode::Plain, Grads::NONE, false),
         )
     });
 

@@ -3,10 +3,11 @@
 //! the spec (`../shared/FACTS.md` §5, `docs/quantization.md`) without using any of the core's
 //! arithmetic: on random models and inputs, logits and embeddings must be bit-identical.
 //!
-//! The reference reads the quantized parameters from the model file (`denoiserep_core::decode`
-//! only parses bytes) and computes every layer with plain loops.
+//! The reference reads the quantized parameters, shapes and tensor ids from the model file (the
+//! core's `Model` only parses it here) and computes every op of the graph with plain loops.
 
-use denoiserep_core::{decode, Activation, Layer, Model, QuantParams, TensorData};
+use denoiserep_core::format::graph::{Op, Weights};
+use denoiserep_core::{Activation, DType, Model, QuantParams, TensorData, WindowSpec};
 use denoiserep_tests::{random_samples, RandomModel};
 use denoiserep_trainer::export::{calibrate, lower, to_int8, RangeMethod};
 use denoiserep_trainer::rng::Rng;
@@ -52,171 +53,240 @@ fn requant(acc: i64, m: i64, shift: i64, out: QuantParams, act: Activation) -> i
         (I32_MIN..=I32_MAX).contains(&acc),
         "accumulator {acc} leaves int32"
     );
-    let zp = i64::from(out.zero_point);
-    let lo = match act {
-        Activation::Relu => zp.max(-128),
-        Activation::None => -128,
-    };
-    (mbqm(acc, m, shift) + zp).clamp(lo, 127) as i8
+    let (lo, hi) = act_range(out, act);
+    (mbqm(acc, m, shift) + i64::from(out.zero_point)).clamp(lo, hi) as i8
 }
 
-/// A tensor of the reference: CHW (or flat, h = w = 1) int8 values with their zero point.
-struct T {
-    c: usize,
-    h: usize,
-    w: usize,
-    v: Vec<i8>,
-    zp: i64,
-}
-
-/// Runs the decoded int8 model on one raw input; returns (logits, embedding) as int8.
-fn reference(bytes: &[u8], x: &[f32]) -> (Vec<i8>, Vec<i8>) {
-    let d = decode(bytes).expect("decodes");
-    let m = d.metadata;
-    let q_in = m.input_quant.expect("int8 model");
-    let [c, h, w] = m.input_shape.map(usize::from);
-    let mean: Vec<f32> = m.input_mean.iter().collect();
-    let std: Vec<f32> = m.input_std.iter().collect();
-    let mut v = Vec::with_capacity(x.len());
-    for (i, &xv) in x.iter().enumerate() {
-        let ch = i / (h * w);
-        let xn = (xv - mean[ch]) / std[ch];
-        let r = (xn / q_in.scale).round() as i64 + i64::from(q_in.zero_point);
-        v.push(r.clamp(-128, 127) as i8);
+/// The int8 output range of an activation on a tensor quantized by `q` (the spec's clamp:
+/// ReLU `[max(−128, zp), 127]`, ReLU6 also `≤ zp + round(6 / scale)`).
+fn act_range(q: QuantParams, act: Activation) -> (i64, i64) {
+    let zp = i64::from(q.zero_point);
+    match act {
+        Activation::None => (-128, 127),
+        Activation::Relu => (zp.max(-128), 127),
+        Activation::Relu6 => (
+            zp.max(-128),
+            (zp + (6.0 / f64::from(q.scale)).round() as i64).min(127),
+        ),
     }
-    let mut t = T {
-        c,
-        h,
-        w,
-        v,
-        zp: i64::from(q_in.zero_point),
-    };
-    let mut embedding = Vec::new();
-    for (index, layer) in d.layers.iter().enumerate() {
-        t = match *layer {
-            Layer::LinearS8(l) => {
-                let (n_in, n_out) = (l.in_features as usize, l.out_features as usize);
-                assert_eq!(n_in, t.v.len());
-                let wts: Vec<i8> = l.weights.iter().collect();
-                let mut out = Vec::with_capacity(n_out);
-                for o in 0..n_out {
-                    let mut acc = i64::from(l.bias.get(o).unwrap());
-                    for i in 0..n_in {
-                        acc += i64::from(wts[o * n_in + i]) * (i64::from(t.v[i]) - t.zp);
-                    }
-                    out.push(requant(
-                        acc,
-                        i64::from(l.multiplier.get(o).unwrap()),
-                        i64::from(l.shift.get(o).unwrap()),
-                        l.output,
-                        l.activation,
-                    ));
-                }
-                T {
-                    c: n_out,
-                    h: 1,
-                    w: 1,
-                    v: out,
-                    zp: i64::from(l.output.zero_point),
-                }
-            }
-            Layer::Conv2dS8(l) => {
-                let (ci, co, k, s, p) = (
-                    usize::from(l.in_channels),
-                    usize::from(l.out_channels),
-                    usize::from(l.kernel) as i64,
-                    usize::from(l.stride) as i64,
-                    usize::from(l.padding) as i64,
-                );
-                assert_eq!(ci, t.c);
-                let oh = ((t.h as i64 + 2 * p - k) / s + 1) as usize;
-                let ow = ((t.w as i64 + 2 * p - k) / s + 1) as usize;
-                let wts: Vec<i8> = l.weights.iter().collect();
-                let mut out = Vec::with_capacity(co * oh * ow);
-                for o in 0..co {
-                    for oy in 0..oh as i64 {
-                        for ox in 0..ow as i64 {
-                            let mut acc = i64::from(l.bias.get(o).unwrap());
-                            for i in 0..ci {
-                                for ky in 0..k {
-                                    for kx in 0..k {
-                                        let (iy, ix) = (oy * s + ky - p, ox * s + kx - p);
-                                        if iy < 0 || ix < 0 || iy >= t.h as i64 || ix >= t.w as i64
-                                        {
-                                            continue; // zero padding: x − zp = 0
-                                        }
-                                        let xv = t.v[(i * t.h + iy as usize) * t.w + ix as usize];
-                                        let wv = wts[((o * ci + i) * k as usize + ky as usize)
-                                            * k as usize
-                                            + kx as usize];
-                                        acc += i64::from(wv) * (i64::from(xv) - t.zp);
-                                    }
-                                }
-                            }
-                            out.push(requant(
-                                acc,
-                                i64::from(l.multiplier.get(o).unwrap()),
-                                i64::from(l.shift.get(o).unwrap()),
-                                l.output,
-                                l.activation,
-                            ));
+}
+
+/// A tensor of the reference: its dims and int8 values with their quantization.
+#[derive(Clone)]
+struct T {
+    dims: Vec<usize>,
+    v: Vec<i8>,
+    q: QuantParams,
+}
+
+fn chw(dims: &[usize]) -> (usize, usize, usize) {
+    match *dims {
+        [c, h, w] => (c, h, w),
+        _ => panic!("expected a C×H×W tensor, got {dims:?}"),
+    }
+}
+
+/// The quantized parameters of an int8 weighted op, as plain vectors.
+struct Params {
+    w: Vec<i8>,
+    b: Vec<i64>,
+    m: Vec<i64>,
+    shift: Vec<i64>,
+}
+
+fn params(w: &Weights<'_>) -> Params {
+    match w {
+        Weights::S8 {
+            weights,
+            bias,
+            multiplier,
+            shift,
+        } => Params {
+            w: weights.iter().collect(),
+            b: bias.iter().map(i64::from).collect(),
+            m: multiplier.iter().map(i64::from).collect(),
+            shift: shift.iter().map(i64::from).collect(),
+        },
+        Weights::F32 { .. } => panic!("f32 weights in an int8 model"),
+    }
+}
+
+/// The input coordinate of output `o` and tap `k` along one axis (`None` in the padding).
+fn tap(o: usize, k: usize, stride: u16, pad_before: u16, n: usize) -> Option<usize> {
+    let i = (o * usize::from(stride) + k).checked_sub(usize::from(pad_before))?;
+    (i < n).then_some(i)
+}
+
+/// Conv2d (`depthwise`: one input channel per output channel) in i64 arithmetic.
+fn conv(
+    x: &T,
+    win: &WindowSpec,
+    act: Activation,
+    p: &Params,
+    out_dims: &[usize],
+    out_q: QuantParams,
+    depthwise: bool,
+) -> Vec<i8> {
+    let (ci, h, w) = chw(&x.dims);
+    let (co, oh, ow) = chw(out_dims);
+    let [kh, kw] = win.kernel.map(usize::from);
+    let zp = i64::from(x.q.zero_point);
+    let mut out = Vec::with_capacity(co * oh * ow);
+    for o in 0..co {
+        let channels = if depthwise { o..o + 1 } else { 0..ci };
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = p.b[o];
+                for i in channels.clone() {
+                    for ky in 0..kh {
+                        let Some(iy) = tap(oy, ky, win.stride[0], win.padding[0], h) else {
+                            continue; // zero padding: x − zp = 0
+                        };
+                        for kx in 0..kw {
+                            let Some(ix) = tap(ox, kx, win.stride[1], win.padding[2], w) else {
+                                continue;
+                            };
+                            let wi = if depthwise {
+                                (o * kh + ky) * kw + kx
+                            } else {
+                                ((o * ci + i) * kh + ky) * kw + kx
+                            };
+                            let xv = i64::from(x.v[(i * h + iy) * w + ix]);
+                            acc += i64::from(p.w[wi]) * (xv - zp);
                         }
                     }
                 }
-                T {
-                    c: co,
-                    h: oh,
-                    w: ow,
-                    v: out,
-                    zp: i64::from(l.output.zero_point),
-                }
+                out.push(requant(acc, p.m[o], p.shift[o], out_q, act));
             }
-            Layer::MaxPool2d(mp) => {
-                let (k, s) = (usize::from(mp.kernel), usize::from(mp.stride));
-                let (oh, ow) = ((t.h - k) / s + 1, (t.w - k) / s + 1);
-                let mut out = Vec::with_capacity(t.c * oh * ow);
-                for ch in 0..t.c {
+        }
+    }
+    out
+}
+
+/// Runs the int8 model on one raw input; returns (logits, embedding) as int8. Reads the
+/// quantized parameters, shapes and tensor ids from the model (the core only parses the file
+/// here) and computes every op with plain loops.
+fn reference(bytes: &[u8], x: &[f32]) -> (Vec<i8>, Vec<i8>) {
+    let model = Model::from_bytes(bytes).expect("decodes");
+    let info = model.info();
+    let quant = |id: u16| match model.tensor(id).expect("tensor").dtype {
+        DType::I8(q) => q,
+        DType::F32 => panic!("tensor {id} is f32 in an int8 model"),
+    };
+    let dims = |id: u16| -> Vec<usize> {
+        let shape = model.tensor(id).expect("tensor").shape;
+        shape.dims().iter().map(|&d| d as usize).collect()
+    };
+    let q_in = quant(info.input);
+    let in_dims = dims(info.input);
+    let mean: Vec<f32> = info.input_mean.iter().collect();
+    let std: Vec<f32> = info.input_std.iter().collect();
+    let per = x.len() / mean.len();
+    let v = x
+        .iter()
+        .enumerate()
+        .map(|(i, &xv)| {
+            let xn = (xv - mean[i / per]) / std[i / per];
+            let r = (xn / q_in.scale).round() as i64 + i64::from(q_in.zero_point);
+            r.clamp(-128, 127) as i8
+        })
+        .collect();
+    let mut t: Vec<Option<T>> = vec![None; model.tensor_count()];
+    t[usize::from(info.input)] = Some(T {
+        dims: in_dims,
+        v,
+        q: q_in,
+    });
+    for node in model.nodes() {
+        let node = node.expect("node decodes");
+        let x = t[usize::from(node.inputs.ids()[0])]
+            .clone()
+            .expect("input computed earlier");
+        let (out_dims, out_q) = (dims(node.output), quant(node.output));
+        let zp = i64::from(x.q.zero_point);
+        let v = match &node.op {
+            Op::Linear(l) => {
+                let p = params(&l.weights);
+                let n_in = *x.dims.last().unwrap();
+                let n_out = p.b.len();
+                let mut out = Vec::new();
+                for row in x.v.chunks(n_in) {
+                    for o in 0..n_out {
+                        let mut acc = p.b[o];
+                        for (i, &xv) in row.iter().enumerate() {
+                            acc += i64::from(p.w[o * n_in + i]) * (i64::from(xv) - zp);
+                        }
+                        out.push(requant(acc, p.m[o], p.shift[o], out_q, l.activation));
+                    }
+                }
+                out
+            }
+            Op::Conv2d(c) => conv(
+                &x,
+                &c.window,
+                c.activation,
+                &params(&c.weights),
+                &out_dims,
+                out_q,
+                false,
+            ),
+            Op::DepthwiseConv2d(c) => conv(
+                &x,
+                &c.window,
+                c.activation,
+                &params(&c.weights),
+                &out_dims,
+                out_q,
+                true,
+            ),
+            Op::MaxPool2d(pool) => {
+                assert_eq!(out_q, x.q, "max pooling keeps the quantization");
+                let (_, h, w) = chw(&x.dims);
+                let (c, oh, ow) = chw(&out_dims);
+                let win = pool.window;
+                let [kh, kw] = win.kernel.map(usize::from);
+                let mut out = Vec::with_capacity(c * oh * ow);
+                for ch in 0..c {
                     for oy in 0..oh {
                         for ox in 0..ow {
                             let mut best = i8::MIN;
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    best =
-                                        best.max(t.v[(ch * t.h + oy * s + ky) * t.w + ox * s + kx]);
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = tap(oy, ky, win.stride[0], win.padding[0], h);
+                                    let ix = tap(ox, kx, win.stride[1], win.padding[2], w);
+                                    if let (Some(iy), Some(ix)) = (iy, ix) {
+                                        best = best.max(x.v[(ch * h + iy) * w + ix]);
+                                    }
                                 }
                             }
                             out.push(best);
                         }
                     }
                 }
-                T {
-                    c: t.c,
-                    h: oh,
-                    w: ow,
-                    v: out,
-                    zp: t.zp,
-                }
+                out
             }
-            Layer::Relu => {
-                let zp = t.zp;
-                T {
-                    v: t.v.iter().map(|&q| i64::from(q).max(zp) as i8).collect(),
-                    ..t
-                }
+            Op::Reshape => {
+                assert_eq!(out_q, x.q, "reshape keeps the quantization");
+                x.v.clone()
             }
-            Layer::Flatten => T {
-                c: t.v.len(),
-                h: 1,
-                w: 1,
-                ..t
-            },
-            other => panic!("reference has no {other:?}"),
+            Op::Activation(a) => {
+                assert_eq!(out_q, x.q, "an activation keeps the quantization");
+                let (lo, hi) = act_range(x.q, a.activation);
+                x.v.iter()
+                    .map(|&q| i64::from(q).clamp(lo, hi) as i8)
+                    .collect()
+            }
+            other => panic!("the reference has no {:?}", other.kind()),
         };
-        if index == usize::from(m.embedding_layer) {
-            embedding = t.v.clone();
-        }
+        assert_eq!(v.len(), out_dims.iter().product::<usize>());
+        t[usize::from(node.output)] = Some(T {
+            dims: out_dims,
+            v,
+            q: out_q,
+        });
     }
-    (t.v, embedding)
+    let get = |id: u16| t[usize::from(id)].as_ref().expect("computed").v.clone();
+    (get(info.logits), get(info.embedding))
 }
 
 fn int8_values(data: TensorData<'_>) -> Vec<i8> {
@@ -253,21 +323,24 @@ fn check_case(seed: u64) -> (usize, usize) {
         1 => RangeMethod::Percentile(99.0),
         _ => RangeMethod::Percentile(75.0),
     };
-    let lowering = lower(&model);
-    let ranges = calibrate(&model, &lowering, &calib, method, false).unwrap();
-    let file = to_int8(&model, &lowering, &ranges).unwrap();
+    let graph = lower(&model).unwrap();
+    let ranges = calibrate(&graph, &calib, method, false).unwrap();
+    let file = to_int8(&graph, &ranges).unwrap();
     let bytes = file.encode().unwrap();
     let core = Model::from_bytes(&bytes).unwrap();
     let mut arena = vec![0u8; core.arena_size()];
     // Inputs partly outside the calibrated range: the input quantization saturates too.
     let inputs = random_samples(&mut rng, 12, len, -0.5, 1.5);
     let mut positive_shifts = 0;
-    for l in core.layers() {
-        if let Layer::LinearS8(l) = l.layer {
-            positive_shifts += l.shift.iter().filter(|&s| s > 0).count();
-        }
-        if let Layer::Conv2dS8(l) = l.layer {
-            positive_shifts += l.shift.iter().filter(|&s| s > 0).count();
+    for node in core.nodes() {
+        let weights = match node.unwrap().op {
+            Op::Linear(l) => l.weights,
+            Op::Conv2d(c) => c.weights,
+            Op::DepthwiseConv2d(c) => c.weights,
+            _ => continue,
+        };
+        if let Weights::S8 { shift, .. } = weights {
+            positive_shifts += shift.iter().filter(|&s| s > 0).count();
         }
     }
     let mut saturated = 0;
