@@ -19,6 +19,7 @@ fn accuracy(model: &std::path::Path) -> f64 {
         retrieval: false,
         dump: None,
         write_inputs: None,
+        normal_classes: None,
         threads: 2,
         progress: false,
     })
