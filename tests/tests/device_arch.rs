@@ -1,5 +1,5 @@
 //! The trainer's graph architectures end to end, host == device: a small instance of each
-//! (`resnet8`, `ds-cnn`, `mobilenet-v1:0.25`, a `cnn` and an `mlp`) built from the trainer's own
+//! (`resnet8`, `ds-cnn`, `mobilenet-v1:0.25`, `autoencoder`, a `cnn` and an `mlp`) built from the trainer's own
 //! `Arch` with random, seeded weights, BatchNorm statistics and denoisers
 //! ([`random_arch_model`]), exported through the real exporter (fused: denoisers, then
 //! BatchNorm folded; f32 with `to_f32`, int8 with `export::quantize` calibrated on seeded random
@@ -185,4 +185,11 @@ fn cnn_host_equals_device() {
 #[test]
 fn mlp_host_equals_device() {
     check("mlp:32,16", [1, 8, 8], 4, 105);
+}
+
+/// The FC autoencoder (its "logits" are the reconstruction of the 64 inputs, its embedding the
+/// 8-d bottleneck), BatchNorm after every Linear but the last.
+#[test]
+fn autoencoder_host_equals_device() {
+    check("autoencoder", [1, 8, 8], 2, 106);
 }
