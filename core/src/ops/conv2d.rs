@@ -1,9 +1,11 @@
 //! 2-D convolution: input `[Ci][H][W]`, weights `[Co][Ci][kh][kw]`, output `[Co][Ho][Wo]`.
 
-use super::{expect_shape, s8_io, weights, window_geometry, In, Out, Values, ValuesMut};
+use super::{
+    expect_shape, per_channel_quant, weights, window_geometry, In, Out, Values, ValuesMut,
+};
 use crate::error::{Error, Result};
 use crate::format::graph::{Conv2d, Weights};
-use crate::kernels::params::{ConvParams, PerChannelQuant};
+use crate::kernels::params::ConvParams;
 use crate::kernels::{conv2d_f32, conv2d_s8};
 use crate::tensor::TensorInfo;
 
@@ -55,13 +57,7 @@ pub(super) fn eval(p: &Conv2d<'_>, input: &In<'_>, output: Out<'_>) -> Result<()
             Values::I8(x),
             ValuesMut::I8(y),
         ) => {
-            let (input_zp, out_q) = s8_io(&input.info, &output.info)?;
-            let q = PerChannelQuant {
-                input_zp,
-                output: out_q,
-                multiplier: *multiplier,
-                shift: *shift,
-            };
+            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
             conv2d_s8(&cp, &q, x, *weights, *bias, y)
         }
         _ => Err(Error::KernelBadArguments),

@@ -1,10 +1,12 @@
 //! Depthwise 2-D convolution (depth multiplier 1): input `[C][H][W]`, weights `[C][kh][kw]`,
 //! output `[C][Ho][Wo]`; output channel `c` reads only input channel `c`.
 
-use super::{expect_shape, s8_io, weights, window_geometry, In, Out, Values, ValuesMut};
+use super::{
+    expect_shape, per_channel_quant, weights, window_geometry, In, Out, Values, ValuesMut,
+};
 use crate::error::{Error, Result};
 use crate::format::graph::{DepthwiseConv2d, Weights};
-use crate::kernels::params::{DepthwiseParams, PerChannelQuant};
+use crate::kernels::params::DepthwiseParams;
 use crate::kernels::{depthwise_conv2d_f32, depthwise_conv2d_s8};
 use crate::tensor::TensorInfo;
 
@@ -59,13 +61,7 @@ pub(super) fn eval(p: &DepthwiseConv2d<'_>, input: &In<'_>, output: Out<'_>) -> 
             Values::I8(x),
             ValuesMut::I8(y),
         ) => {
-            let (input_zp, out_q) = s8_io(&input.info, &output.info)?;
-            let q = PerChannelQuant {
-                input_zp,
-                output: out_q,
-                multiplier: *multiplier,
-                shift: *shift,
-            };
+            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
             depthwise_conv2d_s8(&dp, &q, x, *weights, *bias, y)
         }
         _ => Err(Error::KernelBadArguments),

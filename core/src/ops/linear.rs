@@ -1,11 +1,11 @@
 //! Linear on the last dim: input `[…][in]`, weights `[out][in]`, output `[…][out]`.
 
-use super::{expect_shape, weights, In, Out, Values, ValuesMut};
+use super::{expect_shape, per_channel_quant, weights, In, Out, Values, ValuesMut};
 use crate::error::{Error, Result};
 use crate::format::graph::{Linear, Weights};
-use crate::kernels::params::{LinearParams, PerChannelQuant};
+use crate::kernels::params::LinearParams;
 use crate::kernels::{linear_f32, linear_s8};
-use crate::tensor::{DType, TensorInfo};
+use crate::tensor::TensorInfo;
 
 fn params(p: &Linear<'_>, input: &TensorInfo) -> LinearParams {
     LinearParams {
@@ -47,8 +47,8 @@ pub(super) fn prepare(
 
 pub(super) fn eval(p: &Linear<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
     let lp = params(p, &input.info);
-    match (&p.weights, input.values, output.values, output.info.dtype) {
-        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y), _) => {
+    match (&p.weights, input.values, output.values) {
+        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y)) => {
             linear_f32(&lp, x, *weights, *bias, y)
         }
         (
@@ -60,17 +60,8 @@ pub(super) fn eval(p: &Linear<'_>, input: &In<'_>, output: Out<'_>) -> Result<()
             },
             Values::I8(x),
             ValuesMut::I8(y),
-            DType::I8(out_q),
         ) => {
-            let DType::I8(in_q) = input.info.dtype else {
-                return Err(Error::KernelBadArguments);
-            };
-            let q = PerChannelQuant {
-                input_zp: in_q.zero_point,
-                output: out_q,
-                multiplier: *multiplier,
-                shift: *shift,
-            };
+            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
             linear_s8(&lp, &q, x, *weights, *bias, y)
         }
         _ => Err(Error::KernelBadArguments),

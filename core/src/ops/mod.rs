@@ -184,13 +184,22 @@ pub(crate) fn window_geometry(
     Ok((w, [c, h, wd, oh, ow]))
 }
 
-/// `(zero point of the input, output quantization)` of an int8 op, or `KernelBadArguments`.
-pub(crate) fn s8_io(
+/// The per-channel requantization of an int8 weighted op reading `input` and writing `output`
+/// (their zero point and quantization, the op's multipliers and shifts), or
+/// `KernelBadArguments` when either tensor is not int8.
+pub(crate) fn per_channel_quant<'w>(
     input: &TensorInfo,
     output: &TensorInfo,
-) -> Result<(i8, crate::tensor::QuantParams)> {
+    multiplier: crate::tensor::I32Data<'w>,
+    shift: crate::tensor::I8Data<'w>,
+) -> Result<crate::kernels::params::PerChannelQuant<'w>> {
     match (input.dtype, output.dtype) {
-        (DType::I8(i), DType::I8(o)) => Ok((i.zero_point, o)),
+        (DType::I8(i), DType::I8(o)) => Ok(crate::kernels::params::PerChannelQuant {
+            input_zp: i.zero_point,
+            output: o,
+            multiplier,
+            shift,
+        }),
         _ => Err(Error::KernelBadArguments),
     }
 }
