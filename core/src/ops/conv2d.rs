@@ -1,10 +1,8 @@
 //! 2-D convolution: input `[Ci][H][W]`, weights `[Co][Ci][kh][kw]`, output `[Co][Ho][Wo]`.
 
-use super::{
-    expect_shape, per_channel_quant, weights, window_geometry, In, Out, Values, ValuesMut,
-};
+use super::{expect_shape, weights, window_geometry, In, Out};
 use crate::error::{Error, Result};
-use crate::format::graph::{Conv2d, Weights};
+use crate::format::graph::Conv2d;
 use crate::kernels::params::ConvParams;
 use crate::kernels::{conv2d_f32, conv2d_s8};
 use crate::tensor::TensorInfo;
@@ -43,23 +41,11 @@ pub(super) fn prepare(
 
 pub(super) fn eval(p: &Conv2d<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
     let (cp, _, _) = params(0, p, &input.info).map_err(|_| Error::KernelBadArguments)?;
-    match (&p.weights, input.values, output.values) {
-        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y)) => {
-            conv2d_f32(&cp, x, *weights, *bias, y)
-        }
-        (
-            Weights::S8 {
-                weights,
-                bias,
-                multiplier,
-                shift,
-            },
-            Values::I8(x),
-            ValuesMut::I8(y),
-        ) => {
-            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
-            conv2d_s8(&cp, &q, x, *weights, *bias, y)
-        }
-        _ => Err(Error::KernelBadArguments),
-    }
+    weights::eval(
+        &p.weights,
+        input,
+        output,
+        |x, w, b, y| conv2d_f32(&cp, x, w, b, y),
+        |q, x, w, b, y| conv2d_s8(&cp, q, x, w, b, y),
+    )
 }

@@ -1,11 +1,9 @@
 //! Depthwise 2-D convolution (depth multiplier 1): input `[C][H][W]`, weights `[C][kh][kw]`,
 //! output `[C][Ho][Wo]`; output channel `c` reads only input channel `c`.
 
-use super::{
-    expect_shape, per_channel_quant, weights, window_geometry, In, Out, Values, ValuesMut,
-};
+use super::{expect_shape, weights, window_geometry, In, Out};
 use crate::error::{Error, Result};
-use crate::format::graph::{DepthwiseConv2d, Weights};
+use crate::format::graph::DepthwiseConv2d;
 use crate::kernels::params::DepthwiseParams;
 use crate::kernels::{depthwise_conv2d_f32, depthwise_conv2d_s8};
 use crate::tensor::TensorInfo;
@@ -47,23 +45,11 @@ pub(super) fn prepare(
 
 pub(super) fn eval(p: &DepthwiseConv2d<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
     let (dp, _, _) = params(0, p, &input.info).map_err(|_| Error::KernelBadArguments)?;
-    match (&p.weights, input.values, output.values) {
-        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y)) => {
-            depthwise_conv2d_f32(&dp, x, *weights, *bias, y)
-        }
-        (
-            Weights::S8 {
-                weights,
-                bias,
-                multiplier,
-                shift,
-            },
-            Values::I8(x),
-            ValuesMut::I8(y),
-        ) => {
-            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
-            depthwise_conv2d_s8(&dp, &q, x, *weights, *bias, y)
-        }
-        _ => Err(Error::KernelBadArguments),
-    }
+    weights::eval(
+        &p.weights,
+        input,
+        output,
+        |x, w, b, y| depthwise_conv2d_f32(&dp, x, w, b, y),
+        |q, x, w, b, y| depthwise_conv2d_s8(&dp, q, x, w, b, y),
+    )
 }

@@ -1,8 +1,8 @@
 //! Linear on the last dim: input `[…][in]`, weights `[out][in]`, output `[…][out]`.
 
-use super::{expect_shape, per_channel_quant, weights, In, Out, Values, ValuesMut};
+use super::{expect_shape, weights, In, Out};
 use crate::error::{Error, Result};
-use crate::format::graph::{Linear, Weights};
+use crate::format::graph::Linear;
 use crate::kernels::params::LinearParams;
 use crate::kernels::{linear_f32, linear_s8};
 use crate::tensor::TensorInfo;
@@ -47,23 +47,11 @@ pub(super) fn prepare(
 
 pub(super) fn eval(p: &Linear<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
     let lp = params(p, &input.info);
-    match (&p.weights, input.values, output.values) {
-        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y)) => {
-            linear_f32(&lp, x, *weights, *bias, y)
-        }
-        (
-            Weights::S8 {
-                weights,
-                bias,
-                multiplier,
-                shift,
-            },
-            Values::I8(x),
-            ValuesMut::I8(y),
-        ) => {
-            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
-            linear_s8(&lp, &q, x, *weights, *bias, y)
-        }
-        _ => Err(Error::KernelBadArguments),
-    }
+    weights::eval(
+        &p.weights,
+        input,
+        output,
+        |x, w, b, y| linear_f32(&lp, x, w, b, y),
+        |q, x, w, b, y| linear_s8(&lp, q, x, w, b, y),
+    )
 }

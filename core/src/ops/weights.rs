@@ -2,10 +2,12 @@
 //! finite f32 values, valid requantization, dtypes matching the weights, and no int32
 //! accumulator overflow for any int8 input.
 
+use super::{per_channel_quant, In, Out, Values, ValuesMut};
 use crate::error::{Error, Result};
 use crate::format::graph::Weights;
+use crate::kernels::params::PerChannelQuant;
 use crate::quant::multiplier_is_valid;
-use crate::tensor::{DType, TensorInfo};
+use crate::tensor::{DType, F32Data, I32Data, I8Data, TensorInfo};
 
 /// Checks `w` for an op with `n_out` output channels of `per_out` weights each, reading `input`
 /// and writing `output`: f32 weights need f32 tensors, int8 weights int8 tensors.
@@ -87,5 +89,40 @@ pub(super) fn out_channels(w: &Weights<'_>) -> usize {
     match w {
         Weights::F32 { bias, .. } => bias.len(),
         Weights::S8 { bias, .. } => bias.len(),
+    }
+}
+
+/// Runs a weighted op: `f32(x, weights, bias, y)` for f32 weights and tensors, or
+/// `s8(quant, x, weights, bias, y)` for int8 ones (the per-channel requantization built from the
+/// input and output tensors); `KernelBadArguments` for any other combination.
+pub(super) fn eval<F, S>(
+    w: &Weights<'_>,
+    input: &In<'_>,
+    output: Out<'_>,
+    f32: F,
+    s8: S,
+) -> Result<()>
+where
+    F: FnOnce(&[f32], F32Data<'_>, F32Data<'_>, &mut [f32]) -> Result<()>,
+    S: FnOnce(&PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]) -> Result<()>,
+{
+    match (w, input.values, output.values) {
+        (Weights::F32 { weights, bias }, Values::F32(x), ValuesMut::F32(y)) => {
+            f32(x, *weights, *bias, y)
+        }
+        (
+            Weights::S8 {
+                weights,
+                bias,
+                multiplier,
+                shift,
+            },
+            Values::I8(x),
+            ValuesMut::I8(y),
+        ) => {
+            let q = per_channel_quant(&input.info, &output.info, *multiplier, *shift)?;
+            s8(&q, x, *weights, *bias, y)
+        }
+        _ => Err(Error::KernelBadArguments),
     }
 }
