@@ -7,12 +7,14 @@
 #
 #   bash bench/archs.sh                         # resnet8, ds-cnn, mobilenet-v1:0.25
 #   ARCHS="resnet8" EPOCHS=12 bash bench/archs.sh
+#   AUGMENT=shift:2 EPOCHS=20 bash bench/archs.sh   # train --augment
 #
 # One libtorch thread per run (on a shared 2-core machine two threads spin against each other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCHS="${ARCHS:-resnet8 ds-cnn mobilenet-v1:0.25}"
 EPOCHS="${EPOCHS:-12}"
+AUGMENT="${AUGMENT:-none}"
 OUT="${OUT:-runs/archs}"
 cargo build --release --locked -p denoiserep-trainer
 BIN=target/release/denoiserep
@@ -22,7 +24,7 @@ for arch in $ARCHS; do
   dir="$OUT/${arch//:/-}"
   t0=$(date +%s)
   "$BIN" train --data mnist --arch "$arch" --regime baseline --epochs "$EPOCHS" --batch-size 64 \
-    --lr 0.003 --lr-schedule cosine --seed 1 --threads 1 --out "$dir" --force > "$dir.train.log" 2>&1
+    --lr 0.003 --lr-schedule cosine --augment "$AUGMENT" --seed 1 --threads 1 --out "$dir" --force > "$dir.train.log" 2>&1
   t1=$(date +%s)
   for p in f32 int8; do
     "$BIN" export --run "$dir" --precision "$p" --threads 1 --out "$dir/model-$p.dnrp" >/dev/null
