@@ -6,8 +6,8 @@
 //!
 //! # f32 summation order (fixed, host and device)
 //!
-//! Every f32 reduction (dot products of Linear, Conv2d and DepthwiseConv2d, sums of
-//! GlobalAvgPool) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's
+//! Every f32 reduction (dot products of Linear, Conv2d, DepthwiseConv2d and BatchMatMul, sums of
+//! GlobalAvgPool, MeanAxis, Softmax and LayerNorm's mean and variance) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's
 //! documented reduction order, are added into 8 lanes, `lane[j mod 8] += t_j` in increasing `j`
 //! (lanes start at `+0.0`), and the lanes are combined in the fixed tree
 //! `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is added after the tree. An
