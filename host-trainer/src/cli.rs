@@ -333,6 +333,21 @@ pub struct TrainArgs {
     /// classes, no AUC; with --init: the --init run's]
     #[arg(long, value_name = "CLASSES", value_parser = rules::normal_classes)]
     pub normal_classes: Option<rules::ClassList>,
+    /// Random input transforms of the epochs that train the backbone (cross-entropy): shift:N
+    /// (translate by up to N pixels, border filled with a raw 0), hflip (mirror half the
+    /// samples), comma-separated, or none. Denoiser fits and evaluation see clean inputs.
+    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = rules::augment)]
+    pub augment: crate::augment::Augment,
+    /// AdamW weight decay of the backbone's weight matrices and conv kernels (decoupled,
+    /// `p ← p·(1 − lr·WD)` each step; biases and BatchNorm are not decayed). 0: plain Adam.
+    #[arg(
+        long,
+        value_name = "WD",
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::weight_decay)
+    )]
+    pub weight_decay: f64,
     /// Adam learning rate (both parameter groups).
     #[arg(
         long,
@@ -671,6 +686,8 @@ impl TrainArgs {
                 init: self.init.as_deref().map(absolute).transpose()?,
                 import: self.import.as_deref().map(absolute).transpose()?,
                 normal_classes: self.normal_classes.clone().map(|c| c.0),
+                augment: self.augment,
+                weight_decay: self.weight_decay,
             },
             arch_given: self.arch.is_some(),
             data_given: self.data.is_some(),
@@ -885,6 +902,18 @@ pub mod rules {
 
     /// `--normal-classes`: comma-separated class indices and inclusive ranges, e.g. `0-8` or
     /// `0,2,4-6` (that the classes exist is checked against the data). A clap value parser.
+    pub fn weight_decay(v: f64) -> Result<f64, Why> {
+        if v.is_finite() && (0.0..1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err("must be a number in [0, 1)".into())
+        }
+    }
+
+    pub fn augment(s: &str) -> Result<crate::augment::Augment, Why> {
+        crate::augment::Augment::parse(s)
+    }
+
     pub fn normal_classes(s: &str) -> Result<ClassList, Why> {
         crate::eval::anomaly::parse_classes(s).map(ClassList)
     }

@@ -1,5 +1,8 @@
-//! Adam (Kingma & Ba, 2015; PyTorch's formulation, no weight decay) over a named parameter
-//! group, with its state exposed so that checkpoints can resume exactly.
+//! Adam (Kingma & Ba, 2015; PyTorch's formulation) over a named parameter group, with its state
+//! exposed so that checkpoints can resume exactly, and optional decoupled weight decay (AdamW,
+//! Loshchilov & Hutter, 2019, as PyTorch's `AdamW`): before the Adam update,
+//! `p ← p·(1 − lr·wd)` — here only for parameters of rank ≥ 2 (conv and linear weights; biases
+//! and BatchNorm's scale and shift are not decayed, the usual practice).
 //!
 //! Per step `k` and parameter `p` with gradient `g`: `m ← β1·m + (1−β1)·g` (as
 //! `m + (1−β1)·(g − m)`, PyTorch's `lerp_`), `v ← β2·v + (1−β2)·g²`,
@@ -18,6 +21,8 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay `wd` of rank ≥ 2 parameters (0: plain Adam).
+    pub weight_decay: f64,
     /// Steps taken.
     pub steps: i64,
     params: Vec<(String, Tensor)>,
@@ -35,6 +40,7 @@ impl Adam {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: 0.0,
             steps: 0,
             m: zeros(&params),
             v: zeros(&params),
@@ -52,6 +58,11 @@ impl Adam {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
+                }
+                if self.weight_decay > 0.0 && p.dim() >= 2 {
+                    let _ = p
+                        .shallow_clone()
+                        .g_mul_scalar_(1.0 - self.lr * self.weight_decay);
                 }
                 // PyTorch's single-tensor Adam, in place: two temporaries per parameter
                 // (`(1−β2)·g` and `√v`) instead of one per operation.
@@ -203,6 +214,36 @@ mod tests {
         );
         assert_eq!(Vec::<f64>::try_from(&q.detach()).unwrap(), vec![5.0]);
         let _ = Device::Cpu;
+    }
+
+    /// AdamW: rank ≥ 2 parameters shrink by `1 − lr·wd` before the Adam update (PyTorch's
+    /// `AdamW`); rank-1 parameters (biases) get the plain Adam update.
+    #[test]
+    fn weight_decay_is_decoupled_and_only_for_matrices() {
+        let w = Tensor::from_slice(&[1.0f64, -2.0])
+            .view([1, 2])
+            .set_requires_grad(true);
+        let b = Tensor::from_slice(&[3.0f64]).set_requires_grad(true);
+        let mut opt = Adam::new(
+            vec![
+                ("w".into(), w.shallow_clone()),
+                ("b".into(), b.shallow_clone()),
+            ],
+            0.1,
+        );
+        opt.weight_decay = 0.5;
+        opt.zero_grad();
+        (w.sum(Kind::Double) + b.sum(Kind::Double)).backward(); // g = 1 everywhere
+        opt.step();
+        // First Adam step with g = 1: m̂ = 1, v̂ = 1, update −lr·1/(1 + ε).
+        let step = 0.1 / (1.0 + 1e-8);
+        let want_w = [1.0 * (1.0 - 0.05) - step, -2.0 * (1.0 - 0.05) - step];
+        let got_w = Vec::<f64>::try_from(&w.detach().view([-1])).unwrap();
+        for (g, e) in got_w.iter().zip(want_w) {
+            assert!((g - e).abs() < 1e-12, "{got_w:?} vs {want_w:?}");
+        }
+        let got_b = Vec::<f64>::try_from(&b.detach()).unwrap()[0];
+        assert!((got_b - (3.0 - step)).abs() < 1e-12, "{got_b}");
     }
 
     #[test]

@@ -330,6 +330,9 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
             );
         }
     }
+    cfg.augment
+        .check(data.shape)
+        .with_context(|| format!("data '{}'", cfg.data))?;
     let arch = match &init {
         Some((icfg, _)) => {
             if req.arch_given && !resume {

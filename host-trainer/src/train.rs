@@ -37,6 +37,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::augment::Augment;
 use crate::data::Dataset;
 use crate::denoiser::Denoiser;
 use crate::denoiser_fit;
@@ -194,6 +195,19 @@ pub struct TrainConfig {
     /// (`eval::anomaly`). `None` (and config.json files written before it existed): all classes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normal_classes: Option<Vec<u32>>,
+    /// `--augment` of the cross-entropy epochs (absent in config.json files written before it
+    /// existed, and not written when `none`).
+    #[serde(default, skip_serializing_if = "Augment::is_none")]
+    pub augment: Augment,
+    /// `--weight-decay`: AdamW's decoupled decay of the backbone's weight matrices and kernels
+    /// (absent in config.json files written before it existed, and not written when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+}
+
+/// Serde's `skip_serializing_if` for a setting whose 0 means "off".
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// What an epoch trains.
@@ -307,6 +321,8 @@ pub struct Trainer {
     test_y: Tensor,
     /// Train indices cross-entropy sees (`--labels`; every index without it).
     labelled: Vec<i64>,
+    /// `[C]`: the normalized value of a raw 0 pixel, the border fill of `--augment shift`.
+    augment_fill: Tensor,
     pub backbone_opt: Adam,
     pub denoiser_opt: Adam,
     /// The denoisers' optimizer in whitened coordinates (then `denoiser_opt` holds nothing).
@@ -354,7 +370,8 @@ impl Trainer {
         let (norm, dev) = (&model.normalization, model.device);
         let train_x = evaluate::to_tensor(&data.train.x, data.shape, norm, dev);
         let test_x = evaluate::to_tensor(&data.test.x, data.shape, norm, dev);
-        let backbone_opt = Adam::new(model.backbone_params(), cfg.lr);
+        let mut backbone_opt = Adam::new(model.backbone_params(), cfg.lr);
+        backbone_opt.weight_decay = cfg.weight_decay;
         let whitened = model.denoisers.iter().any(|d| d.whitened.is_some());
         let (denoiser_opt, denoiser_sgd) = if whitened {
             // Per-layer scales are set before every step (`Denoiser::whitened_scale`).
@@ -375,8 +392,17 @@ impl Trainer {
             Some(n) => labelled_subset(&data.train.y, data.num_classes, n, cfg.data_seed),
             None => (0..data.train.len() as i64).collect(),
         };
+        let augment_fill = Tensor::from_slice(
+            &norm
+                .mean
+                .iter()
+                .zip(&norm.std)
+                .map(|(m, s)| (0.0 - m) / s)
+                .collect::<Vec<f32>>(),
+        );
         Self {
             labelled,
+            augment_fill,
             train_y: evaluate::labels(&data.train.y, dev),
             test_y: evaluate::labels(&data.test.y, dev),
             train_x,
@@ -431,6 +457,10 @@ impl Trainer {
         let (seg_start, seg_len) = self.segment(epoch);
         // Whitened SGD averages its iterates over the last epoch of each denoiser block
         // (Polyak–Ruppert tail averaging: the SGD noise of the last steps averages out).
+        // `--augment` only where cross-entropy trains the backbone, drawn per epoch.
+        let mut augment = (!self.cfg.augment.is_none()
+            && matches!(ph, Phase::Baseline | Phase::B | Phase::PenaltyControl))
+        .then(|| Rng::new(mix(self.cfg.seed, epoch as u64 + (2 << 32))));
         let mut tail_avg = (self.denoiser_sgd.is_some()
             && matches!(ph, Phase::A | Phase::LabelFree)
             && epoch + 1 == seg_start + seg_len)
@@ -452,6 +482,10 @@ impl Trainer {
             }
             let idx = Tensor::from_slice(chunk).to_device(self.model.device);
             let x = self.train_x.index_select(0, &idx);
+            let x = match &mut augment {
+                Some(rng) => self.cfg.augment.apply(&x, &self.augment_fill, rng),
+                None => x,
+            };
             let y = self.train_y.index_select(0, &idx);
             let (loss, ce, noise, logits) = self.losses(ph, &x, &y);
             let value = loss.double_value(&[]);
