@@ -760,7 +760,7 @@ fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot]) -> Result<()>
     let is_f32 = |id: u16| {
         slots
             .get(usize::from(id))
-            .map(|s| s.info.dtype == DType::F32)
+            .map(|s| s.info().dtype == DType::F32)
     };
     if is_f32(info.logits) != is_f32(info.embedding) {
         return Err(Error::ModelBadOutputs);
