@@ -116,7 +116,8 @@ mod tests {
         assert_eq!(s1, 2);
         assert_eq!(b, BLOCKS.map(|(s, _)| s));
         assert_eq!(last(96, 96), 3);
-        assert_eq!(strides(64, 64), strides(96, 96));
+        // Anything at least as large as the reference keeps them too.
+        assert_eq!(strides(160, 120), strides(96, 96));
     }
 
     #[test]
