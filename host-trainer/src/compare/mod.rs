@@ -765,10 +765,18 @@ pub fn record(
         None => earlier_wall(&dir, &metrics)?,
     };
     let m = HeadlineMetrics::from_metrics(&metrics, &dir)?;
-    let cfg = run::read_config(&dir)?.train;
+    let run_cfg = run::read_config(&dir)?;
+    let cfg = run_cfg.train;
     let threads = creq.settings.threads.unwrap_or(1).max(1) as usize;
-    let device = crate::export::accuracy::cached(&dir, threads)
-        .with_context(|| format!("{label}: int8 and f32 device accuracy"))?;
+    // A ViT has no lowering to the core's ops yet: no device accuracy (the int8 secondary
+    // metrics count as missing for it).
+    let device = match run_cfg.arch.is_vit() {
+        true => None,
+        false => Some(
+            crate::export::accuracy::cached(&dir, threads)
+                .with_context(|| format!("{label}: int8 and f32 device accuracy"))?,
+        ),
+    };
     eprintln!(
         "compare {label}: {} — top-1 {:.2}% mAP {:.2}% Rank-1 {:.2}% σ=0.1 {:.2}% σ=0.3 {:.2}%",
         match outcome {
@@ -782,12 +790,18 @@ pub fn record(
         100.0 * m.robust_0_1,
         100.0 * m.robust_0_3,
     );
-    eprintln!(
-        "compare {label}: device (core) top-1 f32 {:.2}% int8 {:.2}% (int8 − f32 {:+.2} pp)",
-        100.0 * device.f32_accuracy,
-        100.0 * device.int8_accuracy,
-        100.0 * device.int8_drop()
-    );
+    match &device {
+        Some(device) => eprintln!(
+            "compare {label}: device (core) top-1 f32 {:.2}% int8 {:.2}% (int8 − f32 {:+.2} pp)",
+            100.0 * device.f32_accuracy,
+            100.0 * device.int8_accuracy,
+            100.0 * device.int8_drop()
+        ),
+        None => eprintln!(
+            "compare {label}: no device (core) accuracy: {}",
+            crate::export::lower::VIT_NOT_LOWERED
+        ),
+    }
     Ok(ArmRun {
         arm: p.arm.name.clone(),
         seed: p.seed,
@@ -800,7 +814,7 @@ pub fn record(
         epochs: cfg.epochs,
         backbone_epochs: backbone_epochs(&cfg),
         metrics: m,
-        secondary: secondary_values(&metrics, Some(&device)),
+        secondary: secondary_values(&metrics, device.as_ref()),
     })
 }
 

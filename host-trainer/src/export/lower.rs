@@ -158,9 +158,26 @@ fn pooled(
     ])
 }
 
+/// The error for a model with ViT node kinds ([`FusedLayer::is_transformer`]), which have no
+/// lowering to the core's ops yet.
+pub const VIT_NOT_LOWERED: &str = "ViT export to the core is not implemented yet";
+
 /// Lowers `model` (see the module docs). Errors name the node.
 pub fn lower(model: &FusedModel) -> Result<CoreGraph> {
     let nodes = &model.nodes;
+    if let Some((k, node)) = nodes
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.layer.is_transformer())
+    {
+        bail!(
+            "arch {}: {VIT_NOT_LOWERED} (node {k} '{}' {} has no core op; the fused model \
+             itself is complete: Model::fused())",
+            model.arch,
+            node.name,
+            node.layer.describe()
+        );
+    }
     let n_values = nodes.len() + 1;
     // Readers of each value, to decide which activations fuse.
     let mut readers = vec![0usize; n_values];
@@ -328,6 +345,13 @@ fn shape_of(
             }
             in_shape.to_vec()
         }
+        FusedLayer::Tokens
+        | FusedLayer::ClsToken { .. }
+        | FusedLayer::PosEmbed { .. }
+        | FusedLayer::LayerNorm { .. }
+        | FusedLayer::Gelu
+        | FusedLayer::Attention { .. }
+        | FusedLayer::TokenPool { .. } => bail!("{what}: {VIT_NOT_LOWERED}"),
     })
 }
 
@@ -401,6 +425,13 @@ fn core_op(layer: &FusedLayer, act: Activation, in_shape: &[usize], what: &str) 
             activation: Activation::Relu6,
         },
         FusedLayer::Add => CoreOp::Add { activation: act },
+        FusedLayer::Tokens
+        | FusedLayer::ClsToken { .. }
+        | FusedLayer::PosEmbed { .. }
+        | FusedLayer::LayerNorm { .. }
+        | FusedLayer::Gelu
+        | FusedLayer::Attention { .. }
+        | FusedLayer::TokenPool { .. } => bail!("{what}: {VIT_NOT_LOWERED}"),
     })
 }
 
