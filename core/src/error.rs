@@ -57,7 +57,8 @@ pub enum Error {
     ModelBadInput,
     /// The input normalization mean/std do not have 1 or dim-0 finite values with std > 0.
     ModelBadNormalization,
-    /// The logits or embedding tensor id is not a tensor produced by an op (or the input).
+    /// The logits or embedding tensor id is not a tensor produced by an op (or the input), or
+    /// one is f32 and the other int8.
     ModelBadOutputs,
     /// A tensor's int8 quantization scale is not finite and positive, or a constant tensor's
     /// data does not have one element per value.
@@ -92,12 +93,14 @@ pub enum Error {
         /// Index of the op.
         op: u16,
     },
-    /// An op has an invalid parameter (zero size, zero stride, padding not below the kernel size).
+    /// An op has an invalid parameter (zero size, zero stride, padding not below the kernel size,
+    /// an axis or permutation that does not fit the input's rank, a scale that is not finite and
+    /// positive).
     OpBadParam {
         /// Index of the op.
         op: u16,
     },
-    /// An op's weight, bias or quantization tensor has the wrong length.
+    /// An op's weight, bias, quantization or lookup-table tensor has the wrong length.
     OpBadTensorLength {
         /// Index of the op.
         op: u16,
@@ -224,7 +227,7 @@ impl fmt::Display for Error {
                 None,
             ),
             ModelBadOutputs => (
-                "the logits or embedding tensor id is not a tensor produced by an op (or the input)",
+                "the logits or embedding tensor id is not a tensor produced by an op (or the input), or one is f32 and the other int8",
                 None,
             ),
             ModelBadTensor { tensor } => (
@@ -252,11 +255,11 @@ impl fmt::Display for Error {
                 Some(("op", op)),
             ),
             OpBadParam { op } => (
-                "the op has an invalid parameter (zero size, zero stride, padding not below the kernel size)",
+                "the op has an invalid parameter (zero size, zero stride, padding not below the kernel size, an axis or permutation that does not fit the input's rank, a scale that is not finite and positive)",
                 Some(("op", op)),
             ),
             OpBadTensorLength { op } => (
-                "the op's weight, bias or quantization tensor has the wrong length",
+                "the op's weight, bias, quantization or lookup-table tensor has the wrong length",
                 Some(("op", op)),
             ),
             OpNonFiniteWeight { op } => (

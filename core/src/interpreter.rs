@@ -595,7 +595,7 @@ fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result
         let node = node?;
         let op = k as u16; // < op count, a u16
         let ids = node.inputs.ids();
-        if ids.len() != node.op.kind().arity() {
+        if !node.op.kind().arity().contains(&ids.len()) {
             return Err(Error::OpBadArity { op });
         }
         for (info, &id) in infos.iter_mut().zip(ids) {
@@ -622,6 +622,16 @@ fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result
         if usize::from(id) >= slots.len() || !get(&produced, id) || is_const {
             return Err(Error::ModelBadOutputs);
         }
+    }
+    // One element type for both outputs (a dump record has one): with Quantize / Dequantize in
+    // the graph they could differ.
+    let is_f32 = |id: u16| {
+        slots
+            .get(usize::from(id))
+            .map(|s| s.info.dtype == DType::F32)
+    };
+    if is_f32(info.logits) != is_f32(info.embedding) {
+        return Err(Error::ModelBadOutputs);
     }
     Ok(())
 }

@@ -318,6 +318,83 @@ pub fn softmax_s8_params(
     })
 }
 
+/// The requantization of an int8 BatchMatMul `y = alpha · a × b`: TFLite-Micro's BATCH_MATMUL
+/// multiplier (`GetQuantizedConvolutionMultipler` without bias: the product `s_a · s_b` rounded
+/// to f32, as TFLite computes it, then f64) times `alpha`, over `s_out`:
+///
+/// `real = (f64(s_a · s_b) · f64(alpha)) / f64(s_out)` (each step rounded to f64), split by
+/// TFLite's `QuantizeMultiplier` (default double-rounding build: a shift above 30 is not
+/// saturated, it is rejected here).
+///
+/// With `alpha = 1` this is bit for bit TFLite-Micro's multiplier; any other `alpha` (`1/√d` of
+/// attention scores) is folded in with one more f64 rounding. `None` when a scale or `alpha` is
+/// not finite and positive, `real` is not finite, or the shift is above 30. A `real` below
+/// `2^−32` flushes to `(0, 0)` (every output is `out_zp`), as TFLite.
+pub fn batch_matmul_s8_params(
+    a: QuantParams,
+    b: QuantParams,
+    out: QuantParams,
+    alpha: f32,
+) -> Option<crate::kernels::params::BatchMatMulS8Params> {
+    let alpha_ok = alpha.is_finite() && alpha > 0.0;
+    if !(a.is_valid() && b.is_valid() && out.is_valid() && alpha_ok) {
+        return None;
+    }
+    let real = f64::from(a.scale * b.scale) * f64::from(alpha) / f64::from(out.scale);
+    if !real.is_finite() {
+        return None;
+    }
+    let (multiplier, shift) = quantize_multiplier_unsaturated(real);
+    if shift > SHIFT_MAX {
+        return None;
+    }
+    Some(crate::kernels::params::BatchMatMulS8Params {
+        a_zp: i32::from(a.zero_point),
+        b_zp: i32::from(b.zero_point),
+        out_zp: i32::from(out.zero_point),
+        multiplier,
+        shift,
+    })
+}
+
+/// The requantization of an int8 mean over `n` values, exactly TFLite-Micro's MEAN
+/// (`PrepareMeanOrSum` + `QuantizedMeanOrSum`):
+///
+/// - `(m, s) = QuantizeMultiplier(f64(s_in) / f64(s_out))` (double-rounding build);
+/// - `k = min(⌊log2 n⌋, 32, 31 + s)`;
+/// - `multiplier = (m · 2^k) / n` (i64, truncating division), `shift = s − k`.
+///
+/// The kernel then computes `MBQM(Σ q − zp_in · n, multiplier, shift) + zp_out`. `None` when a
+/// scale is not finite and positive, `n` is 0, or a shift leaves `[−31, 30]`.
+pub fn mean_s8_params(
+    input: QuantParams,
+    output: QuantParams,
+    n: usize,
+) -> Option<crate::kernels::params::MeanS8Params> {
+    if !(input.is_valid() && output.is_valid()) || n == 0 {
+        return None;
+    }
+    let n = i64::try_from(n).ok()?;
+    let (m, s) = quantize_multiplier_unsaturated(f64::from(input.scale) / f64::from(output.scale));
+    if s > SHIFT_MAX {
+        return None;
+    }
+    // 63 − CountLeadingZeros(n) = ⌊log2 n⌋ for n ≥ 1.
+    let k = (63 - (n as u64).leading_zeros() as i32).min(32).min(31 + s);
+    let k = k.max(0) as u32;
+    let multiplier = i32::try_from((i64::from(m) << k) / n).ok()?;
+    let shift = s - k as i32;
+    if !(SHIFT_MIN..=SHIFT_MAX).contains(&shift) {
+        return None;
+    }
+    Some(crate::kernels::params::MeanS8Params {
+        input_zp: i32::from(input.zero_point),
+        output_zp: i32::from(output.zero_point),
+        multiplier,
+        shift,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! Checked-in fixtures (format v2): the small CNN, the sine MLP, a residual block and a
-//! depthwise-separable net, in f32 and int8, with the logits the host computes for a fixed input.
+//! Checked-in fixtures (format v2): the small CNN, the sine MLP, a residual block, a
+//! depthwise-separable net and a ViT block, in f32 and int8, with the logits the host computes for a fixed input.
 //! The firmware embeds some of the same files and checks that the device computes the same
 //! bytes. Regenerate with `DENOISEREP_BLESS=1 cargo test -p denoiserep-core --test fixtures`.
 //! Every fixture also runs in exactly `arena_size()` bytes at the worst alignment and in
@@ -140,6 +140,14 @@ fn fixtures_are_current() {
 fn sine_fixtures_are_current() {
     let (f, q) = sine_models();
     check_pair("sine", &f, &q);
+}
+
+/// One ViT block (`common::vit_model`: patch embedding, class token, LayerNorm, 2-head
+/// attention, GELU MLP, token mean and class-token head) in f32 and int8.
+#[test]
+fn vit_fixtures_are_current() {
+    let (f, q) = common::vit_models(2030);
+    check_pair("vit", &f, &q);
 }
 
 #[test]

@@ -285,7 +285,7 @@ fn body_errors_are_typed() {
         Err(Error::DecodeUnknownOpKind { op: 0 })
     );
     assert_eq!(
-        patch(at::OP1_TAG, 11),
+        patch(at::OP1_TAG, 21),
         Err(Error::DecodeUnknownOpKind { op: 1 })
     );
     // More inputs than MAX_OP_INPUTS (the Add claims 5).
@@ -682,9 +682,13 @@ fn every_op_kind_round_trips_its_tag() {
         assert_eq!(k.to_string(), k.name());
     }
     assert_eq!(OpKind::from_tag(0), None);
-    assert_eq!(OpKind::from_tag(11), None);
-    assert_eq!(OpKind::Add.arity(), 2);
-    assert_eq!(OpKind::Mean.arity(), 1);
+    assert_eq!(OpKind::from_tag(21), None);
+    assert_eq!(OpKind::Add.arity(), 2..=2);
+    assert_eq!(OpKind::Mean.arity(), 1..=1);
+    assert_eq!(OpKind::LayerNorm.arity(), 3..=3);
+    assert_eq!(OpKind::Concat.arity(), 2..=4);
+    assert_eq!(OpKind::Slice.tag(), 20);
+    assert_eq!(OpKind::BatchMatMul.name(), "batch_matmul");
     assert_eq!(OpKind::DepthwiseConv2d.name(), "depthwise_conv2d");
 }
 

@@ -4,20 +4,26 @@
 
 mod common;
 
-use common::{file_with_body, residual_cnn, small_cnn, small_mlp, with_int8, OwnedModel};
+use common::{
+    file_with_body, residual_cnn, small_cnn, small_mlp, vit_models, with_int8, OwnedModel,
+};
 use denoiserep_core::{Error, Model};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
-/// Valid files to mutate: an f32 MLP, an f32 CNN, the int8 CNN and the int8 residual block.
+/// Valid files to mutate: an f32 MLP, an f32 CNN, the int8 CNN, the int8 residual block and the
+/// ViT block in f32 and int8.
 fn seeds() -> &'static [Vec<u8>] {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
+        let (vit_f32, vit_int8) = vit_models(24);
         let models: Vec<OwnedModel> = vec![
             small_mlp(20),
             small_cnn(21),
             with_int8(small_cnn(21), 4).1,
             with_int8(residual_cnn(22), 5).1,
+            vit_f32,
+            vit_int8,
         ];
         models.iter().map(|m| m.encode().unwrap()).collect()
     })
@@ -61,7 +67,7 @@ fn load_and_maybe_run(bytes: &[u8]) -> bool {
     }
 }
 
-const N_SEEDS: usize = 4;
+const N_SEEDS: usize = 6;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
@@ -182,12 +188,15 @@ fn mutate_graph(m: &mut OwnedModel, edits: &[(u8, u16, u16)]) {
 }
 
 fn seed_models() -> Vec<OwnedModel> {
+    let (vit_f32, vit_int8) = vit_models(25);
     vec![
         small_mlp(20),
         small_cnn(21),
         with_int8(small_cnn(21), 4).1,
         with_int8(residual_cnn(22), 5).1,
         with_int8(common::dw_separable(23), 6).1,
+        vit_f32,
+        vit_int8,
     ]
 }
 
@@ -196,7 +205,7 @@ proptest! {
 
     #[test]
     fn typed_graph_mutations_never_panic(
-        which in 0usize..5,
+        which in 0usize..7,
         edits in proptest::collection::vec((any::<u8>(), any::<u16>(), any::<u16>()), 1..4),
     ) {
         let mut m = seed_models().swap_remove(which);

@@ -33,6 +33,10 @@ fn all_models() -> Vec<OwnedModel> {
         v.push(f);
         v.push(q);
     }
+    // The ViT block (its int8 version is built by hand around the f32 LayerNorms).
+    let (f, q) = common::vit_models(105);
+    v.push(f);
+    v.push(q);
     v
 }
 

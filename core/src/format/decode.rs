@@ -1,8 +1,8 @@
 //! Decoding: header checks, CRC, then zero-copy postcard decoding of the body.
 
 use super::graph::{
-    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, OpKind, Pool2d,
-    Softmax, TensorDesc, MAX_OP_INPUTS,
+    Act, Add, BatchMatMul, Concat, Conv2d, DepthwiseConv2d, Inputs, LayerNorm, Linear, MeanAxis,
+    ModelInfo, Node, Op, OpKind, Pool2d, Slice, Softmax, TensorDesc, Transpose, MAX_OP_INPUTS,
 };
 use super::{CRC32, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use crate::error::{Error, Result};
@@ -174,6 +174,16 @@ fn take_node(bytes: &[u8], index: u16) -> Result<(Node<'_>, &[u8])> {
         OpKind::Reshape => (Op::Reshape, rest),
         OpKind::Softmax => take::<Softmax>(rest).map(|(p, r)| (Op::Softmax(p), r))?,
         OpKind::Activation => take::<Act>(rest).map(|(p, r)| (Op::Activation(p), r))?,
+        OpKind::LayerNorm => take::<LayerNorm>(rest).map(|(p, r)| (Op::LayerNorm(p), r))?,
+        OpKind::Gelu => (Op::Gelu, rest),
+        OpKind::Lut => (Op::Lut, rest),
+        OpKind::BatchMatMul => take::<BatchMatMul>(rest).map(|(p, r)| (Op::BatchMatMul(p), r))?,
+        OpKind::Transpose => take::<Transpose>(rest).map(|(p, r)| (Op::Transpose(p), r))?,
+        OpKind::Quantize => (Op::Quantize, rest),
+        OpKind::Dequantize => (Op::Dequantize, rest),
+        OpKind::Concat => take::<Concat>(rest).map(|(p, r)| (Op::Concat(p), r))?,
+        OpKind::MeanAxis => take::<MeanAxis>(rest).map(|(p, r)| (Op::MeanAxis(p), r))?,
+        OpKind::Slice => take::<Slice>(rest).map(|(p, r)| (Op::Slice(p), r))?,
     };
     Ok((Node { op, inputs, output }, rest))
 }

@@ -56,7 +56,13 @@ impl Serialize for Node<'_> {
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => t.serialize_element(p)?,
             Op::Softmax(p) => t.serialize_element(p)?,
             Op::Activation(p) => t.serialize_element(p)?,
-            Op::Mean | Op::Reshape => {}
+            Op::LayerNorm(p) => t.serialize_element(p)?,
+            Op::BatchMatMul(p) => t.serialize_element(p)?,
+            Op::Transpose(p) => t.serialize_element(p)?,
+            Op::Concat(p) => t.serialize_element(p)?,
+            Op::MeanAxis(p) => t.serialize_element(p)?,
+            Op::Slice(p) => t.serialize_element(p)?,
+            Op::Mean | Op::Reshape | Op::Gelu | Op::Lut | Op::Quantize | Op::Dequantize => {}
         }
         t.end()
     }

@@ -2,7 +2,8 @@
 //!
 //! The same types describe a model when decoding (borrowed from the file bytes, which may live in
 //! flash) and when encoding (borrowed from an exporter's buffers). Activations are batch-1,
-//! row-major; a rank-3 tensor is `[C][H][W]`. Layouts of weights: Linear `[out][in]`, Conv2d
+//! row-major; the convolution ops read a rank-3 tensor as `[C][H][W]`, the token ops (LayerNorm,
+//! Linear, BatchMatMul, …) read `[N][D]` as N tokens of D features and `[H][N][d]` as H heads. Layouts of weights: Linear `[out][in]`, Conv2d
 //! `[out][in][kh][kw]`, DepthwiseConv2d `[c][kh][kw]`. Each op kind has a stable wire tag
 //! ([`OpKind::tag`]); a decoder meeting an unknown tag reports
 //! [`crate::Error::DecodeUnknownOpKind`], so later kinds get new tags without changing these.
@@ -181,6 +182,111 @@ pub struct Act {
     pub activation: Activation,
 }
 
+/// Layer normalization over the last dim, f32 only: inputs `x [.., D]`, `gamma [D]`, `beta [D]`;
+/// per row `μ = Σx / D`, `σ² = Σ(x − μ)² / D`, `y = (x − μ) / sqrt(σ² + eps) · γ + β` (exact
+/// order: [`crate::kernels::layer_norm_f32`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerNorm {
+    /// Added to the variance before the square root; finite and > 0.
+    pub eps: f32,
+}
+
+/// Batched matrix product `y[b] = alpha · a[b] × b[b]`: `a [B, M, K]`, `b [B, K, N]` (or
+/// `[B, N, K]` used transposed when `adj_y`), `y [B, M, N]`; rank 2 means `B = 1`. int8: TFLite's
+/// BATCH_MATMUL with `alpha` folded into the requantization multiplier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchMatMul {
+    /// `b` is stored `[B, N, K]` and used transposed (attention scores `Q · Kᵀ`).
+    pub adj_y: bool,
+    /// Scale of the product (`1/√d_head` for attention scores); finite and > 0.
+    pub alpha: f32,
+}
+
+/// A permutation of the axes of a rank-`len` tensor (rank ≤ 4).
+///
+/// Wire: a postcard sequence of `u8` (varint length, then one byte per axis). The decoder
+/// accepts up to 4 entries; whether they permute `0..rank` is checked against the input tensor
+/// (`OpBadParam`).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Perm {
+    axes: [u8; crate::tensor::MAX_RANK],
+    len: u8,
+}
+
+impl Perm {
+    /// The permutation with these entries, or `None` for more than 4.
+    pub fn new(axes: &[u8]) -> Option<Self> {
+        let mut out = [0u8; crate::tensor::MAX_RANK];
+        out.get_mut(..axes.len())?.copy_from_slice(axes);
+        Some(Self {
+            axes: out,
+            len: axes.len() as u8,
+        })
+    }
+
+    /// The entries: output axis `i` is input axis `axes()[i]`.
+    pub fn axes(&self) -> &[u8] {
+        self.axes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+}
+
+impl core::fmt::Debug for Perm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.axes()).finish()
+    }
+}
+
+impl Serialize for Perm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.axes())
+    }
+}
+
+impl<'de> Deserialize<'de> for Perm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        let v = heapless::Vec::<u8, { crate::tensor::MAX_RANK }>::deserialize(d)?;
+        Perm::new(&v).ok_or_else(|| serde::de::Error::custom("perm"))
+    }
+}
+
+/// Axis permutation: `y[i_0, …, i_{r−1}] = x[j]` with `j[perm[k]] = i_k`, i.e. output dim `k` is
+/// input dim `perm[k]`. Any dtype; int8 keeps the quantization. Rank ≤ 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transpose {
+    /// `perm[k]` = the input axis that becomes output axis `k`; a permutation of `0..rank`.
+    pub perm: Perm,
+}
+
+/// Concatenation of 2..=4 inputs along `axis` (same rank, equal dims except `axis`, one dtype;
+/// int8: every input has the output's quantization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concat {
+    /// The axis, `< rank`.
+    pub axis: u8,
+}
+
+/// Mean over one axis: `y[o][i] = Σ_j x[o][j][i] / n` with `n` the length of `axis` (`o` the
+/// leading, `i` the trailing index). Output: the input's dims without `axis`, or with it set to 1.
+/// int8: TFLite's MEAN (any output quantization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeanAxis {
+    /// The axis, `< rank`.
+    pub axis: u8,
+}
+
+/// Rows `start .. start + len` along `axis`: `y[o][j][i] = x[o][start + j][i]`. Output: the
+/// input's dims with `axis` set to `len`, or (for `len == 1` and rank > 1) without `axis`. Any
+/// dtype; int8 keeps the quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    /// The axis, `< rank`.
+    pub axis: u8,
+    /// First index taken along `axis`.
+    pub start: u32,
+    /// Number of indices taken, ≥ 1, with `start + len ≤` the axis' length.
+    pub len: u32,
+}
+
 /// One op's kind and parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op<'a> {
@@ -205,6 +311,28 @@ pub enum Op<'a> {
     Softmax(Softmax),
     /// [`Act`], 1 input, same shape and dtype.
     Activation(Act),
+    /// [`LayerNorm`], 3 inputs (`x`, `gamma`, `beta`), f32.
+    LayerNorm(LayerNorm),
+    /// GELU, 1 input, f32, same shape: `y = 0.5·x·(1 + erf(x/√2))` (exact order:
+    /// [`crate::kernels::gelu_f32`]); runs in place when it can. int8 models use [`Op::Lut`].
+    Gelu,
+    /// Table lookup, 2 inputs: int8 `x` and a `[256]` int8 table with the output's quantization;
+    /// `y = table[x + 128]`, same shape (int8 GELU and any other elementwise int8 function).
+    Lut,
+    /// [`BatchMatMul`], 2 inputs (`a`, `b`).
+    BatchMatMul(BatchMatMul),
+    /// [`Transpose`], 1 input.
+    Transpose(Transpose),
+    /// f32 → int8 with the output's quantization (TFLite QUANTIZE), 1 input, same shape.
+    Quantize,
+    /// int8 → f32 with the input's quantization (TFLite DEQUANTIZE), 1 input, same shape.
+    Dequantize,
+    /// [`Concat`], 2..=4 inputs.
+    Concat(Concat),
+    /// [`MeanAxis`], 1 input.
+    MeanAxis(MeanAxis),
+    /// [`Slice`], 1 input.
+    Slice(Slice),
 }
 
 /// The kind of an op, without its data. `tag` is its wire tag.
@@ -232,11 +360,31 @@ pub enum OpKind {
     Softmax,
     /// [`Op::Activation`], tag 10.
     Activation,
+    /// [`Op::LayerNorm`], tag 11.
+    LayerNorm,
+    /// [`Op::Gelu`], tag 12.
+    Gelu,
+    /// [`Op::Lut`], tag 13.
+    Lut,
+    /// [`Op::BatchMatMul`], tag 14.
+    BatchMatMul,
+    /// [`Op::Transpose`], tag 15.
+    Transpose,
+    /// [`Op::Quantize`], tag 16.
+    Quantize,
+    /// [`Op::Dequantize`], tag 17.
+    Dequantize,
+    /// [`Op::Concat`], tag 18.
+    Concat,
+    /// [`Op::MeanAxis`], tag 19.
+    MeanAxis,
+    /// [`Op::Slice`], tag 20.
+    Slice,
 }
 
 impl OpKind {
     /// Every kind this build knows, in tag order.
-    pub const ALL: [OpKind; 10] = [
+    pub const ALL: [OpKind; 20] = [
         OpKind::Linear,
         OpKind::Conv2d,
         OpKind::DepthwiseConv2d,
@@ -247,6 +395,16 @@ impl OpKind {
         OpKind::Reshape,
         OpKind::Softmax,
         OpKind::Activation,
+        OpKind::LayerNorm,
+        OpKind::Gelu,
+        OpKind::Lut,
+        OpKind::BatchMatMul,
+        OpKind::Transpose,
+        OpKind::Quantize,
+        OpKind::Dequantize,
+        OpKind::Concat,
+        OpKind::MeanAxis,
+        OpKind::Slice,
     ];
 
     /// The wire tag (postcard varint) that precedes the op. Tag 0 is never used.
@@ -262,6 +420,16 @@ impl OpKind {
             OpKind::Reshape => 8,
             OpKind::Softmax => 9,
             OpKind::Activation => 10,
+            OpKind::LayerNorm => 11,
+            OpKind::Gelu => 12,
+            OpKind::Lut => 13,
+            OpKind::BatchMatMul => 14,
+            OpKind::Transpose => 15,
+            OpKind::Quantize => 16,
+            OpKind::Dequantize => 17,
+            OpKind::Concat => 18,
+            OpKind::MeanAxis => 19,
+            OpKind::Slice => 20,
         }
     }
 
@@ -283,14 +451,27 @@ impl OpKind {
             OpKind::Reshape => "reshape",
             OpKind::Softmax => "softmax",
             OpKind::Activation => "activation",
+            OpKind::LayerNorm => "layer_norm",
+            OpKind::Gelu => "gelu",
+            OpKind::Lut => "lut",
+            OpKind::BatchMatMul => "batch_matmul",
+            OpKind::Transpose => "transpose",
+            OpKind::Quantize => "quantize",
+            OpKind::Dequantize => "dequantize",
+            OpKind::Concat => "concat",
+            OpKind::MeanAxis => "mean_axis",
+            OpKind::Slice => "slice",
         }
     }
 
-    /// Number of inputs an op of this kind takes.
-    pub const fn arity(self) -> usize {
+    /// The numbers of inputs an op of this kind takes (`2..=4` for Concat, one number for every
+    /// other kind).
+    pub const fn arity(self) -> core::ops::RangeInclusive<usize> {
         match self {
-            OpKind::Add => 2,
-            _ => 1,
+            OpKind::Add | OpKind::Lut | OpKind::BatchMatMul => 2..=2,
+            OpKind::LayerNorm => 3..=3,
+            OpKind::Concat => 2..=MAX_OP_INPUTS,
+            _ => 1..=1,
         }
     }
 }
@@ -315,6 +496,16 @@ impl Op<'_> {
             Op::Reshape => OpKind::Reshape,
             Op::Softmax(_) => OpKind::Softmax,
             Op::Activation(_) => OpKind::Activation,
+            Op::LayerNorm(_) => OpKind::LayerNorm,
+            Op::Gelu => OpKind::Gelu,
+            Op::Lut => OpKind::Lut,
+            Op::BatchMatMul(_) => OpKind::BatchMatMul,
+            Op::Transpose(_) => OpKind::Transpose,
+            Op::Quantize => OpKind::Quantize,
+            Op::Dequantize => OpKind::Dequantize,
+            Op::Concat(_) => OpKind::Concat,
+            Op::MeanAxis(_) => OpKind::MeanAxis,
+            Op::Slice(_) => OpKind::Slice,
         }
     }
 }
@@ -357,7 +548,8 @@ impl Serialize for Inputs {
 
 /// One op of the graph: its kind and parameters, the tensors it reads and the tensor it writes.
 ///
-/// Wire: `varint(tag) · inputs · varint(output) · params` (params absent for Mean and Reshape).
+/// Wire: `varint(tag) · inputs · varint(output) · params` (params absent for Mean, Reshape,
+/// Gelu, Lut, Quantize and Dequantize).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Node<'a> {
     /// Kind and parameters.

@@ -6,8 +6,8 @@
 //!
 //! # f32 summation order (fixed, host and device)
 //!
-//! Every f32 reduction (dot products of Linear, Conv2d and DepthwiseConv2d, sums of
-//! GlobalAvgPool) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's
+//! Every f32 reduction (dot products of Linear, Conv2d, DepthwiseConv2d and BatchMatMul, sums of
+//! GlobalAvgPool, MeanAxis, Softmax and LayerNorm's mean and variance) uses the same order: the terms `t_j`, `j = 0, 1, …, n−1` in the kernel's
 //! documented reduction order, are added into 8 lanes, `lane[j mod 8] += t_j` in increasing `j`
 //! (lanes start at `+0.0`), and the lanes are combined in the fixed tree
 //! `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`. A bias is added after the tree. An
@@ -187,6 +187,38 @@ pub fn sum_f32(x: &[f32]) -> f32 {
     }
     for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
         *lane += v;
+    }
+    lanes_sum(&lanes)
+}
+
+/// `Σ_j a[j] · b[j]` over `j < min(len)` in the 8-lane order (both operands in the arena).
+#[inline]
+pub fn dot_f32_slices(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut a_chunks = a.chunks_exact(LANES);
+    let mut b_chunks = b.chunks_exact(LANES);
+    for (ac, bc) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(ac).zip(bc) {
+            *lane += x * y;
+        }
+    }
+    for ((lane, &x), &y) in lanes
+        .iter_mut()
+        .zip(a_chunks.remainder())
+        .zip(b_chunks.remainder())
+    {
+        *lane += x * y;
+    }
+    lanes_sum(&lanes)
+}
+
+/// `Σ_j t_j` of the terms `terms` yields, `j = 0, 1, …`, in the 8-lane order: for reductions
+/// whose terms are not contiguous (a column of a matrix, an inner axis).
+#[inline]
+pub fn sum_f32_terms(terms: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    for (j, t) in terms.enumerate() {
+        lanes[j % LANES] += t;
     }
     lanes_sum(&lanes)
 }
@@ -428,6 +460,33 @@ pub use avg_pool2d_s8::avg_pool2d_s8;
 pub use clamp_s8::clamp_s8;
 pub use softmax_f32::softmax_f32;
 pub use softmax_s8::{softmax_s8, MAX_SOFTMAX_S8_DEPTH};
+
+// The token / attention kernels (a tiny Vision Transformer).
+mod batch_matmul_f32;
+mod batch_matmul_s8;
+mod concat;
+mod dequantize_s8;
+mod gelu_f32;
+mod layer_norm_f32;
+mod lut_s8;
+mod mean_axis_f32;
+mod mean_axis_s8;
+mod quantize_s8;
+mod slice;
+mod transpose;
+
+pub use batch_matmul_f32::batch_matmul_f32;
+pub use batch_matmul_s8::batch_matmul_s8;
+pub use concat::concat;
+pub use dequantize_s8::dequantize_s8;
+pub use gelu_f32::{gelu_f32, gelu_f32_one};
+pub use layer_norm_f32::layer_norm_f32;
+pub use lut_s8::{lut_s8, LUT_S8_LEN};
+pub use mean_axis_f32::mean_axis_f32;
+pub use mean_axis_s8::mean_axis_s8;
+pub use quantize_s8::quantize_s8;
+pub use slice::slice;
+pub use transpose::transpose;
 
 /// Checks what [`avg_pool2d_f32`] and [`avg_pool2d_s8`] share: a valid window for `h × w`,
 /// `input_len == c·h·w` and `output_len == c·oh·ow` (without overflow). Returns `(oh, ow)`.

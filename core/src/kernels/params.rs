@@ -207,3 +207,71 @@ pub struct SoftmaxS8Params {
     /// Differences `x − max` below this give probability 0 (negative).
     pub diff_min: i32,
 }
+
+/// A tensor viewed around one axis as `[outer][len][inner]`: `outer` = product of the dims
+/// before the axis, `len` = the axis' length, `inner` = product of the dims after it (1 for the
+/// last axis). Used by MeanAxis and Slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AxisDims {
+    /// Product of the dims before the axis (1 for axis 0).
+    pub outer: usize,
+    /// Length of the axis.
+    pub len: usize,
+    /// Product of the dims after the axis (1 for the last axis).
+    pub inner: usize,
+}
+
+impl AxisDims {
+    /// `outer · len · inner`, or `None` on overflow.
+    pub fn numel(&self) -> Option<usize> {
+        self.outer.checked_mul(self.len)?.checked_mul(self.inner)
+    }
+}
+
+/// Batched matrix product: `a [batches][m][k]`, `b [batches][k][n]` (with `adj_y`:
+/// `[batches][n][k]`, used transposed), output `[batches][m][n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMatMulParams {
+    /// Number of independent products (1 for rank-2 operands).
+    pub batches: usize,
+    /// Rows of `a` and of the output.
+    pub m: usize,
+    /// Inner (accumulation) dimension.
+    pub k: usize,
+    /// Columns of the output.
+    pub n: usize,
+    /// `b` is stored `[n][k]` per batch (used as its transpose).
+    pub adj_y: bool,
+}
+
+/// int8 requantization of a BatchMatMul (TFLite's BATCH_MATMUL, per tensor):
+/// `y = clamp(MBQM(Σ_k (a − a_zp)·(b − b_zp), multiplier, shift) + out_zp, −128, 127)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMatMulS8Params {
+    /// Zero point of `a`.
+    pub a_zp: i32,
+    /// Zero point of `b`.
+    pub b_zp: i32,
+    /// Zero point of the output.
+    pub out_zp: i32,
+    /// Q0.31 multiplier of `alpha · s_a · s_b / s_out` (see
+    /// [`crate::quant::batch_matmul_s8_params`]).
+    pub multiplier: i32,
+    /// Its shift, in `[−31, 30]`.
+    pub shift: i32,
+}
+
+/// int8 mean over one axis, TFLite-Micro's `QuantizedMeanOrSum` (mean): with `n` the axis length,
+/// `y = clamp(MBQM(Σ_j q_j − input_zp · n, multiplier, shift) + output_zp, −128, 127)`, where
+/// `(multiplier, shift)` already include the `1/n` (see [`crate::quant::mean_s8_params`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeanS8Params {
+    /// Zero point of the input.
+    pub input_zp: i32,
+    /// Zero point of the output.
+    pub output_zp: i32,
+    /// Multiplier of `s_in / (s_out · n)` (may be below `2^30`: TFLite divides it by `n`).
+    pub multiplier: i32,
+    /// Its shift, in `[−31, 30]`.
+    pub shift: i32,
+}

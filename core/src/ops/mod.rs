@@ -5,13 +5,23 @@
 
 mod activation;
 mod add;
+mod batch_matmul;
+mod concat;
 mod conv2d;
 mod depthwise_conv2d;
+mod dequantize;
+mod gelu;
+mod layer_norm;
 mod linear;
+mod lut;
 mod mean;
+mod mean_axis;
 mod pool2d;
+mod quantize;
 mod reshape;
+mod slice;
 mod softmax;
+mod transpose;
 mod weights;
 
 use crate::error::{Error, Result};
@@ -62,11 +72,13 @@ pub(crate) enum Sharing {
     InPlace,
 }
 
-/// How `op`'s output may share memory with its input.
+/// How `op`'s output may share memory with its input. Every other op (Transpose, LayerNorm,
+/// BatchMatMul, Concat, Slice, Lut, Quantize, …) writes a buffer disjoint from all its inputs:
+/// the planner keeps an op's inputs live at the op that writes its output.
 pub(crate) fn sharing(op: &Op<'_>) -> Sharing {
     match op {
         Op::Reshape => Sharing::Alias,
-        Op::Activation(_) => Sharing::InPlace,
+        Op::Activation(_) | Op::Gelu => Sharing::InPlace,
         _ => Sharing::None,
     }
 }
@@ -98,6 +110,25 @@ pub(crate) fn prepare(
         Op::Reshape => reshape::prepare(index, &one()?, output),
         Op::Softmax(p) => softmax::prepare(index, p, &one()?, output),
         Op::Activation(_) => activation::prepare(index, &one()?, output),
+        Op::LayerNorm(p) => match inputs {
+            [x, g, b] => layer_norm::prepare(index, p, x, g, b, output),
+            _ => Err(Error::OpBadArity { op: index }),
+        },
+        Op::Gelu => gelu::prepare(index, &one()?, output),
+        Op::Lut => match inputs {
+            [x, table] => lut::prepare(index, x, table, output),
+            _ => Err(Error::OpBadArity { op: index }),
+        },
+        Op::BatchMatMul(p) => match inputs {
+            [a, b] => batch_matmul::prepare(index, p, a, b, output),
+            _ => Err(Error::OpBadArity { op: index }),
+        },
+        Op::Transpose(p) => transpose::prepare(index, p, &one()?, output),
+        Op::Quantize => quantize::prepare(index, &one()?, output),
+        Op::Dequantize => dequantize::prepare(index, &one()?, output),
+        Op::Concat(p) => concat::prepare(index, p, inputs, output),
+        Op::MeanAxis(p) => mean_axis::prepare(index, p, &one()?, output),
+        Op::Slice(p) => slice::prepare(index, p, &one()?, output),
     }
 }
 
@@ -116,7 +147,25 @@ pub(crate) fn eval(node: &Node<'_>, inputs: &[In<'_>], output: Out<'_>) -> Resul
         Op::AvgPool2d(p) => pool2d::eval_avg(p, &one()?, output),
         Op::Mean => mean::eval(&one()?, output),
         Op::Softmax(p) => softmax::eval(p, &one()?, output),
-        Op::Activation(_) | Op::Reshape => Err(Error::KernelBadArguments),
+        Op::LayerNorm(p) => match inputs {
+            [x, g, b] => layer_norm::eval(p, [x, g, b], output),
+            _ => Err(Error::KernelBadArguments),
+        },
+        Op::Lut => match inputs {
+            [x, table] => lut::eval(x, table, output),
+            _ => Err(Error::KernelBadArguments),
+        },
+        Op::BatchMatMul(p) => match inputs {
+            [a, b] => batch_matmul::eval(p, a, b, output),
+            _ => Err(Error::KernelBadArguments),
+        },
+        Op::Transpose(p) => transpose::eval(p, &one()?, output),
+        Op::Quantize => quantize::eval(&one()?, output),
+        Op::Dequantize => dequantize::eval(&one()?, output),
+        Op::Concat(p) => concat::eval(p, inputs, output),
+        Op::MeanAxis(p) => mean_axis::eval(p, &one()?, output),
+        Op::Slice(p) => slice::eval(p, &one()?, output),
+        Op::Activation(_) | Op::Reshape | Op::Gelu => Err(Error::KernelBadArguments),
     }
 }
 
@@ -124,6 +173,7 @@ pub(crate) fn eval(node: &Node<'_>, inputs: &[In<'_>], output: Out<'_>) -> Resul
 pub(crate) fn eval_in_place(node: &Node<'_>, output: Out<'_>) -> Result<()> {
     match &node.op {
         Op::Activation(p) => activation::eval_in_place(p, output),
+        Op::Gelu => gelu::eval_in_place(output),
         Op::Reshape => Ok(()),
         _ => Err(Error::KernelBadArguments),
     }
@@ -138,6 +188,61 @@ pub(crate) fn expect_shape(index: u16, t: &TensorInfo, dims: &[usize]) -> Result
             .zip(dims)
             .all(|(&a, &b)| a as usize == b);
     if same {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch { op: index })
+    }
+}
+
+/// `input` viewed around dim `axis` as `[outer][len][inner]`, or `OpBadParam` when `axis` is not
+/// below the rank. (A validated tensor's element count fits `usize`, so the products do too.)
+pub(crate) fn axis_dims(
+    index: u16,
+    input: &TensorInfo,
+    axis: u8,
+) -> Result<crate::kernels::params::AxisDims> {
+    let dims = input.shape.dims();
+    let axis = usize::from(axis);
+    let len = *dims.get(axis).ok_or(Error::OpBadParam { op: index })? as usize;
+    let product = |d: &[u32]| {
+        d.iter()
+            .try_fold(1usize, |n, &v| n.checked_mul(v as usize))
+            .ok_or(Error::ModelSizeOverflow)
+    };
+    Ok(crate::kernels::params::AxisDims {
+        outer: product(dims.get(..axis).unwrap_or(&[]))?,
+        len,
+        inner: product(dims.get(axis + 1..).unwrap_or(&[]))?,
+    })
+}
+
+/// `Ok` when `output` has `input`'s dims with dim `axis` replaced by `len`, or — for `len == 1`
+/// and an input of rank > 1 — `input`'s dims without dim `axis`; else `ShapeMismatch`.
+pub(crate) fn expect_axis_shape(
+    index: u16,
+    input: &TensorInfo,
+    axis: usize,
+    len: usize,
+    output: &TensorInfo,
+) -> Result<()> {
+    let rank = input.shape.rank();
+    let mut kept = [0usize; crate::tensor::MAX_RANK];
+    let mut dropped = [0usize; crate::tensor::MAX_RANK];
+    let mut n_dropped = 0;
+    for (i, (k, &d)) in kept.iter_mut().zip(input.shape.dims()).enumerate() {
+        *k = if i == axis { len } else { d as usize };
+        if i != axis {
+            if let Some(slot) = dropped.get_mut(n_dropped) {
+                *slot = d as usize;
+            }
+            n_dropped += 1;
+        }
+    }
+    let keeps = expect_shape(index, output, kept.get(..rank).unwrap_or(&[])).is_ok();
+    let drops = len == 1
+        && rank > 1
+        && expect_shape(index, output, dropped.get(..n_dropped).unwrap_or(&[])).is_ok();
+    if keeps || drops {
         Ok(())
     } else {
         Err(Error::ShapeMismatch { op: index })

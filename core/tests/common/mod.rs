@@ -14,16 +14,17 @@
 #![allow(dead_code)]
 
 use denoiserep_core::format::graph::{
-    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, Pool2d, Softmax,
-    TensorDesc, Weights,
+    Act, Add, BatchMatMul, Concat, Conv2d, DepthwiseConv2d, Inputs, LayerNorm, Linear, MeanAxis,
+    ModelInfo, Node, Op, Perm, Pool2d, Slice, Softmax, TensorDesc, Transpose, Weights,
 };
 use denoiserep_core::kernels::params::{
-    ConvParams, DepthwiseParams, LinearParams, PerChannelQuant, PoolParams, Window,
+    AxisDims, BatchMatMulParams, ConvParams, DepthwiseParams, LinearParams, PerChannelQuant,
+    PoolParams, Window,
 };
 use denoiserep_core::kernels::{self, Chw};
 use denoiserep_core::quant::{
-    activation_range, add_s8_params, multiply_by_quantized_multiplier, quantize, requantize,
-    softmax_s8_params,
+    activation_range, add_s8_params, batch_matmul_s8_params, dequantize, mean_s8_params,
+    multiply_by_quantized_multiplier, quantize, requantize, softmax_s8_params,
 };
 use denoiserep_core::{
     encode, encoded_len, quantize_multiplier, Activation, DType, F32Data, Graph, I32Data, I8Data,
@@ -196,6 +197,29 @@ pub enum OwnedOp {
         beta: f32,
     },
     Act(Activation),
+    LayerNorm {
+        eps: f32,
+    },
+    Gelu,
+    Lut,
+    BatchMatMul {
+        adj_y: bool,
+        alpha: f32,
+    },
+    Transpose(Vec<u8>),
+    Quantize,
+    Dequantize,
+    Concat {
+        axis: u8,
+    },
+    MeanAxis {
+        axis: u8,
+    },
+    Slice {
+        axis: u8,
+        start: u32,
+        len: u32,
+    },
 }
 
 impl OwnedOp {
@@ -222,6 +246,25 @@ impl OwnedOp {
             OwnedOp::Reshape => Op::Reshape,
             OwnedOp::Softmax { beta } => Op::Softmax(Softmax { beta: *beta }),
             OwnedOp::Act(a) => Op::Activation(Act { activation: *a }),
+            OwnedOp::LayerNorm { eps } => Op::LayerNorm(LayerNorm { eps: *eps }),
+            OwnedOp::Gelu => Op::Gelu,
+            OwnedOp::Lut => Op::Lut,
+            OwnedOp::BatchMatMul { adj_y, alpha } => Op::BatchMatMul(BatchMatMul {
+                adj_y: *adj_y,
+                alpha: *alpha,
+            }),
+            OwnedOp::Transpose(perm) => Op::Transpose(Transpose {
+                perm: Perm::new(perm).expect("at most 4 axes"),
+            }),
+            OwnedOp::Quantize => Op::Quantize,
+            OwnedOp::Dequantize => Op::Dequantize,
+            OwnedOp::Concat { axis } => Op::Concat(Concat { axis: *axis }),
+            OwnedOp::MeanAxis { axis } => Op::MeanAxis(MeanAxis { axis: *axis }),
+            OwnedOp::Slice { axis, start, len } => Op::Slice(Slice {
+                axis: *axis,
+                start: *start,
+                len: *len,
+            }),
         }
     }
 
@@ -405,6 +448,100 @@ impl OwnedModel {
     pub fn act(&mut self, x: u16, a: Activation) -> u16 {
         let dims = self.dims(x);
         self.op_out(OwnedOp::Act(a), &[x], &dims)
+    }
+
+    /// Adds an int8 constant tensor with quantization `q`, returns its id.
+    pub fn constant_i8(&mut self, dims: &[usize], v: &[i8], q: QuantParams) -> u16 {
+        self.tensors.push(OwnedTensor {
+            dims: dims.to_vec(),
+            dtype: DType::I8(q),
+            data: Some(bytes_i8(v)),
+        });
+        (self.tensors.len() - 1) as u16
+    }
+
+    /// Sets tensor `t`'s dtype (an int8 output's quantization) and returns `t`.
+    pub fn set_dtype(&mut self, t: u16, dtype: DType) -> u16 {
+        self.tensors[t as usize].dtype = dtype;
+        t
+    }
+
+    /// LayerNorm over the last dim with constant `gamma` and `beta`.
+    pub fn layer_norm(&mut self, x: u16, eps: f32, gamma: &[f32], beta: &[f32]) -> u16 {
+        let g = self.constant_f32(&[gamma.len()], gamma);
+        let b = self.constant_f32(&[beta.len()], beta);
+        let dims = self.dims(x);
+        self.op_out(OwnedOp::LayerNorm { eps }, &[x, g, b], &dims)
+    }
+
+    pub fn gelu(&mut self, x: u16) -> u16 {
+        let dims = self.dims(x);
+        self.op_out(OwnedOp::Gelu, &[x], &dims)
+    }
+
+    /// int8 table lookup; the table (256 values) and the output have quantization `q`.
+    pub fn lut(&mut self, x: u16, table: &[i8], q: QuantParams) -> u16 {
+        let t = self.constant_i8(&[256], table, q);
+        let dims = self.dims(x);
+        let y = self.op_out(OwnedOp::Lut, &[x, t], &dims);
+        self.set_dtype(y, DType::I8(q))
+    }
+
+    /// `alpha · a × b` (`b` transposed when `adj_y`); the output has `a`'s dtype.
+    pub fn batch_matmul(&mut self, a: u16, b: u16, adj_y: bool, alpha: f32) -> u16 {
+        let (da, db) = (self.dims(a), self.dims(b));
+        let r = da.len();
+        let n = if adj_y { db[r - 2] } else { db[r - 1] };
+        let mut dims = da.clone();
+        dims[r - 1] = n;
+        self.op_out(OwnedOp::BatchMatMul { adj_y, alpha }, &[a, b], &dims)
+    }
+
+    pub fn transpose(&mut self, x: u16, perm: &[u8]) -> u16 {
+        let d = self.dims(x);
+        let dims: Vec<usize> = perm.iter().map(|&a| d[a as usize]).collect();
+        self.op_out(OwnedOp::Transpose(perm.to_vec()), &[x], &dims)
+    }
+
+    pub fn quantize(&mut self, x: u16, q: QuantParams) -> u16 {
+        let dims = self.dims(x);
+        let y = self.op_out(OwnedOp::Quantize, &[x], &dims);
+        self.set_dtype(y, DType::I8(q))
+    }
+
+    pub fn dequantize(&mut self, x: u16) -> u16 {
+        let dims = self.dims(x);
+        let y = self.op_out(OwnedOp::Dequantize, &[x], &dims);
+        self.set_dtype(y, DType::F32)
+    }
+
+    /// Concat along `axis`; the output has input 0's dtype.
+    pub fn concat(&mut self, xs: &[u16], axis: u8) -> u16 {
+        let mut dims = self.dims(xs[0]);
+        dims[axis as usize] = xs.iter().map(|&x| self.dims(x)[axis as usize]).sum();
+        self.op_out(OwnedOp::Concat { axis }, xs, &dims)
+    }
+
+    /// Mean over `axis`, which the output drops (keeps as 1 for a rank-1 input).
+    pub fn mean_axis(&mut self, x: u16, axis: u8) -> u16 {
+        let mut dims = self.dims(x);
+        if dims.len() > 1 {
+            dims.remove(axis as usize);
+        } else {
+            dims[0] = 1;
+        }
+        self.op_out(OwnedOp::MeanAxis { axis }, &[x], &dims)
+    }
+
+    /// `len` indices from `start` along `axis` (a single index drops the axis when rank > 1).
+    pub fn slice(&mut self, x: u16, axis: u8, start: u32, len: u32) -> u16 {
+        let mut dims = self.dims(x);
+        if len == 1 && dims.len() > 1 {
+            dims.remove(axis as usize);
+        } else {
+            dims[axis as usize] = len as usize;
+        }
+        self.op_out(OwnedOp::Slice { axis, start, len }, &[x], &dims)
     }
 
     /// Calls `f` with the borrowed wire view of this model. Panics on a shape the wire cannot
@@ -644,9 +781,279 @@ pub fn deep_mlp() -> OwnedModel {
     m.outputs(logits, h1)
 }
 
+/// Sizes of the test ViT: 3 patches of 12 values, embedded to 8 features, a class token
+/// (4 tokens), 2 heads of 4, an MLP of 16, 3 classes.
+pub const VIT_PATCHES: usize = 3;
+pub const VIT_PATCH: usize = 12;
+pub const VIT_TOKENS: usize = 4;
+pub const VIT_DIM: usize = 8;
+pub const VIT_HEADS: usize = 2;
+pub const VIT_HEAD_DIM: usize = 4;
+pub const VIT_HIDDEN: usize = 16;
+pub const VIT_CLASSES: usize = 3;
+pub const VIT_EPS: f32 = 1e-5;
+
+/// The f32 parameters of the test ViT (weights `[out][in]`).
+#[derive(Debug, Clone)]
+pub struct VitWeights {
+    pub patch: (Vec<f32>, Vec<f32>),
+    pub cls: Vec<f32>,
+    pub pos: Vec<f32>,
+    pub ln1: (Vec<f32>, Vec<f32>),
+    pub q: (Vec<f32>, Vec<f32>),
+    pub k: (Vec<f32>, Vec<f32>),
+    pub v: (Vec<f32>, Vec<f32>),
+    pub proj: (Vec<f32>, Vec<f32>),
+    pub ln2: (Vec<f32>, Vec<f32>),
+    pub fc1: (Vec<f32>, Vec<f32>),
+    pub fc2: (Vec<f32>, Vec<f32>),
+    pub head: (Vec<f32>, Vec<f32>),
+}
+
+impl VitWeights {
+    pub fn new(seed: u64) -> Self {
+        let mut rng = Rng(seed);
+        let mut lin = |n_in: usize, n_out: usize| {
+            let r = 1.0 / (n_in as f32).sqrt();
+            (rng.vec(n_in * n_out, -r, r), rng.vec(n_out, -0.1, 0.1))
+        };
+        let patch = lin(VIT_PATCH, VIT_DIM);
+        let q = lin(VIT_DIM, VIT_DIM);
+        let k = lin(VIT_DIM, VIT_DIM);
+        let v = lin(VIT_DIM, VIT_DIM);
+        let proj = lin(VIT_DIM, VIT_DIM);
+        let fc1 = lin(VIT_DIM, VIT_HIDDEN);
+        let fc2 = lin(VIT_HIDDEN, VIT_DIM);
+        let head = lin(VIT_DIM, VIT_CLASSES);
+        let mut rng = Rng(seed ^ 0x5A5A);
+        VitWeights {
+            patch,
+            cls: rng.vec(VIT_DIM, -0.5, 0.5),
+            pos: rng.vec(VIT_TOKENS * VIT_DIM, -0.2, 0.2),
+            ln1: (rng.vec(VIT_DIM, 0.5, 1.5), rng.vec(VIT_DIM, -0.2, 0.2)),
+            q,
+            k,
+            v,
+            proj,
+            ln2: (rng.vec(VIT_DIM, 0.5, 1.5), rng.vec(VIT_DIM, -0.2, 0.2)),
+            fc1,
+            fc2,
+            head,
+        }
+    }
+}
+
+/// Named tensors of a ViT graph (the names of [`vit_model`]'s doc).
+pub type VitTensors = std::collections::BTreeMap<&'static str, u16>;
+/// The int8 quantization of each named tensor.
+pub type VitQuant = std::collections::BTreeMap<&'static str, QuantParams>;
+
+/// One ViT block on 4 tokens × 8 dims, 2 heads, in f32 (`quant == None`) or int8:
+///
+/// ```text
+/// x [3,12] → Linear patch [3,8] → Concat(cls [1,8], ·) axis 0 = tokens [4,8] → Add pos = x0
+/// x0 → LayerNorm = h1 → Linear q / k / v [4,8] → Reshape [4,2,4] → Transpose [1,0,2] [2,4,4]
+/// s = BatchMatMul(q, k, adj_y, α = 1/2) [2,4,4] → Softmax = p → o = BatchMatMul(p, v) [2,4,4]
+/// → Transpose [1,0,2] → Reshape [4,8] → Linear proj = a → r1 = Add(x0, a)
+/// r1 → LayerNorm = h2 → Linear fc1 [4,16] = f1 → Gelu = g → Linear fc2 [4,8] = f2 → r2 = Add(r1, f2)
+/// mean = MeanAxis(r2, 0) [8] (the embedding); cls = Slice(r2, 0, 0, 1) [8] → Linear head = logits [3]
+/// ```
+///
+/// int8: every activation int8 with `quant[name]`; each LayerNorm runs between Dequantize and
+/// Quantize (the f32 normalized tensor keeps the name `h1` / `h2` for its Quantize); Gelu is a
+/// Lut of `quantize(gelu(dequantize(q, f1)), g)`; weights per-channel symmetric.
+pub fn vit_model(w: &VitWeights, quant: Option<&VitQuant>) -> (OwnedModel, VitTensors) {
+    let q = |name: &str| quant.map(|qs| qs[name]);
+    let mut m = OwnedModel::new("vit-block", &[VIT_PATCHES, VIT_PATCH], &[0.0], &[1.0]);
+    let mut names = VitTensors::new();
+    names.insert("x", 0);
+    if let Some(qx) = q("x") {
+        m.set_dtype(0, DType::I8(qx));
+    }
+    // A Linear with f32 weights, or int8 weights quantized for its input and output scales.
+    let linear =
+        |m: &mut OwnedModel, x: u16, (wt, b): &(Vec<f32>, Vec<f32>), out: Option<QuantParams>| {
+            let y = m.linear(x, Activation::None, wt, b);
+            if let (Some(qo), DType::I8(qi)) = (out, m.tensors[x as usize].dtype) {
+                let ws = OwnedWeights::f32(wt, b);
+                let OwnedWeights::F32 { w: wf, b: bf } = ws else {
+                    unreachable!()
+                };
+                let k = m.nodes.len() - 1;
+                m.nodes[k].op = OwnedOp::Linear {
+                    act: Activation::None,
+                    w: quantize_weights(&wf, &bf, qi.scale, qo.scale),
+                };
+                m.set_dtype(y, DType::I8(qo));
+            }
+            y
+        };
+    let patches = linear(&mut m, 0, &w.patch, q("tokens"));
+    let cls = match q("tokens") {
+        None => m.constant_f32(&[1, VIT_DIM], &w.cls),
+        Some(qt) => {
+            let v: Vec<i8> = w.cls.iter().map(|&c| quantize(c, qt)).collect();
+            m.constant_i8(&[1, VIT_DIM], &v, qt)
+        }
+    };
+    let tokens = m.concat(&[cls, patches], 0);
+    names.insert("tokens", tokens);
+    let pos = match quant {
+        None => m.constant_f32(&[VIT_TOKENS, VIT_DIM], &w.pos),
+        Some(_) => {
+            let (lo, hi) = min_max(&w.pos);
+            let qp = choose_quant(lo, hi);
+            let v: Vec<i8> = w.pos.iter().map(|&c| quantize(c, qp)).collect();
+            m.constant_i8(&[VIT_TOKENS, VIT_DIM], &v, qp)
+        }
+    };
+    let x0 = m.add(tokens, pos, Activation::None);
+    if let Some(qx) = q("x0") {
+        m.set_dtype(x0, DType::I8(qx));
+    }
+    names.insert("x0", x0);
+    // LayerNorm, wrapped in Dequantize / Quantize for int8.
+    let norm =
+        |m: &mut OwnedModel, x: u16, (g, b): &(Vec<f32>, Vec<f32>), out: Option<QuantParams>| {
+            match out {
+                None => m.layer_norm(x, VIT_EPS, g, b),
+                Some(qo) => {
+                    let xf = m.dequantize(x);
+                    let y = m.layer_norm(xf, VIT_EPS, g, b);
+                    m.quantize(y, qo)
+                }
+            }
+        };
+    let h1 = norm(&mut m, x0, &w.ln1, q("h1"));
+    names.insert("h1", h1);
+    let heads = |m: &mut OwnedModel, t: u16| {
+        let r = m.reshape(t, &[VIT_TOKENS, VIT_HEADS, VIT_HEAD_DIM]);
+        m.transpose(r, &[1, 0, 2])
+    };
+    let qq = linear(&mut m, h1, &w.q, q("q"));
+    let kk = linear(&mut m, h1, &w.k, q("k"));
+    let vv = linear(&mut m, h1, &w.v, q("v"));
+    names.insert("q", qq);
+    names.insert("k", kk);
+    names.insert("v", vv);
+    let (qh, kh, vh) = (heads(&mut m, qq), heads(&mut m, kk), heads(&mut m, vv));
+    let alpha = 1.0 / (VIT_HEAD_DIM as f32).sqrt();
+    let sc = m.batch_matmul(qh, kh, true, alpha);
+    if let Some(qs) = q("s") {
+        m.set_dtype(sc, DType::I8(qs));
+    }
+    names.insert("s", sc);
+    let p = m.softmax(sc, 1.0);
+    if quant.is_some() {
+        m.set_dtype(p, DType::I8(SOFTMAX_Q));
+    }
+    names.insert("p", p);
+    let o = m.batch_matmul(p, vh, false, 1.0);
+    if let Some(qo) = q("o") {
+        m.set_dtype(o, DType::I8(qo));
+    }
+    names.insert("o", o);
+    let ot = m.transpose(o, &[1, 0, 2]);
+    let merged = m.reshape(ot, &[VIT_TOKENS, VIT_DIM]);
+    let a = linear(&mut m, merged, &w.proj, q("a"));
+    names.insert("a", a);
+    let r1 = m.add(x0, a, Activation::None);
+    if let Some(qr) = q("r1") {
+        m.set_dtype(r1, DType::I8(qr));
+    }
+    names.insert("r1", r1);
+    let h2 = norm(&mut m, r1, &w.ln2, q("h2"));
+    names.insert("h2", h2);
+    let f1 = linear(&mut m, h2, &w.fc1, q("f1"));
+    names.insert("f1", f1);
+    let g = match (q("f1"), q("g")) {
+        (Some(qi), Some(qo)) => {
+            let table: Vec<i8> = (-128..=127)
+                .map(|v: i32| quantize(gelu_f64(dequantize(v as i8, qi) as f64) as f32, qo))
+                .collect();
+            m.lut(f1, &table, qo)
+        }
+        _ => m.gelu(f1),
+    };
+    names.insert("g", g);
+    let f2 = linear(&mut m, g, &w.fc2, q("f2"));
+    names.insert("f2", f2);
+    let r2 = m.add(r1, f2, Activation::None);
+    if let Some(qr) = q("r2") {
+        m.set_dtype(r2, DType::I8(qr));
+    }
+    names.insert("r2", r2);
+    let mean = m.mean_axis(r2, 0);
+    if let Some(qm) = q("mean") {
+        m.set_dtype(mean, DType::I8(qm));
+    }
+    names.insert("mean", mean);
+    let cls_out = m.slice(r2, 0, 0, 1);
+    names.insert("cls", cls_out);
+    let logits = linear(&mut m, cls_out, &w.head, q("logits"));
+    names.insert("logits", logits);
+    (m.outputs(logits, mean), names)
+}
+
+/// Smallest and largest value.
+pub fn min_max(v: &[f32]) -> (f32, f32) {
+    (
+        v.iter().copied().fold(f32::INFINITY, f32::min),
+        v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+    )
+}
+
+/// Inputs of the test ViT: patches in [−1, 1).
+pub fn vit_inputs(seed: u64, n: usize) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| rng.vec(VIT_PATCHES * VIT_PATCH, -1.0, 1.0))
+        .collect()
+}
+
+/// The f32 ViT and its int8 version, calibrated on 16 seeded inputs: each named tensor's range
+/// as the f32 model computes it (`run_with`), the token concat covering the class token too.
+pub fn vit_models(seed: u64) -> (OwnedModel, OwnedModel) {
+    let w = VitWeights::new(seed);
+    let (f, names) = vit_model(&w, None);
+    let bytes = f.encode().expect("the f32 ViT encodes");
+    let model = Model::from_bytes(&bytes).unwrap();
+    let n = f.tensors.len();
+    let (mut lo, mut hi) = (vec![f32::INFINITY; n], vec![f32::NEG_INFINITY; n]);
+    let mut arena = vec![0u8; model.arena_size()];
+    for x in vit_inputs(seed ^ 1, 16) {
+        for &v in &x {
+            lo[0] = lo[0].min(v);
+            hi[0] = hi[0].max(v);
+        }
+        model
+            .run_with(&x, &mut arena, |step| {
+                let t = step.output_id as usize;
+                for i in 0..step.output.len() {
+                    let v = step.output.get_f32(i).unwrap();
+                    lo[t] = lo[t].min(v);
+                    hi[t] = hi[t].max(v);
+                }
+            })
+            .unwrap();
+    }
+    let quant: VitQuant = names
+        .iter()
+        .map(|(&name, &id)| (name, choose_quant(lo[id as usize], hi[id as usize])))
+        .collect();
+    let (q, _) = vit_model(&w, Some(&quant));
+    (
+        f,
+        OwnedModel {
+            name: "vit-block-int8".into(),
+            ..q
+        },
+    )
+}
+
 /// The input range a model's tests draw from.
 pub fn input_range(m: &OwnedModel) -> (f32, f32) {
-    if m.name.contains("mlp") {
+    if m.name.contains("mlp") || m.name.contains("vit") {
         (-1.0, 1.0)
     } else {
         (0.0, 1.0)
@@ -1067,10 +1474,161 @@ pub fn eval_kernels(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                 kernels::clamp_s8(&mut y, lo, hi);
                 Vals::I8(y)
             }
+            (OwnedOp::LayerNorm { eps }, Vals::F32(x)) => {
+                let g = input_vals(&t, node, 1);
+                let b = input_vals(&t, node, 2);
+                let depth = *xt.dims.last().unwrap();
+                let mut y = vec![0.0; n_out];
+                kernels::layer_norm_f32(n_out / depth, depth, *eps, x, g.f32(), b.f32(), &mut y)
+                    .unwrap();
+                Vals::F32(y)
+            }
+            (OwnedOp::Gelu, Vals::F32(x)) => {
+                let mut y = x.clone();
+                kernels::gelu_f32(&mut y);
+                Vals::F32(y)
+            }
+            (OwnedOp::Lut, Vals::I8(x)) => {
+                let table = input_vals(&t, node, 1);
+                let mut y = vec![0; n_out];
+                kernels::lut_s8(table.i8(), x, &mut y).unwrap();
+                Vals::I8(y)
+            }
+            (OwnedOp::BatchMatMul { adj_y, alpha }, _) => {
+                let bt = &m.tensors[node.inputs[1] as usize];
+                let b = input_vals(&t, node, 1);
+                let p = batch_matmul_geometry(&xt.dims, &bt.dims, *adj_y);
+                match (&x, &b) {
+                    (Vals::F32(a), Vals::F32(b)) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::batch_matmul_f32(&p, *alpha, a, b.as_slice(), &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    (Vals::I8(a), Vals::I8(b)) => {
+                        let q = batch_matmul_s8_params(
+                            quant_of(xt),
+                            quant_of(bt),
+                            quant_of(yt),
+                            *alpha,
+                        )
+                        .unwrap();
+                        let mut y = vec![0; n_out];
+                        kernels::batch_matmul_s8(&p, &q, a, b.as_slice(), &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            (OwnedOp::Transpose(perm), _) => {
+                let perm: Vec<usize> = perm.iter().map(|&a| a as usize).collect();
+                match &x {
+                    Vals::F32(x) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::transpose(&xt.dims, &perm, x, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    Vals::I8(x) => {
+                        let mut y = vec![0; n_out];
+                        kernels::transpose(&xt.dims, &perm, x, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                }
+            }
+            (OwnedOp::Quantize, Vals::F32(x)) => {
+                let mut y = vec![0; n_out];
+                kernels::quantize_s8(quant_of(yt), x, &mut y).unwrap();
+                Vals::I8(y)
+            }
+            (OwnedOp::Dequantize, Vals::I8(x)) => {
+                let mut y = vec![0.0; n_out];
+                kernels::dequantize_s8(quant_of(xt), x, &mut y).unwrap();
+                Vals::F32(y)
+            }
+            (OwnedOp::Concat { axis }, _) => {
+                let outer: usize = xt.dims[..*axis as usize].iter().product();
+                let xs: Vec<Vals> = (0..node.inputs.len())
+                    .map(|i| input_vals(&t, node, i))
+                    .collect();
+                match &x {
+                    Vals::F32(_) => {
+                        let refs: Vec<&[f32]> = xs.iter().map(|v| v.f32()).collect();
+                        let mut y = vec![0.0; n_out];
+                        kernels::concat(outer, &refs, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    Vals::I8(_) => {
+                        let refs: Vec<&[i8]> = xs.iter().map(|v| v.i8()).collect();
+                        let mut y = vec![0; n_out];
+                        kernels::concat(outer, &refs, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                }
+            }
+            (OwnedOp::MeanAxis { axis }, _) => {
+                let d = axis_dims(&xt.dims, *axis);
+                match &x {
+                    Vals::F32(x) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::mean_axis_f32(&d, x, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    Vals::I8(x) => {
+                        let q = mean_s8_params(quant_of(xt), quant_of(yt), d.len).unwrap();
+                        let mut y = vec![0; n_out];
+                        kernels::mean_axis_s8(&d, &q, x, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                }
+            }
+            (OwnedOp::Slice { axis, start, len }, _) => {
+                let d = axis_dims(&xt.dims, *axis);
+                let (start, len) = (*start as usize, *len as usize);
+                match &x {
+                    Vals::F32(x) => {
+                        let mut y = vec![0.0; n_out];
+                        kernels::slice(&d, start, len, x, &mut y).unwrap();
+                        Vals::F32(y)
+                    }
+                    Vals::I8(x) => {
+                        let mut y = vec![0; n_out];
+                        kernels::slice(&d, start, len, x, &mut y).unwrap();
+                        Vals::I8(y)
+                    }
+                }
+            }
+            (op, _) => panic!("{op:?} does not take this dtype"),
         };
         t[node.output as usize] = Some(y);
     }
     t
+}
+
+/// The values of input `i` of `node`.
+fn input_vals(t: &[Option<Vals>], node: &OwnedNode, i: usize) -> Vals {
+    t[node.inputs[i] as usize].clone().expect("input computed")
+}
+
+/// A tensor of `dims` viewed around `axis` as `[outer][len][inner]`.
+pub fn axis_dims(dims: &[usize], axis: u8) -> AxisDims {
+    let a = axis as usize;
+    AxisDims {
+        outer: dims[..a].iter().product(),
+        len: dims[a],
+        inner: dims[a + 1..].iter().product(),
+    }
+}
+
+/// The BatchMatMul geometry of operands of `a_dims` and `b_dims` (both rank 2 or both rank 3).
+pub fn batch_matmul_geometry(a_dims: &[usize], b_dims: &[usize], adj_y: bool) -> BatchMatMulParams {
+    let r = a_dims.len();
+    let batches = if r == 3 { a_dims[0] } else { 1 };
+    BatchMatMulParams {
+        batches,
+        m: a_dims[r - 2],
+        k: a_dims[r - 1],
+        n: if adj_y { b_dims[r - 2] } else { b_dims[r - 1] },
+        adj_y,
+    }
 }
 
 fn act_f64(v: f64, a: Activation) -> f64 {
@@ -1349,10 +1907,214 @@ pub fn eval_naive(m: &OwnedModel, input: &[f32]) -> Vec<Option<Vals>> {
                     Vals::I8(x.iter().map(|&v| (v as i32).clamp(lo, hi) as i8).collect())
                 }
             },
+            OwnedOp::LayerNorm { eps } => {
+                let (g, b) = (input_vals(&t, node, 1), input_vals(&t, node, 2));
+                let (g, b) = (g.f32(), b.f32());
+                let depth = *xt.dims.last().unwrap();
+                let mut y = vec![];
+                for r in x.f32().chunks(depth) {
+                    let d = depth as f64;
+                    let mu = r.iter().map(|&v| v as f64).sum::<f64>() / d;
+                    let var = r.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / d;
+                    let sd = (var + *eps as f64).sqrt();
+                    for (j, &v) in r.iter().enumerate() {
+                        y.push(((v as f64 - mu) / sd * g[j] as f64 + b[j] as f64) as f32);
+                    }
+                }
+                Vals::F32(y)
+            }
+            OwnedOp::Gelu => {
+                Vals::F32(x.f32().iter().map(|&v| gelu_f64(v as f64) as f32).collect())
+            }
+            OwnedOp::Lut => {
+                let table = input_vals(&t, node, 1);
+                Vals::I8(
+                    x.i8()
+                        .iter()
+                        .map(|&q| table.i8()[(q as i32 + 128) as usize])
+                        .collect(),
+                )
+            }
+            OwnedOp::BatchMatMul { adj_y, alpha } => {
+                let bt = &m.tensors[node.inputs[1] as usize];
+                let bv = input_vals(&t, node, 1);
+                let p = batch_matmul_geometry(&xt.dims, &bt.dims, *adj_y);
+                let (mm, k, n) = (p.m, p.k, p.n);
+                // (a index, b index) of term kk of output (bi, i, j).
+                let at = |bi: usize, i: usize, kk: usize| (bi * mm + i) * k + kk;
+                let bt_ix = |bi: usize, j: usize, kk: usize| {
+                    if *adj_y {
+                        (bi * n + j) * k + kk
+                    } else {
+                        (bi * k + kk) * n + j
+                    }
+                };
+                let outs = (0..p.batches)
+                    .flat_map(|bi| (0..mm).flat_map(move |i| (0..n).map(move |j| (bi, i, j))));
+                match (&x, &bv) {
+                    (Vals::F32(a), Vals::F32(b)) => Vals::F32(
+                        outs.map(|(bi, i, j)| {
+                            let s: f64 = (0..k)
+                                .map(|kk| a[at(bi, i, kk)] as f64 * b[bt_ix(bi, j, kk)] as f64)
+                                .sum();
+                            (*alpha as f64 * s) as f32
+                        })
+                        .collect(),
+                    ),
+                    (Vals::I8(a), Vals::I8(b)) => {
+                        let (qa, qb, qo) = (quant_of(xt), quant_of(bt), quant_of(yt));
+                        // TFLite: the scale product in f32, then f64; alpha folded in.
+                        let real = (qa.scale * qb.scale) as f64 * *alpha as f64 / qo.scale as f64;
+                        let (mult, shift) = denoiserep_core::quantize_multiplier(real);
+                        Vals::I8(
+                            outs.map(|(bi, i, j)| {
+                                let acc: i64 = (0..k)
+                                    .map(|kk| {
+                                        (a[at(bi, i, kk)] as i64 - qa.zero_point as i64)
+                                            * (b[bt_ix(bi, j, kk)] as i64 - qb.zero_point as i64)
+                                    })
+                                    .sum();
+                                let acc = i32::try_from(acc).expect("no overflow");
+                                let v = multiply_by_quantized_multiplier(acc, mult, shift)
+                                    + qo.zero_point as i32;
+                                v.clamp(-128, 127) as i8
+                            })
+                            .collect(),
+                        )
+                    }
+                    _ => panic!("dtype"),
+                }
+            }
+            OwnedOp::Transpose(perm) => {
+                let od = &yt.dims;
+                let r = od.len();
+                // Input index of output multi-index `i`: input axis perm[k] takes i[k].
+                let src = |flat: usize| {
+                    let mut i = vec![0; r];
+                    let mut f = flat;
+                    for a in (0..r).rev() {
+                        i[a] = f % od[a];
+                        f /= od[a];
+                    }
+                    let mut j = vec![0; r];
+                    for k in 0..r {
+                        j[perm[k] as usize] = i[k];
+                    }
+                    j.iter().zip(&xt.dims).fold(0, |acc, (&v, &d)| acc * d + v)
+                };
+                match &x {
+                    Vals::F32(x) => Vals::F32((0..n_out).map(|f| x[src(f)]).collect()),
+                    Vals::I8(x) => Vals::I8((0..n_out).map(|f| x[src(f)]).collect()),
+                }
+            }
+            OwnedOp::Quantize => {
+                let q = quant_of(yt);
+                Vals::I8(
+                    x.f32()
+                        .iter()
+                        .map(|&v| {
+                            ((v / q.scale).round() as i64 + q.zero_point as i64).clamp(-128, 127)
+                                as i8
+                        })
+                        .collect(),
+                )
+            }
+            OwnedOp::Dequantize => {
+                let q = quant_of(xt);
+                Vals::F32(
+                    x.i8()
+                        .iter()
+                        .map(|&v| ((v as f64 - q.zero_point as f64) * q.scale as f64) as f32)
+                        .collect(),
+                )
+            }
+            OwnedOp::Concat { axis } => {
+                let a = *axis as usize;
+                let outer: usize = xt.dims[..a].iter().product();
+                let parts: Vec<(Vals, usize)> = node
+                    .inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &id)| {
+                        let d = &m.tensors[id as usize].dims;
+                        (input_vals(&t, node, i), d[a..].iter().product())
+                    })
+                    .collect();
+                let mut f = vec![];
+                let mut q = vec![];
+                for o in 0..outer {
+                    for (v, per) in &parts {
+                        match v {
+                            Vals::F32(v) => f.extend_from_slice(&v[o * per..(o + 1) * per]),
+                            Vals::I8(v) => q.extend_from_slice(&v[o * per..(o + 1) * per]),
+                        }
+                    }
+                }
+                if int8 {
+                    Vals::I8(q)
+                } else {
+                    Vals::F32(f)
+                }
+            }
+            OwnedOp::MeanAxis { axis } => {
+                let d = axis_dims(&xt.dims, *axis);
+                let at = |o: usize, j: usize, i: usize| (o * d.len + j) * d.inner + i;
+                let outs = (0..d.outer).flat_map(|o| (0..d.inner).map(move |i| (o, i)));
+                match &x {
+                    Vals::F32(x) => Vals::F32(
+                        outs.map(|(o, i)| {
+                            let s: f64 = (0..d.len).map(|j| x[at(o, j, i)] as f64).sum();
+                            (s / d.len as f64) as f32
+                        })
+                        .collect(),
+                    ),
+                    Vals::I8(x) => {
+                        let (qi, qo) = (quant_of(xt), quant_of(yt));
+                        // TFLite-Micro's MEAN: multiplier of s_in / s_out, readapted by 1/n.
+                        let (m0, s0) =
+                            denoiserep_core::quantize_multiplier(qi.scale as f64 / qo.scale as f64);
+                        let n = d.len as i64;
+                        let k = (63 - (n as u64).leading_zeros() as i32)
+                            .min(32)
+                            .min(31 + s0);
+                        let mult = (((m0 as i64) << k) / n) as i32;
+                        let shift = s0 - k;
+                        Vals::I8(
+                            outs.map(|(o, i)| {
+                                let sum: i64 = (0..d.len).map(|j| x[at(o, j, i)] as i64).sum();
+                                let acc = i32::try_from(sum - qi.zero_point as i64 * n).unwrap();
+                                let v = multiply_by_quantized_multiplier(acc, mult, shift)
+                                    + qo.zero_point as i32;
+                                v.clamp(-128, 127) as i8
+                            })
+                            .collect(),
+                        )
+                    }
+                }
+            }
+            OwnedOp::Slice { axis, start, len } => {
+                let d = axis_dims(&xt.dims, *axis);
+                let ix: Vec<usize> = (0..d.outer)
+                    .flat_map(|o| {
+                        (*start as usize..(*start + *len) as usize).flat_map(move |j| {
+                            (0..d.inner).map(move |i| (o * d.len + j) * d.inner + i)
+                        })
+                    })
+                    .collect();
+                match &x {
+                    Vals::F32(x) => Vals::F32(ix.iter().map(|&i| x[i]).collect()),
+                    Vals::I8(x) => Vals::I8(ix.iter().map(|&i| x[i]).collect()),
+                }
+            }
         };
         t[node.output as usize] = Some(y);
     }
     t
+}
+
+/// `gelu(x) = x · Φ(x) = 0.5 · x · (1 + erf(x / √2))` in f64.
+pub fn gelu_f64(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
 
 /// Runs a loaded model once with a fresh arena of `arena_size()` bytes; returns (logits,

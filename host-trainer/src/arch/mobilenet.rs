@@ -12,8 +12,10 @@
 //! **Small inputs.** The five stride-2 layers (conv1, blocks 1, 3, 5, 11) divide the side by 32:
 //! 96 → 3. On a small input that leaves 1×1 maps for most blocks (28×28: 1×1 from block 5 on,
 //! nine of thirteen blocks see one pixel). So the earliest stride-2 layers become stride 1 until
-//! the last map is at least 2×2 ([`strides`]): 96×96 and 64×64 keep all five, 32×32 and 28×28
-//! drop conv1's (28 → 28 → 14 → 7 → 4 → 2), as the common CIFAR adaptations do.
+//! the last map is at least 3×3 ([`strides`]), the reference's own last map (96 → 3): 96×96
+//! keeps all five, 64×64 and 32×32 drop conv1's, 28×28 drops conv1's and block 1's
+//! (28 → 28 → 28 → 14 → 7 → 4). A 2×2 last map (28×28 dropping conv1 only) was tried first and
+//! trained 0.6 pp worse on MNIST (docs/results.md, "Graph backbones").
 //!
 //! All convs have biases (Keras' default, as in the reference), activations are ReLU (the
 //! reference's choice; the Keras application uses ReLU6). The reference pools with
@@ -41,7 +43,7 @@ const BLOCKS: [(usize, usize); 13] = [
 ];
 
 /// The smallest side of the last feature map that [`strides`] keeps.
-const MIN_LAST_SIDE: usize = 2;
+const MIN_LAST_SIDE: usize = 3;
 
 /// Strides of conv1 and of the 13 blocks for an input of `h × w`: the reference's, with the
 /// earliest stride-2 layers turned to stride 1 while the last map (TF "same": `⌈n/2⌉` per
@@ -118,18 +120,20 @@ mod tests {
     }
 
     #[test]
-    fn small_inputs_drop_the_earliest_strides_until_the_last_map_is_2x2() {
+    fn small_inputs_drop_the_earliest_strides_until_the_last_map_is_3x3() {
         let (s1, b) = strides(28, 28);
-        assert_eq!(s1, 1);
-        assert_eq!(b, BLOCKS.map(|(s, _)| s));
-        assert_eq!(last(28, 28), 2);
+        assert_eq!((s1, b[1]), (1, 1));
+        assert_eq!((b[3], b[5], b[11]), (2, 2, 2));
+        assert_eq!(last(28, 28), 4);
         let (s1, b) = strides(8, 8);
-        assert_eq!((s1, b[1], b[3], b[5], b[11]), (1, 1, 1, 2, 2));
-        assert_eq!(last(8, 8), 2);
-        for n in 2..130 {
-            assert!(last(n, n) >= 2, "{n}");
+        assert_eq!((s1, b[1], b[3], b[5], b[11]), (1, 1, 1, 1, 2));
+        assert_eq!(last(8, 8), 4);
+        assert_eq!(strides(96, 96).0, 2);
+        assert_eq!(last(96, 96), 3);
+        for n in 1..130 {
+            assert!(last(n, n) >= n.min(3), "{n}");
             assert!(
-                last(n, n) <= 3 || strides(n, n) == strides(96, 96),
+                last(n, n) <= 5 || strides(n, n) == strides(96, 96),
                 "{n}: {}",
                 last(n, n)
             );
