@@ -26,14 +26,15 @@ pub fn model_file(partition: &[u8]) -> Result<&[u8], Failure> {
 
 /// Multiply-accumulates of one evaluation of `node`, whose first input is `input` and whose
 /// output is `output`: `rows · in · out` for Linear (= output elements · input's last dim),
-/// `output elements · C_in · kh · kw` for Conv2d, `output elements · kh · kw` for
-/// DepthwiseConv2d, 0 for every other kind. Padded taps count (as in CMSIS-NN's and
-/// TFLite-Micro's MAC counts).
+/// `B · M · N · K` for BatchMatMul (`a` is `[B, M, K]` with or without `adj_y`: again output
+/// elements · input's last dim), `output elements · C_in · kh · kw` for Conv2d,
+/// `output elements · kh · kw` for DepthwiseConv2d, 0 for every other kind. Padded taps count
+/// (as in CMSIS-NN's and TFLite-Micro's MAC counts).
 pub fn macs(node: &Node<'_>, input: &TensorInfo, output: &TensorInfo) -> u64 {
     let out = output.shape.numel().unwrap_or(0) as u64;
     let window = |kernel: [u16; 2]| u64::from(kernel[0]) * u64::from(kernel[1]);
     match &node.op {
-        Op::Linear(_) => {
+        Op::Linear(_) | Op::BatchMatMul(_) => {
             let rank = input.shape.rank();
             let in_features = input.shape.dim(rank.wrapping_sub(1)).unwrap_or(0) as u64;
             out * in_features

@@ -765,18 +765,10 @@ pub fn record(
         None => earlier_wall(&dir, &metrics)?,
     };
     let m = HeadlineMetrics::from_metrics(&metrics, &dir)?;
-    let run_cfg = run::read_config(&dir)?;
-    let cfg = run_cfg.train;
+    let cfg = run::read_config(&dir)?.train;
     let threads = creq.settings.threads.unwrap_or(1).max(1) as usize;
-    // A ViT has no lowering to the core's ops yet: no device accuracy (the int8 secondary
-    // metrics count as missing for it).
-    let device = match run_cfg.arch.is_vit() {
-        true => None,
-        false => Some(
-            crate::export::accuracy::cached(&dir, threads)
-                .with_context(|| format!("{label}: int8 and f32 device accuracy"))?,
-        ),
-    };
+    let device = crate::export::accuracy::cached(&dir, threads)
+        .with_context(|| format!("{label}: int8 and f32 device accuracy"))?;
     eprintln!(
         "compare {label}: {} — top-1 {:.2}% mAP {:.2}% Rank-1 {:.2}% σ=0.1 {:.2}% σ=0.3 {:.2}%",
         match outcome {
@@ -790,18 +782,12 @@ pub fn record(
         100.0 * m.robust_0_1,
         100.0 * m.robust_0_3,
     );
-    match &device {
-        Some(device) => eprintln!(
-            "compare {label}: device (core) top-1 f32 {:.2}% int8 {:.2}% (int8 − f32 {:+.2} pp)",
-            100.0 * device.f32_accuracy,
-            100.0 * device.int8_accuracy,
-            100.0 * device.int8_drop()
-        ),
-        None => eprintln!(
-            "compare {label}: no device (core) accuracy: {}",
-            crate::export::lower::VIT_NOT_LOWERED
-        ),
-    }
+    eprintln!(
+        "compare {label}: device (core) top-1 f32 {:.2}% int8 {:.2}% (int8 − f32 {:+.2} pp)",
+        100.0 * device.f32_accuracy,
+        100.0 * device.int8_accuracy,
+        100.0 * device.int8_drop()
+    );
     Ok(ArmRun {
         arm: p.arm.name.clone(),
         seed: p.seed,
@@ -814,7 +800,7 @@ pub fn record(
         epochs: cfg.epochs,
         backbone_epochs: backbone_epochs(&cfg),
         metrics: m,
-        secondary: secondary_values(&metrics, device.as_ref()),
+        secondary: secondary_values(&metrics, Some(&device)),
     })
 }
 
