@@ -414,7 +414,7 @@ impl Arch {
     }
 
     /// True for the Vision Transformer (`vit:…`): its weights are initialized as timm's
-    /// ([`vit`]'s doc), and it has no lowering to the core's ops yet.
+    /// ([`vit`]'s doc).
     pub fn is_vit(&self) -> bool {
         self.spec.starts_with("vit:")
     }

@@ -375,6 +375,7 @@ pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use denoiserep_core::Activation;
 
     #[test]
     fn activation_quant_represents_zero_and_covers_the_range() {
@@ -431,5 +432,154 @@ mod tests {
         // 0.5·0.25/0.125 = 1 → (2^30, 1); 0.5·0.75/0.125 = 3 → (0.75·2^31, 2).
         assert_eq!(m, vec![1 << 30, 1_610_612_736]);
         assert_eq!(s, vec![1, 2]);
+    }
+
+    /// The GELU table against an independent f64 evaluation: `x = s_in·(q − zp_in)`,
+    /// `gelu(x) = x/2·(1 + erf(x/√2))` (tch's f64 `erf`), `clamp(round(gelu/s_out) + zp_out)`.
+    /// f32 rounding may move a value sitting on a rounding boundary by one step, at most once per
+    /// table here.
+    #[test]
+    fn gelu_table_is_quantized_gelu_of_the_dequantized_input() {
+        use tch::{Device, Kind, Tensor};
+        let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
+        for (q_in, q_out) in [
+            (q(0.045, 18), q(0.02, -119)),
+            (q(0.02, 0), q(0.015, -100)),
+            (q(0.1, -20), q(0.05, -128)),
+        ] {
+            let table = gelu_table(q_in, q_out);
+            assert_eq!(table.len(), 256);
+            let x: Vec<f64> = (-128..=127)
+                .map(|v: i32| f64::from(q_in.scale) * f64::from(v - i32::from(q_in.zero_point)))
+                .collect();
+            let xt = Tensor::from_slice(&x).to_kind(Kind::Double);
+            let g = &xt * 0.5 * ((&xt / std::f64::consts::SQRT_2).erf() + 1.0);
+            let g = Vec::<f64>::try_from(&g.to_device(Device::Cpu)).unwrap();
+            let mut off = 0;
+            for (i, (&t, &g)) in table.iter().zip(&g).enumerate() {
+                let r = g / f64::from(q_out.scale);
+                let want = (r.round() + f64::from(q_out.zero_point)).clamp(-128.0, 127.0) as i32;
+                let d = (i32::from(t) - want).abs();
+                assert!(
+                    d <= 1,
+                    "q = {}: table {t}, gelu {g} → {want}",
+                    i as i32 - 128
+                );
+                off += usize::from(d == 1);
+            }
+            assert!(off <= 1, "{off} entries one step off");
+            // GELU rises for x > 0.
+            assert!(table[255] > table[128]);
+        }
+    }
+
+    /// Quantization groups: a Concat's inputs (the class token constant included) share one
+    /// quantization whose range covers them all; a Reshape, Transpose or Slice keeps its input's;
+    /// an Add's constant gets its own; LayerNorm's γ, β stay f32; a Softmax output is (1/256,
+    /// −128).
+    #[test]
+    fn tensor_quant_groups_follow_the_ops() {
+        use crate::export::lower::CoreNode;
+        let node = |op: CoreOp, inputs: Vec<u16>, output: u16| CoreNode {
+            name: String::new(),
+            op,
+            inputs,
+            output,
+            source: format!("op {output}"),
+        };
+        let none = Activation::None;
+        // 0 input [2, 2] → 1 Linear → 2 Transpose → 4 Concat(3 constant, 2) → 6 Add(4, 5
+        // constant) → 9 LayerNorm(6, 7, 8) → 10 Softmax → 11 Slice.
+        let g = CoreGraph {
+            name: "t".into(),
+            shapes: vec![
+                vec![2, 2],
+                vec![2, 2],
+                vec![2, 2],
+                vec![1, 2],
+                vec![3, 2],
+                vec![3, 2],
+                vec![3, 2],
+                vec![2],
+                vec![2],
+                vec![3, 2],
+                vec![3, 2],
+                vec![2],
+            ],
+            constants: vec![
+                None,
+                None,
+                None,
+                Some(vec![-4.0, 0.5]),
+                None,
+                Some(vec![0.25; 6]),
+                None,
+                Some(vec![1.0; 2]),
+                Some(vec![0.0; 2]),
+                None,
+                None,
+                None,
+            ],
+            nodes: vec![
+                node(
+                    CoreOp::Linear {
+                        activation: none,
+                        out_features: 2,
+                        weight: vec![1.0; 4],
+                        bias: vec![0.0; 2],
+                    },
+                    vec![0],
+                    1,
+                ),
+                node(CoreOp::Transpose { perm: vec![1, 0] }, vec![1], 2),
+                node(CoreOp::Concat { axis: 0 }, vec![3, 2], 4),
+                node(CoreOp::Add { activation: none }, vec![4, 5], 6),
+                node(CoreOp::LayerNorm { eps: 1e-6 }, vec![6, 7, 8], 9),
+                node(CoreOp::Softmax { beta: 1.0 }, vec![9], 10),
+                node(
+                    CoreOp::Slice {
+                        axis: 0,
+                        start: 0,
+                        len: 1,
+                    },
+                    vec![10],
+                    11,
+                ),
+            ],
+            logits: 11,
+            embedding: 9,
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
+        let mut ranges: Ranges = vec![None; 12];
+        ranges[0] = Some((-1.0, 1.0));
+        ranges[1] = Some((-2.0, 2.0));
+        ranges[2] = Some((-2.0, 2.0));
+        ranges[4] = Some((-3.0, 2.5));
+        ranges[6] = Some((-5.0, 5.0));
+        ranges[9] = Some((-1.5, 1.5));
+        let q = tensor_quant(&g, &ranges).unwrap();
+        let concat = activation_quant(-4.0, 2.5);
+        // The Linear requantizes straight to the Concat's scale, which covers the class token.
+        assert_eq!([q[1], q[2], q[3], q[4]], [Some(concat); 4]);
+        assert_eq!(q[0], Some(activation_quant(-1.0, 1.0)));
+        assert_eq!(q[5], Some(activation_quant(0.0, 0.25)));
+        assert_eq!(q[6], Some(activation_quant(-5.0, 5.0)));
+        assert_eq!((q[7], q[8]), (None, None));
+        assert_eq!(q[9], Some(activation_quant(-1.5, 1.5)));
+        assert_eq!((q[10], q[11]), (Some(SOFTMAX_OUTPUT), Some(SOFTMAX_OUTPUT)));
+        // The int8 file: LayerNorm as Dequantize → LayerNorm → Quantize on two new f32 tensors.
+        let file = to_int8(&g, &ranges).unwrap();
+        let ops: Vec<String> = file.nodes.iter().map(|n| format!("{:?}", n.op)).collect();
+        assert_eq!(file.tensors.len(), 14);
+        assert!(ops[4].starts_with("Dequantize") && ops[6].starts_with("Quantize"));
+        assert_eq!(file.nodes[4].inputs, [6]);
+        assert_eq!(file.nodes[5].inputs, [12, 7, 8]);
+        assert_eq!(file.nodes[6].inputs, [13]);
+        assert_eq!(file.tensors[12].dtype, DType::F32);
+        // The class token stored int8 with the Concat's quantization: −4 → −128.
+        let cls = file.tensors[3].data.as_ref().unwrap();
+        assert_eq!(cls[0] as i8, quantize(-4.0, concat));
+        assert_eq!(cls[0] as i8, -128);
     }
 }
