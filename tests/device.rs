@@ -29,6 +29,11 @@ pub const ARENA_CAPACITY: usize = 1024 * 1024;
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 /// Instructions per SysTick tick under `-icount shift=0` on mps2-an386.
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+/// Most stack the firmware may use, in bytes, while loading a model and while running it (the
+/// `stack` line's painted `load_peak_bytes` and `run_peak_bytes`): the 4 KB goal for the RAM
+/// beyond the static arena and I/O buffers. Measured ≈ 3.0 KB for both on every device test model
+/// (docs/firmware.md, "RAM").
+pub const STACK_LIMIT: u64 = 4096;
 
 /// Exit codes of the firmware (`firmware/src/exit.rs`, docs/firmware.md).
 pub mod exit {
@@ -518,8 +523,9 @@ pub fn f32_and_int8(model: OwnedModel, seed: u64) -> [OwnedModel; 2] {
 }
 
 /// Runs the model file `file` (named `what` in messages) on `samples` on the host core and in
-/// the firmware, asserts byte-identical dumps ([`assert_dumps_equal`]) and a consistent log
-/// ([`check_log`]), and returns the device run; `None` when QEMU is missing (skipped loudly).
+/// the firmware, asserts byte-identical dumps ([`assert_dumps_equal`]), a consistent log
+/// ([`check_log`]) and the stack bound ([`check_stack`]), and returns the device run; `None` when
+/// QEMU is missing (skipped loudly).
 pub fn host_equals_device(what: &str, file: &[u8], samples: &[Vec<f32>]) -> Option<DeviceRun> {
     let qemu = qemu_or_skip(what)?;
     let host = host_dump(file, samples).expect("host core runs the model");
@@ -534,6 +540,7 @@ pub fn host_equals_device(what: &str, file: &[u8], samples: &[Vec<f32>]) -> Opti
     let header = assert_dumps_equal(what, &host, &run);
     let model = Model::from_bytes(file).expect("the model loads");
     check_log(what, &run, &model, file.len(), samples.len());
+    check_stack(what, &run);
     report(&format!(
         "{what}: {} samples x ({} logits + {} embedding values, {} B/value) bit-identical host \
          == device; {} ops, {} tensors, {} per-op instruction totals logged",
@@ -546,6 +553,33 @@ pub fn host_equals_device(what: &str, file: &[u8], samples: &[Vec<f32>]) -> Opti
         model.op_count(),
     ));
     Some(run)
+}
+
+/// The `stack` line of a successful run: the model value's size and the painted peaks while
+/// loading and while running, each at most [`STACK_LIMIT`]; reported, and returned as
+/// `(model_bytes, load_peak_bytes, run_peak_bytes)`.
+pub fn check_stack(what: &str, run: &DeviceRun) -> (u64, u64, u64) {
+    let line = run
+        .lines_with("stack model_bytes=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no stack line\n{}", run.explain()));
+    let get =
+        |key: &str| field_u64(line, key).unwrap_or_else(|| panic!("{what}: no {key}= in {line}"));
+    let (model, load, run_peak) = (
+        get("model_bytes"),
+        get("load_peak_bytes"),
+        get("run_peak_bytes"),
+    );
+    report(&format!(
+        "{what}: stack model_bytes={model} load_peak_bytes={load} run_peak_bytes={run_peak}"
+    ));
+    for (key, peak) in [("load_peak_bytes", load), ("run_peak_bytes", run_peak)] {
+        assert!(
+            peak <= STACK_LIMIT,
+            "{what}: {key}={peak} exceeds {STACK_LIMIT} B: {line}"
+        );
+    }
+    (model, load, run_peak)
 }
 
 /// Multiply-accumulates of one inference of `model`, op by op, as the host's exporter counts

@@ -166,7 +166,8 @@ pub enum Error {
     },
     /// The graph input or an output is out of range or a constant, or an output is never produced.
     PlanBadGraphTensor,
-    /// The planner's storage is too small (buffers, order, offsets) or its per-tensor slices differ in length.
+    /// The planner's storage is too small (buffers, order, offsets), its per-tensor slices differ in
+    /// length, or the graph has more than `u16::MAX` ops.
     PlanCapacity,
     /// A buffer's lifetime ends before it starts.
     PlanBadLifetime {
@@ -338,7 +339,7 @@ impl fmt::Display for Error {
                 None,
             ),
             PlanCapacity => (
-                "the planner's storage is too small (buffers, order, offsets) or its per-tensor slices differ in length",
+                "the planner's storage is too small (buffers, order, offsets), its per-tensor slices differ in length, or the graph has more than 65535 ops",
                 None,
             ),
             PlanBadLifetime { buffer } => {

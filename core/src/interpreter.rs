@@ -10,20 +10,22 @@
 //!
 //! # What the `Model` value holds
 //!
-//! The decoded model info and one small slot per tensor (shape, dtype, arena offset, constant
-//! bytes) — nothing per op: ops are decoded from the file again at every run (varints and
-//! borrowed slices; a few dozen instructions per op), so RAM does not grow with the op count.
-//! `T` is the tensor capacity (default [`MAX_TENSORS`]); firmware running small models picks a
-//! small `T` to keep the value small (36 bytes per slot on a 32-bit target).
+//! The decoded model info and one small slot per tensor (shape, dtype, arena offset, where a
+//! constant's bytes are in the file) — nothing per op: ops are decoded from the file again at
+//! every run (varints and borrowed slices; a few dozen instructions per op), so RAM does not grow
+//! with the op count. `T` is the tensor capacity (default [`MAX_TENSORS`]); firmware running small
+//! models picks a small `T` to keep the value small (a slot is 32 bytes on a 32-bit target:
+//! `Model<'_, 32>` is 1 088 B).
 //!
 //! # Stack use
 //!
-//! [`Model::from_bytes_with_capacity`] builds the model in place (no second copy of the slots)
-//! and keeps the planner's scratch (about 25 bytes per tensor slot: sizes, lifetimes, order,
-//! offsets) and the graph check's in functions that are never inlined, so that scratch is on the
-//! stack only while loading. The caller should not move the returned model around: each move of
-//! a `Model<T>` can cost a stack slot of its size (`firmware/src/session.rs` matches the
-//! `Result` by reference). `docs/firmware.md` has the measured numbers.
+//! Loading builds the slots inside the model (no second copy of them) and keeps the planner's
+//! scratch (21 bytes per tensor slot on a 32-bit target: sizes, constant flags, buffers,
+//! lifetimes, order, offsets), the graph check's and the body decoder's in functions that are
+//! never inlined, so that scratch is on the stack only while loading. Returning a `Model<T>` by
+//! value ([`Model::from_bytes_with_capacity`]) and each later move can cost a stack slot of its
+//! size; [`Model::from_bytes_in_place`] builds it in a place the caller owns, where it stays
+//! (`firmware/src/session.rs` does so). `docs/firmware.md` has the measured numbers.
 //!
 //! # Arena layout
 //!
@@ -49,7 +51,7 @@ use crate::format::{Body, Nodes};
 use crate::kernels;
 use crate::ops::{self, In, Out, Sharing, Values, ValuesMut};
 use crate::planner::{self, ArenaPlan, Lifetime, OpIo, PlanStorage, Reuse};
-use crate::tensor::{DType, TensorData, TensorInfo, TensorView};
+use crate::tensor::{DType, QuantParams, Shape, TensorData, TensorInfo, TensorView, MAX_RANK};
 
 /// Default tensor capacity of a [`Model`].
 pub const MAX_TENSORS: usize = 256;
@@ -57,21 +59,108 @@ pub const MAX_TENSORS: usize = 256;
 /// Arena offset marking a tensor that has no planned bytes (never produced or read).
 const UNPLANNED: u32 = u32::MAX;
 
-/// One tensor of a loaded model.
+/// [`Slot::data`] of a tensor that is not a constant.
+const NO_DATA: u32 = u32::MAX;
+
+/// One tensor of a loaded model, packed: 32 B on a 32-bit target, where the `Model` value is
+/// mostly `T` of these ([`Slot::info`] unpacks the shape and dtype).
 #[derive(Debug, Clone, Copy)]
-struct Slot<'a> {
-    info: TensorInfo,
+struct Slot {
+    /// The shape's dims (zeros past `rank`).
+    dims: [u32; MAX_RANK],
+    /// Int8 tensors: the quantization scale (unused for f32).
+    scale: f32,
     /// Offset of its bytes from the aligned arena base, or [`UNPLANNED`].
     offset: u32,
-    /// Constant tensors: their bytes in the file.
-    data: Option<&'a [u8]>,
+    /// Constant tensors: where their bytes start in the tensor table ([`Body::tensor_table`];
+    /// [`TensorInfo::bytes`] long), else [`NO_DATA`].
+    data: u32,
+    /// The shape's rank.
+    rank: u8,
+    /// Int8 tensors: the zero point (unused for f32).
+    zero_point: i8,
+    /// Whether the dtype is int8.
+    int8: bool,
+}
+
+impl Slot {
+    fn new(info: TensorInfo, data: u32) -> Slot {
+        let (dims, rank) = info.shape.to_parts();
+        let (int8, QuantParams { scale, zero_point }) = match info.dtype {
+            DType::F32 => (
+                false,
+                QuantParams {
+                    scale: 0.0,
+                    zero_point: 0,
+                },
+            ),
+            DType::I8(q) => (true, q),
+        };
+        Slot {
+            dims,
+            scale,
+            offset: UNPLANNED,
+            data,
+            rank,
+            zero_point,
+            int8,
+        }
+    }
+
+    /// The tensor's shape and dtype. Called for every tensor an op touches, so written for
+    /// codegen: the dims are copied one by one and each variant built whole (a plain array copy
+    /// became unaligned `memcpy` calls on thumbv7em, ≈ 1 000 more instructions per op).
+    fn info(&self) -> TensorInfo {
+        let [d0, d1, d2, d3] = self.dims;
+        let shape = Shape::from_parts([d0, d1, d2, d3], self.rank);
+        if self.int8 {
+            TensorInfo {
+                shape,
+                dtype: DType::I8(QuantParams {
+                    scale: self.scale,
+                    zero_point: self.zero_point,
+                }),
+            }
+        } else {
+            TensorInfo {
+                shape,
+                dtype: DType::F32,
+            }
+        }
+    }
+
+    /// Size of the tensor in bytes, or `None` on overflow ([`TensorInfo::bytes`], without
+    /// unpacking the slot).
+    fn bytes(&self) -> Option<usize> {
+        let element = if self.int8 { 1 } else { 4 };
+        let dims = self.dims.get(..usize::from(self.rank)).unwrap_or(&[]);
+        dims.iter().try_fold(element, |n: usize, &d| {
+            n.checked_mul(usize::try_from(d).ok()?)
+        })
+    }
+
+    /// Whether the tensor is a constant (its bytes are in the model file).
+    fn is_constant(&self) -> bool {
+        self.data != NO_DATA
+    }
+
+    /// A constant's bytes in the tensor `table`; `None` for any other tensor (or bytes outside
+    /// the table, which a loaded model never has).
+    fn constant<'a>(&self, table: &'a [u8]) -> Option<&'a [u8]> {
+        if !self.is_constant() {
+            return None;
+        }
+        let start = self.data as usize;
+        let end = start.checked_add(self.bytes()?)?;
+        table.get(start..end)
+    }
 }
 
 /// A validated, planned model, ready to run. Borrows the model file bytes.
 #[derive(Debug, Clone)]
 pub struct Model<'a, const T: usize = MAX_TENSORS> {
     body: Body<'a>,
-    slots: Vec<Slot<'a>, T>,
+    slots: Vec<Slot, T>,
     /// Bytes of the planned region (the greedy high-water mark).
     planned_bytes: usize,
     /// Bytes of the planned plus the constant region.
@@ -121,21 +210,55 @@ impl<'a, const T: usize> Model<'a, T> {
             planned_bytes: 0,
             plan_bytes: 0,
         };
-        model.read_tensors()?;
-        check_input(&model.body.info, &model.slots)?;
-        if model.body.op_count() == 0 {
+        model.finish_load()?;
+        Ok(model)
+    }
+
+    /// [`Model::from_bytes_with_capacity`] into a place the caller owns, returning the model in
+    /// it (`place` is `None` again on an error). Returning a `Model<T>` by value costs a stack
+    /// copy of its `T` slots in most callers; this builds it where it stays (see "Stack use" in
+    /// the module docs).
+    pub fn from_bytes_in_place<'p>(
+        bytes: &'a [u8],
+        place: &'p mut Option<Self>,
+    ) -> Result<&'p Self> {
+        *place = None;
+        let body = Body::read(bytes)?;
+        let loaded = place
+            .insert(Model {
+                body,
+                slots: Vec::new(),
+                planned_bytes: 0,
+                plan_bytes: 0,
+            })
+            .finish_load();
+        if let Err(error) = loaded {
+            // Never leave a half-loaded model in the caller's place.
+            *place = None;
+            return Err(error);
+        }
+        // Just filled; the error is unreachable (no panic path in the core).
+        place.as_ref().ok_or(Error::ModelNoOps)
+    }
+
+    /// Everything [`Model::from_bytes_with_capacity`] does after decoding the body: the tensor
+    /// table, the input and graph checks, and the plan.
+    fn finish_load(&mut self) -> Result<()> {
+        self.read_tensors()?;
+        check_input(&self.body.info, &self.slots)?;
+        if self.body.op_count() == 0 {
             return Err(Error::ModelNoOps);
         }
-        validate_graph::<T>(&model.body, &model.slots)?;
-        model.plan()?;
-        Ok(model)
+        validate_graph::<T>(&self.body, &self.slots)?;
+        self.plan()
     }
 
     /// Decodes and checks the tensor table into `self.slots`.
     #[inline(never)]
     fn read_tensors(&mut self) -> Result<()> {
-        for (id, desc) in self.body.tensors().enumerate() {
-            let desc = desc?;
+        let table = self.body.tensor_table();
+        for (id, desc) in self.body.tensors_with_end().enumerate() {
+            let (desc, end) = desc?;
             let tensor = id as u16; // < tensor count, a u16
             let info = TensorInfo {
                 shape: desc.shape,
@@ -146,10 +269,22 @@ impl<'a, const T: usize> Model<'a, T> {
                 DType::F32 => true,
                 DType::I8(q) => q.is_valid(),
             };
-            let data_ok = desc.data.is_none_or(|d| d.len() == bytes_len);
-            if !quant_ok || !data_ok {
+            if !quant_ok {
                 return Err(Error::ModelBadTensor { tensor });
             }
+            let data = match desc.data {
+                None => NO_DATA,
+                Some(d) => {
+                    // The bytes are the entry's last field, so they end where the entry ends;
+                    // the slot keeps only where they start.
+                    let start = end.saturating_sub(d.len());
+                    let located = table.get(start..end).is_some_and(|s| core::ptr::eq(s, d));
+                    match u32::try_from(start) {
+                        Ok(start) if located && d.len() == bytes_len && start != NO_DATA => start,
+                        _ => return Err(Error::ModelBadTensor { tensor }),
+                    }
+                }
+            };
             if let (Some(d), DType::F32) = (desc.data, desc.dtype) {
                 let finite = d
                     .chunks_exact(4)
@@ -159,11 +294,7 @@ impl<'a, const T: usize> Model<'a, T> {
                 }
             }
             self.slots
-                .push(Slot {
-                    info,
-                    offset: UNPLANNED,
-                    data: desc.data,
-                })
+                .push(Slot::new(info, data))
                 .map_err(|_| Error::DecodeTooManyTensors)?;
         }
         Ok(())
@@ -177,8 +308,8 @@ impl<'a, const T: usize> Model<'a, T> {
         let mut tensor_bytes = [0usize; T];
         let mut is_constant = [false; T];
         for (i, s) in self.slots.iter().enumerate() {
-            tensor_bytes[i] = s.info.bytes().ok_or(Error::ModelSizeOverflow)?;
-            is_constant[i] = s.data.is_some();
+            tensor_bytes[i] = s.bytes().ok_or(Error::ModelSizeOverflow)?;
+            is_constant[i] = s.is_constant();
         }
         let outputs = [self.body.info.logits, self.body.info.embedding];
         let mut buffer_of = [u16::MAX; T];
@@ -204,10 +335,9 @@ impl<'a, const T: usize> Model<'a, T> {
         let ArenaPlan { high_water, .. } = planner::plan(graph, &mut storage)?;
         let mut end = high_water;
         for (id, slot) in self.slots.iter_mut().enumerate() {
-            let offset = if slot.data.is_some() {
+            let offset = if slot.is_constant() {
                 let at = end;
                 let len = slot
-                    .info
                     .bytes()
                     .and_then(align_up)
                     .ok_or(Error::ModelSizeOverflow)?;
@@ -258,7 +388,7 @@ impl<'a, const T: usize> Model<'a, T> {
 
     /// Shape and dtype of tensor `id`.
     pub fn tensor(&self, id: u16) -> Option<TensorInfo> {
-        self.slots.get(usize::from(id)).map(|s| s.info)
+        self.slots.get(usize::from(id)).map(|s| s.info())
     }
 
     /// Offset of tensor `id` in the (aligned) arena, `None` for a tensor no op uses.
@@ -274,7 +404,7 @@ impl<'a, const T: usize> Model<'a, T> {
                 shape: crate::tensor::Shape::default(),
                 dtype: DType::F32,
             },
-            |s| s.info,
+            |s| s.info(),
         )
     }
 
@@ -310,7 +440,7 @@ impl<'a, const T: usize> Model<'a, T> {
         self.body.nodes()
     }
 
-    fn slot(&self, id: u16) -> Option<&Slot<'a>> {
+    fn slot(&self, id: u16) -> Option<&Slot> {
         self.slots.get(usize::from(id))
     }
 
@@ -340,10 +470,10 @@ impl<'a, const T: usize> Model<'a, T> {
             return Err(Error::RunBadInputLength);
         }
         let arena = aligned(arena, self.plan_bytes)?;
-        for slot in self.slots.iter() {
-            if let Some(data) = slot.data {
-                region_mut(arena, slot)?.copy_from_slice(data);
-            }
+        let table = self.body.tensor_table();
+        for slot in self.slots.iter().filter(|s| s.is_constant()) {
+            let data = slot.constant(table).ok_or(Error::DecodeUnexpectedEnd)?;
+            region_mut(arena, slot)?.copy_from_slice(data);
         }
         self.write_input(input, arena)?;
         for (index, node) in self.body.nodes().enumerate() {
@@ -371,7 +501,7 @@ impl<'a, const T: usize> Model<'a, T> {
         let per = input.len() / groups;
         let norm = info.input_mean.iter().zip(info.input_std.iter());
         let bytes = region_mut(arena, slot)?;
-        match slot.info.dtype {
+        match slot.info().dtype {
             DType::F32 => {
                 let out = f32s_mut(bytes)?;
                 for ((o_plane, x_plane), (mean, std)) in
@@ -407,7 +537,7 @@ impl<'a, const T: usize> Model<'a, T> {
             Sharing::Alias if first.offset == out_slot.offset => return Ok(()),
             // A Reshape of a constant: the planner gave it its own bytes; copy, nothing to run.
             Sharing::Alias | Sharing::InPlace => {
-                let len = out_slot.info.bytes().ok_or(Error::KernelBadArguments)?;
+                let len = out_slot.bytes().ok_or(Error::KernelBadArguments)?;
                 if first.offset != out_slot.offset {
                     let src = first.offset as usize;
                     let end = src.checked_add(len).ok_or(Error::KernelBadArguments)?;
@@ -426,7 +556,7 @@ impl<'a, const T: usize> Model<'a, T> {
             Sharing::None => {}
         }
         let out_start = out_slot.offset as usize;
-        let out_len = out_slot.info.bytes().ok_or(Error::KernelBadArguments)?;
+        let out_len = out_slot.bytes().ok_or(Error::KernelBadArguments)?;
         let (lo, rest) = arena
             .split_at_mut_checked(out_start)
             .ok_or(Error::ArenaTooSmall)?;
@@ -435,11 +565,19 @@ impl<'a, const T: usize> Model<'a, T> {
             .ok_or(Error::ArenaTooSmall)?;
         let (lo, hi): (&[u8], &[u8]) = (lo, hi);
         let hi_start = out_start + out_len;
-        let mut ins: [Option<In<'_>>; crate::format::graph::MAX_OP_INPUTS] = [None; 4];
-        for (slot_in, &id) in ins.iter_mut().zip(node.inputs.ids()) {
+        // Unused entries (past the op's inputs) are never read; `ops::eval` gets `list[..n]`.
+        let mut list: [In<'_>; crate::format::graph::MAX_OP_INPUTS] = [In {
+            info: TensorInfo {
+                shape: Shape::default(),
+                dtype: DType::F32,
+            },
+            values: Values::I8(&[]),
+        }; 4];
+        for (dst, &id) in list.iter_mut().zip(node.inputs.ids()) {
             let s = self.slot(id).ok_or(Error::KernelBadArguments)?;
+            let info = s.info();
             let start = s.offset as usize;
-            let len = s.info.bytes().ok_or(Error::KernelBadArguments)?;
+            let len = info.bytes().ok_or(Error::KernelBadArguments)?;
             let end = start.checked_add(len).ok_or(Error::KernelBadArguments)?;
             let bytes = if end <= out_start {
                 lo.get(start..end)
@@ -449,21 +587,12 @@ impl<'a, const T: usize> Model<'a, T> {
                 None
             }
             .ok_or(Error::KernelBadArguments)?;
-            *slot_in = Some(In {
-                info: s.info,
-                values: values(&s.info, bytes)?,
-            });
+            *dst = In {
+                info,
+                values: values(&info, bytes)?,
+            };
         }
         let n = node.inputs.ids().len();
-        let mut list: [In<'_>; 4] = [In {
-            info: out_slot.info,
-            values: Values::I8(&[]),
-        }; 4];
-        for (dst, src) in list.iter_mut().zip(ins.iter()) {
-            if let Some(v) = src {
-                *dst = *v;
-            }
-        }
         let output = out_view(out_slot, out_bytes)?;
         ops::eval(node, list.get(..n).unwrap_or(&[]), output)
     }
@@ -472,27 +601,28 @@ impl<'a, const T: usize> Model<'a, T> {
     fn view<'r>(&self, id: u16, arena: &'r [u8]) -> Result<TensorView<'r>> {
         let s = self.slot(id).ok_or(Error::ModelBadOutputs)?;
         let start = s.offset as usize;
-        let len = s.info.bytes().ok_or(Error::ModelSizeOverflow)?;
+        let len = s.bytes().ok_or(Error::ModelSizeOverflow)?;
         let bytes = start
             .checked_add(len)
             .and_then(|end| arena.get(start..end))
             .ok_or(Error::ArenaTooSmall)?;
-        let data = match (values(&s.info, bytes)?, s.info.dtype) {
+        let info = s.info();
+        let data = match (values(&info, bytes)?, info.dtype) {
             (Values::F32(v), _) => TensorData::F32(v),
             (Values::I8(v), DType::I8(quant)) => TensorData::I8 { values: v, quant },
             _ => return Err(Error::KernelBadArguments),
         };
         Ok(TensorView {
-            shape: s.info.shape,
+            shape: info.shape,
             data,
         })
     }
 }
 
 /// The bytes of `slot` in the aligned arena.
-fn region_mut<'x>(arena: &'x mut [u8], slot: &Slot<'_>) -> Result<&'x mut [u8]> {
+fn region_mut<'x>(arena: &'x mut [u8], slot: &Slot) -> Result<&'x mut [u8]> {
     let start = slot.offset as usize;
-    let len = slot.info.bytes().ok_or(Error::ModelSizeOverflow)?;
+    let len = slot.bytes().ok_or(Error::ModelSizeOverflow)?;
     start
         .checked_add(len)
         .and_then(|end| arena.get_mut(start..end))
@@ -506,12 +636,13 @@ fn values<'r>(info: &TensorInfo, bytes: &'r [u8]) -> Result<Values<'r>> {
     })
 }
 
-fn out_view<'r>(slot: &Slot<'_>, bytes: &'r mut [u8]) -> Result<Out<'r>> {
+fn out_view<'r>(slot: &Slot, bytes: &'r mut [u8]) -> Result<Out<'r>> {
     Ok(Out {
-        info: slot.info,
-        values: match slot.info.dtype {
-            DType::F32 => ValuesMut::F32(f32s_mut(bytes)?),
-            DType::I8(_) => ValuesMut::I8(i8s_mut(bytes)),
+        info: slot.info(),
+        values: if slot.int8 {
+            ValuesMut::I8(i8s_mut(bytes))
+        } else {
+            ValuesMut::F32(f32s_mut(bytes)?)
         },
     })
 }
@@ -548,12 +679,12 @@ impl Iterator for OpIos<'_, '_> {
 }
 
 /// Checks the input tensor and its normalization.
-fn check_input(info: &ModelInfo<'_>, slots: &[Slot<'_>]) -> Result<()> {
+fn check_input(info: &ModelInfo<'_>, slots: &[Slot]) -> Result<()> {
     let input = slots
         .get(usize::from(info.input))
-        .filter(|s| s.data.is_none())
+        .filter(|s| !s.is_constant())
         .ok_or(Error::ModelBadInput)?;
-    let dim0 = input.info.shape.dim(0).unwrap_or(0);
+    let dim0 = input.info().shape.dim(0).unwrap_or(0);
     let (mean, std) = (info.input_mean, info.input_std);
     let len_ok = |n: usize| n == 1 || n == dim0;
     let ok = mean.is_whole()
@@ -572,7 +703,7 @@ fn check_input(info: &ModelInfo<'_>, slots: &[Slot<'_>]) -> Result<()> {
 /// tensor, arity, and each op's own `prepare`; then the logits and embedding are produced.
 /// Never inlined, like [`Model::plan`], so its scratch is not in the caller's frame.
 #[inline(never)]
-fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result<()> {
+fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot]) -> Result<()> {
     // Ids are checked against the table (≤ T entries) before they index `produced`.
     let mut produced = [false; T];
     let set = |p: &mut [bool; T], id: u16| {
@@ -583,7 +714,7 @@ fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result
     let get = |p: &[bool; T], id: u16| p.get(usize::from(id)).copied().unwrap_or(false);
     set(&mut produced, body.info.input);
     for (id, s) in slots.iter().enumerate() {
-        if s.data.is_some() {
+        if s.is_constant() {
             set(&mut produced, id as u16);
         }
     }
@@ -605,20 +736,21 @@ fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result
             if !get(&produced, id) {
                 return Err(Error::GraphTensorNotProduced { op });
             }
-            *info = s.info;
+            *info = s.info();
         }
         let out = slots
             .get(usize::from(node.output))
-            .ok_or(Error::GraphBadTensorId { op })?;
+            .ok_or(Error::GraphBadTensorId { op })?
+            .info();
         if get(&produced, node.output) {
             return Err(Error::GraphTwoProducers { op });
         }
-        ops::prepare(op, &node, infos.get(..ids.len()).unwrap_or(&[]), &out.info)?;
+        ops::prepare(op, &node, infos.get(..ids.len()).unwrap_or(&[]), &out)?;
         set(&mut produced, node.output);
     }
     let info = body.info;
     for id in [info.logits, info.embedding] {
-        let is_const = slots.get(usize::from(id)).is_some_and(|s| s.data.is_some());
+        let is_const = slots.get(usize::from(id)).is_some_and(|s| s.is_constant());
         if usize::from(id) >= slots.len() || !get(&produced, id) || is_const {
             return Err(Error::ModelBadOutputs);
         }
@@ -628,7 +760,7 @@ fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot<'_>]) -> Result
     let is_f32 = |id: u16| {
         slots
             .get(usize::from(id))
-            .map(|s| s.info.dtype == DType::F32)
+            .map(|s| s.info().dtype == DType::F32)
     };
     if is_f32(info.logits) != is_f32(info.embedding) {
         return Err(Error::ModelBadOutputs);

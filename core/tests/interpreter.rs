@@ -439,6 +439,42 @@ fn tensor_capacity_can_be_chosen() {
 }
 
 #[test]
+fn from_bytes_in_place_loads_the_same_model_and_leaves_nothing_on_error() {
+    let bytes = small_cnn(1).encode().unwrap();
+    let by_value = Model::<'_, 7>::from_bytes_with_capacity(&bytes).unwrap();
+    let mut place = None;
+    let model = Model::<'_, 7>::from_bytes_in_place(&bytes, &mut place).unwrap();
+    assert_eq!(model.arena_size(), by_value.arena_size());
+    assert_eq!(model.op_count(), by_value.op_count());
+    for id in 0..7 {
+        assert_eq!(model.tensor(id), by_value.tensor(id));
+        assert_eq!(model.tensor_offset(id), by_value.tensor_offset(id));
+    }
+    let input = Rng(5).vec(144, 0.0, 1.0);
+    let mut a = vec![0u8; model.arena_size()];
+    let mut b = vec![0u8; model.arena_size()];
+    let (x, y) = (
+        model.run(&input, &mut a).unwrap().logits,
+        by_value.run(&input, &mut b).unwrap().logits,
+    );
+    assert_eq!(x, y);
+    assert!(place.is_some());
+
+    // A model the capacity rejects (checked after the body decodes), and a file that does not
+    // decode: the place is emptied, not left holding the earlier or a half-loaded model.
+    let mut small = None;
+    Model::<'_, 6>::from_bytes_in_place(&bytes, &mut small).unwrap_err();
+    assert!(small.is_none());
+    let mut corrupt = bytes.clone();
+    *corrupt.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        Model::<'_, 7>::from_bytes_in_place(&corrupt, &mut place).unwrap_err(),
+        Model::<'_, 7>::from_bytes_with_capacity(&corrupt).unwrap_err()
+    );
+    assert!(place.is_none());
+}
+
+#[test]
 fn the_input_may_be_the_embedding_and_constants_feed_ops() {
     // input [4] → Add(input, constant) → Linear 4→2; embedding = the input itself.
     let mut m = OwnedModel::new("const", &[4], &[0.0], &[1.0]);

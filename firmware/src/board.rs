@@ -41,12 +41,12 @@ mod selected {
 pub use selected::*;
 
 /// Tensor capacity `T` of the firmware's model ([`crate::checks::FirmwareModel`] =
-/// `Model<'_, TENSOR_CAPACITY>`): one 36-byte slot per tensor of the model's tensor table on this
-/// target, so the model value is 1 216 B at 32 (2 368 B at 64). The test and demo models have 4–20
+/// `Model<'_, TENSOR_CAPACITY>`): one 32-byte slot per tensor of the model's tensor table on this
+/// target, so the model value is 1 088 B at 32 (2 112 B at 64). The test and demo models have 4–20
 /// tensors. A model with more tensors is rejected by the core with `DecodeTooManyTensors`
 /// (exit 1). Every op writes a tensor of its own and never the input, so a model that loads has
-/// fewer ops than this. Peak stack measured in QEMU (docs/firmware.md, "RAM"): 5.2 KB while
-/// loading, 3.0 KB while running at 32; 8.3 KB and 4.2 KB at 64.
+/// fewer ops than this. Peak stack measured in QEMU (docs/firmware.md, "RAM"): 3.0 KB while
+/// loading and while running at 32; 4.7 KB and 4.0 KB at 64.
 pub const TENSOR_CAPACITY: usize = 32;
 
 /// Bytes read from the input file per semihosting call.

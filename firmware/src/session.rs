@@ -10,17 +10,18 @@
 //! model name=residual-dw-int8 precision=Int8 ops=6 tensors=7 file_bytes=463 arena_bytes=1731 input=1x12x12 classes=10 embedding_tensor=5
 //! op=0 kind=conv2d in=1x12x12 out=4x12x12 macs=5184
 //! op=2 kind=add in=4x12x12,4x12x12 out=4x12x12 macs=0
-//! sample=0 instructions=494960
-//! op_total=0 kind=conv2d samples=4 instructions=797520 macs=20736
-//! done samples=4 instructions=1979960 macs=41632
-//! stack model_bytes=1216 load_peak_bytes=5244 run_peak_bytes=3028
+//! sample=0 instructions=489800
+//! op_total=0 kind=conv2d samples=4 instructions=797800 macs=20736
+//! done samples=4 instructions=1959280 macs=41632
+//! stack model_bytes=1088 load_peak_bytes=2988 run_peak_bytes=3020
 //! ```
 //!
 //! (`unit` is `cycles` on real hardware, and the count keys are named after it.) `in=` lists the
 //! shapes of every input of the op, comma-separated; shapes are dims joined by `x`. Op 0's count
 //! includes the input normalization (and int8 quantization) and the copy of constant tensors that
 //! the core does before it. `stack` reports `size_of` the model value and the peak stack (painted,
-//! from the top of the stack, so including `main`'s frame) while loading and while running.
+//! from the top of the stack, so including `main`'s frame) while loading and while running; the
+//! device tests hold both to 4 KB (docs/firmware.md, "RAM").
 
 use core::mem::size_of;
 
@@ -88,17 +89,29 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
         TENSOR_CAPACITY
     );
     let file = model_file(partition::partition())?;
-    // Matched by reference: moving the model out of the `Result` would copy it (≈ 2 KiB at
-    // T = 64) into a second stack slot.
-    let loaded = load(file);
-    let model = match &loaded {
-        Ok(model) => model,
-        Err(error) => return Err(Failure::ModelRejected(*error)),
-    };
+    // Built in this frame's `place` (which `run`, inlined into `main`, keeps for the whole run)
+    // and only borrowed afterwards: returning the model by value would copy it (≈ 1.5 KiB at
+    // T = 32) into a second stack slot.
+    let mut place = None;
+    let model = load(file, &mut place).map_err(Failure::ModelRejected)?;
     // The peak so far is the load's (main painted the stack before calling `run`).
     let load_peak = stack::peak();
     stack::paint();
-    log_model(model, file.len())?;
+    serve(model, file.len(), load_peak, counter, buffers)
+}
+
+/// Everything after the load: the log, the checks, the files and the sample loop. Never inlined,
+/// so that its state (files, counters, loop variables) is not in `run`'s frame, which is live
+/// while loading; only the model itself is (borrowed here, never copied).
+#[inline(never)]
+fn serve(
+    model: &FirmwareModel<'_>,
+    file_bytes: usize,
+    load_peak: usize,
+    counter: &InstructionCounter,
+    buffers: &mut Buffers,
+) -> Result<Summary, Failure> {
+    log_model(model, file_bytes)?;
     let header = dump_header(model)?;
     check_fits(model, &header)?;
 
@@ -156,13 +169,15 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
     })
 }
 
-/// Decodes, validates and plans the model. Never inlined: the core's planning scratch
-/// (`[_; T]` arrays) then lives in this frame, which is gone before the first inference, instead
-/// of in `run`'s frame for the whole run.
-/// Returns the core's `Result` as is: mapping its error would copy the model into a new `Result`.
+/// Decodes, validates and plans the model into `place`. Never inlined: the core's planning
+/// scratch (`[_; T]` arrays) then lives in frames below this one, which are gone before the first
+/// inference, instead of in `run`'s frame for the whole run.
 #[inline(never)]
-fn load(file: &[u8]) -> Result<FirmwareModel<'_>, Error> {
-    FirmwareModel::from_bytes_with_capacity(file)
+fn load<'p, 'a>(
+    file: &'a [u8],
+    place: &'p mut Option<FirmwareModel<'a>>,
+) -> Result<&'p FirmwareModel<'a>, Error> {
+    FirmwareModel::from_bytes_in_place(file, place)
 }
 
 /// The `model` line and one `op=` line per op.

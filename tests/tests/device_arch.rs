@@ -11,8 +11,9 @@
 //! * the exported model reports +0 parameters, MACs, file bytes and arena bytes against its
 //!   baseline (`Model::plain()`, exported the same way), f32 and int8;
 //! * in QEMU (mps2-an386), f32 and int8, the firmware's dump is byte-identical to the host
-//!   core's and its per-op log is consistent (`device::check_log`); the instruction counts per
-//!   inference and per MAC are printed.
+//!   core's, its per-op log is consistent (`device::check_log`) and its peak stack while loading
+//!   and running is within `device::STACK_LIMIT` (`device::check_stack`); the instruction counts
+//!   per inference and per MAC are printed.
 //!
 //! The device part skips (loudly) only when qemu-system-arm is missing.
 

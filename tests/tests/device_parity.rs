@@ -2,7 +2,8 @@
 //! through the firmware in QEMU (mps2-an386, Cortex-M4F) give byte-identical dump files (f32 bit
 //! patterns, int8 values), for an MLP and a CNN, f32 and int8. Also checks the firmware's log:
 //! the model line, one `op=` line per op with the MACs the host counts, one instruction count
-//! per sample and one `op_total=` per op, adding up to the `done` line's total.
+//! per sample and one `op_total=` per op, adding up to the `done` line's total, and the peak
+//! stack while loading and running (`device::STACK_LIMIT`).
 //!
 //! Skips (loudly) only when qemu-system-arm is missing; scripts/test.sh installs it.
 

@@ -2,7 +2,8 @@
 //! denoising layers are trained and fused) an MLP and a CNN on the seeded `synthetic` data set,
 //! `denoiserep export` each to f32 and int8, `denoiserep infer --dump --write-inputs` the test
 //! split through the core on the host, then run the very same input file through the firmware in
-//! QEMU (mps2-an386): the two dump files must be byte-identical (f32 bit patterns, int8 values).
+//! QEMU (mps2-an386): the two dump files must be byte-identical (f32 bit patterns, int8 values),
+//! and the firmware's peak stack while loading and running stays within `device::STACK_LIMIT`.
 //!
 //! Skips (loudly) only when qemu-system-arm is missing; scripts/test.sh installs it.
 
@@ -11,7 +12,7 @@ use std::path::Path;
 use clap::Parser;
 use denoiserep_core::Model;
 use denoiserep_tests::device::{
-    assert_dumps_equal, defmt_print, firmware_elf, qemu_or_skip, report, run_firmware,
+    assert_dumps_equal, check_stack, defmt_print, firmware_elf, qemu_or_skip, report, run_firmware,
 };
 use denoiserep_tests::{export, train, TempDir};
 use denoiserep_trainer::cli::{Cli, Command};
@@ -89,6 +90,7 @@ fn trained_host_equals_device(arch: &str, tag: &str) {
         let device = run_firmware(&qemu, &defmt, &elf, Some(&file), Some(&input));
         let header = assert_dumps_equal(&format!("trained {arch} {name}"), &host, &device);
         assert_eq!(header.n_samples as usize, SAMPLES);
+        check_stack(&format!("trained {arch} {name}"), &device);
         let model = Model::from_bytes(&file).unwrap();
         report(&format!(
             "trained {arch} {name} ({}): {} samples x ({} logits + {} embedding values) \

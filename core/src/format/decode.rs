@@ -55,6 +55,9 @@ pub struct Body<'a> {
 
 impl<'a> Body<'a> {
     /// Checks header, length and CRC, then decodes everything once (see the type docs).
+    /// Never inlined: its decoding temporaries then stay out of the loader's frame, which is
+    /// live while the model is validated and planned (`Model::from_bytes_in_place`).
+    #[inline(never)]
     pub fn read(bytes: &'a [u8]) -> Result<Self> {
         let total = file_len(bytes)?;
         if total != bytes.len() {
@@ -99,12 +102,26 @@ impl<'a> Body<'a> {
 
     /// The tensor table in id order (cheap: varints and borrowed slices).
     pub fn tensors(&self) -> impl Iterator<Item = Result<TensorDesc<'a>>> + Clone + 'a {
-        let mut rest = self.tensor_bytes;
+        self.tensors_with_end().map(|t| t.map(|(desc, _)| desc))
+    }
+
+    /// [`Body::tensors`], each with the position in [`Body::tensor_table`] where its entry
+    /// ends (a constant's bytes, the entry's last field, end there).
+    pub(crate) fn tensors_with_end(
+        &self,
+    ) -> impl Iterator<Item = Result<(TensorDesc<'a>, usize)>> + Clone + 'a {
+        let table = self.tensor_bytes;
+        let mut rest = table;
         (0..self.tensor_count).map(move |_| {
             let (t, r) = postcard::take_from_bytes::<TensorDesc<'a>>(rest)?;
             rest = r;
-            Ok(t)
+            Ok((t, table.len().saturating_sub(r.len())))
         })
+    }
+
+    /// The bytes of the tensor table (every constant's bytes are a slice of them).
+    pub(crate) fn tensor_table(&self) -> &'a [u8] {
+        self.tensor_bytes
     }
 
     /// The ops in execution order (cheap: varints and borrowed slices, no tensor is read).

@@ -117,7 +117,7 @@ pub fn greedy_by(
 /// then index; [`Placement::ByFirstUse`] = `first` ascending, then size descending, then index.
 fn placement_order(lifetimes: &[Lifetime], a: u16, b: u16, placement: Placement) -> Ordering {
     let key = |i: u16| {
-        lifetimes.get(usize::from(i)).map_or((0, usize::MAX), |lt| {
+        lifetimes.get(usize::from(i)).map_or((0, u16::MAX), |lt| {
             (align_up(lt.size).unwrap_or(usize::MAX), lt.first)
         })
     };

@@ -73,15 +73,16 @@ impl OpIo {
     }
 }
 
-/// Size and lifetime of one buffer.
+/// Size and lifetime of one buffer (8 B on a 32-bit target: op indices are u16, as a model's op
+/// count is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Lifetime {
     /// Size in bytes, a multiple of `ARENA_ALIGN` (as [`liveness`] computes it).
     pub size: usize,
     /// First op index at which the buffer is live (inclusive).
-    pub first: usize,
+    pub first: u16,
     /// Last op index at which the buffer is live (inclusive); `n_ops` for a graph output.
-    pub last: usize,
+    pub last: u16,
 }
 
 impl Lifetime {
@@ -98,13 +99,14 @@ impl Lifetime {
 /// - `is_constant[t]`: constants live in the model file and get no buffer.
 /// - `graph_input`: written before op 0, so its buffer is live from 0.
 /// - `graph_outputs`: live until after the last op (`last = n_ops`).
-/// - `ops`: in execution order; cloned to look ahead for [`Reuse::InPlace`].
+/// - `ops`: in execution order, at most `u16::MAX` of them; cloned to look ahead for
+///   [`Reuse::InPlace`].
 /// - `buffer_of` (out, same length as `tensor_bytes`): the buffer of each tensor, or
 ///   [`NO_BUFFER`] for constants and tensors never produced.
 /// - `lifetimes` (out): buffers `0..n`, where `n` is the returned count; at most
 ///   `min(lifetimes.len(), u16::MAX)` buffers.
 ///
-/// Errors: [`Error::PlanCapacity`] (slice lengths, too many buffers), [`Error::PlanBadGraphTensor`],
+/// Errors: [`Error::PlanCapacity`] (slice lengths, too many buffers or ops), [`Error::PlanBadGraphTensor`],
 /// [`Error::PlanBadTensorId`], [`Error::PlanBadProducer`], [`Error::PlanBadReuse`] and
 /// [`Error::ModelSizeOverflow`]. Never panics.
 pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
@@ -134,9 +136,11 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
     let b = push_buffer(lifetimes, capacity, &mut n_buffers, input_bytes, 0)?;
     set(buffer_of, graph_input, b).ok_or(Error::PlanBadGraphTensor)?;
 
-    let mut n_ops = 0usize;
+    let mut n_ops = 0u16;
     for (k, op) in ops.clone().enumerate() {
-        n_ops = k.checked_add(1).ok_or(Error::ModelSizeOverflow)?;
+        // Op indices and `n_ops` are u16 (`Lifetime`): at most `u16::MAX` ops.
+        let at = u16::try_from(k).map_err(|_| Error::PlanCapacity)?;
+        n_ops = at.checked_add(1).ok_or(Error::PlanCapacity)?;
         let bad_id = Error::PlanBadTensorId { op: k };
         let inputs = op.inputs().ok_or(bad_id)?;
         for &t in inputs {
@@ -146,7 +150,7 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
             let lt = buffer(buffer_of, t, n_buffers)
                 .and_then(|b| lifetimes.get_mut(usize::from(b)))
                 .ok_or(Error::PlanBadProducer { op: k })?;
-            lt.last = lt.last.max(k);
+            lt.last = lt.last.max(at);
         }
 
         let out_bytes = *tensor_bytes.get(usize::from(op.output)).ok_or(bad_id)?;
@@ -177,7 +181,7 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
         };
         let b = match shared {
             Some(b) => b,
-            None => push_buffer(lifetimes, capacity, &mut n_buffers, out_bytes, k)?,
+            None => push_buffer(lifetimes, capacity, &mut n_buffers, out_bytes, at)?,
         };
         set(buffer_of, op.output, b).ok_or(bad_id)?;
     }
@@ -197,7 +201,7 @@ fn push_buffer(
     capacity: usize,
     n_buffers: &mut usize,
     bytes: usize,
-    first: usize,
+    first: u16,
 ) -> Result<u16> {
     if *n_buffers >= capacity {
         return Err(Error::PlanCapacity);

@@ -28,7 +28,7 @@ pub fn ping_pong(
     let key = |i: u16| {
         lifetimes
             .get(usize::from(i))
-            .map_or((usize::MAX, usize::MAX), |l| (l.first, l.last))
+            .map_or((u16::MAX, u16::MAX), |l| (l.first, l.last))
     };
     order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
     let get = |k: usize| -> Result<(Lifetime, usize)> {

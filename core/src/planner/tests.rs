@@ -87,7 +87,7 @@ fn storage_offset(buffer_of: &[u16], offsets: &[usize], t: u16) -> Option<usize>
     storage.tensor_offset(t)
 }
 
-fn lt(size: usize, first: usize, last: usize) -> Lifetime {
+fn lt(size: usize, first: u16, last: u16) -> Lifetime {
     Lifetime { size, first, last }
 }
 
@@ -624,7 +624,7 @@ proptest! {
 
     #[test]
     fn greedy_layout_properties_on_random_lifetimes(
-        raw in prop::collection::vec((0usize..200, 0usize..20, 0usize..6), 0..60),
+        raw in prop::collection::vec((0usize..200, 0u16..20, 0u16..6), 0..60),
     ) {
         let lts: Vec<Lifetime> = raw.iter().map(|&(s, f, len)| lt(s, f, f + len)).collect();
         let mut order = vec![0u16; lts.len()];
@@ -720,7 +720,7 @@ proptest! {
     /// Greedy on garbage lifetimes (huge sizes, reversed intervals) never panics.
     #[test]
     fn greedy_garbage_never_panics(
-        raw in prop::collection::vec((prop_oneof![0usize..64, usize::MAX - 64..=usize::MAX, Just(usize::MAX / 3)], any::<usize>(), any::<usize>()), 0..10),
+        raw in prop::collection::vec((prop_oneof![0usize..64, usize::MAX - 64..=usize::MAX, Just(usize::MAX / 3)], any::<u16>(), any::<u16>()), 0..10),
     ) {
         let lts: Vec<Lifetime> = raw.iter().map(|&(s, f, l)| lt(s, f, l)).collect();
         let _ = greedy(&lts, &mut [0; 10], &mut [0; 10]);

@@ -231,8 +231,8 @@ INFO  op_total=0 kind=conv2d samples=2 instructions=100 macs=10368
 INFO  op_total=1 kind=depthwise_conv2d samples=2 instructions=100 macs=10368
 INFO  op_total=2 kind=add samples=2 instructions=40 macs=0
 INFO  done samples=2 instructions=240 macs=20736
-INFO  stack model_bytes=1216 load_peak_bytes=5244 run_peak_bytes=3028
-INFO  ram static_bytes=1131300 stack_peak_bytes=5244
+INFO  stack model_bytes=1088 load_peak_bytes=2988 run_peak_bytes=3020
+INFO  ram static_bytes=1131300 stack_peak_bytes=3020
 ";
 
     #[test]

@@ -18,7 +18,7 @@ pub const ARENA_BYTES: usize = 64;
 pub struct Arena(pub [u8; ARENA_BYTES]);
 
 /// Tensor slots: the model has 4 tensors (input, two hidden, output), so the `Model` value holds
-/// 4 slots (28 B each on this target), not the default 256.
+/// 4 slots (32 B each on this target), not the default 256.
 pub type SineModel = Model<'static, 4>;
 
 /// Decodes and validates [`MODEL`] once (zero-copy) and checks that [`ARENA_BYTES`] suffices.
