@@ -110,7 +110,7 @@ pub fn check_fits<const T: usize>(
 
 #[cfg(test)]
 mod tests {
-    use crate::test_models::{conv_gap, linear_rows, mlp, residual_dw, Rng};
+    use crate::test_models::{attention_products, conv_gap, linear_rows, mlp, residual_dw, Rng};
     use denoiserep_core::samples::encode_record;
     use denoiserep_core::InputHeader;
 
@@ -234,6 +234,11 @@ mod tests {
         let m = model(&file);
         let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
         assert_eq!(macs, [0, 784 * 16, 160]);
+        // Attention on 2 heads × 5 tokens × 4: q·kᵀ 2·5·5·4, then p·v 2·5·4·5.
+        let file = attention_products(2, 5, 4).encode().unwrap();
+        let m = model(&file);
+        let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
+        assert_eq!(macs, [2 * 5 * 5 * 4, 2 * 5 * 4 * 5]);
     }
 
     #[test]
