@@ -854,7 +854,7 @@ mod tests {
         if cls {
             t = Tensor::cat(&[w("cls_token").repeat([n, 1, 1]), t], 1);
         }
-        t = t + w("pos_embed");
+        t += w("pos_embed");
         let dh = d / heads;
         for b in 0..2 {
             let pre = format!("blocks.{b}");

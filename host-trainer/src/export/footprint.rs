@@ -35,7 +35,7 @@ fn weight_count(w: &Weights<'_>) -> u64 {
 
 /// True for a constant tensor of `model`: one that is neither the input nor an op's output.
 fn is_constant(model: &Model<'_>, id: u16) -> bool {
-    id != model.info().input && !model.nodes().any(|n| n.map_or(false, |n| n.output == id))
+    id != model.info().input && !model.nodes().any(|n| n.is_ok_and(|n| n.output == id))
 }
 
 /// Parameters and MACs of one op of `model`.

@@ -598,11 +598,10 @@ mod tests {
         .unwrap();
         tch::no_grad(|| {
             for d in &m.denoisers {
-                let _ = d
-                    .d_mat
+                d.d_mat
                     .shallow_clone()
                     .copy_(&(d.d_mat.randn_like() * 0.05));
-                let _ = d.d_vec.shallow_clone().copy_(&(d.d_vec.randn_like() * 0.1));
+                d.d_vec.shallow_clone().copy_(&(d.d_vec.randn_like() * 0.1));
             }
         });
         m
@@ -624,7 +623,7 @@ mod tests {
                 } else {
                     continue;
                 };
-                let _ = t.shallow_clone().copy_(&new);
+                t.shallow_clone().copy_(&new);
             }
         });
     }

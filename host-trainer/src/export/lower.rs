@@ -423,10 +423,10 @@ pub fn lower(model: &FusedModel) -> Result<CoreGraph> {
                     _ => bail!("{}: {ATTENTION_INPUT}", what()),
                 }
             }
-            FusedLayer::TokenPool { pool: Pool::Cls } => {
-                if only_reader(v) && matches!(nodes[v - 1].layer, FusedLayer::LayerNorm { .. }) {
-                    deferred_norm[v - 1] = true;
-                }
+            FusedLayer::TokenPool { pool: Pool::Cls }
+                if only_reader(v) && matches!(nodes[v - 1].layer, FusedLayer::LayerNorm { .. }) =>
+            {
+                deferred_norm[v - 1] = true;
             }
             _ => {}
         }
