@@ -66,7 +66,8 @@ passed=$(sum_field passed); failed=$(sum_field failed); ignored=$(sum_field igno
 comparisons=$(grep -c $'^compared\t' "$DENOISEREP_DEVICE_LEDGER" || true)
 compared_samples=$(awk -F'\t' '$1 == "compared" {s += $2} END {print s + 0}' "$DENOISEREP_DEVICE_LEDGER")
 device_skips=$(grep -c $'^skipped\t' "$DENOISEREP_DEVICE_LEDGER" || true)
-echo "host == device: $comparisons bit-for-bit comparisons ($compared_samples samples) ran; $device_skips device tests skipped (no QEMU)"
+device_refused=$(grep -c $'^refused\t' "$DENOISEREP_DEVICE_LEDGER" || true)
+echo "host == device: $comparisons bit-for-bit comparisons ($compared_samples samples) ran; $device_skips device tests skipped (no QEMU); $device_refused models not run (more tensors than the firmware holds, refused cleanly)"
 fuzz_targets=$(grep -c ' execs ' "$work/fuzz-smoke.log" || true)
 echo "fuzz smoke: $fuzz_targets targets run, $( [ "$fuzz_rc" -eq 0 ] && echo 'no crash' || echo 'FAILED (see above)')"
 echo "ignored tests (#[ignore]: benchmarks and long runs, run by hand): $ignored"

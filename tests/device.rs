@@ -25,6 +25,10 @@ pub const MODEL_PARTITION_ADDR: u32 = 0x0010_0000;
 pub const MODEL_PARTITION_LEN: usize = 3 * 1024 * 1024;
 /// The firmware's static arena on mps2-an386 (`firmware/src/board.rs`).
 pub const ARENA_CAPACITY: usize = 1024 * 1024;
+/// The firmware's tensor capacity (`firmware/src/board.rs` `TENSOR_CAPACITY`; its log's
+/// `tensor_capacity=`, checked by [`firmware_refuses_too_many_tensors`]): a model with more
+/// tensors is rejected at load with `DecodeTooManyTensors`.
+pub const TENSOR_CAPACITY: usize = 32;
 /// Longest a single QEMU run may take before it is killed.
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 /// Instructions per SysTick tick under `-icount shift=0` on mps2-an386.
@@ -63,8 +67,10 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Environment variable naming the ledger file: every host == device comparison and every
-/// skipped device test appends one line there (scripts/test.sh sets it and prints the totals).
+/// Environment variable naming the ledger file: every host == device comparison, every skipped
+/// device test and every model the firmware refuses for its size
+/// ([`firmware_refuses_too_many_tensors`]) appends one line there (scripts/test.sh sets it and
+/// prints the totals).
 pub const LEDGER_ENV: &str = "DENOISEREP_DEVICE_LEDGER";
 /// Set to `1` to make a missing QEMU fail the device tests instead of skipping them (implied by
 /// `CI`).
@@ -553,6 +559,64 @@ pub fn host_equals_device(what: &str, file: &[u8], samples: &[Vec<f32>]) -> Opti
         model.op_count(),
     ));
     Some(run)
+}
+
+/// A model with more tensors than the firmware holds ([`TENSOR_CAPACITY`]): the firmware must
+/// refuse it cleanly at load (exit 1, the log's last line `error=ModelRejected(
+/// DecodeTooManyTensors) exit=1`, no dump, no fault) and its log must state the capacity this
+/// test assumes. Reported loudly and counted as `refused` in the ledger: the model was *not*
+/// compared host == device. `false` (skipped loudly) when QEMU is missing.
+pub fn firmware_refuses_too_many_tensors(what: &str, file: &[u8], samples: &[Vec<f32>]) -> bool {
+    let tensors = Model::from_bytes(file)
+        .expect("the model loads")
+        .tensor_count();
+    assert!(
+        tensors > TENSOR_CAPACITY,
+        "{what}: {tensors} tensors fit the firmware"
+    );
+    let Some(qemu) = qemu_or_skip(what) else {
+        return false;
+    };
+    let run = run_firmware(
+        &qemu,
+        &defmt_print(),
+        &firmware_elf("denoiserep-firmware"),
+        Some(file),
+        Some(&input_file(samples)),
+    );
+    let capacity = run
+        .lines_with("tensor_capacity=")
+        .find_map(|l| field_u64(l, "tensor_capacity"))
+        .unwrap_or_else(|| panic!("{what}: no tensor_capacity in the log\n{}", run.explain()));
+    assert_eq!(
+        capacity, TENSOR_CAPACITY as u64,
+        "{what}: the firmware's tensor capacity changed; update TENSOR_CAPACITY"
+    );
+    assert_eq!(
+        run.exit_code,
+        exit::MODEL_REJECTED,
+        "{what}\n{}",
+        run.explain()
+    );
+    let line = format!(
+        "error=ModelRejected(DecodeTooManyTensors) exit={}",
+        exit::MODEL_REJECTED
+    );
+    assert!(
+        run.log.lines().any(|l| l.ends_with(&line)) && !run.log.contains("HardFault"),
+        "{what}: expected a log line ending with `{line}`\n{}",
+        run.explain()
+    );
+    assert!(
+        run.dump.is_none(),
+        "{what}: no dump may be written on failure"
+    );
+    ledger(&format!("refused\t{what}"));
+    report(&format!(
+        "{what}: NOT RUN ON THE DEVICE: {tensors} tensors, the firmware holds {capacity} \
+         (refused cleanly with DecodeTooManyTensors)"
+    ));
+    true
 }
 
 /// The `stack` line of a successful run: the model value's size and the painted peaks while

@@ -216,7 +216,9 @@ impl RandomModel {
 /// default initialization under `tch::manual_seed(seed)`, then every BatchNorm's `γ`, `β`,
 /// running mean and variance drawn at random (so folding them is not the identity), and
 /// denoisers on every weighted layer with random `D`, `d` and reverse-step noise (so the fused
-/// model differs from its backbone, [`Model::plain`]). Holds [`torch_rng_lock`] while drawing.
+/// model differs from its backbone, [`Model::plain`]); a ViT's LayerNorms, class token,
+/// position embeddings and qkv weights drawn too (see the body). Holds [`torch_rng_lock`] while
+/// drawing.
 pub fn random_arch_model(spec: &str, input_shape: [usize; 3], classes: usize, seed: u64) -> Model {
     let _rng = torch_rng_lock();
     tch::manual_seed(seed as i64);
@@ -253,6 +255,22 @@ pub fn random_arch_model(spec: &str, input_shape: [usize; 3], classes: usize, se
         for d in &model.denoisers {
             rand(&d.d_mat, -0.02, 0.02);
             rand(&d.d_vec, -0.02, 0.02);
+        }
+        // ViT only (other archs have none of these, and draw nothing more): LayerNorm γ, β,
+        // class token and position embeddings away from timm's 1, 0 and σ = 0.02, and qkv
+        // weights large enough that attention is peaked, not uniform, so that a wrong scale,
+        // head order or constant shows in the outputs.
+        for (w, b) in model.norms.iter().flatten() {
+            rand(w, 0.5, 1.5);
+            rand(b, -0.2, 0.2);
+        }
+        for e in model.embeds.iter().flatten() {
+            rand(e, -0.5, 0.5);
+        }
+        for (node, wb) in model.arch.nodes.iter().zip(&model.weights) {
+            if let (true, Some((w, _))) = (node.name.ends_with("attn.qkv"), wb) {
+                rand(w, -0.5, 0.5);
+            }
         }
     });
     model

@@ -199,7 +199,7 @@ impl Shape {
 
     /// The dims array (zeros past the rank) and the rank, for compact storage
     /// ([`Shape::from_parts`] is the inverse).
-    pub(crate) const fn to_parts(&self) -> ([u32; MAX_RANK], u8) {
+    pub(crate) const fn to_parts(self) -> ([u32; MAX_RANK], u8) {
         (self.dims, self.rank)
     }
 

@@ -26,14 +26,15 @@ pub fn model_file(partition: &[u8]) -> Result<&[u8], Failure> {
 
 /// Multiply-accumulates of one evaluation of `node`, whose first input is `input` and whose
 /// output is `output`: `rows · in · out` for Linear (= output elements · input's last dim),
-/// `output elements · C_in · kh · kw` for Conv2d, `output elements · kh · kw` for
-/// DepthwiseConv2d, 0 for every other kind. Padded taps count (as in CMSIS-NN's and
-/// TFLite-Micro's MAC counts).
+/// `B · M · N · K` for BatchMatMul (`a` is `[B, M, K]` with or without `adj_y`: again output
+/// elements · input's last dim), `output elements · C_in · kh · kw` for Conv2d,
+/// `output elements · kh · kw` for DepthwiseConv2d, 0 for every other kind. Padded taps count
+/// (as in CMSIS-NN's and TFLite-Micro's MAC counts).
 pub fn macs(node: &Node<'_>, input: &TensorInfo, output: &TensorInfo) -> u64 {
     let out = output.shape.numel().unwrap_or(0) as u64;
     let window = |kernel: [u16; 2]| u64::from(kernel[0]) * u64::from(kernel[1]);
     match &node.op {
-        Op::Linear(_) => {
+        Op::Linear(_) | Op::BatchMatMul(_) => {
             let rank = input.shape.rank();
             let in_features = input.shape.dim(rank.wrapping_sub(1)).unwrap_or(0) as u64;
             out * in_features
@@ -109,7 +110,7 @@ pub fn check_fits<const T: usize>(
 
 #[cfg(test)]
 mod tests {
-    use crate::test_models::{conv_gap, linear_rows, mlp, residual_dw, Rng};
+    use crate::test_models::{attention_products, conv_gap, linear_rows, mlp, residual_dw, Rng};
     use denoiserep_core::samples::encode_record;
     use denoiserep_core::InputHeader;
 
@@ -233,6 +234,11 @@ mod tests {
         let m = model(&file);
         let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
         assert_eq!(macs, [0, 784 * 16, 160]);
+        // Attention on 2 heads × 5 tokens × 4: q·kᵀ 2·5·5·4, then p·v 2·5·4·5.
+        let file = attention_products(2, 5, 4).encode().unwrap();
+        let m = model(&file);
+        let macs: Vec<u64> = m.nodes().map(|n| node_macs(&m, &n.unwrap())).collect();
+        assert_eq!(macs, [2 * 5 * 5 * 4, 2 * 5 * 4 * 5]);
     }
 
     #[test]

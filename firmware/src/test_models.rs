@@ -4,8 +4,8 @@
 //! core with the device, which need determinism, not accuracy.
 
 use denoiserep_core::format::graph::{
-    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, Pool2d, TensorDesc,
-    Weights,
+    Act, Add, BatchMatMul, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, Pool2d,
+    TensorDesc, Weights,
 };
 use denoiserep_core::{
     encode, encoded_len, quantize_multiplier, Activation, DType, Error, F32Data, Graph, I32Data,
@@ -134,6 +134,8 @@ pub enum OwnedOp {
     Reshape,
     /// Standalone activation.
     Activation(Activation),
+    /// Batched matrix product `alpha · a × b` (`bᵀ` when the flag is set).
+    BatchMatMul(bool, f32),
 }
 
 /// An owned op with its tensor ids.
@@ -206,6 +208,10 @@ impl OwnedModel {
                     OwnedOp::Reshape => Op::Reshape,
                     OwnedOp::Activation(activation) => Op::Activation(Act {
                         activation: *activation,
+                    }),
+                    OwnedOp::BatchMatMul(adj_y, alpha) => Op::BatchMatMul(BatchMatMul {
+                        adj_y: *adj_y,
+                        alpha: *alpha,
                     }),
                 },
                 inputs: Inputs::new(&n.inputs).expect("at most 4 inputs"),
@@ -417,6 +423,35 @@ pub fn linear_rows(rows: usize, in_features: usize, out_features: usize) -> Owne
             OwnedNode {
                 op: OwnedOp::Activation(Activation::Relu),
                 inputs: vec![1],
+                output: 2,
+            },
+        ],
+    }
+}
+
+/// Attention products on `x = [heads, tokens, d]`: scores `s = BatchMatMul(x, x, adj_y,
+/// α = 1/√d)` `[heads, tokens, tokens]` (the embedding), then `BatchMatMul(s, x)`
+/// `[heads, tokens, d]` (the logits).
+pub fn attention_products(heads: usize, tokens: usize, d: usize) -> OwnedModel {
+    OwnedModel {
+        name: "attention-products".into(),
+        input: 0,
+        logits: 2,
+        embedding: 1,
+        tensors: vec![
+            (vec![heads, tokens, d], DType::F32),
+            (vec![heads, tokens, tokens], DType::F32),
+            (vec![heads, tokens, d], DType::F32),
+        ],
+        nodes: vec![
+            OwnedNode {
+                op: OwnedOp::BatchMatMul(true, 1.0 / (d as f32).sqrt()),
+                inputs: vec![0, 0],
+                output: 1,
+            },
+            OwnedNode {
+                op: OwnedOp::BatchMatMul(false, 1.0),
+                inputs: vec![1, 0],
                 output: 2,
             },
         ],

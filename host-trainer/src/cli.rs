@@ -48,7 +48,7 @@ pub struct CompareArgs {
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
     #[arg(long, default_value = "mnist", value_parser = parsed(rules::data_spec))]
     pub data: String,
-    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder
+    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]
     #[arg(long, default_value = "mlp:256,128", value_parser = parsed(rules::arch_spec))]
     pub arch: String,
     /// Number of seeds: 0, 1, …, K−1.
@@ -306,7 +306,7 @@ pub struct TrainArgs {
     /// Folder with fetched/cached data sets.
     #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
     pub data_dir: PathBuf,
-    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder [default: mlp:256,128, or the --init run's]
+    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]] [default: mlp:256,128, or the --init run's]
     #[arg(long, value_parser = parsed(rules::arch_spec))]
     pub arch: Option<String>,
     /// Training regime.
@@ -339,7 +339,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SPEC", default_value = "none", value_parser = rules::augment)]
     pub augment: crate::augment::Augment,
     /// AdamW weight decay of the backbone's weight matrices and conv kernels (decoupled,
-    /// `p ← p·(1 − lr·WD)` each step; biases and BatchNorm are not decayed). 0: plain Adam.
+    /// `p ← p·(1 − lr·WD)` each step; biases, BatchNorm, LayerNorm and a ViT's class token and
+    /// position embeddings are not decayed). 0: plain Adam.
     #[arg(
         long,
         value_name = "WD",
@@ -1109,7 +1110,7 @@ pub mod rules {
     /// which is not the spec's fault; the unit tests pin that.
     pub fn arch_spec(spec: String) -> Result<String, Why> {
         if spec.trim().is_empty() {
-            return Err("must not be empty; expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA] or autoencoder".into());
+            return Err("must not be empty; expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]".into());
         }
         match Arch::parse(&spec, [0, 0, 0], 0) {
             Err(e) if !e.to_string().ends_with("is not trainable") => return Err(format!("{e:#}")),
@@ -1145,6 +1146,9 @@ pub mod rules {
                 "mobilenet-v1",
                 "mobilenet-v1:0.5",
                 "autoencoder",
+                "vit",
+                "vit:4,32,2,2,1.5",
+                "vit:7,64,4,4,2,mean",
             ] {
                 assert!(arch_spec(ok.into()).is_ok(), "{ok}");
             }
@@ -1155,6 +1159,9 @@ pub mod rules {
                 ("mlp:0", "hidden width 1 is 0"),
                 ("cnn:/8", "at least one conv channel"),
                 ("mlp:100000", "width 100000 is above"),
+                ("vit:7,64,3,4,2", "DIM 64 is not divisible by HEADS 3"),
+                ("vit:7,64,4", "5 or 6 values"),
+                ("vit:7,64,4,4,2,max", "POOL ('max')"),
             ] {
                 let e = arch_spec(bad.into()).unwrap_err();
                 assert!(e.contains(needle), "{bad}: {e}");

@@ -50,7 +50,7 @@ pub struct Denoiser {
     sinus: Tensor,
     /// Whitened coordinates for gradient training (`--denoiser-precondition whiten`), if on.
     pub whitened: Option<Whitened>,
-    /// Rows (samples × pixels) of the last input [`Denoiser::noise_loss`] saw, and the largest
+    /// Rows (samples × pixels, or samples × tokens) of the last input [`Denoiser::noise_loss`] saw, and the largest
     /// squared norm of a whitened row `u = P·(x_t + e_t − m)` in it.
     last_rows: std::cell::Cell<i64>,
     last_max_u2: std::cell::Cell<f64>,
@@ -305,7 +305,7 @@ impl Denoiser {
     }
 
     /// Noise-prediction loss `mean|ε − ε̂| + mean(ε − ε̂)²` on the layer input `x`
-    /// (`[N, C]` or `[N, C, H, W]`); `ε` is drawn from tch's RNG. Gradients reach the denoiser
+    /// (`[N, C]`, tokens `[N, T, C]` or `[N, C, H, W]`); `ε` is drawn from tch's RNG. Gradients reach the denoiser
     /// only when `train`, and reach `x`'s graph only if the caller passes it undetached.
     pub fn noise_loss(&self, x: &Tensor, train: bool) -> Tensor {
         let eps = x.randn_like();
@@ -320,10 +320,12 @@ impl Denoiser {
                 let e_t = self.time_embedding(false);
                 let u = fuse::predict_noise(&x_t, &w.p, &zero, &(&e_t - &w.m));
                 let u2 = tch::no_grad(|| {
+                    // One row per sample, pixel or token.
+                    let c = self.channels();
                     let rows = if u.dim() == 4 {
-                        u.permute([0, 2, 3, 1]).reshape([-1, u.size()[1]])
+                        u.permute([0, 2, 3, 1]).reshape([-1, c])
                     } else {
-                        u.shallow_clone()
+                        u.reshape([-1, c])
                     };
                     rows.square()
                         .sum_dim_intlist(1, false, Kind::Float)
@@ -357,7 +359,7 @@ impl Denoiser {
         })
     }
 
-    /// Sums over every element of `x` (`[N, C]` or `[N, C, H, W]`) of the noise-prediction error
+    /// Sums over every element of `x` (`[N, C]`, `[N, T, C]` or `[N, C, H, W]`) of the noise-prediction error
     /// `r = ε − ε̂(x_t)` and of the zero predictor's error `ε`, for one draw of `ε` from tch's
     /// RNG: `[Σ|r|, Σr², Σ|ε|, Σε²]` (divide by `x.numel()` for the per-element losses).
     pub fn noise_sums(&self, x: &Tensor) -> [f64; 4] {
@@ -396,6 +398,28 @@ impl Denoiser {
             let _ = self.time_w2.shallow_clone().zero_();
             let _ = self.time_b2.shallow_clone().zero_();
         });
+    }
+
+    /// The same denoiser in f64 (tests of exactness; not whitened).
+    #[cfg(test)]
+    pub(crate) fn to_double(&self) -> Self {
+        let d = |t: &Tensor| t.detach().to_kind(Kind::Double);
+        Self {
+            layer: self.layer,
+            t: self.t,
+            coeffs: self.coeffs,
+            time_w1: d(&self.time_w1),
+            time_b1: d(&self.time_b1),
+            time_w2: d(&self.time_w2),
+            time_b2: d(&self.time_b2),
+            d_mat: d(&self.d_mat),
+            d_vec: d(&self.d_vec),
+            z: d(&self.z),
+            sinus: d(&self.sinus),
+            whitened: None,
+            last_rows: std::cell::Cell::new(1),
+            last_max_u2: std::cell::Cell::new(0.0),
+        }
     }
 
     /// Calls `f` with this denoiser's fusion terms; gradients reach `D`, `d`, the time MLP only

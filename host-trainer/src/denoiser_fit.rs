@@ -272,6 +272,51 @@ mod tests {
         }
     }
 
+    /// On a ViT every Linear's input is tokens `[N, T, D]`: its moments are taken over the
+    /// `N·T` tokens, and the closed-form fit puts every layer — patch conv, qkv, proj, fc1,
+    /// fc2, head — at its optimum.
+    #[test]
+    fn closed_form_fits_a_vit_per_token() {
+        tch::manual_seed(23);
+        let arch = Arch::parse("vit:4,8,2,1,2", [1, 8, 8], 3).unwrap();
+        let norm = Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
+        let mut model = Model::new(arch, norm, Device::Cpu);
+        model
+            .add_denoisers(&DenoiseSpec {
+                schedule: ScheduleSpec {
+                    beta_start: 0.02,
+                    beta_end: 0.02,
+                    timesteps: 10,
+                },
+                t_stride: 1,
+                t_list: None,
+                fuse_noise: None,
+            })
+            .unwrap();
+        let x = Tensor::randn([200, 1, 8, 8], (Kind::Float, Device::Cpu));
+        // qkv (denoiser 1) sees 200 samples × 5 tokens (4 patches + the class token); the patch
+        // conv 200 × 64 pixels; the head 200 pooled tokens.
+        assert_eq!(moments(&model, &x, 0).unwrap().count, 200 * 64);
+        let m = moments(&model, &x, 1).unwrap();
+        assert_eq!((m.count, m.cov.size()), (200 * 5, vec![8, 8]));
+        assert_eq!(moments(&model, &x, 5).unwrap().count, 200);
+        // The same moments as the tokens taken as rows by hand.
+        let out = tch::no_grad(|| model.forward(&x, Mode::Unfused, Grads::NONE, false));
+        let rows = out.inputs[1].to_kind(Kind::Double).reshape([-1, 8]);
+        let mean = rows.mean_dim(0, false, Kind::Double);
+        assert!((&m.mean - &mean).abs().max().double_value(&[]) < 1e-9);
+        fit_closed_form(&model, &x).unwrap();
+        let diags = diagnose(&model, &x, 1).unwrap();
+        assert_eq!(diags.len(), 6);
+        for g in &diags {
+            assert!(g.excess_l2().abs() < 1e-4, "{g:?}");
+            assert!(g.noise_loss < g.zero_predictor_loss, "{g:?}");
+        }
+    }
+
     #[test]
     fn every_layer_ends_at_its_optimum_in_forward_order() {
         let (model, x, _, _) = setup(vec![1, 1, 1], 0.05);

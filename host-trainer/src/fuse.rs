@@ -4,7 +4,8 @@
 //! A denoiser in front of a layer with input width `C` predicts the noise of its input with a
 //! linear map, `ε̂(x) = D·(x + e_t) + d` (`D: [C, C]`, `d, e_t: [C]`; for a conv input
 //! `[N, C, H, W]` the map acts per pixel over channels, a 1×1 convolution, and `e_t`, `d`
-//! broadcast over space). One reverse DDPM step is
+//! broadcast over space; for a Linear on tokens `[N, T, C]` it acts on every token alike, and
+//! the fusion is the Linear's). One reverse DDPM step is
 //!
 //! ```text
 //! x' = c3·x − c1·ε̂(x) + c2·z = A·x + c,   A = c3·I − c1·D,   c = −c1·(D·e_t + d) + c2·z
@@ -44,8 +45,9 @@ pub struct Terms<'a> {
     pub z: &'a Tensor,
 }
 
-/// `ε̂(x) = D·(x + e_t) + d` for `x: [N, C]` (Linear input) or `[N, C, H, W]` (conv input);
-/// `D⊙(x + e_t) + d` when `d_mat` is diagonal (`[C]`).
+/// `ε̂(x) = D·(x + e_t) + d` for `x: [N, C]` (Linear input), `[N, T, C]` (a Linear on tokens:
+/// per token) or `[N, C, H, W]` (conv input: per pixel); `D⊙(x + e_t) + d` when `d_mat` is
+/// diagonal (`[C]`).
 pub fn predict_noise(x: &Tensor, d_mat: &Tensor, d_vec: &Tensor, e_t: &Tensor) -> Tensor {
     if d_mat.dim() == 1 {
         let c = e_t.size()[0];
@@ -153,7 +155,8 @@ impl ConvGeom {
     }
 }
 
-/// The unfused reference of a denoised Linear: reverse step on `x: [N, C]`, then the layer.
+/// The unfused reference of a denoised Linear: reverse step on `x: [N, C]` (or on every token of
+/// `x: [N, T, C]`), then the layer.
 pub fn unfused_linear(x: &Tensor, w: &Tensor, b: &Tensor, terms: &Terms, k: Coeffs) -> Tensor {
     reverse_step(x, terms, k).linear(w, Some(b))
 }
@@ -220,8 +223,9 @@ pub fn fold_batchnorm(w: &Tensor, b: &Tensor, bn: &BnTerms) -> (Tensor, Tensor) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
     use crate::schedule::{Schedule, ScheduleSpec};
-    use tch::{Device, Kind};
+    use tch::Kind;
 
     /// Coefficients where the denoiser term is large (β ≈ 0.1), so a wrong fusion shows.
     fn strong() -> Coeffs {
@@ -234,8 +238,25 @@ mod tests {
         .coeffs(3)
     }
 
+    thread_local! {
+        /// The tests' own normal draws: libtorch's RNG is process-global, and tests running in
+        /// parallel threads would interleave their draws, so a test's numbers would depend on
+        /// what else runs. Each test thread seeds its own stream ([`seed`]).
+        static DRAWS: std::cell::RefCell<Rng> = std::cell::RefCell::new(Rng::new(0));
+    }
+
+    fn seed(s: u64) {
+        DRAWS.with(|r| *r.borrow_mut() = Rng::new(s));
+    }
+
+    /// Standard normal draws of `shape` from this thread's stream.
     fn rand(shape: &[i64], kind: Kind) -> Tensor {
-        Tensor::randn(shape, (kind, Device::Cpu))
+        let n = shape.iter().product::<i64>() as usize;
+        let v: Vec<f64> = DRAWS.with(|r| {
+            let mut r = r.borrow_mut();
+            (0..n).map(|_| r.normal()).collect()
+        });
+        Tensor::from_slice(&v).view(shape).to_kind(kind)
     }
 
     fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
@@ -270,7 +291,7 @@ mod tests {
     }
 
     fn check_linear(kind: Kind, tol: f64) {
-        tch::manual_seed(1);
+        seed(1);
         for k in [
             strong(),
             Schedule::new(ScheduleSpec::default()).unwrap().coeffs(7),
@@ -282,13 +303,15 @@ mod tests {
             let fused = x.linear(&wf, Some(&bf));
             let err = rel_err(&fused, &reference);
             assert!(err <= tol, "{kind:?}: relative error {err}");
-            // The denoiser changes the output: the test would catch a fusion that drops it.
-            assert!(rel_err(&x.linear(&w, Some(&b)), &reference) > 100.0 * tol);
+            // The denoiser changes the output: the test would catch a fusion that drops it (at
+            // the default schedule's t = 7 it changes this output by ≈ 1 %, 0.47 at the strong
+            // one: 10× the tolerance leaves room in f32).
+            assert!(rel_err(&x.linear(&w, Some(&b)), &reference) > 10.0 * tol);
         }
     }
 
     fn check_conv(kind: Kind, tol: f64) {
-        tch::manual_seed(2);
+        seed(2);
         let k = strong();
         for (stride, padding, h, w_) in [(2, 1, 9, 7), (1, 1, 6, 6), (2, 0, 8, 5), (1, 2, 5, 5)] {
             let case = Case::new(5, kind);
@@ -336,7 +359,7 @@ mod tests {
     }
 
     fn check_depthwise(kind: Kind, tol: f64) {
-        tch::manual_seed(6);
+        seed(6);
         let k = strong();
         // Symmetric and TF-"same" asymmetric padding, strides 1 and 2, non-square kernels.
         for (stride, padding, kernel, h, w_) in [
@@ -380,7 +403,7 @@ mod tests {
 
     #[test]
     fn diagonal_prediction_is_the_dense_one_with_a_diagonal_matrix() {
-        tch::manual_seed(7);
+        seed(7);
         let case = diagonal_case(5, Kind::Double);
         let x = rand(&[3, 5, 4, 4], Kind::Double);
         let diag = predict_noise(&x, &case.d_mat, &case.d_vec, &case.e_t);
@@ -390,7 +413,7 @@ mod tests {
 
     #[test]
     fn asymmetric_padding_conv_fusion_is_exact_f64() {
-        tch::manual_seed(8);
+        seed(8);
         let k = strong();
         let case = Case::new(4, Kind::Double);
         let x = rand(&[2, 4, 8, 7], Kind::Double);
@@ -449,7 +472,7 @@ mod tests {
 
     #[test]
     fn batchnorm_folds_into_conv_and_linear_f64() {
-        tch::manual_seed(9);
+        seed(9);
         let bn = Bn::new(3);
         let x = rand(&[2, 4, 6, 6], Kind::Double);
         let (w, b) = (rand(&[3, 4, 3, 3], Kind::Double), rand(&[3], Kind::Double));
@@ -470,7 +493,7 @@ mod tests {
 
     #[test]
     fn denoiser_then_batchnorm_fold_is_the_unfused_reference_f64() {
-        tch::manual_seed(10);
+        seed(10);
         let k = strong();
         // Dense conv with TF-"same" stride-2 padding.
         let (case, bn) = (Case::new(4, Kind::Double), Bn::new(3));
@@ -522,7 +545,7 @@ mod tests {
     #[test]
     fn conv_reverse_step_on_unpadded_input_differs_at_borders() {
         // Documents why the reference pads first: stepping the unpadded input is not fusable.
-        tch::manual_seed(3);
+        seed(3);
         let (k, case) = (strong(), Case::new(3, Kind::Double));
         let x = rand(&[1, 3, 6, 6], Kind::Double);
         let (w, b) = (rand(&[2, 3, 3, 3], Kind::Double), rand(&[2], Kind::Double));
@@ -537,7 +560,7 @@ mod tests {
 
     #[test]
     fn fusion_leaves_inputs_untouched() {
-        tch::manual_seed(4);
+        seed(4);
         let case = Case::new(4, Kind::Float);
         let (w, b) = (rand(&[3, 4], Kind::Float), rand(&[3], Kind::Float));
         let (w0, b0, d0) = (w.copy(), b.copy(), case.d_mat.copy());

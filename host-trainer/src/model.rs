@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{Arch, LayerSpec, Src};
+use crate::arch::{Arch, LayerSpec, Pool, Src};
 use crate::data::Normalization;
 use crate::denoiser::{live, Denoiser};
 use crate::fuse::{self, ConvGeom, Terms};
@@ -83,6 +83,13 @@ pub struct Model {
     pub weights: Vec<Option<(Tensor, Tensor)>>,
     /// `bn[k]` = the batch norm state of node `k` when it is a [`LayerSpec::BatchNorm2d`].
     pub bn: Vec<Option<BatchNorm>>,
+    /// `norms[k]` = `(γ, β)` (`{name}.weight`, `{name}.bias`) of node `k` when it is a
+    /// [`LayerSpec::LayerNorm`].
+    pub norms: Vec<Option<(Tensor, Tensor)>>,
+    /// `embeds[k]` = the class token `[1, 1, D]` or position embeddings `[1, T, D]` of node `k`
+    /// ([`LayerSpec::ClsToken`], [`LayerSpec::PosEmbed`]), named like the node (`cls_token`,
+    /// `pos_embed`).
+    pub embeds: Vec<Option<Tensor>>,
     /// Denoisers in forward order; empty for baseline / penalty-control models.
     pub denoisers: Vec<Denoiser>,
     pub denoise_spec: Option<DenoiseSpec>,
@@ -94,28 +101,74 @@ fn uniform(shape: &[i64], bound: f64, device: Device) -> Tensor {
     (Tensor::rand(shape, (Kind::Float, device)) * 2.0 - 1.0) * bound
 }
 
+/// timm's `trunc_normal_(std=0.02)`: `N(0, 0.02²)` truncated at its default absolute bounds ±2
+/// (100 σ: never reached, so the clamp changes nothing).
+fn trunc_normal(shape: &[i64], device: Device) -> Tensor {
+    (Tensor::randn(shape, (Kind::Float, device)) * 0.02).clamp(-2.0, 2.0)
+}
+
+/// Multi-head self-attention on `qkv: [N, T, 3·D]` (see [`LayerSpec::Attention`]): timm's
+/// `Attention.forward` after its `qkv` Linear, without the fused kernel — `q·scale`, `q·kᵀ`,
+/// softmax over the keys, `·v`, heads concatenated — returning `[N, T, D]`.
+pub fn attention(qkv: &Tensor, heads: i64) -> Tensor {
+    let s = qkv.size();
+    let (n, t, d) = (s[0], s[1], s[2] / 3);
+    let dh = d / heads;
+    let qkv = qkv.reshape([n, t, 3, heads, dh]).permute([2, 0, 3, 1, 4]);
+    let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+    let q = q * (1.0 / (dh as f64).sqrt());
+    let att = q.matmul(&k.transpose(-2, -1)).softmax(-1, qkv.kind());
+    att.matmul(&v).transpose(1, 2).reshape([n, t, d])
+}
+
 impl Model {
-    /// A randomly initialized backbone (PyTorch's default `U(±1/√fan_in)` for weights and
-    /// biases, `fan_in = in/groups·kh·kw`; batch norms `γ = 1`, `β = 0`, running mean 0 and
-    /// variance 1) without denoisers. Draws from tch's RNG, weighted nodes in order.
+    /// A randomly initialized backbone without denoisers. Draws from tch's RNG, node by node in
+    /// order. PyTorch's defaults: `U(±1/√fan_in)` for Linear and Conv2d weights and biases,
+    /// `fan_in = in/groups·kh·kw`; batch norms `γ = 1`, `β = 0`, running mean 0 and variance 1;
+    /// layer norms `γ = 1`, `β = 0`. The ViT ([`Arch::is_vit`]) follows timm instead: Linear
+    /// weights, the class token and the position embeddings `N(0, 0.02²)` (truncated at ±2),
+    /// Linear biases 0 (its patch-embedding conv keeps PyTorch's default, as in timm).
     pub fn new(arch: Arch, normalization: Normalization, device: Device) -> Self {
-        let weights = arch
-            .nodes
-            .iter()
-            .map(|n| {
-                if !n.spec.is_weighted() {
-                    return None;
-                }
-                n.spec.param_shapes().map(|(ws, bs)| {
+        let timm = arch.is_vit();
+        let n = arch.nodes.len();
+        let (mut weights, mut norms, mut embeds) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for node in &arch.nodes {
+            let param = |t: Tensor| t.set_requires_grad(true);
+            weights.push(match (node.spec, node.spec.param_shapes()) {
+                (LayerSpec::Linear { .. }, Some((ws, bs))) if timm => Some((
+                    param(trunc_normal(&ws, device)),
+                    param(Tensor::zeros(bs.as_slice(), (Kind::Float, device))),
+                )),
+                (spec, Some((ws, bs))) if spec.is_weighted() => {
                     let fan_in: i64 = ws[1..].iter().product();
                     let bound = 1.0 / (fan_in as f64).sqrt();
-                    (
-                        uniform(&ws, bound, device).set_requires_grad(true),
-                        uniform(&bs, bound, device).set_requires_grad(true),
-                    )
-                })
-            })
-            .collect();
+                    Some((
+                        param(uniform(&ws, bound, device)),
+                        param(uniform(&bs, bound, device)),
+                    ))
+                }
+                _ => None,
+            });
+            norms.push(match node.spec {
+                LayerSpec::LayerNorm { dim, .. } => {
+                    let opts = (Kind::Float, device);
+                    Some((
+                        param(Tensor::ones([dim as i64], opts)),
+                        param(Tensor::zeros([dim as i64], opts)),
+                    ))
+                }
+                _ => None,
+            });
+            embeds.push(
+                node.spec
+                    .embed_shape()
+                    .map(|shape| param(trunc_normal(&shape, device))),
+            );
+        }
         let bn = arch
             .nodes
             .iter()
@@ -138,6 +191,8 @@ impl Model {
             arch,
             weights,
             bn,
+            norms,
+            embeds,
             denoisers: Vec::new(),
             denoise_spec: None,
             normalization,
@@ -183,14 +238,19 @@ impl Model {
     }
 
     /// Trainable backbone tensors named as in a PyTorch `state_dict`: `{name}.weight`,
-    /// `{name}.bias` of every weighted node and batch norm, in node order (for `mlp`/`cnn`,
-    /// `nn.Sequential` names `k.weight`, `k.bias`).
+    /// `{name}.bias` of every weighted node, batch norm and layer norm, and `{name}` of a class
+    /// token or position embedding, in node order (for `mlp`/`cnn`, `nn.Sequential` names
+    /// `k.weight`, `k.bias`).
     pub fn backbone_params(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();
         for (k, node) in self.arch.nodes.iter().enumerate() {
-            let wb = match (&self.weights[k], &self.bn[k]) {
-                (Some((w, b)), _) => Some((w, b)),
-                (None, Some(bn)) => Some((&bn.weight, &bn.bias)),
+            if let Some(e) = &self.embeds[k] {
+                v.push((node.name.clone(), e.shallow_clone()));
+            }
+            let wb = match (&self.weights[k], &self.bn[k], &self.norms[k]) {
+                (Some((w, b)), _, _) => Some((w, b)),
+                (None, Some(bn), _) => Some((&bn.weight, &bn.bias)),
+                (None, None, Some((w, b))) => Some((w, b)),
                 _ => None,
             };
             if let Some((w, b)) = wb {
@@ -199,6 +259,18 @@ impl Model {
             }
         }
         v
+    }
+
+    /// Names of the class token and position embeddings (`cls_token`, `pos_embed`): parameters
+    /// that are not weight-decayed (timm's `no_weight_decay`).
+    pub fn embed_names(&self) -> Vec<String> {
+        self.arch
+            .nodes
+            .iter()
+            .zip(&self.embeds)
+            .filter(|(_, e)| e.is_some())
+            .map(|(n, _)| n.name.clone())
+            .collect()
     }
 
     /// Batch norm buffers: `{name}.running_mean`, `{name}.running_var`,
@@ -275,7 +347,11 @@ impl Model {
             );
         }
         for (name, dst) in &expected {
-            let node = name.rsplit_once('.').map_or("", |(n, _)| n);
+            // `{node}.weight`, or a class token / position embedding named like its node.
+            let node = match self.arch.nodes.iter().any(|n| &n.name == name) {
+                true => name.as_str(),
+                false => name.rsplit_once('.').map_or("", |(n, _)| n),
+            };
             let what = self
                 .arch
                 .nodes
@@ -331,6 +407,46 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// The same model in f64 (tests of exactness): every backbone tensor and denoiser converted.
+    #[cfg(test)]
+    pub(crate) fn to_double(&self) -> Self {
+        let d = |t: &Tensor| t.detach().to_kind(Kind::Double);
+        let pair = |p: &Option<(Tensor, Tensor)>| p.as_ref().map(|(w, b)| (d(w), d(b)));
+        Self {
+            arch: self.arch.clone(),
+            weights: self.weights.iter().map(pair).collect(),
+            bn: self
+                .bn
+                .iter()
+                .map(|b| {
+                    b.as_ref().map(|b| BatchNorm {
+                        weight: d(&b.weight),
+                        bias: d(&b.bias),
+                        running_mean: d(&b.running_mean),
+                        running_var: d(&b.running_var),
+                        num_batches_tracked: b.num_batches_tracked.copy(),
+                    })
+                })
+                .collect(),
+            norms: self.norms.iter().map(pair).collect(),
+            embeds: self.embeds.iter().map(|e| e.as_ref().map(d)).collect(),
+            denoisers: self.denoisers.iter().map(Denoiser::to_double).collect(),
+            denoise_spec: self.denoise_spec.clone(),
+            normalization: self.normalization.clone(),
+            device: self.device,
+        }
+    }
+
+    /// The class token or position embeddings of node `k`, live or detached.
+    fn embed(&self, k: usize, grad: bool) -> Tensor {
+        live(
+            self.embeds[k]
+                .as_ref()
+                .expect("class token / position embedding node has its tensor"),
+            grad,
+        )
     }
 
     /// The denoiser of node `k`, if any.
@@ -486,6 +602,29 @@ impl Model {
                 LayerSpec::GlobalAvgPool => h.mean_dim([2i64, 3].as_slice(), false, h.kind()),
                 LayerSpec::Add => h + get(node.inputs[1]),
                 LayerSpec::Flatten => h.flatten(1, -1),
+                LayerSpec::Tokens => h.flatten(2, -1).transpose(1, 2),
+                LayerSpec::ClsToken { .. } => {
+                    let cls = self.embed(k, grads.backbone);
+                    let n = h.size()[0];
+                    Tensor::cat(&[cls.expand([n, -1, -1], false), h], 1)
+                }
+                LayerSpec::PosEmbed { .. } => h + self.embed(k, grads.backbone),
+                LayerSpec::LayerNorm { dim, eps } => {
+                    let (w, b) = self.norms[k].as_ref().expect("layer norm node has γ, β");
+                    h.layer_norm(
+                        [dim as i64],
+                        Some(&live(w, grads.backbone)),
+                        Some(&live(b, grads.backbone)),
+                        eps,
+                        false,
+                    )
+                }
+                LayerSpec::Gelu => h.gelu("none"),
+                LayerSpec::Attention { heads, .. } => attention(&h, heads as i64),
+                LayerSpec::TokenPool { pool: Pool::Cls } => h.select(1, 0),
+                LayerSpec::TokenPool { pool: Pool::Mean } => {
+                    h.mean_dim([1i64].as_slice(), false, h.kind())
+                }
             };
             values.push(out);
         }
@@ -514,6 +653,11 @@ fn describe(spec: &LayerSpec) -> String {
             format!("Conv2d({in_channels}→{out_channels}, {kh}×{kw}{dw})")
         }
         LayerSpec::BatchNorm2d { channels, .. } => format!("BatchNorm2d({channels})"),
+        LayerSpec::LayerNorm { dim, .. } => format!("LayerNorm({dim})"),
+        LayerSpec::ClsToken { dim } => format!("class token [1, 1, {dim}]"),
+        LayerSpec::PosEmbed { tokens, dim } => {
+            format!("position embeddings [1, {tokens}, {dim}]")
+        }
         other => format!("{other:?}"),
     }
 }
@@ -652,6 +796,7 @@ mod tests {
             ("ds-cnn", [1, 12, 10]),
             ("mobilenet-v1", [3, 16, 16]),
             ("autoencoder", [1, 6, 6]),
+            ("vit:4,16,2,2,2", [1, 8, 8]),
         ] {
             let mut m = model(spec, shape, 4);
             with_denoisers(&mut m);
@@ -675,6 +820,161 @@ mod tests {
             for (k, p) in params.iter().enumerate() {
                 if let (Some((wf, _)), Some((w, _))) = (p, &m.weights[k]) {
                     assert_eq!(wf.size(), w.size());
+                }
+            }
+        }
+    }
+
+    /// The ViT written out op by op in f64 from its `state_dict`, independently of
+    /// [`Model::forward`]: tokens by permute + reshape, explicit LayerNorm, each head's
+    /// attention from its own slices of q, k, v with an explicit softmax, GELU from `erf`.
+    fn vit_reference(m: &Model, x: &Tensor, heads: i64, cls: bool) -> (Tensor, Tensor) {
+        let p: HashMap<String, Tensor> = m.backbone_params().into_iter().collect();
+        let w = |n: &str| p[n].detach();
+        let ln = |x: &Tensor, name: &str| {
+            let mu = x.mean_dim(-1, true, Kind::Double);
+            let var = (x - &mu).square().mean_dim(-1, true, Kind::Double);
+            (x - mu) / (var + 1e-6).sqrt() * w(&format!("{name}.weight"))
+                + w(&format!("{name}.bias"))
+        };
+        let lin = |x: &Tensor, name: &str| {
+            x.matmul(&w(&format!("{name}.weight")).tr()) + w(&format!("{name}.bias"))
+        };
+        let n = x.size()[0];
+        let y = x.conv2d(
+            &w("patch_embed.proj.weight"),
+            Some(&w("patch_embed.proj.bias")),
+            [4, 4],
+            [0, 0],
+            [1, 1],
+            1,
+        );
+        let d = y.size()[1];
+        let mut t = y.permute([0, 2, 3, 1]).reshape([n, -1, d]);
+        if cls {
+            t = Tensor::cat(&[w("cls_token").repeat([n, 1, 1]), t], 1);
+        }
+        t += w("pos_embed");
+        let dh = d / heads;
+        for b in 0..2 {
+            let pre = format!("blocks.{b}");
+            let qkv = lin(&ln(&t, &format!("{pre}.norm1")), &format!("{pre}.attn.qkv"));
+            let head = |h: i64| {
+                let part = |j: i64| qkv.narrow(2, j * d + h * dh, dh);
+                let s = part(0).matmul(&part(1).transpose(1, 2)) / (dh as f64).sqrt();
+                let e = (&s - s.amax([-1i64].as_slice(), true)).exp();
+                (&e / e.sum_dim_intlist(-1, true, Kind::Double)).matmul(&part(2))
+            };
+            let heads: Vec<Tensor> = (0..heads).map(head).collect();
+            t = &t + lin(&Tensor::cat(&heads, 2), &format!("{pre}.attn.proj"));
+            let h = lin(&ln(&t, &format!("{pre}.norm2")), &format!("{pre}.mlp.fc1"));
+            let g = &h * 0.5 * ((&h / std::f64::consts::SQRT_2).erf() + 1.0);
+            t = &t + lin(&g, &format!("{pre}.mlp.fc2"));
+        }
+        let emb = if cls {
+            ln(&t, "norm").select(1, 0)
+        } else {
+            ln(&t.mean_dim(1, false, Kind::Double), "fc_norm")
+        };
+        (lin(&emb, "head"), emb)
+    }
+
+    #[test]
+    fn vit_forward_is_the_explicit_reference() {
+        for (spec, cls) in [
+            ("vit:4,16,2,2,2,cls", true),
+            ("vit:4,16,4,2,1.5,mean", false),
+        ] {
+            let m = model(spec, [1, 8, 12], 5).to_double();
+            let heads = if cls { 2 } else { 4 };
+            let x = Tensor::randn([3, 1, 8, 12], (Kind::Double, Device::Cpu));
+            let out = tch::no_grad(|| m.forward(&x, Mode::Plain, Grads::NONE, false));
+            let (logits, emb) = vit_reference(&m, &x, heads, cls);
+            assert_eq!(out.logits.size(), [3, 5]);
+            assert_eq!(out.embedding.size(), [3, 16]);
+            assert!(rel_err(&out.logits, &logits) < 1e-12, "{spec}");
+            assert!(rel_err(&out.embedding, &emb) < 1e-12, "{spec}");
+            // Denoised-layer inputs: the image, then tokens [N, T, ·], the pooled token.
+            let tokens = 6 + i64::from(cls);
+            let shapes: Vec<Vec<i64>> = out.inputs.iter().map(|t| t.size()).collect();
+            assert_eq!(shapes.len(), 1 + 4 * 2 + 1);
+            assert_eq!(shapes[0], [3, 1, 8, 12]);
+            assert_eq!(shapes[1], [3, tokens, 16]);
+            assert_eq!(shapes[4], [3, tokens, if cls { 32 } else { 24 }]);
+            assert_eq!(shapes[9], [3, 16]);
+        }
+    }
+
+    #[test]
+    fn vit_init_is_timms_and_gradients_reach_every_tensor() {
+        let m = model("vit:4,16,2,2,2", [1, 8, 8], 5);
+        let p: HashMap<String, Tensor> = m.backbone_params().into_iter().collect();
+        let std = |n: &str| p[n].std(true).double_value(&[]);
+        for n in [
+            "blocks.0.attn.qkv.weight",
+            "blocks.1.mlp.fc2.weight",
+            "pos_embed",
+        ] {
+            assert!((std(n) - 0.02).abs() < 0.006, "{n}: σ {}", std(n));
+        }
+        for n in ["blocks.0.attn.qkv.bias", "head.bias", "norm.bias"] {
+            assert_eq!(p[n].abs().sum(Kind::Float).double_value(&[]), 0.0, "{n}");
+        }
+        assert_eq!(
+            p["blocks.1.norm2.weight"]
+                .mean(Kind::Float)
+                .double_value(&[]),
+            1.0
+        );
+        assert_eq!(p["cls_token"].size(), [1, 1, 16]);
+        // The patch conv keeps PyTorch's U(±1/√fan_in), fan_in = 16.
+        assert!(p["patch_embed.proj.weight"].abs().max().double_value(&[]) <= 0.25);
+        assert_eq!(m.embed_names(), ["cls_token", "pos_embed"]);
+        // Seeded: the same seed gives the same tensors.
+        let again = model("vit:4,16,2,2,2", [1, 8, 8], 5);
+        for (n, t) in again.backbone_params() {
+            assert!(t.equal(&p[&n]), "{n}");
+        }
+        let x = input(&m, 4);
+        let grads = Grads {
+            backbone: true,
+            denoisers: false,
+        };
+        let out = m.forward(&x, Mode::Plain, grads, true);
+        out.logits.square().mean(Kind::Float).backward();
+        for (name, t) in m.backbone_params() {
+            assert!(t.grad().defined(), "{name} has no gradient");
+            assert!(
+                t.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "{name}"
+            );
+        }
+    }
+
+    /// Denoisers on every Linear (per token) and the patch conv fuse exactly: the fused ViT is
+    /// the explicit reverse-step reference to f64 rounding.
+    #[test]
+    fn vit_fusion_is_exact_f64() {
+        for spec in ["vit:4,16,2,2,2,cls", "vit:2,8,2,1,3,mean"] {
+            let mut m = model(spec, [2, 8, 8], 4);
+            with_denoisers(&mut m);
+            assert_eq!(m.denoisers.len(), m.arch.weighted_layers().len());
+            assert!(m.denoisers.iter().all(|d| !d.is_diagonal()));
+            let m = m.to_double();
+            let x = Tensor::randn([3, 2, 8, 8], (Kind::Double, Device::Cpu));
+            let run = |mode| tch::no_grad(|| m.forward(&x, mode, Grads::NONE, false));
+            let (fused, unfused, plain) = (run(Mode::Fused), run(Mode::Unfused), run(Mode::Plain));
+            assert_eq!(fused.logits.kind(), Kind::Double);
+            let err = rel_err(&fused.logits, &unfused.logits);
+            assert!(err <= 1e-5, "{spec}: fused vs unfused {err:e}");
+            let err = rel_err(&fused.embedding, &unfused.embedding);
+            assert!(err <= 1e-5, "{spec}: embedding {err:e}");
+            assert!(rel_err(&plain.logits, &unfused.logits) > 1e-3, "{spec}");
+            // The fused weights have the backbone's shapes: nothing is added.
+            let params = tch::no_grad(|| m.layer_params(Mode::Fused, Grads::NONE));
+            for (k, p) in params.iter().enumerate() {
+                if let (Some((wf, bf)), Some((w, b))) = (p, &m.weights[k]) {
+                    assert_eq!((wf.size(), bf.size()), (w.size(), b.size()));
                 }
             }
         }

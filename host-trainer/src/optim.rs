@@ -2,7 +2,9 @@
 //! exposed so that checkpoints can resume exactly, and optional decoupled weight decay (AdamW,
 //! Loshchilov & Hutter, 2019, as PyTorch's `AdamW`): before the Adam update,
 //! `p ← p·(1 − lr·wd)` — here only for parameters of rank ≥ 2 (conv and linear weights; biases
-//! and BatchNorm's scale and shift are not decayed, the usual practice).
+//! and BatchNorm's scale and shift are not decayed, the usual practice), less those named by
+//! [`Adam::exclude_from_decay`] (a ViT's class token and position embeddings, as timm's
+//! `no_weight_decay`).
 //!
 //! Per step `k` and parameter `p` with gradient `g`: `m ← β1·m + (1−β1)·g` (as
 //! `m + (1−β1)·(g − m)`, PyTorch's `lerp_`), `v ← β2·v + (1−β2)·g²`,
@@ -28,6 +30,8 @@ pub struct Adam {
     params: Vec<(String, Tensor)>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// Per parameter: decayed when `weight_decay > 0` (rank ≥ 2 and not excluded).
+    decays: Vec<bool>,
 }
 
 impl Adam {
@@ -44,7 +48,17 @@ impl Adam {
             steps: 0,
             m: zeros(&params),
             v: zeros(&params),
+            decays: params.iter().map(|(_, p)| p.dim() >= 2).collect(),
             params,
+        }
+    }
+
+    /// Exempts the parameters called `names` from weight decay.
+    pub fn exclude_from_decay(&mut self, names: &[String]) {
+        for ((n, _), d) in self.params.iter().zip(&mut self.decays) {
+            if names.contains(n) {
+                *d = false;
+            }
         }
     }
 
@@ -59,7 +73,7 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                if self.weight_decay > 0.0 && p.dim() >= 2 {
+                if self.weight_decay > 0.0 && self.decays[i] {
                     let _ = p
                         .shallow_clone()
                         .g_mul_scalar_(1.0 - self.lr * self.weight_decay);

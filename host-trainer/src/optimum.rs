@@ -3,7 +3,8 @@
 //!
 //! Notation (one denoised layer, input width `C`, timestep `t`): the layer input `x ∈ R^C` has
 //! mean `μ` and covariance `Σ` over the train split (for a conv input `[N, C, H, W]`, every
-//! pixel's channel vector is one sample: `N·H·W` samples). Forward noising is
+//! pixel's channel vector is one sample: `N·H·W` samples; for a Linear on tokens `[N, T, C]`,
+//! every token is one sample: `N·T` samples). Forward noising is
 //! `x_t = s·x + n·ε`, `s = √ᾱ_t`, `n = √(1−ᾱ_t)`, `ε ~ N(0, I)`, and the predictor is affine,
 //! `ε̂ = D·x_t + o` (in the model `o = D·e_t + d`).
 //!
@@ -30,22 +31,24 @@ use crate::schedule::Coeffs;
 
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
 
-/// The rows of a layer input as `[M, C]` f64 on the CPU: `[N, C]` as is, `[N, C, H, W]` as its
-/// `N·H·W` channel vectors.
+/// The rows of a layer input as `[M, C]` f64 on the CPU: `[N, C]` as is, tokens `[N, T, C]` as
+/// their `N·T` token vectors, `[N, C, H, W]` as its `N·H·W` channel vectors.
 pub fn rows(x: &Tensor) -> Tensor {
     let x = x.to_device(Device::Cpu).to_kind(Kind::Double);
     if x.dim() == 4 {
         let c = x.size()[1];
         x.permute([0, 2, 3, 1]).reshape([-1, c])
     } else {
-        x.reshape([x.size()[0], -1])
+        let c = x.size()[x.dim() - 1];
+        x.reshape([-1, c])
     }
 }
 
 /// Mean and covariance (population, `1/M`) of a layer input over a data split.
 #[derive(Debug)]
 pub struct Moments {
-    /// Number of rows `M` (samples, or samples × pixels for a conv input).
+    /// Number of rows `M` (samples, or samples × pixels for a conv input, samples × tokens for
+    /// a Linear on tokens).
     pub count: i64,
     /// `μ: [C]`, f64.
     pub mean: Tensor,
@@ -75,7 +78,7 @@ impl MomentAccumulator {
         }
     }
 
-    /// Adds a batch of layer inputs (`[N, C]` or `[N, C, H, W]`).
+    /// Adds a batch of layer inputs (`[N, C]`, `[N, T, C]` or `[N, C, H, W]`).
     pub fn add(&mut self, x: &Tensor) {
         let r = rows(x);
         if r.size()[0] == 0 {

@@ -372,6 +372,7 @@ impl Trainer {
         let test_x = evaluate::to_tensor(&data.test.x, data.shape, norm, dev);
         let mut backbone_opt = Adam::new(model.backbone_params(), cfg.lr);
         backbone_opt.weight_decay = cfg.weight_decay;
+        backbone_opt.exclude_from_decay(&model.embed_names());
         let whitened = model.denoisers.iter().any(|d| d.whitened.is_some());
         let (denoiser_opt, denoiser_sgd) = if whitened {
             // Per-layer scales are set before every step (`Denoiser::whitened_scale`).

@@ -551,6 +551,8 @@ fn tiny_trainer(epochs: usize) -> Trainer {
         init: None,
         import: None,
         normal_classes: None,
+        augment: Default::default(),
+        weight_decay: 0.0,
     };
     let mut t = Trainer::new(cfg, model, &data);
     t.progress = false;

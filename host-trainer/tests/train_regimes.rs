@@ -52,6 +52,8 @@ fn config(regime: Regime, lambda: f64, noise_grad: bool) -> TrainConfig {
         init: None,
         import: None,
         normal_classes: None,
+        augment: Default::default(),
+        weight_decay: 0.0,
     }
 }
 

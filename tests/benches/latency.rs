@@ -166,6 +166,10 @@ impl TchModel {
                     FusedLayer::GlobalAvgPool => TchOp::GlobalAvgPool,
                     FusedLayer::Flatten => TchOp::Flatten,
                     FusedLayer::Add => TchOp::Add,
+                    other => panic!(
+                        "the latency bench has no tch op for {} (a ViT node kind)",
+                        other.describe()
+                    ),
                 };
                 TchNode {
                     op,

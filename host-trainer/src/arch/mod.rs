@@ -15,6 +15,10 @@
 //!                          default: 32·ALPHA base channels (see [`mobilenet`])
 //! autoencoder              MLPerf Tiny anomaly detection FC autoencoder D→128×4→8→128×4→D,
 //!                          D = C·H·W of the data (see [`autoencoder`])
+//! vit[:P,D,H,L,R[,POOL]]   Vision Transformer (timm's `VisionTransformer`, see [`vit`]): patch
+//!                          P, width D, H heads, L blocks, MLP ratio R, POOL = cls | mean;
+//!                          `vit` = patch 7 (or the largest of 6…2 dividing the input), 64, 4,
+//!                          4, 2, cls
 //! ```
 //!
 //! The MLPerf Tiny architectures adapt to the data's input shape: TF-"same" padding is computed
@@ -39,8 +43,14 @@
 //! **Parameter counts.** [`Arch::param_counts`] gives three counts: `weighted` (Conv2d and
 //! Linear weights and biases: the count of the deployed model, whose batch norms are folded
 //! into the convs; this is the count the MLPerf Tiny tables quote), `trainable` (plus batch
-//! norm `γ`, `β`: Keras' "trainable params") and `total` (plus the running mean and variance:
-//! Keras' `count_params()`; `num_batches_tracked` is not counted).
+//! norm `γ`, `β`: Keras' "trainable params"; plus LayerNorm `γ`, `β`, the class token and the
+//! position embeddings: PyTorch's `sum(p.numel() for p in model.parameters())`, which for the
+//! ViT is also the deployed count, since nothing of it folds away) and `total` (plus the
+//! running mean and variance: Keras' `count_params()`; `num_batches_tracked` is not counted).
+//!
+//! **Tokens.** A node's per-sample output is `[C, H, W]` (a feature map), `[F]` (features) or
+//! `[T, D]` (`T` tokens of width `D`, the ViT). A Linear acts on the last dim, so on tokens it
+//! is applied to every token (`[T, in] → [T, out]`), and so is its denoiser.
 
 mod autoencoder;
 mod cnn;
@@ -48,6 +58,9 @@ mod ds_cnn;
 mod mlp;
 mod mobilenet;
 mod resnet;
+mod vit;
+
+pub use vit::Pool;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -100,6 +113,40 @@ pub enum LayerSpec {
     Add,
     /// `[N, C, H, W] → [N, C·H·W]`.
     Flatten,
+    /// A feature map's pixels as tokens, `[N, C, H, W] → [N, H·W, C]` (row-major pixel order:
+    /// timm's `x.flatten(2).transpose(1, 2)` after the patch embedding).
+    Tokens,
+    /// Prepends a learned class token (the parameter named like the node, `cls_token`:
+    /// `[1, 1, dim]`): `[N, T, dim] → [N, T + 1, dim]`.
+    ClsToken {
+        dim: usize,
+    },
+    /// Adds learned position embeddings (the parameter named like the node, `pos_embed`:
+    /// `[1, tokens, dim]`) to `[N, tokens, dim]`.
+    PosEmbed {
+        tokens: usize,
+        dim: usize,
+    },
+    /// `y = (x − mean)/√(var + eps)·γ + β` over the last dim (`dim` wide; biased variance),
+    /// `γ = weight`, `β = bias` (PyTorch `LayerNorm`).
+    LayerNorm {
+        dim: usize,
+        eps: f64,
+    },
+    /// GELU, the exact erf form `x·Φ(x)` (PyTorch `GELU()`, `approximate='none'`).
+    Gelu,
+    /// Multi-head self-attention on the output of a `qkv` Linear, `[N, T, 3·dim] → [N, T, dim]`:
+    /// the last dim is `q | k | v`, each split into `heads` heads of `dim/heads` (timm's
+    /// `reshape(N, T, 3, heads, dim/heads)`); per head `softmax(q·kᵀ/√(dim/heads))·v` with the
+    /// softmax over keys, heads concatenated in order. No parameters.
+    Attention {
+        dim: usize,
+        heads: usize,
+    },
+    /// `[N, T, D] → [N, D]`: token 0 (the class token) or the mean over the tokens.
+    TokenPool {
+        pool: Pool,
+    },
 }
 
 impl LayerSpec {
@@ -123,8 +170,18 @@ impl LayerSpec {
         }
     }
 
+    /// Shape of the single parameter of a class token (`[1, 1, D]`) or position embedding
+    /// (`[1, T, D]`), named like the node itself (timm's `cls_token`, `pos_embed`).
+    pub fn embed_shape(&self) -> Option<Vec<i64>> {
+        match *self {
+            Self::ClsToken { dim } => Some(vec![1, 1, dim as i64]),
+            Self::PosEmbed { tokens, dim } => Some(vec![1, tokens as i64, dim as i64]),
+            _ => None,
+        }
+    }
+
     /// Shapes of `weight` and `bias` for weighted layers and of `weight` (`γ`) and `bias` (`β`)
-    /// for batch norms.
+    /// for batch and layer norms.
     pub fn param_shapes(&self) -> Option<(Vec<i64>, Vec<i64>)> {
         match *self {
             Self::Linear {
@@ -152,6 +209,7 @@ impl LayerSpec {
             Self::BatchNorm2d { channels, .. } => {
                 Some((vec![channels as i64], vec![channels as i64]))
             }
+            Self::LayerNorm { dim, .. } => Some((vec![dim as i64], vec![dim as i64])),
             _ => None,
         }
     }
@@ -170,6 +228,14 @@ impl LayerSpec {
             Self::GlobalAvgPool => "GlobalAvgPool",
             Self::Add => "Add",
             Self::Flatten => "Flatten",
+            Self::Tokens => "Tokens",
+            Self::ClsToken { .. } => "ClsToken",
+            Self::PosEmbed { .. } => "PosEmbed",
+            Self::LayerNorm { .. } => "LayerNorm",
+            Self::Gelu => "GELU",
+            Self::Attention { .. } => "Attention",
+            Self::TokenPool { pool: Pool::Cls } => "TokenPool(cls)",
+            Self::TokenPool { pool: Pool::Mean } => "TokenPool(mean)",
         }
     }
 }
@@ -264,8 +330,9 @@ impl Arch {
             DsCnn,
             MobileNet(f64),
             Autoencoder,
+            Vit(vit::Vit),
         }
-        let (family, canonical) = match kind {
+        let (mut family, mut canonical) = match kind {
             "mlp" => {
                 let hidden = widths(spec, args.unwrap_or("256,128"), "hidden width")?;
                 if hidden.is_empty() {
@@ -310,13 +377,21 @@ impl Arch {
                 (Family::MobileNet(alpha), format!("mobilenet-v1:{alpha}"))
             }
             "autoencoder" => (Family::Autoencoder, no_args("autoencoder")?),
+            "vit" => (Family::Vit(vit::Vit::parse(spec, args)?), String::new()),
             _ => bail!(
                 "arch '{spec}': unknown kind '{kind}' (expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], \
-                 resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA] or autoencoder)"
+                 resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA], autoencoder or \
+                 vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]])"
             ),
         };
         if input_shape.contains(&0) || num_classes < 2 {
             bail!("arch '{spec}': input shape {input_shape:?} with {num_classes} classes is not trainable");
+        }
+        if let Family::Vit(v) = &mut family {
+            // The default patch and the patch's fit depend on the input: the canonical string
+            // names the patch actually used.
+            v.fit_input(spec, input_shape)?;
+            canonical = v.canonical();
         }
         let mut b = Builder::new(&canonical, input_shape);
         match family {
@@ -326,6 +401,7 @@ impl Arch {
             Family::DsCnn => ds_cnn::build(&mut b, num_classes)?,
             Family::MobileNet(alpha) => mobilenet::build(&mut b, alpha, num_classes)?,
             Family::Autoencoder => autoencoder::build(&mut b)?,
+            Family::Vit(v) => vit::build(&mut b, &v, num_classes)?,
         }
         b.finish(num_classes)
     }
@@ -335,6 +411,12 @@ impl Arch {
     /// (`docs/trainer.md`, "Reconstruction and anomaly detection").
     pub fn reconstructs(&self) -> bool {
         self.spec == "autoencoder"
+    }
+
+    /// True for the Vision Transformer (`vit:…`): its weights are initialized as timm's
+    /// ([`vit`]'s doc).
+    pub fn is_vit(&self) -> bool {
+        self.spec.starts_with("vit:")
     }
 
     /// Indices (into `nodes`) of the weighted nodes, in execution order.
@@ -369,17 +451,29 @@ impl Arch {
             total: 0,
         };
         for n in &self.nodes {
+            if let Some(e) = n.spec.embed_shape() {
+                let count = e.iter().product::<i64>() as usize;
+                c.trainable += count;
+                c.total += count;
+            }
             let Some((w, b)) = n.spec.param_shapes() else {
                 continue;
             };
             let count = (w.iter().product::<i64>() + b.iter().product::<i64>()) as usize;
-            if let LayerSpec::BatchNorm2d { channels, .. } = n.spec {
-                c.trainable += count;
-                c.total += count + 2 * channels;
-            } else {
-                c.weighted += count;
-                c.trainable += count;
-                c.total += count;
+            match n.spec {
+                LayerSpec::BatchNorm2d { channels, .. } => {
+                    c.trainable += count;
+                    c.total += count + 2 * channels;
+                }
+                LayerSpec::LayerNorm { .. } => {
+                    c.trainable += count;
+                    c.total += count;
+                }
+                _ => {
+                    c.weighted += count;
+                    c.trainable += count;
+                    c.total += count;
+                }
             }
         }
         c
@@ -494,13 +588,16 @@ impl Builder {
                 in_features,
                 out_features,
             } => {
-                if x[..] != [in_features] {
+                // Features `[in]`, or tokens `[T, in]` (applied to every token).
+                if !(x.len() == 1 || x.len() == 2) || x.last() != Some(&in_features) {
                     bail!(
                         "arch {}: node '{name}' Linear({in_features}→{out_features}) gets input {x:?}",
                         self.spec
                     );
                 }
-                vec![out_features]
+                let mut out = x.clone();
+                out[x.len() - 1] = out_features;
+                out
             }
             LayerSpec::Conv2d {
                 in_channels,
@@ -589,6 +686,52 @@ impl Builder {
                 };
                 vec![n]
             }
+            LayerSpec::Tokens => {
+                let (c, h, w) = spatial("Tokens")?;
+                vec![h * w, c]
+            }
+            LayerSpec::ClsToken { dim } => match x[..] {
+                [t, d] if d == dim => vec![t + 1, dim],
+                _ => bail!(
+                    "arch {}: node '{name}' ClsToken({dim}) needs [tokens, {dim}], gets {x:?}",
+                    self.spec
+                ),
+            },
+            LayerSpec::PosEmbed { tokens, dim } => {
+                if x[..] != [tokens, dim] {
+                    bail!(
+                        "arch {}: node '{name}' PosEmbed({tokens}×{dim}) gets input {x:?}",
+                        self.spec
+                    );
+                }
+                x.clone()
+            }
+            LayerSpec::LayerNorm { dim, .. } => {
+                if x.last() != Some(&dim) {
+                    bail!(
+                        "arch {}: node '{name}' LayerNorm({dim}) gets input {x:?}",
+                        self.spec
+                    );
+                }
+                x.clone()
+            }
+            LayerSpec::Gelu => x.clone(),
+            LayerSpec::Attention { dim, heads } => match x[..] {
+                [t, w] if w == 3 * dim && heads > 0 && dim % heads == 0 => vec![t, dim],
+                _ => bail!(
+                    "arch {}: node '{name}' Attention({dim}, {heads} heads) needs [tokens, {}] \
+                     with {dim} divisible by {heads}, gets {x:?}",
+                    self.spec,
+                    3 * dim
+                ),
+            },
+            LayerSpec::TokenPool { .. } => match x[..] {
+                [_, d] => vec![d],
+                _ => bail!(
+                    "arch {}: node '{name}' TokenPool needs [tokens, D], gets {x:?}",
+                    self.spec
+                ),
+            },
         };
         self.nodes.push(Node {
             name,
@@ -652,12 +795,12 @@ impl Builder {
         )
     }
 
-    /// A Linear from `x`'s features.
+    /// A Linear from `x`'s features (`[F]`), or from each of its tokens (`[T, D]`).
     pub(crate) fn linear(&mut self, local: &str, x: Src, out_features: usize) -> Result<Src> {
         let s = self.shape(x);
-        let [in_features] = s[..] else {
+        let (1 | 2, Some(&in_features)) = (s.len(), s.last()) else {
             bail!(
-                "arch {}: Linear '{local}' needs a flat input, got {s:?}",
+                "arch {}: Linear '{local}' needs a flat or token input, got {s:?}",
                 self.spec
             );
         };
@@ -843,6 +986,8 @@ mod tests {
         assert!(e("ds-cnn:3", [1, 49, 10]).contains("takes no arguments"));
         assert!(e("mobilenet-v1:x", [1, 28, 28]).contains("ALPHA ('x')"));
         assert!(e("mobilenet-v1:0", [1, 28, 28]).contains("ALPHA ('0')"));
+        assert!(e("vit:7,64,3,4,2", [1, 28, 28]).contains("DIM 64 is not divisible by HEADS 3"));
+        assert!(e("vit:5,64,4,4,2", [1, 28, 28]).contains("PATCH 5 does not divide"));
         // Grammar is checked before the data.
         assert!(e("resnet8", [0, 0, 0]).ends_with("is not trainable"));
     }

@@ -4,8 +4,8 @@
 
 use anyhow::{anyhow, Result};
 use denoiserep_core::format::graph::{
-    Act, Add, Conv2d, DepthwiseConv2d, Inputs, Linear, ModelInfo, Node, Op, Pool2d, Softmax,
-    TensorDesc, Weights,
+    Act, Add, BatchMatMul, Concat, Conv2d, DepthwiseConv2d, Inputs, LayerNorm, Linear, MeanAxis,
+    ModelInfo, Node, Op, Perm, Pool2d, Slice, Softmax, TensorDesc, Transpose, Weights,
 };
 use denoiserep_core::{
     encode, encoded_len, Activation, DType, Error as CoreError, F32Data, Graph, I32Data, I8Data,
@@ -83,11 +83,37 @@ pub enum OwnedOp {
     Activation {
         activation: Activation,
     },
+    LayerNorm {
+        eps: f32,
+    },
+    Gelu,
+    Lut,
+    BatchMatMul {
+        adj_y: bool,
+        alpha: f32,
+    },
+    /// Output axis `k` is input axis `perm[k]` (at most 4 axes).
+    Transpose {
+        perm: Vec<u8>,
+    },
+    Quantize,
+    Dequantize,
+    Concat {
+        axis: u8,
+    },
+    MeanAxis {
+        axis: u8,
+    },
+    Slice {
+        axis: u8,
+        start: u32,
+        len: u32,
+    },
 }
 
 impl OwnedOp {
-    fn borrow(&self) -> Op<'_> {
-        match self {
+    fn borrow(&self) -> Result<Op<'_>> {
+        Ok(match self {
             Self::Linear {
                 activation,
                 weights,
@@ -124,7 +150,27 @@ impl OwnedOp {
             Self::Activation { activation } => Op::Activation(Act {
                 activation: *activation,
             }),
-        }
+            Self::LayerNorm { eps } => Op::LayerNorm(LayerNorm { eps: *eps }),
+            Self::Gelu => Op::Gelu,
+            Self::Lut => Op::Lut,
+            Self::BatchMatMul { adj_y, alpha } => Op::BatchMatMul(BatchMatMul {
+                adj_y: *adj_y,
+                alpha: *alpha,
+            }),
+            Self::Transpose { perm } => Op::Transpose(Transpose {
+                perm: Perm::new(perm)
+                    .ok_or_else(|| anyhow!("a transpose of {} axes (at most 4)", perm.len()))?,
+            }),
+            Self::Quantize => Op::Quantize,
+            Self::Dequantize => Op::Dequantize,
+            Self::Concat { axis } => Op::Concat(Concat { axis: *axis }),
+            Self::MeanAxis { axis } => Op::MeanAxis(MeanAxis { axis: *axis }),
+            Self::Slice { axis, start, len } => Op::Slice(Slice {
+                axis: *axis,
+                start: *start,
+                len: *len,
+            }),
+        })
     }
 }
 
@@ -180,7 +226,7 @@ impl ModelFile {
             .iter()
             .map(|n| {
                 Ok(Node {
-                    op: n.op.borrow(),
+                    op: n.op.borrow().map_err(|e| anyhow!("{}: {e}", n.source))?,
                     inputs: Inputs::new(&n.inputs)
                         .ok_or_else(|| anyhow!("{}: more than 4 inputs", n.source))?,
                     output: n.output,

@@ -1,5 +1,6 @@
-//! f32 export: the lowered graph's weights as they are, the input normalization stored in the
-//! model info (the core applies `(x − mean[c]) / std[c]` itself, in f32, exactly as the trainer).
+//! f32 export: the lowered graph's weights and constants (class token, position embeddings,
+//! LayerNorm `γ`, `β`) as they are, the input normalization stored in the model info (the core
+//! applies `(x − mean[c]) / std[c]` itself, in f32, exactly as the trainer).
 
 use anyhow::Result;
 use denoiserep_core::DType;
@@ -20,12 +21,13 @@ pub fn graph_f32(g: &CoreGraph) -> Result<ModelFile> {
     let tensors = g
         .shapes
         .iter()
+        .zip(&g.constants)
         .enumerate()
-        .map(|(i, dims)| {
+        .map(|(i, (dims, values))| {
             Ok(OwnedTensor {
                 shape: shape(dims, &format!("tensor {i}"))?,
                 dtype: DType::F32,
-                data: None,
+                data: values.as_deref().map(f32_bytes),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -68,6 +70,8 @@ pub fn graph_f32(g: &CoreGraph) -> Result<ModelFile> {
                     activation: *activation,
                     weights: f32w(weight, bias),
                 },
+                CoreOp::LayerNorm { eps } => OwnedOp::LayerNorm { eps: *eps },
+                CoreOp::Gelu => OwnedOp::Gelu,
                 op => structural(op),
             },
             inputs: n.inputs.clone(),
@@ -78,7 +82,8 @@ pub fn graph_f32(g: &CoreGraph) -> Result<ModelFile> {
     Ok(skeleton(g, tensors, nodes))
 }
 
-/// The core op of an op without weights (the same in f32 and int8).
+/// The core op of an op whose f32 and int8 forms are the same op (no weights, no f32-only
+/// kernel).
 pub(crate) fn structural(op: &CoreOp) -> OwnedOp {
     match op {
         CoreOp::Add { activation } => OwnedOp::Add {
@@ -91,9 +96,24 @@ pub(crate) fn structural(op: &CoreOp) -> OwnedOp {
         CoreOp::Activation { activation } => OwnedOp::Activation {
             activation: *activation,
         },
-        CoreOp::Linear { .. } | CoreOp::Conv2d { .. } | CoreOp::DepthwiseConv2d { .. } => {
-            unreachable!("weighted ops are converted by the caller")
-        }
+        CoreOp::Softmax { beta } => OwnedOp::Softmax { beta: *beta },
+        CoreOp::BatchMatMul { adj_y, alpha } => OwnedOp::BatchMatMul {
+            adj_y: *adj_y,
+            alpha: *alpha,
+        },
+        CoreOp::Transpose { perm } => OwnedOp::Transpose { perm: perm.clone() },
+        CoreOp::Concat { axis } => OwnedOp::Concat { axis: *axis },
+        CoreOp::MeanAxis { axis } => OwnedOp::MeanAxis { axis: *axis },
+        CoreOp::Slice { axis, start, len } => OwnedOp::Slice {
+            axis: *axis,
+            start: *start,
+            len: *len,
+        },
+        CoreOp::Linear { .. }
+        | CoreOp::Conv2d { .. }
+        | CoreOp::DepthwiseConv2d { .. }
+        | CoreOp::LayerNorm { .. }
+        | CoreOp::Gelu => unreachable!("precision-specific ops are converted by the caller"),
     }
 }
 

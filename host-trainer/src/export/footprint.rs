@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 /// Size and cost of one model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Footprint {
-    /// Weights plus biases (elements; int8 requantization multipliers and shifts are not
-    /// parameters, they are counted in `file_bytes`).
+    /// Weights plus biases, plus the learned constants an op reads (a ViT's class token,
+    /// position embeddings, LayerNorm `γ` and `β`), in elements. int8 requantization multipliers
+    /// and shifts and GELU's lookup table are derived, not parameters; they are counted in
+    /// `file_bytes`.
     pub parameters: u64,
     /// Multiply-accumulates of one inference: `rows·in·out` per Linear,
     /// `out_elements·in_channels·kh·kw` per Conv2d, `out_elements·kh·kw` per DepthwiseConv2d
-    /// (padding taps included); Add, pooling, Mean, Reshape and activations do none.
+    /// (padding taps included), `B·M·N·K` per BatchMatMul (`[B, M, K] × [B, K, N]`); Add,
+    /// pooling, Mean, Reshape, normalization and activations do none.
     pub macs: u64,
     /// Length of the model file.
     pub file_bytes: u64,
@@ -30,12 +33,28 @@ fn weight_count(w: &Weights<'_>) -> u64 {
     }
 }
 
+/// True for a constant tensor of `model`: one that is neither the input nor an op's output.
+fn is_constant(model: &Model<'_>, id: u16) -> bool {
+    id != model.info().input && !model.nodes().any(|n| n.is_ok_and(|n| n.output == id))
+}
+
 /// Parameters and MACs of one op of `model`.
 pub fn op_cost(model: &Model<'_>, node: &Node<'_>) -> (u64, u64) {
     let numel = |id: u16| model.tensor(id).and_then(|t| t.shape.numel()).unwrap_or(0) as u64;
     let input = node.inputs.ids().first().and_then(|&id| model.tensor(id));
     let out = numel(node.output);
-    match &node.op {
+    // Learned constants read by the op (not a Lut's derived table).
+    let constants: u64 = match node.op {
+        Op::Lut => 0,
+        _ => node
+            .inputs
+            .ids()
+            .iter()
+            .filter(|&&id| is_constant(model, id))
+            .map(|&id| numel(id))
+            .sum(),
+    };
+    let (weights, macs) = match &node.op {
         Op::Linear(l) => {
             let in_features = input.map_or(0, |t| t.shape.last()) as u64;
             (weight_count(&l.weights), out * in_features)
@@ -49,8 +68,11 @@ pub fn op_cost(model: &Model<'_>, node: &Node<'_>) -> (u64, u64) {
             let [kh, kw] = c.window.kernel.map(u64::from);
             (weight_count(&c.weights), out * kh * kw)
         }
+        // `a` is [B, M, K] with or without adj_y: K is its last dim.
+        Op::BatchMatMul(_) => (0, out * input.map_or(0, |t| t.shape.last()) as u64),
         _ => (0, 0),
-    }
+    };
+    (weights + constants, macs)
 }
 
 /// The footprint of a model file (validated by the core).

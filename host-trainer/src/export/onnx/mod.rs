@@ -232,6 +232,17 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
             CoreOp::Activation { activation } => {
                 activate(&mut g, *activation, &op_name, &ins[0], &out)
             }
+            CoreOp::Softmax { .. }
+            | CoreOp::LayerNorm { .. }
+            | CoreOp::Gelu
+            | CoreOp::BatchMatMul { .. }
+            | CoreOp::Transpose { .. }
+            | CoreOp::Concat { .. }
+            | CoreOp::MeanAxis { .. }
+            | CoreOp::Slice { .. } => bail!(
+                "{what}: ONNX export of the ViT's token ops is not implemented (export the \
+                 core's format, --format dnrp)"
+            ),
         }
         if activation != Activation::None {
             activate(
