@@ -119,6 +119,19 @@ pub struct CompareArgs {
         value_parser = parsed(rules::batch_size)
     )]
     pub batch_size: usize,
+    /// Random input transforms of every run's cross-entropy epochs (baselines, baseline-more,
+    /// null and penalty controls, label-guided's B phases), as `train --augment`.
+    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = rules::augment)]
+    pub augment: crate::augment::Augment,
+    /// AdamW weight decay of every run's backbone, as `train --weight-decay` (0: plain Adam).
+    #[arg(
+        long,
+        value_name = "WD",
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::weight_decay)
+    )]
+    pub weight_decay: f64,
     /// Every run (baselines included) trains its backbone on only N labelled, class-stratified
     /// train samples (`train --labels`); denoisers are still fitted on the whole train split.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parsed(rules::at_least_one))]
@@ -236,6 +249,8 @@ impl CompareArgs {
             lr_schedule: self.lr_schedule,
             batch_size: self.batch_size,
             labels: self.labels,
+            augment: self.augment,
+            weight_decay: self.weight_decay,
             lambda: self.lambda,
             t_stride: self.t_stride,
             beta_start: self.beta_start,

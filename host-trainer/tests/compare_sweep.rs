@@ -377,3 +377,31 @@ fn ten_seeds_are_planned_with_every_flag_explicit_even_without_threads() {
     }
     assert!(cmds[9].contains("--seed 9 "), "{}", cmds[9]);
 }
+
+#[test]
+fn augment_and_weight_decay_reach_every_run() {
+    let tmp = TempDir::new("recipe");
+    let out = tmp.path("cmp");
+    let o = ok(&compare_args(
+        &out,
+        &[
+            "--emit-commands",
+            "--augment",
+            "shift:2",
+            "--weight-decay",
+            "0.05",
+        ],
+    ));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let cmds = commands(&text);
+    assert_eq!(cmds.len(), 2 * 8, "{text}");
+    for line in &cmds {
+        assert!(line.contains(" --augment shift:2 "), "{line}");
+        assert!(line.contains(" --weight-decay 0.05 "), "{line}");
+    }
+    // The defaults add neither flag (runs of earlier comparisons stay reusable).
+    let o = ok(&compare_args(&out, &["--emit-commands"]));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(!text.contains("--augment"), "{text}");
+    assert!(!text.contains("--weight-decay"), "{text}");
+}

@@ -80,6 +80,12 @@ pub struct Settings {
     /// `--labels N` of every run (absent in files written before it existed: all labels).
     #[serde(default)]
     pub labels: Option<usize>,
+    /// `--augment` of every run (absent in files written before it existed: none).
+    #[serde(default)]
+    pub augment: crate::augment::Augment,
+    /// `--weight-decay` of every run (absent in files written before it existed: 0).
+    #[serde(default)]
+    pub weight_decay: f64,
     pub lambda: f64,
     pub t_stride: usize,
     pub beta_start: f64,
@@ -332,6 +338,12 @@ fn shared_flags(s: &Settings) -> Vec<(String, String)> {
     v.push(("--data-dir".into(), path_arg(&s.data_dir)));
     if let Some(n) = s.labels {
         v.push(("--labels".into(), n.to_string()));
+    }
+    if s.augment != crate::augment::Augment::default() {
+        v.push(("--augment".into(), s.augment.to_string()));
+    }
+    if s.weight_decay != 0.0 {
+        v.push(("--weight-decay".into(), s.weight_decay.to_string()));
     }
     v
 }

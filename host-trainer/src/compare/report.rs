@@ -384,7 +384,7 @@ pub fn markdown(r: &Report) -> String {
         o,
         "Seeds {}; baseline epochs from scratch: {}; then every arm trains {} more epochs from \
          it (same data order per epoch index); label-guided phase length: {} epochs. lr {} ({}), batch {}, \
-         λ {}, t-stride {}, β {}…{} over T = {}. Device {}, threads {}. Equivalence margin ±{} pp. \
+         augment {}, weight decay {}, λ {}, t-stride {}, β {}…{} over T = {}. Device {}, threads {}. Equivalence margin ±{} pp. \
          Wall time of this invocation {:.1} s (arms reused from an earlier invocation count only \
          their loading).\n",
         seeds.join(", "),
@@ -397,6 +397,8 @@ pub fn markdown(r: &Report) -> String {
             crate::train::LrSchedule::Cosine => "cosine",
         },
         s.batch_size,
+        s.augment,
+        s.weight_decay,
         s.lambda,
         s.t_stride,
         s.beta_start,
@@ -661,6 +663,8 @@ mod tests {
             lr_schedule: LrSchedule::Cosine,
             batch_size: 32,
             labels: None,
+            augment: Default::default(),
+            weight_decay: 0.0,
             lambda: 0.01,
             t_stride: 1,
             beta_start: 1e-4,
