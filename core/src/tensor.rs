@@ -197,17 +197,6 @@ impl Shape {
         })
     }
 
-    /// The dims array (zeros past the rank) and the rank, for compact storage
-    /// ([`Shape::from_parts`] is the inverse).
-    pub(crate) const fn to_parts(self) -> ([u32; MAX_RANK], u8) {
-        (self.dims, self.rank)
-    }
-
-    /// The shape [`Shape::to_parts`] returned these parts for.
-    pub(crate) const fn from_parts(dims: [u32; MAX_RANK], rank: u8) -> Self {
-        Self { dims, rank }
-    }
-
     /// `[c, h, w]`.
     pub fn chw(c: usize, h: usize, w: usize) -> Option<Self> {
         Self::new(&[c, h, w])

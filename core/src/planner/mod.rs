@@ -100,8 +100,7 @@ pub struct ArenaPlan {
     pub high_water: usize,
 }
 
-/// Runs [`liveness`] then the better of the two [`greedy_by`] placements on `graph`, filling
-/// `storage`.
+/// Runs [`liveness`] then [`place`] on `graph`, filling `storage`.
 pub fn plan<I: Iterator<Item = OpIo> + Clone>(
     graph: Graph<'_, I>,
     storage: &mut PlanStorage<'_>,
@@ -119,28 +118,33 @@ pub fn plan<I: Iterator<Item = OpIo> + Clone>(
         .lifetimes
         .get(..buffers)
         .ok_or(crate::error::Error::PlanCapacity)?;
-    let by_size = greedy_by(lifetimes, storage.order, storage.offsets, Placement::BySize)?;
-    let by_first = greedy_by(
-        lifetimes,
-        storage.order,
-        storage.offsets,
-        Placement::ByFirstUse,
-    )?;
-    let chain = ping_pong(lifetimes, storage.order, storage.offsets)?;
+    let high_water = place(lifetimes, storage.order, storage.offsets)?;
+    Ok(ArenaPlan {
+        buffers,
+        high_water,
+    })
+}
+
+/// The placement step of [`plan`] on buffers [`liveness`] found: the better of the two
+/// [`greedy_by`] placements, or the [`ping_pong`] layout of a chain when that is smaller.
+/// Writes `offsets[..lifetimes.len()]` (per buffer) and returns the high-water mark; `order` as
+/// for [`greedy`]. Public on its own so that a caller can reuse the storage of `tensor_bytes`
+/// (no longer read once liveness is done) for `offsets`: the interpreter does, to keep its
+/// loading stack small.
+pub fn place(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) -> Result<usize> {
+    let by_size = greedy_by(lifetimes, order, offsets, Placement::BySize)?;
+    let by_first = greedy_by(lifetimes, order, offsets, Placement::ByFirstUse)?;
+    let chain = ping_pong(lifetimes, order, offsets)?;
     let best = by_size.min(by_first);
-    let high_water = match chain {
-        Some(w) if w < best => w,
+    match chain {
+        Some(w) if w < best => Ok(w),
         _ => {
             let placement = if by_first < by_size {
                 Placement::ByFirstUse
             } else {
                 Placement::BySize
             };
-            greedy_by(lifetimes, storage.order, storage.offsets, placement)?
+            greedy_by(lifetimes, order, offsets, placement)
         }
-    };
-    Ok(ArenaPlan {
-        buffers,
-        high_water,
-    })
+    }
 }
