@@ -28,7 +28,7 @@ pub const ARENA_CAPACITY: usize = 1024 * 1024;
 /// The firmware's tensor capacity (`firmware/src/board.rs` `TENSOR_CAPACITY`; its log's
 /// `tensor_capacity=`, checked by [`firmware_refuses_too_many_tensors`]): a model with more
 /// tensors is rejected at load with `DecodeTooManyTensors`.
-pub const TENSOR_CAPACITY: usize = 32;
+pub const TENSOR_CAPACITY: usize = 128;
 /// Longest a single QEMU run may take before it is killed.
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 /// Instructions per SysTick tick under `-icount shift=0` on mps2-an386.

@@ -10,22 +10,24 @@
 //!
 //! # What the `Model` value holds
 //!
-//! The decoded model info and one small slot per tensor (shape, dtype, arena offset, where a
-//! constant's bytes are in the file) — nothing per op: ops are decoded from the file again at
-//! every run (varints and borrowed slices; a few dozen instructions per op), so RAM does not grow
-//! with the op count. `T` is the tensor capacity (default [`MAX_TENSORS`]); firmware running small
-//! models picks a small `T` to keep the value small (a slot is 32 bytes on a 32-bit target:
-//! `Model<'_, 32>` is 1 088 B).
+//! The decoded model info and, per tensor, two words: where its entry starts in the tensor table
+//! and its arena offset (8 B per tensor on a 32-bit target) — nothing per op, and no shapes or
+//! dtypes: ops are decoded from the file again at every run (varints and borrowed slices; a few
+//! dozen instructions per op), and so is each tensor's `TensorDesc` when an op touches it (a
+//! postcard decode of a few bytes, no copy of a constant's data), so RAM grows by 8 B per tensor
+//! and not at all with the op count. `T` is the tensor capacity (default [`MAX_TENSORS`]);
+//! firmware picks a `T` that fits its stack (`Model<'_, 128>` is ≈ 1.1 KB on thumbv7em).
 //!
 //! # Stack use
 //!
-//! Loading builds the slots inside the model (no second copy of them) and keeps the planner's
-//! scratch (21 bytes per tensor slot on a 32-bit target: sizes, constant flags, buffers,
-//! lifetimes, order, offsets), the graph check's and the body decoder's in functions that are
-//! never inlined, so that scratch is on the stack only while loading. Returning a `Model<T>` by
-//! value ([`Model::from_bytes_with_capacity`]) and each later move can cost a stack slot of its
-//! size; [`Model::from_bytes_in_place`] builds it in a place the caller owns, where it stays
-//! (`firmware/src/session.rs` does so). `docs/firmware.md` has the measured numbers.
+//! Loading builds the model in place and keeps the planner's scratch (13 bytes per tensor slot
+//! on a 32-bit target: constant flags, buffers, lifetimes, placement order; the tensor sizes and
+//! per-buffer offsets share the model's own offsets, see `Model::plan`), the graph check's and
+//! the body decoder's in functions that are never inlined, so that scratch is on the stack only
+//! while loading. Returning a `Model<T>` by value ([`Model::from_bytes_with_capacity`]) and each
+//! later move can cost a stack slot of its size; [`Model::from_bytes_in_place`] builds it in a
+//! place the caller owns, where it stays (`firmware/src/session.rs` does so). `docs/firmware.md`
+//! has the measured numbers.
 //!
 //! # Arena layout
 //!
@@ -46,12 +48,12 @@ use heapless::Vec;
 
 use crate::arena::{align_up, aligned, f32s, f32s_mut, i8s, i8s_mut, ARENA_ALIGN};
 use crate::error::{Error, Result};
-use crate::format::graph::{ModelInfo, Node, OpKind, TensorDesc};
+use crate::format::graph::{ModelInfo, Node, OpKind};
 use crate::format::{Body, Nodes};
 use crate::kernels;
 use crate::ops::{self, In, Out, Sharing, Values, ValuesMut};
 use crate::planner::{self, Lifetime, OpIo, Reuse, NO_BUFFER};
-use crate::tensor::{DType, Shape, TensorData, TensorInfo, TensorView};
+use crate::tensor::{decode_entry, DType, Shape, TensorData, TensorInfo, TensorView};
 
 /// Default tensor capacity of a [`Model`].
 pub const MAX_TENSORS: usize = 256;
@@ -221,6 +223,20 @@ impl<'a, const T: usize> Model<'a, T> {
                     return Err(Error::ModelBadTensor { tensor });
                 }
             }
+            // The fast decoder used at run time must read this entry as postcard just did.
+            let fast = self.body.tensor_table().get(start..).and_then(decode_entry);
+            let agrees = fast.is_some_and(|(shape, dtype, data)| {
+                shape == desc.shape
+                    && dtype == desc.dtype
+                    && match (data, desc.data) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => core::ptr::eq(a, b),
+                        _ => false,
+                    }
+            });
+            if !agrees {
+                return Err(Error::ModelBadTensor { tensor });
+            }
             let entry = u32::try_from(start).map_err(|_| Error::ModelSizeOverflow)?;
             self.entries
                 .push(entry)
@@ -234,20 +250,17 @@ impl<'a, const T: usize> Model<'a, T> {
     }
 
     /// Tensor `id`, decoded from its table entry (`None` for an id outside the table; a
-    /// loaded model's entries always decode). A postcard `TensorDesc`: varints and a borrowed
-    /// slice, no copy of a constant's bytes.
+    /// loaded model's entries always decode). A `TensorDesc`: varints and a borrowed
+    /// slice, no copy of a constant's bytes; [`decode_entry`], not serde, as this runs for every
+    /// tensor an op touches).
     fn tensor_at(&self, id: u16) -> Option<Tensor<'a>> {
         let i = usize::from(id);
         let start = usize::try_from(*self.entries.get(i)?).ok()?;
-        let entry = self.body.tensor_table().get(start..)?;
-        let (desc, _) = postcard::take_from_bytes::<TensorDesc<'a>>(entry).ok()?;
+        let (shape, dtype, data) = decode_entry(self.body.tensor_table().get(start..)?)?;
         Some(Tensor {
-            info: TensorInfo {
-                shape: desc.shape,
-                dtype: desc.dtype,
-            },
+            info: TensorInfo { shape, dtype },
             offset: *self.offsets.get(i)?,
-            data: desc.data,
+            data,
         })
     }
 
@@ -264,7 +277,9 @@ impl<'a, const T: usize> Model<'a, T> {
         let n = self.entries.len();
         let mut is_constant = [false; T];
         for (id, constant) in is_constant.iter_mut().enumerate().take(n) {
-            let t = self.tensor_at(id as u16).ok_or(Error::DecodeUnexpectedEnd)?;
+            let t = self
+                .tensor_at(id as u16)
+                .ok_or(Error::DecodeUnexpectedEnd)?;
             let size = t.bytes().ok_or(Error::ModelSizeOverflow)?;
             *self.offsets.get_mut(id).ok_or(Error::PlanCapacity)? = size;
             *constant = t.is_constant();
@@ -306,7 +321,12 @@ impl<'a, const T: usize> Model<'a, T> {
             } else {
                 match buffer_of.get(id).copied().unwrap_or(NO_BUFFER) {
                     NO_BUFFER => UNPLANNED,
-                    b => lifetimes.get(usize::from(b)).ok_or(Error::PlanCapacity)?.size,
+                    b => {
+                        lifetimes
+                            .get(usize::from(b))
+                            .ok_or(Error::PlanCapacity)?
+                            .size
+                    }
                 }
             };
             *self.offsets.get_mut(id).ok_or(Error::PlanCapacity)? = offset;
@@ -357,7 +377,9 @@ impl<'a, const T: usize> Model<'a, T> {
         let get = |p: &[bool; T], id: u16| p.get(usize::from(id)).copied().unwrap_or(false);
         set(&mut produced, body.info.input);
         for id in 0..n {
-            let t = self.tensor_at(id as u16).ok_or(Error::DecodeUnexpectedEnd)?;
+            let t = self
+                .tensor_at(id as u16)
+                .ok_or(Error::DecodeUnexpectedEnd)?;
             if t.is_constant() {
                 set(&mut produced, id as u16);
             }
@@ -513,7 +535,9 @@ impl<'a, const T: usize> Model<'a, T> {
         }
         let arena = aligned(arena, self.plan_bytes)?;
         for id in 0..self.entries.len() {
-            let t = self.tensor_at(id as u16).ok_or(Error::DecodeUnexpectedEnd)?;
+            let t = self
+                .tensor_at(id as u16)
+                .ok_or(Error::DecodeUnexpectedEnd)?;
             if let Some(data) = t.data {
                 region_mut(arena, &t)?.copy_from_slice(data);
             }
@@ -569,7 +593,9 @@ impl<'a, const T: usize> Model<'a, T> {
 
     /// Runs one op on the arena as planned.
     fn eval(&self, node: &Node<'_>, arena: &mut [u8]) -> Result<()> {
-        let out_slot = self.tensor_at(node.output).ok_or(Error::KernelBadArguments)?;
+        let out_slot = self
+            .tensor_at(node.output)
+            .ok_or(Error::KernelBadArguments)?;
         let out_slot = &out_slot;
         match ops::sharing(&node.op) {
             Sharing::Alias | Sharing::InPlace => {
