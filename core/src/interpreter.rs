@@ -612,12 +612,12 @@ impl<'a, const T: usize> Model<'a, T> {
                 // run.
                 let len = out_slot.bytes().ok_or(Error::KernelBadArguments)?;
                 if first.offset != out_slot.offset {
-                    let src = first.offset as usize;
+                    let src = first.offset;
                     let end = src.checked_add(len).ok_or(Error::KernelBadArguments)?;
                     if end > arena.len() {
                         return Err(Error::ArenaTooSmall);
                     }
-                    let dst = out_slot.offset as usize;
+                    let dst = out_slot.offset;
                     if dst.checked_add(len).is_none_or(|e| e > arena.len()) {
                         return Err(Error::ArenaTooSmall);
                     }

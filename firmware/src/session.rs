@@ -6,7 +6,7 @@
 //! them after `defmt-print`:
 //!
 //! ```text
-//! board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=32
+//! board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=128
 //! model name=residual-dw-int8 precision=Int8 ops=6 tensors=7 file_bytes=463 arena_bytes=1731 input=1x12x12 classes=10 embedding_tensor=5
 //! op=0 kind=conv2d in=1x12x12 out=4x12x12 macs=5184
 //! op=2 kind=add in=4x12x12,4x12x12 out=4x12x12 macs=0
