@@ -42,8 +42,8 @@ fi
 
 cd "$work/repo"
 t0=$(date +%s)
-env PATH="$path" CARGO_HOME="$work/cargo-home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-  CARGO_TARGET_DIR="$work/repo/target" PIP_NO_CACHE_DIR=1 npm_config_cache="$work/npm-cache" \
+env -u CARGO_TARGET_DIR PATH="$path" CARGO_HOME="$work/cargo-home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+  PIP_NO_CACHE_DIR=1 npm_config_cache="$work/npm-cache" \
   bash scripts/demo.sh > "$work/demo.log" 2>&1 || { tail -n 40 "$work/demo.log"; exit 1; }
 t1=$(date +%s)
 echo "main command: $((t1 - t0)) s wall on $(nproc) cores (load average at the end: $(cut -d" " -f1-3 /proc/loadavg))"

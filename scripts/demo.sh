@@ -36,7 +36,7 @@ rn_n="${DEMO_RESNET_DEVICE_SAMPLES:-20}"
 # OpenMP workers spin against other processes (measured: 0.8 s vs 23 s per epoch at load 9 on
 # 2 cores).
 tt="${DEMO_TORCH_THREADS:-1}"
-bin="$root/target/release/denoiserep"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/denoiserep"
 mkdir -p "$out"
 steps="$out/steps.tsv"
 cmds="$out/commands.txt"
@@ -76,8 +76,10 @@ begin "build (trainer, firmware; release) beside setup (data, QEMU, defmt-print,
 build_log="$out/build.log"
 record "cargo build --release --locked -p denoiserep-trainer"
 record "(cd firmware && cargo build --release --locked)"
+# The firmware always builds into firmware/target (where firmware/run-qemu.sh looks), whatever
+# CARGO_TARGET_DIR says.
 (cargo build --release --locked -p denoiserep-trainer \
-  && cd firmware && cargo build --release --locked) > "$build_log" 2>&1 &
+  && cd firmware && env -u CARGO_TARGET_DIR cargo build --release --locked) > "$build_log" 2>&1 &
 build_pid=$!
 record "SETUP_QEMU=1 bash scripts/setup.sh data device font"
 if ! SETUP_QEMU=1 bash scripts/setup.sh data device font; then

@@ -17,6 +17,7 @@
 //! fuzz targets (`fuzz/`) use that.
 pub mod arch;
 pub mod atomic;
+#[cfg(feature = "torch")]
 pub mod augment;
 #[cfg(feature = "torch")]
 pub mod cli;

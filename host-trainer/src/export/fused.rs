@@ -628,6 +628,80 @@ mod tests {
         });
     }
 
+    /// `n` values from SplitMix64 `seed`: uniform in `[0, 1)` or standard normal (Box–Muller).
+    /// Tests that compare outputs against thresholds draw from this instead of tch's global
+    /// generator, which the tests of this binary share while they run in parallel: the instance
+    /// would otherwise depend on what other tests drew in between (a CI run under load once drew
+    /// a model outside the thresholds).
+    fn local_draw(seed: u64, n: usize, normal: bool) -> Vec<f32> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                let u = next();
+                if !normal {
+                    return u as f32;
+                }
+                let (u1, u2) = (u.max(1e-300), next());
+                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+            })
+            .collect()
+    }
+
+    /// Overwrites every parameter of `m` (backbone and denoisers, `z` included) from
+    /// [`local_draw`], independently of tch's generator: qkv weights `N(0, 0.5²)`, LayerNorm `γ`
+    /// in `[0.5, 1.5)`, LayerNorm `β`, class token and position embeddings `N(0, 0.3²)` (as
+    /// [`roughen`]); the other Linear weights `N(0, 0.02²)` and biases 0 (timm's init); the patch
+    /// conv and the denoisers' time MLPs `U(±1/√fan_in)`; denoiser `D` `N(0, 0.05²)` and `d`
+    /// `N(0, 0.1²)` (as [`vit`]); the fusion noise `z` `N(0, 1)`.
+    fn redraw_locally(m: &Model, seed: u64) {
+        let mut tensors = m.backbone_params();
+        tensors.extend(m.denoisers.iter().flat_map(|d| d.tensors()));
+        tch::no_grad(|| {
+            for (k, (name, t)) in tensors.iter().enumerate() {
+                let n = t.numel();
+                let normal = |scale: f64| {
+                    Tensor::from_slice(&local_draw(seed.wrapping_add(k as u64 * 7919), n, true))
+                        * scale
+                };
+                let new = if name.ends_with("qkv.weight") {
+                    normal(0.5)
+                } else if name.contains("norm") && name.ends_with(".weight") {
+                    Tensor::from_slice(&local_draw(seed.wrapping_add(k as u64 * 7919), n, false))
+                        + 0.5
+                } else if name.contains("norm") || name == "cls_token" || name == "pos_embed" {
+                    normal(0.3)
+                } else if name.starts_with("denoisers.") && !name.contains(".time.") {
+                    match name.rsplit('.').next() {
+                        Some("z") => normal(1.0),
+                        Some("d") => normal(0.1),
+                        _ => normal(0.05),
+                    }
+                } else if name.ends_with(".bias") && !name.starts_with("denoisers.") {
+                    Tensor::zeros([n as i64], (Kind::Float, Device::Cpu))
+                } else if t.dim() == 2 && !name.starts_with("denoisers.") {
+                    normal(0.02)
+                } else {
+                    // The patch conv and the time MLP: PyTorch's default `U(±1/√fan_in)`.
+                    let fan_in = if t.dim() == 1 {
+                        16
+                    } else {
+                        n / usize::try_from(t.size()[0]).unwrap()
+                    };
+                    let u = local_draw(seed.wrapping_add(k as u64 * 7919), n, false);
+                    (Tensor::from_slice(&u) * 2.0 - 1.0) / (fan_in as f64).sqrt()
+                };
+                t.shallow_clone().copy_(&new.view(t.size().as_slice()));
+            }
+        });
+    }
+
     /// Evaluates a fused model's nodes in order with tch on normalized `x: [N, C, H, W]` (the
     /// node kinds a ViT uses); returns every value.
     fn eval(f: &FusedModel, x: &Tensor) -> Vec<Tensor> {
@@ -827,17 +901,12 @@ mod tests {
             ("vit:2,8,2,1,2,mean", [2, 6, 6]),
         ] {
             let m = vit(spec, shape, 5);
-            roughen(&m);
+            // Not `roughen`: tch's generator is shared with the tests running beside this one.
+            redraw_locally(&m, 17);
             let (f, p) = (m.fused().unwrap(), m.plain().unwrap());
             let len: usize = shape.iter().product();
-            let draw = |n: usize| {
-                Vec::<f32>::try_from(&Tensor::randn(
-                    [(n * len) as i64],
-                    (Kind::Float, Device::Cpu),
-                ))
-                .unwrap()
-            };
-            let calib = draw(64);
+            let draw = |n: usize, seed: u64| local_draw(seed, n * len, true);
+            let calib = draw(64, 1);
             let int8 = quantize(&f, &calib, RangeMethod::MinMax, false)
                 .unwrap()
                 .encode()
@@ -873,7 +942,7 @@ mod tests {
             assert!(q.nodes().all(|n| !matches!(n.unwrap().op, Op::Gelu)));
             let (mut qa, mut fa) = (vec![0u8; q.arena_size()], vec![0u8; fl.arena_size()]);
             let (mut agree, mut worst) = (0, 0f32);
-            let tests = draw(200);
+            let tests = draw(200, 2);
             for x in tests.chunks(len) {
                 let (a, b) = (q.run(x, &mut qa).unwrap(), fl.run(x, &mut fa).unwrap());
                 agree += usize::from(a.logits.argmax() == b.logits.argmax());
@@ -885,7 +954,8 @@ mod tests {
                     worst = worst.max(d / range);
                 }
             }
-            // Observed: 193 and 197 of 200, logits within 0.14 and 0.16 of their range.
+            // Observed (deterministic: `redraw_locally`, `local_draw`): 199 and 195 of 200, logits
+            // within 0.13 and 0.23 of their range.
             assert!(
                 agree >= 180,
                 "{spec}: int8 argmax = f32 argmax on {agree}/200 only"
@@ -894,7 +964,7 @@ mod tests {
                 worst < 0.3,
                 "{spec}: an int8 logit is off by {worst} of the range"
             );
-            // Op by op (observed ≤ 0.10): every tensor both models write (the int8 model keeps the f32 model's
+            // Op by op (observed ≤ 0.07): every tensor both models write (the int8 model keeps the f32 model's
             // tensor ids) is close to the f32 one, relative RMS over 20 inputs. A wrong scale in
             // one op (e.g. a GELU table built for the wrong input scale) shows here even where
             // the logits hide it.
