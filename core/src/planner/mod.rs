@@ -1,6 +1,8 @@
 //! Arena planning for a graph of ops: which activation tensors share memory, and where each lives.
 //!
-//! Two steps, both without allocation, into storage the caller provides:
+//! Two steps, both without allocation, into storage the caller provides (typed slices, or, inside
+//! the crate, any [`Cells`] storage such as [`ByteCells`]: the same values packed into bytes, so
+//! that `Model` can plan inside the caller's arena while loading):
 //!
 //! 1. [`liveness`]: walks the ops in execution order and gives every non-constant tensor a
 //!    *buffer*. A tensor normally gets a buffer of its own; a [`Reuse::Alias`] output (Reshape,
@@ -39,6 +41,7 @@
 //! the plan; the public `arena_size()` adds `ARENA_ALIGN − 1` bytes of slack for a misaligned
 //! caller buffer. A tensor's bytes start at `offset[buffer_of[t]]` ([`PlanStorage::tensor_offset`]).
 
+mod cells;
 mod greedy;
 mod liveness;
 mod ping_pong;
@@ -48,6 +51,12 @@ mod tests;
 pub use greedy::{greedy, greedy_by, Placement};
 pub use liveness::{liveness, Lifetime, OpIo, Reuse, MAX_OP_INPUTS, NO_BUFFER};
 pub use ping_pong::ping_pong;
+
+pub use cells::{ByteCells, Cells, Packed};
+pub(crate) use liveness::liveness_in;
+
+use greedy::greedy_in;
+use ping_pong::ping_pong_in;
 
 use crate::error::Result;
 
@@ -132,9 +141,23 @@ pub fn plan<I: Iterator<Item = OpIo> + Clone>(
 /// (no longer read once liveness is done) for `offsets`: the interpreter does, to keep its
 /// loading stack small.
 pub fn place(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) -> Result<usize> {
-    let by_size = greedy_by(lifetimes, order, offsets, Placement::BySize)?;
-    let by_first = greedy_by(lifetimes, order, offsets, Placement::ByFirstUse)?;
-    let chain = ping_pong(lifetimes, order, offsets)?;
+    place_in(lifetimes, lifetimes.len(), order, offsets)
+}
+
+/// [`place`] on the first `n` buffers of any [`Cells`] storage.
+pub(crate) fn place_in<L, O>(
+    lifetimes: &L,
+    n: usize,
+    order: &mut O,
+    offsets: &mut [usize],
+) -> Result<usize>
+where
+    L: Cells<Lifetime> + ?Sized,
+    O: Cells<u16> + ?Sized,
+{
+    let by_size = greedy_in(lifetimes, n, order, offsets, Placement::BySize)?;
+    let by_first = greedy_in(lifetimes, n, order, offsets, Placement::ByFirstUse)?;
+    let chain = ping_pong_in(lifetimes, n, order, offsets)?;
     let best = by_size.min(by_first);
     match chain {
         Some(w) if w < best => Ok(w),
@@ -144,7 +167,7 @@ pub fn place(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) -
             } else {
                 Placement::BySize
             };
-            greedy_by(lifetimes, order, offsets, placement)
+            greedy_in(lifetimes, n, order, offsets, placement)
         }
     }
 }
