@@ -13,18 +13,22 @@
 //! The decoded model info and, per tensor, two words: where its entry starts in the tensor table
 //! and its arena offset (8 B per tensor on a 32-bit target) — nothing per op, and no shapes or
 //! dtypes: ops are decoded from the file again at every run (varints and borrowed slices; a few
-//! dozen instructions per op), and so is each tensor's `TensorDesc` when an op touches it (a
-//! postcard decode of a few bytes, no copy of a constant's data), so RAM grows by 8 B per tensor
+//! dozen instructions per op), and so is each tensor's entry when an op touches it
+//! ([`decode_entry`]: a few varints, no copy of a constant's data; once per op and tensor, and
+//! not again for the tensor the previous op wrote), so RAM grows by 8 B per tensor
 //! and not at all with the op count. `T` is the tensor capacity (default [`MAX_TENSORS`]);
-//! firmware picks a `T` that fits its stack (`Model<'_, 128>` is ≈ 1.1 KB on thumbv7em).
+//! firmware picks a `T` that fits its stack (`Model<'_, 160>` is 1 348 B on thumbv7em).
 //!
 //! # Stack use
 //!
 //! Loading builds the model in place and keeps the planner's scratch (13 bytes per tensor slot
 //! on a 32-bit target: constant flags, buffers, lifetimes, placement order; the tensor sizes and
-//! per-buffer offsets share the model's own offsets, see `Model::plan`), the graph check's and
-//! the body decoder's in functions that are never inlined, so that scratch is on the stack only
-//! while loading. Returning a `Model<T>` by value ([`Model::from_bytes_with_capacity`]) and each
+//! per-buffer offsets share the model's own offsets, see `Model::plan_with`), the graph check's
+//! and the body decoder's in functions that are never inlined, so that scratch is on the stack
+//! only while loading. [`Model::from_bytes_in_place_with_scratch`] takes the planner's and the
+//! graph check's scratch from caller bytes instead ([`LOAD_SCRATCH_PER_TENSOR`] per tensor of the
+//! model; firmware passes its arena, unused until the first run), so nothing `T`-sized but the
+//! model itself is on the stack. Returning a `Model<T>` by value ([`Model::from_bytes_with_capacity`]) and each
 //! later move can cost a stack slot of its size; [`Model::from_bytes_in_place`] builds it in a
 //! place the caller owns, where it stays (`firmware/src/session.rs` does so). `docs/firmware.md`
 //! has the measured numbers.
@@ -52,11 +56,15 @@ use crate::format::graph::{ModelInfo, Node, OpKind};
 use crate::format::{Body, Nodes};
 use crate::kernels;
 use crate::ops::{self, In, Out, Sharing, Values, ValuesMut};
-use crate::planner::{self, Lifetime, OpIo, Reuse, NO_BUFFER};
+use crate::planner::{self, ByteCells, Cells, Lifetime, OpIo, Reuse, NO_BUFFER};
 use crate::tensor::{decode_entry, DType, Shape, TensorData, TensorInfo, TensorView};
 
 /// Default tensor capacity of a [`Model`].
 pub const MAX_TENSORS: usize = 256;
+
+/// Bytes of load scratch per tensor that [`Model::from_bytes_in_place_with_scratch`] needs:
+/// the planner's constant flag (1), buffer (2), lifetime (8) and placement-order entry (2).
+pub const LOAD_SCRATCH_PER_TENSOR: usize = 13;
 
 /// Arena offset marking a tensor that has no planned bytes (never produced or read).
 const UNPLANNED: usize = usize::MAX;
@@ -152,7 +160,7 @@ impl<'a, const T: usize> Model<'a, T> {
             planned_bytes: 0,
             plan_bytes: 0,
         };
-        model.finish_load()?;
+        model.finish_load(None)?;
         Ok(model)
     }
 
@@ -164,6 +172,28 @@ impl<'a, const T: usize> Model<'a, T> {
         bytes: &'a [u8],
         place: &'p mut Option<Self>,
     ) -> Result<&'p Self> {
+        Self::load_in_place(bytes, place, None)
+    }
+
+    /// [`Model::from_bytes_in_place`] with the loading scratch (the planner's and the graph
+    /// check's, [`LOAD_SCRATCH_PER_TENSOR`] bytes per tensor of the model, any alignment) in
+    /// `scratch` instead of on the stack. Firmware passes its arena, which is unused until the
+    /// first run (tflite-micro plans in its arena's tail the same way); the scratch bytes are
+    /// garbage afterwards. A too short `scratch` fails with [`Error::LoadScratchTooSmall`] (its
+    /// `need` in bytes).
+    pub fn from_bytes_in_place_with_scratch<'p>(
+        bytes: &'a [u8],
+        place: &'p mut Option<Self>,
+        scratch: &mut [u8],
+    ) -> Result<&'p Self> {
+        Self::load_in_place(bytes, place, Some(scratch))
+    }
+
+    fn load_in_place<'p>(
+        bytes: &'a [u8],
+        place: &'p mut Option<Self>,
+        scratch: Option<&mut [u8]>,
+    ) -> Result<&'p Self> {
         *place = None;
         let body = Body::read(bytes)?;
         let loaded = place
@@ -174,7 +204,7 @@ impl<'a, const T: usize> Model<'a, T> {
                 planned_bytes: 0,
                 plan_bytes: 0,
             })
-            .finish_load();
+            .finish_load(scratch);
         if let Err(error) = loaded {
             // Never leave a half-loaded model in the caller's place.
             *place = None;
@@ -185,15 +215,30 @@ impl<'a, const T: usize> Model<'a, T> {
     }
 
     /// Everything [`Model::from_bytes_with_capacity`] does after decoding the body: the tensor
-    /// table, the input and graph checks, and the plan.
-    fn finish_load(&mut self) -> Result<()> {
+    /// table, the input and graph checks, and the plan (scratch on the stack, or in `scratch`).
+    fn finish_load(&mut self, scratch: Option<&mut [u8]>) -> Result<()> {
         self.read_tensors()?;
         self.check_input()?;
         if self.body.op_count() == 0 {
             return Err(Error::ModelNoOps);
         }
-        self.validate_graph()?;
-        self.plan()
+        match scratch {
+            Some(scratch) => {
+                let n = self.entries.len();
+                let need = n.saturating_mul(LOAD_SCRATCH_PER_TENSOR);
+                if scratch.len() < need {
+                    return Err(Error::LoadScratchTooSmall { need });
+                }
+                let (mut produced, _) = ByteCells::<bool>::take(scratch, n)
+                    .ok_or(Error::LoadScratchTooSmall { need })?;
+                self.validate_graph_with(&mut produced)?;
+                self.plan_in(scratch)
+            }
+            None => {
+                self.validate_graph()?;
+                self.plan()
+            }
+        }
     }
 
     /// Decodes and checks the tensor table, recording where each entry starts.
@@ -264,52 +309,92 @@ impl<'a, const T: usize> Model<'a, T> {
         })
     }
 
-    /// Runs liveness + placement and places the constants after the planned region.
+    /// Runs liveness + placement and places the constants after the planned region, with the
+    /// planner's scratch on the stack.
     ///
     /// Never inlined: its `[_; T]` scratch lives only while it runs, 13 B per tensor slot on a
-    /// 32-bit target (constant flags 1, buffers 2, lifetimes 8, placement order 2). The tensor
-    /// sizes liveness reads and the per-buffer offsets placement writes both live in
-    /// `self.offsets` (sizes first; liveness is done with them before placement starts), and
-    /// the per-buffer offsets are parked in the lifetimes' `size` fields (no longer read) while
-    /// `self.offsets` is rewritten per tensor — no second per-tensor array.
+    /// 32-bit target (constant flags 1, buffers 2, lifetimes 8, placement order 2; see
+    /// [`Model::plan_with`]). [`Model::plan_in`] puts the same scratch in caller bytes instead.
     #[inline(never)]
     fn plan(&mut self) -> Result<()> {
         let n = self.entries.len();
         let mut is_constant = [false; T];
-        for (id, constant) in is_constant.iter_mut().enumerate().take(n) {
+        let mut buffer_of = [NO_BUFFER; T];
+        let mut lifetimes = [Lifetime::default(); T];
+        let mut order = [0u16; T];
+        self.plan_with(
+            is_constant.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            buffer_of.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            lifetimes.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            order.get_mut(..n).ok_or(Error::PlanCapacity)?,
+        )
+    }
+
+    /// [`Model::plan`] with the scratch packed into `scratch` ([`LOAD_SCRATCH_PER_TENSOR`] bytes
+    /// per tensor, any alignment): nothing `T`-sized on the stack.
+    #[inline(never)]
+    fn plan_in(&mut self, scratch: &mut [u8]) -> Result<()> {
+        let n = self.entries.len();
+        let short = Error::LoadScratchTooSmall {
+            need: n.saturating_mul(LOAD_SCRATCH_PER_TENSOR),
+        };
+        let (mut is_constant, rest) = ByteCells::<bool>::take(scratch, n).ok_or(short)?;
+        let (mut buffer_of, rest) = ByteCells::<u16>::take(rest, n).ok_or(short)?;
+        let (mut lifetimes, rest) = ByteCells::<Lifetime>::take(rest, n).ok_or(short)?;
+        let (mut order, _) = ByteCells::<u16>::take(rest, n).ok_or(short)?;
+        self.plan_with(&mut is_constant, &mut buffer_of, &mut lifetimes, &mut order)
+    }
+
+    /// The plan on `n`-cell scratch (`n` = tensor count): constant flags, each tensor's buffer,
+    /// each buffer's lifetime, the placement order. The tensor sizes that liveness reads and the
+    /// per-buffer offsets that placement writes both live in `self.offsets` (sizes first;
+    /// liveness is done with them before placement starts), and the per-buffer offsets are
+    /// parked in the lifetimes' `size` fields (no longer read) while `self.offsets` is rewritten
+    /// per tensor — no second per-tensor array.
+    fn plan_with<C, B, L, O>(
+        &mut self,
+        is_constant: &mut C,
+        buffer_of: &mut B,
+        lifetimes: &mut L,
+        order: &mut O,
+    ) -> Result<()>
+    where
+        C: Cells<bool> + ?Sized,
+        B: Cells<u16> + ?Sized,
+        L: Cells<Lifetime> + ?Sized,
+        O: Cells<u16> + ?Sized,
+    {
+        let n = self.entries.len();
+        for id in 0..n {
             let t = self
                 .tensor_at(id as u16)
                 .ok_or(Error::DecodeUnexpectedEnd)?;
             let size = t.bytes().ok_or(Error::ModelSizeOverflow)?;
             *self.offsets.get_mut(id).ok_or(Error::PlanCapacity)? = size;
-            *constant = t.is_constant();
+            is_constant.set(id, t.is_constant())?;
         }
-        let is_constant = is_constant.get(..n).ok_or(Error::PlanCapacity)?;
         let outputs = [self.body.info.logits, self.body.info.embedding];
-        let mut buffer_of = [u16::MAX; T];
-        let buffer_of = buffer_of.get_mut(..n).ok_or(Error::PlanCapacity)?;
-        let mut lifetimes = [Lifetime::default(); T];
-        let buffers = planner::liveness(
+        let buffers = planner::liveness_in(
             &self.offsets,
-            is_constant,
+            &*is_constant,
             self.body.info.input,
             &outputs,
             OpIos {
                 nodes: self.body.nodes(),
-                is_constant,
+                is_constant: &*is_constant,
             },
             buffer_of,
-            &mut lifetimes,
+            lifetimes,
         )?;
-        let lifetimes = lifetimes.get_mut(..buffers).ok_or(Error::PlanCapacity)?;
-        let mut order = [0u16; T];
-        let high_water = planner::place(lifetimes, &mut order, &mut self.offsets)?;
-        for (lt, &offset) in lifetimes.iter_mut().zip(self.offsets.iter()) {
-            lt.size = offset;
+        let high_water = planner::place_in(&*lifetimes, buffers, order, &mut self.offsets)?;
+        for b in 0..buffers {
+            let mut lt = lifetimes.get(b).ok_or(Error::PlanCapacity)?;
+            lt.size = *self.offsets.get(b).ok_or(Error::PlanCapacity)?;
+            lifetimes.set(b, lt)?;
         }
         let mut end = high_water;
         for id in 0..n {
-            let offset = if is_constant.get(id).copied().unwrap_or(false) {
+            let offset = if is_constant.get(id).unwrap_or(false) {
                 let len = self
                     .tensor_at(id as u16)
                     .and_then(|t| t.bytes())
@@ -319,7 +404,7 @@ impl<'a, const T: usize> Model<'a, T> {
                 end = end.checked_add(len).ok_or(Error::ModelSizeOverflow)?;
                 at
             } else {
-                match buffer_of.get(id).copied().unwrap_or(NO_BUFFER) {
+                match buffer_of.get(id).unwrap_or(NO_BUFFER) {
                     NO_BUFFER => UNPLANNED,
                     b => {
                         lifetimes
@@ -365,23 +450,32 @@ impl<'a, const T: usize> Model<'a, T> {
     /// frame.
     #[inline(never)]
     fn validate_graph(&self) -> Result<()> {
+        let mut produced = [false; T];
+        let n = self.entries.len();
+        self.validate_graph_with(produced.get_mut(..n).ok_or(Error::PlanCapacity)?)
+    }
+
+    /// [`Model::validate_graph`] with the per-tensor "produced" flags in `produced` (one cell
+    /// per tensor).
+    #[inline(never)]
+    fn validate_graph_with<P: Cells<bool> + ?Sized>(&self, produced: &mut P) -> Result<()> {
         let body = &self.body;
         let n = self.entries.len();
-        // Ids are checked against the table (≤ T entries) before they index `produced`.
-        let mut produced = [false; T];
-        let set = |p: &mut [bool; T], id: u16| {
-            if let Some(b) = p.get_mut(usize::from(id)) {
-                *b = true;
-            }
+        for id in 0..n {
+            produced.set(id, false)?;
+        }
+        // Ids are checked against the table (n cells) before they index `produced`.
+        let set = |p: &mut P, id: u16| {
+            let _ = p.set(usize::from(id), true);
         };
-        let get = |p: &[bool; T], id: u16| p.get(usize::from(id)).copied().unwrap_or(false);
-        set(&mut produced, body.info.input);
+        let get = |p: &P, id: u16| p.get(usize::from(id)).unwrap_or(false);
+        set(produced, body.info.input);
         for id in 0..n {
             let t = self
                 .tensor_at(id as u16)
                 .ok_or(Error::DecodeUnexpectedEnd)?;
             if t.is_constant() {
-                set(&mut produced, id as u16);
+                set(produced, id as u16);
             }
         }
         let mut infos = [TensorInfo {
@@ -397,7 +491,7 @@ impl<'a, const T: usize> Model<'a, T> {
             }
             for (info, &id) in infos.iter_mut().zip(ids) {
                 let t = self.tensor_at(id).ok_or(Error::GraphBadTensorId { op })?;
-                if !get(&produced, id) {
+                if !get(produced, id) {
                     return Err(Error::GraphTensorNotProduced { op });
                 }
                 *info = t.info;
@@ -406,16 +500,16 @@ impl<'a, const T: usize> Model<'a, T> {
                 .tensor_at(node.output)
                 .ok_or(Error::GraphBadTensorId { op })?
                 .info;
-            if get(&produced, node.output) {
+            if get(produced, node.output) {
                 return Err(Error::GraphTwoProducers { op });
             }
             ops::prepare(op, &node, infos.get(..ids.len()).unwrap_or(&[]), &out)?;
-            set(&mut produced, node.output);
+            set(produced, node.output);
         }
         let info = body.info;
         for id in [info.logits, info.embedding] {
             let is_const = self.tensor_at(id).is_some_and(|t| t.is_constant());
-            if usize::from(id) >= n || !get(&produced, id) || is_const {
+            if usize::from(id) >= n || !get(produced, id) || is_const {
                 return Err(Error::ModelBadOutputs);
             }
         }
@@ -534,7 +628,12 @@ impl<'a, const T: usize> Model<'a, T> {
             return Err(Error::RunBadInputLength);
         }
         let arena = aligned(arena, self.plan_bytes)?;
-        for id in 0..self.entries.len() {
+        // Constants, and only they, sit at or past the planned region (`Model::plan`): only
+        // their entries are decoded here.
+        for (id, &offset) in self.offsets.iter().enumerate() {
+            if offset < self.planned_bytes || offset == UNPLANNED {
+                continue;
+            }
             let t = self
                 .tensor_at(id as u16)
                 .ok_or(Error::DecodeUnexpectedEnd)?;
@@ -543,20 +642,27 @@ impl<'a, const T: usize> Model<'a, T> {
             }
         }
         self.write_input(input, arena)?;
+        // The tensor the previous op wrote, already decoded: usually the next op's input 0.
+        let mut last = None;
         for (index, node) in self.body.nodes().enumerate() {
             let node = node?;
-            self.eval(&node, arena)?;
+            let out = self.eval(&node, arena, &last)?;
+            last = Some((node.output, out));
             after_op(Step {
                 index,
                 kind: node.op.kind(),
                 output_id: node.output,
-                output: self.view(node.output, arena)?,
+                output: view_of(&out, arena)?,
             });
         }
         let arena: &'r [u8] = arena;
+        let output = |id: u16| {
+            let t = self.tensor_or(id, &last).ok_or(Error::ModelBadOutputs)?;
+            view_of(&t, arena)
+        };
         Ok(Outputs {
-            logits: self.view(self.body.info.logits, arena)?,
-            embedding: self.view(self.body.info.embedding, arena)?,
+            logits: output(self.body.info.logits)?,
+            embedding: output(self.body.info.embedding)?,
         })
     }
 
@@ -591,8 +697,23 @@ impl<'a, const T: usize> Model<'a, T> {
         Ok(())
     }
 
-    /// Runs one op on the arena as planned.
-    fn eval(&self, node: &Node<'_>, arena: &mut [u8]) -> Result<()> {
+    /// Tensor `id`, taken from `last` (an id and its decoded tensor) when the ids match.
+    fn tensor_or(&self, id: u16, last: &Option<(u16, Tensor<'a>)>) -> Option<Tensor<'a>> {
+        match last {
+            Some((last_id, t)) if *last_id == id => Some(*t),
+            _ => self.tensor_at(id),
+        }
+    }
+
+    /// Runs one op on the arena as planned; returns its output tensor (decoded once per op, for
+    /// the caller's [`Step`] view and as the next op's `last`: the tensor the previous op wrote,
+    /// not decoded again when this op reads it).
+    fn eval(
+        &self,
+        node: &Node<'_>,
+        arena: &mut [u8],
+        last: &Option<(u16, Tensor<'a>)>,
+    ) -> Result<Tensor<'a>> {
         let out_slot = self
             .tensor_at(node.output)
             .ok_or(Error::KernelBadArguments)?;
@@ -603,10 +724,10 @@ impl<'a, const T: usize> Model<'a, T> {
                     .inputs
                     .ids()
                     .first()
-                    .and_then(|&id| self.tensor_at(id))
+                    .and_then(|&id| self.tensor_or(id, last))
                     .ok_or(Error::KernelBadArguments)?;
                 if first.offset == out_slot.offset && ops::sharing(&node.op) == Sharing::Alias {
-                    return Ok(());
+                    return Ok(*out_slot);
                 }
                 // A Reshape of a constant: the planner gave it its own bytes; copy, nothing to
                 // run.
@@ -624,7 +745,8 @@ impl<'a, const T: usize> Model<'a, T> {
                     arena.copy_within(src..end, dst);
                 }
                 let out = out_view(out_slot, region_mut(arena, out_slot)?)?;
-                return ops::eval_in_place(node, out);
+                ops::eval_in_place(node, out)?;
+                return Ok(*out_slot);
             }
             Sharing::None => {}
         }
@@ -647,7 +769,7 @@ impl<'a, const T: usize> Model<'a, T> {
             values: Values::I8(&[]),
         }; 4];
         for (dst, &id) in list.iter_mut().zip(node.inputs.ids()) {
-            let s = self.tensor_at(id).ok_or(Error::KernelBadArguments)?;
+            let s = self.tensor_or(id, last).ok_or(Error::KernelBadArguments)?;
             let info = s.info;
             let start = s.offset;
             let len = info.bytes().ok_or(Error::KernelBadArguments)?;
@@ -667,29 +789,29 @@ impl<'a, const T: usize> Model<'a, T> {
         }
         let n = node.inputs.ids().len();
         let output = out_view(out_slot, out_bytes)?;
-        ops::eval(node, list.get(..n).unwrap_or(&[]), output)
+        ops::eval(node, list.get(..n).unwrap_or(&[]), output)?;
+        Ok(*out_slot)
     }
+}
 
-    /// A read-only view of tensor `id` after the run.
-    fn view<'r>(&self, id: u16, arena: &'r [u8]) -> Result<TensorView<'r>> {
-        let s = self.tensor_at(id).ok_or(Error::ModelBadOutputs)?;
-        let start = s.offset;
-        let len = s.bytes().ok_or(Error::ModelSizeOverflow)?;
-        let bytes = start
-            .checked_add(len)
-            .and_then(|end| arena.get(start..end))
-            .ok_or(Error::ArenaTooSmall)?;
-        let info = s.info;
-        let data = match (values(&info, bytes)?, info.dtype) {
-            (Values::F32(v), _) => TensorData::F32(v),
-            (Values::I8(v), DType::I8(quant)) => TensorData::I8 { values: v, quant },
-            _ => return Err(Error::KernelBadArguments),
-        };
-        Ok(TensorView {
-            shape: info.shape,
-            data,
-        })
-    }
+/// A read-only view of tensor `s` in the arena (after an op, or after the run).
+fn view_of<'r>(s: &Tensor<'_>, arena: &'r [u8]) -> Result<TensorView<'r>> {
+    let start = s.offset;
+    let len = s.bytes().ok_or(Error::ModelSizeOverflow)?;
+    let bytes = start
+        .checked_add(len)
+        .and_then(|end| arena.get(start..end))
+        .ok_or(Error::ArenaTooSmall)?;
+    let info = s.info;
+    let data = match (values(&info, bytes)?, info.dtype) {
+        (Values::F32(v), _) => TensorData::F32(v),
+        (Values::I8(v), DType::I8(quant)) => TensorData::I8 { values: v, quant },
+        _ => return Err(Error::KernelBadArguments),
+    };
+    Ok(TensorView {
+        shape: info.shape,
+        data,
+    })
 }
 
 /// The bytes of `slot` in the aligned arena.
@@ -722,13 +844,22 @@ fn out_view<'r>(slot: &Tensor<'_>, bytes: &'r mut [u8]) -> Result<Out<'r>> {
 
 /// The ops as the planner sees them. A Reshape of a constant gets a buffer of its own (the
 /// constant lives outside the planned region; [`Model::eval`] copies it).
-#[derive(Clone)]
-struct OpIos<'a, 'c> {
+struct OpIos<'a, 'c, C: ?Sized> {
     nodes: Nodes<'a>,
-    is_constant: &'c [bool],
+    is_constant: &'c C,
 }
 
-impl Iterator for OpIos<'_, '_> {
+// Not derived: a derive would require `C: Clone`, which `[bool]` is not.
+impl<C: ?Sized> Clone for OpIos<'_, '_, C> {
+    fn clone(&self) -> Self {
+        OpIos {
+            nodes: self.nodes.clone(),
+            is_constant: self.is_constant,
+        }
+    }
+}
+
+impl<C: Cells<bool> + ?Sized> Iterator for OpIos<'_, '_, C> {
     type Item = OpIo;
 
     fn next(&mut self) -> Option<OpIo> {
@@ -739,7 +870,6 @@ impl Iterator for OpIos<'_, '_> {
             .ids()
             .first()
             .and_then(|&id| self.is_constant.get(usize::from(id)))
-            .copied()
             .unwrap_or(false);
         let reuse = match ops::sharing(&node.op) {
             Sharing::None => Reuse::None,

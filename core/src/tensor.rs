@@ -417,6 +417,7 @@ impl<'r> TensorView<'r> {
 /// per entry on thumbv7em, this ≈ 50 (`docs/firmware.md`, "RAM"). Loading checks that it agrees
 /// with postcard on every entry of the model (`ModelBadTensor` otherwise), so the two cannot
 /// drift apart on a model that loads. `None` on anything malformed; never panics.
+#[inline(always)]
 pub(crate) fn decode_entry(b: &[u8]) -> Option<(Shape, DType, Option<&[u8]>)> {
     let mut at = 0usize;
     let rank = varint(b, &mut at)?;
@@ -458,8 +459,21 @@ pub(crate) fn decode_entry(b: &[u8]) -> Option<(Shape, DType, Option<&[u8]>)> {
     Some((shape, dtype, data))
 }
 
-/// A postcard varint (LEB128, at most 5 bytes for a u32) at `*at`, advancing `*at`.
+/// A postcard varint (LEB128, at most 5 bytes for a u32) at `*at`, advancing `*at`. Always
+/// inlined, with a one-byte fast path (every rank, dtype tag and most dims): the firmware is
+/// built for size (`opt-level = "s"`), which would otherwise keep it a call per field.
+#[inline(always)]
 fn varint(b: &[u8], at: &mut usize) -> Option<u32> {
+    let first = *b.get(*at)?;
+    if first & 0x80 == 0 {
+        *at += 1;
+        return Some(u32::from(first));
+    }
+    varint_long(b, at)
+}
+
+/// [`varint`] beyond one byte.
+fn varint_long(b: &[u8], at: &mut usize) -> Option<u32> {
     let mut value = 0u32;
     for i in 0..5 {
         let byte = *b.get(*at)?;
