@@ -17,9 +17,9 @@
 //!   per inference and per MAC are printed.
 //!
 //! The device part skips (loudly) only when qemu-system-arm is missing. Every model here fits the
-//! firmware's tensor capacity (`device::TENSOR_CAPACITY`, 128; the ViTs have 65 tensors in f32
-//! and 77 in int8), which the test asserts, so the ViTs too run host == device within the 4 KB
-//! stack bound (8 B tensor slots, `docs/firmware.md`, "RAM").
+//! firmware's tensor capacity (`device::TENSOR_CAPACITY`, 160; the ViTs have 65 tensors in f32
+//! and 77 in int8), which the test asserts, so the ViTs too run host == device within the stack
+//! bound (8 B tensor slots, loading scratch in the arena: `docs/firmware.md`, "RAM").
 
 use denoiserep_core::{Model, TensorData};
 use denoiserep_tests::device::{host_equals_device, report, DeviceRun, TENSOR_CAPACITY};
