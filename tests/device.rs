@@ -28,16 +28,18 @@ pub const ARENA_CAPACITY: usize = 1024 * 1024;
 /// The firmware's tensor capacity (`firmware/src/board.rs` `TENSOR_CAPACITY`; its log's
 /// `tensor_capacity=`, checked by [`firmware_refuses_too_many_tensors`]): a model with more
 /// tensors is rejected at load with `DecodeTooManyTensors`.
-pub const TENSOR_CAPACITY: usize = 32;
+pub const TENSOR_CAPACITY: usize = 160;
 /// Longest a single QEMU run may take before it is killed.
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 /// Instructions per SysTick tick under `-icount shift=0` on mps2-an386.
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
 /// Most stack the firmware may use, in bytes, while loading a model and while running it (the
-/// `stack` line's painted `load_peak_bytes` and `run_peak_bytes`): the 4 KB goal for the RAM
-/// beyond the static arena and I/O buffers. Measured ≈ 3.0 KB for both on every device test model
-/// (docs/firmware.md, "RAM").
-pub const STACK_LIMIT: u64 = 4096;
+/// `stack` line's painted `load_peak_bytes` and `run_peak_bytes`). The goal is 4 KB of RAM beyond
+/// the static arena and I/O buffers, stack *and* other static state (32 B); measured 2 812–2 844 B
+/// loading and 3 532–3 564 B running on every device test model and on the default MNIST ViT
+/// (docs/firmware.md, "RAM"). 3 840 B keeps the sum under 4 KB with room for one more kernel
+/// frame, and fails if the loading scratch comes back onto the stack (≈ 4.9 KB at capacity 160).
+pub const STACK_LIMIT: u64 = 3840;
 
 /// Exit codes of the firmware (`firmware/src/exit.rs`, docs/firmware.md).
 pub mod exit {

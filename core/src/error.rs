@@ -174,6 +174,12 @@ pub enum Error {
         /// Index of the buffer.
         buffer: usize,
     },
+    /// The loading scratch given to `Model::from_bytes_in_place_with_scratch` is shorter than
+    /// `LOAD_SCRATCH_PER_TENSOR` bytes per tensor of the model.
+    LoadScratchTooSmall {
+        /// Bytes the model needs.
+        need: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -344,6 +350,13 @@ impl fmt::Display for Error {
             ),
             PlanBadLifetime { buffer } => {
                 return write!(f, "buffer {buffer}: a buffer's lifetime ends before it starts")
+            }
+            LoadScratchTooSmall { need } => {
+                return write!(
+                    f,
+                    "the loading scratch is too small: this model needs {need} bytes \
+                     (`LOAD_SCRATCH_PER_TENSOR` per tensor)"
+                )
             }
         };
         match at {

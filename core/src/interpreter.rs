@@ -10,22 +10,28 @@
 //!
 //! # What the `Model` value holds
 //!
-//! The decoded model info and one small slot per tensor (shape, dtype, arena offset, where a
-//! constant's bytes are in the file) — nothing per op: ops are decoded from the file again at
-//! every run (varints and borrowed slices; a few dozen instructions per op), so RAM does not grow
-//! with the op count. `T` is the tensor capacity (default [`MAX_TENSORS`]); firmware running small
-//! models picks a small `T` to keep the value small (a slot is 32 bytes on a 32-bit target:
-//! `Model<'_, 32>` is 1 088 B).
+//! The decoded model info and, per tensor, two words: where its entry starts in the tensor table
+//! and its arena offset (8 B per tensor on a 32-bit target) — nothing per op, and no shapes or
+//! dtypes: ops are decoded from the file again at every run (varints and borrowed slices; a few
+//! dozen instructions per op), and so is each tensor's entry when an op touches it
+//! ([`decode_entry`]: a few varints, no copy of a constant's data; once per op and tensor, and
+//! not again for the tensor the previous op wrote), so RAM grows by 8 B per tensor
+//! and not at all with the op count. `T` is the tensor capacity (default [`MAX_TENSORS`]);
+//! firmware picks a `T` that fits its stack (`Model<'_, 160>` is 1 348 B on thumbv7em).
 //!
 //! # Stack use
 //!
-//! Loading builds the slots inside the model (no second copy of them) and keeps the planner's
-//! scratch (21 bytes per tensor slot on a 32-bit target: sizes, constant flags, buffers,
-//! lifetimes, order, offsets), the graph check's and the body decoder's in functions that are
-//! never inlined, so that scratch is on the stack only while loading. Returning a `Model<T>` by
-//! value ([`Model::from_bytes_with_capacity`]) and each later move can cost a stack slot of its
-//! size; [`Model::from_bytes_in_place`] builds it in a place the caller owns, where it stays
-//! (`firmware/src/session.rs` does so). `docs/firmware.md` has the measured numbers.
+//! Loading builds the model in place and keeps the planner's scratch (13 bytes per tensor slot
+//! on a 32-bit target: constant flags, buffers, lifetimes, placement order; the tensor sizes and
+//! per-buffer offsets share the model's own offsets, see `Model::plan_with`), the graph check's
+//! and the body decoder's in functions that are never inlined, so that scratch is on the stack
+//! only while loading. [`Model::from_bytes_in_place_with_scratch`] takes the planner's and the
+//! graph check's scratch from caller bytes instead ([`LOAD_SCRATCH_PER_TENSOR`] per tensor of the
+//! model; firmware passes its arena, unused until the first run), so nothing `T`-sized but the
+//! model itself is on the stack. Returning a `Model<T>` by value ([`Model::from_bytes_with_capacity`]) and each
+//! later move can cost a stack slot of its size; [`Model::from_bytes_in_place`] builds it in a
+//! place the caller owns, where it stays (`firmware/src/session.rs` does so). `docs/firmware.md`
+//! has the measured numbers.
 //!
 //! # Arena layout
 //!
@@ -50,109 +56,46 @@ use crate::format::graph::{ModelInfo, Node, OpKind};
 use crate::format::{Body, Nodes};
 use crate::kernels;
 use crate::ops::{self, In, Out, Sharing, Values, ValuesMut};
-use crate::planner::{self, ArenaPlan, Lifetime, OpIo, PlanStorage, Reuse};
-use crate::tensor::{DType, QuantParams, Shape, TensorData, TensorInfo, TensorView, MAX_RANK};
+use crate::planner::{self, ByteCells, Cells, Lifetime, OpIo, Reuse, NO_BUFFER};
+use crate::tensor::{decode_entry, DType, Shape, TensorData, TensorInfo, TensorView};
 
 /// Default tensor capacity of a [`Model`].
 pub const MAX_TENSORS: usize = 256;
 
+/// Bytes of load scratch per tensor that [`Model::from_bytes_in_place_with_scratch`] needs:
+/// the planner's constant flag (1), buffer (2), lifetime (8) and placement-order entry (2).
+pub const LOAD_SCRATCH_PER_TENSOR: usize = 13;
+
 /// Arena offset marking a tensor that has no planned bytes (never produced or read).
-const UNPLANNED: u32 = u32::MAX;
+const UNPLANNED: usize = usize::MAX;
 
-/// [`Slot::data`] of a tensor that is not a constant.
-const NO_DATA: u32 = u32::MAX;
-
-/// One tensor of a loaded model, packed: 32 B on a 32-bit target, where the `Model` value is
-/// mostly `T` of these ([`Slot::info`] unpacks the shape and dtype).
+/// One tensor as the interpreter uses it, decoded on demand from its entry in the tensor table
+/// (the file, which may be in flash) plus its planned arena offset. Never stored: the `Model`
+/// keeps only where each entry starts and each offset (8 B per tensor on a 32-bit target).
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// The shape's dims (zeros past `rank`).
-    dims: [u32; MAX_RANK],
-    /// Int8 tensors: the quantization scale (unused for f32).
-    scale: f32,
+struct Tensor<'a> {
+    /// Shape and dtype (with the int8 quantization).
+    info: TensorInfo,
     /// Offset of its bytes from the aligned arena base, or [`UNPLANNED`].
-    offset: u32,
-    /// Constant tensors: where their bytes start in the tensor table ([`Body::tensor_table`];
-    /// [`TensorInfo::bytes`] long), else [`NO_DATA`].
-    data: u32,
-    /// The shape's rank.
-    rank: u8,
-    /// Int8 tensors: the zero point (unused for f32).
-    zero_point: i8,
-    /// Whether the dtype is int8.
-    int8: bool,
+    offset: usize,
+    /// A constant's bytes in the file, `None` for any other tensor.
+    data: Option<&'a [u8]>,
 }
 
-impl Slot {
-    fn new(info: TensorInfo, data: u32) -> Slot {
-        let (dims, rank) = info.shape.to_parts();
-        let (int8, QuantParams { scale, zero_point }) = match info.dtype {
-            DType::F32 => (
-                false,
-                QuantParams {
-                    scale: 0.0,
-                    zero_point: 0,
-                },
-            ),
-            DType::I8(q) => (true, q),
-        };
-        Slot {
-            dims,
-            scale,
-            offset: UNPLANNED,
-            data,
-            rank,
-            zero_point,
-            int8,
-        }
-    }
-
-    /// The tensor's shape and dtype. Called for every tensor an op touches, so written for
-    /// codegen: the dims are copied one by one and each variant built whole (a plain array copy
-    /// became unaligned `memcpy` calls on thumbv7em, ≈ 1 000 more instructions per op).
-    fn info(&self) -> TensorInfo {
-        let [d0, d1, d2, d3] = self.dims;
-        let shape = Shape::from_parts([d0, d1, d2, d3], self.rank);
-        if self.int8 {
-            TensorInfo {
-                shape,
-                dtype: DType::I8(QuantParams {
-                    scale: self.scale,
-                    zero_point: self.zero_point,
-                }),
-            }
-        } else {
-            TensorInfo {
-                shape,
-                dtype: DType::F32,
-            }
-        }
-    }
-
-    /// Size of the tensor in bytes, or `None` on overflow ([`TensorInfo::bytes`], without
-    /// unpacking the slot).
+impl Tensor<'_> {
+    /// Size of the tensor in bytes, or `None` on overflow (never after a successful load).
     fn bytes(&self) -> Option<usize> {
-        let element = if self.int8 { 1 } else { 4 };
-        let dims = self.dims.get(..usize::from(self.rank)).unwrap_or(&[]);
-        dims.iter().try_fold(element, |n: usize, &d| {
-            n.checked_mul(usize::try_from(d).ok()?)
-        })
+        self.info.bytes()
     }
 
     /// Whether the tensor is a constant (its bytes are in the model file).
     fn is_constant(&self) -> bool {
-        self.data != NO_DATA
+        self.data.is_some()
     }
 
-    /// A constant's bytes in the tensor `table`; `None` for any other tensor (or bytes outside
-    /// the table, which a loaded model never has).
-    fn constant<'a>(&self, table: &'a [u8]) -> Option<&'a [u8]> {
-        if !self.is_constant() {
-            return None;
-        }
-        let start = self.data as usize;
-        let end = start.checked_add(self.bytes()?)?;
-        table.get(start..end)
+    /// Whether the dtype is int8.
+    fn int8(&self) -> bool {
+        matches!(self.info.dtype, DType::I8(_))
     }
 }
 
@@ -160,7 +103,13 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub struct Model<'a, const T: usize = MAX_TENSORS> {
     body: Body<'a>,
-    slots: Vec<Slot, T>,
+    /// Per tensor: where its entry starts in the tensor table ([`Body::tensor_table`]; the
+    /// table is at most a body long, whose length is a u32). 4 B per tensor.
+    entries: Vec<u32, T>,
+    /// Per tensor: offset of its bytes from the aligned arena base, or [`UNPLANNED`] (4 B per
+    /// tensor on a 32-bit target). While loading it holds the tensors' byte sizes, then the
+    /// planner's per-buffer offsets (see [`Model::plan`]).
+    offsets: Vec<usize, T>,
     /// Bytes of the planned region (the greedy high-water mark).
     planned_bytes: usize,
     /// Bytes of the planned plus the constant region.
@@ -206,11 +155,12 @@ impl<'a, const T: usize> Model<'a, T> {
         // second `T`-slot copy on the stack (see "Stack use" in the module docs).
         let mut model = Model {
             body: Body::read(bytes)?,
-            slots: Vec::new(),
+            entries: Vec::new(),
+            offsets: Vec::new(),
             planned_bytes: 0,
             plan_bytes: 0,
         };
-        model.finish_load()?;
+        model.finish_load(None)?;
         Ok(model)
     }
 
@@ -222,16 +172,39 @@ impl<'a, const T: usize> Model<'a, T> {
         bytes: &'a [u8],
         place: &'p mut Option<Self>,
     ) -> Result<&'p Self> {
+        Self::load_in_place(bytes, place, None)
+    }
+
+    /// [`Model::from_bytes_in_place`] with the loading scratch (the planner's and the graph
+    /// check's, [`LOAD_SCRATCH_PER_TENSOR`] bytes per tensor of the model, any alignment) in
+    /// `scratch` instead of on the stack. Firmware passes its arena, which is unused until the
+    /// first run (tflite-micro plans in its arena's tail the same way); the scratch bytes are
+    /// garbage afterwards. A too short `scratch` fails with [`Error::LoadScratchTooSmall`] (its
+    /// `need` in bytes).
+    pub fn from_bytes_in_place_with_scratch<'p>(
+        bytes: &'a [u8],
+        place: &'p mut Option<Self>,
+        scratch: &mut [u8],
+    ) -> Result<&'p Self> {
+        Self::load_in_place(bytes, place, Some(scratch))
+    }
+
+    fn load_in_place<'p>(
+        bytes: &'a [u8],
+        place: &'p mut Option<Self>,
+        scratch: Option<&mut [u8]>,
+    ) -> Result<&'p Self> {
         *place = None;
         let body = Body::read(bytes)?;
         let loaded = place
             .insert(Model {
                 body,
-                slots: Vec::new(),
+                entries: Vec::new(),
+                offsets: Vec::new(),
                 planned_bytes: 0,
                 plan_bytes: 0,
             })
-            .finish_load();
+            .finish_load(scratch);
         if let Err(error) = loaded {
             // Never leave a half-loaded model in the caller's place.
             *place = None;
@@ -242,21 +215,36 @@ impl<'a, const T: usize> Model<'a, T> {
     }
 
     /// Everything [`Model::from_bytes_with_capacity`] does after decoding the body: the tensor
-    /// table, the input and graph checks, and the plan.
-    fn finish_load(&mut self) -> Result<()> {
+    /// table, the input and graph checks, and the plan (scratch on the stack, or in `scratch`).
+    fn finish_load(&mut self, scratch: Option<&mut [u8]>) -> Result<()> {
         self.read_tensors()?;
-        check_input(&self.body.info, &self.slots)?;
+        self.check_input()?;
         if self.body.op_count() == 0 {
             return Err(Error::ModelNoOps);
         }
-        validate_graph::<T>(&self.body, &self.slots)?;
-        self.plan()
+        match scratch {
+            Some(scratch) => {
+                let n = self.entries.len();
+                let need = n.saturating_mul(LOAD_SCRATCH_PER_TENSOR);
+                if scratch.len() < need {
+                    return Err(Error::LoadScratchTooSmall { need });
+                }
+                let (mut produced, _) = ByteCells::<bool>::take(scratch, n)
+                    .ok_or(Error::LoadScratchTooSmall { need })?;
+                self.validate_graph_with(&mut produced)?;
+                self.plan_in(scratch)
+            }
+            None => {
+                self.validate_graph()?;
+                self.plan()
+            }
+        }
     }
 
-    /// Decodes and checks the tensor table into `self.slots`.
+    /// Decodes and checks the tensor table, recording where each entry starts.
     #[inline(never)]
     fn read_tensors(&mut self) -> Result<()> {
-        let table = self.body.tensor_table();
+        let mut start = 0usize;
         for (id, desc) in self.body.tensors_with_end().enumerate() {
             let (desc, end) = desc?;
             let tensor = id as u16; // < tensor count, a u16
@@ -269,22 +257,9 @@ impl<'a, const T: usize> Model<'a, T> {
                 DType::F32 => true,
                 DType::I8(q) => q.is_valid(),
             };
-            if !quant_ok {
+            if !quant_ok || desc.data.is_some_and(|d| d.len() != bytes_len) {
                 return Err(Error::ModelBadTensor { tensor });
             }
-            let data = match desc.data {
-                None => NO_DATA,
-                Some(d) => {
-                    // The bytes are the entry's last field, so they end where the entry ends;
-                    // the slot keeps only where they start.
-                    let start = end.saturating_sub(d.len());
-                    let located = table.get(start..end).is_some_and(|s| core::ptr::eq(s, d));
-                    match u32::try_from(start) {
-                        Ok(start) if located && d.len() == bytes_len && start != NO_DATA => start,
-                        _ => return Err(Error::ModelBadTensor { tensor }),
-                    }
-                }
-            };
             if let (Some(d), DType::F32) = (desc.data, desc.dtype) {
                 let finite = d
                     .chunks_exact(4)
@@ -293,67 +268,257 @@ impl<'a, const T: usize> Model<'a, T> {
                     return Err(Error::ModelBadTensor { tensor });
                 }
             }
-            self.slots
-                .push(Slot::new(info, data))
+            // The fast decoder used at run time must read this entry as postcard just did.
+            let fast = self.body.tensor_table().get(start..).and_then(decode_entry);
+            let agrees = fast.is_some_and(|(shape, dtype, data)| {
+                shape == desc.shape
+                    && dtype == desc.dtype
+                    && match (data, desc.data) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => core::ptr::eq(a, b),
+                        _ => false,
+                    }
+            });
+            if !agrees {
+                return Err(Error::ModelBadTensor { tensor });
+            }
+            let entry = u32::try_from(start).map_err(|_| Error::ModelSizeOverflow)?;
+            self.entries
+                .push(entry)
                 .map_err(|_| Error::DecodeTooManyTensors)?;
+            self.offsets
+                .push(UNPLANNED)
+                .map_err(|_| Error::DecodeTooManyTensors)?;
+            start = end;
         }
         Ok(())
     }
 
-    /// Runs liveness + greedy planning and places the constants after the planned region.
-    /// Never inlined: its `[_; T]` scratch lives only while it runs.
+    /// Tensor `id`, decoded from its table entry (`None` for an id outside the table; a
+    /// loaded model's entries always decode). A `TensorDesc`: varints and a borrowed
+    /// slice, no copy of a constant's bytes; [`decode_entry`], not serde, as this runs for every
+    /// tensor an op touches).
+    fn tensor_at(&self, id: u16) -> Option<Tensor<'a>> {
+        let i = usize::from(id);
+        let start = usize::try_from(*self.entries.get(i)?).ok()?;
+        let (shape, dtype, data) = decode_entry(self.body.tensor_table().get(start..)?)?;
+        Some(Tensor {
+            info: TensorInfo { shape, dtype },
+            offset: *self.offsets.get(i)?,
+            data,
+        })
+    }
+
+    /// Runs liveness + placement and places the constants after the planned region, with the
+    /// planner's scratch on the stack.
+    ///
+    /// Never inlined: its `[_; T]` scratch lives only while it runs, 13 B per tensor slot on a
+    /// 32-bit target (constant flags 1, buffers 2, lifetimes 8, placement order 2; see
+    /// [`Model::plan_with`]). [`Model::plan_in`] puts the same scratch in caller bytes instead.
     #[inline(never)]
     fn plan(&mut self) -> Result<()> {
-        let n = self.slots.len();
-        let mut tensor_bytes = [0usize; T];
+        let n = self.entries.len();
         let mut is_constant = [false; T];
-        for (i, s) in self.slots.iter().enumerate() {
-            tensor_bytes[i] = s.bytes().ok_or(Error::ModelSizeOverflow)?;
-            is_constant[i] = s.is_constant();
-        }
-        let outputs = [self.body.info.logits, self.body.info.embedding];
-        let mut buffer_of = [u16::MAX; T];
+        let mut buffer_of = [NO_BUFFER; T];
         let mut lifetimes = [Lifetime::default(); T];
         let mut order = [0u16; T];
-        let mut offsets = [0usize; T];
-        let graph = planner::Graph {
-            tensor_bytes: &tensor_bytes[..n],
-            is_constant: &is_constant[..n],
-            input: self.body.info.input,
-            outputs: &outputs,
-            ops: OpIos {
+        self.plan_with(
+            is_constant.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            buffer_of.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            lifetimes.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            order.get_mut(..n).ok_or(Error::PlanCapacity)?,
+        )
+    }
+
+    /// [`Model::plan`] with the scratch packed into `scratch` ([`LOAD_SCRATCH_PER_TENSOR`] bytes
+    /// per tensor, any alignment): nothing `T`-sized on the stack.
+    #[inline(never)]
+    fn plan_in(&mut self, scratch: &mut [u8]) -> Result<()> {
+        let n = self.entries.len();
+        let short = Error::LoadScratchTooSmall {
+            need: n.saturating_mul(LOAD_SCRATCH_PER_TENSOR),
+        };
+        let (mut is_constant, rest) = ByteCells::<bool>::take(scratch, n).ok_or(short)?;
+        let (mut buffer_of, rest) = ByteCells::<u16>::take(rest, n).ok_or(short)?;
+        let (mut lifetimes, rest) = ByteCells::<Lifetime>::take(rest, n).ok_or(short)?;
+        let (mut order, _) = ByteCells::<u16>::take(rest, n).ok_or(short)?;
+        self.plan_with(&mut is_constant, &mut buffer_of, &mut lifetimes, &mut order)
+    }
+
+    /// The plan on `n`-cell scratch (`n` = tensor count): constant flags, each tensor's buffer,
+    /// each buffer's lifetime, the placement order. The tensor sizes that liveness reads and the
+    /// per-buffer offsets that placement writes both live in `self.offsets` (sizes first;
+    /// liveness is done with them before placement starts), and the per-buffer offsets are
+    /// parked in the lifetimes' `size` fields (no longer read) while `self.offsets` is rewritten
+    /// per tensor — no second per-tensor array.
+    fn plan_with<C, B, L, O>(
+        &mut self,
+        is_constant: &mut C,
+        buffer_of: &mut B,
+        lifetimes: &mut L,
+        order: &mut O,
+    ) -> Result<()>
+    where
+        C: Cells<bool> + ?Sized,
+        B: Cells<u16> + ?Sized,
+        L: Cells<Lifetime> + ?Sized,
+        O: Cells<u16> + ?Sized,
+    {
+        let n = self.entries.len();
+        for id in 0..n {
+            let t = self
+                .tensor_at(id as u16)
+                .ok_or(Error::DecodeUnexpectedEnd)?;
+            let size = t.bytes().ok_or(Error::ModelSizeOverflow)?;
+            *self.offsets.get_mut(id).ok_or(Error::PlanCapacity)? = size;
+            is_constant.set(id, t.is_constant())?;
+        }
+        let outputs = [self.body.info.logits, self.body.info.embedding];
+        let buffers = planner::liveness_in(
+            &self.offsets,
+            &*is_constant,
+            self.body.info.input,
+            &outputs,
+            OpIos {
                 nodes: self.body.nodes(),
-                is_constant: &is_constant[..n],
+                is_constant: &*is_constant,
             },
-        };
-        let mut storage = PlanStorage {
-            buffer_of: &mut buffer_of[..n],
-            lifetimes: &mut lifetimes,
-            order: &mut order,
-            offsets: &mut offsets,
-        };
-        let ArenaPlan { high_water, .. } = planner::plan(graph, &mut storage)?;
+            buffer_of,
+            lifetimes,
+        )?;
+        let high_water = planner::place_in(&*lifetimes, buffers, order, &mut self.offsets)?;
+        for b in 0..buffers {
+            let mut lt = lifetimes.get(b).ok_or(Error::PlanCapacity)?;
+            lt.size = *self.offsets.get(b).ok_or(Error::PlanCapacity)?;
+            lifetimes.set(b, lt)?;
+        }
         let mut end = high_water;
-        for (id, slot) in self.slots.iter_mut().enumerate() {
-            let offset = if slot.is_constant() {
-                let at = end;
-                let len = slot
-                    .bytes()
+        for id in 0..n {
+            let offset = if is_constant.get(id).unwrap_or(false) {
+                let len = self
+                    .tensor_at(id as u16)
+                    .and_then(|t| t.bytes())
                     .and_then(align_up)
                     .ok_or(Error::ModelSizeOverflow)?;
+                let at = end;
                 end = end.checked_add(len).ok_or(Error::ModelSizeOverflow)?;
-                Some(at)
+                at
             } else {
-                storage.tensor_offset(id as u16)
+                match buffer_of.get(id).unwrap_or(NO_BUFFER) {
+                    NO_BUFFER => UNPLANNED,
+                    b => {
+                        lifetimes
+                            .get(usize::from(b))
+                            .ok_or(Error::PlanCapacity)?
+                            .size
+                    }
+                }
             };
-            slot.offset = match offset {
-                Some(o) => u32::try_from(o).map_err(|_| Error::ModelSizeOverflow)?,
-                None => UNPLANNED,
-            };
+            *self.offsets.get_mut(id).ok_or(Error::PlanCapacity)? = offset;
         }
         u32::try_from(end).map_err(|_| Error::ModelSizeOverflow)?;
         self.planned_bytes = high_water;
         self.plan_bytes = end;
+        Ok(())
+    }
+
+    /// Checks the input tensor and its normalization.
+    fn check_input(&self) -> Result<()> {
+        let info = &self.body.info;
+        let input = self
+            .tensor_at(info.input)
+            .filter(|t| !t.is_constant())
+            .ok_or(Error::ModelBadInput)?;
+        let dim0 = input.info.shape.dim(0).unwrap_or(0);
+        let (mean, std) = (info.input_mean, info.input_std);
+        let len_ok = |n: usize| n == 1 || n == dim0;
+        let ok = mean.is_whole()
+            && std.is_whole()
+            && mean.len() == std.len()
+            && len_ok(mean.len())
+            && mean.iter().all(f32::is_finite)
+            && std.iter().all(|v| v.is_finite() && v > 0.0);
+        if !ok {
+            return Err(Error::ModelBadNormalization);
+        }
+        Ok(())
+    }
+
+    /// Graph checks: ids in range, every input produced before it is read, one producer per
+    /// tensor, arity, and each op's own `prepare`; then the logits and embedding are produced.
+    /// Never inlined, like [`Model::plan`], so its scratch (`T` flags) is not in the caller's
+    /// frame.
+    #[inline(never)]
+    fn validate_graph(&self) -> Result<()> {
+        let mut produced = [false; T];
+        let n = self.entries.len();
+        self.validate_graph_with(produced.get_mut(..n).ok_or(Error::PlanCapacity)?)
+    }
+
+    /// [`Model::validate_graph`] with the per-tensor "produced" flags in `produced` (one cell
+    /// per tensor).
+    #[inline(never)]
+    fn validate_graph_with<P: Cells<bool> + ?Sized>(&self, produced: &mut P) -> Result<()> {
+        let body = &self.body;
+        let n = self.entries.len();
+        for id in 0..n {
+            produced.set(id, false)?;
+        }
+        // Ids are checked against the table (n cells) before they index `produced`.
+        let set = |p: &mut P, id: u16| {
+            let _ = p.set(usize::from(id), true);
+        };
+        let get = |p: &P, id: u16| p.get(usize::from(id)).unwrap_or(false);
+        set(produced, body.info.input);
+        for id in 0..n {
+            let t = self
+                .tensor_at(id as u16)
+                .ok_or(Error::DecodeUnexpectedEnd)?;
+            if t.is_constant() {
+                set(produced, id as u16);
+            }
+        }
+        let mut infos = [TensorInfo {
+            shape: crate::tensor::Shape::default(),
+            dtype: DType::F32,
+        }; crate::format::graph::MAX_OP_INPUTS];
+        for (k, node) in body.nodes().enumerate() {
+            let node = node?;
+            let op = k as u16; // < op count, a u16
+            let ids = node.inputs.ids();
+            if !node.op.kind().arity().contains(&ids.len()) {
+                return Err(Error::OpBadArity { op });
+            }
+            for (info, &id) in infos.iter_mut().zip(ids) {
+                let t = self.tensor_at(id).ok_or(Error::GraphBadTensorId { op })?;
+                if !get(produced, id) {
+                    return Err(Error::GraphTensorNotProduced { op });
+                }
+                *info = t.info;
+            }
+            let out = self
+                .tensor_at(node.output)
+                .ok_or(Error::GraphBadTensorId { op })?
+                .info;
+            if get(produced, node.output) {
+                return Err(Error::GraphTwoProducers { op });
+            }
+            ops::prepare(op, &node, infos.get(..ids.len()).unwrap_or(&[]), &out)?;
+            set(produced, node.output);
+        }
+        let info = body.info;
+        for id in [info.logits, info.embedding] {
+            let is_const = self.tensor_at(id).is_some_and(|t| t.is_constant());
+            if usize::from(id) >= n || !get(produced, id) || is_const {
+                return Err(Error::ModelBadOutputs);
+            }
+        }
+        // One element type for both outputs (a dump record has one): with Quantize / Dequantize
+        // in the graph they could differ.
+        let is_f32 = |id: u16| self.tensor_at(id).map(|t| t.info.dtype == DType::F32);
+        if is_f32(info.logits) != is_f32(info.embedding) {
+            return Err(Error::ModelBadOutputs);
+        }
         Ok(())
     }
 
@@ -383,29 +548,26 @@ impl<'a, const T: usize> Model<'a, T> {
 
     /// Number of tensors in the tensor table.
     pub fn tensor_count(&self) -> usize {
-        self.slots.len()
+        self.entries.len()
     }
 
     /// Shape and dtype of tensor `id`.
     pub fn tensor(&self, id: u16) -> Option<TensorInfo> {
-        self.slots.get(usize::from(id)).map(|s| s.info())
+        self.tensor_at(id).map(|t| t.info)
     }
 
     /// Offset of tensor `id` in the (aligned) arena, `None` for a tensor no op uses.
     pub fn tensor_offset(&self, id: u16) -> Option<usize> {
-        let s = self.slots.get(usize::from(id))?;
-        (s.offset != UNPLANNED).then_some(s.offset as usize)
+        let offset = *self.offsets.get(usize::from(id))?;
+        (offset != UNPLANNED).then_some(offset)
     }
 
     /// The input tensor (normalized and, for int8, quantized input).
     pub fn input_info(&self) -> TensorInfo {
-        self.slot(self.body.info.input).map_or(
-            TensorInfo {
-                shape: crate::tensor::Shape::default(),
-                dtype: DType::F32,
-            },
-            |s| s.info(),
-        )
+        self.tensor(self.body.info.input).unwrap_or(TensorInfo {
+            shape: crate::tensor::Shape::default(),
+            dtype: DType::F32,
+        })
     }
 
     /// `Int8` when the input tensor is int8, else `F32` (a summary for logs; ops carry their own
@@ -440,10 +602,6 @@ impl<'a, const T: usize> Model<'a, T> {
         self.body.nodes()
     }
 
-    fn slot(&self, id: u16) -> Option<&Slot> {
-        self.slots.get(usize::from(id))
-    }
-
     /// Runs the model on one raw input (the input tensor's values, row-major, e.g. pixels in
     /// [0, 1] in CHW order).
     ///
@@ -470,38 +628,53 @@ impl<'a, const T: usize> Model<'a, T> {
             return Err(Error::RunBadInputLength);
         }
         let arena = aligned(arena, self.plan_bytes)?;
-        let table = self.body.tensor_table();
-        for slot in self.slots.iter().filter(|s| s.is_constant()) {
-            let data = slot.constant(table).ok_or(Error::DecodeUnexpectedEnd)?;
-            region_mut(arena, slot)?.copy_from_slice(data);
+        // Constants, and only they, sit at or past the planned region (`Model::plan`): only
+        // their entries are decoded here.
+        for (id, &offset) in self.offsets.iter().enumerate() {
+            if offset < self.planned_bytes || offset == UNPLANNED {
+                continue;
+            }
+            let t = self
+                .tensor_at(id as u16)
+                .ok_or(Error::DecodeUnexpectedEnd)?;
+            if let Some(data) = t.data {
+                region_mut(arena, &t)?.copy_from_slice(data);
+            }
         }
         self.write_input(input, arena)?;
+        // The tensor the previous op wrote, already decoded: usually the next op's input 0.
+        let mut last = None;
         for (index, node) in self.body.nodes().enumerate() {
             let node = node?;
-            self.eval(&node, arena)?;
+            let out = self.eval(&node, arena, &last)?;
+            last = Some((node.output, out));
             after_op(Step {
                 index,
                 kind: node.op.kind(),
                 output_id: node.output,
-                output: self.view(node.output, arena)?,
+                output: view_of(&out, arena)?,
             });
         }
         let arena: &'r [u8] = arena;
+        let output = |id: u16| {
+            let t = self.tensor_or(id, &last).ok_or(Error::ModelBadOutputs)?;
+            view_of(&t, arena)
+        };
         Ok(Outputs {
-            logits: self.view(self.body.info.logits, arena)?,
-            embedding: self.view(self.body.info.embedding, arena)?,
+            logits: output(self.body.info.logits)?,
+            embedding: output(self.body.info.embedding)?,
         })
     }
 
     /// Normalizes (and for int8 quantizes) the raw input into the input tensor's bytes.
     fn write_input(&self, input: &[f32], arena: &mut [u8]) -> Result<()> {
         let info = &self.body.info;
-        let slot = self.slot(info.input).ok_or(Error::ModelBadInput)?;
+        let slot = self.tensor_at(info.input).ok_or(Error::ModelBadInput)?;
         let groups = info.input_mean.len().max(1);
         let per = input.len() / groups;
         let norm = info.input_mean.iter().zip(info.input_std.iter());
-        let bytes = region_mut(arena, slot)?;
-        match slot.info().dtype {
+        let bytes = region_mut(arena, &slot)?;
+        match slot.info.dtype {
             DType::F32 => {
                 let out = f32s_mut(bytes)?;
                 for ((o_plane, x_plane), (mean, std)) in
@@ -524,38 +697,60 @@ impl<'a, const T: usize> Model<'a, T> {
         Ok(())
     }
 
-    /// Runs one op on the arena as planned.
-    fn eval(&self, node: &Node<'_>, arena: &mut [u8]) -> Result<()> {
-        let out_slot = self.slot(node.output).ok_or(Error::KernelBadArguments)?;
-        let first = node
-            .inputs
-            .ids()
-            .first()
-            .and_then(|&id| self.slot(id))
+    /// Tensor `id`, taken from `last` (an id and its decoded tensor) when the ids match.
+    fn tensor_or(&self, id: u16, last: &Option<(u16, Tensor<'a>)>) -> Option<Tensor<'a>> {
+        match last {
+            Some((last_id, t)) if *last_id == id => Some(*t),
+            _ => self.tensor_at(id),
+        }
+    }
+
+    /// Runs one op on the arena as planned; returns its output tensor (decoded once per op, for
+    /// the caller's [`Step`] view and as the next op's `last`: the tensor the previous op wrote,
+    /// not decoded again when this op reads it).
+    fn eval(
+        &self,
+        node: &Node<'_>,
+        arena: &mut [u8],
+        last: &Option<(u16, Tensor<'a>)>,
+    ) -> Result<Tensor<'a>> {
+        let out_slot = self
+            .tensor_at(node.output)
             .ok_or(Error::KernelBadArguments)?;
+        let out_slot = &out_slot;
         match ops::sharing(&node.op) {
-            Sharing::Alias if first.offset == out_slot.offset => return Ok(()),
-            // A Reshape of a constant: the planner gave it its own bytes; copy, nothing to run.
             Sharing::Alias | Sharing::InPlace => {
+                let first = node
+                    .inputs
+                    .ids()
+                    .first()
+                    .and_then(|&id| self.tensor_or(id, last))
+                    .ok_or(Error::KernelBadArguments)?;
+                if first.offset == out_slot.offset && ops::sharing(&node.op) == Sharing::Alias {
+                    return Ok(*out_slot);
+                }
+                // A Reshape of a constant: the planner gave it its own bytes; copy, nothing to
+                // run.
                 let len = out_slot.bytes().ok_or(Error::KernelBadArguments)?;
                 if first.offset != out_slot.offset {
-                    let src = first.offset as usize;
+                    let src = first.offset;
                     let end = src.checked_add(len).ok_or(Error::KernelBadArguments)?;
                     if end > arena.len() {
                         return Err(Error::ArenaTooSmall);
                     }
-                    let dst = out_slot.offset as usize;
+                    let dst = out_slot.offset;
                     if dst.checked_add(len).is_none_or(|e| e > arena.len()) {
                         return Err(Error::ArenaTooSmall);
                     }
                     arena.copy_within(src..end, dst);
                 }
                 let out = out_view(out_slot, region_mut(arena, out_slot)?)?;
-                return ops::eval_in_place(node, out);
+                ops::eval_in_place(node, out)?;
+                return Ok(*out_slot);
             }
             Sharing::None => {}
         }
-        let out_start = out_slot.offset as usize;
+        let out_start = out_slot.offset;
         let out_len = out_slot.bytes().ok_or(Error::KernelBadArguments)?;
         let (lo, rest) = arena
             .split_at_mut_checked(out_start)
@@ -574,9 +769,9 @@ impl<'a, const T: usize> Model<'a, T> {
             values: Values::I8(&[]),
         }; 4];
         for (dst, &id) in list.iter_mut().zip(node.inputs.ids()) {
-            let s = self.slot(id).ok_or(Error::KernelBadArguments)?;
-            let info = s.info();
-            let start = s.offset as usize;
+            let s = self.tensor_or(id, last).ok_or(Error::KernelBadArguments)?;
+            let info = s.info;
+            let start = s.offset;
             let len = info.bytes().ok_or(Error::KernelBadArguments)?;
             let end = start.checked_add(len).ok_or(Error::KernelBadArguments)?;
             let bytes = if end <= out_start {
@@ -594,34 +789,34 @@ impl<'a, const T: usize> Model<'a, T> {
         }
         let n = node.inputs.ids().len();
         let output = out_view(out_slot, out_bytes)?;
-        ops::eval(node, list.get(..n).unwrap_or(&[]), output)
-    }
-
-    /// A read-only view of tensor `id` after the run.
-    fn view<'r>(&self, id: u16, arena: &'r [u8]) -> Result<TensorView<'r>> {
-        let s = self.slot(id).ok_or(Error::ModelBadOutputs)?;
-        let start = s.offset as usize;
-        let len = s.bytes().ok_or(Error::ModelSizeOverflow)?;
-        let bytes = start
-            .checked_add(len)
-            .and_then(|end| arena.get(start..end))
-            .ok_or(Error::ArenaTooSmall)?;
-        let info = s.info();
-        let data = match (values(&info, bytes)?, info.dtype) {
-            (Values::F32(v), _) => TensorData::F32(v),
-            (Values::I8(v), DType::I8(quant)) => TensorData::I8 { values: v, quant },
-            _ => return Err(Error::KernelBadArguments),
-        };
-        Ok(TensorView {
-            shape: info.shape,
-            data,
-        })
+        ops::eval(node, list.get(..n).unwrap_or(&[]), output)?;
+        Ok(*out_slot)
     }
 }
 
+/// A read-only view of tensor `s` in the arena (after an op, or after the run).
+fn view_of<'r>(s: &Tensor<'_>, arena: &'r [u8]) -> Result<TensorView<'r>> {
+    let start = s.offset;
+    let len = s.bytes().ok_or(Error::ModelSizeOverflow)?;
+    let bytes = start
+        .checked_add(len)
+        .and_then(|end| arena.get(start..end))
+        .ok_or(Error::ArenaTooSmall)?;
+    let info = s.info;
+    let data = match (values(&info, bytes)?, info.dtype) {
+        (Values::F32(v), _) => TensorData::F32(v),
+        (Values::I8(v), DType::I8(quant)) => TensorData::I8 { values: v, quant },
+        _ => return Err(Error::KernelBadArguments),
+    };
+    Ok(TensorView {
+        shape: info.shape,
+        data,
+    })
+}
+
 /// The bytes of `slot` in the aligned arena.
-fn region_mut<'x>(arena: &'x mut [u8], slot: &Slot) -> Result<&'x mut [u8]> {
-    let start = slot.offset as usize;
+fn region_mut<'x>(arena: &'x mut [u8], slot: &Tensor<'_>) -> Result<&'x mut [u8]> {
+    let start = slot.offset;
     let len = slot.bytes().ok_or(Error::ModelSizeOverflow)?;
     start
         .checked_add(len)
@@ -636,10 +831,10 @@ fn values<'r>(info: &TensorInfo, bytes: &'r [u8]) -> Result<Values<'r>> {
     })
 }
 
-fn out_view<'r>(slot: &Slot, bytes: &'r mut [u8]) -> Result<Out<'r>> {
+fn out_view<'r>(slot: &Tensor<'_>, bytes: &'r mut [u8]) -> Result<Out<'r>> {
     Ok(Out {
-        info: slot.info(),
-        values: if slot.int8 {
+        info: slot.info,
+        values: if slot.int8() {
             ValuesMut::I8(i8s_mut(bytes))
         } else {
             ValuesMut::F32(f32s_mut(bytes)?)
@@ -649,13 +844,22 @@ fn out_view<'r>(slot: &Slot, bytes: &'r mut [u8]) -> Result<Out<'r>> {
 
 /// The ops as the planner sees them. A Reshape of a constant gets a buffer of its own (the
 /// constant lives outside the planned region; [`Model::eval`] copies it).
-#[derive(Clone)]
-struct OpIos<'a, 'c> {
+struct OpIos<'a, 'c, C: ?Sized> {
     nodes: Nodes<'a>,
-    is_constant: &'c [bool],
+    is_constant: &'c C,
 }
 
-impl Iterator for OpIos<'_, '_> {
+// Not derived: a derive would require `C: Clone`, which `[bool]` is not.
+impl<C: ?Sized> Clone for OpIos<'_, '_, C> {
+    fn clone(&self) -> Self {
+        OpIos {
+            nodes: self.nodes.clone(),
+            is_constant: self.is_constant,
+        }
+    }
+}
+
+impl<C: Cells<bool> + ?Sized> Iterator for OpIos<'_, '_, C> {
     type Item = OpIo;
 
     fn next(&mut self) -> Option<OpIo> {
@@ -666,7 +870,6 @@ impl Iterator for OpIos<'_, '_> {
             .ids()
             .first()
             .and_then(|&id| self.is_constant.get(usize::from(id)))
-            .copied()
             .unwrap_or(false);
         let reuse = match ops::sharing(&node.op) {
             Sharing::None => Reuse::None,
@@ -676,94 +879,4 @@ impl Iterator for OpIos<'_, '_> {
         };
         OpIo::new(node.inputs.ids(), node.output, reuse)
     }
-}
-
-/// Checks the input tensor and its normalization.
-fn check_input(info: &ModelInfo<'_>, slots: &[Slot]) -> Result<()> {
-    let input = slots
-        .get(usize::from(info.input))
-        .filter(|s| !s.is_constant())
-        .ok_or(Error::ModelBadInput)?;
-    let dim0 = input.info().shape.dim(0).unwrap_or(0);
-    let (mean, std) = (info.input_mean, info.input_std);
-    let len_ok = |n: usize| n == 1 || n == dim0;
-    let ok = mean.is_whole()
-        && std.is_whole()
-        && mean.len() == std.len()
-        && len_ok(mean.len())
-        && mean.iter().all(f32::is_finite)
-        && std.iter().all(|v| v.is_finite() && v > 0.0);
-    if !ok {
-        return Err(Error::ModelBadNormalization);
-    }
-    Ok(())
-}
-
-/// Graph checks: ids in range, every input produced before it is read, one producer per
-/// tensor, arity, and each op's own `prepare`; then the logits and embedding are produced.
-/// Never inlined, like [`Model::plan`], so its scratch is not in the caller's frame.
-#[inline(never)]
-fn validate_graph<const T: usize>(body: &Body<'_>, slots: &[Slot]) -> Result<()> {
-    // Ids are checked against the table (≤ T entries) before they index `produced`.
-    let mut produced = [false; T];
-    let set = |p: &mut [bool; T], id: u16| {
-        if let Some(b) = p.get_mut(usize::from(id)) {
-            *b = true;
-        }
-    };
-    let get = |p: &[bool; T], id: u16| p.get(usize::from(id)).copied().unwrap_or(false);
-    set(&mut produced, body.info.input);
-    for (id, s) in slots.iter().enumerate() {
-        if s.is_constant() {
-            set(&mut produced, id as u16);
-        }
-    }
-    let mut infos = [TensorInfo {
-        shape: crate::tensor::Shape::default(),
-        dtype: DType::F32,
-    }; crate::format::graph::MAX_OP_INPUTS];
-    for (k, node) in body.nodes().enumerate() {
-        let node = node?;
-        let op = k as u16; // < op count, a u16
-        let ids = node.inputs.ids();
-        if !node.op.kind().arity().contains(&ids.len()) {
-            return Err(Error::OpBadArity { op });
-        }
-        for (info, &id) in infos.iter_mut().zip(ids) {
-            let s = slots
-                .get(usize::from(id))
-                .ok_or(Error::GraphBadTensorId { op })?;
-            if !get(&produced, id) {
-                return Err(Error::GraphTensorNotProduced { op });
-            }
-            *info = s.info();
-        }
-        let out = slots
-            .get(usize::from(node.output))
-            .ok_or(Error::GraphBadTensorId { op })?
-            .info();
-        if get(&produced, node.output) {
-            return Err(Error::GraphTwoProducers { op });
-        }
-        ops::prepare(op, &node, infos.get(..ids.len()).unwrap_or(&[]), &out)?;
-        set(&mut produced, node.output);
-    }
-    let info = body.info;
-    for id in [info.logits, info.embedding] {
-        let is_const = slots.get(usize::from(id)).is_some_and(|s| s.is_constant());
-        if usize::from(id) >= slots.len() || !get(&produced, id) || is_const {
-            return Err(Error::ModelBadOutputs);
-        }
-    }
-    // One element type for both outputs (a dump record has one): with Quantize / Dequantize in
-    // the graph they could differ.
-    let is_f32 = |id: u16| {
-        slots
-            .get(usize::from(id))
-            .map(|s| s.info().dtype == DType::F32)
-    };
-    if is_f32(info.logits) != is_f32(info.embedding) {
-        return Err(Error::ModelBadOutputs);
-    }
-    Ok(())
 }

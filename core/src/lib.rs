@@ -73,7 +73,7 @@ pub use arena::{align_up, ARENA_ALIGN};
 pub use error::{Error, Result};
 pub use format::graph::{OpKind, WindowSpec};
 pub use format::{encode, encoded_len, file_len, Graph, FORMAT_VERSION, MAGIC};
-pub use interpreter::{Model, Outputs, Step, MAX_TENSORS};
+pub use interpreter::{Model, Outputs, Step, LOAD_SCRATCH_PER_TENSOR, MAX_TENSORS};
 pub use quant::{multiply_by_quantized_multiplier, quantize_multiplier, requantize};
 pub use samples::{DumpHeader, DumpValues, InputHeader};
 pub use tensor::{

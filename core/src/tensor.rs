@@ -197,17 +197,6 @@ impl Shape {
         })
     }
 
-    /// The dims array (zeros past the rank) and the rank, for compact storage
-    /// ([`Shape::from_parts`] is the inverse).
-    pub(crate) const fn to_parts(self) -> ([u32; MAX_RANK], u8) {
-        (self.dims, self.rank)
-    }
-
-    /// The shape [`Shape::to_parts`] returned these parts for.
-    pub(crate) const fn from_parts(dims: [u32; MAX_RANK], rank: u8) -> Self {
-        Self { dims, rank }
-    }
-
     /// `[c, h, w]`.
     pub fn chw(c: usize, h: usize, w: usize) -> Option<Self> {
         Self::new(&[c, h, w])
@@ -420,4 +409,79 @@ impl<'r> TensorView<'r> {
             TensorData::I8 { values, .. } => first_max(values),
         }
     }
+}
+
+/// Decodes one tensor-table entry (the `TensorDesc` wire: `Shape`, `DType`, optional byte
+/// string; `docs/model-format.md`) without serde, for the interpreter, which decodes the entry
+/// of every tensor an op touches at every run: postcard's generic path cost ≈ 1 000 instructions
+/// per entry on thumbv7em, this ≈ 50 (`docs/firmware.md`, "RAM"). Loading checks that it agrees
+/// with postcard on every entry of the model (`ModelBadTensor` otherwise), so the two cannot
+/// drift apart on a model that loads. `None` on anything malformed; never panics.
+#[inline(always)]
+pub(crate) fn decode_entry(b: &[u8]) -> Option<(Shape, DType, Option<&[u8]>)> {
+    let mut at = 0usize;
+    let rank = varint(b, &mut at)?;
+    if rank == 0 || rank > MAX_RANK as u32 {
+        return None;
+    }
+    let mut dims = [0u32; MAX_RANK];
+    for d in dims.iter_mut().take(rank as usize) {
+        *d = varint(b, &mut at)?;
+        if *d == 0 {
+            return None;
+        }
+    }
+    let dtype = match varint(b, &mut at)? {
+        0 => DType::F32,
+        1 => {
+            let q: [u8; 5] = b.get(at..at.checked_add(5)?)?.try_into().ok()?;
+            at += 5;
+            DType::I8(QuantParams {
+                scale: f32::from_le_bytes([q[0], q[1], q[2], q[3]]),
+                zero_point: q[4] as i8,
+            })
+        }
+        _ => return None,
+    };
+    let data = match *b.get(at)? {
+        0 => None,
+        1 => {
+            at += 1;
+            let len = usize::try_from(varint(b, &mut at)?).ok()?;
+            Some(b.get(at..at.checked_add(len)?)?)
+        }
+        _ => return None,
+    };
+    let shape = Shape {
+        dims,
+        rank: rank as u8,
+    };
+    Some((shape, dtype, data))
+}
+
+/// A postcard varint (LEB128, at most 5 bytes for a u32) at `*at`, advancing `*at`. Always
+/// inlined, with a one-byte fast path (every rank, dtype tag and most dims): the firmware is
+/// built for size (`opt-level = "s"`), which would otherwise keep it a call per field.
+#[inline(always)]
+fn varint(b: &[u8], at: &mut usize) -> Option<u32> {
+    let first = *b.get(*at)?;
+    if first & 0x80 == 0 {
+        *at += 1;
+        return Some(u32::from(first));
+    }
+    varint_long(b, at)
+}
+
+/// [`varint`] beyond one byte.
+fn varint_long(b: &[u8], at: &mut usize) -> Option<u32> {
+    let mut value = 0u32;
+    for i in 0..5 {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        value |= u32::from(byte & 0x7f).checked_shl(7 * i)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }

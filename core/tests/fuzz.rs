@@ -7,7 +7,7 @@ mod common;
 use common::{
     file_with_body, residual_cnn, small_cnn, small_mlp, vit_models, with_int8, OwnedModel,
 };
-use denoiserep_core::{Error, Model};
+use denoiserep_core::{Error, Model, LOAD_SCRATCH_PER_TENSOR, MAX_TENSORS};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -32,6 +32,7 @@ fn seeds() -> &'static [Vec<u8>] {
 /// Whatever loads must also run without panicking (on a bounded arena), with outputs of the
 /// declared shapes; the loader never reports a planner-internal error (validation comes first).
 fn load_and_maybe_run(bytes: &[u8]) -> bool {
+    same_with_scratch(bytes);
     match Model::from_bytes(bytes) {
         Err(e) => {
             assert!(
@@ -64,6 +65,29 @@ fn load_and_maybe_run(bytes: &[u8]) -> bool {
             }
             true
         }
+    }
+}
+
+/// Loading with the scratch in caller bytes (`from_bytes_in_place_with_scratch`, the firmware's
+/// path: the planner on `ByteCells`) gives the same result as the stack path: the same error, or
+/// the same plan (arena sizes and every tensor's offset).
+fn same_with_scratch(bytes: &[u8]) {
+    let stack = Model::from_bytes(bytes);
+    let mut scratch = vec![0xA5u8; LOAD_SCRATCH_PER_TENSOR * MAX_TENSORS];
+    let mut place: Option<Model<'_>> = None;
+    let packed = Model::from_bytes_in_place_with_scratch(bytes, &mut place, &mut scratch);
+    match (&stack, packed) {
+        (Err(a), Err(b)) => assert_eq!(*a, b),
+        (Ok(a), Ok(b)) => {
+            assert_eq!(
+                (a.arena_size(), a.activation_bytes(), a.tensor_count()),
+                (b.arena_size(), b.activation_bytes(), b.tensor_count())
+            );
+            for id in 0..a.tensor_count() as u16 {
+                assert_eq!(a.tensor_offset(id), b.tensor_offset(id), "tensor {id}");
+            }
+        }
+        (a, b) => panic!("stack path {a:?}, scratch path {b:?}"),
     }
 }
 

@@ -595,3 +595,46 @@ fn reshape_and_activation_of_a_constant_copy_it() {
     assert_eq!(run_f32(&model, &[0.5; 4]).0, [1.5, 0.5, 3.5, 0.5]);
     check_exact_arena(&bytes, &[0.5; 4]);
 }
+
+/// `from_bytes_in_place_with_scratch` needs exactly `LOAD_SCRATCH_PER_TENSOR` bytes per tensor
+/// (at any alignment), plans as `from_bytes` does, and refuses one byte less with a typed error.
+#[test]
+fn load_scratch_is_exact_and_gives_the_same_plan() {
+    use denoiserep_core::LOAD_SCRATCH_PER_TENSOR;
+    let (vit_f32, vit_int8) = common::vit_models(31);
+    for m in [
+        common::small_mlp(1),
+        common::residual_cnn(2),
+        vit_f32,
+        vit_int8,
+    ] {
+        let file = m.encode().unwrap();
+        let reference = Model::from_bytes(&file).unwrap();
+        let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count();
+        let mut buffer = vec![0u8; need + 1];
+        for misalign in [0, 1] {
+            let scratch = &mut buffer[misalign..misalign + need];
+            let mut place: Option<Model<'_>> = None;
+            let model =
+                Model::from_bytes_in_place_with_scratch(&file, &mut place, scratch).unwrap();
+            assert_eq!(model.arena_size(), reference.arena_size(), "{}", m.name);
+            for id in 0..reference.tensor_count() as u16 {
+                assert_eq!(model.tensor_offset(id), reference.tensor_offset(id));
+            }
+            let input = vec![0.25f32; model.input_len()];
+            let mut a = vec![0u8; model.arena_size()];
+            let mut b = vec![0u8; model.arena_size()];
+            assert_eq!(
+                model.run(&input, &mut a).unwrap(),
+                reference.run(&input, &mut b).unwrap()
+            );
+        }
+        let mut place: Option<Model<'_>> = None;
+        assert_eq!(
+            Model::from_bytes_in_place_with_scratch(&file, &mut place, &mut buffer[..need - 1])
+                .err(),
+            Some(Error::LoadScratchTooSmall { need })
+        );
+        assert!(place.is_none());
+    }
+}

@@ -3,13 +3,12 @@
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::board::{
-    ARENA_BYTES, MAX_INPUT_VALUES, MAX_RECORD_BYTES, READ_CHUNK_BYTES, TENSOR_CAPACITY,
-};
+use crate::board::{ARENA_BYTES, MAX_INPUT_VALUES, MAX_RECORD_BYTES, READ_CHUNK_BYTES};
 
 /// Every buffer a run needs, sized per board ([`crate::board`]).
 pub struct Buffers {
-    /// The model's arena ([`denoiserep_core::Model::arena_size`] must not exceed its length).
+    /// The model's arena, followed by the per-op counts (8 B per op, at its end) while running;
+    /// the model's loading scratch before that ([`crate::checks::check_fits`]).
     pub arena: [u8; ARENA_BYTES],
     /// One decoded input sample (raw f32 values, C·H·W).
     pub input: [f32; MAX_INPUT_VALUES],
@@ -17,9 +16,6 @@ pub struct Buffers {
     pub record: [u8; MAX_RECORD_BYTES],
     /// Raw bytes read from the input file.
     pub chunk: [u8; READ_CHUNK_BYTES],
-    /// Per-op counts (instructions or cycles) summed over the samples; a loaded model has fewer
-    /// ops than tensors, so one slot per tensor suffices (8 B each).
-    pub op_counts: [u64; TENSOR_CAPACITY],
 }
 
 static mut BUFFERS: Buffers = Buffers {
@@ -27,7 +23,6 @@ static mut BUFFERS: Buffers = Buffers {
     input: [0.0; MAX_INPUT_VALUES],
     record: [0; MAX_RECORD_BYTES],
     chunk: [0; READ_CHUNK_BYTES],
-    op_counts: [0; TENSOR_CAPACITY],
 };
 static TAKEN: AtomicBool = AtomicBool::new(false);
 

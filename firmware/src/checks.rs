@@ -90,13 +90,26 @@ fn len32(info: &TensorInfo) -> Result<u32, Failure> {
         .ok_or(Failure::ModelRejected(Error::ModelSizeOverflow))
 }
 
+/// Bytes of the per-op counts at the end of the static arena: one little-endian u64
+/// (instructions or cycles summed over the samples) per op.
+pub const OP_COUNT_BYTES: usize = 8;
+
+/// What a run needs of the static arena: the model's [`Model::arena_size`] plus its per-op
+/// counts ([`OP_COUNT_BYTES`] per op, kept in the arena's tail rather than in a static array, so
+/// that they cost no RAM beyond the arena: docs/firmware.md, "RAM").
+pub fn arena_need<const T: usize>(model: &Model<'_, T>) -> usize {
+    model
+        .arena_size()
+        .saturating_add(model.op_count().saturating_mul(OP_COUNT_BYTES))
+}
+
 /// Refuses (instead of crashing on) a model larger than this build's static buffers.
 pub fn check_fits<const T: usize>(
     model: &Model<'_, T>,
     header: &DumpHeader,
 ) -> Result<(), Failure> {
     let checks = [
-        (Buffer::Arena, model.arena_size(), ARENA_BYTES),
+        (Buffer::Arena, arena_need(model), ARENA_BYTES),
         (Buffer::Input, model.input_len(), MAX_INPUT_VALUES),
         (Buffer::Record, header.record_len(), MAX_RECORD_BYTES),
     ];
@@ -157,7 +170,7 @@ mod tests {
             check_fits(&m, &dump_header(&m).unwrap()),
             Err(Failure::ModelDoesNotFit {
                 buffer: Buffer::Arena,
-                need: m.arena_size(),
+                need: m.arena_size() + OP_COUNT_BYTES * m.op_count(),
                 have: ARENA_BYTES,
             })
         );

@@ -6,7 +6,7 @@
 //! them after `defmt-print`:
 //!
 //! ```text
-//! board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=32
+//! board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=128
 //! model name=residual-dw-int8 precision=Int8 ops=6 tensors=7 file_bytes=463 arena_bytes=1731 input=1x12x12 classes=10 embedding_tensor=5
 //! op=0 kind=conv2d in=1x12x12 out=4x12x12 macs=5184
 //! op=2 kind=add in=4x12x12,4x12x12 out=4x12x12 macs=0
@@ -30,7 +30,9 @@ use denoiserep_core::{DumpHeader, Error, Shape};
 
 use crate::board::{self, ARENA_BYTES, TENSOR_CAPACITY};
 use crate::buffers::Buffers;
-use crate::checks::{check_fits, dump_header, model_file, node_macs, FirmwareModel};
+use crate::checks::{
+    check_fits, dump_header, model_file, node_macs, FirmwareModel, OP_COUNT_BYTES,
+};
 use crate::counter::InstructionCounter;
 use crate::failure::Failure;
 use crate::io::{DumpFile, InputFile};
@@ -93,7 +95,7 @@ pub fn run(counter: &InstructionCounter, buffers: &mut Buffers) -> Result<Summar
     // and only borrowed afterwards: returning the model by value would copy it (≈ 1.5 KiB at
     // T = 32) into a second stack slot.
     let mut place = None;
-    let model = load(file, &mut place).map_err(Failure::ModelRejected)?;
+    let model = load(file, &mut place, &mut buffers.arena).map_err(Failure::ModelRejected)?;
     // The peak so far is the load's (main painted the stack before calling `run`).
     let load_peak = stack::peak();
     stack::paint();
@@ -120,8 +122,10 @@ fn serve(
         input: input_values,
         record,
         chunk,
-        op_counts,
     } = buffers;
+    // The per-op counts take the arena's tail (`check_fits` counted them in its need).
+    let counts_at = ARENA_BYTES.saturating_sub(model.op_count() * OP_COUNT_BYTES);
+    let (arena, op_counts) = arena.split_at_mut(counts_at);
     let input_len = model.input_len();
     let mut input = InputFile::open(input_len)?;
     let header = DumpHeader {
@@ -140,8 +144,11 @@ fn serve(
         let outputs = model
             .run_with(x, arena, |step| {
                 let now = counter.count();
-                if let Some(slot) = op_counts.get_mut(step.index) {
-                    *slot += now - last;
+                let at = step.index * OP_COUNT_BYTES;
+                if let Some(cell) = op_counts.get_mut(at..at + OP_COUNT_BYTES) {
+                    let mut sum = [0u8; OP_COUNT_BYTES];
+                    sum.copy_from_slice(cell);
+                    cell.copy_from_slice(&(u64::from_le_bytes(sum) + (now - last)).to_le_bytes());
                 }
                 last = now;
             })
@@ -169,15 +176,17 @@ fn serve(
     })
 }
 
-/// Decodes, validates and plans the model into `place`. Never inlined: the core's planning
-/// scratch (`[_; T]` arrays) then lives in frames below this one, which are gone before the first
-/// inference, instead of in `run`'s frame for the whole run.
+/// Decodes, validates and plans the model into `place`, with the core's loading scratch (13 B per
+/// tensor: the planner's arrays and the graph check's flags) in `scratch` — the arena, unused
+/// until the first inference — instead of on the stack. Never inlined: the load's frames are
+/// gone before the first inference instead of staying in `run`'s frame for the whole run.
 #[inline(never)]
 fn load<'p, 'a>(
     file: &'a [u8],
     place: &'p mut Option<FirmwareModel<'a>>,
+    scratch: &mut [u8],
 ) -> Result<&'p FirmwareModel<'a>, Error> {
-    FirmwareModel::from_bytes_in_place(file, place)
+    FirmwareModel::from_bytes_in_place_with_scratch(file, place, scratch)
 }
 
 /// The `model` line and one `op=` line per op.
@@ -218,13 +227,20 @@ fn log_model(model: &FirmwareModel<'_>, file_bytes: usize) -> Result<(), Failure
 /// One `op_total=` line per op and the `done` line.
 fn log_totals(
     model: &FirmwareModel<'_>,
-    op_counts: &[u64],
+    op_counts: &[u8],
     samples: u32,
     total: u64,
 ) -> Result<(), Failure> {
     let mut all_macs = 0u64;
-    for (index, (node, &spent)) in model.nodes().zip(op_counts).enumerate() {
+    for (index, (node, cell)) in model
+        .nodes()
+        .zip(op_counts.chunks_exact(OP_COUNT_BYTES))
+        .enumerate()
+    {
         let node = node.map_err(Failure::ModelRejected)?;
+        let mut sum = [0u8; OP_COUNT_BYTES];
+        sum.copy_from_slice(cell);
+        let spent = u64::from_le_bytes(sum);
         let macs = node_macs(model, &node) * u64::from(samples);
         all_macs += macs;
         defmt::info!(

@@ -11,7 +11,7 @@ use denoiserep_core::Model;
 use denoiserep_tests::device::{
     defmt_print, digit_like_inputs, exit, f32_and_int8, field_u64, firmware_elf,
     host_partition_error, input_file, mnist_cnn, qemu_or_skip, record_comparison, report,
-    run_firmware, DeviceRun, ARENA_CAPACITY, INSTRUCTIONS_PER_TICK,
+    run_firmware, DeviceRun, ARENA_CAPACITY, INSTRUCTIONS_PER_TICK, TENSOR_CAPACITY,
 };
 use denoiserep_tests::models::{square, OwnedModel};
 
@@ -110,6 +110,45 @@ fn model_longer_than_its_partition_is_rejected() {
 }
 
 #[test]
+fn model_with_more_tensors_than_the_capacity_is_rejected_with_a_typed_error() {
+    let Some(qemu) =
+        qemu_or_skip("model_with_more_tensors_than_the_capacity_is_rejected_with_a_typed_error")
+    else {
+        return;
+    };
+    // A chain of ReLUs on 4 values: one tensor per op, TENSOR_CAPACITY + 1 tensors in all (the
+    // core's own default capacity holds it, so the host loads it).
+    let mut desc = OwnedModel::new("too-many-tensors", &[4], &[0.0], &[1.0]);
+    let mut x = 0;
+    for _ in 0..TENSOR_CAPACITY {
+        x = desc.act(x, Activation::Relu);
+    }
+    let desc = desc.outputs(x, x);
+    let file = desc.encode().unwrap();
+    assert_eq!(
+        Model::from_bytes(&file).unwrap().tensor_count(),
+        TENSOR_CAPACITY + 1
+    );
+    let run = run_firmware(
+        &qemu,
+        &defmt_print(),
+        &firmware_elf("denoiserep-firmware"),
+        Some(&file),
+        Some(&input_file(&[vec![0.5; 4]])),
+    );
+    assert_clean_failure(
+        &run,
+        exit::MODEL_REJECTED,
+        "ModelRejected(DecodeTooManyTensors)",
+    );
+    record_comparison("too many tensors: typed rejection", 0);
+    report(&format!(
+        "{} tensors (capacity {TENSOR_CAPACITY}): DecodeTooManyTensors, exit 1",
+        TENSOR_CAPACITY + 1
+    ));
+}
+
+#[test]
 fn model_whose_arena_does_not_fit_gets_an_error_code() {
     let Some(qemu) = qemu_or_skip("model_whose_arena_does_not_fit_gets_an_error_code") else {
         return;
@@ -121,7 +160,9 @@ fn model_whose_arena_does_not_fit_gets_an_error_code() {
     let pooled = desc.mean(wide);
     let desc = desc.outputs(pooled, pooled);
     let file = desc.encode().unwrap();
-    let need = Model::from_bytes(&file).unwrap().arena_size();
+    // The firmware's arena also holds the per-op counts (8 B per op, at its end).
+    let model = Model::from_bytes(&file).unwrap();
+    let need = model.arena_size() + 8 * model.op_count();
     assert!(need > ARENA_CAPACITY);
     let run = run_firmware(
         &qemu,

@@ -18,6 +18,7 @@ use core::cmp::Ordering;
 use crate::arena::align_up;
 use crate::error::{Error, Result};
 
+use super::cells::{sort_by, Cells};
 use super::liveness::Lifetime;
 
 /// Assigns `offsets[i]` to each buffer `lifetimes[i]` and returns the high-water mark
@@ -55,30 +56,46 @@ pub fn greedy_by(
     offsets: &mut [usize],
     placement: Placement,
 ) -> Result<usize> {
-    let n = lifetimes.len();
-    if n > usize::from(u16::MAX) {
+    greedy_in(lifetimes, lifetimes.len(), order, offsets, placement)
+}
+
+/// [`greedy_by`] on the first `n` buffers of any [`Cells`] storage (the interpreter's scratch
+/// may be packed into the arena).
+pub(crate) fn greedy_in<L, O>(
+    lifetimes: &L,
+    n: usize,
+    order: &mut O,
+    offsets: &mut [usize],
+    placement: Placement,
+) -> Result<usize>
+where
+    L: Cells<Lifetime> + ?Sized,
+    O: Cells<u16> + ?Sized,
+{
+    if n > usize::from(u16::MAX) || n > lifetimes.len() || order.len() < n {
         return Err(Error::PlanCapacity);
     }
-    let order = order.get_mut(..n).ok_or(Error::PlanCapacity)?;
     let offsets = offsets.get_mut(..n).ok_or(Error::PlanCapacity)?;
-    for (i, (lt, slot)) in lifetimes.iter().zip(order.iter_mut()).enumerate() {
+    for i in 0..n {
+        let lt = lifetimes.get(i).ok_or(Error::PlanCapacity)?;
         if lt.first > lt.last {
             return Err(Error::PlanBadLifetime { buffer: i });
         }
         align_up(lt.size).ok_or(Error::ModelSizeOverflow)?;
-        *slot = u16::try_from(i).map_err(|_| Error::PlanCapacity)?;
+        order.set(i, u16::try_from(i).map_err(|_| Error::PlanCapacity)?)?;
     }
-    order.sort_unstable_by(|&a, &b| placement_order(lifetimes, a, b, placement));
+    sort_by(order, n, |a, b| placement_order(lifetimes, a, b, placement))?;
 
     let mut high_water = 0usize;
     for i in 0..n {
-        let (placed, rest) = order.split_at_mut(i);
-        let id = *rest.first().ok_or(Error::PlanCapacity)?;
-        let want = *lifetimes.get(usize::from(id)).ok_or(Error::PlanCapacity)?;
+        // order[..i] are the placed buffers, sorted by offset.
+        let id = order.get(i).ok_or(Error::PlanCapacity)?;
+        let want = lifetimes.get(usize::from(id)).ok_or(Error::PlanCapacity)?;
         let size = align_up(want.size).ok_or(Error::ModelSizeOverflow)?;
 
         let mut candidate = 0usize;
-        for &p in placed.iter() {
+        for k in 0..i {
+            let p = order.get(k).ok_or(Error::PlanCapacity)?;
             let other = lifetimes.get(usize::from(p)).ok_or(Error::PlanCapacity)?;
             if !other.intersects(&want) {
                 continue;
@@ -101,21 +118,33 @@ pub fn greedy_by(
             .ok_or(Error::PlanCapacity)? = candidate;
 
         // Keep order[..=i] sorted by offset: move `id` in front of the first larger offset.
-        let pos = placed
-            .iter()
-            .position(|&p| offsets.get(usize::from(p)).is_some_and(|&o| o > candidate))
-            .unwrap_or(i);
-        order
-            .get_mut(pos..=i)
-            .ok_or(Error::PlanCapacity)?
-            .rotate_right(1);
+        let mut pos = i;
+        for k in 0..i {
+            let p = order.get(k).ok_or(Error::PlanCapacity)?;
+            if offsets.get(usize::from(p)).is_some_and(|&o| o > candidate) {
+                pos = k;
+                break;
+            }
+        }
+        let mut k = i;
+        while k > pos {
+            let v = order.get(k - 1).ok_or(Error::PlanCapacity)?;
+            order.set(k, v)?;
+            k -= 1;
+        }
+        order.set(pos, id)?;
     }
     Ok(high_water)
 }
 
 /// A total order on buffer ids: [`Placement::BySize`] = size descending, then `first` ascending,
 /// then index; [`Placement::ByFirstUse`] = `first` ascending, then size descending, then index.
-fn placement_order(lifetimes: &[Lifetime], a: u16, b: u16, placement: Placement) -> Ordering {
+fn placement_order<L: Cells<Lifetime> + ?Sized>(
+    lifetimes: &L,
+    a: u16,
+    b: u16,
+    placement: Placement,
+) -> Ordering {
     let key = |i: u16| {
         lifetimes.get(usize::from(i)).map_or((0, u16::MAX), |lt| {
             (align_up(lt.size).unwrap_or(usize::MAX), lt.first)

@@ -18,6 +18,8 @@
 use crate::arena::align_up;
 use crate::error::{Error, Result};
 
+use super::cells::Cells;
+
 /// The most inputs one op has (Conv: input, weights, bias; Add: two inputs; one spare).
 pub const MAX_OP_INPUTS: usize = 4;
 
@@ -118,23 +120,53 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
     buffer_of: &mut [u16],
     lifetimes: &mut [Lifetime],
 ) -> Result<usize> {
+    liveness_in(
+        tensor_bytes,
+        is_constant,
+        graph_input,
+        graph_outputs,
+        ops,
+        buffer_of,
+        lifetimes,
+    )
+}
+
+/// [`liveness`] on any [`Cells`] storage (the interpreter's scratch may be packed into the
+/// arena).
+pub(crate) fn liveness_in<I, C, B, L>(
+    tensor_bytes: &[usize],
+    is_constant: &C,
+    graph_input: u16,
+    graph_outputs: &[u16],
+    ops: I,
+    buffer_of: &mut B,
+    lifetimes: &mut L,
+) -> Result<usize>
+where
+    I: Iterator<Item = OpIo> + Clone,
+    C: Cells<bool> + ?Sized,
+    B: Cells<u16> + ?Sized,
+    L: Cells<Lifetime> + ?Sized,
+{
     let n_tensors = tensor_bytes.len();
     if is_constant.len() != n_tensors || buffer_of.len() != n_tensors {
         return Err(Error::PlanCapacity);
     }
     for &t in graph_outputs.iter().chain([graph_input].iter()) {
-        if is_constant.get(usize::from(t)) != Some(&false) {
+        if is_constant.get(usize::from(t)) != Some(false) {
             return Err(Error::PlanBadGraphTensor);
         }
     }
-    buffer_of.fill(NO_BUFFER);
+    for t in 0..n_tensors {
+        buffer_of.set(t, NO_BUFFER)?;
+    }
     let capacity = lifetimes.len().min(usize::from(NO_BUFFER));
     let mut n_buffers = 0usize;
     let input_bytes = *tensor_bytes
         .get(usize::from(graph_input))
         .ok_or(Error::PlanBadGraphTensor)?;
     let b = push_buffer(lifetimes, capacity, &mut n_buffers, input_bytes, 0)?;
-    set(buffer_of, graph_input, b).ok_or(Error::PlanBadGraphTensor)?;
+    set(buffer_of, graph_input, b).map_err(|_| Error::PlanBadGraphTensor)?;
 
     let mut n_ops = 0u16;
     for (k, op) in ops.clone().enumerate() {
@@ -144,18 +176,16 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
         let bad_id = Error::PlanBadTensorId { op: k };
         let inputs = op.inputs().ok_or(bad_id)?;
         for &t in inputs {
-            if *is_constant.get(usize::from(t)).ok_or(bad_id)? {
+            if is_constant.get(usize::from(t)).ok_or(bad_id)? {
                 continue;
             }
-            let lt = buffer(buffer_of, t, n_buffers)
-                .and_then(|b| lifetimes.get_mut(usize::from(b)))
-                .ok_or(Error::PlanBadProducer { op: k })?;
-            lt.last = lt.last.max(at);
+            extend(buffer_of, lifetimes, t, n_buffers, at)
+                .ok_or(Error::PlanBadProducer { op: k })??;
         }
 
         let out_bytes = *tensor_bytes.get(usize::from(op.output)).ok_or(bad_id)?;
-        let out_free = is_constant.get(usize::from(op.output)) == Some(&false)
-            && buffer_of.get(usize::from(op.output)) == Some(&NO_BUFFER);
+        let out_free = is_constant.get(usize::from(op.output)) == Some(false)
+            && buffer_of.get(usize::from(op.output)) == Some(NO_BUFFER);
         if !out_free {
             return Err(Error::PlanBadProducer { op: k });
         }
@@ -172,7 +202,7 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
                 match (op.reuse, src_buffer) {
                     (Reuse::Alias, None) => return Err(bad_reuse),
                     (Reuse::Alias, b) => b,
-                    (_, Some(b)) if !used_after(ops.clone(), k, b, buffer_of, graph_outputs) => {
+                    (_, Some(b)) if !used_after(ops.clone(), k, b, &*buffer_of, graph_outputs) => {
                         Some(b)
                     }
                     _ => None,
@@ -183,21 +213,36 @@ pub fn liveness<I: Iterator<Item = OpIo> + Clone>(
             Some(b) => b,
             None => push_buffer(lifetimes, capacity, &mut n_buffers, out_bytes, at)?,
         };
-        set(buffer_of, op.output, b).ok_or(bad_id)?;
+        set(buffer_of, op.output, b).map_err(|_| bad_id)?;
     }
 
     for &t in graph_outputs {
-        let lt = buffer(buffer_of, t, n_buffers)
-            .and_then(|b| lifetimes.get_mut(usize::from(b)))
-            .ok_or(Error::PlanBadGraphTensor)?;
-        lt.last = lt.last.max(n_ops);
+        extend(buffer_of, lifetimes, t, n_buffers, n_ops).ok_or(Error::PlanBadGraphTensor)??;
     }
     Ok(n_buffers)
 }
 
+/// Extends the lifetime of tensor `t`'s buffer to op `at`; `None` if `t` has no buffer yet.
+fn extend<B, L>(
+    buffer_of: &B,
+    lifetimes: &mut L,
+    t: u16,
+    n_buffers: usize,
+    at: u16,
+) -> Option<Result<()>>
+where
+    B: Cells<u16> + ?Sized,
+    L: Cells<Lifetime> + ?Sized,
+{
+    let b = usize::from(buffer(buffer_of, t, n_buffers)?);
+    let mut lt = lifetimes.get(b)?;
+    lt.last = lt.last.max(at);
+    Some(lifetimes.set(b, lt))
+}
+
 /// Appends buffer `*n_buffers` of `bytes` (rounded up to `ARENA_ALIGN`), live from op `first`.
-fn push_buffer(
-    lifetimes: &mut [Lifetime],
+fn push_buffer<L: Cells<Lifetime> + ?Sized>(
+    lifetimes: &mut L,
     capacity: usize,
     n_buffers: &mut usize,
     bytes: usize,
@@ -207,39 +252,41 @@ fn push_buffer(
         return Err(Error::PlanCapacity);
     }
     let b = u16::try_from(*n_buffers).map_err(|_| Error::PlanCapacity)?;
-    *lifetimes.get_mut(*n_buffers).ok_or(Error::PlanCapacity)? = Lifetime {
-        size: align_up(bytes).ok_or(Error::ModelSizeOverflow)?,
-        first,
-        last: first,
-    };
+    lifetimes.set(
+        *n_buffers,
+        Lifetime {
+            size: align_up(bytes).ok_or(Error::ModelSizeOverflow)?,
+            first,
+            last: first,
+        },
+    )?;
     *n_buffers += 1;
     Ok(b)
 }
 
 /// The buffer of tensor `t` if it has one of the `n_buffers` assigned so far.
-fn buffer(buffer_of: &[u16], t: u16, n_buffers: usize) -> Option<u16> {
-    let b = *buffer_of.get(usize::from(t))?;
+fn buffer<B: Cells<u16> + ?Sized>(buffer_of: &B, t: u16, n_buffers: usize) -> Option<u16> {
+    let b = buffer_of.get(usize::from(t))?;
     (usize::from(b) < n_buffers).then_some(b)
 }
 
-/// `buffer_of[t] = b`, or `None` if `t` is out of range.
-fn set(buffer_of: &mut [u16], t: u16, b: u16) -> Option<()> {
-    *buffer_of.get_mut(usize::from(t))? = b;
-    Some(())
+/// `buffer_of[t] = b`; an error if `t` is out of range.
+fn set<B: Cells<u16> + ?Sized>(buffer_of: &mut B, t: u16, b: u16) -> Result<()> {
+    buffer_of.set(usize::from(t), b)
 }
 
 /// Whether buffer `b` holds a graph output or is read by an op after op `k`.
 ///
 /// Tensors that will join `b` later (aliases, in-place outputs) are produced by an op reading a
 /// tensor already in `b`, so looking at the tensors assigned by op `k` suffices.
-fn used_after<I: Iterator<Item = OpIo>>(
+fn used_after<I: Iterator<Item = OpIo>, B: Cells<u16> + ?Sized>(
     ops: I,
     k: usize,
     b: u16,
-    buffer_of: &[u16],
+    buffer_of: &B,
     graph_outputs: &[u16],
 ) -> bool {
-    let in_b = |t: &u16| buffer_of.get(usize::from(*t)) == Some(&b);
+    let in_b = |t: &u16| buffer_of.get(usize::from(*t)) == Some(b);
     graph_outputs.iter().any(in_b)
         || ops
             .skip(k.saturating_add(1))

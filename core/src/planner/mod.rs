@@ -1,6 +1,8 @@
 //! Arena planning for a graph of ops: which activation tensors share memory, and where each lives.
 //!
-//! Two steps, both without allocation, into storage the caller provides:
+//! Two steps, both without allocation, into storage the caller provides (typed slices, or, inside
+//! the crate, any [`Cells`] storage such as [`ByteCells`]: the same values packed into bytes, so
+//! that `Model` can plan inside the caller's arena while loading):
 //!
 //! 1. [`liveness`]: walks the ops in execution order and gives every non-constant tensor a
 //!    *buffer*. A tensor normally gets a buffer of its own; a [`Reuse::Alias`] output (Reshape,
@@ -39,6 +41,7 @@
 //! the plan; the public `arena_size()` adds `ARENA_ALIGN − 1` bytes of slack for a misaligned
 //! caller buffer. A tensor's bytes start at `offset[buffer_of[t]]` ([`PlanStorage::tensor_offset`]).
 
+mod cells;
 mod greedy;
 mod liveness;
 mod ping_pong;
@@ -48,6 +51,12 @@ mod tests;
 pub use greedy::{greedy, greedy_by, Placement};
 pub use liveness::{liveness, Lifetime, OpIo, Reuse, MAX_OP_INPUTS, NO_BUFFER};
 pub use ping_pong::ping_pong;
+
+pub use cells::{ByteCells, Cells, Packed};
+pub(crate) use liveness::liveness_in;
+
+use greedy::greedy_in;
+use ping_pong::ping_pong_in;
 
 use crate::error::Result;
 
@@ -100,8 +109,7 @@ pub struct ArenaPlan {
     pub high_water: usize,
 }
 
-/// Runs [`liveness`] then the better of the two [`greedy_by`] placements on `graph`, filling
-/// `storage`.
+/// Runs [`liveness`] then [`place`] on `graph`, filling `storage`.
 pub fn plan<I: Iterator<Item = OpIo> + Clone>(
     graph: Graph<'_, I>,
     storage: &mut PlanStorage<'_>,
@@ -119,28 +127,47 @@ pub fn plan<I: Iterator<Item = OpIo> + Clone>(
         .lifetimes
         .get(..buffers)
         .ok_or(crate::error::Error::PlanCapacity)?;
-    let by_size = greedy_by(lifetimes, storage.order, storage.offsets, Placement::BySize)?;
-    let by_first = greedy_by(
-        lifetimes,
-        storage.order,
-        storage.offsets,
-        Placement::ByFirstUse,
-    )?;
-    let chain = ping_pong(lifetimes, storage.order, storage.offsets)?;
+    let high_water = place(lifetimes, storage.order, storage.offsets)?;
+    Ok(ArenaPlan {
+        buffers,
+        high_water,
+    })
+}
+
+/// The placement step of [`plan`] on buffers [`liveness`] found: the better of the two
+/// [`greedy_by`] placements, or the [`ping_pong`] layout of a chain when that is smaller.
+/// Writes `offsets[..lifetimes.len()]` (per buffer) and returns the high-water mark; `order` as
+/// for [`greedy`]. Public on its own so that a caller can reuse the storage of `tensor_bytes`
+/// (no longer read once liveness is done) for `offsets`: the interpreter does, to keep its
+/// loading stack small.
+pub fn place(lifetimes: &[Lifetime], order: &mut [u16], offsets: &mut [usize]) -> Result<usize> {
+    place_in(lifetimes, lifetimes.len(), order, offsets)
+}
+
+/// [`place`] on the first `n` buffers of any [`Cells`] storage.
+pub(crate) fn place_in<L, O>(
+    lifetimes: &L,
+    n: usize,
+    order: &mut O,
+    offsets: &mut [usize],
+) -> Result<usize>
+where
+    L: Cells<Lifetime> + ?Sized,
+    O: Cells<u16> + ?Sized,
+{
+    let by_size = greedy_in(lifetimes, n, order, offsets, Placement::BySize)?;
+    let by_first = greedy_in(lifetimes, n, order, offsets, Placement::ByFirstUse)?;
+    let chain = ping_pong_in(lifetimes, n, order, offsets)?;
     let best = by_size.min(by_first);
-    let high_water = match chain {
-        Some(w) if w < best => w,
+    match chain {
+        Some(w) if w < best => Ok(w),
         _ => {
             let placement = if by_first < by_size {
                 Placement::ByFirstUse
             } else {
                 Placement::BySize
             };
-            greedy_by(lifetimes, storage.order, storage.offsets, placement)?
+            greedy_in(lifetimes, n, order, offsets, placement)
         }
-    };
-    Ok(ArenaPlan {
-        buffers,
-        high_water,
-    })
+    }
 }

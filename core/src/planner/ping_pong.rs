@@ -7,6 +7,7 @@
 use crate::arena::align_up;
 use crate::error::{Error, Result};
 
+use super::cells::{sort_by, Cells};
 use super::liveness::Lifetime;
 
 /// Places a chain two-ended and returns its size, or `Ok(None)` when the buffers do not form a
@@ -16,33 +17,45 @@ pub fn ping_pong(
     order: &mut [u16],
     offsets: &mut [usize],
 ) -> Result<Option<usize>> {
-    let n = lifetimes.len();
-    if n > usize::from(u16::MAX) {
+    ping_pong_in(lifetimes, lifetimes.len(), order, offsets)
+}
+
+/// [`ping_pong`] on the first `n` buffers of any [`Cells`] storage.
+pub(crate) fn ping_pong_in<L, O>(
+    lifetimes: &L,
+    n: usize,
+    order: &mut O,
+    offsets: &mut [usize],
+) -> Result<Option<usize>>
+where
+    L: Cells<Lifetime> + ?Sized,
+    O: Cells<u16> + ?Sized,
+{
+    if n > usize::from(u16::MAX) || n > lifetimes.len() || order.len() < n {
         return Err(Error::PlanCapacity);
     }
-    let order = order.get_mut(..n).ok_or(Error::PlanCapacity)?;
     let offsets = offsets.get_mut(..n).ok_or(Error::PlanCapacity)?;
-    for (i, slot) in order.iter_mut().enumerate() {
-        *slot = i as u16; // n ≤ u16::MAX
+    for i in 0..n {
+        order.set(i, i as u16)?; // n ≤ u16::MAX
     }
     let key = |i: u16| {
         lifetimes
             .get(usize::from(i))
             .map_or((u16::MAX, u16::MAX), |l| (l.first, l.last))
     };
-    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
-    let get = |k: usize| -> Result<(Lifetime, usize)> {
-        let id = usize::from(*order.get(k).ok_or(Error::PlanCapacity)?);
-        let lt = *lifetimes.get(id).ok_or(Error::PlanCapacity)?;
+    sort_by(order, n, |a, b| key(a).cmp(&key(b)).then(a.cmp(&b)))?;
+    let get = |order: &O, k: usize| -> Result<(Lifetime, usize)> {
+        let id = usize::from(order.get(k).ok_or(Error::PlanCapacity)?);
+        let lt = lifetimes.get(id).ok_or(Error::PlanCapacity)?;
         let size = align_up(lt.size).ok_or(Error::ModelSizeOverflow)?;
         Ok((lt, size))
     };
     let mut width = 0usize;
     for k in 0..n {
-        let (a, size_a) = get(k)?;
+        let (a, size_a) = get(order, k)?;
         width = width.max(size_a);
         if k + 1 < n {
-            let (b, size_b) = get(k + 1)?;
+            let (b, size_b) = get(order, k + 1)?;
             if !a.intersects(&b) && a.size > 0 && b.size > 0 {
                 // Not touching its successor is fine only if nothing later touches it either;
                 // keep the rule simple: a chain's neighbours meet.
@@ -50,13 +63,13 @@ pub fn ping_pong(
             }
             width = width.max(size_a.checked_add(size_b).ok_or(Error::ModelSizeOverflow)?);
         }
-        if k + 2 < n && a.intersects(&get(k + 2)?.0) {
+        if k + 2 < n && a.intersects(&get(order, k + 2)?.0) {
             return Ok(None);
         }
     }
     for k in 0..n {
-        let (_, size) = get(k)?;
-        let id = usize::from(*order.get(k).ok_or(Error::PlanCapacity)?);
+        let (_, size) = get(order, k)?;
+        let id = usize::from(order.get(k).ok_or(Error::PlanCapacity)?);
         *offsets.get_mut(id).ok_or(Error::PlanCapacity)? =
             if k % 2 == 0 { 0 } else { width - size };
     }
