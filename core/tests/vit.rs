@@ -1103,3 +1103,51 @@ fn the_random_op_property_is_not_vacuous() {
     assert_eq!(logits, vec![0.1; 4]);
     assert_eq!(emb.len(), 2);
 }
+
+/// Issue 13's malformed ViT files, on the whole test ViT (f32 and int8), not a one-op model: a
+/// head split whose head count does not divide the width, position embeddings for another
+/// token count, and a GELU table of 255 entries are each refused by `prepare` with a typed
+/// error naming the op that cannot run — never a panic, never a model that loads.
+#[test]
+fn malformed_vit_files_are_refused_naming_the_op() {
+    let (f32m, i8m) = vit_models(3);
+    for base in [&f32m, &i8m] {
+        assert!(Model::from_bytes(&base.raw()).is_ok());
+        // Three heads of width VIT_HEAD_DIM for a VIT_DIM = 2 · VIT_HEAD_DIM wide q.
+        let mut m = base.clone();
+        let k = m
+            .nodes
+            .iter()
+            .position(|n| matches!(n.op, OwnedOp::Reshape))
+            .unwrap();
+        let out = m.nodes[k].output as usize;
+        assert_eq!(m.tensors[out].dims, [VIT_TOKENS, VIT_HEADS, VIT_HEAD_DIM]);
+        m.tensors[out].dims = vec![VIT_TOKENS, 3, VIT_HEAD_DIM];
+        expect_err(&m, Error::ShapeMismatch { op: k as u16 });
+        // Position embeddings of one token more: the Add after the class-token Concat.
+        let mut m = base.clone();
+        let k = m
+            .nodes
+            .iter()
+            .position(|n| matches!(n.op, OwnedOp::Add { .. }))
+            .unwrap();
+        let pos = m.nodes[k].inputs[1] as usize;
+        let t = &mut m.tensors[pos];
+        assert_eq!(t.dims, [VIT_TOKENS, VIT_DIM]);
+        t.dims = vec![VIT_TOKENS + 1, VIT_DIM];
+        let width = t.data.as_ref().unwrap().len() / (VIT_TOKENS * VIT_DIM);
+        t.data.as_mut().unwrap().extend(vec![0u8; width * VIT_DIM]);
+        expect_err(&m, Error::ShapeMismatch { op: k as u16 });
+    }
+    // A GELU table of 255 entries in the int8 ViT.
+    let mut m = i8m.clone();
+    let k = m
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, OwnedOp::Lut))
+        .unwrap();
+    let table = m.nodes[k].inputs[1] as usize;
+    m.tensors[table].dims = vec![255];
+    m.tensors[table].data.as_mut().unwrap().pop();
+    expect_err(&m, Error::OpBadTensorLength { op: k as u16 });
+}
