@@ -34,7 +34,7 @@ pub fn gelu_f32_one(x: f32) -> f32 {
 const GELU_TANH_CUBIC: f32 = 0.044715;
 /// `−2 · √(2/π)`, rounded to f32.
 #[cfg(feature = "fast-math")]
-const GELU_TANH_SCALE: f32 = -1.595_769_1;
+const GELU_TANH_SCALE: f32 = -1.595_769_2;
 
 /// `x[i] = gelu(x[i])` in place ([`gelu_f32_one`]).
 pub fn gelu_f32(x: &mut [f32]) {
