@@ -28,13 +28,10 @@ const CLASSES: usize = 10;
 const EPS: f32 = 1e-5;
 const SAMPLES: usize = 4;
 
-/// The named activation tensors whose int8 quantization comes from the f32 model's ranges.
-const NAMED: [&str; 6] = ["x", "a", "h", "f", "s", "logits"];
-
 /// x [16,32] → Linear 32→32 = a → LayerNorm = h → Linear 32→64 = f → GELU = g → Linear 64→32 = s
 /// → Softmax = p → MeanAxis 0 = e [32] (the embedding) → Linear 32→10 = logits.
 ///
-/// int8 (`ranges` = the f32 model's `[lo, hi]` per [`NAMED`] tensor): every activation int8,
+/// int8 (`ranges` = the f32 model's `[lo, hi]` of x, a, h, f, s, logits, in that order): every activation int8,
 /// LayerNorm between Dequantize and Quantize, GELU a Lut of `quantize(gelu_f32_one(dequantize(q)))`
 /// (the exporter's table, so it follows the core's math), Softmax and MeanAxis int8.
 fn model(ranges: Option<&[(f32, f32); 6]>) -> (OwnedModel, [u16; 6]) {
@@ -117,7 +114,7 @@ fn samples(seed: u64, n: usize) -> Vec<Vec<f32>> {
     (0..n).map(|_| rng.vec(TOKENS * DIM, -2.0, 2.0)).collect()
 }
 
-/// `[lo, hi]` of each [`NAMED`] tensor of the f32 model over `inputs`, as the host core runs it.
+/// `[lo, hi]` of each of the f32 model's tensors `ids` (x, a, h, f, s, logits) over `inputs`, as the host core runs it.
 fn ranges(file: &[u8], ids: &[u16; 6], inputs: &[Vec<f32>]) -> [(f32, f32); 6] {
     let m = Model::from_bytes(file).unwrap();
     let mut arena = vec![0u8; m.arena_size()];
