@@ -53,12 +53,14 @@ test_rc=${PIPESTATUS[0]}
 set -e
 
 # The core's `fast-math` feature (micromath Softmax / GELU / LayerNorm, docs/kernels.md): its
-# error bounds against the default math (the core's unit tests, a few seconds), and host == device
+# error bounds against the default math (the core's unit tests, a few seconds), the core's fuzz
+# tests (never a panic on any input bytes; the other integration tests pin the default math's
+# bits and values, so they are not run with the feature), and host == device
 # in that math on the small LayerNorm + GELU + Softmax model (builds the firmware with fast-math
 # into firmware/target/fast-math, and the test crate once more with the feature).
 step "fast-math (core unit tests, host == device)"
 set +e
-{ cargo test -p denoiserep-core --features fast-math --lib --locked \
+{ cargo test -p denoiserep-core --features fast-math --lib --test fuzz --locked \
   && cargo test -p denoiserep-tests --features fast-math --test device_math --locked; } 2>&1 \
   | tee -a "$work/cargo-test.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || test_rc=1

@@ -31,10 +31,15 @@ pub fn exp(x: f32) -> f32 {
 
 /// `1 / √v` for `v > 0`: micromath's `invsqrt` (the bit-level seed `0x5f375a86 − bits/2`), then
 /// two Newton–Raphson steps, each `y = y · (1.5 − (0.5 · v) · (y · y))` evaluated in this order.
-/// NaN gives NaN, `+∞` gives `0`; `0` and subnormal `v` give NaN (the Newton step's `y · y`
+/// NaN and `v < 0` give NaN (as `1 / libm::sqrtf`), `+∞` gives `0`; `0` and subnormal `v` give NaN (the Newton step's `y · y`
 /// overflows), as the libm path's `0 / 0` does for a zero variance with `eps = 0`.
 #[inline]
 pub fn rsqrt(v: f32) -> f32 {
+    // micromath's seed `0x5f37_5a86 − bits / 2` underflows (a panic with overflow checks, e.g.
+    // debug builds; wrapping in release) for a set sign bit: negative `v` and negative NaNs.
+    if !(v >= 0.0) {
+        return f32::NAN;
+    }
     if v == f32::INFINITY {
         return 0.0;
     }
@@ -77,6 +82,9 @@ mod tests {
         }
         assert!(worst <= 5e-6, "rsqrt relative error {worst}");
         assert!(rsqrt(f32::NAN).is_nan());
+        assert!(rsqrt(-f32::NAN).is_nan());
+        assert!(rsqrt(-1.0).is_nan());
+        assert!(rsqrt(f32::NEG_INFINITY).is_nan());
         assert_eq!(rsqrt(f32::INFINITY), 0.0);
         assert!(rsqrt(0.0).is_nan());
         assert_eq!(
