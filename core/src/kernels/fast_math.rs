@@ -37,7 +37,7 @@ pub fn exp(x: f32) -> f32 {
 pub fn rsqrt(v: f32) -> f32 {
     // micromath's seed `0x5f37_5a86 − bits / 2` underflows (a panic with overflow checks, e.g.
     // debug builds; wrapping in release) for a set sign bit: negative `v` and negative NaNs.
-    if !(v >= 0.0) {
+    if v.is_nan() || v < 0.0 {
         return f32::NAN;
     }
     if v == f32::INFINITY {
