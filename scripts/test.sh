@@ -17,7 +17,9 @@ if [ -f firmware/Cargo.toml ]; then (cd firmware && cargo fmt --check); fi
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p denoiserep-core --all-targets --features fast-math --locked -- -D warnings
 cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --features defmt --locked -- -D warnings
+cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --features defmt,fast-math --locked -- -D warnings
 
 step "core builds for thumbv7em-none-eabihf (no_std, no alloc)"
 cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --locked
@@ -28,7 +30,8 @@ if [ -f firmware/Cargo.toml ]; then
   (cd firmware && cargo clippy --release --locked -- -D warnings \
     && cargo clippy --release --locked --features board-nrf52840 --target-dir target/nrf52840 -- -D warnings \
     && cargo build --release --locked \
-    && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840)
+    && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840 \
+    && cargo clippy --release --locked --features fast-math --target-dir target/fast-math -- -D warnings)
   step "firmware library unit tests (on the host)"
   host="$(rustc -vV | sed -n 's/^host: //p')"
   (cd firmware && cargo clippy --lib --tests --target "$host" --locked -- -D warnings \
@@ -47,6 +50,20 @@ export DENOISEREP_DEVICE_LEDGER="$work/device-ledger.tsv"
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$work/cargo-test.log"
 test_rc=${PIPESTATUS[0]}
+set -e
+
+# The core's `fast-math` feature (micromath Softmax / GELU / LayerNorm, docs/kernels.md): its
+# error bounds against the default math (the core's unit tests, a few seconds), the core's fuzz
+# tests (never a panic on any input bytes; the other integration tests pin the default math's
+# bits and values, so they are not run with the feature), and host == device
+# in that math on the small LayerNorm + GELU + Softmax model (builds the firmware with fast-math
+# into firmware/target/fast-math, and the test crate once more with the feature).
+step "fast-math (core unit tests, host == device)"
+set +e
+{ cargo test -p denoiserep-core --features fast-math --lib --test fuzz --locked \
+  && cargo test -p denoiserep-tests --features fast-math --test device_math --locked; } 2>&1 \
+  | tee -a "$work/cargo-test.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || test_rc=1
 set -e
 
 # Coverage-guided fuzzing, smoke size: every cargo-fuzz target ≈20 s from its committed seeds

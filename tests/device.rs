@@ -138,12 +138,14 @@ pub fn record_comparison(what: &str, samples: usize) {
     ledger(&format!("compared\t{samples}\t{what}"));
 }
 
-/// Asserts that the firmware's dump equals the host's byte for byte — same length, same header,
+/// Asserts that the firmware was built with the host's math ([`check_math`]) and that its dump
+/// equals the host's byte for byte — same length, same header,
 /// then record by record so a failure names the first differing sample — that the samples did
 /// not all give the same outputs (a comparison of constants proves little), and counts the
 /// comparison in the ledger. Returns the dump's header.
 pub fn assert_dumps_equal(what: &str, host: &[u8], device: &DeviceRun) -> DumpHeader {
     assert_eq!(device.exit_code, exit::OK, "{what}: {}", device.explain());
+    check_math(what, device);
     let dump = device
         .dump
         .as_deref()
@@ -222,15 +224,28 @@ pub fn defmt_print() -> PathBuf {
     })
 }
 
-/// Builds the firmware for mps2-an386 once per test process (`cargo build --release --locked` in
-/// `firmware/`, a no-op when scripts/test.sh already built it) and returns the ELF of `bin`.
+/// Builds the firmware for mps2-an386 once per test process and returns the ELF of `bin`: the
+/// build whose f32 math matches this host's core ([`denoiserep_core::MATH`]): `cargo build
+/// --release --locked` in `firmware/` (a no-op when scripts/test.sh already built it), or, when
+/// the tests are built with `--features fast-math`, the same with `--features fast-math` into
+/// `firmware/target/fast-math/`.
 pub fn firmware_elf(bin: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let fw = repo_root().join("firmware");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut args = vec!["build", "--release", "--locked", "--bins"];
+        let fast = denoiserep_core::MATH == "fast";
+        if fast {
+            args.extend([
+                "--features",
+                "fast-math",
+                "--target-dir",
+                "target/fast-math",
+            ]);
+        }
         let status = Command::new(cargo)
-            .args(["build", "--release", "--locked", "--bins"])
+            .args(&args)
             .current_dir(&fw)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET")
@@ -244,11 +259,29 @@ pub fn firmware_elf(bin: &str) -> PathBuf {
              thumbv7em-none-eabihf`; scripts/setup.sh does it)",
             fw.display()
         );
-        fw.join("target/thumbv7em-none-eabihf/release")
+        let target = if fast { "target/fast-math" } else { "target" };
+        fw.join(target).join("thumbv7em-none-eabihf/release")
     });
     let elf = dir.join(bin);
     assert!(elf.is_file(), "{} missing after the build", elf.display());
     elf
+}
+
+/// The firmware's `math=` line (the f32 Softmax / GELU / LayerNorm math it was built with) must
+/// name this host's ([`denoiserep_core::MATH`]): `libm` and `fast` (the `fast-math` feature)
+/// give different bits, so a comparison across them would fail for a reason that is no bug, or,
+/// on a model without those ops, pass while proving nothing about them. Panics, naming both,
+/// before any output is compared.
+pub fn check_math(what: &str, run: &DeviceRun) {
+    let device = run.lines_with("math=").find_map(|l| field(l, "math"));
+    assert_eq!(
+        device,
+        Some(denoiserep_core::MATH),
+        "{what}: the firmware logs math={device:?} but this host's core runs math={}: refusing \
+         to compare (build the tests and the firmware both with or both without `fast-math`)\n{}",
+        denoiserep_core::MATH,
+        run.explain()
+    );
 }
 
 /// What one QEMU run produced.

@@ -70,6 +70,17 @@ pub mod samples;
 mod tensor;
 
 pub use arena::{align_up, ARENA_ALIGN};
+
+/// The math of the f32 Softmax, GELU and LayerNorm kernels in this build: `"libm"` (default:
+/// `libm::expf` / `erff` / `sqrtf` and a division per element) or `"fast"` (the `fast-math`
+/// feature: micromath approximations, `kernels::fast_math`). The two give different bits, so
+/// host and device must be built alike to agree: the firmware logs it (`math=`) and the host's
+/// device tests refuse a firmware whose math differs from theirs.
+pub const MATH: &str = if cfg!(feature = "fast-math") {
+    "fast"
+} else {
+    "libm"
+};
 pub use error::{Error, Result};
 pub use format::graph::{OpKind, WindowSpec};
 pub use format::{encode, encoded_len, file_len, Graph, FORMAT_VERSION, MAGIC};

@@ -13,6 +13,10 @@ fn main() -> ! {
     let peripherals = cortex_m::Peripherals::take().expect("first and only take");
     let counter = InstructionCounter::start(peripherals.SYST);
     let buffers = Buffers::take().expect("first and only take");
+    // The f32 Softmax / GELU / LayerNorm math compiled in (`libm`, or `fast` with the `fast-math`
+    // feature): a host must use the same to reproduce the outputs (tests/device.rs checks it).
+    // Logged before the stack is painted, so that the load's peak stays the load's.
+    defmt::info!("math={=str}", denoiserep_core::MATH);
     stack::paint();
     let result = run(&counter, buffers);
     defmt::info!(

@@ -110,6 +110,15 @@ pub struct InferSummary {
     pub seconds: f64,
     #[serde(flatten)]
     pub footprint: Footprint,
+    /// The core's f32 Softmax / GELU / LayerNorm math in this build ([`denoiserep_core::MATH`]):
+    /// `libm`, or `fast` with the `fast-math` feature. A summary without it is `libm`.
+    #[serde(default = "libm_math")]
+    pub math: String,
+}
+
+/// [`InferSummary::math`] of summaries written before it existed.
+fn libm_math() -> String {
+    "libm".into()
 }
 
 impl InferSummary {
@@ -128,6 +137,7 @@ impl InferSummary {
             threads: req.threads,
             seconds: report.seconds,
             footprint: report.footprint,
+            math: denoiserep_core::MATH.into(),
         }
     }
 

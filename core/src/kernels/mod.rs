@@ -466,6 +466,8 @@ mod batch_matmul_f32;
 mod batch_matmul_s8;
 mod concat;
 mod dequantize_s8;
+#[cfg(feature = "fast-math")]
+pub mod fast_math;
 mod gelu_f32;
 mod layer_norm_f32;
 mod lut_s8;

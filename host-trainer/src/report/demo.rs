@@ -215,6 +215,16 @@ fn read_model(
             export.footprint.arena_bytes
         );
     }
+    if let Some(math) = device.math.as_deref().filter(|m| *m != host.math) {
+        bail!(
+            "{}: the firmware ran math={math}, {} ran math={}: the outputs of libm and fast-math \
+             builds differ by construction; build the firmware and the trainer both with or both \
+             without `fast-math`",
+            log_path.display(),
+            host_path.display(),
+            host.math
+        );
+    }
     if device.macs != export.footprint.macs * device.samples {
         bail!(
             "{}: macs={} over {} samples, {} says {} per inference",

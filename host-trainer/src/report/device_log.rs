@@ -2,6 +2,7 @@
 //! report needs, read strictly.
 //!
 //! ```text
+//! INFO  math=libm
 //! INFO  board=mps2-an386 unit=instructions arena_capacity=1048576 tensor_capacity=32
 //! INFO  model name=mlp:256,128 precision=Int8 ops=4 tensors=5 file_bytes=238405 arena_bytes=1171 input=1x28x28 classes=10 embedding_tensor=3
 //! INFO  op=1 kind=linear in=784 out=256 macs=200704
@@ -9,6 +10,8 @@
 //! INFO  done samples=200 instructions=292485040 macs=46950400
 //! ```
 //!
+//! `math=` (the core's f32 Softmax / GELU / LayerNorm math, `libm` or `fast`) is optional, for
+//! logs of firmware from before it; the demo report refuses a log whose math is not the host's.
 //! The count key is named after the board's `unit` (`instructions` under QEMU `-icount`,
 //! `cycles` on hardware). Every error names the file and, for a bad line, its 1-based number.
 
@@ -32,6 +35,9 @@ pub struct OpTotal {
 /// What a firmware run logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceLog {
+    /// `math=`: the core's f32 Softmax / GELU / LayerNorm math in the firmware (`libm` or
+    /// `fast`); `None` in logs of firmware from before that line.
+    pub math: Option<String>,
     /// `board=` (e.g. `mps2-an386`).
     pub board: String,
     /// `unit=`: `instructions` or `cycles`.
@@ -73,7 +79,7 @@ impl DeviceLog {
 
     /// Parses a decoded log (see the module doc).
     pub fn parse(text: &str) -> Result<Self> {
-        let (mut board, mut model, mut done) = (None, None, None);
+        let (mut board, mut model, mut done, mut math) = (None, None, None, None);
         let mut ops = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = strip_level(raw);
@@ -84,7 +90,9 @@ impl DeviceLog {
                     at()
                 );
             }
-            if line.starts_with("board=") {
+            if line.starts_with("math=") {
+                math = Some(text_field(line, "math").with_context(at)?);
+            } else if line.starts_with("board=") {
                 let unit = text_field(line, "unit").with_context(at)?;
                 if unit != "instructions" && unit != "cycles" {
                     bail!("{}: unit '{unit}' is neither instructions nor cycles", at());
@@ -161,6 +169,7 @@ impl DeviceLog {
             bail!("the op_total lines add up to macs={op_macs}, the done line says {macs}");
         }
         Ok(Self {
+            math,
             board,
             unit,
             precision: model.precision,
@@ -250,6 +259,9 @@ INFO  ram static_bytes=1131300 stack_peak_bytes=3020
         assert_eq!(log.ops[2].kind, "add");
         assert_eq!(log.per_inference(), 120.0);
         assert_eq!(log.per_mac(), Some(240.0 / 20736.0));
+        assert_eq!(log.math, None, "a log from before the math= line");
+        let with_math = DeviceLog::parse(&format!("INFO  math=fast\n{LOG}")).unwrap();
+        assert_eq!(with_math.math.as_deref(), Some("fast"));
     }
 
     #[test]
