@@ -22,20 +22,52 @@ pub fn linear_s8(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
-    let (n_in, n_out) = (p.in_features, p.out_features);
-    if n_in == 0
-        || Some(input.len()) != p.rows.checked_mul(n_in)
-        || Some(output.len()) != p.rows.checked_mul(n_out)
-        || bias.len() != n_out
-        || q.multiplier.len() != n_out
-        || q.shift.len() != n_out
-        || Some(weights.len()) != n_in.checked_mul(n_out)
-    {
+    if !arguments_ok(p, q, input, weights, bias, output) {
         return Err(Error::KernelBadArguments);
     }
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     super::host::linear_s8(super::host::path(), p, q, input, weights, bias, output);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // ARMv7E-M (Cortex-M4/M7): the DSP kernel, same bits (`linear_s8_dsp.rs`).
+    #[cfg(denoiserep_dsp)]
+    super::linear_s8_dsp::run(p, q, input, weights, bias, output);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_dsp)))]
+    reference(p, q, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`linear_s8`]'s checks: the slices match the parameters.
+pub(crate) fn arguments_ok(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &[i8],
+) -> bool {
+    let (n_in, n_out) = (p.in_features, p.out_features);
+    n_in != 0
+        && Some(input.len()) == p.rows.checked_mul(n_in)
+        && Some(output.len()) == p.rows.checked_mul(n_out)
+        && bias.len() == n_out
+        && q.multiplier.len() == n_out
+        && q.shift.len() == n_out
+        && Some(weights.len()) == n_in.checked_mul(n_out)
+}
+
+/// [`linear_s8`] forced onto the one-output-at-a-time reference loop on every target: the
+/// oracle the firmware's `kernel-check` binary compares the Cortex-M4 DSP kernel with.
+#[doc(hidden)]
+pub fn linear_s8_reference(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> Result<()> {
+    if !arguments_ok(p, q, input, weights, bias, output) {
+        return Err(Error::KernelBadArguments);
+    }
     reference(p, q, input, weights, bias, output);
     Ok(())
 }

@@ -41,6 +41,8 @@ mod global_avg_pool_s8;
 mod host;
 mod linear_f32;
 mod linear_s8;
+#[cfg(denoiserep_dsp)]
+mod linear_s8_dsp;
 mod maxpool2d_f32;
 mod maxpool2d_s8;
 pub mod params;
@@ -54,7 +56,9 @@ pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;
-pub use linear_s8::linear_s8;
+pub use linear_s8::{linear_s8, linear_s8_reference};
+#[cfg(denoiserep_dsp)]
+pub use linear_s8_dsp::linear_s8_dsp;
 pub use maxpool2d_f32::maxpool2d_f32;
 pub use maxpool2d_s8::maxpool2d_s8;
 pub use relu_f32::relu_f32;

@@ -1,0 +1,15 @@
+//! Sets `cfg(denoiserep_dsp)` when building for `thumbv7em-*` (ARMv7E-M: Cortex-M4/M7, whose
+//! DSP extension — SXTB16, SXTAB16, SMLAD — is part of the architecture, not optional), so the
+//! int8 Linear kernel of `kernels/linear_s8_dsp.rs` replaces the reference loop there. Stable
+//! Rust does not expose `cfg(target_feature = "dsp")` for Arm (`arm_target_feature` is
+//! unstable), hence the target name. Every other target (the host, thumbv6m, thumbv8m, …) keeps
+//! the reference kernels.
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(denoiserep_dsp)");
+    println!("cargo:rerun-if-changed=build.rs");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target.starts_with("thumbv7em-") {
+        println!("cargo:rustc-cfg=denoiserep_dsp");
+    }
+}

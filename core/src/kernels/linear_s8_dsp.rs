@@ -1,0 +1,340 @@
+//! Fully connected layer, int8, with the Cortex-M4 DSP extension (ARMv7E-M: `thumbv7em-*` only,
+//! `cfg(denoiserep_dsp)` from `core/build.rs`).
+//!
+//! Same result as [`super::linear_s8::reference`], bit for bit, on every input: the same
+//! accumulator modulo 2^32 (integer addition in another order), then the same
+//! [`requantize`] and clamp. Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
+//!
+//! - two output channels per pass over the input row, so each input word is loaded and widened
+//!   once for two weight rows;
+//! - four columns per step: one 32-bit load of 4 input bytes, widened to two pairs of i16 with
+//!   the input offset `−zp_in` added while widening (`SXTAB16`, `SXTAB16 … ROR #8`: bytes 0,2 and
+//!   1,3); per weight row one 32-bit load, two `SXTB16` and two `SMLAD` (4 MACs);
+//! - 1–3 leftover columns and an odd last channel with plain scalar code, the reference's.
+//!
+//! Why fold the offset while widening, rather than into the bias (`bias − zp_in·Σw`): the
+//! per-row weight sums would have to be stored in the model file (a format change) or computed
+//! on every call (one more pass over the weights); `SXTAB16` adds the offset for free. The
+//! operands stay exact: `x − zp_in ∈ [−255, 255]` and `w ∈ [−128, 127]` fit i16, every product
+//! fits i32, and `SMLAD` adds modulo 2^32 like the reference's `wrapping_add` (it only sets the
+//! sticky Q flag on overflow, which nothing reads).
+//!
+//! Why two channels and not four: four accumulators, the input pair, two weight temporaries, the
+//! offset, the loop counter and five row pointers need more than the 12 general registers that
+//! inline assembly can use on Thumb (r6, r7, sp, pc are reserved), so the compiler would spill
+//! in the inner loop.
+//!
+//! The only `unsafe` is the `asm!` of one instruction each in the helpers below: register-only
+//! instructions with no memory access, no stack use and no control flow. Loads are plain Rust
+//! (`u32::from_le_bytes` of a 4-byte chunk, which LLVM turns into one `LDR`: ARMv7-M allows
+//! unaligned `LDR`, and the weights in a flash partition are not aligned).
+
+use core::arch::asm;
+
+use super::params::{LinearParams, PerChannelQuant};
+use crate::error::{Error, Result};
+use crate::quant::{activation_range, requantize};
+use crate::tensor::{Activation, I32Data, I8Data};
+
+/// `SXTB16 r, x`: bytes 0 and 2 of `x`, sign-extended to the low and high halfwords.
+#[inline(always)]
+fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SXTB16 r, x, ROR #8`: bytes 1 and 3 of `x`, sign-extended to the low and high halfwords.
+#[inline(always)]
+fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SXTAB16 r, a, x`: halfword-wise `a + sext(bytes 0 and 2 of x)` (each modulo 2^16).
+#[inline(always)]
+fn sxtab16(a: u32, x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
+    unsafe {
+        asm!("sxtab16 {r}, {a}, {x}", r = lateout(reg) r, a = in(reg) a, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SXTAB16 r, a, x, ROR #8`: halfword-wise `a + sext(bytes 1 and 3 of x)`.
+#[inline(always)]
+fn sxtab16_ror8(a: u32, x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
+    unsafe {
+        asm!("sxtab16 {r}, {a}, {x}, ror #8", r = lateout(reg) r, a = in(reg) a, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `SMLAD r, a, b, acc`: `acc + a.lo·b.lo + a.hi·b.hi` (signed halfwords), modulo 2^32.
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory or stack. It may set the
+    // sticky Q flag (hence no `preserves_flags`); the condition flags are untouched.
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             acc = in(reg) acc, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// 4 weights as a little-endian word (one unaligned `LDR`).
+#[inline(always)]
+fn word(b: &[u8; 4]) -> u32 {
+    u32::from_le_bytes(*b)
+}
+
+/// 4 input values as a little-endian word (one unaligned `LDR`).
+#[inline(always)]
+fn word_i8(b: &[i8; 4]) -> u32 {
+    u32::from_le_bytes(b.map(|v| v as u8))
+}
+
+/// `(a0 + Σ w0·(x − zp), a1 + Σ w1·(x − zp))` over whole words, 4 columns per step, with the
+/// input offset `off = −zp` in both halfwords: 15 instructions for 8 MACs. Not inlined: a small
+/// function whose loop gets all the registers. For the 2–3 channels left after [`dot4`].
+#[inline(never)]
+fn dot2(x: &[[i8; 4]], w0: &[[u8; 4]], w1: &[[u8; 4]], off: u32, a0: i32, a1: i32) -> (i32, i32) {
+    let (mut a0, mut a1) = (a0, a1);
+    for ((xc, c0), c1) in x.iter().zip(w0).zip(w1) {
+        let xv = word_i8(xc);
+        let x_even = sxtab16(off, xv);
+        let x_odd = sxtab16_ror8(off, xv);
+        let k0 = word(c0);
+        a0 = smlad(sxtb16(k0), x_even, a0);
+        a0 = smlad(sxtb16_ror8(k0), x_odd, a0);
+        let k1 = word(c1);
+        a1 = smlad(sxtb16(k1), x_even, a1);
+        a1 = smlad(sxtb16_ror8(k1), x_odd, a1);
+    }
+    (a0, a1)
+}
+
+/// Four channels `block = W[o..o + 4]` (`4 · n` bytes, rows of `n` bytes) against the whole
+/// words `x` (`4 · x.len() ≤ n`): `acc[r] += Σ_{j < 4·x.len()} W[o + r][j] · (x[j] − zp)`, with
+/// `off = −zp` in both halfwords.
+///
+/// One hand-written loop: per word (4 columns) one load and two `SXTAB16` for the input, and per
+/// channel one load, two `SXTB16` and two `SMLAD`: 27 instructions for 16 MACs with the loop
+/// test. The 12 registers `asm!` can use on Thumb hold the two row pointers `W[o]`, `W[o + 2]`
+/// (rows `o + 1`, `o + 3` are at `+ n`), `n`, the input pointer, four accumulators and four
+/// temporaries; the offset and the end pointer live in 8 bytes of stack the loop pushes.
+#[inline(never)]
+fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
+    let words = x.len();
+    if words == 0 || 4 * words > n || block.len() != 4 * n {
+        return; // impossible for [`row`]'s arguments; keeps the reads below in bounds
+    }
+    let [mut a0, mut a1, mut a2, mut a3] = *acc;
+    let x_ptr = x.as_ptr();
+    let consts: [u32; 2] = [off, x_ptr.wrapping_add(words) as u32];
+    let w0 = block.as_ptr();
+    let w2 = block[2 * n..].as_ptr();
+    // SAFETY: reads `x[..words]` (4·words bytes from `x_ptr`) and, for r in 0..4, the bytes
+    // `4·words ≤ n` of row r at `w0 + r·n` (rows 0, 1 from `w0`, rows 2, 3 from `w2 = w0 + 2n`),
+    // all inside `block` (4n bytes), checked above; and `consts`. Unaligned `LDR` is allowed on
+    // ARMv7-M (CCR.UNALIGN_TRP is 0 out of reset and nothing here sets it). The 8 bytes pushed
+    // below `sp` are popped before the block ends. Registers: only the operands; flags: `cmp`.
+    unsafe {
+        asm!(
+            "ldr {t}, [{lo}, #4]",
+            "ldr {lo}, [{lo}]",
+            "strd {lo}, {t}, [sp, #-8]!",
+            "2:",
+            "ldr {lo}, [sp]",
+            "ldr {t}, [{x}], #4",
+            "sxtab16 {xe}, {lo}, {t}",
+            "sxtab16 {xo}, {lo}, {t}, ror #8",
+            "ldr {t}, [{w0}, {n}]",
+            "sxtb16 {lo}, {t}",
+            "smlad {a1}, {lo}, {xe}, {a1}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a1}, {t}, {xo}, {a1}",
+            "ldr {t}, [{w0}], #4",
+            "sxtb16 {lo}, {t}",
+            "smlad {a0}, {lo}, {xe}, {a0}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a0}, {t}, {xo}, {a0}",
+            "ldr {t}, [{w2}, {n}]",
+            "sxtb16 {lo}, {t}",
+            "smlad {a3}, {lo}, {xe}, {a3}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a3}, {t}, {xo}, {a3}",
+            "ldr {t}, [{w2}], #4",
+            "sxtb16 {lo}, {t}",
+            "smlad {a2}, {lo}, {xe}, {a2}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a2}, {t}, {xo}, {a2}",
+            "ldr {t}, [sp, #4]",
+            "cmp {x}, {t}",
+            "bne 2b",
+            "add sp, sp, #8",
+            x = inout(reg) x_ptr => _,
+            w0 = inout(reg) w0 => _,
+            w2 = inout(reg) w2 => _,
+            n = in(reg) n,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            lo = inout(reg) consts.as_ptr() => _,
+            t = out(reg) _,
+            xe = out(reg) _,
+            xo = out(reg) _,
+            options(readonly),
+        );
+    }
+    *acc = [a0, a1, a2, a3];
+}
+
+/// `a0 + Σ w0·(x − zp)` over whole words (the odd last channel).
+#[inline(never)]
+fn dot1(x: &[[i8; 4]], w0: &[[u8; 4]], off: u32, a0: i32) -> i32 {
+    let mut a0 = a0;
+    for (xc, c0) in x.iter().zip(w0) {
+        let xv = word_i8(xc);
+        let k0 = word(c0);
+        a0 = smlad(sxtb16(k0), sxtab16(off, xv), a0);
+        a0 = smlad(sxtb16_ror8(k0), sxtab16_ror8(off, xv), a0);
+    }
+    a0
+}
+
+/// [`super::linear_s8`] on the DSP path: the same checks, then [`run`]. Public (hidden) so the
+/// firmware's `kernel-check` binary can compare it with [`super::linear_s8_reference`] in QEMU.
+#[doc(hidden)]
+pub fn linear_s8_dsp(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> Result<()> {
+    if !super::linear_s8::arguments_ok(p, q, input, weights, bias, output) {
+        return Err(Error::KernelBadArguments);
+    }
+    run(p, q, input, weights, bias, output);
+    Ok(())
+}
+
+/// The DSP kernel on arguments checked by [`super::linear_s8`] (any shape: 0 outputs, 1–3
+/// columns, an odd number of channels are all handled here).
+pub(crate) fn run(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) {
+    if p.out_features == 0 || p.in_features == 0 {
+        return;
+    }
+    let rows = input
+        .chunks_exact(p.in_features)
+        .zip(output.chunks_exact_mut(p.out_features));
+    for (x, y) in rows {
+        row(p.activation, q, x, weights.as_bytes(), bias, y);
+    }
+}
+
+/// One input row: `y[o] = requantize(bias[o] + Σ_i W[o][i] · (x[i] − input_zp))`, two channels
+/// per pass.
+fn row(
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    x: &[i8],
+    weights: &[u8],
+    bias: I32Data<'_>,
+    y: &mut [i8],
+) {
+    let n = x.len();
+    let zp_in = i32::from(q.input_zp);
+    // −zp_in ∈ [−127, 128] in both halfwords.
+    let off = u32::from((-zp_in) as u16) * 0x0001_0001;
+    let zp_out = i32::from(q.output.zero_point);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let requant = |acc: i32, o: usize| {
+        let m = q.multiplier.get(o).unwrap_or(0);
+        let s = q.shift.get(o).unwrap_or(0);
+        requantize(acc, m, i32::from(s), zp_out, act_min, act_max)
+    };
+    let (x4, x_tail) = x.as_chunks::<4>();
+    let n4 = 4 * x4.len();
+
+    let mut o = 0;
+    let mut quads = weights.chunks_exact(4 * n);
+    let mut outs4 = y.chunks_exact_mut(4);
+    for (block, y4) in (&mut quads).zip(&mut outs4) {
+        let mut acc = [0; 4];
+        for (r, a) in acc.iter_mut().enumerate() {
+            *a = bias.get(o + r).unwrap_or(0);
+        }
+        dot4(x4, block, n, off, &mut acc);
+        for ((a, w), (r, yo)) in acc
+            .iter_mut()
+            .zip(block.chunks_exact(n))
+            .zip(y4.iter_mut().enumerate())
+        {
+            for (&xv, &c) in x_tail.iter().zip(&w[n4..]) {
+                *a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+            }
+            *yo = requant(*a, o + r);
+        }
+        o += 4;
+    }
+    // 0–3 channels left: a pair, then one.
+    let y = outs4.into_remainder();
+    let weights = quads.remainder();
+    let mut pairs = weights.chunks_exact(2 * n);
+    let mut outs = y.chunks_exact_mut(2);
+    for (w01, y01) in (&mut pairs).zip(&mut outs) {
+        let (w0, w1) = w01.split_at(n);
+        let (w0_4, w0_tail) = w0.split_at(n4);
+        let (w1_4, w1_tail) = w1.split_at(n4);
+        let (a0, a1) = (bias.get(o).unwrap_or(0), bias.get(o + 1).unwrap_or(0));
+        let (mut a0, mut a1) = dot2(x4, w0_4.as_chunks().0, w1_4.as_chunks().0, off, a0, a1);
+        for ((&xv, &c0), &c1) in x_tail.iter().zip(w0_tail).zip(w1_tail) {
+            let xo = i32::from(xv) - zp_in;
+            a0 = a0.wrapping_add(i32::from(c0 as i8) * xo);
+            a1 = a1.wrapping_add(i32::from(c1 as i8) * xo);
+        }
+        if let [y0, y1] = y01 {
+            *y0 = requant(a0, o);
+            *y1 = requant(a1, o + 1);
+        }
+        o += 2;
+    }
+    // An odd last channel: one row alone.
+    if let (Some(y0), Some(w0)) = (
+        outs.into_remainder().first_mut(),
+        pairs.remainder().get(..n),
+    ) {
+        let (w0_4, w0_tail) = w0.split_at(n4.min(w0.len()));
+        let mut a0 = dot1(x4, w0_4.as_chunks().0, off, bias.get(o).unwrap_or(0));
+        for (&xv, &c0) in x_tail.iter().zip(w0_tail) {
+            a0 = a0.wrapping_add(i32::from(c0 as i8) * (i32::from(xv) - zp_in));
+        }
+        *y0 = requant(a0, o);
+    }
+}

@@ -1,0 +1,337 @@
+//! `kernel-check`: the Cortex-M4 DSP int8 Linear kernel (`kernels::linear_s8_dsp`, issue 14)
+//! against the reference loop (`kernels::linear_s8_reference`), bit for bit, in QEMU.
+//!
+//! 1. Random cases (xorshift32, fixed seed): 1–3 input rows, 1–70 input features (every 1–3
+//!    column tail), 0–9 output channels (odd counts: the single-channel pass), weights and input
+//!    at misaligned addresses, extreme and random zero points, multipliers (`0`, `2^30`,
+//!    `2^31 − 1`, random) and shifts (`−31…30`), biases near `i32::MAX` (wrapping accumulators),
+//!    all-extreme weights and inputs, ReLU/ReLU6 clamps, and some wide layers (up to 800 inputs).
+//!    Each case also runs `kernels::linear_s8`, the dispatch the engine uses, which must be the
+//!    DSP kernel's bits too.
+//! 2. The FC shapes of the CMSIS-NN anchors (`docs/benchmarks.md`, "DSP kernels (issue 14)"),
+//!    each kernel timed with the SysTick counter (instructions under `-icount shift=0`), outputs
+//!    compared.
+//!
+//! Log: one `kernel_check cases=… mismatches=…` line, one `fc in=… out=… macs=…
+//! reference_instructions=… dsp_instructions=…` line per shape, and `kernel_check ok`. Exit 0
+//! when everything matched, `RunFailed` (7) on a mismatch (the first one is logged in full).
+//! `tests/tests/device_kernels.rs` runs it.
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use defmt_semihosting as _;
+use denoiserep_core::kernels::params::{LinearParams, PerChannelQuant};
+use denoiserep_core::kernels::{linear_s8, linear_s8_dsp, linear_s8_reference};
+use denoiserep_core::{Activation, I32Data, I8Data, QuantParams};
+use denoiserep_firmware::{exit, Buffers, ExitCode, InstructionCounter};
+
+/// Random cases.
+const CASES: u32 = 4000;
+/// The anchors' FC shapes `(in, out)`.
+const SHAPES: [(usize, usize); 5] = [(784, 256), (256, 128), (128, 10), (640, 128), (128, 128)];
+
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    fn below(&mut self, n: u32) -> u32 {
+        self.next() % n
+    }
+    fn i8(&mut self) -> i8 {
+        self.next() as u8 as i8
+    }
+    /// One of `picks` or, with probability 1/(len + 1), a random byte.
+    fn i8_from(&mut self, picks: &[i8]) -> i8 {
+        match picks.get(self.below(picks.len() as u32 + 1) as usize) {
+            Some(&v) => v,
+            None => self.i8(),
+        }
+    }
+}
+
+/// Largest `rows · in_features` of a case (stack buffer).
+const MAX_INPUT: usize = 3 * 800;
+/// Largest `rows · out_features` of a case (stack buffers).
+const MAX_OUTPUT: usize = 3 * 256;
+
+/// One layer: shape, activation, zero points, and the per-channel data encoded in `bytes`
+/// (weights at `skew`, bias, multipliers, shifts).
+struct Layer {
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+    act: Activation,
+    zp_in: i8,
+    output: QuantParams,
+}
+
+/// Byte layout of a layer's constant data in the scratch buffer: weights first (starting `skew`
+/// bytes in, so misaligned like weights in a flash partition), then bias, multipliers, shifts.
+struct Data<'a> {
+    weights: I8Data<'a>,
+    bias: I32Data<'a>,
+    multiplier: I32Data<'a>,
+    shift: I8Data<'a>,
+}
+
+/// The three kernels on one layer; `Err(index)` of the first differing output (or `usize::MAX`
+/// when a kernel returned an error).
+fn compare(
+    l: &Layer,
+    d: &Data<'_>,
+    input: &[i8],
+    y: &mut [[i8; MAX_OUTPUT]; 3],
+    counter: Option<&InstructionCounter>,
+) -> Result<(u64, u64), usize> {
+    let p = LinearParams {
+        rows: l.rows,
+        in_features: l.n_in,
+        out_features: l.n_out,
+        activation: l.act,
+    };
+    let q = PerChannelQuant {
+        input_zp: l.zp_in,
+        output: l.output,
+        multiplier: d.multiplier,
+        shift: d.shift,
+    };
+    let n_y = l.rows * l.n_out;
+    let [y_ref, y_dsp, y_dispatch] = y;
+    let (y_ref, y_dsp, y_dispatch) = (&mut y_ref[..n_y], &mut y_dsp[..n_y], &mut y_dispatch[..n_y]);
+    y_ref.fill(0x55);
+    y_dsp.fill(-0x56);
+    y_dispatch.fill(0x33);
+    let now = || counter.map_or(0, InstructionCounter::count);
+    let t0 = now();
+    let r1 = linear_s8_reference(&p, &q, input, d.weights, d.bias, y_ref);
+    let t1 = now();
+    let r2 = linear_s8_dsp(&p, &q, input, d.weights, d.bias, y_dsp);
+    let t2 = now();
+    let r3 = linear_s8(&p, &q, input, d.weights, d.bias, y_dispatch);
+    if r1.is_err() || r2.is_err() || r3.is_err() {
+        return Err(usize::MAX);
+    }
+    for i in 0..n_y {
+        if y_ref[i] != y_dsp[i] || y_ref[i] != y_dispatch[i] {
+            return Err(i);
+        }
+    }
+    Ok((t1 - t0, t2 - t1))
+}
+
+/// Writes a random layer's constant data into `buf` and returns its views, or `None` when it
+/// does not fit. `extreme`: weights all −128 or 127 (saturating accumulators).
+fn fill<'a>(
+    rng: &mut Rng,
+    buf: &'a mut [u8],
+    l: &Layer,
+    skew: usize,
+    extreme: bool,
+    anchor: bool,
+) -> Option<Data<'a>> {
+    let n_w = l.n_in.checked_mul(l.n_out)?;
+    let (w, rest) = buf.split_at_mut_checked(skew + n_w)?;
+    let (b, rest) = rest.split_at_mut_checked(4 * l.n_out)?;
+    let (m, rest) = rest.split_at_mut_checked(4 * l.n_out)?;
+    let (s, _) = rest.split_at_mut_checked(l.n_out)?;
+    let w = &mut w[skew..];
+    let big = rng.below(2) == 0;
+    for v in w.iter_mut() {
+        *v = if extreme {
+            if big {
+                0x80
+            } else {
+                0x7F
+            }
+        } else {
+            rng.next() as u8
+        };
+    }
+    for (o, ((b, m), s)) in b
+        .chunks_exact_mut(4)
+        .zip(m.chunks_exact_mut(4))
+        .zip(s.iter_mut())
+        .enumerate()
+    {
+        let (bias, mult, shift): (i32, i32, i8) = if anchor {
+            // The anchors' recipe: bias in [−4096, 4095], multiplier in [2^30, 2^30 + 9e8],
+            // shift −(6 + round(log2 √fan-in) + o mod 3).
+            let log2_sqrt = (usize::BITS - l.n_in.leading_zeros()) as i32 / 2;
+            (
+                rng.below(8192) as i32 - 4096,
+                (1 << 30) + rng.below(900_000_001) as i32,
+                -(6 + log2_sqrt + (o % 3) as i32) as i8,
+            )
+        } else {
+            let bias = match rng.below(6) {
+                0 => i32::MAX - rng.below(1 << 16) as i32,
+                1 => i32::MIN + rng.below(1 << 16) as i32,
+                2 => rng.next() as i32,
+                _ => rng.below(1 << 16) as i32 - (1 << 15),
+            };
+            let mult = match rng.below(6) {
+                0 => 0,
+                1 => 1 << 30,
+                2 => i32::MAX,
+                _ => (1 << 30) + rng.below(1 << 30) as i32,
+            };
+            let shift = match rng.below(6) {
+                0 => -31,
+                1 => 30,
+                2 => rng.below(62) as i8 - 31,
+                _ => -(rng.below(16) as i8),
+            };
+            (bias, mult, shift)
+        };
+        b.copy_from_slice(&bias.to_le_bytes());
+        m.copy_from_slice(&mult.to_le_bytes());
+        *s = shift as u8;
+    }
+    Some(Data {
+        weights: I8Data::from_le_bytes(w),
+        bias: I32Data::from_le_bytes(b),
+        multiplier: I32Data::from_le_bytes(m),
+        shift: I8Data::from_le_bytes(s),
+    })
+}
+
+fn mismatch(what: &str, l: &Layer, at: usize) -> ! {
+    defmt::error!(
+        "kernel_check MISMATCH {=str} rows={=usize} in={=usize} out={=usize} zp_in={=i8} zp_out={=i8} at={=usize}",
+        what,
+        l.rows,
+        l.n_in,
+        l.n_out,
+        l.zp_in,
+        l.output.zero_point,
+        at
+    );
+    exit(ExitCode::RunFailed)
+}
+
+#[entry]
+fn main() -> ! {
+    let Some(buffers) = Buffers::take() else {
+        exit(ExitCode::Panic)
+    };
+    let peripherals = cortex_m::Peripherals::take().expect("first and only take");
+    let counter = InstructionCounter::start(peripherals.SYST);
+    let buf = &mut buffers.arena[..];
+    let mut input = [0i8; MAX_INPUT];
+    let mut y = [[0i8; MAX_OUTPUT]; 3];
+    let mut rng = Rng(0x1234_5678);
+    let zps = [-128i8, 127, 0, -1, 1];
+    let (mut cases, mut macs) = (0u32, 0u64);
+    for case in 0..CASES {
+        let rows = 1 + rng.below(3) as usize;
+        let wide = case % 50 == 0;
+        let n_in = if wide {
+            100 + rng.below(701) as usize
+        } else {
+            1 + rng.below(70) as usize
+        };
+        let n_out = if wide {
+            1 + rng.below(33) as usize
+        } else {
+            rng.below(10) as usize
+        };
+        let act = match rng.below(3) {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            _ => Activation::Relu6,
+        };
+        let l = Layer {
+            rows,
+            n_in,
+            n_out,
+            act,
+            zp_in: rng.i8_from(&zps),
+            output: QuantParams {
+                scale: [0.02f32, 0.5, 1.0e-3][rng.below(3) as usize],
+                zero_point: rng.i8_from(&zps),
+            },
+        };
+        let extreme = rng.below(8) == 0;
+        let skew = rng.below(4) as usize;
+        let x = &mut input[..rows * n_in];
+        let x_big = rng.below(2) == 0;
+        for v in x.iter_mut() {
+            *v = if extreme {
+                if x_big {
+                    127
+                } else {
+                    -128
+                }
+            } else {
+                rng.i8()
+            };
+        }
+        let Some(d) = fill(&mut rng, buf, &l, skew, extreme, false) else {
+            exit(ExitCode::ModelDoesNotFit)
+        };
+        if let Err(at) = compare(&l, &d, x, &mut y, None) {
+            mismatch("random", &l, at);
+        }
+        cases += 1;
+        macs += (rows * n_in * n_out) as u64;
+    }
+    defmt::info!(
+        "kernel_check cases={=u32} macs={=u64} mismatches=0",
+        cases,
+        macs
+    );
+    for (n_in, n_out) in SHAPES {
+        // Opaque to the optimizer: no specialisation on the shape (as the anchors' harness).
+        let (n_in, n_out) = core::hint::black_box((n_in, n_out));
+        let l = Layer {
+            rows: 1,
+            n_in,
+            n_out,
+            act: Activation::None,
+            zp_in: -128,
+            output: QuantParams {
+                scale: 0.02,
+                zero_point: -3,
+            },
+        };
+        for v in input[..n_in].iter_mut() {
+            *v = rng.i8();
+        }
+        let Some(d) = fill(&mut rng, buf, &l, 0, false, true) else {
+            defmt::warn!(
+                "fc in={=usize} out={=usize} does not fit this board's arena",
+                n_in,
+                n_out
+            );
+            continue;
+        };
+        // Twice: the second run is the one reported (the first may include cold effects on
+        // hardware; under QEMU both agree to within one tick).
+        let mut best = (u64::MAX, u64::MAX);
+        for _ in 0..2 {
+            match compare(&l, &d, &input[..n_in], &mut y, Some(&counter)) {
+                Ok((r, s)) => best = (best.0.min(r), best.1.min(s)),
+                Err(at) => mismatch("anchor", &l, at),
+            }
+        }
+        defmt::info!(
+            "fc in={=usize} out={=usize} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64}",
+            n_in,
+            n_out,
+            n_in * n_out,
+            best.0,
+            best.1
+        );
+    }
+    defmt::info!("kernel_check ok");
+    exit(ExitCode::Ok)
+}
