@@ -129,14 +129,80 @@ fn dot2(x: &[[i8; 4]], w0: &[[u8; 4]], w1: &[[u8; 4]], off: u32, a0: i32, a1: i3
     (a0, a1)
 }
 
+/// One word (4 columns) of four channels in assembly: the input word widened with the offset
+/// (`{lo}` = offset, loaded from the stack slot), then per channel one load, two `SXTB16` and two
+/// `SMLAD`. Rows `o + 1` and `o + 3` are read at `+ n` from the pointers of rows `o`, `o + 2`.
+macro_rules! step4 {
+    () => {
+        concat!(
+            "ldr {lo}, [sp]\n",
+            "ldr {t}, [{x}], #4\n",
+            "sxtab16 {xe}, {lo}, {t}\n",
+            "sxtab16 {xo}, {lo}, {t}, ror #8\n",
+            "ldr {t}, [{w0}, {n}]\n",
+            "sxtb16 {lo}, {t}\n",
+            "smlad {a1}, {lo}, {xe}, {a1}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlad {a1}, {t}, {xo}, {a1}\n",
+            "ldr {t}, [{w0}], #4\n",
+            "sxtb16 {lo}, {t}\n",
+            "smlad {a0}, {lo}, {xe}, {a0}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlad {a0}, {t}, {xo}, {a0}\n",
+            "ldr {t}, [{w2}, {n}]\n",
+            "sxtb16 {lo}, {t}\n",
+            "smlad {a3}, {lo}, {xe}, {a3}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlad {a3}, {t}, {xo}, {a3}\n",
+            "ldr {t}, [{w2}], #4\n",
+            "sxtb16 {lo}, {t}\n",
+            "smlad {a2}, {lo}, {xe}, {a2}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlad {a2}, {t}, {xo}, {a2}\n",
+        )
+    };
+}
+
+/// The loop of [`dot4`] over `words` words from `x`, `w0`, `w2`, advancing the pointers:
+/// `$($step)*` is the body (one or two [`step4`]), run until `x` reaches the end.
+macro_rules! dot4_loop {
+    ($x:ident, $w0:ident, $w2:ident, $n:ident, $a:ident, $consts:ident, $($step:tt)*) => {
+        asm!(
+            "ldr {t}, [{lo}, #4]",
+            "ldr {lo}, [{lo}]",
+            "strd {lo}, {t}, [sp, #-8]!",
+            "2:",
+            $($step)*
+            "ldr {t}, [sp, #4]",
+            "cmp {x}, {t}",
+            "bne 2b",
+            "add sp, sp, #8",
+            x = inout(reg) $x,
+            w0 = inout(reg) $w0,
+            w2 = inout(reg) $w2,
+            n = in(reg) $n,
+            a0 = inout(reg) $a[0],
+            a1 = inout(reg) $a[1],
+            a2 = inout(reg) $a[2],
+            a3 = inout(reg) $a[3],
+            lo = inout(reg) $consts.as_ptr() => _,
+            t = out(reg) _,
+            xe = out(reg) _,
+            xo = out(reg) _,
+            options(readonly),
+        )
+    };
+}
+
 /// Four channels `block = W[o..o + 4]` (`4 · n` bytes, rows of `n` bytes) against the whole
 /// words `x` (`4 · x.len() ≤ n`): `acc[r] += Σ_{j < 4·x.len()} W[o + r][j] · (x[j] − zp)`, with
 /// `off = −zp` in both halfwords.
 ///
-/// One hand-written loop: per word (4 columns) one load and two `SXTAB16` for the input, and per
-/// channel one load, two `SXTB16` and two `SMLAD`: 27 instructions for 16 MACs with the loop
-/// test. The 12 registers `asm!` can use on Thumb hold the two row pointers `W[o]`, `W[o + 2]`
-/// (rows `o + 1`, `o + 3` are at `+ n`), `n`, the input pointer, four accumulators and four
+/// Hand-written loops ([`step4`]): per word (4 columns) one load and two `SXTAB16` for the input,
+/// and per channel one load, two `SXTB16` and two `SMLAD`; two words per iteration, so 51
+/// instructions for 32 MACs with the loop test (then one word alone if the count is odd). The 12
+/// registers `asm!` can use on Thumb hold the two row pointers `W[o]`, `W[o + 2]` (rows
+/// `o + 1`, `o + 3` are at `+ n`), `n`, the input pointer, four accumulators and four
 /// temporaries; the offset and the end pointer live in 8 bytes of stack the loop pushes.
 #[inline(never)]
 fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
@@ -144,66 +210,26 @@ fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
     if words == 0 || 4 * words > n || block.len() != 4 * n {
         return; // impossible for [`row`]'s arguments; keeps the reads below in bounds
     }
-    let [mut a0, mut a1, mut a2, mut a3] = *acc;
-    let x_ptr = x.as_ptr();
-    let consts: [u32; 2] = [off, x_ptr.wrapping_add(words) as u32];
-    let w0 = block.as_ptr();
-    let w2 = block[2 * n..].as_ptr();
-    // SAFETY: reads `x[..words]` (4·words bytes from `x_ptr`) and, for r in 0..4, the bytes
-    // `4·words ≤ n` of row r at `w0 + r·n` (rows 0, 1 from `w0`, rows 2, 3 from `w2 = w0 + 2n`),
-    // all inside `block` (4n bytes), checked above; and `consts`. Unaligned `LDR` is allowed on
-    // ARMv7-M (CCR.UNALIGN_TRP is 0 out of reset and nothing here sets it). The 8 bytes pushed
-    // below `sp` are popped before the block ends. Registers: only the operands; flags: `cmp`.
-    unsafe {
-        asm!(
-            "ldr {t}, [{lo}, #4]",
-            "ldr {lo}, [{lo}]",
-            "strd {lo}, {t}, [sp, #-8]!",
-            "2:",
-            "ldr {lo}, [sp]",
-            "ldr {t}, [{x}], #4",
-            "sxtab16 {xe}, {lo}, {t}",
-            "sxtab16 {xo}, {lo}, {t}, ror #8",
-            "ldr {t}, [{w0}, {n}]",
-            "sxtb16 {lo}, {t}",
-            "smlad {a1}, {lo}, {xe}, {a1}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a1}, {t}, {xo}, {a1}",
-            "ldr {t}, [{w0}], #4",
-            "sxtb16 {lo}, {t}",
-            "smlad {a0}, {lo}, {xe}, {a0}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a0}, {t}, {xo}, {a0}",
-            "ldr {t}, [{w2}, {n}]",
-            "sxtb16 {lo}, {t}",
-            "smlad {a3}, {lo}, {xe}, {a3}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a3}, {t}, {xo}, {a3}",
-            "ldr {t}, [{w2}], #4",
-            "sxtb16 {lo}, {t}",
-            "smlad {a2}, {lo}, {xe}, {a2}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a2}, {t}, {xo}, {a2}",
-            "ldr {t}, [sp, #4]",
-            "cmp {x}, {t}",
-            "bne 2b",
-            "add sp, sp, #8",
-            x = inout(reg) x_ptr => _,
-            w0 = inout(reg) w0 => _,
-            w2 = inout(reg) w2 => _,
-            n = in(reg) n,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            a3 = inout(reg) a3,
-            lo = inout(reg) consts.as_ptr() => _,
-            t = out(reg) _,
-            xe = out(reg) _,
-            xo = out(reg) _,
-            options(readonly),
-        );
+    let mut x_ptr = x.as_ptr();
+    let mut w0 = block.as_ptr();
+    let mut w2 = block[2 * n..].as_ptr();
+    let even = words - words % 2;
+    // SAFETY (both blocks): together they read `x[..words]` (4·words bytes from `x.as_ptr()`)
+    // and, for r in 0..4, the first `4·words ≤ n` bytes of row r at `block + r·n` (rows 0, 1
+    // through `w0`, rows 2, 3 through `w2 = block + 2n`), all inside `block` (4n bytes), checked
+    // above, and `consts`; the loops stop when `x` reaches `consts[1]`, after `even` (≥ 2,
+    // even) words, then after 1 more word. Unaligned `LDR` is allowed on ARMv7-M
+    // (CCR.UNALIGN_TRP is 0 out of reset and nothing here sets it). The 8 bytes pushed below
+    // `sp` are popped before each block ends. Registers: only the operands; flags: `cmp`.
+    if even > 0 {
+        let consts: [u32; 2] = [off, x_ptr.wrapping_add(even) as u32];
+        unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, consts, step4!(), step4!(),) };
     }
-    *acc = [a0, a1, a2, a3];
+    if words > even {
+        let consts: [u32; 2] = [off, x_ptr.wrapping_add(1) as u32];
+        unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, consts, step4!(),) };
+    }
+    let _ = (x_ptr, w0, w2); // the pointers past the last word: not needed
 }
 
 /// `a0 + Σ w0·(x − zp)` over whole words (the odd last channel).
@@ -285,21 +311,25 @@ fn row(
     let mut o = 0;
     let mut quads = weights.chunks_exact(4 * n);
     let mut outs4 = y.chunks_exact_mut(4);
-    for (block, y4) in (&mut quads).zip(&mut outs4) {
-        let mut acc = [0; 4];
-        for (r, a) in acc.iter_mut().enumerate() {
-            *a = bias.get(o + r).unwrap_or(0);
-        }
+    // Bias, multiplier and shift of each quad as fixed-size arrays (no index checks).
+    let b16 = bias.as_bytes().as_chunks::<16>().0;
+    let m16 = q.multiplier.as_bytes().as_chunks::<16>().0;
+    let s4 = q.shift.as_bytes().as_chunks::<4>().0;
+    let le = |b: &[u8; 16], r: usize| {
+        i32::from_le_bytes([b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]])
+    };
+    let quad_data = b16.iter().zip(m16).zip(s4);
+    for ((block, y4), ((b, m), s)) in (&mut quads).zip(&mut outs4).zip(quad_data) {
+        let mut acc = [le(b, 0), le(b, 1), le(b, 2), le(b, 3)];
         dot4(x4, block, n, off, &mut acc);
-        for ((a, w), (r, yo)) in acc
-            .iter_mut()
-            .zip(block.chunks_exact(n))
-            .zip(y4.iter_mut().enumerate())
-        {
-            for (&xv, &c) in x_tail.iter().zip(&w[n4..]) {
-                *a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+        for (r, (a, yo)) in acc.into_iter().zip(y4).enumerate() {
+            let mut a = a;
+            if let Some(w_tail) = block.get(r * n + n4..(r + 1) * n) {
+                for (&xv, &c) in x_tail.iter().zip(w_tail) {
+                    a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+                }
             }
-            *yo = requant(*a, o + r);
+            *yo = requantize(a, le(m, r), i32::from(s[r] as i8), zp_out, act_min, act_max);
         }
         o += 4;
     }
