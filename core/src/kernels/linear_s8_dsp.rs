@@ -99,23 +99,33 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
 
 /// 4 weights as a little-endian word (one unaligned `LDR`).
 #[inline(always)]
-fn word(b: &[u8; 4]) -> u32 {
-    u32::from_le_bytes(*b)
+fn word(b: &[u8]) -> u32 {
+    match b {
+        [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+        _ => 0, // never: callers pass `chunks_exact(4)` items
+    }
 }
 
 /// 4 input values as a little-endian word (one unaligned `LDR`).
 #[inline(always)]
-fn word_i8(b: &[i8; 4]) -> u32 {
-    u32::from_le_bytes(b.map(|v| v as u8))
+fn word_i8(b: &[i8]) -> u32 {
+    match b {
+        [a, b, c, d] => u32::from_le_bytes([*a as u8, *b as u8, *c as u8, *d as u8]),
+        _ => 0, // never: callers pass `chunks_exact(4)` items
+    }
 }
 
 /// `(a0 + Σ w0·(x − zp), a1 + Σ w1·(x − zp))` over whole words, 4 columns per step, with the
 /// input offset `off = −zp` in both halfwords: 15 instructions for 8 MACs. Not inlined: a small
 /// function whose loop gets all the registers. For the 2–3 channels left after [`dot4`].
 #[inline(never)]
-fn dot2(x: &[[i8; 4]], w0: &[[u8; 4]], w1: &[[u8; 4]], off: u32, a0: i32, a1: i32) -> (i32, i32) {
+fn dot2(x: &[i8], w0: &[u8], w1: &[u8], off: u32, a0: i32, a1: i32) -> (i32, i32) {
     let (mut a0, mut a1) = (a0, a1);
-    for ((xc, c0), c1) in x.iter().zip(w0).zip(w1) {
+    let words = x
+        .chunks_exact(4)
+        .zip(w0.chunks_exact(4))
+        .zip(w1.chunks_exact(4));
+    for ((xc, c0), c1) in words {
         let xv = word_i8(xc);
         let x_even = sxtab16(off, xv);
         let x_odd = sxtab16_ror8(off, xv);
@@ -205,8 +215,8 @@ macro_rules! dot4_loop {
 /// `o + 1`, `o + 3` are at `+ n`), `n`, the input pointer, four accumulators and four
 /// temporaries; the offset and the end pointer live in 8 bytes of stack the loop pushes.
 #[inline(never)]
-fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
-    let words = x.len();
+fn dot4(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
+    let words = x.len() / 4;
     if words == 0 || 4 * words > n || block.len() != 4 * n {
         return; // impossible for [`row`]'s arguments; keeps the reads below in bounds
     }
@@ -214,7 +224,7 @@ fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
     let mut w0 = block.as_ptr();
     let mut w2 = block[2 * n..].as_ptr();
     let even = words - words % 2;
-    // SAFETY (both blocks): together they read `x[..words]` (4·words bytes from `x.as_ptr()`)
+    // SAFETY (both blocks): together they read the first 4·words bytes of `x`
     // and, for r in 0..4, the first `4·words ≤ n` bytes of row r at `block + r·n` (rows 0, 1
     // through `w0`, rows 2, 3 through `w2 = block + 2n`), all inside `block` (4n bytes), checked
     // above, and `consts`; the loops stop when `x` reaches `consts[1]`, after `even` (≥ 2,
@@ -222,11 +232,11 @@ fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
     // (CCR.UNALIGN_TRP is 0 out of reset and nothing here sets it). The 8 bytes pushed below
     // `sp` are popped before each block ends. Registers: only the operands; flags: `cmp`.
     if even > 0 {
-        let consts: [u32; 2] = [off, x_ptr.wrapping_add(even) as u32];
+        let consts: [u32; 2] = [off, x_ptr.wrapping_add(4 * even) as u32];
         unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, consts, step4!(), step4!(),) };
     }
     if words > even {
-        let consts: [u32; 2] = [off, x_ptr.wrapping_add(1) as u32];
+        let consts: [u32; 2] = [off, x_ptr.wrapping_add(4) as u32];
         unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, consts, step4!(),) };
     }
     let _ = (x_ptr, w0, w2); // the pointers past the last word: not needed
@@ -234,9 +244,9 @@ fn dot4(x: &[[i8; 4]], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
 
 /// `a0 + Σ w0·(x − zp)` over whole words (the odd last channel).
 #[inline(never)]
-fn dot1(x: &[[i8; 4]], w0: &[[u8; 4]], off: u32, a0: i32) -> i32 {
+fn dot1(x: &[i8], w0: &[u8], off: u32, a0: i32) -> i32 {
     let mut a0 = a0;
-    for (xc, c0) in x.iter().zip(w0) {
+    for (xc, c0) in x.chunks_exact(4).zip(w0.chunks_exact(4)) {
         let xv = word_i8(xc);
         let k0 = word(c0);
         a0 = smlad(sxtb16(k0), sxtab16(off, xv), a0);
@@ -305,20 +315,20 @@ fn row(
         let s = q.shift.get(o).unwrap_or(0);
         requantize(acc, m, i32::from(s), zp_out, act_min, act_max)
     };
-    let (x4, x_tail) = x.as_chunks::<4>();
-    let n4 = 4 * x4.len();
+    let n4 = n - n % 4;
+    let (x4, x_tail) = x.split_at(n4);
 
     let mut o = 0;
     let mut quads = weights.chunks_exact(4 * n);
     let mut outs4 = y.chunks_exact_mut(4);
     // Bias, multiplier and shift of each quad as fixed-size arrays (no index checks).
-    let b16 = bias.as_bytes().as_chunks::<16>().0;
-    let m16 = q.multiplier.as_bytes().as_chunks::<16>().0;
-    let s4 = q.shift.as_bytes().as_chunks::<4>().0;
-    let le = |b: &[u8; 16], r: usize| {
+    let b16 = bias.as_bytes().chunks_exact(16);
+    let m16 = q.multiplier.as_bytes().chunks_exact(16);
+    let s4 = q.shift.as_bytes().chunks_exact(4);
+    let le = |b: &[u8], r: usize| {
         i32::from_le_bytes([b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]])
     };
-    let quad_data = b16.iter().zip(m16).zip(s4);
+    let quad_data = b16.zip(m16).zip(s4);
     for ((block, y4), ((b, m), s)) in (&mut quads).zip(&mut outs4).zip(quad_data) {
         let mut acc = [le(b, 0), le(b, 1), le(b, 2), le(b, 3)];
         dot4(x4, block, n, off, &mut acc);
@@ -343,7 +353,7 @@ fn row(
         let (w0_4, w0_tail) = w0.split_at(n4);
         let (w1_4, w1_tail) = w1.split_at(n4);
         let (a0, a1) = (bias.get(o).unwrap_or(0), bias.get(o + 1).unwrap_or(0));
-        let (mut a0, mut a1) = dot2(x4, w0_4.as_chunks().0, w1_4.as_chunks().0, off, a0, a1);
+        let (mut a0, mut a1) = dot2(x4, w0_4, w1_4, off, a0, a1);
         for ((&xv, &c0), &c1) in x_tail.iter().zip(w0_tail).zip(w1_tail) {
             let xo = i32::from(xv) - zp_in;
             a0 = a0.wrapping_add(i32::from(c0 as i8) * xo);
@@ -361,7 +371,7 @@ fn row(
         pairs.remainder().get(..n),
     ) {
         let (w0_4, w0_tail) = w0.split_at(n4.min(w0.len()));
-        let mut a0 = dot1(x4, w0_4.as_chunks().0, off, bias.get(o).unwrap_or(0));
+        let mut a0 = dot1(x4, w0_4, off, bias.get(o).unwrap_or(0));
         for (&xv, &c0) in x_tail.iter().zip(w0_tail) {
             a0 = a0.wrapping_add(i32::from(c0 as i8) * (i32::from(xv) - zp_in));
         }

@@ -30,6 +30,13 @@
 //! one-output-at-a-time loops that every other target (the Cortex-M) runs.
 //! [`kernel_path`] says which one is in use; cargo feature `portable-kernels` forces the
 //! portable one.
+//!
+//! # Cortex-M4 DSP path
+//!
+//! On `thumbv7em-*` (ARMv7E-M, `cfg(denoiserep_dsp)` set by `core/build.rs`) int8 Linear runs
+//! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass), exact integer
+//! arithmetic with the reference's requantization, so the same bits; [`linear_s8_reference`]
+//! stays available there as the oracle the firmware's `kernel-check` binary compares it with.
 
 mod conv2d_f32;
 mod conv2d_s8;
@@ -78,15 +85,19 @@ pub enum KernelPath {
     Portable,
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
+    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear through the DSP extension
+    /// (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`), everything else the reference loops.
+    Dsp,
 }
 
 impl KernelPath {
-    /// A short lowercase name: `reference`, `portable` or `avx2`.
+    /// A short lowercase name: `reference`, `portable`, `avx2` or `dsp`.
     pub const fn name(self) -> &'static str {
         match self {
             KernelPath::Reference => "reference",
             KernelPath::Portable => "portable",
             KernelPath::Avx2 => "avx2",
+            KernelPath::Dsp => "dsp",
         }
     }
 }
@@ -95,7 +106,9 @@ impl KernelPath {
 pub fn kernel_path() -> KernelPath {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     return host::path();
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(denoiserep_dsp)]
+    return KernelPath::Dsp;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_dsp)))]
     return KernelPath::Reference;
 }
 

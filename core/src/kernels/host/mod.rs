@@ -1,5 +1,6 @@
 //! Host fast paths of Linear and Conv2d (x86_64 and aarch64 only; the Cortex-M build keeps the
-//! one-output-at-a-time reference loops, which are what the device benchmark measures).
+//! one-output-at-a-time reference loops, except int8 Linear on thumbv7em, which runs the DSP
+//! kernel of `linear_s8_dsp.rs`).
 //!
 //! Same results as the reference loops, bit for bit: f32 keeps the fixed 8-lane order of
 //! [`crate::kernels`] (blocking only changes which outputs are computed together, never the order
