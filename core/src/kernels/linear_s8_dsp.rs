@@ -115,28 +115,56 @@ fn word_i8(b: &[i8]) -> u32 {
     }
 }
 
-/// `(a0 + Σ w0·(x − zp), a1 + Σ w1·(x − zp))` over whole words, 4 columns per step, with the
-/// input offset `off = −zp` in both halfwords: 15 instructions for 8 MACs. Not inlined: a small
-/// function whose loop gets all the registers. For the 2–3 channels left after [`dot4`].
+/// Two channels `block = W[o..o + 2]` (`2 · n` bytes) against the whole words of `x`
+/// (`x.len() ≤ n`, a multiple of 4): `acc[r] += Σ_j W[o + r][j] · (x[j] − zp)`, with `off = −zp`
+/// in both halfwords. For the 2–3 channels left after the passes of [`dot4`]: one assembly loop,
+/// 16 instructions for 8 MACs, in 11 registers.
 #[inline(never)]
-fn dot2(x: &[i8], w0: &[u8], w1: &[u8], off: u32, a0: i32, a1: i32) -> (i32, i32) {
-    let (mut a0, mut a1) = (a0, a1);
-    let words = x
-        .chunks_exact(4)
-        .zip(w0.chunks_exact(4))
-        .zip(w1.chunks_exact(4));
-    for ((xc, c0), c1) in words {
-        let xv = word_i8(xc);
-        let x_even = sxtab16(off, xv);
-        let x_odd = sxtab16_ror8(off, xv);
-        let k0 = word(c0);
-        a0 = smlad(sxtb16(k0), x_even, a0);
-        a0 = smlad(sxtb16_ror8(k0), x_odd, a0);
-        let k1 = word(c1);
-        a1 = smlad(sxtb16(k1), x_even, a1);
-        a1 = smlad(sxtb16_ror8(k1), x_odd, a1);
+fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
+    let words = x.len() / 4;
+    if words == 0 || 4 * words > n || block.len() != 2 * n {
+        return; // impossible for [`row`]'s arguments; keeps the reads below in bounds
     }
-    (a0, a1)
+    let x_ptr = x.as_ptr();
+    let end = x_ptr.wrapping_add(4 * words);
+    let [mut a0, mut a1] = *acc;
+    // SAFETY: reads the first 4·words bytes of `x` and of rows 0 (`block`) and 1 (`block + n`),
+    // `4·words ≤ n`, inside `x` and `block` (2n bytes), checked above; the loop stops when the
+    // input pointer reaches `end` after `words ≥ 1` words. Unaligned `LDR` is allowed on ARMv7-M
+    // (CCR.UNALIGN_TRP is 0 out of reset). Registers: only the operands; flags: `cmp`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{x}], #4",
+            "sxtab16 {xe}, {off}, {t}",
+            "sxtab16 {xo}, {off}, {t}, ror #8",
+            "ldr {t}, [{w0}, {n}]",
+            "sxtb16 {k}, {t}",
+            "smlad {a1}, {k}, {xe}, {a1}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a1}, {t}, {xo}, {a1}",
+            "ldr {t}, [{w0}], #4",
+            "sxtb16 {k}, {t}",
+            "smlad {a0}, {k}, {xe}, {a0}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad {a0}, {t}, {xo}, {a0}",
+            "cmp {x}, {end}",
+            "bne 2b",
+            x = inout(reg) x_ptr => _,
+            w0 = inout(reg) block.as_ptr() => _,
+            n = in(reg) n,
+            end = in(reg) end,
+            off = in(reg) off,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            t = out(reg) _,
+            k = out(reg) _,
+            xe = out(reg) _,
+            xo = out(reg) _,
+            options(readonly, nostack),
+        );
+    }
+    *acc = [a0, a1];
 }
 
 /// One word (4 columns) of four channels in assembly: the input word widened with the offset
@@ -350,10 +378,10 @@ fn row(
     let mut outs = y.chunks_exact_mut(2);
     for (w01, y01) in (&mut pairs).zip(&mut outs) {
         let (w0, w1) = w01.split_at(n);
-        let (w0_4, w0_tail) = w0.split_at(n4);
-        let (w1_4, w1_tail) = w1.split_at(n4);
-        let (a0, a1) = (bias.get(o).unwrap_or(0), bias.get(o + 1).unwrap_or(0));
-        let (mut a0, mut a1) = dot2(x4, w0_4, w1_4, off, a0, a1);
+        let (w0_tail, w1_tail) = (&w0[n4..], &w1[n4..]);
+        let mut acc = [bias.get(o).unwrap_or(0), bias.get(o + 1).unwrap_or(0)];
+        dot2(x4, w01, n, off, &mut acc);
+        let [mut a0, mut a1] = acc;
         for ((&xv, &c0), &c1) in x_tail.iter().zip(w0_tail).zip(w1_tail) {
             let xo = i32::from(xv) - zp_in;
             a0 = a0.wrapping_add(i32::from(c0 as i8) * xo);
