@@ -5,12 +5,13 @@
 //! accumulator modulo 2^32 (integer addition in another order), then the same
 //! [`requantize`] and clamp. Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
 //!
-//! - two output channels per pass over the input row, so each input word is loaded and widened
-//!   once for two weight rows;
+//! - four output channels per pass over the input row ([`dot4`], assembly), so each input word
+//!   is loaded and widened once for four weight rows; 2–3 leftover channels two at a time
+//!   ([`dot2`], assembly), a last single channel in Rust ([`dot1`]);
 //! - four columns per step: one 32-bit load of 4 input bytes, widened to two pairs of i16 with
 //!   the input offset `−zp_in` added while widening (`SXTAB16`, `SXTAB16 … ROR #8`: bytes 0,2 and
 //!   1,3); per weight row one 32-bit load, two `SXTB16` and two `SMLAD` (4 MACs);
-//! - 1–3 leftover columns and an odd last channel with plain scalar code, the reference's.
+//! - the 1–3 columns past the last whole word with the reference's scalar code.
 //!
 //! Why fold the offset while widening, rather than into the bias (`bias − zp_in·Σw`): the
 //! per-row weight sums would have to be stored in the model file (a format change) or computed
@@ -19,15 +20,14 @@
 //! fits i32, and `SMLAD` adds modulo 2^32 like the reference's `wrapping_add` (it only sets the
 //! sticky Q flag on overflow, which nothing reads).
 //!
-//! Why two channels and not four: four accumulators, the input pair, two weight temporaries, the
-//! offset, the loop counter and five row pointers need more than the 12 general registers that
-//! inline assembly can use on Thumb (r6, r7, sp, pc are reserved), so the compiler would spill
-//! in the inner loop.
+//! Why the loops are hand-written: LLVM at the firmware's `opt-level = "s"` kept chunk-length
+//! checks and spilled the offset in a Rust loop over one-instruction `asm!` helpers (≈ 2 and
+//! more instructions per MAC); and four channels need all 12 registers `asm!` can use on Thumb
+//! (r6, r7, sp, pc are reserved), with the offset and the end pointer on the stack.
 //!
-//! The only `unsafe` is the `asm!` of one instruction each in the helpers below: register-only
-//! instructions with no memory access, no stack use and no control flow. Loads are plain Rust
-//! (`u32::from_le_bytes` of a 4-byte chunk, which LLVM turns into one `LDR`: ARMv7-M allows
-//! unaligned `LDR`, and the weights in a flash partition are not aligned).
+//! The only `unsafe` is `asm!`: the one-instruction helpers (register-only, no memory, no stack)
+//! and the two loops, whose reads are bounds-checked before they run (see their SAFETY notes).
+//! Unaligned `LDR` is fine on ARMv7-M, and the weights in a flash partition are not aligned.
 
 use core::arch::asm;
 
