@@ -283,7 +283,7 @@ fn dot1(x: &[i8], w0: &[u8], off: u32, a0: i32) -> i32 {
     a0
 }
 
-/// [`super::linear_s8`] on the DSP path: the same checks, then [`run`]. Public (hidden) so the
+/// [`super::linear_s8`] on the DSP path: the same checks, then `run`. Public (hidden) so the
 /// firmware's `kernel-check` binary can compare it with [`super::linear_s8_reference`] in QEMU.
 #[doc(hidden)]
 pub fn linear_s8_dsp(
