@@ -22,16 +22,48 @@ pub fn linear_s8(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let run = host;
+    // ARMv7E-M (Cortex-M4/M7): the DSP kernel, same bits (`linear_s8_dsp.rs`).
+    #[cfg(denoiserep_dsp)]
+    let run = super::linear_s8_dsp::run;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_dsp)))]
+    let run = reference;
+    checked(p, q, input, weights, bias, output, run)
+}
+
+/// An int8 Linear loop on slices already checked by [`arguments_ok`].
+pub(crate) type RunFn =
+    fn(&LinearParams, &PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]);
+
+/// The host's runtime-selected kernel (AVX2 or portable; `kernels/host`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn host(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) {
+    super::host::linear_s8(super::host::path(), p, q, input, weights, bias, output);
+}
+
+/// The one check every int8 Linear entry point shares: [`arguments_ok`] (else
+/// `KernelBadArguments`), then `run` on the checked slices.
+pub(crate) fn checked(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    run: RunFn,
+) -> Result<()> {
     if !arguments_ok(p, q, input, weights, bias, output) {
         return Err(Error::KernelBadArguments);
     }
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    super::host::linear_s8(super::host::path(), p, q, input, weights, bias, output);
-    // ARMv7E-M (Cortex-M4/M7): the DSP kernel, same bits (`linear_s8_dsp.rs`).
-    #[cfg(denoiserep_dsp)]
-    super::linear_s8_dsp::run(p, q, input, weights, bias, output);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_dsp)))]
-    reference(p, q, input, weights, bias, output);
+    run(p, q, input, weights, bias, output);
     Ok(())
 }
 
@@ -65,11 +97,7 @@ pub fn linear_s8_reference(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
-    if !arguments_ok(p, q, input, weights, bias, output) {
-        return Err(Error::KernelBadArguments);
-    }
-    reference(p, q, input, weights, bias, output);
-    Ok(())
+    checked(p, q, input, weights, bias, output, reference)
 }
 
 /// The one-output-at-a-time loop the device runs (and the host tests compare the fast paths

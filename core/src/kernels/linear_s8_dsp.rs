@@ -32,7 +32,7 @@
 use core::arch::asm;
 
 use super::params::{LinearParams, PerChannelQuant};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::quant::{activation_range, requantize};
 use crate::tensor::{Activation, I32Data, I8Data};
 
@@ -294,11 +294,7 @@ pub fn linear_s8_dsp(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
-    if !super::linear_s8::arguments_ok(p, q, input, weights, bias, output) {
-        return Err(Error::KernelBadArguments);
-    }
-    run(p, q, input, weights, bias, output);
-    Ok(())
+    super::linear_s8::checked(p, q, input, weights, bias, output, run)
 }
 
 /// The DSP kernel on arguments checked by [`super::linear_s8`] (any shape: 0 outputs, 1–3
