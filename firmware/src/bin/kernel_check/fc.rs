@@ -1,62 +1,16 @@
-//! `kernel-check`: the Cortex-M4 DSP int8 Linear kernel (`kernels::linear_s8_dsp`, issue 14)
-//! against the reference loop (`kernels::linear_s8_reference`), bit for bit, in QEMU.
-//!
-//! 1. Random cases (xorshift32, fixed seed): 1–3 input rows, 1–70 input features (every 1–3
-//!    column tail), 0–9 output channels (odd counts: the single-channel pass), weights and input
-//!    at misaligned addresses, extreme and random zero points, multipliers (`0`, `2^30`,
-//!    `2^31 − 1`, random) and shifts (`−31…30`), biases near `i32::MAX` (wrapping accumulators),
-//!    all-extreme weights and inputs, ReLU/ReLU6 clamps, and some wide layers (up to 800 inputs).
-//!    Each case also runs `kernels::linear_s8`, the dispatch the engine uses, which must be the
-//!    DSP kernel's bits too.
-//! 2. The FC shapes of the CMSIS-NN anchors (`docs/benchmarks.md`, "DSP kernels (issue 14)"),
-//!    each kernel timed with the SysTick counter (instructions under `-icount shift=0`), outputs
-//!    compared.
-//!
-//! Log: one `kernel_check cases=… mismatches=…` line, one `fc in=… out=… macs=…
-//! reference_instructions=… dsp_instructions=…` line per shape, and `kernel_check ok`. Exit 0
-//! when everything matched, `RunFailed` (7) on a mismatch (the first one is logged in full).
-//! `tests/tests/device_kernels.rs` runs it.
-#![no_std]
-#![no_main]
+//! int8 Linear: the DSP kernel, the reference loop and the engine's dispatch on random layers,
+//! then timed on the anchors' FC shapes.
 
-use cortex_m_rt::entry;
-use defmt_semihosting as _;
+use crate::Rng;
 use denoiserep_core::kernels::params::{LinearParams, PerChannelQuant};
 use denoiserep_core::kernels::{linear_s8, linear_s8_dsp, linear_s8_reference};
 use denoiserep_core::{Activation, I32Data, I8Data, QuantParams};
-use denoiserep_firmware::{exit, Buffers, ExitCode, InstructionCounter};
+use denoiserep_firmware::{exit, ExitCode, InstructionCounter};
 
 /// Random cases.
 const CASES: u32 = 4000;
 /// The anchors' FC shapes `(in, out)`.
 const SHAPES: [(usize, usize); 5] = [(784, 256), (256, 128), (128, 10), (640, 128), (128, 128)];
-
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        x
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: u32) -> u32 {
-        self.next() % n
-    }
-    fn i8(&mut self) -> i8 {
-        self.next() as u8 as i8
-    }
-    /// One of `picks` or, with probability 1/(len + 1), a random byte.
-    fn i8_from(&mut self, picks: &[i8]) -> i8 {
-        match picks.get(self.below(picks.len() as u32 + 1) as usize) {
-            Some(&v) => v,
-            None => self.i8(),
-        }
-    }
-}
 
 /// Largest `rows · in_features` of a case (stack buffer).
 const MAX_INPUT: usize = 3 * 800;
@@ -218,14 +172,8 @@ fn mismatch(what: &str, l: &Layer, at: usize) -> ! {
     exit(ExitCode::RunFailed)
 }
 
-#[entry]
-fn main() -> ! {
-    let Some(buffers) = Buffers::take() else {
-        exit(ExitCode::Panic)
-    };
-    let peripherals = cortex_m::Peripherals::take().expect("first and only take");
-    let counter = InstructionCounter::start(peripherals.SYST);
-    let buf = &mut buffers.arena[..];
+/// The random cases, then the anchor shapes (timed); exits on the first mismatch.
+pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     let mut input = [0i8; MAX_INPUT];
     let mut y = [[0i8; MAX_OUTPUT]; 3];
     let mut rng = Rng(0x1234_5678);
@@ -318,20 +266,18 @@ fn main() -> ! {
         // hardware; under QEMU both agree to within one tick).
         let mut best = (u64::MAX, u64::MAX);
         for _ in 0..2 {
-            match compare(&l, &d, &input[..n_in], &mut y, Some(&counter)) {
+            match compare(&l, &d, &input[..n_in], &mut y, Some(counter)) {
                 Ok((r, s)) => best = (best.0.min(r), best.1.min(s)),
                 Err(at) => mismatch("anchor", &l, at),
             }
         }
         defmt::info!(
-            "fc in={=usize} out={=usize} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64}",
-            n_in,
-            n_out,
-            n_in * n_out,
-            best.0,
-            best.1
-        );
+        "fc in={=usize} out={=usize} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64}",
+        n_in,
+        n_out,
+        n_in * n_out,
+        best.0,
+        best.1
+    );
     }
-    defmt::info!("kernel_check ok");
-    exit(ExitCode::Ok)
 }

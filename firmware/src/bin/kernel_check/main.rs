@@ -1,0 +1,62 @@
+//! `kernel-check`: the Cortex-M4 DSP int8 kernels (issue 14) against their reference loops, bit
+//! for bit, in QEMU, and timed with the SysTick counter (instructions under `-icount shift=0`) on
+//! the CMSIS-NN anchor shapes (`../shared/FACTS.md` §7, `docs/benchmarks.md`).
+//!
+//! One module per kernel family, each with a `run(counter, arena)` that checks random cases,
+//! times the anchor shapes, logs its lines and exits with `RunFailed` (7) on the first mismatch
+//! (logged in full):
+//!
+//! - `fc.rs`: int8 Linear, `kernels::linear_s8_dsp` and the engine's dispatch `kernels::linear_s8`
+//!   against `kernels::linear_s8_reference`. Log: `kernel_check cases=… mismatches=0`, then one
+//!   `fc in=… out=… macs=… reference_instructions=… dsp_instructions=…` line per anchor shape.
+//!
+//! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
+#![no_std]
+#![no_main]
+
+mod fc;
+
+use cortex_m_rt::entry;
+use defmt_semihosting as _;
+use denoiserep_firmware::{exit, Buffers, ExitCode, InstructionCounter};
+
+/// xorshift32: the random cases of every module.
+pub(crate) struct Rng(pub(crate) u32);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub(crate) fn below(&mut self, n: u32) -> u32 {
+        self.next() % n
+    }
+    pub(crate) fn i8(&mut self) -> i8 {
+        self.next() as u8 as i8
+    }
+    /// One of `picks` or, with probability 1/(len + 1), a random byte.
+    pub(crate) fn i8_from(&mut self, picks: &[i8]) -> i8 {
+        match picks.get(self.below(picks.len() as u32 + 1) as usize) {
+            Some(&v) => v,
+            None => self.i8(),
+        }
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let Some(buffers) = Buffers::take() else {
+        exit(ExitCode::Panic)
+    };
+    let peripherals = cortex_m::Peripherals::take().expect("first and only take");
+    let counter = InstructionCounter::start(peripherals.SYST);
+    let arena = &mut buffers.arena[..];
+    fc::run(&counter, arena);
+    defmt::info!("kernel_check ok");
+    exit(ExitCode::Ok)
+}
