@@ -29,13 +29,14 @@ pub fn conv2d_s8(
 }
 
 /// Words of scratch [`conv2d_s8_with_scratch`] uses for `p` on the Cortex-M4 DSP path:
-/// `ci·kh·kw` (two output pixels' patches as i16, two per word; 4·`ci·kh·kw` bytes), or 0 if
-/// the product overflows. The engine requests this much on every target (the host kernels
+/// `K = ci·kh·kw` rounded up to a multiple of 4 (two output pixels' patches as i16, two per
+/// word, the last group of 4 taps padded; `4·⌈K/4⌉·4` bytes), or 0 if the product overflows. The engine requests this much on every target (the host kernels
 /// ignore it), so the arena the host reports is the arena the device needs.
 pub fn conv2d_s8_scratch_words(p: &ConvParams) -> usize {
     p.in_channels
         .checked_mul(p.window.kh)
         .and_then(|n| n.checked_mul(p.window.kw))
+        .and_then(|k| k.checked_next_multiple_of(4))
         .unwrap_or(0)
 }
 

@@ -17,14 +17,15 @@
 //!   CMSIS's `read_and_pad_reordered` + `arm_s8_to_s16_unordered_with_offset`, with both pixels
 //!   interleaved so one `LDRD` pair fetches a group of both.
 //! - **2 output channels × 2 pixels per pass** ([`mac2x2`], assembly): per group one unaligned
-//!   weight load per channel, two `SXTB16`, and 8 `SMLAD` (16 MACs), 20 instructions with the
-//!   loop test. An odd last channel runs the same loop with its row twice (the second result is
+//!   weight load per channel, two `SXTB16`, and 8 `SMLAD` (16 MACs), 37 instructions per two
+//!   groups with the loop test. An odd last channel runs the same loop with its row twice (the second result is
 //!   dropped).
-//! - **K tail**: the `K mod 4` taps past the last group sit after the groups, one word per tap
-//!   (`A` low halfword, `B` high), and are added in Rust.
+//! - **K tail**: the `K mod 4` taps past the last whole group sit in one more (padded) group, in
+//!   the same order, and are added in Rust (the weights past `K` are another row's, or past the
+//!   end of the weights).
 //!
-//! Scratch: exactly `K = ci·kh·kw` words (`4·⌊K/4⌋` group words + `K mod 4` tail words), i.e. 2·K
-//! i16 values — [`scratch_words`]. With less, the caller runs the reference instead.
+//! Scratch: `4·⌈K/4⌉` words for `K = ci·kh·kw` (2·K i16 values, the last group padded) —
+//! [`scratch_words`]. With less, the caller runs the reference instead.
 //!
 //! Why not fold the offset into the bias (`bias − zp_in·Σw`): padded taps would then need the
 //! zero point instead of 0, and the weight sums would have to be stored or recomputed; adding
@@ -43,98 +44,179 @@ use super::{tap_range, ConvGeometry};
 use crate::quant::{activation_range, requantize};
 use crate::tensor::{Activation, I32Data, I8Data};
 
-/// Scratch words the DSP kernel needs for patches of `per_out = ci·kh·kw` taps: `per_out`
-/// (two pixels' patches of i16, two values per word).
+/// Scratch words the DSP kernel needs for patches of `per_out = ci·kh·kw` taps: `4·⌈K/4⌉`
+/// (two pixels' patches of i16, two values per word, the last group padded to 4 taps).
 pub(crate) const fn scratch_words(per_out: usize) -> usize {
-    per_out
+    per_out.div_ceil(4) * 4
 }
 
-/// Two low halfwords packed: `lo | hi << 16` (each truncated to 16 bits; both are in
-/// `[−255, 255]`).
-#[inline(always)]
-fn pack(lo: i32, hi: i32) -> u32 {
-    u32::from(lo as u16) | (u32::from(hi as u16) << 16)
+/// Halfword step from tap `j` to tap `j + 1` in the scratch, by `j mod 4`: taps `0, 1, 2, 3` of a
+/// group sit at halfwords `0, 2, 1, 3` of the pixel's two words, the next group 8 halfwords on.
+const STEP: [usize; 4] = [2, usize::MAX, 2, 5];
+
+/// One pixel's patch being written, tap after tap.
+struct Patch<'a> {
+    /// The scratch as halfwords.
+    buf: &'a mut [u16],
+    /// Halfword of the next tap.
+    at: usize,
+    /// Index of the next tap.
+    j: usize,
 }
 
-/// Writes the patch of output pixel `(oy, ox)` into `scratch` as pixel `B` (`SLOT_B`) or `A`:
-/// group `g` at words `4g + 2·SLOT_B`, `4g + 2·SLOT_B + 1`, the `K mod 4` tail taps at words
-/// `4·⌊K/4⌋ + t` (the `A` value in the low halfword: `A` writes the whole word, `B` only the
-/// high halfword, so `A` goes first).
+impl Patch<'_> {
+    /// Appends tap value `v` (in `[−255, 255]`).
+    #[inline(always)]
+    fn push(&mut self, v: i32) {
+        if let Some(d) = self.buf.get_mut(self.at) {
+            *d = v as u16;
+        }
+        self.at = self.at.wrapping_add(STEP[self.j % 4]);
+        self.j += 1;
+    }
+
+    /// Appends `n` zero taps (padding).
+    #[inline(always)]
+    fn zeros(&mut self, n: usize) {
+        for _ in 0..n {
+            self.push(0);
+        }
+    }
+}
+
+/// The halfword of tap `j` of pixel `A` (`B` is 4 halfwords on) in the scratch.
 #[inline(always)]
-fn im2col<const SLOT_B: bool>(
+fn tap_at(j: usize) -> usize {
+    let r = j % 4;
+    8 * (j / 4) + ((r & 1) << 1) + (r >> 1)
+}
+
+/// Writes the patch of output pixel `(oy, ox)` into the halfword view `buf` of the scratch as
+/// pixel `A` (`slot` 0) or `B` (`slot` 4): tap `j` at halfword `tap_at(j) + slot`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn im2col(
     g: &ConvGeometry,
     input: &[i8],
     zp_in: i32,
     oy: usize,
     ox: usize,
-    scratch: &mut [u32],
+    slot: usize,
+    buf: &mut [u16],
 ) {
     let ConvGeometry { ci, h, w, win, .. } = *g;
     let (kh, kw) = (win.kh, win.kw);
     let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, kh, h);
     let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, kw, w);
-    let groups = g.per_out / 4;
-    let Some((body, tail)) = scratch.split_at_mut_checked(4 * groups) else {
-        return; // the caller checked `scratch.len() ≥ per_out`
-    };
-    let mut out = body.chunks_exact_mut(4);
-    let slot = if SLOT_B { 2 } else { 0 };
-    // The taps of the group being filled, in order; `fill` of them so far.
-    let mut q = [0i32; 3];
-    let mut fill = 0usize;
-    let mut push = |v: i32| {
-        match fill {
-            0 => q[0] = v,
-            1 => q[1] = v,
-            2 => q[2] = v,
-            _ => {
-                if let Some(c) = out.next() {
-                    if let Some([e, o]) = c.get_mut(slot..slot + 2) {
-                        *e = pack(q[0], q[2]);
-                        *o = pack(q[1], v);
-                    }
-                }
-                fill = 0;
-                return;
-            }
-        }
-        fill += 1;
-    };
     let hw = h * w;
-    for i in 0..ci {
-        let plane = input.get(i * hw..(i + 1) * hw).unwrap_or(&[]);
-        for ky in 0..kh {
-            if ky < ky_lo || ky >= ky_hi {
-                for _ in 0..kw {
-                    push(0);
-                }
-                continue;
+    if kh == 1 && kw == 1 {
+        // 1×1 (never padded: a pad is below its kernel side): tap i is input[i][iy][ix], a
+        // gather at stride h·w; whole groups as two packed words each.
+        let at = (y0 as usize) * w + x0 as usize;
+        let mut i = 0;
+        for group in buf.chunks_exact_mut(8).take(ci / 4) {
+            let x = |d: usize| {
+                i32::from(input.get((i + d) * hw + at).copied().unwrap_or(0)) - zp_in
+            };
+            let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
+            if let Some([e0, e1, o0, o1]) = group.get_mut(slot..slot + 4) {
+                (*e0, *e1, *o0, *o1) = (x0 as u16, x2 as u16, x1 as u16, x3 as u16);
             }
-            let iy = (y0 + ky as isize) as usize;
-            // Taps kx_lo..kx_hi read x0 + kx, inside the row (tap_range).
-            let start = (x0 + kx_lo as isize) as usize;
-            let row = plane
-                .get(iy * w + start..iy * w + start + (kx_hi - kx_lo))
-                .unwrap_or(&[]);
-            for _ in 0..kx_lo {
-                push(0);
-            }
-            for &x in row {
-                push(i32::from(x) - zp_in);
-            }
-            for _ in kx_hi..kw {
-                push(0);
-            }
+            i += 4;
         }
-    }
-    // The K mod 4 (= fill) tail taps.
-    for (t, &v) in tail.iter_mut().zip(q.iter()).take(fill) {
-        *t = if SLOT_B {
-            (*t & 0xFFFF) | (u32::from(v as u16) << 16)
-        } else {
-            u32::from(v as u16)
+        let mut patch = Patch {
+            buf,
+            at: 8 * (i / 4) + slot,
+            j: i,
         };
+        while i < ci {
+            let v = input.get(i * hw + at).copied().unwrap_or(0);
+            patch.push(i32::from(v) - zp_in);
+            i += 1;
+        }
+        return;
     }
+    let mut patch = Patch {
+        buf,
+        at: slot,
+        j: 0,
+    };
+    // Taps kx_lo..kx_hi of a row read x0 + kx, inside the row (tap_range).
+    let len = kx_hi - kx_lo;
+    let (pad_above, pad_below) = (ky_lo * kw, (kh - ky_hi) * kw);
+    let (pad_left, pad_right) = (kx_lo, kw - kx_hi);
+    let first = ((y0 + ky_lo as isize) as usize) * w + (x0 + kx_lo as isize) as usize;
+    for i in 0..ci {
+        patch.zeros(pad_above);
+        let mut at = i * hw + first;
+        for _ in ky_lo..ky_hi {
+            patch.zeros(pad_left);
+            for &x in input.get(at..at + len).unwrap_or(&[]) {
+                patch.push(i32::from(x) - zp_in);
+            }
+            patch.zeros(pad_right);
+            at += w;
+        }
+        patch.zeros(pad_below);
+    }
+}
+
+/// One group (4 taps) of [`mac2x2`] in assembly: both pixels' pairs (two `LDRD`), then per
+/// channel one weight word (row `r1` at `+ n`, `n` from the stack slot), two `SXTB16` and four
+/// `SMLAD`.
+macro_rules! group2x2 {
+    () => {
+        concat!(
+            "ldrd {xae}, {xao}, [{b}], #8\n",
+            "ldrd {xbe}, {xbo}, [{b}], #8\n",
+            "ldr {t}, [sp]\n",
+            "ldr {t}, [{w}, {t}]\n",
+            "sxtb16 {k}, {t}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlad {a10}, {k}, {xae}, {a10}\n",
+            "smlad {a11}, {k}, {xbe}, {a11}\n",
+            "smlad {a10}, {t}, {xao}, {a10}\n",
+            "smlad {a11}, {t}, {xbo}, {a11}\n",
+            "ldr {t}, [{w}], #4\n",
+            "sxtb16 {k}, {t}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlad {a00}, {k}, {xae}, {a00}\n",
+            "smlad {a01}, {k}, {xbe}, {a01}\n",
+            "smlad {a00}, {t}, {xao}, {a00}\n",
+            "smlad {a01}, {t}, {xbo}, {a01}\n",
+        )
+    };
+}
+
+/// The loop of [`mac2x2`] from `$b` (scratch) and `$w` (weights), advancing both, until `$b`
+/// reaches `$consts[1]`; `$consts[0]` is `n`. `$($step)*`: the body, one or two [`group2x2`].
+macro_rules! mac2x2_loop {
+    ($b:ident, $w:ident, $a:ident, $consts:ident, $($step:tt)*) => {
+        asm!(
+            "ldr {t}, [{k}, #4]",
+            "ldr {k}, [{k}]",
+            "strd {k}, {t}, [sp, #-8]!",
+            "2:",
+            $($step)*
+            "ldr {t}, [sp, #4]",
+            "cmp {b}, {t}",
+            "bne 2b",
+            "add sp, sp, #8",
+            b = inout(reg) $b,
+            w = inout(reg) $w,
+            k = inout(reg) $consts.as_ptr() => _,
+            a00 = inout(reg) $a[0],
+            a01 = inout(reg) $a[1],
+            a10 = inout(reg) $a[2],
+            a11 = inout(reg) $a[3],
+            t = out(reg) _,
+            xae = out(reg) _,
+            xao = out(reg) _,
+            xbe = out(reg) _,
+            xbo = out(reg) _,
+            options(readonly),
+        )
+    };
 }
 
 /// One pass of 2 channels × 2 pixels over the whole groups of the scratch:
@@ -142,69 +224,36 @@ fn im2col<const SLOT_B: bool>(
 /// `block[..4G]`, row `r1` is `block[n..n + 4G]` (`n = K`, or 0 to repeat row `r0`) and `G =
 /// groups.len() / 4` (the scratch layout of the module docs).
 ///
-/// Hand-written loop: per group two `LDRD` (both pixels' pairs), per channel one weight load,
-/// two `SXTB16`, four `SMLAD`; 20 instructions for 16 MACs with the loop test. The 12 registers
-/// `asm!` can use on Thumb hold the scratch and weight pointers, four accumulators, four
-/// data words and two temporaries; `n` and the end pointer live in 8 bytes of stack the loop
-/// pushes.
+/// Hand-written loop ([`group2x2`]): per group two `LDRD` (both pixels' pairs), per channel one
+/// weight load, two `SXTB16`, four `SMLAD`; two groups per iteration, 37 instructions for 32
+/// MACs with the loop test (then one group alone if the count is odd). The 12 registers `asm!`
+/// can use on Thumb hold the scratch and weight pointers, four accumulators, four data words
+/// and two temporaries; `n` and the end pointer live in 8 bytes of stack the loop pushes.
 #[inline(never)]
 fn mac2x2(groups: &[u32], block: &[u8], n: usize, acc: &mut [i32; 4]) {
     let g = groups.len() / 4;
     if g == 0 || Some(block.len()) < n.checked_add(4 * g) {
         return; // impossible for [`run`]'s arguments; keeps the reads below in bounds
     }
-    let ptr = groups.as_ptr();
-    let consts: [u32; 2] = [n as u32, ptr.wrapping_add(4 * g) as u32];
-    let [mut a00, mut a01, mut a10, mut a11] = *acc;
-    // SAFETY: reads the first 4·g words of `groups` (16 bytes per iteration, word-aligned as a
-    // `&[u32]` is, so `LDRD` is allowed) and the first 4·g bytes at `block` and at `block + n`,
-    // inside `block` (`n + 4g ≤ block.len()`, checked above), and `consts`; the loop stops when
-    // the scratch pointer reaches `consts[1]` after `g ≥ 1` iterations. Unaligned `LDR` is
-    // allowed on ARMv7-M (CCR.UNALIGN_TRP is 0 out of reset). The 8 bytes pushed below `sp` are
-    // popped before the block ends. Registers: only the operands; flags: `cmp`.
-    unsafe {
-        asm!(
-            "ldr {t}, [{k}, #4]",
-            "ldr {k}, [{k}]",
-            "strd {k}, {t}, [sp, #-8]!",
-            "2:",
-            "ldrd {xae}, {xao}, [{b}], #8",
-            "ldrd {xbe}, {xbo}, [{b}], #8",
-            "ldr {t}, [sp]",
-            "ldr {t}, [{w}, {t}]",
-            "sxtb16 {k}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a10}, {k}, {xae}, {a10}",
-            "smlad {a11}, {k}, {xbe}, {a11}",
-            "smlad {a10}, {t}, {xao}, {a10}",
-            "smlad {a11}, {t}, {xbo}, {a11}",
-            "ldr {t}, [{w}], #4",
-            "sxtb16 {k}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a00}, {k}, {xae}, {a00}",
-            "smlad {a01}, {k}, {xbe}, {a01}",
-            "smlad {a00}, {t}, {xao}, {a00}",
-            "smlad {a01}, {t}, {xbo}, {a01}",
-            "ldr {t}, [sp, #4]",
-            "cmp {b}, {t}",
-            "bne 2b",
-            "add sp, sp, #8",
-            b = inout(reg) ptr => _,
-            w = inout(reg) block.as_ptr() => _,
-            k = inout(reg) consts.as_ptr() => _,
-            a00 = inout(reg) a00,
-            a01 = inout(reg) a01,
-            a10 = inout(reg) a10,
-            a11 = inout(reg) a11,
-            t = out(reg) _,
-            xae = out(reg) _,
-            xao = out(reg) _,
-            xbe = out(reg) _,
-            xbo = out(reg) _,
-            options(readonly),
-        );
+    let mut b = groups.as_ptr();
+    let mut w = block.as_ptr();
+    let even = g - g % 2;
+    // SAFETY (both blocks): together they read the first 4·g words of `groups` (16 bytes per
+    // group, word-aligned as a `&[u32]` is, so `LDRD` is allowed) and the first 4·g bytes at
+    // `block` and at `block + n`, inside `block` (`n + 4g ≤ block.len()`, checked above), and
+    // `consts`; the loops stop when the scratch pointer reaches `consts[1]`, after `even` (≥ 2,
+    // even) groups, then after 1 more. Unaligned `LDR` is allowed on ARMv7-M (CCR.UNALIGN_TRP
+    // is 0 out of reset). The 8 bytes pushed below `sp` are popped before each block ends.
+    // Registers: only the operands; flags: `cmp`.
+    if even > 0 {
+        let consts: [u32; 2] = [n as u32, b.wrapping_add(4 * even) as u32];
+        unsafe { mac2x2_loop!(b, w, acc, consts, group2x2!(), group2x2!(),) };
     }
-    *acc = [a00, a01, a10, a11];
+    if g > even {
+        let consts: [u32; 2] = [n as u32, b.wrapping_add(4) as u32];
+        unsafe { mac2x2_loop!(b, w, acc, consts, group2x2!(),) };
+    }
+    let _ = (b, w); // the pointers past the last group: not needed
 }
 
 /// The DSP kernel on arguments checked by [`super::conv2d_s8`] (`g` from `conv_geometry`, slices
@@ -244,9 +293,27 @@ pub(crate) fn run(
     let mut p = 0;
     while p < ohw {
         let pb = if p + 1 < ohw { p + 1 } else { p };
-        im2col::<false>(g, input, zp_in, p / g.ow, p % g.ow, scratch);
-        im2col::<true>(g, input, zp_in, pb / g.ow, pb % g.ow, scratch);
-        let (groups, tail) = scratch.split_at(k4);
+        {
+            // SAFETY: u16 has no stricter alignment than u32 and every bit pattern is valid for
+            // both, so the middle part is the whole slice (no head or tail).
+            let (_, buf, _) = unsafe { scratch.align_to_mut::<u16>() };
+            im2col(g, input, zp_in, p / g.ow, p % g.ow, 0, buf);
+            im2col(g, input, zp_in, pb / g.ow, pb % g.ow, 4, buf);
+        }
+        let groups = scratch.get(..k4).unwrap_or(&[]);
+        // The K mod 4 tail taps of pixels A and B, from the last (padded) group.
+        let mut tail = [(0i32, 0i32); 3];
+        if let Some(last) = scratch.get(k4..k4 + 4) {
+            for (t, v) in tail.iter_mut().enumerate().take(k % 4) {
+                let word = |i: usize| last.get(i).copied().unwrap_or(0);
+                let half = |at: usize| {
+                    let wd = word(at / 2);
+                    i32::from((if at % 2 == 0 { wd } else { wd >> 16 }) as u16 as i16)
+                };
+                *v = (half(tap_at(t)), half(tap_at(t) + 4));
+            }
+        }
+        let tail = tail.get(..k % 4).unwrap_or(&[]);
         let mut o = 0;
         while o < co {
             let pair = o + 1 < co;
@@ -261,8 +328,7 @@ pub(crate) fn run(
             let [mut a00, mut a01, mut a10, mut a11] = acc;
             let w0 = block.get(k4..k).unwrap_or(&[]);
             let w1 = block.get(n + k4..n + k).unwrap_or(&[]);
-            for ((&t, &c0), &c1) in tail.iter().zip(w0).zip(w1) {
-                let (xa, xb) = (i32::from(t as u16 as i16), i32::from((t >> 16) as u16 as i16));
+            for ((&(xa, xb), &c0), &c1) in tail.iter().zip(w0).zip(w1) {
                 let (c0, c1) = (i32::from(c0 as i8), i32::from(c1 as i8));
                 a00 = a00.wrapping_add(c0 * xa);
                 a01 = a01.wrapping_add(c0 * xb);
