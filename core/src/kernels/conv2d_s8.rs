@@ -36,8 +36,14 @@ pub fn conv2d_s8_scratch_words(p: &ConvParams) -> usize {
     p.in_channels
         .checked_mul(p.window.kh)
         .and_then(|n| n.checked_mul(p.window.kw))
-        .and_then(|k| k.checked_next_multiple_of(4))
+        .and_then(scratch_words_for_patch)
         .unwrap_or(0)
+}
+
+/// The scratch words of a convolution whose patches have `per_out = ci·kh·kw` taps:
+/// `per_out` rounded up to a multiple of 4 (`None` on overflow).
+pub(crate) const fn scratch_words_for_patch(per_out: usize) -> Option<usize> {
+    per_out.checked_next_multiple_of(4)
 }
 
 /// [`conv2d_s8`] with a scratch buffer, the engine's entry point. On `thumbv7em-*`

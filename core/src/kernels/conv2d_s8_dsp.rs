@@ -47,7 +47,10 @@ use crate::tensor::{Activation, I32Data, I8Data};
 /// Scratch words the DSP kernel needs for patches of `per_out = ci·kh·kw` taps: `4·⌈K/4⌉`
 /// (two pixels' patches of i16, two values per word, the last group padded to 4 taps).
 pub(crate) const fn scratch_words(per_out: usize) -> usize {
-    per_out.div_ceil(4) * 4
+    match super::conv2d_s8::scratch_words_for_patch(per_out) {
+        Some(words) => words,
+        None => usize::MAX, // never: `per_out` is a checked product of slice lengths
+    }
 }
 
 /// Halfword step from tap `j` to tap `j + 1` in the scratch, by `j mod 4`: taps `0, 1, 2, 3` of a
@@ -115,9 +118,8 @@ fn im2col(
         let at = (y0 as usize) * w + x0 as usize;
         let mut i = 0;
         for group in buf.chunks_exact_mut(8).take(ci / 4) {
-            let x = |d: usize| {
-                i32::from(input.get((i + d) * hw + at).copied().unwrap_or(0)) - zp_in
-            };
+            let x =
+                |d: usize| i32::from(input.get((i + d) * hw + at).copied().unwrap_or(0)) - zp_in;
             let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
             if let Some([e0, e1, o0, o1]) = group.get_mut(slot..slot + 4) {
                 (*e0, *e1, *o0, *o1) = (x0 as u16, x2 as u16, x1 as u16, x3 as u16);
@@ -322,7 +324,11 @@ pub(crate) fn run(
                 return; // impossible: (o + 2)·k ≤ co·k, or o·k + k for the last channel
             };
             let b0 = bias.get(o).unwrap_or(0);
-            let b1 = if pair { bias.get(o + 1).unwrap_or(0) } else { b0 };
+            let b1 = if pair {
+                bias.get(o + 1).unwrap_or(0)
+            } else {
+                b0
+            };
             let mut acc = [b0, b0, b1, b1];
             mac2x2(groups, block, n, &mut acc);
             let [mut a00, mut a01, mut a10, mut a11] = acc;

@@ -59,11 +59,12 @@ mod relu_f32;
 mod relu_s8;
 
 pub use conv2d_f32::conv2d_f32;
+#[cfg(denoiserep_dsp)]
+pub use conv2d_s8::conv2d_s8_dsp;
+pub(crate) use conv2d_s8::scratch_words_for_patch;
 pub use conv2d_s8::{
     conv2d_s8, conv2d_s8_reference, conv2d_s8_scratch_words, conv2d_s8_with_scratch,
 };
-#[cfg(denoiserep_dsp)]
-pub use conv2d_s8::conv2d_s8_dsp;
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
 pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
 pub use global_avg_pool_f32::global_avg_pool_f32;

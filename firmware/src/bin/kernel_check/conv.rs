@@ -5,8 +5,7 @@
 use crate::Rng;
 use denoiserep_core::kernels::params::{ConvParams, PerChannelQuant, Window};
 use denoiserep_core::kernels::{
-    conv2d_s8, conv2d_s8_dsp, conv2d_s8_reference, conv2d_s8_scratch_words,
-    conv2d_s8_with_scratch,
+    conv2d_s8, conv2d_s8_dsp, conv2d_s8_reference, conv2d_s8_scratch_words, conv2d_s8_with_scratch,
 };
 use denoiserep_core::{Activation, I32Data, I8Data, QuantParams};
 use denoiserep_firmware::{exit, ExitCode, InstructionCounter};
@@ -51,16 +50,66 @@ const fn anchor(
 
 /// The anchors' conv shapes (`../shared/anchors/cmsis-nn/c/harness.c`, layers 5–14 and 19).
 const ANCHORS: [Anchor; 11] = [
-    anchor("3x3s1_1to32_28x28", 5, [1, 32, 28, 28], Window::square(3, 1, 1)),
-    anchor("3x3s1_32to64_14x14", 6, [32, 64, 14, 14], Window::square(3, 1, 1)),
-    anchor("3x3s1_3to16_32x32", 7, [3, 16, 32, 32], Window::square(3, 1, 1)),
-    anchor("3x3s1_16to16_32x32", 8, [16, 16, 32, 32], Window::square(3, 1, 1)),
-    anchor("3x3s1_32to32_16x16", 9, [32, 32, 16, 16], Window::square(3, 1, 1)),
-    anchor("3x3s1_64to64_8x8", 10, [64, 64, 8, 8], Window::square(3, 1, 1)),
-    anchor("3x3s2_16to32_32x32", 11, [16, 32, 32, 32], Window::square(3, 2, 1)),
-    anchor("3x3s2_32to64_16x16", 12, [32, 64, 16, 16], Window::square(3, 2, 1)),
-    anchor("1x1s1_64to64_25x5", 13, [64, 64, 25, 5], Window::square(1, 1, 0)),
-    anchor("1x1s2_16to32_32x32", 14, [16, 32, 32, 32], Window::square(1, 2, 0)),
+    anchor(
+        "3x3s1_1to32_28x28",
+        5,
+        [1, 32, 28, 28],
+        Window::square(3, 1, 1),
+    ),
+    anchor(
+        "3x3s1_32to64_14x14",
+        6,
+        [32, 64, 14, 14],
+        Window::square(3, 1, 1),
+    ),
+    anchor(
+        "3x3s1_3to16_32x32",
+        7,
+        [3, 16, 32, 32],
+        Window::square(3, 1, 1),
+    ),
+    anchor(
+        "3x3s1_16to16_32x32",
+        8,
+        [16, 16, 32, 32],
+        Window::square(3, 1, 1),
+    ),
+    anchor(
+        "3x3s1_32to32_16x16",
+        9,
+        [32, 32, 16, 16],
+        Window::square(3, 1, 1),
+    ),
+    anchor(
+        "3x3s1_64to64_8x8",
+        10,
+        [64, 64, 8, 8],
+        Window::square(3, 1, 1),
+    ),
+    anchor(
+        "3x3s2_16to32_32x32",
+        11,
+        [16, 32, 32, 32],
+        Window::square(3, 2, 1),
+    ),
+    anchor(
+        "3x3s2_32to64_16x16",
+        12,
+        [32, 64, 16, 16],
+        Window::square(3, 2, 1),
+    ),
+    anchor(
+        "1x1s1_64to64_25x5",
+        13,
+        [64, 64, 25, 5],
+        Window::square(1, 1, 0),
+    ),
+    anchor(
+        "1x1s2_16to32_32x32",
+        14,
+        [16, 32, 32, 32],
+        Window::square(1, 2, 0),
+    ),
     anchor(
         "10x4s2_1to64_49x10",
         19,
