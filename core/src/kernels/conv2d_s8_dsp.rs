@@ -87,6 +87,43 @@ impl Patch<'_> {
     }
 }
 
+/// The input taps of an unpadded patch in order (`i`, `ky`, `kx`): `kw` consecutive values per
+/// row, `kh` rows `w` apart per channel, channels `h·w` apart.
+struct Cursor {
+    /// Index of the next tap in the input.
+    at: usize,
+    /// Taps left in the current row, rows left in the current channel.
+    left: usize,
+    rows: usize,
+    kw: usize,
+    kh: usize,
+    /// `w − kw`: from past a row's last tap to the next row's first.
+    row_skip: usize,
+    /// `h·w − kh·w`: from past a channel's last row to the next channel's first.
+    plane_skip: usize,
+}
+
+impl Cursor {
+    /// The next tap's input value (0 past the end of `input`, which a checked geometry never
+    /// reaches).
+    #[inline(always)]
+    fn next(&mut self, input: &[i8]) -> i32 {
+        if self.left == 0 {
+            self.left = self.kw;
+            self.at += self.row_skip;
+            self.rows -= 1;
+            if self.rows == 0 {
+                self.rows = self.kh;
+                self.at += self.plane_skip;
+            }
+        }
+        self.left -= 1;
+        let v = input.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        i32::from(v)
+    }
+}
+
 /// The halfword of tap `j` of pixel `A` (`B` is 4 halfwords on) in the scratch.
 #[inline(always)]
 fn tap_at(j: usize) -> usize {
@@ -96,8 +133,11 @@ fn tap_at(j: usize) -> usize {
 
 /// Writes the patch of output pixel `(oy, ox)` into the halfword view `buf` of the scratch as
 /// pixel `A` (`slot` 0) or `B` (`slot` 4): tap `j` at halfword `tap_at(j) + slot`.
+///
+/// Not inlined: on its own it keeps its cursor and pointers in registers (inlined into [`run`],
+/// LLVM spilled them at every tap).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[inline(never)]
 fn im2col(
     g: &ConvGeometry,
     input: &[i8],
@@ -135,6 +175,37 @@ fn im2col(
             let v = input.get(i * hw + at).copied().unwrap_or(0);
             patch.push(i32::from(v) - zp_in);
             i += 1;
+        }
+        return;
+    }
+    if ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw {
+        // No padded tap: walk the patch with a cursor, whole groups as four halfwords each.
+        let mut cur = Cursor {
+            at: (y0 as usize) * w + x0 as usize,
+            left: kw,
+            rows: kh,
+            kw,
+            kh,
+            row_skip: w - kw,
+            plane_skip: hw - kh * w,
+        };
+        let groups = g.per_out / 4;
+        for group in buf.chunks_exact_mut(8).take(groups) {
+            let x0 = cur.next(input) - zp_in;
+            let x1 = cur.next(input) - zp_in;
+            let x2 = cur.next(input) - zp_in;
+            let x3 = cur.next(input) - zp_in;
+            if let Some([e0, e1, o0, o1]) = group.get_mut(slot..slot + 4) {
+                (*e0, *e1, *o0, *o1) = (x0 as u16, x2 as u16, x1 as u16, x3 as u16);
+            }
+        }
+        let mut patch = Patch {
+            buf,
+            at: 8 * groups + slot,
+            j: 4 * groups,
+        };
+        for _ in 0..g.per_out % 4 {
+            patch.push(cur.next(input) - zp_in);
         }
         return;
     }
@@ -231,7 +302,7 @@ macro_rules! mac2x2_loop {
 /// MACs with the loop test (then one group alone if the count is odd). The 12 registers `asm!`
 /// can use on Thumb hold the scratch and weight pointers, four accumulators, four data words
 /// and two temporaries; `n` and the end pointer live in 8 bytes of stack the loop pushes.
-#[inline(never)]
+#[inline(always)]
 fn mac2x2(groups: &[u32], block: &[u8], n: usize, acc: &mut [i32; 4]) {
     let g = groups.len() / 4;
     if g == 0 || Some(block.len()) < n.checked_add(4 * g) {
