@@ -131,6 +131,57 @@ fn tap_at(j: usize) -> usize {
     8 * (j / 4) + ((r & 1) << 1) + (r >> 1)
 }
 
+/// Both patches at once when neither pixel has a padded tap: row by row (`kw` taps of channel
+/// `i`, kernel row `ky`), pixel `A`'s tap `j` at halfword `tap_at(j)` and `B`'s 4 halfwords on,
+/// sharing the walk. Returns `false` (and writes nothing) when a patch has a padded tap, or for
+/// a 1×1 kernel.
+#[inline(never)]
+fn im2col_pair(
+    g: &ConvGeometry,
+    input: &[i8],
+    zp_in: i32,
+    (ay, ax): (usize, usize),
+    (by, bx): (usize, usize),
+    buf: &mut [u16],
+) -> bool {
+    let ConvGeometry { ci, h, w, win, .. } = *g;
+    let (kh, kw) = (win.kh, win.kw);
+    if kh == 1 && kw == 1 {
+        return false; // [`im2col`]'s gather in whole groups is faster there
+    }
+    let unpadded = |oy: usize, ox: usize| {
+        let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, kh, h);
+        let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, kw, w);
+        (ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw)
+            .then(|| (y0 as usize) * w + x0 as usize)
+    };
+    let (Some(a0), Some(b0)) = (unpadded(ay, ax), unpadded(by, bx)) else {
+        return false;
+    };
+    let hw = h * w;
+    let (mut at, mut j) = (0usize, 0usize);
+    for i in 0..ci {
+        for ky in 0..kh {
+            let row = i * hw + ky * w;
+            let (Some(ra), Some(rb)) = (
+                input.get(row + a0..row + a0 + kw),
+                input.get(row + b0..row + b0 + kw),
+            ) else {
+                return true; // impossible: an unpadded patch lies inside the input
+            };
+            for (&xa, &xb) in ra.iter().zip(rb) {
+                if let Some([da, _, _, _, db]) = buf.get_mut(at..at + 5) {
+                    *da = (i32::from(xa) - zp_in) as u16;
+                    *db = (i32::from(xb) - zp_in) as u16;
+                }
+                at = at.wrapping_add(STEP[j % 4]);
+                j += 1;
+            }
+        }
+    }
+    true
+}
+
 /// Writes the patch of output pixel `(oy, ox)` into the halfword view `buf` of the scratch as
 /// pixel `A` (`slot` 0) or `B` (`slot` 4): tap `j` at halfword `tap_at(j) + slot`.
 ///
@@ -370,8 +421,11 @@ pub(crate) fn run(
             // SAFETY: u16 has no stricter alignment than u32 and every bit pattern is valid for
             // both, so the middle part is the whole slice (no head or tail).
             let (_, buf, _) = unsafe { scratch.align_to_mut::<u16>() };
-            im2col(g, input, zp_in, p / g.ow, p % g.ow, 0, buf);
-            im2col(g, input, zp_in, pb / g.ow, pb % g.ow, 4, buf);
+            let (a, b) = ((p / g.ow, p % g.ow), (pb / g.ow, pb % g.ow));
+            if !im2col_pair(g, input, zp_in, a, b, buf) {
+                im2col(g, input, zp_in, a.0, a.1, 0, buf);
+                im2col(g, input, zp_in, b.0, b.1, 4, buf);
+            }
         }
         let groups = scratch.get(..k4).unwrap_or(&[]);
         // The K mod 4 tail taps of pixels A and B, from the last (padded) group.
