@@ -34,9 +34,12 @@
 //! # Cortex-M4 DSP path
 //!
 //! On `thumbv7em-*` (ARMv7E-M, `cfg(denoiserep_dsp)` set by `core/build.rs`) int8 Linear runs
-//! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass), exact integer
-//! arithmetic with the reference's requantization, so the same bits; [`linear_s8_reference`]
-//! stays available there as the oracle the firmware's `kernel-check` binary compares it with.
+//! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass) and int8 Conv2d
+//! `conv2d_s8_dsp.rs` (im2col of two pixels into the caller's scratch, 2 channels × 2 pixels
+//! per `SMLAD` pass; through [`conv2d_s8_with_scratch`], the reference loop without enough
+//! scratch), exact integer arithmetic with the reference's requantization, so the same bits;
+//! [`linear_s8_reference`] and [`conv2d_s8_reference`] stay available there as the oracles the
+//! firmware's `kernel-check` binary compares them with.
 
 mod conv2d_f32;
 mod conv2d_s8;
@@ -92,8 +95,9 @@ pub enum KernelPath {
     Portable,
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
-    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear through the DSP extension
-    /// (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`), everything else the reference loops.
+    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear and Conv2d through the DSP
+    /// extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`), everything else
+    /// the reference loops.
     Dsp,
 }
 
