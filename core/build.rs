@@ -1,6 +1,7 @@
 //! Sets `cfg(denoiserep_dsp)` when building for `thumbv7em-*` (ARMv7E-M: Cortex-M4/M7, whose
 //! DSP extension — SXTB16, SXTAB16, SMLAD — is part of the architecture, not optional), so the
-//! int8 Linear kernel of `kernels/linear_s8_dsp.rs` replaces the reference loop there. Stable
+//! int8 Linear and Conv2d kernels of `kernels/linear_s8_dsp.rs` and `kernels/conv2d_s8_dsp.rs`
+//! replace the reference loops there. Stable
 //! Rust does not expose `cfg(target_feature = "dsp")` for Arm (`arm_target_feature` is
 //! unstable), hence the target name. Every other target (the host, thumbv6m, thumbv8m, …) keeps
 //! the reference kernels.

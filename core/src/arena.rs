@@ -38,6 +38,18 @@ pub(crate) fn f32s_mut(bytes: &mut [u8]) -> Result<&mut [f32]> {
     }
 }
 
+#[cfg(feature = "ops-conv")]
+/// Views 4-aligned bytes as `u32`s (`bytes.len() / 4` of them): a kernel's scratch.
+pub(crate) fn u32s_mut(bytes: &mut [u8]) -> Result<&mut [u32]> {
+    // SAFETY: as in `f32s_mut`: `u32` has no invalid bit patterns and no padding.
+    let (head, body, _tail) = unsafe { bytes.align_to_mut::<u32>() };
+    if head.is_empty() {
+        Ok(body)
+    } else {
+        Err(Error::ArenaTooSmall)
+    }
+}
+
 /// Views 4-aligned bytes as `f32`s, read-only (`bytes.len() / 4` of them).
 pub(crate) fn f32s(bytes: &[u8]) -> Result<&[f32]> {
     // SAFETY: as in `f32s_mut`; the result borrows `bytes` immutably.

@@ -181,7 +181,8 @@ pub enum Error {
         buffer: usize,
     },
     /// The loading scratch given to `Model::from_bytes_in_place_with_scratch` is shorter than
-    /// `LOAD_SCRATCH_PER_TENSOR` bytes per tensor of the model.
+    /// `LOAD_SCRATCH_PER_TENSOR` bytes per tensor of the model plus
+    /// `LOAD_SCRATCH_PER_SCRATCH_OP` per op with arena scratch (int8 Conv2d).
     LoadScratchTooSmall {
         /// Bytes the model needs.
         need: usize,
@@ -365,7 +366,8 @@ impl fmt::Display for Error {
                 return write!(
                     f,
                     "the loading scratch is too small: this model needs {need} bytes \
-                     (`LOAD_SCRATCH_PER_TENSOR` per tensor)"
+                     (`LOAD_SCRATCH_PER_TENSOR` per tensor, `LOAD_SCRATCH_PER_SCRATCH_OP` per \
+                     int8 Conv2d)"
                 )
             }
         };

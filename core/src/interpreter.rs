@@ -66,6 +66,11 @@ pub const MAX_TENSORS: usize = 256;
 /// the planner's constant flag (1), buffer (2), lifetime (8) and placement-order entry (2).
 pub const LOAD_SCRATCH_PER_TENSOR: usize = 13;
 
+/// Bytes of load scratch per op that uses arena scratch (an int8 Conv2d's im2col buffer) that
+/// [`Model::from_bytes_in_place_with_scratch`] needs on top of [`LOAD_SCRATCH_PER_TENSOR`]: the
+/// scratch buffer's lifetime (8) and placement-order entry (2).
+pub const LOAD_SCRATCH_PER_SCRATCH_OP: usize = 10;
+
 /// Arena offset marking a tensor that has no planned bytes (never produced or read).
 const UNPLANNED: usize = usize::MAX;
 
@@ -107,8 +112,9 @@ pub struct Model<'a, const T: usize = MAX_TENSORS> {
     /// table is at most a body long, whose length is a u32). 4 B per tensor.
     entries: Vec<u32, T>,
     /// Per tensor: offset of its bytes from the aligned arena base, or [`UNPLANNED`] (4 B per
-    /// tensor on a 32-bit target). While loading it holds the tensors' byte sizes, then the
-    /// planner's per-buffer offsets (see [`Model::plan`]).
+    /// tensor on a 32-bit target); then, past the tensors, the offset of each op's arena scratch
+    /// (ops with [`ops::scratch_bytes`] `> 0`, in execution order). While loading it holds the
+    /// tensors' byte sizes, then the planner's per-buffer offsets (see [`Model::plan`]).
     offsets: Vec<usize, T>,
     /// Bytes of the planned region (the greedy high-water mark).
     planned_bytes: usize,
@@ -225,7 +231,7 @@ impl<'a, const T: usize> Model<'a, T> {
         match scratch {
             Some(scratch) => {
                 let n = self.entries.len();
-                let need = n.saturating_mul(LOAD_SCRATCH_PER_TENSOR);
+                let need = self.load_scratch_need();
                 if scratch.len() < need {
                     return Err(Error::LoadScratchTooSmall { need });
                 }
@@ -239,6 +245,27 @@ impl<'a, const T: usize> Model<'a, T> {
                 self.plan()
             }
         }
+    }
+
+    /// Number of ops that use arena scratch ([`ops::scratch_bytes`] `> 0`).
+    fn scratch_ops(&self) -> usize {
+        self.body
+            .nodes()
+            .filter(|n| n.as_ref().is_ok_and(|n| ops::scratch_bytes(&n.op) > 0))
+            .count()
+    }
+
+    /// Bytes of load scratch [`Model::from_bytes_in_place_with_scratch`] needs:
+    /// [`LOAD_SCRATCH_PER_TENSOR`] per tensor plus [`LOAD_SCRATCH_PER_SCRATCH_OP`] per op with
+    /// arena scratch.
+    fn load_scratch_need(&self) -> usize {
+        self.entries
+            .len()
+            .saturating_mul(LOAD_SCRATCH_PER_TENSOR)
+            .saturating_add(
+                self.scratch_ops()
+                    .saturating_mul(LOAD_SCRATCH_PER_SCRATCH_OP),
+            )
     }
 
     /// Decodes and checks the tensor table, recording where each entry starts.
@@ -315,9 +342,12 @@ impl<'a, const T: usize> Model<'a, T> {
     /// Never inlined: its `[_; T]` scratch lives only while it runs, 13 B per tensor slot on a
     /// 32-bit target (constant flags 1, buffers 2, lifetimes 8, placement order 2; see
     /// [`Model::plan_with`]). [`Model::plan_in`] puts the same scratch in caller bytes instead.
+    /// The buffers need one slot per tensor plus one per op with arena scratch: together at
+    /// most `T`, else [`Error::PlanCapacity`].
     #[inline(never)]
     fn plan(&mut self) -> Result<()> {
         let n = self.entries.len();
+        let slots = n.saturating_add(self.scratch_ops());
         let mut is_constant = [false; T];
         let mut buffer_of = [NO_BUFFER; T];
         let mut lifetimes = [Lifetime::default(); T];
@@ -325,32 +355,36 @@ impl<'a, const T: usize> Model<'a, T> {
         self.plan_with(
             is_constant.get_mut(..n).ok_or(Error::PlanCapacity)?,
             buffer_of.get_mut(..n).ok_or(Error::PlanCapacity)?,
-            lifetimes.get_mut(..n).ok_or(Error::PlanCapacity)?,
-            order.get_mut(..n).ok_or(Error::PlanCapacity)?,
+            lifetimes.get_mut(..slots).ok_or(Error::PlanCapacity)?,
+            order.get_mut(..slots).ok_or(Error::PlanCapacity)?,
         )
     }
 
     /// [`Model::plan`] with the scratch packed into `scratch` ([`LOAD_SCRATCH_PER_TENSOR`] bytes
-    /// per tensor, any alignment): nothing `T`-sized on the stack.
+    /// per tensor and [`LOAD_SCRATCH_PER_SCRATCH_OP`] per op with arena scratch, any
+    /// alignment): nothing `T`-sized on the stack.
     #[inline(never)]
     fn plan_in(&mut self, scratch: &mut [u8]) -> Result<()> {
         let n = self.entries.len();
+        let slots = n.saturating_add(self.scratch_ops());
         let short = Error::LoadScratchTooSmall {
-            need: n.saturating_mul(LOAD_SCRATCH_PER_TENSOR),
+            need: self.load_scratch_need(),
         };
         let (mut is_constant, rest) = ByteCells::<bool>::take(scratch, n).ok_or(short)?;
         let (mut buffer_of, rest) = ByteCells::<u16>::take(rest, n).ok_or(short)?;
-        let (mut lifetimes, rest) = ByteCells::<Lifetime>::take(rest, n).ok_or(short)?;
-        let (mut order, _) = ByteCells::<u16>::take(rest, n).ok_or(short)?;
+        let (mut lifetimes, rest) = ByteCells::<Lifetime>::take(rest, slots).ok_or(short)?;
+        let (mut order, _) = ByteCells::<u16>::take(rest, slots).ok_or(short)?;
         self.plan_with(&mut is_constant, &mut buffer_of, &mut lifetimes, &mut order)
     }
 
     /// The plan on `n`-cell scratch (`n` = tensor count): constant flags, each tensor's buffer,
-    /// each buffer's lifetime, the placement order. The tensor sizes that liveness reads and the
-    /// per-buffer offsets that placement writes both live in `self.offsets` (sizes first;
-    /// liveness is done with them before placement starts), and the per-buffer offsets are
-    /// parked in the lifetimes' `size` fields (no longer read) while `self.offsets` is rewritten
-    /// per tensor — no second per-tensor array.
+    /// and on `n + s`-cell scratch (`s` = ops with arena scratch) each buffer's lifetime and the
+    /// placement order. The tensor sizes that liveness reads and the per-buffer offsets that
+    /// placement writes both live in `self.offsets` (sizes first; liveness is done with them
+    /// before placement starts; it grows to `n + s` entries for placement), and the per-buffer
+    /// offsets are parked in the lifetimes' `size` fields (no longer read) while `self.offsets`
+    /// is rewritten per tensor, then per scratch op (the last `s` buffers, in op order) — no
+    /// second per-tensor array.
     fn plan_with<C, B, L, O>(
         &mut self,
         is_constant: &mut C,
@@ -374,8 +408,9 @@ impl<'a, const T: usize> Model<'a, T> {
             is_constant.set(id, t.is_constant())?;
         }
         let outputs = [self.body.info.logits, self.body.info.embedding];
+        let n_scratch = self.scratch_ops();
         let buffers = planner::liveness_in(
-            &self.offsets,
+            self.offsets.get(..n).ok_or(Error::PlanCapacity)?,
             &*is_constant,
             self.body.info.input,
             &outputs,
@@ -386,6 +421,9 @@ impl<'a, const T: usize> Model<'a, T> {
             buffer_of,
             lifetimes,
         )?;
+        for _ in 0..n_scratch {
+            self.offsets.push(0).map_err(|_| Error::PlanCapacity)?;
+        }
         let high_water = planner::place_in(&*lifetimes, buffers, order, &mut self.offsets)?;
         for b in 0..buffers {
             let mut lt = lifetimes.get(b).ok_or(Error::PlanCapacity)?;
@@ -415,6 +453,14 @@ impl<'a, const T: usize> Model<'a, T> {
                 }
             };
             *self.offsets.get_mut(id).ok_or(Error::PlanCapacity)? = offset;
+        }
+        // The scratch buffers are the last `n_scratch`, in op order (`planner::liveness`).
+        let first_scratch = buffers.checked_sub(n_scratch).ok_or(Error::PlanCapacity)?;
+        for j in 0..n_scratch {
+            let lt = lifetimes
+                .get(first_scratch + j)
+                .ok_or(Error::PlanCapacity)?;
+            *self.offsets.get_mut(n + j).ok_or(Error::PlanCapacity)? = lt.size;
         }
         u32::try_from(end).map_err(|_| Error::ModelSizeOverflow)?;
         self.planned_bytes = high_water;
@@ -558,7 +604,10 @@ impl<'a, const T: usize> Model<'a, T> {
 
     /// Offset of tensor `id` in the (aligned) arena, `None` for a tensor no op uses.
     pub fn tensor_offset(&self, id: u16) -> Option<usize> {
-        let offset = *self.offsets.get(usize::from(id))?;
+        let offset = *self
+            .offsets
+            .get(..self.entries.len())?
+            .get(usize::from(id))?;
         (offset != UNPLANNED).then_some(offset)
     }
 
@@ -630,7 +679,8 @@ impl<'a, const T: usize> Model<'a, T> {
         let arena = aligned(arena, self.plan_bytes)?;
         // Constants, and only they, sit at or past the planned region (`Model::plan`): only
         // their entries are decoded here.
-        for (id, &offset) in self.offsets.iter().enumerate() {
+        let n = self.entries.len();
+        for (id, &offset) in self.offsets.iter().enumerate().take(n) {
             if offset < self.planned_bytes || offset == UNPLANNED {
                 continue;
             }
@@ -644,9 +694,18 @@ impl<'a, const T: usize> Model<'a, T> {
         self.write_input(input, arena)?;
         // The tensor the previous op wrote, already decoded: usually the next op's input 0.
         let mut last = None;
+        // Offsets of the ops' arena scratch, in op order, past the tensors' offsets.
+        let mut scratch_offsets = self.offsets.iter().skip(n);
         for (index, node) in self.body.nodes().enumerate() {
             let node = node?;
-            let out = self.eval(&node, arena, &last)?;
+            let scratch_len = ops::scratch_bytes(&node.op);
+            let scratch = if scratch_len > 0 {
+                let at = *scratch_offsets.next().ok_or(Error::KernelBadArguments)?;
+                Some((at, scratch_len))
+            } else {
+                None
+            };
+            let out = self.eval(&node, arena, &last, scratch)?;
             last = Some((node.output, out));
             after_op(Step {
                 index,
@@ -707,12 +766,14 @@ impl<'a, const T: usize> Model<'a, T> {
 
     /// Runs one op on the arena as planned; returns its output tensor (decoded once per op, for
     /// the caller's [`Step`] view and as the next op's `last`: the tensor the previous op wrote,
-    /// not decoded again when this op reads it).
+    /// not decoded again when this op reads it). `scratch`: the op's arena scratch as
+    /// `(offset, bytes)`, planned disjoint from its inputs and output.
     fn eval(
         &self,
         node: &Node<'_>,
         arena: &mut [u8],
         last: &Option<(u16, Tensor<'a>)>,
+        scratch: Option<(usize, usize)>,
     ) -> Result<Tensor<'a>> {
         let out_slot = self
             .tensor_at(node.output)
@@ -758,8 +819,27 @@ impl<'a, const T: usize> Model<'a, T> {
         let (out_bytes, hi) = rest
             .split_at_mut_checked(out_len)
             .ok_or(Error::ArenaTooSmall)?;
-        let (lo, hi): (&[u8], &[u8]) = (lo, hi);
         let hi_start = out_start + out_len;
+        // The scratch, cut out of the part below or above the output; the inputs are read from
+        // the (up to three) pieces left, each with its start offset.
+        let (pieces, scratch): ([(usize, &[u8]); 3], &mut [u8]) = match scratch {
+            None => ([(0, lo), (hi_start, hi), (usize::MAX, &[])], &mut []),
+            Some((at, len)) => {
+                let end = at.checked_add(len).ok_or(Error::KernelBadArguments)?;
+                let (base, part, other): (usize, &mut [u8], (usize, &[u8])) = if end <= out_start {
+                    (0, lo, (hi_start, hi))
+                } else if at >= hi_start {
+                    (hi_start, hi, (0, lo))
+                } else {
+                    return Err(Error::KernelBadArguments);
+                };
+                let (below, rest) = part
+                    .split_at_mut_checked(at - base)
+                    .ok_or(Error::ArenaTooSmall)?;
+                let (s, above) = rest.split_at_mut_checked(len).ok_or(Error::ArenaTooSmall)?;
+                ([(base, &*below), (end, &*above), other], s)
+            }
+        };
         // Unused entries (past the op's inputs) are never read; `ops::eval` gets `list[..n]`.
         let mut list: [In<'_>; crate::format::graph::MAX_OP_INPUTS] = [In {
             info: TensorInfo {
@@ -773,15 +853,13 @@ impl<'a, const T: usize> Model<'a, T> {
             let info = s.info;
             let start = s.offset;
             let len = info.bytes().ok_or(Error::KernelBadArguments)?;
-            let end = start.checked_add(len).ok_or(Error::KernelBadArguments)?;
-            let bytes = if end <= out_start {
-                lo.get(start..end)
-            } else if start >= hi_start {
-                hi.get(start - hi_start..end - hi_start)
-            } else {
-                None
-            }
-            .ok_or(Error::KernelBadArguments)?;
+            let bytes = pieces
+                .iter()
+                .find_map(|&(base, piece)| {
+                    let from = start.checked_sub(base)?;
+                    piece.get(from..from.checked_add(len)?)
+                })
+                .ok_or(Error::KernelBadArguments)?;
             *dst = In {
                 info,
                 values: values(&info, bytes)?,
@@ -789,7 +867,7 @@ impl<'a, const T: usize> Model<'a, T> {
         }
         let n = node.inputs.ids().len();
         let output = out_view(out_slot, out_bytes)?;
-        ops::eval(node, list.get(..n).unwrap_or(&[]), output)?;
+        ops::eval(node, list.get(..n).unwrap_or(&[]), output, scratch)?;
         Ok(*out_slot)
     }
 }
@@ -878,5 +956,6 @@ impl<C: Cells<bool> + ?Sized> Iterator for OpIos<'_, '_, C> {
             Sharing::InPlace => Reuse::InPlace,
         };
         OpIo::new(node.inputs.ids(), node.output, reuse)
+            .map(|io| io.with_scratch(ops::scratch_bytes(&node.op)))
     }
 }

@@ -84,7 +84,9 @@ pub const MATH: &str = if cfg!(feature = "fast-math") {
 pub use error::{Error, Result};
 pub use format::graph::{OpKind, WindowSpec};
 pub use format::{encode, encoded_len, file_len, Graph, FORMAT_VERSION, MAGIC};
-pub use interpreter::{Model, Outputs, Step, LOAD_SCRATCH_PER_TENSOR, MAX_TENSORS};
+pub use interpreter::{
+    Model, Outputs, Step, LOAD_SCRATCH_PER_SCRATCH_OP, LOAD_SCRATCH_PER_TENSOR, MAX_TENSORS,
+};
 pub use quant::{multiply_by_quantized_multiplier, quantize_multiplier, requantize};
 pub use samples::{DumpHeader, DumpValues, InputHeader};
 pub use tensor::{

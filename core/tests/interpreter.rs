@@ -111,6 +111,55 @@ fn arena_is_exact_at_the_worst_alignment_for_every_model() {
     }
 }
 
+/// An int8 Conv2d requests its im2col scratch (4·⌈ci·kh·kw / 4⌉ words) on every target, and the
+/// planner gives it bytes live at that op only: one 3×3 conv 2 → 3 channels on 4×4 (input 32 B,
+/// output 48 B, scratch 4·20 = 80 B, all live at op 0) plans exactly 160 B; the f32 model,
+/// without scratch, 4·(32 + 48). Runs with exactly `arena_size()` bytes, fails with one less.
+#[test]
+fn int8_conv_scratch_is_planned_and_the_arena_stays_exact() {
+    let mut rng = Rng(17);
+    let mut m = OwnedModel::new("conv-scratch", &[2, 4, 4], &[0.5], &[0.25]);
+    let c = m.conv2d(
+        0,
+        square(3, 1, 1),
+        Activation::None,
+        &rng.vec(54, -0.6, 0.6),
+        &rng.vec(3, -0.1, 0.1),
+    );
+    let m = m.outputs(c, c);
+    let (f, q) = with_int8(m, 9);
+    let f_bytes = f.encode().unwrap();
+    assert_eq!(
+        Model::from_bytes(&f_bytes).unwrap().plan_size(),
+        4 * (32 + 48)
+    );
+    let bytes = q.encode().unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(model.plan_size(), 32 + 48 + 80);
+    // The scratch sits apart from both tensors.
+    let (x, y) = (
+        model.tensor_offset(0).unwrap(),
+        model.tensor_offset(c).unwrap(),
+    );
+    let mut starts = [x, y];
+    starts.sort();
+    assert!(starts[1] - starts[0] >= 32 && 160 - starts[1] >= 32);
+    let input = Rng(4).vec(model.input_len(), 0.0, 1.0);
+    check_exact_arena(&bytes, &input);
+    // Loading with caller scratch: 13 B per tensor and 10 per scratch op, exactly.
+    let need = denoiserep_core::LOAD_SCRATCH_PER_TENSOR * model.tensor_count()
+        + denoiserep_core::LOAD_SCRATCH_PER_SCRATCH_OP;
+    let mut buffer = vec![0u8; need];
+    let mut place: Option<Model<'_>> = None;
+    let loaded = Model::from_bytes_in_place_with_scratch(&bytes, &mut place, &mut buffer).unwrap();
+    assert_eq!(loaded.plan_size(), model.plan_size());
+    let mut place: Option<Model<'_>> = None;
+    assert_eq!(
+        Model::from_bytes_in_place_with_scratch(&bytes, &mut place, &mut buffer[..need - 1]).err(),
+        Some(Error::LoadScratchTooSmall { need })
+    );
+}
+
 #[test]
 fn arena_size_is_the_planned_minimum_on_a_chain() {
     // small_mlp: input [1,4,4] (64 B) → reshape (alias) → Linear 16→12 (48 B) → Linear 12→4
@@ -610,6 +659,7 @@ fn load_scratch_is_exact_and_gives_the_same_plan() {
     ] {
         let file = m.encode().unwrap();
         let reference = Model::from_bytes(&file).unwrap();
+        // + LOAD_SCRATCH_PER_SCRATCH_OP per int8 Conv2d: these models have none.
         let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count();
         let mut buffer = vec![0u8; need + 1];
         for misalign in [0, 1] {

@@ -25,13 +25,106 @@ pub fn conv2d_s8(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
-    let g = conv_geometry(p, input.len(), output.len(), weights.len())?;
-    let co = p.out_channels;
-    if bias.len() != co || q.multiplier.len() != co || q.shift.len() != co {
-        return Err(Error::KernelBadArguments);
+    conv2d_s8_with_scratch(p, q, input, weights, bias, output, &mut [])
+}
+
+/// Words of scratch [`conv2d_s8_with_scratch`] uses for `p` on the Cortex-M4 DSP path:
+/// `K = ci·kh·kw` rounded up to a multiple of 4 (two output pixels' patches as i16, two per
+/// word, the last group of 4 taps padded; `4·⌈K/4⌉·4` bytes), or 0 if the product overflows. The engine requests this much on every target (the host kernels
+/// ignore it), so the arena the host reports is the arena the device needs.
+pub fn conv2d_s8_scratch_words(p: &ConvParams) -> usize {
+    p.in_channels
+        .checked_mul(p.window.kh)
+        .and_then(|n| n.checked_mul(p.window.kw))
+        .and_then(scratch_words_for_patch)
+        .unwrap_or(0)
+}
+
+/// The scratch words of a convolution whose patches have `per_out = ci·kh·kw` taps:
+/// `per_out` rounded up to a multiple of 4 (`None` on overflow).
+pub(crate) const fn scratch_words_for_patch(per_out: usize) -> Option<usize> {
+    per_out.checked_next_multiple_of(4)
+}
+
+/// [`conv2d_s8`] with a scratch buffer, the engine's entry point. On `thumbv7em-*`
+/// (`cfg(denoiserep_dsp)`) the DSP kernel (`conv2d_s8_dsp.rs`) runs when `scratch` holds at
+/// least [`conv2d_s8_scratch_words`]`(p)` words, the reference loop otherwise; the host runs its
+/// fast path and other targets the reference, both ignoring `scratch`. Same bits on every path.
+pub fn conv2d_s8_with_scratch(
+    p: &ConvParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    scratch: &mut [u32],
+) -> Result<()> {
+    let g = checked(p, q, input.len(), output.len(), weights.len(), bias.len())?;
+    #[cfg(denoiserep_dsp)]
+    if scratch.len() >= super::conv2d_s8_dsp::scratch_words(g.per_out) {
+        super::conv2d_s8_dsp::run(&g, p.activation, q, input, weights, bias, output, scratch);
+        return Ok(());
     }
+    let _ = scratch;
     compute(&g, p.activation, q, input, weights, bias, output);
     Ok(())
+}
+
+/// [`conv2d_s8`] forced onto the pixel-at-a-time reference loop on every target: the oracle the
+/// firmware's `kernel-check` binary compares the Cortex-M4 DSP kernel with.
+#[doc(hidden)]
+pub fn conv2d_s8_reference(
+    p: &ConvParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> Result<()> {
+    let g = checked(p, q, input.len(), output.len(), weights.len(), bias.len())?;
+    reference(&g, p.activation, q, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`conv2d_s8`] on the DSP path with `scratch` (the reference loop when `scratch` is shorter
+/// than [`conv2d_s8_scratch_words`]): public (hidden) so the firmware's `kernel-check` binary can
+/// compare it with [`conv2d_s8_reference`] in QEMU.
+#[cfg(denoiserep_dsp)]
+#[doc(hidden)]
+pub fn conv2d_s8_dsp(
+    p: &ConvParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    scratch: &mut [u32],
+) -> Result<()> {
+    let g = checked(p, q, input.len(), output.len(), weights.len(), bias.len())?;
+    if scratch.len() >= super::conv2d_s8_dsp::scratch_words(g.per_out) {
+        super::conv2d_s8_dsp::run(&g, p.activation, q, input, weights, bias, output, scratch);
+    } else {
+        reference(&g, p.activation, q, input, weights, bias, output);
+    }
+    Ok(())
+}
+
+/// The one check every int8 Conv2d entry point shares: the geometry ([`conv_geometry`]) and
+/// `bias`, `q.multiplier`, `q.shift` of `out_channels` entries; `KernelBadArguments` otherwise.
+fn checked(
+    p: &ConvParams,
+    q: &PerChannelQuant<'_>,
+    input_len: usize,
+    output_len: usize,
+    weights_len: usize,
+    bias_len: usize,
+) -> Result<ConvGeometry> {
+    let g = conv_geometry(p, input_len, output_len, weights_len)?;
+    let co = p.out_channels;
+    if bias_len != co || q.multiplier.len() != co || q.shift.len() != co {
+        return Err(Error::KernelBadArguments);
+    }
+    Ok(g)
 }
 
 /// The host fast path (or [`reference`] elsewhere); arguments as checked by [`conv2d_s8`] (the

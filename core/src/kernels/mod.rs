@@ -34,12 +34,17 @@
 //! # Cortex-M4 DSP path
 //!
 //! On `thumbv7em-*` (ARMv7E-M, `cfg(denoiserep_dsp)` set by `core/build.rs`) int8 Linear runs
-//! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass), exact integer
-//! arithmetic with the reference's requantization, so the same bits; [`linear_s8_reference`]
-//! stays available there as the oracle the firmware's `kernel-check` binary compares it with.
+//! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass) and int8 Conv2d
+//! `conv2d_s8_dsp.rs` (im2col of two pixels into the caller's scratch, 2 channels × 2 pixels
+//! per `SMLAD` pass; through [`conv2d_s8_with_scratch`], the reference loop without enough
+//! scratch), exact integer arithmetic with the reference's requantization, so the same bits;
+//! [`linear_s8_reference`] and [`conv2d_s8_reference`] stay available there as the oracles the
+//! firmware's `kernel-check` binary compares them with.
 
 mod conv2d_f32;
 mod conv2d_s8;
+#[cfg(denoiserep_dsp)]
+mod conv2d_s8_dsp;
 mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
 mod global_avg_pool_f32;
@@ -57,7 +62,13 @@ mod relu_f32;
 mod relu_s8;
 
 pub use conv2d_f32::conv2d_f32;
-pub use conv2d_s8::conv2d_s8;
+#[cfg(denoiserep_dsp)]
+pub use conv2d_s8::conv2d_s8_dsp;
+#[cfg(feature = "ops-conv")]
+pub(crate) use conv2d_s8::scratch_words_for_patch;
+pub use conv2d_s8::{
+    conv2d_s8, conv2d_s8_reference, conv2d_s8_scratch_words, conv2d_s8_with_scratch,
+};
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
 pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
 pub use global_avg_pool_f32::global_avg_pool_f32;
@@ -85,8 +96,9 @@ pub enum KernelPath {
     Portable,
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
-    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear through the DSP extension
-    /// (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`), everything else the reference loops.
+    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear and Conv2d through the DSP
+    /// extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`), everything else
+    /// the reference loops.
     Dsp,
 }
 

@@ -3,8 +3,9 @@
 use super::{expect_shape, weights, window_geometry, In, Out};
 use crate::error::{Error, Result};
 use crate::format::graph::Conv2d;
+use crate::format::graph::Weights;
 use crate::kernels::params::ConvParams;
-use crate::kernels::{conv2d_f32, conv2d_s8};
+use crate::kernels::{conv2d_f32, conv2d_s8_with_scratch, scratch_words_for_patch};
 use crate::tensor::TensorInfo;
 
 fn params(index: u16, p: &Conv2d<'_>, input: &TensorInfo) -> Result<(ConvParams, usize, usize)> {
@@ -39,13 +40,35 @@ pub(super) fn prepare(
     expect_shape(index, output, &[cp.out_channels, oh, ow])
 }
 
-pub(super) fn eval(p: &Conv2d<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
+/// Bytes of scratch the op requests while it runs: for int8 weights the im2col buffer of the
+/// Cortex-M4 DSP kernel, `4·⌈K/4⌉` words for patches of `K = weights / out_channels` taps
+/// (`kernels::conv2d_s8_scratch_words`), on every target, so that the arena the host reports is
+/// the one the device needs (the host kernels ignore it); 0 for f32 weights.
+pub(super) fn scratch_bytes(p: &Conv2d<'_>) -> usize {
+    match &p.weights {
+        Weights::S8 { weights, bias, .. } if !bias.is_empty() => {
+            scratch_words_for_patch(weights.len() / bias.len())
+                .and_then(|w| w.checked_mul(4))
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+/// Runs the op; `scratch` is the arena's [`scratch_bytes`] for it (4-aligned).
+pub(super) fn eval(
+    p: &Conv2d<'_>,
+    input: &In<'_>,
+    output: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<()> {
     let (cp, _, _) = params(0, p, &input.info).map_err(|_| Error::KernelBadArguments)?;
+    let scratch = crate::arena::u32s_mut(scratch)?;
     weights::eval(
         &p.weights,
         input,
         output,
         |x, w, b, y| conv2d_f32(&cp, x, w, b, y),
-        |q, x, w, b, y| conv2d_s8(&cp, q, x, w, b, y),
+        |q, x, w, b, y| conv2d_s8_with_scratch(&cp, q, x, w, b, y, scratch),
     )
 }

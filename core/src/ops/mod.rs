@@ -191,13 +191,31 @@ pub fn compiled_in(op: &Op<'_>) -> bool {
     }
 }
 
-/// Runs a prepared op whose output does not share memory with its inputs.
-pub(crate) fn eval(node: &Node<'_>, inputs: &[In<'_>], output: Out<'_>) -> Result<()> {
+/// Bytes of arena scratch op `op` uses while it runs (0: none), the same on every target:
+/// int8 Conv2d's im2col buffer (`conv2d::scratch_bytes`). The planner gives it a buffer live at
+/// that op only; [`eval`] gets it as `scratch`.
+pub(crate) fn scratch_bytes(op: &Op<'_>) -> usize {
+    match op {
+        #[cfg(feature = "ops-conv")]
+        Op::Conv2d(p) => conv2d::scratch_bytes(p),
+        _ => 0,
+    }
+}
+
+/// Runs a prepared op whose output does not share memory with its inputs; `scratch` holds the
+/// op's [`scratch_bytes`] (4-aligned, disjoint from its inputs and output; empty for none).
+#[cfg_attr(not(feature = "ops-conv"), allow(unused_variables))]
+pub(crate) fn eval(
+    node: &Node<'_>,
+    inputs: &[In<'_>],
+    output: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<()> {
     let one = || inputs.first().copied().ok_or(Error::KernelBadArguments);
     match &node.op {
         Op::Linear(p) => linear::eval(p, &one()?, output),
         #[cfg(feature = "ops-conv")]
-        Op::Conv2d(p) => conv2d::eval(p, &one()?, output),
+        Op::Conv2d(p) => conv2d::eval(p, &one()?, output, scratch),
         #[cfg(feature = "ops-conv")]
         Op::DepthwiseConv2d(p) => depthwise_conv2d::eval(p, &one()?, output),
         #[cfg(feature = "ops-graph")]

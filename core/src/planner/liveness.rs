@@ -14,6 +14,9 @@
 //!   is never read (and is no graph output) still occupies `[k, k]`, the op that writes it.
 //! - Inputs and the output of one op are therefore all live at that op and never share memory,
 //!   except through [`Reuse`].
+//! - An op's scratch ([`OpIo::scratch`] bytes) is a buffer of its own with the lifetime `[k, k]`
+//!   of the op `k` that uses it: disjoint from that op's inputs and output, free for any other
+//!   op. Scratch buffers are numbered after every tensor's buffer, in op order.
 
 use crate::arena::align_up;
 use crate::error::{Error, Result};
@@ -42,7 +45,7 @@ pub enum Reuse {
     InPlace,
 }
 
-/// The tensors one op reads and writes, by tensor id.
+/// The tensors one op reads and writes, by tensor id, and the scratch it needs while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpIo {
     /// Input tensor ids; only the first `n_inputs` count.
@@ -53,6 +56,9 @@ pub struct OpIo {
     pub output: u16,
     /// Whether the output may share input 0's memory.
     pub reuse: Reuse,
+    /// Bytes of scratch the op uses while it runs (0: none), e.g. a convolution's im2col
+    /// buffer: a buffer of its own, live at this op only (see [`liveness`]).
+    pub scratch: usize,
 }
 
 impl OpIo {
@@ -64,9 +70,18 @@ impl OpIo {
             n_inputs: u8::try_from(inputs.len()).ok()?,
             output,
             reuse,
+            scratch: 0,
         };
         io.inputs.get_mut(..inputs.len())?.copy_from_slice(inputs);
         Some(io)
+    }
+
+    /// The same op with `bytes` of scratch.
+    pub fn with_scratch(self, bytes: usize) -> OpIo {
+        OpIo {
+            scratch: bytes,
+            ..self
+        }
     }
 
     /// The used inputs, or `None` if `n_inputs` exceeds [`MAX_OP_INPUTS`].
@@ -106,7 +121,8 @@ impl Lifetime {
 /// - `buffer_of` (out, same length as `tensor_bytes`): the buffer of each tensor, or
 ///   [`NO_BUFFER`] for constants and tensors never produced.
 /// - `lifetimes` (out): buffers `0..n`, where `n` is the returned count; at most
-///   `min(lifetimes.len(), u16::MAX)` buffers.
+///   `min(lifetimes.len(), u16::MAX)` buffers. The tensors' buffers come first, then one
+///   scratch buffer per op with [`OpIo::scratch`] `> 0`, in op order, each live at its op only.
 ///
 /// Errors: [`Error::PlanCapacity`] (slice lengths, too many buffers or ops), [`Error::PlanBadGraphTensor`],
 /// [`Error::PlanBadTensorId`], [`Error::PlanBadProducer`], [`Error::PlanBadReuse`] and
@@ -218,6 +234,13 @@ where
 
     for &t in graph_outputs {
         extend(buffer_of, lifetimes, t, n_buffers, n_ops).ok_or(Error::PlanBadGraphTensor)??;
+    }
+    // The scratch buffers, after every tensor's, each live at its op only.
+    for (k, op) in ops.enumerate() {
+        if op.scratch > 0 {
+            let at = u16::try_from(k).map_err(|_| Error::PlanCapacity)?;
+            push_buffer(lifetimes, capacity, &mut n_buffers, op.scratch, at)?;
+        }
     }
     Ok(n_buffers)
 }

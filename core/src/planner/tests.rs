@@ -39,10 +39,12 @@ fn run(
     ops: &[OpIo],
 ) -> core::result::Result<Planned, Error> {
     let n = tensor_bytes.len();
+    // Room for one scratch buffer per op besides the tensors' buffers.
+    let slots = n + ops.len();
     let mut buffer_of = vec![0u16; n];
-    let mut lifetimes = vec![Lifetime::default(); n];
-    let mut order = vec![0u16; n];
-    let mut offsets = vec![usize::MAX; n];
+    let mut lifetimes = vec![Lifetime::default(); slots];
+    let mut order = vec![0u16; slots];
+    let mut offsets = vec![usize::MAX; slots];
     let mut storage = PlanStorage {
         buffer_of: &mut buffer_of,
         lifetimes: &mut lifetimes,
@@ -114,6 +116,57 @@ fn chain_with_in_place_and_alias() {
     assert_eq!(p.offsets, [200, 0, 200]);
     assert_eq!(p.high_water, 300);
     assert_eq!(p.tensor_offset(6), Some(200));
+}
+
+/// in(100) → conv1 (36 B scratch) → c1(200) → conv2 (50 B scratch) → out(40).
+///
+/// Buffers: 0 = in [0,0] 100; 1 = c1 [0,1] 200; 2 = out [1,2] 40; then the scratch buffers,
+/// 3 = conv1's [0,0] 36 and 4 = conv2's [1,1] 52 (rounded up). Greedy by size: 1 @0; 0 meets 1
+/// → @200; 4 meets 1 but not 0 → @200; 2 meets 1 and 4 → @252; 3 meets 1 and 0 → @300. High
+/// water 336 = in + c1 + conv1's scratch, the peak at op 0 (op 1 needs 200 + 40 + 52 = 292).
+#[test]
+fn scratch_is_a_buffer_live_at_its_op_only() {
+    let bytes = [100, 200, 40];
+    let consts = [false; 3];
+    let ops = [
+        op(&[0], 1, Reuse::None).with_scratch(36),
+        op(&[1], 2, Reuse::None).with_scratch(50),
+    ];
+    let p = run(&bytes, &consts, 0, &[2], &ops).unwrap();
+    assert_eq!(p.buffer_of, [0, 1, 2]);
+    assert_eq!(
+        p.lifetimes,
+        [
+            lt(100, 0, 0),
+            lt(200, 0, 1),
+            lt(40, 1, 2),
+            lt(36, 0, 0),
+            lt(52, 1, 1)
+        ]
+    );
+    assert_eq!(p.offsets, [200, 0, 252, 300, 200]);
+    assert_eq!(p.high_water, 336);
+    // Without the scratch: in + c1 = 300.
+    let plain = [op(&[0], 1, Reuse::None), op(&[1], 2, Reuse::None)];
+    assert_eq!(
+        run(&bytes, &consts, 0, &[2], &plain).unwrap().high_water,
+        300
+    );
+    // Too little room for the scratch buffers.
+    let mut buffer_of = vec![0u16; 3];
+    let mut lifetimes = vec![Lifetime::default(); 4];
+    assert_eq!(
+        liveness(
+            &bytes,
+            &consts,
+            0,
+            &[2],
+            ops.iter().copied(),
+            &mut buffer_of,
+            &mut lifetimes
+        ),
+        Err(Error::PlanCapacity)
+    );
 }
 
 /// x(64) → conv1 → c1(128) → conv2 → c2(64); add(c2, x) in place over c2 → out.
@@ -487,6 +540,7 @@ fn dag(input_size: usize, n_const: usize, raw: &[RawOp], out_mask: u64) -> Dag {
             n_inputs: r.n_inputs,
             output: out,
             reuse,
+            scratch: 0,
         });
         bytes.push(size);
         consts.push(false);
@@ -693,6 +747,7 @@ proptest! {
                 n_inputs,
                 output,
                 reuse: [Reuse::None, Reuse::Alias, Reuse::InPlace][usize::from(r)],
+                scratch: usize::from(output % 3) * 6,
             })
             .collect();
         let mut buffer_of = vec![0u16; bytes.len()];

@@ -9,11 +9,17 @@
 //! - `fc.rs`: int8 Linear, `kernels::linear_s8_dsp` and the engine's dispatch `kernels::linear_s8`
 //!   against `kernels::linear_s8_reference`. Log: `kernel_check cases=… mismatches=0`, then one
 //!   `fc in=… out=… macs=… reference_instructions=… dsp_instructions=…` line per anchor shape.
+//! - `conv.rs`: int8 Conv2d, `kernels::conv2d_s8_dsp` and the engine's dispatch
+//!   `kernels::conv2d_s8_with_scratch` (and `conv2d_s8` without scratch) against
+//!   `kernels::conv2d_s8_reference`. Log: `kernel_check conv cases=… mismatches=0`, then one
+//!   `conv name=… macs=… reference_instructions=… dsp_instructions=… checksum=…` line per anchor
+//!   conv shape (the checksum is the C harness's FNV-1a of the output).
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
 #![no_main]
 
+mod conv;
 mod fc;
 
 use cortex_m_rt::entry;
@@ -57,6 +63,7 @@ fn main() -> ! {
     let counter = InstructionCounter::start(peripherals.SYST);
     let arena = &mut buffers.arena[..];
     fc::run(&counter, arena);
+    conv::run(&counter, arena);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }
