@@ -2,8 +2,9 @@
 //! `cfg(denoiserep_dsp)` from `core/build.rs`).
 //!
 //! Same result as [`super::linear_s8::reference`], bit for bit, on every input: the same
-//! accumulator modulo 2^32 (integer addition in another order), then the same
-//! [`requantize`] and clamp. Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
+//! accumulator modulo 2^32 (integer addition in another order), then the same requantization
+//! and clamp ([`requantize_fast`], equal to the reference's `quant::requantize` on every input).
+//! Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
 //!
 //! - four output channels per pass over the input row ([`dot4`], assembly), so each input word
 //!   is loaded and widened once for four weight rows; 2–3 leftover channels two at a time
@@ -33,7 +34,7 @@ use core::arch::asm;
 
 use super::params::{LinearParams, PerChannelQuant};
 use crate::error::Result;
-use crate::quant::{activation_range, requantize};
+use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
 use crate::tensor::{Activation, I32Data, I8Data};
 
 /// `SXTB16 r, x`: bytes 0 and 2 of `x`, sign-extended to the low and high halfwords.
@@ -318,6 +319,13 @@ pub(crate) fn run(
     }
 }
 
+/// One requantized output: multiplier `m` (little-endian bytes), shift `s` (an `i8`'s byte).
+#[inline(always)]
+fn finish(acc: i32, m: &[u8; 4], s: u8, range: &OutputRange) -> i8 {
+    let requant = Requantizer::new(i32::from_le_bytes(*m), i32::from(s as i8));
+    requantize_fast(acc, &requant, range)
+}
+
 /// One input row: `y[o] = requantize(bias[o] + Σ_i W[o][i] · (x[i] − input_zp))`, two channels
 /// per pass.
 fn row(
@@ -334,10 +342,11 @@ fn row(
     let off = u32::from((-zp_in) as u16) * 0x0001_0001;
     let zp_out = i32::from(q.output.zero_point);
     let (act_min, act_max) = activation_range(act, q.output);
+    let range = OutputRange::new(zp_out, act_min, act_max);
     let requant = |acc: i32, o: usize| {
         let m = q.multiplier.get(o).unwrap_or(0);
         let s = q.shift.get(o).unwrap_or(0);
-        requantize(acc, m, i32::from(s), zp_out, act_min, act_max)
+        requantize_fast(acc, &Requantizer::new(m, i32::from(s)), &range)
     };
     let n4 = n - n % 4;
     let (x4, x_tail) = x.split_at(n4);
@@ -352,18 +361,30 @@ fn row(
     let le = |b: &[u8], r: usize| {
         i32::from_le_bytes([b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]])
     };
+    let m16 = m16.map(|m| {
+        let w = |r: usize| [m[4 * r], m[4 * r + 1], m[4 * r + 2], m[4 * r + 3]];
+        [w(0), w(1), w(2), w(3)]
+    });
+    let s4 = s4.map(|s| [s[0], s[1], s[2], s[3]]);
     let quad_data = b16.zip(m16).zip(s4);
     for ((block, y4), ((b, m), s)) in (&mut quads).zip(&mut outs4).zip(quad_data) {
         let mut acc = [le(b, 0), le(b, 1), le(b, 2), le(b, 3)];
         dot4(x4, block, n, off, &mut acc);
-        for (r, (a, yo)) in acc.into_iter().zip(y4).enumerate() {
-            let mut a = a;
-            if let Some(w_tail) = block.get(r * n + n4..(r + 1) * n) {
-                for (&xv, &c) in x_tail.iter().zip(w_tail) {
-                    a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+        if !x_tail.is_empty() {
+            for (r, a) in acc.iter_mut().enumerate() {
+                if let Some(w_tail) = block.get(r * n + n4..(r + 1) * n) {
+                    for (&xv, &c) in x_tail.iter().zip(w_tail) {
+                        *a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+                    }
                 }
             }
-            *yo = requantize(a, le(m, r), i32::from(s[r] as i8), zp_out, act_min, act_max);
+        }
+        // Unrolled: constant offsets, one unaligned `LDR` per multiplier.
+        if let ([y0, y1, y2, y3], [m0, m1, m2, m3], [s0, s1, s2, s3]) = (y4, m, s) {
+            *y0 = finish(acc[0], &m0, s0, &range);
+            *y1 = finish(acc[1], &m1, s1, &range);
+            *y2 = finish(acc[2], &m2, s2, &range);
+            *y3 = finish(acc[3], &m3, s3, &range);
         }
         o += 4;
     }
