@@ -63,7 +63,7 @@ fn sxtb16_ror8(x: u32) -> u32 {
 
 /// `SXTAB16 r, a, x`: halfword-wise `a + sext(bytes 0 and 2 of x)` (each modulo 2^16).
 #[inline(always)]
-fn sxtab16(a: u32, x: u32) -> u32 {
+pub(super) fn sxtab16(a: u32, x: u32) -> u32 {
     let r: u32;
     // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
     unsafe {
@@ -75,7 +75,7 @@ fn sxtab16(a: u32, x: u32) -> u32 {
 
 /// `SXTAB16 r, a, x, ROR #8`: halfword-wise `a + sext(bytes 1 and 3 of x)`.
 #[inline(always)]
-fn sxtab16_ror8(a: u32, x: u32) -> u32 {
+pub(super) fn sxtab16_ror8(a: u32, x: u32) -> u32 {
     let r: u32;
     // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
     unsafe {
@@ -87,7 +87,7 @@ fn sxtab16_ror8(a: u32, x: u32) -> u32 {
 
 /// `SMLAD r, a, b, acc`: `acc + a.lo·b.lo + a.hi·b.hi` (signed halfwords), modulo 2^32.
 #[inline(always)]
-fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+pub(super) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     let r: i32;
     // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory or stack. It may set the
     // sticky Q flag (hence no `preserves_flags`); the condition flags are untouched.

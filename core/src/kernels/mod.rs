@@ -37,11 +37,15 @@
 //! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass), exact integer
 //! arithmetic with the reference's requantization, so the same bits; [`linear_s8_reference`]
 //! stays available there as the oracle the firmware's `kernel-check` binary compares it with.
+//! int8 depthwise 3×3 runs `depthwise_conv2d_s8_dsp.rs` there (one word per kernel row, two
+//! outputs per word at stride 1); [`depthwise_conv2d_s8_reference`] is its oracle.
 
 mod conv2d_f32;
 mod conv2d_s8;
 mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
+#[cfg(denoiserep_dsp)]
+mod depthwise_conv2d_s8_dsp;
 mod global_avg_pool_f32;
 mod global_avg_pool_s8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -59,7 +63,9 @@ mod relu_s8;
 pub use conv2d_f32::conv2d_f32;
 pub use conv2d_s8::conv2d_s8;
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
-pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
+#[cfg(denoiserep_dsp)]
+pub use depthwise_conv2d_s8::depthwise_conv2d_s8_dsp;
+pub use depthwise_conv2d_s8::{depthwise_conv2d_s8, depthwise_conv2d_s8_reference};
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;

@@ -9,11 +9,18 @@
 //! - `fc.rs`: int8 Linear, `kernels::linear_s8_dsp` and the engine's dispatch `kernels::linear_s8`
 //!   against `kernels::linear_s8_reference`. Log: `kernel_check cases=… mismatches=0`, then one
 //!   `fc in=… out=… macs=… reference_instructions=… dsp_instructions=…` line per anchor shape.
+//! - `depthwise.rs`: int8 depthwise convolution, `kernels::depthwise_conv2d_s8_dsp` and the
+//!   dispatch `kernels::depthwise_conv2d_s8` against `kernels::depthwise_conv2d_s8_reference`
+//!   (`depthwise_check cases=… mismatches=0`, one `depthwise name=… macs=…
+//!   reference_instructions=… dsp_instructions=… checksum=…` line per anchor shape), then the DSP
+//!   kernels' `quant::Requantizer` against `quant::requantize` (`requant cases=… mismatches=0
+//!   calls=… reference_instructions=… fast_instructions=… fast_per_channel_instructions=…`).
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
 #![no_main]
 
+mod depthwise;
 mod fc;
 
 use cortex_m_rt::entry;
@@ -57,6 +64,7 @@ fn main() -> ! {
     let counter = InstructionCounter::start(peripherals.SYST);
     let arena = &mut buffers.arena[..];
     fc::run(&counter, arena);
+    depthwise::run(&counter, arena);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }
