@@ -45,8 +45,6 @@ const PLACEMENTS: usize = 6;
 
 /// Weights of one kernel row in one placement: the i16 pairs for bytes 0,2 and 1,3 of the word.
 type RowWeights = [u32; 2];
-/// The three kernel rows of one placement.
-type Placement = [RowWeights; 3];
 
 /// True when [`run`] handles `g`: a 3×3 kernel over planes at least 4 wide (one channel).
 pub(crate) fn supports(g: &ConvGeometry) -> bool {
@@ -69,54 +67,48 @@ fn place(k: [i8; 3], d: isize) -> RowWeights {
     [pair(at(0), at(2)), pair(at(1), at(3))]
 }
 
-/// The 4 bytes of `row` at `l` as a little-endian word (one unaligned `LDR`); 0 if they are not
-/// inside `row` (never for the callers' `l ≤ row.len() − 4`).
+/// The word at column `l` of three rows, for windows whose words lie inside the rows.
 #[inline(always)]
-fn word_at(row: &[i8], l: usize) -> u32 {
-    match row.get(l..l + 4) {
-        // SAFETY: the 4 bytes at `l` are inside `row` (checked by the `get`); ARMv7-M allows
-        // unaligned `LDR`.
+fn words(rows: &[&[i8]; 3], l: usize) -> [u32; 3] {
+    let ld = |r: &[i8]| match r.get(l..l + 4) {
+        // SAFETY: the 4 bytes at `l` are inside `r` (the `get`); ARMv7-M allows unaligned `LDR`.
         Some(b) => unsafe { b.as_ptr().cast::<u32>().read_unaligned() },
         None => 0,
-    }
+    };
+    [ld(rows[0]), ld(rows[1]), ld(rows[2])]
 }
 
-/// `acc + Σ_ky` of one output whose three kernel rows read `rows[ky]` at column `l` with
-/// weights `p[ky]`.
+/// `acc + Σ_ky` of one output from the words `x[ky]` with weights `p[ky]` (row `ky`'s
+/// placement).
 #[inline(always)]
-fn one(rows: &[&[i8]; 3], l: usize, p: &Placement, off: u32, acc: i32) -> i32 {
+fn one(x: [u32; 3], p: [&RowWeights; 3], off: u32, acc: i32) -> i32 {
     let mut acc = acc;
-    for (row, wk) in rows.iter().zip(p) {
-        let x = word_at(row, l);
-        acc = smlad(sxtab16(off, x), wk[0], acc);
-        acc = smlad(sxtab16_ror8(off, x), wk[1], acc);
-    }
+    acc = smlad(sxtab16(off, x[0]), p[0][0], acc);
+    acc = smlad(sxtab16_ror8(off, x[0]), p[0][1], acc);
+    acc = smlad(sxtab16(off, x[1]), p[1][0], acc);
+    acc = smlad(sxtab16_ror8(off, x[1]), p[1][1], acc);
+    acc = smlad(sxtab16(off, x[2]), p[2][0], acc);
+    acc = smlad(sxtab16_ror8(off, x[2]), p[2][1], acc);
     acc
 }
 
-/// Two adjacent outputs (stride 1) from the same words at column `l`: placements `p0` (`d = 0`)
-/// and `p1` (`d = 1`).
+/// Two outputs from the same words `x[ky]`, with placements `p` (first) and `q` (second).
 #[inline(always)]
-fn two(
-    rows: &[&[i8]; 3],
-    l: usize,
-    p0: &Placement,
-    p1: &Placement,
-    off: u32,
-    acc: i32,
-) -> (i32, i32) {
+fn two(x: [u32; 3], p: [&RowWeights; 3], q: [&RowWeights; 3], off: u32, acc: i32) -> (i32, i32) {
     let (mut a0, mut a1) = (acc, acc);
-    for ((row, w0), w1) in rows.iter().zip(p0).zip(p1) {
-        let x = word_at(row, l);
-        let e = sxtab16(off, x);
-        let o = sxtab16_ror8(off, x);
-        a0 = smlad(e, w0[0], a0);
-        a0 = smlad(o, w0[1], a0);
-        a1 = smlad(e, w1[0], a1);
-        a1 = smlad(o, w1[1], a1);
+    for ky in 0..3 {
+        let e = sxtab16(off, x[ky]);
+        let o = sxtab16_ror8(off, x[ky]);
+        a0 = smlad(e, p[ky][0], a0);
+        a0 = smlad(o, p[ky][1], a0);
+        a1 = smlad(e, q[ky][0], a1);
+        a1 = smlad(o, q[ky][1], a1);
     }
     (a0, a1)
 }
+
+/// Zero weights in every placement: a kernel row outside the input.
+const ZERO: [RowWeights; PLACEMENTS] = [[0; 2]; PLACEMENTS];
 
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
 /// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
@@ -138,9 +130,18 @@ pub(crate) fn run(
     let range = OutputRange::new(i32::from(q.output.zero_point), act_min, act_max);
     let (sh, sw) = (win.sh, win.sw);
     let (pt, pl) = (win.pad_top as isize, win.pad_left as isize);
-    // Output columns whose word starts at the window (`d = 0`): `0 ≤ ox·sw − pl ≤ w − 4`.
-    let ox_a = (win.pad_left.div_ceil(sw)).min(ow);
-    let ox_b = ((w - 4 + win.pad_left) / sw + 1).clamp(ox_a, ow);
+    let last = w as isize - 4;
+    // `L = clamp(ix0, 0, w − 4)` and the placement index `ix0 − L + 2` (`w ≥ 4`).
+    let at = |ix0: isize| {
+        let l = if ix0 < 0 {
+            0
+        } else if ix0 > last {
+            last
+        } else {
+            ix0
+        };
+        (l as usize, (ix0 - l + 2) as usize)
+    };
     let per_channel = input
         .chunks_exact(h * w)
         .zip(output.chunks_exact_mut(oh * ow))
@@ -148,78 +149,58 @@ pub(crate) fn run(
         .zip(bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter()));
     for (((plane, out), k), ((b, m), s)) in per_channel {
         let requant = Requantizer::new(m, i32::from(s));
-        let k = |ky: usize| [k[3 * ky] as i8, k[3 * ky + 1] as i8, k[3 * ky + 2] as i8];
-        let mut tab = [[[0u32; 2]; 3]; PLACEMENTS];
-        for (d, p) in tab.iter_mut().enumerate() {
-            for (ky, r) in p.iter_mut().enumerate() {
-                *r = place(k(ky), d as isize - 2);
+        // `tab[ky][d + 2]`: kernel row `ky` placed at `d`.
+        let mut tab = [ZERO; 3];
+        for (ky, t) in tab.iter_mut().enumerate() {
+            let k = [k[3 * ky] as i8, k[3 * ky + 1] as i8, k[3 * ky + 2] as i8];
+            for (d, r) in t.iter_mut().enumerate() {
+                *r = place(k, d as isize - 2);
             }
         }
         let mut out_rows = out.chunks_exact_mut(ow);
         for oy in 0..oh {
             let Some(y) = out_rows.next() else { return };
             let iy0 = (oy * sh) as isize - pt;
-            // Rows outside the input read row 0 with zero weights.
-            let valid = |ky: isize| (0..h as isize).contains(&(iy0 + ky));
-            let row = |ky: isize| {
-                let iy = if valid(ky) { (iy0 + ky) as usize } else { 0 };
-                plane.get(iy * w..(iy + 1) * w).unwrap_or(&[])
+            // A kernel row outside the input reads row 0 with zero weights.
+            let pick = |ky: usize| {
+                let iy = iy0 + ky as isize;
+                match plane.get((iy as usize).wrapping_mul(w)..) {
+                    Some(r) if (0..h as isize).contains(&iy) => (r.get(..w).unwrap_or(&[]), &tab[ky]),
+                    _ => (plane.get(..w).unwrap_or(&[]), &ZERO),
+                }
             };
-            let rows = [row(0), row(1), row(2)];
-            let masked;
-            let tab = if valid(0) && valid(2) {
-                &tab
-            } else {
-                masked = {
-                    let mut t = tab;
-                    for p in t.iter_mut() {
-                        for (ky, r) in p.iter_mut().enumerate() {
-                            if !valid(ky as isize) {
-                                *r = [0, 0];
-                            }
+            let ((r0, t0), (r1, t1), (r2, t2)) = (pick(0), pick(1), pick(2));
+            let rows = [r0, r1, r2];
+            let place_at = |d: usize| -> Option<[&RowWeights; 3]> {
+                Some([t0.get(d)?, t1.get(d)?, t2.get(d)?])
+            };
+            let mut ix0 = -pl;
+            let mut rest = &mut y[..];
+            if sw == 1 {
+                let mut pairs = y.chunks_exact_mut(2);
+                // Outputs `ox`, `ox + 1` from the words at `L = clamp(ix0, 0, w − 4)`, with
+                // placements `d = ix0 − L` and `d + 1 ≤ 3` (the second window ends inside the
+                // row: `ix0 + 1 ≤ w − 1`, so `d + 1 = ix0 + 1 − L ≤ 3` when `L = w − 4`).
+                for y01 in &mut pairs {
+                    let (l, d) = at(ix0);
+                    if let (Some(p), Some(p1)) = (place_at(d), place_at(d + 1)) {
+                        let (a0, a1) = two(words(&rows, l), p, p1, off, b);
+                        if let [y0, y1] = y01 {
+                            *y0 = requantize_fast(a0, &requant, &range);
+                            *y1 = requantize_fast(a1, &requant, &range);
                         }
                     }
-                    t
-                };
-                &masked
-            };
-            let [_, _, ref p0, ref p1, _, _] = *tab;
-            // Any output: word at `L = clamp(ix0, 0, w − 4)`, placement `ix0 − L`.
-            let general = |ox: usize| {
-                let ix0 = (ox * sw) as isize - pl;
-                let l = ix0.clamp(0, w as isize - 4);
-                let d = (ix0 - l + 2) as usize;
-                let p = tab.get(d).unwrap_or(&[[0; 2]; 3]);
-                requantize_fast(one(&rows, l as usize, p, off, b), &requant, &range)
-            };
-            for (ox, yo) in y.iter_mut().enumerate().take(ox_a) {
-                *yo = general(ox);
+                    ix0 += 2;
+                }
+                rest = pairs.into_remainder();
             }
-            let mid = y.get_mut(ox_a..ox_b).unwrap_or(&mut []);
-            let mut l = (ox_a * sw).saturating_sub(win.pad_left);
-            if sw == 1 {
-                let mut pairs = mid.chunks_exact_mut(2);
-                for y2 in &mut pairs {
-                    // Both windows inside `l .. l + 4`: needs `l + 4 ≤ w`, true for the first
-                    // of the pair (`d = 0`); the second's `d = 1` reads the same word.
-                    let (a0, a1) = two(&rows, l, p0, p1, off, b);
-                    if let [y0, y1] = y2 {
-                        *y0 = requantize_fast(a0, &requant, &range);
-                        *y1 = requantize_fast(a1, &requant, &range);
-                    }
-                    l += 2;
+            // Stride 2 (every output), or the odd last output at stride 1.
+            for y0 in rest.iter_mut() {
+                let (l, d) = at(ix0);
+                if let Some(p) = place_at(d) {
+                    *y0 = requantize_fast(one(words(&rows, l), p, off, b), &requant, &range);
                 }
-                if let [y0] = pairs.into_remainder() {
-                    *y0 = requantize_fast(one(&rows, l, p0, off, b), &requant, &range);
-                }
-            } else {
-                for yo in mid.iter_mut() {
-                    *yo = requantize_fast(one(&rows, l, p0, off, b), &requant, &range);
-                    l += sw;
-                }
-            }
-            for (ox, yo) in y.iter_mut().enumerate().skip(ox_b) {
-                *yo = general(ox);
+                ix0 += sw as isize;
             }
         }
     }
