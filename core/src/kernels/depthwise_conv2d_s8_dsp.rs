@@ -45,6 +45,8 @@ const PLACEMENTS: usize = 6;
 
 /// Weights of one kernel row in one placement: the i16 pairs for bytes 0,2 and 1,3 of the word.
 type RowWeights = [u32; 2];
+/// The three kernel rows of one placement.
+type Placement = [RowWeights; 3];
 
 /// True when [`run`] handles `g`: a 3×3 kernel over planes at least 4 wide (one channel).
 pub(crate) fn supports(g: &ConvGeometry) -> bool {
@@ -67,21 +69,30 @@ fn place(k: [i8; 3], d: isize) -> RowWeights {
     [pair(at(0), at(2)), pair(at(1), at(3))]
 }
 
-/// The word at column `l` of three rows, for windows whose words lie inside the rows.
-#[inline(always)]
-fn words(rows: &[&[i8]; 3], l: usize) -> [u32; 3] {
-    let ld = |r: &[i8]| match r.get(l..l + 4) {
-        // SAFETY: the 4 bytes at `l` are inside `r` (the `get`); ARMv7-M allows unaligned `LDR`.
-        Some(b) => unsafe { b.as_ptr().cast::<u32>().read_unaligned() },
-        None => 0,
-    };
-    [ld(rows[0]), ld(rows[1]), ld(rows[2])]
+/// The three input rows of an output row, each exactly `w ≥ 4` bytes.
+struct Rows<'a> {
+    r: [&'a [i8]; 3],
+    w: usize,
 }
 
-/// `acc + Σ_ky` of one output from the words `x[ky]` with weights `p[ky]` (row `ky`'s
-/// placement).
+impl Rows<'_> {
+    /// The word at column `l` of each row (three unaligned `LDR`s); zeros if `l + 4 > w`.
+    #[inline(always)]
+    fn words(&self, l: usize) -> [u32; 3] {
+        if l + 4 > self.w || self.r.iter().any(|r| r.len() != self.w) {
+            return [0; 3];
+        }
+        // SAFETY: each row is `w` long (checked above; LLVM hoists the length checks out of the
+        // loops, the rows do not change) and `l + 4 ≤ w`, so the 4 bytes at `l` are inside the
+        // row. ARMv7-M allows unaligned `LDR`.
+        let ld = |r: &[i8]| unsafe { r.as_ptr().add(l).cast::<u32>().read_unaligned() };
+        [ld(self.r[0]), ld(self.r[1]), ld(self.r[2])]
+    }
+}
+
+/// `acc + Σ_ky` of one output from the words `x[ky]` with the placement `p`.
 #[inline(always)]
-fn one(x: [u32; 3], p: [&RowWeights; 3], off: u32, acc: i32) -> i32 {
+fn one(x: [u32; 3], p: &Placement, off: u32, acc: i32) -> i32 {
     let mut acc = acc;
     acc = smlad(sxtab16(off, x[0]), p[0][0], acc);
     acc = smlad(sxtab16_ror8(off, x[0]), p[0][1], acc);
@@ -92,23 +103,31 @@ fn one(x: [u32; 3], p: [&RowWeights; 3], off: u32, acc: i32) -> i32 {
     acc
 }
 
-/// Two outputs from the same words `x[ky]`, with placements `p` (first) and `q` (second).
+/// Two outputs from the same words `x[ky]`, with placements `p` (first) and `q` (second),
+/// written out row by row (the firmware's `opt-level = "s"` does not unroll a 3-step loop).
 #[inline(always)]
-fn two(x: [u32; 3], p: [&RowWeights; 3], q: [&RowWeights; 3], off: u32, acc: i32) -> (i32, i32) {
+fn two(x: [u32; 3], p: &Placement, q: &Placement, off: u32, acc: i32) -> (i32, i32) {
     let (mut a0, mut a1) = (acc, acc);
-    for ky in 0..3 {
-        let e = sxtab16(off, x[ky]);
-        let o = sxtab16_ror8(off, x[ky]);
-        a0 = smlad(e, p[ky][0], a0);
-        a0 = smlad(o, p[ky][1], a0);
-        a1 = smlad(e, q[ky][0], a1);
-        a1 = smlad(o, q[ky][1], a1);
-    }
+    let e = sxtab16(off, x[0]);
+    let o = sxtab16_ror8(off, x[0]);
+    a0 = smlad(e, p[0][0], a0);
+    a0 = smlad(o, p[0][1], a0);
+    a1 = smlad(e, q[0][0], a1);
+    a1 = smlad(o, q[0][1], a1);
+    let e = sxtab16(off, x[1]);
+    let o = sxtab16_ror8(off, x[1]);
+    a0 = smlad(e, p[1][0], a0);
+    a0 = smlad(o, p[1][1], a0);
+    a1 = smlad(e, q[1][0], a1);
+    a1 = smlad(o, q[1][1], a1);
+    let e = sxtab16(off, x[2]);
+    let o = sxtab16_ror8(off, x[2]);
+    a0 = smlad(e, p[2][0], a0);
+    a0 = smlad(o, p[2][1], a0);
+    a1 = smlad(e, q[2][0], a1);
+    a1 = smlad(o, q[2][1], a1);
     (a0, a1)
 }
-
-/// Zero weights in every placement: a kernel row outside the input.
-const ZERO: [RowWeights; PLACEMENTS] = [[0; 2]; PLACEMENTS];
 
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
 /// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
@@ -149,11 +168,11 @@ pub(crate) fn run(
         .zip(bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter()));
     for (((plane, out), k), ((b, m), s)) in per_channel {
         let requant = Requantizer::new(m, i32::from(s));
-        // `tab[ky][d + 2]`: kernel row `ky` placed at `d`.
-        let mut tab = [ZERO; 3];
-        for (ky, t) in tab.iter_mut().enumerate() {
-            let k = [k[3 * ky] as i8, k[3 * ky + 1] as i8, k[3 * ky + 2] as i8];
-            for (d, r) in t.iter_mut().enumerate() {
+        // `tab[d + 2][ky]`: kernel row `ky` placed at `d`.
+        let mut tab = [[[0u32; 2]; 3]; PLACEMENTS];
+        for (d, p) in tab.iter_mut().enumerate() {
+            for (ky, r) in p.iter_mut().enumerate() {
+                let k = [k[3 * ky] as i8, k[3 * ky + 1] as i8, k[3 * ky + 2] as i8];
                 *r = place(k, d as isize - 2);
             }
         }
@@ -162,33 +181,45 @@ pub(crate) fn run(
             let Some(y) = out_rows.next() else { return };
             let iy0 = (oy * sh) as isize - pt;
             // A kernel row outside the input reads row 0 with zero weights.
-            let pick = |ky: usize| {
-                let iy = iy0 + ky as isize;
-                match plane.get((iy as usize).wrapping_mul(w)..) {
-                    Some(r) if (0..h as isize).contains(&iy) => (r.get(..w).unwrap_or(&[]), &tab[ky]),
-                    _ => (plane.get(..w).unwrap_or(&[]), &ZERO),
-                }
+            let valid = |ky: usize| (0..h as isize).contains(&(iy0 + ky as isize));
+            let row = |ky: usize| {
+                let iy = if valid(ky) { (iy0 + ky as isize) as usize } else { 0 };
+                plane.get(iy * w..iy * w + w).unwrap_or(&[])
             };
-            let ((r0, t0), (r1, t1), (r2, t2)) = (pick(0), pick(1), pick(2));
-            let rows = [r0, r1, r2];
-            let place_at = |d: usize| -> Option<[&RowWeights; 3]> {
-                Some([t0.get(d)?, t1.get(d)?, t2.get(d)?])
+            let rows = Rows {
+                r: [row(0), row(1), row(2)],
+                w,
+            };
+            let masked;
+            let tab = if valid(0) && valid(2) {
+                &tab
+            } else {
+                masked = {
+                    let mut t = tab;
+                    for p in t.iter_mut() {
+                        for (ky, r) in p.iter_mut().enumerate() {
+                            if !valid(ky) {
+                                *r = [0, 0];
+                            }
+                        }
+                    }
+                    t
+                };
+                &masked
             };
             let mut ix0 = -pl;
             let mut rest = &mut y[..];
             if sw == 1 {
-                let mut pairs = y.chunks_exact_mut(2);
                 // Outputs `ox`, `ox + 1` from the words at `L = clamp(ix0, 0, w − 4)`, with
                 // placements `d = ix0 − L` and `d + 1 ≤ 3` (the second window ends inside the
                 // row: `ix0 + 1 ≤ w − 1`, so `d + 1 = ix0 + 1 − L ≤ 3` when `L = w − 4`).
+                let mut pairs = y.chunks_exact_mut(2);
                 for y01 in &mut pairs {
                     let (l, d) = at(ix0);
-                    if let (Some(p), Some(p1)) = (place_at(d), place_at(d + 1)) {
-                        let (a0, a1) = two(words(&rows, l), p, p1, off, b);
-                        if let [y0, y1] = y01 {
-                            *y0 = requantize_fast(a0, &requant, &range);
-                            *y1 = requantize_fast(a1, &requant, &range);
-                        }
+                    if let (Some(p), Some(p1), [y0, y1]) = (tab.get(d), tab.get(d + 1), y01) {
+                        let (a0, a1) = two(rows.words(l), p, p1, off, b);
+                        *y0 = requantize_fast(a0, &requant, &range);
+                        *y1 = requantize_fast(a1, &requant, &range);
                     }
                     ix0 += 2;
                 }
@@ -197,8 +228,8 @@ pub(crate) fn run(
             // Stride 2 (every output), or the odd last output at stride 1.
             for y0 in rest.iter_mut() {
                 let (l, d) = at(ix0);
-                if let Some(p) = place_at(d) {
-                    *y0 = requantize_fast(one(words(&rows, l), p, off, b), &requant, &range);
+                if let Some(p) = tab.get(d) {
+                    *y0 = requantize_fast(one(rows.words(l), p, off, b), &requant, &range);
                 }
                 ix0 += sw as isize;
             }
