@@ -69,23 +69,34 @@ fn place(k: [i8; 3], d: isize) -> RowWeights {
     [pair(at(0), at(2)), pair(at(1), at(3))]
 }
 
-/// The three input rows of an output row, each exactly `w ≥ 4` bytes.
+/// The three input rows of an output row, each exactly `w ≥ 4` bytes (checked once by
+/// [`Rows::new`], so the loads of [`Rows::words`] need only `l + 4 ≤ w`).
 struct Rows<'a> {
-    r: [&'a [i8]; 3],
+    r: [*const i8; 3],
     w: usize,
+    _rows: core::marker::PhantomData<&'a [i8]>,
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    /// `None` unless every row is `w ≥ 4` bytes long.
+    fn new(rows: [&'a [i8]; 3], w: usize) -> Option<Self> {
+        (w >= 4 && rows.iter().all(|r| r.len() == w)).then(|| Self {
+            r: rows.map(<[i8]>::as_ptr),
+            w,
+            _rows: core::marker::PhantomData,
+        })
+    }
+
     /// The word at column `l` of each row (three unaligned `LDR`s); zeros if `l + 4 > w`.
     #[inline(always)]
     fn words(&self, l: usize) -> [u32; 3] {
-        if l + 4 > self.w || self.r.iter().any(|r| r.len() != self.w) {
+        if l + 4 > self.w {
             return [0; 3];
         }
-        // SAFETY: each row is `w` long (checked above; LLVM hoists the length checks out of the
-        // loops, the rows do not change) and `l + 4 ≤ w`, so the 4 bytes at `l` are inside the
-        // row. ARMv7-M allows unaligned `LDR`.
-        let ld = |r: &[i8]| unsafe { r.as_ptr().add(l).cast::<u32>().read_unaligned() };
+        // SAFETY: each pointer starts a live row of `w` bytes borrowed for `'a` (checked in
+        // `new`) and `l + 4 ≤ w`, so the 4 bytes at `l` are inside that row. ARMv7-M allows
+        // unaligned `LDR`.
+        let ld = |r: *const i8| unsafe { r.add(l).cast::<u32>().read_unaligned() };
         [ld(self.r[0]), ld(self.r[1]), ld(self.r[2])]
     }
 }
@@ -183,12 +194,15 @@ pub(crate) fn run(
             // A kernel row outside the input reads row 0 with zero weights.
             let valid = |ky: usize| (0..h as isize).contains(&(iy0 + ky as isize));
             let row = |ky: usize| {
-                let iy = if valid(ky) { (iy0 + ky as isize) as usize } else { 0 };
+                let iy = if valid(ky) {
+                    (iy0 + ky as isize) as usize
+                } else {
+                    0
+                };
                 plane.get(iy * w..iy * w + w).unwrap_or(&[])
             };
-            let rows = Rows {
-                r: [row(0), row(1), row(2)],
-                w,
+            let Some(rows) = Rows::new([row(0), row(1), row(2)], w) else {
+                return; // never: the rows are `w` long (`input` is `c·h·w`, checked)
             };
             let masked;
             let tab = if valid(0) && valid(2) {
