@@ -34,7 +34,6 @@
 //! The only `unsafe`: the DSP instructions (`asm!`, register-only, in `linear_s8_dsp.rs`) and
 //! the unaligned word loads, each inside one input row (see [`word_at`]).
 
-use super::linear_s8_dsp::{smlad, sxtab16, sxtab16_ror8};
 use super::params::PerChannelQuant;
 use super::ConvGeometry;
 use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
@@ -87,57 +86,130 @@ impl<'a> Rows<'a> {
         })
     }
 
-    /// The word at column `l` of each row (three unaligned `LDR`s); zeros if `l + 4 > w`.
+    /// `acc + Σ_ky` of one output from the words at column `l` with the placement `p`
+    /// (`acc` alone if `l + 4 > w`): per kernel row one load, two `SXTAB16`, two weight loads
+    /// and two `SMLAD`, in assembly (LLVM spilled the widened words in a Rust version).
     #[inline(always)]
-    fn words(&self, l: usize) -> [u32; 3] {
+    fn one(&self, l: usize, p: &Placement, off: u32, acc: i32) -> i32 {
         if l + 4 > self.w {
-            return [0; 3];
+            return acc;
         }
-        // SAFETY: each pointer starts a live row of `w` bytes borrowed for `'a` (checked in
-        // `new`) and `l + 4 ≤ w`, so the 4 bytes at `l` are inside that row. ARMv7-M allows
-        // unaligned `LDR`.
-        let ld = |r: *const i8| unsafe { r.add(l).cast::<u32>().read_unaligned() };
-        [ld(self.r[0]), ld(self.r[1]), ld(self.r[2])]
+        let (r0, r1, r2) = (
+            self.r[0].wrapping_add(l),
+            self.r[1].wrapping_add(l),
+            self.r[2].wrapping_add(l),
+        );
+        let mut a0 = acc;
+        // SAFETY: reads 4 bytes at `r_k + l` — each pointer starts a live row of `w` bytes
+        // borrowed for `'a` (checked in `new`) and `l + 4 ≤ w` (checked above) — and the 24
+        // bytes of `p`. ARMv7-M allows unaligned `LDR`. Registers: only the operands; SMLAD may
+        // set the sticky Q flag, nothing else.
+        unsafe {
+            core::arch::asm!(
+                "ldr {x}, [{r0}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "ldr {t}, [{p}]",
+                "smlad {a0}, {e}, {t}, {a0}",
+                "ldr {t}, [{p}, #4]",
+                "smlad {a0}, {x}, {t}, {a0}",
+                "ldr {x}, [{r1}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "ldr {t}, [{p}, #8]",
+                "smlad {a0}, {e}, {t}, {a0}",
+                "ldr {t}, [{p}, #12]",
+                "smlad {a0}, {x}, {t}, {a0}",
+                "ldr {x}, [{r2}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "ldr {t}, [{p}, #16]",
+                "smlad {a0}, {e}, {t}, {a0}",
+                "ldr {t}, [{p}, #20]",
+                "smlad {a0}, {x}, {t}, {a0}",
+                r0 = in(reg) r0,
+                r1 = in(reg) r1,
+                r2 = in(reg) r2,
+                p = in(reg) p.as_ptr(),
+                off = in(reg) off,
+                a0 = inout(reg) a0,
+                x = out(reg) _,
+                e = out(reg) _,
+                t = out(reg) _,
+                options(readonly, nostack),
+            );
+        }
+        a0
     }
-}
 
-/// `acc + Σ_ky` of one output from the words `x[ky]` with the placement `p`.
-#[inline(always)]
-fn one(x: [u32; 3], p: &Placement, off: u32, acc: i32) -> i32 {
-    let mut acc = acc;
-    acc = smlad(sxtab16(off, x[0]), p[0][0], acc);
-    acc = smlad(sxtab16_ror8(off, x[0]), p[0][1], acc);
-    acc = smlad(sxtab16(off, x[1]), p[1][0], acc);
-    acc = smlad(sxtab16_ror8(off, x[1]), p[1][1], acc);
-    acc = smlad(sxtab16(off, x[2]), p[2][0], acc);
-    acc = smlad(sxtab16_ror8(off, x[2]), p[2][1], acc);
-    acc
-}
-
-/// Two outputs from the same words `x[ky]`, with placements `p` (first) and `q` (second),
-/// written out row by row (the firmware's `opt-level = "s"` does not unroll a 3-step loop).
-#[inline(always)]
-fn two(x: [u32; 3], p: &Placement, q: &Placement, off: u32, acc: i32) -> (i32, i32) {
-    let (mut a0, mut a1) = (acc, acc);
-    let e = sxtab16(off, x[0]);
-    let o = sxtab16_ror8(off, x[0]);
-    a0 = smlad(e, p[0][0], a0);
-    a0 = smlad(o, p[0][1], a0);
-    a1 = smlad(e, q[0][0], a1);
-    a1 = smlad(o, q[0][1], a1);
-    let e = sxtab16(off, x[1]);
-    let o = sxtab16_ror8(off, x[1]);
-    a0 = smlad(e, p[1][0], a0);
-    a0 = smlad(o, p[1][1], a0);
-    a1 = smlad(e, q[1][0], a1);
-    a1 = smlad(o, q[1][1], a1);
-    let e = sxtab16(off, x[2]);
-    let o = sxtab16_ror8(off, x[2]);
-    a0 = smlad(e, p[2][0], a0);
-    a0 = smlad(o, p[2][1], a0);
-    a1 = smlad(e, q[2][0], a1);
-    a1 = smlad(o, q[2][1], a1);
-    (a0, a1)
+    /// Two outputs from the same words at column `l`, with the placements `pq[0]` (first) and
+    /// `pq[1]` (second) (`(acc, acc)` if `l + 4 > w`): per kernel row one load, two `SXTAB16`,
+    /// four weight loads and four `SMLAD` (6 MACs), in assembly.
+    #[inline(always)]
+    fn two(&self, l: usize, pq: &[Placement; 2], off: u32, acc: i32) -> (i32, i32) {
+        if l + 4 > self.w {
+            return (acc, acc);
+        }
+        let (r0, r1, r2) = (
+            self.r[0].wrapping_add(l),
+            self.r[1].wrapping_add(l),
+            self.r[2].wrapping_add(l),
+        );
+        let (mut a0, mut a1) = (acc, acc);
+        // SAFETY: reads 4 bytes at `r_k + l` — each pointer starts a live row of `w` bytes
+        // borrowed for `'a` (checked in `new`) and `l + 4 ≤ w` (checked above) — and the 48
+        // bytes of `pq` (the second placement at +24). ARMv7-M allows unaligned `LDR`.
+        // Registers: only the operands; SMLAD may set the sticky Q flag, nothing else.
+        unsafe {
+            core::arch::asm!(
+                "ldr {x}, [{r0}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "ldr {t}, [{p}]",
+                "smlad {a0}, {e}, {t}, {a0}",
+                "ldr {t}, [{p}, #4]",
+                "smlad {a0}, {x}, {t}, {a0}",
+                "ldr {t}, [{p}, #24]",
+                "smlad {a1}, {e}, {t}, {a1}",
+                "ldr {t}, [{p}, #28]",
+                "smlad {a1}, {x}, {t}, {a1}",
+                "ldr {x}, [{r1}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "ldr {t}, [{p}, #8]",
+                "smlad {a0}, {e}, {t}, {a0}",
+                "ldr {t}, [{p}, #12]",
+                "smlad {a0}, {x}, {t}, {a0}",
+                "ldr {t}, [{p}, #32]",
+                "smlad {a1}, {e}, {t}, {a1}",
+                "ldr {t}, [{p}, #36]",
+                "smlad {a1}, {x}, {t}, {a1}",
+                "ldr {x}, [{r2}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "ldr {t}, [{p}, #16]",
+                "smlad {a0}, {e}, {t}, {a0}",
+                "ldr {t}, [{p}, #20]",
+                "smlad {a0}, {x}, {t}, {a0}",
+                "ldr {t}, [{p}, #40]",
+                "smlad {a1}, {e}, {t}, {a1}",
+                "ldr {t}, [{p}, #44]",
+                "smlad {a1}, {x}, {t}, {a1}",
+                r0 = in(reg) r0,
+                r1 = in(reg) r1,
+                r2 = in(reg) r2,
+                p = in(reg) pq.as_ptr(),
+                off = in(reg) off,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                x = out(reg) _,
+                e = out(reg) _,
+                t = out(reg) _,
+                options(readonly, nostack),
+            );
+        }
+        (a0, a1)
+    }
 }
 
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
@@ -228,10 +300,22 @@ pub(crate) fn run(
                 // placements `d = ix0 − L` and `d + 1 ≤ 3` (the second window ends inside the
                 // row: `ix0 + 1 ≤ w − 1`, so `d + 1 = ix0 + 1 − L ≤ 3` when `L = w − 4`).
                 let mut pairs = y.chunks_exact_mut(2);
+                let placements = |d: usize| {
+                    let t = tab.get(d..d + 2)?;
+                    <&[Placement; 2]>::try_from(t).ok()
+                };
+                // The placements of a pair inside the row (`d = 0, 1`).
+                let inner = placements(2);
                 for y01 in &mut pairs {
-                    let (l, d) = at(ix0);
-                    if let (Some(p), Some(p1), [y0, y1]) = (tab.get(d), tab.get(d + 1), y01) {
-                        let (a0, a1) = two(rows.words(l), p, p1, off, b);
+                    // Inside the row (`0 ≤ ix0 ≤ w − 4`): `L = ix0`, placements 0 and 1.
+                    let (l, pq) = if (0..=last).contains(&ix0) {
+                        (ix0 as usize, inner)
+                    } else {
+                        let (l, d) = at(ix0);
+                        (l, placements(d))
+                    };
+                    if let (Some(pq), [y0, y1]) = (pq, y01) {
+                        let (a0, a1) = rows.two(l, pq, off, b);
                         *y0 = requantize_fast(a0, &requant, &range);
                         *y1 = requantize_fast(a1, &requant, &range);
                     }
@@ -241,9 +325,14 @@ pub(crate) fn run(
             }
             // Stride 2 (every output), or the odd last output at stride 1.
             for y0 in rest.iter_mut() {
-                let (l, d) = at(ix0);
-                if let Some(p) = tab.get(d) {
-                    *y0 = requantize_fast(one(rows.words(l), p, off, b), &requant, &range);
+                let (l, p) = if (0..=last).contains(&ix0) {
+                    (ix0 as usize, tab.get(2))
+                } else {
+                    let (l, d) = at(ix0);
+                    (l, tab.get(d))
+                };
+                if let Some(p) = p {
+                    *y0 = requantize_fast(rows.one(l, p, off, b), &requant, &range);
                 }
                 ix0 += sw as isize;
             }
