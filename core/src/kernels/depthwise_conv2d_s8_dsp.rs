@@ -52,20 +52,22 @@ pub(crate) fn supports(g: &ConvGeometry) -> bool {
     g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 && g.w >= 4
 }
 
-/// Two i16 weights `lo`, `hi` in one word.
+/// The six placements `d = −2 … 3` of the kernel row `k`: byte `j` of the word gets
+/// `k[j − d]` (0 outside `0..3`); each as the i16 pairs (bytes 0,2) and (bytes 1,3). Written out
+/// (`u(t)` = `k[t]` as an i16 in a halfword):
+/// `d = −2`: `[k2, 0, 0, 0]`; `−1`: `[k1, k2, 0, 0]`; `0`: `[k0, k1, k2, 0]`;
+/// `1`: `[0, k0, k1, k2]`; `2`: `[0, 0, k0, k1]`; `3`: `[0, 0, 0, k0]`.
 #[inline(always)]
-fn pair(lo: i8, hi: i8) -> u32 {
-    u32::from(lo as i16 as u16) | (u32::from(hi as i16 as u16) << 16)
-}
-
-/// The kernel row `k` placed at offset `d` in a word: byte `j` gets `k[j − d]` (0 outside).
-#[inline(always)]
-fn place(k: [i8; 3], d: isize) -> RowWeights {
-    let at = |j: isize| match j - d {
-        t @ 0..=2 => k[t as usize],
-        _ => 0,
-    };
-    [pair(at(0), at(2)), pair(at(1), at(3))]
+fn placements(k: [u8; 3]) -> [RowWeights; PLACEMENTS] {
+    let [k0, k1, k2] = k.map(|v| u32::from(v as i8 as i16 as u16));
+    [
+        [k2, 0],
+        [k1, k2],
+        [k0 | k2 << 16, k1],
+        [k1 << 16, k0 | k2 << 16],
+        [k0 << 16, k1 << 16],
+        [0, k0 << 16],
+    ]
 }
 
 /// The three input rows of an output row, each exactly `w ≥ 4` bytes (checked once by
@@ -252,13 +254,15 @@ pub(crate) fn run(
     for (((plane, out), k), ((b, m), s)) in per_channel {
         let requant = Requantizer::new(m, i32::from(s));
         // `tab[d + 2][ky]`: kernel row `ky` placed at `d`.
-        let mut tab = [[[0u32; 2]; 3]; PLACEMENTS];
-        for (d, p) in tab.iter_mut().enumerate() {
-            for (ky, r) in p.iter_mut().enumerate() {
-                let k = [k[3 * ky] as i8, k[3 * ky + 1] as i8, k[3 * ky + 2] as i8];
-                *r = place(k, d as isize - 2);
-            }
-        }
+        let [t0, t1, t2] = match k {
+            [a, b, c, d, e, f, g, h, i] => [
+                placements([*a, *b, *c]),
+                placements([*d, *e, *f]),
+                placements([*g, *h, *i]),
+            ],
+            _ => return, // never: `chunks_exact(9)`
+        };
+        let tab: [Placement; PLACEMENTS] = core::array::from_fn(|d| [t0[d], t1[d], t2[d]]);
         let mut out_rows = out.chunks_exact_mut(ow);
         for oy in 0..oh {
             let Some(y) = out_rows.next() else { return };
