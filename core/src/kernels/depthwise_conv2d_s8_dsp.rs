@@ -144,6 +144,79 @@ impl<'a> Rows<'a> {
         a0
     }
 
+    /// Two outputs at stride 2 with the placement `p` (`d = 0`): the words at columns `l` and
+    /// `l + 2` (`(acc, acc)` if `l + 6 > w`): per kernel row two loads, four `SXTAB16`, two
+    /// weight loads and four `SMLAD` (6 MACs), in assembly.
+    #[inline(always)]
+    fn two_apart(&self, l: usize, p: &Placement, off: u32, acc: i32) -> (i32, i32) {
+        if l + 6 > self.w {
+            return (acc, acc);
+        }
+        let (r0, r1, r2) = (
+            self.r[0].wrapping_add(l),
+            self.r[1].wrapping_add(l),
+            self.r[2].wrapping_add(l),
+        );
+        let (mut a0, mut a1) = (acc, acc);
+        // SAFETY: reads 4 bytes at `r_k + l` and at `r_k + l + 2` — each pointer starts a live
+        // row of `w` bytes borrowed for `'a` (checked in `new`) and `l + 6 ≤ w` (checked above)
+        // — and the 24 bytes of `p`. ARMv7-M allows unaligned `LDR`. Registers: only the
+        // operands; SMLAD may set the sticky Q flag, nothing else.
+        unsafe {
+            core::arch::asm!(
+                "ldr {w0}, [{p}]",
+                "ldr {w1}, [{p}, #4]",
+                "ldr {x}, [{r0}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "smlad {a0}, {e}, {w0}, {a0}",
+                "smlad {a0}, {x}, {w1}, {a0}",
+                "ldr {x}, [{r0}, #2]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "smlad {a1}, {e}, {w0}, {a1}",
+                "smlad {a1}, {x}, {w1}, {a1}",
+                "ldr {w0}, [{p}, #8]",
+                "ldr {w1}, [{p}, #12]",
+                "ldr {x}, [{r1}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "smlad {a0}, {e}, {w0}, {a0}",
+                "smlad {a0}, {x}, {w1}, {a0}",
+                "ldr {x}, [{r1}, #2]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "smlad {a1}, {e}, {w0}, {a1}",
+                "smlad {a1}, {x}, {w1}, {a1}",
+                "ldr {w0}, [{p}, #16]",
+                "ldr {w1}, [{p}, #20]",
+                "ldr {x}, [{r2}]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "smlad {a0}, {e}, {w0}, {a0}",
+                "smlad {a0}, {x}, {w1}, {a0}",
+                "ldr {x}, [{r2}, #2]",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "smlad {a1}, {e}, {w0}, {a1}",
+                "smlad {a1}, {x}, {w1}, {a1}",
+                r0 = in(reg) r0,
+                r1 = in(reg) r1,
+                r2 = in(reg) r2,
+                p = in(reg) p.as_ptr(),
+                off = in(reg) off,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                x = out(reg) _,
+                e = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                options(readonly, nostack),
+            );
+        }
+        (a0, a1)
+    }
+
     /// Two outputs from the same words at column `l`, with the placements `pq[0]` (first) and
     /// `pq[1]` (second) (`(acc, acc)` if `l + 4 > w`): per kernel row one load, two `SXTAB16`,
     /// four weight loads and four `SMLAD` (6 MACs), in assembly.
@@ -327,17 +400,39 @@ pub(crate) fn run(
                 }
                 rest = pairs.into_remainder();
             }
-            // Stride 2 (every output), or the odd last output at stride 1.
-            for y0 in rest.iter_mut() {
+            let single = |ix0: isize| {
                 let (l, p) = if (0..=last).contains(&ix0) {
                     (ix0 as usize, tab.get(2))
                 } else {
                     let (l, d) = at(ix0);
                     (l, tab.get(d))
                 };
-                if let Some(p) = p {
-                    *y0 = requantize_fast(rows.one(l, p, off, b), &requant, &range);
+                p.map(|p| requantize_fast(rows.one(l, p, off, b), &requant, &range))
+            };
+            if sw == 2 {
+                // Two outputs per step: the words at `ix0` and `ix0 + 2` when both windows are
+                // inside the row (`0 ≤ ix0`, `ix0 + 6 ≤ w`), else one at a time.
+                let mut pairs = rest.chunks_exact_mut(2);
+                for y01 in &mut pairs {
+                    if let [y0, y1] = y01 {
+                        if ix0 >= 0 && ix0 + 2 <= last {
+                            if let Some(p) = tab.get(2) {
+                                let (a0, a1) = rows.two_apart(ix0 as usize, p, off, b);
+                                *y0 = requantize_fast(a0, &requant, &range);
+                                *y1 = requantize_fast(a1, &requant, &range);
+                            }
+                        } else {
+                            *y0 = single(ix0).unwrap_or(*y0);
+                            *y1 = single(ix0 + 2).unwrap_or(*y1);
+                        }
+                    }
+                    ix0 += 4;
                 }
+                rest = pairs.into_remainder();
+            }
+            // Other strides (every output), or the odd last output.
+            for y0 in rest.iter_mut() {
+                *y0 = single(ix0).unwrap_or(*y0);
                 ix0 += sw as isize;
             }
         }
