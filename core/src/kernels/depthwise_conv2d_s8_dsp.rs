@@ -70,6 +70,24 @@ fn placements(k: [u8; 3]) -> [RowWeights; PLACEMENTS] {
     ]
 }
 
+/// Zero weights in every placement: a kernel row outside the input.
+const ZERO: [RowWeights; PLACEMENTS] = [[0; 2]; PLACEMENTS];
+
+/// The placements `[d][ky]` of the three kernel rows' placements `t[ky][d]` (written out: no
+/// copy loop).
+#[inline(always)]
+fn table(t: [&[RowWeights; PLACEMENTS]; 3]) -> [Placement; PLACEMENTS] {
+    let [a, b, c] = t;
+    [
+        [a[0], b[0], c[0]],
+        [a[1], b[1], c[1]],
+        [a[2], b[2], c[2]],
+        [a[3], b[3], c[3]],
+        [a[4], b[4], c[4]],
+        [a[5], b[5], c[5]],
+    ]
+}
+
 /// The three input rows of an output row, each exactly `w ≥ 4` bytes (checked once by
 /// [`Rows::new`], so the loads of [`Rows::words`] need only `l + 4 ≤ w`).
 struct Rows<'a> {
@@ -335,7 +353,7 @@ pub(crate) fn run(
             ],
             _ => return, // never: `chunks_exact(9)`
         };
-        let tab: [Placement; PLACEMENTS] = core::array::from_fn(|d| [t0[d], t1[d], t2[d]]);
+        let full = table([&t0, &t1, &t2]);
         let mut out_rows = out.chunks_exact_mut(ow);
         for oy in 0..oh {
             let Some(y) = out_rows.next() else { return };
@@ -355,19 +373,10 @@ pub(crate) fn run(
             };
             let masked;
             let tab = if valid(0) && valid(2) {
-                &tab
+                &full
             } else {
-                masked = {
-                    let mut t = tab;
-                    for p in t.iter_mut() {
-                        for (ky, r) in p.iter_mut().enumerate() {
-                            if !valid(ky) {
-                                *r = [0, 0];
-                            }
-                        }
-                    }
-                    t
-                };
+                let pick = |ky: usize, t| if valid(ky) { t } else { &ZERO };
+                masked = table([pick(0, &t0), pick(1, &t1), pick(2, &t2)]);
                 &masked
             };
             let mut ix0 = -pl;
