@@ -91,8 +91,9 @@ pub enum KernelPath {
     Portable,
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
-    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear through the DSP extension
-    /// (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`), everything else the reference loops.
+    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear and int8 depthwise 3×3 through the
+    /// DSP extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `depthwise_conv2d_s8_dsp.rs`),
+    /// everything else the reference loops.
     Dsp,
 }
 
