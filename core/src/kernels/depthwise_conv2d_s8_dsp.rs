@@ -24,15 +24,20 @@
 //! - **Placements.** The weights of the six placements `d = −2 … 3` are packed once per channel
 //!   (`[d][ky]` → two words, the i16 pairs for bytes 0,2 and 1,3). A kernel row outside the input
 //!   (top / bottom padding) uses zero weights on row 0's data, so every output runs the same
-//!   three-row code.
-//! - **Two outputs per word at stride 1.** Inside the row (`0 ≤ ix0`, `ix0 + 4 ≤ w`), outputs
-//!   `ox` and `ox + 1` read the same word, with placements `d = 0` and `d = 1`: per kernel row
-//!   1 load, 2 `SXTAB16`, 4 `SMLAD` for 6 MACs.
-//! - **Requantization** per channel constants ([`Requantizer`], [`OutputRange`]): ≈ 15
-//!   instructions per output, no branch.
+//!   three-row code (those output rows build a table with the row's weights zeroed).
+//! - **Two outputs per step.** At stride 1 outputs `ox` and `ox + 1` read the same words, with
+//!   placements `d` and `d + 1` (`d + 1 ≤ 3`: the second window ends inside the row): per
+//!   kernel row 1 load, 2 `SXTAB16`, 4 `SMLAD` for 6 MACs. At stride 2, two outputs inside the
+//!   row read the words at `ix0` and `ix0 + 2`. Inside the row (`0 ≤ ix0 ≤ w − 4`) the
+//!   placements are known (`d = 0`, `1`) and not searched.
+//! - **Assembly for the MACs** of one and two outputs ([`Rows`]): the firmware's
+//!   `opt-level = "s"` re-rolled the three kernel rows into a loop and spilled the widened words.
+//! - **Requantization** with per-channel constants ([`Requantizer`], [`OutputRange`]), no
+//!   branch.
 //!
-//! The only `unsafe`: the DSP instructions (`asm!`, register-only, in `linear_s8_dsp.rs`) and
-//! the unaligned word loads, each inside one input row (see [`word_at`]).
+//! The only `unsafe`: the `asm!` blocks of [`Rows`], each reading 4 bytes at `L + 4 ≤ w` (or
+//! `L + 6 ≤ w`) of rows whose length was checked once per output row, and the 24 or 48 bytes of
+//! the placements it is given.
 
 use super::params::PerChannelQuant;
 use super::ConvGeometry;
@@ -73,8 +78,8 @@ fn placements(k: [u8; 3]) -> [RowWeights; PLACEMENTS] {
 /// Zero weights in every placement: a kernel row outside the input.
 const ZERO: [RowWeights; PLACEMENTS] = [[0; 2]; PLACEMENTS];
 
-/// The placements `[d][ky]` of the three kernel rows' placements `t[ky][d]` (written out: no
-/// copy loop).
+/// The table `[d][ky]` from the three kernel rows' placements `t[ky][d]` (written out: no copy
+/// loop).
 #[inline(always)]
 fn table(t: [&[RowWeights; PLACEMENTS]; 3]) -> [Placement; PLACEMENTS] {
     let [a, b, c] = t;
