@@ -373,11 +373,23 @@ pub(crate) fn run(
                 };
                 plane.get(iy * w..iy * w + w).unwrap_or(&[])
             };
-            let Some(rows) = Rows::new([row(0), row(1), row(2)], w) else {
+            let inside = valid(0) && valid(2);
+            let three = if inside {
+                // The three rows at once: one slice of `3w` bytes.
+                plane
+                    .get(iy0 as usize * w..)
+                    .and_then(|r| r.get(..3 * w))
+                    .map(|r| r.split_at(w))
+                    .map(|(r0, r12)| (r0, r12.split_at(w)))
+                    .map(|(r0, (r1, r2))| [r0, r1, r2])
+            } else {
+                Some([row(0), row(1), row(2)])
+            };
+            let Some(rows) = three.and_then(|r| Rows::new(r, w)) else {
                 return; // never: the rows are `w` long (`input` is `c·h·w`, checked)
             };
             let masked;
-            let tab = if valid(0) && valid(2) {
+            let tab = if inside {
                 &full
             } else {
                 let pick = |ky: usize, t| if valid(ky) { t } else { &ZERO };
