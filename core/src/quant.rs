@@ -107,6 +107,125 @@ pub fn requantize(
     v.max(act_min).min(act_max).clamp(-128, 127) as i8
 }
 
+/// [`multiply_by_quantized_multiplier`] with its per-channel constants computed once, in a form
+/// that costs few instructions per output (the Cortex-M4 DSP kernels use it; a channel of a
+/// depthwise convolution requantizes `oh · ow` outputs with the same constants). Equal to
+/// [`multiply_by_quantized_multiplier`]`(x, multiplier, shift)` for **every** `x`, `multiplier`
+/// and `shift` (checked against it on edge cases and millions of random triples on the host, and
+/// on the device by the firmware's `kernel-check`):
+///
+/// - left shift `x << left`, `left = clamp(shift, 0, 31)`, wrapping, as the oracle;
+/// - `SaturatingRoundingDoublingHighMul(a, m)` = `⌊(a·m + 2^30) / 2^31⌋`: for `a·m ≥ 0` that is the
+///   oracle's `(a·m + 2^30) / 2^31`; for `a·m < 0` the oracle truncates `(a·m + 1 − 2^30) / 2^31`
+///   toward zero, which is `⌊(a·m + 1 − 2^30 + 2^31 − 1) / 2^31⌋`, the same expression. With
+///   `t = a·m + 2^30` (i64, one `SMLAL`), the result is `2·hi(t) + bit 31 of lo(t)`; the doubling
+///   saturates (`QADD`) exactly in the one overflowing case `a = m = i32::MIN` (`hi = 2^30`,
+///   giving `i32::MAX`, as the oracle); every other product has `hi ∈ [−2^30, 2^30 − 1]`;
+/// - `RoundingDivideByPOT(v, right)`, `right = clamp(−shift, 0, 31)`:
+///   `(v >> right) + [rem > thr]` with `rem = v & mask`, `mask = 2^right − 1`,
+///   `thr = (mask >> 1) + [v < 0]`, and `[rem > thr]` as the sign bit of `thr − rem` (both in
+///   `[0, 2^31)`, no overflow): no branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requantizer {
+    multiplier: i32,
+    left: u32,
+    right: u32,
+    mask: i32,
+    half: i32,
+}
+
+impl Requantizer {
+    /// The constants of `(multiplier, shift)`; any `shift` (clamped as the oracle does).
+    #[inline(always)]
+    pub fn new(multiplier: i32, shift: i32) -> Self {
+        let left = clamp_0_31(shift);
+        let right = clamp_0_31(shift.saturating_neg());
+        let mask = ((1u32 << right) - 1) as i32;
+        Self {
+            multiplier,
+            left,
+            right,
+            mask,
+            half: mask >> 1,
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x, multiplier, shift)`, bit for bit.
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        // `left ≤ 31`: a plain shift (wraps like the oracle's `wrapping_shl`).
+        let a = x << (self.left & 31);
+        let t = i64::from(a) * i64::from(self.multiplier) + (1 << 30);
+        let hi = (t >> 32) as i32;
+        let lo = t as u32;
+        let v = hi.saturating_add(hi) | (lo >> 31) as i32;
+        let rem = v & self.mask;
+        let thr = self.half + ((v as u32) >> 31) as i32;
+        (v >> (self.right & 31)) + ((thr.wrapping_sub(rem) as u32) >> 31) as i32
+    }
+}
+
+/// `clamp(v, 0, 31)`: one `USAT #5` on ARMv7E-M (LLVM emits two compare-and-selects for the
+/// plain clamp). [`Requantizer::new`] negates with `saturating_neg`, so `shift = i32::MIN` gives
+/// the right shift 31, as the oracle.
+#[inline(always)]
+fn clamp_0_31(v: i32) -> u32 {
+    #[cfg(denoiserep_dsp)]
+    {
+        let r: u32;
+        // SAFETY: one register-only instruction (ARMv7E-M); it may set the sticky Q flag.
+        unsafe {
+            core::arch::asm!("usat {r}, #5, {v}", r = lateout(reg) r, v = in(reg) v,
+                options(pure, nomem, nostack));
+            // SAFETY: USAT #5 gives a value in [0, 31].
+            core::hint::assert_unchecked(r <= 31);
+        }
+        r
+    }
+    #[cfg(not(denoiserep_dsp))]
+    {
+        v.clamp(0, 31) as u32
+    }
+}
+
+/// The last step of [`requantize`] with its constants computed once: `+ zp_out` (saturating),
+/// then the clamp. `clamp(clamp(v, act_min, act_max)·, −128, 127)` equals
+/// `min(max(v, lo), hi)` with `lo = clamp(act_min, −128, 127)`, `hi = clamp(act_max, −128, 127)`
+/// (clamping to `[−128, 127]` commutes with `max` and `min`; `act_min > act_max` gives
+/// `hi`, as [`requantize`]), so two comparisons instead of four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputRange {
+    zp_out: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl OutputRange {
+    /// The range of [`requantize`]'s `zp_out`, `act_min`, `act_max`.
+    #[inline]
+    pub fn new(zp_out: i32, act_min: i32, act_max: i32) -> Self {
+        Self {
+            zp_out,
+            lo: act_min.clamp(-128, 127),
+            hi: act_max.clamp(-128, 127),
+        }
+    }
+
+    /// `clamp(v + zp_out, …)` as [`requantize`] after its multiply.
+    #[inline(always)]
+    pub fn finish(&self, v: i32) -> i8 {
+        let v = v.saturating_add(self.zp_out);
+        let v = if v < self.lo { self.lo } else { v };
+        (if v > self.hi { self.hi } else { v }) as i8
+    }
+}
+
+/// [`requantize`] through [`Requantizer`] and [`OutputRange`]: the same result for every input.
+#[inline(always)]
+pub fn requantize_fast(acc: i32, requant: &Requantizer, range: &OutputRange) -> i8 {
+    range.finish(requant.apply(acc))
+}
+
 /// The int8 output range of a layer with output quantization `out` and a fused activation, as
 /// TFLite's `CalculateActivationRangeQuantized`: `[-128, 127]`; ReLU `[max(-128, zp), 127]`;
 /// ReLU6 `[max(-128, zp), min(127, quantize(6))]` with `quantize(6) = zp + round(6 / scale)`
@@ -474,6 +593,141 @@ mod tests {
                     ] {
                         let x = v * scale;
                         assert_eq!(quantize_vectorizable(x, q), quantize(x, q), "x = {x:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Values around every boundary of the arithmetic: the extremes, powers of two and their
+    /// neighbours, the SRDHM rounding ties.
+    fn requant_edges() -> std::vec::Vec<i32> {
+        let mut v = std::vec![
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            i32::MAX,
+            i32::MIN,
+            i32::MAX - 1,
+            i32::MIN + 1
+        ];
+        for e in 0..31 {
+            let p = 1i32 << e;
+            for d in [-1, 0, 1] {
+                v.push(p.wrapping_add(d));
+                v.push((-p).wrapping_add(d));
+                v.push((3i32.wrapping_shl(e)).wrapping_add(d));
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The DSP kernels' [`Requantizer`] / [`OutputRange`] against the oracle
+    /// [`multiply_by_quantized_multiplier`] / [`requantize`]: every pair of edge values × every
+    /// shift in `[−40, 40]`, then 4 million random triples (xorshift, fixed seed) with random
+    /// zero points and clamps.
+    #[test]
+    fn requantizer_equals_multiply_by_quantized_multiplier() {
+        let edges = requant_edges();
+        let mut n = 0u64;
+        for shift in (-40..=40).chain([i32::MIN, i32::MIN + 1, i32::MAX]) {
+            for &m in &edges {
+                let r = Requantizer::new(m, shift);
+                for &x in &edges {
+                    let want = multiply_by_quantized_multiplier(x, m, shift);
+                    assert_eq!(r.apply(x), want, "x={x} m={m} shift={shift}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 2_000_000, "{n}");
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for i in 0..4_000_000u32 {
+            let r0 = next();
+            let r1 = next();
+            let x = match i % 4 {
+                0 => r0 as i32,
+                1 => (r0 as i32) >> (r1 % 32),
+                2 => edges[(r0 % edges.len() as u64) as usize],
+                _ => (r0 as i32) % 70_000,
+            };
+            let m = match (r1 >> 8) % 4 {
+                0 => (r1 >> 32) as i32,
+                1 => MULTIPLIER_MIN + ((r1 >> 33) as i32 & (MULTIPLIER_MIN - 1)),
+                2 => edges[((r1 >> 32) % edges.len() as u64) as usize],
+                _ => 0,
+            };
+            let shift = ((r0 >> 40) % 81) as i32 - 40;
+            let zp = match (r0 >> 48) % 4 {
+                0 => (r1 >> 20) as i32,
+                _ => i32::from((r1 >> 20) as i8),
+            };
+            let (lo, hi) = match (r0 >> 56) % 4 {
+                0 => (-128, 127),
+                1 => (i32::from((r1 >> 44) as i8), 127),
+                2 => (i32::from((r1 >> 44) as i8), i32::from((r1 >> 52) as i8)),
+                _ => ((r1 >> 4) as i32, (r1 >> 36) as i32),
+            };
+            let q = Requantizer::new(m, shift);
+            assert_eq!(
+                q.apply(x),
+                multiply_by_quantized_multiplier(x, m, shift),
+                "x={x} m={m} shift={shift}"
+            );
+            assert_eq!(
+                requantize_fast(x, &q, &OutputRange::new(zp, lo, hi)),
+                requantize(x, m, shift, zp, lo, hi),
+                "x={x} m={m} shift={shift} zp={zp} lo={lo} hi={hi}"
+            );
+        }
+    }
+
+    /// [`OutputRange::finish`] on every value near the clamps, every zero point's extremes and
+    /// inverted ranges.
+    #[test]
+    fn output_range_equals_requantize_clamp() {
+        let vals = requant_edges();
+        let bounds = [
+            i32::MIN,
+            -200,
+            -129,
+            -128,
+            -127,
+            -5,
+            0,
+            5,
+            126,
+            127,
+            128,
+            300,
+            i32::MAX,
+        ];
+        for &zp in &[i32::MIN, -129, -128, -3, 0, 7, 127, 128, i32::MAX] {
+            for &lo in &bounds {
+                for &hi in &bounds {
+                    let r = OutputRange::new(zp, lo, hi);
+                    for &v in vals
+                        .iter()
+                        .chain(&[-300, -129, -128, -127, 126, 127, 128, 250])
+                    {
+                        // multiplier 2^30 with shift 1 is the identity for |v| < 2^30.
+                        if multiply_by_quantized_multiplier(v, 1 << 30, 1) != v {
+                            continue;
+                        }
+                        let want = requantize(v, 1 << 30, 1, zp, lo, hi);
+                        assert_eq!(r.finish(v), want, "v={v} zp={zp} lo={lo} hi={hi}");
                     }
                 }
             }

@@ -4,7 +4,9 @@
 //! tail), 0–9 channels (counts that are not a multiple of 4 or 2), 1–3 rows, misaligned weights
 //! and inputs, extreme zero points, multipliers and shifts, wrapping accumulators, ReLU / ReLU6
 //! clamps, some layers up to 800 inputs — and on the CMSIS-NN anchor FC shapes, which it also
-//! times (`docs/benchmarks.md`, "DSP kernels (issue 14)").
+//! times (`docs/benchmarks.md`, "DSP kernels (issue 14)"). The same binary checks the DSP int8
+//! depthwise 3×3 kernel and the DSP kernels' requantization (`quant::Requantizer`) against their
+//! references; those have their own tests below.
 //!
 //! Skips (loudly) only when qemu-system-arm is missing, and fails then under CI or
 //! `DENOISEREP_REQUIRE_DEVICE=1` (`device::qemu_or_skip`); scripts/test.sh installs it.
@@ -56,7 +58,7 @@ fn dsp_linear_s8_equals_reference_on_the_device() {
         assert_eq!(field_u64(line, "out"), Some(n_out), "{what}: {line}");
         let reference = field_u64(line, "reference_instructions").expect("reference");
         let dsp = field_u64(line, "dsp_instructions").expect("dsp");
-        // The DSP kernel must stay well ahead of the reference loop (measured ≈ 2.3–3.3×).
+        // The DSP kernel must stay well ahead of the reference loop (measured ≈ 2.8–3.6×).
         assert!(
             dsp > 0 && dsp * 2 < reference,
             "{what}: the DSP kernel is not faster: {line}"
@@ -138,5 +140,107 @@ fn dsp_conv2d_s8_equals_reference_on_the_device() {
     report(&format!(
         "{what}: {cases} random layers + {} anchor shapes bit-identical DSP == reference",
         CONV_SHAPES.len()
+    ));
+}
+
+/// The anchors' depthwise shapes the binary times: `(name, MACs, CMSIS-NN v7.0.0's instructions,
+/// CMSIS-NN's output checksum)` (`../shared/FACTS.md` §7, `../shared/anchors/cmsis-nn/README.md`).
+const DW_SHAPES: [(&str, u64, u64, &str); 4] = [
+    ("dw3x3_s1_64ch_25x5", 72_000, 599_640, "589145e8"),
+    ("dw3x3_s1_32ch_48x48", 663_552, 5_943_800, "9ca12568"),
+    ("dw3x3_s1_64ch_24x24", 331_776, 2_886_160, "e2e852e9"),
+    ("dw3x3_s2_32ch_48x48", 165_888, 1_487_360, "ad5a08a5"),
+];
+
+/// The Cortex-M4 DSP int8 depthwise 3×3 kernel (`core/src/kernels/depthwise_conv2d_s8_dsp.rs`)
+/// equals the reference loop bit for bit on the device: `kernel-check` runs the DSP kernel, the
+/// reference and the dispatch on 3 000 random layers (1–9 channels, 1–12 × 1–12 planes, strides
+/// 1–2, paddings 0–1 per side, some non-3×3 kernels for the fallback, extreme zero points,
+/// multipliers, shifts and biases, saturating data, misaligned weights, ReLU / ReLU6) and on the
+/// anchors' four depthwise shapes with their data recipe, whose outputs must also hash to
+/// CMSIS-NN's checksums.
+#[test]
+fn dsp_depthwise_s8_equals_reference_on_the_device() {
+    let what = "dsp_depthwise_s8_equals_reference_on_the_device";
+    let Some(qemu) = qemu_or_skip(what) else {
+        return;
+    };
+    let elf = firmware_elf("kernel-check");
+    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
+    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
+    let line = run
+        .lines_with("depthwise_check cases=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no summary line\n{}", run.explain()));
+    let cases = field_u64(line, "cases").expect("cases=");
+    assert_eq!(cases, 3000, "{what}: {line}");
+    assert_eq!(field_u64(line, "mismatches"), Some(0), "{what}: {line}");
+    let dw: Vec<&str> = run.lines_with("depthwise name=").collect();
+    assert_eq!(dw.len(), DW_SHAPES.len(), "{what}\n{}", run.explain());
+    for (line, (name, macs, cmsis, checksum)) in dw.iter().zip(DW_SHAPES) {
+        assert!(line.contains(&format!("name={name} ")), "{what}: {line}");
+        assert_eq!(field_u64(line, "macs"), Some(macs), "{what}: {line}");
+        assert!(
+            line.ends_with(&format!("checksum={checksum}")),
+            "{what}: the output differs from CMSIS-NN's: {line}"
+        );
+        let reference = field_u64(line, "reference_instructions").expect("reference");
+        let dsp = field_u64(line, "dsp_instructions").expect("dsp");
+        // The DSP kernel must stay well ahead of the reference loop (measured 3.3–5.6×).
+        assert!(
+            dsp > 0 && dsp * 2 < reference,
+            "{what}: the DSP kernel is not faster: {line}"
+        );
+        report(&format!(
+            "{name}: reference {:.2} instructions/MAC, DSP {:.2}, CMSIS-NN {:.2} (DSP / CMSIS-NN {:.2}x)",
+            reference as f64 / macs as f64,
+            dsp as f64 / macs as f64,
+            cmsis as f64 / macs as f64,
+            dsp as f64 / cmsis as f64
+        ));
+    }
+    record_comparison(
+        "depthwise_conv2d_s8 DSP == reference (kernel-check)",
+        cases as usize,
+    );
+    report(&format!(
+        "{what}: {cases} random layers + {} anchor shapes bit-identical DSP == reference",
+        DW_SHAPES.len()
+    ));
+}
+
+/// The DSP kernels' requantization (`quant::Requantizer` / `OutputRange`) equals
+/// `quant::requantize` (TFLite's double-rounding `MultiplyByQuantizedMultiplier`) on the device:
+/// every pair of edge values × shifts −33…33 and 300 000 random triples, and costs fewer
+/// instructions per call.
+#[test]
+fn dsp_requantize_equals_reference_on_the_device() {
+    let what = "dsp_requantize_equals_reference_on_the_device";
+    let Some(qemu) = qemu_or_skip(what) else {
+        return;
+    };
+    let elf = firmware_elf("kernel-check");
+    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
+    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
+    let line = run
+        .lines_with("requant cases=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no requant line\n{}", run.explain()));
+    let cases = field_u64(line, "cases").expect("cases=");
+    assert!(cases > 1_000_000, "{what}: {line}");
+    assert_eq!(field_u64(line, "mismatches"), Some(0), "{what}: {line}");
+    let calls = field_u64(line, "calls").expect("calls=") as f64;
+    let reference = field_u64(line, "reference_instructions").expect("reference") as f64 / calls;
+    let fast = field_u64(line, "fast_instructions").expect("fast") as f64 / calls;
+    let per_channel =
+        field_u64(line, "fast_per_channel_instructions").expect("fast") as f64 / calls;
+    assert!(
+        fast < reference && per_channel < fast,
+        "{what}: the DSP requantization is not cheaper: {line}"
+    );
+    record_comparison("requantize DSP == reference (kernel-check)", cases as usize);
+    report(&format!(
+        "{what}: {cases} triples equal; instructions per call: quant::requantize {reference:.1}, \
+         Requantizer (constants per call) {fast:.1}, (constants per channel) {per_channel:.1}"
     ));
 }

@@ -1,9 +1,9 @@
 //! Depthwise 2-D convolution (depth multiplier 1), int8 (TFLite-Micro arithmetic), CHW.
 
 use super::params::{DepthwiseParams, PerChannelQuant};
-use super::{conv2d_s8, depthwise_geometry};
+use super::{conv2d_s8, depthwise_geometry, ConvGeometry};
 use crate::error::{Error, Result};
-use crate::tensor::{I32Data, I8Data};
+use crate::tensor::{Activation, I32Data, I8Data};
 
 /// TFLite-Micro's reference `DepthwiseConvPerChannel` with depth multiplier 1:
 /// `acc[c][oy][ox] = bias[c] + Σ_{ky,kx} W[c][ky][kx] · (input[c][iy][ix] − q.input_zp)`,
@@ -16,7 +16,8 @@ use crate::tensor::{I32Data, I8Data};
 ///
 /// TFLite adds the bias after the taps; the i32 sum wraps here (never panics) and is exact
 /// whenever TFLite's is defined, so the order makes no difference. Each channel runs as a
-/// 1 → 1-channel [`super::conv2d_s8`] with that channel's bias and requantization.
+/// 1 → 1-channel [`super::conv2d_s8`] with that channel's bias and requantization, except on
+/// ARMv7E-M, where 3×3 windows run the DSP kernel (`depthwise_conv2d_s8_dsp.rs`, same bits).
 ///
 /// `Err(KernelBadArguments)` if a slice length does not match `p` or the window is invalid.
 pub fn depthwise_conv2d_s8(
@@ -27,6 +28,95 @@ pub fn depthwise_conv2d_s8(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
+    // ARMv7E-M (Cortex-M4/M7): the DSP kernel for 3×3 windows over planes ≥ 4 wide, same bits
+    // (`depthwise_conv2d_s8_dsp.rs`); the per-channel Conv2d path otherwise.
+    #[cfg(denoiserep_dsp)]
+    let run: RunFn = |g, act, q, input, weights, bias, output| {
+        if super::depthwise_conv2d_s8_dsp::supports(g) {
+            super::depthwise_conv2d_s8_dsp::run(g, act, q, input, weights, bias, output);
+        } else {
+            per_channel(g, act, q, input, weights, bias, output, conv2d_s8::compute);
+        }
+    };
+    #[cfg(not(denoiserep_dsp))]
+    let run: RunFn = |g, act, q, input, weights, bias, output| {
+        per_channel(g, act, q, input, weights, bias, output, conv2d_s8::compute);
+    };
+    checked(p, q, input, weights, bias, output, run)
+}
+
+/// [`depthwise_conv2d_s8`] forced onto the reference loop (one 1 → 1-channel Conv2d reference
+/// per channel) on every target: the oracle the firmware's `kernel-check` binary compares the
+/// Cortex-M4 DSP kernel with.
+#[doc(hidden)]
+pub fn depthwise_conv2d_s8_reference(
+    p: &DepthwiseParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> Result<()> {
+    checked(
+        p,
+        q,
+        input,
+        weights,
+        bias,
+        output,
+        |g, act, q, x, w, b, y| {
+            per_channel(g, act, q, x, w, b, y, conv2d_s8::reference);
+        },
+    )
+}
+
+/// [`depthwise_conv2d_s8`] on the DSP kernel alone (3×3 windows over planes ≥ 4 wide; other
+/// windows run the reference loop, as the dispatch does). Public (hidden) so the firmware's
+/// `kernel-check` binary can compare it with [`depthwise_conv2d_s8_reference`] in QEMU.
+#[cfg(denoiserep_dsp)]
+#[doc(hidden)]
+pub fn depthwise_conv2d_s8_dsp(
+    p: &DepthwiseParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> Result<()> {
+    checked(
+        p,
+        q,
+        input,
+        weights,
+        bias,
+        output,
+        |g, act, q, x, w, b, y| {
+            if super::depthwise_conv2d_s8_dsp::supports(g) {
+                super::depthwise_conv2d_s8_dsp::run(g, act, q, x, w, b, y);
+            } else {
+                per_channel(g, act, q, x, w, b, y, conv2d_s8::reference);
+            }
+        },
+    )
+}
+
+/// A depthwise loop on arguments checked by [`checked`] (`g` is one channel's geometry).
+type RunFn =
+    fn(&ConvGeometry, Activation, &PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]);
+
+/// One Conv2d loop (`conv2d_s8::compute` or `conv2d_s8::reference`).
+type ConvFn = RunFn;
+
+/// The one argument check every entry point shares (else `KernelBadArguments`), then `run`.
+fn checked(
+    p: &DepthwiseParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    run: RunFn,
+) -> Result<()> {
     let g = depthwise_geometry(p, input.len(), output.len(), weights.len())?;
     let c = p.channels;
     if bias.len() != c || q.multiplier.len() != c || q.shift.len() != c {
@@ -35,6 +125,22 @@ pub fn depthwise_conv2d_s8(
     if c == 0 {
         return Ok(());
     }
+    run(&g, p.activation, q, input, weights, bias, output);
+    Ok(())
+}
+
+/// Each channel as a 1 → 1-channel Conv2d (`conv`) with that channel's bias and requantization.
+#[allow(clippy::too_many_arguments)]
+fn per_channel(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    conv: ConvFn,
+) {
     let planes = input
         .chunks_exact(g.h * g.w)
         .zip(output.chunks_exact_mut(g.oh * g.ow));
@@ -45,14 +151,13 @@ pub fn depthwise_conv2d_s8(
             q.multiplier.slice(c, 1),
             q.shift.slice(c, 1),
         ) else {
-            return Err(Error::KernelBadArguments);
+            return;
         };
         let q_c = PerChannelQuant {
             multiplier,
             shift,
             ..*q
         };
-        conv2d_s8::compute(&g, p.activation, &q_c, x_c, w_c, b_c, y_c);
+        conv(g, act, &q_c, x_c, w_c, b_c, y_c);
     }
-    Ok(())
 }

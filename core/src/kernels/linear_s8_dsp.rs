@@ -2,8 +2,9 @@
 //! `cfg(denoiserep_dsp)` from `core/build.rs`).
 //!
 //! Same result as [`super::linear_s8::reference`], bit for bit, on every input: the same
-//! accumulator modulo 2^32 (integer addition in another order), then the same
-//! [`requantize`] and clamp. Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
+//! accumulator modulo 2^32 (integer addition in another order), then the same requantization
+//! and clamp ([`requantize_fast`], equal to the reference's `quant::requantize` on every input).
+//! Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
 //!
 //! - four output channels per pass over the input row ([`dot4`], assembly), so each input word
 //!   is loaded and widened once for four weight rows; 2–3 leftover channels two at a time
@@ -33,7 +34,7 @@ use core::arch::asm;
 
 use super::params::{LinearParams, PerChannelQuant};
 use crate::error::Result;
-use crate::quant::{activation_range, requantize};
+use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
 use crate::tensor::{Activation, I32Data, I8Data};
 
 /// `SXTB16 r, x`: bytes 0 and 2 of `x`, sign-extended to the low and high halfwords.
@@ -62,7 +63,7 @@ fn sxtb16_ror8(x: u32) -> u32 {
 
 /// `SXTAB16 r, a, x`: halfword-wise `a + sext(bytes 0 and 2 of x)` (each modulo 2^16).
 #[inline(always)]
-fn sxtab16(a: u32, x: u32) -> u32 {
+pub(super) fn sxtab16(a: u32, x: u32) -> u32 {
     let r: u32;
     // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
     unsafe {
@@ -74,7 +75,7 @@ fn sxtab16(a: u32, x: u32) -> u32 {
 
 /// `SXTAB16 r, a, x, ROR #8`: halfword-wise `a + sext(bytes 1 and 3 of x)`.
 #[inline(always)]
-fn sxtab16_ror8(a: u32, x: u32) -> u32 {
+pub(super) fn sxtab16_ror8(a: u32, x: u32) -> u32 {
     let r: u32;
     // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory, stack or flags.
     unsafe {
@@ -86,7 +87,7 @@ fn sxtab16_ror8(a: u32, x: u32) -> u32 {
 
 /// `SMLAD r, a, b, acc`: `acc + a.lo·b.lo + a.hi·b.hi` (signed halfwords), modulo 2^32.
 #[inline(always)]
-fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+pub(super) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     let r: i32;
     // SAFETY: one register-only DSP instruction (ARMv7E-M); no memory or stack. It may set the
     // sticky Q flag (hence no `preserves_flags`); the condition flags are untouched.
@@ -118,7 +119,8 @@ fn word_i8(b: &[i8]) -> u32 {
 /// Two channels `block = W[o..o + 2]` (`2 · n` bytes) against the whole words of `x`
 /// (`x.len() ≤ n`, a multiple of 4): `acc[r] += Σ_j W[o + r][j] · (x[j] − zp)`, with `off = −zp`
 /// in both halfwords. For the 2–3 channels left after the passes of [`dot4`]: one assembly loop,
-/// 16 instructions for 8 MACs, in 11 registers.
+/// two words (16 MACs) per iteration in 28 instructions and the loop test when the word count is even (else one
+/// word, 15 instructions for 8 MACs), in 11 registers.
 #[inline(never)]
 fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
     let words = x.len() / 4;
@@ -130,39 +132,56 @@ fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
     let [mut a0, mut a1] = *acc;
     // SAFETY: reads the first 4·words bytes of `x` and of rows 0 (`block`) and 1 (`block + n`),
     // `4·words ≤ n`, inside `x` and `block` (2n bytes), checked above; the loop stops when the
-    // input pointer reaches `end` after `words ≥ 1` words. Unaligned `LDR` is allowed on ARMv7-M
+    // input pointer reaches `end` after `words ≥ 1` words (two per iteration when `words` is
+    // even, so the pointer meets `end` exactly). Unaligned `LDR` is allowed on ARMv7-M
     // (CCR.UNALIGN_TRP is 0 out of reset). Registers: only the operands; flags: `cmp`.
-    unsafe {
-        asm!(
-            "2:",
-            "ldr {t}, [{x}], #4",
-            "sxtab16 {xe}, {off}, {t}",
-            "sxtab16 {xo}, {off}, {t}, ror #8",
-            "ldr {t}, [{w0}, {n}]",
-            "sxtb16 {k}, {t}",
-            "smlad {a1}, {k}, {xe}, {a1}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a1}, {t}, {xo}, {a1}",
-            "ldr {t}, [{w0}], #4",
-            "sxtb16 {k}, {t}",
-            "smlad {a0}, {k}, {xe}, {a0}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a0}, {t}, {xo}, {a0}",
-            "cmp {x}, {end}",
-            "bne 2b",
-            x = inout(reg) x_ptr => _,
-            w0 = inout(reg) block.as_ptr() => _,
-            n = in(reg) n,
-            end = in(reg) end,
-            off = in(reg) off,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            t = out(reg) _,
-            k = out(reg) _,
-            xe = out(reg) _,
-            xo = out(reg) _,
-            options(readonly, nostack),
-        );
+    macro_rules! dot2_loop {
+        ($($step:tt)*) => {
+            unsafe {
+                asm!(
+                    "2:",
+                    $($step)*
+                    "cmp {x}, {end}",
+                    "bne 2b",
+                    x = inout(reg) x_ptr => _,
+                    w0 = inout(reg) block.as_ptr() => _,
+                    n = in(reg) n,
+                    end = in(reg) end,
+                    off = in(reg) off,
+                    a0 = inout(reg) a0,
+                    a1 = inout(reg) a1,
+                    t = out(reg) _,
+                    k = out(reg) _,
+                    xe = out(reg) _,
+                    xo = out(reg) _,
+                    options(readonly, nostack),
+                )
+            }
+        };
+    }
+    macro_rules! step2 {
+        () => {
+            concat!(
+                "ldr {t}, [{x}], #4\n",
+                "sxtab16 {xe}, {off}, {t}\n",
+                "sxtab16 {xo}, {off}, {t}, ror #8\n",
+                "ldr {t}, [{w0}, {n}]\n",
+                "sxtb16 {k}, {t}\n",
+                "smlad {a1}, {k}, {xe}, {a1}\n",
+                "sxtb16 {t}, {t}, ror #8\n",
+                "smlad {a1}, {t}, {xo}, {a1}\n",
+                "ldr {t}, [{w0}], #4\n",
+                "sxtb16 {k}, {t}\n",
+                "smlad {a0}, {k}, {xe}, {a0}\n",
+                "sxtb16 {t}, {t}, ror #8\n",
+                "smlad {a0}, {t}, {xo}, {a0}\n",
+            )
+        };
+    }
+    if words % 2 == 0 {
+        dot2_loop!(step2!(), step2!(),);
+    } else {
+        dot2_loop!(step2!(),);
     }
     *acc = [a0, a1];
 }
@@ -318,6 +337,20 @@ pub(crate) fn run(
     }
 }
 
+/// [`activation_range`], not inlined: inlined, LLVM computed ReLU6's `roundf(6 / scale)`
+/// (≈ 40 instructions) on every call whatever the activation.
+#[inline(never)]
+fn output_clamp(act: Activation, out: crate::tensor::QuantParams) -> (i32, i32) {
+    activation_range(act, out)
+}
+
+/// One requantized output: multiplier `m` (little-endian bytes), shift `s` (an `i8`'s byte).
+#[inline(always)]
+fn finish(acc: i32, m: &[u8; 4], s: u8, range: &OutputRange) -> i8 {
+    let requant = Requantizer::new(i32::from_le_bytes(*m), i32::from(s as i8));
+    requantize_fast(acc, &requant, range)
+}
+
 /// One input row: `y[o] = requantize(bias[o] + Σ_i W[o][i] · (x[i] − input_zp))`, two channels
 /// per pass.
 fn row(
@@ -333,11 +366,12 @@ fn row(
     // −zp_in ∈ [−127, 128] in both halfwords.
     let off = u32::from((-zp_in) as u16) * 0x0001_0001;
     let zp_out = i32::from(q.output.zero_point);
-    let (act_min, act_max) = activation_range(act, q.output);
+    let (act_min, act_max) = output_clamp(act, q.output);
+    let range = OutputRange::new(zp_out, act_min, act_max);
     let requant = |acc: i32, o: usize| {
         let m = q.multiplier.get(o).unwrap_or(0);
         let s = q.shift.get(o).unwrap_or(0);
-        requantize(acc, m, i32::from(s), zp_out, act_min, act_max)
+        requantize_fast(acc, &Requantizer::new(m, i32::from(s)), &range)
     };
     let n4 = n - n % 4;
     let (x4, x_tail) = x.split_at(n4);
@@ -352,18 +386,30 @@ fn row(
     let le = |b: &[u8], r: usize| {
         i32::from_le_bytes([b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]])
     };
+    let m16 = m16.map(|m| {
+        let w = |r: usize| [m[4 * r], m[4 * r + 1], m[4 * r + 2], m[4 * r + 3]];
+        [w(0), w(1), w(2), w(3)]
+    });
+    let s4 = s4.map(|s| [s[0], s[1], s[2], s[3]]);
     let quad_data = b16.zip(m16).zip(s4);
     for ((block, y4), ((b, m), s)) in (&mut quads).zip(&mut outs4).zip(quad_data) {
         let mut acc = [le(b, 0), le(b, 1), le(b, 2), le(b, 3)];
         dot4(x4, block, n, off, &mut acc);
-        for (r, (a, yo)) in acc.into_iter().zip(y4).enumerate() {
-            let mut a = a;
-            if let Some(w_tail) = block.get(r * n + n4..(r + 1) * n) {
-                for (&xv, &c) in x_tail.iter().zip(w_tail) {
-                    a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+        if !x_tail.is_empty() {
+            for (r, a) in acc.iter_mut().enumerate() {
+                if let Some(w_tail) = block.get(r * n + n4..(r + 1) * n) {
+                    for (&xv, &c) in x_tail.iter().zip(w_tail) {
+                        *a = a.wrapping_add(i32::from(c as i8) * (i32::from(xv) - zp_in));
+                    }
                 }
             }
-            *yo = requantize(a, le(m, r), i32::from(s[r] as i8), zp_out, act_min, act_max);
+        }
+        // Unrolled: constant offsets, one unaligned `LDR` per multiplier.
+        if let ([y0, y1, y2, y3], [m0, m1, m2, m3], [s0, s1, s2, s3]) = (y4, m, s) {
+            *y0 = finish(acc[0], &m0, s0, &range);
+            *y1 = finish(acc[1], &m1, s1, &range);
+            *y2 = finish(acc[2], &m2, s2, &range);
+            *y3 = finish(acc[3], &m3, s3, &range);
         }
         o += 4;
     }
@@ -373,19 +419,23 @@ fn row(
     let mut pairs = weights.chunks_exact(2 * n);
     let mut outs = y.chunks_exact_mut(2);
     for (w01, y01) in (&mut pairs).zip(&mut outs) {
-        let (w0, w1) = w01.split_at(n);
-        let (w0_tail, w1_tail) = (&w0[n4..], &w1[n4..]);
         let mut acc = [bias.get(o).unwrap_or(0), bias.get(o + 1).unwrap_or(0)];
         dot2(x4, w01, n, off, &mut acc);
         let [mut a0, mut a1] = acc;
-        for ((&xv, &c0), &c1) in x_tail.iter().zip(w0_tail).zip(w1_tail) {
-            let xo = i32::from(xv) - zp_in;
-            a0 = a0.wrapping_add(i32::from(c0 as i8) * xo);
-            a1 = a1.wrapping_add(i32::from(c1 as i8) * xo);
+        if !x_tail.is_empty() {
+            let (w0, w1) = w01.split_at(n);
+            let (w0_tail, w1_tail) = (&w0[n4..], &w1[n4..]);
+            for ((&xv, &c0), &c1) in x_tail.iter().zip(w0_tail).zip(w1_tail) {
+                let xo = i32::from(xv) - zp_in;
+                a0 = a0.wrapping_add(i32::from(c0 as i8) * xo);
+                a1 = a1.wrapping_add(i32::from(c1 as i8) * xo);
+            }
         }
-        if let [y0, y1] = y01 {
-            *y0 = requant(a0, o);
-            *y1 = requant(a1, o + 1);
+        let m8 = q.multiplier.as_bytes().get(4 * o..4 * o + 8);
+        let s2 = q.shift.as_bytes().get(o..o + 2);
+        if let ([y0, y1], Some([m0, m1, m2, m3, m4, m5, m6, m7]), Some([s0, s1])) = (y01, m8, s2) {
+            *y0 = finish(a0, &[*m0, *m1, *m2, *m3], *s0, &range);
+            *y1 = finish(a1, &[*m4, *m5, *m6, *m7], *s1, &range);
         }
         o += 2;
     }

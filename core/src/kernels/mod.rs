@@ -40,6 +40,8 @@
 //! scratch), exact integer arithmetic with the reference's requantization, so the same bits;
 //! [`linear_s8_reference`] and [`conv2d_s8_reference`] stay available there as the oracles the
 //! firmware's `kernel-check` binary compares them with.
+//! int8 depthwise 3×3 runs `depthwise_conv2d_s8_dsp.rs` there (one word per kernel row, two
+//! outputs per word at stride 1); [`depthwise_conv2d_s8_reference`] is its oracle.
 
 mod conv2d_f32;
 mod conv2d_s8;
@@ -47,6 +49,8 @@ mod conv2d_s8;
 mod conv2d_s8_dsp;
 mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
+#[cfg(denoiserep_dsp)]
+mod depthwise_conv2d_s8_dsp;
 mod global_avg_pool_f32;
 mod global_avg_pool_s8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -70,7 +74,9 @@ pub use conv2d_s8::{
     conv2d_s8, conv2d_s8_reference, conv2d_s8_scratch_words, conv2d_s8_with_scratch,
 };
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
-pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
+#[cfg(denoiserep_dsp)]
+pub use depthwise_conv2d_s8::depthwise_conv2d_s8_dsp;
+pub use depthwise_conv2d_s8::{depthwise_conv2d_s8, depthwise_conv2d_s8_reference};
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;
@@ -96,9 +102,9 @@ pub enum KernelPath {
     Portable,
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
-    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear and Conv2d through the DSP
-    /// extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`), everything else
-    /// the reference loops.
+    /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear, Conv2d and depthwise 3×3 through
+    /// the DSP extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`,
+    /// `depthwise_conv2d_s8_dsp.rs`), everything else the reference loops.
     Dsp,
 }
 

@@ -14,12 +14,19 @@
 //!   `kernels::conv2d_s8_reference`. Log: `kernel_check conv cases=… mismatches=0`, then one
 //!   `conv name=… macs=… reference_instructions=… dsp_instructions=… checksum=…` line per anchor
 //!   conv shape (the checksum is the C harness's FNV-1a of the output).
+//! - `depthwise.rs`: int8 depthwise convolution, `kernels::depthwise_conv2d_s8_dsp` and the
+//!   dispatch `kernels::depthwise_conv2d_s8` against `kernels::depthwise_conv2d_s8_reference`
+//!   (`depthwise_check cases=… mismatches=0`, one `depthwise name=… macs=…
+//!   reference_instructions=… dsp_instructions=… checksum=…` line per anchor shape), then the DSP
+//!   kernels' `quant::Requantizer` against `quant::requantize` (`requant cases=… mismatches=0
+//!   calls=… reference_instructions=… fast_instructions=… fast_per_channel_instructions=…`).
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
 #![no_main]
 
 mod conv;
+mod depthwise;
 mod fc;
 
 use cortex_m_rt::entry;
@@ -64,6 +71,7 @@ fn main() -> ! {
     let arena = &mut buffers.arena[..];
     fc::run(&counter, arena);
     conv::run(&counter, arena);
+    depthwise::run(&counter, arena);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }
