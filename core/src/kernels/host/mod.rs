@@ -8,6 +8,7 @@
 //! [`KernelPath`] for the variants and `docs/kernels.md` for the measurements.
 
 mod blocked;
+mod im2col;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -121,7 +122,10 @@ pub(super) fn conv2d_f32(
         unsafe { x86::conv2d_f32_avx2(g, act, input, weights, bias, output) };
         return true;
     }
-    blocked::conv2d_f32(g, act, input, weights, bias, output);
+    // SAFETY: the portable micro-kernel needs no target feature.
+    if !unsafe { im2col::conv2d_f32::<im2col::Portable>(g, act, input, weights, bias, output) } {
+        blocked::conv2d_f32(g, act, input, weights, bias, output);
+    }
     true
 }
 
@@ -145,7 +149,10 @@ pub(super) fn conv2d_s8(
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         return unsafe { x86::conv2d_s8_avx2(g, act, q, input, weights, bias, output) };
     }
-    blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    // SAFETY: the portable micro-kernel needs no target feature.
+    if !unsafe { im2col::conv2d_s8::<im2col::Portable>(g, act, q, input, weights, bias, output) } {
+        blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    }
 }
 
 /// [`super::normalize_quantize`]: the same values through

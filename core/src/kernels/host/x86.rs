@@ -9,13 +9,13 @@
 use core::arch::x86_64::{
     __cpuid, __cpuid_count, __m128i, __m256i, _mm256_add_epi32, _mm256_add_ps,
     _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_loadu_ps,
-    _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps, _mm256_setzero_si256,
-    _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128,
-    _mm_shuffle_epi32, _xgetbv, CpuidResult,
+    _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps,
+    _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32,
+    _mm_loadu_si128, _mm_shuffle_epi32, _xgetbv, CpuidResult,
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::blocked;
+use super::{blocked, im2col};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, lanes_sum, ConvGeometry, LANES};
 use crate::quant::{activation_range, requantize};
@@ -264,7 +264,9 @@ pub(super) unsafe fn conv2d_f32_avx2(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    blocked::conv2d_f32(g, act, input, weights, bias, output)
+    if !im2col::conv2d_f32::<Avx2>(g, act, input, weights, bias, output) {
+        blocked::conv2d_f32(g, act, input, weights, bias, output)
+    }
 }
 
 /// # Safety
@@ -279,7 +281,9 @@ pub(super) unsafe fn conv2d_s8_avx2(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    if !im2col::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output) {
+        blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    }
 }
 
 /// # Safety
@@ -293,4 +297,156 @@ pub(super) unsafe fn normalize_quantize_avx2(
     out: &mut [i8],
 ) {
     blocked::normalize_quantize(x, mean, std, q, out)
+}
+
+/// The AVX2 micro-kernels of [`super::im2col`].
+pub(super) struct Avx2;
+
+impl im2col::F32Dots for Avx2 {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[f32; LANES]; C]>,
+        cols: &[&[f32]; P],
+        full: usize,
+    ) -> [[f32; P]; C] {
+        conv_dots_f32::<C, P>(w, tail, cols, full)
+    }
+}
+
+impl im2col::S8Dots for Avx2 {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[i8; im2col::S8_STEP]; C]>,
+        cols: &[&[i16]; P],
+        full: usize,
+    ) -> [[i32; P]; C] {
+        conv_dots_s8::<C, P>(w, tail, cols, full)
+    }
+}
+
+/// [`im2col::F32Dots::dots`] with one YMM accumulator per (filter, pixel) pair: lane `l` of the
+/// register is lane `l` of the documented order; `vmulps` then `vaddps` (no FMA).
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn conv_dots_f32<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: Option<&[[f32; LANES]; C]>,
+    cols: &[&[f32]; P],
+    full: usize,
+) -> [[f32; P]; C] {
+    let n = LANES * full;
+    let need = n + if tail.is_some() { LANES } else { 0 };
+    if w.iter().any(|r| r.len() < 4 * n) || cols.iter().any(|x| x.len() < need) {
+        return [[0.0; P]; C];
+    }
+    let mut wp = [core::ptr::null::<f32>(); C];
+    for c in 0..C {
+        wp[c] = w[c].as_ptr().cast::<f32>();
+    }
+    let mut xp = [core::ptr::null::<f32>(); P];
+    for p in 0..P {
+        xp[p] = cols[p].as_ptr();
+    }
+    let mut acc = [[_mm256_setzero_ps(); P]; C];
+    let mut x = [_mm256_setzero_ps(); P];
+    for k in 0..full {
+        // SAFETY: 8k + 8 ≤ n ≤ every length checked above (weights in f32 units).
+        for p in 0..P {
+            x[p] = _mm256_loadu_ps(xp[p].add(LANES * k));
+        }
+        for c in 0..C {
+            let wv = _mm256_loadu_ps(wp[c].add(LANES * k));
+            for p in 0..P {
+                acc[c][p] = _mm256_add_ps(acc[c][p], _mm256_mul_ps(wv, x[p]));
+            }
+        }
+    }
+    if let Some(t) = tail {
+        // SAFETY: n + 8 ≤ need ≤ cols[p].len().
+        for p in 0..P {
+            x[p] = _mm256_loadu_ps(xp[p].add(n));
+        }
+        for c in 0..C {
+            let wv = _mm256_loadu_ps(t[c].as_ptr());
+            for p in 0..P {
+                acc[c][p] = _mm256_add_ps(acc[c][p], _mm256_mul_ps(wv, x[p]));
+            }
+        }
+    }
+    let mut out = [[0.0f32; P]; C];
+    for c in 0..C {
+        for p in 0..P {
+            let mut l = [0.0f32; LANES];
+            _mm256_storeu_ps(l.as_mut_ptr(), acc[c][p]);
+            out[c][p] = lanes_sum(&l);
+        }
+    }
+    out
+}
+
+/// [`im2col::S8Dots::dots`]: 16 taps per step, weights widened to i16, `vpmaddwd` into i32
+/// pairs (`|w·x + w·x| ≤ 2·128·255`, exact), wrapping i32 adds.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn conv_dots_s8<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: Option<&[[i8; im2col::S8_STEP]; C]>,
+    cols: &[&[i16]; P],
+    full: usize,
+) -> [[i32; P]; C] {
+    const STEP: usize = im2col::S8_STEP;
+    let n = STEP * full;
+    let need = n + if tail.is_some() { STEP } else { 0 };
+    if w.iter().any(|r| r.len() < n) || cols.iter().any(|x| x.len() < need) {
+        return [[0; P]; C];
+    }
+    let mut wp = [core::ptr::null::<u8>(); C];
+    for c in 0..C {
+        wp[c] = w[c].as_ptr();
+    }
+    let mut xp = [core::ptr::null::<i16>(); P];
+    for p in 0..P {
+        xp[p] = cols[p].as_ptr();
+    }
+    let mut acc = [[_mm256_setzero_si256(); P]; C];
+    let mut wv = [_mm256_setzero_si256(); C];
+    for k in 0..full {
+        // SAFETY: 16k + 16 ≤ n ≤ every length checked above.
+        for c in 0..C {
+            wv[c] = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp[c].add(STEP * k).cast::<__m128i>()));
+        }
+        for p in 0..P {
+            let xv = _mm256_loadu_si256(xp[p].add(STEP * k).cast::<__m256i>());
+            for c in 0..C {
+                acc[c][p] = _mm256_add_epi32(acc[c][p], _mm256_madd_epi16(wv[c], xv));
+            }
+        }
+    }
+    if let Some(t) = tail {
+        // SAFETY: n + 16 ≤ need ≤ cols[p].len().
+        for c in 0..C {
+            wv[c] = _mm256_cvtepi8_epi16(_mm_loadu_si128(t[c].as_ptr().cast::<__m128i>()));
+        }
+        for p in 0..P {
+            let xv = _mm256_loadu_si256(xp[p].add(n).cast::<__m256i>());
+            for c in 0..C {
+                acc[c][p] = _mm256_add_epi32(acc[c][p], _mm256_madd_epi16(wv[c], xv));
+            }
+        }
+    }
+    let mut out = [[0i32; P]; C];
+    for c in 0..C {
+        for p in 0..P {
+            out[c][p] = hsum_epi32(acc[c][p]);
+        }
+    }
+    out
 }
