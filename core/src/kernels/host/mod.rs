@@ -9,6 +9,7 @@
 
 mod blocked;
 mod im2col;
+mod single;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -113,7 +114,7 @@ pub(super) fn conv2d_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> bool {
-    if path == KernelPath::Reference || !weights.iter().all(f32::is_finite) {
+    if path == KernelPath::Reference || !all_finite(weights) {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -122,11 +123,26 @@ pub(super) fn conv2d_f32(
         unsafe { x86::conv2d_f32_avx2(g, act, input, weights, bias, output) };
         return true;
     }
+    if single::conv2d_f32(g, act, input, weights, bias, output) {
+        return true;
+    }
     // SAFETY: the portable micro-kernel needs no target feature.
     if !unsafe { im2col::conv2d_f32::<im2col::Portable>(g, act, input, weights, bias, output) } {
         blocked::conv2d_f32(g, act, input, weights, bias, output);
     }
     true
+}
+
+/// True when every value of `w` is finite (exponent bits not all ones), without branches in the
+/// loop so that it vectorizes (the whole filter bank is scanned on every call).
+fn all_finite(w: F32Data<'_>) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    let mut any_bad = 0u32;
+    for b in w.as_bytes().chunks_exact(4) {
+        let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        any_bad |= u32::from(v & EXP == EXP);
+    }
+    any_bad == 0
 }
 
 /// [`super::conv2d_s8`] after its checks.
@@ -148,6 +164,9 @@ pub(super) fn conv2d_s8(
     if use_avx2(path) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         return unsafe { x86::conv2d_s8_avx2(g, act, q, input, weights, bias, output) };
+    }
+    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+        return;
     }
     // SAFETY: the portable micro-kernel needs no target feature.
     if !unsafe { im2col::conv2d_s8::<im2col::Portable>(g, act, q, input, weights, bias, output) } {

@@ -15,7 +15,7 @@ use core::arch::x86_64::{
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::{blocked, im2col};
+use super::{blocked, im2col, single};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, lanes_sum, ConvGeometry, LANES};
 use crate::quant::{activation_range, requantize};
@@ -264,6 +264,9 @@ pub(super) unsafe fn conv2d_f32_avx2(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
+    if single::conv2d_f32(g, act, input, weights, bias, output) {
+        return;
+    }
     if !im2col::conv2d_f32::<Avx2>(g, act, input, weights, bias, output) {
         blocked::conv2d_f32(g, act, input, weights, bias, output)
     }
@@ -281,6 +284,9 @@ pub(super) unsafe fn conv2d_s8_avx2(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
+    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+        return;
+    }
     if !im2col::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output) {
         blocked::conv2d_s8(g, act, q, input, weights, bias, output)
     }
