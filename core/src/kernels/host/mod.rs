@@ -2,6 +2,13 @@
 //! one-output-at-a-time reference loops, except int8 Linear on thumbv7em, which runs the DSP
 //! kernel of `linear_s8_dsp.rs`).
 //!
+//! Conv2d (and DepthwiseConv2d, which runs one channel at a time as a 1 → 1-channel Conv2d):
+//! - one input channel ([`single`]): vectorized across 8 output pixels, tap-major im2col tile;
+//! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
+//!   all output channels, and a register-blocked micro-kernel (AVX2: 4 filters × 3 pixels of
+//!   8-lane f32 accumulators, 4 × 2 `vpmaddwd` accumulators for int8; portable Rust otherwise);
+//! - shapes whose im2col row does not fit the buffer: the blocked loops of [`blocked`].
+//!
 //! Same results as the reference loops, bit for bit: f32 keeps the fixed 8-lane order of
 //! [`crate::kernels`] (blocking only changes which outputs are computed together, never the order
 //! of one output's sum), and int8 is exact integer arithmetic in any order. See

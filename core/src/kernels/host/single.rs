@@ -158,7 +158,8 @@ pub(super) fn conv2d_f32(
     true
 }
 
-/// [`crate::kernels::conv2d_s8`] after its checks when `g.ci == 1`: exact
+/// [`crate::kernels::conv2d_s8`] after its checks when `g.ci == 1` and there is one filter
+/// (a depthwise channel): exact
 /// `acc = bias[o] + Σ_j W[o][j] · (x_j − zp_in)`, then the reference's requantization. Returns
 /// `false` (writing nothing) for another shape.
 #[inline(always)]
@@ -173,7 +174,8 @@ pub(super) fn conv2d_s8(
     output: &mut [i8],
 ) -> bool {
     let taps = g.per_out;
-    if g.ci != 1 || taps > MAX_TAPS {
+    // Several filters: the i32 products here (`vpmulld`) lose to the `vpmaddwd` of `im2col`.
+    if g.ci != 1 || taps > MAX_TAPS || bias.len() != 1 {
         return false;
     }
     let plane = g.oh * g.ow;

@@ -13,6 +13,9 @@ use core::arch::x86_64::{
     _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32,
     _mm_loadu_si128, _mm_shuffle_epi32, _xgetbv, CpuidResult,
 };
+use core::arch::x86_64::{
+    _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps, _mm_storeu_ps,
+};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::{blocked, im2col, single};
@@ -384,12 +387,27 @@ unsafe fn conv_dots_f32<const C: usize, const P: usize>(
             }
         }
     }
+    // The fixed tree of 4 accumulators at once: `hadd` adds neighbouring lanes (`l0 + l1`,
+    // `l2 + l3` in the first step, then their sums), and the two 128-bit halves hold the
+    // `(l0..l3)` and `(l4..l7)` subtrees, so each sum is `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))`.
     let mut out = [[0.0f32; P]; C];
-    for c in 0..C {
-        for p in 0..P {
-            let mut l = [0.0f32; LANES];
-            _mm256_storeu_ps(l.as_mut_ptr(), acc[c][p]);
-            out[c][p] = lanes_sum(&l);
+    let mut flat = [_mm256_setzero_ps(); 4];
+    let mut sums = [0.0f32; 4];
+    let mut n = 0;
+    for a in acc.iter().flat_map(|row| row.iter()) {
+        flat[n % 4] = *a;
+        n += 1;
+        if n % 4 == 0 || n == C * P {
+            let h01 = _mm256_hadd_ps(flat[0], flat[1]);
+            let h23 = _mm256_hadd_ps(flat[2], flat[3]);
+            let h = _mm256_hadd_ps(h01, h23);
+            let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+            _mm_storeu_ps(sums.as_mut_ptr(), s);
+            let first = (n - 1) / 4 * 4;
+            for (m, &v) in sums.iter().enumerate().take(n - first) {
+                let idx = first + m;
+                out[idx / P][idx % P] = v;
+            }
         }
     }
     out
