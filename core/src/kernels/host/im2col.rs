@@ -37,9 +37,10 @@ pub(super) const COL_F32: usize = 4096;
 pub(super) const COL_I16: usize = 8192;
 /// Output channels per micro-tile.
 pub(super) const MC: usize = 4;
-/// Output pixels per f32 micro-tile: `MC × MP = 12` YMM accumulators, 3 for the pixels' taps and
-/// one product, the 16 registers of AVX2.
-pub(super) const MP: usize = 3;
+/// Output pixels per f32 micro-tile: `MC × MP = 8` YMM accumulators, 2 for the pixels' taps, one
+/// weight chunk and one product fit the 16 registers of AVX2 (4 × 3 = 12 accumulators did not:
+/// the compiler spilled accumulators to the stack in the inner loop).
+pub(super) const MP: usize = 2;
 /// Output pixels per int8 micro-tile (4 more registers hold the widened weights).
 pub(super) const MP_S8: usize = 2;
 /// Taps per int8 chunk (one `vpmaddwd` of 16 i16 pairs).

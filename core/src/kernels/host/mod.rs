@@ -5,7 +5,7 @@
 //! Conv2d (and DepthwiseConv2d, which runs one channel at a time as a 1 → 1-channel Conv2d):
 //! - one input channel ([`single`]): vectorized across 8 output pixels, tap-major im2col tile;
 //! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
-//!   all output channels, and a register-blocked micro-kernel (AVX2: 4 filters × 3 pixels of
+//!   all output channels, and a register-blocked micro-kernel (AVX2: 4 filters × 2 pixels of
 //!   8-lane f32 accumulators, 4 × 2 `vpmaddwd` accumulators for int8; portable Rust otherwise);
 //! - shapes whose im2col row does not fit the buffer: the blocked loops of [`blocked`].
 //!
