@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Host latency, batch 1, one thread, one process: denoiserep-core f32 and int8 vs tract (ONNX
-# export) vs tch (libtorch CPU) on the same fused mlp:256,128 and cnn:32,64/128 models, in
+# export) vs tch (libtorch CPU) on the same fused mlp:256,128, cnn:32,64/128 and resnet8 models, in
 # interleaved rounds (tests/benches/latency.rs, criterion). Prints markdown for
 # docs/benchmarks.md ("Host latency (batch 1, one thread)").
 #
 #   bash bench/latency.sh                          # trains 1-epoch mnist baselines, ~10 min
-#   LATENCY_RUN=runs/b LATENCY_CNN_RUN=runs/cnn bash bench/latency.sh   # existing runs
-#   LATENCY_SKIP_CNN=1 LATENCY_ROUNDS=5 bash bench/latency.sh
+#   LATENCY_RUN=runs/b LATENCY_CNN_RUN=runs/cnn LATENCY_RESNET8_RUN=runs/r8 bash bench/latency.sh
+#                                                  # existing runs
+#   LATENCY_SKIP_CNN=1 LATENCY_SKIP_RESNET8=1 LATENCY_ROUNDS=5 bash bench/latency.sh
 #   LATENCY_COMPARE_GUARD=1 bash bench/latency.sh  # also without the vzeroupper guard
 #
 # Extra arguments go to criterion (e.g. --measurement-time 5).

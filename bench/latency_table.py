@@ -15,8 +15,8 @@ from pathlib import Path
 
 ENGINES = [("core_f32", "core f32"), ("core_int8", "core int8"), ("tract", "tract (ONNX, f32)"),
            ("tch", "tch (libtorch CPU, f32)")]
-MODELS = {"mlp": "`mlp:256,128`", "cnn": "`cnn:32,64/128`"}
-GROUP = re.compile(r"^(latency|latency_noguard)_([a-z]+)_r(\d+)$")
+MODELS = {"mlp": "`mlp:256,128`", "cnn": "`cnn:32,64/128`", "resnet8": "`resnet8`"}
+GROUP = re.compile(r"^(latency|latency_noguard)_([a-z0-9]+)_r(\d+)$")
 
 
 def load(root: Path):

@@ -25,7 +25,8 @@
 //!
 //! Models: `mlp:256,128` (`LATENCY_RUN` = a run directory to use; otherwise a baseline trained
 //! for one epoch on mnist, one thread, seed 0) and the default `cnn` = `cnn:32,64/128`
-//! (`LATENCY_CNN_RUN`; `LATENCY_SKIP_CNN=1` leaves it out).
+//! (`LATENCY_CNN_RUN`; `LATENCY_SKIP_CNN=1` leaves it out), and `resnet8` (the MLPerf Tiny
+//! ResNet of `docs/architectures.md`; `LATENCY_RESNET8_RUN`, `LATENCY_SKIP_RESNET8=1`).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -382,6 +383,13 @@ fn latency(c: &mut Criterion) {
             &tmp.path(""),
         ));
     }
+    if std::env::var("LATENCY_SKIP_RESNET8").map_or(true, |v| v != "1") {
+        models.push(Engines::load(
+            "resnet8",
+            &run_dir("LATENCY_RESNET8_RUN", "resnet8", &tmp, "resnet8"),
+            &tmp.path(""),
+        ));
+    }
 
     // After training (which needs gradients): inference only from here on.
     let _no_grad = tch::no_grad_guard();
@@ -396,7 +404,7 @@ fn latency(c: &mut Criterion) {
             let x = &m.sample[..];
 
             let mut g = c.benchmark_group(format!("{prefix}_{}_r{round}", m.label));
-            if m.label == "cnn" {
+            if m.label != "mlp" {
                 g.sample_size(10);
             }
             g.bench_function("core_f32", |b| {

@@ -2,12 +2,21 @@
 //! one-output-at-a-time reference loops, except int8 Linear on thumbv7em, which runs the DSP
 //! kernel of `linear_s8_dsp.rs`).
 //!
+//! Conv2d (and DepthwiseConv2d, which runs one channel at a time as a 1 → 1-channel Conv2d):
+//! - one input channel ([`single`]): vectorized across 8 output pixels, tap-major im2col tile;
+//! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
+//!   all output channels, and a register-blocked micro-kernel (AVX2: 4 filters × 2 pixels of
+//!   8-lane f32 accumulators, 4 × 2 `vpmaddwd` accumulators for int8; portable Rust otherwise);
+//! - shapes whose im2col row does not fit the buffer: the blocked loops of [`blocked`].
+//!
 //! Same results as the reference loops, bit for bit: f32 keeps the fixed 8-lane order of
 //! [`crate::kernels`] (blocking only changes which outputs are computed together, never the order
 //! of one output's sum), and int8 is exact integer arithmetic in any order. See
 //! [`KernelPath`] for the variants and `docs/kernels.md` for the measurements.
 
 mod blocked;
+mod im2col;
+mod single;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -112,7 +121,7 @@ pub(super) fn conv2d_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> bool {
-    if path == KernelPath::Reference || !weights.iter().all(f32::is_finite) {
+    if path == KernelPath::Reference || !all_finite(weights) {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -121,8 +130,26 @@ pub(super) fn conv2d_f32(
         unsafe { x86::conv2d_f32_avx2(g, act, input, weights, bias, output) };
         return true;
     }
-    blocked::conv2d_f32(g, act, input, weights, bias, output);
+    if single::conv2d_f32(g, act, input, weights, bias, output) {
+        return true;
+    }
+    // SAFETY: the portable micro-kernel needs no target feature.
+    if !unsafe { im2col::conv2d_f32::<im2col::Portable>(g, act, input, weights, bias, output) } {
+        blocked::conv2d_f32(g, act, input, weights, bias, output);
+    }
     true
+}
+
+/// True when every value of `w` is finite (exponent bits not all ones), without branches in the
+/// loop so that it vectorizes (the whole filter bank is scanned on every call).
+fn all_finite(w: F32Data<'_>) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    let mut any_bad = 0u32;
+    for b in w.as_bytes().chunks_exact(4) {
+        let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        any_bad |= u32::from(v & EXP == EXP);
+    }
+    any_bad == 0
 }
 
 /// [`super::conv2d_s8`] after its checks.
@@ -145,7 +172,13 @@ pub(super) fn conv2d_s8(
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         return unsafe { x86::conv2d_s8_avx2(g, act, q, input, weights, bias, output) };
     }
-    blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+        return;
+    }
+    // SAFETY: the portable micro-kernel needs no target feature.
+    if !unsafe { im2col::conv2d_s8::<im2col::Portable>(g, act, q, input, weights, bias, output) } {
+        blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    }
 }
 
 /// [`super::normalize_quantize`]: the same values through

@@ -392,3 +392,148 @@ fn conv2d_f32_leaves_non_finite_weights_to_the_reference_loop() {
         );
     }
 }
+
+/// Runs every path of the f32 and int8 Conv2d on one random case and compares each with the
+/// reference loops (f32 bit for bit, NaN as NaN; int8 exactly). `specials` puts ±inf, NaN, ±0.0,
+/// huge and tiny values into the f32 input (weights stay finite: the fast path's condition).
+#[allow(clippy::too_many_arguments)]
+fn conv_case(
+    ci: usize,
+    co: usize,
+    win: Window,
+    h: usize,
+    w: usize,
+    relu_on: bool,
+    zp_in: i8,
+    seed: u64,
+    specials: bool,
+) -> Result<(), TestCaseError> {
+    let Some((oh, ow)) = win.out_dims(h, w) else {
+        return Ok(());
+    };
+    let mut rng = Rng(seed);
+    let per_out = ci * win.kh * win.kw;
+    let a = act(relu_on);
+    let p = ConvParams {
+        in_channels: ci,
+        h,
+        w,
+        out_channels: co,
+        window: win,
+        activation: a,
+    };
+    let g = conv_geometry(&p, ci * h * w, co * oh * ow, co * per_out).unwrap();
+    let offset = (seed % 4) as usize;
+    let wf: Vec<f32> = (0..co * per_out).map(|_| rng.f32(specials)).collect();
+    let bf: Vec<f32> = (0..co).map(|_| rng.f32(false)).collect();
+    let xf: Vec<f32> = (0..ci * h * w)
+        .map(|_| match rng.next() % 97 {
+            0 if specials => f32::INFINITY,
+            1 if specials => f32::NEG_INFINITY,
+            2 if specials => f32::NAN,
+            _ => rng.f32(specials),
+        })
+        .collect();
+    let (wb, bb) = (le_at(&wf, offset), le_at(&bf, 0));
+    let (weights, bias) = (
+        F32Data::from_le_bytes(&wb[offset..]),
+        F32Data::from_le_bytes(&bb),
+    );
+    let mut want = vec![7.0f32; co * oh * ow];
+    crate::kernels::conv2d_f32::reference(&g, a, &xf, weights, bias, &mut want);
+    for path in paths() {
+        let mut y = vec![7.0f32; co * oh * ow];
+        if !conv2d_f32(path, &g, a, &xf, weights, bias, &mut y) {
+            prop_assert_eq!(path, KernelPath::Reference);
+            continue;
+        }
+        prop_assert!(same_f32(&y, &want), "f32 {:?}", path);
+    }
+    let w8: Vec<u8> = (0..co * per_out).map(|_| rng.i8() as u8).collect();
+    let x8: Vec<i8> = (0..ci * h * w).map(|_| rng.i8()).collect();
+    let (bias8, mult, shift) = random_requant(&mut rng, co);
+    let q = PerChannelQuant {
+        input_zp: zp_in,
+        output: QuantParams {
+            scale: 0.1,
+            zero_point: rng.i8(),
+        },
+        multiplier: I32Data::from_le_bytes(&mult),
+        shift: I8Data::from_le_bytes(&shift),
+    };
+    let (w8, bias8) = (I8Data::from_le_bytes(&w8), I32Data::from_le_bytes(&bias8));
+    let mut want = vec![99i8; co * oh * ow];
+    crate::kernels::conv2d_s8::reference(&g, a, &q, &x8, w8, bias8, &mut want);
+    for path in paths() {
+        let mut y = vec![99i8; co * oh * ow];
+        conv2d_s8(path, &g, a, &q, &x8, w8, bias8, &mut y);
+        prop_assert_eq!(&y, &want, "int8 {:?}", path);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The im2col tiles: enough input channels that one tile holds few pixels (or a single one),
+    /// channel counts that are not multiples of the 4-filter block, pixel counts that are not
+    /// multiples of the 3- and 2-pixel blocks, every `per_out mod 8` and `mod 16`.
+    #[test]
+    fn conv2d_tiles_match_the_reference(
+        ci in prop_oneof![1usize..20, 20usize..200], co in 1usize..11, kh in 1usize..6,
+        kw in 1usize..6, sh in 1usize..4, sw in 1usize..4, pads in [0usize..8, 0usize..8, 0usize..8, 0usize..8],
+        h in 1usize..14, w in 1usize..14, relu_on: bool, zp_in: i8, seed: u64,
+    ) {
+        let win = Window {
+            kh, kw, sh, sw,
+            pad_top: pads[0] % kh, pad_bottom: pads[1] % kh,
+            pad_left: pads[2] % kw, pad_right: pads[3] % kw,
+        };
+        conv_case(ci, co, win, h, w, relu_on, zp_in, seed, seed % 2 == 0)?;
+    }
+}
+
+#[test]
+fn conv2d_odd_shapes_match_the_reference() {
+    let win = |kh, kw, sh, sw, p: [usize; 4]| Window {
+        kh,
+        kw,
+        sh,
+        sw,
+        pad_top: p[0],
+        pad_bottom: p[1],
+        pad_left: p[2],
+        pad_right: p[3],
+    };
+    let cases = [
+        // A 10×4 kernel, asymmetric padding, stride 2×3.
+        (3, 5, win(10, 4, 2, 3, [4, 5, 1, 2]), 17, 11),
+        // Pointwise (the transpose im2col), odd channel counts.
+        (13, 7, win(1, 1, 1, 1, [0; 4]), 9, 5),
+        (5, 6, win(1, 1, 2, 1, [0; 4]), 6, 5),
+        // Depthwise-like: one input channel, one output channel.
+        (1, 1, win(3, 3, 1, 1, [1; 4]), 15, 13),
+        (1, 1, win(3, 3, 2, 2, [0, 1, 0, 1]), 16, 16),
+        // One im2col row of f32 just fits the tile (4096 = 8·512), and just does not (4104).
+        (512, 5, win(2, 4, 1, 1, [1, 0, 2, 1]), 3, 5),
+        (456, 5, win(3, 3, 1, 1, [1; 4]), 3, 4),
+        // Past the int8 tile too (9·911 = 8199 > 8192): the blocked kernel runs.
+        (911, 2, win(3, 3, 1, 1, [1; 4]), 2, 3),
+    ];
+    for (k, &(ci, co, w, h, wd)) in cases.iter().enumerate() {
+        for seed in 0..4u64 {
+            let r = conv_case(
+                ci,
+                co,
+                w,
+                h,
+                wd,
+                seed % 2 == 1,
+                -3,
+                1000 * k as u64 + seed,
+                seed < 2,
+            );
+            assert!(r.is_ok(), "case {k} seed {seed}: {r:?}");
+        }
+    }
+}

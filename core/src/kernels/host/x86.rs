@@ -9,13 +9,16 @@
 use core::arch::x86_64::{
     __cpuid, __cpuid_count, __m128i, __m256i, _mm256_add_epi32, _mm256_add_ps,
     _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_loadu_ps,
-    _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps, _mm256_setzero_si256,
-    _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128,
-    _mm_shuffle_epi32, _xgetbv, CpuidResult,
+    _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps,
+    _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32,
+    _mm_loadu_si128, _mm_shuffle_epi32, _xgetbv, CpuidResult,
+};
+use core::arch::x86_64::{
+    _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps, _mm_storeu_ps,
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::blocked;
+use super::{blocked, im2col, single};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, lanes_sum, ConvGeometry, LANES};
 use crate::quant::{activation_range, requantize};
@@ -264,7 +267,12 @@ pub(super) unsafe fn conv2d_f32_avx2(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    blocked::conv2d_f32(g, act, input, weights, bias, output)
+    if single::conv2d_f32(g, act, input, weights, bias, output) {
+        return;
+    }
+    if !im2col::conv2d_f32::<Avx2>(g, act, input, weights, bias, output) {
+        blocked::conv2d_f32(g, act, input, weights, bias, output)
+    }
 }
 
 /// # Safety
@@ -279,7 +287,12 @@ pub(super) unsafe fn conv2d_s8_avx2(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+        return;
+    }
+    if !im2col::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output) {
+        blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    }
 }
 
 /// # Safety
@@ -293,4 +306,171 @@ pub(super) unsafe fn normalize_quantize_avx2(
     out: &mut [i8],
 ) {
     blocked::normalize_quantize(x, mean, std, q, out)
+}
+
+/// The AVX2 micro-kernels of [`super::im2col`].
+pub(super) struct Avx2;
+
+impl im2col::F32Dots for Avx2 {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[f32; LANES]; C]>,
+        cols: &[&[f32]; P],
+        full: usize,
+    ) -> [[f32; P]; C] {
+        conv_dots_f32::<C, P>(w, tail, cols, full)
+    }
+}
+
+impl im2col::S8Dots for Avx2 {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[i8; im2col::S8_STEP]; C]>,
+        cols: &[&[i16]; P],
+        full: usize,
+    ) -> [[i32; P]; C] {
+        conv_dots_s8::<C, P>(w, tail, cols, full)
+    }
+}
+
+/// [`im2col::F32Dots::dots`] with one YMM accumulator per (filter, pixel) pair: lane `l` of the
+/// register is lane `l` of the documented order; `vmulps` then `vaddps` (no FMA).
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn conv_dots_f32<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: Option<&[[f32; LANES]; C]>,
+    cols: &[&[f32]; P],
+    full: usize,
+) -> [[f32; P]; C] {
+    let n = LANES * full;
+    let need = n + if tail.is_some() { LANES } else { 0 };
+    if w.iter().any(|r| r.len() < 4 * n) || cols.iter().any(|x| x.len() < need) {
+        return [[0.0; P]; C];
+    }
+    let mut wp = [core::ptr::null::<f32>(); C];
+    for c in 0..C {
+        wp[c] = w[c].as_ptr().cast::<f32>();
+    }
+    let mut xp = [core::ptr::null::<f32>(); P];
+    for p in 0..P {
+        xp[p] = cols[p].as_ptr();
+    }
+    let mut acc = [[_mm256_setzero_ps(); P]; C];
+    let mut x = [_mm256_setzero_ps(); P];
+    for k in 0..full {
+        // SAFETY: 8k + 8 ≤ n ≤ every length checked above (weights in f32 units).
+        for p in 0..P {
+            x[p] = _mm256_loadu_ps(xp[p].add(LANES * k));
+        }
+        for c in 0..C {
+            let wv = _mm256_loadu_ps(wp[c].add(LANES * k));
+            for p in 0..P {
+                acc[c][p] = _mm256_add_ps(acc[c][p], _mm256_mul_ps(wv, x[p]));
+            }
+        }
+    }
+    if let Some(t) = tail {
+        // SAFETY: n + 8 ≤ need ≤ cols[p].len().
+        for p in 0..P {
+            x[p] = _mm256_loadu_ps(xp[p].add(n));
+        }
+        for c in 0..C {
+            let wv = _mm256_loadu_ps(t[c].as_ptr());
+            for p in 0..P {
+                acc[c][p] = _mm256_add_ps(acc[c][p], _mm256_mul_ps(wv, x[p]));
+            }
+        }
+    }
+    // The fixed tree of 4 accumulators at once: `hadd` adds neighbouring lanes (`l0 + l1`,
+    // `l2 + l3` in the first step, then their sums), and the two 128-bit halves hold the
+    // `(l0..l3)` and `(l4..l7)` subtrees, so each sum is `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))`.
+    let mut out = [[0.0f32; P]; C];
+    let mut flat = [_mm256_setzero_ps(); 4];
+    let mut sums = [0.0f32; 4];
+    let mut n = 0;
+    for a in acc.iter().flat_map(|row| row.iter()) {
+        flat[n % 4] = *a;
+        n += 1;
+        if n % 4 == 0 || n == C * P {
+            let h01 = _mm256_hadd_ps(flat[0], flat[1]);
+            let h23 = _mm256_hadd_ps(flat[2], flat[3]);
+            let h = _mm256_hadd_ps(h01, h23);
+            let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+            _mm_storeu_ps(sums.as_mut_ptr(), s);
+            let first = (n - 1) / 4 * 4;
+            for (m, &v) in sums.iter().enumerate().take(n - first) {
+                let idx = first + m;
+                out[idx / P][idx % P] = v;
+            }
+        }
+    }
+    out
+}
+
+/// [`im2col::S8Dots::dots`]: 16 taps per step, weights widened to i16, `vpmaddwd` into i32
+/// pairs (`|w·x + w·x| ≤ 2·128·255`, exact), wrapping i32 adds.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn conv_dots_s8<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: Option<&[[i8; im2col::S8_STEP]; C]>,
+    cols: &[&[i16]; P],
+    full: usize,
+) -> [[i32; P]; C] {
+    const STEP: usize = im2col::S8_STEP;
+    let n = STEP * full;
+    let need = n + if tail.is_some() { STEP } else { 0 };
+    if w.iter().any(|r| r.len() < n) || cols.iter().any(|x| x.len() < need) {
+        return [[0; P]; C];
+    }
+    let mut wp = [core::ptr::null::<u8>(); C];
+    for c in 0..C {
+        wp[c] = w[c].as_ptr();
+    }
+    let mut xp = [core::ptr::null::<i16>(); P];
+    for p in 0..P {
+        xp[p] = cols[p].as_ptr();
+    }
+    let mut acc = [[_mm256_setzero_si256(); P]; C];
+    let mut wv = [_mm256_setzero_si256(); C];
+    for k in 0..full {
+        // SAFETY: 16k + 16 ≤ n ≤ every length checked above.
+        for c in 0..C {
+            wv[c] = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp[c].add(STEP * k).cast::<__m128i>()));
+        }
+        for p in 0..P {
+            let xv = _mm256_loadu_si256(xp[p].add(STEP * k).cast::<__m256i>());
+            for c in 0..C {
+                acc[c][p] = _mm256_add_epi32(acc[c][p], _mm256_madd_epi16(wv[c], xv));
+            }
+        }
+    }
+    if let Some(t) = tail {
+        // SAFETY: n + 16 ≤ need ≤ cols[p].len().
+        for c in 0..C {
+            wv[c] = _mm256_cvtepi8_epi16(_mm_loadu_si128(t[c].as_ptr().cast::<__m128i>()));
+        }
+        for p in 0..P {
+            let xv = _mm256_loadu_si256(xp[p].add(n).cast::<__m256i>());
+            for c in 0..C {
+                acc[c][p] = _mm256_add_epi32(acc[c][p], _mm256_madd_epi16(wv[c], xv));
+            }
+        }
+    }
+    let mut out = [[0i32; P]; C];
+    for c in 0..C {
+        for p in 0..P {
+            out[c][p] = hsum_epi32(acc[c][p]);
+        }
+    }
+    out
 }

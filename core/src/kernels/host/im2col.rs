@@ -1,0 +1,456 @@
+//! Conv2d as im2col tiles and a register-blocked dot-product micro-kernel (host only).
+//!
+//! The host has no arena scratch to spare, so a *tile* of `np` output pixels (flat index
+//! `p = oy·ow + ox` of one output plane) is unrolled into a fixed stack buffer `col`
+//! (`[np][stride]`, `stride = per_out` rounded up to the micro-kernel's chunk): row `k` holds the
+//! `per_out = ci·kh·kw` taps of pixel `p0 + k` in the documented order
+//! `j = (i·kh + ky)·kw + kx`, with an explicit zero for every tap in the padding and for
+//! `j ≥ per_out`. The tile is then shared by all output channels: [`MC`] channels × [`MP`] pixels
+//! at a time, each (channel, pixel) pair in its own accumulator.
+//!
+//! - f32: the accumulator of a pair is exactly the 8 lanes of the documented order: chunk `k`
+//!   adds `w[8k + l] · col[8k + l]` to lane `l` (one rounded product, then one add; never an FMA),
+//!   in increasing `k`, then the fixed tree, then the bias. A padded tap adds `w · 0.0 = ±0.0`,
+//!   which leaves a lane unchanged because a lane is never −0.0 (lanes start at +0.0, and `a + b`
+//!   is −0.0 only when both are −0.0): the same bits as skipping it, *for finite weights*. With
+//!   an infinite or NaN weight, `w · 0.0` is NaN where the reference skips the tap, so the caller
+//!   only comes here when every weight is finite (otherwise the reference loop runs). The
+//!   `j ≥ per_out` tail adds `0.0 · 0.0 = +0.0`. Inputs may hold anything: every real tap is the
+//!   reference's product added to the reference's lane in the reference's order, so infinities
+//!   and NaNs come out the same (NaN payloads are not part of the contract).
+//! - int8: `col` holds `x − zp_in` as i16 (`∈ [−255, 255]`, padding 0, exactly what a padded tap
+//!   reading `zp_in` contributes), the dot product is exact i32 arithmetic (wrapping, as the
+//!   reference), then the reference's [`requantize`].
+//!
+//! A shape whose `stride` exceeds the buffer returns `false`, and the caller runs the blocked
+//! kernel instead. The micro-kernels are behind [`F32Dots`] / [`S8Dots`]: portable Rust here,
+//! AVX2 intrinsics in `x86.rs`.
+
+use crate::kernels::params::PerChannelQuant;
+use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
+use crate::quant::{activation_range, requantize};
+use crate::tensor::{Activation, F32Data, I32Data, I8Data};
+
+/// Capacity of the f32 im2col tile, in elements (16 KiB on the stack).
+pub(super) const COL_F32: usize = 4096;
+/// Capacity of the int8 (i16) im2col tile, in elements (16 KiB on the stack).
+pub(super) const COL_I16: usize = 8192;
+/// Output channels per micro-tile.
+pub(super) const MC: usize = 4;
+/// Output pixels per f32 micro-tile: `MC × MP = 8` YMM accumulators, 2 for the pixels' taps, one
+/// weight chunk and one product fit the 16 registers of AVX2 (4 × 3 = 12 accumulators did not:
+/// the compiler spilled accumulators to the stack in the inner loop).
+pub(super) const MP: usize = 2;
+/// Output pixels per int8 micro-tile (4 more registers hold the widened weights).
+pub(super) const MP_S8: usize = 2;
+/// Taps per int8 chunk (one `vpmaddwd` of 16 i16 pairs).
+pub(super) const S8_STEP: usize = 16;
+
+/// An f32 micro-kernel: for `C` filters and `P` im2col rows, the 8-lane sums of the module docs.
+pub(super) trait F32Dots {
+    /// `out[c][p] = tree(lanes)` where lane `l` of pair `(c, p)` is
+    /// `Σ_k w[c][8k + l] · cols[p][8k + l]` over `k < full` in increasing `k`, then (when `tail`
+    /// is given) `+ tail[c][l] · cols[p][8·full + l]`. `w[c]`: `4·8·full` little-endian bytes
+    /// (at least), `cols[p]`: `8·full` (+ 8 with a tail) values (at least); shorter slices give
+    /// zeros, never a panic.
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's target features.
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[f32; LANES]; C]>,
+        cols: &[&[f32]; P],
+        full: usize,
+    ) -> [[f32; P]; C];
+}
+
+/// An int8 micro-kernel: exact `Σ_j w[c][j] · cols[p][j]` (wrapping i32).
+pub(super) trait S8Dots {
+    /// `out[c][p] = Σ_{j < 16·full} w[c][j] · cols[p][j]` (+ `Σ_l tail[c][l] · cols[p][16·full + l]`
+    /// with a tail), wrapping. Shorter slices give zeros, never a panic.
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's target features.
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[i8; S8_STEP]; C]>,
+        cols: &[&[i16]; P],
+        full: usize,
+    ) -> [[i32; P]; C];
+}
+
+/// The portable micro-kernels (plain Rust over fixed arrays, vectorized by the compiler).
+pub(super) struct Portable;
+
+impl F32Dots for Portable {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[f32; LANES]; C]>,
+        cols: &[&[f32]; P],
+        full: usize,
+    ) -> [[f32; P]; C] {
+        let n = LANES * full;
+        let need = n + if tail.is_some() { LANES } else { 0 };
+        if w.iter().any(|r| r.len() < 4 * n) || cols.iter().any(|x| x.len() < need) {
+            return [[0.0; P]; C];
+        }
+        let mut acc = [[[0.0f32; LANES]; P]; C];
+        for k in 0..full {
+            let x: [&[f32; LANES]; P] = core::array::from_fn(|p| chunk(cols[p], k));
+            for c in 0..C {
+                let wv = load8(w[c], k);
+                for p in 0..P {
+                    for l in 0..LANES {
+                        acc[c][p][l] += wv[l] * x[p][l];
+                    }
+                }
+            }
+        }
+        if let Some(t) = tail {
+            let x: [&[f32; LANES]; P] = core::array::from_fn(|p| chunk(cols[p], full));
+            for c in 0..C {
+                for p in 0..P {
+                    for l in 0..LANES {
+                        acc[c][p][l] += t[c][l] * x[p][l];
+                    }
+                }
+            }
+        }
+        acc.map(|a| a.map(|l| crate::kernels::lanes_sum(&l)))
+    }
+}
+
+impl S8Dots for Portable {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[i8; S8_STEP]; C]>,
+        cols: &[&[i16]; P],
+        full: usize,
+    ) -> [[i32; P]; C] {
+        let n = S8_STEP * full;
+        let need = n + if tail.is_some() { S8_STEP } else { 0 };
+        if w.iter().any(|r| r.len() < n) || cols.iter().any(|x| x.len() < need) {
+            return [[0; P]; C];
+        }
+        let mut acc = [[[0i32; S8_STEP]; P]; C];
+        for k in 0..full {
+            for c in 0..C {
+                let wc = &w[c][S8_STEP * k..S8_STEP * (k + 1)];
+                for p in 0..P {
+                    let xc = &cols[p][S8_STEP * k..S8_STEP * (k + 1)];
+                    for l in 0..S8_STEP {
+                        let t = i32::from(wc[l] as i8) * i32::from(xc[l]);
+                        acc[c][p][l] = acc[c][p][l].wrapping_add(t);
+                    }
+                }
+            }
+        }
+        if let Some(t) = tail {
+            for c in 0..C {
+                for p in 0..P {
+                    let xc = &cols[p][n..n + S8_STEP];
+                    for l in 0..S8_STEP {
+                        let v = i32::from(t[c][l]) * i32::from(xc[l]);
+                        acc[c][p][l] = acc[c][p][l].wrapping_add(v);
+                    }
+                }
+            }
+        }
+        acc.map(|a| a.map(|l| l.iter().fold(0i32, |s, &v| s.wrapping_add(v))))
+    }
+}
+
+/// Chunk `k` (values `8k .. 8k + 8`) of `x`; the caller checked the length.
+#[inline(always)]
+fn chunk(x: &[f32], k: usize) -> &[f32; LANES] {
+    const ZERO: [f32; LANES] = [0.0; LANES];
+    x.get(LANES * k..LANES * (k + 1))
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or(&ZERO)
+}
+
+/// Little-endian f32 values `8k .. 8k + 8` of `w` (zeros past its end).
+#[inline(always)]
+fn load8(w: &[u8], k: usize) -> [f32; LANES] {
+    let b = w.get(4 * LANES * k..).unwrap_or(&[]);
+    let mut v = [0.0f32; LANES];
+    for (v, b) in v.iter_mut().zip(b.chunks_exact(4)) {
+        *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    v
+}
+
+/// `step` rounded up to a multiple of `n` (`None` on overflow).
+#[inline(always)]
+fn round_up(n: usize, step: usize) -> Option<usize> {
+    n.div_ceil(step).checked_mul(step)
+}
+
+/// Pixels per tile for rows of `stride` elements in a buffer of `cap`: a multiple of `mp` when at
+/// least `mp` fit, else what fits (0 when not even one row does).
+#[inline(always)]
+fn tile_pixels(cap: usize, stride: usize, mp: usize) -> usize {
+    let n = cap / stride.max(1);
+    if n >= mp {
+        n - n % mp
+    } else {
+        n
+    }
+}
+
+/// Writes the im2col rows of output pixels `p0 .. p0 + np` into `col` (`[np][stride]`): row `k`,
+/// position `j = (i·kh + ky)·kw + kx`, is `f(input[i][iy][ix])` for a tap inside the input and
+/// `zero` for a padded tap and for `j ≥ per_out`.
+#[inline(always)]
+fn im2col<T: Copy, U: Copy>(
+    g: &ConvGeometry,
+    input: &[T],
+    (p0, np): (usize, usize),
+    stride: usize,
+    col: &mut [U],
+    zero: U,
+    f: impl Fn(T) -> U,
+) {
+    let (kh, kw, ow) = (g.win.kh, g.win.kw, g.ow.max(1));
+    let plane_len = g.h * g.w;
+    // 1×1, stride 1, no padding (pointwise): a transpose, read plane by plane.
+    if kh == 1 && kw == 1 && g.oh == g.h && g.ow == g.w && g.win.sh == 1 && g.win.sw == 1 {
+        for (i, plane) in input.chunks_exact(plane_len.max(1)).take(g.ci).enumerate() {
+            let src = plane.get(p0..p0 + np).unwrap_or(&[]);
+            for (dst, &v) in col.chunks_exact_mut(stride).zip(src) {
+                if let Some(d) = dst.get_mut(i) {
+                    *d = f(v);
+                }
+            }
+        }
+        for dst in col.chunks_exact_mut(stride).take(np) {
+            if let Some(d) = dst.get_mut(g.ci..) {
+                d.fill(zero);
+            }
+        }
+        return;
+    }
+    for (k, dst) in col.chunks_exact_mut(stride).take(np).enumerate() {
+        dst.fill(zero);
+        let p = p0 + k;
+        let (oy, ox) = (p / ow, p % ow);
+        let (ky_lo, ky_hi, y0) = tap_range(oy, g.win.sh, g.win.pad_top, kh, g.h);
+        let (kx_lo, kx_hi, x0) = tap_range(ox, g.win.sw, g.win.pad_left, kw, g.w);
+        if kx_lo >= kx_hi {
+            continue;
+        }
+        let ix0 = (x0 + kx_lo as isize) as usize;
+        let n = kx_hi - kx_lo;
+        for i in 0..g.ci {
+            for ky in ky_lo..ky_hi {
+                let iy = (y0 + ky as isize) as usize;
+                let s = i * plane_len + iy * g.w + ix0;
+                let j = (i * kh + ky) * kw + kx_lo;
+                if let (Some(src), Some(d)) = (input.get(s..s + n), dst.get_mut(j..j + n)) {
+                    for (d, &v) in d.iter_mut().zip(src) {
+                        *d = f(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`crate::kernels::conv2d_f32`] after its checks, for weights that are all finite (see the
+/// module docs): `output[o][p] = act(tree(lanes(W[o] · col[p])) + bias[o])` for every output
+/// channel `o < co` and output pixel `p < oh·ow`. Returns `false` (writing nothing) when one
+/// im2col row does not fit the buffer.
+///
+/// # Safety
+/// The CPU must have `K`'s target features.
+#[inline(always)]
+pub(super) unsafe fn conv2d_f32<K: F32Dots>(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> bool {
+    let per_out = g.per_out;
+    let plane = g.oh * g.ow;
+    let Some(stride) = round_up(per_out, LANES) else {
+        return false;
+    };
+    let tile = tile_pixels(COL_F32, stride, MP);
+    if tile == 0 {
+        return false;
+    }
+    if per_out == 0 || plane == 0 {
+        return true;
+    }
+    let (full, rem) = (per_out / LANES, per_out % LANES);
+    let wb = weights.as_bytes();
+    let co = bias.len();
+    let mut col = [0.0f32; COL_F32];
+    let mut p0 = 0;
+    while p0 < plane {
+        let np = tile.min(plane - p0);
+        im2col(g, input, (p0, np), stride, &mut col, 0.0, |v| v);
+        let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
+        let mut o = 0;
+        while o < co {
+            let c_now = if co - o >= MC { MC } else { 1 };
+            // One block of `C` filters over the tile.
+            macro_rules! block {
+                ($c:expr) => {{
+                    const C: usize = $c;
+                    let w: [&[u8]; C] = core::array::from_fn(|c| {
+                        let s = 4 * (o + c) * per_out;
+                        wb.get(s..s + 4 * per_out).unwrap_or(&[])
+                    });
+                    let tails: [[f32; LANES]; C] = core::array::from_fn(|c| {
+                        load8(w[c].get(4 * LANES * full..).unwrap_or(&[]), 0)
+                    });
+                    let tail = if rem != 0 { Some(&tails) } else { None };
+                    let b: [f32; C] = core::array::from_fn(|c| bias.get(o + c).unwrap_or(0.0));
+                    let mut put = |c: usize, k: usize, s: f32| {
+                        if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
+                            *y = activate_f32(s + b[c], act);
+                        }
+                    };
+                    let mut k = 0;
+                    while k + MP <= np {
+                        let cols: [&[f32]; MP] = core::array::from_fn(|p| rows(k + p));
+                        let s = K::dots::<C, MP>(&w, tail, &cols, full);
+                        for c in 0..C {
+                            for p in 0..MP {
+                                put(c, k + p, s[c][p]);
+                            }
+                        }
+                        k += MP;
+                    }
+                    while k < np {
+                        let s = K::dots::<C, 1>(&w, tail, &[rows(k)], full);
+                        for c in 0..C {
+                            put(c, k, s[c][0]);
+                        }
+                        k += 1;
+                    }
+                }};
+            }
+            if c_now == MC {
+                block!(MC);
+            } else {
+                block!(1);
+            }
+            o += c_now;
+        }
+        p0 += np;
+    }
+    true
+}
+
+/// [`crate::kernels::conv2d_s8`] after its checks: `acc = bias[o] + W[o] · col[p]` (exact, the
+/// im2col rows hold `x − zp_in`), `output[o][p] = requantize(acc, …)` as the reference. Returns
+/// `false` (writing nothing) when one im2col row does not fit the buffer.
+///
+/// # Safety
+/// The CPU must have `K`'s target features.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn conv2d_s8<K: S8Dots>(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) -> bool {
+    let per_out = g.per_out;
+    let plane = g.oh * g.ow;
+    let Some(stride) = round_up(per_out, S8_STEP) else {
+        return false;
+    };
+    let tile = tile_pixels(COL_I16, stride, MP_S8);
+    if tile == 0 {
+        return false;
+    }
+    if per_out == 0 || plane == 0 {
+        return true;
+    }
+    let (full, rem) = (per_out / S8_STEP, per_out % S8_STEP);
+    let zp_out = i32::from(q.output.zero_point);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let zp = i16::from(q.input_zp);
+    let wb = weights.as_bytes();
+    let co = bias.len();
+    let mut col = [0i16; COL_I16];
+    let mut p0 = 0;
+    while p0 < plane {
+        let np = tile.min(plane - p0);
+        im2col(g, input, (p0, np), stride, &mut col, 0, |v| {
+            i16::from(v) - zp
+        });
+        let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
+        let mut o = 0;
+        while o < co {
+            let c_now = if co - o >= MC { MC } else { 1 };
+            macro_rules! block {
+                ($c:expr) => {{
+                    const C: usize = $c;
+                    let w: [&[u8]; C] = core::array::from_fn(|c| {
+                        let s = (o + c) * per_out;
+                        wb.get(s..s + per_out).unwrap_or(&[])
+                    });
+                    let tails: [[i8; S8_STEP]; C] = core::array::from_fn(|c| {
+                        let mut t = [0i8; S8_STEP];
+                        let src = w[c].get(S8_STEP * full..).unwrap_or(&[]);
+                        for (t, &v) in t.iter_mut().zip(src) {
+                            *t = v as i8;
+                        }
+                        t
+                    });
+                    let tail = if rem != 0 { Some(&tails) } else { None };
+                    let pc: [(i32, i32, i32); C] = core::array::from_fn(|c| {
+                        (
+                            bias.get(o + c).unwrap_or(0),
+                            q.multiplier.get(o + c).unwrap_or(0),
+                            i32::from(q.shift.get(o + c).unwrap_or(0)),
+                        )
+                    });
+                    let mut put = |c: usize, k: usize, dot: i32| {
+                        if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
+                            let (b, m, sh) = pc[c];
+                            *y = requantize(b.wrapping_add(dot), m, sh, zp_out, act_min, act_max);
+                        }
+                    };
+                    let mut k = 0;
+                    while k + MP_S8 <= np {
+                        let cols: [&[i16]; MP_S8] = core::array::from_fn(|p| rows(k + p));
+                        let s = K::dots::<C, MP_S8>(&w, tail, &cols, full);
+                        for c in 0..C {
+                            for p in 0..MP_S8 {
+                                put(c, k + p, s[c][p]);
+                            }
+                        }
+                        k += MP_S8;
+                    }
+                    while k < np {
+                        let s = K::dots::<C, 1>(&w, tail, &[rows(k)], full);
+                        for c in 0..C {
+                            put(c, k, s[c][0]);
+                        }
+                        k += 1;
+                    }
+                }};
+            }
+            if c_now == MC {
+                block!(MC);
+            } else {
+                block!(1);
+            }
+            o += c_now;
+        }
+        p0 += np;
+    }
+    true
+}
