@@ -31,19 +31,24 @@ MODEL_PREFIX = {"resnet8": "resnet8/", "ds-cnn": "ds-cnn/", "mobilenet-v1:0.25":
 
 
 def cmsis_counts(path):
-    """layer name -> CMSIS-NN instructions (the smaller of its two runs)."""
-    counts = {}
+    """(layer name -> CMSIS-NN instructions, the smaller of its two runs;
+    output checksum -> layer name)."""
+    counts, by_checksum = {}, {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.startswith("R|"):
                 continue
             parts = line.rstrip("\n").split("|")
             counts[parts[1]] = min(int(parts[4]), int(parts[5]))
-    return counts
+            by_checksum.setdefault(parts[7], parts[1])
+    return counts, by_checksum
 
 
-def kernel_rows(path, cmsis):
-    """Rows from kernel-check's timed lines (the fast kernel's count; the reference's too)."""
+def kernel_rows(path, cmsis, by_checksum):
+    """Rows from kernel-check's timed lines (the fast kernel's count; the reference's too). A
+    conv or depthwise line is matched to its CMSIS-NN layer by the output checksum, which the
+    two implementations share because they compute the same outputs from the same data (an
+    unmatched checksum is an error: the outputs differ)."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -57,7 +62,10 @@ def kernel_rows(path, cmsis):
             if kind == "fc":
                 layer = f"fc {fields['in']}->{fields['out']}"
             else:
-                layer = fields["name"].replace("_", " ")
+                layer = by_checksum.get(fields.get("checksum", ""))
+                if layer is None:
+                    sys.exit(f"device_table.py: {path}: {kind} {fields.get('name')}: output "
+                             f"checksum {fields.get('checksum')} is not one of CMSIS-NN's")
             if layer not in cmsis:
                 sys.exit(f"device_table.py: {path}: {layer!r} is not a layer of the CMSIS-NN "
                          f"counts (name it as in bench/cmsis-nn/harness.c)")
@@ -96,8 +104,8 @@ def main():
     ap.add_argument("--cmsis", required=True)
     ap.add_argument("--json")
     a = ap.parse_args()
-    cmsis = cmsis_counts(a.cmsis)
-    layers = kernel_rows(a.kernel_log, cmsis)
+    cmsis, by_checksum = cmsis_counts(a.cmsis)
+    layers = kernel_rows(a.kernel_log, cmsis, by_checksum)
     models = model_rows(a.models, cmsis)
 
     print("| layer (int8, FACTS §7) | MACs | ours: reference loop | ours: DSP kernel | ours / MAC "

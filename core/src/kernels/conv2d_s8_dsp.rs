@@ -3,8 +3,9 @@
 //!
 //! Same result as [`super::conv2d_s8::reference`], bit for bit, on every input the reference
 //! accepts: the same accumulator modulo 2^32 (integer additions in another order), then the same
-//! [`requantize`] and clamp. Design (as CMSIS-NN's `arm_convolve_s8` +
-//! `arm_nn_mat_mult_kernel_s8_s16`, written afresh for the CHW layout):
+//! requantization and clamp (`quant::requantize_fast`, equal to [`crate::quant::requantize`] on
+//! every input, with each channel's constants made once per pixel pair). Design (as CMSIS-NN's
+//! `arm_convolve_s8` + `arm_nn_mat_mult_kernel_s8_s16`, written afresh for the CHW layout):
 //!
 //! - **im2col of two output pixels** (`A` = pixel `p`, `B` = pixel `p + 1` in raster order, or
 //!   `p` again for an odd last pixel) into the caller's scratch, widened to i16 with the input
@@ -41,7 +42,7 @@ use core::arch::asm;
 
 use super::params::PerChannelQuant;
 use super::{tap_range, ConvGeometry};
-use crate::quant::{activation_range, requantize};
+use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
 use crate::tensor::{Activation, I32Data, I8Data};
 
 /// Scratch words the DSP kernel needs for patches of `per_out = ci·kh·kw` taps: `4·⌈K/4⌉`
@@ -409,10 +410,13 @@ pub(crate) fn run(
     let (act_min, act_max) = activation_range(act, q.output);
     let wb = weights.as_bytes();
     let k4 = k - k % 4;
-    let requant = |acc: i32, o: usize| {
+    let range = OutputRange::new(zp_out, act_min, act_max);
+    // Channel `o`'s requantization constants, made once per channel and pixel pair and applied
+    // to both pixels (`requantize_fast` equals `requantize` on every input).
+    let requantizer = |o: usize| {
         let m = q.multiplier.get(o).unwrap_or(0);
         let s = q.shift.get(o).unwrap_or(0);
-        requantize(acc, m, i32::from(s), zp_out, act_min, act_max)
+        Requantizer::new(m, i32::from(s))
     };
     let mut p = 0;
     while p < ohw {
@@ -467,22 +471,24 @@ pub(crate) fn run(
                 a11 = a11.wrapping_add(c1 * xb);
             }
             let row0 = o * ohw;
+            let r0 = requantizer(o);
             if let Some(y) = output.get_mut(row0 + p) {
-                *y = requant(a00, o);
+                *y = requantize_fast(a00, &r0, &range);
             }
             if pb != p {
                 if let Some(y) = output.get_mut(row0 + pb) {
-                    *y = requant(a01, o);
+                    *y = requantize_fast(a01, &r0, &range);
                 }
             }
             if pair {
                 let row1 = row0 + ohw;
+                let r1 = requantizer(o + 1);
                 if let Some(y) = output.get_mut(row1 + p) {
-                    *y = requant(a10, o + 1);
+                    *y = requantize_fast(a10, &r1, &range);
                 }
                 if pb != p {
                     if let Some(y) = output.get_mut(row1 + pb) {
-                        *y = requant(a11, o + 1);
+                        *y = requantize_fast(a11, &r1, &range);
                     }
                 }
             }
