@@ -42,6 +42,8 @@ mod conv2d_f32;
 mod conv2d_s8;
 mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
+#[cfg(denoiserep_fpu)]
+mod f32_m4;
 mod global_avg_pool_f32;
 mod global_avg_pool_s8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -60,6 +62,10 @@ pub use conv2d_f32::conv2d_f32;
 pub use conv2d_s8::conv2d_s8;
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
 pub use depthwise_conv2d_s8::depthwise_conv2d_s8;
+#[cfg(denoiserep_fpu)]
+pub use f32_m4::{
+    conv2d_f32_m4, depthwise_conv2d_f32_m4, linear_f32_m4, linear_f32_reference, PATCH as F32_PATCH,
+};
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;

@@ -9,11 +9,18 @@
 //! - `fc.rs`: int8 Linear, `kernels::linear_s8_dsp` and the engine's dispatch `kernels::linear_s8`
 //!   against `kernels::linear_s8_reference`. Log: `kernel_check cases=… mismatches=0`, then one
 //!   `fc in=… out=… macs=… reference_instructions=… dsp_instructions=…` line per anchor shape.
+//! - `f32.rs`: f32 Linear, Conv2d and DepthwiseConv2d, the Cortex-M4F fast paths of
+//!   `kernels/f32_m4.rs` (`kernels::linear_f32_m4`, `conv2d_f32_m4`, `depthwise_conv2d_f32_m4`)
+//!   and the engine's dispatch against the reference loops, bit for bit (NaN as NaN), on random
+//!   layers with ±0.0, subnormals, ±∞ and NaN. Log: `f32_check cases=… mismatches=0`, then one
+//!   `f32 name=… skew=… macs=… reference_instructions=… fast_instructions=…` line per timed
+//!   shape (`skew` = the weights' byte offset from 4-alignment).
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
 #![no_main]
 
+mod f32;
 mod fc;
 
 use cortex_m_rt::entry;
@@ -57,6 +64,7 @@ fn main() -> ! {
     let counter = InstructionCounter::start(peripherals.SYST);
     let arena = &mut buffers.arena[..];
     fc::run(&counter, arena);
+    f32::run(&counter, arena);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }

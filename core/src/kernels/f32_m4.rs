@@ -1,0 +1,498 @@
+//! f32 dot products on the Cortex-M4F (FPv4-SP; `thumbv7em-*` only, `cfg(denoiserep_dsp)` from
+//! `core/build.rs`): the inner loops of Linear, Conv2d and DepthwiseConv2d f32 on the device.
+//!
+//! Same bits as the reference loops, on every input: each output's terms `t_j = w_j · x_j` go
+//! into lane `j mod 8` in increasing `j` (8 accumulator registers per output, starting at
+//! `+0.0`), then the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the
+//! bias (`kernels` module docs). Every product is rounded before it is added: `VMUL.F32` then
+//! `VADD.F32`, never `VFMA`. (`VMLA.F32` would be bit-identical — the ARMv7-M ARM defines it as
+//! `FPAdd(S[d], FPMul(S[n], S[m]))`, each rounded, with the same FPSCR controls — but the
+//! Cortex-M4 TRM gives it 3 cycles against 1 + 1 for `VMUL` + `VADD`, so it would only look
+//! better in QEMU's instruction count.) FPSCR is never changed: round to nearest, no flush to
+//! zero, no default NaN, as on the host (NaN payloads may still differ from x86; the tests
+//! compare NaN as NaN).
+//!
+//! Design:
+//!
+//! - [`dot2`]: two weight rows (two output channels) per pass over the input: per 8 inputs one
+//!   `VLDMIA` of the inputs (the input is `&[f32]`, so 4-aligned), per row 8 weights, 8 `VMUL`,
+//!   8 `VADD` into the row's 8 lane registers (`s0–s7`, `s8–s15`). Weights live in the model
+//!   file, whose bytes are not aligned: aligned rows take one `VLDMIA` per 8 weights (37
+//!   instructions per 16 MACs with the loop test, 2.31 per MAC); unaligned ones take 8 `LDR`
+//!   (ARMv7-M allows unaligned `LDR`, never unaligned `VLDR`/`VLDM`) and 4 two-register
+//!   `VMOV`s (59 per 16 MACs, 3.69 per MAC). [`dot1`]: the same for an odd last row.
+//! - The 1–7 terms past the last whole 8 (lanes `0..n mod 8`), the tree and the bias in Rust,
+//!   once per output ([`dot_rows`]).
+//!
+//! The only `unsafe` is the `asm!` blocks, whose reads are bounds-checked before they run (see
+//! their SAFETY notes).
+
+use core::arch::asm;
+
+use super::params::{ConvParams, DepthwiseParams, LinearParams};
+use super::{activate_f32, conv_geometry, lanes_sum, tap_range, ConvGeometry, LANES};
+use crate::error::{Error, Result};
+use crate::tensor::{Activation, F32Data};
+
+/// One step of 8 terms for one row into lanes `$a0..$a7` (`s` register names): the inputs are in
+/// `s16–s23`, the 8 weights in `s24–s31` (loaded by the caller's `$load`).
+macro_rules! mul_add8 {
+    ($a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vmul.f32 s24, s24, s16\n",
+            "vmul.f32 s25, s25, s17\n",
+            "vmul.f32 s26, s26, s18\n",
+            "vmul.f32 s27, s27, s19\n",
+            "vmul.f32 s28, s28, s20\n",
+            "vmul.f32 s29, s29, s21\n",
+            "vmul.f32 s30, s30, s22\n",
+            "vmul.f32 s31, s31, s23\n",
+            "vadd.f32 ",
+            $a0,
+            ", ",
+            $a0,
+            ", s24\n",
+            "vadd.f32 ",
+            $a1,
+            ", ",
+            $a1,
+            ", s25\n",
+            "vadd.f32 ",
+            $a2,
+            ", ",
+            $a2,
+            ", s26\n",
+            "vadd.f32 ",
+            $a3,
+            ", ",
+            $a3,
+            ", s27\n",
+            "vadd.f32 ",
+            $a4,
+            ", ",
+            $a4,
+            ", s28\n",
+            "vadd.f32 ",
+            $a5,
+            ", ",
+            $a5,
+            ", s29\n",
+            "vadd.f32 ",
+            $a6,
+            ", ",
+            $a6,
+            ", s30\n",
+            "vadd.f32 ",
+            $a7,
+            ", ",
+            $a7,
+            ", s31\n",
+        )
+    };
+}
+
+/// 8 weights from an aligned row pointer `$w` (advanced by 32) into `s24–s31`.
+macro_rules! load_w_aligned {
+    ($w:literal) => {
+        // The temporaries of `load_w_unaligned` are unused here (an assembler comment names
+        // them, so both variants share one operand list).
+        concat!("vldmia ", $w, "!, {{s24-s31}} @ {t0} {t1} {t2} {t3}\n")
+    };
+}
+
+/// 8 weights from an unaligned row pointer `$w` (advanced by 32) into `s24–s31`: 8 `LDR`, 4
+/// `VMOV`.
+macro_rules! load_w_unaligned {
+    ($w:literal) => {
+        concat!(
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "ldr {t2}, [",
+            $w,
+            "], #4\n",
+            "ldr {t3}, [",
+            $w,
+            "], #4\n",
+            "vmov s24, s25, {t0}, {t1}\n",
+            "vmov s26, s27, {t2}, {t3}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "ldr {t2}, [",
+            $w,
+            "], #4\n",
+            "ldr {t3}, [",
+            $w,
+            "], #4\n",
+            "vmov s28, s29, {t0}, {t1}\n",
+            "vmov s30, s31, {t2}, {t3}\n",
+        )
+    };
+}
+
+/// The two-row loop: `$load` is [`load_w_aligned`] or [`load_w_unaligned`].
+macro_rules! dot2_loop {
+    ($load:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
+        asm!(
+            "vpush {{s16-s31}}",
+            "vldmia {acc}, {{s0-s15}}",
+            "2:",
+            "vldmia {x}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {x}, {end}",
+            "bne 2b",
+            "vstmia {acc}, {{s0-s15}}",
+            "vpop {{s16-s31}}",
+            x = inout(reg) $x => _,
+            w0 = inout(reg) $w0 => _,
+            w1 = inout(reg) $w1 => _,
+            end = in(reg) $end,
+            acc = in(reg) $acc,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+        )
+    };
+}
+
+/// The one-row loop.
+macro_rules! dot1_loop {
+    ($load:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
+        asm!(
+            "vpush {{s16-s31}}",
+            "vldmia {acc}, {{s0-s7}}",
+            "2:",
+            "vldmia {x}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            "cmp {x}, {end}",
+            "bne 2b",
+            "vstmia {acc}, {{s0-s7}}",
+            "vpop {{s16-s31}}",
+            x = inout(reg) $x => _,
+            w0 = inout(reg) $w0 => _,
+            end = in(reg) $end,
+            acc = in(reg) $acc,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+        )
+    };
+}
+
+/// `a[l] += Σ_{k < x.len()/8} w0[8k + l] · x[8k + l]` and the same for `w1` into `b`, for each
+/// lane `l < 8`, in increasing `k` (`w0`, `w1`: little-endian f32 rows of at least
+/// `4 · x.len()` bytes, any alignment). Only the whole 8s of `x` are read.
+#[inline(never)]
+fn dot2(x: &[f32], w0: &[u8], w1: &[u8], acc: &mut [f32; 2 * LANES]) {
+    let n8 = x.len() / LANES * LANES;
+    if n8 == 0 || w0.len() < 4 * n8 || w1.len() < 4 * n8 {
+        return; // nothing to do, or impossible for [`dot_rows`]'s arguments
+    }
+    let x_ptr = x.as_ptr();
+    let end = x_ptr.wrapping_add(n8);
+    let (p0, p1) = (w0.as_ptr(), w1.as_ptr());
+    let acc_ptr = acc.as_mut_ptr();
+    // SAFETY: reads the first n8 ≥ 8 floats of `x` (4-aligned, as every `&[f32]`) and the first
+    // 4·n8 bytes of `w0` and `w1`, all checked above; the loop stops when `x` reaches `end`,
+    // after n8/8 ≥ 1 steps of 8. `VLDMIA` needs 4-aligned addresses: the weights take it only
+    // when both row pointers are 4-aligned, otherwise unaligned `LDR`s (allowed on ARMv7-M:
+    // CCR.UNALIGN_TRP is 0 out of reset). Registers: the operands and the declared s-registers;
+    // flags: `cmp`. FPSCR is not touched.
+    unsafe {
+        if (p0 as usize | p1 as usize) % 4 == 0 {
+            dot2_loop!(load_w_aligned, x_ptr, p0, p1, end, acc_ptr);
+        } else {
+            dot2_loop!(load_w_unaligned, x_ptr, p0, p1, end, acc_ptr);
+        }
+    }
+}
+
+/// [`dot2`] for one row.
+#[inline(never)]
+fn dot1(x: &[f32], w0: &[u8], a: &mut [f32; LANES]) {
+    let n8 = x.len() / LANES * LANES;
+    if n8 == 0 || w0.len() < 4 * n8 {
+        return;
+    }
+    let x_ptr = x.as_ptr();
+    let end = x_ptr.wrapping_add(n8);
+    let p0 = w0.as_ptr();
+    let acc_ptr = a.as_mut_ptr();
+    // SAFETY: as in [`dot2`], for one row.
+    unsafe {
+        if (p0 as usize) % 4 == 0 {
+            dot1_loop!(load_w_aligned, x_ptr, p0, end, acc_ptr);
+        } else {
+            dot1_loop!(load_w_unaligned, x_ptr, p0, end, acc_ptr);
+        }
+    }
+}
+
+/// Weight `j` of a little-endian f32 row (0.0 past its end: never for [`dot_rows`]'s callers).
+#[inline(always)]
+fn weight(row: &[u8], j: usize) -> f32 {
+    match row.get(4 * j..4 * j + 4) {
+        Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),
+        _ => 0.0,
+    }
+}
+
+/// The tail terms `j = n8..x.len()` into lanes `0..x.len() − n8`.
+#[inline(always)]
+fn tail(x: &[f32], n8: usize, row: &[u8], lanes: &mut [f32; LANES]) {
+    for (l, (j, &xv)) in lanes.iter_mut().zip(x.iter().enumerate().skip(n8)) {
+        *l += weight(row, j) * xv;
+    }
+}
+
+/// For each of the `rows` weight rows `W[o]` (`n = x.len()` little-endian f32 each, row `o` at
+/// byte `4·n·o` of `weights`, any alignment): `out(o, dot(W[o], x))`, `dot` in the 8-lane order
+/// with the fixed tree (no bias). Two rows per pass ([`dot2`]), an odd last row alone
+/// ([`dot1`]). Rows past the end of `weights` are not visited.
+#[inline]
+pub(crate) fn dot_rows(x: &[f32], weights: &[u8], rows: usize, mut out: impl FnMut(usize, f32)) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let n8 = n / LANES * LANES;
+    let mut pairs = weights.chunks_exact(8 * n).take(rows / 2);
+    let mut o = 0;
+    for pair in &mut pairs {
+        let (w0, w1) = pair.split_at(4 * n);
+        let mut acc = [0.0f32; 2 * LANES];
+        dot2(x, w0, w1, &mut acc);
+        let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
+        a.copy_from_slice(&acc[..LANES]);
+        b.copy_from_slice(&acc[LANES..]);
+        tail(x, n8, w0, &mut a);
+        tail(x, n8, w1, &mut b);
+        out(o, lanes_sum(&a));
+        out(o + 1, lanes_sum(&b));
+        o += 2;
+    }
+    if rows % 2 == 1 {
+        if let Some(w0) = weights.get(4 * n * o..4 * n * (o + 1)) {
+            let mut a = [0.0f32; LANES];
+            dot1(x, w0, &mut a);
+            tail(x, n8, w0, &mut a);
+            out(o, lanes_sum(&a));
+        }
+    }
+}
+
+/// Largest `ci · kh · kw` that [`conv2d`] gathers into its on-stack patch (4 bytes each); a
+/// larger filter runs the reference loop.
+pub const PATCH: usize = 128;
+
+/// Linear f32 on the device: for each input row, [`dot_rows`] over the output channels, then
+/// `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
+pub(crate) fn linear(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    if p.out_features == 0 || p.in_features == 0 {
+        return;
+    }
+    let (wb, act) = (weights.as_bytes(), p.activation);
+    let rows = input
+        .chunks_exact(p.in_features)
+        .zip(output.chunks_exact_mut(p.out_features));
+    for (x, y) in rows {
+        dot_rows(x, wb, p.out_features, |o, s| {
+            if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
+                *out = activate_f32(s + b, act);
+            }
+        });
+    }
+}
+
+/// Conv2d f32 on the device (the depthwise kernel calls it once per channel): per output pixel
+/// the `ci·kh·kw` input taps are gathered into an on-stack patch in weight order `j`, padded taps
+/// as `0.0`, then [`dot_rows`] runs all output channels on it, two at a time. A padded tap then
+/// adds `w · 0.0 = ±0.0` to its lane instead of being skipped: the same bits for finite `w`
+/// (a lane never holds `−0.0`, module docs), so a layer with a non-finite weight, or a filter
+/// longer than [`PATCH`], runs the reference loop. Arguments as checked by
+/// [`super::conv2d_f32`].
+pub(crate) fn conv2d(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let k = g.per_out;
+    if k == 0 || k > PATCH || weights.iter().any(|w| !w.is_finite()) {
+        super::conv2d_f32::reference(g, act, input, weights, bias, output);
+        return;
+    }
+    let ConvGeometry {
+        ci,
+        h,
+        w,
+        win,
+        oh,
+        ow,
+        ..
+    } = *g;
+    let (kh, kw, hw, ohw) = (win.kh, win.kw, h * w, oh * ow);
+    let co = bias.len();
+    let wb = weights.as_bytes();
+    let mut buf = [0.0f32; PATCH];
+    let patch = &mut buf[..k];
+    for oy in 0..oh {
+        let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, kh, h);
+        for ox in 0..ow {
+            let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, kw, w);
+            gather(
+                input,
+                patch,
+                ci,
+                hw,
+                w,
+                kh,
+                kw,
+                (ky_lo, ky_hi, y0),
+                (kx_lo, kx_hi, x0),
+            );
+            let px = oy * ow + ox;
+            dot_rows(patch, wb, co, |o, s| {
+                if let (Some(out), Some(b)) = (output.get_mut(o * ohw + px), bias.get(o)) {
+                    *out = activate_f32(s + b, act);
+                }
+            });
+        }
+    }
+}
+
+/// The patch of one output pixel: `patch[(i·kh + ky)·kw + kx] = input[i][y0 + ky][x0 + kx]` for
+/// taps inside the input (`ky_lo..ky_hi`, `kx_lo..kx_hi` from [`tap_range`]), `0.0` elsewhere.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather(
+    input: &[f32],
+    patch: &mut [f32],
+    ci: usize,
+    hw: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    (ky_lo, ky_hi, y0): (usize, usize, isize),
+    (kx_lo, kx_hi, x0): (usize, usize, isize),
+) {
+    let full = kx_lo == 0 && kx_hi == kw;
+    for (i, p_i) in patch.chunks_exact_mut(kh * kw).take(ci).enumerate() {
+        for (ky, p_row) in p_i.chunks_exact_mut(kw).enumerate() {
+            if ky < ky_lo || ky >= ky_hi {
+                p_row.fill(0.0);
+                continue;
+            }
+            let start = i * hw + (y0 + ky as isize) as usize * w;
+            if full {
+                let src = start.wrapping_add(x0 as usize);
+                if let Some(src) = input.get(src..src + kw) {
+                    p_row.copy_from_slice(src);
+                }
+            } else {
+                for (kx, v) in p_row.iter_mut().enumerate() {
+                    *v = if kx >= kx_lo && kx < kx_hi {
+                        let ix = (x0 + kx as isize) as usize;
+                        input.get(start + ix).copied().unwrap_or(0.0)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// [`super::linear_f32`] on the device's fast path (the same checks, then [`linear`]). Public
+/// (hidden) so the firmware's `kernel-check` binary can compare it with
+/// [`linear_f32_reference`] in QEMU.
+#[doc(hidden)]
+pub fn linear_f32_m4(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    super::linear_f32::check(p, input, weights, bias, output)?;
+    linear(p, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`super::linear_f32`]'s reference loop (the same checks), the oracle of `kernel-check`.
+#[doc(hidden)]
+pub fn linear_f32_reference(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    super::linear_f32::check(p, input, weights, bias, output)?;
+    super::linear_f32::reference(p, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`super::conv2d_f32`] through [`conv2d`] (`fast`) or the reference loop: the same checks.
+/// Hidden, for `kernel-check`.
+#[doc(hidden)]
+pub fn conv2d_f32_m4(
+    p: &ConvParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    fast: bool,
+) -> Result<()> {
+    let g = conv_geometry(p, input.len(), output.len(), weights.len())?;
+    if !weights.is_whole() || bias.len() != p.out_channels {
+        return Err(Error::KernelBadArguments);
+    }
+    if fast {
+        conv2d(&g, p.activation, input, weights, bias, output);
+    } else {
+        super::conv2d_f32::reference(&g, p.activation, input, weights, bias, output);
+    }
+    Ok(())
+}
+
+/// [`super::depthwise_conv2d_f32`] through [`conv2d`] per channel (`fast`) or the reference
+/// loop: the same checks. Hidden, for `kernel-check`.
+#[doc(hidden)]
+pub fn depthwise_conv2d_f32_m4(
+    p: &DepthwiseParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    fast: bool,
+) -> Result<()> {
+    super::depthwise_conv2d_f32::run(p, input, weights, bias, output, |g, a, x, w, b, y| {
+        if fast {
+            conv2d(g, a, x, w, b, y);
+        } else {
+            super::conv2d_f32::reference(g, a, x, w, b, y);
+        }
+    })
+}
