@@ -339,6 +339,10 @@ pub(crate) fn conv2d(
     output: &mut [f32],
 ) {
     let k = g.per_out;
+    if g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 {
+        conv3x3(g, act, input, weights, bias, output);
+        return;
+    }
     if k == 0 || k > PATCH || weights.iter().any(|w| !w.is_finite()) {
         super::conv2d_f32::reference(g, act, input, weights, bias, output);
         return;
@@ -495,4 +499,228 @@ pub fn depthwise_conv2d_f32_m4(
             super::conv2d_f32::reference(g, a, x, w, b, y);
         }
     })
+}
+
+/// ReLU of `s16` (`s10` = `+0.0`): `if s16 < 0 { 0 }`, a NaN or `−0.0` unchanged (`MI` is false
+/// for unordered and equal), as [`activate_f32`].
+macro_rules! relu {
+    () => {
+        "vcmp.f32 s16, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s16, s10\n"
+    };
+}
+
+/// ReLU6 of `s16` (`s10` = `+0.0`, `s11` = `6.0`): ReLU, then `if s16 > 6 { 6 }` (`GT` is false
+/// for unordered).
+macro_rules! relu6 {
+    () => {
+        concat!(
+            relu!(),
+            "vcmp.f32 s16, s11\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s16, s11\n"
+        )
+    };
+}
+
+/// The loop of [`conv3x3_pixels`], `$act` the activation's instructions on `s16`.
+macro_rules! conv3x3_loop {
+    ($rows:ident, $step:ident, $count:ident, $wb:ident, $out:ident, $act:expr) => {
+        asm!(
+            "vpush {{s16-s24}}",
+            "vldmia {wp}, {{s0-s11}}",
+            "2:",
+            "vldmia {r0}, {{s16-s18}}",
+            "vldmia {r1}, {{s19-s21}}",
+            "vldmia {r2}, {{s22-s24}}",
+            "add {r0}, {r0}, {step}",
+            "add {r1}, {r1}, {step}",
+            "add {r2}, {r2}, {step}",
+            "vmul.f32 s16, s16, s0",
+            "vmul.f32 s17, s17, s1",
+            "vmul.f32 s18, s18, s2",
+            "vmul.f32 s19, s19, s3",
+            "vmul.f32 s20, s20, s4",
+            "vmul.f32 s21, s21, s5",
+            "vmul.f32 s22, s22, s6",
+            "vmul.f32 s23, s23, s7",
+            "vmul.f32 s24, s24, s8",
+            "vadd.f32 s16, s16, s24",
+            "vadd.f32 s16, s16, s17",
+            "vadd.f32 s18, s18, s19",
+            "vadd.f32 s20, s20, s21",
+            "vadd.f32 s22, s22, s23",
+            "vadd.f32 s16, s16, s18",
+            "vadd.f32 s20, s20, s22",
+            "vadd.f32 s16, s16, s20",
+            "vadd.f32 s16, s16, s9",
+            $act,
+            "vstmia {out}!, {{s16}}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vpop {{s16-s24}}",
+            r0 = inout(reg) $rows[0] => _,
+            r1 = inout(reg) $rows[1] => _,
+            r2 = inout(reg) $rows[2] => _,
+            step = in(reg) $step,
+            n = inout(reg) $count => _,
+            out = inout(reg) $out.as_mut_ptr() => _,
+            wp = in(reg) $wb.as_ptr(),
+        )
+    };
+}
+
+/// `count` output pixels of a 3×3 filter, weights stationary: `wb` = the 9 weights (flat index
+/// `j = ky·3 + kx`), `canon(bias)` (`bias + 0.0`), `+0.0` and `6.0`; `rows[ky]` points at tap
+/// `(ky, 0)` of the first pixel, pixels are `step` bytes apart; writes
+/// `act(dot + canon(bias))` to `out[0..count]`.
+///
+/// Each pixel: 3 `VLDMIA` of 3 taps, 9 `VMUL`, lane 0 = `t0 + t8`, lanes 1–7 = `t1..t7`, the
+/// fixed tree, `+ canon(bias)`, the activation (ReLU: 4 instructions), one `VSTMIA`: 27
+/// instructions for 9 MACs with the loop, 31 with ReLU. The lanes
+/// start at the first product instead of `+0.0 + t`, which can only turn a `+0.0` lane into
+/// `−0.0`; a sum of such lanes differs from the reference's only in the sign of a zero, and the
+/// reference's is never `−0.0` (module docs), so `sum + canon(bias)` is the reference's
+/// `sum + bias` bit for bit (a zero sum: `+0.0 + b`; `b = −0.0` gives `+0.0` both ways).
+///
+/// # Safety
+///
+/// For `k < count`, `r, c < 3`: `rows[r] + k·step + 4·c` is a readable, 4-aligned f32.
+#[inline(never)]
+unsafe fn conv3x3_pixels(
+    rows: [*const f32; 3],
+    step: usize,
+    count: usize,
+    wb: &[f32; 12],
+    act: Activation,
+    out: &mut [f32],
+) {
+    if count == 0 || out.len() < count {
+        return;
+    }
+    // SAFETY: the reads are the caller's contract; writes `count ≤ out.len()` floats of `out`
+    // (4-aligned, `&mut [f32]`), reads the 12 of `wb`. s16–s24 (callee-saved) are pushed and
+    // popped; s0–s11 are caller-saved and this never-inlined function holds no float in them
+    // across the block. Flags: `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    unsafe {
+        match act {
+            Activation::None => conv3x3_loop!(rows, step, count, wb, out, ""),
+            Activation::Relu => conv3x3_loop!(rows, step, count, wb, out, relu!()),
+            Activation::Relu6 => conv3x3_loop!(rows, step, count, wb, out, relu6!()),
+        }
+    }
+}
+
+/// Zeros that stand in for an input row above or below the plane (a padded row of taps).
+const ZERO_ROW: [f32; 32] = [0.0; 32];
+
+/// One 3×3 filter over one input plane `x` (`h × w`) into one output plane `y` (`oh × ow`),
+/// no activation. Each output row's run of pixels whose 3 columns of taps are inside the input
+/// goes through [`conv3x3_pixels`] straight from the plane, a padded row of taps reading
+/// [`ZERO_ROW`] instead; each pixel with a padded column of taps gets a zero-padded 9-float
+/// patch. Zeros in place of padded taps give the same bits for finite weights (see
+/// [`conv2d`]). `wb`: the 9 weights and `canon(bias)`.
+fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    if x.len() < h * w || y.len() < oh * ow || win.kh != 3 || win.kw != 3 || win.sw == 0 {
+        return;
+    }
+    let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top, win.pad_left);
+    // Columns whose 3 taps are inside: ox·sw ≥ pl and ox·sw − pl + 3 ≤ w.
+    let a = pl.div_ceil(sw).min(ow);
+    let b = if w + pl >= 3 {
+        ((w + pl - 3) / sw + 1).min(ow)
+    } else {
+        0
+    }
+    .max(a);
+    // Pixels per call with a zero row: its reads stay inside ZERO_ROW.
+    let chunk = (ZERO_ROW.len() - 3) / sw + 1;
+    for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
+        let (ky_lo, ky_hi, y0) = tap_range(oy, sh, pt, 3, h);
+        let mut ox = a;
+        while ox < b {
+            let count = (b - ox).min(chunk);
+            let ix = ox * sw - pl; // ≥ 0 for ox ≥ a
+            let last = ix + (count - 1) * sw + 2; // < w for ox + count ≤ b
+            let mut rows = [ZERO_ROW.as_ptr(); 3];
+            let mut ok = last < w;
+            for (ky, r) in rows.iter_mut().enumerate().take(ky_hi).skip(ky_lo) {
+                let start = (y0 + ky as isize) as usize * w; // a row inside the input
+                match x.get(start + ix..start + last + 1) {
+                    Some(s) => *r = s.as_ptr(),
+                    None => ok = false,
+                }
+            }
+            if let (true, Some(out)) = (ok, y_row.get_mut(ox..ox + count)) {
+                // SAFETY: each row pointer is either a run of the plane `x` covering columns
+                // `ix..=last`, the last tap of the last pixel (checked just above), or
+                // ZERO_ROW, whose 32 floats cover `(count − 1)·sw + 3 ≤ 32` (`chunk`).
+                unsafe { conv3x3_pixels(rows, 4 * sw, count, wb, act, out) };
+            }
+            ox += count;
+        }
+        for ox in (0..a).chain(b..ow) {
+            let (kx_lo, kx_hi, x0) = tap_range(ox, sw, pl, 3, w);
+            let mut patch = [0.0f32; 9];
+            for ky in ky_lo..ky_hi {
+                let start = ((y0 + ky as isize) as usize * w).wrapping_add(x0 as usize);
+                for kx in kx_lo..kx_hi {
+                    if let (Some(d), Some(&v)) =
+                        (patch.get_mut(3 * ky + kx), x.get(start.wrapping_add(kx)))
+                    {
+                        *d = v;
+                    }
+                }
+            }
+            if let Some(out) = y_row.get_mut(ox..ox + 1) {
+                let p = patch.as_ptr();
+                // SAFETY: the three rows of the 9-float patch, one pixel.
+                unsafe {
+                    conv3x3_pixels(
+                        [p, p.wrapping_add(3), p.wrapping_add(6)],
+                        0,
+                        1,
+                        wb,
+                        act,
+                        out,
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN, and
+/// every channel of a 3×3 depthwise convolution): per output channel, [`conv3x3_plane`] (the
+/// activation inside its loop). A channel with a non-finite weight runs the reference loop.
+fn conv3x3(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let ohw = g.oh * g.ow;
+    if ohw == 0 {
+        return;
+    }
+    for (o, (y, b)) in output.chunks_exact_mut(ohw).zip(bias.iter()).enumerate() {
+        let mut wb = [0.0f32; 12];
+        let mut finite = true;
+        for (d, v) in wb.iter_mut().zip(weights.iter().skip(9 * o).take(9)) {
+            *d = v;
+            finite &= v.is_finite();
+        }
+        if !finite {
+            let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
+                return;
+            };
+            super::conv2d_f32::reference(g, act, input, w_o, b_o, y);
+            continue;
+        }
+        wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
+        wb[11] = 6.0; // ReLU6's bound; wb[10] = +0.0, ReLU's
+        conv3x3_plane(g, input, &wb, act, y);
+    }
 }
