@@ -137,12 +137,71 @@ macro_rules! load_w_unaligned {
     };
 }
 
-/// The two-row loop: `$load` is [`load_w_aligned`] or [`load_w_unaligned`].
+/// Lanes out: row 0's 8 lanes to `acc[0..8]`, row 1's to `acc[8..16]`.
+macro_rules! store_lanes2 {
+    () => {
+        "vstmia {acc}, {{s0-s15}}\n"
+    };
+}
+
+/// The fixed tree of each row (`((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`), row 0's sum
+/// to `acc[0]`, row 1's to `acc[1]`.
+macro_rules! store_sums2 {
+    () => {
+        concat!(
+            "vadd.f32 s0, s0, s1\n",
+            "vadd.f32 s2, s2, s3\n",
+            "vadd.f32 s4, s4, s5\n",
+            "vadd.f32 s6, s6, s7\n",
+            "vadd.f32 s0, s0, s2\n",
+            "vadd.f32 s4, s4, s6\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s8, s8, s9\n",
+            "vadd.f32 s10, s10, s11\n",
+            "vadd.f32 s12, s12, s13\n",
+            "vadd.f32 s14, s14, s15\n",
+            "vadd.f32 s8, s8, s10\n",
+            "vadd.f32 s12, s12, s14\n",
+            "vadd.f32 s8, s8, s12\n",
+            "vstr s0, [{acc}]\n",
+            "vstr s8, [{acc}, #4]\n",
+        )
+    };
+}
+
+/// Lanes out, one row: `acc[0..8]`.
+macro_rules! store_lanes1 {
+    () => {
+        "vstmia {acc}, {{s0-s7}}\n"
+    };
+}
+
+/// The fixed tree, one row: `acc[0]`.
+macro_rules! store_sums1 {
+    () => {
+        concat!(
+            "vadd.f32 s0, s0, s1\n",
+            "vadd.f32 s2, s2, s3\n",
+            "vadd.f32 s4, s4, s5\n",
+            "vadd.f32 s6, s6, s7\n",
+            "vadd.f32 s0, s0, s2\n",
+            "vadd.f32 s4, s4, s6\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vstr s0, [{acc}]\n",
+        )
+    };
+}
+
+/// `+0.0` for the lanes' start.
+static ZEROS: [f32; 2 * LANES] = [0.0; 2 * LANES];
+
+/// The two-row loop: `$load` is [`load_w_aligned`] or [`load_w_unaligned`], `$store` is
+/// [`store_lanes2`] or [`store_sums2`].
 macro_rules! dot2_loop {
-    ($load:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
+    ($load:ident, $store:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
         asm!(
             "vpush {{s16-s31}}",
-            "vldmia {acc}, {{s0-s15}}",
+            "vldmia {z}, {{s0-s15}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
             $load!("{w0}"),
@@ -151,13 +210,14 @@ macro_rules! dot2_loop {
             mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
             "cmp {x}, {end}",
             "bne 2b",
-            "vstmia {acc}, {{s0-s15}}",
+            $store!(),
             "vpop {{s16-s31}}",
             x = inout(reg) $x => _,
             w0 = inout(reg) $w0 => _,
             w1 = inout(reg) $w1 => _,
             end = in(reg) $end,
             acc = in(reg) $acc,
+            z = in(reg) ZEROS.as_ptr(),
             t0 = out(reg) _,
             t1 = out(reg) _,
             t2 = out(reg) _,
@@ -166,24 +226,25 @@ macro_rules! dot2_loop {
     };
 }
 
-/// The one-row loop.
+/// The one-row loop (`$store`: [`store_lanes1`] or [`store_sums1`]).
 macro_rules! dot1_loop {
-    ($load:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
+    ($load:ident, $store:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
         asm!(
             "vpush {{s16-s31}}",
-            "vldmia {acc}, {{s0-s7}}",
+            "vldmia {z}, {{s0-s7}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
             $load!("{w0}"),
             mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
             "cmp {x}, {end}",
             "bne 2b",
-            "vstmia {acc}, {{s0-s7}}",
+            $store!(),
             "vpop {{s16-s31}}",
             x = inout(reg) $x => _,
             w0 = inout(reg) $w0 => _,
             end = in(reg) $end,
             acc = in(reg) $acc,
+            z = in(reg) ZEROS.as_ptr(),
             t0 = out(reg) _,
             t1 = out(reg) _,
             t2 = out(reg) _,
@@ -192,51 +253,67 @@ macro_rules! dot1_loop {
     };
 }
 
-/// `a[l] += Σ_{k < x.len()/8} w0[8k + l] · x[8k + l]` and the same for `w1` into `b`, for each
-/// lane `l < 8`, in increasing `k` (`w0`, `w1`: little-endian f32 rows of at least
-/// `4 · x.len()` bytes, any alignment). Only the whole 8s of `x` are read.
+/// For each lane `l < 8`: `a_l = Σ_{k < x.len()/8} w0[8k + l] · x[8k + l]` in increasing `k`
+/// from `+0.0`, and `b_l` the same for `w1` (`w0`, `w1`: little-endian f32 rows of at least
+/// `4 · x.len()` bytes, any alignment). Only the whole 8s of `x` are read. With `sums`, writes
+/// the trees `acc[0] = tree(a)`, `acc[1] = tree(b)`; otherwise the lanes, `acc = [a, b]`.
+/// Nothing is written when `x` has fewer than 8 values or `acc` is shorter than that.
 #[inline(never)]
-fn dot2(x: &[f32], w0: &[u8], w1: &[u8], acc: &mut [f32; 2 * LANES]) {
+fn dot2(x: &[f32], w0: &[u8], w1: &[u8], sums: bool, acc: &mut [f32]) {
     let n8 = x.len() / LANES * LANES;
-    if n8 == 0 || w0.len() < 4 * n8 || w1.len() < 4 * n8 {
+    let need = if sums { 2 } else { 2 * LANES };
+    if n8 == 0 || w0.len() < 4 * n8 || w1.len() < 4 * n8 || acc.len() < need {
         return; // nothing to do, or impossible for [`dot_rows`]'s arguments
     }
     let x_ptr = x.as_ptr();
     let end = x_ptr.wrapping_add(n8);
     let (p0, p1) = (w0.as_ptr(), w1.as_ptr());
     let acc_ptr = acc.as_mut_ptr();
-    // SAFETY: reads the first n8 ≥ 8 floats of `x` (4-aligned, as every `&[f32]`) and the first
-    // 4·n8 bytes of `w0` and `w1`, all checked above; the loop stops when `x` reaches `end`,
-    // after n8/8 ≥ 1 steps of 8. `VLDMIA` needs 4-aligned addresses: the weights take it only
-    // when both row pointers are 4-aligned, otherwise unaligned `LDR`s (allowed on ARMv7-M:
-    // CCR.UNALIGN_TRP is 0 out of reset). Registers: the operands and the declared s-registers;
-    // flags: `cmp`. FPSCR is not touched.
+    // SAFETY: reads the first n8 ≥ 8 floats of `x` (4-aligned, as every `&[f32]`), the first
+    // 4·n8 bytes of `w0` and `w1`, all checked above, and the 16 of `ZEROS`; writes the first 2
+    // (`sums`) or 16 floats of `acc`, checked above. The loop stops when `x` reaches `end`, after n8/8 ≥ 1 steps of 8.
+    // `VLDMIA` needs 4-aligned addresses: the weights take it only when both row pointers are
+    // 4-aligned, otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
+    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
+    // never-inlined function holds no float in them across the block. Flags: `cmp`. FPSCR is
+    // not touched.
     unsafe {
-        if (p0 as usize | p1 as usize) % 4 == 0 {
-            dot2_loop!(load_w_aligned, x_ptr, p0, p1, end, acc_ptr);
-        } else {
-            dot2_loop!(load_w_unaligned, x_ptr, p0, p1, end, acc_ptr);
+        match ((p0 as usize | p1 as usize) % 4 == 0, sums) {
+            (true, true) => dot2_loop!(load_w_aligned, store_sums2, x_ptr, p0, p1, end, acc_ptr),
+            (true, false) => {
+                dot2_loop!(load_w_aligned, store_lanes2, x_ptr, p0, p1, end, acc_ptr)
+            }
+            (false, true) => {
+                dot2_loop!(load_w_unaligned, store_sums2, x_ptr, p0, p1, end, acc_ptr)
+            }
+            (false, false) => {
+                dot2_loop!(load_w_unaligned, store_lanes2, x_ptr, p0, p1, end, acc_ptr)
+            }
         }
     }
 }
 
-/// [`dot2`] for one row.
+/// [`dot2`] for one row (`acc[0] = tree(a)`, or the lanes in `acc[0..8]`).
 #[inline(never)]
-fn dot1(x: &[f32], w0: &[u8], a: &mut [f32; LANES]) {
+fn dot1(x: &[f32], w0: &[u8], sums: bool, acc: &mut [f32]) {
     let n8 = x.len() / LANES * LANES;
-    if n8 == 0 || w0.len() < 4 * n8 {
+    let need = if sums { 1 } else { LANES };
+    if n8 == 0 || w0.len() < 4 * n8 || acc.len() < need {
         return;
     }
     let x_ptr = x.as_ptr();
     let end = x_ptr.wrapping_add(n8);
     let p0 = w0.as_ptr();
-    let acc_ptr = a.as_mut_ptr();
-    // SAFETY: as in [`dot2`], for one row.
+    let acc_ptr = acc.as_mut_ptr();
+    // SAFETY: as in [`dot2`], for one row (1 or 8 floats of `acc`, checked above).
     unsafe {
-        if (p0 as usize) % 4 == 0 {
-            dot1_loop!(load_w_aligned, x_ptr, p0, end, acc_ptr);
-        } else {
-            dot1_loop!(load_w_unaligned, x_ptr, p0, end, acc_ptr);
+        match ((p0 as usize) % 4 == 0, sums) {
+            (true, true) => dot1_loop!(load_w_aligned, store_sums1, x_ptr, p0, end, acc_ptr),
+            (true, false) => dot1_loop!(load_w_aligned, store_lanes1, x_ptr, p0, end, acc_ptr),
+            (false, true) => dot1_loop!(load_w_unaligned, store_sums1, x_ptr, p0, end, acc_ptr),
+            (false, false) => {
+                dot1_loop!(load_w_unaligned, store_lanes1, x_ptr, p0, end, acc_ptr)
+            }
         }
     }
 }
@@ -269,27 +346,41 @@ pub(crate) fn dot_rows(x: &[f32], weights: &[u8], rows: usize, mut out: impl FnM
         return;
     }
     let n8 = n / LANES * LANES;
+    let whole = n8 == n; // no tail: the trees come out of the assembly
     let mut pairs = weights.chunks_exact(8 * n).take(rows / 2);
     let mut o = 0;
     for pair in &mut pairs {
         let (w0, w1) = pair.split_at(4 * n);
-        let mut acc = [0.0f32; 2 * LANES];
-        dot2(x, w0, w1, &mut acc);
-        let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
-        a.copy_from_slice(&acc[..LANES]);
-        b.copy_from_slice(&acc[LANES..]);
-        tail(x, n8, w0, &mut a);
-        tail(x, n8, w1, &mut b);
-        out(o, lanes_sum(&a));
-        out(o + 1, lanes_sum(&b));
+        if whole {
+            let mut sums = [0.0f32; 2];
+            dot2(x, w0, w1, true, &mut sums);
+            out(o, sums[0]);
+            out(o + 1, sums[1]);
+        } else {
+            let mut acc = [0.0f32; 2 * LANES];
+            dot2(x, w0, w1, false, &mut acc);
+            let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
+            a.copy_from_slice(&acc[..LANES]);
+            b.copy_from_slice(&acc[LANES..]);
+            tail(x, n8, w0, &mut a);
+            tail(x, n8, w1, &mut b);
+            out(o, lanes_sum(&a));
+            out(o + 1, lanes_sum(&b));
+        }
         o += 2;
     }
     if rows % 2 == 1 {
         if let Some(w0) = weights.get(4 * n * o..4 * n * (o + 1)) {
-            let mut a = [0.0f32; LANES];
-            dot1(x, w0, &mut a);
-            tail(x, n8, w0, &mut a);
-            out(o, lanes_sum(&a));
+            if whole {
+                let mut sum = [0.0f32; 1];
+                dot1(x, w0, true, &mut sum);
+                out(o, sum[0]);
+            } else {
+                let mut a = [0.0f32; LANES];
+                dot1(x, w0, false, &mut a);
+                tail(x, n8, w0, &mut a);
+                out(o, lanes_sum(&a));
+            }
         }
     }
 }
@@ -388,6 +479,8 @@ pub(crate) fn conv2d(
 
 /// The patch of one output pixel: `patch[(i·kh + ky)·kw + kx] = input[i][y0 + ky][x0 + kx]` for
 /// taps inside the input (`ky_lo..ky_hi`, `kx_lo..kx_hi` from [`tap_range`]), `0.0` elsewhere.
+/// An interior pixel (every tap inside) is one [`gather_block`]; a border pixel zeroes the patch
+/// and copies its rows of inside taps with [`copy_row`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather(
@@ -401,30 +494,131 @@ fn gather(
     (ky_lo, ky_hi, y0): (usize, usize, isize),
     (kx_lo, kx_hi, x0): (usize, usize, isize),
 ) {
-    let full = kx_lo == 0 && kx_hi == kw;
-    for (i, p_i) in patch.chunks_exact_mut(kh * kw).take(ci).enumerate() {
-        for (ky, p_row) in p_i.chunks_exact_mut(kw).enumerate() {
-            if ky < ky_lo || ky >= ky_hi {
-                p_row.fill(0.0);
-                continue;
-            }
-            let start = i * hw + (y0 + ky as isize) as usize * w;
-            if full {
-                let src = start.wrapping_add(x0 as usize);
-                if let Some(src) = input.get(src..src + kw) {
-                    p_row.copy_from_slice(src);
-                }
-            } else {
-                for (kx, v) in p_row.iter_mut().enumerate() {
-                    *v = if kx >= kx_lo && kx < kx_hi {
-                        let ix = (x0 + kx as isize) as usize;
-                        input.get(start + ix).copied().unwrap_or(0.0)
-                    } else {
-                        0.0
-                    };
-                }
+    if ci == 0 || kw == 0 || kh == 0 || patch.len() != ci * kh * kw {
+        return;
+    }
+    if ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw {
+        let start = (y0 as usize) * w + x0 as usize; // both ≥ 0: every tap is inside
+                                                     // The last tap read: channel ci − 1, row kh − 1, column kw − 1.
+        if start + (ci - 1) * hw + (kh - 1) * w + kw <= input.len() && w >= kw && hw >= kh * w {
+            // SAFETY: every read, `start + i·hw + ky·w + kx` for i < ci, ky < kh, kx < kw, is at
+            // most the last tap, inside `input` (checked just above); the writes are the
+            // `ci·kh·kw = patch.len()` floats of `patch`.
+            unsafe { gather_block(input[start..].as_ptr(), patch, ci, kh, kw, w, hw) };
+        }
+        return;
+    }
+    patch.fill(0.0);
+    let cols = kx_hi.saturating_sub(kx_lo);
+    for (i, p_i) in patch.chunks_exact_mut(kh * kw).enumerate() {
+        for ky in ky_lo..ky_hi {
+            let src = i * hw + (y0 + ky as isize) as usize * w + (x0 + kx_lo as isize) as usize;
+            if let (Some(d), Some(s)) = (
+                p_i.get_mut(ky * kw + kx_lo..ky * kw + kx_lo + cols),
+                input.get(src..src + cols),
+            ) {
+                copy_row(s, d);
             }
         }
+    }
+}
+
+/// `dst[k] = src[k]` for `k < min(len)`, a word at a time (an `LDR`/`STR` loop instead of a
+/// `memcpy` call for these few floats).
+#[inline(always)]
+fn copy_row(src: &[f32], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    if n == 0 {
+        return;
+    }
+    // SAFETY: reads `n ≤ src.len()` floats of `src`, writes `n ≤ dst.len()` of `dst`; `n ≥ 1`.
+    // Flags: `subs`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// The patch of an interior pixel: `patch[(i·kh + ky)·kw + kx] = src[i·hw + ky·w + kx]`, one
+/// assembly loop nest (a 3-wide row is one `VLDMIA` and one `VSTMIA`).
+///
+/// # Safety
+///
+/// `src[i·hw + ky·w + kx]` is readable for every `i < ci`, `ky < kh`, `kx < kw`; `ci, kh, kw ≥
+/// 1`, `w ≥ kw`, `hw ≥ kh·w` and `patch.len() = ci·kh·kw`.
+#[inline(never)]
+unsafe fn gather_block(
+    src: *const f32,
+    patch: &mut [f32],
+    ci: usize,
+    kh: usize,
+    kw: usize,
+    w: usize,
+    hw: usize,
+) {
+    let row = 4 * w;
+    let skip = 4 * (hw - kh * w); // from past a channel's last row to the next channel's first
+                                  // SAFETY: the caller's contract bounds every read; the writes are the ci·kh·kw floats of
+                                  // `patch`. s0–s2 are caller-saved and this never-inlined function holds no float in them.
+                                  // Flags: `subs`, `cmp`.
+    unsafe {
+        asm!(
+            "cmp {kw}, #3",
+            "beq 5f",
+            // Any width: a word at a time.
+            "1:",
+            "mov {ky}, {kh}",
+            "2:",
+            "mov {k}, {kw}",
+            "mov {s}, {src}",
+            "3:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {k}, {k}, #1",
+            "bne 3b",
+            "add {src}, {src}, {row}",
+            "subs {ky}, {ky}, #1",
+            "bne 2b",
+            "add {src}, {src}, {skip}",
+            "subs {ci}, {ci}, #1",
+            "bne 1b",
+            "b 9f",
+            // 3 wide: one VLDMIA / VSTMIA per row.
+            "5:",
+            "mov {ky}, {kh}",
+            "6:",
+            "vldmia {src}, {{s0-s2}}",
+            "vstmia {d}!, {{s0-s2}}",
+            "add {src}, {src}, {row}",
+            "subs {ky}, {ky}, #1",
+            "bne 6b",
+            "add {src}, {src}, {skip}",
+            "subs {ci}, {ci}, #1",
+            "bne 5b",
+            "9:",
+            src = inout(reg) src => _,
+            d = inout(reg) patch.as_mut_ptr() => _,
+            ci = inout(reg) ci => _,
+            kh = in(reg) kh,
+            kw = in(reg) kw,
+            row = in(reg) row,
+            skip = in(reg) skip,
+            ky = out(reg) _,
+            k = out(reg) _,
+            s = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
