@@ -351,43 +351,64 @@ pub(crate) fn dot_rows(x: &[f32], weights: &[u8], rows: usize, mut out: impl FnM
     let mut o = 0;
     for pair in &mut pairs {
         let (w0, w1) = pair.split_at(4 * n);
-        if whole {
+        let [s0, s1] = if whole {
             let mut sums = [0.0f32; 2];
             dot2(x, w0, w1, true, &mut sums);
-            out(o, sums[0]);
-            out(o + 1, sums[1]);
+            sums
         } else {
-            let mut acc = [0.0f32; 2 * LANES];
-            dot2(x, w0, w1, false, &mut acc);
-            let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
-            a.copy_from_slice(&acc[..LANES]);
-            b.copy_from_slice(&acc[LANES..]);
-            tail(x, n8, w0, &mut a);
-            tail(x, n8, w1, &mut b);
-            out(o, lanes_sum(&a));
-            out(o + 1, lanes_sum(&b));
-        }
+            pair_with_tail(x, w0, w1)
+        };
+        out(o, s0);
+        out(o + 1, s1);
         o += 2;
     }
     if rows % 2 == 1 {
         if let Some(w0) = weights.get(4 * n * o..4 * n * (o + 1)) {
-            if whole {
+            let s0 = if whole {
                 let mut sum = [0.0f32; 1];
                 dot1(x, w0, true, &mut sum);
-                out(o, sum[0]);
+                sum[0]
             } else {
-                let mut a = [0.0f32; LANES];
-                dot1(x, w0, false, &mut a);
-                tail(x, n8, w0, &mut a);
-                out(o, lanes_sum(&a));
-            }
+                row_with_tail(x, w0)
+            };
+            out(o, s0);
         }
     }
 }
 
+/// The two sums of [`dot_rows`] when `x.len()` is not a multiple of 8: the lanes of the whole
+/// 8s from [`dot2`], the 1–7 tail terms in Rust, the trees. Never inlined, so its lane arrays
+/// are not in the caller's frame.
+#[inline(never)]
+fn pair_with_tail(x: &[f32], w0: &[u8], w1: &[u8]) -> [f32; 2] {
+    let n8 = x.len() / LANES * LANES;
+    let mut acc = [0.0f32; 2 * LANES];
+    dot2(x, w0, w1, false, &mut acc);
+    let (a, b) = acc.split_at_mut(LANES);
+    let (Ok(a), Ok(b)) = (
+        <&mut [f32; LANES]>::try_from(a),
+        <&mut [f32; LANES]>::try_from(b),
+    ) else {
+        return [0.0; 2]; // never: 16 = 8 + 8
+    };
+    tail(x, n8, w0, a);
+    tail(x, n8, w1, b);
+    [lanes_sum(a), lanes_sum(b)]
+}
+
+/// [`pair_with_tail`] for one row.
+#[inline(never)]
+fn row_with_tail(x: &[f32], w0: &[u8]) -> f32 {
+    let n8 = x.len() / LANES * LANES;
+    let mut a = [0.0f32; LANES];
+    dot1(x, w0, false, &mut a);
+    tail(x, n8, w0, &mut a);
+    lanes_sum(&a)
+}
+
 /// Largest `ci · kh · kw` that [`conv2d`] gathers into its on-stack patch (4 bytes each); a
 /// larger filter runs the reference loop.
-pub const PATCH: usize = 128;
+pub const PATCH: usize = 72;
 
 /// Linear f32 on the device: for each input row, [`dot_rows`] over the output channels, then
 /// `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
@@ -432,12 +453,25 @@ pub(crate) fn conv2d(
     let k = g.per_out;
     if g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 {
         conv3x3(g, act, input, weights, bias, output);
-        return;
-    }
-    if k == 0 || k > PATCH || weights.iter().any(|w| !w.is_finite()) {
+    } else if k == 0 || k > PATCH || weights.iter().any(|w| !w.is_finite()) {
         super::conv2d_f32::reference(g, act, input, weights, bias, output);
-        return;
+    } else {
+        im2col(g, act, input, weights, bias, output);
     }
+}
+
+/// [`conv2d`]'s patch path (`0 < ci·kh·kw ≤ PATCH`, finite weights). Never inlined: its frame
+/// (the patch) is not on the stack while the reference loop or [`conv3x3`] runs.
+#[inline(never)]
+fn im2col(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let k = g.per_out;
     let ConvGeometry {
         ci,
         h,
@@ -453,20 +487,10 @@ pub(crate) fn conv2d(
     let mut buf = [0.0f32; PATCH];
     let patch = &mut buf[..k];
     for oy in 0..oh {
-        let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, kh, h);
+        let rows = tap_range(oy, win.sh, win.pad_top, kh, h);
         for ox in 0..ow {
-            let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, kw, w);
-            gather(
-                input,
-                patch,
-                ci,
-                hw,
-                w,
-                kh,
-                kw,
-                (ky_lo, ky_hi, y0),
-                (kx_lo, kx_hi, x0),
-            );
+            let cols = tap_range(ox, win.sw, win.pad_left, kw, w);
+            gather_pixel(input, patch, ci, hw, w, kh, kw, rows, cols);
             let px = oy * ow + ox;
             dot_rows(patch, wb, co, |o, s| {
                 if let (Some(out), Some(b)) = (output.get_mut(o * ohw + px), bias.get(o)) {
@@ -475,6 +499,23 @@ pub(crate) fn conv2d(
             });
         }
     }
+}
+
+/// [`gather`] in a frame of its own (popped before the dot products run: a smaller stack peak).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn gather_pixel(
+    input: &[f32],
+    patch: &mut [f32],
+    ci: usize,
+    hw: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    rows: (usize, usize, isize),
+    cols: (usize, usize, isize),
+) {
+    gather(input, patch, ci, hw, w, kh, kw, rows, cols);
 }
 
 /// The patch of one output pixel: `patch[(i·kh + ky)·kw + kx] = input[i][y0 + ky][x0 + kx]` for
@@ -887,6 +928,7 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
 /// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN, and
 /// every channel of a 3×3 depthwise convolution): per output channel, [`conv3x3_plane`] (the
 /// activation inside its loop). A channel with a non-finite weight runs the reference loop.
+#[inline(never)]
 fn conv3x3(
     g: &ConvGeometry,
     act: Activation,
