@@ -306,11 +306,26 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 })
             }
             _ => {
-                let win = window(&mut rng);
+                let mut win = window(&mut rng);
+                // Some wide 3×3 planes: the 3×3 path's runs of interior pixels then take
+                // several calls (32 floats of zero row per call).
+                let wide = case % 48 == 2;
+                if wide {
+                    win.kh = 3;
+                    win.kw = 3;
+                    win.pad_top %= 3;
+                    win.pad_bottom %= 3;
+                    win.pad_left %= 3;
+                    win.pad_right %= 3;
+                }
                 Case::Depthwise(DepthwiseParams {
                     channels: rng.below(5) as usize,
                     h: win.kh.max(1 + rng.below(10) as usize),
-                    w: win.kw.max(1 + rng.below(10) as usize),
+                    w: if wide {
+                        30 + rng.below(70) as usize
+                    } else {
+                        win.kw.max(1 + rng.below(10) as usize)
+                    },
                     window: win,
                     activation: act(&mut rng),
                 })
