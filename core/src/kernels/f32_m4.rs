@@ -21,8 +21,26 @@
 //!   instructions per 16 MACs with the loop test, 2.31 per MAC); unaligned ones take 8 `LDR`
 //!   (ARMv7-M allows unaligned `LDR`, never unaligned `VLDR`/`VLDM`) and 4 two-register
 //!   `VMOV`s (59 per 16 MACs, 3.69 per MAC). [`dot1`]: the same for an odd last row.
-//! - The 1–7 terms past the last whole 8 (lanes `0..n mod 8`), the tree and the bias in Rust,
-//!   once per output ([`dot_rows`]).
+//! - The fixed tree inside the assembly when the length is a multiple of 8; otherwise the lanes
+//!   come out, and the 1–7 terms past the last whole 8 (lanes `0..n mod 8`) and the tree are
+//!   added in Rust. The bias and the activation in Rust, once per output ([`dot_rows`]).
+//! - Linear: [`dot_rows`] on each input row.
+//! - Conv2d with `ci·kh·kw ≤` [`PATCH`] (72 floats, 288 bytes of stack): per output pixel an
+//!   im2col patch in weight order `j` (one assembly loop nest for an interior pixel,
+//!   [`gather_block`]; zeros for padded taps at the border), then [`dot_rows`] over the output
+//!   channels. A zero in place of a padded tap adds `w · 0.0 = ±0.0` to its lane, the same bits
+//!   as skipping it for finite `w` (module docs of `kernels`), so a layer with a non-finite
+//!   weight, or a longer filter, runs the reference loop.
+//! - Conv2d with one input channel and a 3×3 filter (the first layer of an image CNN) and every
+//!   channel of a 3×3 DepthwiseConv2d: the 9 weights stay in `s0–s8`, each output pixel is 3
+//!   `VLDMIA` of 3 taps, 9 `VMUL`, 9 `VADD` (lane 0 gets `t0 + t8`, the tree, the bias) and
+//!   the activation, straight from the input plane ([`conv3x3_pixels`]); a padded row of taps
+//!   reads [`ZERO_ROW`], a pixel with a padded column a zero-padded 9-float patch.
+//!
+//! Stack: the patch path's frames are never inlined into each other, so the firmware's peak
+//! grows by 236 B on a ResNet-8 (3 564 → 3 800 B, under `tests/device.rs`'s 3 840 B limit);
+//! that limit is why the patch stops at 72 floats (8 input channels of a 3×3 filter), and why
+//! longer filters keep the reference loop until the arena can lend the kernel a scratch buffer.
 //!
 //! The only `unsafe` is the `asm!` blocks, whose reads are bounds-checked before they run (see
 //! their SAFETY notes).
@@ -406,8 +424,9 @@ fn row_with_tail(x: &[f32], w0: &[u8]) -> f32 {
     lanes_sum(&a)
 }
 
-/// Largest `ci · kh · kw` that [`conv2d`] gathers into its on-stack patch (4 bytes each); a
-/// larger filter runs the reference loop.
+/// Largest `ci · kh · kw` that the f32 Conv2d gathers into its on-stack patch (4 bytes each; 72 =
+/// 8 input channels of a 3×3 filter, the most that keeps the firmware's stack peak under its
+/// 3 840 B limit); a larger filter runs the reference loop.
 pub const PATCH: usize = 72;
 
 /// Linear f32 on the device: for each input row, [`dot_rows`] over the output channels, then

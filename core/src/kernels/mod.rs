@@ -37,6 +37,13 @@
 //! `linear_s8_dsp.rs` (`SXTAB16` / `SXTB16` / `SMLAD`, four channels per pass), exact integer
 //! arithmetic with the reference's requantization, so the same bits; [`linear_s8_reference`]
 //! stays available there as the oracle the firmware's `kernel-check` binary compares it with.
+//!
+//! On the hard-float `thumbv7em-*eabihf` (Cortex-M4F/M7, `cfg(denoiserep_fpu)`), f32 Linear,
+//! Conv2d and DepthwiseConv2d run `f32_m4.rs`: `VLDM`/`VMUL`/`VADD` loops that keep the f32
+//! order above lane for lane (an im2col patch on the stack for Conv2d, a weights-in-registers
+//! loop for 3×3 filters on one input channel), so the same bits as the reference loops, which
+//! stay available as `kernel-check`'s oracles. The soft-float `thumbv7em-none-eabi` keeps the
+//! reference loops for f32.
 
 mod conv2d_f32;
 mod conv2d_s8;
@@ -92,7 +99,8 @@ pub enum KernelPath {
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
     /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear through the DSP extension
-    /// (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`), everything else the reference loops.
+    /// (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`); with the FPU (`*eabihf`) also f32 Linear,
+    /// Conv2d and DepthwiseConv2d (`f32_m4.rs`); everything else the reference loops.
     Dsp,
 }
 
