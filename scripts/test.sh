@@ -20,6 +20,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p denoiserep-core --all-targets --features fast-math --locked -- -D warnings
 cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --features defmt --locked -- -D warnings
 cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --features defmt,fast-math --locked -- -D warnings
+# Op families compiled out (cargo features ops-conv / ops-pool / ops-graph / ops-attention): the
+# trimmed builds must stay warning-free too (docs/firmware.md, "Footprint").
+for families in "" "ops-conv,ops-pool"; do
+  cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --no-default-features \
+    --features "defmt${families:+,$families}" --locked -- -D warnings
+done
 
 step "core builds for thumbv7em-none-eabihf (no_std, no alloc)"
 cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --locked
@@ -51,6 +57,12 @@ set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$work/cargo-test.log"
 test_rc=${PIPESTATUS[0]}
 set -e
+
+# A model loads exactly when its op families are compiled in (core/tests/op_families.rs; the
+# workspace run above covers the default, every family in).
+step "op families compiled out (core/tests/op_families.rs)"
+cargo test -p denoiserep-core --locked --no-default-features --test op_families
+cargo test -p denoiserep-core --locked --no-default-features --features ops-conv,ops-pool --test op_families
 
 # The core's `fast-math` feature (micromath Softmax / GELU / LayerNorm, docs/kernels.md): its
 # error bounds against the default math (the core's unit tests, a few seconds), the core's fuzz

@@ -110,6 +110,12 @@ pub enum Error {
         /// Index of the op.
         op: u16,
     },
+    /// The op's kind is not compiled into this build of the core (its op family's cargo
+    /// feature, `ops-conv`, `ops-pool`, `ops-graph` or `ops-attention`, is off).
+    OpNotCompiledIn {
+        /// Index of the op.
+        op: u16,
+    },
     /// An op does not support the dtype of one of its tensors (or its weights' dtype does not
     /// match the input's).
     OpUnsupportedDType {
@@ -271,6 +277,10 @@ impl fmt::Display for Error {
             ),
             OpNonFiniteWeight { op } => (
                 "the op's f32 weight, bias or parameter is NaN or infinite",
+                Some(("op", op)),
+            ),
+            OpNotCompiledIn { op } => (
+                "the op's kind is not compiled into this build (its op family's cargo feature of denoiserep-core is off: ops-conv, ops-pool, ops-graph or ops-attention)",
                 Some(("op", op)),
             ),
             OpUnsupportedDType { op } => (

@@ -119,19 +119,10 @@ pub struct CompareArgs {
         value_parser = parsed(rules::batch_size)
     )]
     pub batch_size: usize,
-    /// Random input transforms of every run's cross-entropy epochs (baselines, baseline-more,
-    /// null and penalty controls, label-guided's B phases), as `train --augment`.
-    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = rules::augment)]
-    pub augment: crate::augment::Augment,
-    /// AdamW weight decay of every run's backbone, as `train --weight-decay` (0: plain Adam).
-    #[arg(
-        long,
-        value_name = "WD",
-        default_value_t = 0.0,
-        allow_negative_numbers = true,
-        value_parser = parsed(rules::weight_decay)
-    )]
-    pub weight_decay: f64,
+    /// Input augmentation and weight decay of every run's backbone epochs (baselines,
+    /// baseline-more, null and penalty controls, label-guided's B phases), as in `train`.
+    #[command(flatten)]
+    pub regularization: Regularization,
     /// Every run (baselines included) trains its backbone on only N labelled, class-stratified
     /// train samples (`train --labels`); denoisers are still fitted on the whole train split.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parsed(rules::at_least_one))]
@@ -249,8 +240,8 @@ impl CompareArgs {
             lr_schedule: self.lr_schedule,
             batch_size: self.batch_size,
             labels: self.labels,
-            augment: self.augment,
-            weight_decay: self.weight_decay,
+            augment: self.regularization.augment,
+            weight_decay: self.regularization.weight_decay,
             lambda: self.lambda,
             t_stride: self.t_stride,
             beta_start: self.beta_start,
@@ -304,6 +295,27 @@ pub fn shell_line(args: impl IntoIterator<Item = String>) -> String {
 }
 
 /// `denoiserep train`.
+/// The backbone's regularization, shared by `train` and `compare` (`--augment`, `--weight-decay`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Regularization {
+    /// Random input transforms of the epochs that train the backbone (cross-entropy): shift:N
+    /// (translate by up to N pixels, border filled with a raw 0), hflip (mirror half the
+    /// samples), comma-separated, or none. Denoiser fits and evaluation see clean inputs.
+    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = rules::augment)]
+    pub augment: crate::augment::Augment,
+    /// AdamW weight decay of the backbone's weight matrices and conv kernels (decoupled,
+    /// `p ← p·(1 − lr·WD)` each step; biases, BatchNorm, LayerNorm and a ViT's class token and
+    /// position embeddings are not decayed). 0: plain Adam.
+    #[arg(
+        long,
+        value_name = "WD",
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::weight_decay)
+    )]
+    pub weight_decay: f64,
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
@@ -348,22 +360,8 @@ pub struct TrainArgs {
     /// classes, no AUC; with --init: the --init run's]
     #[arg(long, value_name = "CLASSES", value_parser = rules::normal_classes)]
     pub normal_classes: Option<rules::ClassList>,
-    /// Random input transforms of the epochs that train the backbone (cross-entropy): shift:N
-    /// (translate by up to N pixels, border filled with a raw 0), hflip (mirror half the
-    /// samples), comma-separated, or none. Denoiser fits and evaluation see clean inputs.
-    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = rules::augment)]
-    pub augment: crate::augment::Augment,
-    /// AdamW weight decay of the backbone's weight matrices and conv kernels (decoupled,
-    /// `p ← p·(1 − lr·WD)` each step; biases, BatchNorm, LayerNorm and a ViT's class token and
-    /// position embeddings are not decayed). 0: plain Adam.
-    #[arg(
-        long,
-        value_name = "WD",
-        default_value_t = 0.0,
-        allow_negative_numbers = true,
-        value_parser = parsed(rules::weight_decay)
-    )]
-    pub weight_decay: f64,
+    #[command(flatten)]
+    pub regularization: Regularization,
     /// Adam learning rate (both parameter groups).
     #[arg(
         long,
@@ -702,8 +700,8 @@ impl TrainArgs {
                 init: self.init.as_deref().map(absolute).transpose()?,
                 import: self.import.as_deref().map(absolute).transpose()?,
                 normal_classes: self.normal_classes.clone().map(|c| c.0),
-                augment: self.augment,
-                weight_decay: self.weight_decay,
+                augment: self.regularization.augment,
+                weight_decay: self.regularization.weight_decay,
             },
             arch_given: self.arch.is_some(),
             data_given: self.data.is_some(),

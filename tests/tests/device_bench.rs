@@ -4,6 +4,13 @@
 //! cycles). Prints markdown tables for docs/benchmarks.md ("Device"). Outputs are still checked
 //! against the host core so the numbers belong to a correct run.
 //!
+//! `whole_model_instruction_counts` does the same for the MLPerf Tiny architectures at their
+//! benchmark input sizes (`resnet8` on 3×32×32, `ds-cnn` on 1×49×10, `mobilenet-v1:0.25` on
+//! 3×96×96) and the demo MLP (`mlp:256,128` on 1×28×28), random seeded weights exported through
+//! the real exporter, and prints one `JSON {…}` line per model and precision
+//! (`{"layer": "<model>", "macs": …, "instructions": …, "cmsis_nn_instructions": null}`, per
+//! inference), which `bench/device.sh --json FILE` collects.
+//!
 //! `DENOISEREP_BENCH_DIR=<dir>` also writes each model and the input file there (for
 //! `firmware/run-qemu.sh`).
 
@@ -12,8 +19,12 @@ use std::collections::BTreeMap;
 use denoiserep_core::Model;
 use denoiserep_tests::device::{
     assert_dumps_equal, defmt_print, digit_like_inputs, f32_and_int8, field, field_u64,
-    firmware_elf, host_dump, input_file, mnist_cnn, mnist_mlp, qemu_or_skip, run_firmware,
+    firmware_elf, host_dump, host_equals_device, input_file, mnist_cnn, mnist_mlp, qemu_or_skip,
+    run_firmware,
 };
+use denoiserep_tests::{random_arch_model, random_samples};
+use denoiserep_trainer::export::{quantize, to_f32, RangeMethod};
+use denoiserep_trainer::rng::Rng;
 
 const SAMPLES: usize = 8;
 
@@ -99,5 +110,93 @@ fn device_instruction_counts() {
     println!("|---|---:|");
     for (kind, (spent, macs)) in &by_kind {
         println!("| {kind} | {:.2} |", *spent as f64 / *macs as f64);
+    }
+}
+
+/// The models of the whole-model rows: arch spec, input shape, classes.
+const WHOLE_MODELS: [(&str, [usize; 3], usize); 4] = [
+    ("resnet8", [3, 32, 32], 10),
+    ("ds-cnn", [1, 49, 10], 12),
+    ("mobilenet-v1:0.25", [3, 96, 96], 2),
+    ("mlp:256,128", [1, 28, 28], 10),
+];
+
+/// Inputs per whole model (the counts are per inference; kernels are data-independent up to a
+/// few instructions of requantization branches, so 2 samples are enough).
+const WHOLE_SAMPLES: usize = 2;
+
+#[test]
+#[ignore = "benchmark: run with bench/device.sh"]
+fn whole_model_instruction_counts() {
+    if qemu_or_skip("whole_model_instruction_counts").is_none() {
+        return;
+    }
+    println!("\n| model (input) | precision | MACs / inference | instructions / inference | instructions / MAC | heaviest op kinds (instructions / MAC) |");
+    println!("|---|---|---:|---:|---:|---|");
+    for (i, (spec, shape, classes)) in WHOLE_MODELS.into_iter().enumerate() {
+        let seed = 300 + i as u64;
+        let model = random_arch_model(spec, shape, classes, seed);
+        let fused = model.fused().expect("fuses");
+        let len: usize = shape.iter().product();
+        let mut rng = Rng::new(seed);
+        let samples: Vec<Vec<f32>> = random_samples(&mut rng, WHOLE_SAMPLES, len, 0.0, 1.0)
+            .chunks(len)
+            .map(<[f32]>::to_vec)
+            .collect();
+        let calib = random_samples(&mut rng, 16, len, 0.0, 1.0);
+        let files = [
+            ("int8", quantize(&fused, &calib, RangeMethod::MinMax, false)),
+            ("f32", to_f32(&fused)),
+        ];
+        for (tag, desc) in files {
+            let file = desc.expect("exports").encode().expect("encodes");
+            let what = format!("{spec} {tag}");
+            let run = host_equals_device(&what, &file, &samples).expect("QEMU is present");
+            let done = run.lines_with("done samples=").next().expect("done line");
+            let n = field_u64(done, "samples").unwrap();
+            let (total, macs) = (
+                field_u64(done, "instructions").unwrap() / n,
+                field_u64(done, "macs").unwrap() / n,
+            );
+            if std::env::var_os("DENOISEREP_BENCH_OPS").is_some() {
+                // The per-op shapes and totals (for `bench/cmsis-nn`'s layer tables).
+                for line in run
+                    .log
+                    .lines()
+                    .filter(|l| l.contains(" op=") || l.contains("op_total="))
+                {
+                    println!("OPS {what}: {line}");
+                }
+            }
+            let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for line in run.lines_with("op_total=") {
+                let e = kinds
+                    .entry(field(line, "kind").unwrap().to_string())
+                    .or_default();
+                e.0 += field_u64(line, "instructions").unwrap() / n;
+                e.1 += field_u64(line, "macs").unwrap() / n;
+            }
+            let mut heavy: Vec<_> = kinds.into_iter().filter(|(_, (_, m))| *m > 0).collect();
+            heavy.sort_by_key(|(_, (spent, _))| std::cmp::Reverse(*spent));
+            let heavy: Vec<String> = heavy
+                .iter()
+                .map(|(k, (spent, m))| format!("{k} {:.2}", *spent as f64 / *m as f64))
+                .collect();
+            let shape_txt = format!("{}x{}x{}", shape[0], shape[1], shape[2]);
+            println!(
+                "| `{spec}` ({shape_txt}) | {tag} | {macs} | {total} | {:.2} | {} |",
+                total as f64 / macs as f64,
+                heavy.join(", ")
+            );
+            println!(
+                "JSON {}",
+                serde_json::json!({
+                    "layer": format!("{spec} {tag} ({shape_txt})"),
+                    "macs": macs,
+                    "instructions": total,
+                    "cmsis_nn_instructions": null,
+                })
+            );
+        }
     }
 }

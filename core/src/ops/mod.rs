@@ -4,23 +4,37 @@
 //! typed tensor views the interpreter hands to `eval`.
 
 mod activation;
+#[cfg(feature = "ops-graph")]
 mod add;
+#[cfg(feature = "ops-attention")]
 mod batch_matmul;
+#[cfg(feature = "ops-graph")]
 mod concat;
+#[cfg(feature = "ops-conv")]
 mod conv2d;
+#[cfg(feature = "ops-conv")]
 mod depthwise_conv2d;
 mod dequantize;
+#[cfg(feature = "ops-attention")]
 mod gelu;
+#[cfg(feature = "ops-attention")]
 mod layer_norm;
 mod linear;
+#[cfg(feature = "ops-attention")]
 mod lut;
+#[cfg(feature = "ops-pool")]
 mod mean;
+#[cfg(feature = "ops-pool")]
 mod mean_axis;
+#[cfg(feature = "ops-pool")]
 mod pool2d;
 mod quantize;
 mod reshape;
+#[cfg(feature = "ops-graph")]
 mod slice;
+#[cfg(feature = "ops-attention")]
 mod softmax;
+#[cfg(feature = "ops-attention")]
 mod transpose;
 mod weights;
 
@@ -96,39 +110,84 @@ pub(crate) fn prepare(
             .copied()
             .ok_or(Error::OpBadArity { op: index })
     };
+    if !compiled_in(&node.op) {
+        return Err(Error::OpNotCompiledIn { op: index });
+    }
     match &node.op {
         Op::Linear(p) => linear::prepare(index, p, &one()?, output),
+        #[cfg(feature = "ops-conv")]
         Op::Conv2d(p) => conv2d::prepare(index, p, &one()?, output),
+        #[cfg(feature = "ops-conv")]
         Op::DepthwiseConv2d(p) => depthwise_conv2d::prepare(index, p, &one()?, output),
+        #[cfg(feature = "ops-graph")]
         Op::Add(p) => match inputs {
             [a, b] => add::prepare(index, p, a, b, output),
             _ => Err(Error::OpBadArity { op: index }),
         },
+        #[cfg(feature = "ops-pool")]
         Op::MaxPool2d(p) => pool2d::prepare(index, p, &one()?, output),
+        #[cfg(feature = "ops-pool")]
         Op::AvgPool2d(p) => pool2d::prepare(index, p, &one()?, output),
+        #[cfg(feature = "ops-pool")]
         Op::Mean => mean::prepare(index, &one()?, output),
         Op::Reshape => reshape::prepare(index, &one()?, output),
+        #[cfg(feature = "ops-attention")]
         Op::Softmax(p) => softmax::prepare(index, p, &one()?, output),
         Op::Activation(_) => activation::prepare(index, &one()?, output),
+        #[cfg(feature = "ops-attention")]
         Op::LayerNorm(p) => match inputs {
             [x, g, b] => layer_norm::prepare(index, p, x, g, b, output),
             _ => Err(Error::OpBadArity { op: index }),
         },
+        #[cfg(feature = "ops-attention")]
         Op::Gelu => gelu::prepare(index, &one()?, output),
+        #[cfg(feature = "ops-attention")]
         Op::Lut => match inputs {
             [x, table] => lut::prepare(index, x, table, output),
             _ => Err(Error::OpBadArity { op: index }),
         },
+        #[cfg(feature = "ops-attention")]
         Op::BatchMatMul(p) => match inputs {
             [a, b] => batch_matmul::prepare(index, p, a, b, output),
             _ => Err(Error::OpBadArity { op: index }),
         },
+        #[cfg(feature = "ops-attention")]
         Op::Transpose(p) => transpose::prepare(index, p, &one()?, output),
         Op::Quantize => quantize::prepare(index, &one()?, output),
         Op::Dequantize => dequantize::prepare(index, &one()?, output),
+        #[cfg(feature = "ops-graph")]
         Op::Concat(p) => concat::prepare(index, p, inputs, output),
+        #[cfg(feature = "ops-pool")]
         Op::MeanAxis(p) => mean_axis::prepare(index, p, &one()?, output),
+        #[cfg(feature = "ops-graph")]
         Op::Slice(p) => slice::prepare(index, p, &one()?, output),
+        // Only in builds without some op family: `compiled_in` refused the op above.
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::OpNotCompiledIn { op: index }),
+    }
+}
+
+/// Whether `op`'s family is compiled into this build (cargo features of `denoiserep-core`, all
+/// on by default): `ops-conv` (Conv2d, DepthwiseConv2d), `ops-pool` (MaxPool2d, AvgPool2d, Mean,
+/// MeanAxis), `ops-graph` (Add, Concat, Slice), `ops-attention` (Softmax, LayerNorm, Gelu, Lut,
+/// BatchMatMul, Transpose). Linear, Activation, Reshape, Quantize and Dequantize are always in.
+/// A model with an op that is not compiled in fails to load with
+/// [`Error::OpNotCompiledIn`] naming the op, so a firmware trimmed to its model's op families
+/// never meets an op it cannot run.
+pub fn compiled_in(op: &Op<'_>) -> bool {
+    match op {
+        Op::Linear(_) | Op::Activation(_) | Op::Reshape | Op::Quantize | Op::Dequantize => true,
+        Op::Conv2d(_) | Op::DepthwiseConv2d(_) => cfg!(feature = "ops-conv"),
+        Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::Mean | Op::MeanAxis(_) => {
+            cfg!(feature = "ops-pool")
+        }
+        Op::Add(_) | Op::Concat(_) | Op::Slice(_) => cfg!(feature = "ops-graph"),
+        Op::Softmax(_)
+        | Op::LayerNorm(_)
+        | Op::Gelu
+        | Op::Lut
+        | Op::BatchMatMul(_)
+        | Op::Transpose(_) => cfg!(feature = "ops-attention"),
     }
 }
 
@@ -137,35 +196,50 @@ pub(crate) fn eval(node: &Node<'_>, inputs: &[In<'_>], output: Out<'_>) -> Resul
     let one = || inputs.first().copied().ok_or(Error::KernelBadArguments);
     match &node.op {
         Op::Linear(p) => linear::eval(p, &one()?, output),
+        #[cfg(feature = "ops-conv")]
         Op::Conv2d(p) => conv2d::eval(p, &one()?, output),
+        #[cfg(feature = "ops-conv")]
         Op::DepthwiseConv2d(p) => depthwise_conv2d::eval(p, &one()?, output),
+        #[cfg(feature = "ops-graph")]
         Op::Add(p) => match inputs {
             [a, b] => add::eval(p, a, b, output),
             _ => Err(Error::KernelBadArguments),
         },
+        #[cfg(feature = "ops-pool")]
         Op::MaxPool2d(p) => pool2d::eval_max(p, &one()?, output),
+        #[cfg(feature = "ops-pool")]
         Op::AvgPool2d(p) => pool2d::eval_avg(p, &one()?, output),
+        #[cfg(feature = "ops-pool")]
         Op::Mean => mean::eval(&one()?, output),
+        #[cfg(feature = "ops-attention")]
         Op::Softmax(p) => softmax::eval(p, &one()?, output),
+        #[cfg(feature = "ops-attention")]
         Op::LayerNorm(p) => match inputs {
             [x, g, b] => layer_norm::eval(p, [x, g, b], output),
             _ => Err(Error::KernelBadArguments),
         },
+        #[cfg(feature = "ops-attention")]
         Op::Lut => match inputs {
             [x, table] => lut::eval(x, table, output),
             _ => Err(Error::KernelBadArguments),
         },
+        #[cfg(feature = "ops-attention")]
         Op::BatchMatMul(p) => match inputs {
             [a, b] => batch_matmul::eval(p, a, b, output),
             _ => Err(Error::KernelBadArguments),
         },
+        #[cfg(feature = "ops-attention")]
         Op::Transpose(p) => transpose::eval(p, &one()?, output),
         Op::Quantize => quantize::eval(&one()?, output),
         Op::Dequantize => dequantize::eval(&one()?, output),
+        #[cfg(feature = "ops-graph")]
         Op::Concat(p) => concat::eval(p, inputs, output),
+        #[cfg(feature = "ops-pool")]
         Op::MeanAxis(p) => mean_axis::eval(p, &one()?, output),
+        #[cfg(feature = "ops-graph")]
         Op::Slice(p) => slice::eval(p, &one()?, output),
-        Op::Activation(_) | Op::Reshape | Op::Gelu => Err(Error::KernelBadArguments),
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::KernelBadArguments),
     }
 }
 
@@ -173,6 +247,7 @@ pub(crate) fn eval(node: &Node<'_>, inputs: &[In<'_>], output: Out<'_>) -> Resul
 pub(crate) fn eval_in_place(node: &Node<'_>, output: Out<'_>) -> Result<()> {
     match &node.op {
         Op::Activation(p) => activation::eval_in_place(p, output),
+        #[cfg(feature = "ops-attention")]
         Op::Gelu => gelu::eval_in_place(output),
         Op::Reshape => Ok(()),
         _ => Err(Error::KernelBadArguments),
@@ -194,6 +269,7 @@ pub(crate) fn expect_shape(index: u16, t: &TensorInfo, dims: &[usize]) -> Result
     }
 }
 
+#[cfg(any(feature = "ops-pool", feature = "ops-graph"))]
 /// `input` viewed around dim `axis` as `[outer][len][inner]`, or `OpBadParam` when `axis` is not
 /// below the rank. (A validated tensor's element count fits `usize`, so the products do too.)
 pub(crate) fn axis_dims(
@@ -216,6 +292,7 @@ pub(crate) fn axis_dims(
     })
 }
 
+#[cfg(any(feature = "ops-pool", feature = "ops-graph"))]
 /// `Ok` when `output` has `input`'s dims with dim `axis` replaced by `len`, or — for `len == 1`
 /// and an input of rank > 1 — `input`'s dims without dim `axis`; else `ShapeMismatch`.
 pub(crate) fn expect_axis_shape(
@@ -259,6 +336,7 @@ pub(crate) fn same_dtype(index: u16, a: &TensorInfo, b: &TensorInfo) -> Result<(
     }
 }
 
+#[cfg(any(feature = "ops-conv", feature = "ops-pool"))]
 /// A windowed op's geometry: input `(c, h, w)` and output `(oh, ow)`; `ShapeMismatch` for a
 /// non-rank-3 input or a window that does not fit, `OpBadParam` for a zero kernel/stride or a
 /// padding not below the kernel.

@@ -278,6 +278,7 @@ pub fn error_op(e: &CoreError) -> Option<u16> {
         | CoreError::OpBadParam { op }
         | CoreError::OpBadTensorLength { op }
         | CoreError::OpNonFiniteWeight { op }
+        | CoreError::OpNotCompiledIn { op }
         | CoreError::OpUnsupportedDType { op }
         | CoreError::OpBadMultiplier { op }
         | CoreError::OpAccumulatorOverflow { op } => Some(op),
