@@ -5,12 +5,21 @@
 //! Rust does not expose `cfg(target_feature = "dsp")` for Arm (`arm_target_feature` is
 //! unstable), hence the target name. Every other target (the host, thumbv6m, thumbv8m, …) keeps
 //! the reference kernels.
+//!
+//! Also sets `cfg(denoiserep_fpu)` for the hard-float `thumbv7em-*eabihf` targets (an FPv4-SP or
+//! FPv5 FPU; the Cortex-M4F/M7 f32 kernels of `kernels/f32_m4.rs`, which use `VLDM`/`VMUL`/
+//! `VADD`). The soft-float `thumbv7em-none-eabi` has no FPU registers to use: it keeps the f32
+//! reference loops.
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(denoiserep_dsp)");
+    println!("cargo:rustc-check-cfg=cfg(denoiserep_fpu)");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em-") {
         println!("cargo:rustc-cfg=denoiserep_dsp");
+        if target.ends_with("eabihf") {
+            println!("cargo:rustc-cfg=denoiserep_fpu");
+        }
     }
 }

@@ -6,13 +6,15 @@
 //! clamps, some layers up to 800 inputs — and on the CMSIS-NN anchor FC shapes, which it also
 //! times (`docs/benchmarks.md`, "DSP kernels (issue 14)"). The same binary checks the DSP int8
 //! depthwise 3×3 kernel and the DSP kernels' requantization (`quant::Requantizer`) against their
-//! references; those have their own tests below.
+//! references, and the Cortex-M4F f32 fast paths against the f32 reference loops; those have
+//! their own tests below.
 //!
 //! Skips (loudly) only when qemu-system-arm is missing, and fails then under CI or
 //! `DENOISEREP_REQUIRE_DEVICE=1` (`device::qemu_or_skip`); scripts/test.sh installs it.
 
 use denoiserep_tests::device::{
-    defmt_print, field_u64, firmware_elf, qemu_or_skip, record_comparison, report, run_firmware,
+    defmt_print, field, field_u64, firmware_elf, qemu_or_skip, record_comparison, report,
+    run_firmware,
 };
 
 /// The anchor conv shapes the binary times (`firmware/src/bin/kernel_check/conv.rs`), with the
@@ -242,5 +244,89 @@ fn dsp_requantize_equals_reference_on_the_device() {
     report(&format!(
         "{what}: {cases} triples equal; instructions per call: quant::requantize {reference:.1}, \
          Requantizer (constants per call) {fast:.1}, (constants per channel) {per_channel:.1}"
+    ));
+}
+
+/// The f32 shapes `kernel-check` times (`firmware/src/bin/kernel_check/f32.rs`), each with its
+/// weights 4-aligned (`skew=0`) and misaligned by one byte (`skew=1`).
+const F32_SHAPES: [&str; 11] = [
+    "linear_784x64",
+    "linear_64x10",
+    "linear_784x256",
+    "linear_256x128",
+    "linear_128x10",
+    "conv3x3_1to8_28",
+    "conv3x3_8to16_14",
+    "conv3x3s2_8to16_28",
+    "conv1x1_64to64_8",
+    "dw3x3_32_24",
+    "dw3x3s2_32_24",
+];
+
+/// The Cortex-M4F f32 fast paths (`core/src/kernels/f32_m4.rs`: Linear, Conv2d, DepthwiseConv2d)
+/// equal the reference loops bit for bit on the device (a NaN only has to match a NaN): the
+/// firmware's `kernel-check` runs 4 500 random layers through the fast path, the reference loop
+/// and the engine's dispatch — every 1–7 tail, odd channel counts, 1–3 rows, kernels 1–4 per
+/// side (non-square), strides 1–3, asymmetric paddings, weights at every byte offset, inputs
+/// with ±0.0, subnormals, ±∞, NaN, all-zero inputs with ±0.0 biases, some non-finite weights
+/// (the conv fallback), filters longer than the on-stack patch — and times 11 shapes.
+#[test]
+fn f32_fast_paths_equal_reference_on_the_device() {
+    let what = "f32_fast_paths_equal_reference_on_the_device";
+    let Some(qemu) = qemu_or_skip(what) else {
+        return;
+    };
+    let elf = firmware_elf("kernel-check");
+    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
+    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
+    let line = run
+        .lines_with("f32_check cases=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no summary line\n{}", run.explain()));
+    let cases = field_u64(line, "cases").expect("cases=");
+    assert_eq!(cases, 4500, "{what}: {line}");
+    assert_eq!(field_u64(line, "mismatches"), Some(0), "{what}: {line}");
+    let timed: Vec<&str> = run.lines_with("f32 name=").collect();
+    assert_eq!(
+        timed.len(),
+        2 * F32_SHAPES.len(),
+        "{what}\n{}",
+        run.explain()
+    );
+    for (i, line) in timed.iter().enumerate() {
+        let name = F32_SHAPES[i / 2];
+        assert_eq!(field(line, "name"), Some(name), "{what}: {line}");
+        assert_eq!(
+            field_u64(line, "skew"),
+            Some((i % 2) as u64),
+            "{what}: {line}"
+        );
+        let macs = field_u64(line, "macs").expect("macs");
+        let reference = field_u64(line, "reference_instructions").expect("reference");
+        let fast = field_u64(line, "fast_instructions").expect("fast");
+        // The fast path must stay well ahead of the reference loop (measured 2.6–28×).
+        assert!(
+            fast > 0 && fast * 2 < reference,
+            "{what}: the fast path is not faster: {line}"
+        );
+        report(&format!(
+            "f32 {name} skew={}: reference {:.2} instructions/MAC, fast {:.2}",
+            i % 2,
+            reference as f64 / macs as f64,
+            fast as f64 / macs as f64
+        ));
+    }
+    assert!(
+        run.log.lines().any(|l| l.ends_with("kernel_check ok")),
+        "{what}\n{}",
+        run.explain()
+    );
+    record_comparison(
+        "f32 M4F fast paths == reference (kernel-check)",
+        cases as usize,
+    );
+    report(&format!(
+        "{what}: {cases} random layers + {} timed shapes bit-identical fast == reference",
+        F32_SHAPES.len()
     ));
 }

@@ -33,7 +33,8 @@ pub fn conv2d_f32(
     Ok(())
 }
 
-/// The host fast path where it applies, else [`reference`]; arguments as checked by
+/// The host fast path where it applies, the Cortex-M4F one (`f32_m4.rs`) on the device, else
+/// [`reference`]; arguments as checked by
 /// [`conv2d_f32`] (the depthwise kernel calls it once per channel).
 #[inline]
 pub(crate) fn compute(
@@ -48,6 +49,9 @@ pub(crate) fn compute(
     if super::host::conv2d_f32(super::host::path(), g, act, input, weights, bias, output) {
         return;
     }
+    #[cfg(denoiserep_fpu)]
+    super::f32_m4::conv2d(g, act, input, weights, bias, output);
+    #[cfg(not(denoiserep_fpu))]
     reference(g, act, input, weights, bias, output);
 }
 

@@ -1,9 +1,9 @@
 //! Depthwise 2-D convolution (depth multiplier 1), f32, CHW.
 
 use super::params::DepthwiseParams;
-use super::{conv2d_f32, depthwise_geometry};
+use super::{conv2d_f32, depthwise_geometry, ConvGeometry};
 use crate::error::{Error, Result};
-use crate::tensor::F32Data;
+use crate::tensor::{Activation, F32Data};
 
 /// `output[c][oy][ox] = act(Σ_{ky,kx} W[c][ky][kx] · input[c][iy][ix] + bias[c])` with
 /// `iy = oy·sh + ky − pad_top`, `ix = ox·sw + kx − pad_left`; taps outside the input are zero
@@ -24,6 +24,19 @@ pub fn depthwise_conv2d_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> Result<()> {
+    run(p, input, weights, bias, output, conv2d_f32::compute)
+}
+
+/// The checks of [`depthwise_conv2d_f32`], then `conv` once per channel (a 1 → 1-channel
+/// convolution of that channel's plane).
+pub(crate) fn run(
+    p: &DepthwiseParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    mut conv: impl FnMut(&ConvGeometry, Activation, &[f32], F32Data<'_>, F32Data<'_>, &mut [f32]),
+) -> Result<()> {
     let g = depthwise_geometry(p, input.len(), output.len(), weights.len())?;
     if !weights.is_whole() || bias.len() != p.channels {
         return Err(Error::KernelBadArguments);
@@ -39,7 +52,7 @@ pub fn depthwise_conv2d_f32(
         else {
             return Err(Error::KernelBadArguments);
         };
-        conv2d_f32::compute(&g, p.activation, x_c, w_c, b_c, y_c);
+        conv(&g, p.activation, x_c, w_c, b_c, y_c);
     }
     Ok(())
 }

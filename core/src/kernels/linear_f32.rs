@@ -18,6 +18,24 @@ pub fn linear_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> Result<()> {
+    check(p, input, weights, bias, output)?;
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    super::host::linear_f32(super::host::path(), p, input, weights, bias, output);
+    #[cfg(denoiserep_fpu)]
+    super::f32_m4::linear(p, input, weights, bias, output);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_fpu)))]
+    reference(p, input, weights, bias, output);
+    Ok(())
+}
+
+/// The argument check of [`linear_f32`]: `in_features > 0` and every slice length matches `p`.
+pub(crate) fn check(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &[f32],
+) -> Result<()> {
     let (n_in, n_out) = (p.in_features, p.out_features);
     if n_in == 0
         || Some(input.len()) != p.rows.checked_mul(n_in)
@@ -28,10 +46,6 @@ pub fn linear_f32(
     {
         return Err(Error::KernelBadArguments);
     }
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    super::host::linear_f32(super::host::path(), p, input, weights, bias, output);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    reference(p, input, weights, bias, output);
     Ok(())
 }
 

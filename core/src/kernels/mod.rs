@@ -42,6 +42,13 @@
 //! firmware's `kernel-check` binary compares them with.
 //! int8 depthwise 3×3 runs `depthwise_conv2d_s8_dsp.rs` there (one word per kernel row, two
 //! outputs per word at stride 1); [`depthwise_conv2d_s8_reference`] is its oracle.
+//!
+//! On the hard-float `thumbv7em-*eabihf` (Cortex-M4F/M7, `cfg(denoiserep_fpu)`), f32 Linear,
+//! Conv2d and DepthwiseConv2d run `f32_m4.rs`: `VLDM`/`VMUL`/`VADD` loops that keep the f32
+//! order above lane for lane (an im2col patch on the stack for Conv2d, a weights-in-registers
+//! loop for 3×3 filters on one input channel), so the same bits as the reference loops, which
+//! stay available as `kernel-check`'s oracles. The soft-float `thumbv7em-none-eabi` keeps the
+//! reference loops for f32.
 
 mod conv2d_f32;
 mod conv2d_s8;
@@ -51,6 +58,8 @@ mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
 #[cfg(denoiserep_dsp)]
 mod depthwise_conv2d_s8_dsp;
+#[cfg(denoiserep_fpu)]
+mod f32_m4;
 mod global_avg_pool_f32;
 mod global_avg_pool_s8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -77,6 +86,10 @@ pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
 #[cfg(denoiserep_dsp)]
 pub use depthwise_conv2d_s8::depthwise_conv2d_s8_dsp;
 pub use depthwise_conv2d_s8::{depthwise_conv2d_s8, depthwise_conv2d_s8_reference};
+#[cfg(denoiserep_fpu)]
+pub use f32_m4::{
+    conv2d_f32_m4, depthwise_conv2d_f32_m4, linear_f32_m4, linear_f32_reference, PATCH as F32_PATCH,
+};
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;
@@ -104,7 +117,8 @@ pub enum KernelPath {
     Avx2,
     /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear, Conv2d and depthwise 3×3 through
     /// the DSP extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`,
-    /// `depthwise_conv2d_s8_dsp.rs`), everything else the reference loops.
+    /// `depthwise_conv2d_s8_dsp.rs`); with the FPU (`*eabihf`) also f32 Linear, Conv2d and
+    /// DepthwiseConv2d (`f32_m4.rs`); everything else the reference loops.
     Dsp,
 }
 

@@ -20,6 +20,12 @@
 //!   reference_instructions=… dsp_instructions=… checksum=…` line per anchor shape), then the DSP
 //!   kernels' `quant::Requantizer` against `quant::requantize` (`requant cases=… mismatches=0
 //!   calls=… reference_instructions=… fast_instructions=… fast_per_channel_instructions=…`).
+//! - `f32.rs`: f32 Linear, Conv2d and DepthwiseConv2d, the Cortex-M4F fast paths of
+//!   `kernels/f32_m4.rs` (`kernels::linear_f32_m4`, `conv2d_f32_m4`, `depthwise_conv2d_f32_m4`)
+//!   and the engine's dispatch against the reference loops, bit for bit (NaN as NaN), on random
+//!   layers with ±0.0, subnormals, ±∞ and NaN. Log: `f32_check cases=… mismatches=0`, then one
+//!   `f32 name=… skew=… macs=… reference_instructions=… fast_instructions=…` line per timed
+//!   shape (`skew` = the weights' byte offset from 4-alignment).
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
@@ -27,6 +33,7 @@
 
 mod conv;
 mod depthwise;
+mod f32;
 mod fc;
 
 use cortex_m_rt::entry;
@@ -72,6 +79,7 @@ fn main() -> ! {
     fc::run(&counter, arena);
     conv::run(&counter, arena);
     depthwise::run(&counter, arena);
+    f32::run(&counter, arena);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }

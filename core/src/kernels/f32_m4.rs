@@ -1,0 +1,981 @@
+//! f32 dot products on the Cortex-M4F (FPv4-SP; `thumbv7em-*` only, `cfg(denoiserep_dsp)` from
+//! `core/build.rs`): the inner loops of Linear, Conv2d and DepthwiseConv2d f32 on the device.
+//!
+//! Same bits as the reference loops, on every input: each output's terms `t_j = w_j · x_j` go
+//! into lane `j mod 8` in increasing `j` (8 accumulator registers per output, starting at
+//! `+0.0`), then the fixed tree `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the
+//! bias (`kernels` module docs). Every product is rounded before it is added: `VMUL.F32` then
+//! `VADD.F32`, never `VFMA`. (`VMLA.F32` would be bit-identical — the ARMv7-M ARM defines it as
+//! `FPAdd(S[d], FPMul(S[n], S[m]))`, each rounded, with the same FPSCR controls — but the
+//! Cortex-M4 TRM gives it 3 cycles against 1 + 1 for `VMUL` + `VADD`, so it would only look
+//! better in QEMU's instruction count.) FPSCR is never changed: round to nearest, no flush to
+//! zero, no default NaN, as on the host (NaN payloads may still differ from x86; the tests
+//! compare NaN as NaN).
+//!
+//! Design:
+//!
+//! - [`dot2`]: two weight rows (two output channels) per pass over the input: per 8 inputs one
+//!   `VLDMIA` of the inputs (the input is `&[f32]`, so 4-aligned), per row 8 weights, 8 `VMUL`,
+//!   8 `VADD` into the row's 8 lane registers (`s0–s7`, `s8–s15`). Weights live in the model
+//!   file, whose bytes are not aligned: aligned rows take one `VLDMIA` per 8 weights (37
+//!   instructions per 16 MACs with the loop test, 2.31 per MAC); unaligned ones take 8 `LDR`
+//!   (ARMv7-M allows unaligned `LDR`, never unaligned `VLDR`/`VLDM`) and 4 two-register
+//!   `VMOV`s (59 per 16 MACs, 3.69 per MAC). [`dot1`]: the same for an odd last row.
+//! - The fixed tree inside the assembly when the length is a multiple of 8; otherwise the lanes
+//!   come out, and the 1–7 terms past the last whole 8 (lanes `0..n mod 8`) and the tree are
+//!   added in Rust. The bias and the activation in Rust, once per output ([`dot_rows`]).
+//! - Linear: [`dot_rows`] on each input row.
+//! - Conv2d with `ci·kh·kw ≤` [`PATCH`] (72 floats, 288 bytes of stack): per output pixel an
+//!   im2col patch in weight order `j` (one assembly loop nest for an interior pixel,
+//!   [`gather_block`]; zeros for padded taps at the border), then [`dot_rows`] over the output
+//!   channels. A zero in place of a padded tap adds `w · 0.0 = ±0.0` to its lane, the same bits
+//!   as skipping it for finite `w` (module docs of `kernels`), so a layer with a non-finite
+//!   weight, or a longer filter, runs the reference loop.
+//! - Conv2d with one input channel and a 3×3 filter (the first layer of an image CNN) and every
+//!   channel of a 3×3 DepthwiseConv2d: the 9 weights stay in `s0–s8`, each output pixel is 3
+//!   `VLDMIA` of 3 taps, 9 `VMUL`, 9 `VADD` (lane 0 gets `t0 + t8`, the tree, the bias) and
+//!   the activation, straight from the input plane ([`conv3x3_pixels`]); a padded row of taps
+//!   reads [`ZERO_ROW`], a pixel with a padded column a zero-padded 9-float patch.
+//!
+//! Stack: the patch path's frames are never inlined into each other, so the firmware's peak
+//! grows by 236 B on a ResNet-8 (3 564 → 3 800 B, under `tests/device.rs`'s 3 840 B limit);
+//! that limit is why the patch stops at 72 floats (8 input channels of a 3×3 filter), and why
+//! longer filters keep the reference loop until the arena can lend the kernel a scratch buffer.
+//!
+//! The only `unsafe` is the `asm!` blocks, whose reads are bounds-checked before they run (see
+//! their SAFETY notes).
+
+use core::arch::asm;
+
+use super::params::{ConvParams, DepthwiseParams, LinearParams};
+use super::{activate_f32, conv_geometry, lanes_sum, tap_range, ConvGeometry, LANES};
+use crate::error::{Error, Result};
+use crate::tensor::{Activation, F32Data};
+
+/// One step of 8 terms for one row into lanes `$a0..$a7` (`s` register names): the inputs are in
+/// `s16–s23`, the 8 weights in `s24–s31` (loaded by the caller's `$load`).
+macro_rules! mul_add8 {
+    ($a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vmul.f32 s24, s24, s16\n",
+            "vmul.f32 s25, s25, s17\n",
+            "vmul.f32 s26, s26, s18\n",
+            "vmul.f32 s27, s27, s19\n",
+            "vmul.f32 s28, s28, s20\n",
+            "vmul.f32 s29, s29, s21\n",
+            "vmul.f32 s30, s30, s22\n",
+            "vmul.f32 s31, s31, s23\n",
+            "vadd.f32 ",
+            $a0,
+            ", ",
+            $a0,
+            ", s24\n",
+            "vadd.f32 ",
+            $a1,
+            ", ",
+            $a1,
+            ", s25\n",
+            "vadd.f32 ",
+            $a2,
+            ", ",
+            $a2,
+            ", s26\n",
+            "vadd.f32 ",
+            $a3,
+            ", ",
+            $a3,
+            ", s27\n",
+            "vadd.f32 ",
+            $a4,
+            ", ",
+            $a4,
+            ", s28\n",
+            "vadd.f32 ",
+            $a5,
+            ", ",
+            $a5,
+            ", s29\n",
+            "vadd.f32 ",
+            $a6,
+            ", ",
+            $a6,
+            ", s30\n",
+            "vadd.f32 ",
+            $a7,
+            ", ",
+            $a7,
+            ", s31\n",
+        )
+    };
+}
+
+/// 8 weights from an aligned row pointer `$w` (advanced by 32) into `s24–s31`.
+macro_rules! load_w_aligned {
+    ($w:literal) => {
+        // The temporaries of `load_w_unaligned` are unused here (an assembler comment names
+        // them, so both variants share one operand list).
+        concat!("vldmia ", $w, "!, {{s24-s31}} @ {t0} {t1} {t2} {t3}\n")
+    };
+}
+
+/// 8 weights from an unaligned row pointer `$w` (advanced by 32) into `s24–s31`: 8 `LDR`, 4
+/// `VMOV`.
+macro_rules! load_w_unaligned {
+    ($w:literal) => {
+        concat!(
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "ldr {t2}, [",
+            $w,
+            "], #4\n",
+            "ldr {t3}, [",
+            $w,
+            "], #4\n",
+            "vmov s24, s25, {t0}, {t1}\n",
+            "vmov s26, s27, {t2}, {t3}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "ldr {t2}, [",
+            $w,
+            "], #4\n",
+            "ldr {t3}, [",
+            $w,
+            "], #4\n",
+            "vmov s28, s29, {t0}, {t1}\n",
+            "vmov s30, s31, {t2}, {t3}\n",
+        )
+    };
+}
+
+/// Lanes out: row 0's 8 lanes to `acc[0..8]`, row 1's to `acc[8..16]`.
+macro_rules! store_lanes2 {
+    () => {
+        "vstmia {acc}, {{s0-s15}}\n"
+    };
+}
+
+/// The fixed tree of each row (`((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`), row 0's sum
+/// to `acc[0]`, row 1's to `acc[1]`.
+macro_rules! store_sums2 {
+    () => {
+        concat!(
+            "vadd.f32 s0, s0, s1\n",
+            "vadd.f32 s2, s2, s3\n",
+            "vadd.f32 s4, s4, s5\n",
+            "vadd.f32 s6, s6, s7\n",
+            "vadd.f32 s0, s0, s2\n",
+            "vadd.f32 s4, s4, s6\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s8, s8, s9\n",
+            "vadd.f32 s10, s10, s11\n",
+            "vadd.f32 s12, s12, s13\n",
+            "vadd.f32 s14, s14, s15\n",
+            "vadd.f32 s8, s8, s10\n",
+            "vadd.f32 s12, s12, s14\n",
+            "vadd.f32 s8, s8, s12\n",
+            "vstr s0, [{acc}]\n",
+            "vstr s8, [{acc}, #4]\n",
+        )
+    };
+}
+
+/// Lanes out, one row: `acc[0..8]`.
+macro_rules! store_lanes1 {
+    () => {
+        "vstmia {acc}, {{s0-s7}}\n"
+    };
+}
+
+/// The fixed tree, one row: `acc[0]`.
+macro_rules! store_sums1 {
+    () => {
+        concat!(
+            "vadd.f32 s0, s0, s1\n",
+            "vadd.f32 s2, s2, s3\n",
+            "vadd.f32 s4, s4, s5\n",
+            "vadd.f32 s6, s6, s7\n",
+            "vadd.f32 s0, s0, s2\n",
+            "vadd.f32 s4, s4, s6\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vstr s0, [{acc}]\n",
+        )
+    };
+}
+
+/// `+0.0` for the lanes' start.
+static ZEROS: [f32; 2 * LANES] = [0.0; 2 * LANES];
+
+/// The two-row loop: `$load` is [`load_w_aligned`] or [`load_w_unaligned`], `$store` is
+/// [`store_lanes2`] or [`store_sums2`].
+macro_rules! dot2_loop {
+    ($load:ident, $store:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
+        asm!(
+            "vpush {{s16-s31}}",
+            "vldmia {z}, {{s0-s15}}",
+            "2:",
+            "vldmia {x}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {x}, {end}",
+            "bne 2b",
+            $store!(),
+            "vpop {{s16-s31}}",
+            x = inout(reg) $x => _,
+            w0 = inout(reg) $w0 => _,
+            w1 = inout(reg) $w1 => _,
+            end = in(reg) $end,
+            acc = in(reg) $acc,
+            z = in(reg) ZEROS.as_ptr(),
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+        )
+    };
+}
+
+/// The one-row loop (`$store`: [`store_lanes1`] or [`store_sums1`]).
+macro_rules! dot1_loop {
+    ($load:ident, $store:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
+        asm!(
+            "vpush {{s16-s31}}",
+            "vldmia {z}, {{s0-s7}}",
+            "2:",
+            "vldmia {x}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            "cmp {x}, {end}",
+            "bne 2b",
+            $store!(),
+            "vpop {{s16-s31}}",
+            x = inout(reg) $x => _,
+            w0 = inout(reg) $w0 => _,
+            end = in(reg) $end,
+            acc = in(reg) $acc,
+            z = in(reg) ZEROS.as_ptr(),
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+        )
+    };
+}
+
+/// For each lane `l < 8`: `a_l = Σ_{k < x.len()/8} w0[8k + l] · x[8k + l]` in increasing `k`
+/// from `+0.0`, and `b_l` the same for `w1` (`w0`, `w1`: little-endian f32 rows of at least
+/// `4 · x.len()` bytes, any alignment). Only the whole 8s of `x` are read. With `sums`, writes
+/// the trees `acc[0] = tree(a)`, `acc[1] = tree(b)`; otherwise the lanes, `acc = [a, b]`.
+/// Nothing is written when `x` has fewer than 8 values or `acc` is shorter than that.
+#[inline(never)]
+fn dot2(x: &[f32], w0: &[u8], w1: &[u8], sums: bool, acc: &mut [f32]) {
+    let n8 = x.len() / LANES * LANES;
+    let need = if sums { 2 } else { 2 * LANES };
+    if n8 == 0 || w0.len() < 4 * n8 || w1.len() < 4 * n8 || acc.len() < need {
+        return; // nothing to do, or impossible for [`dot_rows`]'s arguments
+    }
+    let x_ptr = x.as_ptr();
+    let end = x_ptr.wrapping_add(n8);
+    let (p0, p1) = (w0.as_ptr(), w1.as_ptr());
+    let acc_ptr = acc.as_mut_ptr();
+    // SAFETY: reads the first n8 ≥ 8 floats of `x` (4-aligned, as every `&[f32]`), the first
+    // 4·n8 bytes of `w0` and `w1`, all checked above, and the 16 of `ZEROS`; writes the first 2
+    // (`sums`) or 16 floats of `acc`, checked above. The loop stops when `x` reaches `end`, after n8/8 ≥ 1 steps of 8.
+    // `VLDMIA` needs 4-aligned addresses: the weights take it only when both row pointers are
+    // 4-aligned, otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
+    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
+    // never-inlined function holds no float in them across the block. Flags: `cmp`. FPSCR is
+    // not touched.
+    unsafe {
+        match ((p0 as usize | p1 as usize) % 4 == 0, sums) {
+            (true, true) => dot2_loop!(load_w_aligned, store_sums2, x_ptr, p0, p1, end, acc_ptr),
+            (true, false) => {
+                dot2_loop!(load_w_aligned, store_lanes2, x_ptr, p0, p1, end, acc_ptr)
+            }
+            (false, true) => {
+                dot2_loop!(load_w_unaligned, store_sums2, x_ptr, p0, p1, end, acc_ptr)
+            }
+            (false, false) => {
+                dot2_loop!(load_w_unaligned, store_lanes2, x_ptr, p0, p1, end, acc_ptr)
+            }
+        }
+    }
+}
+
+/// [`dot2`] for one row (`acc[0] = tree(a)`, or the lanes in `acc[0..8]`).
+#[inline(never)]
+fn dot1(x: &[f32], w0: &[u8], sums: bool, acc: &mut [f32]) {
+    let n8 = x.len() / LANES * LANES;
+    let need = if sums { 1 } else { LANES };
+    if n8 == 0 || w0.len() < 4 * n8 || acc.len() < need {
+        return;
+    }
+    let x_ptr = x.as_ptr();
+    let end = x_ptr.wrapping_add(n8);
+    let p0 = w0.as_ptr();
+    let acc_ptr = acc.as_mut_ptr();
+    // SAFETY: as in [`dot2`], for one row (1 or 8 floats of `acc`, checked above).
+    unsafe {
+        match ((p0 as usize) % 4 == 0, sums) {
+            (true, true) => dot1_loop!(load_w_aligned, store_sums1, x_ptr, p0, end, acc_ptr),
+            (true, false) => dot1_loop!(load_w_aligned, store_lanes1, x_ptr, p0, end, acc_ptr),
+            (false, true) => dot1_loop!(load_w_unaligned, store_sums1, x_ptr, p0, end, acc_ptr),
+            (false, false) => {
+                dot1_loop!(load_w_unaligned, store_lanes1, x_ptr, p0, end, acc_ptr)
+            }
+        }
+    }
+}
+
+/// Weight `j` of a little-endian f32 row (0.0 past its end: never for [`dot_rows`]'s callers).
+#[inline(always)]
+fn weight(row: &[u8], j: usize) -> f32 {
+    match row.get(4 * j..4 * j + 4) {
+        Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),
+        _ => 0.0,
+    }
+}
+
+/// The tail terms `j = n8..x.len()` into lanes `0..x.len() − n8`.
+#[inline(always)]
+fn tail(x: &[f32], n8: usize, row: &[u8], lanes: &mut [f32; LANES]) {
+    for (l, (j, &xv)) in lanes.iter_mut().zip(x.iter().enumerate().skip(n8)) {
+        *l += weight(row, j) * xv;
+    }
+}
+
+/// For each of the `rows` weight rows `W[o]` (`n = x.len()` little-endian f32 each, row `o` at
+/// byte `4·n·o` of `weights`, any alignment): `out(o, dot(W[o], x))`, `dot` in the 8-lane order
+/// with the fixed tree (no bias). Two rows per pass ([`dot2`]), an odd last row alone
+/// ([`dot1`]). Rows past the end of `weights` are not visited.
+#[inline]
+pub(crate) fn dot_rows(x: &[f32], weights: &[u8], rows: usize, mut out: impl FnMut(usize, f32)) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let n8 = n / LANES * LANES;
+    let whole = n8 == n; // no tail: the trees come out of the assembly
+    let mut pairs = weights.chunks_exact(8 * n).take(rows / 2);
+    let mut o = 0;
+    for pair in &mut pairs {
+        let (w0, w1) = pair.split_at(4 * n);
+        let [s0, s1] = if whole {
+            let mut sums = [0.0f32; 2];
+            dot2(x, w0, w1, true, &mut sums);
+            sums
+        } else {
+            pair_with_tail(x, w0, w1)
+        };
+        out(o, s0);
+        out(o + 1, s1);
+        o += 2;
+    }
+    if rows % 2 == 1 {
+        if let Some(w0) = weights.get(4 * n * o..4 * n * (o + 1)) {
+            let s0 = if whole {
+                let mut sum = [0.0f32; 1];
+                dot1(x, w0, true, &mut sum);
+                sum[0]
+            } else {
+                row_with_tail(x, w0)
+            };
+            out(o, s0);
+        }
+    }
+}
+
+/// The two sums of [`dot_rows`] when `x.len()` is not a multiple of 8: the lanes of the whole
+/// 8s from [`dot2`], the 1–7 tail terms in Rust, the trees. Never inlined, so its lane arrays
+/// are not in the caller's frame.
+#[inline(never)]
+fn pair_with_tail(x: &[f32], w0: &[u8], w1: &[u8]) -> [f32; 2] {
+    let n8 = x.len() / LANES * LANES;
+    let mut acc = [0.0f32; 2 * LANES];
+    dot2(x, w0, w1, false, &mut acc);
+    let (a, b) = acc.split_at_mut(LANES);
+    let (Ok(a), Ok(b)) = (
+        <&mut [f32; LANES]>::try_from(a),
+        <&mut [f32; LANES]>::try_from(b),
+    ) else {
+        return [0.0; 2]; // never: 16 = 8 + 8
+    };
+    tail(x, n8, w0, a);
+    tail(x, n8, w1, b);
+    [lanes_sum(a), lanes_sum(b)]
+}
+
+/// [`pair_with_tail`] for one row.
+#[inline(never)]
+fn row_with_tail(x: &[f32], w0: &[u8]) -> f32 {
+    let n8 = x.len() / LANES * LANES;
+    let mut a = [0.0f32; LANES];
+    dot1(x, w0, false, &mut a);
+    tail(x, n8, w0, &mut a);
+    lanes_sum(&a)
+}
+
+/// Largest `ci · kh · kw` that the f32 Conv2d gathers into its on-stack patch (4 bytes each; 72 =
+/// 8 input channels of a 3×3 filter, the most that keeps the firmware's stack peak under its
+/// 3 840 B limit); a larger filter runs the reference loop.
+pub const PATCH: usize = 72;
+
+/// Linear f32 on the device: for each input row, [`dot_rows`] over the output channels, then
+/// `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
+pub(crate) fn linear(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    if p.out_features == 0 || p.in_features == 0 {
+        return;
+    }
+    let (wb, act) = (weights.as_bytes(), p.activation);
+    let rows = input
+        .chunks_exact(p.in_features)
+        .zip(output.chunks_exact_mut(p.out_features));
+    for (x, y) in rows {
+        dot_rows(x, wb, p.out_features, |o, s| {
+            if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
+                *out = activate_f32(s + b, act);
+            }
+        });
+    }
+}
+
+/// Conv2d f32 on the device (the depthwise kernel calls it once per channel): per output pixel
+/// the `ci·kh·kw` input taps are gathered into an on-stack patch in weight order `j`, padded taps
+/// as `0.0`, then [`dot_rows`] runs all output channels on it, two at a time. A padded tap then
+/// adds `w · 0.0 = ±0.0` to its lane instead of being skipped: the same bits for finite `w`
+/// (a lane never holds `−0.0`, module docs), so a layer with a non-finite weight, or a filter
+/// longer than [`PATCH`], runs the reference loop. Arguments as checked by
+/// [`super::conv2d_f32`].
+pub(crate) fn conv2d(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let k = g.per_out;
+    if g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 {
+        conv3x3(g, act, input, weights, bias, output);
+    } else if k == 0 || k > PATCH || weights.iter().any(|w| !w.is_finite()) {
+        super::conv2d_f32::reference(g, act, input, weights, bias, output);
+    } else {
+        im2col(g, act, input, weights, bias, output);
+    }
+}
+
+/// [`conv2d`]'s patch path (`0 < ci·kh·kw ≤ PATCH`, finite weights). Never inlined: its frame
+/// (the patch) is not on the stack while the reference loop or [`conv3x3`] runs.
+#[inline(never)]
+fn im2col(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let k = g.per_out;
+    let ConvGeometry {
+        ci,
+        h,
+        w,
+        win,
+        oh,
+        ow,
+        ..
+    } = *g;
+    let (kh, kw, hw, ohw) = (win.kh, win.kw, h * w, oh * ow);
+    let co = bias.len();
+    let wb = weights.as_bytes();
+    let mut buf = [0.0f32; PATCH];
+    let patch = &mut buf[..k];
+    for oy in 0..oh {
+        let rows = tap_range(oy, win.sh, win.pad_top, kh, h);
+        for ox in 0..ow {
+            let cols = tap_range(ox, win.sw, win.pad_left, kw, w);
+            gather_pixel(input, patch, ci, hw, w, kh, kw, rows, cols);
+            let px = oy * ow + ox;
+            dot_rows(patch, wb, co, |o, s| {
+                if let (Some(out), Some(b)) = (output.get_mut(o * ohw + px), bias.get(o)) {
+                    *out = activate_f32(s + b, act);
+                }
+            });
+        }
+    }
+}
+
+/// [`gather`] in a frame of its own (popped before the dot products run: a smaller stack peak).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn gather_pixel(
+    input: &[f32],
+    patch: &mut [f32],
+    ci: usize,
+    hw: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    rows: (usize, usize, isize),
+    cols: (usize, usize, isize),
+) {
+    gather(input, patch, ci, hw, w, kh, kw, rows, cols);
+}
+
+/// The patch of one output pixel: `patch[(i·kh + ky)·kw + kx] = input[i][y0 + ky][x0 + kx]` for
+/// taps inside the input (`ky_lo..ky_hi`, `kx_lo..kx_hi` from [`tap_range`]), `0.0` elsewhere.
+/// An interior pixel (every tap inside) is one [`gather_block`]; a border pixel zeroes the patch
+/// and copies its rows of inside taps with [`copy_row`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather(
+    input: &[f32],
+    patch: &mut [f32],
+    ci: usize,
+    hw: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    (ky_lo, ky_hi, y0): (usize, usize, isize),
+    (kx_lo, kx_hi, x0): (usize, usize, isize),
+) {
+    if ci == 0 || kw == 0 || kh == 0 || patch.len() != ci * kh * kw {
+        return;
+    }
+    if ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw {
+        let start = (y0 as usize) * w + x0 as usize; // both ≥ 0: every tap is inside
+                                                     // The last tap read: channel ci − 1, row kh − 1, column kw − 1.
+        if start + (ci - 1) * hw + (kh - 1) * w + kw <= input.len() && w >= kw && hw >= kh * w {
+            // SAFETY: every read, `start + i·hw + ky·w + kx` for i < ci, ky < kh, kx < kw, is at
+            // most the last tap, inside `input` (checked just above); the writes are the
+            // `ci·kh·kw = patch.len()` floats of `patch`.
+            unsafe { gather_block(input[start..].as_ptr(), patch, ci, kh, kw, w, hw) };
+        }
+        return;
+    }
+    patch.fill(0.0);
+    let cols = kx_hi.saturating_sub(kx_lo);
+    for (i, p_i) in patch.chunks_exact_mut(kh * kw).enumerate() {
+        for ky in ky_lo..ky_hi {
+            let src = i * hw + (y0 + ky as isize) as usize * w + (x0 + kx_lo as isize) as usize;
+            if let (Some(d), Some(s)) = (
+                p_i.get_mut(ky * kw + kx_lo..ky * kw + kx_lo + cols),
+                input.get(src..src + cols),
+            ) {
+                copy_row(s, d);
+            }
+        }
+    }
+}
+
+/// `dst[k] = src[k]` for `k < min(len)`, a word at a time (an `LDR`/`STR` loop instead of a
+/// `memcpy` call for these few floats).
+#[inline(always)]
+fn copy_row(src: &[f32], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    if n == 0 {
+        return;
+    }
+    // SAFETY: reads `n ≤ src.len()` floats of `src`, writes `n ≤ dst.len()` of `dst`; `n ≥ 1`.
+    // Flags: `subs`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// The patch of an interior pixel: `patch[(i·kh + ky)·kw + kx] = src[i·hw + ky·w + kx]`, one
+/// assembly loop nest (a 3-wide row is one `VLDMIA` and one `VSTMIA`).
+///
+/// # Safety
+///
+/// `src[i·hw + ky·w + kx]` is readable for every `i < ci`, `ky < kh`, `kx < kw`; `ci, kh, kw ≥
+/// 1`, `w ≥ kw`, `hw ≥ kh·w` and `patch.len() = ci·kh·kw`.
+#[inline(never)]
+unsafe fn gather_block(
+    src: *const f32,
+    patch: &mut [f32],
+    ci: usize,
+    kh: usize,
+    kw: usize,
+    w: usize,
+    hw: usize,
+) {
+    let row = 4 * w;
+    let skip = 4 * (hw - kh * w); // from past a channel's last row to the next channel's first
+                                  // SAFETY: the caller's contract bounds every read; the writes are the ci·kh·kw floats of
+                                  // `patch`. s0–s2 are caller-saved and this never-inlined function holds no float in them.
+                                  // Flags: `subs`, `cmp`.
+    unsafe {
+        asm!(
+            "cmp {kw}, #3",
+            "beq 5f",
+            // Any width: a word at a time.
+            "1:",
+            "mov {ky}, {kh}",
+            "2:",
+            "mov {k}, {kw}",
+            "mov {s}, {src}",
+            "3:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {k}, {k}, #1",
+            "bne 3b",
+            "add {src}, {src}, {row}",
+            "subs {ky}, {ky}, #1",
+            "bne 2b",
+            "add {src}, {src}, {skip}",
+            "subs {ci}, {ci}, #1",
+            "bne 1b",
+            "b 9f",
+            // 3 wide: one VLDMIA / VSTMIA per row.
+            "5:",
+            "mov {ky}, {kh}",
+            "6:",
+            "vldmia {src}, {{s0-s2}}",
+            "vstmia {d}!, {{s0-s2}}",
+            "add {src}, {src}, {row}",
+            "subs {ky}, {ky}, #1",
+            "bne 6b",
+            "add {src}, {src}, {skip}",
+            "subs {ci}, {ci}, #1",
+            "bne 5b",
+            "9:",
+            src = inout(reg) src => _,
+            d = inout(reg) patch.as_mut_ptr() => _,
+            ci = inout(reg) ci => _,
+            kh = in(reg) kh,
+            kw = in(reg) kw,
+            row = in(reg) row,
+            skip = in(reg) skip,
+            ky = out(reg) _,
+            k = out(reg) _,
+            s = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`super::linear_f32`] on the device's fast path (the same checks, then [`linear`]). Public
+/// (hidden) so the firmware's `kernel-check` binary can compare it with
+/// [`linear_f32_reference`] in QEMU.
+#[doc(hidden)]
+pub fn linear_f32_m4(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    super::linear_f32::check(p, input, weights, bias, output)?;
+    linear(p, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`super::linear_f32`]'s reference loop (the same checks), the oracle of `kernel-check`.
+#[doc(hidden)]
+pub fn linear_f32_reference(
+    p: &LinearParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    super::linear_f32::check(p, input, weights, bias, output)?;
+    super::linear_f32::reference(p, input, weights, bias, output);
+    Ok(())
+}
+
+/// [`super::conv2d_f32`] through [`conv2d`] (`fast`) or the reference loop: the same checks.
+/// Hidden, for `kernel-check`.
+#[doc(hidden)]
+pub fn conv2d_f32_m4(
+    p: &ConvParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    fast: bool,
+) -> Result<()> {
+    let g = conv_geometry(p, input.len(), output.len(), weights.len())?;
+    if !weights.is_whole() || bias.len() != p.out_channels {
+        return Err(Error::KernelBadArguments);
+    }
+    if fast {
+        conv2d(&g, p.activation, input, weights, bias, output);
+    } else {
+        super::conv2d_f32::reference(&g, p.activation, input, weights, bias, output);
+    }
+    Ok(())
+}
+
+/// [`super::depthwise_conv2d_f32`] through [`conv2d`] per channel (`fast`) or the reference
+/// loop: the same checks. Hidden, for `kernel-check`.
+#[doc(hidden)]
+pub fn depthwise_conv2d_f32_m4(
+    p: &DepthwiseParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    fast: bool,
+) -> Result<()> {
+    super::depthwise_conv2d_f32::run(p, input, weights, bias, output, |g, a, x, w, b, y| {
+        if fast {
+            conv2d(g, a, x, w, b, y);
+        } else {
+            super::conv2d_f32::reference(g, a, x, w, b, y);
+        }
+    })
+}
+
+/// ReLU of `s16` (`s10` = `+0.0`): `if s16 < 0 { 0 }`, a NaN or `−0.0` unchanged (`MI` is false
+/// for unordered and equal), as [`activate_f32`].
+macro_rules! relu {
+    () => {
+        "vcmp.f32 s16, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s16, s10\n"
+    };
+}
+
+/// ReLU6 of `s16` (`s10` = `+0.0`, `s11` = `6.0`): ReLU, then `if s16 > 6 { 6 }` (`GT` is false
+/// for unordered).
+macro_rules! relu6 {
+    () => {
+        concat!(
+            relu!(),
+            "vcmp.f32 s16, s11\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s16, s11\n"
+        )
+    };
+}
+
+/// The loop of [`conv3x3_pixels`], `$act` the activation's instructions on `s16`.
+macro_rules! conv3x3_loop {
+    ($rows:ident, $step:ident, $count:ident, $wb:ident, $out:ident, $act:expr) => {
+        asm!(
+            "vpush {{s16-s24}}",
+            "vldmia {wp}, {{s0-s11}}",
+            "2:",
+            "vldmia {r0}, {{s16-s18}}",
+            "vldmia {r1}, {{s19-s21}}",
+            "vldmia {r2}, {{s22-s24}}",
+            "add {r0}, {r0}, {step}",
+            "add {r1}, {r1}, {step}",
+            "add {r2}, {r2}, {step}",
+            "vmul.f32 s16, s16, s0",
+            "vmul.f32 s17, s17, s1",
+            "vmul.f32 s18, s18, s2",
+            "vmul.f32 s19, s19, s3",
+            "vmul.f32 s20, s20, s4",
+            "vmul.f32 s21, s21, s5",
+            "vmul.f32 s22, s22, s6",
+            "vmul.f32 s23, s23, s7",
+            "vmul.f32 s24, s24, s8",
+            "vadd.f32 s16, s16, s24",
+            "vadd.f32 s16, s16, s17",
+            "vadd.f32 s18, s18, s19",
+            "vadd.f32 s20, s20, s21",
+            "vadd.f32 s22, s22, s23",
+            "vadd.f32 s16, s16, s18",
+            "vadd.f32 s20, s20, s22",
+            "vadd.f32 s16, s16, s20",
+            "vadd.f32 s16, s16, s9",
+            $act,
+            "vstmia {out}!, {{s16}}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vpop {{s16-s24}}",
+            r0 = inout(reg) $rows[0] => _,
+            r1 = inout(reg) $rows[1] => _,
+            r2 = inout(reg) $rows[2] => _,
+            step = in(reg) $step,
+            n = inout(reg) $count => _,
+            out = inout(reg) $out.as_mut_ptr() => _,
+            wp = in(reg) $wb.as_ptr(),
+        )
+    };
+}
+
+/// `count` output pixels of a 3×3 filter, weights stationary: `wb` = the 9 weights (flat index
+/// `j = ky·3 + kx`), `canon(bias)` (`bias + 0.0`), `+0.0` and `6.0`; `rows[ky]` points at tap
+/// `(ky, 0)` of the first pixel, pixels are `step` bytes apart; writes
+/// `act(dot + canon(bias))` to `out[0..count]`.
+///
+/// Each pixel: 3 `VLDMIA` of 3 taps, 9 `VMUL`, lane 0 = `t0 + t8`, lanes 1–7 = `t1..t7`, the
+/// fixed tree, `+ canon(bias)`, the activation (ReLU: 4 instructions), one `VSTMIA`: 27
+/// instructions for 9 MACs with the loop, 31 with ReLU. The lanes
+/// start at the first product instead of `+0.0 + t`, which can only turn a `+0.0` lane into
+/// `−0.0`; a sum of such lanes differs from the reference's only in the sign of a zero, and the
+/// reference's is never `−0.0` (module docs), so `sum + canon(bias)` is the reference's
+/// `sum + bias` bit for bit (a zero sum: `+0.0 + b`; `b = −0.0` gives `+0.0` both ways).
+///
+/// # Safety
+///
+/// For `k < count`, `r, c < 3`: `rows[r] + k·step + 4·c` is a readable, 4-aligned f32.
+#[inline(never)]
+unsafe fn conv3x3_pixels(
+    rows: [*const f32; 3],
+    step: usize,
+    count: usize,
+    wb: &[f32; 12],
+    act: Activation,
+    out: &mut [f32],
+) {
+    if count == 0 || out.len() < count {
+        return;
+    }
+    // SAFETY: the reads are the caller's contract; writes `count ≤ out.len()` floats of `out`
+    // (4-aligned, `&mut [f32]`), reads the 12 of `wb`. s16–s24 (callee-saved) are pushed and
+    // popped; s0–s11 are caller-saved and this never-inlined function holds no float in them
+    // across the block. Flags: `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    unsafe {
+        match act {
+            Activation::None => conv3x3_loop!(rows, step, count, wb, out, ""),
+            Activation::Relu => conv3x3_loop!(rows, step, count, wb, out, relu!()),
+            Activation::Relu6 => conv3x3_loop!(rows, step, count, wb, out, relu6!()),
+        }
+    }
+}
+
+/// Zeros that stand in for an input row above or below the plane (a padded row of taps).
+const ZERO_ROW: [f32; 32] = [0.0; 32];
+
+/// One 3×3 filter over one input plane `x` (`h × w`) into one output plane `y` (`oh × ow`),
+/// no activation. Each output row's run of pixels whose 3 columns of taps are inside the input
+/// goes through [`conv3x3_pixels`] straight from the plane, a padded row of taps reading
+/// [`ZERO_ROW`] instead; each pixel with a padded column of taps gets a zero-padded 9-float
+/// patch. Zeros in place of padded taps give the same bits for finite weights (see
+/// [`conv2d`]). `wb`: the 9 weights and `canon(bias)`.
+fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    if x.len() < h * w || y.len() < oh * ow || win.kh != 3 || win.kw != 3 || win.sw == 0 {
+        return;
+    }
+    let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top, win.pad_left);
+    // Columns whose 3 taps are inside: ox·sw ≥ pl and ox·sw − pl + 3 ≤ w.
+    let a = pl.div_ceil(sw).min(ow);
+    let b = if w + pl >= 3 {
+        ((w + pl - 3) / sw + 1).min(ow)
+    } else {
+        0
+    }
+    .max(a);
+    // Pixels per call with a zero row: its reads stay inside ZERO_ROW.
+    let chunk = (ZERO_ROW.len() - 3) / sw + 1;
+    for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
+        let (ky_lo, ky_hi, y0) = tap_range(oy, sh, pt, 3, h);
+        let mut ox = a;
+        while ox < b {
+            let count = (b - ox).min(chunk);
+            let ix = ox * sw - pl; // ≥ 0 for ox ≥ a
+            let last = ix + (count - 1) * sw + 2; // < w for ox + count ≤ b
+            let mut rows = [ZERO_ROW.as_ptr(); 3];
+            let mut ok = last < w;
+            for (ky, r) in rows.iter_mut().enumerate().take(ky_hi).skip(ky_lo) {
+                let start = (y0 + ky as isize) as usize * w; // a row inside the input
+                match x.get(start + ix..start + last + 1) {
+                    Some(s) => *r = s.as_ptr(),
+                    None => ok = false,
+                }
+            }
+            if let (true, Some(out)) = (ok, y_row.get_mut(ox..ox + count)) {
+                // SAFETY: each row pointer is either a run of the plane `x` covering columns
+                // `ix..=last`, the last tap of the last pixel (checked just above), or
+                // ZERO_ROW, whose 32 floats cover `(count − 1)·sw + 3 ≤ 32` (`chunk`).
+                unsafe { conv3x3_pixels(rows, 4 * sw, count, wb, act, out) };
+            }
+            ox += count;
+        }
+        for ox in (0..a).chain(b..ow) {
+            let (kx_lo, kx_hi, x0) = tap_range(ox, sw, pl, 3, w);
+            let mut patch = [0.0f32; 9];
+            for ky in ky_lo..ky_hi {
+                let start = ((y0 + ky as isize) as usize * w).wrapping_add(x0 as usize);
+                for kx in kx_lo..kx_hi {
+                    if let (Some(d), Some(&v)) =
+                        (patch.get_mut(3 * ky + kx), x.get(start.wrapping_add(kx)))
+                    {
+                        *d = v;
+                    }
+                }
+            }
+            if let Some(out) = y_row.get_mut(ox..ox + 1) {
+                let p = patch.as_ptr();
+                // SAFETY: the three rows of the 9-float patch, one pixel.
+                unsafe {
+                    conv3x3_pixels(
+                        [p, p.wrapping_add(3), p.wrapping_add(6)],
+                        0,
+                        1,
+                        wb,
+                        act,
+                        out,
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN, and
+/// every channel of a 3×3 depthwise convolution): per output channel, [`conv3x3_plane`] (the
+/// activation inside its loop). A channel with a non-finite weight runs the reference loop.
+#[inline(never)]
+fn conv3x3(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let ohw = g.oh * g.ow;
+    if ohw == 0 {
+        return;
+    }
+    for (o, (y, b)) in output.chunks_exact_mut(ohw).zip(bias.iter()).enumerate() {
+        let mut wb = [0.0f32; 12];
+        let mut finite = true;
+        for (d, v) in wb.iter_mut().zip(weights.iter().skip(9 * o).take(9)) {
+            *d = v;
+            finite &= v.is_finite();
+        }
+        if !finite {
+            let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
+                return;
+            };
+            super::conv2d_f32::reference(g, act, input, w_o, b_o, y);
+            continue;
+        }
+        wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
+        wb[11] = 6.0; // ReLU6's bound; wb[10] = +0.0, ReLU's
+        conv3x3_plane(g, input, &wb, act, y);
+    }
+}

@@ -1,0 +1,414 @@
+//! f32 Linear, Conv2d and DepthwiseConv2d: the Cortex-M4F fast paths (`kernels/f32_m4.rs`), the
+//! reference loops and the engine's dispatch on random layers, bit for bit (a NaN only has to
+//! match a NaN), then timed on a few shapes.
+
+use crate::Rng;
+use denoiserep_core::kernels::params::{ConvParams, DepthwiseParams, LinearParams, Window};
+use denoiserep_core::kernels::{
+    conv2d_f32, conv2d_f32_m4, depthwise_conv2d_f32, depthwise_conv2d_f32_m4, linear_f32,
+    linear_f32_m4, linear_f32_reference,
+};
+use denoiserep_core::{Activation, F32Data};
+use denoiserep_firmware::{exit, ExitCode, InstructionCounter};
+
+/// Random cases per kernel.
+const CASES: u32 = 1500;
+/// Largest input of a case (stack buffer), floats.
+const MAX_INPUT: usize = 20_000;
+/// Largest output of a case (stack buffers), floats.
+const MAX_OUTPUT: usize = 20_000;
+
+/// The kernel under test, with its shape.
+#[derive(Clone, Copy)]
+enum Case {
+    Linear(LinearParams),
+    Conv(ConvParams),
+    Depthwise(DepthwiseParams),
+}
+
+impl Case {
+    /// `(input, weights, bias, output)` element counts.
+    fn sizes(&self) -> Option<(usize, usize, usize, usize)> {
+        match *self {
+            Case::Linear(p) => Some((
+                p.rows * p.in_features,
+                p.in_features * p.out_features,
+                p.out_features,
+                p.rows * p.out_features,
+            )),
+            Case::Conv(p) => {
+                let (oh, ow) = p.window.out_dims(p.h, p.w)?;
+                let k = p.in_channels * p.window.kh * p.window.kw;
+                Some((
+                    p.in_channels * p.h * p.w,
+                    p.out_channels * k,
+                    p.out_channels,
+                    p.out_channels * oh * ow,
+                ))
+            }
+            Case::Depthwise(p) => {
+                let (oh, ow) = p.window.out_dims(p.h, p.w)?;
+                Some((
+                    p.channels * p.h * p.w,
+                    p.channels * p.window.kh * p.window.kw,
+                    p.channels,
+                    p.channels * oh * ow,
+                ))
+            }
+        }
+    }
+
+    /// MACs, padded taps included.
+    fn macs(&self) -> usize {
+        match *self {
+            Case::Linear(p) => p.rows * p.in_features * p.out_features,
+            Case::Conv(p) => {
+                let (_, _, _, n_y) = self.sizes().unwrap_or_default();
+                n_y * p.in_channels * p.window.kh * p.window.kw
+            }
+            Case::Depthwise(p) => {
+                let (_, _, _, n_y) = self.sizes().unwrap_or_default();
+                n_y * p.window.kh * p.window.kw
+            }
+        }
+    }
+
+    /// Runs the reference loop (`which = 0`), the fast path (1) or the engine's dispatch (2).
+    fn run(&self, which: u8, x: &[f32], w: F32Data<'_>, b: F32Data<'_>, y: &mut [f32]) -> bool {
+        let r = match (*self, which) {
+            (Case::Linear(p), 0) => linear_f32_reference(&p, x, w, b, y),
+            (Case::Linear(p), 1) => linear_f32_m4(&p, x, w, b, y),
+            (Case::Linear(p), _) => linear_f32(&p, x, w, b, y),
+            (Case::Conv(p), 0) => conv2d_f32_m4(&p, x, w, b, y, false),
+            (Case::Conv(p), 1) => conv2d_f32_m4(&p, x, w, b, y, true),
+            (Case::Conv(p), _) => conv2d_f32(&p, x, w, b, y),
+            (Case::Depthwise(p), 0) => depthwise_conv2d_f32_m4(&p, x, w, b, y, false),
+            (Case::Depthwise(p), 1) => depthwise_conv2d_f32_m4(&p, x, w, b, y, true),
+            (Case::Depthwise(p), _) => depthwise_conv2d_f32(&p, x, w, b, y),
+        };
+        r.is_ok()
+    }
+}
+
+/// How a case's values are drawn.
+#[derive(Clone, Copy, PartialEq)]
+enum Values {
+    /// Uniform in ±2.
+    Plain,
+    /// Plain, with ±0.0, subnormals, ±∞, NaN, 1e30 and 1e-30 mixed in (1 in 6).
+    Special,
+    /// Inputs ±0.0 only, biases ±0.0 (the sign of a zero result).
+    Zeros,
+}
+
+fn value(rng: &mut Rng, v: Values, finite: bool) -> f32 {
+    let plain = (rng.next() >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0;
+    match v {
+        Values::Plain => plain,
+        Values::Zeros => {
+            if rng.below(2) == 0 {
+                0.0
+            } else {
+                -0.0
+            }
+        }
+        Values::Special => match rng.below(if finite { 12 } else { 16 }) {
+            0 => 0.0,
+            1 => -0.0,
+            2 => f32::from_bits(rng.next() & 0x807F_FFFF), // subnormal (or ±0)
+            3 => 1.0e30,
+            4 => -1.0e-30,
+            12 => f32::INFINITY,
+            13 => f32::NEG_INFINITY,
+            14 => f32::NAN,
+            15 => f32::from_bits(0x7FC0_0000 | rng.next()), // NaN with a payload
+            _ => plain,
+        },
+    }
+}
+
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+fn name(c: &Case) -> &'static str {
+    match c {
+        Case::Linear(_) => "linear",
+        Case::Conv(_) => "conv",
+        Case::Depthwise(_) => "depthwise",
+    }
+}
+
+fn mismatch(c: &Case, what: &str, at: usize, skew: usize) -> ! {
+    let (a, b, d) = match *c {
+        Case::Linear(p) => (p.rows, p.in_features, p.out_features),
+        Case::Conv(p) => (p.in_channels, p.h * 1000 + p.w, p.out_channels),
+        Case::Depthwise(p) => (p.channels, p.h * 1000 + p.w, 0),
+    };
+    let win = match *c {
+        Case::Linear(_) => Window::square(1, 1, 0),
+        Case::Conv(p) => p.window,
+        Case::Depthwise(p) => p.window,
+    };
+    defmt::error!(
+        "kernel_check MISMATCH f32 {=str} {=str} a={=usize} b={=usize} c={=usize} k={=usize}x{=usize} s={=usize}x{=usize} pad={=usize},{=usize},{=usize},{=usize} skew={=usize} at={=usize}",
+        name(c),
+        what,
+        a,
+        b,
+        d,
+        win.kh,
+        win.kw,
+        win.sh,
+        win.sw,
+        win.pad_top,
+        win.pad_bottom,
+        win.pad_left,
+        win.pad_right,
+        skew,
+        at
+    );
+    exit(ExitCode::RunFailed)
+}
+
+/// Buffers of one case.
+struct Bufs {
+    x: [f32; MAX_INPUT],
+    y: [[f32; MAX_OUTPUT]; 3],
+}
+
+/// Fills the case's data (weights at byte `skew` of `buf`, then the bias), runs the three paths
+/// and compares them; returns the reference's and the fast path's instruction counts.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    rng: &mut Rng,
+    c: &Case,
+    v: Values,
+    finite_w: bool,
+    skew: usize,
+    buf: &mut [u8],
+    bufs: &mut Bufs,
+    counter: Option<&InstructionCounter>,
+) -> (u64, u64) {
+    let Some((n_x, n_w, n_b, n_y)) = c.sizes() else {
+        mismatch(c, "shape", 0, skew)
+    };
+    if n_x > MAX_INPUT || n_y > MAX_OUTPUT || skew + 4 * (n_w + n_b) > buf.len() {
+        exit(ExitCode::ModelDoesNotFit)
+    }
+    let (wb, rest) = buf[skew..].split_at_mut(4 * n_w);
+    let bb = &mut rest[..4 * n_b];
+    let wv = if v == Values::Zeros { Values::Plain } else { v };
+    for ch in wb.chunks_exact_mut(4) {
+        ch.copy_from_slice(&value(rng, wv, finite_w).to_le_bytes());
+    }
+    for ch in bb.chunks_exact_mut(4) {
+        ch.copy_from_slice(&value(rng, v, finite_w).to_le_bytes());
+    }
+    let x = &mut bufs.x[..n_x];
+    for e in x.iter_mut() {
+        *e = value(rng, v, false);
+    }
+    let (w, b) = (F32Data::from_le_bytes(wb), F32Data::from_le_bytes(bb));
+    let now = || counter.map_or(0, InstructionCounter::count);
+    let mut spent = [0u64; 3];
+    for (which, (y, t)) in bufs.y.iter_mut().zip(spent.iter_mut()).enumerate() {
+        let y = &mut y[..n_y];
+        y.fill(f32::from_bits(0x7F80_0001 + which as u32)); // a signalling NaN: never an output
+        let t0 = now();
+        if !c.run(which as u8, x, w, b, y) {
+            mismatch(c, "error", which, skew);
+        }
+        *t = now() - t0;
+    }
+    let [r, f, d] = &bufs.y;
+    for i in 0..n_y {
+        if !same(r[i], f[i]) {
+            mismatch(c, "fast", i, skew);
+        }
+        if !same(f[i], d[i]) {
+            mismatch(c, "dispatch", i, skew);
+        }
+    }
+    (spent[0], spent[1])
+}
+
+fn act(rng: &mut Rng) -> Activation {
+    match rng.below(3) {
+        0 => Activation::None,
+        1 => Activation::Relu,
+        _ => Activation::Relu6,
+    }
+}
+
+/// A random window: kernel 1–4 per side, stride 1–3, each pad below the kernel.
+fn window(rng: &mut Rng) -> Window {
+    let (kh, kw) = (1 + rng.below(4) as usize, 1 + rng.below(4) as usize);
+    Window {
+        kh,
+        kw,
+        sh: 1 + rng.below(3) as usize,
+        sw: 1 + rng.below(3) as usize,
+        pad_top: rng.below(kh as u32) as usize,
+        pad_bottom: rng.below(kh as u32) as usize,
+        pad_left: rng.below(kw as u32) as usize,
+        pad_right: rng.below(kw as u32) as usize,
+    }
+}
+
+/// The random cases of all three kernels, then the timed shapes; exits on the first mismatch.
+pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
+    // Large: on the stack of `run` only while it runs (kernel-check's stack is not limited).
+    let mut bufs = Bufs {
+        x: [0.0; MAX_INPUT],
+        y: [[0.0; MAX_OUTPUT]; 3],
+    };
+    let mut rng = Rng(0x0BAD_F00D);
+    let (mut cases, mut macs) = (0u32, 0u64);
+    for case in 0..3 * CASES {
+        let c = match case % 3 {
+            0 => {
+                let wide = case % 60 == 0;
+                Case::Linear(LinearParams {
+                    rows: 1 + rng.below(3) as usize,
+                    in_features: if wide {
+                        100 + rng.below(701) as usize
+                    } else {
+                        1 + rng.below(70) as usize
+                    },
+                    out_features: rng.below(if wide { 5 } else { 10 }) as usize,
+                    activation: act(&mut rng),
+                })
+            }
+            1 => {
+                let mut win = window(&mut rng);
+                // Some filters longer than the fast path's patch (the reference fallback).
+                let ci = if case % 30 == 1 {
+                    15
+                } else {
+                    1 + rng.below(6) as usize
+                };
+                if ci == 15 {
+                    win.kh = 3;
+                    win.kw = 3;
+                    win.pad_top %= 3;
+                    win.pad_bottom %= 3;
+                    win.pad_left %= 3;
+                    win.pad_right %= 3;
+                }
+                Case::Conv(ConvParams {
+                    in_channels: ci,
+                    h: win.kh.max(1 + rng.below(9) as usize),
+                    w: win.kw.max(1 + rng.below(9) as usize),
+                    out_channels: rng.below(6) as usize,
+                    window: win,
+                    activation: act(&mut rng),
+                })
+            }
+            _ => {
+                let mut win = window(&mut rng);
+                // Some wide 3×3 planes: the 3×3 path's runs of interior pixels then take
+                // several calls (32 floats of zero row per call).
+                let wide = case % 48 == 2;
+                if wide {
+                    win.kh = 3;
+                    win.kw = 3;
+                    win.pad_top %= 3;
+                    win.pad_bottom %= 3;
+                    win.pad_left %= 3;
+                    win.pad_right %= 3;
+                }
+                Case::Depthwise(DepthwiseParams {
+                    channels: rng.below(5) as usize,
+                    h: win.kh.max(1 + rng.below(10) as usize),
+                    w: if wide {
+                        30 + rng.below(70) as usize
+                    } else {
+                        win.kw.max(1 + rng.below(10) as usize)
+                    },
+                    window: win,
+                    activation: act(&mut rng),
+                })
+            }
+        };
+        let v = match rng.below(4) {
+            0 => Values::Special,
+            1 => Values::Zeros,
+            _ => Values::Plain,
+        };
+        // 1 in 8 special cases may have non-finite weights (the conv fast path falls back).
+        let finite_w = v != Values::Special || rng.below(8) != 0;
+        let skew = rng.below(4) as usize;
+        check(&mut rng, &c, v, finite_w, skew, buf, &mut bufs, None);
+        cases += 1;
+        macs += c.macs() as u64;
+    }
+    defmt::info!(
+        "f32_check cases={=u32} macs={=u64} mismatches=0",
+        cases,
+        macs
+    );
+    let conv = |ci, co, hw, k, s, p| {
+        Case::Conv(ConvParams {
+            in_channels: ci,
+            h: hw,
+            w: hw,
+            out_channels: co,
+            window: Window::square(k, s, p),
+            activation: Activation::Relu,
+        })
+    };
+    let dw = |c, hw, k, s, p| {
+        Case::Depthwise(DepthwiseParams {
+            channels: c,
+            h: hw,
+            w: hw,
+            window: Window::square(k, s, p),
+            activation: Activation::Relu,
+        })
+    };
+    let lin = |n_in, n_out| {
+        Case::Linear(LinearParams {
+            rows: 1,
+            in_features: n_in,
+            out_features: n_out,
+            activation: Activation::Relu,
+        })
+    };
+    let shapes: [(&str, Case); 11] = [
+        ("linear_784x64", lin(784, 64)),
+        ("linear_64x10", lin(64, 10)),
+        ("linear_784x256", lin(784, 256)),
+        ("linear_256x128", lin(256, 128)),
+        ("linear_128x10", lin(128, 10)),
+        ("conv3x3_1to8_28", conv(1, 8, 28, 3, 1, 1)),
+        ("conv3x3_8to16_14", conv(8, 16, 14, 3, 1, 1)),
+        ("conv3x3s2_8to16_28", conv(8, 16, 28, 3, 2, 1)),
+        ("conv1x1_64to64_8", conv(64, 64, 8, 1, 1, 0)),
+        ("dw3x3_32_24", dw(32, 24, 3, 1, 1)),
+        ("dw3x3s2_32_24", dw(32, 24, 3, 2, 1)),
+    ];
+    for (name, c) in shapes {
+        let c = core::hint::black_box(c);
+        for skew in [0usize, 1] {
+            let (r, f) = check(
+                &mut rng,
+                &c,
+                Values::Plain,
+                true,
+                skew,
+                buf,
+                &mut bufs,
+                Some(counter),
+            );
+            defmt::info!(
+                "f32 name={=str} skew={=usize} macs={=usize} reference_instructions={=u64} fast_instructions={=u64}",
+                name,
+                skew,
+                c.macs(),
+                r,
+                f
+            );
+        }
+    }
+}
