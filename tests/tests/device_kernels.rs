@@ -12,10 +12,32 @@
 //! Skips (loudly) only when qemu-system-arm is missing, and fails then under CI or
 //! `DENOISEREP_REQUIRE_DEVICE=1` (`device::qemu_or_skip`); scripts/test.sh installs it.
 
+use std::sync::OnceLock;
+
 use denoiserep_tests::device::{
     defmt_print, field, field_u64, firmware_elf, qemu_or_skip, record_comparison, report,
-    run_firmware,
+    run_firmware, DeviceRun,
 };
+
+/// The one QEMU run of the firmware's `kernel-check` that every test here reads (the binary
+/// checks all kernel families in one go; each test asserts its own lines), or `None` when QEMU
+/// is missing (each test skips loudly through `qemu_or_skip`). Panics, naming `what`, when the
+/// binary did not exit 0.
+fn kernel_check(what: &str) -> Option<&'static DeviceRun> {
+    static RUN: OnceLock<DeviceRun> = OnceLock::new();
+    let qemu = qemu_or_skip(what)?;
+    let run = RUN.get_or_init(|| {
+        run_firmware(
+            &qemu,
+            &defmt_print(),
+            &firmware_elf("kernel-check"),
+            None,
+            None,
+        )
+    });
+    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
+    Some(run)
+}
 
 /// The anchor conv shapes the binary times (`firmware/src/bin/kernel_check/conv.rs`), with the
 /// CMSIS-NN harness's output checksum of each (`../shared/anchors/cmsis-nn/README.md`): the
@@ -40,12 +62,9 @@ const SHAPES: [(u64, u64); 5] = [(784, 256), (256, 128), (128, 10), (640, 128), 
 #[test]
 fn dsp_linear_s8_equals_reference_on_the_device() {
     let what = "dsp_linear_s8_equals_reference_on_the_device";
-    let Some(qemu) = qemu_or_skip(what) else {
+    let Some(run) = kernel_check(what) else {
         return;
     };
-    let elf = firmware_elf("kernel-check");
-    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
-    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
     let line = run
         .lines_with("kernel_check cases=")
         .next()
@@ -94,12 +113,9 @@ fn dsp_linear_s8_equals_reference_on_the_device() {
 #[test]
 fn dsp_conv2d_s8_equals_reference_on_the_device() {
     let what = "dsp_conv2d_s8_equals_reference_on_the_device";
-    let Some(qemu) = qemu_or_skip(what) else {
+    let Some(run) = kernel_check(what) else {
         return;
     };
-    let elf = firmware_elf("kernel-check");
-    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
-    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
     let line = run
         .lines_with("kernel_check conv cases=")
         .next()
@@ -164,12 +180,9 @@ const DW_SHAPES: [(&str, u64, u64, &str); 4] = [
 #[test]
 fn dsp_depthwise_s8_equals_reference_on_the_device() {
     let what = "dsp_depthwise_s8_equals_reference_on_the_device";
-    let Some(qemu) = qemu_or_skip(what) else {
+    let Some(run) = kernel_check(what) else {
         return;
     };
-    let elf = firmware_elf("kernel-check");
-    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
-    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
     let line = run
         .lines_with("depthwise_check cases=")
         .next()
@@ -218,12 +231,9 @@ fn dsp_depthwise_s8_equals_reference_on_the_device() {
 #[test]
 fn dsp_requantize_equals_reference_on_the_device() {
     let what = "dsp_requantize_equals_reference_on_the_device";
-    let Some(qemu) = qemu_or_skip(what) else {
+    let Some(run) = kernel_check(what) else {
         return;
     };
-    let elf = firmware_elf("kernel-check");
-    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
-    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
     let line = run
         .lines_with("requant cases=")
         .next()
@@ -273,12 +283,9 @@ const F32_SHAPES: [&str; 11] = [
 #[test]
 fn f32_fast_paths_equal_reference_on_the_device() {
     let what = "f32_fast_paths_equal_reference_on_the_device";
-    let Some(qemu) = qemu_or_skip(what) else {
+    let Some(run) = kernel_check(what) else {
         return;
     };
-    let elf = firmware_elf("kernel-check");
-    let run = run_firmware(&qemu, &defmt_print(), &elf, None, None);
-    assert_eq!(run.exit_code, 0, "{what}: {}", run.explain());
     let line = run
         .lines_with("f32_check cases=")
         .next()
