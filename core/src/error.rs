@@ -137,6 +137,8 @@ pub enum Error {
     ModelSizeOverflow,
     /// The input does not have as many values as the input tensor.
     RunBadInputLength,
+    /// An already quantized (int8) input was given to a model whose input tensor is not int8.
+    RunInputNotInt8,
     /// The arena is smaller than `Model::arena_size()`.
     ArenaTooSmall,
     /// The output buffer is too small for the encoded model.
@@ -302,6 +304,10 @@ impl fmt::Display for Error {
             ),
             RunBadInputLength => (
                 "the input does not have as many values as the input tensor",
+                None,
+            ),
+            RunInputNotInt8 => (
+                "an int8 input was given to a model whose input tensor is not int8",
                 None,
             ),
             ArenaTooSmall => ("the arena is smaller than `Model::arena_size()`", None),

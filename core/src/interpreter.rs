@@ -122,6 +122,14 @@ pub struct Model<'a, const T: usize = MAX_TENSORS> {
     plan_bytes: usize,
 }
 
+/// Where a run's input comes from: real values (normalized and, for int8, quantized by the
+/// core) or an int8 tensor taken as is.
+#[derive(Clone, Copy)]
+enum RawInput<'x> {
+    Real(&'x [f32]),
+    Quantized(&'x [i8]),
+}
+
 /// What [`Model::run_with`] shows after each op.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step<'r> {
@@ -668,12 +676,42 @@ impl<'a, const T: usize> Model<'a, T> {
         &self,
         input: &[f32],
         arena: &'r mut [u8],
+        after_op: F,
+    ) -> Result<Outputs<'r>>
+    where
+        F: FnMut(Step<'_>),
+    {
+        self.run_from(RawInput::Real(input), arena, after_op)
+    }
+
+    /// Runs an int8 model on an input that is already quantized: `input` is copied into the
+    /// input tensor as is (no normalization, no quantization), as TFLite-Micro's interpreter takes
+    /// its int8 input tensor. [`Error::RunInputNotInt8`] for an f32 model,
+    /// [`Error::RunBadInputLength`] unless `input.len() == Model::input_len()`.
+    pub fn run_quantized<'r>(&self, input: &[i8], arena: &'r mut [u8]) -> Result<Outputs<'r>> {
+        self.run_from(RawInput::Quantized(input), arena, |_| {})
+    }
+
+    /// The one run loop behind [`Model::run_with`] and [`Model::run_quantized`].
+    fn run_from<'r, F>(
+        &self,
+        input: RawInput<'_>,
+        arena: &'r mut [u8],
         mut after_op: F,
     ) -> Result<Outputs<'r>>
     where
         F: FnMut(Step<'_>),
     {
-        if input.len() != self.input_len() {
+        let len = match input {
+            RawInput::Real(x) => x.len(),
+            RawInput::Quantized(q) => {
+                if !matches!(self.input_info().dtype, DType::I8(_)) {
+                    return Err(Error::RunInputNotInt8);
+                }
+                q.len()
+            }
+        };
+        if len != self.input_len() {
             return Err(Error::RunBadInputLength);
         }
         let arena = aligned(arena, self.plan_bytes)?;
@@ -691,7 +729,17 @@ impl<'a, const T: usize> Model<'a, T> {
                 region_mut(arena, &t)?.copy_from_slice(data);
             }
         }
-        self.write_input(input, arena)?;
+        match input {
+            RawInput::Real(x) => self.write_input(x, arena)?,
+            RawInput::Quantized(q) => {
+                let slot = self
+                    .tensor_at(self.body.info.input)
+                    .ok_or(Error::ModelBadInput)?;
+                for (o, &v) in i8s_mut(region_mut(arena, &slot)?).iter_mut().zip(q) {
+                    *o = v;
+                }
+            }
+        }
         // The tensor the previous op wrote, already decoded: usually the next op's input 0.
         let mut last = None;
         // Offsets of the ops' arena scratch, in op order, past the tensors' offsets.

@@ -688,3 +688,51 @@ fn load_scratch_is_exact_and_gives_the_same_plan() {
         assert!(place.is_none());
     }
 }
+
+#[test]
+fn run_quantized_takes_the_int8_input_as_is() {
+    // Quantizing the normalized input by hand and feeding the bytes gives the same outputs as
+    // `run` (which normalizes and quantizes itself); any other bytes give other outputs.
+    let (f, q) = with_int8(residual_cnn(7), 107);
+    let bytes = q.encode().unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let DType::I8(qp) = model.input_info().dtype else {
+        panic!("int8 model expected")
+    };
+    let input = Rng(5).vec(model.input_len(), 0.0, 1.0);
+    let info = *model.info();
+    let groups = info.input_mean.len().max(1);
+    let per = input.len() / groups;
+    let raw: Vec<i8> = input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let g = i / per;
+            let xn = (x - info.input_mean.get(g).unwrap()) / info.input_std.get(g).unwrap();
+            denoiserep_core::quant::quantize(xn, qp)
+        })
+        .collect();
+    let mut a1 = vec![0u8; model.arena_size()];
+    let mut a2 = vec![0u8; model.arena_size()];
+    let via_run = Vals::of(&model.run(&input, &mut a1).unwrap().logits.data);
+    let via_raw = Vals::of(&model.run_quantized(&raw, &mut a2).unwrap().logits.data);
+    assert!(via_run == via_raw);
+    let mut shifted = raw.clone();
+    for v in shifted.iter_mut() {
+        *v = v.saturating_add(9);
+    }
+    let other = Vals::of(&model.run_quantized(&shifted, &mut a2).unwrap().logits.data);
+    assert!(other != via_raw);
+    // Wrong length; f32 model.
+    assert_eq!(
+        model.run_quantized(&raw[1..], &mut a2).err(),
+        Some(Error::RunBadInputLength)
+    );
+    let fb = f.encode().unwrap();
+    let fm = Model::from_bytes(&fb).unwrap();
+    let mut a3 = vec![0u8; fm.arena_size()];
+    assert_eq!(
+        fm.run_quantized(&raw, &mut a3).err(),
+        Some(Error::RunInputNotInt8)
+    );
+}
