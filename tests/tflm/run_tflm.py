@@ -1,10 +1,11 @@
 """Runs a .tflite model through TFLite-Micro's own interpreter (the PyPI `tflite-micro` package,
 reference kernels) sample by sample: the oracle of denoiserep's TFLite conformance tests.
 
-    .venv-tflm/bin/python tests/tflm/run_tflm.py MODEL.tflite INPUTS.npy OUT_PREFIX
+    .venv-tflm/bin/python tests/tflm/run_tflm.py MODEL.tflite INPUTS.npy OUT_PREFIX [N_OUTPUTS]
 
 INPUTS.npy holds N samples, batch first, each shaped and typed as the model's input 0 without its
-batch dim (or with it: [N, 1, ...] works too). For every model output k, OUT_PREFIX.k.npy gets the
+batch dim (or with it: [N, 1, ...] works too). For each of the first N_OUTPUTS (default 1) model
+outputs k, OUT_PREFIX.k.npy gets the
 N outputs stacked, dtype as TFLite-Micro wrote them (int8 outputs stay int8: no dequantization).
 Prints one JSON line: input/output details (shape, dtype, scale, zero point) and the number of
 samples. Exit 2 with a message on any error.
@@ -18,10 +19,11 @@ from tflite_micro.python.tflite_micro import runtime
 
 
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    model_path, inputs_path, prefix = argv[1:]
+    model_path, inputs_path, prefix = argv[1:4]
+    n_out = int(argv[4]) if len(argv) == 5 else 1
     interp = runtime.Interpreter.from_file(model_path)
     ins = interp.get_input_details(0)
     shape = tuple(int(d) for d in ins["shape"])
@@ -33,13 +35,6 @@ def main(argv):
     if x.size != n * per:
         raise SystemExit(f"run_tflm: {inputs_path} has shape {x.shape}; each sample must have the "
                          f"{per} values of the model's input {shape}")
-    n_out = 0
-    while True:
-        try:
-            interp.get_output_details(n_out)
-        except Exception:
-            break
-        n_out += 1
     outs = [[] for _ in range(n_out)]
     for i in range(n):
         interp.reset()
