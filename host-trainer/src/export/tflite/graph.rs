@@ -9,8 +9,9 @@
 
 use anyhow::{anyhow, Result};
 use denoiserep_tflite_schema::planus::Builder;
+use denoiserep_tflite_schema::planus::ReadAsRoot;
 use denoiserep_tflite_schema::tflite::{
-    Buffer, BuiltinOperator, BuiltinOptions, Metadata, Model, Operator, OperatorCode,
+    Buffer, BuiltinOperator, BuiltinOptions, Metadata, Model, ModelRef, Operator, OperatorCode,
     QuantizationParameters, SubGraph, Tensor, TensorType,
 };
 use denoiserep_tflite_schema::{FILE_IDENTIFIER, SCHEMA_VERSION};
@@ -29,6 +30,35 @@ pub struct Graph {
 /// (`PLACEHOLDER_FOR_GREATER_OP_CODES`).
 pub fn deprecated_code(op: BuiltinOperator) -> i8 {
     i8::try_from(op as i32).map_or(127, |c| c.min(127))
+}
+
+/// Puts the flatbuffer header in FlatBuffers' order: the root `uoffset` (from the start of the
+/// buffer) at bytes 0..4, the file identifier at 4..8. planus 1.3's `Builder::finish` builds
+/// back to front and prepends each write, so it leaves `[identifier][root − 4]` (TFLite-Micro
+/// then reads `TFL3` as the root offset); this swaps the two words (adding back the 4). A buffer
+/// already in order is left as is.
+fn root_offset_first(bytes: &mut [u8]) -> Result<()> {
+    if bytes.len() < 8 {
+        return Err(anyhow!(
+            "the TFLite flatbuffer is {} bytes long (a bug)",
+            bytes.len()
+        ));
+    }
+    if bytes[4..8] == *FILE_IDENTIFIER {
+        return Ok(());
+    }
+    if bytes[0..4] != *FILE_IDENTIFIER {
+        return Err(anyhow!(
+            "the TFLite flatbuffer has no TFL3 identifier (a bug)"
+        ));
+    }
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let root = word(&bytes[4..8])
+        .checked_add(4)
+        .ok_or_else(|| anyhow!("the TFLite flatbuffer's root offset overflows (a bug)"))?;
+    bytes[0..4].copy_from_slice(&root.to_le_bytes());
+    bytes[4..8].copy_from_slice(FILE_IDENTIFIER);
+    Ok(())
 }
 
 impl Graph {
@@ -135,7 +165,12 @@ impl Graph {
             ..Default::default()
         };
         let mut builder = Builder::new();
-        let bytes = builder.finish(&model, Some(*FILE_IDENTIFIER)).to_vec();
+        let mut bytes = builder.finish(&model, Some(*FILE_IDENTIFIER)).to_vec();
+        root_offset_first(&mut bytes)?;
+        // The file must read back with the verifying reader.
+        ModelRef::read_as_root(&bytes)
+            .and_then(|m| m.subgraphs().map(|_| ()))
+            .map_err(|e| anyhow!("the TFLite flatbuffer does not read back (a bug): {e}"))?;
         // Flatbuffers address everything with 32-bit offsets.
         if bytes.len() > i32::MAX as usize {
             return Err(anyhow!(
@@ -195,6 +230,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(&bytes[4..8], FILE_IDENTIFIER);
+        // The root offset first, pointing inside the buffer.
+        let root = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        assert!(root >= 8 && root < bytes.len(), "{root}");
         let m = ModelRef::read_as_root(&bytes).unwrap();
         assert_eq!(m.version().unwrap(), 3);
         assert_eq!(m.description().unwrap(), Some("test"));
