@@ -118,7 +118,9 @@ fn conformance(case: &Case) {
     // int8: one plan, two files.
     let (g, plan) = quantize_plan(&fused, &calib, RangeMethod::MinMax, false).unwrap();
     let dnrp = to_int8_planned(&g, &plan).unwrap().encode().unwrap();
+    let started = std::time::Instant::now();
     let tfl = to_tflite_int8(&g, &plan).unwrap();
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let q_in: QuantParams = plan.tensors[0].unwrap();
     let mut inputs: Vec<i8> = calib
         .chunks(len)
@@ -168,7 +170,7 @@ fn conformance(case: &Case) {
     }
     println!(
         "{spec} int8: {} samples, {values} output values (logits{}) bit-identical, TFLite-Micro \
-         == core; {} bytes .tflite, {} bytes dnrp",
+         == core; {} bytes .tflite (written in {build_ms:.1} ms), {} bytes dnrp",
         REAL + RANDOM,
         if outs.len() > 1 { " + embedding" } else { "" },
         tfl.len(),

@@ -29,7 +29,7 @@ pub struct Graph {
 /// The pre-2.3 `deprecated_builtin_code` of `op`: its code when below 127, else 127
 /// (`PLACEHOLDER_FOR_GREATER_OP_CODES`).
 pub fn deprecated_code(op: BuiltinOperator) -> i8 {
-    i8::try_from(op as i32).map_or(127, |c| c.min(127))
+    i8::try_from(op as i32).unwrap_or(127)
 }
 
 /// Puts the flatbuffer header in FlatBuffers' order: the root `uoffset` (from the start of the
