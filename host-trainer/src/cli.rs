@@ -514,7 +514,8 @@ pub struct ExportArgs {
     #[arg(long, value_enum)]
     pub precision: ExportPrecision,
     /// dnrp: the core's model format (what the device runs); onnx: an ONNX graph of the fused
-    /// model (opset 13, f32 only).
+    /// model (opset 13, f32 only); tflite: a TFLite flatbuffer (NHWC, f32 or int8 with the same
+    /// quantization as dnrp; the input normalization is not in the graph).
     #[arg(long, value_enum, default_value_t = ExportFormat::Dnrp)]
     pub format: ExportFormat,
     /// Model file to write; the report goes beside it with the extension .json.

@@ -110,6 +110,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 match r.format {
                     export::ExportFormat::Dnrp => "",
                     export::ExportFormat::Onnx => " ONNX",
+                    export::ExportFormat::Tflite => " TFLite",
                 },
                 r.regime,
                 fp.parameters,

@@ -412,3 +412,64 @@ fn onnx_export_writes_its_report_and_refuses_int8() {
     assert!(!tmp.path("q.onnx").exists() && !tmp.path("q.json").exists());
     assert_no_temp_files(&tmp.0);
 }
+
+/// `--format tflite`: int8 and f32 files (identifier `TFL3`), the printed line, the report
+/// (format, file bytes, the input normalization), and a ViT refused with one line naming the op,
+/// nothing written.
+#[test]
+fn tflite_export_writes_its_report_and_refuses_a_vit() {
+    let tmp = TempDir::new("tflite");
+    train(
+        &tmp.s("mlp"),
+        &["--data", DATA, "--arch", "mlp:8", "--epochs", "1"],
+    );
+    for precision in ["int8", "f32"] {
+        let file = tmp.s(&format!("{precision}.tflite"));
+        let out = ok(&[
+            "export",
+            "--run",
+            &tmp.s("mlp"),
+            "--precision",
+            precision,
+            "--format",
+            "tflite",
+            "--out",
+            &file,
+            "--calib",
+            "64",
+        ]);
+        assert!(out.contains(&format!("mlp:8 {precision} TFLite")), "{out}");
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(&bytes[4..8], b"TFL3");
+        let report = json(&tmp.path(&format!("{precision}.json")));
+        assert_eq!(report["format"], "tflite");
+        assert_eq!(report["file_bytes"], bytes.len());
+        assert_eq!(report["input_mean"].as_array().unwrap().len(), 1);
+        assert_eq!(report["input_std"].as_array().unwrap().len(), 1);
+        assert_eq!(report["input_quant"].is_null(), precision == "f32");
+    }
+    train(
+        &tmp.s("vit"),
+        &["--data", DATA, "--arch", "vit:4,16,2,1,2", "--epochs", "1"],
+    );
+    let err = fails(
+        &[
+            "export",
+            "--run",
+            &tmp.s("vit"),
+            "--precision",
+            "f32",
+            "--format",
+            "tflite",
+            "--out",
+            &tmp.s("v.tflite"),
+        ],
+        "to TFLite: op ",
+    );
+    assert!(
+        err.contains("(Transpose") && err.contains("LayerNorm"),
+        "{err}"
+    );
+    assert!(!tmp.path("v.tflite").exists() && !tmp.path("v.json").exists());
+    assert_no_temp_files(&tmp.0);
+}

@@ -240,23 +240,104 @@ pub fn gelu_table(q_in: QuantParams, q_out: QuantParams) -> Vec<i8> {
         .collect()
 }
 
+/// The int8 numbers of one weighted op (Linear, Conv2d, DepthwiseConv2d), shared by every
+/// writer of int8 models (the core's format stores `(M[c], shift[c])` from [`multipliers`],
+/// TFLite stores the scales and lets TFLite-Micro derive the same multipliers in its Prepare).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedWeights {
+    /// `clamp(round(w / s_w[c]), −127, 127)`, in the lowered graph's (PyTorch) layout.
+    pub weights: Vec<i8>,
+    /// `s_w[c]` per output channel.
+    pub scales: Vec<f32>,
+    /// `round(b[c] / (s_in · s_w[c]))` (f64).
+    pub bias: Vec<i32>,
+}
+
+/// The complete int8 quantization of a lowered graph, computed once: the quantization of every
+/// core tensor (`None` for the f32 constants of LayerNorms) and the int8 weights of every
+/// weighted node (`None` for the others), indexed like `g.nodes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Plan {
+    pub tensors: Vec<Option<QuantParams>>,
+    pub weights: Vec<Option<QuantizedWeights>>,
+}
+
+impl Int8Plan {
+    /// Quantizes `g` with the calibrated `ranges` (one per core tensor, from
+    /// [`crate::export::calibrate::calibrate`] on the f32 model of `g`).
+    pub fn new(g: &CoreGraph, ranges: &Ranges) -> Result<Self> {
+        let tensors = tensor_quant(g, ranges)?;
+        let mut weights = Vec::with_capacity(g.nodes.len());
+        for node in &g.nodes {
+            let (w, b, channels) = match &node.op {
+                CoreOp::Linear {
+                    out_features,
+                    weight,
+                    bias,
+                    ..
+                } => (weight, bias, *out_features),
+                CoreOp::Conv2d {
+                    out_channels,
+                    weight,
+                    bias,
+                    ..
+                } => (weight, bias, *out_channels),
+                CoreOp::DepthwiseConv2d { weight, bias, .. } => (weight, bias, bias.len()),
+                _ => {
+                    weights.push(None);
+                    continue;
+                }
+            };
+            let q_in = tensors[usize::from(node.inputs[0])]
+                .ok_or_else(|| anyhow::anyhow!("{}: its input is not int8 (a bug)", node.source))?;
+            let (wq, scales) = quantize_weights(w, channels);
+            let bias = quantize_bias(b, q_in.scale, &scales, &node.source)?;
+            weights.push(Some(QuantizedWeights {
+                weights: wq,
+                scales,
+                bias,
+            }));
+        }
+        Ok(Self { tensors, weights })
+    }
+
+    /// The quantization of int8 tensor `t`, or an error naming `source`.
+    pub fn tensor(&self, t: u16, source: &str) -> Result<QuantParams> {
+        self.tensors
+            .get(usize::from(t))
+            .copied()
+            .flatten()
+            .ok_or_else(|| anyhow::anyhow!("{source}: tensor {t} is not int8 (a bug)"))
+    }
+
+    /// The int8 weights of node `index`, or an error naming `source`.
+    pub fn weights(&self, index: usize, source: &str) -> Result<&QuantizedWeights> {
+        self.weights
+            .get(index)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| anyhow::anyhow!("{source}: no int8 weights (a bug)"))
+    }
+}
+
 /// The int8 model file of the lowered graph `g`, quantized with the calibrated `ranges` (one
 /// per core tensor, from [`crate::export::calibrate::calibrate`] on the f32 model of `g`).
+pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
+    to_int8_planned(g, &Int8Plan::new(g, ranges)?)
+}
+
+/// The int8 model file of `g` with the quantization `plan` ([`Int8Plan::new`]).
 ///
 /// Tensor ids of `g` keep their meaning; the tensors the int8 form adds come after them: per
 /// LayerNorm the f32 input and output between `Dequantize → LayerNorm → Quantize` (the
 /// LayerNorm's tensor of `g` is the Quantize's int8 output), per GELU its 256-entry `Lut` table.
-pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
-    let quant = tensor_quant(g, ranges)?;
-    let q_of = |t: u16, source: &str| {
-        quant[usize::from(t)]
-            .ok_or_else(|| anyhow::anyhow!("{source}: tensor {t} is not int8 (a bug)"))
-    };
+pub fn to_int8_planned(g: &CoreGraph, plan: &Int8Plan) -> Result<ModelFile> {
+    let quant = &plan.tensors;
+    let q_of = |t: u16, source: &str| plan.tensor(t, source);
     let mut tensors = g
         .shapes
         .iter()
         .zip(&g.constants)
-        .zip(&quant)
+        .zip(quant)
         .enumerate()
         .map(|(i, ((dims, values), q))| {
             let shape = shape(dims, &format!("tensor {i}"))?;
@@ -283,17 +364,16 @@ pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
         Ok(id)
     }
     let mut nodes = Vec::with_capacity(g.nodes.len());
-    for node in &g.nodes {
+    for (index, node) in g.nodes.iter().enumerate() {
         let source = &node.source;
         let q_in = q_of(node.inputs[0], source)?;
         let q_out = q_of(node.output, source)?;
-        let weighted = |weight: &[f32], bias: &[f32], channels: usize| -> Result<OwnedWeights> {
-            let (wq, s_w) = quantize_weights(weight, channels);
-            let b = quantize_bias(bias, q_in.scale, &s_w, source)?;
-            let (multiplier, shift) = multipliers(q_in.scale, &s_w, q_out.scale);
+        let weighted = || -> Result<OwnedWeights> {
+            let w = plan.weights(index, source)?;
+            let (multiplier, shift) = multipliers(q_in.scale, &w.scales, q_out.scale);
             Ok(OwnedWeights::S8 {
-                weights: i8_bytes(&wq),
-                bias: i32_bytes(&b),
+                weights: i8_bytes(&w.weights),
+                bias: i32_bytes(&w.bias),
                 multiplier: i32_bytes(&multiplier),
                 shift: i8_bytes(&shift),
             })
@@ -307,35 +387,23 @@ pub fn to_int8(g: &CoreGraph, ranges: &Ranges) -> Result<ModelFile> {
             })
         };
         let op = match &node.op {
-            CoreOp::Linear {
-                activation,
-                out_features,
-                weight,
-                bias,
-            } => OwnedOp::Linear {
+            CoreOp::Linear { activation, .. } => OwnedOp::Linear {
                 activation: *activation,
-                weights: weighted(weight, bias, *out_features)?,
+                weights: weighted()?,
             },
             CoreOp::Conv2d {
-                window,
-                activation,
-                out_channels,
-                weight,
-                bias,
+                window, activation, ..
             } => OwnedOp::Conv2d {
                 window: *window,
                 activation: *activation,
-                weights: weighted(weight, bias, *out_channels)?,
+                weights: weighted()?,
             },
             CoreOp::DepthwiseConv2d {
-                window,
-                activation,
-                weight,
-                bias,
+                window, activation, ..
             } => OwnedOp::DepthwiseConv2d {
                 window: *window,
                 activation: *activation,
-                weights: weighted(weight, bias, bias.len())?,
+                weights: weighted()?,
             },
             CoreOp::LayerNorm { eps } => {
                 // f32 only in the core: Dequantize → LayerNorm → Quantize.

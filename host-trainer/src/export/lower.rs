@@ -132,6 +132,29 @@ pub enum QuantRule {
 }
 
 impl CoreOp {
+    /// The op's name in messages, e.g. `Conv2d`, `LayerNorm`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Linear { .. } => "Linear",
+            Self::Conv2d { .. } => "Conv2d",
+            Self::DepthwiseConv2d { .. } => "DepthwiseConv2d",
+            Self::Add { .. } => "Add",
+            Self::MaxPool2d { .. } => "MaxPool2d",
+            Self::AvgPool2d { .. } => "AvgPool2d",
+            Self::Mean => "Mean",
+            Self::Reshape => "Reshape",
+            Self::Activation { .. } => "Activation",
+            Self::Softmax { .. } => "Softmax",
+            Self::LayerNorm { .. } => "LayerNorm",
+            Self::Gelu => "Gelu",
+            Self::BatchMatMul { .. } => "BatchMatMul",
+            Self::Transpose { .. } => "Transpose",
+            Self::Concat { .. } => "Concat",
+            Self::MeanAxis { .. } => "MeanAxis",
+            Self::Slice { .. } => "Slice",
+        }
+    }
+
     /// How the op's output is quantized in an int8 model.
     pub fn quant_rule(&self) -> QuantRule {
         match self {

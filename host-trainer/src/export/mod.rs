@@ -5,6 +5,8 @@
 //! * [`float`]: f32 export; [`calibrate`] + [`int8`]: int8 post-training quantization;
 //! * [`file`]: owned model buffers, encoded and validated by the core;
 //! * [`onnx`]: the fused f32 model as an ONNX graph (`--format onnx`);
+//! * [`tflite`]: the lowered graph as a TFLite flatbuffer, f32 or int8 with the int8 export's own
+//!   quantization (`--format tflite`);
 //! * [`accuracy`]: the exported f32 and int8 models' test top-1 through the core (`compare`);
 //! * [`footprint`]: parameters, MACs, file and arena bytes, read back from the core model;
 //! * [`export`]: the command: both the model and its baseline (the backbone without denoisers)
@@ -19,6 +21,7 @@ pub mod fused;
 pub mod int8;
 pub mod lower;
 pub mod onnx;
+pub mod tflite;
 
 use std::path::{Path, PathBuf};
 
@@ -29,12 +32,13 @@ use tch::Device;
 
 pub use calibrate::{calibrate, RangeMethod, Ranges};
 pub use file::ModelFile;
-pub use float::to_f32;
+pub use float::{graph_f32, to_f32};
 pub use footprint::{footprint, Footprint};
 pub use fused::{FusedLayer, FusedModel, FusedNode};
-pub use int8::to_int8;
+pub use int8::{to_int8, to_int8_planned, Int8Plan};
 pub use lower::{lower, CoreGraph, CoreNode, CoreOp};
 pub use onnx::to_onnx;
+pub use tflite::{to_tflite, to_tflite_int8};
 
 use crate::cli::rules;
 use crate::data::Split;
@@ -63,6 +67,9 @@ pub enum ExportFormat {
     Dnrp,
     /// ONNX (opset 13) of the fused f32 model, for other runtimes (`docs/export.md`, "ONNX").
     Onnx,
+    /// TFLite flatbuffer (schema v3), f32 or int8 with the core's int8 quantization, NHWC, for
+    /// TFLite / TFLite-Micro (`docs/export.md`, "TFLite").
+    Tflite,
 }
 
 /// How an int8 model was calibrated.
@@ -146,6 +153,12 @@ pub struct ExportReport {
     pub denoiserep_overhead: Overhead,
     /// int8: quantization of the normalized input.
     pub input_quant: Option<QuantParams>,
+    /// The input normalization `(x − mean[c]) / std[c]` (part of a dnrp model; a TFLite or
+    /// ONNX model expects normalized inputs).
+    #[serde(default)]
+    pub input_mean: Vec<f32>,
+    #[serde(default)]
+    pub input_std: Vec<f32>,
     pub calibration: Option<Calibration>,
     pub layers: Vec<LayerReport>,
 }
@@ -193,6 +206,10 @@ pub fn report_path(out: &Path) -> Result<PathBuf> {
 /// train split), validates with the core, then writes the model file and its report atomically.
 /// Nothing is written when any step fails.
 ///
+/// `--format tflite` (f32 or int8) writes the same lowered graph (int8: the same quantization)
+/// as a TFLite flatbuffer ([`tflite`]); the report's figures are the core model's except
+/// `file_bytes`, as for ONNX.
+///
 /// `--format onnx` (f32 only) writes the same fused f32 model as an ONNX graph ([`onnx`]); the
 /// core model of the same weights is still built and validated, and the report's figures are
 /// the core model's except `file_bytes` (the ONNX file's length, baseline likewise).
@@ -230,8 +247,22 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
     let fused = model.fused()?;
     let plain = model.plain()?;
 
+    let tflite = req.format == ExportFormat::Tflite;
+    // `--format tflite`: the model and its baseline as TFLite, from the same lowered graphs
+    // (and int8 quantization) as the core files.
+    let mut tflite_files = None;
     let (file, base, calibration) = match req.precision {
-        ExportPrecision::F32 => (to_f32(&fused)?, to_f32(&plain)?, None),
+        ExportPrecision::F32 => {
+            let (g, gb) = (lower(&fused)?, lower(&plain)?);
+            if tflite {
+                tflite_files = Some((
+                    to_tflite(&g, tflite::Numbers::F32)?,
+                    to_tflite(&gb, tflite::Numbers::F32)
+                        .context("exporting the baseline (no denoisers)")?,
+                ));
+            }
+            (graph_f32(&g)?, graph_f32(&gb)?, None)
+        }
         ExportPrecision::Int8 => {
             let data = run::load_data(&cfg.train)
                 .with_context(|| format!("calibration data of run {}", req.run.display()))?;
@@ -253,9 +284,19 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
             }
             let samples = calibration_samples(&data.train, req.calib, req.calib_seed);
             let n = samples.len() / data.sample_len().max(1);
-            let file = quantize(&fused, &samples, method, req.progress)?;
-            let base = quantize(&plain, &samples, method, false)
+            let (g, plan) = quantize_plan(&fused, &samples, method, req.progress)?;
+            let (gb, plan_b) = quantize_plan(&plain, &samples, method, false)
                 .context("exporting the baseline (no denoisers)")?;
+            if tflite {
+                tflite_files = Some((
+                    to_tflite_int8(&g, &plan)?,
+                    to_tflite_int8(&gb, &plan_b)
+                        .context("exporting the baseline (no denoisers)")?,
+                ));
+            }
+            let file = to_int8_planned(&g, &plan)?;
+            let base =
+                to_int8_planned(&gb, &plan_b).context("exporting the baseline (no denoisers)")?;
             let calibration = Calibration {
                 samples: n,
                 method: match method {
@@ -273,6 +314,8 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
         .encode()
         .context("exporting the baseline (no denoisers)")?;
     let mut report = report(req, &cfg, &file, &bytes, &base_bytes, calibration)?;
+    report.input_mean = model.normalization.mean.clone();
+    report.input_std = model.normalization.std.clone();
     let written = match req.format {
         ExportFormat::Dnrp => bytes,
         ExportFormat::Onnx => {
@@ -282,6 +325,14 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
             report.baseline.file_bytes = base_onnx.len() as u64;
             report.denoiserep_overhead = Overhead::between(&report.footprint, &report.baseline);
             onnx
+        }
+        ExportFormat::Tflite => {
+            let (model, base) = tflite_files
+                .ok_or_else(|| anyhow::anyhow!("--format tflite: no TFLite model built (a bug)"))?;
+            report.footprint.file_bytes = model.len() as u64;
+            report.baseline.file_bytes = base.len() as u64;
+            report.denoiserep_overhead = Overhead::between(&report.footprint, &report.baseline);
+            model
         }
     };
 
@@ -304,9 +355,23 @@ pub fn quantize(
     method: RangeMethod,
     progress: bool,
 ) -> Result<ModelFile> {
+    let (graph, plan) = quantize_plan(model, samples, method, progress)?;
+    to_int8_planned(&graph, &plan)
+}
+
+/// The lowered graph of `model` and its int8 quantization (calibrated on `samples` by
+/// `method`): what both the core's int8 file ([`to_int8_planned`]) and the int8 TFLite file
+/// ([`to_tflite_int8`]) are written from.
+pub fn quantize_plan(
+    model: &FusedModel,
+    samples: &[f32],
+    method: RangeMethod,
+    progress: bool,
+) -> Result<(CoreGraph, Int8Plan)> {
     let graph = lower(model)?;
     let ranges = calibrate(&graph, samples, method, progress)?;
-    to_int8(&graph, &ranges)
+    let plan = Int8Plan::new(&graph, &ranges)?;
+    Ok((graph, plan))
 }
 
 /// `n` samples of `split` (all when it has fewer), chosen by a seeded permutation.
@@ -376,6 +441,8 @@ fn report(
         baseline: base,
         denoiserep_overhead: Overhead::between(&fp, &base),
         input_quant,
+        input_mean: Vec::new(),
+        input_std: Vec::new(),
         calibration,
         layers,
     })
