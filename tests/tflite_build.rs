@@ -26,7 +26,11 @@ pub struct Act8 {
     pub zero_point: i64,
 }
 
-fn quant(scales: Vec<f32>, zero_points: Vec<i64>, dim: i32) -> Option<Box<tflite::QuantizationParameters>> {
+fn quant(
+    scales: Vec<f32>,
+    zero_points: Vec<i64>,
+    dim: i32,
+) -> Option<Box<tflite::QuantizationParameters>> {
     Some(Box::new(tflite::QuantizationParameters {
         scale: Some(scales),
         zero_point: Some(zero_points),
@@ -83,7 +87,13 @@ impl TfliteBuilder {
     }
 
     /// A constant tensor with raw bytes.
-    pub fn constant(&mut self, shape: &[i32], ty: TensorType, bytes: Vec<u8>, q: Option<Box<tflite::QuantizationParameters>>) -> i32 {
+    pub fn constant(
+        &mut self,
+        shape: &[i32],
+        ty: TensorType,
+        bytes: Vec<u8>,
+        q: Option<Box<tflite::QuantizationParameters>>,
+    ) -> i32 {
         self.buffers.push(tflite::Buffer {
             data: Some(bytes),
             ..Default::default()
@@ -108,12 +118,20 @@ impl TfliteBuilder {
     /// Random int8 weights of `shape` quantized along `dim` (per-channel: one random scale in
     /// [0.002, 0.02) per index of `dim`; else one scale), and a random int32 bias for
     /// `input_scale` (scale `s_in · s_w[c]`). Returns (weights, bias, mean weight scale).
-    pub fn weights(&mut self, shape: &[i32], dim: usize, per_channel: bool, input_scale: f32) -> (i32, i32, f32) {
+    pub fn weights(
+        &mut self,
+        shape: &[i32],
+        dim: usize,
+        per_channel: bool,
+        input_scale: f32,
+    ) -> (i32, i32, f32) {
         let n: i32 = shape.iter().product();
         let channels = shape[dim] as usize;
         let w: Vec<u8> = (0..n).map(|_| self.int(-127, 127) as i8 as u8).collect();
         let scales: Vec<f32> = if per_channel {
-            (0..channels).map(|_| self.uniform(0.002, 0.02) as f32).collect()
+            (0..channels)
+                .map(|_| self.uniform(0.002, 0.02) as f32)
+                .collect()
         } else {
             vec![self.uniform(0.002, 0.02) as f32]
         };
@@ -121,7 +139,9 @@ impl TfliteBuilder {
         let zps = vec![0; scales.len()];
         let wq = quant(scales.clone(), zps, dim as i32);
         let wi = self.constant(shape, TensorType::Int8, w, wq);
-        let bias: Vec<i32> = (0..channels).map(|_| self.int(-3000, 3000) as i32).collect();
+        let bias: Vec<i32> = (0..channels)
+            .map(|_| self.int(-3000, 3000) as i32)
+            .collect();
         let bscales: Vec<f32> = (0..channels)
             .map(|c| input_scale * scales[if per_channel { c } else { 0 }])
             .collect();
@@ -147,7 +167,13 @@ impl TfliteBuilder {
     }
 
     /// Appends an operator.
-    pub fn op(&mut self, code: BuiltinOperator, inputs: &[i32], output: i32, options: Option<BuiltinOptions>) {
+    pub fn op(
+        &mut self,
+        code: BuiltinOperator,
+        inputs: &[i32],
+        output: i32,
+        options: Option<BuiltinOptions>,
+    ) {
         let opcode_index = self.code(code, None);
         self.ops.push(tflite::Operator {
             opcode_index,
@@ -177,7 +203,17 @@ impl TfliteBuilder {
 
     /// CONV_2D of `x` (`[1, H, W, Ci]`) to `co` channels; returns the output.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(&mut self, x: Act8, xs: [i32; 3], co: i32, k: i32, stride: i32, padding: Padding, act: Act, per_channel: bool) -> (Act8, [i32; 3]) {
+    pub fn conv(
+        &mut self,
+        x: Act8,
+        xs: [i32; 3],
+        co: i32,
+        k: i32,
+        stride: i32,
+        padding: Padding,
+        act: Act,
+        per_channel: bool,
+    ) -> (Act8, [i32; 3]) {
         let [h, w, ci] = xs;
         let (wi, bi, sw) = self.weights(&[co, k, k, ci], 0, per_channel, x.scale);
         let (oh, ow) = out_hw(h, w, k, stride, padding);
@@ -193,13 +229,27 @@ impl TfliteBuilder {
             dilation_h_factor: 1,
             ..Default::default()
         };
-        self.op(BuiltinOperator::Conv2d, &[x.index, wi, bi], y.index, Some(BuiltinOptions::Conv2DOptions(Box::new(o))));
+        self.op(
+            BuiltinOperator::Conv2d,
+            &[x.index, wi, bi],
+            y.index,
+            Some(BuiltinOptions::Conv2DOptions(Box::new(o))),
+        );
         (y, [oh, ow, co])
     }
 
     /// DEPTHWISE_CONV_2D (depth multiplier 1) of `x`; returns the output.
     #[allow(clippy::too_many_arguments)]
-    pub fn depthwise(&mut self, x: Act8, xs: [i32; 3], k: i32, stride: i32, padding: Padding, act: Act, per_channel: bool) -> (Act8, [i32; 3]) {
+    pub fn depthwise(
+        &mut self,
+        x: Act8,
+        xs: [i32; 3],
+        k: i32,
+        stride: i32,
+        padding: Padding,
+        act: Act,
+        per_channel: bool,
+    ) -> (Act8, [i32; 3]) {
         let [h, w, c] = xs;
         let (wi, bi, sw) = self.weights(&[1, k, k, c], 3, per_channel, x.scale);
         let (oh, ow) = out_hw(h, w, k, stride, padding);
@@ -215,13 +265,27 @@ impl TfliteBuilder {
             dilation_w_factor: 1,
             dilation_h_factor: 1,
         };
-        self.op(BuiltinOperator::DepthwiseConv2d, &[x.index, wi, bi], y.index, Some(BuiltinOptions::DepthwiseConv2DOptions(Box::new(o))));
+        self.op(
+            BuiltinOperator::DepthwiseConv2d,
+            &[x.index, wi, bi],
+            y.index,
+            Some(BuiltinOptions::DepthwiseConv2DOptions(Box::new(o))),
+        );
         (y, [oh, ow, c])
     }
 
     /// MAX_POOL_2D or AVERAGE_POOL_2D of `x`, same quantization out.
     #[allow(clippy::too_many_arguments)]
-    pub fn pool(&mut self, max: bool, x: Act8, xs: [i32; 3], k: i32, stride: i32, padding: Padding, act: Act) -> (Act8, [i32; 3]) {
+    pub fn pool(
+        &mut self,
+        max: bool,
+        x: Act8,
+        xs: [i32; 3],
+        k: i32,
+        stride: i32,
+        padding: Padding,
+        act: Act,
+    ) -> (Act8, [i32; 3]) {
         let [h, w, c] = xs;
         let (oh, ow) = out_hw(h, w, k, stride, padding);
         let y = self.activation_q(&[1, oh, ow, c], x.scale, x.zero_point);
@@ -233,8 +297,17 @@ impl TfliteBuilder {
             filter_height: k,
             fused_activation_function: act,
         };
-        let code = if max { BuiltinOperator::MaxPool2d } else { BuiltinOperator::AveragePool2d };
-        self.op(code, &[x.index], y.index, Some(BuiltinOptions::Pool2DOptions(Box::new(o))));
+        let code = if max {
+            BuiltinOperator::MaxPool2d
+        } else {
+            BuiltinOperator::AveragePool2d
+        };
+        self.op(
+            code,
+            &[x.index],
+            y.index,
+            Some(BuiltinOptions::Pool2DOptions(Box::new(o))),
+        );
         (y, [oh, ow, c])
     }
 
@@ -248,7 +321,12 @@ impl TfliteBuilder {
             fused_activation_function: act,
             ..Default::default()
         };
-        self.op(BuiltinOperator::FullyConnected, &[x.index, wi, bi], y.index, Some(BuiltinOptions::FullyConnectedOptions(Box::new(o))));
+        self.op(
+            BuiltinOperator::FullyConnected,
+            &[x.index, wi, bi],
+            y.index,
+            Some(BuiltinOptions::FullyConnectedOptions(Box::new(o))),
+        );
         y
     }
 
@@ -256,8 +334,15 @@ impl TfliteBuilder {
     pub fn reshape(&mut self, x: Act8, shape: &[i32]) -> Act8 {
         let s = self.int32s(&[shape.len() as i32], shape);
         let y = self.activation_q(shape, x.scale, x.zero_point);
-        let o = tflite::ReshapeOptions { new_shape: Some(shape.to_vec()) };
-        self.op(BuiltinOperator::Reshape, &[x.index, s], y.index, Some(BuiltinOptions::ReshapeOptions(Box::new(o))));
+        let o = tflite::ReshapeOptions {
+            new_shape: Some(shape.to_vec()),
+        };
+        self.op(
+            BuiltinOperator::Reshape,
+            &[x.index, s],
+            y.index,
+            Some(BuiltinOptions::ReshapeOptions(Box::new(o))),
+        );
         y
     }
 
@@ -265,7 +350,12 @@ impl TfliteBuilder {
     pub fn softmax(&mut self, x: Act8, shape: &[i32], beta: f32) -> Act8 {
         let y = self.activation_q(shape, 1.0 / 256.0, -128);
         let o = tflite::SoftmaxOptions { beta };
-        self.op(BuiltinOperator::Softmax, &[x.index], y.index, Some(BuiltinOptions::SoftmaxOptions(Box::new(o))));
+        self.op(
+            BuiltinOperator::Softmax,
+            &[x.index],
+            y.index,
+            Some(BuiltinOptions::SoftmaxOptions(Box::new(o))),
+        );
         y
     }
 

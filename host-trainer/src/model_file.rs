@@ -1,6 +1,6 @@
 //! A model held in owned buffers (exported by the trainer or imported from another format),
-//! encoded with the core's own encoder (`denoiserep_core::encode`, `docs/model-format.md`) and checked with the core's own loader
-//! before anything is written.
+//! encoded with the core's own encoder (`denoiserep_core::encode`, `docs/model-format.md`) and
+//! checked with the core's own loader before anything is written.
 
 use anyhow::{anyhow, Result};
 use denoiserep_core::format::graph::{

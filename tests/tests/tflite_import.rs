@@ -49,21 +49,39 @@ fn residual_model(seed: u64) -> Vec<u8> {
     let (a, s) = b.conv(x, [7, 9, 4], 6, 3, 1, Padding::Same, Act::None, false);
     let pads = b.int32s(&[4, 2], &[0, 0, 1, 1, 1, 1, 0, 0]);
     let p = b.activation_q(&[1, 9, 11, 6], a.scale, a.zero_point);
-    b.op(BuiltinOperator::Pad, &[a.index, pads], p.index, Some(BuiltinOptions::PadOptions(Box::default())));
+    b.op(
+        BuiltinOperator::Pad,
+        &[a.index, pads],
+        p.index,
+        Some(BuiltinOptions::PadOptions(Box::default())),
+    );
     let (c, s2) = b.conv(p, [9, 11, 6], 6, 3, 1, Padding::Valid, Act::None, true);
     assert_eq!(s2, s);
     // A scale where RELU6's 6.0 is inside int8 (TFLite-Micro's standalone RELU6 requires it).
     let sum_scale = b.uniform(0.06, 0.1) as f32;
     let sum_zp = b.int(-20, 20);
     let sum = b.activation_q(&[1, 7, 9, 6], sum_scale, sum_zp);
-    let o = tflite::AddOptions { fused_activation_function: Act::Relu, ..Default::default() };
-    b.op(BuiltinOperator::Add, &[a.index, c.index], sum.index, Some(BuiltinOptions::AddOptions(Box::new(o))));
+    let o = tflite::AddOptions {
+        fused_activation_function: Act::Relu,
+        ..Default::default()
+    };
+    b.op(
+        BuiltinOperator::Add,
+        &[a.index, c.index],
+        sum.index,
+        Some(BuiltinOptions::AddOptions(Box::new(o))),
+    );
     let r6 = b.activation_q(&[1, 7, 9, 6], sum.scale, sum.zero_point);
     b.op(BuiltinOperator::Relu6, &[sum.index], r6.index, None);
     let axes = b.int32s(&[2], &[1, 2]);
     let m = b.activation_q(&[1, 1, 1, 6], r6.scale, r6.zero_point);
     let o = tflite::ReducerOptions { keep_dims: true };
-    b.op(BuiltinOperator::Mean, &[r6.index, axes], m.index, Some(BuiltinOptions::ReducerOptions(Box::new(o))));
+    b.op(
+        BuiltinOperator::Mean,
+        &[r6.index, axes],
+        m.index,
+        Some(BuiltinOptions::ReducerOptions(Box::new(o))),
+    );
     let v = b.reshape(m, &[1, 6]);
     let y = b.fc(v, 6, 5, Act::Relu, true);
     b.finish(&[x.index], &[y.index])
@@ -107,7 +125,14 @@ fn check_against_tflm(test: &str, tflite: &[u8], seed: u64, samples: usize) -> u
     let mut rng = Rng::new(seed);
     let inputs: Vec<i8> = (0..samples * len).map(|_| rng.next_u64() as i8).collect();
     let dims: Vec<u64> = std::iter::once(samples as u64)
-        .chain(model.input_info().shape.dims().iter().map(|&d| u64::from(d)))
+        .chain(
+            model
+                .input_info()
+                .shape
+                .dims()
+                .iter()
+                .map(|&d| u64::from(d)),
+        )
         .collect();
     let npy = tmp.path("inputs.npy");
     write_npy(&npy, &dims, &inputs);
@@ -124,7 +149,12 @@ fn check_against_tflm(test: &str, tflite: &[u8], seed: u64, samples: usize) -> u
             TensorData::F32(_) => panic!("an int8 model with an f32 output"),
         }
     }
-    assert_eq!(got.len(), expected.len(), "{test}: output lengths ({})", run.details);
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{test}: output lengths ({})",
+        run.details
+    );
     let diffs: Vec<usize> = (0..got.len()).filter(|&i| got[i] != expected[i]).collect();
     if let Some(&i) = diffs.first() {
         let per = got.len() / samples;
@@ -137,7 +167,11 @@ fn check_against_tflm(test: &str, tflite: &[u8], seed: u64, samples: usize) -> u
             i % per,
             got[i],
             expected[i],
-            diffs.iter().map(|&i| (i32::from(got[i]) - i32::from(expected[i])).abs()).max().unwrap()
+            diffs
+                .iter()
+                .map(|&i| (i32::from(got[i]) - i32::from(expected[i])).abs())
+                .max()
+                .unwrap()
         );
     }
     println!(
@@ -162,20 +196,33 @@ fn write_npy(path: &std::path::Path, shape: &[u64], values: &[i8]) {
 
 fn read_npy_i8(path: &std::path::Path) -> Vec<i8> {
     let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<i8>().unwrap()
+    npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec::<i8>()
+        .unwrap()
 }
 
 #[test]
 fn cnn_matches_tflm_bit_for_bit() {
     for seed in [1, 2] {
-        check_against_tflm(&format!("tflite_cnn_{seed}"), &cnn_model(seed), 100 + seed, SAMPLES);
+        check_against_tflm(
+            &format!("tflite_cnn_{seed}"),
+            &cnn_model(seed),
+            100 + seed,
+            SAMPLES,
+        );
     }
 }
 
 #[test]
 fn residual_matches_tflm_bit_for_bit() {
     for seed in [3, 4] {
-        check_against_tflm(&format!("tflite_residual_{seed}"), &residual_model(seed), 200 + seed, SAMPLES);
+        check_against_tflm(
+            &format!("tflite_residual_{seed}"),
+            &residual_model(seed),
+            200 + seed,
+            SAMPLES,
+        );
     }
 }
 
@@ -209,7 +256,10 @@ fn large_model_imports_and_matches_tflm() {
 
 /// The error (with its causes) of importing `tflite`, which must fail.
 fn import_error(tflite: &[u8]) -> String {
-    format!("{:#}", import_tflite(tflite, "bad").expect_err("the import must fail"))
+    format!(
+        "{:#}",
+        import_tflite(tflite, "bad").expect_err("the import must fail")
+    )
 }
 
 #[test]
@@ -247,18 +297,66 @@ fn conv_options(b: &mut TfliteBuilder) -> &mut tflite::Conv2DOptions {
 #[test]
 fn unsupported_options_and_types_name_the_operator() {
     let cases: Vec<(Box<dyn FnOnce(&mut TfliteBuilder)>, &str)> = vec![
-        (Box::new(|b| conv_options(b).dilation_h_factor = 2), "operator 0 (CONV_2D): dilation 2×1 is not supported"),
-        (Box::new(|b| conv_options(b).fused_activation_function = Act::Tanh), "operator 0 (CONV_2D): fused activation Tanh is not supported"),
-        (Box::new(|b| b.tensors[0].type_ = TensorType::Uint8), "model input: tensor 0 'act0' is Uint8; only int8"),
-        (Box::new(|b| b.tensors[3].type_ = TensorType::Float32), "operator 0 (CONV_2D): tensor 3 'act3' is Float32; only int8"),
-        (Box::new(|b| b.tensors[1].type_ = TensorType::Int4), "operator 0 (CONV_2D): weights tensor 1 'const1' are Int4"),
-        (Box::new(|b| b.tensors[1].quantization.as_mut().unwrap().zero_point = Some(vec![1, 0, 0])), "nonzero zero point"),
-        (Box::new(|b| b.tensors[2].type_ = TensorType::Int64), "bias tensor 2 'const2' is Int64"),
-        (Box::new(|b| b.tensors[2].quantization.as_mut().unwrap().scale.as_mut().unwrap()[1] *= 2.0), "channel 1 has scale"),
-        (Box::new(|b| b.tensors[3].shape = Some(vec![1, 5, 4, 3])), "the output has shape [5, 4, 3] (batch dropped); the operator produces [5, 5, 3]"),
-        (Box::new(|b| b.tensors[0].shape = Some(vec![2, 5, 5, 2])), "batch 2"),
-        (Box::new(|b| { b.buffers[1].data.as_mut().unwrap().pop(); }), "but 53 bytes of data"),
-        (Box::new(|b| b.tensors[1].buffer = 99), "refers to buffer 99, which does not exist"),
+        (
+            Box::new(|b| conv_options(b).dilation_h_factor = 2),
+            "operator 0 (CONV_2D): dilation 2×1 is not supported",
+        ),
+        (
+            Box::new(|b| conv_options(b).fused_activation_function = Act::Tanh),
+            "operator 0 (CONV_2D): fused activation Tanh is not supported",
+        ),
+        (
+            Box::new(|b| b.tensors[0].type_ = TensorType::Uint8),
+            "model input: tensor 0 'act0' is Uint8; only int8",
+        ),
+        (
+            Box::new(|b| b.tensors[3].type_ = TensorType::Float32),
+            "operator 0 (CONV_2D): tensor 3 'act3' is Float32; only int8",
+        ),
+        (
+            Box::new(|b| b.tensors[1].type_ = TensorType::Int4),
+            "operator 0 (CONV_2D): weights tensor 1 'const1' are Int4",
+        ),
+        (
+            Box::new(|b| {
+                b.tensors[1].quantization.as_mut().unwrap().zero_point = Some(vec![1, 0, 0])
+            }),
+            "nonzero zero point",
+        ),
+        (
+            Box::new(|b| b.tensors[2].type_ = TensorType::Int64),
+            "bias tensor 2 'const2' is Int64",
+        ),
+        (
+            Box::new(|b| {
+                b.tensors[2]
+                    .quantization
+                    .as_mut()
+                    .unwrap()
+                    .scale
+                    .as_mut()
+                    .unwrap()[1] *= 2.0
+            }),
+            "channel 1 has scale",
+        ),
+        (
+            Box::new(|b| b.tensors[3].shape = Some(vec![1, 5, 4, 3])),
+            "the output has shape [5, 4, 3] (batch dropped); the operator produces [5, 5, 3]",
+        ),
+        (
+            Box::new(|b| b.tensors[0].shape = Some(vec![2, 5, 5, 2])),
+            "batch 2",
+        ),
+        (
+            Box::new(|b| {
+                b.buffers[1].data.as_mut().unwrap().pop();
+            }),
+            "but 53 bytes of data",
+        ),
+        (
+            Box::new(|b| b.tensors[1].buffer = 99),
+            "refers to buffer 99, which does not exist",
+        ),
     ];
     for (edit, want) in cases {
         let e = import_error(&conv_model(edit));
@@ -275,12 +373,16 @@ fn depth_multiplier_and_two_subgraphs_are_refused() {
         o.depth_multiplier = 2;
     }
     let e = import_error(&b.finish(&[x.index], &[y.index]));
-    assert!(e.contains("operator 0 (DEPTHWISE_CONV_2D): depth multiplier 2"), "{e}");
+    assert!(
+        e.contains("operator 0 (DEPTHWISE_CONV_2D): depth multiplier 2"),
+        "{e}"
+    );
 
     // Two subgraphs (control flow): re-encode a valid model with its subgraph twice.
     let bytes = spatial_output_model(10);
     let mut model = tflite::Model::try_from(
-        <tflite::ModelRef as denoiserep_tflite_schema::planus::ReadAsRoot>::read_as_root(&bytes).unwrap(),
+        <tflite::ModelRef as denoiserep_tflite_schema::planus::ReadAsRoot>::read_as_root(&bytes)
+            .unwrap(),
     )
     .unwrap();
     let sg = model.subgraphs.as_ref().unwrap()[0].clone();
@@ -309,7 +411,9 @@ fn truncated_and_garbled_files_are_errors() {
     let mut no_id = good.clone();
     no_id[4..8].copy_from_slice(b"ONNX");
     assert!(import_error(&no_id).contains("no `TFL3` file identifier"));
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     assert!(import_tflite(&garbage, "garbage").is_err());
 }
 
@@ -322,8 +426,14 @@ fn import_never_panics() {
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(config.clone(), TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-    let arbitrary = (proptest::collection::vec(any::<u8>(), 0..512), any::<bool>());
+    let mut runner = TestRunner::new_with_rng(
+        config.clone(),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let arbitrary = (
+        proptest::collection::vec(any::<u8>(), 0..512),
+        any::<bool>(),
+    );
     runner
         .run(&arbitrary, |(mut bytes, id)| {
             if id && bytes.len() >= 8 {
@@ -334,8 +444,12 @@ fn import_never_panics() {
         })
         .unwrap();
     let seeds = [cnn_model(12), residual_model(13), spatial_output_model(14)];
-    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-    let mutations = (0..seeds.len(), proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8));
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let mutations = (
+        0..seeds.len(),
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    );
     let ok = std::cell::Cell::new(0usize);
     runner
         .run(&mutations, |(which, edits)| {
@@ -352,7 +466,10 @@ fn import_never_panics() {
             Ok(())
         })
         .unwrap();
-    println!("import_never_panics: 400 arbitrary + 400 mutated files, {} mutated ones still import", ok.get());
+    println!(
+        "import_never_panics: 400 arbitrary + 400 mutated files, {} mutated ones still import",
+        ok.get()
+    );
 }
 
 /// Writes the fuzz seed corpus `fuzz/seeds/tflite_import/` (the models of the conformance tests):

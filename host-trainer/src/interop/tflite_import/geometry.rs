@@ -15,7 +15,13 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
 
 /// Output length of a window over `input` padded by `before` and `after`:
 /// `(in + before + after − k) / s + 1`, `None` when the window does not fit.
-pub fn out_len(input: usize, kernel: usize, stride: usize, before: usize, after: usize) -> Option<usize> {
+pub fn out_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    before: usize,
+    after: usize,
+) -> Option<usize> {
     let padded = input.checked_add(before)?.checked_add(after)?;
     (stride > 0 && kernel > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }
@@ -95,7 +101,8 @@ mod tests {
         let (spec, out) = window("op", [8, 9], [3, 3], [2, 2], Padding::Same, [0; 4]).unwrap();
         assert_eq!(out, [4, 5]);
         assert_eq!(spec.padding, [0, 1, 1, 1]);
-        let (spec, out) = window("op", [8, 9], [3, 3], [1, 1], Padding::Valid, [1, 1, 0, 0]).unwrap();
+        let (spec, out) =
+            window("op", [8, 9], [3, 3], [1, 1], Padding::Valid, [1, 1, 0, 0]).unwrap();
         assert_eq!(out, [8, 7]);
         assert_eq!(spec.padding, [1, 1, 0, 0]);
         assert!(window("op", [2, 2], [3, 3], [1, 1], Padding::Valid, [0; 4]).is_err());

@@ -241,7 +241,10 @@ impl Importer<'_> {
         }
         let t = self.tfl.tensor(index)?;
         if t.data.is_some() {
-            bail!("{ctx}: {} is a constant where an activation is written", t.describe());
+            bail!(
+                "{ctx}: {} is a constant where an activation is written",
+                t.describe()
+            );
         }
         let quant = quant::activation_quant(ctx, &t)?;
         let tfl = match t.shape.as_slice() {

@@ -88,7 +88,11 @@ impl<'a> OpRef<'a> {
     }
 
     /// The options, or an error naming the variant expected.
-    fn options<T>(&self, pick: impl FnOnce(BuiltinOptionsRef<'a>) -> Option<T>, what: &str) -> Result<T> {
+    fn options<T>(
+        &self,
+        pick: impl FnOnce(BuiltinOptionsRef<'a>) -> Option<T>,
+        what: &str,
+    ) -> Result<T> {
         self.options
             .and_then(pick)
             .ok_or_else(|| anyhow!("{}: no {what}", self.ctx))
@@ -110,7 +114,8 @@ macro_rules! owned {
             },
             stringify!($variant),
         )?;
-        <$ty>::try_from(r).map_err(|e| anyhow!("{}: malformed {}: {e}", $op.ctx, stringify!($variant)))?
+        <$ty>::try_from(r)
+            .map_err(|e| anyhow!("{}: malformed {}: {e}", $op.ctx, stringify!($variant)))?
     }};
 }
 
@@ -202,7 +207,12 @@ impl Importer<'_> {
         };
         let wt = self.tfl.tensor(op.input(1)?)?;
         let [co, kh, kw, wci] = wt.shape[..] else {
-            bail!("{}: weights {} have shape {:?}; [Co, kh, kw, Ci] expected", op.ctx, wt.describe(), wt.shape);
+            bail!(
+                "{}: weights {} have shape {:?}; [Co, kh, kw, Ci] expected",
+                op.ctx,
+                wt.describe(),
+                wt.shape
+            );
         };
         if wci != ci {
             bail!(
@@ -213,7 +223,14 @@ impl Importer<'_> {
             );
         }
         let data = constant(&op.ctx, &wt, 1)?;
-        let (spec, [oh, ow]) = window(&op.ctx, [h, w], [kh, kw], [o.stride_h, o.stride_w], o.padding, extra)?;
+        let (spec, [oh, ow]) = window(
+            &op.ctx,
+            [h, w],
+            [kh, kw],
+            [o.stride_h, o.stride_w],
+            o.padding,
+            extra,
+        )?;
         let out = self.output_value(op, Layout::Chw, &[oh, ow, co])?;
         let (scales, _) = weight_scales(&op.ctx, &wt, 0, co)?;
         // OHWI → OIHW.
@@ -226,7 +243,16 @@ impl Importer<'_> {
             oihw[((oc * ci + i) * kh + y) * kw + x] = b;
         }
         let weights = self.s8_weights(op, oihw, 2, &x, &out, &scales, ProductPrecision::Double)?;
-        let id = self.emit_into(op, OwnedOp::Conv2d { window: spec, activation: act, weights }, x.id, &out)?;
+        let id = self.emit_into(
+            op,
+            OwnedOp::Conv2d {
+                window: spec,
+                activation: act,
+                weights,
+            },
+            x.id,
+            &out,
+        )?;
         debug_assert_eq!(id, out.id);
         Ok(())
     }
@@ -244,7 +270,12 @@ impl Importer<'_> {
         };
         let wt = self.tfl.tensor(op.input(1)?)?;
         let [1, kh, kw, wc] = wt.shape[..] else {
-            bail!("{}: weights {} have shape {:?}; [1, kh, kw, C] expected", op.ctx, wt.describe(), wt.shape);
+            bail!(
+                "{}: weights {} have shape {:?}; [1, kh, kw, C] expected",
+                op.ctx,
+                wt.describe(),
+                wt.shape
+            );
         };
         if wc != c || o.depth_multiplier > 1 {
             bail!(
@@ -255,7 +286,14 @@ impl Importer<'_> {
             );
         }
         let data = constant(&op.ctx, &wt, 1)?;
-        let (spec, [oh, ow]) = window(&op.ctx, [h, w], [kh, kw], [o.stride_h, o.stride_w], o.padding, extra)?;
+        let (spec, [oh, ow]) = window(
+            &op.ctx,
+            [h, w],
+            [kh, kw],
+            [o.stride_h, o.stride_w],
+            o.padding,
+            extra,
+        )?;
         let out = self.output_value(op, Layout::Chw, &[oh, ow, c])?;
         let (scales, _) = weight_scales(&op.ctx, &wt, 3, c)?;
         // [kh][kw][C] → [C][kh][kw].
@@ -266,7 +304,16 @@ impl Importer<'_> {
             ckk[ch * kh * kw + yx] = b;
         }
         let weights = self.s8_weights(op, ckk, 2, &x, &out, &scales, ProductPrecision::Double)?;
-        self.emit_into(op, OwnedOp::DepthwiseConv2d { window: spec, activation: act, weights }, x.id, &out)?;
+        self.emit_into(
+            op,
+            OwnedOp::DepthwiseConv2d {
+                window: spec,
+                activation: act,
+                weights,
+            },
+            x.id,
+            &out,
+        )?;
         Ok(())
     }
 
@@ -280,14 +327,23 @@ impl Importer<'_> {
             bail!("{}: keep_num_dims is not supported", op.ctx);
         }
         if o.weights_format != tflite::FullyConnectedOptionsWeightsFormat::Default {
-            bail!("{}: weights format {:?} is not supported", op.ctx, o.weights_format);
+            bail!(
+                "{}: weights format {:?} is not supported",
+                op.ctx,
+                o.weights_format
+            );
         }
         let act = fused_activation(&op.ctx, o.fused_activation_function)?;
         let x = self.value(op, op.input(0)?)?;
         let x = self.flat(&x, &op.ctx)?;
         let wt = self.tfl.tensor(op.input(1)?)?;
         let [n_out, n_in] = wt.shape[..] else {
-            bail!("{}: weights {} have shape {:?}; [out, in] expected", op.ctx, wt.describe(), wt.shape);
+            bail!(
+                "{}: weights {} have shape {:?}; [out, in] expected",
+                op.ctx,
+                wt.describe(),
+                wt.shape
+            );
         };
         if x.tfl != [n_in] {
             bail!(
@@ -305,7 +361,15 @@ impl Importer<'_> {
             ProductPrecision::FloatProduct
         };
         let weights = self.s8_weights(op, data.to_vec(), 2, &x, &out, &scales, precision)?;
-        self.emit_into(op, OwnedOp::Linear { activation: act, weights }, x.id, &out)?;
+        self.emit_into(
+            op,
+            OwnedOp::Linear {
+                activation: act,
+                weights,
+            },
+            x.id,
+            &out,
+        )?;
         Ok(())
     }
 
@@ -356,7 +420,13 @@ impl Importer<'_> {
         self.emit_inputs_into(op, core, vec![input], out)
     }
 
-    fn emit_inputs_into(&mut self, op: &OpRef<'_>, core: OwnedOp, inputs: Vec<u16>, out: &Value) -> Result<u16> {
+    fn emit_inputs_into(
+        &mut self,
+        op: &OpRef<'_>,
+        core: OwnedOp,
+        inputs: Vec<u16>,
+        out: &Value,
+    ) -> Result<u16> {
         self.file.nodes.push(crate::model_file::OwnedNode {
             op: core,
             inputs,
@@ -374,7 +444,12 @@ impl Importer<'_> {
         let v = self.as_is(v, ctx)?;
         let n = v.tfl.iter().product::<usize>();
         let id = self.emit(ctx, OwnedOp::Reshape, vec![v.id], &[n], v.quant)?;
-        Ok(Value { id, tfl: vec![n], layout: Layout::AsIs, quant: v.quant })
+        Ok(Value {
+            id,
+            tfl: vec![n],
+            layout: Layout::AsIs,
+            quant: v.quant,
+        })
     }
 
     /// ADD of two activations of the same shape (no broadcasting), with a fused activation.
@@ -414,9 +489,21 @@ impl Importer<'_> {
         let [h, w, c] = x.tfl[..] else {
             bail!("{}: internal: pool input rank", op.ctx);
         };
-        let k = |v: i32| usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| anyhow!("{}: filter size {v}", op.ctx));
+        let k = |v: i32| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| anyhow!("{}: filter size {v}", op.ctx))
+        };
         let (kh, kw) = (k(o.filter_height)?, k(o.filter_width)?);
-        let (spec, [oh, ow]) = window(&op.ctx, [h, w], [kh, kw], [o.stride_h, o.stride_w], o.padding, [0; 4])?;
+        let (spec, [oh, ow]) = window(
+            &op.ctx,
+            [h, w],
+            [kh, kw],
+            [o.stride_h, o.stride_w],
+            o.padding,
+            [0; 4],
+        )?;
         let out = self.output_value(op, Layout::Chw, &[oh, ow, c])?;
         self.same_quant(op, &x, &out)?;
         let pool = if max {
@@ -461,7 +548,12 @@ impl Importer<'_> {
         let x = self.value(op, op.input(0)?)?;
         let axes_t = self.tfl.tensor(op.input(1)?)?;
         if axes_t.ty != tflite::TensorType::Int32 {
-            bail!("{}: axes {} are {:?}; int32 expected", op.ctx, axes_t.describe(), axes_t.ty);
+            bail!(
+                "{}: axes {} are {:?}; int32 expected",
+                op.ctx,
+                axes_t.describe(),
+                axes_t.ty
+            );
         }
         let data = constant(&op.ctx, &axes_t, 4)?;
         let mut axes: Vec<i32> = data
@@ -496,7 +588,13 @@ impl Importer<'_> {
         };
         let flat = self.emit(&op.ctx, OwnedOp::Reshape, vec![x.id], &rows, x.quant)?;
         if o.keep_dims {
-            let mean = self.emit(&op.ctx, OwnedOp::MeanAxis { axis }, vec![flat], &[c], out.quant)?;
+            let mean = self.emit(
+                &op.ctx,
+                OwnedOp::MeanAxis { axis },
+                vec![flat],
+                &[c],
+                out.quant,
+            )?;
             self.emit_into(op, OwnedOp::Reshape, mean, &out)?;
         } else {
             self.emit_into(op, OwnedOp::MeanAxis { axis }, flat, &out)?;
@@ -526,7 +624,10 @@ impl Importer<'_> {
         let x = self.value(op, op.input(0)?)?;
         let x = self.as_is(&x, &op.ctx)?;
         let out = self.output_value(op, Layout::AsIs, &x.tfl.clone())?;
-        let want = QuantParams { scale: 1.0 / 256.0, zero_point: -128 };
+        let want = QuantParams {
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        };
         if out.quant != want {
             bail!(
                 "{}: output scale {} and zero point {}; int8 SOFTMAX writes scale 1/256, zero \
@@ -550,7 +651,11 @@ impl Importer<'_> {
         let x = self.value(op, op.input(0)?)?;
         let out = self.output_value(op, x.layout, &x.tfl.clone())?;
         self.same_quant(op, &x, &out)?;
-        let activation = if six { Activation::Relu6 } else { Activation::Relu };
+        let activation = if six {
+            Activation::Relu6
+        } else {
+            Activation::Relu
+        };
         self.emit_into(op, OwnedOp::Activation { activation }, x.id, &out)?;
         Ok(())
     }
@@ -577,15 +682,27 @@ impl Importer<'_> {
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
                 .collect(),
-            other => bail!("{}: paddings {} are {other:?}; int32 expected", op.ctx, pads_t.describe()),
+            other => bail!(
+                "{}: paddings {} are {other:?}; int32 expected",
+                op.ctx,
+                pads_t.describe()
+            ),
         };
         if x.tfl.len() != 3 || pads.len() != 8 {
             bail!("{}: only PAD of a [1, H, W, C] tensor is supported", op.ctx);
         }
         if pads[0] != 0 || pads[1] != 0 || pads[6] != 0 || pads[7] != 0 {
-            bail!("{}: paddings {pads:?} pad the batch or channel dim; only H and W are supported", op.ctx);
+            bail!(
+                "{}: paddings {pads:?} pad the batch or channel dim; only H and W are supported",
+                op.ctx
+            );
         }
-        let p = |v: i64| usize::try_from(v).ok().filter(|&v| v <= u16::MAX as usize).ok_or_else(|| anyhow!("{}: padding {v}", op.ctx));
+        let p = |v: i64| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v <= u16::MAX as usize)
+                .ok_or_else(|| anyhow!("{}: padding {v}", op.ctx))
+        };
         let own = [p(pads[2])?, p(pads[3])?, p(pads[4])?, p(pads[5])?];
         let pad: [usize; 4] = std::array::from_fn(|i| prior[i] + own[i]);
         let out_t = self.tfl.tensor(op.output())?;
@@ -593,14 +710,32 @@ impl Importer<'_> {
         if quant != x.quant {
             bail!("{}: input and output quantization differ", op.ctx);
         }
-        let want = [x.tfl[0] + pad[0] + pad[1], x.tfl[1] + pad[2] + pad[3], x.tfl[2]];
+        let want = [
+            x.tfl[0] + pad[0] + pad[1],
+            x.tfl[1] + pad[2] + pad[3],
+            x.tfl[2],
+        ];
         if out_t.shape.get(1..) != Some(&want[..]) {
-            bail!("{}: output shape {:?}; [1, {}, {}, {}] expected", op.ctx, out_t.shape, want[0], want[1], want[2]);
+            bail!(
+                "{}: output shape {:?}; [1, {}, {}, {}] expected",
+                op.ctx,
+                out_t.shape,
+                want[0],
+                want[1],
+                want[2]
+            );
         }
         if self.values.contains_key(&op.output()) || self.pads.contains_key(&op.output()) {
             bail!("{}: tensor {} is written twice", op.ctx, op.output());
         }
-        self.pads.insert(op.output(), PendingPad { op: op.index, source, pad });
+        self.pads.insert(
+            op.output(),
+            PendingPad {
+                op: op.index,
+                source,
+                pad,
+            },
+        );
         Ok(())
     }
 }

@@ -29,7 +29,10 @@ pub fn activation_quant(ctx: &str, t: &TensorMeta<'_>) -> Result<QuantParams> {
         .map_err(|_| anyhow!("{ctx}: {} has zero point {zp} outside int8", t.describe()))?;
     let q = QuantParams { scale, zero_point };
     if !q.is_valid() {
-        bail!("{ctx}: {} has scale {scale} (must be finite and > 0)", t.describe());
+        bail!(
+            "{ctx}: {} has scale {scale} (must be finite and > 0)",
+            t.describe()
+        );
     }
     Ok(q)
 }
@@ -80,7 +83,10 @@ pub fn weight_scales(
         ),
     };
     if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-        bail!("{ctx}: weights {} have scale {s} (must be finite and > 0)", t.describe());
+        bail!(
+            "{ctx}: weights {} have scale {s} (must be finite and > 0)",
+            t.describe()
+        );
     }
     Ok((scales, per_channel))
 }
@@ -159,7 +165,10 @@ pub fn biases(
     if let Some(q) = t.quant(channels)? {
         let n = q.scales.len();
         if n != 0 && n != 1 && n != channels {
-            bail!("{ctx}: bias {} has {n} scales for {channels} channels", t.describe());
+            bail!(
+                "{ctx}: bias {} has {n} scales for {channels} channels",
+                t.describe()
+            );
         }
         for (c, &s_w) in w_scales.iter().enumerate() {
             let Some(&s_b) = q.scales.get(if n == 1 { 0 } else { c }) else {
@@ -187,9 +196,9 @@ pub fn fused_activation(ctx: &str, f: ActivationFunctionType) -> Result<Activati
         ActivationFunctionType::None => Ok(Activation::None),
         ActivationFunctionType::Relu => Ok(Activation::Relu),
         ActivationFunctionType::Relu6 => Ok(Activation::Relu6),
-        other => bail!(
-            "{ctx}: fused activation {other:?} is not supported (NONE, RELU and RELU6 are)"
-        ),
+        other => {
+            bail!("{ctx}: fused activation {other:?} is not supported (NONE, RELU and RELU6 are)")
+        }
     }
 }
 

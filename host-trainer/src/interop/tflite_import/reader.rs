@@ -110,7 +110,9 @@ impl<'a> TflModel<'a> {
                 bytes.len()
             );
         }
-        let model = fb(tflite::ModelRef::read_as_root(bytes), || "root table".into())?;
+        let model = fb(tflite::ModelRef::read_as_root(bytes), || {
+            "root table".into()
+        })?;
         let version = fb(model.version(), || "Model.version".into())?;
         if version != SCHEMA_VERSION {
             bail!("TFLite schema version {version}; only version {SCHEMA_VERSION} is supported");
@@ -196,7 +198,10 @@ impl<'a> TflModel<'a> {
         let shape = match dims {
             None => Vec::new(),
             Some(v) if v.len() > MAX_TFLITE_RANK => {
-                bail!("tensor {index} '{name}' has rank {} (at most {MAX_TFLITE_RANK})", v.len())
+                bail!(
+                    "tensor {index} '{name}' has rank {} (at most {MAX_TFLITE_RANK})",
+                    v.len()
+                )
             }
             Some(v) => v
                 .iter()
@@ -208,10 +213,12 @@ impl<'a> TflModel<'a> {
         };
         let ty = fb(t.type_(), what)?;
         let b = fb(t.buffer(), what)? as usize;
-        let buffer = self
-            .buffers
-            .get(b)
-            .ok_or_else(|| anyhow!("tensor {index} '{name}' refers to buffer {b}, which does not exist ({} buffers)", self.buffers.len()))?;
+        let buffer = self.buffers.get(b).ok_or_else(|| {
+            anyhow!(
+                "tensor {index} '{name}' refers to buffer {b}, which does not exist ({} buffers)",
+                self.buffers.len()
+            )
+        })?;
         let buffer = fb(buffer, || format!("buffer {b}"))?;
         if fb(buffer.offset(), || format!("buffer {b}"))? > 1 {
             bail!(
