@@ -19,6 +19,7 @@ use denoiserep_trainer::{FusedLayer, FusedModel};
 use tch::{Device, Kind, Tensor};
 
 pub mod device;
+pub mod tflite_build;
 pub mod tflm;
 
 /// The core's test-model builders and int8 quantizer (`core/tests/common/`), shared so that the

@@ -1,5 +1,5 @@
 //! Command-line interface (clap derive): `denoiserep train …`, `eval …`, `export …`, `infer …`,
-//! `report …`, `compare …`.
+//! `report …`, `compare …`, `import …`.
 
 use std::path::PathBuf;
 
@@ -40,6 +40,20 @@ pub enum Command {
     Report(ReportArgs),
     /// Baseline vs DenoiseRep at equal budget with four controls, over seeds.
     Compare(CompareArgs),
+    /// Convert a model from another format (.tflite: int8 TensorFlow Lite) into a model file.
+    Import(ImportArgs),
+}
+
+/// `denoiserep import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Model to import; its extension picks the format (.tflite: an int8 TensorFlow Lite
+    /// flatbuffer, one subgraph, batch 1).
+    #[arg(value_name = "MODEL", value_parser = parsed(rules::existing_file))]
+    pub model: PathBuf,
+    /// Model file (.dnrp) to write.
+    #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
+    pub out: PathBuf,
 }
 
 /// `denoiserep compare`.

@@ -7,14 +7,16 @@
 //! * [`train`]: regimes and the loop; [`optim`]: Adam; [`evaluate`]: fused-model evaluation;
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
 //!   [`runtime`]: libtorch's process-wide numerics settings (threads, MKL reproducibility);
+//! * [`model_file`]: a core model held in owned buffers, encoded and checked by the core;
+//!   [`interop`]: models from other formats (`denoiserep import MODEL.tflite`);
 //! * [`report`]: `REPORT.md` of README's main command (`scripts/demo.sh`);
 //! * [`compare`]: `denoiserep compare`, baseline vs DenoiseRep with controls over seeds;
 //! * [`data`], [`eval`]: data sets and metrics.
 //!
 //! Feature `torch` (default) gates everything that needs libtorch (or the plotting, CLI and ONNX
 //! crates only that side uses). With `--no-default-features` the crate builds without libtorch
-//! and holds [`data`] (every data parser), [`rng`], [`atomic`], [`arch`] and [`schedule`]: the
-//! fuzz targets (`fuzz/`) use that.
+//! and holds [`data`] (every data parser), [`rng`], [`atomic`], [`arch`], [`schedule`],
+//! [`model_file`] and [`interop`]: the fuzz targets (`fuzz/`) use that.
 pub mod arch;
 pub mod atomic;
 #[cfg(feature = "torch")]
@@ -38,8 +40,10 @@ pub mod export;
 pub mod fuse;
 #[cfg(feature = "torch")]
 pub mod infer;
+pub mod interop;
 #[cfg(feature = "torch")]
 pub mod model;
+pub mod model_file;
 #[cfg(feature = "torch")]
 pub mod optim;
 #[cfg(feature = "torch")]

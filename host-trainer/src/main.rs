@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{cli, compare, export, infer, report, run, runtime};
+use denoiserep_trainer::{cli, compare, export, infer, interop, report, run, runtime};
 
 fn main() -> ExitCode {
     // Before anything touches libtorch (and before any thread exists): see `runtime`.
@@ -171,6 +171,26 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Report(args) => report::run(&args.demo, &args.out)?,
+        Command::Import(args) => {
+            let t0 = std::time::Instant::now();
+            let model = interop::import_file(&args.model)?;
+            // Encoded and loaded back by the core before anything is written.
+            let bytes = model.encode()?;
+            let fp = export::footprint(&bytes)?;
+            run::write_atomic(&args.out, &bytes)?;
+            println!(
+                "{}: imported {} ({} ops, {} parameters, {} MACs, {} file bytes, {} arena \
+                 bytes) in {:.2} s",
+                args.out.display(),
+                args.model.display(),
+                model.nodes.len(),
+                fp.parameters,
+                fp.macs,
+                fp.file_bytes,
+                fp.arena_bytes,
+                t0.elapsed().as_secs_f64()
+            );
+        }
         Command::Compare(args) => {
             runtime::init_threads(args.threads)?;
             let line = cli::shell_line(

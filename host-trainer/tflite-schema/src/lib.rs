@@ -20,3 +20,44 @@ pub const FILE_IDENTIFIER: &[u8; 4] = b"TFL3";
 
 /// The schema version TFLite files carry in `Model.version`.
 pub const SCHEMA_VERSION: u32 = 3;
+
+/// Serializes `model` as a complete `.tflite` file: the root `uoffset` (from the start of the
+/// buffer) at bytes 0..4 and the identifier `TFL3` at 4..8, as FlatBuffers and TFLite require.
+///
+/// Use this instead of `planus::Builder::finish(&model, Some(*FILE_IDENTIFIER))`: planus 1.3
+/// builds back to front and prepends each write, so its `finish` leaves the two header words in
+/// the wrong order, `[identifier][root − 4]` (TFLite-Micro then reads `TFL3` as the root offset
+/// and refuses the file). This swaps them back (adding the 4) and checks the result.
+pub fn finish_model(model: &tflite::Model) -> Vec<u8> {
+    let mut builder = planus::Builder::new();
+    let mut bytes = builder.finish(model, Some(*FILE_IDENTIFIER)).to_vec();
+    if bytes.len() >= 8 && bytes[0..4] == *FILE_IDENTIFIER && bytes[4..8] != *FILE_IDENTIFIER {
+        let root = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) + 4;
+        bytes[0..4].copy_from_slice(&root.to_le_bytes());
+        bytes[4..8].copy_from_slice(FILE_IDENTIFIER);
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use planus::ReadAsRoot;
+
+    #[test]
+    fn finished_models_have_the_flatbuffer_header_and_read_back() {
+        let model = tflite::Model {
+            version: SCHEMA_VERSION,
+            description: Some("header test".into()),
+            buffers: Some(vec![tflite::Buffer::default()]),
+            ..Default::default()
+        };
+        let bytes = finish_model(&model);
+        assert_eq!(&bytes[4..8], FILE_IDENTIFIER);
+        let root = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        assert!(root >= 8 && root < bytes.len());
+        let back = tflite::ModelRef::read_as_root(&bytes).unwrap();
+        assert_eq!(back.version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(back.description().unwrap(), Some("header test"));
+    }
+}

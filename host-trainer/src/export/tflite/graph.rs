@@ -8,13 +8,12 @@
 //! 127 = "see `builtin_code`").
 
 use anyhow::{anyhow, Result};
-use denoiserep_tflite_schema::planus::Builder;
 use denoiserep_tflite_schema::planus::ReadAsRoot;
 use denoiserep_tflite_schema::tflite::{
     Buffer, BuiltinOperator, BuiltinOptions, Metadata, Model, ModelRef, Operator, OperatorCode,
     QuantizationParameters, SubGraph, Tensor, TensorType,
 };
-use denoiserep_tflite_schema::{FILE_IDENTIFIER, SCHEMA_VERSION};
+use denoiserep_tflite_schema::{finish_model, FILE_IDENTIFIER, SCHEMA_VERSION};
 
 /// The subgraph being built.
 #[derive(Default)]
@@ -30,35 +29,6 @@ pub struct Graph {
 /// (`PLACEHOLDER_FOR_GREATER_OP_CODES`).
 pub fn deprecated_code(op: BuiltinOperator) -> i8 {
     i8::try_from(op as i32).unwrap_or(127)
-}
-
-/// Puts the flatbuffer header in FlatBuffers' order: the root `uoffset` (from the start of the
-/// buffer) at bytes 0..4, the file identifier at 4..8. planus 1.3's `Builder::finish` builds
-/// back to front and prepends each write, so it leaves `[identifier][root − 4]` (TFLite-Micro
-/// then reads `TFL3` as the root offset); this swaps the two words (adding back the 4). A buffer
-/// already in order is left as is.
-fn root_offset_first(bytes: &mut [u8]) -> Result<()> {
-    if bytes.len() < 8 {
-        return Err(anyhow!(
-            "the TFLite flatbuffer is {} bytes long (a bug)",
-            bytes.len()
-        ));
-    }
-    if bytes[4..8] == *FILE_IDENTIFIER {
-        return Ok(());
-    }
-    if bytes[0..4] != *FILE_IDENTIFIER {
-        return Err(anyhow!(
-            "the TFLite flatbuffer has no TFL3 identifier (a bug)"
-        ));
-    }
-    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let root = word(&bytes[4..8])
-        .checked_add(4)
-        .ok_or_else(|| anyhow!("the TFLite flatbuffer's root offset overflows (a bug)"))?;
-    bytes[0..4].copy_from_slice(&root.to_le_bytes());
-    bytes[4..8].copy_from_slice(FILE_IDENTIFIER);
-    Ok(())
 }
 
 impl Graph {
@@ -164,9 +134,10 @@ impl Graph {
             metadata: Some(entries),
             ..Default::default()
         };
-        let mut builder = Builder::new();
-        let mut bytes = builder.finish(&model, Some(*FILE_IDENTIFIER)).to_vec();
-        root_offset_first(&mut bytes)?;
+        let bytes = finish_model(&model);
+        if bytes.get(4..8) != Some(FILE_IDENTIFIER.as_slice()) {
+            return Err(anyhow!("the TFLite flatbuffer has no TFL3 identifier (a bug)"));
+        }
         // The file must read back with the verifying reader.
         ModelRef::read_as_root(&bytes)
             .and_then(|m| m.subgraphs().map(|_| ()))
