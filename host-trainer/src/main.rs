@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{cli, compare, export, infer, report, run, runtime};
+use denoiserep_trainer::{cli, compare, export, import, infer, report, run, runtime};
 
 fn main() -> ExitCode {
     // Before anything touches libtorch (and before any thread exists): see `runtime`.
@@ -170,6 +170,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Report(args) => report::run(&args.demo, &args.out)?,
+        Command::Import(args) => {
+            runtime::init_threads(args.threads)?;
+            let req = args.request()?;
+            let o = import::import(&req)?;
+            println!("{}", o.summary(&req));
+        }
         Command::Compare(args) => {
             runtime::init_threads(args.threads)?;
             let line = cli::shell_line(
