@@ -572,24 +572,34 @@ pub fn write_untrained_run(
         fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let written = (|| -> Result<Metrics> {
-        write_json(&tmp.join(CONFIG), &run_cfg)?;
-        write_tensors(&tmp.join(MODEL), &model.tensors())?;
-        let metrics = final_metrics(&run_cfg, model, data, anomaly_test, Vec::new(), &[])?;
-        finish(&tmp, &run_cfg, &metrics)?;
-        check_new_run_dir(out)?;
-        if out.exists() {
-            fs::remove_dir(out)
-                .with_context(|| format!("--out {}: removing the empty folder", out.display()))?;
-        }
-        fs::rename(&tmp, out)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-        Ok(metrics)
-    })();
+    let written = write_run_files(&tmp, out, &run_cfg, model, data, anomaly_test);
     if written.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
     written
+}
+
+/// The files of [`write_untrained_run`] into `tmp`, then `tmp` renamed to `out`.
+fn write_run_files(
+    tmp: &Path,
+    out: &Path,
+    run_cfg: &RunConfig,
+    model: &Model,
+    data: &Dataset,
+    anomaly_test: Option<&Split>,
+) -> Result<Metrics> {
+    write_json(&tmp.join(CONFIG), run_cfg)?;
+    write_tensors(&tmp.join(MODEL), &model.tensors())?;
+    let metrics = final_metrics(run_cfg, model, data, anomaly_test, Vec::new(), &[])?;
+    finish(tmp, run_cfg, &metrics)?;
+    check_new_run_dir(out)?;
+    if out.exists() {
+        fs::remove_dir(out)
+            .with_context(|| format!("--out {}: removing the empty folder", out.display()))?;
+    }
+    fs::rename(tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    Ok(metrics)
 }
 
 /// `out` does not exist or is an empty folder: a new run may be written there.
