@@ -11,6 +11,7 @@ use self::rules::parsed;
 use crate::compare::{CompareRequest, Mode as CompareMode, Settings as CompareSettings};
 use crate::data::LoadOptions;
 use crate::export::{ExportFormat, ExportPrecision, ExportRequest, DEFAULT_CALIB};
+use crate::import::ImportRequest;
 use crate::infer::InferRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
@@ -40,20 +41,94 @@ pub enum Command {
     Report(ReportArgs),
     /// Baseline vs DenoiseRep at equal budget with four controls, over seeds.
     Compare(CompareArgs),
-    /// Convert a model from another format (.tflite: int8 TensorFlow Lite) into a model file.
+    /// Bring a model from another framework in: .tflite (int8 TensorFlow Lite) becomes a model
+    /// file; .onnx (PyTorch) or a .safetensors state_dict (with --arch) becomes a run directory
+    /// that eval, export and train --init accept.
     Import(ImportArgs),
 }
 
 /// `denoiserep import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Model to import; its extension picks the format (.tflite: an int8 TensorFlow Lite
-    /// flatbuffer, one subgraph, batch 1).
+    /// Model to import; its extension picks the format: .tflite (an int8 TensorFlow Lite
+    /// flatbuffer, one subgraph, batch 1), .onnx (torch.onnx.export) or .safetensors (a
+    /// state_dict; needs --arch).
     #[arg(value_name = "MODEL", value_parser = parsed(rules::existing_file))]
     pub model: PathBuf,
-    /// Model file (.dnrp) to write.
-    #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
+    /// .tflite: the model file (.dnrp) to write; .onnx / .safetensors: the run directory to
+    /// create (must not exist, or be empty).
+    #[arg(long, value_name = "PATH", value_parser = parsed(rules::path))]
     pub out: PathBuf,
+    /// The state_dict's architecture: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or vit:…; for .onnx optional, checked against the graph's.
+    #[arg(long, value_parser = parsed(rules::arch_spec))]
+    pub arch: Option<String>,
+    /// Data set the run is evaluated on and trains on with train --init (its shape and classes
+    /// must be the model's; required for .onnx and .safetensors, not taken for .tflite): mnist,
+    /// idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
+    #[arg(long, value_parser = parsed(rules::data_spec))]
+    pub data: Option<String>,
+    /// Test fraction for sources without a fixed split (csv).
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::fraction)
+    )]
+    pub test_fraction: f64,
+    /// Folder with fetched/cached data sets.
+    #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
+    pub data_dir: PathBuf,
+    /// Input normalization the model was trained with, x' = (x − MEAN[c]) / STD[c]: one value or
+    /// one per channel, comma-separated (e.g. torchvision's Normalize) [default: 0, or the file's
+    /// own]
+    #[arg(
+        long,
+        value_name = "M,M,…",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub mean: Option<Vec<f32>>,
+    /// See --mean [default: 1, or the file's own].
+    #[arg(
+        long,
+        value_name = "S,S,…",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub std: Option<Vec<f32>>,
+    /// Seed of the evaluation's noise and of the split of sources without a fixed one.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = rules::seed)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// libtorch CPU threads [default: libtorch's choice].
+    #[arg(long, allow_negative_numbers = true, value_parser = parsed(rules::threads))]
+    pub threads: Option<i32>,
+}
+
+impl ImportArgs {
+    /// The [`ImportRequest`] of these arguments.
+    pub fn request(&self) -> Result<ImportRequest> {
+        let Some(data) = self.data.clone() else {
+            anyhow::bail!(
+                "import {}: --data is required for a .onnx or .safetensors model (the run is \
+                 evaluated on it, and train --init and int8 calibration use it)",
+                self.model.display()
+            );
+        };
+        Ok(ImportRequest {
+            model: self.model.clone(),
+            arch: self.arch.clone(),
+            out: self.out.clone(),
+            data,
+            test_fraction: self.test_fraction,
+            data_dir: self.data_dir.clone(),
+            seed: self.seed,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            device: self.device.resolve()?,
+        })
+    }
 }
 
 /// `denoiserep compare`.
@@ -62,7 +137,7 @@ pub struct CompareArgs {
     /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
     #[arg(long, default_value = "mnist", value_parser = parsed(rules::data_spec))]
     pub data: String,
-    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]
+    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]
     #[arg(long, default_value = "mlp:256,128", value_parser = parsed(rules::arch_spec))]
     pub arch: String,
     /// Number of seeds: 0, 1, …, K−1.
@@ -347,7 +422,7 @@ pub struct TrainArgs {
     /// Folder with fetched/cached data sets.
     #[arg(long, default_value = "data", value_parser = parsed(rules::path))]
     pub data_dir: PathBuf,
-    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]] [default: mlp:256,128, or the --init run's]
+    /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]] [default: mlp:256,128, or the --init run's]
     #[arg(long, value_parser = parsed(rules::arch_spec))]
     pub arch: Option<String>,
     /// Training regime.
@@ -1138,7 +1213,7 @@ pub mod rules {
     /// which is not the spec's fault; the unit tests pin that.
     pub fn arch_spec(spec: String) -> Result<String, Why> {
         if spec.trim().is_empty() {
-            return Err("must not be empty; expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]".into());
+            return Err("must not be empty; expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]".into());
         }
         match Arch::parse(&spec, [0, 0, 0], 0) {
             Err(e) if !e.to_string().ends_with("is not trainable") => return Err(format!("{e:#}")),
@@ -1173,6 +1248,7 @@ pub mod rules {
                 "ds-cnn",
                 "mobilenet-v1",
                 "mobilenet-v1:0.5",
+                "mobilenet-v1:0.25,relu6",
                 "autoencoder",
                 "vit",
                 "vit:4,32,2,2,1.5",

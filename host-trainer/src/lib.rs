@@ -6,6 +6,7 @@
 //!   (f32, int8 PTQ); [`infer`]: model files run through `denoiserep-core`;
 //! * [`train`]: regimes and the loop; [`optim`]: Adam; [`evaluate`]: fused-model evaluation;
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
+//!   [`import`]: `denoiserep import`, PyTorch models (ONNX, state dicts) into run directories;
 //!   [`runtime`]: libtorch's process-wide numerics settings (threads, MKL reproducibility);
 //! * [`model_file`]: a core model held in owned buffers, encoded and checked by the core;
 //!   [`interop`]: models from other formats (`denoiserep import MODEL.tflite`);
@@ -38,6 +39,8 @@ pub mod evaluate;
 pub mod export;
 #[cfg(feature = "torch")]
 pub mod fuse;
+#[cfg(feature = "torch")]
+pub mod import;
 #[cfg(feature = "torch")]
 pub mod infer;
 pub mod interop;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{cli, compare, export, infer, interop, report, run, runtime};
+use denoiserep_trainer::{cli, compare, export, import, infer, interop, report, run, runtime};
 
 fn main() -> ExitCode {
     // Before anything touches libtorch (and before any thread exists): see `runtime`.
@@ -172,24 +172,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report(args) => report::run(&args.demo, &args.out)?,
         Command::Import(args) => {
-            let t0 = std::time::Instant::now();
-            let model = interop::import_file(&args.model)?;
-            // Encoded and loaded back by the core before anything is written.
-            let bytes = model.encode()?;
-            let fp = export::footprint(&bytes)?;
-            run::write_atomic(&args.out, &bytes)?;
-            println!(
-                "{}: imported {} ({} ops, {} parameters, {} MACs, {} file bytes, {} arena \
-                 bytes) in {:.2} s",
-                args.out.display(),
-                args.model.display(),
-                model.nodes.len(),
-                fp.parameters,
-                fp.macs,
-                fp.file_bytes,
-                fp.arena_bytes,
-                t0.elapsed().as_secs_f64()
-            );
+            if import::Source::of(&args.model)? == import::Source::Tflite {
+                tflite_import(&args)?;
+            } else {
+                runtime::init_threads(args.threads)?;
+                let req = args.request()?;
+                let o = import::import(&req)?;
+                println!("{}", o.summary(&req));
+            }
         }
         Command::Compare(args) => {
             runtime::init_threads(args.threads)?;
@@ -230,5 +220,36 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `denoiserep import MODEL.tflite --out MODEL.dnrp`: the core model file of an int8 TFLite
+/// model, encoded and loaded back by the core before anything is written.
+fn tflite_import(args: &cli::ImportArgs) -> anyhow::Result<()> {
+    if args.arch.is_some() || args.data.is_some() || args.mean.is_some() || args.std.is_some() {
+        anyhow::bail!(
+            "import {}: --arch, --data, --mean and --std are for .onnx and .safetensors models; a \
+             .tflite model carries its own architecture and input quantization",
+            args.model.display()
+        );
+    }
+    let t0 = std::time::Instant::now();
+    let model = interop::import_file(&args.model)?;
+    // Encoded and loaded back by the core before anything is written.
+    let bytes = model.encode()?;
+    let fp = export::footprint(&bytes)?;
+    run::write_atomic(&args.out, &bytes)?;
+    println!(
+        "{}: imported {} ({} ops, {} parameters, {} MACs, {} file bytes, {} arena \
+         bytes) in {:.2} s",
+        args.out.display(),
+        args.model.display(),
+        model.nodes.len(),
+        fp.parameters,
+        fp.macs,
+        fp.file_bytes,
+        fp.arena_bytes,
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -391,61 +391,13 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         ),
     };
     if let Some(file) = &cfg.import {
-        let tensors = read_tensors(file).with_context(|| "--import".to_string())?;
-        let source = file.display().to_string();
-        model.load_backbone(&tensors, &source)?;
-        if let (Some(mean), Some(std)) = (
-            tensors.get("normalization.mean"),
-            tensors.get("normalization.std"),
-        ) {
-            model.normalization = Normalization {
-                mean: Vec::<f32>::try_from(&mean.to_kind(tch::Kind::Float))?,
-                std: Vec::<f32>::try_from(&std.to_kind(tch::Kind::Float))?,
-            };
-            if model.normalization.mean.len() != data.shape[0]
-                || model.normalization.std.len() != data.shape[0]
-            {
-                bail!(
-                    "{source}: normalization.mean/std must have {} values (one per channel)",
-                    data.shape[0]
-                );
-            }
-        }
+        let tensors = read_tensors(file).context("--import")?;
+        crate::import::load_state_dict(&mut model, &tensors, &file.display().to_string())?;
     }
     if cfg.regime.has_denoisers() {
         model.add_denoisers(&cfg.denoise)?;
     }
-    let schedule = Schedule::new(cfg.denoise.schedule)?;
-    let run_cfg = RunConfig {
-        train: cfg.clone(),
-        data: DataInfo {
-            name: data.name.clone(),
-            shape: data.shape,
-            num_classes: data.num_classes,
-            n_train: data.train.len(),
-            n_test: data.test.len(),
-            value_range: data.value_range,
-        },
-        normalization: model.normalization.clone(),
-        arch: arch.clone(),
-        timesteps: model
-            .denoisers
-            .iter()
-            .map(|d| {
-                let k = schedule.coeffs(d.t);
-                LayerTimestep {
-                    layer: d.layer,
-                    t: d.t,
-                    c1: k.c1,
-                    c2: k.c2,
-                    c3: k.c3,
-                }
-            })
-            .collect(),
-        device: device_name(req.device),
-        threads: Some(tch::get_num_threads()),
-        versions: versions(),
-    };
+    let run_cfg = run_config(&cfg, &data, &model, req.device)?;
 
     if req.force && !resume {
         for f in RUN_FILES {
@@ -542,6 +494,131 @@ pub fn train(req: TrainRequest) -> Result<TrainSummary> {
         metrics,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The `config.json` of a run of `cfg` on `data` whose model is `model` (its arch,
+/// normalization and denoisers' timesteps), on `device`, with this process's thread count.
+fn run_config(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    model: &Model,
+    device: Device,
+) -> Result<RunConfig> {
+    let schedule = Schedule::new(cfg.denoise.schedule)?;
+    Ok(RunConfig {
+        train: cfg.clone(),
+        data: DataInfo {
+            name: data.name.clone(),
+            shape: data.shape,
+            num_classes: data.num_classes,
+            n_train: data.train.len(),
+            n_test: data.test.len(),
+            value_range: data.value_range,
+        },
+        normalization: model.normalization.clone(),
+        arch: model.arch.clone(),
+        timesteps: model
+            .denoisers
+            .iter()
+            .map(|d| {
+                let k = schedule.coeffs(d.t);
+                LayerTimestep {
+                    layer: d.layer,
+                    t: d.t,
+                    c1: k.c1,
+                    c2: k.c2,
+                    c3: k.c3,
+                }
+            })
+            .collect(),
+        device: device_name(device),
+        threads: Some(tch::get_num_threads()),
+        versions: versions(),
+    })
+}
+
+/// Writes a complete run directory `out` for `model`, trained elsewhere (`denoiserep import`):
+/// `config.json` (`cfg`: the data it is evaluated on, no epochs), `model.safetensors` and
+/// `metrics.json` (the final evaluation on `data`, as `eval` computes it; no training curve).
+/// All or nothing: the files are written into a temp folder beside `out`, which is renamed to
+/// `out` at the end (removed on any error). `out` must not exist, or be an empty folder.
+pub fn write_untrained_run(
+    out: &Path,
+    cfg: &TrainConfig,
+    model: &Model,
+    data: &Dataset,
+    anomaly_test: Option<&Split>,
+    device: Device,
+) -> Result<Metrics> {
+    check_new_run_dir(out)?;
+    let run_cfg = run_config(cfg, data, model, device)?;
+    let name = out
+        .file_name()
+        .with_context(|| format!("--out {}: names no folder", out.display()))?
+        .to_string_lossy();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).with_context(|| {
+        format!(
+            "--out {}: cannot create {}",
+            out.display(),
+            parent.display()
+        )
+    })?;
+    let tmp = parent.join(format!(".{name}.{}.tmp-run", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let written = write_run_files(&tmp, out, &run_cfg, model, data, anomaly_test);
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    written
+}
+
+/// The files of [`write_untrained_run`] into `tmp`, then `tmp` renamed to `out`.
+fn write_run_files(
+    tmp: &Path,
+    out: &Path,
+    run_cfg: &RunConfig,
+    model: &Model,
+    data: &Dataset,
+    anomaly_test: Option<&Split>,
+) -> Result<Metrics> {
+    write_json(&tmp.join(CONFIG), run_cfg)?;
+    write_tensors(&tmp.join(MODEL), &model.tensors())?;
+    let metrics = final_metrics(run_cfg, model, data, anomaly_test, Vec::new(), &[])?;
+    finish(tmp, run_cfg, &metrics)?;
+    check_new_run_dir(out)?;
+    if out.exists() {
+        fs::remove_dir(out)
+            .with_context(|| format!("--out {}: removing the empty folder", out.display()))?;
+    }
+    fs::rename(tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    Ok(metrics)
+}
+
+/// `out` does not exist or is an empty folder: a new run may be written there.
+pub fn check_new_run_dir(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        bail!("--out {}: exists and is not a directory", out.display());
+    }
+    let mut entries =
+        fs::read_dir(out).with_context(|| format!("--out {}: cannot list", out.display()))?;
+    if entries.next().is_some() {
+        bail!(
+            "--out {}: exists and is not empty; choose a new run directory (nothing was written)",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// The flags that depend on whether `arch` classifies or reconstructs its input: a

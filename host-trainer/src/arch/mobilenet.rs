@@ -18,7 +18,7 @@
 //! trained 0.6 pp worse on MNIST (docs/results.md, "Graph backbones").
 //!
 //! All convs have biases (Keras' default, as in the reference), activations are ReLU (the
-//! reference's choice; the Keras application uses ReLU6). The reference pools with
+//! reference's choice) or, as `mobilenet-v1:ALPHA,relu6`, ReLU6 (the Keras application's). The reference pools with
 //! `AveragePooling2D(x.shape[1:3])`, a global average.
 
 use anyhow::Result;
@@ -71,24 +71,25 @@ fn strides(h: usize, w: usize) -> (usize, [usize; 13]) {
     (all[0], blocks)
 }
 
-/// Builds `mobilenet-v1:alpha` for the builder's input shape.
-pub(super) fn build(b: &mut Builder, alpha: f64, num_classes: usize) -> Result<()> {
+/// Builds `mobilenet-v1:alpha` with activation `act` (ReLU or ReLU6) for the builder's input
+/// shape.
+pub(super) fn build(b: &mut Builder, alpha: f64, act: LayerSpec, num_classes: usize) -> Result<()> {
     let c0 = ((32.0 * alpha).round() as usize).max(1);
     let [_, h, w] = b.input_shape;
     let (s1, block_strides) = strides(h, w);
     let x = b.conv_same("conv1", Src::Input, c0, [3, 3], [s1, s1], 1)?;
     let x = b.bn("bn1", x)?;
-    let mut x = b.add("relu1", LayerSpec::Relu, &[x])?;
+    let mut x = b.add("relu1", act, &[x])?;
     for (k, (&(_, m), &s)) in BLOCKS.iter().zip(&block_strides).enumerate() {
         x = b.scoped("blocks", |b| {
             b.scoped(&k.to_string(), |b| {
                 let c = b.shape(x)[0];
                 let y = b.conv_same("dw", x, c, [3, 3], [s, s], c)?;
                 let y = b.bn("bn1", y)?;
-                let y = b.add("relu1", LayerSpec::Relu, &[y])?;
+                let y = b.add("relu1", act, &[y])?;
                 let y = b.conv_same("pw", y, m * c0, [1, 1], [1, 1], 1)?;
                 let y = b.bn("bn2", y)?;
-                b.add("relu2", LayerSpec::Relu, &[y])
+                b.add("relu2", act, &[y])
             })
         })?;
     }

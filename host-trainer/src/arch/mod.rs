@@ -11,8 +11,10 @@
 //! resnet8[:F]              MLPerf Tiny image classification ResNet-8 (see [`resnet`]) with F
 //!                          base filters (F, 2F, 4F per stack; F = 16, the reference, by default)
 //! ds-cnn                   MLPerf Tiny keyword spotting DS-CNN (see [`ds_cnn`])
-//! mobilenet-v1[:ALPHA]     MLPerf Tiny visual wake words MobileNetV1, ALPHA = 0.25 by
-//!                          default: 32·ALPHA base channels (see [`mobilenet`])
+//! mobilenet-v1[:ALPHA[,relu6]]
+//!                          MLPerf Tiny visual wake words MobileNetV1, ALPHA = 0.25 by
+//!                          default: 32·ALPHA base channels (see [`mobilenet`]); ReLU, or
+//!                          ReLU6 with `,relu6` (the Keras application's activation)
 //! autoencoder              MLPerf Tiny anomaly detection FC autoencoder D→128×4→8→128×4→D,
 //!                          D = C·H·W of the data (see [`autoencoder`])
 //! vit[:P,D,H,L,R[,POOL]]   Vision Transformer (timm's `VisionTransformer`, see [`vit`]): patch
@@ -328,7 +330,7 @@ impl Arch {
             Cnn(Vec<usize>, Vec<usize>),
             Resnet8(usize),
             DsCnn,
-            MobileNet(f64),
+            MobileNet(f64, LayerSpec),
             Autoencoder,
             Vit(vit::Vit),
         }
@@ -368,19 +370,34 @@ impl Arch {
             },
             "ds-cnn" => (Family::DsCnn, no_args("ds-cnn")?),
             "mobilenet-v1" => {
-                let alpha = match args {
+                // `ALPHA[,relu6]`: the activation is ReLU unless `relu6` follows.
+                let (a, relu6) = match args.map(|a| a.split_once(',')) {
+                    Some(Some((a, act))) if act.trim() == "relu6" => (Some(a), true),
+                    Some(Some((_, act))) => bail!(
+                        "arch '{spec}': mobilenet-v1's activation '{act}' is not relu6 (ReLU is \
+                         the default), e.g. mobilenet-v1:0.25,relu6"
+                    ),
+                    _ => (args, false),
+                };
+                let alpha = match a {
                     None => 0.25,
                     Some(a) => a.trim().parse::<f64>().ok().filter(|a| *a > 0.0 && *a <= 4.0).with_context(|| {
                         format!("arch '{spec}': width multiplier ALPHA ('{a}') is not a number in (0, 4], e.g. mobilenet-v1:0.25")
                     })?,
                 };
-                (Family::MobileNet(alpha), format!("mobilenet-v1:{alpha}"))
+                let act = if relu6 {
+                    LayerSpec::Relu6
+                } else {
+                    LayerSpec::Relu
+                };
+                let c = format!("mobilenet-v1:{alpha}{}", if relu6 { ",relu6" } else { "" });
+                (Family::MobileNet(alpha, act), c)
             }
             "autoencoder" => (Family::Autoencoder, no_args("autoencoder")?),
             "vit" => (Family::Vit(vit::Vit::parse(spec, args)?), String::new()),
             _ => bail!(
                 "arch '{spec}': unknown kind '{kind}' (expected mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], \
-                 resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA], autoencoder or \
+                 resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or \
                  vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]])"
             ),
         };
@@ -399,7 +416,7 @@ impl Arch {
             Family::Cnn(convs, hidden) => cnn::build(&mut b, &convs, &hidden, num_classes)?,
             Family::Resnet8(f) => resnet::build(&mut b, f, num_classes)?,
             Family::DsCnn => ds_cnn::build(&mut b, num_classes)?,
-            Family::MobileNet(alpha) => mobilenet::build(&mut b, alpha, num_classes)?,
+            Family::MobileNet(alpha, act) => mobilenet::build(&mut b, alpha, act, num_classes)?,
             Family::Autoencoder => autoencoder::build(&mut b)?,
             Family::Vit(v) => vit::build(&mut b, &v, num_classes)?,
         }
@@ -1147,6 +1164,14 @@ mod tests {
             ("mobilenet-v1:0.5", 512)
         );
         assert_eq!(w.nodes.iter().filter(|n| n.spec.is_depthwise()).count(), 13);
+        // `,relu6`: every activation is ReLU6, nothing else changes.
+        let r = Arch::parse("mobilenet-v1:0.5,relu6", [1, 28, 28], 10).unwrap();
+        assert_eq!(r.spec, "mobilenet-v1:0.5,relu6");
+        assert_eq!(r.nodes.iter().filter(|n| n.spec == Relu6).count(), 27);
+        assert!(!r.nodes.iter().any(|n| n.spec == Relu));
+        assert_eq!(r.param_counts(), w.param_counts());
+        let e = Arch::parse("mobilenet-v1:0.5,gelu", [1, 28, 28], 10).unwrap_err();
+        assert!(e.to_string().contains("'gelu' is not relu6"), "{e}");
     }
 
     #[test]
