@@ -308,22 +308,10 @@ fn decode(path: &Path, shape: Option<[usize; 3]>) -> Result<Decoded> {
 /// Decodes every image on `threads` threads; results in file order, the first failing file's
 /// error.
 fn decode_all(paths: &[&Path], shape: Option<[usize; 3]>, threads: usize) -> Result<Vec<Decoded>> {
-    let per = paths.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<Result<Vec<Decoded>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(per)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| decode(p, shape)).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("image decoding thread panicked"))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(paths.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
+    let parts = crate::parallel::par_chunks(paths.len(), threads, |range| {
+        paths[range].iter().map(|p| decode(p, shape)).collect::<Result<Vec<_>>>()
+    })?;
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// The pixel bytes (`n × C·H·W`, CHW) of the images in `listing` and their shape.
