@@ -1261,7 +1261,10 @@ pub mod rules {
                 ("cifar10:/nonexistent", "/nonexistent: no such directory"),
                 ("csv:/nonexistent.csv", "no such file"),
                 ("folder:", "expected folder:DIR[,C,H,W]"),
-                ("folder:/nonexistent,1,8,8", "/nonexistent: no such directory"),
+                (
+                    "folder:/nonexistent,1,8,8",
+                    "/nonexistent: no such directory",
+                ),
                 ("folder:/,2,8,8", "C = 2, expected 1 (grayscale) or 3 (RGB)"),
                 ("folder:/,8,8", "expected DIR,C,H,W"),
                 ("synthetic:1,2", "expected six positive numbers"),

@@ -85,7 +85,7 @@ pub fn decode(bytes: &[u8]) -> Result<NpyArray> {
             other.descr()
         ),
     };
-    let size = match dtype.as_str() {
+    let size: usize = match dtype.as_str() {
         "<f4" => 4,
         "|i1" | "<i1" | ">i1" => 1,
         _ => bail!(
@@ -199,7 +199,11 @@ mod tests {
         };
         let bytes = encode(&a).unwrap();
         assert!(bytes.starts_with(b"\x93NUMPY"));
-        assert_eq!(bytes.len() % 64, 24 % 64, "64-byte aligned header, then 24 data bytes");
+        assert_eq!(
+            bytes.len() % 64,
+            24 % 64,
+            "64-byte aligned header, then 24 data bytes"
+        );
         let back = decode(&bytes).unwrap();
         assert_eq!(back.shape, a.shape);
         let (NpyData::F32(x), NpyData::F32(y)) = (&back.data, &a.data) else {
@@ -231,7 +235,10 @@ mod tests {
             &[0, 0, 128, 63, 0, 0, 0, 64],
         );
         let a = decode(&f).unwrap();
-        assert_eq!((a.shape, a.data), (vec![1, 2], NpyData::F32(vec![1.0, 2.0])));
+        assert_eq!(
+            (a.shape, a.data),
+            (vec![1, 2], NpyData::F32(vec![1.0, 2.0]))
+        );
         // A 1-D array is the same bytes in either order.
         let f = raw(
             "{'descr': '|i1', 'fortran_order': True, 'shape': (2,), }",
@@ -254,13 +261,13 @@ mod tests {
         assert!(e(&fortran).contains("Fortran order"), "{}", e(&fortran));
         let short = raw(&dict("<f4", "False", "(2, 3)"), &[0; 20]);
         assert!(
-            e(&short).contains("truncated: shape (2, 3) of '<f4' needs 24 data bytes after the 64-byte header, the file has 20"),
+            e(&short).contains("truncated: shape (2, 3) of '<f4' needs 24 data bytes after the 128-byte header, the file has 20"),
             "{}",
             e(&short)
         );
         let long = raw(&dict("|i1", "False", "(3,)"), &[0; 5]);
         assert!(
-            e(&long).contains("2 unexpected trailing bytes from byte offset 67"),
+            e(&long).contains("2 unexpected trailing bytes from byte offset 131"),
             "{}",
             e(&long)
         );

@@ -46,6 +46,10 @@ mod tests {
             Ok(())
         })
         .unwrap_err();
-        assert_eq!(e.to_string(), "range 2..4", "the first failing range in item order");
+        assert_eq!(
+            e.to_string(),
+            "range 2..4",
+            "the first failing range in item order"
+        );
     }
 }

@@ -33,13 +33,22 @@ fn write_folder(root: &Path) {
         img.save(root.join(format!("a_gray/{i}.png"))).unwrap();
     }
     for i in 0..10 {
-        rgb(&root.join(format!("b_red/{i}.PNG")), 37, 23 + 2 * i, red(i as u8));
+        rgb(
+            &root.join(format!("b_red/{i}.PNG")),
+            37,
+            23 + 2 * i,
+            red(i as u8),
+        );
     }
     for i in 0..5 {
         rgb(&root.join(format!("c_blue/{i}.bmp")), 9 + i, 9, BLUE);
     }
     for i in 0..4 {
-        let sub = if i % 2 == 0 { "d_jpeg" } else { "d_jpeg/nested" };
+        let sub = if i % 2 == 0 {
+            "d_jpeg"
+        } else {
+            "d_jpeg/nested"
+        };
         rgb(&root.join(format!("{sub}/{i}.jpg")), 17, 13, JPEG);
     }
     std::fs::write(root.join("b_red/notes.txt"), "not an image").unwrap();
@@ -99,15 +108,27 @@ fn classes_shapes_and_values_of_a_mixed_folder() {
         match y {
             // A constant colour stays exactly that colour through resize and crop.
             0 => assert_eq!(colour, [GRAY as f32 / 255.0; 3]),
-            1 => reds.push(colour.iter().map(|&v| (v * 255.0).round() as u8).collect::<Vec<_>>()),
+            1 => reds.push(
+                colour
+                    .iter()
+                    .map(|&v| (v * 255.0).round() as u8)
+                    .collect::<Vec<_>>(),
+            ),
             2 => assert_eq!(colour, BLUE.map(|b| b as f32 / 255.0)),
             // JPEG is lossy: a flat grey comes back within a few levels.
-            _ => assert!((0..3).all(|ch| (byte(ch) - JPEG[ch] as f32).abs() <= 3.0), "{colour:?}"),
+            _ => assert!(
+                (0..3).all(|ch| (byte(ch) - JPEG[ch] as f32).abs() <= 3.0),
+                "{colour:?}"
+            ),
         }
     }
     reds.sort();
     assert_eq!(reds, (0..10).map(|i| red(i).to_vec()).collect::<Vec<_>>());
-    assert_eq!(per_class, [6, 10, 5, 4], "hidden, non-image and top-level files skipped");
+    assert_eq!(
+        per_class,
+        [6, 10, 5, 4],
+        "hidden, non-image and top-level files skipped"
+    );
 
     // Grayscale: PIL's luma of each colour.
     let d = load(&format!("folder:{},1,5,7", root.display()), &o);
@@ -134,7 +155,10 @@ fn split_is_stratified_seeded_and_cache_is_used_checked_and_rebuilt() {
     // 25 images, test fraction 0.25 → round(6.25) = 6 test samples; shares 1.44, 2.4, 1.2, 0.96
     // → floors 1, 2, 1, 0 and the two largest remainders (class 3: 0.96, class 0: 0.44) get one.
     let count = |d: &Dataset, k: u32| d.test.y.iter().filter(|&&y| y == k).count();
-    assert_eq!((0..4).map(|k| count(&a, k)).collect::<Vec<_>>(), [2, 2, 1, 1]);
+    assert_eq!(
+        (0..4).map(|k| count(&a, k)).collect::<Vec<_>>(),
+        [2, 2, 1, 1]
+    );
     assert_eq!(a.train.len(), 19);
     assert_eq!(a, load(&spec, &opts(&data_dir, 1)), "same seed, same split");
     let b = load(&spec, &opts(&data_dir, 2));
@@ -150,7 +174,10 @@ fn split_is_stratified_seeded_and_cache_is_used_checked_and_rebuilt() {
     let dark = vec![0u8; px.len()];
     std::fs::write(&cache, folder::encode_cache(manifest, &dark, n, shape)).unwrap();
     let from_cache = load(&spec, &opts(&data_dir, 1));
-    assert!(from_cache.train.x.iter().all(|&v| v == 0.0), "pixels came from the cache");
+    assert!(
+        from_cache.train.x.iter().all(|&v| v == 0.0),
+        "pixels came from the cache"
+    );
 
     // A corrupt cache is rebuilt from the images (and rewritten valid).
     let mut corrupt = std::fs::read(&cache).unwrap();
@@ -187,7 +214,10 @@ fn own_size_without_a_spec_and_errors_that_name_the_culprit() {
     let d = load(&format!("folder:{}", root.display()), &o);
     assert_eq!((d.shape, d.num_classes), ([1, 3, 5], 2));
     rgb(&root.join("y/3.bmp"), 5, 3, RED);
-    assert_eq!(load(&format!("folder:{}", root.display()), &o).shape, [3, 3, 5]);
+    assert_eq!(
+        load(&format!("folder:{}", root.display()), &o).shape,
+        [3, 3, 5]
+    );
 
     let err = |spec: String| format!("{:#}", data::load(&spec, &o).unwrap_err());
     rgb(&root.join("y/4.bmp"), 6, 3, RED);
@@ -202,11 +232,17 @@ fn own_size_without_a_spec_and_errors_that_name_the_culprit() {
     let bad = root.join("x/1.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let e = err(format!("folder:{},1,4,4", root.display()));
-    assert!(e.contains(&format!("{}: not a readable", bad.display())), "{e}");
+    assert!(
+        e.contains(&format!("{}: not a readable", bad.display())),
+        "{e}"
+    );
     // A truncated one too.
     let mut png = Vec::new();
     GrayImage::from_pixel(20, 20, Luma([3]))
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut png),
+            image::ImageOutputFormat::Png,
+        )
         .unwrap();
     std::fs::write(&bad, &png[..png.len() / 2]).unwrap();
     let e = err(format!("folder:{},1,4,4", root.display()));
@@ -218,13 +254,17 @@ fn own_size_without_a_spec_and_errors_that_name_the_culprit() {
     std::fs::write(root.join("z/readme.md"), "no images").unwrap();
     let e = err(format!("folder:{}", root.display()));
     assert!(
-        e.contains(&format!("{}: class folder without images", root.join("z").display())),
+        e.contains(&format!(
+            "{}: class folder without images",
+            root.join("z").display()
+        )),
         "{e}"
     );
     let one = tmp.path("one");
     std::fs::create_dir_all(one.join("only")).unwrap();
     rgb(&one.join("only/a.png"), 2, 2, RED);
-    assert!(err(format!("folder:{}", one.display())).contains("one class folder ('only'), need at least 2"));
+    assert!(err(format!("folder:{}", one.display()))
+        .contains("one class folder ('only'), need at least 2"));
     let none = tmp.path("none");
     std::fs::create_dir_all(&none).unwrap();
     std::fs::write(none.join("a.png"), b"x").unwrap();

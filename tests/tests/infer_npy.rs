@@ -150,9 +150,15 @@ fn npy_outputs_equal_the_core_bit_for_bit() {
 
     // f32 model, f32 inputs: f32 outputs, [N, 10] and [N, 8].
     let r = run(base(&f32_model));
-    assert_eq!((r.samples, r.logits_dtype, r.input_dtype), (N, "<f4", "<f4"));
+    assert_eq!(
+        (r.samples, r.logits_dtype, r.input_dtype),
+        (N, "<f4", "<f4")
+    );
     let (ly, ey) = (read(&y), read(&e));
-    assert_eq!((ly.shape.clone(), ey.shape.clone()), (vec![N, 10], vec![N, 8]));
+    assert_eq!(
+        (ly.shape.clone(), ey.shape.clone()),
+        (vec![N, 10], vec![N, 8])
+    );
     let (wl, we) = expected(&f32_model, &NpyData::F32(raw.clone()), false);
     assert_eq!((got(&ly), got(&ey)), (wl, we));
 
@@ -210,7 +216,10 @@ fn bad_inputs_are_refused_naming_the_file_and_keep_earlier_outputs() {
     assert!(run(&x).contains("holds no sample"), "{}", run(&x));
     save(&x, &[N, 1, 12, 12], NpyData::I8(vec![0; N * 144]));
     let e = run(&x);
-    assert!(e.contains("int8 ('|i1') inputs") && e.contains("is f32"), "{e}");
+    assert!(
+        e.contains("int8 ('|i1') inputs") && e.contains("is f32"),
+        "{e}"
+    );
     let mut truncated = npy::encode(&NpyArray {
         shape: vec![N, 1, 12, 12],
         data: NpyData::F32(raw),
@@ -236,13 +245,18 @@ fn cli_rules_keep_inputs_apart_from_data_set_options() {
         let argv = ["denoiserep", "infer", "--model", p(&f32_model)]
             .into_iter()
             .chain(extra.iter().copied());
-        Cli::try_parse_from(argv).map(|_| ()).map_err(|e| clap_message(&e))
+        Cli::try_parse_from(argv)
+            .map(|_| ())
+            .map_err(|e| clap_message(&e))
     };
     let y = dir.path("y.npy");
     let ok = ["--inputs", p(&x), "--outputs", p(&y)];
     assert_eq!(parse(&ok), Ok(()));
     for (extra, needle) in [
-        (&["--data", "synthetic"][..], "'--data <DATA>' cannot be used with"),
+        (
+            &["--data", "synthetic"][..],
+            "'--data <DATA>' cannot be used with",
+        ),
         (&["--limit", "3"][..], "'--limit <N>' cannot be used with"),
         (&["--json", "s.json"][..], "cannot be used with"),
         (&["--dump", "d.bin"][..], "cannot be used with"),
@@ -299,8 +313,15 @@ fn numpy_reads_our_files_and_we_read_numpys() {
         x = p(&x),
         n = N
     );
-    let out = Process::new(&python).args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Process::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let args = [
         "--model",
         p(&int8_model),
@@ -326,8 +347,15 @@ fn numpy_reads_our_files_and_we_read_numpys() {
         e = p(&e),
         n = N
     );
-    let out = Process::new(&python).args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Process::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let numpy_bits: Vec<u32> = String::from_utf8(out.stdout)
         .unwrap()
         .split_whitespace()

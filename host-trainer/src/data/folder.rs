@@ -135,7 +135,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(OsString, PathBuf, bool)>> {
             continue;
         }
         let path = entry.path();
-        let meta = fs::metadata(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let meta =
+            fs::metadata(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         out.push((name, path, meta.is_dir()));
     }
     out.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
@@ -249,7 +250,11 @@ pub fn center_offset(big: u32, small: u32) -> u32 {
 }
 
 /// `img` scaled to cover `w × h` ([`cover_size`], triangle filter) and center-cropped to it.
-pub fn resize_cover_crop<P>(img: &ImageBuffer<P, Vec<u8>>, w: u32, h: u32) -> ImageBuffer<P, Vec<u8>>
+pub fn resize_cover_crop<P>(
+    img: &ImageBuffer<P, Vec<u8>>,
+    w: u32,
+    h: u32,
+) -> ImageBuffer<P, Vec<u8>>
 where
     P: Pixel<Subpixel = u8> + 'static,
 {
@@ -309,13 +314,20 @@ fn decode(path: &Path, shape: Option<[usize; 3]>) -> Result<Decoded> {
 /// error.
 fn decode_all(paths: &[&Path], shape: Option<[usize; 3]>, threads: usize) -> Result<Vec<Decoded>> {
     let parts = crate::parallel::par_chunks(paths.len(), threads, |range| {
-        paths[range].iter().map(|p| decode(p, shape)).collect::<Result<Vec<_>>>()
+        paths[range]
+            .iter()
+            .map(|p| decode(p, shape))
+            .collect::<Result<Vec<_>>>()
     })?;
     Ok(parts.into_iter().flatten().collect())
 }
 
 /// The pixel bytes (`n × C·H·W`, CHW) of the images in `listing` and their shape.
-fn pixels(listing: &Listing, shape: Option<[usize; 3]>, threads: usize) -> Result<(Vec<u8>, [usize; 3])> {
+fn pixels(
+    listing: &Listing,
+    shape: Option<[usize; 3]>,
+    threads: usize,
+) -> Result<(Vec<u8>, [usize; 3])> {
     let paths: Vec<&Path> = listing.images.iter().map(|(p, _)| p.as_path()).collect();
     let decoded = decode_all(&paths, shape, threads)?;
     if let Some(shape) = shape {
@@ -343,7 +355,11 @@ fn pixels(listing: &Listing, shape: Option<[usize; 3]>, threads: usize) -> Resul
             paths[0].display()
         );
     }
-    let c = if own.iter().all(|(_, gray)| *gray) { 1 } else { 3 };
+    let c = if own.iter().all(|(_, gray)| *gray) {
+        1
+    } else {
+        3
+    };
     let mut out = Vec::with_capacity(own.len() * c * (w * h) as usize);
     for (rgb, _) in &own {
         if c == 1 {
@@ -366,7 +382,8 @@ fn manifest(abs_dir: &Path, spec: &FolderSpec, listing: &Listing) -> Result<Vec<
         m.extend_from_slice(format!("class\t{name}\n").as_bytes());
     }
     for (path, label) in &listing.images {
-        let meta = fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let meta =
+            fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
         let mtime = meta
             .modified()
             .ok()
@@ -453,7 +470,10 @@ pub fn load(spec: &FolderSpec, opts: &LoadOptions) -> Result<Dataset> {
             let written = fs::create_dir_all(cache_file.parent().unwrap_or(Path::new(".")))
                 .map_err(anyhow::Error::from)
                 .and_then(|()| {
-                    crate::atomic::write_atomic(&cache_file, &encode_cache(&manifest, &px, n, shape))
+                    crate::atomic::write_atomic(
+                        &cache_file,
+                        &encode_cache(&manifest, &px, n, shape),
+                    )
                 });
             if let Err(e) = written {
                 eprintln!(
@@ -477,7 +497,11 @@ pub fn load(spec: &FolderSpec, opts: &LoadOptions) -> Result<Dataset> {
         dir.display(),
         listing.classes.len(),
         shown.join(", "),
-        if listing.classes.len() > 12 { ", …" } else { "" },
+        if listing.classes.len() > 12 {
+            ", …"
+        } else {
+            ""
+        },
         shape[0],
         shape[1],
         shape[2],
@@ -524,7 +548,11 @@ mod tests {
         assert_eq!(p("a,b").unwrap().dir, PathBuf::from("a,b"));
         let e = |s: &str| format!("{:#}", p(s).unwrap_err());
         assert!(e("").contains("expected folder:DIR"));
-        assert!(e("d,28,28").contains("expected DIR,C,H,W"), "{}", e("d,28,28"));
+        assert!(
+            e("d,28,28").contains("expected DIR,C,H,W"),
+            "{}",
+            e("d,28,28")
+        );
         assert!(e("d,x,28,28").contains("expected DIR,C,H,W"));
         assert!(e(",1,28,28").contains("expected DIR,C,H,W"));
         assert!(e("d,2,28,28").contains("C = 2"));
