@@ -13,6 +13,7 @@ use crate::data::LoadOptions;
 use crate::export::{ExportFormat, ExportPrecision, ExportRequest, DEFAULT_CALIB};
 use crate::import::ImportRequest;
 use crate::infer::InferRequest;
+use crate::infer_npy::NpyRequest;
 use crate::model::DenoiseSpec;
 use crate::run::{DeviceArg, TrainRequest};
 use crate::schedule::ScheduleSpec;
@@ -134,7 +135,7 @@ impl ImportArgs {
 /// `denoiserep compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
+    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, folder:DIR[,C,H,W] (one image sub-folder per class), synthetic[:C,H,W,classes,n_train,n_test]
     #[arg(long, default_value = "mnist", value_parser = parsed(rules::data_spec))]
     pub data: String,
     /// Backbone: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8, ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or vit[:PATCH,DIM,HEADS,DEPTH,MLP_RATIO[,POOL]]
@@ -252,7 +253,7 @@ pub struct CompareArgs {
         value_parser = parsed(rules::timesteps)
     )]
     pub timesteps: usize,
-    /// Test fraction for sources without a fixed split (csv).
+    /// Test fraction for sources without a fixed split (csv, folder).
     #[arg(
         long,
         default_value_t = 0.2,
@@ -407,11 +408,11 @@ pub struct Regularization {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
+    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, folder:DIR[,C,H,W] (one image sub-folder per class), synthetic[:C,H,W,classes,n_train,n_test]
     /// [default: mnist, or the --init run's]
     #[arg(long, value_parser = parsed(rules::data_spec))]
     pub data: Option<String>,
-    /// Test fraction for sources without a fixed split (csv).
+    /// Test fraction for sources without a fixed split (csv, folder).
     #[arg(
         long,
         default_value_t = 0.2,
@@ -664,10 +665,35 @@ pub struct InferArgs {
     /// Model file (.dnrp) written by `denoiserep export`.
     #[arg(long, value_name = "FILE", value_parser = parsed(rules::existing_file))]
     pub model: PathBuf,
-    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, synthetic[:C,H,W,classes,n_train,n_test]
-    #[arg(long, value_parser = parsed(rules::data_spec))]
-    pub data: String,
-    /// Test fraction for sources without a fixed split (csv); use the training run's.
+    /// Data set: mnist, idx:DIR, cifar10:DIR, csv:FILE, folder:DIR[,C,H,W] (one image sub-folder per class), synthetic[:C,H,W,classes,n_train,n_test] (not with --inputs)
+    #[arg(long, value_parser = parsed(rules::data_spec), required_unless_present = "inputs")]
+    pub data: Option<String>,
+    /// Instead of a data set: run the samples of this NumPy file, shape (N, …the model's input
+    /// dims), float32 '<f4' raw values (normalized and quantized by the core) or, for an int8
+    /// model, int8 '|i1' values of its quantized input tensor; needs --outputs.
+    #[arg(
+        long,
+        value_name = "X.npy",
+        value_parser = parsed(rules::existing_file),
+        requires = "outputs",
+        conflicts_with_all = [
+            "data", "test_fraction", "data_seed", "data_dir", "limit", "no_retrieval",
+            "normal_classes", "dump", "write_inputs", "json"
+        ]
+    )]
+    pub inputs: Option<PathBuf>,
+    /// With --inputs: write the logits here, shape (N, …logits dims): float32, or an int8
+    /// model's raw int8 output tensor (see --dequantize).
+    #[arg(long, value_name = "Y.npy", value_parser = parsed(rules::out_file), requires = "inputs")]
+    pub outputs: Option<PathBuf>,
+    /// With --inputs: also write the embeddings here, as --outputs writes the logits.
+    #[arg(long, value_name = "E.npy", value_parser = parsed(rules::out_file), requires = "inputs")]
+    pub embeddings: Option<PathBuf>,
+    /// With --inputs: write an int8 model's outputs as float32 real values s·(q − zp) instead of
+    /// the raw int8 tensors (an f32 model's outputs are float32 either way).
+    #[arg(long, requires = "inputs")]
+    pub dequantize: bool,
+    /// Test fraction for sources without a fixed split (csv, folder); use the training run's.
     #[arg(
         long,
         default_value_t = 0.2,
@@ -675,7 +701,7 @@ pub struct InferArgs {
         value_parser = parsed(rules::fraction)
     )]
     pub test_fraction: f64,
-    /// Seed of the split (csv) or of the generated data (synthetic); use the training run's.
+    /// Seed of the split (csv, folder) or of the generated data (synthetic); use the training run's.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = rules::seed)]
     pub data_seed: u64,
     /// Folder with fetched/cached data sets.
@@ -711,16 +737,40 @@ pub struct InferArgs {
 }
 
 impl InferArgs {
-    /// The [`InferRequest`] of these arguments.
-    /// The values were checked while parsing ([`rules`]).
-    pub fn request(&self, progress: bool) -> Result<InferRequest> {
-        let threads = match self.threads {
+    /// `--threads`, or all cores.
+    fn threads(&self) -> Result<usize> {
+        Ok(match self.threads {
             Some(n) => usize::try_from(rules::flag("--threads", n, rules::threads)?)?,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+
+    /// The [`NpyRequest`] of `--inputs` (`None` without it: a data-set run).
+    pub fn npy_request(&self) -> Result<Option<NpyRequest>> {
+        let (Some(inputs), Some(outputs)) = (&self.inputs, &self.outputs) else {
+            return Ok(None);
         };
+        Ok(Some(NpyRequest {
+            model: self.model.clone(),
+            inputs: inputs.clone(),
+            outputs: outputs.clone(),
+            embeddings: self.embeddings.clone(),
+            dequantize: self.dequantize,
+            threads: self.threads()?,
+        }))
+    }
+
+    /// The [`InferRequest`] of these arguments (a data-set run: `--data` given).
+    /// The values were checked while parsing ([`rules`]).
+    pub fn request(&self, progress: bool) -> Result<InferRequest> {
+        let threads = self.threads()?;
+        let data = self
+            .data
+            .clone()
+            .context("infer: --data (a data set) or --inputs (a .npy file) is required")?;
         Ok(InferRequest {
             model: self.model.clone(),
-            data: self.data.clone(),
+            data,
             load: LoadOptions {
                 test_fraction: self.test_fraction,
                 seed: self.data_seed,
@@ -851,7 +901,7 @@ pub mod rules {
     use std::str::FromStr;
 
     use crate::arch::Arch;
-    use crate::data::SyntheticSpec;
+    use crate::data::{FolderSpec, SyntheticSpec};
     use crate::runtime;
 
     /// Why a value is refused: what is allowed, e.g. `must be at least 1`.
@@ -1167,12 +1217,13 @@ pub mod rules {
     }
 
     /// The data spec kinds, as the errors list them.
-    const DATA_KINDS: &str =
-        "mnist, idx:DIR, cifar10:DIR, csv:FILE or synthetic[:C,H,W,classes,n_train,n_test]";
+    const DATA_KINDS: &str = "mnist, idx:DIR, cifar10:DIR, csv:FILE, folder:DIR[,C,H,W] or \
+                              synthetic[:C,H,W,classes,n_train,n_test]";
 
     /// A `--data` spec, checked without loading anything: a known kind (the kinds of
-    /// [`crate::data::load`]), its folder or file present, a synthetic spec that parses and
-    /// fits in [`MAX_SYNTHETIC_VALUES`].
+    /// [`crate::data::load`]), its folder or file present, a folder spec's `C,H,W` allowed
+    /// ([`FolderSpec::parse`]), a synthetic spec that parses and fits in
+    /// [`MAX_SYNTHETIC_VALUES`].
     pub fn data_spec(spec: String) -> Result<String, Why> {
         if spec.is_empty() {
             return Err(format!("must not be empty; expected {DATA_KINDS}"));
@@ -1190,6 +1241,15 @@ pub mod rules {
             "mnist" => Err("mnist takes no argument (its folder is --data-dir)".into()),
             "idx" | "cifar10" => need("DIR", Path::is_dir, "no such directory"),
             "csv" => need("FILE", Path::is_file, "no such file"),
+            "folder" => {
+                need("DIR[,C,H,W]", |_| true, "")?;
+                let f = FolderSpec::parse(arg.unwrap_or("")).map_err(|e| format!("{e:#}"))?;
+                if f.dir.is_dir() {
+                    Ok(())
+                } else {
+                    Err(format!("{}: no such directory", f.dir.display()))
+                }
+            }
             "synthetic" => {
                 let s = SyntheticSpec::parse(arg.unwrap_or("")).map_err(|e| format!("{e:#}"))?;
                 let values = (s.n_train.checked_add(s.n_test))
@@ -1274,7 +1334,14 @@ pub mod rules {
 
         #[test]
         fn data_specs_are_checked_without_loading() {
-            for ok in ["mnist", "synthetic", "synthetic:1,8,8,4,256,64", "idx:/"] {
+            for ok in [
+                "mnist",
+                "synthetic",
+                "synthetic:1,8,8,4,256,64",
+                "idx:/",
+                "folder:/",
+                "folder:/,3,32,32",
+            ] {
                 assert!(data_spec(ok.into()).is_ok(), "{ok}");
             }
             for (bad, needle) in [
@@ -1284,6 +1351,13 @@ pub mod rules {
                 ("idx:", "expected idx:DIR"),
                 ("cifar10:/nonexistent", "/nonexistent: no such directory"),
                 ("csv:/nonexistent.csv", "no such file"),
+                ("folder:", "expected folder:DIR[,C,H,W]"),
+                (
+                    "folder:/nonexistent,1,8,8",
+                    "/nonexistent: no such directory",
+                ),
+                ("folder:/,2,8,8", "C = 2, expected 1 (grayscale) or 3 (RGB)"),
+                ("folder:/,8,8", "expected DIR,C,H,W"),
                 ("synthetic:1,2", "expected six positive numbers"),
                 ("synthetic:1,8,8,4,1000000000000,1", "more than"),
                 (

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, LoadOptions};
 use crate::eval::{self, Retrieval};
 use crate::export::{footprint, Footprint};
+use crate::parallel::par_chunks;
 use crate::run::write_atomic;
 
 /// What `denoiserep infer` was asked to do.
@@ -204,51 +205,39 @@ pub fn run_samples(
     let (n_logits, n_emb) = (first.logits.len(), first.embedding.len());
     let rec_len = if records { header.record_len() } else { 0 };
 
-    let per_thread = n.div_ceil(threads.max(1));
-    let parts: Vec<Result<SplitOutputs>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = x
-            .chunks(per_thread * len)
-            .map(|chunk| {
-                scope.spawn(move || -> Result<SplitOutputs> {
-                    let m = chunk.len() / len;
-                    let mut arena = vec![0u8; model.arena_size()];
-                    let mut out = SplitOutputs {
-                        logits: vec![0.0; m * n_logits],
-                        embedding: vec![0.0; m * n_emb],
-                        records: vec![0u8; m * rec_len],
-                        header: None,
-                    };
-                    for (i, sample) in chunk.chunks(len).enumerate() {
-                        let o = model
-                            .run(sample, &mut arena)
-                            .map_err(|e| anyhow!("running the model: {e}"))?;
-                        o.logits
-                            .dequantize_into(&mut out.logits[i * n_logits..])
-                            .map_err(|e| anyhow!("{e}"))?;
-                        o.embedding
-                            .dequantize_into(&mut out.embedding[i * n_emb..])
-                            .map_err(|e| anyhow!("{e}"))?;
-                        if records {
-                            encode_record(&o, &mut out.records[i * rec_len..(i + 1) * rec_len])
-                                .map_err(|e| anyhow!("{e}"))?;
-                        }
-                        bar.inc(1);
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("inference thread panicked"))
-            .collect()
-    });
+    let parts = par_chunks(n, threads, |range| -> Result<SplitOutputs> {
+        let chunk = &x[range.start * len..range.end * len];
+        let m = range.len();
+        let mut arena = vec![0u8; model.arena_size()];
+        let mut out = SplitOutputs {
+            logits: vec![0.0; m * n_logits],
+            embedding: vec![0.0; m * n_emb],
+            records: vec![0u8; m * rec_len],
+            header: None,
+        };
+        for (i, sample) in chunk.chunks(len).enumerate() {
+            let o = model
+                .run(sample, &mut arena)
+                .map_err(|e| anyhow!("running the model: {e}"))?;
+            o.logits
+                .dequantize_into(&mut out.logits[i * n_logits..])
+                .map_err(|e| anyhow!("{e}"))?;
+            o.embedding
+                .dequantize_into(&mut out.embedding[i * n_emb..])
+                .map_err(|e| anyhow!("{e}"))?;
+            if records {
+                encode_record(&o, &mut out.records[i * rec_len..(i + 1) * rec_len])
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+            bar.inc(1);
+        }
+        Ok(out)
+    })?;
     let mut all = SplitOutputs {
         header: Some(header),
         ..SplitOutputs::default()
     };
     for part in parts {
-        let part = part?;
         all.logits.extend(part.logits);
         all.embedding.extend(part.embedding);
         all.records.extend(part.records);

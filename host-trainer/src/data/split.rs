@@ -65,6 +65,36 @@ pub fn stratified_split(
     SplitIndices { train, test }
 }
 
+/// The train and test splits of samples `x` (`sample_len` values each) with labels `y` (classes
+/// `0..num_classes`): [`stratified_split`] of `round(n · test_fraction)` test samples, seeded.
+/// Sources without a fixed split use it (`csv`, `folder`). Errors: a fraction outside (0, 1), or
+/// a split that would be empty; `what` names the source (a file or folder) in the error.
+pub fn split_by_fraction(
+    x: &[f32],
+    y: &[u32],
+    num_classes: usize,
+    sample_len: usize,
+    test_fraction: f64,
+    seed: u64,
+    what: &str,
+) -> anyhow::Result<(super::Split, super::Split)> {
+    if !(test_fraction > 0.0 && test_fraction < 1.0) {
+        anyhow::bail!("test fraction {test_fraction} must be strictly between 0 and 1");
+    }
+    let idx = stratified_split(y, num_classes, test_count(y.len(), test_fraction), seed);
+    if idx.train.is_empty() || idx.test.is_empty() {
+        anyhow::bail!(
+            "{what}: {} samples with test fraction {test_fraction} leave an empty train or test \
+             split",
+            y.len()
+        );
+    }
+    Ok((
+        gather(x, y, sample_len, &idx.train),
+        gather(x, y, sample_len, &idx.test),
+    ))
+}
+
 /// Gathers the samples `indices` (each `sample_len` values of `x`) and their labels.
 pub fn gather(x: &[f32], y: &[u32], sample_len: usize, indices: &[usize]) -> super::Split {
     let mut out = super::Split {

@@ -1,0 +1,279 @@
+//! NumPy `.npy` arrays in and out (`denoiserep infer --inputs X.npy --outputs Y.npy`), with
+//! `npyz` reading and writing the header.
+//!
+//! Read: dtype `<f4` (little-endian float32) or `|i1` (int8; `<i1`, `>i1` too: one byte has no
+//! byte order), C order (a Fortran-order header is refused unless the array has at most one
+//! dimension, where both orders are the same bytes), any shape; the data must be exactly
+//! `∏ shape × itemsize` bytes after the header. Everything else is an error that says what is
+//! wrong (the dtype found, the order, the bytes missing or left over and where); any byte string
+//! gives `Ok` or `Err`, never a panic.
+//!
+//! Write: format version 1.0 (2.0 for a header over 64 KiB, as NumPy), C order, `<f4` or `|i1`.
+
+use anyhow::{bail, Result};
+use npyz::WriterBuilder;
+
+/// The values of an array, in C order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyData {
+    /// `<f4`.
+    F32(Vec<f32>),
+    /// `|i1`.
+    I8(Vec<i8>),
+}
+
+impl NpyData {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            NpyData::F32(v) => v.len(),
+            NpyData::I8(v) => v.len(),
+        }
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The dtype as NumPy writes it: `<f4` or `|i1`.
+    pub fn dtype(&self) -> &'static str {
+        match self {
+            NpyData::F32(_) => "<f4",
+            NpyData::I8(_) => "|i1",
+        }
+    }
+}
+
+/// An array: its shape (outermost first) and values (`∏ shape` of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    pub shape: Vec<usize>,
+    pub data: NpyData,
+}
+
+/// `[2, 3]` as NumPy prints a shape: `(2, 3)`, `(5,)`, `()`.
+pub fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Decodes a `.npy` file (module doc).
+pub fn decode(bytes: &[u8]) -> Result<NpyArray> {
+    let file = npyz::NpyFile::new(bytes).map_err(|e| anyhow::anyhow!("not a .npy file: {e}"))?;
+    let header = file.header().clone();
+    let shape = header
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| anyhow::anyhow!("a dimension of shape {:?} does not fit", header.shape()))?;
+    let dtype = match header.dtype() {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => bail!(
+            "dtype {}: a structured or array dtype; expected '<f4' (little-endian float32) or \
+             '|i1' (int8)",
+            other.descr()
+        ),
+    };
+    let size: usize = match dtype.as_str() {
+        "<f4" => 4,
+        "|i1" | "<i1" | ">i1" => 1,
+        _ => bail!(
+            "dtype '{dtype}': expected '<f4' (little-endian float32) or '|i1' (int8); convert with \
+             x.astype(numpy.float32) or x.astype(numpy.int8)"
+        ),
+    };
+    if header.order() == npyz::Order::Fortran && shape.len() > 1 {
+        bail!(
+            "Fortran order (fortran_order: True) for shape {}: expected C order; write \
+             numpy.ascontiguousarray(x)",
+            shape_text(&shape)
+        );
+    }
+    let data = file.into_inner();
+    let header_len = bytes.len() - data.len();
+    let expected = shape
+        .iter()
+        .try_fold(size, |a, &d| a.checked_mul(d))
+        .filter(|&b| b <= isize::MAX as usize);
+    let Some(expected) = expected else {
+        bail!("shape {} is too large", shape_text(&shape));
+    };
+    if data.len() < expected {
+        bail!(
+            "truncated: shape {} of '{dtype}' needs {expected} data bytes after the {header_len}-byte \
+             header, the file has {}",
+            shape_text(&shape),
+            data.len()
+        );
+    }
+    if data.len() > expected {
+        bail!(
+            "{} unexpected trailing bytes from byte offset {} (shape {} of '{dtype}' ends there)",
+            data.len() - expected,
+            header_len + expected,
+            shape_text(&shape)
+        );
+    }
+    let data = if size == 4 {
+        NpyData::F32(
+            data.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    } else {
+        NpyData::I8(data.iter().map(|&b| b as i8).collect())
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// Encodes `array` as a `.npy` file (C order, `<f4` or `|i1`). Errors when the values are not
+/// `∏ shape` (a caller bug, reported rather than written).
+pub fn encode(array: &NpyArray) -> Result<Vec<u8>> {
+    let n: usize = array.shape.iter().product();
+    if n != array.data.len() {
+        bail!(
+            "{} values do not fill shape {}",
+            array.data.len(),
+            shape_text(&array.shape)
+        );
+    }
+    let shape: Vec<u64> = array.shape.iter().map(|&d| d as u64).collect();
+    let mut out = Vec::new();
+    match &array.data {
+        NpyData::F32(v) => {
+            let mut w = npyz::WriteOptions::<f32>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut out)
+                .begin_nd()?;
+            w.extend(v.iter().copied())?;
+            w.finish()?;
+        }
+        NpyData::I8(v) => {
+            let mut w = npyz::WriteOptions::<i8>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut out)
+                .begin_nd()?;
+            w.extend(v.iter().copied())?;
+            w.finish()?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-1.0 file with `dict` as its header text (padded as NumPy pads it) and `data`.
+    fn raw(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut text = dict.to_string();
+        while (10 + text.len() + 1) % 64 != 0 {
+            text.push(' ');
+        }
+        text.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn round_trips_f32_and_i8_with_their_shapes() {
+        let a = NpyArray {
+            shape: vec![2, 1, 3],
+            data: NpyData::F32(vec![0.5, -1.0, f32::MIN_POSITIVE, 3.25, f32::MAX, -0.0]),
+        };
+        let bytes = encode(&a).unwrap();
+        assert!(bytes.starts_with(b"\x93NUMPY"));
+        assert_eq!(
+            bytes.len() % 64,
+            24 % 64,
+            "64-byte aligned header, then 24 data bytes"
+        );
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.shape, a.shape);
+        let (NpyData::F32(x), NpyData::F32(y)) = (&back.data, &a.data) else {
+            panic!("dtype changed: {back:?}");
+        };
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(x), bits(y), "bit for bit, -0.0 included");
+        let b = NpyArray {
+            shape: vec![4],
+            data: NpyData::I8(vec![-128, -1, 0, 127]),
+        };
+        assert_eq!(decode(&encode(&b).unwrap()).unwrap(), b);
+        let empty = NpyArray {
+            shape: vec![0, 3],
+            data: NpyData::F32(vec![]),
+        };
+        assert_eq!(decode(&encode(&empty).unwrap()).unwrap(), empty);
+        assert!(encode(&NpyArray {
+            shape: vec![2],
+            data: NpyData::I8(vec![1])
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn reads_numpys_own_header_text() {
+        let f = raw(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }",
+            &[0, 0, 128, 63, 0, 0, 0, 64],
+        );
+        let a = decode(&f).unwrap();
+        assert_eq!(
+            (a.shape, a.data),
+            (vec![1, 2], NpyData::F32(vec![1.0, 2.0]))
+        );
+        // A 1-D array is the same bytes in either order.
+        let f = raw(
+            "{'descr': '|i1', 'fortran_order': True, 'shape': (2,), }",
+            &[255, 7],
+        );
+        assert_eq!(decode(&f).unwrap().data, NpyData::I8(vec![-1, 7]));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let e = |b: &[u8]| format!("{:#}", decode(b).unwrap_err());
+        let dict = |descr: &str, fortran: &str, shape: &str| {
+            format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}")
+        };
+        let f64s = raw(&dict("<f8", "False", "(1,)"), &[0; 8]);
+        assert!(e(&f64s).contains("dtype '<f8'"), "{}", e(&f64s));
+        let big = raw(&dict(">f4", "False", "(1,)"), &[0; 4]);
+        assert!(e(&big).contains("dtype '>f4'"), "{}", e(&big));
+        let fortran = raw(&dict("<f4", "True", "(2, 2)"), &[0; 16]);
+        assert!(e(&fortran).contains("Fortran order"), "{}", e(&fortran));
+        let short = raw(&dict("<f4", "False", "(2, 3)"), &[0; 20]);
+        assert!(
+            e(&short).contains("truncated: shape (2, 3) of '<f4' needs 24 data bytes after the 128-byte header, the file has 20"),
+            "{}",
+            e(&short)
+        );
+        let long = raw(&dict("|i1", "False", "(3,)"), &[0; 5]);
+        assert!(
+            e(&long).contains("2 unexpected trailing bytes from byte offset 131"),
+            "{}",
+            e(&long)
+        );
+        assert!(e(b"PK\x03\x04").contains("not a .npy file"));
+        assert!(e(b"").contains("not a .npy file"));
+        assert_eq!(shape_text(&[5]), "(5,)");
+        assert_eq!(shape_text(&[2, 3]), "(2, 3)");
+    }
+}
