@@ -5,7 +5,7 @@
 use denoiserep_tflite_schema::tflite::{
     self, ActivationFunctionType as Act, BuiltinOperator, BuiltinOptions, Padding, TensorType,
 };
-use denoiserep_tflite_schema::{FILE_IDENTIFIER, SCHEMA_VERSION};
+use denoiserep_tflite_schema::SCHEMA_VERSION;
 use denoiserep_trainer::rng::Rng;
 
 /// A TFLite model under construction (one subgraph).

@@ -44,9 +44,9 @@ pub mod fuse;
 pub mod import;
 #[cfg(feature = "torch")]
 pub mod infer;
-pub mod interop;
 #[cfg(feature = "torch")]
 pub mod infer_npy;
+pub mod interop;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod model_file;

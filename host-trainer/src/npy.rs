@@ -201,7 +201,7 @@ mod tests {
         assert!(bytes.starts_with(b"\x93NUMPY"));
         assert_eq!(
             bytes.len() % 64,
-            24 % 64,
+            24,
             "64-byte aligned header, then 24 data bytes"
         );
         let back = decode(&bytes).unwrap();

@@ -294,9 +294,12 @@ fn conv_options(b: &mut TfliteBuilder) -> &mut tflite::Conv2DOptions {
     }
 }
 
+/// A change that makes a valid model unsupported, and what the error must say.
+type BadCase = (Box<dyn FnOnce(&mut TfliteBuilder)>, &'static str);
+
 #[test]
 fn unsupported_options_and_types_name_the_operator() {
-    let cases: Vec<(Box<dyn FnOnce(&mut TfliteBuilder)>, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             Box::new(|b| conv_options(b).dilation_h_factor = 2),
             "operator 0 (CONV_2D): dilation 2×1 is not supported",

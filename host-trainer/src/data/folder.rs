@@ -419,9 +419,11 @@ pub fn encode_cache(manifest: &[u8], pixels: &[u8], n: usize, shape: [usize; 3])
     cache::seal(MAGIC, VERSION, &fields, &payload)
 }
 
-/// A verified cache: its manifest, pixel bytes, sample count and shape; the error says what is
-/// wrong and where.
-pub fn decode_cache(bytes: &[u8]) -> Result<(&[u8], &[u8], usize, [usize; 3])> {
+/// A verified cache's parts: its manifest, pixel bytes, sample count and `[C, H, W]` shape.
+pub type CacheView<'a> = (&'a [u8], &'a [u8], usize, [usize; 3]);
+
+/// A verified cache ([`CacheView`]); the error says what is wrong and where.
+pub fn decode_cache(bytes: &[u8]) -> Result<CacheView<'_>> {
     let (f, payload) = cache::open(bytes, MAGIC, VERSION, FIELDS, |f| {
         let f: Vec<usize> = f.iter().map(|&v| v as usize).collect();
         f[0].checked_mul(f[1])

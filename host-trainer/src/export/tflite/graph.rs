@@ -136,7 +136,9 @@ impl Graph {
         };
         let bytes = finish_model(&model);
         if bytes.get(4..8) != Some(FILE_IDENTIFIER.as_slice()) {
-            return Err(anyhow!("the TFLite flatbuffer has no TFL3 identifier (a bug)"));
+            return Err(anyhow!(
+                "the TFLite flatbuffer has no TFL3 identifier (a bug)"
+            ));
         }
         // The file must read back with the verifying reader.
         ModelRef::read_as_root(&bytes)

@@ -633,7 +633,7 @@ impl Decoder {
                 };
                 let kind = match (bound(1, "min")?, bound(2, "max")?) {
                     (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => OpKind::Relu6,
-                    (Some(lo), None) if lo == 0.0 => OpKind::Relu,
+                    (Some(0.0), None) => OpKind::Relu,
                     (lo, hi) => bail!(
                         "Clip(min {lo:?}, max {hi:?}) is not supported: only Clip(0, 6) (ReLU6) \
                          and Clip(0) (ReLU)"
@@ -689,7 +689,7 @@ impl Decoder {
                 };
                 // A named F is the file's own business (a wrong one makes it invalid); the Linear
                 // that reads the features is checked against the architecture.
-                if !matches!(shape[..], [0 | -1 | 1, f] if f == -1 || f > 0) {
+                if !matches!(shape[..], [-1..=1, f] if f == -1 || f > 0) {
                     bail!("target shape {shape:?} is not a flatten to [N, F]");
                 }
                 let x = one(self)?;
