@@ -740,7 +740,8 @@ fn real_pytorch_state_dict_matches_pytorch_logits() {
     );
     req.arch = Some("resnet8:4".into());
     let o = import(&req).expect("import");
-    assert_eq!(o.normalization, "identity");
+    // The fixture carries `normalization.mean/std` (0 and 1, make.py), so it comes from the file.
+    assert_eq!(o.normalization, "file");
     let expected = run::read_tensors(&fixtures.join("resnet8-4.expected.safetensors")).unwrap();
     let x = Vec::<f32>::try_from(&expected["input"].flatten(0, -1)).unwrap();
     let want =

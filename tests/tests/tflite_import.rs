@@ -390,15 +390,13 @@ fn depth_multiplier_and_two_subgraphs_are_refused() {
     .unwrap();
     let sg = model.subgraphs.as_ref().unwrap()[0].clone();
     model.subgraphs.as_mut().unwrap().push(sg);
-    let mut builder = denoiserep_tflite_schema::planus::Builder::new();
-    let two = builder.finish(&model, Some(*b"TFL3")).to_vec();
+    let two = denoiserep_tflite_schema::finish_model(&model);
     let e = import_error(&two);
     assert!(e.contains("2 subgraphs"), "{e}");
     // A wrong schema version.
     model.subgraphs.as_mut().unwrap().pop();
     model.version = 2;
-    let mut builder = denoiserep_tflite_schema::planus::Builder::new();
-    let e = import_error(builder.finish(&model, Some(*b"TFL3")));
+    let e = import_error(&denoiserep_tflite_schema::finish_model(&model));
     assert!(e.contains("schema version 2"), "{e}");
 }
 
