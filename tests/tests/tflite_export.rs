@@ -29,6 +29,7 @@ use denoiserep_trainer::export::{
     graph_f32, lower, quantize_plan, to_int8_planned, to_tflite, to_tflite_int8, CoreGraph,
     RangeMethod,
 };
+use denoiserep_trainer::interop::import_tflite;
 use denoiserep_trainer::rng::Rng;
 use npyz::WriterBuilder;
 
@@ -168,9 +169,33 @@ fn conformance(case: &Case) {
         }
         values += got.len();
     }
+    // Round trip: the exported .tflite imported back (`denoiserep import`) runs on the core, on
+    // the .tflite's own NHWC inputs, and gives TFLite-Micro's output 0 (in TFLite's layout).
+    let imported = import_tflite(&tfl, spec)
+        .and_then(|m| m.encode())
+        .unwrap_or_else(|e| panic!("{spec}: importing our own .tflite: {e:#}"));
+    let back = Model::from_bytes(&imported).expect("the imported model loads");
+    let mut arena = vec![0u8; back.arena_size()];
+    let tflm_out0 = read_npy::<i8>(&run.outputs[0]);
+    let per = tflm_out0.len() / (REAL + RANDOM);
+    for (i, (x, want)) in blocks_chw_to_hwc(&inputs, shape)
+        .chunks(len)
+        .zip(tflm_out0.chunks(per))
+        .enumerate()
+    {
+        let out = back.run_quantized(x, &mut arena).expect("the imported model runs");
+        let TensorData::I8 { values: got, .. } = out.logits.data else {
+            panic!("{spec}: the imported model returned f32")
+        };
+        assert_eq!(
+            got, want,
+            "{spec}: the re-imported .tflite (left) differs from TFLite-Micro on sample {i}"
+        );
+    }
     println!(
         "{spec} int8: {} samples, {values} output values (logits{}) bit-identical, TFLite-Micro \
-         == core; {} bytes .tflite (written in {build_ms:.1} ms), {} bytes dnrp",
+         == core (and == our .tflite imported back); {} bytes .tflite (written in \
+         {build_ms:.1} ms), {} bytes dnrp",
         REAL + RANDOM,
         if outs.len() > 1 { " + embedding" } else { "" },
         tfl.len(),
