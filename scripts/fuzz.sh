@@ -21,7 +21,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/fuzz"
 
-ASAN_TARGETS="model_body model samples"
+ASAN_TARGETS="model_body model samples tflite_import"
 PLAIN_TARGETS="mnist_json csv idx mnist_cache cifar10"
 TARGETS=${FUZZ_TARGETS:-"$ASAN_TARGETS $PLAIN_TARGETS"}
 JOBS=${FUZZ_JOBS:-1}

@@ -183,7 +183,9 @@ fn conformance(case: &Case) {
         .zip(tflm_out0.chunks(per))
         .enumerate()
     {
-        let out = back.run_quantized(x, &mut arena).expect("the imported model runs");
+        let out = back
+            .run_quantized(x, &mut arena)
+            .expect("the imported model runs");
         let TensorData::I8 { values: got, .. } = out.logits.data else {
             panic!("{spec}: the imported model returned f32")
         };
