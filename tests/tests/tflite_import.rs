@@ -488,3 +488,35 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 }
+
+/// An imported TFLite model runs on the Cortex-M4F firmware (QEMU) exactly as on the host core:
+/// the firmware takes the model file unchanged, its inputs are real values that the core
+/// quantizes with the `.tflite` input's scale (mean 0, std 1), in the `.tflite`'s own NHWC
+/// layout. Skips loudly without QEMU (fails under CI).
+#[test]
+fn imported_models_run_bit_identical_on_the_device() {
+    use denoiserep_core::DType;
+    use denoiserep_tests::device::host_equals_device;
+    for (what, tflite) in [
+        ("tflite_spatial_on_device", spatial_output_model(21)),
+        ("tflite_residual_on_device", residual_model(22)),
+    ] {
+        let bytes = import_tflite(&tflite, what)
+            .and_then(|f| f.encode())
+            .expect("import");
+        let model = Model::from_bytes(&bytes).expect("loads");
+        let DType::I8(q) = model.input_info().dtype else {
+            panic!("{what}: an int8 input expected")
+        };
+        let mut rng = Rng::new(5);
+        // Real inputs on the input's int8 grid, across its whole range.
+        let samples: Vec<Vec<f32>> = (0..8)
+            .map(|_| {
+                (0..model.input_len())
+                    .map(|_| (f32::from(rng.next_u64() as i8) - f32::from(q.zero_point)) * q.scale)
+                    .collect()
+            })
+            .collect();
+        let _ = host_equals_device(what, &bytes, &samples);
+    }
+}
