@@ -67,8 +67,34 @@ pub fn shape_text(shape: &[usize]) -> String {
     }
 }
 
+/// Refuses a header that is not the flat dict NumPy writes for a plain dtype (`{'descr': '<f4',
+/// 'fortran_order': False, 'shape': (2, 3), }`) before the Python-literal parser sees it: that
+/// parser backtracks exponentially on nested brackets (found by the `npy` fuzz target: a
+/// 150-byte header of `{{{{…` took minutes). One `{ }` pair, at most one `( )` pair, no `[ ]`.
+/// Files too short to hold a header are left to npyz's own errors.
+fn check_header_shape(bytes: &[u8]) -> Result<()> {
+    let (len, start) = match (bytes.get(6), bytes.get(8..12)) {
+        (Some(1), Some(b)) => (usize::from(u16::from_le_bytes([b[0], b[1]])), 10usize),
+        (Some(2 | 3), Some(b)) => (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12),
+        _ => return Ok(()),
+    };
+    let Some(header) = bytes.get(start..start.saturating_add(len)) else {
+        return Ok(());
+    };
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'{') != 1 || count(b'}') != 1 || count(b'(') > 1 || count(b')') > 1 || count(b'[') > 0
+    {
+        bail!(
+            "not a .npy file of a plain array: its header is not a flat dict with a shape tuple \
+             (structured dtypes are not read)"
+        );
+    }
+    Ok(())
+}
+
 /// Decodes a `.npy` file (module doc).
 pub fn decode(bytes: &[u8]) -> Result<NpyArray> {
+    check_header_shape(bytes)?;
     let file = npyz::NpyFile::new(bytes).map_err(|e| anyhow::anyhow!("not a .npy file: {e}"))?;
     let header = file.header().clone();
     let shape = header
@@ -275,5 +301,27 @@ mod tests {
         assert!(e(b"").contains("not a .npy file"));
         assert_eq!(shape_text(&[5]), "(5,)");
         assert_eq!(shape_text(&[2, 3]), "(2, 3)");
+    }
+
+    #[test]
+    fn nested_header_brackets_are_refused_before_the_literal_parser() {
+        // The fuzz target's timeout input (the literal parser took over a minute on it).
+        let mut header = b"{{'cscr': '|i1', 'fortran_order': False, 'sr':".to_vec();
+        header.extend_from_slice(&[b'{'; 24]);
+        header.extend_from_slice(b" False, 'shape': (5, 2, 2), }");
+        header.resize(118, b' ');
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&[0u8; 20]);
+        let e = format!("{:#}", decode(&bytes).unwrap_err());
+        assert!(e.contains("flat dict"), "{e}");
+        // NumPy's own header still reads.
+        let a = NpyArray {
+            shape: vec![2],
+            data: NpyData::I8(vec![1, -1]),
+        };
+        assert_eq!(decode(&encode(&a).unwrap()).unwrap().shape, vec![2]);
     }
 }

@@ -162,7 +162,7 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     ("export", &["--out", "{out}.json"], "must not end in .json"),
     ("export", &["--precision", "f16"], "invalid value 'f16' for '--precision"),
     ("export", &["--format", "onnx"], "--format onnx writes f32 models only"),
-    ("export", &["--format", "tflite"], "invalid value 'tflite' for '--format"),
+    ("export", &["--format", "tf"], "invalid value 'tf' for '--format"),
     ("export", &["--calib", "0"], "--calib 0: must be at least 1"),
     ("export", &["--calib", "-5"], "--calib -5: must be at least 1"),
     ("export", &["--calib-percentile", "50"],
