@@ -60,7 +60,7 @@ mod ds_cnn;
 mod mlp;
 mod mobilenet;
 mod resnet;
-mod vit;
+pub mod vit;
 
 pub use vit::Pool;
 

@@ -71,16 +71,16 @@ impl Param {
 
 /// A constant's values.
 #[derive(Debug, Clone, PartialEq)]
-enum Values {
+pub(super) enum Values {
     F32(Vec<f32>),
     I64(Vec<i64>),
 }
 
 /// A constant tensor (an initializer or a `Constant` node's value).
 #[derive(Debug, Clone, PartialEq)]
-struct Const {
-    dims: Vec<usize>,
-    values: Values,
+pub(super) struct Const {
+    pub(super) dims: Vec<usize>,
+    pub(super) values: Values,
 }
 
 /// The ONNX node an op came from, for errors: `node 'conv1' (Conv)`.
@@ -276,7 +276,7 @@ fn fold_pads(mut ops: Vec<Op>) -> Result<Vec<Op>> {
 }
 
 /// The dims of a graph input/output: `Some(size)` or `None` for a symbolic dim.
-fn value_dims(v: &proto::ValueInfoProto) -> Result<Vec<Option<i64>>> {
+pub(super) fn value_dims(v: &proto::ValueInfoProto) -> Result<Vec<Option<i64>>> {
     use proto::tensor_shape_proto::dimension::Value;
     let Some(proto::type_proto::Value::TensorType(t)) =
         v.r#type.as_ref().and_then(|t| t.value.as_ref())
@@ -300,7 +300,7 @@ fn value_dims(v: &proto::ValueInfoProto) -> Result<Vec<Option<i64>>> {
 }
 
 /// Decodes a tensor: float (`raw_data` little-endian or `float_data`) or int64.
-fn tensor(t: &TensorProto) -> Result<Const> {
+pub(super) fn tensor(t: &TensorProto) -> Result<Const> {
     let dims = t
         .dims
         .iter()
@@ -342,21 +342,21 @@ fn tensor(t: &TensorProto) -> Result<Const> {
     Ok(Const { dims, values })
 }
 
-fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+pub(super) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute
         .iter()
         .find(|a| a.name.as_deref() == Some(name))
 }
 
-fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
+pub(super) fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).and_then(|a| a.i).unwrap_or(default)
 }
 
-fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
+pub(super) fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
     attr(node, name).and_then(|a| a.f).unwrap_or(default)
 }
 
-fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+pub(super) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
 

@@ -107,19 +107,7 @@ fn normalization(
         Some(&[k]) => Some(k),
         _ => None,
     };
-    let per_channel = |p: &Param, o: &Origin| -> Result<Vec<f32>> {
-        let n = p.data.len();
-        let shaped = p.dims.iter().filter(|&&d| d != 1).count() <= 1;
-        match n {
-            1 => Ok(vec![p.data[0]; channels]),
-            _ if n == channels && shaped => Ok(p.data.clone()),
-            _ => bail!(
-                "{o}: the constant has dims {:?}; one value or one per channel ({channels}) is \
-                 expected",
-                p.dims
-            ),
-        }
-    };
+    let per_channel = |p: &Param, o: &Origin| per_channel(p, channels, o);
     let mut x = g.input.clone();
     let mut mean = None;
     let mut std = None;
@@ -149,6 +137,26 @@ fn normalization(
         }),
     };
     Ok((x, norm))
+}
+
+/// A normalization constant `p` (of node `o`) as one value per channel: one value for all, or
+/// `channels` values in a shape with at most one dim ≠ 1.
+pub(super) fn per_channel(
+    p: &Param,
+    channels: usize,
+    o: &dyn std::fmt::Display,
+) -> Result<Vec<f32>> {
+    let n = p.data.len();
+    let shaped = p.dims.iter().filter(|&&d| d != 1).count() <= 1;
+    match n {
+        1 => Ok(vec![p.data[0]; channels]),
+        _ if n == channels && shaped => Ok(p.data.clone()),
+        _ => bail!(
+            "{o}: the constant has dims {:?}; one value or one per channel ({channels}) is \
+             expected",
+            p.dims
+        ),
+    }
 }
 
 /// The arch spec and class count the ops suggest (see the module doc).

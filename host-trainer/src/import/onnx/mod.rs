@@ -2,20 +2,27 @@
 //! `denoiserep export --format onnx`) read into a trainer [`Model`] of the architecture its
 //! graph has.
 //!
+//! A graph with transformer ops (LayerNorm, Softmax, GELU) is a ViT: [`vit`] maps its weights
+//! and checks the mapping against the reference evaluator [`eval`]. Otherwise
 //! [`graph`] decodes the file with the exporter's prost structs ([`crate::export::onnx::proto`])
 //! into a few ops with their constants resolved; [`mapping`] infers the arch spec, walks the
 //! arch's nodes and the ops together and collects the `state_dict`; [`read`] loads it into a
 //! model through the same [`Model::load_backbone`] as every other checkpoint (so each shape is
 //! checked twice: against the op while matching, against the model while loading).
 
+pub mod eval;
 pub mod graph;
 pub mod mapping;
+pub mod vit;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use prost::Message;
 use tch::{Device, Tensor};
+
+use crate::export::onnx::proto::ModelProto;
 
 use crate::data::Normalization;
 use crate::model::Model;
@@ -34,8 +41,19 @@ pub fn read(path: &Path, device: Device) -> Result<OnnxImport> {
     from_bytes(&bytes, device).with_context(|| path.display().to_string())
 }
 
-/// [`read`] on a file's bytes.
+/// [`read`] on a file's bytes: a graph with transformer ops ([`vit::MARKERS`]) goes to
+/// [`vit::read`], any other to the CNN/MLP mapping.
 pub fn from_bytes(bytes: &[u8], device: Device) -> Result<OnnxImport> {
+    let proto =
+        ModelProto::decode(bytes).context("not an ONNX model (protobuf decoding failed)")?;
+    let transformer = proto.graph.as_ref().is_some_and(|g| {
+        g.node
+            .iter()
+            .any(|n| vit::MARKERS.contains(&n.op_type.as_deref().unwrap_or("")))
+    });
+    if transformer {
+        return vit::read(&proto, device);
+    }
     let g = graph::decode(bytes)?;
     let m = mapping::map(&g)?;
     let c = m.arch.input_shape[0];
