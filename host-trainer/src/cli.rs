@@ -58,7 +58,7 @@ pub struct ImportArgs {
     pub model: PathBuf,
     /// .tflite: the model file (.dnrp) to write; .onnx / .safetensors: the run directory to
     /// create (must not exist, or be empty).
-    #[arg(long, value_name = "PATH", value_parser = parsed(rules::path))]
+    #[arg(long, value_name = "PATH", value_parser = parsed(rules::out_file))]
     pub out: PathBuf,
     /// The state_dict's architecture: mlp[:H1,H2,…], cnn[:C1,C2,…/H1,…], resnet8[:F], ds-cnn, mobilenet-v1[:ALPHA[,relu6]], autoencoder or vit:…; for .onnx optional, checked against the graph's.
     #[arg(long, value_parser = parsed(rules::arch_spec))]
@@ -86,7 +86,8 @@ pub struct ImportArgs {
         long,
         value_name = "M,M,…",
         value_delimiter = ',',
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::mean_value)
     )]
     pub mean: Option<Vec<f32>>,
     /// See --mean [default: 1, or the file's own].
@@ -94,7 +95,8 @@ pub struct ImportArgs {
         long,
         value_name = "S,S,…",
         value_delimiter = ',',
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parsed(rules::std_value)
     )]
     pub std: Option<Vec<f32>>,
     /// Seed of the evaluation's noise and of the split of sources without a fixed one.
@@ -117,6 +119,15 @@ impl ImportArgs {
                 self.model.display()
             );
         };
+        if let (Some(m), Some(s)) = (&self.mean, &self.std) {
+            if m.len() > 1 && s.len() > 1 && m.len() != s.len() {
+                anyhow::bail!(
+                    "--mean has {} values and --std {}: give one value or one per channel to each",
+                    m.len(),
+                    s.len()
+                );
+            }
+        }
         Ok(ImportRequest {
             model: self.model.clone(),
             arch: self.arch.clone(),
@@ -958,6 +969,15 @@ pub mod rules {
         }
     }
 
+    impl Value for f32 {
+        fn text(&self) -> String {
+            self.to_string()
+        }
+        fn refused() -> Self {
+            f32::NAN
+        }
+    }
+
     impl Value for PathBuf {
         fn text(&self) -> String {
             self.to_string_lossy().into_owned()
@@ -1165,6 +1185,24 @@ pub mod rules {
             Ok(p)
         } else {
             Err("must be above 50 and at most 100".into())
+        }
+    }
+
+    /// `--mean` values: finite.
+    pub fn mean_value(x: f32) -> Result<f32, Why> {
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err("must be a finite number".into())
+        }
+    }
+
+    /// `--std` values: positive and finite.
+    pub fn std_value(x: f32) -> Result<f32, Why> {
+        if x.is_finite() && x > 0.0 {
+            Ok(x)
+        } else {
+            Err("must be a positive finite number".into())
         }
     }
 

@@ -45,6 +45,10 @@ const BASE: &[(&str, &[(&str, &str)])] = &[
     ),
     ("report", &[("--demo", "{demo}"), ("--out", "{out}")]),
     (
+        "import",
+        &[("--out", "{out}"), ("--data", DATA), ("--device", "cpu")],
+    ),
+    (
         "compare",
         &[
             ("--device", "cpu"),
@@ -249,8 +253,31 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     ("compare", &["--collect", "--force"], "the argument '--collect' cannot be used with '--force'"),
     ("compare", &["--collect", "--jobs", "2"],
         "the argument '--collect' cannot be used with '--jobs <N>'"),
+    // ---- import (MODEL is positional; `{onnx}` is a file named .onnx, never read by a row)
+    ("import", &["/nonexistent/m.onnx"], "<MODEL> /nonexistent/m.onnx: no such file"),
+    ("import", &[], "the following required arguments were not provided"),
+    ("import", &["{model}"], "unsupported model file extension 'dnrp'"),
+    ("import", &["{onnx}", "--out", ""], "--out '': must not be empty"),
+    ("import", &["{onnx}", "--out", "/nonexistent/dir/run"], "folder /nonexistent/dir does not exist"),
+    ("import", &["{onnx}", "--arch", "foo"], "--arch foo: arch 'foo': unknown kind 'foo'"),
+    ("import", &["{onnx}", "--data", ""], "--data '': must not be empty"),
+    ("import", &["{onnx}", "--data", "foo:bar"], "--data foo:bar: unknown kind 'foo'"),
+    ("import", &["{onnx}", "--data", "idx:/nonexistent"], "no such directory"),
+    ("import", &["{onnx}", "--out", "{out}", "--device", "cpu", "{onnx}"],
+        "unexpected argument"),
+    ("import", &["{onnx}", "--test-fraction", "0"], "--test-fraction 0: must be a number strictly"),
+    ("import", &["{onnx}", "--seed", "-1"], "--seed -1: must be a whole number from 0 to"),
+    ("import", &["{onnx}", "--mean", "x"], "--mean x: must be a finite number"),
+    ("import", &["{onnx}", "--mean", "nan"], "--mean nan: must be a finite number"),
+    ("import", &["{onnx}", "--std", "0"], "--std 0: must be a positive finite number"),
+    ("import", &["{onnx}", "--std", "1,-2"], "--std -2: must be a positive finite number"),
+    ("import", &["{onnx}", "--mean", "0,0", "--std", "1,1,1"],
+        "--mean has 2 values and --std 3: give one value or one per channel to each"),
+    ("import", &["{onnx}", "--device", "tpu"], "invalid value 'tpu' for '--device"),
+    ("import", &["{onnx}", "--threads", "0"], "--threads 0: must be a whole number from 1 to 1024"),
     // ---- no subcommand, unknown subcommand
-    ("", &[], "no subcommand given; expected one of train, eval, export, infer, report, compare"),
+    ("", &[], "no subcommand given; expected one of train, eval, export, infer, report, compare, \
+        import"),
     ("", &["bogus"], "unrecognized subcommand 'bogus'"),
 ];
 
@@ -277,6 +304,7 @@ fn argv(tmp: &TempDir, i: usize, sub: &str, bad: &[&str]) -> Vec<String> {
             a.replace("{out}", &tmp.s(&format!("o{i}")))
                 .replace("{run}", &tmp.s("run"))
                 .replace("{model}", &tmp.s("model.dnrp"))
+                .replace("{onnx}", &tmp.s("model.onnx"))
                 .replace("{demo}", &tmp.s("demo"))
         })
         .collect()
@@ -331,6 +359,7 @@ fn fixtures(tmp: &TempDir) {
     std::fs::create_dir_all(tmp.path("run")).unwrap();
     std::fs::write(tmp.path("run/config.json"), "{}").unwrap();
     std::fs::write(tmp.path("model.dnrp"), "not a model").unwrap();
+    std::fs::write(tmp.path("model.onnx"), "not read").unwrap();
     std::fs::create_dir_all(tmp.path("demo")).unwrap();
 }
 
@@ -349,8 +378,9 @@ fn fixtures_untouched(tmp: &TempDir) {
         std::fs::read(tmp.path("model.dnrp")).unwrap(),
         b"not a model"
     );
+    assert_eq!(std::fs::read(tmp.path("model.onnx")).unwrap(), b"not read");
     assert!(names(&tmp.path("demo")).is_empty());
-    assert_eq!(names(&tmp.0), ["demo", "model.dnrp", "run"]);
+    assert_eq!(names(&tmp.0), ["demo", "model.dnrp", "model.onnx", "run"]);
     assert_no_temp_files(&tmp.0);
 }
 
