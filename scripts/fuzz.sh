@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/fuzz"
 
 ASAN_TARGETS="model_body model samples tflite_import"
-PLAIN_TARGETS="mnist_json csv idx mnist_cache cifar10 npy"
+PLAIN_TARGETS="mnist_json csv idx mnist_cache cifar10 npy onnx"
 TARGETS=${FUZZ_TARGETS:-"$ASAN_TARGETS $PLAIN_TARGETS"}
 JOBS=${FUZZ_JOBS:-1}
 NICE=${FUZZ_NICE:-10}

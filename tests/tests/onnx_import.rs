@@ -761,3 +761,49 @@ fn real_pytorch_state_dict_matches_pytorch_logits() {
         "the core's logits differ from PyTorch's by {worst} (scale {scale})"
     );
 }
+
+/// Seeds of the `onnx` fuzz target (`fuzz/seeds/onnx/`): our exporter's files and the
+/// PyTorch-style graphs above (BatchNormalization, Pad, MatMul + Add, Reshape), small models,
+/// and a timm ViT that `torch.onnx.export` wrote (opset 17; the decoder refuses its
+/// transformer ops, the ViT import is tested in `onnx_import_vit.rs`); run `cargo test -p denoiserep-tests --test onnx_import -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/seeds/onnx/; run by hand when the test models change"]
+fn write_fuzz_seeds() {
+    let dir = denoiserep_tests::repo_root().join("fuzz/seeds/onnx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = |spec: &str, shape: [usize; 3], classes: usize| {
+        let m = random_arch_model(spec, shape, classes, 3);
+        to_onnx(&m.fused().unwrap()).unwrap()
+    };
+    let torch = |spec: &str, shape: [usize; 3], classes: usize, style: Style| {
+        torch_like(&random_arch_model(spec, shape, classes, 4), style)
+    };
+    let mut pads = style_plain();
+    pads.pad_nodes = true;
+    pads.bn_eps = 1e-3;
+    let mut matmul = style_plain();
+    matmul.linear = 2;
+    matmul.reshape = true;
+    matmul.flat_input = true;
+    for (name, bytes) in [
+        ("ours-mlp.onnx", ours("mlp:6", [8, 1, 1], 2)),
+        ("ours-cnn.onnx", ours("cnn:2/4", [1, 6, 6], 3)),
+        ("ours-resnet8.onnx", ours("resnet8:2", [1, 8, 8], 3)),
+        (
+            "torch-resnet8-bn-pad.onnx",
+            torch("resnet8:2", [1, 8, 8], 3, pads),
+        ),
+        (
+            "torch-mlp-matmul.onnx",
+            torch("mlp:5", [6, 1, 1], 2, matmul),
+        ),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let vit = denoiserep_tests::repo_root().join("host-trainer/tests/fixtures/vit_onnx");
+    std::fs::copy(
+        vit.join("cls_opset17.onnx"),
+        dir.join("timm-vit-opset17.onnx"),
+    )
+    .unwrap();
+}

@@ -1,9 +1,12 @@
 //! Models from other formats, turned into the core's model format ([`crate::model_file`]).
 //! tch-free: the fuzz crate (`fuzz/`) builds it without libtorch.
 //!
+//! * [`onnx`]: the ONNX schema, graph decoder and architecture mapping behind
+//!   `denoiserep import MODEL.onnx` (the trainer then loads the weights);
 //! * [`tflite_import`]: an int8 TensorFlow Lite flatbuffer (`denoiserep import MODEL.tflite`),
 //!   run by the core bit for bit as TFLite-Micro runs it (`docs/interop.md`).
 
+pub mod onnx;
 pub mod tflite_import;
 
 use std::path::Path;

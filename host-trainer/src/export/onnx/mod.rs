@@ -19,7 +19,7 @@
 //! reads like the run's checkpoint. Opset 13, IR version 8, producer `denoiserep`; the batch
 //! dimension is the symbol `N`. The schema subset is in [`proto`].
 
-pub mod proto;
+pub use crate::interop::onnx::proto;
 
 use anyhow::{bail, Result};
 use denoiserep_core::{Activation, WindowSpec};

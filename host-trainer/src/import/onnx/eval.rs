@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Kind, Tensor};
 
-use super::graph::{attr, attr_float, attr_int, attr_ints, tensor, Const, Values};
 use crate::export::onnx::proto::{GraphProto, ModelProto, NodeProto, TensorProto};
+use crate::interop::onnx::graph::{attr, attr_float, attr_int, attr_ints, tensor, Const, Values};
 
 /// The op types [`Evaluator`] runs, as errors list them.
 pub const SUPPORTED: &str = "Add, Cast, Concat, Constant, ConstantOfShape, Conv, Div, Dropout, \
@@ -606,5 +606,264 @@ fn float(t: Tensor) -> Result<Tensor> {
     match t.kind() {
         Kind::Float => Ok(t),
         k => Err(anyhow!("a float tensor is expected, got {k:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::onnx::proto::{
+        AttributeProto, GraphProto, OperatorSetIdProto, ValueInfoProto,
+    };
+
+    fn node(op: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: Some(op.into()),
+            name: Some(format!("n_{op}")),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: outs.iter().map(|s| s.to_string()).collect(),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            ints: v.to_vec(),
+            r#type: Some(7),
+            ..Default::default()
+        }
+    }
+
+    fn int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            i: Some(v),
+            r#type: Some(2),
+            ..Default::default()
+        }
+    }
+
+    fn init_i64(name: &str, v: &[i64]) -> TensorProto {
+        TensorProto {
+            name: Some(name.into()),
+            dims: vec![v.len() as i64],
+            data_type: Some(7),
+            int64_data: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// Runs `nodes` (the last output named `y`) at `opset` on `x`.
+    fn run(
+        opset: i64,
+        nodes: Vec<NodeProto>,
+        inits: Vec<TensorProto>,
+        x: &Tensor,
+    ) -> Result<Tensor> {
+        let model = ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(opset),
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                initializer: inits,
+                output: vec![ValueInfoProto {
+                    name: Some("y".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Evaluator::new(&model)?.run("x", x)
+    }
+
+    fn arange(shape: &[i64]) -> Tensor {
+        let n: i64 = shape.iter().product();
+        Tensor::arange(n, (Kind::Float, tch::Device::Cpu)).reshape(shape)
+    }
+
+    #[test]
+    fn reshape_copies_zero_dims_and_infers_minus_one() {
+        let x = arange(&[2, 3, 4]);
+        let y = run(
+            17,
+            vec![node("Reshape", &["x", "s"], &["y"], vec![])],
+            vec![init_i64("s", &[0, -1])],
+            &x,
+        )
+        .unwrap();
+        assert_eq!(y.size(), [2, 12]);
+        // allowzero = 1: a 0 is a real zero-sized dim, which 24 values cannot fill.
+        let e = run(
+            17,
+            vec![node(
+                "Reshape",
+                &["x", "s"],
+                &["y"],
+                vec![int("allowzero", 1)],
+            )],
+            vec![init_i64("s", &[0, -1])],
+            &x,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("node 'n_Reshape' (Reshape)"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn gather_takes_negative_indices_and_keeps_the_index_shape() {
+        let x = arange(&[3, 2]);
+        let idx = TensorProto {
+            name: Some("i".into()),
+            dims: vec![],
+            data_type: Some(7),
+            int64_data: vec![-1],
+            ..Default::default()
+        };
+        let y = run(
+            13,
+            vec![node("Gather", &["x", "i"], &["y"], vec![])],
+            vec![idx],
+            &x,
+        )
+        .unwrap();
+        // A scalar index drops the axis: row 2 of [[0, 1], [2, 3], [4, 5]].
+        assert_eq!(y.size(), [2]);
+        assert_eq!(Vec::<f32>::try_from(&y).unwrap(), [4.0, 5.0]);
+        let bad = init_i64("i", &[3]);
+        let e = run(
+            13,
+            vec![node("Gather", &["x", "i"], &["y"], vec![])],
+            vec![bad],
+            &x,
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("index 3 is out of range"));
+    }
+
+    #[test]
+    fn slice_clamps_ends_and_split_divides_evenly() {
+        let x = arange(&[1, 6]);
+        let y = run(
+            13,
+            vec![node("Slice", &["x", "s", "e", "a"], &["y"], vec![])],
+            vec![
+                init_i64("s", &[-4]),
+                init_i64("e", &[i64::MAX]),
+                init_i64("a", &[1]),
+            ],
+            &x,
+        )
+        .unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(&y.flatten(0, -1)).unwrap(),
+            [2.0, 3.0, 4.0, 5.0]
+        );
+        // opset 13 Split without sizes: equal parts; the second output is y.
+        let y = run(
+            13,
+            vec![node(
+                "Split",
+                &["x"],
+                &["a", "y", "c"],
+                vec![int("axis", 1)],
+            )],
+            vec![],
+            &x,
+        )
+        .unwrap();
+        assert_eq!(Vec::<f32>::try_from(&y.flatten(0, -1)).unwrap(), [2.0, 3.0]);
+    }
+
+    #[test]
+    fn integer_division_truncates_and_types_must_agree() {
+        let x = Tensor::from_slice(&[7i64, -7]);
+        let y = run(
+            13,
+            vec![node("Div", &["x", "d"], &["y"], vec![])],
+            vec![init_i64("d", &[2, 2])],
+            &x,
+        )
+        .unwrap();
+        assert_eq!(Vec::<i64>::try_from(&y).unwrap(), [3, -3]);
+        let e = run(
+            13,
+            vec![node("Add", &["x", "x2"], &["y"], vec![])],
+            vec![],
+            &x,
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("'x2') is computed nowhere"));
+    }
+
+    #[test]
+    fn squeeze_reads_axes_from_an_attribute_before_opset_13_and_an_input_after() {
+        let x = arange(&[1, 3, 1]);
+        let old = run(
+            11,
+            vec![node("Squeeze", &["x"], &["y"], vec![ints("axes", &[0])])],
+            vec![],
+            &x,
+        )
+        .unwrap();
+        assert_eq!(old.size(), [3, 1]);
+        let new = run(
+            13,
+            vec![node("Squeeze", &["x", "a"], &["y"], vec![])],
+            vec![init_i64("a", &[-1])],
+            &x,
+        )
+        .unwrap();
+        assert_eq!(new.size(), [1, 3]);
+        let e = run(
+            13,
+            vec![node("Squeeze", &["x", "a"], &["y"], vec![])],
+            vec![init_i64("a", &[1])],
+            &x,
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("is not 1"));
+    }
+
+    #[test]
+    fn huge_shapes_are_refused_before_allocating() {
+        let x = arange(&[1]);
+        let e = run(
+            13,
+            vec![node("ConstantOfShape", &["s"], &["y"], vec![])],
+            vec![init_i64("s", &[1 << 20, 1 << 20])],
+            &x,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("exceeds the evaluator's"),
+            "{e:#}"
+        );
+        let e = run(
+            13,
+            vec![node("Expand", &["x", "s"], &["y"], vec![])],
+            vec![init_i64("s", &[1 << 14, 1 << 14])],
+            &x,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("exceeds"), "{e:#}");
+    }
+
+    #[test]
+    fn unknown_ops_name_the_node_and_list_the_supported_ones() {
+        let e = run(
+            17,
+            vec![node("Hardmax", &["x"], &["y"], vec![])],
+            vec![],
+            &arange(&[2]),
+        );
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(
+            e.contains("node 'n_Hardmax' (Hardmax)") && e.contains("LayerNormalization"),
+            "{e}"
+        );
     }
 }

@@ -11,9 +11,9 @@
 //! checked twice: against the op while matching, against the model while loading).
 
 pub mod eval;
-pub mod graph;
-pub mod mapping;
 pub mod vit;
+
+pub use crate::interop::onnx::{graph, mapping};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -41,13 +41,15 @@ use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::eval::Evaluator;
-use super::graph::{attr_float, attr_int, attr_ints, tensor, value_dims, Param, Values};
-use super::mapping::per_channel;
 use super::OnnxImport;
 use crate::arch::vit::LAYER_NORM_EPS;
 use crate::arch::Arch;
 use crate::data::Normalization;
 use crate::export::onnx::proto::{ModelProto, NodeProto};
+use crate::interop::onnx::graph::{
+    attr_float, attr_int, attr_ints, tensor, value_dims, Param, Values,
+};
+use crate::interop::onnx::mapping::per_channel;
 use crate::model::{Grads, Mode, Model};
 use crate::rng::Rng;
 
@@ -127,7 +129,7 @@ impl<'a> Index<'a> {
             .as_ref()
             .context("not an ONNX model: it holds no graph")?;
         let mut floats = HashMap::new();
-        let as_param = |c: super::graph::Const| match c.values {
+        let as_param = |c: crate::interop::onnx::graph::Const| match c.values {
             Values::F32(data) => Some(Param { dims: c.dims, data }),
             Values::I64(_) => None,
         };
@@ -143,12 +145,14 @@ impl<'a> Index<'a> {
             let out = n.output.first().map(String::as_str).unwrap_or("");
             match op {
                 "Constant" => {
-                    if let Some(t) = super::graph::attr(n, "value").and_then(|a| a.t.as_ref()) {
+                    if let Some(t) =
+                        crate::interop::onnx::graph::attr(n, "value").and_then(|a| a.t.as_ref())
+                    {
                         let c = tensor(t).with_context(|| origin(k, n))?;
                         if let Some(p) = as_param(c) {
                             floats.insert(out.to_string(), p);
                         }
-                    } else if let Some(a) = super::graph::attr(n, "value_float") {
+                    } else if let Some(a) = crate::interop::onnx::graph::attr(n, "value_float") {
                         let p = Param {
                             dims: vec![],
                             data: vec![a.f.unwrap_or(0.0)],

@@ -1,4 +1,5 @@
-//! The subset of ONNX's protobuf schema that the exporter writes, declared by hand for `prost`.
+//! The subset of ONNX's protobuf schema that the exporter writes and the importer reads,
+//! declared by hand for `prost` (tch-free).
 //!
 //! Field numbers, types and labels are those of `onnx/onnx.proto` in github.com/onnx/onnx
 //! (`syntax = "proto2"`, package `onnx`): scalar fields are `optional` (so a zero such as

@@ -141,7 +141,7 @@ fn normalization(
 
 /// A normalization constant `p` (of node `o`) as one value per channel: one value for all, or
 /// `channels` values in a shape with at most one dim ≠ 1.
-pub(super) fn per_channel(
+pub(crate) fn per_channel(
     p: &Param,
     channels: usize,
     o: &dyn std::fmt::Display,

@@ -29,9 +29,7 @@ use std::fmt;
 use anyhow::{bail, Context, Result};
 use prost::Message;
 
-use crate::export::onnx::proto::{
-    self, AttributeProto, DataType, ModelProto, NodeProto, TensorProto,
-};
+use super::proto::{self, AttributeProto, DataType, ModelProto, NodeProto, TensorProto};
 
 /// The op types [`decode`] accepts, as errors list them.
 pub const SUPPORTED: &str = "Conv, Gemm, MatMul (+ Add of a bias), BatchNormalization, Relu, \
@@ -71,16 +69,16 @@ impl Param {
 
 /// A constant's values.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Values {
+pub(crate) enum Values {
     F32(Vec<f32>),
     I64(Vec<i64>),
 }
 
 /// A constant tensor (an initializer or a `Constant` node's value).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Const {
-    pub(super) dims: Vec<usize>,
-    pub(super) values: Values,
+pub(crate) struct Const {
+    pub(crate) dims: Vec<usize>,
+    pub(crate) values: Values,
 }
 
 /// The ONNX node an op came from, for errors: `node 'conv1' (Conv)`.
@@ -276,7 +274,7 @@ fn fold_pads(mut ops: Vec<Op>) -> Result<Vec<Op>> {
 }
 
 /// The dims of a graph input/output: `Some(size)` or `None` for a symbolic dim.
-pub(super) fn value_dims(v: &proto::ValueInfoProto) -> Result<Vec<Option<i64>>> {
+pub(crate) fn value_dims(v: &proto::ValueInfoProto) -> Result<Vec<Option<i64>>> {
     use proto::tensor_shape_proto::dimension::Value;
     let Some(proto::type_proto::Value::TensorType(t)) =
         v.r#type.as_ref().and_then(|t| t.value.as_ref())
@@ -300,7 +298,7 @@ pub(super) fn value_dims(v: &proto::ValueInfoProto) -> Result<Vec<Option<i64>>> 
 }
 
 /// Decodes a tensor: float (`raw_data` little-endian or `float_data`) or int64.
-pub(super) fn tensor(t: &TensorProto) -> Result<Const> {
+pub(crate) fn tensor(t: &TensorProto) -> Result<Const> {
     let dims = t
         .dims
         .iter()
@@ -342,21 +340,21 @@ pub(super) fn tensor(t: &TensorProto) -> Result<Const> {
     Ok(Const { dims, values })
 }
 
-pub(super) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+pub(crate) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute
         .iter()
         .find(|a| a.name.as_deref() == Some(name))
 }
 
-pub(super) fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
+pub(crate) fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).and_then(|a| a.i).unwrap_or(default)
 }
 
-pub(super) fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
+pub(crate) fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
     attr(node, name).and_then(|a| a.f).unwrap_or(default)
 }
 
-pub(super) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+pub(crate) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
 
@@ -772,11 +770,11 @@ impl Decoder {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::*;
-    use crate::export::onnx::proto::tensor_shape_proto::{dimension, Dimension};
-    use crate::export::onnx::proto::{
+    use super::proto::{
         type_proto, AttributeType, GraphProto, TensorShapeProto, TypeProto, ValueInfoProto,
     };
+    use super::*;
+    use crate::export::onnx::proto::tensor_shape_proto::{dimension, Dimension};
 
     /// A float initializer (raw little-endian data).
     pub(crate) fn init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
