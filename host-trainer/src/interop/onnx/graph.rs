@@ -304,7 +304,10 @@ pub(crate) fn tensor(t: &TensorProto) -> Result<Const> {
         .iter()
         .map(|&d| usize::try_from(d).with_context(|| format!("negative dim {d}")))
         .collect::<Result<Vec<usize>>>()?;
-    let n: usize = dims.iter().product();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .with_context(|| format!("dims {dims:?}: the value count overflows"))?;
     let ty = t.data_type.unwrap_or(0);
     let values = if ty == DataType::Float as i32 {
         let v: Vec<f32> = match &t.raw_data {
@@ -774,7 +777,21 @@ pub(crate) mod tests {
         type_proto, AttributeType, GraphProto, TensorShapeProto, TypeProto, ValueInfoProto,
     };
     use super::*;
-    use crate::export::onnx::proto::tensor_shape_proto::{dimension, Dimension};
+    use super::proto::tensor_shape_proto::{dimension, Dimension};
+
+    /// Found by the `onnx` fuzz target: dims whose product overflows `usize` were multiplied
+    /// unchecked (a panic with overflow checks, a wrong count without).
+    #[test]
+    fn dims_whose_product_overflows_are_an_error() {
+        let t = TensorProto {
+            dims: vec![1 << 40, 1 << 40],
+            data_type: Some(DataType::Float as i32),
+            raw_data: Some(vec![0; 16]),
+            ..Default::default()
+        };
+        let e = tensor(&t).unwrap_err();
+        assert!(format!("{e:#}").contains("overflows"), "{e:#}");
+    }
 
     /// A float initializer (raw little-endian data).
     pub(crate) fn init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
@@ -975,3 +992,4 @@ pub(crate) mod tests {
         );
     }
 }
+
