@@ -85,6 +85,18 @@ impl TfliteBuilder {
         self.activation_q(shape, scale, zp)
     }
 
+    /// A float32 activation of `shape` (a float model input or output).
+    pub fn float_tensor(&mut self, shape: &[i32]) -> i32 {
+        self.tensors.push(tflite::Tensor {
+            shape: Some(shape.to_vec()),
+            type_: TensorType::Float32,
+            buffer: 0,
+            name: Some(format!("float{}", self.tensors.len())),
+            ..Default::default()
+        });
+        self.tensors.len() as i32 - 1
+    }
+
     /// A constant tensor with raw bytes.
     pub fn constant(
         &mut self,

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use denoiserep_core::{Model, TensorData};
-use denoiserep_tests::tflite_build::TfliteBuilder;
+use denoiserep_tests::tflite_build::{Act8, TfliteBuilder};
 use denoiserep_tests::{tflm, TempDir};
 use denoiserep_tflite_schema::tflite::{
     self, ActivationFunctionType as Act, BuiltinOperator, BuiltinOptions, Padding, TensorType,
@@ -254,6 +254,151 @@ fn large_model_imports_and_matches_tflm() {
     check_against_tflm("tflite_large", &tflite, 406, 8);
 }
 
+/// Conv + depthwise + average pool (a spatial `[1, 3, 3, 8]` output) behind a float interface, as TFLiteConverter
+/// writes a model without `inference_input_type = tf.int8`: QUANTIZE(float input) first,
+/// DEQUANTIZE(→ float output) last. Returns the file and the input quantization.
+fn float_interface_model(seed: u64) -> (Vec<u8>, f32, i64) {
+    let mut b = TfliteBuilder::new(seed);
+    let xf = b.float_tensor(&[1, 10, 11, 3]);
+    let x = b.activation(&[1, 10, 11, 3]);
+    b.op(BuiltinOperator::Quantize, &[xf], x.index, None);
+    let (y, s) = b.conv(x, [10, 11, 3], 8, 3, 1, Padding::Same, Act::None, true);
+    let (y, s) = b.depthwise(y, s, 3, 2, Padding::Same, Act::Relu, true);
+    let (y, s) = b.pool(false, y, s, 3, 2, Padding::Same, Act::None);
+    let yf = b.float_tensor(&[1, s[0], s[1], s[2]]);
+    b.op(BuiltinOperator::Dequantize, &[y.index], yf, None);
+    (b.finish(&[xf], &[yf]), x.scale, x.zero_point)
+}
+
+/// A float-interface model: the core's f32 `run` (its own input quantization) and dequantized
+/// output equal TFLite-Micro's QUANTIZE … DEQUANTIZE bit for bit, on inputs that hit exact
+/// rounding ties (`(k + ½)·scale`), saturate (±1e3) and are ordinary reals.
+#[test]
+fn float_interface_quantize_dequantize_matches_tflm_bit_for_bit() {
+    let test = "tflite_float_interface";
+    let (tflite, scale, _zp) = float_interface_model(8);
+    let file = import_tflite(&tflite, test).expect("import");
+    let encoded = file.encode().unwrap();
+    let model = Model::from_bytes(&encoded).expect("core loads it");
+    assert_eq!(
+        model.input_info().shape.dims(),
+        [10, 11, 3],
+        "the .tflite's own NHWC shape"
+    );
+    let Some(python) = tflm::python_or_skip(test) else {
+        return;
+    };
+    let len = model.input_len();
+    let mut rng = Rng::new(808);
+    let x: Vec<f32> = (0..SAMPLES * len)
+        .map(|i| match i % 4 {
+            0 => (rng.next_u64() % 200) as f32 - 100.0 + 0.5,
+            1 => (rng.normal() * 1e3) as f32 / scale,
+            _ => (rng.normal() * 60.0) as f32,
+        })
+        .map(|k| k * scale)
+        .collect();
+    let tmp = TempDir::new(test);
+    let npy = tmp.path("inputs.npy");
+    {
+        let mut f = std::fs::File::create(&npy).unwrap();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[SAMPLES as u64, 10, 11, 3])
+            .writer(&mut f)
+            .begin_nd()
+            .unwrap();
+        w.extend(x.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    let path = tmp.path("model.tflite");
+    std::fs::write(&path, &tflite).unwrap();
+    let run = tflm::run(&python, &path, &npy, &tmp.path("out"), 1);
+    assert!(run.details.contains("float32"), "{}", run.details);
+    let bytes = std::fs::read(&run.outputs[0]).unwrap();
+    let want: Vec<f32> = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap();
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut got = Vec::new();
+    for s in x.chunks(len) {
+        match model.run(s, &mut arena).expect("core run").logits.data {
+            TensorData::I8 { values, quant } => got.extend(
+                values
+                    .iter()
+                    .map(|&q| denoiserep_core::quant::dequantize(q, quant)),
+            ),
+            TensorData::F32(_) => panic!("an int8 model with an f32 output"),
+        }
+    }
+    assert_eq!(got.len(), want.len());
+    let differ = got
+        .iter()
+        .zip(&want)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(
+        differ,
+        0,
+        "{differ} of {} values differ from TFLite-Micro",
+        got.len()
+    );
+    let distinct = want
+        .iter()
+        .map(|v| v.to_bits())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert!(
+        distinct > 20,
+        "only {distinct} distinct outputs: the check proves little: {:?}",
+        &want[..30]
+    );
+    println!(
+        "{test}: {SAMPLES} samples, {} float values equal to TFLite-Micro's",
+        got.len()
+    );
+}
+
+#[test]
+fn quantize_and_dequantize_only_at_the_edges() {
+    // A float input that goes into a conv directly.
+    let mut b = TfliteBuilder::new(9);
+    let xf = b.float_tensor(&[1, 4, 4, 2]);
+    let x = Act8 {
+        index: xf,
+        scale: 0.05,
+        zero_point: 0,
+    };
+    let (y, _) = b.conv(x, [4, 4, 2], 3, 3, 1, Padding::Same, Act::None, false);
+    let e = import_error(&b.finish(&[xf], &[y.index]));
+    assert!(
+        e.contains("float32")
+            && e.contains("must go straight into a QUANTIZE")
+            && e.contains("operator 0 (CONV_2D) reads it"),
+        "{e}"
+    );
+    // Requantization inside the graph.
+    let mut b = TfliteBuilder::new(10);
+    let x = b.activation(&[1, 4, 4, 2]);
+    let (y, s) = b.conv(x, [4, 4, 2], 3, 3, 1, Padding::Same, Act::None, false);
+    let z = b.activation(&[1, s[0], s[1], s[2]]);
+    b.op(BuiltinOperator::Quantize, &[y.index], z.index, None);
+    let e = import_error(&b.finish(&[x.index], &[z.index]));
+    assert!(
+        e.contains("operator 1 (QUANTIZE): QUANTIZE is supported only on the float model input"),
+        "{e}"
+    );
+    // A DEQUANTIZE that is not the last step.
+    let mut b = TfliteBuilder::new(11);
+    let x = b.activation(&[1, 4, 4, 2]);
+    let f = b.float_tensor(&[1, 4, 4, 2]);
+    b.op(BuiltinOperator::Dequantize, &[x.index], f, None);
+    let (y, _) = b.conv(x, [4, 4, 2], 3, 3, 1, Padding::Same, Act::None, false);
+    let e = import_error(&b.finish(&[x.index], &[y.index]));
+    assert!(
+        e.contains("operator 0 (DEQUANTIZE): DEQUANTIZE is supported only as the last step"),
+        "{e}"
+    );
+}
+
 /// The error (with its causes) of importing `tflite`, which must fail.
 fn import_error(tflite: &[u8]) -> String {
     format!(
@@ -484,6 +629,7 @@ fn write_fuzz_seeds() {
         ("cnn.tflite", cnn_model(1)),
         ("residual.tflite", residual_model(3)),
         ("spatial-output.tflite", spatial_output_model(5)),
+        ("float-interface.tflite", float_interface_model(8).0),
     ] {
         std::fs::write(dir.join(name), bytes).unwrap();
     }

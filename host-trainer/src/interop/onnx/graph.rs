@@ -773,11 +773,11 @@ impl Decoder {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::proto::tensor_shape_proto::{dimension, Dimension};
     use super::proto::{
         type_proto, AttributeType, GraphProto, TensorShapeProto, TypeProto, ValueInfoProto,
     };
     use super::*;
-    use super::proto::tensor_shape_proto::{dimension, Dimension};
 
     /// Found by the `onnx` fuzz target: dims whose product overflows `usize` were multiplied
     /// unchecked (a panic with overflow checks, a wrong count without).
@@ -992,4 +992,3 @@ pub(crate) mod tests {
         );
     }
 }
-

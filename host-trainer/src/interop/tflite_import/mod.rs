@@ -19,6 +19,18 @@
 //! shapes), AVERAGE_POOL_2D, MAX_POOL_2D, MEAN over H and W, RESHAPE, SOFTMAX, PAD (folded into
 //! the following CONV_2D / DEPTHWISE_CONV_2D), RELU, RELU6, with fused NONE / RELU / RELU6. Any
 //! other operator, dtype or option is an error naming the operator and its index.
+//!
+//! # Float interface
+//!
+//! A model converted with float input and output (TFLiteConverter without
+//! `inference_input_type = tf.int8`) begins with QUANTIZE(float input) and ends with
+//! DEQUANTIZE(→ float output). Both are the core's own interface: the QUANTIZE's int8 output
+//! becomes the model input, which [`denoiserep_core::Model::run`] fills exactly as TFLite-Micro's
+//! QUANTIZE does (`round(x / scale) + zero_point` with an f32 division, ties away from zero,
+//! saturated: `core::quant::quantize`), and the DEQUANTIZE's input becomes the model output,
+//! whose dequantization `(q − zero_point)·scale` is exact in f32 as in TFLite-Micro's double
+//! product (a 24-bit scale times a 9-bit integer needs 33 bits, rounded once either way).
+//! QUANTIZE and DEQUANTIZE anywhere else (requantization inside the graph) are refused.
 
 mod geometry;
 mod ops;
@@ -29,7 +41,7 @@ use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use denoiserep_core::{DType, QuantParams};
-use denoiserep_tflite_schema::tflite::BuiltinOperator as B;
+use denoiserep_tflite_schema::tflite::{BuiltinOperator as B, TensorType};
 
 use crate::model_file::{f32_bytes, shape, ModelFile, OwnedNode, OwnedOp, OwnedTensor};
 use reader::{OpCode, TflModel};
@@ -40,10 +52,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "AVERAGE_POOL_2D",
     "CONV_2D",
     "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE",
     "FULLY_CONNECTED",
     "MAX_POOL_2D",
     "MEAN",
     "PAD",
+    "QUANTIZE",
     "RELU",
     "RELU6",
     "RESHAPE",
@@ -120,6 +134,7 @@ pub fn import_tflite(bytes: &[u8], name: &str) -> Result<ModelFile> {
         pads: HashMap::new(),
         constant_bytes: 0,
         constant_budget: budget,
+        input_quantize: None,
     };
     im.run()?;
     im.file
@@ -137,6 +152,8 @@ struct Importer<'a> {
     pads: HashMap<usize, PendingPad>,
     constant_bytes: usize,
     constant_budget: usize,
+    /// The QUANTIZE that turns a float model input into the int8 model input, if any.
+    input_quantize: Option<usize>,
 }
 
 impl Importer<'_> {
@@ -187,6 +204,12 @@ impl Importer<'_> {
                 B::Softmax => self.softmax(&op),
                 B::Relu | B::Relu6 => self.relu(&op, b == B::Relu6),
                 B::Pad => self.pad(&op),
+                B::Quantize if self.input_quantize == Some(k) => Ok(()),
+                B::Quantize => Err(anyhow!(
+                    "{ctx}: QUANTIZE is supported only on the float model input (requantizing an \
+                     int8 tensor inside the graph is not)"
+                )),
+                B::Dequantize => self.dequantize_output(&op),
                 _ => Err(anyhow!("{ctx} is not supported")),
             }?;
         }
@@ -202,9 +225,45 @@ impl Importer<'_> {
             );
         }
         let index = self.tfl.inputs[0];
+        let t = self.tfl.tensor(index)?;
+        let index = if t.ty == TensorType::Float32 {
+            let (k, out) = self.input_quantize_op(index).with_context(|| {
+                format!(
+                    "the model input {} is float32; a float input must go straight into a \
+                     QUANTIZE to int8 (the model's only consumer of it)",
+                    t.describe()
+                )
+            })?;
+            self.input_quantize = Some(k);
+            out
+        } else {
+            index
+        };
         let v = self.new_value("model input", index, None)?;
         self.file.input = v.id;
         Ok(())
+    }
+
+    /// The QUANTIZE reading float tensor `input` when it is its only consumer: (operator,
+    /// its int8 output tensor).
+    fn input_quantize_op(&self, input: usize) -> Result<(usize, usize)> {
+        let mut found = None;
+        for k in 0..self.tfl.operators.len() {
+            let op = self.tfl.operator(k)?;
+            let code = self.tfl.op_code(k, &op)?;
+            let ctx = format!("operator {k} ({})", code.name());
+            let r = ops::OpRef::read(&self.tfl, k, &ctx)?;
+            if !r.inputs.contains(&Some(input)) {
+                continue;
+            }
+            match (code, &r.outputs[..], found) {
+                (OpCode::Builtin(B::Quantize), &[out], None) if r.inputs.len() == 1 => {
+                    found = Some((k, out));
+                }
+                _ => bail!("{ctx} reads it"),
+            }
+        }
+        found.ok_or_else(|| anyhow!("no QUANTIZE reads it"))
     }
 
     /// Logits = embedding = TFLite output 0 (`[H, W, C]` again if it is spatial).

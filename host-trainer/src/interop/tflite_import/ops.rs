@@ -660,6 +660,29 @@ impl Importer<'_> {
         Ok(())
     }
 
+    /// DEQUANTIZE of an int8 tensor to the float model output (see the module doc, "Float
+    /// interface"): nothing is emitted; the model output is the int8 input, which the caller
+    /// dequantizes with its scale and zero point.
+    pub(super) fn dequantize_output(&mut self, op: &OpRef<'_>) -> Result<()> {
+        op.arity(1, 0)?;
+        let x = self.value(op, op.input(0)?)?;
+        let out = op.outputs[0];
+        let t = self.tfl.tensor(out)?;
+        if self.tfl.outputs.first() != Some(&out) || t.ty != tflite::TensorType::Float32 {
+            bail!(
+                "{}: DEQUANTIZE is supported only as the last step to the float model output \
+                 (this one writes {})",
+                op.ctx,
+                t.describe()
+            );
+        }
+        if self.values.contains_key(&out) {
+            bail!("{}: tensor {out} is written twice", op.ctx);
+        }
+        self.values.insert(out, x);
+        Ok(())
+    }
+
     /// PAD of H and W with the zero point (same quantization in and out): nothing is emitted;
     /// the padding is folded into the consuming CONV_2D / DEPTHWISE_CONV_2D, whose padded taps
     /// read the input zero point too. Any other consumer is an error then.
