@@ -117,6 +117,7 @@ pub fn export_as(
         calib: export::DEFAULT_CALIB,
         calib_percentile: None,
         calib_seed: 0,
+        tflite_float_io: false,
         progress: false,
     })
     .expect("export")

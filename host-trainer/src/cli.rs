@@ -619,6 +619,11 @@ pub struct ExportArgs {
     /// quantization as dnrp; the input normalization is not in the graph).
     #[arg(long, value_enum, default_value_t = ExportFormat::Dnrp)]
     pub format: ExportFormat,
+    /// The tensors an int8 .tflite takes and gives: int8, or float (QUANTIZE and DEQUANTIZE at
+    /// its edges, as TFLiteConverter writes by default; TFLite-Micro then computes exactly the
+    /// core's input quantization and output dequantization).
+    #[arg(long, value_enum, default_value_t = TfliteIo::Int8)]
+    pub tflite_io: TfliteIo,
     /// Model file to write; the report goes beside it with the extension .json.
     #[arg(long, value_name = "FILE", value_parser = parsed(rules::out_file))]
     pub out: PathBuf,
@@ -665,6 +670,7 @@ impl ExportArgs {
             calib: self.calib,
             calib_percentile: self.calib_percentile,
             calib_seed: self.calib_seed,
+            tflite_float_io: self.tflite_io == TfliteIo::Float,
             progress,
         }
     }
@@ -1422,4 +1428,13 @@ pub mod rules {
             assert_eq!(e, "--out '': must not be empty");
         }
     }
+}
+
+/// `denoiserep export --tflite-io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TfliteIo {
+    /// int8 input and outputs (quantize the normalized input yourself).
+    Int8,
+    /// float32 input and outputs (QUANTIZE / DEQUANTIZE inside the model).
+    Float,
 }

@@ -292,6 +292,7 @@ fn int8_onnx_is_refused_before_anything_is_written() {
         calib: export::DEFAULT_CALIB,
         calib_percentile: None,
         calib_seed: 0,
+        tflite_float_io: false,
         progress: false,
     })
     .unwrap_err();

@@ -8,6 +8,9 @@
 //!   calibration samples and random full-range int8 vectors — go to TFLite-Micro (NHWC) and to
 //!   the core's `Model::run_quantized` (CHW). The logits and the embedding must be **equal bit
 //!   for bit** for every sample.
+//! * **int8, float interface** (`--tflite-io float`): the same plan with QUANTIZE / DEQUANTIZE
+//!   at the edges; TFLite-Micro on the normalized float NHWC inputs against the core's `run` on
+//!   the raw inputs, outputs dequantized: **equal bit for bit**.
 //! * **f32**: the f32 `.tflite` on normalized NHWC inputs against the core's f32 model on the
 //!   raw inputs: max |difference| / max |core| ≤ 1e-4 per sample and output (the largest is
 //!   printed).
@@ -20,14 +23,14 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
-use denoiserep_core::quant::quantize as quantize_one;
+use denoiserep_core::quant::{dequantize, quantize as quantize_one};
 use denoiserep_core::{Model, QuantParams, TensorData};
 use denoiserep_tests::{random_arch_model, random_samples, tflm, TempDir};
 use denoiserep_trainer::export::tflite::layout::{blocks_chw_to_hwc, hwc_to_chw, Layout};
 use denoiserep_trainer::export::tflite::Numbers;
 use denoiserep_trainer::export::{
-    graph_f32, lower, quantize_plan, to_int8_planned, to_tflite, to_tflite_int8, CoreGraph,
-    RangeMethod,
+    graph_f32, lower, quantize_plan, to_int8_planned, to_tflite, to_tflite_int8,
+    to_tflite_int8_float_io, CoreGraph, RangeMethod,
 };
 use denoiserep_trainer::interop::import_tflite;
 use denoiserep_trainer::rng::Rng;
@@ -202,6 +205,90 @@ fn conformance(case: &Case) {
         if outs.len() > 1 { " + embedding" } else { "" },
         tfl.len(),
         dnrp.len()
+    );
+
+    // int8 with a float interface (`--tflite-io float`): TFLite-Micro quantizes the normalized
+    // float input and dequantizes the outputs; the core's `run` on the raw input and its
+    // dequantized outputs must give the same floats, bit for bit.
+    let fio = to_tflite_int8_float_io(&g, &plan).unwrap();
+    let raw: Vec<f32> = calib.iter().copied().take(REAL * len).collect();
+    let mut want: Vec<Vec<f32>> = vec![Vec::new(); outs.len()];
+    let mut arena = vec![0u8; core.arena_size()];
+    for x in raw.chunks(len) {
+        let out = core.run(x, &mut arena).expect("the core runs");
+        for (k, data) in [out.logits.data, out.embedding.data]
+            .into_iter()
+            .take(outs.len())
+            .enumerate()
+        {
+            match data {
+                TensorData::I8 { values, quant } => {
+                    want[k].extend(values.iter().map(|&q| dequantize(q, quant)))
+                }
+                TensorData::F32(_) => panic!("{spec}: an int8 model returned f32"),
+            }
+        }
+    }
+    let normalized: Vec<f32> = raw
+        .chunks(len)
+        .flat_map(|x| blocks_chw_to_hwc(&normalize(x, c, &norm.mean, &norm.std), shape))
+        .collect();
+    let (model_path, in_path) = (dir.path("m8f.tflite"), dir.path("x8f.npy"));
+    std::fs::write(&model_path, &fio).unwrap();
+    let mut nhwc_real = nhwc;
+    nhwc_real[0] = REAL as u64;
+    write_npy(&in_path, &nhwc_real, &normalized);
+    let run = tflm::run(&python, &model_path, &in_path, &dir.path("y8f"), outs.len());
+    assert!(run.details.contains("float32"), "{spec}: {}", run.details);
+    let mut float_values = 0;
+    for (k, &t) in outs.iter().enumerate() {
+        let got = to_core_order(&g, t, &read_npy::<f32>(&run.outputs[k]));
+        assert_eq!(
+            got.len(),
+            want[k].len(),
+            "{spec}: float-io output {k} length"
+        );
+        let same = got
+            .iter()
+            .zip(&want[k])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "{spec} int8 float-io: output {k} differs from the core's dequantized output"
+        );
+        float_values += got.len();
+    }
+    // … and imported back: the core takes the normalized NHWC floats as TFLite-Micro does.
+    let imported = import_tflite(&fio, spec)
+        .and_then(|m| m.encode())
+        .unwrap_or_else(|e| panic!("{spec}: importing our float-io .tflite: {e:#}"));
+    let back = Model::from_bytes(&imported).expect("the imported model loads");
+    let mut arena = vec![0u8; back.arena_size()];
+    let tflm_out0 = read_npy::<f32>(&run.outputs[0]);
+    let per = tflm_out0.len() / REAL;
+    for (i, (x, want)) in normalized
+        .chunks(len)
+        .zip(tflm_out0.chunks(per))
+        .enumerate()
+    {
+        let out = back.run(x, &mut arena).expect("the imported model runs");
+        let TensorData::I8 { values, quant } = out.logits.data else {
+            panic!("{spec}: the imported model returned f32")
+        };
+        let got: Vec<u32> = values
+            .iter()
+            .map(|&q| dequantize(q, quant).to_bits())
+            .collect();
+        let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(
+            got, want,
+            "{spec}: the re-imported float-io .tflite differs from TFLite-Micro on sample {i}"
+        );
+    }
+    println!(
+        "{spec} int8 --tflite-io float: {REAL} samples, {float_values} float outputs \
+         bit-identical (TFLite-Micro QUANTIZE … DEQUANTIZE == core run + dequantize, and == \
+         the file imported back)"
     );
 
     // f32: the same lowered graph.

@@ -38,7 +38,7 @@ pub use fused::{FusedLayer, FusedModel, FusedNode};
 pub use int8::{to_int8, to_int8_planned, Int8Plan};
 pub use lower::{lower, CoreGraph, CoreNode, CoreOp};
 pub use onnx::to_onnx;
-pub use tflite::{to_tflite, to_tflite_int8};
+pub use tflite::{to_tflite, to_tflite_int8, to_tflite_int8_float_io};
 
 use crate::cli::rules;
 use crate::data::Split;
@@ -176,6 +176,8 @@ pub struct ExportRequest {
     pub calib_percentile: Option<f64>,
     /// Seed of the choice of calibration samples.
     pub calib_seed: u64,
+    /// `--tflite-io float`: an int8 `.tflite` with QUANTIZE / DEQUANTIZE at its edges.
+    pub tflite_float_io: bool,
     pub progress: bool,
 }
 
@@ -214,6 +216,14 @@ pub fn report_path(out: &Path) -> Result<PathBuf> {
 /// core model of the same weights is still built and validated, and the report's figures are
 /// the core model's except `file_bytes` (the ONNX file's length, baseline likewise).
 pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
+    if req.tflite_float_io
+        && (req.format != ExportFormat::Tflite || req.precision != ExportPrecision::Int8)
+    {
+        bail!(
+            "--tflite-io float: only with --format tflite --precision int8 (it puts QUANTIZE and \
+             DEQUANTIZE around an int8 model; an f32 .tflite takes float already)"
+        );
+    }
     if req.format == ExportFormat::Onnx && req.precision != ExportPrecision::F32 {
         bail!(
             "--format onnx writes f32 models only (got --precision int8); int8 models are \
@@ -288,10 +298,14 @@ pub fn export(req: &ExportRequest) -> Result<ExportOutcome> {
             let (gb, plan_b) = quantize_plan(&plain, &samples, method, false)
                 .context("exporting the baseline (no denoisers)")?;
             if tflite {
+                let write = if req.tflite_float_io {
+                    to_tflite_int8_float_io
+                } else {
+                    to_tflite_int8
+                };
                 tflite_files = Some((
-                    to_tflite_int8(&g, &plan)?,
-                    to_tflite_int8(&gb, &plan_b)
-                        .context("exporting the baseline (no denoisers)")?,
+                    write(&g, &plan)?,
+                    write(&gb, &plan_b).context("exporting the baseline (no denoisers)")?,
                 ));
             }
             let file = to_int8_planned(&g, &plan)?;

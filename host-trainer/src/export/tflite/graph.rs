@@ -59,6 +59,15 @@ impl Graph {
         i32::try_from(self.tensors.len() - 1).map_err(|_| anyhow!("more than 2³¹ tensors"))
     }
 
+    /// The shape of tensor `t` (empty for an unknown index).
+    pub fn shape(&self, t: i32) -> Vec<i32> {
+        usize::try_from(t)
+            .ok()
+            .and_then(|i| self.tensors.get(i))
+            .and_then(|t| t.shape.clone())
+            .unwrap_or_default()
+    }
+
     /// Adds an operator (its code is added once per `(op, version)`).
     pub fn op(
         &mut self,

@@ -19,6 +19,12 @@
 //! | Activation ReLU / ReLU6 | RELU / RELU6; fused ones in the op's options |
 //! | Softmax | SOFTMAX |
 //!
+//! With a float interface ([`to_tflite_int8_float_io`], `--tflite-io float`) an int8 model
+//! takes and gives float32 as TFLiteConverter's default int8 models do: QUANTIZE(float input →
+//! the int8 input) first, DEQUANTIZE(each int8 output → float) last; TFLite-Micro's QUANTIZE and
+//! DEQUANTIZE compute exactly the core's input quantization and output dequantization
+//! (`docs/interop.md`, "Float interface").
+//!
 //! Activations are NHWC: the input is `[1, H, W, C]` for a `[C][H][W]` model input, vectors are
 //! `[1, n]`. The input normalization `(x − mean[c]) / std[c]` is not part of the graph: the user
 //! feeds normalized values (int8: `quantize((x − mean) / std)` with the input tensor's
@@ -31,6 +37,7 @@ pub mod layout;
 mod ops;
 
 use anyhow::Result;
+use denoiserep_tflite_schema::tflite::{BuiltinOperator, TensorType};
 use serde::Serialize;
 
 pub use graph::deprecated_code;
@@ -58,12 +65,24 @@ pub struct TfliteMetadata {
     /// int8: the input tensor's `(scale, zero_point)`.
     pub input_scale: Option<f32>,
     pub input_zero_point: Option<i8>,
+    /// The tensors the model takes and gives: `f32`, `int8`, or `float` (an int8 model with
+    /// QUANTIZE / DEQUANTIZE at its edges).
+    pub interface: String,
 }
 
 /// The TFLite flatbuffer of the lowered graph `g`: f32 ([`Numbers::F32`]) or int8 with `plan`
 /// ([`Numbers::Int8`], the plan of [`crate::export::int8::to_int8_planned`]). Outputs: the
 /// logits, then the embedding when it is another tensor.
 pub fn to_tflite(g: &CoreGraph, numbers: Numbers<'_>) -> Result<Vec<u8>> {
+    build(g, numbers, false)
+}
+
+/// [`to_tflite`] in int8 with `plan` and a float interface (see the module doc).
+pub fn to_tflite_int8_float_io(g: &CoreGraph, plan: &Int8Plan) -> Result<Vec<u8>> {
+    build(g, Numbers::Int8(plan), true)
+}
+
+fn build(g: &CoreGraph, numbers: Numbers<'_>, float_io: bool) -> Result<Vec<u8>> {
     let mut c = Converter::new(g, numbers);
     // Refuse a model with ops TFLite cannot compute before building anything, naming the first
     // and the kinds of all of them.
@@ -88,7 +107,19 @@ pub fn to_tflite(g: &CoreGraph, numbers: Numbers<'_>) -> Result<Vec<u8>> {
             kinds.join(", ")
         );
     }
-    let input = c.input()?;
+    let mut input = c.input()?;
+    if float_io {
+        let f = c.graph.tensor(
+            "input_f32".into(),
+            c.graph.shape(input),
+            TensorType::Float32,
+            None,
+            None,
+        )?;
+        c.graph
+            .op(BuiltinOperator::Quantize, 1, vec![f], vec![input], None)?;
+        input = f;
+    }
     for (index, node) in g.nodes.iter().enumerate() {
         c.node(index, node)?;
     }
@@ -99,6 +130,20 @@ pub fn to_tflite(g: &CoreGraph, numbers: Numbers<'_>) -> Result<Vec<u8>> {
     let mut outputs = vec![c.tensor(g.logits, last)?.0];
     if g.embedding != g.logits {
         outputs.push(c.tensor(g.embedding, last)?.0);
+    }
+    if float_io {
+        for (k, o) in outputs.iter_mut().enumerate() {
+            let f = c.graph.tensor(
+                format!("output{k}_f32"),
+                c.graph.shape(*o),
+                TensorType::Float32,
+                None,
+                None,
+            )?;
+            c.graph
+                .op(BuiltinOperator::Dequantize, 2, vec![*o], vec![f], None)?;
+            *o = f;
+        }
     }
     let input_quant = match numbers {
         Numbers::F32 => None,
@@ -113,8 +158,19 @@ pub fn to_tflite(g: &CoreGraph, numbers: Numbers<'_>) -> Result<Vec<u8>> {
         std: g.std.clone(),
         input_scale: input_quant.map(|q| q.scale),
         input_zero_point: input_quant.map(|q| q.zero_point),
+        interface: match (input_quant, float_io) {
+            (None, _) => "f32",
+            (Some(_), false) => "int8",
+            (Some(_), true) => "float",
+        }
+        .into(),
     };
     let feed = match input_quant {
+        Some(q) if float_io => format!(
+            "(x - mean[c]) / std[c] as float32 (the model quantizes it with scale {:e}, zero \
+             point {}, and dequantizes its outputs)",
+            q.scale, q.zero_point
+        ),
         Some(q) => format!(
             "quantize((x - mean[c]) / std[c]) with scale {:e}, zero point {}",
             q.scale, q.zero_point

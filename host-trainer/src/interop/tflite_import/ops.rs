@@ -660,7 +660,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// DEQUANTIZE of an int8 tensor to the float model output (see the module doc, "Float
+    /// DEQUANTIZE of an int8 tensor to a float model output (see the module doc, "Float
     /// interface"): nothing is emitted; the model output is the int8 input, which the caller
     /// dequantizes with its scale and zero point.
     pub(super) fn dequantize_output(&mut self, op: &OpRef<'_>) -> Result<()> {
@@ -668,9 +668,9 @@ impl Importer<'_> {
         let x = self.value(op, op.input(0)?)?;
         let out = op.outputs[0];
         let t = self.tfl.tensor(out)?;
-        if self.tfl.outputs.first() != Some(&out) || t.ty != tflite::TensorType::Float32 {
+        if !self.tfl.outputs.contains(&out) || t.ty != tflite::TensorType::Float32 {
             bail!(
-                "{}: DEQUANTIZE is supported only as the last step to the float model output \
+                "{}: DEQUANTIZE is supported only as the last step to a float model output \
                  (this one writes {})",
                 op.ctx,
                 t.describe()
