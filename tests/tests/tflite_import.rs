@@ -394,7 +394,9 @@ fn quantize_and_dequantize_only_at_the_edges() {
     let (y, _) = b.conv(x, [4, 4, 2], 3, 3, 1, Padding::Same, Act::None, false);
     let e = import_error(&b.finish(&[x.index], &[y.index]));
     assert!(
-        e.contains("operator 0 (DEQUANTIZE): DEQUANTIZE is supported only as the last step to a float"),
+        e.contains(
+            "operator 0 (DEQUANTIZE): DEQUANTIZE is supported only as the last step to a float"
+        ),
         "{e}"
     );
 }
