@@ -28,7 +28,7 @@
 //!    and transposes, the softmax and its scale, GELU, the residual adds, the pool) is checked
 //!    by running both: the file on its own terms through the reference evaluator
 //!    ([`super::eval`]) and the mapped model, on seeded random inputs. The head count is the
-//!    one divisor of D for which they agree (`|Δ| ≤ 10⁻⁴·max(1, max|logit|)`); if none does, the
+//!    divisor of D for which they agree best, within `|Δ| ≤ 10⁻⁴·max(1, max|logit|)`; if none does, the
 //!    graph computes something else than a `vit` (a tanh GELU, post-norm blocks, another
 //!    pool…) and the error says by how much.
 //!
@@ -699,8 +699,8 @@ pub fn read(model: &ModelProto, device: Device) -> Result<OnnxImport> {
     })
 }
 
-/// Step 2 of the module doc: the first head count whose model computes the graph's logits.
-/// Returns the model and the largest difference seen for it.
+/// Step 2 of the module doc: the head count whose model computes the graph's logits most
+/// closely, within the tolerance. Returns the model and its largest difference.
 fn verify(
     proto: &ModelProto,
     input_name: &str,
@@ -745,6 +745,9 @@ fn verify(
         })
         .collect();
     let mut tried = Vec::new();
+    // Every divisor is tried and the closest kept: an untrained ViT's nearly uniform attention
+    // can bring a wrong head count within the tolerance too, never closer than the right one.
+    let mut best: Option<(Model, f64)> = None;
     for heads in (1..=l.dim).filter(|hd| l.dim % hd == 0) {
         let spec = format!(
             "vit:{},{},{heads},{},{ratio},{pool}",
@@ -768,10 +771,13 @@ fn verify(
                 .to_device(Device::Cpu)
         });
         let diff = (&got - &want).abs().max().double_value(&[]);
-        if diff <= tol {
-            return Ok((model, diff));
-        }
         tried.push(format!("{heads} heads: {diff:.3e}"));
+        if best.as_ref().is_none_or(|(_, d)| diff < *d) {
+            best = Some((model, diff));
+        }
+    }
+    if let Some((model, diff)) = best.filter(|(_, d)| *d <= tol) {
+        return Ok((model, diff));
     }
     bail!(
         "the graph's weights fit vit:{},{},H,{},{ratio},{pool} but no head count H reproduces its \
