@@ -152,6 +152,16 @@ fn round_trip_ds_cnn() {
 }
 
 #[test]
+fn round_trip_vit_class_token() {
+    round_trip("vit:7,16,2,2,2,cls", [1, 28, 28], 10);
+}
+
+#[test]
+fn round_trip_vit_mean_pool() {
+    round_trip("vit:4,12,3,1,1.5,mean", [2, 8, 12], 5);
+}
+
+#[test]
 fn round_trip_mobilenet() {
     round_trip("mobilenet-v1:0.125", [1, 8, 8], 2);
 }

@@ -1,5 +1,6 @@
 //! The ONNX export (`denoiserep export --precision f32 --format onnx`) checked by an independent
-//! runtime: trained DenoiseRep runs (synthetic data, `mlp` and `cnn`) exported both as the core's
+//! runtime: trained DenoiseRep runs (synthetic data, `mlp` and `cnn`) and seeded random models
+//! of the other architectures (`resnet8`, `ds-cnn`, `mobilenet-v1`, two ViTs) exported both as the core's
 //! f32 model and as ONNX; the ONNX file loaded and run by tract (`tract-onnx`), the model file by
 //! `denoiserep-core`, on the same raw inputs:
 //!
@@ -277,6 +278,18 @@ fn ds_cnn_onnx_in_tract_matches_the_core() {
 #[test]
 fn mobilenet_v1_onnx_in_tract_matches_the_core() {
     check_arch("mobilenet-v1:0.25", [3, 32, 32], 10, 203);
+}
+
+/// The ViT's token ops (LayerNorm in opset-13 ops, erf GELU, attention MatMuls with the scale,
+/// Softmax, Transpose, Reshape, the class token's Expand + Concat, Slice + Squeeze, ReduceMean).
+#[test]
+fn vit_class_token_onnx_in_tract_matches_the_core() {
+    check_arch("vit:7,16,2,2,2,cls", [1, 28, 28], 10, 31);
+}
+
+#[test]
+fn vit_mean_pool_onnx_in_tract_matches_the_core() {
+    check_arch("vit:4,12,3,1,1.5,mean", [2, 8, 12], 5, 32);
 }
 
 #[test]

@@ -12,6 +12,12 @@
 //!                 Add | MaxPool | AveragePool (count_include_pad = 0) |
 //!                 GlobalAveragePool + Flatten | Flatten (axis 1)
 //!                 then Relu, or Clip(0, 6) for ReLU6, when the op has a fused activation
+//!   ViT token ops on [N, T, D]: MatMul (Wᵀ) + Add for a Linear on tokens; LayerNorm as
+//!                 ReduceMean/Sub/Mul/ReduceMean/Add(ε)/Sqrt/Div/Mul(γ)/Add(β); GELU as
+//!                 Div(√2)/Erf/Add(1)/Mul(0.5)/Mul(x); BatchMatMul as (Transpose →) MatMul
+//!                 (→ Mul α); Softmax (axis −1); Transpose/Concat/Slice/MeanAxis with their
+//!                 axes shifted past the batch; constants (class token, position embedding,
+//!                 γ, β) as [1, …] initializers, the class token Expanded over the batch
 //!   → logits [N, classes], embedding [N, D]
 //! ```
 //!
@@ -97,15 +103,7 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
         "t0",
         vec![],
     );
-    let name_of = |t: u16| {
-        if t == core.logits {
-            LOGITS.to_string()
-        } else if t == core.embedding {
-            EMBEDDING.to_string()
-        } else {
-            format!("t{t}")
-        }
-    };
+    let name_of = |t: u16| tensor_name(core, t);
     let input_name = |t: u16| if t == 0 { "t0".to_string() } else { name_of(t) };
     for (k, node) in core.nodes.iter().enumerate() {
         let what = &node.source;
@@ -136,15 +134,35 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
                 ..
             } => {
                 let in_features = *in_shape.last().unwrap_or(&0);
-                g.weights(&wn, &[*out_features, in_features], weight, what)?;
                 g.weights(&bn, &[*out_features], bias, what)?;
-                g.node(
-                    "Gemm",
-                    &op_name,
-                    &[&ins[0], &wn, &bn],
-                    &out,
-                    vec![int("transB", 1)],
-                );
+                if in_shape.len() == 1 {
+                    g.weights(&wn, &[*out_features, in_features], weight, what)?;
+                    g.node(
+                        "Gemm",
+                        &op_name,
+                        &[&ins[0], &wn, &bn],
+                        &out,
+                        vec![int("transB", 1)],
+                    );
+                } else {
+                    // Tokens [N, T, in]: MatMul by Wᵀ [in, out], then the bias.
+                    let mut wt = vec![0.0; weight.len()];
+                    for o in 0..*out_features {
+                        for i in 0..in_features {
+                            wt[i * out_features + o] = weight[o * in_features + i];
+                        }
+                    }
+                    g.weights(&wn, &[in_features, *out_features], &wt, what)?;
+                    let product = format!("op{k}_matmul");
+                    g.node("MatMul", &op_name, &[&ins[0], &wn], &product, vec![]);
+                    g.node(
+                        "Add",
+                        &format!("op{k}_bias"),
+                        &[&product, &bn],
+                        &out,
+                        vec![],
+                    );
+                }
             }
             CoreOp::Conv2d {
                 window,
@@ -191,7 +209,12 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
                     ],
                 );
             }
-            CoreOp::Add { .. } => g.node("Add", &op_name, &[&ins[0], &ins[1]], &out, vec![]),
+            CoreOp::Add { .. } => {
+                // A constant addend (the position embedding) broadcasts over the batch.
+                let a = input_or_constant(&mut g, core, node, 0, &node.name)?;
+                let b = input_or_constant(&mut g, core, node, 1, &node.name)?;
+                g.node("Add", &op_name, &[&a, &b], &out, vec![]);
+            }
             CoreOp::MaxPool2d { window } => g.node(
                 "MaxPool",
                 &op_name,
@@ -228,21 +251,214 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
                     vec![int("axis", 1)],
                 );
             }
-            CoreOp::Reshape => g.node("Flatten", &op_name, &[&ins[0]], &out, vec![int("axis", 1)]),
+            CoreOp::Reshape => {
+                let to = &core.shapes[usize::from(node.output)];
+                if to.len() == 1 {
+                    g.node("Flatten", &op_name, &[&ins[0]], &out, vec![int("axis", 1)]);
+                } else {
+                    let dims: Vec<i64> = std::iter::once(-1)
+                        .chain(to.iter().map(|&d| d as i64))
+                        .collect();
+                    let shape = g.int64s(&format!("op{k}.shape"), &dims);
+                    g.node("Reshape", &op_name, &[&ins[0], &shape], &out, vec![]);
+                }
+            }
             CoreOp::Activation { activation } => {
                 activate(&mut g, *activation, &op_name, &ins[0], &out)
             }
-            CoreOp::Softmax { .. }
-            | CoreOp::LayerNorm { .. }
-            | CoreOp::Gelu
-            | CoreOp::BatchMatMul { .. }
-            | CoreOp::Transpose { .. }
-            | CoreOp::Concat { .. }
-            | CoreOp::MeanAxis { .. }
-            | CoreOp::Slice { .. } => bail!(
-                "{what}: ONNX export of the ViT's token ops is not implemented (export the \
-                 core's format, --format dnrp)"
+            CoreOp::Softmax { beta } => {
+                let x = if *beta == 1.0 {
+                    ins[0].clone()
+                } else {
+                    let b = g.scalar(&format!("{}.beta", node.name), *beta);
+                    let scaled = format!("op{k}_scaled");
+                    g.node(
+                        "Mul",
+                        &format!("op{k}_beta"),
+                        &[&ins[0], &b],
+                        &scaled,
+                        vec![],
+                    );
+                    scaled
+                };
+                g.node("Softmax", &op_name, &[&x], &out, vec![int("axis", -1)]);
+            }
+            CoreOp::LayerNorm { eps } => {
+                let [x, gamma, beta] = [0, 1, 2].map(|i| {
+                    let suffix = ["", ".weight", ".bias"][i];
+                    input_or_constant(&mut g, core, node, i, &format!("{}{suffix}", node.name))
+                });
+                layer_norm(&mut g, k, &x?, &gamma?, &beta?, *eps, &out);
+            }
+            CoreOp::Gelu => {
+                // 0.5·x·(1 + erf(x/√2)), the core's formula.
+                let (sqrt2, one, half) = (
+                    g.scalar("gelu.sqrt2", std::f32::consts::SQRT_2),
+                    g.scalar("gelu.one", 1.0),
+                    g.scalar("gelu.half", 0.5),
+                );
+                let t = |s: &str| format!("op{k}_{s}");
+                g.node("Div", &t("div"), &[&ins[0], &sqrt2], &t("scaled"), vec![]);
+                g.node("Erf", &t("erf"), &[&t("scaled")], &t("erfed"), vec![]);
+                g.node("Add", &t("add"), &[&t("erfed"), &one], &t("plus1"), vec![]);
+                g.node(
+                    "Mul",
+                    &t("half"),
+                    &[&half, &t("plus1")],
+                    &t("halved"),
+                    vec![],
+                );
+                g.node("Mul", &op_name, &[&ins[0], &t("halved")], &out, vec![]);
+            }
+            CoreOp::BatchMatMul { adj_y, alpha } => {
+                let b = if *adj_y {
+                    let bt = format!("op{k}_bT");
+                    let rank = core.shapes[usize::from(node.inputs[1])].len() as i64 + 1;
+                    let mut perm: Vec<i64> = (0..rank).collect();
+                    perm.swap(rank as usize - 1, rank as usize - 2);
+                    g.node(
+                        "Transpose",
+                        &format!("op{k}_adj_y"),
+                        &[&ins[1]],
+                        &bt,
+                        vec![ints("perm", &perm)],
+                    );
+                    bt
+                } else {
+                    ins[1].clone()
+                };
+                if *alpha == 1.0 {
+                    g.node("MatMul", &op_name, &[&ins[0], &b], &out, vec![]);
+                } else {
+                    let product = format!("op{k}_product");
+                    g.node("MatMul", &op_name, &[&ins[0], &b], &product, vec![]);
+                    let a = g.scalar(&format!("{}.alpha{k}", node.name), *alpha);
+                    g.node(
+                        "Mul",
+                        &format!("op{k}_alpha"),
+                        &[&product, &a],
+                        &out,
+                        vec![],
+                    );
+                }
+            }
+            CoreOp::Transpose { perm } => {
+                let perm: Vec<i64> = std::iter::once(0)
+                    .chain(perm.iter().map(|&a| i64::from(a) + 1))
+                    .collect();
+                g.node(
+                    "Transpose",
+                    &op_name,
+                    &[&ins[0]],
+                    &out,
+                    vec![ints("perm", &perm)],
+                );
+            }
+            CoreOp::Concat { axis } => {
+                // Constants (the class token) are broadcast over the batch: Expand to
+                // [N, …their shape] with N read from the first computed input.
+                let computed = (0..node.inputs.len())
+                    .find(|&i| !is_constant(core, node.inputs[i]))
+                    .ok_or_else(|| anyhow::anyhow!("{what}: a Concat of constants only"))?;
+                let first = ins[computed].clone();
+                let mut parts = Vec::new();
+                for (i, (&t, name)) in node.inputs.iter().zip(&ins).enumerate() {
+                    if !is_constant(core, t) {
+                        parts.push(name.clone());
+                        continue;
+                    }
+                    let c = input_or_constant(&mut g, core, node, i, &node.name)?;
+                    let batch = format!("op{k}_batch");
+                    if !g.nodes.iter().any(|n| n.output.first() == Some(&batch)) {
+                        g.node(
+                            "Shape",
+                            &format!("op{k}_shape"),
+                            &[&first],
+                            &format!("op{k}_dims"),
+                            vec![],
+                        );
+                        let (s0, s1) = (
+                            g.int64s(&format!("op{k}.start"), &[0]),
+                            g.int64s(&format!("op{k}.end"), &[1]),
+                        );
+                        g.node(
+                            "Slice",
+                            &format!("op{k}_n"),
+                            &[&format!("op{k}_dims"), &s0, &s1],
+                            &batch,
+                            vec![],
+                        );
+                    }
+                    let rest: Vec<i64> = core.shapes[usize::from(t)]
+                        .iter()
+                        .map(|&d| d as i64)
+                        .collect();
+                    let rest = g.int64s(&format!("{}.shape{i}", node.name), &rest);
+                    let shape = format!("op{k}_shape{i}");
+                    g.node(
+                        "Concat",
+                        &format!("op{k}_cat_shape{i}"),
+                        &[&batch, &rest],
+                        &shape,
+                        vec![int("axis", 0)],
+                    );
+                    let expanded = format!("op{k}_expanded{i}");
+                    g.node(
+                        "Expand",
+                        &format!("op{k}_expand{i}"),
+                        &[&c, &shape],
+                        &expanded,
+                        vec![],
+                    );
+                    parts.push(expanded);
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                g.node(
+                    "Concat",
+                    &op_name,
+                    &refs,
+                    &out,
+                    vec![int("axis", i64::from(*axis) + 1)],
+                );
+            }
+            CoreOp::MeanAxis { axis } => g.node(
+                "ReduceMean",
+                &op_name,
+                &[&ins[0]],
+                &out,
+                vec![ints("axes", &[i64::from(*axis) + 1]), int("keepdims", 0)],
             ),
+            CoreOp::Slice { axis, start, len } => {
+                let a = i64::from(*axis) + 1;
+                let (s0, s1, ax) = (
+                    g.int64s(&format!("op{k}.starts"), &[i64::from(*start)]),
+                    g.int64s(
+                        &format!("op{k}.ends"),
+                        &[i64::from(*start) + i64::from(*len)],
+                    ),
+                    g.int64s(&format!("op{k}.axes"), &[a]),
+                );
+                if *len == 1 {
+                    // The core drops a sliced axis of length 1.
+                    let sliced = format!("op{k}_sliced");
+                    g.node(
+                        "Slice",
+                        &op_name,
+                        &[&ins[0], &s0, &s1, &ax],
+                        &sliced,
+                        vec![],
+                    );
+                    g.node(
+                        "Squeeze",
+                        &format!("op{k}_squeeze"),
+                        &[&sliced, &ax],
+                        &out,
+                        vec![],
+                    );
+                } else {
+                    g.node("Slice", &op_name, &[&ins[0], &s0, &s1, &ax], &out, vec![]);
+                }
+            }
         }
         if activation != Activation::None {
             activate(
@@ -296,6 +512,86 @@ fn graph_proto(core: &CoreGraph, model: &FusedModel) -> Result<ModelProto> {
         graph: Some(graph),
         ..Default::default()
     })
+}
+
+/// Whether core tensor `t` is a constant (class token, position embedding, `γ`, `β`).
+fn is_constant(core: &CoreGraph, t: u16) -> bool {
+    core.constants
+        .get(usize::from(t))
+        .is_some_and(Option::is_some)
+}
+
+/// The ONNX name of input `i` of `node`: its tensor, or for a constant an initializer named
+/// `name` (`[1, …core shape]`, broadcasting over the batch), added once.
+fn input_or_constant(
+    g: &mut Graph,
+    core: &CoreGraph,
+    node: &crate::export::lower::CoreNode,
+    i: usize,
+    name: &str,
+) -> Result<String> {
+    let t = node.inputs[i];
+    let Some(Some(values)) = core.constants.get(usize::from(t)) else {
+        return Ok(if t == 0 {
+            "t0".into()
+        } else {
+            tensor_name(core, t)
+        });
+    };
+    let name = if g
+        .initializers
+        .iter()
+        .any(|x| x.name.as_deref() == Some(name))
+    {
+        format!("{name}.{t}")
+    } else {
+        name.to_string()
+    };
+    let dims: Vec<usize> = std::iter::once(1)
+        .chain(core.shapes[usize::from(t)].iter().copied())
+        .collect();
+    g.weights(&name, &dims, values, &node.source)?;
+    Ok(name)
+}
+
+/// The ONNX name of a computed core tensor `t` (≠ 0).
+fn tensor_name(core: &CoreGraph, t: u16) -> String {
+    if t == core.logits {
+        LOGITS.to_string()
+    } else if t == core.embedding {
+        EMBEDDING.to_string()
+    } else {
+        format!("t{t}")
+    }
+}
+
+/// LayerNorm over the last axis in opset-13 ops, the core's formula
+/// `(x − μ) / √(σ² + ε) · γ + β` with `μ`, `σ²` the row's mean and mean squared deviation.
+fn layer_norm(g: &mut Graph, k: usize, x: &str, gamma: &str, beta: &str, eps: f32, out: &str) {
+    let t = |s: &str| format!("op{k}_{s}");
+    let e = g.scalar(&format!("op{k}.eps"), eps);
+    let last = || vec![ints("axes", &[-1]), int("keepdims", 1)];
+    g.node("ReduceMean", &t("mean"), &[x], &t("mu"), last());
+    g.node("Sub", &t("center"), &[x, &t("mu")], &t("d"), vec![]);
+    g.node("Mul", &t("square"), &[&t("d"), &t("d")], &t("d2"), vec![]);
+    g.node("ReduceMean", &t("var"), &[&t("d2")], &t("var_out"), last());
+    g.node(
+        "Add",
+        &t("eps"),
+        &[&t("var_out"), &e],
+        &t("var_eps"),
+        vec![],
+    );
+    g.node("Sqrt", &t("sqrt"), &[&t("var_eps")], &t("std"), vec![]);
+    g.node("Div", &t("norm"), &[&t("d"), &t("std")], &t("xhat"), vec![]);
+    g.node(
+        "Mul",
+        &t("gamma"),
+        &[&t("xhat"), gamma],
+        &t("scaled"),
+        vec![],
+    );
+    g.node("Add", &t("beta"), &[&t("scaled"), beta], out, vec![]);
 }
 
 /// `Relu`, or `Clip(x, 0, 6)` for ReLU6 (opset 13: bounds are inputs).
@@ -357,6 +653,31 @@ impl Graph {
             raw_data: Some(f32_bytes(values)),
             ..Default::default()
         });
+    }
+
+    /// A float scalar initializer `name` (added once); returns its name.
+    fn scalar(&mut self, name: &str, v: f32) -> String {
+        if !self
+            .initializers
+            .iter()
+            .any(|t| t.name.as_deref() == Some(name))
+        {
+            self.initializer(name, &[], &[v]);
+        }
+        name.to_string()
+    }
+
+    /// An int64 initializer `name` of shape `[len]` (shapes, axes, slice bounds); returns its
+    /// name.
+    fn int64s(&mut self, name: &str, v: &[i64]) -> String {
+        self.initializers.push(TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: Some(DataType::Int64 as i32),
+            name: Some(name.into()),
+            int64_data: v.to_vec(),
+            ..Default::default()
+        });
+        name.to_string()
     }
 
     /// A weight initializer, checked against its shape.

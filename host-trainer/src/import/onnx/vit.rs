@@ -21,7 +21,8 @@
 //!    ```
 //!    and must come in the order of `vit`'s nodes: `patch_embed.proj`, [`cls_token`],
 //!    `pos_embed`, then per block `norm1, attn.qkv (D→3D), attn.proj (D→D), norm2, mlp.fc1
-//!    (D→Hd), mlp.fc2 (Hd→D)`, then `norm` (cls) or `fc_norm` (mean) and `head`. The first that
+//!    (D→Hd), mlp.fc2 (Hd→D)` — or three D→D Linears q, k, v reading one tensor in place of
+//!    qkv (concatenated into its rows) — then `norm` (cls) or `fc_norm` (mean) and `head`. The first that
 //!    deviates is the error, naming its node. A leading `Sub`/`Div` of the graph input by
 //!    constants is the input normalization, as for the CNNs.
 //! 2. **The computation** ([`verify`]). Everything between the weights (attention's reshapes
@@ -67,7 +68,12 @@ enum Found {
         weight: Param,
         bias: Option<Param>,
     },
-    Cls(Param),
+    /// The class token and the constant it was read from (an initializer, through any
+    /// `Identity`).
+    Cls {
+        value: Param,
+        source: String,
+    },
     Pos(Param),
     Norm {
         scale: Option<Param>,
@@ -85,7 +91,7 @@ impl Found {
     fn describe(&self) -> String {
         match self {
             Found::Patch { weight, .. } => format!("a patch convolution {:?}", weight.dims),
-            Found::Cls(p) => format!("a class token {:?}", p.dims),
+            Found::Cls { value, .. } => format!("a class token {:?}", value.dims),
             Found::Pos(p) => format!("a position embedding {:?}", p.dims),
             Found::Norm { .. } => "a LayerNorm".into(),
             Found::Linear { weight, .. } => {
@@ -98,6 +104,8 @@ impl Found {
 struct Item {
     found: Found,
     origin: String,
+    /// The computed tensor a Linear reads (to tell separate q, k, v projections of one input).
+    input: String,
     /// The tensor the item's value flows out of (a Linear's or a norm's output, updated when
     /// its bias/γ/β node is found).
     output: String,
@@ -120,6 +128,8 @@ struct Index<'a> {
     nodes: &'a [NodeProto],
     floats: HashMap<String, Param>,
     producer: HashMap<&'a str, usize>,
+    /// `Identity` output → its input, for constants.
+    alias: HashMap<String, String>,
 }
 
 impl<'a> Index<'a> {
@@ -140,6 +150,7 @@ impl<'a> Index<'a> {
             }
         }
         let mut producer = HashMap::new();
+        let mut alias = HashMap::new();
         for (k, n) in g.node.iter().enumerate() {
             let op = n.op_type.as_deref().unwrap_or("");
             let out = n.output.first().map(String::as_str).unwrap_or("");
@@ -163,6 +174,7 @@ impl<'a> Index<'a> {
                 "Identity" => {
                     if let Some(p) = n.input.first().and_then(|i| floats.get(i)).cloned() {
                         floats.insert(out.to_string(), p);
+                        alias.insert(out.to_string(), n.input[0].clone());
                     }
                 }
                 _ => {}
@@ -175,7 +187,20 @@ impl<'a> Index<'a> {
             nodes: &g.node,
             floats,
             producer,
+            alias,
         })
+    }
+
+    /// The constant `name` is an `Identity` chain of (or itself).
+    fn root(&self, name: &str) -> String {
+        let mut n = name;
+        for _ in 0..self.nodes.len() + 1 {
+            match self.alias.get(n) {
+                Some(a) => n = a,
+                None => break,
+            }
+        }
+        n.to_string()
     }
 
     fn float(&self, name: Option<&String>) -> Option<&Param> {
@@ -369,12 +394,15 @@ fn collect(ix: &Index<'_>) -> Result<Vec<Item>> {
             }
             "Concat" => {
                 for i in &n.input {
-                    let c = ix.float(Some(i)).or_else(|| {
-                        let e = ix.made_by(i, "Expand")?;
-                        ix.float(e.input.first())
-                    });
-                    if let Some(c) = c {
-                        new.push(Found::Cls(c.clone()));
+                    let name = match ix.made_by(i, "Expand") {
+                        Some(e) => e.input.first().cloned().unwrap_or_default(),
+                        None => i.clone(),
+                    };
+                    if let Some(c) = ix.float(Some(&name)) {
+                        new.push(Found::Cls {
+                            value: c.clone(),
+                            source: ix.root(&name),
+                        });
                     }
                 }
             }
@@ -382,9 +410,14 @@ fn collect(ix: &Index<'_>) -> Result<Vec<Item>> {
         }
         for found in new {
             at.insert(out.clone(), items.len());
+            let input = match op {
+                "MatMul" | "Gemm" => n.input.first().cloned().unwrap_or_default(),
+                _ => String::new(),
+            };
             items.push(Item {
                 found,
                 origin: here(),
+                input,
                 output: out.clone(),
             });
         }
@@ -447,7 +480,7 @@ fn layout(items: &[Item], [c, h, w]: [usize; 3]) -> Result<Layout> {
     let patches = (h / patch) * (w / patch);
     let mut cls = false;
     if let Some(Item {
-        found: Found::Cls(p),
+        found: Found::Cls { value: p, .. },
         origin,
         ..
     }) = it.peek()
@@ -511,11 +544,6 @@ fn layout(items: &[Item], [c, h, w]: [usize; 3]) -> Result<Layout> {
     }
     let rest: Vec<&Item> = it.collect();
     let (blocks, tail) = rest.split_at(rest.len().saturating_sub(2));
-    let depth = blocks.len() / 6;
-    let hidden = match blocks.get(4).map(|i| &i.found) {
-        Some(Found::Linear { weight, .. }) => weight.dims[0],
-        _ => 0,
-    };
     let norm = |item: &Item, name: &str, tensors: &mut Vec<(String, Param)>| -> Result<()> {
         let Found::Norm { scale, bias, eps } = &item.found else {
             bail!(
@@ -563,31 +591,104 @@ fn layout(items: &[Item], [c, h, w]: [usize; 3]) -> Result<Layout> {
             ),
         }
     };
-    if blocks.len() % 6 != 0 || depth == 0 {
-        let at = blocks
-            .get(depth * 6)
-            .map_or("the end of the graph".into(), |i| i.origin.clone());
-        bail!(
-            "{at}: after the embeddings the graph has {} weight-carrying nodes; a ViT has 6 per \
-             block (norm1, qkv, proj, norm2, fc1, fc2) and 2 at the end (the final LayerNorm, \
-             the head)",
-            rest.len()
-        );
-    }
-    for b in 0..depth {
-        let at = |j: usize| blocks[b * 6 + j];
-        let p = format!("blocks.{b}");
-        norm(at(0), &format!("{p}.norm1"), &mut tensors)?;
+    // Blocks: norm1, the attention's input projection — one qkv Linear D→3D (timm), or three
+    // D→D Linears q, k, v reading the same tensor (separate projections, as `denoiserep
+    // export --format onnx` and many hand-written ViTs have them; concatenated here into
+    // timm's qkv rows q | k | v) — then proj, norm2, fc1, fc2.
+    let at = |j: usize| -> Result<&Item> {
+        blocks.get(j).copied().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: a ViT block has norm1, qkv (or q, k, v), proj, norm2, fc1, fc2; the graph's \
+                 weight-carrying nodes end in the middle of a block",
+                tail.first()
+                    .map_or("the end of the graph".into(), |i| i.origin.clone())
+            )
+        })
+    };
+    let square = |j: usize| match blocks.get(j).map(|i| &i.found) {
+        Some(Found::Linear { weight, .. }) => weight.dims == [dim, dim],
+        _ => false,
+    };
+    let (mut j, mut depth, mut hidden) = (0, 0, 0);
+    while j < blocks.len() {
+        let p = format!("blocks.{depth}");
+        norm(at(j)?, &format!("{p}.norm1"), &mut tensors)?;
+        let q = j + 1;
+        let separate = square(q)
+            && square(q + 1)
+            && square(q + 2)
+            && square(q + 3)
+            && blocks[q + 1].input == blocks[q].input
+            && blocks[q + 2].input == blocks[q].input;
+        if separate {
+            let mut w = Vec::with_capacity(3 * dim * dim);
+            let mut b = Vec::with_capacity(3 * dim);
+            for item in &blocks[q..q + 3] {
+                let Found::Linear { weight, bias } = &item.found else {
+                    unreachable!("checked by `square`")
+                };
+                w.extend_from_slice(&weight.data);
+                let bias = bias.as_ref().map_or(Ok(ones(dim, 0.0)), |p| {
+                    vector(p, dim, "the bias", &item.origin)
+                })?;
+                b.extend_from_slice(&bias.data);
+            }
+            tensors.push((
+                format!("{p}.attn.qkv.weight"),
+                Param {
+                    dims: vec![3 * dim, dim],
+                    data: w,
+                },
+            ));
+            tensors.push((
+                format!("{p}.attn.qkv.bias"),
+                Param {
+                    dims: vec![3 * dim],
+                    data: b,
+                },
+            ));
+            j = q + 3;
+        } else {
+            linear(
+                at(q)?,
+                &format!("{p}.attn.qkv"),
+                (3 * dim, dim),
+                &mut tensors,
+            )?;
+            j = q + 1;
+        }
+        linear(at(j)?, &format!("{p}.attn.proj"), (dim, dim), &mut tensors)?;
+        norm(at(j + 1)?, &format!("{p}.norm2"), &mut tensors)?;
+        if depth == 0 {
+            hidden = match &at(j + 2)?.found {
+                Found::Linear { weight, .. } => weight.dims[0],
+                _ => 0,
+            };
+        }
         linear(
-            at(1),
-            &format!("{p}.attn.qkv"),
-            (3 * dim, dim),
+            at(j + 2)?,
+            &format!("{p}.mlp.fc1"),
+            (hidden, dim),
             &mut tensors,
         )?;
-        linear(at(2), &format!("{p}.attn.proj"), (dim, dim), &mut tensors)?;
-        norm(at(3), &format!("{p}.norm2"), &mut tensors)?;
-        linear(at(4), &format!("{p}.mlp.fc1"), (hidden, dim), &mut tensors)?;
-        linear(at(5), &format!("{p}.mlp.fc2"), (dim, hidden), &mut tensors)?;
+        linear(
+            at(j + 3)?,
+            &format!("{p}.mlp.fc2"),
+            (dim, hidden),
+            &mut tensors,
+        )?;
+        j += 4;
+        depth += 1;
+    }
+    if depth == 0 || tail.len() < 2 {
+        bail!(
+            "{}: after the embeddings the graph has {} weight-carrying nodes; a ViT has at least \
+             one block (norm1, qkv, proj, norm2, fc1, fc2) and 2 at the end (the final \
+             LayerNorm, the head)",
+            rest.first()
+                .map_or("the end of the graph".into(), |i| i.origin.clone()),
+            rest.len()
+        );
     }
     norm(tail[0], if cls { "norm" } else { "fc_norm" }, &mut tensors)?;
     let classes = match &tail[1].found {
@@ -611,7 +712,11 @@ fn layout(items: &[Item], [c, h, w]: [usize; 3]) -> Result<Layout> {
 }
 
 /// A leading `Sub`/`Div` of the graph input by constants (see [`super::mapping`]).
-fn normalization(ix: &Index<'_>, input: &str, channels: usize) -> Result<Option<Normalization>> {
+fn normalization(
+    ix: &Index<'_>,
+    input: &str,
+    channels: usize,
+) -> Result<(Option<Normalization>, Vec<String>)> {
     let only = |t: &str| {
         let users: Vec<usize> = (0..ix.nodes.len())
             .filter(|&k| ix.nodes[k].input.iter().any(|i| i == t))
@@ -623,6 +728,7 @@ fn normalization(ix: &Index<'_>, input: &str, channels: usize) -> Result<Option<
     };
     let mut x = input.to_string();
     let (mut mean, mut std) = (None, None);
+    let mut names = Vec::new();
     for (op, slot) in [("Sub", &mut mean), ("Div", &mut std)] {
         let Some(k) = only(&x) else { break };
         let n = &ix.nodes[k];
@@ -631,6 +737,7 @@ fn normalization(ix: &Index<'_>, input: &str, channels: usize) -> Result<Option<
         }
         if let Some(c) = ix.float(n.input.get(1)) {
             *slot = Some(per_channel(c, channels, &origin(k, n))?);
+            names.push(ix.root(&n.input[1]));
             x = n.output.first().cloned().unwrap_or_default();
         }
     }
@@ -639,13 +746,41 @@ fn normalization(ix: &Index<'_>, input: &str, channels: usize) -> Result<Option<
             bail!("the input normalization's std values must be positive");
         }
     }
-    Ok(match (mean, std) {
+    let norm = match (mean, std) {
         (None, None) => None,
         (m, s) => Some(Normalization {
             mean: m.unwrap_or_else(|| vec![0.0; channels]),
             std: s.unwrap_or_else(|| vec![1.0; channels]),
         }),
-    })
+    };
+    Ok((norm, names))
+}
+
+/// `proto` with every float initializer of more than one value replaced by seeded `N(0, 0.5²)`
+/// values — except those in `keep` (the input normalization) — and the class token's `cls`
+/// drawn once and repeated per row (a batch-expanded constant stays one token).
+fn randomized(proto: &ModelProto, keep: &[String], cls: Option<(&str, usize)>) -> ModelProto {
+    let mut out = proto.clone();
+    let mut rng = Rng::new(VERIFY_SEED ^ 0x5EED);
+    if let Some(g) = out.graph.as_mut() {
+        for t in &mut g.initializer {
+            let name = t.name.clone().unwrap_or_default();
+            let Ok(c) = tensor(t) else { continue };
+            let Values::F32(v) = c.values else { continue };
+            if v.len() <= 1 || keep.contains(&name) {
+                continue;
+            }
+            let row = match cls {
+                Some((n, d)) if n == name && d > 0 => d,
+                _ => v.len(),
+            };
+            let first: Vec<f32> = (0..row).map(|_| (rng.normal() * 0.5) as f32).collect();
+            let values: Vec<f32> = (0..v.len()).map(|i| first[i % row]).collect();
+            t.raw_data = Some(values.iter().flat_map(|x| x.to_le_bytes()).collect());
+            t.float_data.clear();
+        }
+    }
+    out
 }
 
 /// Reads a ViT graph (see the module doc) into a model on `device`.
@@ -683,33 +818,54 @@ pub fn read(model: &ModelProto, device: Device) -> Result<OnnxImport> {
     };
     let items = collect(&ix)?;
     let l = layout(&items, shape)?;
-    let normalization = normalization(&ix, &input_name, shape[0])?;
-    let (model, _) = verify(
-        model,
-        &input_name,
-        &l,
+    let (normalization, keep) = normalization(&ix, &input_name, shape[0])?;
+    let probe = Probe {
+        input_name,
         shape,
         batch,
-        normalization.clone(),
-        device,
+        normalization: normalization.clone(),
+    };
+    let (imported, heads) = verify(model, &probe, &l, device, None)?;
+    // The same graph with random weights: every path between them now matters (a trained or
+    // freshly initialized model can hide a difference in a branch whose weights are small).
+    let cls = items.iter().find_map(|i| match &i.found {
+        Found::Cls { source, .. } => Some((source.as_str(), l.dim)),
+        _ => None,
+    });
+    let random = randomized(model, &keep, cls);
+    let rx = Index::new(&random)?;
+    let rl = layout(&collect(&rx)?, shape)?;
+    verify(&random, &probe, &rl, Device::Cpu, Some(heads)).context(
+        "with seeded random values in place of the file's weights (which checks the graph's \
+         computation, not only these weights)",
     )?;
     Ok(OnnxImport {
-        model,
+        model: imported,
         normalization,
     })
 }
 
 /// Step 2 of the module doc: the head count whose model computes the graph's logits most
-/// closely, within the tolerance. Returns the model and its largest difference.
-fn verify(
-    proto: &ModelProto,
-    input_name: &str,
-    l: &Layout,
+/// closely, within the tolerance (`only`: that head count alone). Returns the model and its
+/// head count.
+/// What [`verify`] feeds the graph and the model: the graph input's name, the sample shape,
+/// the batch, the input normalization.
+struct Probe {
+    input_name: String,
     shape: [usize; 3],
     batch: i64,
     normalization: Option<Normalization>,
+}
+
+fn verify(
+    proto: &ModelProto,
+    probe: &Probe,
+    l: &Layout,
     device: Device,
-) -> Result<(Model, f64)> {
+    only: Option<usize>,
+) -> Result<(Model, usize)> {
+    let (input_name, shape, batch) = (probe.input_name.as_str(), probe.shape, probe.batch);
+    let normalization = probe.normalization.clone();
     let [c, h, w] = shape;
     let mut rng = Rng::new(VERIFY_SEED);
     let n = batch as usize * c * h * w;
@@ -747,8 +903,8 @@ fn verify(
     let mut tried = Vec::new();
     // Every divisor is tried and the closest kept: an untrained ViT's nearly uniform attention
     // can bring a wrong head count within the tolerance too, never closer than the right one.
-    let mut best: Option<(Model, f64)> = None;
-    for heads in (1..=l.dim).filter(|hd| l.dim % hd == 0) {
+    let mut best: Option<(Model, f64, usize)> = None;
+    for heads in (1..=l.dim).filter(|hd| l.dim % hd == 0 && only.is_none_or(|o| o == *hd)) {
         let spec = format!(
             "vit:{},{},{heads},{},{ratio},{pool}",
             l.patch, l.dim, l.depth
@@ -772,12 +928,12 @@ fn verify(
         });
         let diff = (&got - &want).abs().max().double_value(&[]);
         tried.push(format!("{heads} heads: {diff:.3e}"));
-        if best.as_ref().is_none_or(|(_, d)| diff < *d) {
-            best = Some((model, diff));
+        if best.as_ref().is_none_or(|(_, d, _)| diff < *d) {
+            best = Some((model, diff, heads));
         }
     }
-    if let Some((model, diff)) = best.filter(|(_, d)| *d <= tol) {
-        return Ok((model, diff));
+    if let Some((model, _, heads)) = best.filter(|(_, d, _)| *d <= tol) {
+        return Ok((model, heads));
     }
     bail!(
         "the graph's weights fit vit:{},{},H,{},{ratio},{pool} but no head count H reproduces its \
