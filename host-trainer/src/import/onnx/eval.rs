@@ -7,7 +7,8 @@
 //! `Reshape` with `0` = copy the dim unless `allowzero`, `-1` = inferred; integer `Div`
 //! truncates). Supported: [`SUPPORTED`]. An op outside it, a bad attribute or shape is an
 //! error naming the node; nothing panics on any file (tch's fallible `f_` calls throughout),
-//! and no tensor may exceed [`MAX_ELEMENTS`] values (checked before an op can allocate it).
+//! no tensor may exceed [`MAX_ELEMENTS`] values (checked before an op can allocate it) and all
+//! of them together [`MAX_TOTAL_ELEMENTS`].
 
 use std::collections::HashMap;
 
@@ -25,6 +26,10 @@ pub const SUPPORTED: &str = "Add, Cast, Concat, Constant, ConstantOfShape, Conv,
 
 /// The largest tensor (in values) any op may produce: 2²⁶ (256 MB of f32).
 pub const MAX_ELEMENTS: i64 = 1 << 26;
+
+/// The most values all of a run's tensors may hold together (they stay alive until the end):
+/// 2²⁸ (1 GiB of f32). timm's default-size ViT on 4 samples holds about 2²¹.
+pub const MAX_TOTAL_ELEMENTS: i64 = 1 << 28;
 
 /// A graph ready to run: its nodes, constants and the default-domain opset.
 pub struct Evaluator<'a> {
@@ -134,6 +139,7 @@ impl<'a> Evaluator<'a> {
     pub fn run(&self, input_name: &str, input: &Tensor) -> Result<Tensor> {
         let mut env: HashMap<&str, Tensor> = HashMap::new();
         env.insert(input_name, input.shallow_clone());
+        let mut total = 0i64;
         for (k, node) in self.graph.node.iter().enumerate() {
             let name = node.name.clone().filter(|n| !n.is_empty());
             let origin = format!(
@@ -150,7 +156,13 @@ impl<'a> Evaluator<'a> {
             }
             for (o, t) in node.output.iter().zip(outs) {
                 if !o.is_empty() {
-                    numel(&t.size()).with_context(|| origin.clone())?;
+                    total = total.saturating_add(numel(&t.size()).with_context(|| origin.clone())?);
+                    if total > MAX_TOTAL_ELEMENTS {
+                        bail!(
+                            "{origin}: the graph's tensors exceed the evaluator's \
+                             {MAX_TOTAL_ELEMENTS} values in all"
+                        );
+                    }
                     env.insert(o.as_str(), t);
                 }
             }
@@ -408,10 +420,11 @@ impl<'a> Evaluator<'a> {
                         _ => bail!("index {i} is out of range for dim {a} of size {n}"),
                     })
                     .collect::<Result<_>>()?;
-                let picked = x.f_index_select(a, &Tensor::f_from_slice(&fixed)?)?;
                 // The index tensor's shape replaces dim `a`.
                 let mut shape = x.size();
                 shape.splice(a as usize..a as usize + 1, idx.size());
+                numel(&shape)?;
+                let picked = x.f_index_select(a, &Tensor::f_from_slice(&fixed)?)?;
                 one(picked.f_reshape(shape.as_slice())?)
             }
             "Slice" => {
@@ -850,6 +863,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("exceeds"), "{e:#}");
+    }
+
+    /// A Gather of many indices from a large tensor is refused before `index_select` could
+    /// allocate its output (here 1024 copies of 2²⁵ values: 128 GiB, which the allocator would
+    /// refuse with another error, or overcommit and fault on).
+    #[test]
+    fn a_gather_too_large_is_refused_before_allocating() {
+        let x = Tensor::zeros([1, 1 << 25], (Kind::Float, tch::Device::Cpu));
+        let e = run(
+            13,
+            vec![node("Gather", &["x", "i"], &["y"], vec![])],
+            vec![init_i64("i", &[0; 1024])],
+            &x,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("exceeds the evaluator's"),
+            "{e:#}"
+        );
+    }
+
+    /// Ten tensors of 2²⁵ values each (under the per-tensor limit), 2.5 × the total: refused.
+    #[test]
+    fn the_tensors_of_a_run_have_a_total_budget() {
+        let x = Tensor::zeros([1 << 25], (Kind::Float, tch::Device::Cpu));
+        let nodes: Vec<NodeProto> = (0..10)
+            .map(|i| {
+                let (a, b) = (format!("v{i}"), format!("v{}", i + 1));
+                let input = if i == 0 { "x".to_string() } else { a };
+                let out = if i == 9 { "y".to_string() } else { b };
+                node("Relu", &[&input], &[&out], vec![])
+            })
+            .collect();
+        let e = run(13, nodes, vec![], &x).unwrap_err();
+        assert!(format!("{e:#}").contains("values in all"), "{e:#}");
     }
 
     #[test]
