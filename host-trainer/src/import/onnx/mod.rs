@@ -54,7 +54,7 @@ pub fn from_bytes(bytes: &[u8], device: Device) -> Result<OnnxImport> {
     if transformer {
         return vit::read(&proto, device);
     }
-    let g = graph::decode(bytes)?;
+    let g = graph::from_model(&proto)?;
     let m = mapping::map(&g)?;
     let c = m.arch.input_shape[0];
     let identity = Normalization {

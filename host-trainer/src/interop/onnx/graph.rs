@@ -165,7 +165,12 @@ pub struct Graph {
 pub fn decode(bytes: &[u8]) -> Result<Graph> {
     let model =
         ModelProto::decode(bytes).context("not an ONNX model (protobuf decoding failed)")?;
-    let Some(g) = model.graph else {
+    from_model(&model)
+}
+
+/// [`decode`] of an already decoded file.
+pub fn from_model(model: &ModelProto) -> Result<Graph> {
+    let Some(g) = &model.graph else {
         bail!("not an ONNX model: it holds no graph");
     };
     if g.node.is_empty() {
