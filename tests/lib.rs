@@ -97,6 +97,29 @@ pub fn train(out: &Path, args: &[&str]) {
     denoiserep_trainer::run::train(t.request(false).expect("train request")).expect("training");
 }
 
+/// One epoch of label-free DenoiseRep training (closed-form denoisers) continuing from run
+/// `init` into `out` (what `train --init RUN_DIR` does after `denoiserep import`); returns the
+/// new run's config, checked to have denoisers and metrics.
+pub fn train_on_from(init: &Path, out: &Path) -> denoiserep_trainer::run::RunConfig {
+    train(
+        out,
+        &[
+            "--init",
+            init.to_str().expect("utf-8 path"),
+            "--regime",
+            "label-free",
+            "--epochs",
+            "1",
+            "--denoiser-fit",
+            "closed-form",
+        ],
+    );
+    let cfg = denoiserep_trainer::run::read_config(out).expect("the new run's config");
+    assert!(!cfg.timesteps.is_empty(), "the run has denoisers");
+    assert!(out.join(denoiserep_trainer::run::METRICS).is_file());
+    cfg
+}
+
 /// Exports `run` to `out` in the core's format (calibration: 1,000 samples, min/max, seed 0).
 pub fn export(run: &Path, precision: ExportPrecision, out: &Path) -> ExportOutcome {
     export_as(run, precision, ExportFormat::Dnrp, out)

@@ -88,6 +88,26 @@ fn outputs(g: &CoreGraph) -> Vec<u16> {
     o
 }
 
+/// The first `outs` outputs (logits, then the embedding when it is another tensor) of every
+/// sample, concatenated per output.
+fn per_output<T>(outs: usize, samples: impl Iterator<Item = [Vec<T>; 2]>) -> Vec<Vec<T>> {
+    let mut all: Vec<Vec<T>> = (0..outs).map(|_| Vec::new()).collect();
+    for sample in samples {
+        for (k, values) in sample.into_iter().take(outs).enumerate() {
+            all[k].extend(values);
+        }
+    }
+    all
+}
+
+/// The values of an int8 output.
+fn int8(d: TensorData<'_>, spec: &str) -> Vec<i8> {
+    match d {
+        TensorData::I8 { values, .. } => values.to_vec(),
+        TensorData::F32(_) => panic!("{spec}: an int8 model returned f32"),
+    }
+}
+
 struct Case {
     spec: &'static str,
     shape: [usize; 3],
@@ -136,20 +156,13 @@ fn conformance(case: &Case) {
     let core = Model::from_bytes(&dnrp).expect("the int8 model loads");
     let mut arena = vec![0u8; core.arena_size()];
     let outs = outputs(&g);
-    let mut want: Vec<Vec<i8>> = vec![Vec::new(); outs.len()];
-    for x in inputs.chunks(len) {
-        let out = core.run_quantized(x, &mut arena).expect("the core runs");
-        for (k, data) in [out.logits.data, out.embedding.data]
-            .into_iter()
-            .take(outs.len())
-            .enumerate()
-        {
-            match data {
-                TensorData::I8 { values, .. } => want[k].extend_from_slice(values),
-                TensorData::F32(_) => panic!("{spec}: an int8 model returned f32"),
-            }
-        }
-    }
+    let want = per_output(
+        outs.len(),
+        inputs.chunks(len).map(|x| {
+            let o = core.run_quantized(x, &mut arena).expect("the core runs");
+            [o.logits.data, o.embedding.data].map(|d| int8(d, spec))
+        }),
+    );
     let (model_path, in_path) = (dir.path("m8.tflite"), dir.path("x8.npy"));
     std::fs::write(&model_path, &tfl).unwrap();
     write_npy(&in_path, &nhwc, &blocks_chw_to_hwc(&inputs, shape));
@@ -212,23 +225,22 @@ fn conformance(case: &Case) {
     // dequantized outputs must give the same floats, bit for bit.
     let fio = to_tflite_int8_float_io(&g, &plan).unwrap();
     let raw: Vec<f32> = calib.iter().copied().take(REAL * len).collect();
-    let mut want: Vec<Vec<f32>> = vec![Vec::new(); outs.len()];
     let mut arena = vec![0u8; core.arena_size()];
-    for x in raw.chunks(len) {
-        let out = core.run(x, &mut arena).expect("the core runs");
-        for (k, data) in [out.logits.data, out.embedding.data]
-            .into_iter()
-            .take(outs.len())
-            .enumerate()
-        {
-            match data {
-                TensorData::I8 { values, quant } => {
-                    want[k].extend(values.iter().map(|&q| dequantize(q, quant)))
-                }
-                TensorData::F32(_) => panic!("{spec}: an int8 model returned f32"),
-            }
-        }
-    }
+    let want = per_output(
+        outs.len(),
+        raw.chunks(len).map(|x| {
+            let o = core.run(x, &mut arena).expect("the core runs");
+            [o.logits.data, o.embedding.data].map(|d| {
+                let TensorData::I8 { quant, .. } = d else {
+                    panic!("{spec}: an int8 model returned f32")
+                };
+                int8(d, spec)
+                    .into_iter()
+                    .map(|q| dequantize(q, quant))
+                    .collect()
+            })
+        }),
+    );
     let normalized: Vec<f32> = raw
         .chunks(len)
         .flat_map(|x| blocks_chw_to_hwc(&normalize(x, c, &norm.mean, &norm.std), shape))
@@ -297,20 +309,16 @@ fn conformance(case: &Case) {
     let core = Model::from_bytes(&f32_dnrp).expect("the f32 model loads");
     let mut arena = vec![0u8; core.arena_size()];
     let raw: Vec<f32> = calib.iter().copied().take(REAL * len).collect();
-    let mut want: Vec<Vec<f32>> = vec![Vec::new(); outs.len()];
-    for x in raw.chunks(len) {
-        let out = core.run(x, &mut arena).expect("the core runs");
-        for (k, data) in [out.logits.data, out.embedding.data]
-            .into_iter()
-            .take(outs.len())
-            .enumerate()
-        {
-            match data {
-                TensorData::F32(v) => want[k].extend_from_slice(v),
+    let want = per_output(
+        outs.len(),
+        raw.chunks(len).map(|x| {
+            let o = core.run(x, &mut arena).expect("the core runs");
+            [o.logits.data, o.embedding.data].map(|d| match d {
+                TensorData::F32(v) => v.to_vec(),
                 TensorData::I8 { .. } => panic!("{spec}: an f32 model returned int8"),
-            }
-        }
-    }
+            })
+        }),
+    );
     let normalized: Vec<f32> = raw
         .chunks(len)
         .flat_map(|x| blocks_chw_to_hwc(&normalize(x, c, &norm.mean, &norm.std), shape))
