@@ -180,16 +180,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn node(&self, node: &NodeProto, env: &HashMap<&str, Tensor>) -> Result<Vec<Tensor>> {
-        if node
-            .domain
-            .as_deref()
-            .is_some_and(|d| !d.is_empty() && d != "ai.onnx")
-        {
-            bail!(
-                "domain '{}' is not supported (ai.onnx only)",
-                node.domain.as_deref().unwrap_or("")
-            );
-        }
+        crate::interop::onnx::graph::check_domain(node)?;
         let get = |i: usize| -> Result<Tensor> {
             let name = node
                 .input

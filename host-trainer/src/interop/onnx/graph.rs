@@ -348,6 +348,15 @@ pub(crate) fn tensor(t: &TensorProto) -> Result<Const> {
     Ok(Const { dims, values })
 }
 
+/// Refuses a node of any domain but the default one (`""` or `ai.onnx`): custom-domain ops
+/// (`com.microsoft`, …) have semantics this importer does not know.
+pub(crate) fn check_domain(node: &NodeProto) -> Result<()> {
+    match node.domain.as_deref() {
+        None | Some("") | Some("ai.onnx") => Ok(()),
+        Some(d) => bail!("domain '{d}' is not supported (ai.onnx only)"),
+    }
+}
+
 pub(crate) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute
         .iter()
@@ -481,16 +490,7 @@ impl Decoder {
     }
 
     fn node(&mut self, node: &NodeProto, origin: &Origin) -> Result<()> {
-        if node
-            .domain
-            .as_deref()
-            .is_some_and(|d| !d.is_empty() && d != "ai.onnx")
-        {
-            bail!(
-                "domain '{}' is not supported (ai.onnx only)",
-                node.domain.as_deref().unwrap_or("")
-            );
-        }
+        check_domain(node)?;
         let one = |s: &Self| s.computed(node, 0).map(|x| vec![x]);
         match origin.op_type.as_str() {
             "Constant" => {
