@@ -38,7 +38,6 @@ pub(crate) fn f32s_mut(bytes: &mut [u8]) -> Result<&mut [f32]> {
     }
 }
 
-#[cfg(feature = "ops-conv")]
 /// Views 4-aligned bytes as `u32`s (`bytes.len() / 4` of them): a kernel's scratch.
 pub(crate) fn u32s_mut(bytes: &mut [u8]) -> Result<&mut [u32]> {
     // SAFETY: as in `f32s_mut`: `u32` has no invalid bit patterns and no padding.

@@ -9,7 +9,7 @@ use common::{
     bits, deep_mlp, dw_separable, eval_kernels, eval_naive, input_range, residual_cnn, run_f32,
     run_vals, small_cnn, small_mlp, square, with_int8, OwnedModel, Rng, Vals,
 };
-use denoiserep_core::format::graph::Op;
+use denoiserep_core::format::graph::{Op, Weights};
 use denoiserep_core::quant::dequantize;
 use denoiserep_core::{
     Activation, DType, Error, Model, OpKind, Precision, Shape, TensorData, ARENA_ALIGN,
@@ -659,8 +659,19 @@ fn load_scratch_is_exact_and_gives_the_same_plan() {
     ] {
         let file = m.encode().unwrap();
         let reference = Model::from_bytes(&file).unwrap();
-        // + LOAD_SCRATCH_PER_SCRATCH_OP per int8 Conv2d: these models have none.
-        let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count();
+        // + LOAD_SCRATCH_PER_SCRATCH_OP per op with arena scratch: the int8 ViT's Linears.
+        let scratch_ops = reference
+            .nodes()
+            .filter(|n| {
+                n.as_ref().is_ok_and(|n| match &n.op {
+                    Op::Linear(p) => matches!(p.weights, Weights::S8 { .. }),
+                    _ => false,
+                })
+            })
+            .count();
+        assert_eq!(scratch_ops > 0, m.name.contains("int8"), "{}", m.name);
+        let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count()
+            + denoiserep_core::LOAD_SCRATCH_PER_SCRATCH_OP * scratch_ops;
         let mut buffer = vec![0u8; need + 1];
         for misalign in [0, 1] {
             let scratch = &mut buffer[misalign..misalign + need];

@@ -133,7 +133,15 @@ fn whole_model_instruction_counts() {
     }
     println!("\n| model (input) | precision | MACs / inference | instructions / inference | instructions / MAC | heaviest op kinds (instructions / MAC) |");
     println!("|---|---|---:|---:|---:|---|");
+    // `DENOISEREP_BENCH_MODELS=mlp,ds-cnn` runs only the models whose spec starts with one of
+    // those prefixes (the seeds stay those of the full run).
+    let only = std::env::var("DENOISEREP_BENCH_MODELS").ok();
     for (i, (spec, shape, classes)) in WHOLE_MODELS.into_iter().enumerate() {
+        if let Some(only) = &only {
+            if !only.split(',').any(|p| spec.starts_with(p)) {
+                continue;
+            }
+        }
         let seed = 300 + i as u64;
         let model = random_arch_model(spec, shape, classes, seed);
         let fused = model.fused().expect("fuses");

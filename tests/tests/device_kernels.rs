@@ -257,6 +257,40 @@ fn dsp_requantize_equals_reference_on_the_device() {
     ));
 }
 
+/// The int8 model's input step on the Cortex-M4F (`kernels::normalize_quantize`, a fixed-point
+/// `VCVT` instead of `libm::roundf`) equals `quant::quantize` on the device: rounding ties and
+/// their neighbours, ±0, subnormals, ±∞, NaN, values past the int16 range and random bit patterns,
+/// for five normalizations × six zero points; and costs fewer instructions per value.
+#[test]
+fn input_quantization_equals_quantize_on_the_device() {
+    let what = "input_quantization_equals_quantize_on_the_device";
+    let Some(run) = kernel_check(what) else {
+        return;
+    };
+    let line = run
+        .lines_with("quantize cases=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no quantize line\n{}", run.explain()));
+    let cases = field_u64(line, "cases").expect("cases=");
+    assert!(cases > 600_000, "{what}: {line}");
+    assert_eq!(field_u64(line, "mismatches"), Some(0), "{what}: {line}");
+    let values = field_u64(line, "values").expect("values=") as f64;
+    let fast = field_u64(line, "fast_instructions").expect("fast") as f64 / values;
+    let reference = field_u64(line, "reference_instructions").expect("reference") as f64 / values;
+    assert!(
+        fast < reference,
+        "{what}: the fast input quantization is not cheaper: {line}"
+    );
+    record_comparison(
+        "input quantization M4F == quantize (kernel-check)",
+        cases as usize,
+    );
+    report(&format!(
+        "{what}: {cases} values equal; instructions per value: fast {fast:.1}, roundf loop \
+         {reference:.1}"
+    ));
+}
+
 /// The f32 shapes `kernel-check` times (`firmware/src/bin/kernel_check/f32.rs`), each with its
 /// weights 4-aligned (`skew=0`) and misaligned by one byte (`skew=1`).
 const F32_SHAPES: [&str; 11] = [

@@ -22,19 +22,46 @@ pub fn linear_s8(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    let run = host;
-    // ARMv7E-M (Cortex-M4/M7): the DSP kernel, same bits (`linear_s8_dsp.rs`).
-    #[cfg(denoiserep_dsp)]
-    let run = super::linear_s8_dsp::run;
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_dsp)))]
-    let run = reference;
-    checked(p, q, input, weights, bias, output, run)
+    linear_s8_with_scratch(p, q, input, weights, bias, output, &mut [])
 }
 
-/// An int8 Linear loop on slices already checked by [`arguments_ok`].
-pub(crate) type RunFn =
-    fn(&LinearParams, &PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]);
+/// Words of scratch [`linear_s8_with_scratch`] uses on the Cortex-M4 DSP path for rows of
+/// `in_features` inputs: the row's whole words widened to i16 pairs, `2·⌊in_features/4⌋`
+/// (`linear_s8_dsp.rs`). The engine requests this much on every target (the host kernels ignore
+/// it), so the arena the host reports is the arena the device needs.
+pub const fn linear_s8_scratch_words(in_features: usize) -> usize {
+    2 * (in_features / 4)
+}
+
+/// [`linear_s8`] with a scratch buffer, the engine's entry point. On `thumbv7em-*`
+/// (`cfg(denoiserep_dsp)`) the DSP kernel (`linear_s8_dsp.rs`) runs when `scratch` holds at least
+/// [`linear_s8_scratch_words`]`(p.in_features)` words, the reference loop otherwise; the host runs
+/// its fast path and other targets the reference, both ignoring `scratch`. Same bits on every
+/// path.
+pub fn linear_s8_with_scratch(
+    p: &LinearParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    scratch: &mut [u32],
+) -> Result<()> {
+    // ARMv7E-M (Cortex-M4/M7): the DSP kernel, same bits (`linear_s8_dsp.rs`).
+    #[cfg(denoiserep_dsp)]
+    return checked(p, q, input, weights, bias, output, |p, q, x, w, b, y| {
+        super::linear_s8_dsp::run(p, q, x, w, b, y, scratch)
+    });
+    #[cfg(not(denoiserep_dsp))]
+    {
+        let _ = scratch;
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        let run = host;
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let run = reference;
+        checked(p, q, input, weights, bias, output, run)
+    }
+}
 
 /// The host's runtime-selected kernel (AVX2 or portable; `kernels/host`).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -58,7 +85,7 @@ pub(crate) fn checked(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
-    run: RunFn,
+    run: impl FnOnce(&LinearParams, &PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]),
 ) -> Result<()> {
     if !arguments_ok(p, q, input, weights, bias, output) {
         return Err(Error::KernelBadArguments);

@@ -4,31 +4,40 @@
 //! Same result as [`super::linear_s8::reference`], bit for bit, on every input: the same
 //! accumulator modulo 2^32 (integer addition in another order), then the same requantization
 //! and clamp ([`requantize_fast`], equal to the reference's `quant::requantize` on every input).
-//! Design (as CMSIS-NN's `arm_nn_vec_mat_mult_t_s8`, written afresh):
+//! Design:
 //!
-//! - four output channels per pass over the input row ([`dot4`], assembly), so each input word
-//!   is loaded and widened once for four weight rows; 2–3 leftover channels two at a time
-//!   ([`dot2`], assembly), a last single channel in Rust ([`dot1`]);
-//! - four columns per step: one 32-bit load of 4 input bytes, widened to two pairs of i16 with
-//!   the input offset `−zp_in` added while widening (`SXTAB16`, `SXTAB16 … ROR #8`: bytes 0,2 and
-//!   1,3); per weight row one 32-bit load, two `SXTB16` and two `SMLAD` (4 MACs);
+//! - the input row is widened **once** into the op's arena scratch ([`widen`]): each whole word
+//!   of 4 inputs `x[4i..4i + 4]` becomes two words of i16 pairs with the input offset added,
+//!   `xw[2i] = (x[4i] − zp, x[4i + 2] − zp)` and `xw[2i + 1] = (x[4i + 1] − zp, x[4i + 3] − zp)`
+//!   (`SXTAB16`, `SXTAB16 … ROR #8`), `2·⌊n/4⌋` words for `n` inputs
+//!   ([`super::linear_s8_scratch_words`]); the planner reserves it (`ops::linear::scratch_bytes`);
+//! - four output channels per pass over the widened row ([`dot4`], assembly): per word of 4
+//!   columns one `LDRD` of the widened pair, and per weight row one 32-bit load, two `SXTB16` and
+//!   two `SMLAD` (4 MACs): 21 instructions for 16 MACs, four words per loop iteration (87
+//!   instructions for 64 MACs with the loop test, 1.36 per MAC); 2–3 leftover channels two at a
+//!   time ([`dot2`], assembly), a last single channel in Rust ([`dot1`]);
 //! - the 1–3 columns past the last whole word with the reference's scalar code.
 //!
-//! Why fold the offset while widening, rather than into the bias (`bias − zp_in·Σw`): the
-//! per-row weight sums would have to be stored in the model file (a format change) or computed
-//! on every call (one more pass over the weights); `SXTAB16` adds the offset for free. The
-//! operands stay exact: `x − zp_in ∈ [−255, 255]` and `w ∈ [−128, 127]` fit i16, every product
-//! fits i32, and `SMLAD` adds modulo 2^32 like the reference's `wrapping_add` (it only sets the
-//! sticky Q flag on overflow, which nothing reads).
+//! Why widen into scratch: widening on the fly (the kernel before this one) costs a load and two
+//! `SXTAB16` per word shared by 4 rows, and the offset did not fit in the 12 registers `asm!` can
+//! use on Thumb, so it was reloaded from the stack every word: 51 instructions per 32 MACs. The
+//! widened row costs `≈ 1.5` instructions per input once per row (784 inputs: ≈ 1.2 k
+//! instructions, against ≈ 46 k saved on 784→256). Why not fold the offset into the bias
+//! (`bias − zp_in·Σw`): the per-row weight sums would have to be in the model file (a format
+//! change) and the loop would still load and widen the input words. The operands stay exact:
+//! `x − zp_in ∈ [−255, 255]` and `w ∈ [−128, 127]` fit i16, every product fits i32, and `SMLAD`
+//! adds modulo 2^32 like the reference's `wrapping_add` (it only sets the sticky Q flag on
+//! overflow, which nothing reads).
 //!
 //! Why the loops are hand-written: LLVM at the firmware's `opt-level = "s"` kept chunk-length
-//! checks and spilled the offset in a Rust loop over one-instruction `asm!` helpers (≈ 2 and
-//! more instructions per MAC); and four channels need all 12 registers `asm!` can use on Thumb
-//! (r6, r7, sp, pc are reserved), with the offset and the end pointer on the stack.
+//! checks and spilled registers in a Rust loop over one-instruction `asm!` helpers (≈ 2 and more
+//! instructions per MAC); four channels need all 12 registers `asm!` can use on Thumb (r6, r7,
+//! sp, pc are reserved), with the end pointer on the stack.
 //!
 //! The only `unsafe` is `asm!`: the one-instruction helpers (register-only, no memory, no stack)
 //! and the two loops, whose reads are bounds-checked before they run (see their SAFETY notes).
-//! Unaligned `LDR` is fine on ARMv7-M, and the weights in a flash partition are not aligned.
+//! Unaligned `LDR` is fine on ARMv7-M, and the weights in a flash partition are not aligned; the
+//! widened row is `u32`-aligned, as `LDRD` needs.
 
 use core::arch::asm;
 
@@ -116,25 +125,39 @@ fn word_i8(b: &[i8]) -> u32 {
     }
 }
 
-/// Two channels `block = W[o..o + 2]` (`2 · n` bytes) against the whole words of `x`
-/// (`x.len() ≤ n`, a multiple of 4): `acc[r] += Σ_j W[o + r][j] · (x[j] − zp)`, with `off = −zp`
-/// in both halfwords. For the 2–3 channels left after the passes of [`dot4`]: one assembly loop,
-/// two words (16 MACs) per iteration in 28 instructions and the loop test when the word count is even (else one
-/// word, 15 instructions for 8 MACs), in 11 registers.
+/// Widens the whole words of `x` into `xw` (`xw.len() = 2·⌊x.len()/4⌋`): word `i` of `x`
+/// becomes `xw[2i] = (x[4i] − zp, x[4i + 2] − zp)`, `xw[2i + 1] = (x[4i + 1] − zp, x[4i + 3] − zp)`
+/// as i16 pairs (low halfword first), `off = −zp` in both halfwords.
+fn widen(x: &[i8], off: u32, xw: &mut [u32]) {
+    for (c, pair) in x.chunks_exact(4).zip(xw.chunks_exact_mut(2)) {
+        let v = word_i8(c);
+        if let [even, odd] = pair {
+            *even = sxtab16(off, v);
+            *odd = sxtab16_ror8(off, v);
+        }
+    }
+}
+
+/// Two channels `block = W[o..o + 2]` (`2 · n` bytes) against the widened words `xw`
+/// (`2·words` of them, `4·words ≤ n`): `acc[r] += Σ_{j < 4·words} W[o + r][j] · (x[j] − zp)`. For
+/// the 2–3 channels left after the passes of [`dot4`]: one assembly loop, per word one `LDRD` and
+/// per channel one load, two `SXTB16`, two `SMLAD` (11 instructions for 8 MACs), two words per
+/// iteration when the word count is even, in 10 registers.
 #[inline(never)]
-fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
-    let words = x.len() / 4;
+fn dot2(xw: &[u32], block: &[u8], n: usize, acc: &mut [i32; 2]) {
+    let words = xw.len() / 2;
     if words == 0 || 4 * words > n || block.len() != 2 * n {
         return; // impossible for [`row`]'s arguments; keeps the reads below in bounds
     }
-    let x_ptr = x.as_ptr();
-    let end = x_ptr.wrapping_add(4 * words);
+    let x_ptr = xw.as_ptr();
+    let end = x_ptr.wrapping_add(2 * words);
     let [mut a0, mut a1] = *acc;
-    // SAFETY: reads the first 4·words bytes of `x` and of rows 0 (`block`) and 1 (`block + n`),
-    // `4·words ≤ n`, inside `x` and `block` (2n bytes), checked above; the loop stops when the
-    // input pointer reaches `end` after `words ≥ 1` words (two per iteration when `words` is
-    // even, so the pointer meets `end` exactly). Unaligned `LDR` is allowed on ARMv7-M
-    // (CCR.UNALIGN_TRP is 0 out of reset). Registers: only the operands; flags: `cmp`.
+    // SAFETY: reads the `2·words` words of `xw` (`LDRD` on its 4-aligned `u32`s) and the first
+    // 4·words bytes of rows 0 (`block`) and 1 (`block + n`), `4·words ≤ n`, inside `block` (2n
+    // bytes), checked above; the loop stops when the input pointer reaches `end` after
+    // `words ≥ 1` words (two per iteration when `words` is even, so the pointer meets `end`
+    // exactly). Unaligned `LDR` is allowed on ARMv7-M (CCR.UNALIGN_TRP is 0 out of reset).
+    // Registers: only the operands; flags: `cmp`.
     macro_rules! dot2_loop {
         ($($step:tt)*) => {
             unsafe {
@@ -147,7 +170,6 @@ fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
                     w0 = inout(reg) block.as_ptr() => _,
                     n = in(reg) n,
                     end = in(reg) end,
-                    off = in(reg) off,
                     a0 = inout(reg) a0,
                     a1 = inout(reg) a1,
                     t = out(reg) _,
@@ -162,9 +184,7 @@ fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
     macro_rules! step2 {
         () => {
             concat!(
-                "ldr {t}, [{x}], #4\n",
-                "sxtab16 {xe}, {off}, {t}\n",
-                "sxtab16 {xo}, {off}, {t}, ror #8\n",
+                "ldrd {xe}, {xo}, [{x}], #8\n",
                 "ldr {t}, [{w0}, {n}]\n",
                 "sxtb16 {k}, {t}\n",
                 "smlad {a1}, {k}, {xe}, {a1}\n",
@@ -186,51 +206,47 @@ fn dot2(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 2]) {
     *acc = [a0, a1];
 }
 
-/// One word (4 columns) of four channels in assembly: the input word widened with the offset
-/// (`{lo}` = offset, loaded from the stack slot), then per channel one load, two `SXTB16` and two
-/// `SMLAD`. Rows `o + 1` and `o + 3` are read at `+ n` from the pointers of rows `o`, `o + 2`.
+/// One word (4 columns) of four channels in assembly: the widened pair in one `LDRD`, then per
+/// channel one load, two `SXTB16` and two `SMLAD`. Rows `o + 1` and `o + 3` are read at `+ n`
+/// from the pointers of rows `o`, `o + 2`.
 macro_rules! step4 {
     () => {
         concat!(
-            "ldr {lo}, [sp]\n",
-            "ldr {t}, [{x}], #4\n",
-            "sxtab16 {xe}, {lo}, {t}\n",
-            "sxtab16 {xo}, {lo}, {t}, ror #8\n",
+            "ldrd {xe}, {xo}, [{x}], #8\n",
             "ldr {t}, [{w0}, {n}]\n",
-            "sxtb16 {lo}, {t}\n",
-            "smlad {a1}, {lo}, {xe}, {a1}\n",
+            "sxtb16 {k}, {t}\n",
+            "smlad {a1}, {k}, {xe}, {a1}\n",
             "sxtb16 {t}, {t}, ror #8\n",
             "smlad {a1}, {t}, {xo}, {a1}\n",
             "ldr {t}, [{w0}], #4\n",
-            "sxtb16 {lo}, {t}\n",
-            "smlad {a0}, {lo}, {xe}, {a0}\n",
+            "sxtb16 {k}, {t}\n",
+            "smlad {a0}, {k}, {xe}, {a0}\n",
             "sxtb16 {t}, {t}, ror #8\n",
             "smlad {a0}, {t}, {xo}, {a0}\n",
             "ldr {t}, [{w2}, {n}]\n",
-            "sxtb16 {lo}, {t}\n",
-            "smlad {a3}, {lo}, {xe}, {a3}\n",
+            "sxtb16 {k}, {t}\n",
+            "smlad {a3}, {k}, {xe}, {a3}\n",
             "sxtb16 {t}, {t}, ror #8\n",
             "smlad {a3}, {t}, {xo}, {a3}\n",
             "ldr {t}, [{w2}], #4\n",
-            "sxtb16 {lo}, {t}\n",
-            "smlad {a2}, {lo}, {xe}, {a2}\n",
+            "sxtb16 {k}, {t}\n",
+            "smlad {a2}, {k}, {xe}, {a2}\n",
             "sxtb16 {t}, {t}, ror #8\n",
             "smlad {a2}, {t}, {xo}, {a2}\n",
         )
     };
 }
 
-/// The loop of [`dot4`] over `words` words from `x`, `w0`, `w2`, advancing the pointers:
-/// `$($step)*` is the body (one or two [`step4`]), run until `x` reaches the end.
+/// The loop of [`dot4`] from `x` (widened words), `w0`, `w2` until `x` reaches `end`, advancing
+/// the pointers: `$($step)*` is the body (one or four [`step4`]). The end pointer is pushed
+/// (8 bytes, keeping `sp` 8-aligned) because the 12 registers are all in use.
 macro_rules! dot4_loop {
-    ($x:ident, $w0:ident, $w2:ident, $n:ident, $a:ident, $consts:ident, $($step:tt)*) => {
+    ($x:ident, $w0:ident, $w2:ident, $n:ident, $a:ident, $end:expr, $($step:tt)*) => {
         asm!(
-            "ldr {t}, [{lo}, #4]",
-            "ldr {lo}, [{lo}]",
-            "strd {lo}, {t}, [sp, #-8]!",
+            "str {t}, [sp, #-8]!",
             "2:",
             $($step)*
-            "ldr {t}, [sp, #4]",
+            "ldr {t}, [sp]",
             "cmp {x}, {t}",
             "bne 2b",
             "add sp, sp, #8",
@@ -242,8 +258,8 @@ macro_rules! dot4_loop {
             a1 = inout(reg) $a[1],
             a2 = inout(reg) $a[2],
             a3 = inout(reg) $a[3],
-            lo = inout(reg) $consts.as_ptr() => _,
-            t = out(reg) _,
+            t = inout(reg) $end => _,
+            k = out(reg) _,
             xe = out(reg) _,
             xo = out(reg) _,
             options(readonly),
@@ -251,58 +267,74 @@ macro_rules! dot4_loop {
     };
 }
 
-/// Four channels `block = W[o..o + 4]` (`4 · n` bytes, rows of `n` bytes) against the whole
-/// words `x` (`4 · x.len() ≤ n`): `acc[r] += Σ_{j < 4·x.len()} W[o + r][j] · (x[j] − zp)`, with
-/// `off = −zp` in both halfwords.
+/// Four channels `block = W[o..o + 4]` (`4 · n` bytes, rows of `n` bytes) against the widened
+/// words `xw` (`2·words`, `4·words ≤ n`): `acc[r] += Σ_{j < 4·words} W[o + r][j] · (x[j] − zp)`.
 ///
-/// Hand-written loops ([`step4`]): per word (4 columns) one load and two `SXTAB16` for the input,
-/// and per channel one load, two `SXTB16` and two `SMLAD`; two words per iteration, so 51
-/// instructions for 32 MACs with the loop test (then one word alone if the count is odd). The 12
-/// registers `asm!` can use on Thumb hold the two row pointers `W[o]`, `W[o + 2]` (rows
+/// Hand-written loops ([`step4`]): per word (4 columns) one `LDRD` of the widened input, and per
+/// channel one load, two `SXTB16` and two `SMLAD`; four words per iteration, so 87 instructions
+/// for 64 MACs with the loop test, then the 1–3 words left one per iteration (24 for 16 MACs).
+/// The 12 registers `asm!` can use on Thumb hold the two row pointers `W[o]`, `W[o + 2]` (rows
 /// `o + 1`, `o + 3` are at `+ n`), `n`, the input pointer, four accumulators and four
-/// temporaries; the offset and the end pointer live in 8 bytes of stack the loop pushes.
+/// temporaries; the end pointer lives in 8 bytes of stack the loop pushes.
 #[inline(never)]
-fn dot4(x: &[i8], block: &[u8], n: usize, off: u32, acc: &mut [i32; 4]) {
-    let words = x.len() / 4;
+fn dot4(xw: &[u32], block: &[u8], n: usize, acc: &mut [i32; 4]) {
+    let words = xw.len() / 2;
     if words == 0 || 4 * words > n || block.len() != 4 * n {
         return; // impossible for [`row`]'s arguments; keeps the reads below in bounds
     }
-    let mut x_ptr = x.as_ptr();
+    let mut x_ptr = xw.as_ptr();
     let mut w0 = block.as_ptr();
     let mut w2 = block[2 * n..].as_ptr();
-    let even = words - words % 2;
-    // SAFETY (both blocks): together they read the first 4·words bytes of `x`
-    // and, for r in 0..4, the first `4·words ≤ n` bytes of row r at `block + r·n` (rows 0, 1
-    // through `w0`, rows 2, 3 through `w2 = block + 2n`), all inside `block` (4n bytes), checked
-    // above, and `consts`; the loops stop when `x` reaches `consts[1]`, after `even` (≥ 2,
-    // even) words, then after 1 more word. Unaligned `LDR` is allowed on ARMv7-M
-    // (CCR.UNALIGN_TRP is 0 out of reset and nothing here sets it). The 8 bytes pushed below
-    // `sp` are popped before each block ends. Registers: only the operands; flags: `cmp`.
-    if even > 0 {
-        let consts: [u32; 2] = [off, x_ptr.wrapping_add(4 * even) as u32];
-        unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, consts, step4!(), step4!(),) };
+    let quads = words - words % 4;
+    // SAFETY (both blocks): together they read the `2·words` words of `xw` (`LDRD` on its
+    // 4-aligned `u32`s) and, for r in 0..4, the first `4·words ≤ n` bytes of row r at
+    // `block + r·n` (rows 0, 1 through `w0`, rows 2, 3 through `w2 = block + 2n`), all inside
+    // `block` (4n bytes), checked above; the first loop stops when `x` reaches the end of the
+    // first `quads` (a multiple of 4, ≥ 4) words, the second after the `words − quads ≥ 1` words
+    // left, one per iteration. Unaligned `LDR` is allowed on ARMv7-M (CCR.UNALIGN_TRP is 0 out
+    // of reset and nothing here sets it). The 8 bytes pushed below `sp` are popped before each
+    // block ends. Registers: only the operands; flags: `cmp`.
+    if quads > 0 {
+        let end = x_ptr.wrapping_add(2 * quads);
+        unsafe {
+            dot4_loop!(
+                x_ptr,
+                w0,
+                w2,
+                n,
+                acc,
+                end,
+                step4!(),
+                step4!(),
+                step4!(),
+                step4!(),
+            )
+        };
     }
-    if words > even {
-        let consts: [u32; 2] = [off, x_ptr.wrapping_add(4) as u32];
-        unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, consts, step4!(),) };
+    if words > quads {
+        let end = x_ptr.wrapping_add(2 * (words - quads));
+        unsafe { dot4_loop!(x_ptr, w0, w2, n, acc, end, step4!(),) };
     }
     let _ = (x_ptr, w0, w2); // the pointers past the last word: not needed
 }
 
-/// `a0 + Σ w0·(x − zp)` over whole words (the odd last channel).
+/// `a0 + Σ w0·(x − zp)` over the widened words `xw` (the odd last channel).
 #[inline(never)]
-fn dot1(x: &[i8], w0: &[u8], off: u32, a0: i32) -> i32 {
+fn dot1(xw: &[u32], w0: &[u8], a0: i32) -> i32 {
     let mut a0 = a0;
-    for (xc, c0) in x.chunks_exact(4).zip(w0.chunks_exact(4)) {
-        let xv = word_i8(xc);
-        let k0 = word(c0);
-        a0 = smlad(sxtb16(k0), sxtab16(off, xv), a0);
-        a0 = smlad(sxtb16_ror8(k0), sxtab16_ror8(off, xv), a0);
+    for (pair, c0) in xw.chunks_exact(2).zip(w0.chunks_exact(4)) {
+        if let [even, odd] = pair {
+            let k0 = word(c0);
+            a0 = smlad(sxtb16(k0), *even, a0);
+            a0 = smlad(sxtb16_ror8(k0), *odd, a0);
+        }
     }
     a0
 }
 
-/// [`super::linear_s8`] on the DSP path: the same checks, then `run`. Public (hidden) so the
+/// [`super::linear_s8_with_scratch`] forced onto the DSP path: the same checks, then `run`
+/// (the reference loop when `scratch` holds fewer than
+/// [`super::linear_s8_scratch_words`]`(p.in_features)` words). Public (hidden) so the
 /// firmware's `kernel-check` binary can compare it with [`super::linear_s8_reference`] in QEMU.
 #[doc(hidden)]
 pub fn linear_s8_dsp(
@@ -312,12 +344,16 @@ pub fn linear_s8_dsp(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
+    scratch: &mut [u32],
 ) -> Result<()> {
-    super::linear_s8::checked(p, q, input, weights, bias, output, run)
+    super::linear_s8::checked(p, q, input, weights, bias, output, |p, q, x, w, b, y| {
+        run(p, q, x, w, b, y, scratch)
+    })
 }
 
 /// The DSP kernel on arguments checked by [`super::linear_s8`] (any shape: 0 outputs, 1–3
-/// columns, an odd number of channels are all handled here).
+/// columns, an odd number of channels are all handled here); `scratch` holds the widened row
+/// (the reference loop runs if it is too short).
 pub(crate) fn run(
     p: &LinearParams,
     q: &PerChannelQuant<'_>,
@@ -325,15 +361,20 @@ pub(crate) fn run(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
+    scratch: &mut [u32],
 ) {
     if p.out_features == 0 || p.in_features == 0 {
         return;
     }
+    let Some(xw) = scratch.get_mut(..super::linear_s8_scratch_words(p.in_features)) else {
+        super::linear_s8::reference(p, q, input, weights, bias, output);
+        return;
+    };
     let rows = input
         .chunks_exact(p.in_features)
         .zip(output.chunks_exact_mut(p.out_features));
     for (x, y) in rows {
-        row(p.activation, q, x, weights.as_bytes(), bias, y);
+        row(p.activation, q, x, xw, weights.as_bytes(), bias, y);
     }
 }
 
@@ -351,12 +392,13 @@ fn finish(acc: i32, m: &[u8; 4], s: u8, range: &OutputRange) -> i8 {
     requantize_fast(acc, &requant, range)
 }
 
-/// One input row: `y[o] = requantize(bias[o] + Σ_i W[o][i] · (x[i] − input_zp))`, two channels
-/// per pass.
+/// One input row: `y[o] = requantize(bias[o] + Σ_i W[o][i] · (x[i] − input_zp))`, four channels
+/// per pass; `xw` (`2·⌊n/4⌋` words) receives the widened row.
 fn row(
     act: Activation,
     q: &PerChannelQuant<'_>,
     x: &[i8],
+    xw: &mut [u32],
     weights: &[u8],
     bias: I32Data<'_>,
     y: &mut [i8],
@@ -375,6 +417,8 @@ fn row(
     };
     let n4 = n - n % 4;
     let (x4, x_tail) = x.split_at(n4);
+    widen(x4, off, xw);
+    let xw: &[u32] = xw;
 
     let mut o = 0;
     let mut quads = weights.chunks_exact(4 * n);
@@ -394,7 +438,7 @@ fn row(
     let quad_data = b16.zip(m16).zip(s4);
     for ((block, y4), ((b, m), s)) in (&mut quads).zip(&mut outs4).zip(quad_data) {
         let mut acc = [le(b, 0), le(b, 1), le(b, 2), le(b, 3)];
-        dot4(x4, block, n, off, &mut acc);
+        dot4(xw, block, n, &mut acc);
         if !x_tail.is_empty() {
             for (r, a) in acc.iter_mut().enumerate() {
                 if let Some(w_tail) = block.get(r * n + n4..(r + 1) * n) {
@@ -420,7 +464,7 @@ fn row(
     let mut outs = y.chunks_exact_mut(2);
     for (w01, y01) in (&mut pairs).zip(&mut outs) {
         let mut acc = [bias.get(o).unwrap_or(0), bias.get(o + 1).unwrap_or(0)];
-        dot2(x4, w01, n, off, &mut acc);
+        dot2(xw, w01, n, &mut acc);
         let [mut a0, mut a1] = acc;
         if !x_tail.is_empty() {
             let (w0, w1) = w01.split_at(n);
@@ -445,7 +489,7 @@ fn row(
         pairs.remainder().get(..n),
     ) {
         let (w0_4, w0_tail) = w0.split_at(n4.min(w0.len()));
-        let mut a0 = dot1(x4, w0_4, off, bias.get(o).unwrap_or(0));
+        let mut a0 = dot1(xw, w0_4, bias.get(o).unwrap_or(0));
         for (&xv, &c0) in x_tail.iter().zip(w0_tail) {
             a0 = a0.wrapping_add(i32::from(c0 as i8) * (i32::from(xv) - zp_in));
         }

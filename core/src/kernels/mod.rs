@@ -71,6 +71,8 @@ mod linear_s8_dsp;
 mod maxpool2d_f32;
 mod maxpool2d_s8;
 pub mod params;
+#[cfg(denoiserep_fpu)]
+mod quantize_m4;
 mod relu_f32;
 mod relu_s8;
 
@@ -93,7 +95,9 @@ pub use f32_m4::{
 pub use global_avg_pool_f32::global_avg_pool_f32;
 pub use global_avg_pool_s8::{global_avg_pool_s8, MAX_POOL_COUNT};
 pub use linear_f32::linear_f32;
-pub use linear_s8::{linear_s8, linear_s8_reference};
+pub use linear_s8::{
+    linear_s8, linear_s8_reference, linear_s8_scratch_words, linear_s8_with_scratch,
+};
 #[cfg(denoiserep_dsp)]
 pub use linear_s8_dsp::linear_s8_dsp;
 pub use maxpool2d_f32::maxpool2d_f32;
@@ -287,8 +291,11 @@ pub fn activate_f32(x: f32, a: Activation) -> f32 {
 }
 
 /// The int8 model's input step for one channel plane:
-/// `out[i] = quantize((x[i] − mean) / std, q)` (see [`crate::quant::quantize`]).
-pub(crate) fn normalize_quantize(
+/// `out[i] = quantize((x[i] − mean) / std, q)` (see [`crate::quant::quantize`]) for
+/// `i < min(x.len(), out.len())`. Public (hidden) so the firmware's `kernel-check` binary can
+/// compare the Cortex-M4F path with `quantize` in QEMU.
+#[doc(hidden)]
+pub fn normalize_quantize(
     x: &[f32],
     mean: f32,
     std: f32,
@@ -297,7 +304,14 @@ pub(crate) fn normalize_quantize(
 ) {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     host::normalize_quantize(host::path(), x, mean, std, q, out);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // Cortex-M4F: the rounding by a fixed-point `VCVT` instead of a call to `libm::roundf`; the
+    // same result for every f32 (`quantize_m4.rs`).
+    #[cfg(all(
+        denoiserep_fpu,
+        not(any(target_arch = "x86_64", target_arch = "aarch64"))
+    ))]
+    quantize_m4::normalize_quantize(x, mean, std, q.scale, q.zero_point, out);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_fpu)))]
     for (o, &v) in out.iter_mut().zip(x) {
         *o = crate::quant::quantize((v - mean) / std, q);
     }

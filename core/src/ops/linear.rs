@@ -3,8 +3,9 @@
 use super::{expect_shape, weights, In, Out};
 use crate::error::{Error, Result};
 use crate::format::graph::Linear;
+use crate::format::graph::Weights;
 use crate::kernels::params::LinearParams;
-use crate::kernels::{linear_f32, linear_s8};
+use crate::kernels::{linear_f32, linear_s8_scratch_words, linear_s8_with_scratch};
 use crate::tensor::TensorInfo;
 
 fn params(p: &Linear<'_>, input: &TensorInfo) -> LinearParams {
@@ -45,13 +46,33 @@ pub(super) fn prepare(
     expect_shape(index, output, dims.get(..rank).unwrap_or(&[]))
 }
 
-pub(super) fn eval(p: &Linear<'_>, input: &In<'_>, output: Out<'_>) -> Result<()> {
+/// Bytes of scratch the op requests while it runs: for int8 weights the widened input row of the
+/// Cortex-M4 DSP kernel, `2·⌊in/4⌋` words for rows of `in = weights / out_features` inputs
+/// (`kernels::linear_s8_scratch_words`), on every target, so that the arena the host reports is
+/// the one the device needs (the host kernels ignore it); 0 for f32 weights.
+pub(super) fn scratch_bytes(p: &Linear<'_>) -> usize {
+    match &p.weights {
+        Weights::S8 { weights, bias, .. } if !bias.is_empty() => {
+            linear_s8_scratch_words(weights.len() / bias.len()).saturating_mul(4)
+        }
+        _ => 0,
+    }
+}
+
+/// Runs the op; `scratch` is the arena's [`scratch_bytes`] for it (4-aligned).
+pub(super) fn eval(
+    p: &Linear<'_>,
+    input: &In<'_>,
+    output: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<()> {
     let lp = params(p, &input.info);
+    let scratch = crate::arena::u32s_mut(scratch)?;
     weights::eval(
         &p.weights,
         input,
         output,
         |x, w, b, y| linear_f32(&lp, x, w, b, y),
-        |q, x, w, b, y| linear_s8(&lp, q, x, w, b, y),
+        |q, x, w, b, y| linear_s8_with_scratch(&lp, q, x, w, b, y, scratch),
     )
 }

@@ -192,10 +192,12 @@ pub fn compiled_in(op: &Op<'_>) -> bool {
 }
 
 /// Bytes of arena scratch op `op` uses while it runs (0: none), the same on every target:
-/// int8 Conv2d's im2col buffer (`conv2d::scratch_bytes`). The planner gives it a buffer live at
+/// int8 Linear's widened input row (`linear::scratch_bytes`) and int8 Conv2d's im2col buffer
+/// (`conv2d::scratch_bytes`). The planner gives it a buffer live at
 /// that op only; [`eval`] gets it as `scratch`.
 pub(crate) fn scratch_bytes(op: &Op<'_>) -> usize {
     match op {
+        Op::Linear(p) => linear::scratch_bytes(p),
         #[cfg(feature = "ops-conv")]
         Op::Conv2d(p) => conv2d::scratch_bytes(p),
         _ => 0,
@@ -204,7 +206,6 @@ pub(crate) fn scratch_bytes(op: &Op<'_>) -> usize {
 
 /// Runs a prepared op whose output does not share memory with its inputs; `scratch` holds the
 /// op's [`scratch_bytes`] (4-aligned, disjoint from its inputs and output; empty for none).
-#[cfg_attr(not(feature = "ops-conv"), allow(unused_variables))]
 pub(crate) fn eval(
     node: &Node<'_>,
     inputs: &[In<'_>],
@@ -213,7 +214,7 @@ pub(crate) fn eval(
 ) -> Result<()> {
     let one = || inputs.first().copied().ok_or(Error::KernelBadArguments);
     match &node.op {
-        Op::Linear(p) => linear::eval(p, &one()?, output),
+        Op::Linear(p) => linear::eval(p, &one()?, output, scratch),
         #[cfg(feature = "ops-conv")]
         Op::Conv2d(p) => conv2d::eval(p, &one()?, output, scratch),
         #[cfg(feature = "ops-conv")]

@@ -3,7 +3,9 @@
 
 use crate::Rng;
 use denoiserep_core::kernels::params::{LinearParams, PerChannelQuant};
-use denoiserep_core::kernels::{linear_s8, linear_s8_dsp, linear_s8_reference};
+use denoiserep_core::kernels::{
+    linear_s8_dsp, linear_s8_reference, linear_s8_scratch_words, linear_s8_with_scratch,
+};
 use denoiserep_core::{Activation, I32Data, I8Data, QuantParams};
 use denoiserep_firmware::{exit, ExitCode, InstructionCounter};
 
@@ -16,6 +18,8 @@ const SHAPES: [(usize, usize); 5] = [(784, 256), (256, 128), (128, 10), (640, 12
 const MAX_INPUT: usize = 3 * 800;
 /// Largest `rows · out_features` of a case (stack buffers).
 const MAX_OUTPUT: usize = 3 * 256;
+/// Scratch words for the widest row (the engine's arena scratch for the op).
+const SCRATCH_WORDS: usize = linear_s8_scratch_words(800);
 
 /// One layer: shape, activation, zero points, and the per-channel data encoded in `bytes`
 /// (weights at `skew`, bias, multipliers, shifts).
@@ -38,12 +42,14 @@ struct Data<'a> {
 }
 
 /// The three kernels on one layer; `Err(index)` of the first differing output (or `usize::MAX`
-/// when a kernel returned an error).
+/// when a kernel returned an error). `scratch`: the DSP kernel's and the dispatch's scratch
+/// (the engine gives [`linear_s8_scratch_words`]; shorter makes both take the reference loop).
 fn compare(
     l: &Layer,
     d: &Data<'_>,
     input: &[i8],
     y: &mut [[i8; MAX_OUTPUT]; 3],
+    scratch: &mut [u32],
     counter: Option<&InstructionCounter>,
 ) -> Result<(u64, u64), usize> {
     let p = LinearParams {
@@ -68,9 +74,11 @@ fn compare(
     let t0 = now();
     let r1 = linear_s8_reference(&p, &q, input, d.weights, d.bias, y_ref);
     let t1 = now();
-    let r2 = linear_s8_dsp(&p, &q, input, d.weights, d.bias, y_dsp);
+    let r2 = linear_s8_dsp(&p, &q, input, d.weights, d.bias, y_dsp, scratch);
     let t2 = now();
-    let r3 = linear_s8(&p, &q, input, d.weights, d.bias, y_dispatch);
+    // Stale widened words must not leak into the next call.
+    scratch.fill(0xA5A5_A5A5);
+    let r3 = linear_s8_with_scratch(&p, &q, input, d.weights, d.bias, y_dispatch, scratch);
     if r1.is_err() || r2.is_err() || r3.is_err() {
         return Err(usize::MAX);
     }
@@ -176,6 +184,7 @@ fn mismatch(what: &str, l: &Layer, at: usize) -> ! {
 pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     let mut input = [0i8; MAX_INPUT];
     let mut y = [[0i8; MAX_OUTPUT]; 3];
+    let mut scratch = [0u32; SCRATCH_WORDS];
     let mut rng = Rng(0x1234_5678);
     let zps = [-128i8, 127, 0, -1, 1];
     let (mut cases, mut macs) = (0u32, 0u64);
@@ -226,7 +235,10 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         let Some(d) = fill(&mut rng, buf, &l, skew, extreme, false) else {
             exit(ExitCode::ModelDoesNotFit)
         };
-        if let Err(at) = compare(&l, &d, x, &mut y, None) {
+        // Every 16th case with a scratch one word short: the fallback to the reference loop.
+        let words = linear_s8_scratch_words(n_in);
+        let words = if case % 16 == 5 { words.saturating_sub(1) } else { words };
+        if let Err(at) = compare(&l, &d, x, &mut y, &mut scratch[..words], None) {
             mismatch("random", &l, at);
         }
         cases += 1;
@@ -266,7 +278,8 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         // hardware; under QEMU both agree to within one tick).
         let mut best = (u64::MAX, u64::MAX);
         for _ in 0..2 {
-            match compare(&l, &d, &input[..n_in], &mut y, Some(counter)) {
+            let words = linear_s8_scratch_words(n_in);
+            match compare(&l, &d, &input[..n_in], &mut y, &mut scratch[..words], Some(counter)) {
                 Ok((r, s)) => best = (best.0.min(r), best.1.min(s)),
                 Err(at) => mismatch("anchor", &l, at),
             }

@@ -26,6 +26,10 @@
 //!   layers with ±0.0, subnormals, ±∞ and NaN. Log: `f32_check cases=… mismatches=0`, then one
 //!   `f32 name=… skew=… macs=… reference_instructions=… fast_instructions=…` line per timed
 //!   shape (`skew` = the weights' byte offset from 4-alignment).
+//! - `quantize.rs`: the int8 model's input step, `kernels::normalize_quantize` (fixed-point
+//!   `VCVT` rounding on the Cortex-M4F) against `quant::quantize` (`libm::roundf`) on ties, their
+//!   neighbours, ±0, subnormals, ±∞, NaN, huge and random values. Log: `quantize cases=…
+//!   mismatches=0 values=784 fast_instructions=… reference_instructions=…`.
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
@@ -35,6 +39,7 @@ mod conv;
 mod depthwise;
 mod f32;
 mod fc;
+mod quantize;
 
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
@@ -80,6 +85,7 @@ fn main() -> ! {
     conv::run(&counter, arena);
     depthwise::run(&counter, arena);
     f32::run(&counter, arena);
+    quantize::run(&counter);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }
