@@ -291,6 +291,37 @@ fn input_quantization_equals_quantize_on_the_device() {
     ));
 }
 
+/// int8 elementwise Add on the device: the DSP loop (`kernels/add_s8_dsp.rs`, `SMMULR` for
+/// TFLite's `SaturatingRoundingDoublingHighMul`) equals the reference on random parameters from
+/// `add_s8_params`, on every input pair, and on out-of-contract parameters (which fall back), and
+/// costs fewer instructions per element.
+#[test]
+fn dsp_add_s8_equals_reference_on_the_device() {
+    let what = "dsp_add_s8_equals_reference_on_the_device";
+    let Some(run) = kernel_check(what) else {
+        return;
+    };
+    let line = run
+        .lines_with("add cases=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no add line\n{}", run.explain()));
+    let elements = field_u64(line, "elements").expect("elements=");
+    assert!(elements > 900_000, "{what}: {line}");
+    assert_eq!(field_u64(line, "mismatches"), Some(0), "{what}: {line}");
+    let timed = field_u64(line, "timed").expect("timed=") as f64;
+    let reference = field_u64(line, "reference_instructions").expect("reference") as f64 / timed;
+    let dsp = field_u64(line, "dsp_instructions").expect("dsp") as f64 / timed;
+    assert!(
+        dsp < reference,
+        "{what}: the DSP add is not cheaper: {line}"
+    );
+    record_comparison("add_s8 DSP == reference (kernel-check)", elements as usize);
+    report(&format!(
+        "{what}: {elements} elements equal; instructions per element: reference {reference:.1}, \
+         DSP {dsp:.1}"
+    ));
+}
+
 /// The f32 shapes `kernel-check` times (`firmware/src/bin/kernel_check/f32.rs`), each with its
 /// weights 4-aligned (`skew=0`) and misaligned by one byte (`skew=1`).
 const F32_SHAPES: [&str; 11] = [

@@ -1,4 +1,5 @@
-//! Elementwise Add, int8, exactly TFLite-Micro's ADD (reference `integer_ops::AddFunc`).
+//! Elementwise Add, int8, exactly TFLite-Micro's ADD (reference `integer_ops::AddFunc`); the
+//! Cortex-M4 DSP loop is in `add_s8_dsp.rs`.
 
 use super::params::AddS8Params;
 use crate::error::{Error, Result};
@@ -44,12 +45,37 @@ pub(crate) fn add_s8_one(p: &AddS8Params, x1: i8, x2: i8) -> i8 {
 /// All three slices must have the same length (no broadcasting); `Err(KernelBadArguments)`
 /// otherwise. Parameters outside what `add_s8_params` produces give unspecified values (two's
 /// complement wrapping, an `act_min > act_max` clamps to `act_max`), never a panic.
+///
+/// On `thumbv7em-*` (`cfg(denoiserep_dsp)`) the DSP loop (`add_s8_dsp.rs`, one `SMMULR` per
+/// multiplier) runs for the parameters `add_s8_params` produces, the reference loop otherwise:
+/// the same bits either way.
 pub fn add_s8(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<()> {
     if a.len() != b.len() || a.len() != output.len() {
         return Err(Error::KernelBadArguments);
     }
+    #[cfg(denoiserep_dsp)]
+    if super::add_s8_dsp::fits(p) {
+        super::add_s8_dsp::run(p, a, b, output);
+        return Ok(());
+    }
+    reference(p, a, b, output);
+    Ok(())
+}
+
+/// [`add_s8`] forced onto the reference loop on every target: the oracle the firmware's
+/// `kernel-check` binary compares the DSP loop with.
+#[doc(hidden)]
+pub fn add_s8_reference(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<()> {
+    if a.len() != b.len() || a.len() != output.len() {
+        return Err(Error::KernelBadArguments);
+    }
+    reference(p, a, b, output);
+    Ok(())
+}
+
+/// The element-at-a-time loop (slices of equal length).
+fn reference(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) {
     for ((o, &x1), &x2) in output.iter_mut().zip(a).zip(b) {
         *o = add_s8_one(p, x1, x2);
     }
-    Ok(())
 }

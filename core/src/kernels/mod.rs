@@ -509,6 +509,8 @@ mod tests {
 mod activation_f32;
 mod add_f32;
 mod add_s8;
+#[cfg(denoiserep_dsp)]
+mod add_s8_dsp;
 mod avg_pool2d_f32;
 mod avg_pool2d_s8;
 mod clamp_s8;
@@ -517,7 +519,7 @@ mod softmax_s8;
 
 pub use activation_f32::activation_f32;
 pub use add_f32::add_f32;
-pub use add_s8::add_s8;
+pub use add_s8::{add_s8, add_s8_reference};
 pub use avg_pool2d_f32::avg_pool2d_f32;
 pub use avg_pool2d_s8::avg_pool2d_s8;
 pub use clamp_s8::clamp_s8;

@@ -30,11 +30,16 @@
 //!   `VCVT` rounding on the Cortex-M4F) against `quant::quantize` (`libm::roundf`) on ties, their
 //!   neighbours, ±0, subnormals, ±∞, NaN, huge and random values. Log: `quantize cases=…
 //!   mismatches=0 values=784 fast_instructions=… reference_instructions=…`.
+//! - `add.rs`: int8 elementwise Add, the dispatch `kernels::add_s8` (the DSP loop: one `SMMULR`
+//!   per multiplier) against `kernels::add_s8_reference` on random parameters, every input pair
+//!   and out-of-contract parameters. Log: `add cases=… elements=… mismatches=0 timed=…
+//!   reference_instructions=… dsp_instructions=…`.
 //!
 //! The last line is `kernel_check ok` (exit 0). `tests/tests/device_kernels.rs` runs it.
 #![no_std]
 #![no_main]
 
+mod add;
 mod conv;
 mod depthwise;
 mod f32;
@@ -86,6 +91,7 @@ fn main() -> ! {
     depthwise::run(&counter, arena);
     f32::run(&counter, arena);
     quantize::run(&counter);
+    add::run(&counter, arena);
     defmt::info!("kernel_check ok");
     exit(ExitCode::Ok)
 }
