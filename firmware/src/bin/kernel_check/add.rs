@@ -92,7 +92,7 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
             }
         }
         // Every input pair once (65 536 elements) for a few sets, random data for the rest.
-        let n = if case % 300 == 0 {
+        let n = if case % 100 == 0 {
             for (i, (x1, x2)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
                 *x1 = (i >> 8) as u8 as i8;
                 *x2 = i as u8 as i8;
