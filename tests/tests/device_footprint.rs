@@ -1,5 +1,5 @@
 //! The `footprint-sine` application (TFLite-Micro's `hello_world` topology in int8, compiled into
-//! flash, run by the core with a 64-byte static arena; docs/benchmarks.md "How this compares")
+//! flash, run by the core with a 72-byte static arena; docs/benchmarks.md "How this compares")
 //! really runs on the emulated Cortex-M4F: its QEMU twin `footprint-sine-report` loads the model,
 //! runs 64 inferences, and its output for `x = 0` equals the host core's
 //! (`core/tests/fixtures/sine_int8.logits`). The log's RAM figures are sane, and its peak stack

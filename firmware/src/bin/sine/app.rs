@@ -11,15 +11,16 @@ pub static MODEL: &[u8] = include_bytes!("../../../../core/tests/fixtures/sine_i
 
 /// Arena bytes, a compile-time constant so the arena can be a static; [`infer`] checks that it is
 /// at least `Model::arena_size()`.
-pub const ARENA_BYTES: usize = 64;
+pub const ARENA_BYTES: usize = 72;
 
 /// The arena, 8-byte aligned like the core's planner expects of any buffer it is given.
 #[repr(C, align(8))]
 pub struct Arena(pub [u8; ARENA_BYTES]);
 
-/// Tensor slots: the model has 4 tensors (input, two hidden, output), so the `Model` value holds
-/// 4 slots (32 B each on this target), not the default 256.
-pub type SineModel = Model<'static, 4>;
+/// Plan slots: the model has 4 tensors (input, two hidden, output) and two int8 Linears with a
+/// widened-input scratch buffer (16 inputs each; the 1-input first layer needs none), so the
+/// `Model` value holds 6 slots, not the default 256.
+pub type SineModel = Model<'static, 6>;
 
 /// Decodes and validates [`MODEL`] once (zero-copy) and checks that [`ARENA_BYTES`] suffices.
 pub fn load() -> Result<SineModel, Error> {
