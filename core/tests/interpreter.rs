@@ -111,12 +111,13 @@ fn arena_is_exact_at_the_worst_alignment_for_every_model() {
     }
 }
 
-/// An int8 Conv2d requests its im2col scratch (4·⌈ci·kh·kw / 4⌉ words) on every target, and the
-/// planner gives it bytes live at that op only: one 3×3 conv 2 → 3 channels on 4×4 (input 32 B,
-/// output 48 B, scratch 4·20 = 80 B, all live at op 0) plans exactly 160 B; the f32 model,
-/// without scratch, 4·(32 + 48). Runs with exactly `arena_size()` bytes, fails with one less.
+/// A Conv2d requests its im2col scratch on every target (int8: 4·⌈ci·kh·kw / 4⌉ words; f32:
+/// 2·ci·kh·kw + 16 floats), and the planner gives it bytes live at that op only: one 3×3 conv
+/// 2 → 3 channels on 4×4 (input 32 B, output 48 B, scratch 4·20 = 80 B, all live at op 0) plans
+/// exactly 160 B; the f32 model 4·(32 + 48) + 4·(2·18 + 16). Runs with exactly `arena_size()`
+/// bytes, fails with one less.
 #[test]
-fn int8_conv_scratch_is_planned_and_the_arena_stays_exact() {
+fn conv_scratch_is_planned_and_the_arena_stays_exact() {
     let mut rng = Rng(17);
     let mut m = OwnedModel::new("conv-scratch", &[2, 4, 4], &[0.5], &[0.25]);
     let c = m.conv2d(
@@ -131,8 +132,9 @@ fn int8_conv_scratch_is_planned_and_the_arena_stays_exact() {
     let f_bytes = f.encode().unwrap();
     assert_eq!(
         Model::from_bytes(&f_bytes).unwrap().plan_size(),
-        4 * (32 + 48)
+        4 * (32 + 48) + 4 * (2 * 18 + 16)
     );
+    check_exact_arena(&f_bytes, &Rng(4).vec(2 * 4 * 4, 0.0, 1.0));
     let bytes = q.encode().unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     assert_eq!(model.plan_size(), 32 + 48 + 80);
@@ -651,16 +653,17 @@ fn reshape_and_activation_of_a_constant_copy_it() {
 fn load_scratch_is_exact_and_gives_the_same_plan() {
     use denoiserep_core::LOAD_SCRATCH_PER_TENSOR;
     let (vit_f32, vit_int8) = common::vit_models(31);
-    for m in [
-        common::small_mlp(1),
-        common::residual_cnn(2),
-        vit_f32,
-        vit_int8,
+    // With the number of Conv2d ops (arena scratch, f32 or int8).
+    for (m, convs) in [
+        (common::small_mlp(1), 0),
+        (common::residual_cnn(2), 2),
+        (vit_f32, 0),
+        (vit_int8, 0),
     ] {
         let file = m.encode().unwrap();
         let reference = Model::from_bytes(&file).unwrap();
-        // + LOAD_SCRATCH_PER_SCRATCH_OP per int8 Conv2d: these models have none.
-        let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count();
+        let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count()
+            + denoiserep_core::LOAD_SCRATCH_PER_SCRATCH_OP * convs;
         let mut buffer = vec![0u8; need + 1];
         for misalign in [0, 1] {
             let scratch = &mut buffer[misalign..misalign + need];
