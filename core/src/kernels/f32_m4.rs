@@ -551,8 +551,8 @@ fn im2col_pairs(
     }
     if pairs > 0 {
         for (y, b) in output.chunks_exact_mut(ohw).zip(bias.iter()) {
-            for v in y.iter_mut().take(2 * pairs) {
-                *v = activate_f32(*v + b, act);
+            if let Some(y) = y.get_mut(..2 * pairs) {
+                bias_act(y, b, act);
             }
         }
     }
@@ -604,6 +604,21 @@ fn im2col(
                 }
             });
         }
+    }
+}
+
+/// `y[i] = act(y[i] + b)` ([`activate_f32`]), the activation chosen once per call rather than
+/// per value.
+#[inline(always)]
+fn bias_act(y: &mut [f32], b: f32, act: Activation) {
+    match act {
+        Activation::None => y.iter_mut().for_each(|v| *v += b),
+        Activation::Relu => y
+            .iter_mut()
+            .for_each(|v| *v = activate_f32(*v + b, Activation::Relu)),
+        Activation::Relu6 => y
+            .iter_mut()
+            .for_each(|v| *v = activate_f32(*v + b, Activation::Relu6)),
     }
 }
 
