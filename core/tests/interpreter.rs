@@ -468,8 +468,9 @@ fn tensor_view_helpers() {
 
 #[test]
 fn tensor_capacity_can_be_chosen() {
-    let bytes = small_cnn(1).encode().unwrap(); // 7 tensors
-    let small = Model::<'_, 7>::from_bytes_with_capacity(&bytes).unwrap();
+    // 7 tensors and 2 Conv2d ops, whose arena scratch takes one more planner slot each.
+    let bytes = small_cnn(1).encode().unwrap();
+    let small = Model::<'_, 9>::from_bytes_with_capacity(&bytes).unwrap();
     let full = Model::from_bytes(&bytes).unwrap();
     assert_eq!(small.arena_size(), full.arena_size());
     for id in 0..7 {
@@ -480,7 +481,11 @@ fn tensor_capacity_can_be_chosen() {
         Model::<'_, 6>::from_bytes_with_capacity(&bytes).unwrap_err(),
         Error::DecodeTooManyTensors
     );
-    assert!(std::mem::size_of::<Model<'_, 7>>() * 4 < std::mem::size_of::<Model<'_>>());
+    assert_eq!(
+        Model::<'_, 8>::from_bytes_with_capacity(&bytes).unwrap_err(),
+        Error::PlanCapacity
+    );
+    assert!(std::mem::size_of::<Model<'_, 9>>() * 4 < std::mem::size_of::<Model<'_>>());
     let input = Rng(4).vec(144, 0.0, 1.0);
     let mut arena = vec![0u8; small.arena_size()];
     let out = small.run(&input, &mut arena).unwrap();
@@ -492,9 +497,10 @@ fn tensor_capacity_can_be_chosen() {
 #[test]
 fn from_bytes_in_place_loads_the_same_model_and_leaves_nothing_on_error() {
     let bytes = small_cnn(1).encode().unwrap();
-    let by_value = Model::<'_, 7>::from_bytes_with_capacity(&bytes).unwrap();
+    // 7 tensors + 2 Conv2d scratch buffers.
+    let by_value = Model::<'_, 9>::from_bytes_with_capacity(&bytes).unwrap();
     let mut place = None;
-    let model = Model::<'_, 7>::from_bytes_in_place(&bytes, &mut place).unwrap();
+    let model = Model::<'_, 9>::from_bytes_in_place(&bytes, &mut place).unwrap();
     assert_eq!(model.arena_size(), by_value.arena_size());
     assert_eq!(model.op_count(), by_value.op_count());
     for id in 0..7 {
@@ -519,8 +525,8 @@ fn from_bytes_in_place_loads_the_same_model_and_leaves_nothing_on_error() {
     let mut corrupt = bytes.clone();
     *corrupt.last_mut().unwrap() ^= 1;
     assert_eq!(
-        Model::<'_, 7>::from_bytes_in_place(&corrupt, &mut place).unwrap_err(),
-        Model::<'_, 7>::from_bytes_with_capacity(&corrupt).unwrap_err()
+        Model::<'_, 9>::from_bytes_in_place(&corrupt, &mut place).unwrap_err(),
+        Model::<'_, 9>::from_bytes_with_capacity(&corrupt).unwrap_err()
     );
     assert!(place.is_none());
 }
