@@ -259,7 +259,7 @@ fn dsp_requantize_equals_reference_on_the_device() {
 
 /// The f32 shapes `kernel-check` times (`firmware/src/bin/kernel_check/f32.rs`), each with its
 /// weights 4-aligned (`skew=0`) and misaligned by one byte (`skew=1`).
-const F32_SHAPES: [&str; 17] = [
+const F32_SHAPES: [&str; 18] = [
     "linear_784x64",
     "linear_64x10",
     "linear_784x256",
@@ -277,6 +277,7 @@ const F32_SHAPES: [&str; 17] = [
     "conv1x1_128to128_6",
     "dw3x3_32_24",
     "dw3x3s2_32_24",
+    "dw3x3_64_25x5",
 ];
 
 /// The timed f32 conv shapes whose filters (144–576 taps) only fit the arena scratch.
@@ -296,7 +297,8 @@ const F32_LONG: [&str; 5] = [
 /// with ±0.0, subnormals, ±∞, NaN, all-zero inputs with ±0.0 biases, some non-finite weights
 /// (the conv fallback), 375 convs with 8–64 input channels (3×3, 1×1, 1–5 per side) through
 /// the arena-scratch path (1 in 8 with a scratch one float short; the dispatch alternately with
-/// and without scratch) — and times 17 shapes.
+/// and without scratch), narrow 3×3 depthwise planes (the zero-padded strips) — and times 18
+/// shapes.
 #[test]
 fn f32_fast_paths_equal_reference_on_the_device() {
     let what = "f32_fast_paths_equal_reference_on_the_device";

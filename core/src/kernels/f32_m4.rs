@@ -1217,6 +1217,10 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
         0
     }
     .max(a);
+    if (a > 0 || b < ow) && (ow - 1) * sw + 3 <= STRIP {
+        conv3x3_strips(g, x, wb, act, y);
+        return;
+    }
     // Pixels per call with a zero row: its reads stay inside ZERO_ROW.
     let chunk = (ZERO_ROW.len() - 3) / sw + 1;
     for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
@@ -1271,6 +1275,61 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
                 };
             }
         }
+    }
+}
+
+/// Widest zero-padded row of taps [`conv3x3_strips`] builds (floats).
+const STRIP: usize = 16;
+
+/// [`conv3x3_plane`] for a narrow plane with padded columns (the tap columns of all output
+/// pixels, `(ow − 1)·sw + 3`, fit [`STRIP`]): per output row, the three input rows of its taps
+/// are copied into a zero-padded strip of `3 × STRIP` floats on the stack (input column `c` at
+/// strip column `c + pad_left`, zeros for padded rows and columns), then one
+/// [`conv3x3_pixels`] call runs the whole output row on it — instead of a 9-float patch and a
+/// call per border pixel. The zeros are the same padded taps as the patch's (same bits).
+#[inline(never)]
+fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top, win.pad_left);
+    let wp = ow.saturating_sub(1) * sw + 3;
+    if ow == 0 || sw == 0 || wp > STRIP || x.len() < h * w {
+        return;
+    }
+    // Input columns 0..cols land at strip columns pl..pl + cols (clipped to the strip's wp).
+    let cols = w.min(wp.saturating_sub(pl));
+    // Zero once: columns outside pl..pl + cols are never written; a row of taps outside the
+    // input gets its columns pl..pl + cols zeroed again (they may hold an earlier input row).
+    let mut strip = [0.0f32; 3 * STRIP];
+    for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
+        let (ky_lo, ky_hi, y0) = tap_range(oy, sh, pt, 3, h);
+        for (ky, row) in strip.chunks_exact_mut(STRIP).enumerate() {
+            let Some(d) = row.get_mut(pl..pl + cols) else {
+                continue;
+            };
+            if (ky_lo..ky_hi).contains(&ky) {
+                let start = (y0 + ky as isize) as usize * w; // a row inside the input
+                if let Some(src) = x.get(start..start + cols) {
+                    copy_row(src, d);
+                }
+            } else {
+                d.fill(0.0);
+            }
+        }
+        let p = strip.as_ptr();
+        // SAFETY: pixel k < ow reads strip columns k·sw .. k·sw + 2 ≤ wp − 1 < STRIP of each
+        // of the three strip rows (4-aligned floats of `strip`); writes ow = y_row.len() floats.
+        unsafe {
+            conv3x3_pixels(
+                [p, p.wrapping_add(STRIP), p.wrapping_add(2 * STRIP)],
+                4 * sw,
+                ow,
+                wb,
+                act,
+                y_row,
+            )
+        };
     }
 }
 

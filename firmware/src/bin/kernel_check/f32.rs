@@ -368,7 +368,9 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 // Some wide 3×3 planes: the 3×3 path's runs of interior pixels then take
                 // several calls (32 floats of zero row per call).
                 let wide = case % 48 == 2;
-                if wide {
+                // Narrow 3×3 planes (1–14 wide): the zero-padded strips of the 3×3 path.
+                let narrow = case % 12 == 5;
+                if wide || narrow {
                     win.kh = 3;
                     win.kw = 3;
                     win.pad_top %= 3;
@@ -381,6 +383,8 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                     h: win.kh.max(1 + rng.below(10) as usize),
                     w: if wide {
                         30 + rng.below(70) as usize
+                    } else if narrow {
+                        3.max(1 + rng.below(14) as usize)
                     } else {
                         win.kw.max(1 + rng.below(10) as usize)
                     },
@@ -434,7 +438,14 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
             activation: Activation::Relu,
         })
     };
-    let shapes: [(&str, Case); 17] = [
+    let dw_ds_cnn = Case::Depthwise(DepthwiseParams {
+        channels: 64,
+        h: 25,
+        w: 5,
+        window: Window::square(3, 1, 1),
+        activation: Activation::Relu,
+    });
+    let shapes: [(&str, Case); 18] = [
         ("linear_784x64", lin(784, 64)),
         ("linear_64x10", lin(64, 10)),
         ("linear_784x256", lin(784, 256)),
@@ -452,6 +463,7 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         ("conv1x1_128to128_6", conv(128, 128, 6, 1, 1, 0)),
         ("dw3x3_32_24", dw(32, 24, 3, 1, 1)),
         ("dw3x3s2_32_24", dw(32, 24, 3, 2, 1)),
+        ("dw3x3_64_25x5", dw_ds_cnn),
     ];
     for (name, c) in shapes {
         let c = core::hint::black_box(c);
