@@ -28,23 +28,42 @@ pub fn conv2d_f32(
     conv2d_f32_with_scratch(p, input, weights, bias, output, &mut [])
 }
 
-/// Floats of scratch [`conv2d_f32_with_scratch`] uses for `p` on the Cortex-M4F path: two
-/// output pixels' im2col patches of `K = ci·kh·kw` floats each and 16 zeros, `2·K + 16`
-/// (`4·(2·K + 16)` bytes), or 0 if that overflows. The engine requests this much on every target
-/// (the host kernels ignore it), so the arena the host reports is the arena the device needs.
+/// Floats of scratch [`conv2d_f32_with_scratch`] uses for `p` on the Cortex-M4F path, with
+/// `K = ci·kh·kw` taps and `K8` = `K` rounded up to a multiple of 8: two output pixels' im2col
+/// patches of `K8` floats each and 16 zeros, `2·K8 + 16`; when `K` is not a multiple of 8, also
+/// the weights copied into rows of `K8` floats (zero-padded), `+ out_channels·K8`. 0 if that
+/// overflows. The engine requests this much on every target (the host kernels ignore it), so
+/// the arena the host reports is the arena the device needs.
 pub fn conv2d_f32_scratch_words(p: &ConvParams) -> usize {
     p.in_channels
         .checked_mul(p.window.kh)
         .and_then(|n| n.checked_mul(p.window.kw))
-        .and_then(scratch_words_for_f32_patch)
+        .and_then(|k| scratch_words_for_f32_patch(k, p.out_channels))
         .unwrap_or(0)
 }
 
-/// The scratch floats of an f32 convolution whose patches have `per_out = ci·kh·kw` taps:
-/// `2·per_out + 16` (`None` on overflow).
-pub(crate) const fn scratch_words_for_f32_patch(per_out: usize) -> Option<usize> {
-    match per_out.checked_mul(2) {
-        Some(n) => n.checked_add(2 * super::LANES),
+/// The scratch floats of an f32 convolution with `out_channels` filters of `per_out =
+/// ci·kh·kw` taps (see [`conv2d_f32_scratch_words`]; `None` on overflow).
+pub(crate) const fn scratch_words_for_f32_patch(
+    per_out: usize,
+    out_channels: usize,
+) -> Option<usize> {
+    let Some(k8) = per_out.checked_next_multiple_of(super::LANES) else {
+        return None;
+    };
+    let weights = if k8 == per_out {
+        0
+    } else {
+        match k8.checked_mul(out_channels) {
+            Some(n) => n,
+            None => return None,
+        }
+    };
+    match k8.checked_mul(2) {
+        Some(n) => match n.checked_add(2 * super::LANES) {
+            Some(n) => n.checked_add(weights),
+            None => None,
+        },
         None => None,
     }
 }

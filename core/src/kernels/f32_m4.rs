@@ -479,7 +479,8 @@ pub(crate) fn conv2d(
         conv3x3(g, act, input, weights, bias, output);
     } else if k == 0 || (padded && weights.iter().any(|w| !w.is_finite())) {
         super::conv2d_f32::reference(g, act, input, weights, bias, output);
-    } else if super::scratch_words_for_f32_patch(k).is_some_and(|n| scratch.len() >= n) {
+    } else if super::scratch_words_for_f32_patch(k, bias.len()).is_some_and(|n| scratch.len() >= n)
+    {
         im2col_pairs(g, act, input, weights, bias, output, scratch);
     } else if k <= PATCH {
         im2col(g, act, input, weights, bias, output);
@@ -510,14 +511,17 @@ fn gather_at(g: &ConvGeometry, input: &[f32], patch: &mut [f32], px: usize) {
     );
 }
 
-/// [`conv2d`]'s scratch path (`K = ci·kh·kw > 0`, `scratch` of at least `2·K + 16` floats:
-/// patch `A` = `scratch[0..K]`, patch `B` = `scratch[K..2K]`, 16 zeros after them). With `K` a
-/// multiple of 8, output pixels go in pairs `(p, p + 1)` (flat index, raster order): both
-/// patches are gathered, then [`dot_pair`] runs every output channel over both, weight row by
-/// weight row, writing the two sums to `output[o][p]`, `output[o][p + 1]`; the bias and the
-/// activation follow per channel plane. A last odd pixel, and every pixel when `K` is not a
-/// multiple of 8, runs [`dot_rows`] on patch `A` alone (two channels per pass, the 1–7 tail
-/// terms in Rust). Never inlined: its frame is not on the stack while the reference loop runs.
+/// [`conv2d`]'s scratch path (`K = ci·kh·kw > 0`, `K8` = `K` rounded up to a multiple of 8,
+/// `scratch` of [`super::conv2d_f32_scratch_words`] floats: patch `A` = `scratch[0..K8]`, patch
+/// `B` = `scratch[K8..2·K8]`, 16 zeros, then — when `K8 ≠ K` — the weights as `co` rows of
+/// `K8` floats, zero-padded). Output pixels go in pairs `(p, p + 1)` (flat index, raster
+/// order): both patches are gathered (taps `K..K8` stay `0.0`), then [`dot_pair`] runs every
+/// output channel over both, weight row by weight row, writing the two sums to
+/// `output[o][p]`, `output[o][p + 1]`; the bias and the activation follow per channel plane.
+/// The padding adds `0.0 · 0.0 = +0.0` to lanes `K mod 8..8` after every real term: the same
+/// bits (a lane never holds `−0.0`). A last odd pixel runs [`dot_rows`] on patch `A` alone
+/// with the model's weights. Never inlined: its frame is not on the stack while the reference
+/// loop runs.
 #[inline(never)]
 fn im2col_pairs(
     g: &ConvGeometry,
@@ -529,24 +533,31 @@ fn im2col_pairs(
     scratch: &mut [f32],
 ) {
     let k = g.per_out;
+    let k8 = k.next_multiple_of(LANES);
     let (ohw, co) = (g.oh * g.ow, bias.len());
     let wb = weights.as_bytes();
-    let Some(scratch) = scratch.get_mut(..2 * k + 2 * LANES) else {
-        return;
-    };
     if k == 0 || ohw == 0 || co == 0 || wb.len() < 4 * k * co || output.len() < co * ohw {
         return;
     }
-    if let Some(zeros) = scratch.get_mut(2 * k..) {
-        zeros.fill(0.0);
+    let padded_w = if k8 == k { 0 } else { co * k8 };
+    let Some(scratch) = scratch.get_mut(..2 * k8 + 2 * LANES + padded_w) else {
+        return;
+    };
+    scratch.fill(0.0);
+    let (patches, w_pad) = scratch.split_at_mut(2 * k8 + 2 * LANES);
+    for (row, o) in w_pad.chunks_exact_mut(k8).zip(0..co) {
+        for (d, v) in row.iter_mut().zip(weights.iter().skip(o * k).take(k)) {
+            *d = v;
+        }
     }
-    let pairs = if k % LANES == 0 { ohw / 2 } else { 0 };
+    let pairs = ohw / 2;
     for px in (0..pairs).map(|i| 2 * i) {
-        let (a, rest) = scratch.split_at_mut(k);
-        gather_at(g, input, a, px);
+        let (a, rest) = patches.split_at_mut(k8);
+        gather_at(g, input, &mut a[..k], px);
         gather_at(g, input, &mut rest[..k], px + 1);
+        let w = if padded_w == 0 { wb } else { f32_bytes(w_pad) };
         if let Some(out) = output.get_mut(px..) {
-            dot_pair(scratch, k, wb, co, out, ohw);
+            dot_pair(patches, k8, w, co, out, ohw);
         }
     }
     if pairs > 0 {
@@ -556,7 +567,7 @@ fn im2col_pairs(
             }
         }
     }
-    let a = &mut scratch[..k];
+    let a = &mut patches[..k];
     for px in 2 * pairs..ohw {
         gather_at(g, input, a, px);
         dot_rows(a, wb, co, |o, s| {
@@ -566,6 +577,14 @@ fn im2col_pairs(
         });
     }
 }
+
+/// The little-endian bytes of `v` (the device is little-endian): a view, no copy.
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: `v` is `4·v.len()` initialized bytes, borrowed for the result's lifetime; `u8`
+    // has alignment 1 and every byte is a valid `u8`.
+    unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), core::mem::size_of_val(v)) }
+}
+
 /// [`conv2d`]'s patch path (`0 < ci·kh·kw ≤ PATCH`, finite weights). Never inlined: its frame
 /// (the patch) is not on the stack while the reference loop or [`conv3x3`] runs.
 #[inline(never)]

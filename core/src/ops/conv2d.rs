@@ -46,7 +46,8 @@ pub(super) fn prepare(
 /// Bytes of scratch the op requests while it runs, for patches of `K = weights /
 /// out_channels` taps: for int8 weights the im2col buffer of the Cortex-M4 DSP kernel,
 /// `4·⌈K/4⌉` words (`kernels::conv2d_s8_scratch_words`); for f32 weights the two im2col
-/// patches and 16 zeros of the Cortex-M4F kernel, `2·K + 16` floats
+/// patches and 16 zeros of the Cortex-M4F kernel, `2·K8 + 16` floats (`K8` = `K` rounded up to
+/// a multiple of 8), plus the weights padded to rows of `K8` when `K8 ≠ K`
 /// (`kernels::conv2d_f32_scratch_words`). On every target, so that the arena the host reports
 /// is the one the device needs (the host kernels ignore it).
 pub(super) fn scratch_bytes(p: &Conv2d<'_>) -> usize {
@@ -55,7 +56,7 @@ pub(super) fn scratch_bytes(p: &Conv2d<'_>) -> usize {
             scratch_words_for_patch(weights.len() / bias.len())
         }
         Weights::F32 { weights, bias } if !bias.is_empty() => {
-            scratch_words_for_f32_patch(weights.len() / bias.len())
+            scratch_words_for_f32_patch(weights.len() / bias.len(), bias.len())
         }
         _ => None,
     };
