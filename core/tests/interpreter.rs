@@ -111,11 +111,12 @@ fn arena_is_exact_at_the_worst_alignment_for_every_model() {
     }
 }
 
-/// A Conv2d requests its im2col scratch on every target (int8: 4·⌈ci·kh·kw / 4⌉ words; f32:
-/// 2·ci·kh·kw + 16 floats), and the planner gives it bytes live at that op only: one 3×3 conv
-/// 2 → 3 channels on 4×4 (input 32 B, output 48 B, scratch 4·20 = 80 B, all live at op 0) plans
-/// exactly 160 B; the f32 model 4·(32 + 48) + 4·(2·18 + 16). Runs with exactly `arena_size()`
-/// bytes, fails with one less.
+/// A Conv2d requests its im2col scratch on every target (int8: 4·⌈K / 4⌉ words; f32: 2·K8 + 16
+/// floats plus co·K8 for padded weights, K8 = K = ci·kh·kw rounded up to a multiple of 8), and
+/// the planner gives it bytes live at that op only: one 3×3 conv 2 → 3 channels on 4×4 (input
+/// 32 B, output 48 B, scratch 4·20 = 80 B, all live at op 0) plans exactly 160 B; the f32 model
+/// 4·(32 + 48) + 4·(2·24 + 16 + 3·24). Runs with exactly `arena_size()` bytes, fails with one
+/// less.
 #[test]
 fn conv_scratch_is_planned_and_the_arena_stays_exact() {
     let mut rng = Rng(17);
@@ -132,7 +133,7 @@ fn conv_scratch_is_planned_and_the_arena_stays_exact() {
     let f_bytes = f.encode().unwrap();
     assert_eq!(
         Model::from_bytes(&f_bytes).unwrap().plan_size(),
-        4 * (32 + 48) + 4 * (2 * 18 + 16)
+        4 * (32 + 48) + 4 * (2 * 24 + 16 + 3 * 24)
     );
     check_exact_arena(&f_bytes, &Rng(4).vec(2 * 4 * 4, 0.0, 1.0));
     let bytes = q.encode().unwrap();

@@ -25,25 +25,29 @@
 //!   come out, and the 1–7 terms past the last whole 8 (lanes `0..n mod 8`) and the tree are
 //!   added in Rust. The bias and the activation in Rust, once per output ([`dot_rows`]).
 //! - Linear: [`dot_rows`] on each input row.
-//! - Conv2d with `ci·kh·kw ≤` [`PATCH`] (72 floats, 288 bytes of stack): per output pixel an
-//!   im2col patch in weight order `j` (one assembly loop nest for an interior pixel,
-//!   [`gather_block`]; zeros for padded taps at the border), then [`dot_rows`] over the output
-//!   channels. A zero in place of a padded tap adds `w · 0.0 = ±0.0` to its lane, the same bits
-//!   as skipping it for finite `w` (module docs of `kernels`), so a layer with a non-finite
-//!   weight, or a longer filter, runs the reference loop.
+//! - Conv2d with arena scratch (any `K = ci·kh·kw`, [`im2col_pairs`]): the im2col patches of
+//!   two output pixels in the scratch, then [`dot_pair`]: per weight row, per 8 taps the 8
+//!   weights once and each pixel's 8 patch values, 8 `VMUL`, 8 `VADD` into that pixel's lanes
+//!   (37 instructions per 16 MACs aligned, 48 unaligned), all output channels in one assembly
+//!   loop, the sums stored straight into the output; bias and activation per channel plane
+//!   after. `K` not a multiple of 8: the weights are copied into the scratch as zero-padded rows.
+//! - Conv2d without scratch, `K ≤` [`PATCH`] (72 floats, 288 bytes of stack): per output pixel
+//!   an im2col patch in weight order `j` on the stack, then [`dot_rows`] over the output
+//!   channels. In both, a zero in place of a padded tap adds `w · 0.0 = ±0.0` to its lane, the
+//!   same bits as skipping it for finite `w` (module docs of `kernels`), so a layer with padding
+//!   and a non-finite weight runs the reference loop, as does a longer filter without scratch.
 //! - Conv2d with one input channel and a 3×3 filter (the first layer of an image CNN) and every
 //!   channel of a 3×3 DepthwiseConv2d: the 9 weights stay in `s0–s8`, each output pixel is 3
 //!   `VLDMIA` of 3 taps, 9 `VMUL`, 9 `VADD` (lane 0 gets `t0 + t8`, the tree, the bias) and
 //!   the activation, straight from the input plane ([`conv3x3_pixels`]); a padded row of taps
 //!   reads [`ZERO_ROW`], a pixel with a padded column a zero-padded 9-float patch.
 //!
-//! Stack: the patch path's frames are never inlined into each other, so the firmware's peak
-//! grows by 236 B on a ResNet-8 (3 564 → 3 800 B, under `tests/device.rs`'s 3 840 B limit);
-//! that limit is why the patch stops at 72 floats (8 input channels of a 3×3 filter), and why
-//! longer filters keep the reference loop until the arena can lend the kernel a scratch buffer.
+//! Stack: the patch paths' frames are never inlined into each other; the scratch path keeps its
+//! patches in the arena, so only the calls without scratch (the depthwise op's non-3×3 filters)
+//! use the 72-float stack patch, and narrow 3×3 planes a 3 × [`STRIP`]-float strip.
 //!
 //! The only `unsafe` is the `asm!` blocks, whose reads are bounds-checked before they run (see
-//! their SAFETY notes).
+//! their SAFETY notes), and a byte view of the padded weights ([`f32_bytes`]).
 
 use core::arch::asm;
 
@@ -1301,10 +1305,10 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
 const STRIP: usize = 16;
 
 /// [`conv3x3_plane`] for a narrow plane with padded columns (the tap columns of all output
-/// pixels, `(ow − 1)·sw + 3`, fit [`STRIP`]): per output row, the three input rows of its taps
-/// are copied into a zero-padded strip of `3 × STRIP` floats on the stack (input column `c` at
-/// strip column `c + pad_left`, zeros for padded rows and columns), then one
-/// [`conv3x3_pixels`] call runs the whole output row on it — instead of a 9-float patch and a
+/// pixels, `(ow − 1)·sw + 3`, fit [`STRIP`]): each input row is copied once into one of three
+/// zero-padded strip rows of `STRIP` floats on the stack (input row `iy` into row `iy mod 3`,
+/// input column `c` at strip column `c + pad_left`; a padded row of taps reads [`ZERO_ROW`]),
+/// then one [`conv3x3_pixels`] call runs a whole output row — instead of a 9-float patch and a
 /// call per border pixel. The zeros are the same padded taps as the patch's (same bits).
 #[inline(never)]
 fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
@@ -1318,37 +1322,35 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
     }
     // Input columns 0..cols land at strip columns pl..pl + cols (clipped to the strip's wp).
     let cols = w.min(wp.saturating_sub(pl));
-    // Zero once: columns outside pl..pl + cols are never written; a row of taps outside the
-    // input gets its columns pl..pl + cols zeroed again (they may hold an earlier input row).
+    // Input row `iy` lives in strip row `iy mod 3` (each copied once per plane at stride 1:
+    // consecutive output rows share two rows of taps); `held` says which input row a strip row
+    // holds. Strip columns outside pl..pl + cols are never written (zeros); a row of taps
+    // outside the input reads ZERO_ROW (32 ≥ STRIP zeros).
     let mut strip = [0.0f32; 3 * STRIP];
+    let mut held = [usize::MAX; 3];
     for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
         let (ky_lo, ky_hi, y0) = tap_range(oy, sh, pt, 3, h);
-        for (ky, row) in strip.chunks_exact_mut(STRIP).enumerate() {
-            let Some(d) = row.get_mut(pl..pl + cols) else {
+        let mut rows = [ZERO_ROW.as_ptr(); 3];
+        for (ky, r) in rows.iter_mut().enumerate().take(ky_hi).skip(ky_lo) {
+            let iy = (y0 + ky as isize) as usize; // a row inside the input
+            let slot = iy % 3;
+            let Some(d) = strip.get_mut(slot * STRIP..(slot + 1) * STRIP) else {
                 continue;
             };
-            if (ky_lo..ky_hi).contains(&ky) {
-                let start = (y0 + ky as isize) as usize * w; // a row inside the input
-                if let Some(src) = x.get(start..start + cols) {
+            if held[slot] != iy {
+                if let (Some(src), Some(d)) =
+                    (x.get(iy * w..iy * w + cols), d.get_mut(pl..pl + cols))
+                {
                     copy_row(src, d);
                 }
-            } else {
-                d.fill(0.0);
+                held[slot] = iy;
             }
+            *r = d.as_ptr();
         }
-        let p = strip.as_ptr();
-        // SAFETY: pixel k < ow reads strip columns k·sw .. k·sw + 2 ≤ wp − 1 < STRIP of each
-        // of the three strip rows (4-aligned floats of `strip`); writes ow = y_row.len() floats.
-        unsafe {
-            conv3x3_pixels(
-                [p, p.wrapping_add(STRIP), p.wrapping_add(2 * STRIP)],
-                4 * sw,
-                ow,
-                wb,
-                act,
-                y_row,
-            )
-        };
+        // SAFETY: pixel k < ow reads columns k·sw .. k·sw + 2 ≤ wp − 1 < STRIP ≤ 32 of each
+        // row pointer: a strip row (STRIP 4-aligned floats of `strip`) or ZERO_ROW (32 floats);
+        // writes ow = y_row.len() floats.
+        unsafe { conv3x3_pixels(rows, 4 * sw, ow, wb, act, y_row) };
     }
 }
 
