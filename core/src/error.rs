@@ -184,7 +184,7 @@ pub enum Error {
     },
     /// The loading scratch given to `Model::from_bytes_in_place_with_scratch` is shorter than
     /// `LOAD_SCRATCH_PER_TENSOR` bytes per tensor of the model plus
-    /// `LOAD_SCRATCH_PER_SCRATCH_OP` per op with arena scratch (int8 Conv2d).
+    /// `LOAD_SCRATCH_PER_SCRATCH_OP` per op with arena scratch (Conv2d).
     LoadScratchTooSmall {
         /// Bytes the model needs.
         need: usize,
@@ -373,7 +373,7 @@ impl fmt::Display for Error {
                     f,
                     "the loading scratch is too small: this model needs {need} bytes \
                      (`LOAD_SCRATCH_PER_TENSOR` per tensor, `LOAD_SCRATCH_PER_SCRATCH_OP` per \
-                     int8 Conv2d)"
+                     Conv2d)"
                 )
             }
         };

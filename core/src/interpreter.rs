@@ -66,7 +66,7 @@ pub const MAX_TENSORS: usize = 256;
 /// the planner's constant flag (1), buffer (2), lifetime (8) and placement-order entry (2).
 pub const LOAD_SCRATCH_PER_TENSOR: usize = 13;
 
-/// Bytes of load scratch per op that uses arena scratch (an int8 Conv2d's im2col buffer) that
+/// Bytes of load scratch per op that uses arena scratch (a Conv2d's im2col buffer) that
 /// [`Model::from_bytes_in_place_with_scratch`] needs on top of [`LOAD_SCRATCH_PER_TENSOR`]: the
 /// scratch buffer's lifetime (8) and placement-order entry (2).
 pub const LOAD_SCRATCH_PER_SCRATCH_OP: usize = 10;

@@ -111,12 +111,14 @@ fn arena_is_exact_at_the_worst_alignment_for_every_model() {
     }
 }
 
-/// An int8 Conv2d requests its im2col scratch (4·⌈ci·kh·kw / 4⌉ words) on every target, and the
-/// planner gives it bytes live at that op only: one 3×3 conv 2 → 3 channels on 4×4 (input 32 B,
-/// output 48 B, scratch 4·20 = 80 B, all live at op 0) plans exactly 160 B; the f32 model,
-/// without scratch, 4·(32 + 48). Runs with exactly `arena_size()` bytes, fails with one less.
+/// A Conv2d requests its im2col scratch on every target (int8: 4·⌈K / 4⌉ words; f32: 2·K8 + 16
+/// floats plus co·K8 for padded weights, K8 = K = ci·kh·kw rounded up to a multiple of 8), and
+/// the planner gives it bytes live at that op only: one 3×3 conv 2 → 3 channels on 4×4 (input
+/// 32 B, output 48 B, scratch 4·20 = 80 B, all live at op 0) plans exactly 160 B; the f32 model
+/// 4·(32 + 48) + 4·(2·24 + 16 + 3·24). Runs with exactly `arena_size()` bytes, fails with one
+/// less.
 #[test]
-fn int8_conv_scratch_is_planned_and_the_arena_stays_exact() {
+fn conv_scratch_is_planned_and_the_arena_stays_exact() {
     let mut rng = Rng(17);
     let mut m = OwnedModel::new("conv-scratch", &[2, 4, 4], &[0.5], &[0.25]);
     let c = m.conv2d(
@@ -131,8 +133,9 @@ fn int8_conv_scratch_is_planned_and_the_arena_stays_exact() {
     let f_bytes = f.encode().unwrap();
     assert_eq!(
         Model::from_bytes(&f_bytes).unwrap().plan_size(),
-        4 * (32 + 48)
+        4 * (32 + 48) + 4 * (2 * 24 + 16 + 3 * 24)
     );
+    check_exact_arena(&f_bytes, &Rng(4).vec(2 * 4 * 4, 0.0, 1.0));
     let bytes = q.encode().unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     assert_eq!(model.plan_size(), 32 + 48 + 80);
@@ -466,8 +469,9 @@ fn tensor_view_helpers() {
 
 #[test]
 fn tensor_capacity_can_be_chosen() {
-    let bytes = small_cnn(1).encode().unwrap(); // 7 tensors
-    let small = Model::<'_, 7>::from_bytes_with_capacity(&bytes).unwrap();
+    // 7 tensors and 2 Conv2d ops, whose arena scratch takes one more planner slot each.
+    let bytes = small_cnn(1).encode().unwrap();
+    let small = Model::<'_, 9>::from_bytes_with_capacity(&bytes).unwrap();
     let full = Model::from_bytes(&bytes).unwrap();
     assert_eq!(small.arena_size(), full.arena_size());
     for id in 0..7 {
@@ -478,7 +482,11 @@ fn tensor_capacity_can_be_chosen() {
         Model::<'_, 6>::from_bytes_with_capacity(&bytes).unwrap_err(),
         Error::DecodeTooManyTensors
     );
-    assert!(std::mem::size_of::<Model<'_, 7>>() * 4 < std::mem::size_of::<Model<'_>>());
+    assert_eq!(
+        Model::<'_, 8>::from_bytes_with_capacity(&bytes).unwrap_err(),
+        Error::PlanCapacity
+    );
+    assert!(std::mem::size_of::<Model<'_, 9>>() * 4 < std::mem::size_of::<Model<'_>>());
     let input = Rng(4).vec(144, 0.0, 1.0);
     let mut arena = vec![0u8; small.arena_size()];
     let out = small.run(&input, &mut arena).unwrap();
@@ -490,9 +498,10 @@ fn tensor_capacity_can_be_chosen() {
 #[test]
 fn from_bytes_in_place_loads_the_same_model_and_leaves_nothing_on_error() {
     let bytes = small_cnn(1).encode().unwrap();
-    let by_value = Model::<'_, 7>::from_bytes_with_capacity(&bytes).unwrap();
+    // 7 tensors + 2 Conv2d scratch buffers.
+    let by_value = Model::<'_, 9>::from_bytes_with_capacity(&bytes).unwrap();
     let mut place = None;
-    let model = Model::<'_, 7>::from_bytes_in_place(&bytes, &mut place).unwrap();
+    let model = Model::<'_, 9>::from_bytes_in_place(&bytes, &mut place).unwrap();
     assert_eq!(model.arena_size(), by_value.arena_size());
     assert_eq!(model.op_count(), by_value.op_count());
     for id in 0..7 {
@@ -517,8 +526,8 @@ fn from_bytes_in_place_loads_the_same_model_and_leaves_nothing_on_error() {
     let mut corrupt = bytes.clone();
     *corrupt.last_mut().unwrap() ^= 1;
     assert_eq!(
-        Model::<'_, 7>::from_bytes_in_place(&corrupt, &mut place).unwrap_err(),
-        Model::<'_, 7>::from_bytes_with_capacity(&corrupt).unwrap_err()
+        Model::<'_, 9>::from_bytes_in_place(&corrupt, &mut place).unwrap_err(),
+        Model::<'_, 9>::from_bytes_with_capacity(&corrupt).unwrap_err()
     );
     assert!(place.is_none());
 }
@@ -651,16 +660,18 @@ fn reshape_and_activation_of_a_constant_copy_it() {
 fn load_scratch_is_exact_and_gives_the_same_plan() {
     use denoiserep_core::LOAD_SCRATCH_PER_TENSOR;
     let (vit_f32, vit_int8) = common::vit_models(31);
-    for m in [
-        common::small_mlp(1),
-        common::residual_cnn(2),
-        vit_f32,
-        vit_int8,
+    // With the number of Conv2d ops (arena scratch, f32 or int8).
+    for (m, convs) in [
+        (common::small_mlp(1), 0),
+        (common::residual_cnn(2), 2),
+        (vit_f32, 0),
+        (vit_int8, 0),
     ] {
         let file = m.encode().unwrap();
         let reference = Model::from_bytes(&file).unwrap();
-        // + LOAD_SCRATCH_PER_SCRATCH_OP per op with arena scratch: the int8 ViT's Linears.
-        let scratch_ops = reference
+        // + LOAD_SCRATCH_PER_SCRATCH_OP per op with arena scratch: the Conv2d ops counted above
+        // and every int8 Linear (the int8 ViT's).
+        let int8_linears = reference
             .nodes()
             .filter(|n| {
                 n.as_ref().is_ok_and(|n| match &n.op {
@@ -669,9 +680,9 @@ fn load_scratch_is_exact_and_gives_the_same_plan() {
                 })
             })
             .count();
-        assert_eq!(scratch_ops > 0, m.name.contains("int8"), "{}", m.name);
+        assert_eq!(int8_linears > 0, m.name.contains("int8"), "{}", m.name);
         let need = LOAD_SCRATCH_PER_TENSOR * reference.tensor_count()
-            + denoiserep_core::LOAD_SCRATCH_PER_SCRATCH_OP * scratch_ops;
+            + denoiserep_core::LOAD_SCRATCH_PER_SCRATCH_OP * (convs + int8_linears);
         let mut buffer = vec![0u8; need + 1];
         for misalign in [0, 1] {
             let scratch = &mut buffer[misalign..misalign + need];

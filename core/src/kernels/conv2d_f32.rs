@@ -25,17 +25,74 @@ pub fn conv2d_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> Result<()> {
+    conv2d_f32_with_scratch(p, input, weights, bias, output, &mut [])
+}
+
+/// Floats of scratch [`conv2d_f32_with_scratch`] uses for `p` on the Cortex-M4F path, with
+/// `K = ci·kh·kw` taps and `K8` = `K` rounded up to a multiple of 8: two output pixels' im2col
+/// patches of `K8` floats each and 16 zeros, `2·K8 + 16`; when `K` is not a multiple of 8, also
+/// the weights copied into rows of `K8` floats (zero-padded), `+ out_channels·K8`. 0 if that
+/// overflows. The engine requests this much on every target (the host kernels ignore it), so
+/// the arena the host reports is the arena the device needs.
+pub fn conv2d_f32_scratch_words(p: &ConvParams) -> usize {
+    p.in_channels
+        .checked_mul(p.window.kh)
+        .and_then(|n| n.checked_mul(p.window.kw))
+        .and_then(|k| scratch_words_for_f32_patch(k, p.out_channels))
+        .unwrap_or(0)
+}
+
+/// The scratch floats of an f32 convolution with `out_channels` filters of `per_out =
+/// ci·kh·kw` taps (see [`conv2d_f32_scratch_words`]; `None` on overflow).
+pub(crate) const fn scratch_words_for_f32_patch(
+    per_out: usize,
+    out_channels: usize,
+) -> Option<usize> {
+    let Some(k8) = per_out.checked_next_multiple_of(super::LANES) else {
+        return None;
+    };
+    let weights = if k8 == per_out {
+        0
+    } else {
+        match k8.checked_mul(out_channels) {
+            Some(n) => n,
+            None => return None,
+        }
+    };
+    match k8.checked_mul(2) {
+        Some(n) => match n.checked_add(2 * super::LANES) {
+            Some(n) => n.checked_add(weights),
+            None => None,
+        },
+        None => None,
+    }
+}
+
+/// [`conv2d_f32`] with a scratch buffer, the engine's entry point. On the Cortex-M4F
+/// (`cfg(denoiserep_fpu)`) the fast path (`f32_m4.rs`) takes its im2col patches from `scratch`
+/// when it holds at least [`conv2d_f32_scratch_words`]`(p)` floats (any filter length), from
+/// the stack for filters of at most `F32_PATCH` taps otherwise, else the reference loop; the
+/// host runs its fast path and other targets the reference, both ignoring `scratch`. Same bits
+/// on every path.
+pub fn conv2d_f32_with_scratch(
+    p: &ConvParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
     let g = conv_geometry(p, input.len(), output.len(), weights.len())?;
     if !weights.is_whole() || bias.len() != p.out_channels {
         return Err(Error::KernelBadArguments);
     }
-    compute(&g, p.activation, input, weights, bias, output);
+    compute(&g, p.activation, input, weights, bias, output, scratch);
     Ok(())
 }
 
-/// The host fast path where it applies, the Cortex-M4F one (`f32_m4.rs`) on the device, else
-/// [`reference`]; arguments as checked by
-/// [`conv2d_f32`] (the depthwise kernel calls it once per channel).
+/// The host fast path where it applies, the Cortex-M4F one (`f32_m4.rs`, with `scratch`) on
+/// the device, else [`reference`]; arguments as checked by [`conv2d_f32`] (the depthwise kernel
+/// calls it once per channel, without scratch).
 #[inline]
 pub(crate) fn compute(
     g: &ConvGeometry,
@@ -44,15 +101,19 @@ pub(crate) fn compute(
     weights: F32Data<'_>,
     bias: F32Data<'_>,
     output: &mut [f32],
+    scratch: &mut [f32],
 ) {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if super::host::conv2d_f32(super::host::path(), g, act, input, weights, bias, output) {
         return;
     }
     #[cfg(denoiserep_fpu)]
-    super::f32_m4::conv2d(g, act, input, weights, bias, output);
+    super::f32_m4::conv2d(g, act, input, weights, bias, output, scratch);
     #[cfg(not(denoiserep_fpu))]
-    reference(g, act, input, weights, bias, output);
+    {
+        let _ = scratch;
+        reference(g, act, input, weights, bias, output);
+    }
 }
 
 /// The pixel-at-a-time loop the device runs (the host falls back to it for non-finite weights,

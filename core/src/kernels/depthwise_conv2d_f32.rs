@@ -24,7 +24,9 @@ pub fn depthwise_conv2d_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> Result<()> {
-    run(p, input, weights, bias, output, conv2d_f32::compute)
+    run(p, input, weights, bias, output, |g, a, x, w, b, y| {
+        conv2d_f32::compute(g, a, x, w, b, y, &mut [])
+    })
 }
 
 /// The checks of [`depthwise_conv2d_f32`], then `conv` once per channel (a 1 → 1-channel

@@ -25,25 +25,29 @@
 //!   come out, and the 1–7 terms past the last whole 8 (lanes `0..n mod 8`) and the tree are
 //!   added in Rust. The bias and the activation in Rust, once per output ([`dot_rows`]).
 //! - Linear: [`dot_rows`] on each input row.
-//! - Conv2d with `ci·kh·kw ≤` [`PATCH`] (72 floats, 288 bytes of stack): per output pixel an
-//!   im2col patch in weight order `j` (one assembly loop nest for an interior pixel,
-//!   [`gather_block`]; zeros for padded taps at the border), then [`dot_rows`] over the output
-//!   channels. A zero in place of a padded tap adds `w · 0.0 = ±0.0` to its lane, the same bits
-//!   as skipping it for finite `w` (module docs of `kernels`), so a layer with a non-finite
-//!   weight, or a longer filter, runs the reference loop.
+//! - Conv2d with arena scratch (any `K = ci·kh·kw`, [`im2col_pairs`]): the im2col patches of
+//!   two output pixels in the scratch, then [`dot_pair`]: per weight row, per 8 taps the 8
+//!   weights once and each pixel's 8 patch values, 8 `VMUL`, 8 `VADD` into that pixel's lanes
+//!   (37 instructions per 16 MACs aligned, 48 unaligned), all output channels in one assembly
+//!   loop, the sums stored straight into the output; bias and activation per channel plane
+//!   after. `K` not a multiple of 8: the weights are copied into the scratch as zero-padded rows.
+//! - Conv2d without scratch, `K ≤` [`PATCH`] (72 floats, 288 bytes of stack): per output pixel
+//!   an im2col patch in weight order `j` on the stack, then [`dot_rows`] over the output
+//!   channels. In both, a zero in place of a padded tap adds `w · 0.0 = ±0.0` to its lane, the
+//!   same bits as skipping it for finite `w` (module docs of `kernels`), so a layer with padding
+//!   and a non-finite weight runs the reference loop, as does a longer filter without scratch.
 //! - Conv2d with one input channel and a 3×3 filter (the first layer of an image CNN) and every
 //!   channel of a 3×3 DepthwiseConv2d: the 9 weights stay in `s0–s8`, each output pixel is 3
 //!   `VLDMIA` of 3 taps, 9 `VMUL`, 9 `VADD` (lane 0 gets `t0 + t8`, the tree, the bias) and
 //!   the activation, straight from the input plane ([`conv3x3_pixels`]); a padded row of taps
 //!   reads [`ZERO_ROW`], a pixel with a padded column a zero-padded 9-float patch.
 //!
-//! Stack: the patch path's frames are never inlined into each other, so the firmware's peak
-//! grows by 236 B on a ResNet-8 (3 564 → 3 800 B, under `tests/device.rs`'s 3 840 B limit);
-//! that limit is why the patch stops at 72 floats (8 input channels of a 3×3 filter), and why
-//! longer filters keep the reference loop until the arena can lend the kernel a scratch buffer.
+//! Stack: the patch paths' frames are never inlined into each other; the scratch path keeps its
+//! patches in the arena, so only the calls without scratch (the depthwise op's non-3×3 filters)
+//! use the 72-float stack patch, and narrow 3×3 planes a 3 × [`STRIP`]-float strip.
 //!
 //! The only `unsafe` is the `asm!` blocks, whose reads are bounds-checked before they run (see
-//! their SAFETY notes).
+//! their SAFETY notes), and a byte view of the padded weights ([`f32_bytes`]).
 
 use core::arch::asm;
 
@@ -454,13 +458,15 @@ pub(crate) fn linear(
     }
 }
 
-/// Conv2d f32 on the device (the depthwise kernel calls it once per channel): per output pixel
-/// the `ci·kh·kw` input taps are gathered into an on-stack patch in weight order `j`, padded taps
-/// as `0.0`, then [`dot_rows`] runs all output channels on it, two at a time. A padded tap then
-/// adds `w · 0.0 = ±0.0` to its lane instead of being skipped: the same bits for finite `w`
-/// (a lane never holds `−0.0`, module docs), so a layer with a non-finite weight, or a filter
-/// longer than [`PATCH`], runs the reference loop. Arguments as checked by
-/// [`super::conv2d_f32`].
+/// Conv2d f32 on the device (the depthwise kernel calls it once per channel, without scratch).
+/// The `ci·kh·kw` input taps of an output pixel are gathered into an im2col patch in weight
+/// order `j`, padded taps as `0.0`: two pixels' patches in `scratch` when it holds
+/// [`super::conv2d_f32_scratch_words`] floats (any filter length; [`im2col_pairs`]), else one
+/// on the stack for filters of at most [`PATCH`] taps ([`im2col`]), else the reference loop. A
+/// padded tap adds `w · 0.0 = ±0.0` to its lane instead of being skipped: the same bits for
+/// finite `w` (a lane never holds `−0.0`, module docs), so a layer with padding and a
+/// non-finite weight runs the reference loop too. A one-channel 3×3 filter runs [`conv3x3`].
+/// Arguments as checked by [`super::conv2d_f32`].
 pub(crate) fn conv2d(
     g: &ConvGeometry,
     act: Activation,
@@ -468,15 +474,119 @@ pub(crate) fn conv2d(
     weights: F32Data<'_>,
     bias: F32Data<'_>,
     output: &mut [f32],
+    scratch: &mut [f32],
 ) {
     let k = g.per_out;
-    if g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 {
+    let win = &g.win;
+    let padded = win.pad_top + win.pad_bottom + win.pad_left + win.pad_right > 0;
+    if g.ci == 1 && win.kh == 3 && win.kw == 3 {
         conv3x3(g, act, input, weights, bias, output);
-    } else if k == 0 || k > PATCH || weights.iter().any(|w| !w.is_finite()) {
+    } else if k == 0 || (padded && weights.iter().any(|w| !w.is_finite())) {
         super::conv2d_f32::reference(g, act, input, weights, bias, output);
-    } else {
+    } else if super::scratch_words_for_f32_patch(k, bias.len()).is_some_and(|n| scratch.len() >= n)
+    {
+        im2col_pairs(g, act, input, weights, bias, output, scratch);
+    } else if k <= PATCH {
         im2col(g, act, input, weights, bias, output);
+    } else {
+        super::conv2d_f32::reference(g, act, input, weights, bias, output);
     }
+}
+
+/// The patch of output pixel `px` (flat index `oy·ow + ox`) into `patch` ([`gather_pixel`]).
+#[inline(always)]
+fn gather_at(g: &ConvGeometry, input: &[f32], patch: &mut [f32], px: usize) {
+    if g.ow == 0 {
+        return;
+    }
+    let (oy, ox) = (px / g.ow, px % g.ow);
+    let rows = tap_range(oy, g.win.sh, g.win.pad_top, g.win.kh, g.h);
+    let cols = tap_range(ox, g.win.sw, g.win.pad_left, g.win.kw, g.w);
+    gather_pixel(
+        input,
+        patch,
+        g.ci,
+        g.h * g.w,
+        g.w,
+        g.win.kh,
+        g.win.kw,
+        rows,
+        cols,
+    );
+}
+
+/// [`conv2d`]'s scratch path (`K = ci·kh·kw > 0`, `K8` = `K` rounded up to a multiple of 8,
+/// `scratch` of [`super::conv2d_f32_scratch_words`] floats: patch `A` = `scratch[0..K8]`, patch
+/// `B` = `scratch[K8..2·K8]`, 16 zeros, then — when `K8 ≠ K` — the weights as `co` rows of
+/// `K8` floats, zero-padded). Output pixels go in pairs `(p, p + 1)` (flat index, raster
+/// order): both patches are gathered (taps `K..K8` stay `0.0`), then [`dot_pair`] runs every
+/// output channel over both, weight row by weight row, writing the two sums to
+/// `output[o][p]`, `output[o][p + 1]`; the bias and the activation follow per channel plane.
+/// The padding adds `0.0 · 0.0 = +0.0` to lanes `K mod 8..8` after every real term: the same
+/// bits (a lane never holds `−0.0`). A last odd pixel runs [`dot_rows`] on patch `A` alone
+/// with the model's weights. Never inlined: its frame is not on the stack while the reference
+/// loop runs.
+#[inline(never)]
+fn im2col_pairs(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let k = g.per_out;
+    let k8 = k.next_multiple_of(LANES);
+    let (ohw, co) = (g.oh * g.ow, bias.len());
+    let wb = weights.as_bytes();
+    if k == 0 || ohw == 0 || co == 0 || wb.len() < 4 * k * co || output.len() < co * ohw {
+        return;
+    }
+    let padded_w = if k8 == k { 0 } else { co * k8 };
+    let Some(scratch) = scratch.get_mut(..2 * k8 + 2 * LANES + padded_w) else {
+        return;
+    };
+    scratch.fill(0.0);
+    let (patches, w_pad) = scratch.split_at_mut(2 * k8 + 2 * LANES);
+    for (row, o) in w_pad.chunks_exact_mut(k8).zip(0..co) {
+        for (d, v) in row.iter_mut().zip(weights.iter().skip(o * k).take(k)) {
+            *d = v;
+        }
+    }
+    let pairs = ohw / 2;
+    for px in (0..pairs).map(|i| 2 * i) {
+        let (a, rest) = patches.split_at_mut(k8);
+        gather_at(g, input, &mut a[..k], px);
+        gather_at(g, input, &mut rest[..k], px + 1);
+        let w = if padded_w == 0 { wb } else { f32_bytes(w_pad) };
+        if let Some(out) = output.get_mut(px..) {
+            dot_pair(patches, k8, w, co, out, ohw);
+        }
+    }
+    if pairs > 0 {
+        for (y, b) in output.chunks_exact_mut(ohw).zip(bias.iter()) {
+            if let Some(y) = y.get_mut(..2 * pairs) {
+                bias_act(y, b, act);
+            }
+        }
+    }
+    let a = &mut patches[..k];
+    for px in 2 * pairs..ohw {
+        gather_at(g, input, a, px);
+        dot_rows(a, wb, co, |o, s| {
+            if let (Some(out), Some(b)) = (output.get_mut(o * ohw + px), bias.get(o)) {
+                *out = activate_f32(s + b, act);
+            }
+        });
+    }
+}
+
+/// The little-endian bytes of `v` (the device is little-endian): a view, no copy.
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: `v` is `4·v.len()` initialized bytes, borrowed for the result's lifetime; `u8`
+    // has alignment 1 and every byte is a valid `u8`.
+    unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), core::mem::size_of_val(v)) }
 }
 
 /// [`conv2d`]'s patch path (`0 < ci·kh·kw ≤ PATCH`, finite weights). Never inlined: its frame
@@ -520,6 +630,215 @@ fn im2col(
     }
 }
 
+/// `y[i] = act(y[i] + b)` ([`activate_f32`]), the activation chosen once per call rather than
+/// per value.
+#[inline(always)]
+fn bias_act(y: &mut [f32], b: f32, act: Activation) {
+    match act {
+        Activation::None => y.iter_mut().for_each(|v| *v += b),
+        Activation::Relu => y
+            .iter_mut()
+            .for_each(|v| *v = activate_f32(*v + b, Activation::Relu)),
+        Activation::Relu6 => y
+            .iter_mut()
+            .for_each(|v| *v = activate_f32(*v + b, Activation::Relu6)),
+    }
+}
+
+/// One step of 8 taps of one pixel: the pixel's next 8 patch values from `$x` (advanced by 32)
+/// into `s16–s23`, times the 8 weights in `s24–s31` (`w · x`, the reference's operand order),
+/// added into lanes `$a0..$a7`.
+macro_rules! pixel8 {
+    ($x:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vldmia ",
+            $x,
+            "!, {{s16-s23}}\n",
+            "vmul.f32 s16, s24, s16\n",
+            "vmul.f32 s17, s25, s17\n",
+            "vmul.f32 s18, s26, s18\n",
+            "vmul.f32 s19, s27, s19\n",
+            "vmul.f32 s20, s28, s20\n",
+            "vmul.f32 s21, s29, s21\n",
+            "vmul.f32 s22, s30, s22\n",
+            "vmul.f32 s23, s31, s23\n",
+            "vadd.f32 ",
+            $a0,
+            ", ",
+            $a0,
+            ", s16\n",
+            "vadd.f32 ",
+            $a1,
+            ", ",
+            $a1,
+            ", s17\n",
+            "vadd.f32 ",
+            $a2,
+            ", ",
+            $a2,
+            ", s18\n",
+            "vadd.f32 ",
+            $a3,
+            ", ",
+            $a3,
+            ", s19\n",
+            "vadd.f32 ",
+            $a4,
+            ", ",
+            $a4,
+            ", s20\n",
+            "vadd.f32 ",
+            $a5,
+            ", ",
+            $a5,
+            ", s21\n",
+            "vadd.f32 ",
+            $a6,
+            ", ",
+            $a6,
+            ", s22\n",
+            "vadd.f32 ",
+            $a7,
+            ", ",
+            $a7,
+            ", s23\n",
+        )
+    };
+}
+
+/// 8 weights from the aligned row pointer `{w}` (advanced by 32) into `s24–s31`.
+macro_rules! pair_w_aligned {
+    () => {
+        // `{t0}`, `{t1}` are for the unaligned variant (named in a comment so both share one
+        // operand list).
+        "vldmia {w}!, {{s24-s31}} @ {t0} {t1}\n"
+    };
+}
+
+/// 8 weights from the unaligned row pointer `{w}` (advanced by 32) into `s24–s31`: 8 `LDR`,
+/// 4 `VMOV`.
+macro_rules! pair_w_unaligned {
+    () => {
+        concat!(
+            "ldr {t0}, [{w}], #4\n",
+            "ldr {t1}, [{w}], #4\n",
+            "vmov s24, s25, {t0}, {t1}\n",
+            "ldr {t0}, [{w}], #4\n",
+            "ldr {t1}, [{w}], #4\n",
+            "vmov s26, s27, {t0}, {t1}\n",
+            "ldr {t0}, [{w}], #4\n",
+            "ldr {t1}, [{w}], #4\n",
+            "vmov s28, s29, {t0}, {t1}\n",
+            "ldr {t0}, [{w}], #4\n",
+            "ldr {t1}, [{w}], #4\n",
+            "vmov s30, s31, {t0}, {t1}\n",
+        )
+    };
+}
+
+/// The loop of [`dot_pair`]; `$load` is [`pair_w_aligned`] or [`pair_w_unaligned`].
+macro_rules! pair_loop {
+    ($load:ident, $a:ident, $b:ident, $w:ident, $rows:ident, $out:ident, $stride:ident) => {
+        asm!(
+            "vpush {{s16-s31}}",
+            // The 16 zeros past patch B (B + (B − A)) start every row's lanes.
+            "sub {t0}, {b}, {a}",
+            "add {t0}, {b}, {t0}",
+            "vldmia {t0}, {{s0-s15}}",
+            "3:",
+            "mov {xa}, {a}",
+            "mov {xb}, {b}",
+            "4:",
+            $load!(),
+            pixel8!("{xa}", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            pixel8!("{xb}", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xa}, {b}",
+            "bne 4b",
+            // The fixed tree of each pixel: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s4, s4, s5",
+            "vadd.f32 s6, s6, s7",
+            "vadd.f32 s0, s0, s2",
+            "vadd.f32 s4, s4, s6",
+            "vadd.f32 s0, s0, s4",
+            "vadd.f32 s8, s8, s9",
+            "vadd.f32 s10, s10, s11",
+            "vadd.f32 s12, s12, s13",
+            "vadd.f32 s14, s14, s15",
+            "vadd.f32 s8, s8, s10",
+            "vadd.f32 s12, s12, s14",
+            "vadd.f32 s8, s8, s12",
+            "vstr s0, [{out}]",
+            "vstr s8, [{out}, #4]",
+            "add {out}, {out}, {stride}",
+            // {xb} is now past patch B: the zeros, for the next row's lanes.
+            "vldmia {xb}, {{s0-s15}}",
+            "subs {rows}, {rows}, #1",
+            "bne 3b",
+            "vpop {{s16-s31}}",
+            a = in(reg) $a,
+            b = in(reg) $b,
+            w = inout(reg) $w => _,
+            rows = inout(reg) $rows => _,
+            out = inout(reg) $out => _,
+            stride = in(reg) $stride,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+        )
+    };
+}
+
+/// Two output pixels, every output channel: for each weight row `W[o]` (`k` little-endian
+/// floats at byte `4·k·o` of `wb`, any alignment) and each patch `P ∈ {A, B}` (`A` =
+/// `scratch[0..k]`, `B` = `scratch[k..2k]`, then 16 zeros), `dot(W[o], P)` in the 8-lane order
+/// (lanes from `+0.0`, term `j` into lane `j mod 8` in increasing `j`, the fixed tree; no bias)
+/// to `out[o·ohw]` (A) and `out[o·ohw + 1]` (B).
+///
+/// Per 8 taps: the 8 weights once (one `VLDMIA`, or 8 `LDR` + 4 `VMOV` when unaligned), per
+/// pixel one `VLDMIA` of 8 patch values, 8 `VMUL`, 8 `VADD`: 37 instructions per 16 MACs with
+/// the loop test aligned (2.31 per MAC), 48 unaligned (3.0); per row 22 more (lanes from the
+/// zeros, the trees, two stores). Does nothing unless `k` is a positive multiple of 8 and
+/// every slice is long enough.
+#[inline(never)]
+fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], ohw: usize) {
+    if k == 0
+        || k % LANES != 0
+        || co == 0
+        || ohw < 2
+        || scratch.len() < 2 * k + 2 * LANES
+        || wb.len() < 4 * k * co
+        || out.len() < (co - 1) * ohw + 2
+    {
+        return;
+    }
+    let a = scratch.as_ptr();
+    let b = a.wrapping_add(k);
+    let w = wb.as_ptr();
+    let rows = co;
+    let o = out.as_mut_ptr();
+    let stride = 4 * ohw;
+    // SAFETY: reads the 2k patch floats and the 16 zeros of `scratch` (4-aligned, checked
+    // above), the co·k weights `wb[0..4·k·co]` (checked above; row o starts where row o − 1
+    // ended, so the pointer simply runs on), and writes `out[o·ohw]`, `out[o·ohw + 1]` for
+    // o < co, the last at (co − 1)·ohw + 1 < out.len() (checked above; `&mut [f32]`, 4-aligned).
+    // Each row's inner loop stops when {xa} reaches B after k/8 ≥ 1 steps. `VLDMIA` of the
+    // weights needs 4-aligned rows: taken only when `wb` is 4-aligned (rows are 4k bytes
+    // apart), otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
+    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
+    // never-inlined function holds no float in them across the block. Flags: `cmp`, `subs`.
+    // FPSCR is not touched.
+    unsafe {
+        if (w as usize) % 4 == 0 {
+            pair_loop!(pair_w_aligned, a, b, w, rows, o, stride);
+        } else {
+            pair_loop!(pair_w_unaligned, a, b, w, rows, o, stride);
+        }
+    }
+}
+
 /// [`gather`] in a frame of its own (popped before the dot products run: a smaller stack peak).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -559,7 +878,11 @@ fn gather(
     }
     if ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw {
         let start = (y0 as usize) * w + x0 as usize; // both ≥ 0: every tap is inside
-                                                     // The last tap read: channel ci − 1, row kh − 1, column kw − 1.
+        if kh == 1 && kw == 1 {
+            gather_column(input.get(start..).unwrap_or(&[]), patch, hw);
+            return;
+        }
+        // The last tap read: channel ci − 1, row kh − 1, column kw − 1.
         if start + (ci - 1) * hw + (kh - 1) * w + kw <= input.len() && w >= kw && hw >= kh * w {
             // SAFETY: every read, `start + i·hw + ky·w + kx` for i < ci, ky < kh, kx < kw, is at
             // most the last tap, inside `input` (checked just above); the writes are the
@@ -580,6 +903,35 @@ fn gather(
                 copy_row(s, d);
             }
         }
+    }
+}
+
+/// The patch of an interior pixel of a 1×1 filter: `patch[i] = src[i·hw]` for `i <
+/// patch.len()` (a gather at the plane stride, 5 instructions per tap); nothing if `src` is too
+/// short.
+#[inline(always)]
+fn gather_column(src: &[f32], patch: &mut [f32], hw: usize) {
+    let n = patch.len();
+    if n == 0 || hw == 0 || src.len() <= (n - 1) * hw {
+        return;
+    }
+    // SAFETY: reads `src[i·hw]` for i < n, the last at (n − 1)·hw < src.len() (checked above);
+    // writes the n ≥ 1 floats of `patch`. Flags: `subs`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}]",
+            "add {s}, {s}, {step}",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) patch.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            step = in(reg) 4 * hw,
+            t = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
@@ -712,8 +1064,8 @@ pub fn linear_f32_reference(
     Ok(())
 }
 
-/// [`super::conv2d_f32`] through [`conv2d`] (`fast`) or the reference loop: the same checks.
-/// Hidden, for `kernel-check`.
+/// [`super::conv2d_f32`] through [`conv2d`] with `scratch` (`fast`) or the reference loop: the
+/// same checks. Hidden, for `kernel-check`.
 #[doc(hidden)]
 pub fn conv2d_f32_m4(
     p: &ConvParams,
@@ -722,13 +1074,14 @@ pub fn conv2d_f32_m4(
     bias: F32Data<'_>,
     output: &mut [f32],
     fast: bool,
+    scratch: &mut [f32],
 ) -> Result<()> {
     let g = conv_geometry(p, input.len(), output.len(), weights.len())?;
     if !weights.is_whole() || bias.len() != p.out_channels {
         return Err(Error::KernelBadArguments);
     }
     if fast {
-        conv2d(&g, p.activation, input, weights, bias, output);
+        conv2d(&g, p.activation, input, weights, bias, output, scratch);
     } else {
         super::conv2d_f32::reference(&g, p.activation, input, weights, bias, output);
     }
@@ -748,7 +1101,7 @@ pub fn depthwise_conv2d_f32_m4(
 ) -> Result<()> {
     super::depthwise_conv2d_f32::run(p, input, weights, bias, output, |g, a, x, w, b, y| {
         if fast {
-            conv2d(g, a, x, w, b, y);
+            conv2d(g, a, x, w, b, y, &mut []);
         } else {
             super::conv2d_f32::reference(g, a, x, w, b, y);
         }
@@ -887,6 +1240,10 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
         0
     }
     .max(a);
+    if (a > 0 || b < ow) && (ow - 1) * sw + 3 <= STRIP {
+        conv3x3_strips(g, x, wb, act, y);
+        return;
+    }
     // Pixels per call with a zero row: its reads stay inside ZERO_ROW.
     let chunk = (ZERO_ROW.len() - 3) / sw + 1;
     for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
@@ -941,6 +1298,59 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
                 };
             }
         }
+    }
+}
+
+/// Widest zero-padded row of taps [`conv3x3_strips`] builds (floats).
+const STRIP: usize = 16;
+
+/// [`conv3x3_plane`] for a narrow plane with padded columns (the tap columns of all output
+/// pixels, `(ow − 1)·sw + 3`, fit [`STRIP`]): each input row is copied once into one of three
+/// zero-padded strip rows of `STRIP` floats on the stack (input row `iy` into row `iy mod 3`,
+/// input column `c` at strip column `c + pad_left`; a padded row of taps reads [`ZERO_ROW`]),
+/// then one [`conv3x3_pixels`] call runs a whole output row — instead of a 9-float patch and a
+/// call per border pixel. The zeros are the same padded taps as the patch's (same bits).
+#[inline(never)]
+fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top, win.pad_left);
+    let wp = ow.saturating_sub(1) * sw + 3;
+    if ow == 0 || sw == 0 || wp > STRIP || x.len() < h * w {
+        return;
+    }
+    // Input columns 0..cols land at strip columns pl..pl + cols (clipped to the strip's wp).
+    let cols = w.min(wp.saturating_sub(pl));
+    // Input row `iy` lives in strip row `iy mod 3` (each copied once per plane at stride 1:
+    // consecutive output rows share two rows of taps); `held` says which input row a strip row
+    // holds. Strip columns outside pl..pl + cols are never written (zeros); a row of taps
+    // outside the input reads ZERO_ROW (32 ≥ STRIP zeros).
+    let mut strip = [0.0f32; 3 * STRIP];
+    let mut held = [usize::MAX; 3];
+    for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
+        let (ky_lo, ky_hi, y0) = tap_range(oy, sh, pt, 3, h);
+        let mut rows = [ZERO_ROW.as_ptr(); 3];
+        for (ky, r) in rows.iter_mut().enumerate().take(ky_hi).skip(ky_lo) {
+            let iy = (y0 + ky as isize) as usize; // a row inside the input
+            let slot = iy % 3;
+            let Some(d) = strip.get_mut(slot * STRIP..(slot + 1) * STRIP) else {
+                continue;
+            };
+            if held[slot] != iy {
+                if let (Some(src), Some(d)) =
+                    (x.get(iy * w..iy * w + cols), d.get_mut(pl..pl + cols))
+                {
+                    copy_row(src, d);
+                }
+                held[slot] = iy;
+            }
+            *r = d.as_ptr();
+        }
+        // SAFETY: pixel k < ow reads columns k·sw .. k·sw + 2 ≤ wp − 1 < STRIP ≤ 32 of each
+        // row pointer: a strip row (STRIP 4-aligned floats of `strip`) or ZERO_ROW (32 floats);
+        // writes ow = y_row.len() floats.
+        unsafe { conv3x3_pixels(rows, 4 * sw, ow, wb, act, y_row) };
     }
 }
 

@@ -5,7 +5,10 @@ use crate::error::{Error, Result};
 use crate::format::graph::Conv2d;
 use crate::format::graph::Weights;
 use crate::kernels::params::ConvParams;
-use crate::kernels::{conv2d_f32, conv2d_s8_with_scratch, scratch_words_for_patch};
+use crate::kernels::{
+    conv2d_f32_with_scratch, conv2d_s8_with_scratch, scratch_words_for_f32_patch,
+    scratch_words_for_patch,
+};
 use crate::tensor::TensorInfo;
 
 fn params(index: u16, p: &Conv2d<'_>, input: &TensorInfo) -> Result<(ConvParams, usize, usize)> {
@@ -40,19 +43,24 @@ pub(super) fn prepare(
     expect_shape(index, output, &[cp.out_channels, oh, ow])
 }
 
-/// Bytes of scratch the op requests while it runs: for int8 weights the im2col buffer of the
-/// Cortex-M4 DSP kernel, `4·⌈K/4⌉` words for patches of `K = weights / out_channels` taps
-/// (`kernels::conv2d_s8_scratch_words`), on every target, so that the arena the host reports is
-/// the one the device needs (the host kernels ignore it); 0 for f32 weights.
+/// Bytes of scratch the op requests while it runs, for patches of `K = weights /
+/// out_channels` taps: for int8 weights the im2col buffer of the Cortex-M4 DSP kernel,
+/// `4·⌈K/4⌉` words (`kernels::conv2d_s8_scratch_words`); for f32 weights the two im2col
+/// patches and 16 zeros of the Cortex-M4F kernel, `2·K8 + 16` floats (`K8` = `K` rounded up to
+/// a multiple of 8), plus the weights padded to rows of `K8` when `K8 ≠ K`
+/// (`kernels::conv2d_f32_scratch_words`). On every target, so that the arena the host reports
+/// is the one the device needs (the host kernels ignore it).
 pub(super) fn scratch_bytes(p: &Conv2d<'_>) -> usize {
-    match &p.weights {
+    let words = match &p.weights {
         Weights::S8 { weights, bias, .. } if !bias.is_empty() => {
             scratch_words_for_patch(weights.len() / bias.len())
-                .and_then(|w| w.checked_mul(4))
-                .unwrap_or(0)
         }
-        _ => 0,
-    }
+        Weights::F32 { weights, bias } if !bias.is_empty() => {
+            scratch_words_for_f32_patch(weights.len() / bias.len(), bias.len())
+        }
+        _ => None,
+    };
+    words.and_then(|w| w.checked_mul(4)).unwrap_or(0)
 }
 
 /// Runs the op; `scratch` is the arena's [`scratch_bytes`] for it (4-aligned).
@@ -63,12 +71,26 @@ pub(super) fn eval(
     scratch: &mut [u8],
 ) -> Result<()> {
     let (cp, _, _) = params(0, p, &input.info).map_err(|_| Error::KernelBadArguments)?;
-    let scratch = crate::arena::u32s_mut(scratch)?;
-    weights::eval(
-        &p.weights,
-        input,
-        output,
-        |x, w, b, y| conv2d_f32(&cp, x, w, b, y),
-        |q, x, w, b, y| conv2d_s8_with_scratch(&cp, q, x, w, b, y, scratch),
-    )
+    match &p.weights {
+        Weights::F32 { .. } => {
+            let scratch = crate::arena::f32s_mut(scratch)?;
+            weights::eval(
+                &p.weights,
+                input,
+                output,
+                |x, w, b, y| conv2d_f32_with_scratch(&cp, x, w, b, y, scratch),
+                |_, _, _, _, _| Err(Error::KernelBadArguments),
+            )
+        }
+        Weights::S8 { .. } => {
+            let scratch = crate::arena::u32s_mut(scratch)?;
+            weights::eval(
+                &p.weights,
+                input,
+                output,
+                |_, _, _, _| Err(Error::KernelBadArguments),
+                |q, x, w, b, y| conv2d_s8_with_scratch(&cp, q, x, w, b, y, scratch),
+            )
+        }
+    }
 }

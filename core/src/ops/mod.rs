@@ -192,8 +192,8 @@ pub fn compiled_in(op: &Op<'_>) -> bool {
 }
 
 /// Bytes of arena scratch op `op` uses while it runs (0: none), the same on every target:
-/// int8 Linear's widened input row (`linear::scratch_bytes`) and int8 Conv2d's im2col buffer
-/// (`conv2d::scratch_bytes`). The planner gives it a buffer live at
+/// int8 Linear's widened input row (`linear::scratch_bytes`) and Conv2d's im2col buffer
+/// (`conv2d::scratch_bytes`, int8 and f32). The planner gives it a buffer live at
 /// that op only; [`eval`] gets it as `scratch`.
 pub(crate) fn scratch_bytes(op: &Op<'_>) -> usize {
     match op {

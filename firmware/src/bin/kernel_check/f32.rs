@@ -1,12 +1,15 @@
 //! f32 Linear, Conv2d and DepthwiseConv2d: the Cortex-M4F fast paths (`kernels/f32_m4.rs`), the
 //! reference loops and the engine's dispatch on random layers, bit for bit (a NaN only has to
-//! match a NaN), then timed on a few shapes.
+//! match a NaN), then timed on a few shapes. Conv2d runs its fast path with the arena-style
+//! scratch of `conv2d_f32_scratch_words` (1 in 8 cases one float short: the stack patch or the
+//! reference loop), and the dispatch alternately with that scratch and without any.
 
 use crate::Rng;
 use denoiserep_core::kernels::params::{ConvParams, DepthwiseParams, LinearParams, Window};
 use denoiserep_core::kernels::{
-    conv2d_f32, conv2d_f32_m4, depthwise_conv2d_f32, depthwise_conv2d_f32_m4, linear_f32,
-    linear_f32_m4, linear_f32_reference,
+    conv2d_f32, conv2d_f32_m4, conv2d_f32_scratch_words, conv2d_f32_with_scratch,
+    depthwise_conv2d_f32, depthwise_conv2d_f32_m4, linear_f32, linear_f32_m4,
+    linear_f32_reference,
 };
 use denoiserep_core::{Activation, F32Data};
 use denoiserep_firmware::{exit, ExitCode, InstructionCounter};
@@ -17,6 +20,8 @@ const CASES: u32 = 1500;
 const MAX_INPUT: usize = 20_000;
 /// Largest output of a case (stack buffers), floats.
 const MAX_OUTPUT: usize = 20_000;
+/// Largest conv scratch of a case (stack buffer), floats (`conv2d_f32_scratch_words`).
+const MAX_SCRATCH: usize = 20_000;
 
 /// The kernel under test, with its shape.
 #[derive(Clone, Copy)]
@@ -73,14 +78,27 @@ impl Case {
         }
     }
 
-    /// Runs the reference loop (`which = 0`), the fast path (1) or the engine's dispatch (2).
-    fn run(&self, which: u8, x: &[f32], w: F32Data<'_>, b: F32Data<'_>, y: &mut [f32]) -> bool {
+    /// Runs the reference loop (`which = 0`), the fast path (1) or the engine's dispatch (2);
+    /// a conv's fast path gets `scratch`, its dispatch `scratch` when `with_scratch`, else
+    /// none.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        which: u8,
+        x: &[f32],
+        w: F32Data<'_>,
+        b: F32Data<'_>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        with_scratch: bool,
+    ) -> bool {
         let r = match (*self, which) {
             (Case::Linear(p), 0) => linear_f32_reference(&p, x, w, b, y),
             (Case::Linear(p), 1) => linear_f32_m4(&p, x, w, b, y),
             (Case::Linear(p), _) => linear_f32(&p, x, w, b, y),
-            (Case::Conv(p), 0) => conv2d_f32_m4(&p, x, w, b, y, false),
-            (Case::Conv(p), 1) => conv2d_f32_m4(&p, x, w, b, y, true),
+            (Case::Conv(p), 0) => conv2d_f32_m4(&p, x, w, b, y, false, &mut []),
+            (Case::Conv(p), 1) => conv2d_f32_m4(&p, x, w, b, y, true, scratch),
+            (Case::Conv(p), _) if with_scratch => conv2d_f32_with_scratch(&p, x, w, b, y, scratch),
             (Case::Conv(p), _) => conv2d_f32(&p, x, w, b, y),
             (Case::Depthwise(p), 0) => depthwise_conv2d_f32_m4(&p, x, w, b, y, false),
             (Case::Depthwise(p), 1) => depthwise_conv2d_f32_m4(&p, x, w, b, y, true),
@@ -175,10 +193,13 @@ fn mismatch(c: &Case, what: &str, at: usize, skew: usize) -> ! {
 struct Bufs {
     x: [f32; MAX_INPUT],
     y: [[f32; MAX_OUTPUT]; 3],
+    scratch: [f32; MAX_SCRATCH],
 }
 
 /// Fills the case's data (weights at byte `skew` of `buf`, then the bias), runs the three paths
-/// and compares them; returns the reference's and the fast path's instruction counts.
+/// and compares them; returns the reference's and the fast path's instruction counts. A conv's
+/// scratch is `conv2d_f32_scratch_words` floats (one short with `short`), filled with garbage
+/// (a signalling NaN) before each path.
 #[allow(clippy::too_many_arguments)]
 fn check(
     rng: &mut Rng,
@@ -186,6 +207,7 @@ fn check(
     v: Values,
     finite_w: bool,
     skew: usize,
+    (short, with_scratch): (bool, bool),
     buf: &mut [u8],
     bufs: &mut Bufs,
     counter: Option<&InstructionCounter>,
@@ -193,7 +215,15 @@ fn check(
     let Some((n_x, n_w, n_b, n_y)) = c.sizes() else {
         mismatch(c, "shape", 0, skew)
     };
-    if n_x > MAX_INPUT || n_y > MAX_OUTPUT || skew + 4 * (n_w + n_b) > buf.len() {
+    let n_s = match c {
+        Case::Conv(p) => conv2d_f32_scratch_words(p).saturating_sub(usize::from(short)),
+        _ => 0,
+    };
+    if n_x > MAX_INPUT
+        || n_y > MAX_OUTPUT
+        || n_s > MAX_SCRATCH
+        || skew + 4 * (n_w + n_b) > buf.len()
+    {
         exit(ExitCode::ModelDoesNotFit)
     }
     let (wb, rest) = buf[skew..].split_at_mut(4 * n_w);
@@ -215,8 +245,10 @@ fn check(
     for (which, (y, t)) in bufs.y.iter_mut().zip(spent.iter_mut()).enumerate() {
         let y = &mut y[..n_y];
         y.fill(f32::from_bits(0x7F80_0001 + which as u32)); // a signalling NaN: never an output
+        let scratch = &mut bufs.scratch[..n_s];
+        scratch.fill(f32::from_bits(0x7F80_0001));
         let t0 = now();
-        if !c.run(which as u8, x, w, b, y) {
+        if !c.run(which as u8, x, w, b, y, scratch, with_scratch) {
             mismatch(c, "error", which, skew);
         }
         *t = now() - t0;
@@ -256,12 +288,37 @@ fn window(rng: &mut Rng) -> Window {
     }
 }
 
+/// A conv with a filter longer than the stack patch (the arena scratch's reason): 8–64 input
+/// channels, 3×3 (half of them), 1×1 or any 1–5 per side, strides 1–3, any padding below the
+/// kernel, 1–9 output channels, planes up to 9×9 (odd and even pixel counts).
+fn long_conv(rng: &mut Rng) -> Case {
+    let mut win = window(rng);
+    match rng.below(4) {
+        0 | 1 => (win.kh, win.kw) = (3, 3),
+        2 => (win.kh, win.kw) = (1, 1),
+        _ => (win.kh, win.kw) = (1 + rng.below(5) as usize, 1 + rng.below(5) as usize),
+    }
+    win.pad_top %= win.kh;
+    win.pad_bottom %= win.kh;
+    win.pad_left %= win.kw;
+    win.pad_right %= win.kw;
+    Case::Conv(ConvParams {
+        in_channels: 8 + rng.below(57) as usize,
+        h: win.kh.max(1 + rng.below(9) as usize),
+        w: win.kw.max(1 + rng.below(9) as usize),
+        out_channels: 1 + rng.below(9) as usize,
+        window: win,
+        activation: act(rng),
+    })
+}
+
 /// The random cases of all three kernels, then the timed shapes; exits on the first mismatch.
 pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     // Large: on the stack of `run` only while it runs (kernel-check's stack is not limited).
     let mut bufs = Bufs {
         x: [0.0; MAX_INPUT],
         y: [[0.0; MAX_OUTPUT]; 3],
+        scratch: [0.0; MAX_SCRATCH],
     };
     let mut rng = Rng(0x0BAD_F00D);
     let (mut cases, mut macs) = (0u32, 0u64);
@@ -280,9 +337,10 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                     activation: act(&mut rng),
                 })
             }
+            1 if case % 12 == 4 => long_conv(&mut rng),
             1 => {
                 let mut win = window(&mut rng);
-                // Some filters longer than the fast path's patch (the reference fallback).
+                // Some filters longer than the stack patch.
                 let ci = if case % 30 == 1 {
                     15
                 } else {
@@ -310,7 +368,9 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 // Some wide 3×3 planes: the 3×3 path's runs of interior pixels then take
                 // several calls (32 floats of zero row per call).
                 let wide = case % 48 == 2;
-                if wide {
+                // Narrow 3×3 planes (1–14 wide): the zero-padded strips of the 3×3 path.
+                let narrow = case % 12 == 5;
+                if wide || narrow {
                     win.kh = 3;
                     win.kw = 3;
                     win.pad_top %= 3;
@@ -323,6 +383,8 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                     h: win.kh.max(1 + rng.below(10) as usize),
                     w: if wide {
                         30 + rng.below(70) as usize
+                    } else if narrow {
+                        3.max(1 + rng.below(14) as usize)
                     } else {
                         win.kw.max(1 + rng.below(10) as usize)
                     },
@@ -339,7 +401,8 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         // 1 in 8 special cases may have non-finite weights (the conv fast path falls back).
         let finite_w = v != Values::Special || rng.below(8) != 0;
         let skew = rng.below(4) as usize;
-        check(&mut rng, &c, v, finite_w, skew, buf, &mut bufs, None);
+        let scratch = (rng.below(8) == 0, case % 2 == 0);
+        check(&mut rng, &c, v, finite_w, skew, scratch, buf, &mut bufs, None);
         cases += 1;
         macs += c.macs() as u64;
     }
@@ -375,7 +438,14 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
             activation: Activation::Relu,
         })
     };
-    let shapes: [(&str, Case); 11] = [
+    let dw_ds_cnn = Case::Depthwise(DepthwiseParams {
+        channels: 64,
+        h: 25,
+        w: 5,
+        window: Window::square(3, 1, 1),
+        activation: Activation::Relu,
+    });
+    let shapes: [(&str, Case); 18] = [
         ("linear_784x64", lin(784, 64)),
         ("linear_64x10", lin(64, 10)),
         ("linear_784x256", lin(784, 256)),
@@ -385,8 +455,15 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         ("conv3x3_8to16_14", conv(8, 16, 14, 3, 1, 1)),
         ("conv3x3s2_8to16_28", conv(8, 16, 28, 3, 2, 1)),
         ("conv1x1_64to64_8", conv(64, 64, 8, 1, 1, 0)),
+        ("conv3x3_16to16_32", conv(16, 16, 32, 3, 1, 1)),
+        ("conv3x3_32to32_16", conv(32, 32, 16, 3, 1, 1)),
+        ("conv3x3_64to64_8", conv(64, 64, 8, 3, 1, 1)),
+        ("conv3x3s2_16to32_32", conv(16, 32, 32, 3, 2, 1)),
+        ("conv1x1_16to32_24", conv(16, 32, 24, 1, 1, 0)),
+        ("conv1x1_128to128_6", conv(128, 128, 6, 1, 1, 0)),
         ("dw3x3_32_24", dw(32, 24, 3, 1, 1)),
         ("dw3x3s2_32_24", dw(32, 24, 3, 2, 1)),
+        ("dw3x3_64_25x5", dw_ds_cnn),
     ];
     for (name, c) in shapes {
         let c = core::hint::black_box(c);
@@ -397,6 +474,7 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 Values::Plain,
                 true,
                 skew,
+                (false, true),
                 buf,
                 &mut bufs,
                 Some(counter),
