@@ -217,6 +217,9 @@ fn load8(w: &[u8], k: usize) -> [f32; LANES] {
     v
 }
 
+/// Runs of taps of a border pixel at most this long are copied by a loop of constant length.
+const SHORT_RUN: usize = 8;
+
 /// Filters whose `u8` offsets are computed once per call (see [`u8_offset`]).
 const OFFSETS: usize = 256;
 
@@ -298,20 +301,20 @@ fn im2col<T: Copy, U: Copy>(
         };
         if fast && ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw {
             // Interior pixel: every tap is inside the input (`y0, x0 ≥ 0`, `y0 + kh ≤ h`,
-            // `x0 + kw ≤ w`), written in order `j = 0, 1, …, per_out − 1`.
+            // `x0 + kw ≤ w`), written in order `j = 0, 1, …, per_out − 1`. The common widths
+            // get a copy of constant length (a run-time length makes LLVM call `memcpy` for
+            // every run of `kw` taps).
             let base = y0 as usize * g.w + x0 as usize;
-            let src = input.as_ptr();
-            let out = dst.as_mut_ptr();
-            let mut j = 0;
-            for i in 0..g.ci {
-                for ky in 0..kh {
-                    let s0 = i * plane_len + base + ky * g.w;
-                    for kx in 0..kw {
-                        // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap
-                        // of plane `i`), `j < per_out ≤ stride = dst.len()`.
-                        unsafe { *out.add(j) = f(*src.add(s0 + kx)) };
-                        j += 1;
-                    }
+            let at = (input, &mut *dst, base, plane_len);
+            // SAFETY: `fast` and the interior test above: see `interior`.
+            unsafe {
+                match kw {
+                    1 => interior::<1, T, U>(g, at, &f),
+                    2 => interior::<2, T, U>(g, at, &f),
+                    3 => interior::<3, T, U>(g, at, &f),
+                    4 => interior::<4, T, U>(g, at, &f),
+                    5 => interior::<5, T, U>(g, at, &f),
+                    _ => interior::<0, T, U>(g, at, &f),
                 }
             }
             if let Some(d) = dst.get_mut(per_out..) {
@@ -331,11 +334,49 @@ fn im2col<T: Copy, U: Copy>(
                 let s = i * plane_len + iy * g.w + ix0;
                 let j = (i * kh + ky) * kw + kx_lo;
                 if let (Some(src), Some(d)) = (input.get(s..s + n), dst.get_mut(j..j + n)) {
-                    for (d, &v) in d.iter_mut().zip(src) {
-                        *d = f(v);
+                    if n <= SHORT_RUN {
+                        // A loop of constant length: no `memcpy` call per short run.
+                        for kx in 0..SHORT_RUN {
+                            if let (Some(d), Some(&v)) = (d.get_mut(kx), src.get(kx)) {
+                                *d = f(v);
+                            }
+                        }
+                    } else {
+                        for (d, &v) in d.iter_mut().zip(src) {
+                            *d = f(v);
+                        }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The taps of one interior output pixel, `dst[j] = f(input[i·plane_len + base + ky·w + kx])`
+/// for `j = (i·kh + ky)·kw + kx < per_out`, with `kw = KW` (a constant copy length) or, for
+/// `KW = 0`, `g.win.kw`.
+///
+/// # Safety
+/// Every tap must be inside the input: `base + (kh − 1)·w + kw ≤ plane_len`, `input.len() ≥
+/// ci·plane_len`, and `dst.len() ≥ per_out`.
+#[inline(always)]
+unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
+    g: &ConvGeometry,
+    (input, dst, base, plane_len): (&[T], &mut [U], usize, usize),
+    f: &impl Fn(T) -> U,
+) {
+    let kw = if KW == 0 { g.win.kw } else { KW };
+    let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
+    let mut j = 0;
+    for i in 0..g.ci {
+        for ky in 0..g.win.kh {
+            let s0 = i * plane_len + base + ky * g.w;
+            for kx in 0..kw {
+                // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap of plane
+                // `i`), `j < per_out ≤ dst.len()` (the caller's contract).
+                *out.add(j + kx) = f(*src.add(s0 + kx));
+            }
+            j += kw;
         }
     }
 }

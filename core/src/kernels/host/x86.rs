@@ -14,7 +14,8 @@ use core::arch::x86_64::{
     _mm_loadu_si128, _mm_shuffle_epi32, _xgetbv, CpuidResult,
 };
 use core::arch::x86_64::{
-    _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps, _mm_storeu_ps,
+    __m128, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps,
+    _mm_cvtss_f32, _mm_storeu_ps,
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -419,26 +420,44 @@ pub(super) unsafe fn conv_dots_f32<const C: usize, const P: usize>(
     // The fixed tree of 4 accumulators at once: `hadd` adds neighbouring lanes (`l0 + l1`,
     // `l2 + l3` in the first step, then their sums), and the two 128-bit halves hold the
     // `(l0..l3)` and `(l4..l7)` subtrees, so each sum is `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))`.
-    // Accumulators are taken in (filter, pixel) order, 4 at a time; the last group may repeat
-    // registers whose sums are not stored.
+    // Every index below is a compile-time constant once the loops over `C` and `P` unroll, so the
+    // accumulators stay in registers (a run-time index would put them in memory).
     let mut out = [[0.0f32; P]; C];
-    let mut idx = 0;
-    while idx < C * P {
-        let r: [__m256; 4] = core::array::from_fn(|m| {
-            let at = (idx + m).min(C * P - 1);
-            acc[at / P][at % P]
-        });
-        let h = _mm256_hadd_ps(_mm256_hadd_ps(r[0], r[1]), _mm256_hadd_ps(r[2], r[3]));
-        let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-        let mut sums = [0.0f32; 4];
-        _mm_storeu_ps(sums.as_mut_ptr(), s);
-        for (m, &v) in sums.iter().enumerate().take(C * P - idx) {
-            let at = idx + m;
-            out[at / P][at % P] = v;
+    if P.is_multiple_of(4) {
+        for c in 0..C {
+            for p in (0..P).step_by(4) {
+                let s = tree4_ps(acc[c][p], acc[c][p + 1], acc[c][p + 2], acc[c][p + 3]);
+                _mm_storeu_ps(out[c].as_mut_ptr().add(p), s);
+            }
         }
-        idx += 4;
+    } else if P == 2 && C.is_multiple_of(2) {
+        for c in (0..C).step_by(2) {
+            let s = tree4_ps(acc[c][0], acc[c][1], acc[c + 1][0], acc[c + 1][1]);
+            let mut v = [0.0f32; 4];
+            _mm_storeu_ps(v.as_mut_ptr(), s);
+            out[c][0] = v[0];
+            out[c][1] = v[1];
+            out[c + 1][0] = v[2];
+            out[c + 1][1] = v[3];
+        }
+    } else {
+        for c in 0..C {
+            for p in 0..P {
+                let a = acc[c][p];
+                let s = tree4_ps(a, a, a, a);
+                out[c][p] = _mm_cvtss_f32(s);
+            }
+        }
     }
     out
+}
+
+/// The fixed tree `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))` of `a`, `b`, `c`, `d`, in that order.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn tree4_ps(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    let h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
 }
 
 /// [`im2col::S8Dots::dots`]: 16 taps per step, weights widened to i16, `vpmaddwd` into i32
