@@ -5,8 +5,9 @@
 //! Conv2d (and DepthwiseConv2d, which runs one channel at a time as a 1 → 1-channel Conv2d):
 //! - one input channel ([`single`]): vectorized across 8 output pixels, tap-major im2col tile;
 //! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
-//!   all output channels, and a register-blocked micro-kernel (AVX2: 4 filters × 2 pixels of
-//!   8-lane f32 accumulators, 4 × 2 `vpmaddwd` accumulators for int8; portable Rust otherwise);
+//!   all output channels, and a register-blocked micro-kernel (AVX-512VL + VNNI, `avx512`: 4
+//!   filters × 4 pixels of 8-lane f32 accumulators, 4 × 4 `vpdpbusd` accumulators for int8 over
+//!   `x + 128` rows; AVX2: 4 × 2 f32, 4 × 2 `vpmaddwd` for int8; portable Rust otherwise);
 //! - shapes whose im2col row does not fit the buffer: the blocked loops of [`blocked`].
 //!
 //! Same results as the reference loops, bit for bit: f32 keeps the fixed 8-lane order of
