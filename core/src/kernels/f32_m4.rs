@@ -296,7 +296,7 @@ fn dot2(x: &[f32], w0: &[u8], w1: &[u8], sums: bool, acc: &mut [f32]) {
     // never-inlined function holds no float in them across the block. Flags: `cmp`. FPSCR is
     // not touched.
     unsafe {
-        match ((p0 as usize | p1 as usize) % 4 == 0, sums) {
+        match ((p0 as usize | p1 as usize).is_multiple_of(4), sums) {
             (true, true) => dot2_loop!(load_w_aligned, store_sums2, x_ptr, p0, p1, end, acc_ptr),
             (true, false) => {
                 dot2_loop!(load_w_aligned, store_lanes2, x_ptr, p0, p1, end, acc_ptr)
@@ -325,7 +325,7 @@ fn dot1(x: &[f32], w0: &[u8], sums: bool, acc: &mut [f32]) {
     let acc_ptr = acc.as_mut_ptr();
     // SAFETY: as in [`dot2`], for one row (1 or 8 floats of `acc`, checked above).
     unsafe {
-        match ((p0 as usize) % 4 == 0, sums) {
+        match ((p0 as usize).is_multiple_of(4), sums) {
             (true, true) => dot1_loop!(load_w_aligned, store_sums1, x_ptr, p0, end, acc_ptr),
             (true, false) => dot1_loop!(load_w_aligned, store_lanes1, x_ptr, p0, end, acc_ptr),
             (false, true) => dot1_loop!(load_w_unaligned, store_sums1, x_ptr, p0, end, acc_ptr),
