@@ -109,7 +109,11 @@ mod tests {
     #[test]
     fn f32_view_requires_alignment() {
         let mut buf = [0u8; 12];
-        let misaligned = if buf.as_ptr() as usize % 4 == 0 { 1 } else { 0 };
+        let misaligned = if (buf.as_ptr() as usize).is_multiple_of(4) {
+            1
+        } else {
+            0
+        };
         assert_eq!(
             f32s_mut(&mut buf[misaligned..misaligned + 8]).unwrap_err(),
             Error::ArenaTooSmall

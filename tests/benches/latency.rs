@@ -27,6 +27,9 @@
 //! for one epoch on mnist, one thread, seed 0) and the default `cnn` = `cnn:32,64/128`
 //! (`LATENCY_CNN_RUN`; `LATENCY_SKIP_CNN=1` leaves it out), and `resnet8` (the MLPerf Tiny
 //! ResNet of `docs/architectures.md`; `LATENCY_RESNET8_RUN`, `LATENCY_SKIP_RESNET8=1`).
+//!
+//! `DENOISEREP_HOST_ISA=avx2` (or `portable`) caps the core's kernel path, to measure the AVX2
+//! kernels on a CPU that has AVX-512 (the same bits either way).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -358,7 +361,22 @@ fn run_dir(env: &str, arch: &str, tmp: &TempDir, name: &str) -> PathBuf {
     out
 }
 
+/// `DENOISEREP_HOST_ISA=avx2|portable` caps the core's host kernels (read once, before any model
+/// runs; `kernels::limit_kernel_path`), to measure the AVX2-only or portable path on a CPU with
+/// AVX-512; unset or `avx512`: the fastest path the CPU has. The path is printed to stderr.
+fn limit_host_isa() {
+    use denoiserep_core::kernels::{kernel_path, limit_kernel_path, KernelPath};
+    match std::env::var("DENOISEREP_HOST_ISA").as_deref() {
+        Ok("avx2") => limit_kernel_path(KernelPath::Avx2),
+        Ok("portable") => limit_kernel_path(KernelPath::Portable),
+        Ok("avx512") | Err(_) => {}
+        Ok(other) => panic!("DENOISEREP_HOST_ISA={other}: expected avx512, avx2 or portable"),
+    }
+    eprintln!("latency: core kernel path {}", kernel_path().name());
+}
+
 fn latency(c: &mut Criterion) {
+    limit_host_isa();
     tch::set_num_threads(1);
     let guard = Guard::from_env();
     let prefix = if guard.on {

@@ -47,8 +47,9 @@ pub(crate) fn add_s8_one(p: &AddS8Params, x1: i8, x2: i8) -> i8 {
 /// complement wrapping, an `act_min > act_max` clamps to `act_max`), never a panic.
 ///
 /// On `thumbv7em-*` (`cfg(denoiserep_dsp)`) the DSP loop (`add_s8_dsp.rs`, one `SMMULR` per
-/// multiplier) runs for the parameters `add_s8_params` produces, the reference loop otherwise:
-/// the same bits either way.
+/// multiplier) runs for the parameters `add_s8_params` produces; on the host, tensors of at least
+/// `TABLE_MIN_LEN` elements take the per-input rescale tables; otherwise the reference loop. The
+/// same bits on every path.
 pub fn add_s8(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<()> {
     if a.len() != b.len() || a.len() != output.len() {
         return Err(Error::KernelBadArguments);
@@ -56,6 +57,11 @@ pub fn add_s8(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<
     #[cfg(denoiserep_dsp)]
     if super::add_s8_dsp::fits(p) {
         super::add_s8_dsp::run(p, a, b, output);
+        return Ok(());
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if a.len() >= TABLE_MIN_LEN {
+        add_s8_tables(p, a, b, output);
         return Ok(());
     }
     reference(p, a, b, output);
@@ -77,5 +83,76 @@ pub fn add_s8_reference(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) 
 fn reference(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) {
     for ((o, &x1), &x2) in output.iter_mut().zip(a).zip(b) {
         *o = add_s8_one(p, x1, x2);
+    }
+}
+
+/// Tensors at least this long take [`add_s8_tables`] (its tables cost 512 input rescalings).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const TABLE_MIN_LEN: usize = 1024;
+
+/// [`add_s8`] on the host: `scaled1` depends on `x1` only and `scaled2` on `x2` only, so both are
+/// computed once for each of the 256 int8 values (the same function calls as [`add_s8_one`], so
+/// the same bits), and each element costs two table reads, the wrapping sum and the output
+/// rescaling. Not on the device: the two tables take 2 KiB of stack.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn add_s8_tables(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) {
+    let ls = p.left_shift.clamp(0, 31) as u32;
+    let scaled = |x: i8, zp: i32, m: i32, shift: i32| {
+        let shifted = i32::from(x).wrapping_sub(zp).wrapping_shl(ls);
+        mul_by_multiplier_smaller_than_one(shifted, m, shift)
+    };
+    let mut t1 = [0i32; 256];
+    let mut t2 = [0i32; 256];
+    for v in 0..256usize {
+        let x = v as u8 as i8;
+        t1[v] = scaled(x, p.input1_zp, p.input1_multiplier, p.input1_shift);
+        t2[v] = scaled(x, p.input2_zp, p.input2_multiplier, p.input2_shift);
+    }
+    for ((o, &x1), &x2) in output.iter_mut().zip(a).zip(b) {
+        let raw_sum = t1[usize::from(x1 as u8)].wrapping_add(t2[usize::from(x2 as u8)]);
+        let raw_output =
+            mul_by_multiplier_smaller_than_one(raw_sum, p.output_multiplier, p.output_shift)
+                .wrapping_add(p.output_zp);
+        *o = raw_output.max(p.act_min).min(p.act_max).clamp(-128, 127) as i8;
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::quant::add_s8_params;
+    use crate::tensor::{Activation, QuantParams};
+    use std::vec::Vec;
+
+    /// The host's table path gives [`add_s8_one`]'s result for all 65 536 input pairs, with
+    /// several scale ratios, zero points and activations (raw params with unusual shifts too).
+    #[test]
+    fn add_s8_tables_match_the_element_loop() {
+        let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
+        let mut params: Vec<AddS8Params> = [
+            (q(0.1, 0), q(0.1, 0), q(0.2, 0), Activation::None),
+            (q(0.05, -7), q(0.3, 100), q(0.17, -128), Activation::Relu),
+            (q(1.5, 127), q(0.001, -128), q(0.9, 3), Activation::Relu6),
+            (q(0.02, 12), q(0.021, -12), q(0.011, 0), Activation::None),
+        ]
+        .into_iter()
+        .map(|(a, b, o, act)| add_s8_params(a, b, o, act).unwrap())
+        .collect();
+        let mut raw = params[1];
+        raw.left_shift = 40;
+        raw.input1_shift = 3;
+        raw.input2_shift = -40;
+        raw.output_shift = 2;
+        raw.input1_multiplier = i32::MIN;
+        params.push(raw);
+        let a: Vec<i8> = (0..65536u32).map(|v| (v & 0xff) as u8 as i8).collect();
+        let b: Vec<i8> = (0..65536u32).map(|v| (v >> 8) as u8 as i8).collect();
+        for (n, p) in params.iter().enumerate() {
+            let mut y = std::vec![0i8; a.len()];
+            add_s8(p, &a, &b, &mut y).unwrap();
+            for ((&y, &x1), &x2) in y.iter().zip(&a).zip(&b) {
+                assert_eq!(y, add_s8_one(p, x1, x2), "params {n}, {x1} + {x2}");
+            }
+        }
     }
 }

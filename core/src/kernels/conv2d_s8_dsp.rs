@@ -564,7 +564,7 @@ pub(crate) fn run(
                 let word = |i: usize| last.get(i).copied().unwrap_or(0);
                 let half = |at: usize| {
                     let wd = word(at / 2);
-                    i32::from((if at % 2 == 0 { wd } else { wd >> 16 }) as u16 as i16)
+                    i32::from((if at.is_multiple_of(2) { wd } else { wd >> 16 }) as u16 as i16)
                 };
                 *v = (half(tap_at(t)), half(tap_at(t) + 4));
             }

@@ -300,7 +300,7 @@ fn dot2(x: &[f32], w0: &[u8], w1: &[u8], sums: bool, acc: &mut [f32]) {
     // never-inlined function holds no float in them across the block. Flags: `cmp`. FPSCR is
     // not touched.
     unsafe {
-        match ((p0 as usize | p1 as usize) % 4 == 0, sums) {
+        match ((p0 as usize | p1 as usize).is_multiple_of(4), sums) {
             (true, true) => dot2_loop!(load_w_aligned, store_sums2, x_ptr, p0, p1, end, acc_ptr),
             (true, false) => {
                 dot2_loop!(load_w_aligned, store_lanes2, x_ptr, p0, p1, end, acc_ptr)
@@ -329,7 +329,7 @@ fn dot1(x: &[f32], w0: &[u8], sums: bool, acc: &mut [f32]) {
     let acc_ptr = acc.as_mut_ptr();
     // SAFETY: as in [`dot2`], for one row (1 or 8 floats of `acc`, checked above).
     unsafe {
-        match ((p0 as usize) % 4 == 0, sums) {
+        match ((p0 as usize).is_multiple_of(4), sums) {
             (true, true) => dot1_loop!(load_w_aligned, store_sums1, x_ptr, p0, end, acc_ptr),
             (true, false) => dot1_loop!(load_w_aligned, store_lanes1, x_ptr, p0, end, acc_ptr),
             (false, true) => dot1_loop!(load_w_unaligned, store_sums1, x_ptr, p0, end, acc_ptr),
@@ -805,7 +805,7 @@ macro_rules! pair_loop {
 #[inline(never)]
 fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], ohw: usize) {
     if k == 0
-        || k % LANES != 0
+        || !k.is_multiple_of(LANES)
         || co == 0
         || ohw < 2
         || scratch.len() < 2 * k + 2 * LANES
@@ -831,7 +831,7 @@ fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], oh
     // never-inlined function holds no float in them across the block. Flags: `cmp`, `subs`.
     // FPSCR is not touched.
     unsafe {
-        if (w as usize) % 4 == 0 {
+        if (w as usize).is_multiple_of(4) {
             pair_loop!(pair_w_aligned, a, b, w, rows, o, stride);
         } else {
             pair_loop!(pair_w_unaligned, a, b, w, rows, o, stride);

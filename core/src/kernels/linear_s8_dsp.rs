@@ -198,7 +198,7 @@ fn dot2(xw: &[u32], block: &[u8], n: usize, acc: &mut [i32; 2]) {
             )
         };
     }
-    if words % 2 == 0 {
+    if words.is_multiple_of(2) {
         dot2_loop!(step2!(), step2!(),);
     } else {
         dot2_loop!(step2!(),);

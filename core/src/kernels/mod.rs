@@ -120,6 +120,9 @@ pub enum KernelPath {
     Portable,
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
+    /// x86_64 with AVX-512F, BW, VL and VNNI (detected at run time): Conv2d micro-kernels with
+    /// 32 vector registers and, for int8, `vpdpbusd`; everything else as [`KernelPath::Avx2`].
+    Avx512,
     /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear, Conv2d and depthwise 3×3 through
     /// the DSP extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`,
     /// `depthwise_conv2d_s8_dsp.rs`); with the FPU (`*eabihf`) also f32 Linear, Conv2d and
@@ -128,15 +131,29 @@ pub enum KernelPath {
 }
 
 impl KernelPath {
-    /// A short lowercase name: `reference`, `portable`, `avx2` or `dsp`.
+    /// A short lowercase name: `reference`, `portable`, `avx2`, `avx512` or `dsp`.
     pub const fn name(self) -> &'static str {
         match self {
             KernelPath::Reference => "reference",
             KernelPath::Portable => "portable",
             KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512 => "avx512",
             KernelPath::Dsp => "dsp",
         }
     }
+}
+
+/// Caps the host kernel path at `max` for the rest of the process (x86_64 and aarch64; no effect
+/// elsewhere): [`kernel_path`] then returns the fastest path the CPU supports that is not above
+/// `max` in the order `Portable < Avx2 < Avx512` (`Reference` counts as `Portable`: the host never
+/// dispatches the reference loops). Results are the same bits on every path; this exists to
+/// measure and test a slower path on a faster CPU (the latency bench reads
+/// `DENOISEREP_HOST_ISA=avx2|portable` and calls it).
+pub fn limit_kernel_path(max: KernelPath) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    host::limit(max);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = max;
 }
 
 /// The Linear/Conv2d implementation this build runs on this CPU.
@@ -147,6 +164,53 @@ pub fn kernel_path() -> KernelPath {
     return KernelPath::Dsp;
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", denoiserep_dsp)))]
     return KernelPath::Reference;
+}
+
+/// [`maxpool2d`] for the common 2×2 window at stride 2 without padding (`oh = ⌊h/2⌋`,
+/// `ow = ⌊w/2⌋`): every window lies inside the input, so `output[c][oy][ox]` folds
+/// `a = in[2oy][2ox]`, `b = in[2oy][2ox+1]`, `c = in[2oy+1][2ox]`, `d = in[2oy+1][2ox+1]` in that
+/// order with the same `v > max` rule (the same result bit for bit, NaN and ±0 included), over
+/// fixed pairs of row slices without bounds checks in the loop, which the compiler vectorizes
+/// (`maxps` / `pmaxsb` compute exactly `if v > m { v } else { m }`).
+#[inline]
+fn maxpool2x2<T: PartialOrd + Copy>(
+    w: usize,
+    ow: usize,
+    input: &[T],
+    output: &mut [T],
+    hw: usize,
+    oh: usize,
+) {
+    #[inline(always)]
+    fn keep<T: PartialOrd + Copy>(m: T, v: T) -> T {
+        if v > m {
+            v
+        } else {
+            m
+        }
+    }
+    if hw == 0 || ow == 0 || oh == 0 {
+        return;
+    }
+    for (plane, out_plane) in input.chunks_exact(hw).zip(output.chunks_exact_mut(oh * ow)) {
+        for (pair, out_row) in plane
+            .chunks_exact(2 * w)
+            .zip(out_plane.chunks_exact_mut(ow))
+        {
+            let (r0, r1) = pair.split_at(w);
+            let (r0, r1) = (
+                r0.get(..2 * ow).unwrap_or(&[]),
+                r1.get(..2 * ow).unwrap_or(&[]),
+            );
+            for ((o, a), b) in out_row
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                *o = keep(keep(keep(a[0], a[1]), b[0]), b[1]);
+            }
+        }
+    }
 }
 
 /// The loop shared by [`maxpool2d_f32`] and [`maxpool2d_s8`]: `output[c][oy][ox]` = the maximum
@@ -166,6 +230,22 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
     {
         return Err(bad);
     }
+    if win == Window::square(2, 2, 0) {
+        maxpool2x2(w, ow, input, output, hw, oh);
+        return Ok(());
+    }
+    maxpool2d_windows(p, input, output, (oh, ow, hw));
+    Ok(())
+}
+
+/// The general loop of [`maxpool2d`] (any valid window), after its checks.
+pub(crate) fn maxpool2d_windows<T: PartialOrd + Copy>(
+    p: &PoolParams,
+    input: &[T],
+    output: &mut [T],
+    (oh, ow, hw): (usize, usize, usize),
+) {
+    let (h, w, win) = (p.h, p.w, p.window);
     let mut out_iter = output.iter_mut();
     for plane in input.chunks_exact(hw) {
         for oy in 0..oh {
@@ -173,7 +253,7 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
             for ox in 0..ow {
                 let (kx_lo, kx_hi, x0) = tap_range(ox, win.sw, win.pad_left, win.kw, w);
                 let Some(out) = out_iter.next() else {
-                    return Ok(());
+                    return;
                 };
                 if ky_lo >= ky_hi || kx_lo >= kx_hi {
                     continue; // no tap inside the input: impossible for a valid window
@@ -182,7 +262,10 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
                     (y0 + ky_lo as isize) as usize,
                     (x0 + kx_lo as isize) as usize,
                 );
-                let mut m = plane[iy0 * w + ix0];
+                let Some(&first) = plane.get(iy0 * w + ix0) else {
+                    continue;
+                };
+                let mut m = first;
                 for iy in iy0..iy0 + (ky_hi - ky_lo) {
                     for &v in &plane[iy * w + ix0..iy * w + ix0 + (kx_hi - kx_lo)] {
                         if v > m {
@@ -194,7 +277,6 @@ fn maxpool2d<T: PartialOrd + Copy>(p: &PoolParams, input: &[T], output: &mut [T]
             }
         }
     }
-    Ok(())
 }
 
 /// Number of accumulation lanes of every f32 reduction.

@@ -20,7 +20,8 @@
 //!   and NaNs come out the same (NaN payloads are not part of the contract).
 //! - int8: `col` holds `x − zp_in` as i16 (`∈ [−255, 255]`, padding 0, exactly what a padded tap
 //!   reading `zp_in` contributes), the dot product is exact i32 arithmetic (wrapping, as the
-//!   reference), then the reference's [`requantize`].
+//!   reference), then the reference's requantization (through [`requantize_fast`], equal to
+//!   `quant::requantize` for every input).
 //!
 //! A shape whose `stride` exceeds the buffer returns `false`, and the caller runs the blocked
 //! kernel instead. The micro-kernels are behind [`F32Dots`] / [`S8Dots`]: portable Rust here,
@@ -28,7 +29,7 @@
 
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
-use crate::quant::{activation_range, requantize};
+use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
 
 /// Capacity of the f32 im2col tile, in elements (16 KiB on the stack).
@@ -37,14 +38,19 @@ pub(super) const COL_F32: usize = 4096;
 pub(super) const COL_I16: usize = 8192;
 /// Output channels per micro-tile.
 pub(super) const MC: usize = 4;
-/// Output pixels per f32 micro-tile: `MC × MP = 8` YMM accumulators, 2 for the pixels' taps, one
-/// weight chunk and one product fit the 16 registers of AVX2 (4 × 3 = 12 accumulators did not:
-/// the compiler spilled accumulators to the stack in the inner loop).
+/// Output pixels per f32 micro-tile with 16 vector registers (AVX2, portable): `MC × MP = 8` YMM
+/// accumulators, 2 for the pixels' taps, one weight chunk and one product fit the 16 registers of
+/// AVX2 (4 × 3 = 12 accumulators did not: the compiler spilled accumulators to the stack in the
+/// inner loop). With AVX-512VL's 32 registers the micro-tile is `MC × 4` (`x86.rs`).
 pub(super) const MP: usize = 2;
-/// Output pixels per int8 micro-tile (4 more registers hold the widened weights).
+/// Output pixels per int8 micro-tile with 16 registers (4 more registers hold the widened
+/// weights).
 pub(super) const MP_S8: usize = 2;
-/// Taps per int8 chunk (one `vpmaddwd` of 16 i16 pairs).
+/// Taps per int8 chunk of the `vpmaddwd` kernels (16 i16 pairs).
 pub(super) const S8_STEP: usize = 16;
+/// Longest int8 chunk of any kernel (`vpdpbusd`: 32 u8 × s8 products per YMM register); the
+/// zero-padded tail chunk of a filter is always this long, a kernel reads its first `STEP` bytes.
+pub(super) const S8_TAIL: usize = 32;
 
 /// An f32 micro-kernel: for `C` filters and `P` im2col rows, the 8-lane sums of the module docs.
 pub(super) trait F32Dots {
@@ -64,17 +70,35 @@ pub(super) trait F32Dots {
     ) -> [[f32; P]; C];
 }
 
-/// An int8 micro-kernel: exact `Σ_j w[c][j] · cols[p][j]` (wrapping i32).
+/// An int8 micro-kernel: exact `Σ_j w[c][j] · cols[p][j]` (wrapping i32) over im2col rows of
+/// [`Self::Col`] values.
+///
+/// Two encodings of a tap `x` (input zero point `zp`): `i16` rows hold `x − zp` (padding 0) and
+/// the dot product is the reference's sum directly; `u8` rows hold `x + 128` (padding
+/// `zp + 128`, so that a padded tap contributes `w·(zp − zp) = 0` once corrected) and
+/// [`U8_OFFSET`](Self::U8_OFFSET) is true: the caller subtracts `(zp + 128)·Σ_j w[j]`, since
+/// `Σ w·(x − zp) = Σ w·(x + 128) − (zp + 128)·Σ w` exactly in wrapping i32 arithmetic (a ring).
 pub(super) trait S8Dots {
-    /// `out[c][p] = Σ_{j < 16·full} w[c][j] · cols[p][j]` (+ `Σ_l tail[c][l] · cols[p][16·full + l]`
-    /// with a tail), wrapping. Shorter slices give zeros, never a panic.
+    /// One im2col element.
+    type Col: Copy;
+    /// Taps per chunk (a row's stride is `per_out` rounded up to it; at most [`S8_TAIL`]).
+    const STEP: usize;
+    /// True for the `x + 128` encoding (see the trait docs).
+    const U8_OFFSET: bool;
+    /// The im2col value of input `x`.
+    fn col(x: i8, zp: i8) -> Self::Col;
+    /// The im2col value of a padded tap (and of the zero-weight taps past `per_out`).
+    fn pad(zp: i8) -> Self::Col;
+    /// `out[c][p] = Σ_{j < STEP·full} w[c][j] · cols[p][j]`
+    /// (+ `Σ_{l < STEP} tail[c][l] · cols[p][STEP·full + l]` with a tail), wrapping. Shorter
+    /// slices give zeros, never a panic.
     ///
     /// # Safety
     /// The CPU must have the implementation's target features.
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
-        tail: Option<&[[i8; S8_STEP]; C]>,
-        cols: &[&[i16]; P],
+        tail: Option<&[[i8; S8_TAIL]; C]>,
+        cols: &[&[Self::Col]; P],
         full: usize,
     ) -> [[i32; P]; C];
 }
@@ -122,10 +146,21 @@ impl F32Dots for Portable {
 }
 
 impl S8Dots for Portable {
+    type Col = i16;
+    const STEP: usize = S8_STEP;
+    const U8_OFFSET: bool = false;
+    #[inline(always)]
+    fn col(x: i8, zp: i8) -> i16 {
+        i16::from(x) - i16::from(zp)
+    }
+    #[inline(always)]
+    fn pad(_zp: i8) -> i16 {
+        0
+    }
     #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
-        tail: Option<&[[i8; S8_STEP]; C]>,
+        tail: Option<&[[i8; S8_TAIL]; C]>,
         cols: &[&[i16]; P],
         full: usize,
     ) -> [[i32; P]; C] {
@@ -182,6 +217,25 @@ fn load8(w: &[u8], k: usize) -> [f32; LANES] {
     v
 }
 
+/// Runs of taps of a border pixel at most this long are copied by a loop of constant length.
+const SHORT_RUN: usize = 8;
+
+/// Filters whose `u8` offsets are computed once per call (see [`u8_offset`]).
+const OFFSETS: usize = 256;
+
+/// `(zp + 128)·Σ_j w[j]` (wrapping) for a kernel with [`S8Dots::U8_OFFSET`], else 0: what the
+/// `x + 128` encoding adds to a filter's exact dot product.
+#[inline(always)]
+fn u8_offset<K: S8Dots>(w: &[u8], zp: i8) -> i32 {
+    if !K::U8_OFFSET {
+        return 0;
+    }
+    let sum = w
+        .iter()
+        .fold(0i32, |s, &v| s.wrapping_add(i32::from(v as i8)));
+    sum.wrapping_mul(i32::from(zp) + 128)
+}
+
 /// `step` rounded up to a multiple of `n` (`None` on overflow).
 #[inline(always)]
 fn round_up(n: usize, step: usize) -> Option<usize> {
@@ -232,12 +286,43 @@ fn im2col<T: Copy, U: Copy>(
         }
         return;
     }
-    for (k, dst) in col.chunks_exact_mut(stride).take(np).enumerate() {
-        dst.fill(zero);
-        let p = p0 + k;
-        let (oy, ox) = (p / ow, p % ow);
+    // Everything an interior pixel reads and writes is checked once here, so that its taps are
+    // copied without a bounds check per run of `kw` taps.
+    let per_out = g.ci * kh * kw;
+    let fast = input.len() >= g.ci * plane_len && col.len() >= np * stride && per_out <= stride;
+    let (mut oy, mut ox) = (p0 / ow, p0 % ow);
+    for dst in col.chunks_exact_mut(stride).take(np) {
         let (ky_lo, ky_hi, y0) = tap_range(oy, g.win.sh, g.win.pad_top, kh, g.h);
         let (kx_lo, kx_hi, x0) = tap_range(ox, g.win.sw, g.win.pad_left, kw, g.w);
+        (ox, oy) = if ox + 1 == ow {
+            (0, oy + 1)
+        } else {
+            (ox + 1, oy)
+        };
+        if fast && ky_lo == 0 && ky_hi == kh && kx_lo == 0 && kx_hi == kw {
+            // Interior pixel: every tap is inside the input (`y0, x0 ≥ 0`, `y0 + kh ≤ h`,
+            // `x0 + kw ≤ w`), written in order `j = 0, 1, …, per_out − 1`. The common widths
+            // get a copy of constant length (a run-time length makes LLVM call `memcpy` for
+            // every run of `kw` taps).
+            let base = y0 as usize * g.w + x0 as usize;
+            let at = (input, &mut *dst, base, plane_len);
+            // SAFETY: `fast` and the interior test above: see `interior`.
+            unsafe {
+                match kw {
+                    1 => interior::<1, T, U>(g, at, &f),
+                    2 => interior::<2, T, U>(g, at, &f),
+                    3 => interior::<3, T, U>(g, at, &f),
+                    4 => interior::<4, T, U>(g, at, &f),
+                    5 => interior::<5, T, U>(g, at, &f),
+                    _ => interior::<0, T, U>(g, at, &f),
+                }
+            }
+            if let Some(d) = dst.get_mut(per_out..) {
+                d.fill(zero);
+            }
+            continue;
+        }
+        dst.fill(zero);
         if kx_lo >= kx_hi {
             continue;
         }
@@ -249,11 +334,49 @@ fn im2col<T: Copy, U: Copy>(
                 let s = i * plane_len + iy * g.w + ix0;
                 let j = (i * kh + ky) * kw + kx_lo;
                 if let (Some(src), Some(d)) = (input.get(s..s + n), dst.get_mut(j..j + n)) {
-                    for (d, &v) in d.iter_mut().zip(src) {
-                        *d = f(v);
+                    if n <= SHORT_RUN {
+                        // A loop of constant length: no `memcpy` call per short run.
+                        for kx in 0..SHORT_RUN {
+                            if let (Some(d), Some(&v)) = (d.get_mut(kx), src.get(kx)) {
+                                *d = f(v);
+                            }
+                        }
+                    } else {
+                        for (d, &v) in d.iter_mut().zip(src) {
+                            *d = f(v);
+                        }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The taps of one interior output pixel, `dst[j] = f(input[i·plane_len + base + ky·w + kx])`
+/// for `j = (i·kh + ky)·kw + kx < per_out`, with `kw = KW` (a constant copy length) or, for
+/// `KW = 0`, `g.win.kw`.
+///
+/// # Safety
+/// Every tap must be inside the input: `base + (kh − 1)·w + kw ≤ plane_len`, `input.len() ≥
+/// ci·plane_len`, and `dst.len() ≥ per_out`.
+#[inline(always)]
+unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
+    g: &ConvGeometry,
+    (input, dst, base, plane_len): (&[T], &mut [U], usize, usize),
+    f: &impl Fn(T) -> U,
+) {
+    let kw = if KW == 0 { g.win.kw } else { KW };
+    let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
+    let mut j = 0;
+    for i in 0..g.ci {
+        for ky in 0..g.win.kh {
+            let s0 = i * plane_len + base + ky * g.w;
+            for kx in 0..kw {
+                // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap of plane
+                // `i`), `j < per_out ≤ dst.len()` (the caller's contract).
+                *out.add(j + kx) = f(*src.add(s0 + kx));
+            }
+            j += kw;
         }
     }
 }
@@ -266,7 +389,7 @@ fn im2col<T: Copy, U: Copy>(
 /// # Safety
 /// The CPU must have `K`'s target features.
 #[inline(always)]
-pub(super) unsafe fn conv2d_f32<K: F32Dots>(
+pub(super) unsafe fn conv2d_f32<K: F32Dots, const MP: usize>(
     g: &ConvGeometry,
     act: Activation,
     input: &[f32],
@@ -356,7 +479,7 @@ pub(super) unsafe fn conv2d_f32<K: F32Dots>(
 /// The CPU must have `K`'s target features.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn conv2d_s8<K: S8Dots>(
+pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
     g: &ConvGeometry,
     act: Activation,
     q: &PerChannelQuant<'_>,
@@ -367,28 +490,37 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots>(
 ) -> bool {
     let per_out = g.per_out;
     let plane = g.oh * g.ow;
-    let Some(stride) = round_up(per_out, S8_STEP) else {
+    let Some(stride) = round_up(per_out, K::STEP) else {
         return false;
     };
-    let tile = tile_pixels(COL_I16, stride, MP_S8);
+    let tile = tile_pixels(COL_I16, stride, MP);
     if tile == 0 {
         return false;
     }
     if per_out == 0 || plane == 0 {
         return true;
     }
-    let (full, rem) = (per_out / S8_STEP, per_out % S8_STEP);
+    let (full, rem) = (per_out / K::STEP, per_out % K::STEP);
     let zp_out = i32::from(q.output.zero_point);
     let (act_min, act_max) = activation_range(act, q.output);
-    let zp = i16::from(q.input_zp);
+    let range = OutputRange::new(zp_out, act_min, act_max);
+    let zp = q.input_zp;
     let wb = weights.as_bytes();
     let co = bias.len();
-    let mut col = [0i16; COL_I16];
+    let mut col = [K::pad(zp); COL_I16];
+    // `u8` rows: each filter's bias absorbs `−(zp + 128)·Σ_j w[o][j]`, computed once per call for
+    // up to `OFFSETS` filters (per tile beyond).
+    let mut offsets = [0i32; OFFSETS];
+    if K::U8_OFFSET && co <= OFFSETS {
+        for (o, d) in offsets.iter_mut().enumerate().take(co) {
+            *d = u8_offset::<K>(wb.get(o * per_out..(o + 1) * per_out).unwrap_or(&[]), zp);
+        }
+    }
     let mut p0 = 0;
     while p0 < plane {
         let np = tile.min(plane - p0);
-        im2col(g, input, (p0, np), stride, &mut col, 0, |v| {
-            i16::from(v) - zp
+        im2col(g, input, (p0, np), stride, &mut col, K::pad(zp), |v| {
+            K::col(v, zp)
         });
         let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
         let mut o = 0;
@@ -401,38 +533,44 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots>(
                         let s = (o + c) * per_out;
                         wb.get(s..s + per_out).unwrap_or(&[])
                     });
-                    let tails: [[i8; S8_STEP]; C] = core::array::from_fn(|c| {
-                        let mut t = [0i8; S8_STEP];
-                        let src = w[c].get(S8_STEP * full..).unwrap_or(&[]);
+                    let tails: [[i8; S8_TAIL]; C] = core::array::from_fn(|c| {
+                        let mut t = [0i8; S8_TAIL];
+                        let src = w[c].get(K::STEP * full..).unwrap_or(&[]);
                         for (t, &v) in t.iter_mut().zip(src) {
                             *t = v as i8;
                         }
                         t
                     });
                     let tail = if rem != 0 { Some(&tails) } else { None };
-                    let pc: [(i32, i32, i32); C] = core::array::from_fn(|c| {
+                    let offset: [i32; C] = core::array::from_fn(|c| match offsets.get(o + c) {
+                        Some(&v) if co <= OFFSETS => v,
+                        _ => u8_offset::<K>(w[c], zp),
+                    });
+                    let pc: [(i32, Requantizer); C] = core::array::from_fn(|c| {
                         (
-                            bias.get(o + c).unwrap_or(0),
-                            q.multiplier.get(o + c).unwrap_or(0),
-                            i32::from(q.shift.get(o + c).unwrap_or(0)),
+                            bias.get(o + c).unwrap_or(0).wrapping_sub(offset[c]),
+                            Requantizer::new(
+                                q.multiplier.get(o + c).unwrap_or(0),
+                                i32::from(q.shift.get(o + c).unwrap_or(0)),
+                            ),
                         )
                     });
                     let mut put = |c: usize, k: usize, dot: i32| {
                         if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
-                            let (b, m, sh) = pc[c];
-                            *y = requantize(b.wrapping_add(dot), m, sh, zp_out, act_min, act_max);
+                            let (b, r) = &pc[c];
+                            *y = requantize_fast(b.wrapping_add(dot), r, &range);
                         }
                     };
                     let mut k = 0;
-                    while k + MP_S8 <= np {
-                        let cols: [&[i16]; MP_S8] = core::array::from_fn(|p| rows(k + p));
-                        let s = K::dots::<C, MP_S8>(&w, tail, &cols, full);
+                    while k + MP <= np {
+                        let cols: [&[K::Col]; MP] = core::array::from_fn(|p| rows(k + p));
+                        let s = K::dots::<C, MP>(&w, tail, &cols, full);
                         for c in 0..C {
-                            for p in 0..MP_S8 {
+                            for p in 0..MP {
                                 put(c, k + p, s[c][p]);
                             }
                         }
-                        k += MP_S8;
+                        k += MP;
                     }
                     while k < np {
                         let s = K::dots::<C, 1>(&w, tail, &[rows(k)], full);

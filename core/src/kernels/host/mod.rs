@@ -5,8 +5,9 @@
 //! Conv2d (and DepthwiseConv2d, which runs one channel at a time as a 1 → 1-channel Conv2d):
 //! - one input channel ([`single`]): vectorized across 8 output pixels, tap-major im2col tile;
 //! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
-//!   all output channels, and a register-blocked micro-kernel (AVX2: 4 filters × 2 pixels of
-//!   8-lane f32 accumulators, 4 × 2 `vpmaddwd` accumulators for int8; portable Rust otherwise);
+//!   all output channels, and a register-blocked micro-kernel (AVX-512VL + VNNI, `avx512`: 4
+//!   filters × 4 pixels of 8-lane f32 accumulators, 4 × 4 `vpdpbusd` accumulators for int8 over
+//!   `x + 128` rows; AVX2: 4 × 2 f32, 4 × 2 `vpmaddwd` for int8; portable Rust otherwise);
 //! - shapes whose im2col row does not fit the buffer: the blocked loops of [`blocked`].
 //!
 //! Same results as the reference loops, bit for bit: f32 keeps the fixed 8-lane order of
@@ -14,6 +15,8 @@
 //! of one output's sum), and int8 is exact integer arithmetic in any order. See
 //! [`KernelPath`] for the variants and `docs/kernels.md` for the measurements.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod blocked;
 mod im2col;
 mod single;
@@ -25,27 +28,66 @@ mod x86;
 use super::params::{LinearParams, PerChannelQuant};
 use super::{ConvGeometry, KernelPath};
 use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Rows per block of the portable f32 Linear kernel: 4 rows × 8 f32 lanes fit the 16 SSE2 /
 /// 32 NEON registers with the shared input chunk.
 const PORTABLE_ROWS: usize = 4;
 
-/// The fastest path this CPU supports (cargo feature `portable-kernels` forces
-/// [`KernelPath::Portable`]).
+/// The highest path [`path`] may return (`0` = portable, `1` = AVX2, `2` = AVX-512), set by
+/// [`limit`].
+static LIMIT: AtomicU8 = AtomicU8::new(u8::MAX);
+
+/// Rank of a path in the order `Portable < Avx2 < Avx512`.
+const fn rank(path: KernelPath) -> u8 {
+    match path {
+        KernelPath::Avx512 => 2,
+        KernelPath::Avx2 => 1,
+        _ => 0,
+    }
+}
+
+/// [`crate::kernels::limit_kernel_path`].
+pub(super) fn limit(max: KernelPath) {
+    LIMIT.store(rank(max), Ordering::Relaxed);
+}
+
+/// The fastest path this CPU supports, up to the [`limit`] (cargo feature `portable-kernels`
+/// forces [`KernelPath::Portable`]).
 #[inline]
 pub(super) fn path() -> KernelPath {
     #[cfg(all(target_arch = "x86_64", not(feature = "portable-kernels")))]
-    if x86::has_avx2() {
-        return KernelPath::Avx2;
+    {
+        let max = LIMIT.load(Ordering::Relaxed);
+        if max >= 2 && x86::has_avx512() {
+            return KernelPath::Avx512;
+        }
+        if max >= 1 && x86::has_avx2() {
+            return KernelPath::Avx2;
+        }
     }
     KernelPath::Portable
 }
 
-/// True when `path` can run here (a path the CPU lacks is replaced by the portable one).
+/// True when `path` can run the AVX2 kernels here: [`KernelPath::Avx2`], and
+/// [`KernelPath::Avx512`] for the kernels it has no own version of (a path the CPU lacks is
+/// replaced by the portable one).
 #[inline]
 fn use_avx2(path: KernelPath) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return path == KernelPath::Avx2 && x86::has_avx2();
+    return (path == KernelPath::Avx2 || path == KernelPath::Avx512) && x86::has_avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    return {
+        let _ = path;
+        false
+    };
+}
+
+/// True when `path` is [`KernelPath::Avx512`] and the CPU has its features.
+#[inline]
+fn use_avx512(path: KernelPath) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return path == KernelPath::Avx512 && x86::has_avx512();
     #[cfg(not(target_arch = "x86_64"))]
     return {
         let _ = path;
@@ -125,6 +167,12 @@ pub(super) fn conv2d_f32(
         return false;
     }
     #[cfg(target_arch = "x86_64")]
+    if use_avx512(path) {
+        // SAFETY: `use_avx512` checked that the CPU supports AVX-512F/BW/VL/VNNI.
+        unsafe { avx512::conv2d_f32_avx512(g, act, input, weights, bias, output) };
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
     if use_avx2(path) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         unsafe { x86::conv2d_f32_avx2(g, act, input, weights, bias, output) };
@@ -134,7 +182,9 @@ pub(super) fn conv2d_f32(
         return true;
     }
     // SAFETY: the portable micro-kernel needs no target feature.
-    if !unsafe { im2col::conv2d_f32::<im2col::Portable>(g, act, input, weights, bias, output) } {
+    if !unsafe {
+        im2col::conv2d_f32::<im2col::Portable, { im2col::MP }>(g, act, input, weights, bias, output)
+    } {
         blocked::conv2d_f32(g, act, input, weights, bias, output);
     }
     true
@@ -168,6 +218,11 @@ pub(super) fn conv2d_s8(
         return super::conv2d_s8::reference(g, act, q, input, weights, bias, output);
     }
     #[cfg(target_arch = "x86_64")]
+    if use_avx512(path) {
+        // SAFETY: `use_avx512` checked that the CPU supports AVX-512F/BW/VL/VNNI.
+        return unsafe { avx512::conv2d_s8_avx512(g, act, q, input, weights, bias, output) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if use_avx2(path) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         return unsafe { x86::conv2d_s8_avx2(g, act, q, input, weights, bias, output) };
@@ -176,7 +231,11 @@ pub(super) fn conv2d_s8(
         return;
     }
     // SAFETY: the portable micro-kernel needs no target feature.
-    if !unsafe { im2col::conv2d_s8::<im2col::Portable>(g, act, q, input, weights, bias, output) } {
+    if !unsafe {
+        im2col::conv2d_s8::<im2col::Portable, { im2col::MP_S8 }>(
+            g, act, q, input, weights, bias, output,
+        )
+    } {
         blocked::conv2d_s8(g, act, q, input, weights, bias, output)
     }
 }

@@ -1,4 +1,4 @@
-//! Every host path (reference loop, portable blocked, AVX2 where the CPU has it) against a
+//! Every host path (reference loop, portable blocked, AVX2 and AVX-512 where the CPU has them) against a
 //! straightforward scalar transcription of the documented order, on random shapes: f32 bit for
 //! bit (NaN compared as NaN: its payload is not part of the contract), int8 exactly.
 //!
@@ -22,18 +22,33 @@ fn paths() -> Vec<KernelPath> {
     if super::x86::has_avx2() {
         p.push(KernelPath::Avx2);
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86::has_avx512() {
+        p.push(KernelPath::Avx512);
+    }
     p
 }
 
+/// The fastest path, and [`crate::kernels::limit_kernel_path`] capping it (one test, because the
+/// cap is process-wide: the other tests pass their path explicitly).
 #[test]
 fn the_dispatched_path_is_the_fastest_available() {
-    let want = if cfg!(feature = "portable-kernels") || !paths().contains(&KernelPath::Avx2) {
-        KernelPath::Portable
-    } else {
-        KernelPath::Avx2
+    let all = paths();
+    let fastest = |max: KernelPath| -> KernelPath {
+        if cfg!(feature = "portable-kernels") {
+            return KernelPath::Portable;
+        }
+        [KernelPath::Avx512, KernelPath::Avx2]
+            .into_iter()
+            .find(|p| all.contains(p) && super::rank(*p) <= super::rank(max))
+            .unwrap_or(KernelPath::Portable)
     };
-    assert_eq!(super::path(), want);
-    assert_eq!(crate::kernels::kernel_path(), want);
+    assert_eq!(super::path(), fastest(KernelPath::Avx512));
+    assert_eq!(crate::kernels::kernel_path(), fastest(KernelPath::Avx512));
+    for max in [KernelPath::Portable, KernelPath::Avx2, KernelPath::Avx512] {
+        crate::kernels::limit_kernel_path(max);
+        assert_eq!(crate::kernels::kernel_path(), fastest(max), "limit {max:?}");
+    }
 }
 
 /// SplitMix64.
@@ -522,6 +537,9 @@ fn conv2d_odd_shapes_match_the_reference() {
     ];
     for (k, &(ci, co, w, h, wd)) in cases.iter().enumerate() {
         for seed in 0..4u64 {
+            // The extreme input zero points too: the `vpdpbusd` path encodes `x + 128` and pads
+            // with `zp + 128` (0 and 255 here).
+            let zp = [-3, -128, 127, 0][seed as usize];
             let r = conv_case(
                 ci,
                 co,
@@ -529,11 +547,92 @@ fn conv2d_odd_shapes_match_the_reference() {
                 h,
                 wd,
                 seed % 2 == 1,
-                -3,
+                zp,
                 1000 * k as u64 + seed,
                 seed < 2,
             );
             assert!(r.is_ok(), "case {k} seed {seed}: {r:?}");
         }
+    }
+}
+
+/// The shapes of the benchmarked CNNs (`cnn:32,64/128`, `resnet8`: 3×3 "same" at stride 1 and 2,
+/// 1×1 stride-2 shortcuts), whose channel and pixel counts fill the 4 × 4 AVX-512 blocks and the
+/// 32-tap `vpdpbusd` chunks exactly or leave a remainder, with every input zero point class.
+#[test]
+fn conv2d_model_shapes_match_the_reference() {
+    let same = |s: usize, p: [usize; 4]| Window {
+        kh: 3,
+        kw: 3,
+        sh: s,
+        sw: s,
+        pad_top: p[0],
+        pad_bottom: p[1],
+        pad_left: p[2],
+        pad_right: p[3],
+    };
+    let cases = [
+        (1, 32, same(1, [1; 4]), 28, 28),
+        (32, 64, same(1, [1; 4]), 14, 14),
+        (16, 16, same(1, [1; 4]), 28, 28),
+        (16, 32, same(2, [0, 1, 0, 1]), 28, 28),
+        (32, 32, same(1, [1; 4]), 14, 14),
+        (32, 64, same(2, [0, 1, 0, 1]), 14, 14),
+        (64, 64, same(1, [1; 4]), 7, 7),
+        (16, 32, Window::square(1, 2, 0), 28, 28),
+        (32, 64, Window::square(1, 2, 0), 14, 14),
+        (7, 13, same(1, [1; 4]), 9, 11),
+    ];
+    for (k, &(ci, co, win, h, w)) in cases.iter().enumerate() {
+        for (n, zp) in [0i8, -128, 127, 5].into_iter().enumerate() {
+            let seed = 7000 + 10 * k as u64 + n as u64;
+            let r = conv_case(ci, co, win, h, w, n % 2 == 0, zp, seed, n < 2);
+            assert!(r.is_ok(), "case {k} zp {zp}: {r:?}");
+        }
+    }
+}
+
+/// The 2×2 stride-2 max pooling fast path against the general window loop, f32 bit for bit
+/// (NaN first or later in a window, ±0.0 ties, odd sizes that drop a row or column) and int8.
+#[test]
+fn maxpool2x2_matches_the_window_loop() {
+    use crate::kernels::params::PoolParams;
+    let mut rng = Rng(99);
+    for (c, h, w) in [
+        (1, 2, 2),
+        (3, 5, 7),
+        (2, 28, 28),
+        (4, 1, 9),
+        (2, 9, 1),
+        (5, 13, 6),
+    ] {
+        let p = PoolParams {
+            channels: c,
+            h,
+            w,
+            window: Window::square(2, 2, 0),
+        };
+        let Some((oh, ow)) = p.window.out_dims(h, w) else {
+            continue;
+        };
+        let xf: Vec<f32> = (0..c * h * w)
+            .map(|_| match rng.next() % 8 {
+                0 => f32::NAN,
+                1 => 0.0,
+                2 => -0.0,
+                _ => rng.f32(true),
+            })
+            .collect();
+        let x8: Vec<i8> = (0..c * h * w).map(|_| rng.i8()).collect();
+        let n = c * oh * ow;
+        let (mut yf, mut wf) = (vec![1.0f32; n], vec![2.0f32; n]);
+        crate::kernels::maxpool2d_f32(&p, &xf, &mut yf).unwrap();
+        crate::kernels::maxpool2d_windows(&p, &xf, &mut wf, (oh, ow, h * w));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&yf), bits(&wf), "f32 {c}×{h}×{w}");
+        let (mut y8, mut w8) = (vec![1i8; n], vec![2i8; n]);
+        crate::kernels::maxpool2d_s8(&p, &x8, &mut y8).unwrap();
+        crate::kernels::maxpool2d_windows(&p, &x8, &mut w8, (oh, ow, h * w));
+        assert_eq!(y8, w8, "int8 {c}×{h}×{w}");
     }
 }

@@ -7,14 +7,15 @@
 //! reference's. Weights are little-endian bytes at any address: loads are unaligned.
 
 use core::arch::x86_64::{
-    __cpuid, __cpuid_count, __m128i, __m256i, _mm256_add_epi32, _mm256_add_ps,
+    __cpuid, __cpuid_count, __m128i, __m256, __m256i, _mm256_add_epi32, _mm256_add_ps,
     _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_loadu_ps,
     _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps,
     _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32,
     _mm_loadu_si128, _mm_shuffle_epi32, _xgetbv, CpuidResult,
 };
 use core::arch::x86_64::{
-    _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps, _mm_storeu_ps,
+    __m128, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps,
+    _mm_cvtss_f32, _mm_storeu_ps,
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -28,22 +29,33 @@ use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 const DETECTED: u8 = 0x80;
 /// AVX2 is supported by the CPU and its YMM state is enabled by the OS.
 const AVX2: u8 = 0x01;
+/// AVX-512F, BW, VL and VNNI are supported and the OS saves the opmask and ZMM state.
+const AVX512: u8 = 0x02;
 
 /// Cached result of [`detect`]: 0 = not yet detected.
 static FEATURES: AtomicU8 = AtomicU8::new(0);
 
-/// True when the AVX2 kernels may run on this CPU (detected once, then cached).
+/// The detected feature bits (detected once, then cached).
 #[inline]
-pub(super) fn has_avx2() -> bool {
-    if cfg!(target_feature = "avx2") {
-        return true;
-    }
+fn features() -> u8 {
     let mut f = FEATURES.load(Ordering::Relaxed);
     if f == 0 {
         f = detect() | DETECTED;
         FEATURES.store(f, Ordering::Relaxed);
     }
-    f & AVX2 != 0
+    f
+}
+
+/// True when the AVX2 kernels may run on this CPU.
+#[inline]
+pub(super) fn has_avx2() -> bool {
+    cfg!(target_feature = "avx2") || features() & AVX2 != 0
+}
+
+/// True when the AVX-512 kernels (AVX-512F + BW + VL + VNNI) may run on this CPU.
+#[inline]
+pub(super) fn has_avx512() -> bool {
+    features() & AVX512 != 0
 }
 
 fn cpuid(leaf: u32, sub_leaf: u32) -> CpuidResult {
@@ -83,10 +95,17 @@ fn detect() -> u8 {
     if xcr0 & 0b110 != 0b110 {
         return 0;
     }
-    if cpuid(7, 0).ebx & (1 << 5) != 0 {
-        AVX2
+    let leaf7 = cpuid(7, 0);
+    if leaf7.ebx & (1 << 5) == 0 {
+        return 0;
+    }
+    // AVX-512: CPUID.(7,0):EBX.AVX512F[16], BW[30], VL[31], ECX.AVX512_VNNI[11], and XCR0 bits
+    // 5–7 (opmask, upper halves of ZMM0–15, ZMM16–31).
+    let ebx_512 = (1 << 16) | (1 << 30) | (1 << 31);
+    if leaf7.ebx & ebx_512 == ebx_512 && leaf7.ecx & (1 << 11) != 0 && xcr0 & 0xe0 == 0xe0 {
+        AVX2 | AVX512
     } else {
-        0
+        AVX2
     }
 }
 
@@ -170,7 +189,7 @@ pub(super) unsafe fn linear_f32_avx2(
 
 /// Wrapping sum of the 8 i32 lanes of `v`.
 #[target_feature(enable = "avx2")]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
@@ -270,7 +289,7 @@ pub(super) unsafe fn conv2d_f32_avx2(
     if single::conv2d_f32(g, act, input, weights, bias, output) {
         return;
     }
-    if !im2col::conv2d_f32::<Avx2>(g, act, input, weights, bias, output) {
+    if !im2col::conv2d_f32::<Avx2, { im2col::MP }>(g, act, input, weights, bias, output) {
         blocked::conv2d_f32(g, act, input, weights, bias, output)
     }
 }
@@ -290,7 +309,7 @@ pub(super) unsafe fn conv2d_s8_avx2(
     if single::conv2d_s8(g, act, q, input, weights, bias, output) {
         return;
     }
-    if !im2col::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output) {
+    if !im2col::conv2d_s8::<Avx2, { im2col::MP_S8 }>(g, act, q, input, weights, bias, output) {
         blocked::conv2d_s8(g, act, q, input, weights, bias, output)
     }
 }
@@ -324,10 +343,21 @@ impl im2col::F32Dots for Avx2 {
 }
 
 impl im2col::S8Dots for Avx2 {
+    type Col = i16;
+    const STEP: usize = im2col::S8_STEP;
+    const U8_OFFSET: bool = false;
+    #[inline(always)]
+    fn col(x: i8, zp: i8) -> i16 {
+        i16::from(x) - i16::from(zp)
+    }
+    #[inline(always)]
+    fn pad(_zp: i8) -> i16 {
+        0
+    }
     #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
-        tail: Option<&[[i8; im2col::S8_STEP]; C]>,
+        tail: Option<&[[i8; im2col::S8_TAIL]; C]>,
         cols: &[&[i16]; P],
         full: usize,
     ) -> [[i32; P]; C] {
@@ -342,7 +372,7 @@ impl im2col::S8Dots for Avx2 {
 /// AVX2 must be available.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn conv_dots_f32<const C: usize, const P: usize>(
+pub(super) unsafe fn conv_dots_f32<const C: usize, const P: usize>(
     w: &[&[u8]; C],
     tail: Option<&[[f32; LANES]; C]>,
     cols: &[&[f32]; P],
@@ -390,27 +420,44 @@ unsafe fn conv_dots_f32<const C: usize, const P: usize>(
     // The fixed tree of 4 accumulators at once: `hadd` adds neighbouring lanes (`l0 + l1`,
     // `l2 + l3` in the first step, then their sums), and the two 128-bit halves hold the
     // `(l0..l3)` and `(l4..l7)` subtrees, so each sum is `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))`.
+    // Every index below is a compile-time constant once the loops over `C` and `P` unroll, so the
+    // accumulators stay in registers (a run-time index would put them in memory).
     let mut out = [[0.0f32; P]; C];
-    let mut flat = [_mm256_setzero_ps(); 4];
-    let mut sums = [0.0f32; 4];
-    let mut n = 0;
-    for a in acc.iter().flat_map(|row| row.iter()) {
-        flat[n % 4] = *a;
-        n += 1;
-        if n % 4 == 0 || n == C * P {
-            let h01 = _mm256_hadd_ps(flat[0], flat[1]);
-            let h23 = _mm256_hadd_ps(flat[2], flat[3]);
-            let h = _mm256_hadd_ps(h01, h23);
-            let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-            _mm_storeu_ps(sums.as_mut_ptr(), s);
-            let first = (n - 1) / 4 * 4;
-            for (m, &v) in sums.iter().enumerate().take(n - first) {
-                let idx = first + m;
-                out[idx / P][idx % P] = v;
+    if P.is_multiple_of(4) {
+        for c in 0..C {
+            for p in (0..P).step_by(4) {
+                let s = tree4_ps(acc[c][p], acc[c][p + 1], acc[c][p + 2], acc[c][p + 3]);
+                _mm_storeu_ps(out[c].as_mut_ptr().add(p), s);
+            }
+        }
+    } else if P == 2 && C.is_multiple_of(2) {
+        for c in (0..C).step_by(2) {
+            let s = tree4_ps(acc[c][0], acc[c][1], acc[c + 1][0], acc[c + 1][1]);
+            let mut v = [0.0f32; 4];
+            _mm_storeu_ps(v.as_mut_ptr(), s);
+            out[c][0] = v[0];
+            out[c][1] = v[1];
+            out[c + 1][0] = v[2];
+            out[c + 1][1] = v[3];
+        }
+    } else {
+        for c in 0..C {
+            for p in 0..P {
+                let a = acc[c][p];
+                let s = tree4_ps(a, a, a, a);
+                out[c][p] = _mm_cvtss_f32(s);
             }
         }
     }
     out
+}
+
+/// The fixed tree `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))` of `a`, `b`, `c`, `d`, in that order.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn tree4_ps(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    let h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
 }
 
 /// [`im2col::S8Dots::dots`]: 16 taps per step, weights widened to i16, `vpmaddwd` into i32
@@ -422,7 +469,7 @@ unsafe fn conv_dots_f32<const C: usize, const P: usize>(
 #[inline]
 unsafe fn conv_dots_s8<const C: usize, const P: usize>(
     w: &[&[u8]; C],
-    tail: Option<&[[i8; im2col::S8_STEP]; C]>,
+    tail: Option<&[[i8; im2col::S8_TAIL]; C]>,
     cols: &[&[i16]; P],
     full: usize,
 ) -> [[i32; P]; C] {

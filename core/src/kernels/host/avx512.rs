@@ -1,0 +1,184 @@
+//! x86_64 with AVX-512F + BW + VL + VNNI (detected at run time, `x86::has_avx512`): Conv2d
+//! micro-kernels that use the 32 vector registers of AVX-512VL and, for int8, `vpdpbusd`.
+//!
+//! The vectors stay 256 bits wide (YMM0–YMM31): on Zen 4 a 512-bit operation takes both 256-bit
+//! halves of a unit, so the win is the register file and VNNI, not the width. And f32 could not
+//! use 16 lanes anyway: a 16-wide register would hold two terms per lane of the documented order.
+//!
+//! - f32: the AVX2 micro-kernel of `x86.rs` (`vmulps` then `vaddps`, lane `l` of a register is
+//!   lane `l` of the documented order, the `vhaddps` tree) with a `4 × 4` register block: 16
+//!   accumulators, 4 pixel chunks, one weight chunk and a product in 22 registers. Loads per
+//!   8 taps: 4 + 4 for 16 multiply-adds (the `4 × 2` AVX2 block loads 6 for 8).
+//! - int8: im2col rows of `u = x + 128` (u8; padding `zp_in + 128`), and
+//!   `vpdpbusd acc, u, w`: 4 adjacent taps `u[4m..4m+4] · w[4m..4m+4]` (u8 × s8, exact in i32:
+//!   `|Σ| ≤ 4·255·128`) added to i32 lane `m` without saturation, 32 taps per instruction
+//!   (the AVX2 kernel does 16 with `vpmovsxbw` + `vpmaddwd` + `vpaddd`). The weights are read as
+//!   stored, no widening. `4 × 4` block: 16 accumulators. The caller subtracts
+//!   `(zp_in + 128)·Σ_j w[j]` from the bias ([`im2col::S8Dots`]), so every output is the
+//!   reference's wrapping i32 sum, then the reference's requantization: bit-exact.
+
+use core::arch::x86_64::{
+    __m128i, __m256i, _mm256_castsi256_si128, _mm256_dpbusd_epi32, _mm256_extracti128_si256,
+    _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_setzero_si256, _mm_add_epi32, _mm_storeu_si128,
+};
+
+use super::{blocked, im2col, single, x86};
+use crate::kernels::params::PerChannelQuant;
+use crate::kernels::{ConvGeometry, LANES};
+use crate::tensor::{Activation, F32Data, I32Data, I8Data};
+
+/// Output pixels per micro-tile (f32 and int8): 4 filters × 4 pixels = 16 accumulators.
+const MP: usize = 4;
+
+/// # Safety
+/// The CPU must support AVX-512F, BW, VL and VNNI ([`x86::has_avx512`]).
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn conv2d_f32_avx512(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    if single::conv2d_f32(g, act, input, weights, bias, output) {
+        return;
+    }
+    if !im2col::conv2d_f32::<Avx512, MP>(g, act, input, weights, bias, output) {
+        blocked::conv2d_f32(g, act, input, weights, bias, output)
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F, BW, VL and VNNI ([`x86::has_avx512`]).
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn conv2d_s8_avx512(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) {
+    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+        return;
+    }
+    if !im2col::conv2d_s8::<Vnni, MP>(g, act, q, input, weights, bias, output) {
+        blocked::conv2d_s8(g, act, q, input, weights, bias, output)
+    }
+}
+
+/// The f32 micro-kernel of `x86.rs`, inlined into AVX-512VL code (32 registers).
+pub(super) struct Avx512;
+
+impl im2col::F32Dots for Avx512 {
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[f32; LANES]; C]>,
+        cols: &[&[f32]; P],
+        full: usize,
+    ) -> [[f32; P]; C] {
+        x86::conv_dots_f32::<C, P>(w, tail, cols, full)
+    }
+}
+
+/// The `vpdpbusd` int8 micro-kernel over `x + 128` rows.
+pub(super) struct Vnni;
+
+impl im2col::S8Dots for Vnni {
+    type Col = u8;
+    const STEP: usize = 32;
+    const U8_OFFSET: bool = true;
+    #[inline(always)]
+    fn col(x: i8, _zp: i8) -> u8 {
+        (x as u8) ^ 0x80
+    }
+    #[inline(always)]
+    fn pad(zp: i8) -> u8 {
+        (zp as u8) ^ 0x80
+    }
+    #[inline(always)]
+    unsafe fn dots<const C: usize, const P: usize>(
+        w: &[&[u8]; C],
+        tail: Option<&[[i8; im2col::S8_TAIL]; C]>,
+        cols: &[&[u8]; P],
+        full: usize,
+    ) -> [[i32; P]; C] {
+        dots_vnni::<C, P>(w, tail, cols, full)
+    }
+}
+
+/// [`im2col::S8Dots::dots`] for [`Vnni`]: `Σ_j w[c][j] · u[p][j]` in wrapping i32, 32 taps per
+/// `vpdpbusd`.
+///
+/// # Safety
+/// The CPU must support AVX-512VL and AVX-512 VNNI.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn dots_vnni<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: Option<&[[i8; im2col::S8_TAIL]; C]>,
+    cols: &[&[u8]; P],
+    full: usize,
+) -> [[i32; P]; C] {
+    const STEP: usize = 32;
+    let n = STEP * full;
+    let need = n + if tail.is_some() { STEP } else { 0 };
+    if w.iter().any(|r| r.len() < n) || cols.iter().any(|x| x.len() < need) {
+        return [[0; P]; C];
+    }
+    let wp: [*const u8; C] = core::array::from_fn(|c| w[c].as_ptr());
+    let xp: [*const u8; P] = core::array::from_fn(|p| cols[p].as_ptr());
+    let mut acc = [[_mm256_setzero_si256(); P]; C];
+    let mut x = [_mm256_setzero_si256(); P];
+    for k in 0..full {
+        // SAFETY: 32k + 32 ≤ n ≤ every length checked above.
+        for p in 0..P {
+            x[p] = _mm256_loadu_si256(xp[p].add(STEP * k).cast::<__m256i>());
+        }
+        for c in 0..C {
+            let wv = _mm256_loadu_si256(wp[c].add(STEP * k).cast::<__m256i>());
+            for p in 0..P {
+                acc[c][p] = _mm256_dpbusd_epi32(acc[c][p], x[p], wv);
+            }
+        }
+    }
+    if let Some(t) = tail {
+        // SAFETY: n + 32 ≤ need ≤ cols[p].len(); `t[c]` holds 32 bytes.
+        for p in 0..P {
+            x[p] = _mm256_loadu_si256(xp[p].add(n).cast::<__m256i>());
+        }
+        for c in 0..C {
+            let wv = _mm256_loadu_si256(t[c].as_ptr().cast::<__m256i>());
+            for p in 0..P {
+                acc[c][p] = _mm256_dpbusd_epi32(acc[c][p], x[p], wv);
+            }
+        }
+    }
+    // Horizontal sums of 4 registers at a time (`vphaddd` twice, then the two halves; wrapping
+    // integer adds, exact in any order).
+    let mut out = [[0i32; P]; C];
+    for c in 0..C {
+        let mut p = 0;
+        while p + 4 <= P {
+            let s = hsum4_epi32(acc[c][p], acc[c][p + 1], acc[c][p + 2], acc[c][p + 3]);
+            _mm_storeu_si128(out[c].as_mut_ptr().add(p).cast::<__m128i>(), s);
+            p += 4;
+        }
+        while p < P {
+            out[c][p] = x86::hsum_epi32(acc[c][p]);
+            p += 1;
+        }
+    }
+    out
+}
+
+/// The wrapping sums of the 8 i32 lanes of `a`, `b`, `c`, `d`, in that order.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hsum4_epi32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
+}
