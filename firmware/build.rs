@@ -14,8 +14,11 @@ fn main() {
     fs::copy(&src, out.join("memory.x")).unwrap_or_else(|e| panic!("copying {src}: {e}"));
     // cortex-m-rt's `device` feature includes `device.x` (a PAC's weak interrupt handler names);
     // the firmware's own table (src/interrupts.rs) names only `DefaultHandler`, so it is empty.
-    fs::write(out.join("device.x"), "/* no device interrupt handlers: src/interrupts.rs */\n")
-        .unwrap_or_else(|e| panic!("writing device.x: {e}"));
+    fs::write(
+        out.join("device.x"),
+        "/* no device interrupt handlers: src/interrupts.rs */\n",
+    )
+    .unwrap_or_else(|e| panic!("writing device.x: {e}"));
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-changed=build.rs");
