@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Flash footprint of the generic firmware (`denoiserep-firmware`, no model inside: the model lives
-# in its own flash partition), release profile (opt-level "s", fat LTO), mps2-an386:
+# in its own flash partition), release profile (firmware/Cargo.toml: opt-level "z", the core at
+# "s", fat LTO), mps2-an386 (and the all-ops build for the nRF52840 memory map):
 #
 #  1. flash per op-family build (cargo features of firmware/ and denoiserep-core: all ops, and
-#     trimmed builds without the families a model does not use), and
+#     trimmed builds without the families a model does not use; each also with
+#     `reference-kernels`, the reference loops instead of the Cortex-M4 DSP/FPU kernels), and
 #  2. the code size of every kernel, op and engine module of the all-ops build (llvm-nm -S),
 #     so a user can see what each family costs before dropping it.
 #
@@ -22,19 +24,28 @@ flash() { # ELF → .vector_table + .text + .rodata + .data bytes
   "$bin/llvm-size" -A "$1" | awk '$1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" || $1 == ".data" { s += $2 } END { print s }'
 }
 
-echo "| op families compiled in (firmware features) | models it runs | flash |"
-echo "|---|---|---:|"
+build() { # $1 = features (comma-separated, may be empty) → flash bytes of that build
+  local dir="$target/${1:-none}"
+  dir="${dir//,/+}"
+  cargo build --release --locked --bin denoiserep-firmware --no-default-features \
+    ${1:+--features "$1"} --target-dir "$dir" >&2
+  flash "$dir/thumbv7em-none-eabihf/release/denoiserep-firmware"
+}
+
+echo "| op families compiled in (firmware features) | models it runs | flash | with \`reference-kernels\` |"
+echo "|---|---|---:|---:|"
 sets=("all-ops|every architecture (MLP, CNN, resnet8, ds-cnn, mobilenet, autoencoder, ViT)"
       "ops-conv,ops-pool,ops-graph|CNNs with residuals (resnet8, ds-cnn, mobilenet, autoencoder)"
       "ops-conv,ops-pool|plain CNNs (cnn:…)"
       "|MLPs (Linear, ReLU, Reshape, Quantize/Dequantize only)")
 for entry in "${sets[@]}"; do
   features="${entry%%|*}"; models="${entry#*|}"
-  dir="$target/${features:-none}"
-  cargo build --release --locked --bin denoiserep-firmware --no-default-features \
-    ${features:+--features "$features"} --target-dir "$dir" >&2
-  echo "| ${features:-(none)} | $models | $(flash "$dir/thumbv7em-none-eabihf/release/denoiserep-firmware") B |"
+  fast="$(build "$features")"
+  reference="$(build "${features:+$features,}reference-kernels")"
+  echo "| ${features:-(none)} | $models | $fast B | $reference B |"
 done
+echo
+echo "nRF52840 memory map (\`board-nrf52840\`, 48 interrupt vectors instead of 32), all ops: $(build all-ops,board-nrf52840) B."
 
 echo
 echo "Code and read-only data by module, all-ops build (\`llvm-nm -S\`; inlined code counts where it landed):"

@@ -10,13 +10,18 @@
 //! FPv5 FPU; the Cortex-M4F/M7 f32 kernels of `kernels/f32_m4.rs`, which use `VLDM`/`VMUL`/
 //! `VADD`). The soft-float `thumbv7em-none-eabi` has no FPU registers to use: it keeps the f32
 //! reference loops.
+//!
+//! The `reference-kernels` feature sets neither: every target then runs the reference loops (the
+//! same bits, slower), which drops the DSP and FPU kernels from a flash budget too small for them
+//! (docs/firmware.md, "Footprint and op families").
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(denoiserep_dsp)");
     println!("cargo:rustc-check-cfg=cfg(denoiserep_fpu)");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
-    if target.starts_with("thumbv7em-") {
+    let reference_only = std::env::var_os("CARGO_FEATURE_REFERENCE_KERNELS").is_some();
+    if target.starts_with("thumbv7em-") && !reference_only {
         println!("cargo:rustc-cfg=denoiserep_dsp");
         if target.ends_with("eabihf") {
             println!("cargo:rustc-cfg=denoiserep_fpu");

@@ -26,6 +26,10 @@ for families in "" "ops-conv,ops-pool"; do
   cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --no-default-features \
     --features "defmt${families:+,$families}" --locked -- -D warnings
 done
+# The reference loops instead of the DSP/FPU kernels (`reference-kernels`), all ops and none.
+cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --features defmt,reference-kernels --locked -- -D warnings
+cargo clippy -p denoiserep-core --target thumbv7em-none-eabihf --no-default-features \
+  --features defmt,reference-kernels --locked -- -D warnings
 
 step "core builds for thumbv7em-none-eabihf (no_std, no alloc)"
 cargo build -p denoiserep-core --target thumbv7em-none-eabihf --release --locked
@@ -37,7 +41,8 @@ if [ -f firmware/Cargo.toml ]; then
     && cargo clippy --release --locked --features board-nrf52840 --target-dir target/nrf52840 -- -D warnings \
     && cargo build --release --locked \
     && cargo build --release --locked --features board-nrf52840 --target-dir target/nrf52840 \
-    && cargo clippy --release --locked --features fast-math --target-dir target/fast-math -- -D warnings)
+    && cargo clippy --release --locked --features fast-math --target-dir target/fast-math -- -D warnings \
+    && cargo clippy --release --locked --features reference-kernels --target-dir target/reference-kernels -- -D warnings)
   step "firmware library unit tests (on the host)"
   host="$(rustc -vV | sed -n 's/^host: //p')"
   (cd firmware && cargo clippy --lib --tests --target "$host" --locked -- -D warnings \

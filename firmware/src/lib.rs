@@ -21,6 +21,7 @@
 //! - [`session`]: the whole run: load, check, infer every sample, write, report.
 //! - [`stack`]: peak stack use (stack painting), so the log reports all RAM used.
 //! - [`exit`]: the semihosting exit and the panic / HardFault handlers.
+//! - `interrupts`: the device vectors, one per interrupt line of the board (cortex-m-rt `device`).
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -37,6 +38,8 @@ pub mod buffers;
 pub mod counter;
 #[cfg(target_os = "none")]
 pub mod exit;
+#[cfg(target_os = "none")]
+mod interrupts;
 #[cfg(target_os = "none")]
 pub mod io;
 #[cfg(target_os = "none")]

@@ -76,6 +76,7 @@ mod quantize_m4;
 mod relu_f32;
 mod relu_s8;
 
+#[cfg(any(feature = "ops-conv", denoiserep_fpu))]
 pub(crate) use conv2d_f32::scratch_words_for_f32_patch;
 pub use conv2d_f32::{conv2d_f32, conv2d_f32_scratch_words, conv2d_f32_with_scratch};
 #[cfg(denoiserep_dsp)]

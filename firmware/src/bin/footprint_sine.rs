@@ -8,6 +8,8 @@
 
 #[path = "sine/app.rs"]
 mod app;
+#[path = "../interrupts.rs"]
+mod interrupts;
 
 use core::panic::PanicInfo;
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
