@@ -8,8 +8,7 @@ use crate::Rng;
 use denoiserep_core::kernels::params::{ConvParams, DepthwiseParams, LinearParams, Window};
 use denoiserep_core::kernels::{
     conv2d_f32, conv2d_f32_m4, conv2d_f32_scratch_words, conv2d_f32_with_scratch,
-    depthwise_conv2d_f32, depthwise_conv2d_f32_m4, linear_f32, linear_f32_m4,
-    linear_f32_reference,
+    depthwise_conv2d_f32, depthwise_conv2d_f32_m4, linear_f32, linear_f32_m4, linear_f32_reference,
 };
 use denoiserep_core::{Activation, F32Data};
 use denoiserep_firmware::{exit, ExitCode, InstructionCounter};
@@ -402,7 +401,9 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         let finite_w = v != Values::Special || rng.below(8) != 0;
         let skew = rng.below(4) as usize;
         let scratch = (rng.below(8) == 0, case % 2 == 0);
-        check(&mut rng, &c, v, finite_w, skew, scratch, buf, &mut bufs, None);
+        check(
+            &mut rng, &c, v, finite_w, skew, scratch, buf, &mut bufs, None,
+        );
         cases += 1;
         macs += c.macs() as u64;
     }
