@@ -111,12 +111,23 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     }
     // Timed: ResNet-8's first residual add, typical scales.
     let p = add_s8_params(
-        QuantParams { scale: 0.031, zero_point: -128 },
-        QuantParams { scale: 0.047, zero_point: -12 },
-        QuantParams { scale: 0.055, zero_point: -128 },
+        QuantParams {
+            scale: 0.031,
+            zero_point: -128,
+        },
+        QuantParams {
+            scale: 0.047,
+            zero_point: -12,
+        },
+        QuantParams {
+            scale: 0.055,
+            zero_point: -128,
+        },
         Activation::Relu,
     );
-    let Some(p) = p else { exit(ExitCode::RunFailed) };
+    let Some(p) = p else {
+        exit(ExitCode::RunFailed)
+    };
     let (a, b, y, y_ref) = (
         &mut a[..TIMED],
         &mut b[..TIMED],

@@ -237,7 +237,11 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         };
         // Every 16th case with a scratch one word short: the fallback to the reference loop.
         let words = linear_s8_scratch_words(n_in);
-        let words = if case % 16 == 5 { words.saturating_sub(1) } else { words };
+        let words = if case % 16 == 5 {
+            words.saturating_sub(1)
+        } else {
+            words
+        };
         if let Err(at) = compare(&l, &d, x, &mut y, &mut scratch[..words], None) {
             mismatch("random", &l, at);
         }
@@ -279,7 +283,14 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         let mut best = (u64::MAX, u64::MAX);
         for _ in 0..2 {
             let words = linear_s8_scratch_words(n_in);
-            match compare(&l, &d, &input[..n_in], &mut y, &mut scratch[..words], Some(counter)) {
+            match compare(
+                &l,
+                &d,
+                &input[..n_in],
+                &mut y,
+                &mut scratch[..words],
+                Some(counter),
+            ) {
                 Ok((r, s)) => best = (best.0.min(r), best.1.min(s)),
                 Err(at) => mismatch("anchor", &l, at),
             }
