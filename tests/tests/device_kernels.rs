@@ -322,6 +322,36 @@ fn dsp_add_s8_equals_reference_on_the_device() {
     ));
 }
 
+/// The int8 average pools (`kernels::avg_pool2d_s8`, whose whole-row windows sum with the
+/// `USADA8` word loop of `core/src/kernels/sum_s8.rs`, and `kernels::global_avg_pool_s8`) equal
+/// a plain TFLite loop bit for bit on the device: the firmware's `kernel-check` runs 2 000
+/// random pools (global windows in half of them, random windows, strides and paddings in the
+/// others, unaligned planes, extreme values) and times DS-CNN's 64 × 25 × 5 global pool.
+#[test]
+fn avg_pool_s8_equals_reference_on_the_device() {
+    let what = "avg_pool_s8_equals_reference_on_the_device";
+    let Some(run) = kernel_check(what) else {
+        return;
+    };
+    let line = run
+        .lines_with("avg_pool cases=")
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no avg_pool line\n{}", run.explain()));
+    let cases = field_u64(line, "cases").expect("cases=");
+    let outputs = field_u64(line, "outputs").expect("outputs=");
+    assert!(cases > 1_000 && outputs > 100_000, "{what}: {line}");
+    assert_eq!(field_u64(line, "mismatches"), Some(0), "{what}: {line}");
+    let per_value = field_u64(line, "instructions").expect("instructions=") as f64 / 8000.0;
+    record_comparison(
+        "avg_pool_s8 == TFLite loop (kernel-check)",
+        outputs as usize,
+    );
+    report(&format!(
+        "{what}: {cases} pools, {outputs} outputs equal; DS-CNN's global pool \
+         {per_value:.2} instructions per input value"
+    ));
+}
+
 /// The f32 shapes `kernel-check` times (`firmware/src/bin/kernel_check/f32.rs`), each with its
 /// weights 4-aligned (`skew=0`) and misaligned by one byte (`skew=1`).
 const F32_SHAPES: [&str; 18] = [

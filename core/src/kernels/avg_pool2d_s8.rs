@@ -1,6 +1,7 @@
 //! Average pooling, int8 (same quantization in and out), exactly TFLite's.
 
 use super::params::PoolParams;
+use super::sum_s8::sum_s8;
 use super::{pool_geometry, pool_taps, MAX_POOL_COUNT};
 use crate::error::{Error, Result};
 
@@ -29,12 +30,18 @@ pub fn avg_pool2d_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) -> Result<
             let (y0, y1) = pool_taps(oy, win.sh, win.pad_top, win.kh, h);
             for ox in 0..ow {
                 let (x0, x1) = pool_taps(ox, win.sw, win.pad_left, win.kw, w);
-                let mut acc = 0i32;
-                for y in y0..y1 {
-                    for &v in &plane[y * w + x0..y * w + x1] {
-                        acc += i32::from(v);
+                let acc = if x0 == 0 && x1 == w {
+                    // Whole rows (global pooling): one contiguous run.
+                    sum_s8(plane.get(y0 * w..y1 * w).unwrap_or(&[]))
+                } else {
+                    let mut acc = 0i32;
+                    for y in y0..y1 {
+                        for &v in &plane[y * w + x0..y * w + x1] {
+                            acc += i32::from(v);
+                        }
                     }
-                }
+                    acc
+                };
                 // n ≥ 1 for every valid window; `max(1)` only keeps this total.
                 let n = ((y1 - y0) * (x1 - x0)).max(1) as i32;
                 let avg = if acc > 0 {

@@ -1,5 +1,6 @@
 //! Global average pooling, int8 (same quantization in and out, tflite rounding).
 
+use super::sum_s8::sum_s8;
 use super::Chw;
 use crate::error::{Error, Result};
 
@@ -18,7 +19,7 @@ pub fn global_avg_pool_s8(input: &[i8], dims: Chw, output: &mut [i8]) -> Result<
     }
     let n = hw as i32;
     for (out, plane) in output.iter_mut().zip(input.chunks_exact(hw)) {
-        let acc: i32 = plane.iter().map(|&q| i32::from(q)).sum();
+        let acc = sum_s8(plane);
         let avg = if acc > 0 {
             (acc + n / 2) / n
         } else {

@@ -601,6 +601,7 @@ mod avg_pool2d_s8;
 mod clamp_s8;
 mod softmax_f32;
 mod softmax_s8;
+mod sum_s8;
 
 pub use activation_f32::activation_f32;
 pub use add_f32::add_f32;

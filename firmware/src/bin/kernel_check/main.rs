@@ -50,6 +50,8 @@ mod f32;
 #[cfg(not(feature = "reference-kernels"))]
 mod fc;
 #[cfg(not(feature = "reference-kernels"))]
+mod pool;
+#[cfg(not(feature = "reference-kernels"))]
 mod quantize;
 
 use cortex_m_rt::entry;
@@ -102,6 +104,7 @@ fn main() -> ! {
         f32::run(&counter, arena);
         quantize::run(&counter);
         add::run(&counter, arena);
+        pool::run(&counter, arena);
     }
     #[cfg(feature = "reference-kernels")]
     {
