@@ -20,6 +20,9 @@
 //!   `zp_in`), the pairs `SXTB16` makes of a weight word `w0 w1 w2 w3`. Channels past `K` in the
 //!   last group are 0. At stride 1 (4 adjacent input bytes per channel) a whole group is 4 `LDR`,
 //!   8 `SXTAB16` (offset added), 8 `PKHBT`/`PKHTB` and 8 stores, ≈ 1.8 instructions per value.
+//!   When `oh·ow` is not a multiple of 4, the last block is moved back to end at the last pixel
+//!   (rewriting up to 3 outputs with the same values); only a layer of fewer than 4 pixels runs
+//!   a partial block.
 //! - **1 output channel × 4 pixels per pass** ([`mac1x4`], assembly): per group one (unaligned)
 //!   weight load, two `SXTB16`, then per pixel one `LDRD` and two `SMLAD`: 15 instructions for 16
 //!   MACs, 32 per two groups with the loop test (≈ 0.94 per MAC; the 2×2 kernel of
@@ -438,6 +441,11 @@ pub(crate) fn run(
     let full = layer.range.is_full();
     let mut p0 = 0;
     while p0 < ohw {
+        // A last block of fewer than 4 pixels moves back to end at the last pixel (recomputing
+        // up to 3 outputs of the previous block, the same values) when there are 4 pixels.
+        if ohw - p0 < P && ohw >= P {
+            p0 = ohw - P;
+        }
         let n = (ohw - p0).min(P);
         // Input positions of the block's pixels (the last one repeated past the end).
         let mut at = [0usize; P];

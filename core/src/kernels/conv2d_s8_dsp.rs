@@ -656,6 +656,11 @@ pub(crate) fn run(
     let full = range.is_full();
     let mut p = 0;
     while p < ohw {
+        // An odd last pixel pairs with the one before it (whose outputs are rewritten with the
+        // same values) when there are 2 pixels.
+        if p + 1 == ohw && ohw >= 2 {
+            p -= 1;
+        }
         let pb = if p + 1 < ohw { p + 1 } else { p };
         {
             // SAFETY: u16 has no stricter alignment than u32 and every bit pattern is valid for
