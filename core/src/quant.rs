@@ -165,13 +165,13 @@ impl Requantizer {
     }
 }
 
-/// [`multiply_by_quantized_multiplier`] for a channel with a right shift (`shift ≤ −1`) and a
-/// multiplier `m ≥ 0` (every layer the exporters make: real multipliers below 0.5), in one
+/// [`multiply_by_quantized_multiplier`] for a channel with a right shift (`shift ∈ [−31, −1]`)
+/// and a multiplier `m ≥ 0` (every layer the exporters make: real multipliers below 0.5), in one
 /// `SMLAL` and a shift: equal to the oracle for **every** `x` (checked on the host on edge
 /// cases and millions of random triples, and on the device by `kernel-check`). [`Self::new`]
 /// gives `None` for the other `(multiplier, shift)` pairs; use [`Requantizer`] there.
 ///
-/// Why it is exact, with `r = clamp(−shift, 1, 31)`: the oracle is `RDBPOT(v, r)` with `v =
+/// Why it is exact, with `r = −shift ∈ [1, 31]`: the oracle is `RDBPOT(v, r)` with `v =
 /// SRDHM(x, m) = ⌊(x·m + 2^30) / 2^31⌋` (no saturation: `m ≠ i32::MIN`; see [`Requantizer`]),
 /// and `RDBPOT(v, r) = ⌊(v + 2^(r−1) − [v < 0]) / 2^r⌋` (ties away from zero). For integers `c`,
 /// `⌊(⌊t / 2^31⌋ + c) / 2^r⌋ = ⌊(t + c·2^31) / 2^(31+r)⌋`, so the result is
@@ -194,15 +194,16 @@ pub struct RequantizerRight {
 }
 
 impl RequantizerRight {
-    /// The constants of `(multiplier, shift)` when `multiplier ≥ 0` and `shift ≤ −1` (a shift
-    /// below −31 acts as −31, as the oracle); `None` otherwise.
+    /// The constants of `(multiplier, shift)` when `multiplier ≥ 0` and `shift ∈ [−31, −1]`
+    /// (every valid right shift: the loader's range); `None` otherwise.
     #[inline(always)]
     pub fn new(multiplier: i32, shift: i32) -> Option<Self> {
-        if multiplier < 0 || shift >= 0 {
+        // `shift + 31 ∈ [0, 30]`, one compare as unsigned.
+        if multiplier < 0 || (shift.wrapping_add(31) as u32) > 30 {
             return None;
         }
-        // `shift ≤ −1`: `r = clamp(−shift, 0, 31) ∈ [1, 31]`, so `sh = r − 1 ∈ [0, 30]`.
-        let sh = clamp_0_31(shift.saturating_neg()).saturating_sub(1);
+        // `r = −shift ∈ [1, 31]`, `sh = r − 1 = !shift ∈ [0, 30]` (one `MVN`).
+        let sh = !shift as u32;
         // `2^(30+r) = 2^(31+sh)`: high word `2^(sh−1)` (0 for `sh = 0`), low word `2^31` for
         // `sh = 0` (0 otherwise); `t = 2^sh` gives both.
         let t = 1u32 << (sh & 31);
@@ -814,7 +815,7 @@ mod tests {
     }
 
     /// [`RequantizerRight`] against the oracle: `None` exactly off its domain; on it, every pair
-    /// of edge values × every shift in `[−40, −1]`, then 4 million random triples.
+    /// of edge values × every shift in `[−40, 40]`, then 4 million random triples.
     #[test]
     fn requantizer_right_equals_multiply_by_quantized_multiplier() {
         let edges = requant_edges();
@@ -822,7 +823,11 @@ mod tests {
         for shift in (-40..=40).chain([i32::MIN, i32::MIN + 1, i32::MAX]) {
             for &m in &edges {
                 let r = RequantizerRight::new(m, shift);
-                assert_eq!(r.is_some(), m >= 0 && shift < 0, "m={m} shift={shift}");
+                assert_eq!(
+                    r.is_some(),
+                    m >= 0 && (-31..=-1).contains(&shift),
+                    "m={m} shift={shift}"
+                );
                 let Some(r) = r else { continue };
                 for &x in &edges {
                     let want = multiply_by_quantized_multiplier(x, m, shift);
@@ -853,7 +858,7 @@ mod tests {
                 2 => edges[((r1 >> 32) % edges.len() as u64) as usize].max(0),
                 _ => 0,
             };
-            let shift = -1 - ((r0 >> 40) % 40) as i32;
+            let shift = -1 - ((r0 >> 40) % 31) as i32;
             let Some(q) = RequantizerRight::new(m, shift) else {
                 panic!("m={m} shift={shift}");
             };

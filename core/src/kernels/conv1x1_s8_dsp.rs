@@ -351,7 +351,13 @@ fn channels<const FULL: bool>(
         };
         // SAFETY: `ys = output + o·ohw + p0` with `o < fast`, and `(fast − 1)·ohw + p0 + 4 ≤
         // output.len()` (checked above): 4 bytes inside `output`.
-        unsafe { core::ptr::write_unaligned(ys.cast::<[i8; P]>(), y) };
+        unsafe {
+            let [y0, y1, y2, y3] = y;
+            *ys = y0;
+            *ys.add(1) = y1;
+            *ys.add(2) = y2;
+            *ys.add(3) = y3;
+        }
         ys = ys.wrapping_add(l.ohw);
         row = row.wrapping_add(l.k);
     }
