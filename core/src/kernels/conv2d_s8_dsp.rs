@@ -4,7 +4,8 @@
 //! Same result as [`super::conv2d_s8::reference`], bit for bit, on every input the reference
 //! accepts: the same accumulator modulo 2^32 (integer additions in another order), then the same
 //! requantization and clamp (`quant::requantize_fast`, equal to [`crate::quant::requantize`] on
-//! every input, with each channel's constants made once per pixel pair). Design (as CMSIS-NN's
+//! every input, with each channel's constants made once per pixel pair; `RequantizerRight`
+//! where it applies). Design (as CMSIS-NN's
 //! `arm_convolve_s8` + `arm_nn_mat_mult_kernel_s8_s16`, written afresh for the CHW layout):
 //!
 //! - **im2col of two output pixels** (`A` = pixel `p`, `B` = pixel `p + 1` in raster order, or
@@ -21,9 +22,17 @@
 //!   weight load per channel, two `SXTB16`, and 8 `SMLAD` (16 MACs), 37 instructions per two
 //!   groups with the loop test. An odd last channel runs the same loop with its row twice (the second result is
 //!   dropped).
-//! - **K tail**: the `K mod 4` taps past the last whole group sit in one more (padded) group, in
-//!   the same order, and are added in Rust (the weights past `K` are another row's, or past the
-//!   end of the weights).
+//! - **K tail**: the `K mod 4` taps past the last whole group sit in one more group, in the same
+//!   order, whose padded taps are zeroed after each im2col. [`pairs`] runs that group in the
+//!   assembly too (the weight bytes past `K` are the next row's and meet zeros) for every
+//!   channel pair whose padded reads stay inside the weights; the rest (the last pair when `K
+//!   mod 4 ≠ 0, an odd last channel) add the tail in Rust.
+//! - **Requantization**: [`pairs`] uses `quant::RequantizerRight` (one `SMLAL`, every channel
+//!   with `m ≥ 0` and `shift ∈ [−31, −1]`) and `SSAT` for a full int8 range; otherwise
+//!   `quant::requantize_fast`. An odd last pixel pairs with the one before it (rewriting its
+//!   outputs with the same values); only a 1-pixel layer runs a pixel twice.
+//! - 1×1 layers run `conv1x1_s8_dsp.rs` first (4 pixels × 1 channel) when the scratch is its
+//!   size; this kernel takes them otherwise.
 //!
 //! Scratch: `4·⌈K/4⌉` words for `K = ci·kh·kw` (2·K i16 values, the last group padded) —
 //! [`scratch_words`]. With less, the caller runs the reference instead.
