@@ -36,7 +36,7 @@ pub fn conv2d_s8_scratch_words(p: &ConvParams) -> usize {
     p.in_channels
         .checked_mul(p.window.kh)
         .and_then(|n| n.checked_mul(p.window.kw))
-        .and_then(scratch_words_for_patch)
+        .and_then(|k| scratch_words_for_conv(k, p.window.kh, p.window.kw))
         .unwrap_or(0)
 }
 
@@ -44,6 +44,41 @@ pub fn conv2d_s8_scratch_words(p: &ConvParams) -> usize {
 /// `per_out` rounded up to a multiple of 4 (`None` on overflow).
 pub(crate) const fn scratch_words_for_patch(per_out: usize) -> Option<usize> {
     per_out.checked_next_multiple_of(4)
+}
+
+/// The scratch words of a `kh × kw` convolution with `per_out = ci·kh·kw` taps: twice
+/// [`scratch_words_for_patch`] for a 1×1 kernel (the pointwise DSP kernel gathers 4 pixels,
+/// `conv1x1_s8_dsp.rs`), [`scratch_words_for_patch`] otherwise (`None` on overflow).
+pub(crate) const fn scratch_words_for_conv(per_out: usize, kh: usize, kw: usize) -> Option<usize> {
+    match scratch_words_for_patch(per_out) {
+        Some(words) if kh == 1 && kw == 1 => words.checked_mul(2),
+        other => other,
+    }
+}
+
+/// The Cortex-M4 DSP kernels on checked arguments: the 1×1 kernel when it applies (a 1×1
+/// window and its scratch), else the general one when its scratch is there; `false` (nothing
+/// written) when neither ran.
+#[cfg(denoiserep_dsp)]
+#[allow(clippy::too_many_arguments)]
+fn run_dsp(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    scratch: &mut [u32],
+) -> bool {
+    if super::conv1x1_s8_dsp::run(g, act, q, input, weights, bias, output, scratch) {
+        return true;
+    }
+    if scratch.len() >= super::conv2d_s8_dsp::scratch_words(g.per_out) {
+        super::conv2d_s8_dsp::run(g, act, q, input, weights, bias, output, scratch);
+        return true;
+    }
+    false
 }
 
 /// [`conv2d_s8`] with a scratch buffer, the engine's entry point. On `thumbv7em-*`
@@ -61,8 +96,7 @@ pub fn conv2d_s8_with_scratch(
 ) -> Result<()> {
     let g = checked(p, q, input.len(), output.len(), weights.len(), bias.len())?;
     #[cfg(denoiserep_dsp)]
-    if scratch.len() >= super::conv2d_s8_dsp::scratch_words(g.per_out) {
-        super::conv2d_s8_dsp::run(&g, p.activation, q, input, weights, bias, output, scratch);
+    if run_dsp(&g, p.activation, q, input, weights, bias, output, scratch) {
         return Ok(());
     }
     let _ = scratch;
@@ -101,9 +135,7 @@ pub fn conv2d_s8_dsp(
     scratch: &mut [u32],
 ) -> Result<()> {
     let g = checked(p, q, input.len(), output.len(), weights.len(), bias.len())?;
-    if scratch.len() >= super::conv2d_s8_dsp::scratch_words(g.per_out) {
-        super::conv2d_s8_dsp::run(&g, p.activation, q, input, weights, bias, output, scratch);
-    } else {
+    if !run_dsp(&g, p.activation, q, input, weights, bias, output, scratch) {
         reference(&g, p.activation, q, input, weights, bias, output);
     }
     Ok(())

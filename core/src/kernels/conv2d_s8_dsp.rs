@@ -4,7 +4,8 @@
 //! Same result as [`super::conv2d_s8::reference`], bit for bit, on every input the reference
 //! accepts: the same accumulator modulo 2^32 (integer additions in another order), then the same
 //! requantization and clamp (`quant::requantize_fast`, equal to [`crate::quant::requantize`] on
-//! every input, with each channel's constants made once per pixel pair). Design (as CMSIS-NN's
+//! every input, with each channel's constants made once per pixel pair; `RequantizerRight`
+//! where it applies). Design (as CMSIS-NN's
 //! `arm_convolve_s8` + `arm_nn_mat_mult_kernel_s8_s16`, written afresh for the CHW layout):
 //!
 //! - **im2col of two output pixels** (`A` = pixel `p`, `B` = pixel `p + 1` in raster order, or
@@ -21,9 +22,17 @@
 //!   weight load per channel, two `SXTB16`, and 8 `SMLAD` (16 MACs), 37 instructions per two
 //!   groups with the loop test. An odd last channel runs the same loop with its row twice (the second result is
 //!   dropped).
-//! - **K tail**: the `K mod 4` taps past the last whole group sit in one more (padded) group, in
-//!   the same order, and are added in Rust (the weights past `K` are another row's, or past the
-//!   end of the weights).
+//! - **K tail**: the `K mod 4` taps past the last whole group sit in one more group, in the same
+//!   order, whose padded taps are zeroed after each im2col. [`pairs`] runs that group in the
+//!   assembly too (the weight bytes past `K` are the next row's and meet zeros) for every
+//!   channel pair whose padded reads stay inside the weights; the rest (the last pair when `K
+//!   mod 4 ≠ 0, an odd last channel) add the tail in Rust.
+//! - **Requantization**: [`pairs`] uses `quant::RequantizerRight` (one `SMLAL`, every channel
+//!   with `m ≥ 0` and `shift ∈ [−31, −1]`) and `SSAT` for a full int8 range; otherwise
+//!   `quant::requantize_fast`. An odd last pixel pairs with the one before it (rewriting its
+//!   outputs with the same values); only a 1-pixel layer runs a pixel twice.
+//! - 1×1 layers run `conv1x1_s8_dsp.rs` first (4 pixels × 1 channel) when the scratch is its
+//!   size; this kernel takes them otherwise.
 //!
 //! Scratch: `4·⌈K/4⌉` words for `K = ci·kh·kw` (2·K i16 values, the last group padded) —
 //! [`scratch_words`]. With less, the caller runs the reference instead.
@@ -43,7 +52,7 @@ use core::arch::asm;
 use super::linear_s8_dsp::{sxtab16, sxtab16_ror8};
 use super::params::PerChannelQuant;
 use super::{tap_range, ConvGeometry};
-use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
+use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer, RequantizerRight};
 use crate::tensor::{Activation, I32Data, I8Data};
 
 /// Scratch words the DSP kernel needs for patches of `per_out = ci·kh·kw` taps: `4·⌈K/4⌉`
@@ -501,6 +510,110 @@ fn mac2x2(groups: &[u32], block: &[u8], n: usize, acc: &mut [i32; 4]) {
     let _ = (b, w); // the pointers past the last group: not needed
 }
 
+/// The per-layer data [`pairs`] reads.
+struct Layer<'a> {
+    /// `K`, and `4·⌈K/4⌉` (the bytes [`mac2x2`] reads per row with the padded last group).
+    k: usize,
+    k_padded: usize,
+    /// Output pixels per channel.
+    ohw: usize,
+    weights: &'a [u8],
+    bias: I32Data<'a>,
+    q: &'a PerChannelQuant<'a>,
+    range: OutputRange,
+}
+
+/// The channel pairs `(o, o + 1)` of the pixel pair `(p, p + 1)` whose patches are in `groups`
+/// (all `⌈K/4⌉` groups, the padded taps of the last one 0), from `o = 0` up to the first pair
+/// whose second row's padded last group would read past the weights: `output[o][p]`,
+/// `output[o][p + 1]`, `output[o + 1][p]`, `output[o + 1][p + 1]`. Returns the number of
+/// channels done (even; 0 when a slice is shorter than the layer's shapes say, which a checked
+/// geometry never gives). The weight bytes past `K` in a padded group are the next row's: they
+/// meet the zero taps and add nothing. `FULL`: the clamp is the whole int8 range.
+///
+/// Raw pointers walk the per-channel data (bias, multiplier, shift, outputs), their bounds
+/// checked once before the loop (with slices LLVM kept bounds checks and spills per pair);
+/// requantization by [`RequantizerRight`] where it applies.
+#[inline(never)]
+fn pairs<const FULL: bool>(l: &Layer<'_>, groups: &[u32], p: usize, output: &mut [i8]) -> usize {
+    let co = l.bias.len();
+    let Some(last) = l.k_padded.checked_add(l.k) else {
+        return 0;
+    };
+    // Pairs whose two padded rows lie inside the weights: all `⌊co/2⌋`, or all but the last.
+    let mut n = co / 2;
+    if n > 0 && (2 * n - 2) * l.k + last > l.weights.len() {
+        n -= 1;
+    }
+    if n == 0
+        || groups.len() != l.k_padded
+        || l.q.multiplier.len() < 2 * n
+        || l.q.shift.len() < 2 * n
+        || output.len() < (2 * n - 1) * l.ohw + p + 2
+    {
+        return 0;
+    }
+    let range = &l.range;
+    let (bias, mult, shift) = (
+        l.bias.as_bytes().as_ptr(),
+        l.q.multiplier.as_bytes().as_ptr(),
+        l.q.shift.as_bytes().as_ptr(),
+    );
+    let y = output.as_mut_ptr();
+    for i in 0..n {
+        let o = 2 * i;
+        // SAFETY: `o + 1 < 2n ≤ co = bias.len()`, `2n ≤ multiplier.len()`, `2n ≤
+        // shift.len()` (checked above): bytes `4o..4o + 8` of the bias and multiplier bytes and
+        // bytes `o, o + 1` of the shifts are inside them (unaligned: a model file's data).
+        let word = |base: *const u8, c: usize| unsafe {
+            i32::from_le(core::ptr::read_unaligned(base.add(4 * c).cast::<i32>()))
+        };
+        // SAFETY: as above.
+        let sh = |c: usize| unsafe { i32::from(*shift.add(c).cast::<i8>()) };
+        let (b0, b1) = (word(bias, o), word(bias, o + 1));
+        let Some(block) = l.weights.get(o * l.k..o * l.k + last) else {
+            return o; // impossible: `(o + 1)·k + k_padded ≤ weights.len()` for `o < 2n`
+        };
+        let mut acc = [b0, b0, b1, b1];
+        mac2x2(groups, block, l.k, &mut acc);
+        let [a00, a01, a10, a11] = acc;
+        let (m0, m1) = (word(mult, o), word(mult, o + 1));
+        let (s0, s1) = (sh(o), sh(o + 1));
+        let [y00, y01] = requantize2(a00, a01, m0, s0, range, FULL);
+        let [y10, y11] = requantize2(a10, a11, m1, s1, range, FULL);
+        // SAFETY: `o·ohw + p + 1` and `(o + 1)·ohw + p + 1` are at most `(2n − 1)·ohw + p + 1 <
+        // output.len()` (checked above).
+        unsafe {
+            let r0 = y.add(o * l.ohw + p);
+            *r0 = y00;
+            *r0.add(1) = y01;
+            let r1 = r0.add(l.ohw);
+            *r1 = y10;
+            *r1.add(1) = y11;
+        }
+    }
+    2 * n
+}
+
+/// Two outputs of one channel: `requantize(a, m, s, …)`, by [`RequantizerRight`] and (`full`)
+/// [`OutputRange::finish_full`] where they apply.
+#[inline(always)]
+fn requantize2(a: i32, b: i32, m: i32, s: i32, range: &OutputRange, full: bool) -> [i8; 2] {
+    match RequantizerRight::new(m, s) {
+        Some(r) if full => [range.finish_full(r.apply(a)), range.finish_full(r.apply(b))],
+        Some(r) => [range.finish(r.apply(a)), range.finish(r.apply(b))],
+        None => requantize2_slow(a, b, m, s, range),
+    }
+}
+
+/// [`requantize2`] where [`RequantizerRight`] does not apply.
+#[cold]
+#[inline(never)]
+fn requantize2_slow(a: i32, b: i32, m: i32, s: i32, range: &OutputRange) -> [i8; 2] {
+    let r = Requantizer::new(m, s);
+    [requantize_fast(a, &r, range), requantize_fast(b, &r, range)]
+}
+
 /// The DSP kernel on arguments checked by [`super::conv2d_s8`] (`g` from `conv_geometry`, slices
 /// of the lengths it checked) and `scratch.len() ≥ scratch_words(g.per_out)` (the caller runs
 /// the reference otherwise): every output `output[o][p]` (`p = oy·ow + ox`) as the reference
@@ -540,8 +653,23 @@ pub(crate) fn run(
         let s = q.shift.get(o).unwrap_or(0);
         Requantizer::new(m, i32::from(s))
     };
+    let layer = Layer {
+        k,
+        k_padded: 4 * k.div_ceil(4),
+        ohw,
+        weights: wb,
+        bias,
+        q,
+        range,
+    };
+    let full = range.is_full();
     let mut p = 0;
     while p < ohw {
+        // An odd last pixel pairs with the one before it (whose outputs are rewritten with the
+        // same values) when there are 2 pixels.
+        if p + 1 == ohw && ohw >= 2 {
+            p -= 1;
+        }
         let pb = if p + 1 < ohw { p + 1 } else { p };
         {
             // SAFETY: u16 has no stricter alignment than u32 and every bit pattern is valid for
@@ -555,7 +683,24 @@ pub(crate) fn run(
                 im2col(g, input, zp_in, a.0, a.1, 0, buf);
                 im2col(g, input, zp_in, b.0, b.1, 4, buf);
             }
+            // The padded taps `K..4⌈K/4⌉` of the last group are 0 for both pixels, so that
+            // [`pairs`] can run the last group whole.
+            for t in k..layer.k_padded {
+                if let Some(h) = buf.get_mut(tap_at(t)) {
+                    *h = 0;
+                }
+                if let Some(h) = buf.get_mut(tap_at(t) + 4) {
+                    *h = 0;
+                }
+            }
         }
+        // Channel pairs with the padded group in assembly while both rows' padded reads are
+        // inside the weights (both pixels distinct), then the rest below.
+        let done = match (pb == p + 1, full) {
+            (true, true) => pairs::<true>(&layer, scratch, p, output),
+            (true, false) => pairs::<false>(&layer, scratch, p, output),
+            (false, _) => 0,
+        };
         let groups = scratch.get(..k4).unwrap_or(&[]);
         // The K mod 4 tail taps of pixels A and B, from the last (padded) group.
         let mut tail = [(0i32, 0i32); 3];
@@ -570,7 +715,7 @@ pub(crate) fn run(
             }
         }
         let tail = tail.get(..k % 4).unwrap_or(&[]);
-        let mut o = 0;
+        let mut o = done;
         while o < co {
             let pair = o + 1 < co;
             let n = if pair { k } else { 0 };

@@ -50,6 +50,8 @@
 //! stay available as `kernel-check`'s oracles. The soft-float `thumbv7em-none-eabi` keeps the
 //! reference loops for f32.
 
+#[cfg(denoiserep_dsp)]
+mod conv1x1_s8_dsp;
 mod conv2d_f32;
 mod conv2d_s8;
 #[cfg(denoiserep_dsp)]
@@ -82,7 +84,7 @@ pub use conv2d_f32::{conv2d_f32, conv2d_f32_scratch_words, conv2d_f32_with_scrat
 #[cfg(denoiserep_dsp)]
 pub use conv2d_s8::conv2d_s8_dsp;
 #[cfg(feature = "ops-conv")]
-pub(crate) use conv2d_s8::scratch_words_for_patch;
+pub(crate) use conv2d_s8::scratch_words_for_conv;
 pub use conv2d_s8::{
     conv2d_s8, conv2d_s8_reference, conv2d_s8_scratch_words, conv2d_s8_with_scratch,
 };

@@ -6,8 +6,8 @@ use crate::format::graph::Conv2d;
 use crate::format::graph::Weights;
 use crate::kernels::params::ConvParams;
 use crate::kernels::{
-    conv2d_f32_with_scratch, conv2d_s8_with_scratch, scratch_words_for_f32_patch,
-    scratch_words_for_patch,
+    conv2d_f32_with_scratch, conv2d_s8_with_scratch, scratch_words_for_conv,
+    scratch_words_for_f32_patch,
 };
 use crate::tensor::TensorInfo;
 
@@ -44,8 +44,8 @@ pub(super) fn prepare(
 }
 
 /// Bytes of scratch the op requests while it runs, for patches of `K = weights /
-/// out_channels` taps: for int8 weights the im2col buffer of the Cortex-M4 DSP kernel,
-/// `4·⌈K/4⌉` words (`kernels::conv2d_s8_scratch_words`); for f32 weights the two im2col
+/// out_channels` taps: for int8 weights the im2col buffer of the Cortex-M4 DSP kernels,
+/// `4·⌈K/4⌉` words, `8·⌈K/4⌉` for a 1×1 kernel (`kernels::conv2d_s8_scratch_words`); for f32 weights the two im2col
 /// patches and 16 zeros of the Cortex-M4F kernel, `2·K8 + 16` floats (`K8` = `K` rounded up to
 /// a multiple of 8), plus the weights padded to rows of `K8` when `K8 ≠ K`
 /// (`kernels::conv2d_f32_scratch_words`). On every target, so that the arena the host reports
@@ -53,7 +53,8 @@ pub(super) fn prepare(
 pub(super) fn scratch_bytes(p: &Conv2d<'_>) -> usize {
     let words = match &p.weights {
         Weights::S8 { weights, bias, .. } if !bias.is_empty() => {
-            scratch_words_for_patch(weights.len() / bias.len())
+            let win = p.window.window();
+            scratch_words_for_conv(weights.len() / bias.len(), win.kh, win.kw)
         }
         Weights::F32 { weights, bias } if !bias.is_empty() => {
             scratch_words_for_f32_patch(weights.len() / bias.len(), bias.len())

@@ -343,19 +343,37 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     let mut scratch = [0u32; MAX_K];
     let mut rng = Rng(0x0C0F_FEE5);
     let zps = [-128i8, 127, 0, -1, 1];
-    let (mut cases, mut macs, mut short_scratch) = (0u32, 0u64, 0u32);
+    let (mut cases, mut macs, mut short_scratch, mut pointwise) = (0u32, 0u64, 0u32, 0u32);
     for _ in 0..CASES {
-        let ci = 1 + rng.below(9) as usize;
+        // One case in 3 is 1×1 (the pointwise kernel, `conv1x1_s8_dsp.rs`) with up to 48 input
+        // channels: every `K mod 4`, 1–36 blocks of 4 pixels and a partial last block, strides
+        // 1–3 (the stride-1 gather and the strided one).
+        let one_by_one = rng.below(3) == 0;
+        let ci = 1 + rng.below(if one_by_one { 48 } else { 9 }) as usize;
         let co = 1 + rng.below(9) as usize;
         let h = 1 + rng.below(12) as usize;
         let w = 1 + rng.below(12) as usize;
         // A window that fits the padded input (kernel 1–5 per side, even past the input).
         let (win, (oh, ow)) = loop {
-            let win = window(&mut rng);
+            let win = if one_by_one {
+                Window {
+                    kh: 1,
+                    kw: 1,
+                    sh: 1 + rng.below(3) as usize,
+                    sw: 1 + rng.below(3) as usize,
+                    pad_top: 0,
+                    pad_bottom: 0,
+                    pad_left: 0,
+                    pad_right: 0,
+                }
+            } else {
+                window(&mut rng)
+            };
             if let Some(dims) = win.out_dims(h, w) {
                 break (win, dims);
             }
         };
+        pointwise += u32::from(win.kh == 1 && win.kw == 1);
         let act = match rng.below(3) {
             0 => Activation::None,
             1 => Activation::Relu,
@@ -395,7 +413,8 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
             multiplier: d.multiplier,
             shift: d.shift,
         };
-        // One case in 16 with a scratch one word short: both entry points run the reference.
+        // One case in 16 with a scratch one word short: both entry points run the reference
+        // (a 1×1 layer the general DSP kernel, whose scratch is half the pointwise one's).
         let words = if rng.below(16) == 0 {
             short_scratch += 1;
             conv2d_s8_scratch_words(&p) - 1
@@ -410,10 +429,11 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         macs += (n_y * k) as u64;
     }
     defmt::info!(
-        "kernel_check conv cases={=u32} macs={=u64} short_scratch={=u32} mismatches=0",
+        "kernel_check conv cases={=u32} macs={=u64} short_scratch={=u32} pointwise={=u32} mismatches=0",
         cases,
         macs,
-        short_scratch
+        short_scratch,
+        pointwise
     );
     for a in &ANCHORS {
         let (oh, ow) = a.win.out_dims(a.h, a.w).unwrap_or((0, 0));
