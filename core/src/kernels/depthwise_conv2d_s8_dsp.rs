@@ -52,8 +52,34 @@ type RowWeights = [u32; 2];
 /// The three kernel rows of one placement.
 type Placement = [RowWeights; 3];
 
-/// True when [`run`] handles `g`: a 3×3 kernel over planes at least 4 wide (one channel).
+/// True when [`run`] handles `g`: a 3×3 kernel (one channel) that the strip kernel
+/// (`depthwise_conv2d_s8_strip.rs`: column stride 1 or 2, padded rows up to
+/// `MAX_PADDED_W` wide) or this file's word kernel (planes at least 4 wide) takes.
 pub(crate) fn supports(g: &ConvGeometry) -> bool {
+    super::depthwise_conv2d_s8_strip::supports(g) || supports_words(g)
+}
+
+/// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
+/// geometry [`supports`] accepts: the strip kernel where it applies (it runs its channels
+/// outside its fast domain through [`run_words`] or the Conv2d loop), else [`run_words`].
+pub(crate) fn run(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) {
+    if super::depthwise_conv2d_s8_strip::supports(g) {
+        super::depthwise_conv2d_s8_strip::run(g, act, q, input, weights, bias, output);
+    } else {
+        run_words(g, act, q, input, weights, bias, output);
+    }
+}
+
+/// True when [`run_words`] handles `g`: a 3×3 kernel over planes at least 4 wide (one channel).
+pub(crate) fn supports_words(g: &ConvGeometry) -> bool {
     g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 && g.w >= 4
 }
 
@@ -310,9 +336,9 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
-/// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
-pub(crate) fn run(
+/// The word kernel on arguments checked by [`super::depthwise_conv2d_s8`], for a geometry
+/// [`supports_words`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
+pub(crate) fn run_words(
     g: &ConvGeometry,
     act: Activation,
     q: &PerChannelQuant<'_>,
@@ -322,7 +348,7 @@ pub(crate) fn run(
     output: &mut [i8],
 ) {
     let (h, w, oh, ow, win) = (g.h, g.w, g.oh, g.ow, g.win);
-    if !supports(g) || h == 0 || oh == 0 || ow == 0 {
+    if !supports_words(g) || h == 0 || oh == 0 || ow == 0 {
         return;
     }
     let off = u32::from((-i32::from(q.input_zp)) as u16) * 0x0001_0001;

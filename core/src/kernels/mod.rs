@@ -58,6 +58,8 @@ mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
 #[cfg(denoiserep_dsp)]
 mod depthwise_conv2d_s8_dsp;
+#[cfg(denoiserep_dsp)]
+mod depthwise_conv2d_s8_strip;
 #[cfg(denoiserep_fpu)]
 mod f32_m4;
 mod global_avg_pool_f32;

@@ -1,0 +1,631 @@
+//! Depthwise 3×3 convolution, int8, CHW, stride 1 or 2 along rows, on planes up to
+//! [`MAX_PADDED_W`] padded columns, with the Cortex-M4 DSP extension (ARMv7E-M:
+//! `thumbv7em-*` only, `cfg(denoiserep_dsp)`): the "strip" kernel.
+//!
+//! Same result as [`super::depthwise_conv2d_s8_reference`], bit for bit, on every input: per
+//! output `acc = bias[c] + Σ_{ky,kx} W[c][ky][kx] · (x[c][iy][ix] − zp_in)` over the taps inside
+//! the input (padded taps add 0), then `quant::requantize(acc, m[c], shift[c], zp_out, act_min,
+//! act_max)`. A channel whose constants are outside the fast domain below runs the older DSP
+//! kernel (`depthwise_conv2d_s8_dsp.rs`) or the Conv2d loop on its plane alone.
+//!
+//! Design (per channel, `h × w` plane, `Wp = pad_left + w + pad_right ≤ MAX_PADDED_W`):
+//!
+//! - **Strip.** Each input row is widened once into a row of a small i16 ring on the stack
+//!   (`SLOTS × PITCH` halfwords, 560 B): column `j` of the padded row holds
+//!   `2 · 0 + (x[iy][j − pad_left] − zp_in)` (`∈ [−255, 255]`), and 0 in the padding columns
+//!   (written once per call, never overwritten), so every output is 9 taps with no border
+//!   logic. A padded row (top/bottom) is a row of zeros. Row `iy` lives in slot `iy mod 3`
+//!   and, when `iy mod 3 < 2`, also in slot `iy mod 3 + 3`: the three rows `iy0 … iy0 + 2` of
+//!   an output row are then slots `s, s + 1, s + 2` (`s = iy0 mod 3`), at the fixed distance
+//!   `PITCH` halfwords, so the assembly addresses all three from one pointer with immediate
+//!   offsets. Widening: per 4 input bytes one load, two `SXTAB16` (`− zp_in` added while
+//!   widening), two `PKHBT`/`PKHTB` and two or four stores.
+//! - **MACs, four outputs per block.** The weights are doubled (`2k ∈ [−256, 254]` fits i16)
+//!   and packed per kernel row as `wa = (2k0, 2k1)`, `wb = (2k2, 0)`; the accumulators start
+//!   at `2 · bias`, so the block computes `2 · acc` (exact: the fast domain has
+//!   `|bias| ≤ 2^29`, `|Σ| ≤ 9 · 128 · 255`, so `|2 · acc| < 2^31`). Outputs `ox … ox + 3`
+//!   at stride 1, per kernel row (pairs `Pj = (x_j, x_{j+1})`, halfword loads at any column):
+//!   `a0 += SMLAD(P0, wa) + x2·2k2`, `a1 += SMLAD(P1, wa) + x3·2k2`,
+//!   `a2 += SMLAD(P2, wa) + x4·2k2`, `a3 += SMLAD(P3, wa) + x5·2k2` from the five loads
+//!   `P0 … P4` (`SMLABB`/`SMLATB` for the third tap): 2 weight loads + 5 loads + 8 MACs per
+//!   kernel row, 46 instructions per block with the bias. At stride 2 the same count from the
+//!   aligned pairs `P0, P2, P4, P6, P8`. A row's last `ow mod 4` outputs run one at a time
+//!   (6 instructions per kernel row).
+//! - **Requantization**, per output 4 instructions, exact on the fast domain (`m ≥ 0`,
+//!   `shift ∈ [−20, −1]`, `|bias| ≤ 2^29`): `SRDHM(acc, m) = ⌊(acc·m + 2^30) / 2^31⌋ =
+//!   ⌊(2acc·m + 2^31) / 2^32⌋`, which `SMMLAR` computes from `2acc` while adding
+//!   `c = 2^(e−1) + zp_out · 2^e` (`e = −shift`); then `RoundingDivideByPOT(v, e) + zp_out =
+//!   (v + c − [v < 0]) >> e` (round half away from zero; `|v + c| < 2^31`), where `[v < 0]`
+//!   may be taken as `[acc < 0]` (for `m ≥ 0` they differ only when `v = 0`, and then both
+//!   round to 0); then `SSAT #8`. The activation clamp of four outputs at once: packed into a
+//!   word (3 `BFI`), `max` with `lo` and `min` with `hi` bytewise (`SSUB8` + `SEL` each),
+//!   one store. `min(max(ssat8(u), lo), hi) = min(max(u, lo), hi)` for `lo, hi ∈ [−128, 127]`,
+//!   which is `OutputRange::finish` (`u = v + zp_out` cannot saturate here).
+//!
+//! Per output ≈ 20 instructions in a full block (46 MACs + 29 requantization + 4 loop per 4
+//! outputs), plus the widening (≈ 3 per input element) and the row setup.
+//!
+//! The only `unsafe`: the `asm!` blocks, whose reads stay inside the ring (proved at each
+//! block) and the per-channel constants, and whose writes stay inside the output row.
+
+use super::params::PerChannelQuant;
+use super::ConvGeometry;
+use crate::quant::activation_range;
+use crate::tensor::{Activation, I32Data, I8Data};
+
+/// Halfwords per ring row.
+const PITCH: usize = 56;
+/// Bytes per ring row: the immediate offsets of kernel rows 1 and 2 in the assembly (112, 224)
+/// and of the duplicate slot (3 · 112 = 336).
+const PITCH_B: usize = 2 * PITCH;
+const _: () = assert!(PITCH_B == 112);
+/// Ring rows: slots 0, 1, 2 and the duplicates of 0 and 1.
+const SLOTS: usize = 5;
+/// Widest padded row (`pad_left + w + pad_right`): one more column is read past it (a zero).
+pub(crate) const MAX_PADDED_W: usize = PITCH - 1;
+
+/// Largest `|bias|` of a fast channel.
+const BIAS_MAX: i32 = 1 << 29;
+/// Largest right shift `e = −shift` of a fast channel (`|zp_out · 2^e| ≤ 2^27`).
+const RIGHT_MAX: i32 = 20;
+
+/// Words of the per-channel constants: six weight words, `2·bias`, `m`, `c`, `e`, `lo4`,
+/// `hi4`, and the end of the row's full blocks (an address, written per row).
+const K_WORDS: usize = 13;
+/// Index of the row's block end in the constants.
+const K_END: usize = 12;
+
+/// The ring, word-aligned.
+#[repr(C, align(4))]
+struct Ring([i16; SLOTS * PITCH]);
+
+/// True when [`run`] handles `g`: a 3×3 kernel (one channel), strides 1 or 2, the padded row at most [`MAX_PADDED_W`] wide.
+pub(crate) fn supports(g: &ConvGeometry) -> bool {
+    let win = g.win;
+    g.ci == 1
+        && win.kh == 3
+        && win.kw == 3
+        && (win.sw == 1 || win.sw == 2)
+        && (win.sh == 1 || win.sh == 2)
+        && win.pad_left <= 2
+        && win.pad_right <= 2
+        && g.w <= MAX_PADDED_W - 4
+        && win.pad_left + g.w + win.pad_right <= MAX_PADDED_W
+}
+
+/// The per-channel constants of a fast channel (see the module doc), `None` outside the fast
+/// domain. `range = (zp_out, lo, hi)`.
+#[inline(always)]
+fn constants(
+    k: &[u8],
+    bias: i32,
+    m: i32,
+    shift: i32,
+    range: (i32, i32, i32),
+) -> Option<[u32; K_WORDS]> {
+    if !(-BIAS_MAX..=BIAS_MAX).contains(&bias) || m < 0 || !(-RIGHT_MAX..=-1).contains(&shift) {
+        return None;
+    }
+    let e = -shift;
+    let (zp, lo, hi) = range;
+    let d = |i: usize| u32::from((2 * i16::from(*k.get(i).unwrap_or(&0) as i8)) as u16);
+    let c = (1i32 << (e - 1)) + zp * (1i32 << e);
+    let b4 = |v: i32| (v as u8 as u32) * 0x0101_0101;
+    Some([
+        d(0) | d(1) << 16,
+        d(2),
+        d(3) | d(4) << 16,
+        d(5),
+        d(6) | d(7) << 16,
+        d(8),
+        (2 * bias) as u32,
+        m as u32,
+        c as u32,
+        e as u32,
+        b4(lo),
+        b4(hi),
+        0,
+    ])
+}
+
+/// Widens 4·`n` input bytes at `s` into halfwords at `d` (and at `d + 336` bytes, the
+/// duplicate slot, when `DUP`): `x − zp_in`, `off` = `−zp_in` in both halfwords.
+///
+/// # Safety
+/// `n ≥ 1`; `s` readable for `4n` bytes; `d` (and `d + 336` with `DUP`) writable for `8n` bytes.
+#[inline(always)]
+unsafe fn widen4<const DUP: bool>(s: *const i8, d: *mut i16, n: usize, off: u32) {
+    // SAFETY: the caller's contract; unaligned LDR/STR are allowed on ARMv7-M. Registers: the
+    // operands only; flags.
+    unsafe {
+        if DUP {
+            core::arch::asm!(
+                "2:",
+                "ldr {x}, [{s}], #4",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "pkhbt {t}, {e}, {x}, lsl #16",
+                "pkhtb {x}, {x}, {e}, asr #16",
+                "str {t}, [{d}, #336]",
+                "str {x}, [{d}, #340]",
+                "str {x}, [{d}, #4]",
+                "str {t}, [{d}], #8",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) s => _,
+                d = inout(reg) d => _,
+                n = inout(reg) n => _,
+                off = in(reg) off,
+                x = out(reg) _,
+                e = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        } else {
+            core::arch::asm!(
+                "2:",
+                "ldr {x}, [{s}], #4",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "pkhbt {t}, {e}, {x}, lsl #16",
+                "pkhtb {x}, {x}, {e}, asr #16",
+                "str {x}, [{d}, #4]",
+                "str {t}, [{d}], #8",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) s => _,
+                d = inout(reg) d => _,
+                n = inout(reg) n => _,
+                off = in(reg) off,
+                x = out(reg) _,
+                e = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+}
+
+/// Widens input row `src` (`w` bytes) into ring row `slot` at column `pl` (and into
+/// `slot + 3` when `slot < 2`): `x − zp_in` as i16 (`off` = `−zp_in` in both halfwords,
+/// `zp = zp_in`). Rows of 4 or more bytes: `⌊w / 4⌋` chunks of 4, then, if `w mod 4 ≠ 0`, the
+/// chunk of the last 4 bytes again (it rewrites the same values); shorter rows one by one.
+#[inline(always)]
+fn widen(ring: &mut Ring, slot: usize, pl: usize, src: &[i8], off: u32, zp: i16) {
+    let w = src.len();
+    let base = slot * PITCH + pl;
+    // `supports`: `pl + w ≤ MAX_PADDED_W < PITCH`; `slot ≤ 2`.
+    if slot > 2 || pl + w > PITCH {
+        return;
+    }
+    let dup = slot < 2;
+    if w >= 4 {
+        let d = ring.0.as_mut_ptr().wrapping_add(base);
+        let s = src.as_ptr();
+        let (n, rem) = (w / 4, w % 4);
+        // SAFETY: reads bytes `0 … 4n ≤ w` and `w − 4 … w` of `src`; writes halfwords
+        // `base … base + w ≤ slot·PITCH + PITCH` of the ring (slot ≤ 2 of 5), and with `dup`
+        // (slot ≤ 1) the same 3 slots (336 bytes) further, in slot ≤ 4.
+        unsafe {
+            if dup {
+                widen4::<true>(s, d, n, off);
+                if rem != 0 {
+                    widen4::<true>(s.wrapping_add(w - 4), d.wrapping_add(w - 4), 1, off);
+                }
+            } else {
+                widen4::<false>(s, d, n, off);
+                if rem != 0 {
+                    widen4::<false>(s.wrapping_add(w - 4), d.wrapping_add(w - 4), 1, off);
+                }
+            }
+        }
+        return;
+    }
+    for (j, &x) in src.iter().enumerate() {
+        let v = i16::from(x) - zp;
+        if let Some(r) = ring.0.get_mut(base + j) {
+            *r = v;
+        }
+        if dup {
+            if let Some(r) = ring.0.get_mut(base + 3 * PITCH + j) {
+                *r = v;
+            }
+        }
+    }
+}
+
+/// Zeros ring row `slot` (and `slot + 3` when `slot < 2`) at columns `pl … pl + w`: a padded
+/// input row.
+#[inline(always)]
+fn zero(ring: &mut Ring, slot: usize, pl: usize, w: usize) {
+    let base = slot * PITCH + pl;
+    if let Some(r) = ring.0.get_mut(base..base + w) {
+        r.fill(0);
+    }
+    if slot < 2 {
+        if let Some(r) = ring.0.get_mut(base + 3 * PITCH..base + 3 * PITCH + w) {
+            r.fill(0);
+        }
+    }
+}
+
+/// The full four-output blocks of one output row: the MAC lines (`$mac`, kernel rows 0, 1, 2
+/// from ring address `rp`, the window's top-left), then the requantization and the store of
+/// the four outputs at `y`; `rp += $step` bytes, `y += 4`, until `y` reaches `k[K_END]`.
+macro_rules! blocks {
+    ($rp:expr, $y:expr, $k:expr, $step:literal, $($mac:literal,)*) => {
+        core::arch::asm!(
+            "2:",
+            // The accumulators start at 2·bias (the first MACs add it).
+            "ldr {t}, [{kp}, #24]",
+            $($mac,)*
+            // Requantization: m, c, e.
+            "ldr {wa}, [{kp}, #28]",
+            "ldr {wb}, [{kp}, #32]",
+            "ldr {x}, [{kp}, #36]",
+            "smmlar {t}, {a0}, {wa}, {wb}",
+            "sub {a0}, {t}, {a0}, lsr #31",
+            "asr {a0}, {a0}, {x}",
+            "ssat {a0}, #8, {a0}",
+            "smmlar {t}, {a1}, {wa}, {wb}",
+            "sub {a1}, {t}, {a1}, lsr #31",
+            "asr {a1}, {a1}, {x}",
+            "ssat {a1}, #8, {a1}",
+            "smmlar {t}, {a2}, {wa}, {wb}",
+            "sub {a2}, {t}, {a2}, lsr #31",
+            "asr {a2}, {a2}, {x}",
+            "ssat {a2}, #8, {a2}",
+            "smmlar {t}, {a3}, {wa}, {wb}",
+            "sub {a3}, {t}, {a3}, lsr #31",
+            "asr {a3}, {a3}, {x}",
+            "ssat {a3}, #8, {a3}",
+            "bfi {a0}, {a1}, #8, #8",
+            "bfi {a0}, {a2}, #16, #8",
+            "bfi {a0}, {a3}, #24, #8",
+            "ldr {t}, [{kp}, #40]",
+            "ssub8 {x}, {a0}, {t}",
+            "sel {a0}, {a0}, {t}",
+            "ldr {t}, [{kp}, #44]",
+            "ssub8 {x}, {t}, {a0}",
+            "sel {a0}, {a0}, {t}",
+            "str {a0}, [{y}], #4",
+            concat!("add {rp}, {rp}, #", $step),
+            "ldr {t}, [{kp}, #48]",
+            "cmp {y}, {t}",
+            "bne 2b",
+            kp = in(reg) $k,
+            rp = inout(reg) $rp => _,
+            y = inout(reg) $y => _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            x = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
+/// [`blocks!`] at stride 1: per kernel row the pairs at columns 0, 1, 2, 3, 4 (bytes 0 … 8);
+/// `a_i += SMLAD(P_i, wa)`, the third tap from the bottom of `P_{i+2}` (`a3`: top of `P4`).
+///
+/// # Safety
+/// `rp` is the ring's top-left of the window, `y` the first output of a row with at least
+/// `blocks ≥ 1` full blocks, `k` 13 words with `k[K_END] = y + 4·blocks`, and the reads
+/// (columns `< PITCH` of three consecutive slots) stay inside the ring (see [`run`]).
+#[inline(always)]
+unsafe fn blocks_s1(rp: *const i16, y: *mut i8, k: *const u32) {
+    // SAFETY: the caller's contract. Registers: the operands; flags (SSUB8 sets GE, SMLAD Q).
+    unsafe {
+        blocks!(
+            rp,
+            y,
+            k,
+            8,
+            "ldr {wa}, [{kp}, #0]",
+            "ldr {wb}, [{kp}, #4]",
+            "ldr {x}, [{rp}, #0]",
+            "smlad {a0}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #2]",
+            "smlad {a1}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #4]",
+            "smlad {a2}, {x}, {wa}, {t}",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "ldr {x}, [{rp}, #6]",
+            "smlad {a3}, {x}, {wa}, {t}",
+            "smlabb {a1}, {x}, {wb}, {a1}",
+            "ldr {x}, [{rp}, #8]",
+            "smlabb {a2}, {x}, {wb}, {a2}",
+            "smlatb {a3}, {x}, {wb}, {a3}",
+            "ldr {wa}, [{kp}, #8]",
+            "ldr {wb}, [{kp}, #12]",
+            "ldr {x}, [{rp}, #112]",
+            "smlad {a0}, {x}, {wa}, {a0}",
+            "ldr {x}, [{rp}, #114]",
+            "smlad {a1}, {x}, {wa}, {a1}",
+            "ldr {x}, [{rp}, #116]",
+            "smlad {a2}, {x}, {wa}, {a2}",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "ldr {x}, [{rp}, #118]",
+            "smlad {a3}, {x}, {wa}, {a3}",
+            "smlabb {a1}, {x}, {wb}, {a1}",
+            "ldr {x}, [{rp}, #120]",
+            "smlabb {a2}, {x}, {wb}, {a2}",
+            "smlatb {a3}, {x}, {wb}, {a3}",
+            "ldr {wa}, [{kp}, #16]",
+            "ldr {wb}, [{kp}, #20]",
+            "ldr {x}, [{rp}, #224]",
+            "smlad {a0}, {x}, {wa}, {a0}",
+            "ldr {x}, [{rp}, #226]",
+            "smlad {a1}, {x}, {wa}, {a1}",
+            "ldr {x}, [{rp}, #228]",
+            "smlad {a2}, {x}, {wa}, {a2}",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "ldr {x}, [{rp}, #230]",
+            "smlad {a3}, {x}, {wa}, {a3}",
+            "smlabb {a1}, {x}, {wb}, {a1}",
+            "ldr {x}, [{rp}, #232]",
+            "smlabb {a2}, {x}, {wb}, {a2}",
+            "smlatb {a3}, {x}, {wb}, {a3}",
+        );
+    }
+}
+
+/// [`blocks!`] at stride 2: per kernel row the aligned pairs at columns 0, 2, 4, 6, 8
+/// (bytes 0 … 16); `a_i += SMLAD(P_{2i}, wa)`, the third tap from the bottom of `P_{2i+2}`.
+///
+/// # Safety
+/// As [`blocks_s1`].
+#[inline(always)]
+unsafe fn blocks_s2(rp: *const i16, y: *mut i8, k: *const u32) {
+    // SAFETY: the caller's contract. Registers: the operands; flags (SSUB8 sets GE, SMLAD Q).
+    unsafe {
+        blocks!(
+            rp,
+            y,
+            k,
+            16,
+            "ldr {wa}, [{kp}, #0]",
+            "ldr {wb}, [{kp}, #4]",
+            "ldr {x}, [{rp}, #0]",
+            "smlad {a0}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #4]",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "smlad {a1}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #8]",
+            "smlabb {a1}, {x}, {wb}, {a1}",
+            "smlad {a2}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #12]",
+            "smlabb {a2}, {x}, {wb}, {a2}",
+            "smlad {a3}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #16]",
+            "smlabb {a3}, {x}, {wb}, {a3}",
+            "ldr {wa}, [{kp}, #8]",
+            "ldr {wb}, [{kp}, #12]",
+            "ldr {x}, [{rp}, #112]",
+            "smlad {a0}, {x}, {wa}, {a0}",
+            "ldr {x}, [{rp}, #116]",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "smlad {a1}, {x}, {wa}, {a1}",
+            "ldr {x}, [{rp}, #120]",
+            "smlabb {a1}, {x}, {wb}, {a1}",
+            "smlad {a2}, {x}, {wa}, {a2}",
+            "ldr {x}, [{rp}, #124]",
+            "smlabb {a2}, {x}, {wb}, {a2}",
+            "smlad {a3}, {x}, {wa}, {a3}",
+            "ldr {x}, [{rp}, #128]",
+            "smlabb {a3}, {x}, {wb}, {a3}",
+            "ldr {wa}, [{kp}, #16]",
+            "ldr {wb}, [{kp}, #20]",
+            "ldr {x}, [{rp}, #224]",
+            "smlad {a0}, {x}, {wa}, {a0}",
+            "ldr {x}, [{rp}, #228]",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "smlad {a1}, {x}, {wa}, {a1}",
+            "ldr {x}, [{rp}, #232]",
+            "smlabb {a1}, {x}, {wb}, {a1}",
+            "smlad {a2}, {x}, {wa}, {a2}",
+            "ldr {x}, [{rp}, #236]",
+            "smlabb {a2}, {x}, {wb}, {a2}",
+            "smlad {a3}, {x}, {wa}, {a3}",
+            "ldr {x}, [{rp}, #240]",
+            "smlabb {a3}, {x}, {wb}, {a3}",
+        );
+    }
+}
+
+/// One output from ring address `rp` (column `ox·sw` of the window's top row) into `*y`.
+#[inline(always)]
+unsafe fn one(rp: *const i16, y: *mut i8, k: *const u32) {
+    // SAFETY (caller): reads 4 bytes at `rp + {0, 4, 112, 116, 224, 228}` inside the ring and
+    // the 13 words at `k`; writes the byte `y`. Registers: the operands; flags.
+    unsafe {
+        core::arch::asm!(
+            "ldr {t}, [{kp}, #24]",
+            "ldr {wa}, [{kp}]",
+            "ldr {wb}, [{kp}, #4]",
+            "ldr {x}, [{rp}]",
+            "smlad {a0}, {x}, {wa}, {t}",
+            "ldr {x}, [{rp}, #4]",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "ldr {wa}, [{kp}, #8]",
+            "ldr {wb}, [{kp}, #12]",
+            "ldr {x}, [{rp}, #112]",
+            "smlad {a0}, {x}, {wa}, {a0}",
+            "ldr {x}, [{rp}, #116]",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "ldr {wa}, [{kp}, #16]",
+            "ldr {wb}, [{kp}, #20]",
+            "ldr {x}, [{rp}, #224]",
+            "smlad {a0}, {x}, {wa}, {a0}",
+            "ldr {x}, [{rp}, #228]",
+            "smlabb {a0}, {x}, {wb}, {a0}",
+            "ldr {wa}, [{kp}, #28]",
+            "ldr {wb}, [{kp}, #32]",
+            "ldr {x}, [{kp}, #36]",
+            "smmlar {t}, {a0}, {wa}, {wb}",
+            "sub {a0}, {t}, {a0}, lsr #31",
+            "asr {a0}, {a0}, {x}",
+            "ssat {a0}, #8, {a0}",
+            "ldr {t}, [{kp}, #40]",
+            "ssub8 {x}, {a0}, {t}",
+            "sel {a0}, {a0}, {t}",
+            "ldr {t}, [{kp}, #44]",
+            "ssub8 {x}, {t}, {a0}",
+            "sel {a0}, {a0}, {t}",
+            "strb {a0}, [{y}]",
+            kp = in(reg) k,
+            rp = in(reg) rp,
+            y = in(reg) y,
+            a0 = out(reg) _,
+            x = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// The channels' fallback: the older DSP kernel or the Conv2d loop on one plane.
+#[allow(clippy::too_many_arguments)]
+fn fallback(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    c: usize,
+    plane: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    out: &mut [i8],
+) {
+    let (Some(w_c), Some(b_c), Some(multiplier), Some(shift)) = (
+        weights.slice(c * 9, 9),
+        bias.slice(c, 1),
+        q.multiplier.slice(c, 1),
+        q.shift.slice(c, 1),
+    ) else {
+        return;
+    };
+    let q_c = PerChannelQuant {
+        multiplier,
+        shift,
+        ..*q
+    };
+    if super::depthwise_conv2d_s8_dsp::supports_words(g) {
+        super::depthwise_conv2d_s8_dsp::run_words(g, act, &q_c, plane, w_c, b_c, out);
+    } else {
+        super::conv2d_s8::compute(g, act, &q_c, plane, w_c, b_c, out);
+    }
+}
+
+/// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
+/// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
+pub(crate) fn run(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+) {
+    let (h, w, oh, ow, win) = (g.h, g.w, g.oh, g.ow, g.win);
+    if !supports(g) || h == 0 || w == 0 || oh == 0 || ow == 0 {
+        return;
+    }
+    let off = u32::from((-i32::from(q.input_zp)) as u16) * 0x0001_0001;
+    let zp_in = i16::from(q.input_zp);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let range = (
+        i32::from(q.output.zero_point),
+        act_min.clamp(-128, 127),
+        act_max.clamp(-128, 127),
+    );
+    let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top as isize, win.pad_left);
+    // Padding columns (and the one past the padded row) stay 0 for the whole call.
+    let mut ring = Ring([0; SLOTS * PITCH]);
+    let blocks = ow / 4;
+    let planes = input
+        .chunks_exact(h * w)
+        .zip(output.chunks_exact_mut(oh * ow))
+        .enumerate();
+    for (c, (plane, out)) in planes {
+        let (Some(b), Some(m), Some(s)) = (bias.get(c), q.multiplier.get(c), q.shift.get(c)) else {
+            return;
+        };
+        let kw = weights.as_bytes().get(9 * c..9 * c + 9).unwrap_or(&[]);
+        let Some(mut k) = constants(kw, b, m, i32::from(s), range) else {
+            fallback(g, act, q, c, plane, weights, bias, out);
+            continue;
+        };
+        // Input rows enter the ring in order: `next` (slot `slot_next`) is the first row not
+        // yet in it; the window of output row `oy` is rows `iy0 … iy0 + 2` (slot `s0` first),
+        // and the next window starts `sh ≤ 2` rows lower, so no row is skipped.
+        let mut next = -pt;
+        let mut slot_next = (3 - pt as usize) % 3; // `pt ≤ 2`
+        let mut s0 = slot_next;
+        for (oy, y) in out.chunks_exact_mut(ow).enumerate() {
+            let iy0 = (oy * sh) as isize - pt;
+            if oy > 0 {
+                s0 += sh;
+                if s0 >= 3 {
+                    s0 -= 3;
+                }
+            }
+            while next < iy0 + 3 {
+                if (0..h as isize).contains(&next) {
+                    let r = next as usize * w;
+                    let src = plane.get(r..r + w).unwrap_or(&[]);
+                    widen(&mut ring, slot_next, pl, src, off, zp_in);
+                } else {
+                    zero(&mut ring, slot_next, pl, w);
+                }
+                next += 1;
+                slot_next = if slot_next == 2 { 0 } else { slot_next + 1 };
+            }
+            let rp = ring.0.as_ptr().wrapping_add(s0 * PITCH);
+            let yp = y.as_mut_ptr();
+            // The full blocks, then (when at least 2 outputs are left and `ow ≥ 4`) one block
+            // over the last 4 outputs (it rewrites up to 2 of them with the same values).
+            let rem = ow - 4 * blocks;
+            let tail_block = blocks > 0 && rem >= 2;
+            let runs = [
+                (blocks > 0, 0, 4 * blocks),
+                (tail_block, ow.wrapping_sub(4), ow),
+            ];
+            for (go, ox0, end) in runs {
+                if !go {
+                    continue;
+                }
+                k[K_END] = yp.wrapping_add(end) as usize as u32;
+                let kp = k.as_ptr();
+                let (rp, yp) = (rp.wrapping_add(ox0 * sw), yp.wrapping_add(ox0));
+                // SAFETY: `(end − ox0) / 4 ≥ 1` blocks of outputs `ox0 … end ≤ ow`, each
+                // writing 4 bytes of `y` and reading 4 bytes at ring columns
+                // `ox·sw + {0 … 2·sw + 4}` (+ the 2-byte load width) of slots `s0 … s0 + 2
+                // ≤ 4`, `ox ≤ ow − 4`: the last column read is `≤ Wp ≤ PITCH − 1` (stride 1:
+                // `ow − 4 + 5 = Wp − 1`; stride 2: `2·ow + 1 ≤ Wp`). The constants are the 13
+                // words of `k`. Registers: the operands; flags (SSUB8 sets GE, SMLAD may set
+                // Q).
+                unsafe {
+                    if sw == 1 {
+                        blocks_s1(rp, yp, kp);
+                    } else {
+                        blocks_s2(rp, yp, kp);
+                    }
+                }
+            }
+            let singles = if tail_block { ow..ow } else { 4 * blocks..ow };
+            for ox in singles {
+                // SAFETY: reads ring columns `ox·sw … ox·sw + 3 ≤ Wp` of slots `s0 … s0 + 2`
+                // (stride 1: `ow + 2 = Wp`; stride 2: `2·ow + 1 ≤ Wp`), the 13 words of `k`;
+                // writes `y[ox]` (`ox < ow`).
+                unsafe { one(rp.wrapping_add(ox * sw), yp.wrapping_add(ox), k.as_ptr()) };
+            }
+        }
+    }
+}
