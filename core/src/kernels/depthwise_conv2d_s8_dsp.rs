@@ -53,15 +53,18 @@ type RowWeights = [u32; 2];
 type Placement = [RowWeights; 3];
 
 /// True when [`run`] handles `g`: a 3×3 kernel (one channel) that the strip kernel
-/// (`depthwise_conv2d_s8_strip.rs`: column stride 1 or 2, padded rows up to
-/// `MAX_PADDED_W` wide) or this file's word kernel (planes at least 4 wide) takes.
+/// (`depthwise_conv2d_s8_strip.rs`: strides 1 or 2, padded rows up to `MAX_PADDED_W` wide,
+/// given its scratch) or this file's word kernel (planes at least 4 wide) takes.
 pub(crate) fn supports(g: &ConvGeometry) -> bool {
     super::depthwise_conv2d_s8_strip::supports(g) || supports_words(g)
 }
 
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
-/// geometry [`supports`] accepts: the strip kernel where it applies (it runs its channels
-/// outside its fast domain through [`run_words`] or the Conv2d loop), else [`run_words`].
+/// geometry [`supports`] accepts: the strip kernel where it applies and `scratch` holds its
+/// ring, then here, one plane at a time, its channels outside its fast domain (the word kernel
+/// on planes ≥ 4 wide, else the Conv2d loop); else [`run_words`]. The fallback runs after the
+/// strip kernel has returned, so their stack frames do not add up.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &ConvGeometry,
     act: Activation,
@@ -70,11 +73,55 @@ pub(crate) fn run(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
+    scratch: &mut [u32],
 ) {
-    if super::depthwise_conv2d_s8_strip::supports(g) {
-        super::depthwise_conv2d_s8_strip::run(g, act, q, input, weights, bias, output);
-    } else {
-        run_words(g, act, q, input, weights, bias, output);
+    use super::depthwise_conv2d_s8_strip as strip;
+    if !strip::run(g, act, q, input, weights, bias, output, scratch) {
+        if supports_words(g) {
+            run_words(g, act, q, input, weights, bias, output);
+        } else {
+            super::depthwise_conv2d_s8::per_channel(
+                g,
+                act,
+                q,
+                input,
+                weights,
+                bias,
+                output,
+                super::conv2d_s8::compute,
+            );
+        }
+        return;
+    }
+    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let channels = bias.len();
+    for c in 0..channels {
+        let (Some(b), Some(m), Some(s)) = (bias.get(c), q.multiplier.get(c), q.shift.get(c)) else {
+            return;
+        };
+        if strip::fast(b, m, i32::from(s)) {
+            continue;
+        }
+        let (Some(x), Some(y), Some(w_c), Some(b_c), Some(multiplier), Some(shift)) = (
+            input.get(c * plane..(c + 1) * plane),
+            output.get_mut(c * out_plane..(c + 1) * out_plane),
+            weights.slice(c * 9, 9),
+            bias.slice(c, 1),
+            q.multiplier.slice(c, 1),
+            q.shift.slice(c, 1),
+        ) else {
+            return;
+        };
+        let q_c = PerChannelQuant {
+            multiplier,
+            shift,
+            ..*q
+        };
+        if supports_words(g) {
+            run_words(g, act, &q_c, x, w_c, b_c, y);
+        } else {
+            super::conv2d_s8::compute(g, act, &q_c, x, w_c, b_c, y);
+        }
     }
 }
 

@@ -54,15 +54,19 @@ use crate::quant::activation_range;
 use crate::tensor::{Activation, I32Data, I8Data};
 
 /// Halfwords per ring row.
-const PITCH: usize = 56;
+const PITCH: usize = super::depthwise_conv2d_s8::STRIP_PITCH_HALFWORDS;
 /// Bytes per ring row: the immediate offsets of kernel rows 1 and 2 in the assembly (112, 224)
 /// and of the duplicate slot (3 · 112 = 336).
 const PITCH_B: usize = 2 * PITCH;
 const _: () = assert!(PITCH_B == 112);
 /// Ring rows: slots 0, 1, 2 and the duplicates of 0 and 1.
-const SLOTS: usize = 5;
+const SLOTS: usize = super::depthwise_conv2d_s8::STRIP_SLOTS;
+const _: () = assert!(SLOTS == 5);
 /// Widest padded row (`pad_left + w + pad_right`): one more column is read past it (a zero).
-pub(crate) const MAX_PADDED_W: usize = PITCH - 1;
+pub(crate) const MAX_PADDED_W: usize = super::depthwise_conv2d_s8::STRIP_MAX_PADDED_W;
+const _: () = assert!(MAX_PADDED_W < PITCH);
+/// Scratch words of the ring.
+pub(crate) const RING_WORDS: usize = SLOTS * PITCH / 2;
 
 /// Largest `|bias|` of a fast channel.
 const BIAS_MAX: i32 = 1 << 29;
@@ -70,14 +74,16 @@ const BIAS_MAX: i32 = 1 << 29;
 const RIGHT_MAX: i32 = 20;
 
 /// Words of the per-channel constants: six weight words, `2·bias`, `m`, `c`, `e`, `lo4`,
-/// `hi4`, and the end of the row's full blocks (an address, written per row).
-const K_WORDS: usize = 13;
-/// Index of the row's block end in the constants.
+/// `hi4`, the end of the blocks being run (an address, written per run), and a word the
+/// partial block of a row narrower than 4 outputs is written to.
+const K_WORDS: usize = 14;
+/// Index of the block end in the constants.
 const K_END: usize = 12;
+/// Index of the partial block's output word.
+const K_OUT: usize = 13;
 
-/// The ring, word-aligned.
-#[repr(C, align(4))]
-struct Ring([i16; SLOTS * PITCH]);
+/// The ring: `SLOTS × PITCH` halfwords of the caller's (word-aligned) scratch.
+struct Ring<'a>(&'a mut [i16]);
 
 /// True when [`run`] handles `g`: a 3×3 kernel (one channel), strides 1 or 2, the padded row at most [`MAX_PADDED_W`] wide.
 pub(crate) fn supports(g: &ConvGeometry) -> bool {
@@ -93,6 +99,13 @@ pub(crate) fn supports(g: &ConvGeometry) -> bool {
         && win.pad_left + g.w + win.pad_right <= MAX_PADDED_W
 }
 
+/// True for a channel in the fast domain (`|bias| ≤ 2^29`, `m ≥ 0`, `shift ∈ [−20, −1]`):
+/// [`run`] computes it; the caller runs the others.
+#[inline(always)]
+pub(crate) fn fast(bias: i32, m: i32, shift: i32) -> bool {
+    (-BIAS_MAX..=BIAS_MAX).contains(&bias) && m >= 0 && (-RIGHT_MAX..=-1).contains(&shift)
+}
+
 /// The per-channel constants of a fast channel (see the module doc), `None` outside the fast
 /// domain. `range = (zp_out, lo, hi)`.
 #[inline(always)]
@@ -103,7 +116,7 @@ fn constants(
     shift: i32,
     range: (i32, i32, i32),
 ) -> Option<[u32; K_WORDS]> {
-    if !(-BIAS_MAX..=BIAS_MAX).contains(&bias) || m < 0 || !(-RIGHT_MAX..=-1).contains(&shift) {
+    if !fast(bias, m, shift) {
         return None;
     }
     let e = -shift;
@@ -125,18 +138,24 @@ fn constants(
         b4(lo),
         b4(hi),
         0,
+        0,
     ])
 }
 
-/// Widens 4·`n` input bytes at `s` into halfwords at `d` (and at `d + 336` bytes, the
-/// duplicate slot, when `DUP`): `x − zp_in`, `off` = `−zp_in` in both halfwords.
+/// Widens the `w ≥ 4` input bytes at `s` into halfwords at `d` (and at `d + 336` bytes, the
+/// duplicate slot, when `DUP`): `x − zp_in`, `off` = `−zp_in` in both halfwords. `⌊w / 4⌋`
+/// chunks of 4 bytes (one load, two `SXTAB16`, `PKHBT`, `PKHTB`, two or four stores), then, if
+/// `w mod 4 ≠ 0`, the chunk of the last 4 bytes again (it rewrites equal values).
 ///
 /// # Safety
-/// `n ≥ 1`; `s` readable for `4n` bytes; `d` (and `d + 336` with `DUP`) writable for `8n` bytes.
+/// `w ≥ 4`; `s` readable for `w` bytes; `d` (and `d + 336` with `DUP`) writable for `2w` bytes.
 #[inline(always)]
-unsafe fn widen4<const DUP: bool>(s: *const i8, d: *mut i16, n: usize, off: u32) {
-    // SAFETY: the caller's contract; unaligned LDR/STR are allowed on ARMv7-M. Registers: the
-    // operands only; flags.
+unsafe fn widen_row<const DUP: bool>(s: *const i8, d: *mut i16, w: usize, off: u32) {
+    let (n, back) = (w / 4, (4 - w % 4) % 4);
+    // SAFETY: the caller's contract: the chunks read bytes `0 … 4n ≤ w` and `w − 4 … w`, and
+    // write halfwords `0 … 4n` and `w − 4 … w` (after the loop `s` is `4n` bytes on and `d`
+    // `4n` halfwords on; stepping back `back = 4 − w mod 4` makes them `w − 4`). Unaligned
+    // LDR/STR are allowed on ARMv7-M. Registers: the operands only; flags.
     unsafe {
         if DUP {
             core::arch::asm!(
@@ -152,9 +171,25 @@ unsafe fn widen4<const DUP: bool>(s: *const i8, d: *mut i16, n: usize, off: u32)
                 "str {t}, [{d}], #8",
                 "subs {n}, {n}, #1",
                 "bne 2b",
+                // The last `w mod 4` bytes: the chunk of the row's last 4 bytes again.
+                "cmp {back}, #0",
+                "beq 3f",
+                "sub {s}, {s}, {back}",
+                "sub {d}, {d}, {back}, lsl #1",
+                "ldr {x}, [{s}], #4",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "pkhbt {t}, {e}, {x}, lsl #16",
+                "pkhtb {x}, {x}, {e}, asr #16",
+                "str {t}, [{d}, #336]",
+                "str {x}, [{d}, #340]",
+                "str {x}, [{d}, #4]",
+                "str {t}, [{d}], #8",
+                "3:",
                 s = inout(reg) s => _,
                 d = inout(reg) d => _,
                 n = inout(reg) n => _,
+                back = in(reg) back,
                 off = in(reg) off,
                 x = out(reg) _,
                 e = out(reg) _,
@@ -173,9 +208,23 @@ unsafe fn widen4<const DUP: bool>(s: *const i8, d: *mut i16, n: usize, off: u32)
                 "str {t}, [{d}], #8",
                 "subs {n}, {n}, #1",
                 "bne 2b",
+                // The last `w mod 4` bytes: the chunk of the row's last 4 bytes again.
+                "cmp {back}, #0",
+                "beq 3f",
+                "sub {s}, {s}, {back}",
+                "sub {d}, {d}, {back}, lsl #1",
+                "ldr {x}, [{s}], #4",
+                "sxtab16 {e}, {off}, {x}",
+                "sxtab16 {x}, {off}, {x}, ror #8",
+                "pkhbt {t}, {e}, {x}, lsl #16",
+                "pkhtb {x}, {x}, {e}, asr #16",
+                "str {x}, [{d}, #4]",
+                "str {t}, [{d}], #8",
+                "3:",
                 s = inout(reg) s => _,
                 d = inout(reg) d => _,
                 n = inout(reg) n => _,
+                back = in(reg) back,
                 off = in(reg) off,
                 x = out(reg) _,
                 e = out(reg) _,
@@ -188,35 +237,26 @@ unsafe fn widen4<const DUP: bool>(s: *const i8, d: *mut i16, n: usize, off: u32)
 
 /// Widens input row `src` (`w` bytes) into ring row `slot` at column `pl` (and into
 /// `slot + 3` when `slot < 2`): `x − zp_in` as i16 (`off` = `−zp_in` in both halfwords,
-/// `zp = zp_in`). Rows of 4 or more bytes: `⌊w / 4⌋` chunks of 4, then, if `w mod 4 ≠ 0`, the
-/// chunk of the last 4 bytes again (it rewrites the same values); shorter rows one by one.
+/// `zp = zp_in`): [`widen_row`] for rows of 4 or more bytes, shorter rows one by one.
 #[inline(always)]
-fn widen(ring: &mut Ring, slot: usize, pl: usize, src: &[i8], off: u32, zp: i16) {
+fn widen(ring: &mut Ring<'_>, slot: usize, pl: usize, src: &[i8], off: u32, zp: i16) {
     let w = src.len();
     let base = slot * PITCH + pl;
     // `supports`: `pl + w ≤ MAX_PADDED_W < PITCH`; `slot ≤ 2`.
-    if slot > 2 || pl + w > PITCH {
+    if slot > 2 || pl + w > PITCH || ring.0.len() < SLOTS * PITCH {
         return;
     }
     let dup = slot < 2;
     if w >= 4 {
         let d = ring.0.as_mut_ptr().wrapping_add(base);
-        let s = src.as_ptr();
-        let (n, rem) = (w / 4, w % 4);
-        // SAFETY: reads bytes `0 … 4n ≤ w` and `w − 4 … w` of `src`; writes halfwords
-        // `base … base + w ≤ slot·PITCH + PITCH` of the ring (slot ≤ 2 of 5), and with `dup`
-        // (slot ≤ 1) the same 3 slots (336 bytes) further, in slot ≤ 4.
+        // SAFETY: `src` is `w ≥ 4` bytes; the halfwords `base … base + w ≤ (slot + 1)·PITCH`
+        // are in the ring (slot ≤ 2 of 5, `SLOTS·PITCH` halfwords checked above), and with
+        // `dup` (slot ≤ 1) the same 3 slots (336 bytes) further, in slot ≤ 4.
         unsafe {
             if dup {
-                widen4::<true>(s, d, n, off);
-                if rem != 0 {
-                    widen4::<true>(s.wrapping_add(w - 4), d.wrapping_add(w - 4), 1, off);
-                }
+                widen_row::<true>(src.as_ptr(), d, w, off);
             } else {
-                widen4::<false>(s, d, n, off);
-                if rem != 0 {
-                    widen4::<false>(s.wrapping_add(w - 4), d.wrapping_add(w - 4), 1, off);
-                }
+                widen_row::<false>(src.as_ptr(), d, w, off);
             }
         }
         return;
@@ -237,7 +277,7 @@ fn widen(ring: &mut Ring, slot: usize, pl: usize, src: &[i8], off: u32, zp: i16)
 /// Zeros ring row `slot` (and `slot + 3` when `slot < 2`) at columns `pl … pl + w`: a padded
 /// input row.
 #[inline(always)]
-fn zero(ring: &mut Ring, slot: usize, pl: usize, w: usize) {
+fn zero(ring: &mut Ring<'_>, slot: usize, pl: usize, w: usize) {
     let base = slot * PITCH + pl;
     if let Some(r) = ring.0.get_mut(base..base + w) {
         r.fill(0);
@@ -314,7 +354,7 @@ macro_rules! blocks {
 ///
 /// # Safety
 /// `rp` is the ring's top-left of the window, `y` the first output of a row with at least
-/// `blocks ≥ 1` full blocks, `k` 13 words with `k[K_END] = y + 4·blocks`, and the reads
+/// `blocks ≥ 1` full blocks, `k` the `K_WORDS` constants with `k[K_END] = y + 4·blocks`, and the reads
 /// (columns `< PITCH` of three consecutive slots) stay inside the ring (see [`run`]).
 #[inline(always)]
 unsafe fn blocks_s1(rp: *const i16, y: *mut i8, k: *const u32) {
@@ -437,11 +477,27 @@ unsafe fn blocks_s2(rp: *const i16, y: *mut i8, k: *const u32) {
     }
 }
 
+/// [`blocks_s1`] or [`blocks_s2`] by the column stride `sw`.
+///
+/// # Safety
+/// As [`blocks_s1`].
+#[inline(always)]
+unsafe fn blocks_sw(sw: usize, rp: *const i16, y: *mut i8, k: *const u32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if sw == 1 {
+            blocks_s1(rp, y, k);
+        } else {
+            blocks_s2(rp, y, k);
+        }
+    }
+}
+
 /// One output from ring address `rp` (column `ox·sw` of the window's top row) into `*y`.
 #[inline(always)]
 unsafe fn one(rp: *const i16, y: *mut i8, k: *const u32) {
     // SAFETY (caller): reads 4 bytes at `rp + {0, 4, 112, 116, 224, 228}` inside the ring and
-    // the 13 words at `k`; writes the byte `y`. Registers: the operands; flags.
+    // the constants at `k`; writes the byte `y`. Registers: the operands; flags.
     unsafe {
         core::arch::asm!(
             "ldr {t}, [{kp}, #24]",
@@ -490,40 +546,12 @@ unsafe fn one(rp: *const i16, y: *mut i8, k: *const u32) {
     }
 }
 
-/// The channels' fallback: the older DSP kernel or the Conv2d loop on one plane.
-#[allow(clippy::too_many_arguments)]
-fn fallback(
-    g: &ConvGeometry,
-    act: Activation,
-    q: &PerChannelQuant<'_>,
-    c: usize,
-    plane: &[i8],
-    weights: I8Data<'_>,
-    bias: I32Data<'_>,
-    out: &mut [i8],
-) {
-    let (Some(w_c), Some(b_c), Some(multiplier), Some(shift)) = (
-        weights.slice(c * 9, 9),
-        bias.slice(c, 1),
-        q.multiplier.slice(c, 1),
-        q.shift.slice(c, 1),
-    ) else {
-        return;
-    };
-    let q_c = PerChannelQuant {
-        multiplier,
-        shift,
-        ..*q
-    };
-    if super::depthwise_conv2d_s8_dsp::supports_words(g) {
-        super::depthwise_conv2d_s8_dsp::run_words(g, act, &q_c, plane, w_c, b_c, out);
-    } else {
-        super::conv2d_s8::compute(g, act, &q_c, plane, w_c, b_c, out);
-    }
-}
-
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
-/// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
+/// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`), with
+/// `scratch` of at least [`RING_WORDS`] words: every channel for which [`fast`] holds (the
+/// others' outputs are left as they are, for the caller). `false` (nothing written) when
+/// `g` or `scratch` does not fit.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &ConvGeometry,
     act: Activation,
@@ -532,11 +560,19 @@ pub(crate) fn run(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
-) {
+    scratch: &mut [u32],
+) -> bool {
     let (h, w, oh, ow, win) = (g.h, g.w, g.oh, g.ow, g.win);
+    let Some(words) = scratch.get_mut(..RING_WORDS) else {
+        return false;
+    };
     if !supports(g) || h == 0 || w == 0 || oh == 0 || ow == 0 {
-        return;
+        return false;
     }
+    // SAFETY: every bit pattern is a valid i16, and a u32 slice is aligned for i16: the body
+    // is the whole buffer, `2·RING_WORDS = SLOTS·PITCH` halfwords.
+    let (_, halves, _) = unsafe { words.align_to_mut::<i16>() };
+    let mut ring = Ring(halves);
     let off = u32::from((-i32::from(q.input_zp)) as u16) * 0x0001_0001;
     let zp_in = i16::from(q.input_zp);
     let (act_min, act_max) = activation_range(act, q.output);
@@ -547,20 +583,22 @@ pub(crate) fn run(
     );
     let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top as isize, win.pad_left);
     // Padding columns (and the one past the padded row) stay 0 for the whole call.
-    let mut ring = Ring([0; SLOTS * PITCH]);
-    let blocks = ow / 4;
+    ring.0.fill(0);
+    if ring.0.len() < SLOTS * PITCH {
+        return false;
+    }
+    let (blocks, rem) = (ow / 4, ow % 4);
     let planes = input
         .chunks_exact(h * w)
         .zip(output.chunks_exact_mut(oh * ow))
         .enumerate();
     for (c, (plane, out)) in planes {
         let (Some(b), Some(m), Some(s)) = (bias.get(c), q.multiplier.get(c), q.shift.get(c)) else {
-            return;
+            return true; // never: `bias`, `multiplier`, `shift` have `c` entries (checked)
         };
         let kw = weights.as_bytes().get(9 * c..9 * c + 9).unwrap_or(&[]);
         let Some(mut k) = constants(kw, b, m, i32::from(s), range) else {
-            fallback(g, act, q, c, plane, weights, bias, out);
-            continue;
+            continue; // the caller's
         };
         // Input rows enter the ring in order: `next` (slot `slot_next`) is the first row not
         // yet in it; the window of output row `oy` is rows `iy0 … iy0 + 2` (slot `s0` first),
@@ -589,43 +627,42 @@ pub(crate) fn run(
             }
             let rp = ring.0.as_ptr().wrapping_add(s0 * PITCH);
             let yp = y.as_mut_ptr();
-            // The full blocks, then (when at least 2 outputs are left and `ow ≥ 4`) one block
-            // over the last 4 outputs (it rewrites up to 2 of them with the same values).
-            let rem = ow - 4 * blocks;
-            let tail_block = blocks > 0 && rem >= 2;
-            let runs = [
-                (blocks > 0, 0, 4 * blocks),
-                (tail_block, ow.wrapping_sub(4), ow),
-            ];
-            for (go, ox0, end) in runs {
-                if !go {
-                    continue;
-                }
-                k[K_END] = yp.wrapping_add(end) as usize as u32;
-                let kp = k.as_ptr();
-                let (rp, yp) = (rp.wrapping_add(ox0 * sw), yp.wrapping_add(ox0));
-                // SAFETY: `(end − ox0) / 4 ≥ 1` blocks of outputs `ox0 … end ≤ ow`, each
-                // writing 4 bytes of `y` and reading 4 bytes at ring columns
-                // `ox·sw + {0 … 2·sw + 4}` (+ the 2-byte load width) of slots `s0 … s0 + 2
-                // ≤ 4`, `ox ≤ ow − 4`: the last column read is `≤ Wp ≤ PITCH − 1` (stride 1:
-                // `ow − 4 + 5 = Wp − 1`; stride 2: `2·ow + 1 ≤ Wp`). The constants are the 13
-                // words of `k`. Registers: the operands; flags (SSUB8 sets GE, SMLAD may set
-                // Q).
-                unsafe {
-                    if sw == 1 {
-                        blocks_s1(rp, yp, kp);
-                    } else {
-                        blocks_s2(rp, yp, kp);
-                    }
-                }
+            // SAFETY (all blocks below): a block of outputs `ox … ox + 3` reads 4 bytes at
+            // ring columns `ox·sw + {0 … 2·sw + 4}` of slots `s0 … s0 + 2 ≤ 4`, i.e. halfwords
+            // up to `ox·sw + 4·sw + 1 < PITCH` of the slot (checked: for `ox ≤ ow − 4`, stride
+            // 1 reads up to `ow + 1 = Wp − 1`, stride 2 up to `2·ow + 1 ≤ Wp`, and
+            // `Wp < PITCH`; the partial block checks its own), and writes 4 bytes at `y` (in
+            // the row: `ox + 4 ≤ ow`; or `k[K_OUT]`). The constants are the words of `k`.
+            if blocks > 0 {
+                k[K_END] = yp.wrapping_add(4 * blocks) as usize as u32;
+                unsafe { blocks_sw(sw, rp, yp, k.as_ptr()) };
             }
-            let singles = if tail_block { ow..ow } else { 4 * blocks..ow };
-            for ox in singles {
-                // SAFETY: reads ring columns `ox·sw … ox·sw + 3 ≤ Wp` of slots `s0 … s0 + 2`
-                // (stride 1: `ow + 2 = Wp`; stride 2: `2·ow + 1 ≤ Wp`), the 13 words of `k`;
-                // writes `y[ox]` (`ox < ow`).
-                unsafe { one(rp.wrapping_add(ox * sw), yp.wrapping_add(ox), k.as_ptr()) };
+            if rem >= 2 && blocks > 0 {
+                // One block over the last 4 outputs (it rewrites 4 − rem of them, equal).
+                k[K_END] = yp.wrapping_add(ow) as usize as u32;
+                let rp = rp.wrapping_add((ow - 4) * sw);
+                unsafe { blocks_sw(sw, rp, yp.wrapping_add(ow - 4), k.as_ptr()) };
+            } else if rem >= 2 && 4 * sw + 2 <= PITCH - ow * sw {
+                // `ow < 4`: one block into `k[K_OUT]` (the reads stay in the slot: `ox = 0`,
+                // up to `4·sw + 1 < PITCH`), then its first `rem` bytes.
+                let kp = k.as_mut_ptr();
+                let out = kp.wrapping_add(K_OUT);
+                // SAFETY: `kp` is `k`'s; `K_END < K_WORDS`.
+                unsafe { kp.add(K_END).write(out.wrapping_add(1) as usize as u32) };
+                unsafe { blocks_sw(sw, rp, out.cast(), kp) };
+                let bytes = k[K_OUT].to_le_bytes();
+                for (o, b) in y.iter_mut().zip(bytes) {
+                    *o = b as i8;
+                }
+            } else {
+                for ox in 4 * blocks..ow {
+                    // SAFETY: reads ring columns `ox·sw … ox·sw + 3 ≤ Wp` of slots `s0 … s0 +
+                    // 2` (stride 1: `ow + 2 = Wp`; stride 2: `2·ow + 1 ≤ Wp`), the words of
+                    // `k`; writes `y[ox]` (`ox < ow`).
+                    unsafe { one(rp.wrapping_add(ox * sw), yp.wrapping_add(ox), k.as_ptr()) };
+                }
             }
         }
     }
+    true
 }

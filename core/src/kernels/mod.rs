@@ -91,7 +91,10 @@ pub use conv2d_s8::{
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
 #[cfg(denoiserep_dsp)]
 pub use depthwise_conv2d_s8::depthwise_conv2d_s8_dsp;
-pub use depthwise_conv2d_s8::{depthwise_conv2d_s8, depthwise_conv2d_s8_reference};
+pub use depthwise_conv2d_s8::{
+    depthwise_conv2d_s8, depthwise_conv2d_s8_reference, depthwise_conv2d_s8_scratch_words,
+    depthwise_conv2d_s8_with_scratch,
+};
 #[cfg(denoiserep_fpu)]
 pub use f32_m4::{
     conv2d_f32_m4, depthwise_conv2d_f32_m4, linear_f32_m4, linear_f32_reference, PATCH as F32_PATCH,
