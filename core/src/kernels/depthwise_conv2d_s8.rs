@@ -40,6 +40,7 @@ pub(crate) const STRIP_PITCH_HALFWORDS: usize = 56;
 pub(crate) const STRIP_SLOTS: usize = 5;
 /// Widest padded input row (`pad_left + w + pad_right`) the strip kernel takes (one column
 /// past it is read).
+#[cfg_attr(not(denoiserep_dsp), allow(dead_code))]
 pub(crate) const STRIP_MAX_PADDED_W: usize = STRIP_PITCH_HALFWORDS - 1;
 
 /// The scratch words [`depthwise_conv2d_s8_with_scratch`] uses for a layer with window `win`:

@@ -477,6 +477,330 @@ unsafe fn blocks_s2(rp: *const i16, y: *mut i8, k: *const u32) {
     }
 }
 
+/// [`blocks!`] at stride 1 over a flat plane of row pitch `WP` halfwords (the flat path):
+/// as [`blocks_s1`] with the kernel rows `2·WP` and `4·WP` bytes apart.
+///
+/// # Safety
+/// As [`blocks_s1`], the reads inside the flat plane.
+#[inline(always)]
+unsafe fn blocks_flat(wp: usize, rp: *const i16, y: *mut i8, k: *const u32) {
+    // SAFETY: the caller's contract. Registers: the operands; flags (SSUB8 sets GE, SMLAD Q).
+    unsafe {
+        match wp {
+            5 => blocks!(
+                rp,
+                y,
+                k,
+                8,
+                "ldr {wa}, [{kp}, #0]",
+                "ldr {wb}, [{kp}, #4]",
+                "ldr {x}, [{rp}, #0]",
+                "smlad {a0}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #2]",
+                "smlad {a1}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #4]",
+                "smlad {a2}, {x}, {wa}, {t}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #6]",
+                "smlad {a3}, {x}, {wa}, {t}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #8]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #8]",
+                "ldr {wb}, [{kp}, #12]",
+                "ldr {x}, [{rp}, #10]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #12]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #14]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #16]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #18]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #16]",
+                "ldr {wb}, [{kp}, #20]",
+                "ldr {x}, [{rp}, #20]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #22]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #24]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #26]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #28]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+            ),
+            6 => blocks!(
+                rp,
+                y,
+                k,
+                8,
+                "ldr {wa}, [{kp}, #0]",
+                "ldr {wb}, [{kp}, #4]",
+                "ldr {x}, [{rp}, #0]",
+                "smlad {a0}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #2]",
+                "smlad {a1}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #4]",
+                "smlad {a2}, {x}, {wa}, {t}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #6]",
+                "smlad {a3}, {x}, {wa}, {t}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #8]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #8]",
+                "ldr {wb}, [{kp}, #12]",
+                "ldr {x}, [{rp}, #12]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #14]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #16]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #18]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #20]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #16]",
+                "ldr {wb}, [{kp}, #20]",
+                "ldr {x}, [{rp}, #24]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #26]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #28]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #30]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #32]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+            ),
+            7 => blocks!(
+                rp,
+                y,
+                k,
+                8,
+                "ldr {wa}, [{kp}, #0]",
+                "ldr {wb}, [{kp}, #4]",
+                "ldr {x}, [{rp}, #0]",
+                "smlad {a0}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #2]",
+                "smlad {a1}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #4]",
+                "smlad {a2}, {x}, {wa}, {t}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #6]",
+                "smlad {a3}, {x}, {wa}, {t}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #8]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #8]",
+                "ldr {wb}, [{kp}, #12]",
+                "ldr {x}, [{rp}, #14]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #16]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #18]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #20]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #22]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #16]",
+                "ldr {wb}, [{kp}, #20]",
+                "ldr {x}, [{rp}, #28]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #30]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #32]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #34]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #36]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+            ),
+            8 => blocks!(
+                rp,
+                y,
+                k,
+                8,
+                "ldr {wa}, [{kp}, #0]",
+                "ldr {wb}, [{kp}, #4]",
+                "ldr {x}, [{rp}, #0]",
+                "smlad {a0}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #2]",
+                "smlad {a1}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #4]",
+                "smlad {a2}, {x}, {wa}, {t}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #6]",
+                "smlad {a3}, {x}, {wa}, {t}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #8]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #8]",
+                "ldr {wb}, [{kp}, #12]",
+                "ldr {x}, [{rp}, #16]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #18]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #20]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #22]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #24]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #16]",
+                "ldr {wb}, [{kp}, #20]",
+                "ldr {x}, [{rp}, #32]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #34]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #36]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #38]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #40]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+            ),
+            9 => blocks!(
+                rp,
+                y,
+                k,
+                8,
+                "ldr {wa}, [{kp}, #0]",
+                "ldr {wb}, [{kp}, #4]",
+                "ldr {x}, [{rp}, #0]",
+                "smlad {a0}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #2]",
+                "smlad {a1}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #4]",
+                "smlad {a2}, {x}, {wa}, {t}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #6]",
+                "smlad {a3}, {x}, {wa}, {t}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #8]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #8]",
+                "ldr {wb}, [{kp}, #12]",
+                "ldr {x}, [{rp}, #18]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #20]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #22]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #24]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #26]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #16]",
+                "ldr {wb}, [{kp}, #20]",
+                "ldr {x}, [{rp}, #36]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #38]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #40]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #42]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #44]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+            ),
+            10 => blocks!(
+                rp,
+                y,
+                k,
+                8,
+                "ldr {wa}, [{kp}, #0]",
+                "ldr {wb}, [{kp}, #4]",
+                "ldr {x}, [{rp}, #0]",
+                "smlad {a0}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #2]",
+                "smlad {a1}, {x}, {wa}, {t}",
+                "ldr {x}, [{rp}, #4]",
+                "smlad {a2}, {x}, {wa}, {t}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #6]",
+                "smlad {a3}, {x}, {wa}, {t}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #8]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #8]",
+                "ldr {wb}, [{kp}, #12]",
+                "ldr {x}, [{rp}, #20]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #22]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #24]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #26]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #28]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+                "ldr {wa}, [{kp}, #16]",
+                "ldr {wb}, [{kp}, #20]",
+                "ldr {x}, [{rp}, #40]",
+                "smlad {a0}, {x}, {wa}, {a0}",
+                "ldr {x}, [{rp}, #42]",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "ldr {x}, [{rp}, #44]",
+                "smlad {a2}, {x}, {wa}, {a2}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "ldr {x}, [{rp}, #46]",
+                "smlad {a3}, {x}, {wa}, {a3}",
+                "smlabb {a1}, {x}, {wb}, {a1}",
+                "ldr {x}, [{rp}, #48]",
+                "smlabb {a2}, {x}, {wb}, {a2}",
+                "smlatb {a3}, {x}, {wb}, {a3}",
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Row pitches (halfwords) of the flat path's plane: one `blocks_flat` variant each.
+const FLAT_PITCHES: core::ops::RangeInclusive<usize> = 5..=10;
+
 /// [`blocks_s1`] or [`blocks_s2`] by the column stride `sw`.
 ///
 /// # Safety
@@ -546,6 +870,58 @@ unsafe fn one(rp: *const i16, y: *mut i8, k: *const u32) {
     }
 }
 
+/// One channel on the flat path (see [`run`]): widen the `h` rows into the plane (pitch `wp`,
+/// at row `pt + iy`, column `pl`; the padding stays 0), `nb` blocks of flat outputs into the
+/// bytes after the plane (`plane_hw` halfwords), then each output row's `ow` bytes out.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn flat_channel(
+    ring: &mut Ring<'_>,
+    plane: &[i8],
+    out: &mut [i8],
+    k: &mut [u32; K_WORDS],
+    (h, w, ow, wp, pl): (usize, usize, usize, usize, usize),
+    pt: usize,
+    (plane_hw, nb): (usize, usize),
+    off: u32,
+    zp: i16,
+) {
+    if ring.0.len() < plane_hw + 2 * nb || (pt + h) * wp > plane_hw || pl + w > wp {
+        return;
+    }
+    for (iy, src) in plane.chunks_exact(w).enumerate() {
+        let base = (pt + iy) * wp + pl;
+        if w >= 4 {
+            let d = ring.0.as_mut_ptr().wrapping_add(base);
+            // SAFETY: `src` is `w ≥ 4` bytes; halfwords `base … base + w ≤ (pt + h)·wp ≤
+            // plane_hw ≤ ring.len()` (checked above). No duplicate.
+            unsafe { widen_row::<false>(src.as_ptr(), d, w, off) };
+        } else if let Some(d) = ring.0.get_mut(base..base + w) {
+            for (d, &x) in d.iter_mut().zip(src) {
+                *d = i16::from(x) - zp;
+            }
+        }
+    }
+    let (plane_part, bytes) = ring.0.split_at_mut(plane_hw);
+    let y = bytes.as_mut_ptr().cast::<i8>();
+    k[K_END] = y.wrapping_add(4 * nb) as usize as u32;
+    if nb > 0 {
+        // SAFETY: `nb ≥ 1` blocks write the `4·nb` bytes at `y` (`bytes` holds `2·(ring.len() −
+        // plane_hw) ≥ 4·nb` of them, checked above) and read halfwords up to `4·(nb − 1) + 5 +
+        // 2·wp < plane_hw` of the plane (`plane_hw ≥ 4·nb + 2·wp + 2`), with the load width
+        // inside it; `k` is the constants. `wp ∈ FLAT_PITCHES` (checked by the caller).
+        unsafe { blocks_flat(wp, plane_part.as_ptr(), y, k.as_ptr()) };
+    }
+    // SAFETY: the `4·nb` bytes just written, inside `bytes` (a `u32` scratch viewed as i16:
+    // every byte is initialized).
+    let flat = unsafe { core::slice::from_raw_parts(y.cast_const(), 4 * nb) };
+    for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
+        if let Some(src) = flat.get(oy * wp..oy * wp + ow) {
+            row.copy_from_slice(src);
+        }
+    }
+}
+
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
 /// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`), with
 /// `scratch` of at least [`RING_WORDS`] words: every channel for which [`fast`] holds (the
@@ -588,6 +964,20 @@ pub(crate) fn run(
         return false;
     }
     let (blocks, rem) = (ow / 4, ow % 4);
+    // The flat path (stride 1, narrow planes): the whole padded plane, `Hp × Wp` halfwords at
+    // pitch `Wp`, then blocks over the flat output positions `f = oy·Wp + ox` (the columns
+    // `ox ≥ ow` are computed and dropped) into a byte buffer after the plane, copied out per
+    // row. `nb` blocks read halfwords up to `4·nb + 1 + 2·Wp` (plus the load width).
+    let wp = pl + w + win.pad_right;
+    let hp = h + win.pad_top + win.pad_bottom;
+    let flat_len = (oh - 1) * wp + ow;
+    let nb = flat_len.div_ceil(4);
+    let plane_hw = (hp * wp).max(4 * nb + 2 * wp + 2).next_multiple_of(2);
+    let flat = sw == 1
+        && sh == 1
+        && FLAT_PITCHES.contains(&wp)
+        && plane_hw / 2 + nb <= RING_WORDS
+        && ring.0.len() >= plane_hw + 2 * nb;
     let planes = input
         .chunks_exact(h * w)
         .zip(output.chunks_exact_mut(oh * ow))
@@ -600,6 +990,20 @@ pub(crate) fn run(
         let Some(mut k) = constants(kw, b, m, i32::from(s), range) else {
             continue; // the caller's
         };
+        if flat {
+            flat_channel(
+                &mut ring,
+                plane,
+                out,
+                &mut k,
+                (h, w, ow, wp, pl),
+                pt as usize,
+                (plane_hw, nb),
+                off,
+                zp_in,
+            );
+            continue;
+        }
         // Input rows enter the ring in order: `next` (slot `slot_next`) is the first row not
         // yet in it; the window of output row `oy` is rows `iy0 … iy0 + 2` (slot `s0` first),
         // and the next window starts `sh ≤ 2` rows lower, so no row is skipped.
