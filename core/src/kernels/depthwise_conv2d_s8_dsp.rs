@@ -76,7 +76,7 @@ pub(crate) fn run(
     scratch: &mut [u32],
 ) {
     use super::depthwise_conv2d_s8_strip as strip;
-    if !strip::run(g, act, q, input, weights, bias, output, scratch) {
+    let Some(slow) = strip::run(g, act, q, input, weights, bias, output, scratch) else {
         if supports_words(g) {
             run_words(g, act, q, input, weights, bias, output);
         } else {
@@ -91,6 +91,9 @@ pub(crate) fn run(
                 super::conv2d_s8::compute,
             );
         }
+        return;
+    };
+    if !slow {
         return;
     }
     let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);

@@ -925,8 +925,8 @@ fn flat_channel(
 /// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
 /// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`), with
 /// `scratch` of at least [`RING_WORDS`] words: every channel for which [`fast`] holds (the
-/// others' outputs are left as they are, for the caller). `false` (nothing written) when
-/// `g` or `scratch` does not fit.
+/// others' outputs are left as they are, for the caller). `None` (nothing written) when `g`
+/// or `scratch` does not fit, else `Some(true)` if some channel was left to the caller.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &ConvGeometry,
@@ -937,13 +937,11 @@ pub(crate) fn run(
     bias: I32Data<'_>,
     output: &mut [i8],
     scratch: &mut [u32],
-) -> bool {
+) -> Option<bool> {
     let (h, w, oh, ow, win) = (g.h, g.w, g.oh, g.ow, g.win);
-    let Some(words) = scratch.get_mut(..RING_WORDS) else {
-        return false;
-    };
+    let words = scratch.get_mut(..RING_WORDS)?;
     if !supports(g) || h == 0 || w == 0 || oh == 0 || ow == 0 {
-        return false;
+        return None;
     }
     // SAFETY: every bit pattern is a valid i16, and a u32 slice is aligned for i16: the body
     // is the whole buffer, `2·RING_WORDS = SLOTS·PITCH` halfwords.
@@ -961,8 +959,9 @@ pub(crate) fn run(
     // Padding columns (and the one past the padded row) stay 0 for the whole call.
     ring.0.fill(0);
     if ring.0.len() < SLOTS * PITCH {
-        return false;
+        return None;
     }
+    let mut slow = false;
     let (blocks, rem) = (ow / 4, ow % 4);
     // The flat path (stride 1, narrow planes): the whole padded plane, `Hp × Wp` halfwords at
     // pitch `Wp`, then blocks over the flat output positions `f = oy·Wp + ox` (the columns
@@ -984,11 +983,12 @@ pub(crate) fn run(
         .enumerate();
     for (c, (plane, out)) in planes {
         let (Some(b), Some(m), Some(s)) = (bias.get(c), q.multiplier.get(c), q.shift.get(c)) else {
-            return true; // never: `bias`, `multiplier`, `shift` have `c` entries (checked)
+            return Some(slow); // never: `bias`, `multiplier`, `shift` have `c` entries (checked)
         };
         let kw = weights.as_bytes().get(9 * c..9 * c + 9).unwrap_or(&[]);
         let Some(mut k) = constants(kw, b, m, i32::from(s), range) else {
-            continue; // the caller's
+            slow = true; // the caller's
+            continue;
         };
         if flat {
             flat_channel(
@@ -1068,5 +1068,5 @@ pub(crate) fn run(
             }
         }
     }
-    true
+    Some(slow)
 }
