@@ -5,8 +5,11 @@
 //! accepts: per output `acc = bias[c] + Σ_{ky,kx} W[c][ky][kx] · (x[c][iy][ix] − zp_in)` over the
 //! taps inside the input (padded taps add exactly 0), modulo 2^32 like the reference's
 //! `wrapping_add`, then the reference's requantization ([`requantize_fast`], equal to
-//! `quant::requantize` on every input). Runs when `kh = kw = 3` and `w ≥ 4` (any stride, any
-//! valid padding, any `h`); everything else goes to the reference loop.
+//! `quant::requantize` on every input). [`run`] first tries the strip kernel
+//! (`depthwise_conv2d_s8_strip.rs`, strides 1–2, given its scratch); this file's word kernel
+//! ([`run_words`]) runs when `kh = kw = 3` and `w ≥ 4` (any stride, any valid padding, any
+//! `h`) where the strip kernel does not, and for the strip kernel's channels outside its fast
+//! requantization domain; everything else goes to the Conv2d loop.
 //!
 //! Design, for CHW (each channel its own `h × w` plane; CMSIS-NN's NHWC kernel does 4 channels
 //! at a time instead):

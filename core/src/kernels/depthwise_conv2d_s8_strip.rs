@@ -1,25 +1,33 @@
-//! Depthwise 3×3 convolution, int8, CHW, stride 1 or 2 along rows, on planes up to
-//! [`MAX_PADDED_W`] padded columns, with the Cortex-M4 DSP extension (ARMv7E-M:
-//! `thumbv7em-*` only, `cfg(denoiserep_dsp)`): the "strip" kernel.
+//! Depthwise 3×3 convolution, int8, CHW, strides 1 or 2, on planes up to [`MAX_PADDED_W`]
+//! padded columns, with the Cortex-M4 DSP extension (ARMv7E-M: `thumbv7em-*` only,
+//! `cfg(denoiserep_dsp)`): the "strip" kernel. Its i16 buffer is the caller's scratch
+//! (`RING_WORDS` = 140 words, 560 B, from the arena: `ops::depthwise_conv2d::scratch_bytes`).
 //!
 //! Same result as [`super::depthwise_conv2d_s8_reference`], bit for bit, on every input: per
 //! output `acc = bias[c] + Σ_{ky,kx} W[c][ky][kx] · (x[c][iy][ix] − zp_in)` over the taps inside
 //! the input (padded taps add 0), then `quant::requantize(acc, m[c], shift[c], zp_out, act_min,
-//! act_max)`. A channel whose constants are outside the fast domain below runs the older DSP
-//! kernel (`depthwise_conv2d_s8_dsp.rs`) or the Conv2d loop on its plane alone.
+//! act_max)`. A channel whose constants are outside the fast domain below is left to the caller
+//! (`depthwise_conv2d_s8_dsp::run`: the word kernel or the Conv2d loop on its plane alone).
 //!
-//! Design (per channel, `h × w` plane, `Wp = pad_left + w + pad_right ≤ MAX_PADDED_W`):
+//! Design (per channel, `h × w` plane, padded row `Wp = pad_left + w + pad_right`):
 //!
-//! - **Strip.** Each input row is widened once into a row of a small i16 ring on the stack
-//!   (`SLOTS × PITCH` halfwords, 560 B): column `j` of the padded row holds
-//!   `2 · 0 + (x[iy][j − pad_left] − zp_in)` (`∈ [−255, 255]`), and 0 in the padding columns
-//!   (written once per call, never overwritten), so every output is 9 taps with no border
-//!   logic. A padded row (top/bottom) is a row of zeros. Row `iy` lives in slot `iy mod 3`
-//!   and, when `iy mod 3 < 2`, also in slot `iy mod 3 + 3`: the three rows `iy0 … iy0 + 2` of
-//!   an output row are then slots `s, s + 1, s + 2` (`s = iy0 mod 3`), at the fixed distance
-//!   `PITCH` halfwords, so the assembly addresses all three from one pointer with immediate
-//!   offsets. Widening: per 4 input bytes one load, two `SXTAB16` (`− zp_in` added while
-//!   widening), two `PKHBT`/`PKHTB` and two or four stores.
+//! - **Widened rows.** Each input row is widened once to i16 `x − zp_in` (`∈ [−255, 255]`)
+//!   at column `pad_left` of a zero-bordered row (the padding stays 0 for the whole call), so
+//!   every output is 9 taps with no border logic; a padded row is a row of zeros. Widening: per
+//!   4 input bytes one load, two `SXTAB16` (`− zp_in` added while widening), `PKHBT`, `PKHTB`
+//!   and two or four stores.
+//! - **Ring** (any plane up to [`MAX_PADDED_W`]): rows of a fixed pitch `PITCH` = 56
+//!   halfwords, row `iy` in slot `iy mod 3` and, when `iy mod 3 < 2`, also in slot
+//!   `iy mod 3 + 3`: the three rows `iy0 … iy0 + 2` of an output row are then slots
+//!   `s, s + 1, s + 2` (`s = iy0 mod 3`), so the assembly addresses all three from one pointer
+//!   with immediate offsets (112, 224 bytes). The full blocks of a row, then the last 4
+//!   outputs again when 2 or 3 are left (or, for rows of fewer than 4 outputs, a block into a
+//!   spare word of which the first `ow` bytes are copied out), or the last one alone.
+//! - **Flat** (stride 1, `Wp ∈ 5..=10`, when the plane fits the scratch: ds-cnn's 25×5,
+//!   mobilenet's 6×6 and 3×3): the whole padded plane at pitch `Wp`, and the blocks run over
+//!   the flat output positions `f = oy·Wp + ox` in one loop (the `Wp − ow` positions per row
+//!   past the row are computed and dropped) into a byte buffer after the plane; each row's
+//!   `ow` bytes are copied out. No per-row work but the copy.
 //! - **MACs, four outputs per block.** The weights are doubled (`2k ∈ [−256, 254]` fits i16)
 //!   and packed per kernel row as `wa = (2k0, 2k1)`, `wb = (2k2, 0)`; the accumulators start
 //!   at `2 · bias`, so the block computes `2 · acc` (exact: the fast domain has
@@ -29,8 +37,7 @@
 //!   `a2 += SMLAD(P2, wa) + x4·2k2`, `a3 += SMLAD(P3, wa) + x5·2k2` from the five loads
 //!   `P0 … P4` (`SMLABB`/`SMLATB` for the third tap): 2 weight loads + 5 loads + 8 MACs per
 //!   kernel row, 46 instructions per block with the bias. At stride 2 the same count from the
-//!   aligned pairs `P0, P2, P4, P6, P8`. A row's last `ow mod 4` outputs run one at a time
-//!   (6 instructions per kernel row).
+//!   aligned pairs `P0, P2, P4, P6, P8`. A single output: 6 instructions per kernel row.
 //! - **Requantization**, per output 4 instructions, exact on the fast domain (`m ≥ 0`,
 //!   `shift ∈ [−20, −1]`, `|bias| ≤ 2^29`): `SRDHM(acc, m) = ⌊(acc·m + 2^30) / 2^31⌋ =
 //!   ⌊(2acc·m + 2^31) / 2^32⌋`, which `SMMLAR` computes from `2acc` while adding
@@ -42,11 +49,14 @@
 //!   one store. `min(max(ssat8(u), lo), hi) = min(max(u, lo), hi)` for `lo, hi ∈ [−128, 127]`,
 //!   which is `OutputRange::finish` (`u = v + zp_out` cannot saturate here).
 //!
-//! Per output ≈ 20 instructions in a full block (46 MACs + 29 requantization + 4 loop per 4
-//! outputs), plus the widening (≈ 3 per input element) and the row setup.
+//! Instruction budget: 79 per block of 4 outputs (46 MACs + 29 requantization + 4 loop), i.e.
+//! ≈ 20 per output, plus the widening (≈ 2.75 per input element with its duplicate) and the
+//! per-row (ring) or per-channel (flat) setup: 5.5 (25×5 flat) to 2.8 (48×48) instructions per
+//! MAC measured, CMSIS-NN's `arm_depthwise_conv_3x3_s8` 8.3–9.0.
 //!
-//! The only `unsafe`: the `asm!` blocks, whose reads stay inside the ring (proved at each
-//! block) and the per-channel constants, and whose writes stay inside the output row.
+//! The only `unsafe`: the `asm!` blocks, whose reads stay inside the ring or flat plane
+//! (proved at each block) and the per-channel constants, and whose writes stay inside the
+//! output row or the scratch.
 
 use super::params::PerChannelQuant;
 use super::ConvGeometry;
