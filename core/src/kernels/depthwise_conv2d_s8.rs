@@ -20,6 +20,8 @@ use crate::tensor::{Activation, I32Data, I8Data};
 /// ARMv7E-M, where 3×3 windows run the DSP kernel (`depthwise_conv2d_s8_dsp.rs`, same bits).
 ///
 /// `Err(KernelBadArguments)` if a slice length does not match `p` or the window is invalid.
+/// Without scratch: [`depthwise_conv2d_s8_with_scratch`] with none (on ARMv7E-M the strip
+/// kernel then does not run).
 pub fn depthwise_conv2d_s8(
     p: &DepthwiseParams,
     q: &PerChannelQuant<'_>,
@@ -28,21 +30,59 @@ pub fn depthwise_conv2d_s8(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) -> Result<()> {
-    // ARMv7E-M (Cortex-M4/M7): the DSP kernel for 3×3 windows over planes ≥ 4 wide, same bits
-    // (`depthwise_conv2d_s8_dsp.rs`); the per-channel Conv2d path otherwise.
+    depthwise_conv2d_s8_with_scratch(p, q, input, weights, bias, output, &mut [])
+}
+
+/// Words per ring row of the Cortex-M4 strip kernel (`depthwise_conv2d_s8_strip.rs`): 56
+/// halfwords, a fixed pitch its assembly addresses with immediate offsets.
+pub(crate) const STRIP_PITCH_HALFWORDS: usize = 56;
+/// Ring rows of the strip kernel: three input rows and duplicates of two.
+pub(crate) const STRIP_SLOTS: usize = 5;
+/// Widest padded input row (`pad_left + w + pad_right`) the strip kernel takes (one column
+/// past it is read).
+#[cfg_attr(not(denoiserep_dsp), allow(dead_code))]
+pub(crate) const STRIP_MAX_PADDED_W: usize = STRIP_PITCH_HALFWORDS - 1;
+
+/// The scratch words [`depthwise_conv2d_s8_with_scratch`] uses for a layer with window `win`:
+/// the strip kernel's i16 ring (`5 × 56` halfwords = 140 words, 560 B) for 3×3 windows with
+/// strides 1–2, else 0. The same on every target (the arena planner sizes it from the model,
+/// and the host reports the arena the device needs); only ARMv7E-M uses it. Planes whose
+/// padded rows exceed [`STRIP_MAX_PADDED_W`] still get it (unused).
+pub const fn depthwise_conv2d_s8_scratch_words(win: &super::params::Window) -> usize {
+    if win.kh == 3 && win.kw == 3 && (win.sh == 1 || win.sh == 2) && (win.sw == 1 || win.sw == 2) {
+        STRIP_SLOTS * STRIP_PITCH_HALFWORDS / 2
+    } else {
+        0
+    }
+}
+
+/// [`depthwise_conv2d_s8`] with a scratch buffer, the engine's entry point. On ARMv7E-M
+/// (`cfg(denoiserep_dsp)`) 3×3 windows run the DSP kernels (`depthwise_conv2d_s8_dsp.rs`:
+/// the strip kernel when `scratch` holds [`depthwise_conv2d_s8_scratch_words`] words, else the
+/// word kernel on planes ≥ 4 wide), other layers the per-channel Conv2d path; other targets
+/// ignore `scratch`. Same bits on every path.
+pub fn depthwise_conv2d_s8_with_scratch(
+    p: &DepthwiseParams,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    scratch: &mut [u32],
+) -> Result<()> {
     #[cfg(denoiserep_dsp)]
-    let run: RunFn = |g, act, q, input, weights, bias, output| {
+    let run: RunFn = |g, act, q, input, weights, bias, output, scratch| {
         if super::depthwise_conv2d_s8_dsp::supports(g) {
-            super::depthwise_conv2d_s8_dsp::run(g, act, q, input, weights, bias, output);
+            super::depthwise_conv2d_s8_dsp::run(g, act, q, input, weights, bias, output, scratch);
         } else {
             per_channel(g, act, q, input, weights, bias, output, conv2d_s8::compute);
         }
     };
     #[cfg(not(denoiserep_dsp))]
-    let run: RunFn = |g, act, q, input, weights, bias, output| {
+    let run: RunFn = |g, act, q, input, weights, bias, output, _| {
         per_channel(g, act, q, input, weights, bias, output, conv2d_s8::compute);
     };
-    checked(p, q, input, weights, bias, output, run)
+    checked(p, q, input, weights, bias, output, scratch, run)
 }
 
 /// [`depthwise_conv2d_s8`] forced onto the reference loop (one 1 → 1-channel Conv2d reference
@@ -64,15 +104,17 @@ pub fn depthwise_conv2d_s8_reference(
         weights,
         bias,
         output,
-        |g, act, q, x, w, b, y| {
+        &mut [],
+        |g, act, q, x, w, b, y, _| {
             per_channel(g, act, q, x, w, b, y, conv2d_s8::reference);
         },
     )
 }
 
-/// [`depthwise_conv2d_s8`] on the DSP kernel alone (3×3 windows over planes ≥ 4 wide; other
-/// windows run the reference loop, as the dispatch does). Public (hidden) so the firmware's
-/// `kernel-check` binary can compare it with [`depthwise_conv2d_s8_reference`] in QEMU.
+/// [`depthwise_conv2d_s8_with_scratch`] on the DSP kernels alone (3×3 windows: the strip
+/// kernel with enough `scratch`, else the word kernel on planes ≥ 4 wide; other layers run the
+/// reference loop, as the dispatch does). Public (hidden) so the firmware's `kernel-check`
+/// binary can compare it with [`depthwise_conv2d_s8_reference`] in QEMU.
 #[cfg(denoiserep_dsp)]
 #[doc(hidden)]
 pub fn depthwise_conv2d_s8_dsp(
@@ -82,6 +124,7 @@ pub fn depthwise_conv2d_s8_dsp(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
+    scratch: &mut [u32],
 ) -> Result<()> {
     checked(
         p,
@@ -90,9 +133,10 @@ pub fn depthwise_conv2d_s8_dsp(
         weights,
         bias,
         output,
-        |g, act, q, x, w, b, y| {
+        scratch,
+        |g, act, q, x, w, b, y, scratch| {
             if super::depthwise_conv2d_s8_dsp::supports(g) {
-                super::depthwise_conv2d_s8_dsp::run(g, act, q, x, w, b, y);
+                super::depthwise_conv2d_s8_dsp::run(g, act, q, x, w, b, y, scratch);
             } else {
                 per_channel(g, act, q, x, w, b, y, conv2d_s8::reference);
             }
@@ -100,14 +144,25 @@ pub fn depthwise_conv2d_s8_dsp(
     )
 }
 
-/// A depthwise loop on arguments checked by [`checked`] (`g` is one channel's geometry).
-type RunFn =
-    fn(&ConvGeometry, Activation, &PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]);
+/// A depthwise loop on arguments checked by [`checked`] (`g` is one channel's geometry), with
+/// the caller's scratch.
+type RunFn = fn(
+    &ConvGeometry,
+    Activation,
+    &PerChannelQuant<'_>,
+    &[i8],
+    I8Data<'_>,
+    I32Data<'_>,
+    &mut [i8],
+    &mut [u32],
+);
 
 /// One Conv2d loop (`conv2d_s8::compute` or `conv2d_s8::reference`).
-type ConvFn = RunFn;
+type ConvFn =
+    fn(&ConvGeometry, Activation, &PerChannelQuant<'_>, &[i8], I8Data<'_>, I32Data<'_>, &mut [i8]);
 
 /// The one argument check every entry point shares (else `KernelBadArguments`), then `run`.
+#[allow(clippy::too_many_arguments)]
 fn checked(
     p: &DepthwiseParams,
     q: &PerChannelQuant<'_>,
@@ -115,6 +170,7 @@ fn checked(
     weights: I8Data<'_>,
     bias: I32Data<'_>,
     output: &mut [i8],
+    scratch: &mut [u32],
     run: RunFn,
 ) -> Result<()> {
     let g = depthwise_geometry(p, input.len(), output.len(), weights.len())?;
@@ -125,13 +181,13 @@ fn checked(
     if c == 0 {
         return Ok(());
     }
-    run(&g, p.activation, q, input, weights, bias, output);
+    run(&g, p.activation, q, input, weights, bias, output, scratch);
     Ok(())
 }
 
 /// Each channel as a 1 → 1-channel Conv2d (`conv`) with that channel's bias and requantization.
 #[allow(clippy::too_many_arguments)]
-fn per_channel(
+pub(crate) fn per_channel(
     g: &ConvGeometry,
     act: Activation,
     q: &PerChannelQuant<'_>,

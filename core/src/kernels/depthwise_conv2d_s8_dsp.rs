@@ -5,8 +5,11 @@
 //! accepts: per output `acc = bias[c] + Σ_{ky,kx} W[c][ky][kx] · (x[c][iy][ix] − zp_in)` over the
 //! taps inside the input (padded taps add exactly 0), modulo 2^32 like the reference's
 //! `wrapping_add`, then the reference's requantization ([`requantize_fast`], equal to
-//! `quant::requantize` on every input). Runs when `kh = kw = 3` and `w ≥ 4` (any stride, any
-//! valid padding, any `h`); everything else goes to the reference loop.
+//! `quant::requantize` on every input). [`run`] first tries the strip kernel
+//! (`depthwise_conv2d_s8_strip.rs`, strides 1–2, given its scratch); this file's word kernel
+//! ([`run_words`]) runs when `kh = kw = 3` and `w ≥ 4` (any stride, any valid padding, any
+//! `h`) where the strip kernel does not, and for the strip kernel's channels outside its fast
+//! requantization domain; everything else goes to the Conv2d loop.
 //!
 //! Design, for CHW (each channel its own `h × w` plane; CMSIS-NN's NHWC kernel does 4 channels
 //! at a time instead):
@@ -52,8 +55,84 @@ type RowWeights = [u32; 2];
 /// The three kernel rows of one placement.
 type Placement = [RowWeights; 3];
 
-/// True when [`run`] handles `g`: a 3×3 kernel over planes at least 4 wide (one channel).
+/// True when [`run`] handles `g`: a 3×3 kernel (one channel) that the strip kernel
+/// (`depthwise_conv2d_s8_strip.rs`: strides 1 or 2, padded rows up to `MAX_PADDED_W` wide,
+/// given its scratch) or this file's word kernel (planes at least 4 wide) takes.
 pub(crate) fn supports(g: &ConvGeometry) -> bool {
+    super::depthwise_conv2d_s8_strip::supports(g) || supports_words(g)
+}
+
+/// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
+/// geometry [`supports`] accepts: the strip kernel where it applies and `scratch` holds its
+/// ring, then here, one plane at a time, its channels outside its fast domain (the word kernel
+/// on planes ≥ 4 wide, else the Conv2d loop); else [`run_words`]. The fallback runs after the
+/// strip kernel has returned, so their stack frames do not add up.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    g: &ConvGeometry,
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    input: &[i8],
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    output: &mut [i8],
+    scratch: &mut [u32],
+) {
+    use super::depthwise_conv2d_s8_strip as strip;
+    let Some(slow) = strip::run(g, act, q, input, weights, bias, output, scratch) else {
+        if supports_words(g) {
+            run_words(g, act, q, input, weights, bias, output);
+        } else {
+            super::depthwise_conv2d_s8::per_channel(
+                g,
+                act,
+                q,
+                input,
+                weights,
+                bias,
+                output,
+                super::conv2d_s8::compute,
+            );
+        }
+        return;
+    };
+    if !slow {
+        return;
+    }
+    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let channels = bias.len();
+    for c in 0..channels {
+        let (Some(b), Some(m), Some(s)) = (bias.get(c), q.multiplier.get(c), q.shift.get(c)) else {
+            return;
+        };
+        if strip::fast(b, m, i32::from(s)) {
+            continue;
+        }
+        let (Some(x), Some(y), Some(w_c), Some(b_c), Some(multiplier), Some(shift)) = (
+            input.get(c * plane..(c + 1) * plane),
+            output.get_mut(c * out_plane..(c + 1) * out_plane),
+            weights.slice(c * 9, 9),
+            bias.slice(c, 1),
+            q.multiplier.slice(c, 1),
+            q.shift.slice(c, 1),
+        ) else {
+            return;
+        };
+        let q_c = PerChannelQuant {
+            multiplier,
+            shift,
+            ..*q
+        };
+        if supports_words(g) {
+            run_words(g, act, &q_c, x, w_c, b_c, y);
+        } else {
+            super::conv2d_s8::compute(g, act, &q_c, x, w_c, b_c, y);
+        }
+    }
+}
+
+/// True when [`run_words`] handles `g`: a 3×3 kernel over planes at least 4 wide (one channel).
+pub(crate) fn supports_words(g: &ConvGeometry) -> bool {
     g.ci == 1 && g.win.kh == 3 && g.win.kw == 3 && g.w >= 4
 }
 
@@ -310,9 +389,9 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// The depthwise convolution on arguments checked by [`super::depthwise_conv2d_s8`], for a
-/// geometry [`supports`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
-pub(crate) fn run(
+/// The word kernel on arguments checked by [`super::depthwise_conv2d_s8`], for a geometry
+/// [`supports_words`] accepts (`g` is one channel's: `ci = 1`, `per_out = 9`).
+pub(crate) fn run_words(
     g: &ConvGeometry,
     act: Activation,
     q: &PerChannelQuant<'_>,
@@ -322,7 +401,7 @@ pub(crate) fn run(
     output: &mut [i8],
 ) {
     let (h, w, oh, ow, win) = (g.h, g.w, g.oh, g.ow, g.win);
-    if !supports(g) || h == 0 || oh == 0 || ow == 0 {
+    if !supports_words(g) || h == 0 || oh == 0 || ow == 0 {
         return;
     }
     let off = u32::from((-i32::from(q.input_zp)) as u16) * 0x0001_0001;

@@ -40,8 +40,10 @@
 //! scratch), exact integer arithmetic with the reference's requantization, so the same bits;
 //! [`linear_s8_reference`] and [`conv2d_s8_reference`] stay available there as the oracles the
 //! firmware's `kernel-check` binary compares them with.
-//! int8 depthwise 3×3 runs `depthwise_conv2d_s8_dsp.rs` there (one word per kernel row, two
-//! outputs per word at stride 1); [`depthwise_conv2d_s8_reference`] is its oracle.
+//! int8 depthwise 3×3 runs `depthwise_conv2d_s8_strip.rs` there (strides 1–2, rows widened
+//! into an i16 buffer in the arena scratch, four outputs per `SMLAD` block) or, for wider
+//! planes and other strides, `depthwise_conv2d_s8_dsp.rs` (one word per kernel row);
+//! [`depthwise_conv2d_s8_reference`] is their oracle.
 //!
 //! On the hard-float `thumbv7em-*eabihf` (Cortex-M4F/M7, `cfg(denoiserep_fpu)`), f32 Linear,
 //! Conv2d and DepthwiseConv2d run `f32_m4.rs`: `VLDM`/`VMUL`/`VADD` loops that keep the f32
@@ -60,6 +62,8 @@ mod depthwise_conv2d_f32;
 mod depthwise_conv2d_s8;
 #[cfg(denoiserep_dsp)]
 mod depthwise_conv2d_s8_dsp;
+#[cfg(denoiserep_dsp)]
+mod depthwise_conv2d_s8_strip;
 #[cfg(denoiserep_fpu)]
 mod f32_m4;
 mod global_avg_pool_f32;
@@ -91,7 +95,10 @@ pub use conv2d_s8::{
 pub use depthwise_conv2d_f32::depthwise_conv2d_f32;
 #[cfg(denoiserep_dsp)]
 pub use depthwise_conv2d_s8::depthwise_conv2d_s8_dsp;
-pub use depthwise_conv2d_s8::{depthwise_conv2d_s8, depthwise_conv2d_s8_reference};
+pub use depthwise_conv2d_s8::{
+    depthwise_conv2d_s8, depthwise_conv2d_s8_reference, depthwise_conv2d_s8_scratch_words,
+    depthwise_conv2d_s8_with_scratch,
+};
 #[cfg(denoiserep_fpu)]
 pub use f32_m4::{
     conv2d_f32_m4, depthwise_conv2d_f32_m4, linear_f32_m4, linear_f32_reference, PATCH as F32_PATCH,

@@ -192,14 +192,17 @@ pub fn compiled_in(op: &Op<'_>) -> bool {
 }
 
 /// Bytes of arena scratch op `op` uses while it runs (0: none), the same on every target:
-/// int8 Linear's widened input row (`linear::scratch_bytes`) and Conv2d's im2col buffer
-/// (`conv2d::scratch_bytes`, int8 and f32). The planner gives it a buffer live at
+/// int8 Linear's widened input row (`linear::scratch_bytes`), Conv2d's im2col buffer
+/// (`conv2d::scratch_bytes`, int8 and f32) and int8 depthwise 3×3's i16 ring
+/// (`depthwise_conv2d::scratch_bytes`). The planner gives it a buffer live at
 /// that op only; [`eval`] gets it as `scratch`.
 pub(crate) fn scratch_bytes(op: &Op<'_>) -> usize {
     match op {
         Op::Linear(p) => linear::scratch_bytes(p),
         #[cfg(feature = "ops-conv")]
         Op::Conv2d(p) => conv2d::scratch_bytes(p),
+        #[cfg(feature = "ops-conv")]
+        Op::DepthwiseConv2d(p) => depthwise_conv2d::scratch_bytes(p),
         _ => 0,
     }
 }
@@ -218,7 +221,7 @@ pub(crate) fn eval(
         #[cfg(feature = "ops-conv")]
         Op::Conv2d(p) => conv2d::eval(p, &one()?, output, scratch),
         #[cfg(feature = "ops-conv")]
-        Op::DepthwiseConv2d(p) => depthwise_conv2d::eval(p, &one()?, output),
+        Op::DepthwiseConv2d(p) => depthwise_conv2d::eval(p, &one()?, output, scratch),
         #[cfg(feature = "ops-graph")]
         Op::Add(p) => match inputs {
             [a, b] => add::eval(p, a, b, output),

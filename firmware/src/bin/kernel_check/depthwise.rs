@@ -7,6 +7,7 @@ use crate::Rng;
 use denoiserep_core::kernels::params::{DepthwiseParams, PerChannelQuant, Window};
 use denoiserep_core::kernels::{
     depthwise_conv2d_s8, depthwise_conv2d_s8_dsp, depthwise_conv2d_s8_reference,
+    depthwise_conv2d_s8_scratch_words,
 };
 use denoiserep_core::quant::{
     multiply_by_quantized_multiplier, requantize, requantize_fast, OutputRange, Requantizer,
@@ -30,6 +31,17 @@ const SHAPES: [(&str, usize, usize, usize, usize, u32); 4] = [
     ("dw3x3_s2_32ch_48x48", 32, 48, 48, 2, 18),
 ];
 
+/// More depthwise shapes timed the same way (the anchors' recipe, seeds 100…), logged as
+/// `depthwise_extra name=…` (not compared with a CMSIS-NN checksum): mobilenet-v1:0.25's small
+/// planes, whose CMSIS-NN counts are in `bench/cmsis-nn/counts.txt` (`mobilenet/…` rows).
+const EXTRA_SHAPES: [(&str, usize, usize, usize, usize, u32); 5] = [
+    ("dw3x3_s1_128ch_6x6", 128, 6, 6, 1, 100),
+    ("dw3x3_s2_128ch_6x6", 128, 6, 6, 2, 101),
+    ("dw3x3_s1_256ch_3x3", 256, 3, 3, 1, 102),
+    ("dw3x3_s2_64ch_12x12", 64, 12, 12, 2, 103),
+    ("dw3x3_s1_64ch_12x12", 64, 12, 12, 1, 104),
+];
+
 /// One layer's arguments, in slices of the scratch buffer.
 struct Case<'a> {
     p: DepthwiseParams,
@@ -39,12 +51,19 @@ struct Case<'a> {
     bias: I32Data<'a>,
 }
 
-/// The three kernels on one layer, outputs into `y0`, `y1`, `y2` (each `c·oh·ow` long);
-/// `Err(index)` of the first differing output (`usize::MAX`: a kernel returned an error), else
-/// the instructions of the reference and of the DSP kernel.
+/// Scratch words the strip kernel needs (`kernels::depthwise_conv2d_s8_scratch_words` of a
+/// 3×3 stride-1 window).
+const RING_WORDS: usize = depthwise_conv2d_s8_scratch_words(&Window::square(3, 1, 1));
+
+/// The three kernels on one layer, outputs into `y0`, `y1`, `y2` (each `c·oh·ow` long): the
+/// reference, the DSP kernels with `scratch` (the strip kernel when it holds its ring, with
+/// the word kernel for its other channels) and the dispatch without scratch (the word
+/// kernel); `Err(index)` of the first differing output (`usize::MAX`: a kernel returned an
+/// error), else the instructions of the reference and of the DSP kernels.
 fn compare(
     l: &Case<'_>,
     ys: [&mut [i8]; 3],
+    scratch: &mut [u32],
     counter: Option<&InstructionCounter>,
 ) -> Result<(u64, u64), usize> {
     let [y_ref, y_dsp, y_dispatch] = ys;
@@ -55,7 +74,8 @@ fn compare(
     let t0 = now();
     let r1 = depthwise_conv2d_s8_reference(&l.p, &l.q, l.input, l.weights, l.bias, y_ref);
     let t1 = now();
-    let r2 = depthwise_conv2d_s8_dsp(&l.p, &l.q, l.input, l.weights, l.bias, y_dsp);
+    scratch.fill(0xA5A5_5A5A); // the kernel must not rely on the scratch's contents
+    let r2 = depthwise_conv2d_s8_dsp(&l.p, &l.q, l.input, l.weights, l.bias, y_dsp, scratch);
     let t2 = now();
     let r3 = depthwise_conv2d_s8(&l.p, &l.q, l.input, l.weights, l.bias, y_dispatch);
     if r1.is_err() || r2.is_err() || r3.is_err() {
@@ -120,19 +140,35 @@ fn as_i8(x: &[u8]) -> &[i8] {
 /// first mismatch.
 pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     let mut rng = Rng(0x0D3B_7C01);
+    let mut ring = [0u32; RING_WORDS];
     let zps = [-128i8, 127, 0, -1, 1];
     let (mut cases, mut macs) = (0u32, 0u64);
     while cases < CASES {
         let c = 1 + rng.below(9) as usize;
-        let (h, w) = (1 + rng.below(12) as usize, 1 + rng.below(12) as usize);
+        // Mostly small planes; sometimes rows up to 64 wide, across the strip kernel's limit
+        // (padded rows of 55) into the word kernel's range.
+        let h = 1 + rng.below(12) as usize;
+        let w = if rng.below(8) == 0 {
+            1 + rng.below(64) as usize
+        } else {
+            1 + rng.below(12) as usize
+        };
         // Mostly 3×3; sometimes another kernel (the dispatch's fallback).
         let (kh, kw) = if rng.below(8) == 0 {
             (1 + rng.below(4) as usize, 1 + rng.below(4) as usize)
         } else {
             (3, 3)
         };
-        let (sh, sw) = (1 + rng.below(2) as usize, 1 + rng.below(2) as usize);
-        let pad = |rng: &mut Rng, k: usize| (rng.below(2) as usize).min(k - 1);
+        // Strides 1–2 (the strip kernel), sometimes 3 (the word kernel).
+        let stride = |rng: &mut Rng| {
+            if rng.below(10) == 0 {
+                3
+            } else {
+                1 + rng.below(2) as usize
+            }
+        };
+        let (sh, sw) = (stride(&mut rng), stride(&mut rng));
+        let pad = |rng: &mut Rng, k: usize| (rng.below(3) as usize).min(k - 1);
         let window = Window {
             kh,
             kw,
@@ -184,22 +220,29 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
             .zip(m.chunks_exact_mut(4))
             .zip(s.iter_mut())
         {
-            let bias = match rng.below(6) {
+            let bias = match rng.below(8) {
                 0 => i32::MAX - rng.below(1 << 16) as i32,
                 1 => i32::MIN + rng.below(1 << 16) as i32,
                 2 => rng.next() as i32,
+                // Around the strip kernel's fast-path limit |bias| ≤ 2^29.
+                3 => (1 << 29) - 1 + rng.below(3) as i32,
+                4 => -(1 << 29) + 1 - rng.below(3) as i32,
                 _ => rng.below(1 << 16) as i32 - (1 << 15),
             };
-            let mult = match rng.below(6) {
+            let mult = match rng.below(7) {
                 0 => 0,
                 1 => 1 << 30,
                 2 => i32::MAX,
+                // Negative: outside what the loader accepts, but the kernels take it.
+                3 => -(1 << 30) - rng.below(1 << 30) as i32,
                 _ => (1 << 30) + rng.below(1 << 30) as i32,
             };
-            let shift = match rng.below(6) {
+            let shift = match rng.below(7) {
                 0 => -31,
                 1 => 30,
                 2 => rng.below(62) as i8 - 31,
+                // Around the strip kernel's fast requantization's limit (shift ≥ −20).
+                3 => -19 - rng.below(3) as i8,
                 _ => -(rng.below(16) as i8),
             };
             b.copy_from_slice(&bias.to_le_bytes());
@@ -221,7 +264,13 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
             weights: I8Data::from_le_bytes(wt),
             bias: I32Data::from_le_bytes(b),
         };
-        if let Err(at) = compare(&l, ys, None) {
+        // Mostly the strip kernel's ring; sometimes one word short (the word kernel).
+        let words = if rng.below(8) == 0 {
+            RING_WORDS - 1
+        } else {
+            RING_WORDS
+        };
+        if let Err(at) = compare(&l, ys, &mut ring[..words], None) {
             mismatch("random", &l.p, at);
         }
         cases += 1;
@@ -241,7 +290,10 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
 /// channel the bias `(next >> 19) − 4096`, then per channel multiplier
 /// `2^30 + (next >> 2) mod 9e8` and shift `−(6 + 2 + c mod 3)`; zero points −128 in, −3 out.
 fn anchors(counter: &InstructionCounter, buf: &mut [u8]) {
-    for (name, c, h, w, s, index) in SHAPES {
+    let mut ring = [0u32; RING_WORDS];
+    let all = SHAPES.iter().map(|s| (s, "depthwise"));
+    let all = all.chain(EXTRA_SHAPES.iter().map(|s| (s, "depthwise_extra")));
+    for (&(name, c, h, w, s, index), tag) in all {
         let (c, h, w, s) = core::hint::black_box((c, h, w, s));
         let window = Window::square(3, s, 1);
         let Some((oh, ow)) = window.out_dims(h, w) else {
@@ -292,7 +344,7 @@ fn anchors(counter: &InstructionCounter, buf: &mut [u8]) {
         let [y0, y1, y2] = ys;
         let mut best = (u64::MAX, u64::MAX);
         for _ in 0..2 {
-            match compare(&l, [&mut *y0, &mut *y1, &mut *y2], Some(counter)) {
+            match compare(&l, [&mut *y0, &mut *y1, &mut *y2], &mut ring, Some(counter)) {
                 Ok((r, d)) => best = (best.0.min(r), best.1.min(d)),
                 Err(at) => mismatch(name, &l.p, at),
             }
@@ -302,7 +354,8 @@ fn anchors(counter: &InstructionCounter, buf: &mut [u8]) {
             (h ^ u32::from(v as u8)).wrapping_mul(16_777_619)
         });
         defmt::info!(
-            "depthwise name={=str} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64} checksum={=u32:08x}",
+            "{=str} name={=str} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64} checksum={=u32:08x}",
+            tag,
             name,
             n_out * 9,
             best.0,
