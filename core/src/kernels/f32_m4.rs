@@ -1216,14 +1216,336 @@ unsafe fn conv3x3_pixels(
 }
 
 /// Zeros that stand in for an input row above or below the plane (a padded row of taps).
-const ZERO_ROW: [f32; 32] = [0.0; 32];
+static ZERO_ROW: [f32; 64] = [0.0; 64];
+
+/// One pixel of [`conv3x3_rows`] from its 9 taps in `s16–s24` (weights `s0–s8`, `canon(bias)`
+/// `s9`, `+0.0` `s10`, `6.0` `s11`): 9 `VMUL`, lane 0 = `t0 + t8`, the fixed tree, the bias,
+/// `$act` on `s16`, one `VSTMIA` to `{out}` (advanced).
+macro_rules! px3x3 {
+    ($act:expr) => {
+        concat!(
+            "vmul.f32 s16, s16, s0\n",
+            "vmul.f32 s17, s17, s1\n",
+            "vmul.f32 s18, s18, s2\n",
+            "vmul.f32 s19, s19, s3\n",
+            "vmul.f32 s20, s20, s4\n",
+            "vmul.f32 s21, s21, s5\n",
+            "vmul.f32 s22, s22, s6\n",
+            "vmul.f32 s23, s23, s7\n",
+            "vmul.f32 s24, s24, s8\n",
+            "vadd.f32 s16, s16, s24\n",
+            "vadd.f32 s16, s16, s17\n",
+            "vadd.f32 s18, s18, s19\n",
+            "vadd.f32 s20, s20, s21\n",
+            "vadd.f32 s22, s22, s23\n",
+            "vadd.f32 s16, s16, s18\n",
+            "vadd.f32 s20, s20, s22\n",
+            "vadd.f32 s16, s16, s20\n",
+            "vadd.f32 s16, s16, s9\n",
+            $act,
+            "vstmia {out}!, {{s16}}\n",
+        )
+    };
+}
+
+/// The loop of [`conv3x3_rows`]: `$head` sets `r0–r2` to the row's three rows of taps
+/// (from the table at `{base}`, or `{base}`, `+ {w4}`, `+ 2·{w4}` with `{base}` then advanced by
+/// `{rs}`), `$act` is the activation's instructions on `s16`.
+macro_rules! conv3x3_rows_loop {
+    ($head:expr, $base:ident, $w4:ident, $rs:ident, $rows:ident, $flags:ident, $step:ident, $wb:ident, $out:ident, $act:expr) => {
+        asm!(
+            "vldmia {n}, {{s0-s11}}",
+            "2:",
+            $head,
+            "tst {f}, #2",
+            "beq 3f",
+            // Left pixel: column −1 is padding (`+0.0`), columns 0 and 1 from the rows; then the
+            // pointers move to pixel 1's first column, `sw − 1` (`{f} >> 16` = 4·(sw − 1)).
+            "vmov.f32 s16, s10",
+            "vldmia r0, {{s17-s18}}",
+            "vmov.f32 s19, s10",
+            "vldmia r1, {{s20-s21}}",
+            "vmov.f32 s22, s10",
+            "vldmia r2, {{s23-s24}}",
+            "add.w r0, r0, {f}, lsr #16",
+            "add.w r1, r1, {f}, lsr #16",
+            "add.w r2, r2, {f}, lsr #16",
+            px3x3!($act),
+            "3:",
+            // The `mid ≥ 1` whole pixels.
+            "ubfx {n}, {f}, #2, #14",
+            "4:",
+            "vldmia r0, {{s16-s18}}",
+            "vldmia r1, {{s19-s21}}",
+            "vldmia r2, {{s22-s24}}",
+            "add r0, r0, {step}",
+            "add r1, r1, {step}",
+            "add r2, r2, {step}",
+            px3x3!($act),
+            "subs {n}, {n}, #1",
+            "bne 4b",
+            "tst {f}, #1",
+            "beq 6f",
+            // Right pixel: columns w − 2 and w − 1 from the rows, column w is padding.
+            "vldmia r0, {{s16-s17}}",
+            "vmov.f32 s18, s10",
+            "vldmia r1, {{s19-s20}}",
+            "vmov.f32 s21, s10",
+            "vldmia r2, {{s22-s23}}",
+            "vmov.f32 s24, s10",
+            px3x3!($act),
+            "6:",
+            "subs {rows}, {rows}, #1",
+            "bne 2b",
+            base = inout(reg) $base => _,
+            w4 = in(reg) $w4,
+            rs = in(reg) $rs,
+            rows = inout(reg) $rows => _,
+            f = in(reg) $flags,
+            step = in(reg) $step,
+            n = inout(reg) $wb => _,
+            out = inout(reg) $out => _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            options(nostack),
+        )
+    };
+}
+
+/// Row header of [`conv3x3_rows`] from a table: three pointers (`{w4}`, `{rs}` unused).
+macro_rules! head_table {
+    () => {
+        "ldmia {base}!, {{r0-r2}} @ {w4} {rs}"
+    };
+}
+
+/// Row header of [`conv3x3_rows`] for rows inside the plane: `{base}`, `+ {w4}`, `+ 2·{w4}`,
+/// then `{base} += {rs}`.
+macro_rules! head_plane {
+    () => {
+        "mov r0, {base}\nadd r1, r0, {w4}\nadd r2, r1, {w4}\nadd {base}, {base}, {rs}"
+    };
+}
+
+/// Rows of [`conv3x3_rows`]: from a table of row pointers (`Table(tbl)`: row `r`'s rows of
+/// taps are `tbl[r]`) or from the plane (`Plane { base, rows, w4, rs }`: row `r`'s are
+/// `base + r·rs + ky·w4` bytes).
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    Table(&'a [[*const f32; 3]]),
+    Plane {
+        base: *const f32,
+        rows: usize,
+        w4: usize,
+        rs: usize,
+    },
+}
+
+/// Rows of output per border-row table of [`conv3x3_table`] (on the stack, 12 bytes a row).
+const TABLE: usize = 4;
+
+/// Output rows of `ow = left + mid + right` pixels of a 3×3 filter, the rows and the columns
+/// in one assembly loop: each output row's three rows of taps come from `rows` (pointers at
+/// input column 0: a row of the plane, or [`ZERO_ROW`] for a padded one); `flags` =
+/// `4·(sw − 1) << 16 | mid << 2 | left << 1 | right` (`mid < 2^14`); pixel `k` of a row has its
+/// first tap column at `k·sw − left`; the `left` pixel (first tap column −1) and the `right`
+/// pixel (last tap column `w`, the plane's width) take `+0.0` for their padded column of
+/// taps. Writes `act(dot + canon(bias))` row after row to `out`. The arithmetic per pixel is
+/// [`conv3x3_pixels`]'s (same bits; the zeros are the padded taps of its 9-float patches).
+///
+/// Per pixel 31 instructions with ReLU (27 with none, 35 with ReLU6) for 9 MACs; per row 6
+/// more (table: 3), and 3 (right) or 6 (left) for a padded column.
+///
+/// # Safety
+///
+/// `mid ≥ 1`; every row pointer is 4-aligned and readable for the columns its pixels read:
+/// `0..=1` for a left pixel, `c..=c + 2` for a whole pixel with first column `c = k·sw −
+/// left`, and `w − 2..=w − 1` for a right pixel; `out.len() ≥` rows × `ow`.
+#[inline(always)]
+unsafe fn conv3x3_rows(
+    rows: Rows<'_>,
+    flags: usize,
+    step: usize,
+    wb: &[f32; 12],
+    act: Activation,
+    out: &mut [f32],
+) {
+    let (w, o) = (wb.as_ptr(), out.as_mut_ptr());
+    // SAFETY: reads the 12 floats of `wb`, the table's pointers (3 per row) and, through the
+    // row pointers, only what the caller guarantees: per row a left pixel columns 0..=1,
+    // `mid ≥ 1` whole pixels `c..=c + 2` with `c` advancing by `step = 4·sw` bytes, then a
+    // right pixel two columns; writes rows·ow ≤ out.len() floats of `out`. The row loop counts
+    // `n ≥ 1` rows down to 0 (`n = 0` returns before). Every register it writes is declared:
+    // `r0–r2`, the operands, `s0–s11` and `s16–s24` (the compiler saves the callee-saved
+    // `s16–s24` in the prologue). Flags: `tst`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags,
+    // read only). No stack use.
+    unsafe {
+        match rows {
+            Rows::Table(t) => {
+                let (b, n) = (t.as_ptr(), t.len());
+                if n == 0 {
+                    return;
+                }
+                let (w4, rs) = (0usize, 0usize);
+                match act {
+                    Activation::None => {
+                        conv3x3_rows_loop!(head_table!(), b, w4, rs, n, flags, step, w, o, "")
+                    }
+                    Activation::Relu => {
+                        conv3x3_rows_loop!(head_table!(), b, w4, rs, n, flags, step, w, o, relu!())
+                    }
+                    Activation::Relu6 => {
+                        conv3x3_rows_loop!(head_table!(), b, w4, rs, n, flags, step, w, o, relu6!())
+                    }
+                }
+            }
+            Rows::Plane { base, rows, w4, rs } => {
+                let (b, n) = (base, rows);
+                if n == 0 {
+                    return;
+                }
+                match act {
+                    Activation::None => {
+                        conv3x3_rows_loop!(head_plane!(), b, w4, rs, n, flags, step, w, o, "")
+                    }
+                    Activation::Relu => {
+                        conv3x3_rows_loop!(head_plane!(), b, w4, rs, n, flags, step, w, o, relu!())
+                    }
+                    Activation::Relu6 => {
+                        conv3x3_rows_loop!(head_plane!(), b, w4, rs, n, flags, step, w, o, relu6!())
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The columns of [`conv3x3_rows`] for geometry `g`: `(flags, step)`, or `None` when it does
+/// not apply: a left padding of more than 1 column, a last pixel missing more than column
+/// `w`, a pixel missing both sides, no whole pixel in a row (`mid = 0`), or a row of taps
+/// longer than [`ZERO_ROW`].
+fn conv3x3_columns(g: &ConvGeometry) -> Option<(usize, usize)> {
+    let (w, ow, sw, pl) = (g.w, g.ow, g.win.sw, g.win.pad_left);
+    if ow == 0 || sw == 0 || sw > 64 || pl > 1 || ow >= 1 << 14 {
+        return None;
+    }
+    let left = pl == 1;
+    // One past the last tap column of the last pixel.
+    let end = (ow - 1) * sw + 3 - pl;
+    let right = end == w + 1;
+    let mid = ow - usize::from(left) - usize::from(right);
+    if end > w + 1 || end > ZERO_ROW.len() || mid == 0 || (left && w < 2) {
+        return None;
+    }
+    let flags = (4 * (sw - 1)) << 16 | mid << 2 | usize::from(left) << 1 | usize::from(right);
+    Some((flags, 4 * sw))
+}
+
+/// [`conv3x3_plane`] through [`conv3x3_rows`] when [`conv3x3_columns`] allows it: the output
+/// rows whose three rows of taps are inside the plane in one call straight from the plane, the
+/// others (at most 2 above and a few below) from a table of row pointers with [`ZERO_ROW`] for
+/// a padded row. Returns whether it ran.
+#[inline(never)]
+fn conv3x3_table(
+    g: &ConvGeometry,
+    x: &[f32],
+    wb: &[f32; 12],
+    act: Activation,
+    y: &mut [f32],
+) -> bool {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    let (sh, pt) = (win.sh, win.pad_top);
+    let Some((flags, step)) = conv3x3_columns(g) else {
+        return false;
+    };
+    if oh == 0 || sh == 0 || x.len() < h * w || y.len() < oh * ow {
+        return false;
+    }
+    // Rows ya..yb have their three rows of taps inside: oy·sh ≥ pt and oy·sh − pt + 3 ≤ h.
+    let ya = pt.div_ceil(sh).min(oh);
+    let yb = if h + pt >= 3 {
+        ((h + pt - 3) / sh + 1).min(oh)
+    } else {
+        0
+    }
+    .max(ya);
+    let x_ptr = x.as_ptr();
+    if yb > ya {
+        if let Some(out) = y.get_mut(ya * ow..yb * ow) {
+            let base = x_ptr.wrapping_add((ya * sh - pt) * w);
+            // SAFETY: row ya + r reads input rows (ya + r)·sh − pt + ky ≤ h − 1 (< yb), each
+            // `w` floats of `x` (`h·w` checked above), at the columns [`conv3x3_columns`]
+            // checked to be inside `0..w`; `mid ≥ 1`; `out` holds (yb − ya)·ow floats.
+            let rows = Rows::Plane {
+                base,
+                rows: yb - ya,
+                w4: 4 * w,
+                rs: 4 * w * sh,
+            };
+            unsafe { conv3x3_rows(rows, flags, step, wb, act, out) };
+        }
+    }
+    let zero = ZERO_ROW.as_ptr();
+    let mut tbl = [[zero; 3]; TABLE];
+    for range in [0..ya, yb..oh] {
+        let mut oy = range.start;
+        while oy < range.end {
+            let n = (range.end - oy).min(TABLE);
+            for (i, e) in tbl.iter_mut().take(n).enumerate() {
+                let top = ((oy + i) * sh) as isize - pt as isize;
+                for (ky, p) in e.iter_mut().enumerate() {
+                    let iy = top + ky as isize;
+                    *p = if iy >= 0 && (iy as usize) < h {
+                        x_ptr.wrapping_add(iy as usize * w)
+                    } else {
+                        zero
+                    };
+                }
+            }
+            if let (Some(t), Some(out)) = (tbl.get(..n), y.get_mut(oy * ow..(oy + n) * ow)) {
+                // SAFETY: each pointer is the start of input row `iy < h` (`w` floats of `x`)
+                // or ZERO_ROW (64 floats); the columns read are inside `0..w` ([`conv3x3_columns`])
+                // and below `end ≤ 64` for ZERO_ROW; `mid ≥ 1`; `out` holds `n·ow` floats.
+                unsafe { conv3x3_rows(Rows::Table(t), flags, step, wb, act, out) };
+            }
+            oy += n;
+        }
+    }
+    true
+}
 
 /// One 3×3 filter over one input plane `x` (`h × w`) into one output plane `y` (`oh × ow`),
 /// no activation. Each output row's run of pixels whose 3 columns of taps are inside the input
 /// goes through [`conv3x3_pixels`] straight from the plane, a padded row of taps reading
 /// [`ZERO_ROW`] instead; each pixel with a padded column of taps gets a zero-padded 9-float
 /// patch. Zeros in place of padded taps give the same bits for finite weights (see
-/// [`conv2d`]). `wb`: the 9 weights and `canon(bias)`.
+/// [`conv2d`]). `wb`: the 9 weights and `canon(bias)`. The fallback of [`conv3x3_table`]
+/// (never inlined: its frame is not on the stack while that runs).
+#[inline(never)]
 fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
     let ConvGeometry {
         h, w, win, oh, ow, ..
@@ -1265,7 +1587,7 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
             if let (true, Some(out)) = (ok, y_row.get_mut(ox..ox + count)) {
                 // SAFETY: each row pointer is either a run of the plane `x` covering columns
                 // `ix..=last`, the last tap of the last pixel (checked just above), or
-                // ZERO_ROW, whose 32 floats cover `(count − 1)·sw + 3 ≤ 32` (`chunk`).
+                // ZERO_ROW, whose 64 floats cover `(count − 1)·sw + 3 ≤ 64` (`chunk`).
                 unsafe { conv3x3_pixels(rows, 4 * sw, count, wb, act, out) };
             }
             ox += count;
@@ -1325,7 +1647,7 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
     // Input row `iy` lives in strip row `iy mod 3` (each copied once per plane at stride 1:
     // consecutive output rows share two rows of taps); `held` says which input row a strip row
     // holds. Strip columns outside pl..pl + cols are never written (zeros); a row of taps
-    // outside the input reads ZERO_ROW (32 ≥ STRIP zeros).
+    // outside the input reads ZERO_ROW (64 ≥ STRIP zeros).
     let mut strip = [0.0f32; 3 * STRIP];
     let mut held = [usize::MAX; 3];
     for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
@@ -1348,7 +1670,7 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
             *r = d.as_ptr();
         }
         // SAFETY: pixel k < ow reads columns k·sw .. k·sw + 2 ≤ wp − 1 < STRIP ≤ 32 of each
-        // row pointer: a strip row (STRIP 4-aligned floats of `strip`) or ZERO_ROW (32 floats);
+        // row pointer: a strip row (STRIP 4-aligned floats of `strip`) or ZERO_ROW (64 floats);
         // writes ow = y_row.len() floats.
         unsafe { conv3x3_pixels(rows, 4 * sw, ow, wb, act, y_row) };
     }
@@ -1370,12 +1692,17 @@ fn conv3x3(
     if ohw == 0 {
         return;
     }
+    let wbytes = weights.as_bytes();
     for (o, (y, b)) in output.chunks_exact_mut(ohw).zip(bias.iter()).enumerate() {
+        let Some(w_o) = wbytes.get(36 * o..36 * o + 36) else {
+            return;
+        };
         let mut wb = [0.0f32; 12];
         let mut finite = true;
-        for (d, v) in wb.iter_mut().zip(weights.iter().skip(9 * o).take(9)) {
-            *d = v;
+        for (d, c) in wb.iter_mut().zip(w_o.chunks_exact(4)) {
+            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             finite &= v.is_finite();
+            *d = v;
         }
         if !finite {
             let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
@@ -1386,6 +1713,8 @@ fn conv3x3(
         }
         wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
         wb[11] = 6.0; // ReLU6's bound; wb[10] = +0.0, ReLU's
-        conv3x3_plane(g, input, &wb, act, y);
+        if !conv3x3_table(g, input, &wb, act, y) {
+            conv3x3_plane(g, input, &wb, act, y);
+        }
     }
 }

@@ -446,7 +446,7 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         window: Window::square(3, 1, 1),
         activation: Activation::Relu,
     });
-    let shapes: [(&str, Case); 18] = [
+    let shapes: [(&str, Case); 22] = [
         ("linear_784x64", lin(784, 64)),
         ("linear_64x10", lin(64, 10)),
         ("linear_784x256", lin(784, 256)),
@@ -465,6 +465,10 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
         ("dw3x3_32_24", dw(32, 24, 3, 1, 1)),
         ("dw3x3s2_32_24", dw(32, 24, 3, 2, 1)),
         ("dw3x3_64_25x5", dw_ds_cnn),
+        ("tmp_dw_1_24", dw(1, 24, 3, 1, 1)),
+        ("tmp_dw_2_24", dw(2, 24, 3, 1, 1)),
+        ("tmp_dw_1_24_p0", dw(1, 24, 3, 1, 0)),
+        ("tmp_dw_1_8", dw(1, 8, 3, 1, 1)),
     ];
     for (name, c) in shapes {
         let c = core::hint::black_box(c);
