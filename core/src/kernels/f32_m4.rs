@@ -222,7 +222,6 @@ static ZEROS: [f32; 2 * LANES] = [0.0; 2 * LANES];
 macro_rules! dot2_loop {
     ($load:ident, $store:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
         asm!(
-            "vpush {{s16-s31}}",
             "vldmia {z}, {{s0-s15}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
@@ -233,7 +232,6 @@ macro_rules! dot2_loop {
             "cmp {x}, {end}",
             "bne 2b",
             $store!(),
-            "vpop {{s16-s31}}",
             x = inout(reg) $x => _,
             w0 = inout(reg) $w0 => _,
             w1 = inout(reg) $w1 => _,
@@ -244,6 +242,39 @@ macro_rules! dot2_loop {
             t1 = out(reg) _,
             t2 = out(reg) _,
             t3 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+            options(nostack),
         )
     };
 }
@@ -252,7 +283,6 @@ macro_rules! dot2_loop {
 macro_rules! dot1_loop {
     ($load:ident, $store:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
         asm!(
-            "vpush {{s16-s31}}",
             "vldmia {z}, {{s0-s7}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
@@ -261,7 +291,6 @@ macro_rules! dot1_loop {
             "cmp {x}, {end}",
             "bne 2b",
             $store!(),
-            "vpop {{s16-s31}}",
             x = inout(reg) $x => _,
             w0 = inout(reg) $w0 => _,
             end = in(reg) $end,
@@ -271,6 +300,39 @@ macro_rules! dot1_loop {
             t1 = out(reg) _,
             t2 = out(reg) _,
             t3 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+            options(nostack),
         )
     };
 }
@@ -296,8 +358,8 @@ fn dot2(x: &[f32], w0: &[u8], w1: &[u8], sums: bool, acc: &mut [f32]) {
     // (`sums`) or 16 floats of `acc`, checked above. The loop stops when `x` reaches `end`, after n8/8 ≥ 1 steps of 8.
     // `VLDMIA` needs 4-aligned addresses: the weights take it only when both row pointers are
     // 4-aligned, otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
-    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
-    // never-inlined function holds no float in them across the block. Flags: `cmp`. FPSCR is
+    // reset). Every register written is declared: the operands and `s0–s31` (the compiler
+    // saves the callee-saved `s16–s31` in the prologue). Flags: `cmp`. FPSCR is
     // not touched.
     unsafe {
         match ((p0 as usize | p1 as usize).is_multiple_of(4), sums) {
@@ -740,7 +802,6 @@ macro_rules! pair_w_unaligned {
 macro_rules! pair_loop {
     ($load:ident, $a:ident, $b:ident, $w:ident, $rows:ident, $out:ident, $stride:ident) => {
         asm!(
-            "vpush {{s16-s31}}",
             // The 16 zeros past patch B (B + (B − A)) start every row's lanes.
             "sub {t0}, {b}, {a}",
             "add {t0}, {b}, {t0}",
@@ -776,7 +837,6 @@ macro_rules! pair_loop {
             "vldmia {xb}, {{s0-s15}}",
             "subs {rows}, {rows}, #1",
             "bne 3b",
-            "vpop {{s16-s31}}",
             a = in(reg) $a,
             b = in(reg) $b,
             w = inout(reg) $w => _,
@@ -787,6 +847,39 @@ macro_rules! pair_loop {
             xb = out(reg) _,
             t0 = out(reg) _,
             t1 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+            options(nostack),
         )
     };
 }
@@ -827,8 +920,8 @@ fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], oh
     // Each row's inner loop stops when {xa} reaches B after k/8 ≥ 1 steps. `VLDMIA` of the
     // weights needs 4-aligned rows: taken only when `wb` is 4-aligned (rows are 4k bytes
     // apart), otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
-    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
-    // never-inlined function holds no float in them across the block. Flags: `cmp`, `subs`.
+    // reset). Every register written is declared: the operands and `s0–s31` (the compiler
+    // saves the callee-saved `s16–s31` in the prologue). Flags: `cmp`, `subs`.
     // FPSCR is not touched.
     unsafe {
         if (w as usize).is_multiple_of(4) {
@@ -979,10 +1072,11 @@ unsafe fn gather_block(
     hw: usize,
 ) {
     let row = 4 * w;
-    let skip = 4 * (hw - kh * w); // from past a channel's last row to the next channel's first
-                                  // SAFETY: the caller's contract bounds every read; the writes are the ci·kh·kw floats of
-                                  // `patch`. s0–s2 are caller-saved and this never-inlined function holds no float in them.
-                                  // Flags: `subs`, `cmp`.
+    // From past a channel's last row to the next channel's first.
+    let skip = 4 * (hw - kh * w);
+    // SAFETY: the caller's contract bounds every read; the writes are the ci·kh·kw floats of
+    // `patch`. Every register written is declared: the operands and `s0–s2`. Flags: `subs`,
+    // `cmp`.
     unsafe {
         asm!(
             "cmp {kw}, #3",
@@ -1029,6 +1123,9 @@ unsafe fn gather_block(
             k = out(reg) _,
             s = out(reg) _,
             t = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
             options(nostack),
         );
     }
@@ -1131,7 +1228,6 @@ macro_rules! relu6 {
 macro_rules! conv3x3_loop {
     ($rows:ident, $step:ident, $count:ident, $wb:ident, $out:ident, $act:expr) => {
         asm!(
-            "vpush {{s16-s24}}",
             "vldmia {wp}, {{s0-s11}}",
             "2:",
             "vldmia {r0}, {{s16-s18}}",
@@ -1162,7 +1258,6 @@ macro_rules! conv3x3_loop {
             "vstmia {out}!, {{s16}}",
             "subs {n}, {n}, #1",
             "bne 2b",
-            "vpop {{s16-s24}}",
             r0 = inout(reg) $rows[0] => _,
             r1 = inout(reg) $rows[1] => _,
             r2 = inout(reg) $rows[2] => _,
@@ -1170,6 +1265,28 @@ macro_rules! conv3x3_loop {
             n = inout(reg) $count => _,
             out = inout(reg) $out.as_mut_ptr() => _,
             wp = in(reg) $wb.as_ptr(),
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            options(nostack),
         )
     };
 }
@@ -1203,9 +1320,9 @@ unsafe fn conv3x3_pixels(
         return;
     }
     // SAFETY: the reads are the caller's contract; writes `count ≤ out.len()` floats of `out`
-    // (4-aligned, `&mut [f32]`), reads the 12 of `wb`. s16–s24 (callee-saved) are pushed and
-    // popped; s0–s11 are caller-saved and this never-inlined function holds no float in them
-    // across the block. Flags: `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    // (4-aligned, `&mut [f32]`), reads the 12 of `wb`. Every register written is declared:
+    // the operands, `s0–s11` and `s16–s24` (the compiler saves the callee-saved ones).
+    // Flags: `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
     unsafe {
         match act {
             Activation::None => conv3x3_loop!(rows, step, count, wb, out, ""),
