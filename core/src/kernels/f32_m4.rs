@@ -542,7 +542,7 @@ pub(crate) fn conv2d(
     let win = &g.win;
     let padded = win.pad_top + win.pad_bottom + win.pad_left + win.pad_right > 0;
     if g.ci == 1 && win.kh == 3 && win.kw == 3 {
-        conv3x3(g, act, input, weights, bias, output);
+        conv3x3(g, act, input, weights, bias, output, 0);
     } else if k == 0 || (padded && weights.iter().any(|w| !w.is_finite())) {
         super::conv2d_f32::reference(g, act, input, weights, bias, output);
     } else if super::scratch_words_for_f32_patch(k, bias.len()).is_some_and(|n| scratch.len() >= n)
@@ -1196,6 +1196,9 @@ pub fn depthwise_conv2d_f32_m4(
     output: &mut [f32],
     fast: bool,
 ) -> Result<()> {
+    if fast && p.window.kh == 3 && p.window.kw == 3 {
+        return depthwise3x3(p, input, weights, bias, output);
+    }
     super::depthwise_conv2d_f32::run(p, input, weights, bias, output, |g, a, x, w, b, y| {
         if fast {
             conv2d(g, a, x, w, b, y, &mut []);
@@ -1559,13 +1562,25 @@ unsafe fn conv3x3_rows(
     }
 }
 
-/// The columns of [`conv3x3_rows`] for geometry `g`: `(flags, step)`, or `None` when it does
-/// not apply: a left padding of more than 1 column, a last pixel missing more than column
-/// `w`, a pixel missing both sides, no whole pixel in a row (`mid = 0`), or a row of taps
-/// longer than [`ZERO_ROW`].
-fn conv3x3_columns(g: &ConvGeometry) -> Option<(usize, usize)> {
-    let (w, ow, sw, pl) = (g.w, g.ow, g.win.sw, g.win.pad_left);
-    if ow == 0 || sw == 0 || sw > 64 || pl > 1 || ow >= 1 << 14 {
+/// How [`conv3x3_rows`] covers a plane of geometry `g` (the same for every channel of a
+/// layer): `flags` and `step` (see there), and the output rows `ya..yb` whose three rows of
+/// taps are inside the plane.
+#[derive(Clone, Copy)]
+struct Plan3x3 {
+    flags: usize,
+    step: usize,
+    ya: usize,
+    yb: usize,
+}
+
+/// The [`Plan3x3`] of geometry `g`, or `None` when [`conv3x3_rows`] does not apply: a left
+/// padding of more than 1 column, a last pixel missing more than column `w`, a pixel missing
+/// both sides, no whole pixel in a row (`mid = 0`), a row of taps longer than [`ZERO_ROW`], or
+/// an empty output.
+fn conv3x3_plan(g: &ConvGeometry) -> Option<Plan3x3> {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let (sh, sw, pt, pl) = (g.win.sh, g.win.sw, g.win.pad_top, g.win.pad_left);
+    if oh == 0 || ow == 0 || sh == 0 || sw == 0 || sw > 64 || pl > 1 || ow >= 1 << 14 {
         return None;
     }
     let left = pl == 1;
@@ -1577,31 +1592,6 @@ fn conv3x3_columns(g: &ConvGeometry) -> Option<(usize, usize)> {
         return None;
     }
     let flags = (4 * (sw - 1)) << 16 | mid << 2 | usize::from(left) << 1 | usize::from(right);
-    Some((flags, 4 * sw))
-}
-
-/// [`conv3x3_plane`] through [`conv3x3_rows`] when [`conv3x3_columns`] allows it: the output
-/// rows whose three rows of taps are inside the plane in one call straight from the plane, the
-/// others (at most 2 above and a few below) from a table of row pointers with [`ZERO_ROW`] for
-/// a padded row. Returns whether it ran.
-#[inline(never)]
-fn conv3x3_table(
-    g: &ConvGeometry,
-    x: &[f32],
-    wb: &[f32; 12],
-    act: Activation,
-    y: &mut [f32],
-) -> bool {
-    let ConvGeometry {
-        h, w, win, oh, ow, ..
-    } = *g;
-    let (sh, pt) = (win.sh, win.pad_top);
-    let Some((flags, step)) = conv3x3_columns(g) else {
-        return false;
-    };
-    if oh == 0 || sh == 0 || x.len() < h * w || y.len() < oh * ow {
-        return false;
-    }
     // Rows ya..yb have their three rows of taps inside: oy·sh ≥ pt and oy·sh − pt + 3 ≤ h.
     let ya = pt.div_ceil(sh).min(oh);
     let yb = if h + pt >= 3 {
@@ -1610,12 +1600,46 @@ fn conv3x3_table(
         0
     }
     .max(ya);
+    Some(Plan3x3 {
+        flags,
+        step: 4 * sw,
+        ya,
+        yb,
+    })
+}
+
+/// One plane `x` (`h × w`) of a 3×3 filter into `y` (`oh × ow`) through [`conv3x3_rows`] with
+/// the layer's [`Plan3x3`]: the output rows whose three rows of taps are inside the plane in
+/// one call straight from the plane, the others (a row or two above and below) from a table
+/// of row pointers with [`ZERO_ROW`] for a padded row.
+#[inline(never)]
+fn conv3x3_table(
+    plan: &Plan3x3,
+    g: &ConvGeometry,
+    x: &[f32],
+    wb: &[f32; 12],
+    act: Activation,
+    y: &mut [f32],
+) {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    let (sh, pt) = (win.sh, win.pad_top);
+    let Plan3x3 {
+        flags,
+        step,
+        ya,
+        yb,
+    } = *plan;
+    if x.len() < h * w || y.len() < oh * ow || yb > oh {
+        return;
+    }
     let x_ptr = x.as_ptr();
     if yb > ya {
         if let Some(out) = y.get_mut(ya * ow..yb * ow) {
             let base = x_ptr.wrapping_add((ya * sh - pt) * w);
             // SAFETY: row ya + r reads input rows (ya + r)·sh − pt + ky ≤ h − 1 (< yb), each
-            // `w` floats of `x` (`h·w` checked above), at the columns [`conv3x3_columns`]
+            // `w` floats of `x` (`h·w` checked above), at the columns [`conv3x3_plan`]
             // checked to be inside `0..w`; `mid ≥ 1`; `out` holds (yb − ya)·ow floats.
             let rows = Rows::Plane {
                 base,
@@ -1645,14 +1669,13 @@ fn conv3x3_table(
             }
             if let (Some(t), Some(out)) = (tbl.get(..n), y.get_mut(oy * ow..(oy + n) * ow)) {
                 // SAFETY: each pointer is the start of input row `iy < h` (`w` floats of `x`)
-                // or ZERO_ROW (64 floats); the columns read are inside `0..w` ([`conv3x3_columns`])
+                // or ZERO_ROW (64 floats); the columns read are inside `0..w` ([`conv3x3_plan`])
                 // and below `end ≤ 64` for ZERO_ROW; `mid ≥ 1`; `out` holds `n·ow` floats.
                 unsafe { conv3x3_rows(Rows::Table(t), flags, step, wb, act, out) };
             }
             oy += n;
         }
     }
-    true
 }
 
 /// One 3×3 filter over one input plane `x` (`h × w`) into one output plane `y` (`oh × ow`),
@@ -1793,9 +1816,11 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
     }
 }
 
-/// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN, and
-/// every channel of a 3×3 depthwise convolution): per output channel, [`conv3x3_plane`] (the
-/// activation inside its loop). A channel with a non-finite weight runs the reference loop.
+/// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN), and
+/// a 3×3 DepthwiseConv2d: per output channel `o`, input plane `o·plane` of `input` (`plane`
+/// = 0: the one channel; `h·w`: depthwise) through [`conv3x3_table`] with the layer's
+/// [`Plan3x3`], or [`conv3x3_plane`] where there is none (the activation inside their loops).
+/// A channel with a non-finite weight runs the reference loop.
 #[inline(never)]
 fn conv3x3(
     g: &ConvGeometry,
@@ -1804,34 +1829,58 @@ fn conv3x3(
     weights: F32Data<'_>,
     bias: F32Data<'_>,
     output: &mut [f32],
+    plane: usize,
 ) {
-    let ohw = g.oh * g.ow;
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     if ohw == 0 {
         return;
     }
+    let plan = conv3x3_plan(g);
     let wbytes = weights.as_bytes();
     for (o, (y, b)) in output.chunks_exact_mut(ohw).zip(bias.iter()).enumerate() {
-        let Some(w_o) = wbytes.get(36 * o..36 * o + 36) else {
+        let (Some(w_o), Some(x)) = (
+            wbytes.get(36 * o..36 * o + 36),
+            input.get(o * plane..o * plane + hw),
+        ) else {
             return;
         };
         let mut wb = [0.0f32; 12];
-        let mut finite = true;
+        let mut non_finite = false;
         for (d, c) in wb.iter_mut().zip(w_o.chunks_exact(4)) {
-            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            finite &= v.is_finite();
-            *d = v;
+            let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            non_finite |= bits & 0x7F80_0000 == 0x7F80_0000;
+            *d = f32::from_bits(bits);
         }
-        if !finite {
+        if non_finite {
             let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
                 return;
             };
-            super::conv2d_f32::reference(g, act, input, w_o, b_o, y);
+            super::conv2d_f32::reference(g, act, x, w_o, b_o, y);
             continue;
         }
         wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
         wb[11] = 6.0; // ReLU6's bound; wb[10] = +0.0, ReLU's
-        if !conv3x3_table(g, input, &wb, act, y) {
-            conv3x3_plane(g, input, &wb, act, y);
+        match &plan {
+            Some(plan) => conv3x3_table(plan, g, x, &wb, act, y),
+            None => conv3x3_plane(g, x, &wb, act, y),
         }
     }
+}
+
+/// DepthwiseConv2d f32 with a 3×3 window on the device: the checks of
+/// [`super::depthwise_conv2d_f32`], then [`conv3x3`] over every channel in one call (the
+/// layer's plan once, no per-channel dispatch).
+pub(crate) fn depthwise3x3(
+    p: &DepthwiseParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    let g = super::depthwise_geometry(p, input.len(), output.len(), weights.len())?;
+    if !weights.is_whole() || bias.len() != p.channels || g.win.kh != 3 || g.win.kw != 3 {
+        return Err(Error::KernelBadArguments);
+    }
+    conv3x3(&g, p.activation, input, weights, bias, output, g.h * g.w);
+    Ok(())
 }
