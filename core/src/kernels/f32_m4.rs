@@ -1844,22 +1844,36 @@ fn conv3x3(
         ) else {
             return;
         };
-        let mut wb = [0.0f32; 12];
-        let mut non_finite = false;
-        for (d, c) in wb.iter_mut().zip(w_o.chunks_exact(4)) {
-            let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            non_finite |= bits & 0x7F80_0000 == 0x7F80_0000;
-            *d = f32::from_bits(bits);
+        let mut bits = [0u32; 9];
+        let mut non_finite = 0;
+        for (d, c) in bits.iter_mut().zip(w_o.chunks_exact(4)) {
+            let v = u32::from_le_bytes(c.try_into().unwrap_or_default());
+            non_finite |= u32::from(v & 0x7F80_0000 == 0x7F80_0000);
+            *d = v;
         }
-        if non_finite {
+        if non_finite != 0 {
             let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
                 return;
             };
             super::conv2d_f32::reference(g, act, x, w_o, b_o, y);
             continue;
         }
-        wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
-        wb[11] = 6.0; // ReLU6's bound; wb[10] = +0.0, ReLU's
+        let f = |i: usize| f32::from_bits(bits[i]);
+        // The 9 weights, canon(bias) (−0.0 → +0.0), +0.0 (ReLU's bound) and 6.0 (ReLU6's).
+        let wb = [
+            f(0),
+            f(1),
+            f(2),
+            f(3),
+            f(4),
+            f(5),
+            f(6),
+            f(7),
+            f(8),
+            b + 0.0,
+            0.0,
+            6.0,
+        ];
         match &plan {
             Some(plan) => conv3x3_table(plan, g, x, &wb, act, y),
             None => conv3x3_plane(g, x, &wb, act, y),
