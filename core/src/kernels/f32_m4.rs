@@ -1340,7 +1340,7 @@ static ZERO_ROW: [f32; 64] = [0.0; 64];
 
 /// One pixel of [`conv3x3_rows`] from its 9 taps in `s16–s24` (weights `s0–s8`, `canon(bias)`
 /// `s9`, `+0.0` `s10`, `6.0` `s11`): 9 `VMUL`, lane 0 = `t0 + t8`, the fixed tree, the bias,
-/// `$act` on `s16`, one `VSTMIA` to `{out}` (advanced).
+/// `$act` on `s16`, one `VSTMIA` to `r3` (advanced).
 macro_rules! px3x3 {
     ($act:expr) => {
         concat!(
@@ -1363,7 +1363,7 @@ macro_rules! px3x3 {
             "vadd.f32 s16, s16, s20\n",
             "vadd.f32 s16, s16, s9\n",
             $act,
-            "vstmia {out}!, {{s16}}\n",
+            "vstmia r3!, {{s16}}\n",
         )
     };
 }
@@ -1424,7 +1424,7 @@ macro_rules! conv3x3_rows_loop {
             f = in(reg) $flags,
             step = in(reg) $step,
             n = inout(reg) $wb => _,
-            out = inout(reg) $out => _,
+            inout("r3") $out => _,
             out("r0") _,
             out("r1") _,
             out("r2") _,
@@ -1454,10 +1454,11 @@ macro_rules! conv3x3_rows_loop {
     };
 }
 
-/// Row header of [`conv3x3_rows`] from a table: three pointers (`{w4}`, `{rs}` unused).
+/// Row header of [`conv3x3_rows`] from a table: three row pointers and the row's output
+/// pointer (`{w4}`, `{rs}` unused).
 macro_rules! head_table {
     () => {
-        "ldmia {base}!, {{r0-r2}} @ {w4} {rs}"
+        "ldmia {base}!, {{r0-r3}} @ {w4} {rs}"
     };
 }
 
@@ -1469,12 +1470,13 @@ macro_rules! head_plane {
     };
 }
 
-/// Rows of [`conv3x3_rows`]: from a table of row pointers (`Table(tbl)`: row `r`'s rows of
-/// taps are `tbl[r]`) or from the plane (`Plane { base, rows, w4, rs }`: row `r`'s are
-/// `base + r·rs + ky·w4` bytes).
+/// Rows of [`conv3x3_rows`]: from a table (`Table(tbl)`: row `r`'s three rows of taps are
+/// the addresses `tbl[r][0..3]`, its output `tbl[r][3]`) or from the plane (`Plane { base,
+/// rows, w4, rs }`: row `r`'s rows of taps are `base + r·rs + ky·w4` bytes, the output rows
+/// one after the other from `out`).
 #[derive(Clone, Copy)]
 enum Rows<'a> {
-    Table(&'a [[*const f32; 3]]),
+    Table(&'a [[usize; 4]]),
     Plane {
         base: *const f32,
         rows: usize,
@@ -1483,7 +1485,8 @@ enum Rows<'a> {
     },
 }
 
-/// Rows of output per border-row table of [`conv3x3_table`] (on the stack, 12 bytes a row).
+/// Most border rows (a padded row of taps) per plane on the [`conv3x3_rows`] path (their
+/// table is on the stack, 16 bytes a row).
 const TABLE: usize = 4;
 
 /// Output rows of `ow = left + mid + right` pixels of a 3×3 filter, the rows and the columns
@@ -1496,13 +1499,14 @@ const TABLE: usize = 4;
 /// [`conv3x3_pixels`]'s (same bits; the zeros are the padded taps of its 9-float patches).
 ///
 /// Per pixel 31 instructions with ReLU (27 with none, 35 with ReLU6) for 9 MACs; per row 6
-/// more (table: 3), and 3 (right) or 6 (left) for a padded column.
+/// more (table: 1), and 3 (right) or 6 (left) for a padded column.
 ///
 /// # Safety
 ///
 /// `mid ≥ 1`; every row pointer is 4-aligned and readable for the columns its pixels read:
 /// `0..=1` for a left pixel, `c..=c + 2` for a whole pixel with first column `c = k·sw −
-/// left`, and `w − 2..=w − 1` for a right pixel; `out.len() ≥` rows × `ow`.
+/// left`, and `w − 2..=w − 1` for a right pixel; `ow` floats are writable at each table
+/// row's output address, or rows × `ow` from `out` for the plane.
 #[inline(always)]
 unsafe fn conv3x3_rows(
     rows: Rows<'_>,
@@ -1510,15 +1514,15 @@ unsafe fn conv3x3_rows(
     step: usize,
     wb: &[f32; 12],
     act: Activation,
-    out: &mut [f32],
+    out: *mut f32,
 ) {
-    let (w, o) = (wb.as_ptr(), out.as_mut_ptr());
-    // SAFETY: reads the 12 floats of `wb`, the table's pointers (3 per row) and, through the
-    // row pointers, only what the caller guarantees: per row a left pixel columns 0..=1,
-    // `mid ≥ 1` whole pixels `c..=c + 2` with `c` advancing by `step = 4·sw` bytes, then a
-    // right pixel two columns; writes rows·ow ≤ out.len() floats of `out`. The row loop counts
-    // `n ≥ 1` rows down to 0 (`n = 0` returns before). Every register it writes is declared:
-    // `r0–r2`, the operands, `s0–s11` and `s16–s24` (the compiler saves the callee-saved
+    let (w, o) = (wb.as_ptr(), out);
+    // SAFETY: reads the 12 floats of `wb`, the table (4 words per row) and, through the row
+    // pointers, only what the caller guarantees: per row a left pixel columns 0..=1, `mid ≥ 1`
+    // whole pixels `c..=c + 2` with `c` advancing by `step = 4·sw` bytes, then a right pixel
+    // two columns; writes `ow` floats per row where the caller guarantees them. The row loop
+    // counts `n ≥ 1` rows down to 0 (`n = 0` returns before). Every register it writes is
+    // declared: `r0–r3`, the operands, `s0–s11` and `s16–s24` (the compiler saves the callee-saved
     // `s16–s24` in the prologue). Flags: `tst`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags,
     // read only). No stack use.
     unsafe {
@@ -1571,6 +1575,11 @@ struct Plan3x3 {
     step: usize,
     ya: usize,
     yb: usize,
+    /// The other output rows (`0..ya`, `yb..oh`): `(oy, [iy; 3])`, `iy` the input row of each
+    /// row of taps or `usize::MAX` for a padded one.
+    border: [(usize, [usize; 3]); TABLE],
+    /// How many of `border` are used.
+    nb: usize,
 }
 
 /// The [`Plan3x3`] of geometry `g`, or `None` when [`conv3x3_rows`] does not apply: a left
@@ -1600,11 +1609,29 @@ fn conv3x3_plan(g: &ConvGeometry) -> Option<Plan3x3> {
         0
     }
     .max(ya);
+    let mut border = [(0, [usize::MAX; 3]); TABLE];
+    let mut nb = 0;
+    for oy in (0..ya).chain(yb..oh) {
+        let (oy_, iys) = border.get_mut(nb)?; // more than TABLE border rows: no plan
+        *oy_ = oy;
+        let top = (oy * sh) as isize - pt as isize;
+        for (ky, iy) in iys.iter_mut().enumerate() {
+            let r = top + ky as isize;
+            *iy = if r >= 0 && (r as usize) < h {
+                r as usize
+            } else {
+                usize::MAX
+            };
+        }
+        nb += 1;
+    }
     Some(Plan3x3 {
         flags,
         step: 4 * sw,
         ya,
         yb,
+        border,
+        nb,
     })
 }
 
@@ -1630,6 +1657,8 @@ fn conv3x3_table(
         step,
         ya,
         yb,
+        ref border,
+        nb,
     } = *plan;
     if x.len() < h * w || y.len() < oh * ow || yb > oh {
         return;
@@ -1647,34 +1676,33 @@ fn conv3x3_table(
                 w4: 4 * w,
                 rs: 4 * w * sh,
             };
-            unsafe { conv3x3_rows(rows, flags, step, wb, act, out) };
+            unsafe { conv3x3_rows(rows, flags, step, wb, act, out.as_mut_ptr()) };
         }
     }
-    let zero = ZERO_ROW.as_ptr();
-    let mut tbl = [[zero; 3]; TABLE];
-    for range in [0..ya, yb..oh] {
-        let mut oy = range.start;
-        while oy < range.end {
-            let n = (range.end - oy).min(TABLE);
-            for (i, e) in tbl.iter_mut().take(n).enumerate() {
-                let top = ((oy + i) * sh) as isize - pt as isize;
-                for (ky, p) in e.iter_mut().enumerate() {
-                    let iy = top + ky as isize;
-                    *p = if iy >= 0 && (iy as usize) < h {
-                        x_ptr.wrapping_add(iy as usize * w)
-                    } else {
-                        zero
-                    };
-                }
-            }
-            if let (Some(t), Some(out)) = (tbl.get(..n), y.get_mut(oy * ow..(oy + n) * ow)) {
-                // SAFETY: each pointer is the start of input row `iy < h` (`w` floats of `x`)
-                // or ZERO_ROW (64 floats); the columns read are inside `0..w` ([`conv3x3_plan`])
-                // and below `end ≤ 64` for ZERO_ROW; `mid ≥ 1`; `out` holds `n·ow` floats.
-                unsafe { conv3x3_rows(Rows::Table(t), flags, step, wb, act, out) };
-            }
-            oy += n;
+    let zero = ZERO_ROW.as_ptr() as usize;
+    let y_ptr = y.as_mut_ptr();
+    let mut tbl = [[0usize; 4]; TABLE];
+    let mut n = 0;
+    for (e, &(oy, iys)) in tbl.iter_mut().zip(border.iter().take(nb)) {
+        for (p, iy) in e.iter_mut().zip(iys) {
+            *p = if iy < h {
+                x_ptr.wrapping_add(iy * w) as usize
+            } else {
+                zero
+            };
         }
+        if oy >= oh {
+            return; // never: a plan's border rows are output rows
+        }
+        e[3] = y_ptr.wrapping_add(oy * ow) as usize;
+        n += 1;
+    }
+    if let Some(t) = tbl.get(..n) {
+        // SAFETY: each row pointer is the start of input row `iy < h` (`w` floats of `x`) or
+        // ZERO_ROW (64 floats); the columns read are inside `0..w` ([`conv3x3_plan`]) and below
+        // `end ≤ 64` for ZERO_ROW; `mid ≥ 1`; each output address is output row `oy < oh` of
+        // `y` (`oh·ow` floats checked above), `ow` floats.
+        unsafe { conv3x3_rows(Rows::Table(t), flags, step, wb, act, y_ptr) };
     }
 }
 
