@@ -1638,8 +1638,9 @@ fn conv3x3_plan(g: &ConvGeometry) -> Option<Plan3x3> {
 /// One plane `x` (`h × w`) of a 3×3 filter into `y` (`oh × ow`) through [`conv3x3_rows`] with
 /// the layer's [`Plan3x3`]: the output rows whose three rows of taps are inside the plane in
 /// one call straight from the plane, the others (a row or two above and below) from a table
-/// of row pointers with [`ZERO_ROW`] for a padded row.
-#[inline(never)]
+/// of row pointers with [`ZERO_ROW`] for a padded row. Inlined into [`conv3x3`]: the
+/// callee-saved `s16–s24` are saved once per layer.
+#[inline(always)]
 fn conv3x3_table(
     plan: &Plan3x3,
     g: &ConvGeometry,
