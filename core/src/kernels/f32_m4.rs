@@ -1372,9 +1372,10 @@ macro_rules! px3x3 {
 /// (from the table at `{base}`, or `{base}`, `+ {w4}`, `+ 2·{w4}` with `{base}` then advanced by
 /// `{rs}`), `$act` is the activation's instructions on `s16`.
 macro_rules! conv3x3_rows_loop {
-    ($head:expr, $base:ident, $w4:ident, $rs:ident, $rows:ident, $flags:ident, $step:ident, $wb:ident, $out:ident, $act:expr) => {
+    ($pre:expr, $head:expr, $tail:expr, $base:ident, $w4:ident, $rs:ident, $rows:ident, $flags:ident, $step:ident, $wb:ident, $out:ident, $act:expr) => {
         asm!(
             "vldmia {n}, {{s0-s11}}",
+            $pre,
             "2:",
             $head,
             "tst {f}, #2",
@@ -1415,6 +1416,7 @@ macro_rules! conv3x3_rows_loop {
             "vmov.f32 s24, s10",
             px3x3!($act),
             "6:",
+            $tail,
             "subs {rows}, {rows}, #1",
             "bne 2b",
             base = inout(reg) $base => _,
@@ -1462,11 +1464,19 @@ macro_rules! head_table {
     };
 }
 
-/// Row header of [`conv3x3_rows`] for rows inside the plane: `{base}`, `+ {w4}`, `+ 2·{w4}`,
-/// then `{base} += {rs}`.
-macro_rules! head_plane {
+/// Before the rows of [`conv3x3_rows`] inside the plane: `r0–r2` = `{base}`, `+ {w4}`,
+/// `+ 2·{w4}`.
+macro_rules! pre_plane {
     () => {
-        "mov r0, {base}\nadd r1, r0, {w4}\nadd r2, r1, {w4}\nadd {base}, {base}, {rs}"
+        "mov r0, {base}\nadd r1, r0, {w4}\nadd r2, r1, {w4}"
+    };
+}
+
+/// After each row of [`conv3x3_rows`] inside the plane: `r0–r2` on to the next row
+/// (`{rs}` = the row stride less what the row advanced them).
+macro_rules! tail_plane {
+    () => {
+        "add r0, r0, {rs}\nadd r1, r1, {rs}\nadd r2, r2, {rs}"
     };
 }
 
@@ -1535,13 +1545,13 @@ unsafe fn conv3x3_rows(
                 let (w4, rs) = (0usize, 0usize);
                 match act {
                     Activation::None => {
-                        conv3x3_rows_loop!(head_table!(), b, w4, rs, n, flags, step, w, o, "")
+                        conv3x3_rows_loop!("", head_table!(), "", b, w4, rs, n, flags, step, w, o, "")
                     }
                     Activation::Relu => {
-                        conv3x3_rows_loop!(head_table!(), b, w4, rs, n, flags, step, w, o, relu!())
+                        conv3x3_rows_loop!("", head_table!(), "", b, w4, rs, n, flags, step, w, o, relu!())
                     }
                     Activation::Relu6 => {
-                        conv3x3_rows_loop!(head_table!(), b, w4, rs, n, flags, step, w, o, relu6!())
+                        conv3x3_rows_loop!("", head_table!(), "", b, w4, rs, n, flags, step, w, o, relu6!())
                     }
                 }
             }
@@ -1552,13 +1562,13 @@ unsafe fn conv3x3_rows(
                 }
                 match act {
                     Activation::None => {
-                        conv3x3_rows_loop!(head_plane!(), b, w4, rs, n, flags, step, w, o, "")
+                        conv3x3_rows_loop!(pre_plane!(), "", tail_plane!(), b, w4, rs, n, flags, step, w, o, "")
                     }
                     Activation::Relu => {
-                        conv3x3_rows_loop!(head_plane!(), b, w4, rs, n, flags, step, w, o, relu!())
+                        conv3x3_rows_loop!(pre_plane!(), "", tail_plane!(), b, w4, rs, n, flags, step, w, o, relu!())
                     }
                     Activation::Relu6 => {
-                        conv3x3_rows_loop!(head_plane!(), b, w4, rs, n, flags, step, w, o, relu6!())
+                        conv3x3_rows_loop!(pre_plane!(), "", tail_plane!(), b, w4, rs, n, flags, step, w, o, relu6!())
                     }
                 }
             }
@@ -1671,11 +1681,14 @@ fn conv3x3_table(
             // SAFETY: row ya + r reads input rows (ya + r)·sh − pt + ky ≤ h − 1 (< yb), each
             // `w` floats of `x` (`h·w` checked above), at the columns [`conv3x3_plan`]
             // checked to be inside `0..w`; `mid ≥ 1`; `out` holds (yb − ya)·ow floats.
+            // Within a row the pointers advance by 4·(sw − 1) (a left pixel) and `step` per
+            // whole pixel; `rs` takes them on to the next row's first column.
+            let advanced = (flags >> 16) * ((flags >> 1) & 1) + ((flags >> 2) & 0x3FFF) * step;
             let rows = Rows::Plane {
                 base,
                 rows: yb - ya,
                 w4: 4 * w,
-                rs: 4 * w * sh,
+                rs: (4 * w * sh).wrapping_sub(advanced),
             };
             unsafe { conv3x3_rows(rows, flags, step, wb, act, out.as_mut_ptr()) };
         }
