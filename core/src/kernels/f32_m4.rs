@@ -1545,13 +1545,52 @@ unsafe fn conv3x3_rows(
                 let (w4, rs) = (0usize, 0usize);
                 match act {
                     Activation::None => {
-                        conv3x3_rows_loop!("", head_table!(), "", b, w4, rs, n, flags, step, w, o, "")
+                        conv3x3_rows_loop!(
+                            "",
+                            head_table!(),
+                            "",
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            ""
+                        )
                     }
                     Activation::Relu => {
-                        conv3x3_rows_loop!("", head_table!(), "", b, w4, rs, n, flags, step, w, o, relu!())
+                        conv3x3_rows_loop!(
+                            "",
+                            head_table!(),
+                            "",
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu!()
+                        )
                     }
                     Activation::Relu6 => {
-                        conv3x3_rows_loop!("", head_table!(), "", b, w4, rs, n, flags, step, w, o, relu6!())
+                        conv3x3_rows_loop!(
+                            "",
+                            head_table!(),
+                            "",
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu6!()
+                        )
                     }
                 }
             }
@@ -1562,13 +1601,52 @@ unsafe fn conv3x3_rows(
                 }
                 match act {
                     Activation::None => {
-                        conv3x3_rows_loop!(pre_plane!(), "", tail_plane!(), b, w4, rs, n, flags, step, w, o, "")
+                        conv3x3_rows_loop!(
+                            pre_plane!(),
+                            "",
+                            tail_plane!(),
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            ""
+                        )
                     }
                     Activation::Relu => {
-                        conv3x3_rows_loop!(pre_plane!(), "", tail_plane!(), b, w4, rs, n, flags, step, w, o, relu!())
+                        conv3x3_rows_loop!(
+                            pre_plane!(),
+                            "",
+                            tail_plane!(),
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu!()
+                        )
                     }
                     Activation::Relu6 => {
-                        conv3x3_rows_loop!(pre_plane!(), "", tail_plane!(), b, w4, rs, n, flags, step, w, o, relu6!())
+                        conv3x3_rows_loop!(
+                            pre_plane!(),
+                            "",
+                            tail_plane!(),
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu6!()
+                        )
                     }
                 }
             }
@@ -1858,6 +1936,39 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
     }
 }
 
+/// `wb[0..9]` = the 9 little-endian f32 of `w` (one 3×3 filter, any alignment: unaligned
+/// `LDR`s); whether all of them are finite (no exponent of all ones). 5 instructions per
+/// weight. Nothing is written unless `w` holds 36 bytes.
+#[inline(always)]
+fn load9(w: &[u8], wb: &mut [f32; 12]) -> bool {
+    if w.len() != 36 {
+        return false;
+    }
+    let acc: u32;
+    // SAFETY: reads the 36 bytes of `w` (9 `LDR`, unaligned allowed on ARMv7-M: CCR.UNALIGN_TRP
+    // is 0 out of reset) and writes the first 9 of the 12 floats of `wb` (4-aligned); the
+    // registers written are the operands. `acc` collects `(bits & exponent) + 2^23` per
+    // weight: bit 31 is set exactly when an exponent is all ones. Flags: none.
+    unsafe {
+        asm!(
+            "movs {acc}, #0",
+            ".rept 9",
+            "ldr {t}, [{w}], #4",
+            "str {t}, [{d}], #4",
+            "and {t}, {t}, #0x7F800000",
+            "add {t}, {t}, #0x00800000",
+            "orr {acc}, {acc}, {t}",
+            ".endr",
+            w = inout(reg) w.as_ptr() => _,
+            d = inout(reg) wb.as_mut_ptr() => _,
+            t = out(reg) _,
+            acc = out(reg) acc,
+            options(nostack),
+        );
+    }
+    acc & 0x8000_0000 == 0
+}
+
 /// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN), and
 /// a 3×3 DepthwiseConv2d: per output channel `o`, input plane `o·plane` of `input` (`plane`
 /// = 0: the one channel; `h·w`: depthwise) through [`conv3x3_table`] with the layer's
@@ -1879,6 +1990,10 @@ fn conv3x3(
     }
     let plan = conv3x3_plan(g);
     let wbytes = weights.as_bytes();
+    // The 9 weights and canon(bias) of the channel ([`load9`], below), +0.0 (ReLU's bound)
+    // and 6.0 (ReLU6's).
+    let mut wb = [0.0f32; 12];
+    wb[11] = 6.0;
     for (o, (y, b)) in output.chunks_exact_mut(ohw).zip(bias.iter()).enumerate() {
         let (Some(w_o), Some(x)) = (
             wbytes.get(36 * o..36 * o + 36),
@@ -1886,36 +2001,14 @@ fn conv3x3(
         ) else {
             return;
         };
-        let mut bits = [0u32; 9];
-        let mut non_finite = 0;
-        for (d, c) in bits.iter_mut().zip(w_o.chunks_exact(4)) {
-            let v = u32::from_le_bytes(c.try_into().unwrap_or_default());
-            non_finite |= u32::from(v & 0x7F80_0000 == 0x7F80_0000);
-            *d = v;
-        }
-        if non_finite != 0 {
+        if !load9(w_o, &mut wb) {
             let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
                 return;
             };
             super::conv2d_f32::reference(g, act, x, w_o, b_o, y);
             continue;
         }
-        let f = |i: usize| f32::from_bits(bits[i]);
-        // The 9 weights, canon(bias) (−0.0 → +0.0), +0.0 (ReLU's bound) and 6.0 (ReLU6's).
-        let wb = [
-            f(0),
-            f(1),
-            f(2),
-            f(3),
-            f(4),
-            f(5),
-            f(6),
-            f(7),
-            f(8),
-            b + 0.0,
-            0.0,
-            6.0,
-        ];
+        wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
         match &plan {
             Some(plan) => conv3x3_table(plan, g, x, &wb, act, y),
             None => conv3x3_plane(g, x, &wb, act, y),
