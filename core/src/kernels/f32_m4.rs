@@ -629,7 +629,8 @@ fn im2col_pairs(
     if pairs > 0 {
         for (y, b) in output.chunks_exact_mut(ohw).zip(bias.iter()) {
             if let Some(y) = y.get_mut(..2 * pairs) {
-                bias_act(y, b, act);
+                // canon(bias): the sums' lanes start at the first product (see [`dot_pair`]).
+                bias_act(y, b + 0.0, act);
             }
         }
     }
@@ -768,6 +769,24 @@ macro_rules! pixel8 {
     };
 }
 
+/// The first step of 8 taps of one pixel: its first 8 patch values from `$x` (advanced by 32)
+/// into `s16–s23`, and lanes `$a0..$a7` = `w · x` (the 8 weights in `s24–s31`).
+macro_rules! first8 {
+    ($x:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vldmia ", $x, "!, {{s16-s23}}\n",
+            "vmul.f32 ", $a0, ", s24, s16\n",
+            "vmul.f32 ", $a1, ", s25, s17\n",
+            "vmul.f32 ", $a2, ", s26, s18\n",
+            "vmul.f32 ", $a3, ", s27, s19\n",
+            "vmul.f32 ", $a4, ", s28, s20\n",
+            "vmul.f32 ", $a5, ", s29, s21\n",
+            "vmul.f32 ", $a6, ", s30, s22\n",
+            "vmul.f32 ", $a7, ", s31, s23\n",
+        )
+    };
+}
+
 /// 8 weights from the aligned row pointer `{w}` (advanced by 32) into `s24–s31`.
 macro_rules! pair_w_aligned {
     () => {
@@ -802,19 +821,22 @@ macro_rules! pair_w_unaligned {
 macro_rules! pair_loop {
     ($load:ident, $a:ident, $b:ident, $w:ident, $rows:ident, $out:ident, $stride:ident) => {
         asm!(
-            // The 16 zeros past patch B (B + (B − A)) start every row's lanes.
-            "sub {t0}, {b}, {a}",
-            "add {t0}, {b}, {t0}",
-            "vldmia {t0}, {{s0-s15}}",
             "3:",
             "mov {xa}, {a}",
             "mov {xb}, {b}",
+            // The first 8 taps: the products are the lanes (no `+0.0 +`; see [`dot_pair`]).
+            $load!(),
+            first8!("{xa}", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            first8!("{xb}", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xa}, {b}",
+            "beq 5f",
             "4:",
             $load!(),
             pixel8!("{xa}", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
             pixel8!("{xb}", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
             "cmp {xa}, {b}",
             "bne 4b",
+            "5:",
             // The fixed tree of each pixel: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
             "vadd.f32 s0, s0, s1",
             "vadd.f32 s2, s2, s3",
@@ -833,8 +855,6 @@ macro_rules! pair_loop {
             "vstr s0, [{out}]",
             "vstr s8, [{out}, #4]",
             "add {out}, {out}, {stride}",
-            // {xb} is now past patch B: the zeros, for the next row's lanes.
-            "vldmia {xb}, {{s0-s15}}",
             "subs {rows}, {rows}, #1",
             "bne 3b",
             a = in(reg) $a,
@@ -886,15 +906,19 @@ macro_rules! pair_loop {
 
 /// Two output pixels, every output channel: for each weight row `W[o]` (`k` little-endian
 /// floats at byte `4·k·o` of `wb`, any alignment) and each patch `P ∈ {A, B}` (`A` =
-/// `scratch[0..k]`, `B` = `scratch[k..2k]`, then 16 zeros), `dot(W[o], P)` in the 8-lane order
-/// (lanes from `+0.0`, term `j` into lane `j mod 8` in increasing `j`, the fixed tree; no bias)
-/// to `out[o·ohw]` (A) and `out[o·ohw + 1]` (B).
+/// `scratch[0..k]`, `B` = `scratch[k..2k]`, then 16 zeros), `dot'(W[o], P)` to `out[o·ohw]`
+/// (A) and `out[o·ohw + 1]` (B): the 8-lane order (term `j` into lane `j mod 8` in increasing
+/// `j`, the fixed tree; no bias), except that each lane starts at its first product instead
+/// of `+0.0 + product`. That can only turn a `+0.0` lane into `−0.0`; the sum then differs
+/// from the reference's `dot` only in the sign of a zero, and the reference's is never
+/// `−0.0` (a lane from `+0.0` never holds `−0.0`), so `dot' + canon(bias)` (`bias + 0.0`, as
+/// [`im2col_pairs`] adds it) is the reference's `dot + bias` bit for bit.
 ///
 /// Per 8 taps: the 8 weights once (one `VLDMIA`, or 8 `LDR` + 4 `VMOV` when unaligned), per
-/// pixel one `VLDMIA` of 8 patch values, 8 `VMUL`, 8 `VADD`: 37 instructions per 16 MACs with
-/// the loop test aligned (2.31 per MAC), 48 unaligned (3.0); per row 22 more (lanes from the
-/// zeros, the trees, two stores). Does nothing unless `k` is a positive multiple of 8 and
-/// every slice is long enough.
+/// pixel one `VLDMIA` of 8 patch values, 8 `VMUL`, 8 `VADD` (the first 8: no `VADD`): 37
+/// instructions per 16 MACs with the loop test aligned (2.31 per MAC), 48 unaligned (3.0);
+/// per row 5 fewer for the first step and 19 more (the trees, two stores, the row loop). Does
+/// nothing unless `k` is a positive multiple of 8 and every slice is long enough.
 #[inline(never)]
 fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], ohw: usize) {
     if k == 0
