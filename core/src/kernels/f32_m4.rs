@@ -579,13 +579,14 @@ fn gather_at(g: &ConvGeometry, input: &[f32], patch: &mut [f32], px: usize) {
 
 /// [`conv2d`]'s scratch path (`K = ci·kh·kw > 0`, `K8` = `K` rounded up to a multiple of 8,
 /// `scratch` of [`super::conv2d_f32_scratch_words`] floats: patch `A` = `scratch[0..K8]`, patch
-/// `B` = `scratch[K8..2·K8]`, 16 zeros, then — when `K8 ≠ K` — the weights as `co` rows of
-/// `K8` floats, zero-padded). Output pixels go in pairs `(p, p + 1)` (flat index, raster
+/// `B` = `scratch[K8..2·K8]`, 16 zeros, then — when `K8 ≠ K` or `co·K8 ≤`
+/// [`super::conv2d_f32::SMALL_WEIGHTS`] — the weights as `co` rows of `K8` floats,
+/// zero-padded and 4-aligned). Output pixels go in pairs `(p, p + 1)` (flat index, raster
 /// order): both patches are gathered (taps `K..K8` stay `0.0`), then [`dot_pair`] runs every
 /// output channel over both, weight row by weight row, writing the two sums to
-/// `output[o][p]`, `output[o][p + 1]`; the bias and the activation follow per channel plane.
-/// The padding adds `0.0 · 0.0 = +0.0` to lanes `K mod 8..8` after every real term: the same
-/// bits (a lane never holds `−0.0`). A last odd pixel runs [`dot_rows`] on patch `A` alone
+/// `output[o][p]`, `output[o][p + 1]`; `canon(bias)` and the activation follow per channel
+/// plane. The padding adds `0.0 · 0.0 = +0.0` to lanes `K mod 8..8` after every real term:
+/// the same bits up to the sign of a zero lane, which `canon(bias)` absorbs ([`dot_pair`]). A last odd pixel runs [`dot_rows`] on patch `A` alone
 /// with the model's weights. Never inlined: its frame is not on the stack while the reference
 /// loop runs.
 #[inline(never)]
@@ -605,16 +606,20 @@ fn im2col_pairs(
     if k == 0 || ohw == 0 || co == 0 || wb.len() < 4 * k * co || output.len() < co * ohw {
         return;
     }
-    let padded_w = if k8 == k { 0 } else { co * k8 };
+    let padded_w = if k8 == k && co * k8 > super::conv2d_f32::SMALL_WEIGHTS {
+        0
+    } else {
+        co * k8
+    };
     let Some(scratch) = scratch.get_mut(..2 * k8 + 2 * LANES + padded_w) else {
         return;
     };
-    scratch.fill(0.0);
     let (patches, w_pad) = scratch.split_at_mut(2 * k8 + 2 * LANES);
-    for (row, o) in w_pad.chunks_exact_mut(k8).zip(0..co) {
-        for (d, v) in row.iter_mut().zip(weights.iter().skip(o * k).take(k)) {
-            *d = v;
-        }
+    patches.fill(0.0);
+    for (row, src) in w_pad.chunks_exact_mut(k8).zip(wb.chunks_exact(4 * k)) {
+        let (w_row, pad) = row.split_at_mut(k);
+        copy_words(src, w_row);
+        pad.fill(0.0);
     }
     let pairs = ohw / 2;
     for px in (0..pairs).map(|i| 2 * i) {
@@ -774,15 +779,33 @@ macro_rules! pixel8 {
 macro_rules! first8 {
     ($x:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
         concat!(
-            "vldmia ", $x, "!, {{s16-s23}}\n",
-            "vmul.f32 ", $a0, ", s24, s16\n",
-            "vmul.f32 ", $a1, ", s25, s17\n",
-            "vmul.f32 ", $a2, ", s26, s18\n",
-            "vmul.f32 ", $a3, ", s27, s19\n",
-            "vmul.f32 ", $a4, ", s28, s20\n",
-            "vmul.f32 ", $a5, ", s29, s21\n",
-            "vmul.f32 ", $a6, ", s30, s22\n",
-            "vmul.f32 ", $a7, ", s31, s23\n",
+            "vldmia ",
+            $x,
+            "!, {{s16-s23}}\n",
+            "vmul.f32 ",
+            $a0,
+            ", s24, s16\n",
+            "vmul.f32 ",
+            $a1,
+            ", s25, s17\n",
+            "vmul.f32 ",
+            $a2,
+            ", s26, s18\n",
+            "vmul.f32 ",
+            $a3,
+            ", s27, s19\n",
+            "vmul.f32 ",
+            $a4,
+            ", s28, s20\n",
+            "vmul.f32 ",
+            $a5,
+            ", s29, s21\n",
+            "vmul.f32 ",
+            $a6,
+            ", s30, s22\n",
+            "vmul.f32 ",
+            $a7,
+            ", s31, s23\n",
         )
     };
 }
@@ -1062,6 +1085,33 @@ fn copy_row(src: &[f32], dst: &mut [f32]) {
     }
     // SAFETY: reads `n ≤ src.len()` floats of `src`, writes `n ≤ dst.len()` of `dst`; `n ≥ 1`.
     // Flags: `subs`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// `dst[k]` = the little-endian f32 at byte `4·k` of `src` (any alignment: unaligned `LDR`s)
+/// for `k < min(src.len() / 4, dst.len())`, a word at a time.
+#[inline(always)]
+fn copy_words(src: &[u8], dst: &mut [f32]) {
+    let n = (src.len() / 4).min(dst.len());
+    if n == 0 {
+        return;
+    }
+    // SAFETY: reads `4·n ≤ src.len()` bytes of `src` (unaligned `LDR` is allowed on ARMv7-M:
+    // CCR.UNALIGN_TRP is 0 out of reset), writes `n ≤ dst.len()` floats of `dst`; `n ≥ 1`.
+    // The registers written are the operands. Flags: `subs`.
     unsafe {
         asm!(
             "2:",
