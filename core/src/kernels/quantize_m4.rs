@@ -21,6 +21,11 @@
 use core::arch::asm;
 
 /// `out[i] = quantize((x[i] − mean) / std, (scale, zp))` for `i < min(x.len(), out.len())`.
+///
+/// Never inlined: the callee-saved `s16–s19` its assembly declares are saved in this
+/// function's own prologue, not in the (large, long-lived) frame of its caller, which is on
+/// the stack while the whole model runs.
+#[inline(never)]
 pub(crate) fn normalize_quantize(
     x: &[f32],
     mean: f32,
