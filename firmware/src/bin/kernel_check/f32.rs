@@ -116,12 +116,16 @@ enum Values {
     Special,
     /// Inputs ±0.0 only, biases ±0.0 (the sign of a zero result).
     Zeros,
+    /// Inputs and biases −0.0, weights positive: every product is −0.0 (a sum that starts at
+    /// its first product instead of `+0.0` is −0.0; the reference's is +0.0).
+    NegZeros,
 }
 
 fn value(rng: &mut Rng, v: Values, finite: bool) -> f32 {
     let plain = (rng.next() >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0;
     match v {
         Values::Plain => plain,
+        Values::NegZeros => -0.0,
         Values::Zeros => {
             if rng.below(2) == 0 {
                 0.0
@@ -227,9 +231,14 @@ fn check(
     }
     let (wb, rest) = buf[skew..].split_at_mut(4 * n_w);
     let bb = &mut rest[..4 * n_b];
-    let wv = if v == Values::Zeros { Values::Plain } else { v };
+    let wv = match v {
+        Values::Zeros | Values::NegZeros => Values::Plain,
+        _ => v,
+    };
     for ch in wb.chunks_exact_mut(4) {
-        ch.copy_from_slice(&value(rng, wv, finite_w).to_le_bytes());
+        let w = value(rng, wv, finite_w);
+        let w = if v == Values::NegZeros { w.abs() } else { w };
+        ch.copy_from_slice(&w.to_le_bytes());
     }
     for ch in bb.chunks_exact_mut(4) {
         ch.copy_from_slice(&value(rng, v, finite_w).to_le_bytes());
@@ -466,9 +475,10 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 })
             }
         };
-        let v = match rng.below(4) {
-            0 => Values::Special,
-            1 => Values::Zeros,
+        let v = match rng.below(9) {
+            0 | 1 => Values::Special,
+            2 | 3 => Values::Zeros,
+            4 => Values::NegZeros,
             _ => Values::Plain,
         };
         // 1 in 8 special cases may have non-finite weights (the conv fast path falls back).
