@@ -490,13 +490,254 @@ fn row_with_tail(x: &[f32], w0: &[u8]) -> f32 {
     lanes_sum(&a)
 }
 
+/// 8 weights from the aligned row pointer `$w` (advanced by 32) into `s24–s31` (`{t0}`, `{t1}`
+/// are for the unaligned variant).
+macro_rules! lw_aligned {
+    ($w:literal) => {
+        concat!("vldmia ", $w, "!, {{s24-s31}} @ {t0} {t1}\n")
+    };
+}
+
+/// 8 weights from the unaligned row pointer `$w` (advanced by 32) into `s24–s31`: 8 `LDR`,
+/// 4 `VMOV`.
+macro_rules! lw_unaligned {
+    ($w:literal) => {
+        concat!(
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s24, s25, {t0}, {t1}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s26, s27, {t0}, {t1}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s28, s29, {t0}, {t1}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s30, s31, {t0}, {t1}\n",
+        )
+    };
+}
+
+/// The first step of 8 terms of one row: lanes `$a0..$a7` = `w · x` (inputs `s16–s23`,
+/// weights `s24–s31`).
+macro_rules! first_mul8 {
+    ($a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vmul.f32 ",
+            $a0,
+            ", s24, s16\n",
+            "vmul.f32 ",
+            $a1,
+            ", s25, s17\n",
+            "vmul.f32 ",
+            $a2,
+            ", s26, s18\n",
+            "vmul.f32 ",
+            $a3,
+            ", s27, s19\n",
+            "vmul.f32 ",
+            $a4,
+            ", s28, s20\n",
+            "vmul.f32 ",
+            $a5,
+            ", s29, s21\n",
+            "vmul.f32 ",
+            $a6,
+            ", s30, s22\n",
+            "vmul.f32 ",
+            $a7,
+            ", s31, s23\n",
+        )
+    };
+}
+
+/// ReLU of the two sums `s0`, `s8` (`s3` = `+0.0`), as [`activate_f32`].
+macro_rules! relu2 {
+    () => {
+        concat!(
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s3\n",
+            "vcmp.f32 s8, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s8, s3\n",
+        )
+    };
+}
+
+/// ReLU6 of `s0`, `s8` (`s3` = `+0.0`, `s4` = `6.0`).
+macro_rules! relu6_2 {
+    () => {
+        concat!(
+            relu2!(),
+            "vmov.f32 s4, #6.0\n",
+            "vcmp.f32 s0, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s4\n",
+            "vcmp.f32 s8, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s8, s4\n",
+        )
+    };
+}
+
+/// The loop of [`linear_pairs`]; `$load` is [`lw_aligned`] or [`lw_unaligned`], `$act` the
+/// activation of `s0` and `s8`.
+macro_rules! linear_pairs_loop {
+    ($load:ident, $act:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
+        asm!(
+            "3:",
+            "sub {xp}, {end}, {n4}",
+            "add {w1}, {w0}, {n4}",
+            // The first 8 terms: the products are the lanes.
+            "vldmia {xp}!, {{s16-s23}}",
+            $load!("{w0}"),
+            first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xp}, {end}",
+            "beq 5f",
+            "4:",
+            "vldmia {xp}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xp}, {end}",
+            "bne 4b",
+            "5:",
+            // The fixed trees: row 0's sum in s0, row 1's in s8.
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s4, s4, s5",
+            "vadd.f32 s6, s6, s7",
+            "vadd.f32 s0, s0, s2",
+            "vadd.f32 s4, s4, s6",
+            "vadd.f32 s0, s0, s4",
+            "vadd.f32 s8, s8, s9",
+            "vadd.f32 s10, s10, s11",
+            "vadd.f32 s12, s12, s13",
+            "vadd.f32 s14, s14, s15",
+            "vadd.f32 s8, s8, s10",
+            "vadd.f32 s12, s12, s14",
+            "vadd.f32 s8, s8, s12",
+            // + canon(bias) (unaligned bytes; `+ 0.0` turns −0.0 into +0.0), the activation.
+            "ldr {t0}, [{bias}], #4",
+            "ldr {t1}, [{bias}], #4",
+            "vmov s1, s2, {t0}, {t1}",
+            "movs {t0}, #0",
+            "vmov s3, {t0}",
+            "vadd.f32 s1, s1, s3",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s8, s8, s2",
+            $act,
+            "vstr s0, [{out}]",
+            "vstr s8, [{out}, #4]",
+            "add {out}, {out}, #8",
+            // {w1} ran to the end of row 1: the next pair's row 0.
+            "mov {w0}, {w1}",
+            "subs {pairs}, {pairs}, #1",
+            "bne 3b",
+            xp = out(reg) _,
+            end = in(reg) $end,
+            n4 = in(reg) $n4,
+            w0 = inout(reg) $w => _,
+            w1 = out(reg) _,
+            pairs = inout(reg) $pairs => _,
+            out = inout(reg) $out => _,
+            bias = inout(reg) $bias => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+            out("s6") _, out("s7") _, out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _, out("s16") _,
+            out("s17") _, out("s18") _, out("s19") _, out("s20") _, out("s21") _,
+            out("s22") _, out("s23") _, out("s24") _, out("s25") _, out("s26") _,
+            out("s27") _, out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        )
+    };
+}
+
+/// The first `2·pairs` outputs of one Linear row with `x.len()` a positive multiple of 8, the
+/// rows, the bias and the activation in one assembly loop: for `o < 2·pairs`,
+/// `out[o] = act(dot'(W[o], x) + canon(bias[o]))`, `W[o]` = `x.len()` little-endian f32 at byte
+/// `4·n·o` of `w` (any alignment), `bias[o]` the little-endian f32 at byte `4·o` of `bias`.
+/// `dot'` is the 8-lane order with each lane starting at its first product (no `+0.0 +`):
+/// it differs from the reference's `dot` at most in the sign of a zero, which `canon(bias)`
+/// = `bias + 0.0` absorbs ([`dot_pair`]), so `out[o]` is the reference's
+/// `act(dot + bias)` bit for bit.
+///
+/// Per 8 inputs and two rows: one `VLDMIA` of the inputs, the weights (`VLDMIA`, or 8 `LDR` +
+/// 4 `VMOV` per row when unaligned), 16 `VMUL`, 16 `VADD` (the first 8 inputs: none), the loop
+/// test: 37 instructions per 16 MACs aligned, 59 unaligned; per pair about 40 more (trees,
+/// bias, ReLU, stores). Does nothing unless every slice is long enough.
+#[inline(never)]
+fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation, out: &mut [f32]) {
+    let n = x.len();
+    if n == 0
+        || !n.is_multiple_of(LANES)
+        || pairs == 0
+        || w.len() < 8 * n * pairs
+        || bias.len() < 8 * pairs
+        || out.len() < 2 * pairs
+    {
+        return;
+    }
+    let end = x.as_ptr().wrapping_add(n);
+    let n4 = 4 * n;
+    let (wp, bp, op) = (w.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
+    // SAFETY: per pair, reads the n floats of `x` (4-aligned, `&[f32]`; from `end − 4n` to
+    // `end` in steps of 8, n/8 ≥ 1 steps), the two rows `w[8n·i..8n·(i + 1)]` (row pointers
+    // run on: row 2i + 1 ends where row 2i + 2 starts; `8n·pairs ≤ w.len()` checked above),
+    // 8 bytes of `bias` (`8·pairs ≤ bias.len()`), and writes `out[2i]`, `out[2i + 1]`
+    // (`2·pairs ≤ out.len()`, 4-aligned). `VLDMIA` of the weights only when `w` is 4-aligned
+    // (every row then is: rows are 4n bytes apart), otherwise unaligned `LDR`s (allowed on
+    // ARMv7-M: CCR.UNALIGN_TRP is 0 out of reset). Every register written is declared: the
+    // operands and `s0–s31` (the compiler saves the callee-saved `s16–s31`). Flags: `cmp`,
+    // `movs`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    unsafe {
+        match ((wp as usize).is_multiple_of(4), act) {
+            (true, Activation::None) => {
+                linear_pairs_loop!(lw_aligned, "", end, n4, wp, pairs, op, bp)
+            }
+            (true, Activation::Relu) => {
+                linear_pairs_loop!(lw_aligned, relu2!(), end, n4, wp, pairs, op, bp)
+            }
+            (true, Activation::Relu6) => {
+                linear_pairs_loop!(lw_aligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+            }
+            (false, Activation::None) => {
+                linear_pairs_loop!(lw_unaligned, "", end, n4, wp, pairs, op, bp)
+            }
+            (false, Activation::Relu) => {
+                linear_pairs_loop!(lw_unaligned, relu2!(), end, n4, wp, pairs, op, bp)
+            }
+            (false, Activation::Relu6) => {
+                linear_pairs_loop!(lw_unaligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+            }
+        }
+    }
+}
+
 /// Largest `ci · kh · kw` that the f32 Conv2d gathers into its on-stack patch (4 bytes each; 72 =
 /// 8 input channels of a 3×3 filter, the most that keeps the firmware's stack peak under its
 /// 3 840 B limit); a larger filter runs the reference loop.
 pub const PATCH: usize = 72;
 
-/// Linear f32 on the device: for each input row, [`dot_rows`] over the output channels, then
-/// `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
+/// Linear f32 on the device: for each input row, [`linear_pairs`] when `in_features` is a
+/// multiple of 8 (an odd last output through [`dot_rows`]), else [`dot_rows`] over the output
+/// channels, then `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
 pub(crate) fn linear(
     p: &LinearParams,
     input: &[f32],
@@ -508,11 +749,23 @@ pub(crate) fn linear(
         return;
     }
     let (wb, act) = (weights.as_bytes(), p.activation);
-    let rows = input
-        .chunks_exact(p.in_features)
-        .zip(output.chunks_exact_mut(p.out_features));
+    let (n, co) = (p.in_features, p.out_features);
+    let rows = input.chunks_exact(n).zip(output.chunks_exact_mut(co));
     for (x, y) in rows {
-        dot_rows(x, wb, p.out_features, |o, s| {
+        if n.is_multiple_of(LANES) && co >= 2 {
+            // Whole 8s: two rows at a time with the bias and the activation in the assembly,
+            // an odd last row below.
+            let pairs = co / 2;
+            linear_pairs(x, wb, bias.as_bytes(), pairs, act, y);
+            let o = 2 * pairs;
+            if let (Some(w_o), Some(out), Some(b)) =
+                (wb.get(4 * n * o..), y.get_mut(o), bias.get(o))
+            {
+                dot_rows(x, w_o, co - o, |_, s| *out = activate_f32(s + b, act));
+            }
+            continue;
+        }
+        dot_rows(x, wb, co, |o, s| {
             if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
                 *out = activate_f32(s + b, act);
             }
