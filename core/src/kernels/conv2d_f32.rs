@@ -30,9 +30,9 @@ pub fn conv2d_f32(
 
 /// Floats of scratch [`conv2d_f32_with_scratch`] uses for `p` on the Cortex-M4F path, with
 /// `K = ci·kh·kw` taps and `K8` = `K` rounded up to a multiple of 8: two output pixels' im2col
-/// patches of `K8` floats each and 16 zeros, `2·K8 + 16`; when `K` is not a multiple of 8, also
-/// the weights copied into rows of `K8` floats (zero-padded), `+ out_channels·K8`. 0 if that
-/// overflows. The engine requests this much on every target (the host kernels ignore it), so
+/// patches of `K8` floats each and 16 zeros, `2·K8 + 16`; when `K` is not a multiple of 8 or
+/// the weights are small (`out_channels·K8 ≤` [`SMALL_WEIGHTS`]), also the weights copied into
+/// rows of `K8` floats (zero-padded, 4-aligned), `+ out_channels·K8`. 0 if that overflows. The engine requests this much on every target (the host kernels ignore it), so
 /// the arena the host reports is the arena the device needs.
 pub fn conv2d_f32_scratch_words(p: &ConvParams) -> usize {
     p.in_channels
@@ -41,6 +41,13 @@ pub fn conv2d_f32_scratch_words(p: &ConvParams) -> usize {
         .and_then(|k| scratch_words_for_f32_patch(k, p.out_channels))
         .unwrap_or(0)
 }
+
+/// Largest `out_channels·K8` whose weights the Cortex-M4F convolution copies into its scratch
+/// even when `K` is a multiple of 8 (8 KiB): the weights in the model file need not be
+/// 4-aligned, and an unaligned row costs 8 `LDR` + 4 `VMOV` per 8 weights instead of one
+/// `VLDMIA`; on a short filter (pointwise layers with 8–64 input channels) that is most of
+/// the loop. The copy is `co·K` words once per layer.
+pub(crate) const SMALL_WEIGHTS: usize = 2048;
 
 /// The scratch floats of an f32 convolution with `out_channels` filters of `per_out =
 /// ci·kh·kw` taps (see [`conv2d_f32_scratch_words`]; `None` on overflow).
@@ -51,13 +58,13 @@ pub(crate) const fn scratch_words_for_f32_patch(
     let Some(k8) = per_out.checked_next_multiple_of(super::LANES) else {
         return None;
     };
-    let weights = if k8 == per_out {
+    let Some(w) = k8.checked_mul(out_channels) else {
+        return None;
+    };
+    let weights = if k8 == per_out && w > SMALL_WEIGHTS {
         0
     } else {
-        match k8.checked_mul(out_channels) {
-            Some(n) => n,
-            None => return None,
-        }
+        w
     };
     match k8.checked_mul(2) {
         Some(n) => match n.checked_add(2 * super::LANES) {

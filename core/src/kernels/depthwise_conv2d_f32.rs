@@ -24,6 +24,12 @@ pub fn depthwise_conv2d_f32(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> Result<()> {
+    #[cfg(denoiserep_fpu)]
+    if p.window.kh == 3 && p.window.kw == 3 {
+        // The Cortex-M4F's 3×3 path over all channels at once (the same bits as `run`'s
+        // per-channel convolutions).
+        return super::f32_m4::depthwise3x3(p, input, weights, bias, output);
+    }
     run(p, input, weights, bias, output, |g, a, x, w, b, y| {
         conv2d_f32::compute(g, a, x, w, b, y, &mut [])
     })

@@ -222,7 +222,6 @@ static ZEROS: [f32; 2 * LANES] = [0.0; 2 * LANES];
 macro_rules! dot2_loop {
     ($load:ident, $store:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
         asm!(
-            "vpush {{s16-s31}}",
             "vldmia {z}, {{s0-s15}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
@@ -233,7 +232,6 @@ macro_rules! dot2_loop {
             "cmp {x}, {end}",
             "bne 2b",
             $store!(),
-            "vpop {{s16-s31}}",
             x = inout(reg) $x => _,
             w0 = inout(reg) $w0 => _,
             w1 = inout(reg) $w1 => _,
@@ -244,6 +242,39 @@ macro_rules! dot2_loop {
             t1 = out(reg) _,
             t2 = out(reg) _,
             t3 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+            options(nostack),
         )
     };
 }
@@ -252,7 +283,6 @@ macro_rules! dot2_loop {
 macro_rules! dot1_loop {
     ($load:ident, $store:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
         asm!(
-            "vpush {{s16-s31}}",
             "vldmia {z}, {{s0-s7}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
@@ -261,7 +291,6 @@ macro_rules! dot1_loop {
             "cmp {x}, {end}",
             "bne 2b",
             $store!(),
-            "vpop {{s16-s31}}",
             x = inout(reg) $x => _,
             w0 = inout(reg) $w0 => _,
             end = in(reg) $end,
@@ -271,6 +300,39 @@ macro_rules! dot1_loop {
             t1 = out(reg) _,
             t2 = out(reg) _,
             t3 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+            options(nostack),
         )
     };
 }
@@ -296,8 +358,8 @@ fn dot2(x: &[f32], w0: &[u8], w1: &[u8], sums: bool, acc: &mut [f32]) {
     // (`sums`) or 16 floats of `acc`, checked above. The loop stops when `x` reaches `end`, after n8/8 ≥ 1 steps of 8.
     // `VLDMIA` needs 4-aligned addresses: the weights take it only when both row pointers are
     // 4-aligned, otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
-    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
-    // never-inlined function holds no float in them across the block. Flags: `cmp`. FPSCR is
+    // reset). Every register written is declared: the operands and `s0–s31` (the compiler
+    // saves the callee-saved `s16–s31` in the prologue). Flags: `cmp`. FPSCR is
     // not touched.
     unsafe {
         match ((p0 as usize | p1 as usize).is_multiple_of(4), sums) {
@@ -428,13 +490,254 @@ fn row_with_tail(x: &[f32], w0: &[u8]) -> f32 {
     lanes_sum(&a)
 }
 
+/// 8 weights from the aligned row pointer `$w` (advanced by 32) into `s24–s31` (`{t0}`, `{t1}`
+/// are for the unaligned variant).
+macro_rules! lw_aligned {
+    ($w:literal) => {
+        concat!("vldmia ", $w, "!, {{s24-s31}} @ {t0} {t1}\n")
+    };
+}
+
+/// 8 weights from the unaligned row pointer `$w` (advanced by 32) into `s24–s31`: 8 `LDR`,
+/// 4 `VMOV`.
+macro_rules! lw_unaligned {
+    ($w:literal) => {
+        concat!(
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s24, s25, {t0}, {t1}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s26, s27, {t0}, {t1}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s28, s29, {t0}, {t1}\n",
+            "ldr {t0}, [",
+            $w,
+            "], #4\n",
+            "ldr {t1}, [",
+            $w,
+            "], #4\n",
+            "vmov s30, s31, {t0}, {t1}\n",
+        )
+    };
+}
+
+/// The first step of 8 terms of one row: lanes `$a0..$a7` = `w · x` (inputs `s16–s23`,
+/// weights `s24–s31`).
+macro_rules! first_mul8 {
+    ($a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vmul.f32 ",
+            $a0,
+            ", s24, s16\n",
+            "vmul.f32 ",
+            $a1,
+            ", s25, s17\n",
+            "vmul.f32 ",
+            $a2,
+            ", s26, s18\n",
+            "vmul.f32 ",
+            $a3,
+            ", s27, s19\n",
+            "vmul.f32 ",
+            $a4,
+            ", s28, s20\n",
+            "vmul.f32 ",
+            $a5,
+            ", s29, s21\n",
+            "vmul.f32 ",
+            $a6,
+            ", s30, s22\n",
+            "vmul.f32 ",
+            $a7,
+            ", s31, s23\n",
+        )
+    };
+}
+
+/// ReLU of the two sums `s0`, `s8` (`s3` = `+0.0`), as [`activate_f32`].
+macro_rules! relu2 {
+    () => {
+        concat!(
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s3\n",
+            "vcmp.f32 s8, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s8, s3\n",
+        )
+    };
+}
+
+/// ReLU6 of `s0`, `s8` (`s3` = `+0.0`, `s4` = `6.0`).
+macro_rules! relu6_2 {
+    () => {
+        concat!(
+            relu2!(),
+            "vmov.f32 s4, #6.0\n",
+            "vcmp.f32 s0, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s4\n",
+            "vcmp.f32 s8, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s8, s4\n",
+        )
+    };
+}
+
+/// The loop of [`linear_pairs`]; `$load` is [`lw_aligned`] or [`lw_unaligned`], `$act` the
+/// activation of `s0` and `s8`.
+macro_rules! linear_pairs_loop {
+    ($load:ident, $act:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
+        asm!(
+            "3:",
+            "sub {xp}, {end}, {n4}",
+            "add {w1}, {w0}, {n4}",
+            // The first 8 terms: the products are the lanes.
+            "vldmia {xp}!, {{s16-s23}}",
+            $load!("{w0}"),
+            first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xp}, {end}",
+            "beq 5f",
+            "4:",
+            "vldmia {xp}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xp}, {end}",
+            "bne 4b",
+            "5:",
+            // The fixed trees: row 0's sum in s0, row 1's in s8.
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s4, s4, s5",
+            "vadd.f32 s6, s6, s7",
+            "vadd.f32 s0, s0, s2",
+            "vadd.f32 s4, s4, s6",
+            "vadd.f32 s0, s0, s4",
+            "vadd.f32 s8, s8, s9",
+            "vadd.f32 s10, s10, s11",
+            "vadd.f32 s12, s12, s13",
+            "vadd.f32 s14, s14, s15",
+            "vadd.f32 s8, s8, s10",
+            "vadd.f32 s12, s12, s14",
+            "vadd.f32 s8, s8, s12",
+            // + canon(bias) (unaligned bytes; `+ 0.0` turns −0.0 into +0.0), the activation.
+            "ldr {t0}, [{bias}], #4",
+            "ldr {t1}, [{bias}], #4",
+            "vmov s1, s2, {t0}, {t1}",
+            "movs {t0}, #0",
+            "vmov s3, {t0}",
+            "vadd.f32 s1, s1, s3",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s8, s8, s2",
+            $act,
+            "vstr s0, [{out}]",
+            "vstr s8, [{out}, #4]",
+            "add {out}, {out}, #8",
+            // {w1} ran to the end of row 1: the next pair's row 0.
+            "mov {w0}, {w1}",
+            "subs {pairs}, {pairs}, #1",
+            "bne 3b",
+            xp = out(reg) _,
+            end = in(reg) $end,
+            n4 = in(reg) $n4,
+            w0 = inout(reg) $w => _,
+            w1 = out(reg) _,
+            pairs = inout(reg) $pairs => _,
+            out = inout(reg) $out => _,
+            bias = inout(reg) $bias => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+            out("s6") _, out("s7") _, out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _, out("s16") _,
+            out("s17") _, out("s18") _, out("s19") _, out("s20") _, out("s21") _,
+            out("s22") _, out("s23") _, out("s24") _, out("s25") _, out("s26") _,
+            out("s27") _, out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        )
+    };
+}
+
+/// The first `2·pairs` outputs of one Linear row with `x.len()` a positive multiple of 8, the
+/// rows, the bias and the activation in one assembly loop: for `o < 2·pairs`,
+/// `out[o] = act(dot'(W[o], x) + canon(bias[o]))`, `W[o]` = `x.len()` little-endian f32 at byte
+/// `4·n·o` of `w` (any alignment), `bias[o]` the little-endian f32 at byte `4·o` of `bias`.
+/// `dot'` is the 8-lane order with each lane starting at its first product (no `+0.0 +`):
+/// it differs from the reference's `dot` at most in the sign of a zero, which `canon(bias)`
+/// = `bias + 0.0` absorbs ([`dot_pair`]), so `out[o]` is the reference's
+/// `act(dot + bias)` bit for bit.
+///
+/// Per 8 inputs and two rows: one `VLDMIA` of the inputs, the weights (`VLDMIA`, or 8 `LDR` +
+/// 4 `VMOV` per row when unaligned), 16 `VMUL`, 16 `VADD` (the first 8 inputs: none), the loop
+/// test: 37 instructions per 16 MACs aligned, 59 unaligned; per pair about 40 more (trees,
+/// bias, ReLU, stores). Does nothing unless every slice is long enough.
+#[inline(never)]
+fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation, out: &mut [f32]) {
+    let n = x.len();
+    if n == 0
+        || !n.is_multiple_of(LANES)
+        || pairs == 0
+        || w.len() < 8 * n * pairs
+        || bias.len() < 8 * pairs
+        || out.len() < 2 * pairs
+    {
+        return;
+    }
+    let end = x.as_ptr().wrapping_add(n);
+    let n4 = 4 * n;
+    let (wp, bp, op) = (w.as_ptr(), bias.as_ptr(), out.as_mut_ptr());
+    // SAFETY: per pair, reads the n floats of `x` (4-aligned, `&[f32]`; from `end − 4n` to
+    // `end` in steps of 8, n/8 ≥ 1 steps), the two rows `w[8n·i..8n·(i + 1)]` (row pointers
+    // run on: row 2i + 1 ends where row 2i + 2 starts; `8n·pairs ≤ w.len()` checked above),
+    // 8 bytes of `bias` (`8·pairs ≤ bias.len()`), and writes `out[2i]`, `out[2i + 1]`
+    // (`2·pairs ≤ out.len()`, 4-aligned). `VLDMIA` of the weights only when `w` is 4-aligned
+    // (every row then is: rows are 4n bytes apart), otherwise unaligned `LDR`s (allowed on
+    // ARMv7-M: CCR.UNALIGN_TRP is 0 out of reset). Every register written is declared: the
+    // operands and `s0–s31` (the compiler saves the callee-saved `s16–s31`). Flags: `cmp`,
+    // `movs`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    unsafe {
+        match ((wp as usize).is_multiple_of(4), act) {
+            (true, Activation::None) => {
+                linear_pairs_loop!(lw_aligned, "", end, n4, wp, pairs, op, bp)
+            }
+            (true, Activation::Relu) => {
+                linear_pairs_loop!(lw_aligned, relu2!(), end, n4, wp, pairs, op, bp)
+            }
+            (true, Activation::Relu6) => {
+                linear_pairs_loop!(lw_aligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+            }
+            (false, Activation::None) => {
+                linear_pairs_loop!(lw_unaligned, "", end, n4, wp, pairs, op, bp)
+            }
+            (false, Activation::Relu) => {
+                linear_pairs_loop!(lw_unaligned, relu2!(), end, n4, wp, pairs, op, bp)
+            }
+            (false, Activation::Relu6) => {
+                linear_pairs_loop!(lw_unaligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+            }
+        }
+    }
+}
+
 /// Largest `ci · kh · kw` that the f32 Conv2d gathers into its on-stack patch (4 bytes each; 72 =
 /// 8 input channels of a 3×3 filter, the most that keeps the firmware's stack peak under its
 /// 3 840 B limit); a larger filter runs the reference loop.
 pub const PATCH: usize = 72;
 
-/// Linear f32 on the device: for each input row, [`dot_rows`] over the output channels, then
-/// `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
+/// Linear f32 on the device: for each input row, [`linear_pairs`] when `in_features` is a
+/// multiple of 8 (an odd last output through [`dot_rows`]), else [`dot_rows`] over the output
+/// channels, then `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
 pub(crate) fn linear(
     p: &LinearParams,
     input: &[f32],
@@ -446,11 +749,23 @@ pub(crate) fn linear(
         return;
     }
     let (wb, act) = (weights.as_bytes(), p.activation);
-    let rows = input
-        .chunks_exact(p.in_features)
-        .zip(output.chunks_exact_mut(p.out_features));
+    let (n, co) = (p.in_features, p.out_features);
+    let rows = input.chunks_exact(n).zip(output.chunks_exact_mut(co));
     for (x, y) in rows {
-        dot_rows(x, wb, p.out_features, |o, s| {
+        if n.is_multiple_of(LANES) && co >= 2 {
+            // Whole 8s: two rows at a time with the bias and the activation in the assembly,
+            // an odd last row below.
+            let pairs = co / 2;
+            linear_pairs(x, wb, bias.as_bytes(), pairs, act, y);
+            let o = 2 * pairs;
+            if let (Some(w_o), Some(out), Some(b)) =
+                (wb.get(4 * n * o..), y.get_mut(o), bias.get(o))
+            {
+                dot_rows(x, w_o, co - o, |_, s| *out = activate_f32(s + b, act));
+            }
+            continue;
+        }
+        dot_rows(x, wb, co, |o, s| {
             if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
                 *out = activate_f32(s + b, act);
             }
@@ -480,7 +795,7 @@ pub(crate) fn conv2d(
     let win = &g.win;
     let padded = win.pad_top + win.pad_bottom + win.pad_left + win.pad_right > 0;
     if g.ci == 1 && win.kh == 3 && win.kw == 3 {
-        conv3x3(g, act, input, weights, bias, output);
+        conv3x3(g, act, input, weights, bias, output, 0);
     } else if k == 0 || (padded && weights.iter().any(|w| !w.is_finite())) {
         super::conv2d_f32::reference(g, act, input, weights, bias, output);
     } else if super::scratch_words_for_f32_patch(k, bias.len()).is_some_and(|n| scratch.len() >= n)
@@ -517,13 +832,14 @@ fn gather_at(g: &ConvGeometry, input: &[f32], patch: &mut [f32], px: usize) {
 
 /// [`conv2d`]'s scratch path (`K = ci·kh·kw > 0`, `K8` = `K` rounded up to a multiple of 8,
 /// `scratch` of [`super::conv2d_f32_scratch_words`] floats: patch `A` = `scratch[0..K8]`, patch
-/// `B` = `scratch[K8..2·K8]`, 16 zeros, then — when `K8 ≠ K` — the weights as `co` rows of
-/// `K8` floats, zero-padded). Output pixels go in pairs `(p, p + 1)` (flat index, raster
+/// `B` = `scratch[K8..2·K8]`, 16 zeros, then — when `K8 ≠ K` or `co·K8 ≤`
+/// [`super::conv2d_f32::SMALL_WEIGHTS`] — the weights as `co` rows of `K8` floats,
+/// zero-padded and 4-aligned). Output pixels go in pairs `(p, p + 1)` (flat index, raster
 /// order): both patches are gathered (taps `K..K8` stay `0.0`), then [`dot_pair`] runs every
 /// output channel over both, weight row by weight row, writing the two sums to
-/// `output[o][p]`, `output[o][p + 1]`; the bias and the activation follow per channel plane.
-/// The padding adds `0.0 · 0.0 = +0.0` to lanes `K mod 8..8` after every real term: the same
-/// bits (a lane never holds `−0.0`). A last odd pixel runs [`dot_rows`] on patch `A` alone
+/// `output[o][p]`, `output[o][p + 1]`; `canon(bias)` and the activation follow per channel
+/// plane. The padding adds `0.0 · 0.0 = +0.0` to lanes `K mod 8..8` after every real term:
+/// the same bits up to the sign of a zero lane, which `canon(bias)` absorbs ([`dot_pair`]). A last odd pixel runs [`dot_rows`] on patch `A` alone
 /// with the model's weights. Never inlined: its frame is not on the stack while the reference
 /// loop runs.
 #[inline(never)]
@@ -543,16 +859,20 @@ fn im2col_pairs(
     if k == 0 || ohw == 0 || co == 0 || wb.len() < 4 * k * co || output.len() < co * ohw {
         return;
     }
-    let padded_w = if k8 == k { 0 } else { co * k8 };
+    let padded_w = if k8 == k && co * k8 > super::conv2d_f32::SMALL_WEIGHTS {
+        0
+    } else {
+        co * k8
+    };
     let Some(scratch) = scratch.get_mut(..2 * k8 + 2 * LANES + padded_w) else {
         return;
     };
-    scratch.fill(0.0);
     let (patches, w_pad) = scratch.split_at_mut(2 * k8 + 2 * LANES);
-    for (row, o) in w_pad.chunks_exact_mut(k8).zip(0..co) {
-        for (d, v) in row.iter_mut().zip(weights.iter().skip(o * k).take(k)) {
-            *d = v;
-        }
+    patches.fill(0.0);
+    for (row, src) in w_pad.chunks_exact_mut(k8).zip(wb.chunks_exact(4 * k)) {
+        let (w_row, pad) = row.split_at_mut(k);
+        copy_words(src, w_row);
+        pad.fill(0.0);
     }
     let pairs = ohw / 2;
     for px in (0..pairs).map(|i| 2 * i) {
@@ -567,7 +887,8 @@ fn im2col_pairs(
     if pairs > 0 {
         for (y, b) in output.chunks_exact_mut(ohw).zip(bias.iter()) {
             if let Some(y) = y.get_mut(..2 * pairs) {
-                bias_act(y, b, act);
+                // canon(bias): the sums' lanes start at the first product (see [`dot_pair`]).
+                bias_act(y, b + 0.0, act);
             }
         }
     }
@@ -706,6 +1027,42 @@ macro_rules! pixel8 {
     };
 }
 
+/// The first step of 8 taps of one pixel: its first 8 patch values from `$x` (advanced by 32)
+/// into `s16–s23`, and lanes `$a0..$a7` = `w · x` (the 8 weights in `s24–s31`).
+macro_rules! first8 {
+    ($x:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal, $a4:literal, $a5:literal, $a6:literal, $a7:literal) => {
+        concat!(
+            "vldmia ",
+            $x,
+            "!, {{s16-s23}}\n",
+            "vmul.f32 ",
+            $a0,
+            ", s24, s16\n",
+            "vmul.f32 ",
+            $a1,
+            ", s25, s17\n",
+            "vmul.f32 ",
+            $a2,
+            ", s26, s18\n",
+            "vmul.f32 ",
+            $a3,
+            ", s27, s19\n",
+            "vmul.f32 ",
+            $a4,
+            ", s28, s20\n",
+            "vmul.f32 ",
+            $a5,
+            ", s29, s21\n",
+            "vmul.f32 ",
+            $a6,
+            ", s30, s22\n",
+            "vmul.f32 ",
+            $a7,
+            ", s31, s23\n",
+        )
+    };
+}
+
 /// 8 weights from the aligned row pointer `{w}` (advanced by 32) into `s24–s31`.
 macro_rules! pair_w_aligned {
     () => {
@@ -740,20 +1097,22 @@ macro_rules! pair_w_unaligned {
 macro_rules! pair_loop {
     ($load:ident, $a:ident, $b:ident, $w:ident, $rows:ident, $out:ident, $stride:ident) => {
         asm!(
-            "vpush {{s16-s31}}",
-            // The 16 zeros past patch B (B + (B − A)) start every row's lanes.
-            "sub {t0}, {b}, {a}",
-            "add {t0}, {b}, {t0}",
-            "vldmia {t0}, {{s0-s15}}",
             "3:",
             "mov {xa}, {a}",
             "mov {xb}, {b}",
+            // The first 8 taps: the products are the lanes (no `+0.0 +`; see [`dot_pair`]).
+            $load!(),
+            first8!("{xa}", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            first8!("{xb}", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xa}, {b}",
+            "beq 5f",
             "4:",
             $load!(),
             pixel8!("{xa}", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
             pixel8!("{xb}", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
             "cmp {xa}, {b}",
             "bne 4b",
+            "5:",
             // The fixed tree of each pixel: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
             "vadd.f32 s0, s0, s1",
             "vadd.f32 s2, s2, s3",
@@ -772,11 +1131,8 @@ macro_rules! pair_loop {
             "vstr s0, [{out}]",
             "vstr s8, [{out}, #4]",
             "add {out}, {out}, {stride}",
-            // {xb} is now past patch B: the zeros, for the next row's lanes.
-            "vldmia {xb}, {{s0-s15}}",
             "subs {rows}, {rows}, #1",
             "bne 3b",
-            "vpop {{s16-s31}}",
             a = in(reg) $a,
             b = in(reg) $b,
             w = inout(reg) $w => _,
@@ -787,21 +1143,58 @@ macro_rules! pair_loop {
             xb = out(reg) _,
             t0 = out(reg) _,
             t1 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+            options(nostack),
         )
     };
 }
 
 /// Two output pixels, every output channel: for each weight row `W[o]` (`k` little-endian
 /// floats at byte `4·k·o` of `wb`, any alignment) and each patch `P ∈ {A, B}` (`A` =
-/// `scratch[0..k]`, `B` = `scratch[k..2k]`, then 16 zeros), `dot(W[o], P)` in the 8-lane order
-/// (lanes from `+0.0`, term `j` into lane `j mod 8` in increasing `j`, the fixed tree; no bias)
-/// to `out[o·ohw]` (A) and `out[o·ohw + 1]` (B).
+/// `scratch[0..k]`, `B` = `scratch[k..2k]`, then 16 zeros), `dot'(W[o], P)` to `out[o·ohw]`
+/// (A) and `out[o·ohw + 1]` (B): the 8-lane order (term `j` into lane `j mod 8` in increasing
+/// `j`, the fixed tree; no bias), except that each lane starts at its first product instead
+/// of `+0.0 + product`. That can only turn a `+0.0` lane into `−0.0`; the sum then differs
+/// from the reference's `dot` only in the sign of a zero, and the reference's is never
+/// `−0.0` (a lane from `+0.0` never holds `−0.0`), so `dot' + canon(bias)` (`bias + 0.0`, as
+/// [`im2col_pairs`] adds it) is the reference's `dot + bias` bit for bit.
 ///
 /// Per 8 taps: the 8 weights once (one `VLDMIA`, or 8 `LDR` + 4 `VMOV` when unaligned), per
-/// pixel one `VLDMIA` of 8 patch values, 8 `VMUL`, 8 `VADD`: 37 instructions per 16 MACs with
-/// the loop test aligned (2.31 per MAC), 48 unaligned (3.0); per row 22 more (lanes from the
-/// zeros, the trees, two stores). Does nothing unless `k` is a positive multiple of 8 and
-/// every slice is long enough.
+/// pixel one `VLDMIA` of 8 patch values, 8 `VMUL`, 8 `VADD` (the first 8: no `VADD`): 37
+/// instructions per 16 MACs with the loop test aligned (2.31 per MAC), 48 unaligned (3.0);
+/// per row 5 fewer for the first step and 19 more (the trees, two stores, the row loop). Does
+/// nothing unless `k` is a positive multiple of 8 and every slice is long enough.
 #[inline(never)]
 fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], ohw: usize) {
     if k == 0
@@ -827,8 +1220,8 @@ fn dot_pair(scratch: &[f32], k: usize, wb: &[u8], co: usize, out: &mut [f32], oh
     // Each row's inner loop stops when {xa} reaches B after k/8 ≥ 1 steps. `VLDMIA` of the
     // weights needs 4-aligned rows: taken only when `wb` is 4-aligned (rows are 4k bytes
     // apart), otherwise unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of
-    // reset). s16–s31 (callee-saved) are pushed and popped; s0–s15 are caller-saved and this
-    // never-inlined function holds no float in them across the block. Flags: `cmp`, `subs`.
+    // reset). Every register written is declared: the operands and `s0–s31` (the compiler
+    // saves the callee-saved `s16–s31` in the prologue). Flags: `cmp`, `subs`.
     // FPSCR is not touched.
     unsafe {
         if (w as usize).is_multiple_of(4) {
@@ -961,6 +1354,33 @@ fn copy_row(src: &[f32], dst: &mut [f32]) {
     }
 }
 
+/// `dst[k]` = the little-endian f32 at byte `4·k` of `src` (any alignment: unaligned `LDR`s)
+/// for `k < min(src.len() / 4, dst.len())`, a word at a time.
+#[inline(always)]
+fn copy_words(src: &[u8], dst: &mut [f32]) {
+    let n = (src.len() / 4).min(dst.len());
+    if n == 0 {
+        return;
+    }
+    // SAFETY: reads `4·n ≤ src.len()` bytes of `src` (unaligned `LDR` is allowed on ARMv7-M:
+    // CCR.UNALIGN_TRP is 0 out of reset), writes `n ≤ dst.len()` floats of `dst`; `n ≥ 1`.
+    // The registers written are the operands. Flags: `subs`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
 /// The patch of an interior pixel: `patch[(i·kh + ky)·kw + kx] = src[i·hw + ky·w + kx]`, one
 /// assembly loop nest (a 3-wide row is one `VLDMIA` and one `VSTMIA`).
 ///
@@ -979,10 +1399,11 @@ unsafe fn gather_block(
     hw: usize,
 ) {
     let row = 4 * w;
-    let skip = 4 * (hw - kh * w); // from past a channel's last row to the next channel's first
-                                  // SAFETY: the caller's contract bounds every read; the writes are the ci·kh·kw floats of
-                                  // `patch`. s0–s2 are caller-saved and this never-inlined function holds no float in them.
-                                  // Flags: `subs`, `cmp`.
+    // From past a channel's last row to the next channel's first.
+    let skip = 4 * (hw - kh * w);
+    // SAFETY: the caller's contract bounds every read; the writes are the ci·kh·kw floats of
+    // `patch`. Every register written is declared: the operands and `s0–s2`. Flags: `subs`,
+    // `cmp`.
     unsafe {
         asm!(
             "cmp {kw}, #3",
@@ -1029,6 +1450,9 @@ unsafe fn gather_block(
             k = out(reg) _,
             s = out(reg) _,
             t = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
             options(nostack),
         );
     }
@@ -1099,6 +1523,9 @@ pub fn depthwise_conv2d_f32_m4(
     output: &mut [f32],
     fast: bool,
 ) -> Result<()> {
+    if fast && p.window.kh == 3 && p.window.kw == 3 {
+        return depthwise3x3(p, input, weights, bias, output);
+    }
     super::depthwise_conv2d_f32::run(p, input, weights, bias, output, |g, a, x, w, b, y| {
         if fast {
             conv2d(g, a, x, w, b, y, &mut []);
@@ -1131,7 +1558,6 @@ macro_rules! relu6 {
 macro_rules! conv3x3_loop {
     ($rows:ident, $step:ident, $count:ident, $wb:ident, $out:ident, $act:expr) => {
         asm!(
-            "vpush {{s16-s24}}",
             "vldmia {wp}, {{s0-s11}}",
             "2:",
             "vldmia {r0}, {{s16-s18}}",
@@ -1162,7 +1588,6 @@ macro_rules! conv3x3_loop {
             "vstmia {out}!, {{s16}}",
             "subs {n}, {n}, #1",
             "bne 2b",
-            "vpop {{s16-s24}}",
             r0 = inout(reg) $rows[0] => _,
             r1 = inout(reg) $rows[1] => _,
             r2 = inout(reg) $rows[2] => _,
@@ -1170,6 +1595,28 @@ macro_rules! conv3x3_loop {
             n = inout(reg) $count => _,
             out = inout(reg) $out.as_mut_ptr() => _,
             wp = in(reg) $wb.as_ptr(),
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            options(nostack),
         )
     };
 }
@@ -1203,9 +1650,9 @@ unsafe fn conv3x3_pixels(
         return;
     }
     // SAFETY: the reads are the caller's contract; writes `count ≤ out.len()` floats of `out`
-    // (4-aligned, `&mut [f32]`), reads the 12 of `wb`. s16–s24 (callee-saved) are pushed and
-    // popped; s0–s11 are caller-saved and this never-inlined function holds no float in them
-    // across the block. Flags: `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    // (4-aligned, `&mut [f32]`), reads the 12 of `wb`. Every register written is declared:
+    // the operands, `s0–s11` and `s16–s24` (the compiler saves the callee-saved ones).
+    // Flags: `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
     unsafe {
         match act {
             Activation::None => conv3x3_loop!(rows, step, count, wb, out, ""),
@@ -1216,14 +1663,476 @@ unsafe fn conv3x3_pixels(
 }
 
 /// Zeros that stand in for an input row above or below the plane (a padded row of taps).
-const ZERO_ROW: [f32; 32] = [0.0; 32];
+static ZERO_ROW: [f32; 64] = [0.0; 64];
+
+/// One pixel of [`conv3x3_rows`] from its 9 taps in `s16–s24` (weights `s0–s8`, `canon(bias)`
+/// `s9`, `+0.0` `s10`, `6.0` `s11`): 9 `VMUL`, lane 0 = `t0 + t8`, the fixed tree, the bias,
+/// `$act` on `s16`, one `VSTMIA` to `r3` (advanced).
+macro_rules! px3x3 {
+    ($act:expr) => {
+        concat!(
+            "vmul.f32 s16, s16, s0\n",
+            "vmul.f32 s17, s17, s1\n",
+            "vmul.f32 s18, s18, s2\n",
+            "vmul.f32 s19, s19, s3\n",
+            "vmul.f32 s20, s20, s4\n",
+            "vmul.f32 s21, s21, s5\n",
+            "vmul.f32 s22, s22, s6\n",
+            "vmul.f32 s23, s23, s7\n",
+            "vmul.f32 s24, s24, s8\n",
+            "vadd.f32 s16, s16, s24\n",
+            "vadd.f32 s16, s16, s17\n",
+            "vadd.f32 s18, s18, s19\n",
+            "vadd.f32 s20, s20, s21\n",
+            "vadd.f32 s22, s22, s23\n",
+            "vadd.f32 s16, s16, s18\n",
+            "vadd.f32 s20, s20, s22\n",
+            "vadd.f32 s16, s16, s20\n",
+            "vadd.f32 s16, s16, s9\n",
+            $act,
+            "vstmia r3!, {{s16}}\n",
+        )
+    };
+}
+
+/// The loop of [`conv3x3_rows`]: `$head` sets `r0–r2` to the row's three rows of taps
+/// (from the table at `{base}`, or `{base}`, `+ {w4}`, `+ 2·{w4}` with `{base}` then advanced by
+/// `{rs}`), `$act` is the activation's instructions on `s16`.
+macro_rules! conv3x3_rows_loop {
+    ($pre:expr, $head:expr, $tail:expr, $base:ident, $w4:ident, $rs:ident, $rows:ident, $flags:ident, $step:ident, $wb:ident, $out:ident, $act:expr) => {
+        asm!(
+            "vldmia {n}, {{s0-s11}}",
+            $pre,
+            "2:",
+            $head,
+            "tst {f}, #2",
+            "beq 3f",
+            // Left pixel: column −1 is padding (`+0.0`), columns 0 and 1 from the rows; then the
+            // pointers move to pixel 1's first column, `sw − 1` (`{f} >> 16` = 4·(sw − 1)).
+            "vmov.f32 s16, s10",
+            "vldmia r0, {{s17-s18}}",
+            "vmov.f32 s19, s10",
+            "vldmia r1, {{s20-s21}}",
+            "vmov.f32 s22, s10",
+            "vldmia r2, {{s23-s24}}",
+            "add.w r0, r0, {f}, lsr #16",
+            "add.w r1, r1, {f}, lsr #16",
+            "add.w r2, r2, {f}, lsr #16",
+            px3x3!($act),
+            "3:",
+            // The `mid ≥ 1` whole pixels.
+            "ubfx {n}, {f}, #2, #14",
+            "4:",
+            "vldmia r0, {{s16-s18}}",
+            "vldmia r1, {{s19-s21}}",
+            "vldmia r2, {{s22-s24}}",
+            "add r0, r0, {step}",
+            "add r1, r1, {step}",
+            "add r2, r2, {step}",
+            px3x3!($act),
+            "subs {n}, {n}, #1",
+            "bne 4b",
+            "tst {f}, #1",
+            "beq 6f",
+            // Right pixel: columns w − 2 and w − 1 from the rows, column w is padding.
+            "vldmia r0, {{s16-s17}}",
+            "vmov.f32 s18, s10",
+            "vldmia r1, {{s19-s20}}",
+            "vmov.f32 s21, s10",
+            "vldmia r2, {{s22-s23}}",
+            "vmov.f32 s24, s10",
+            px3x3!($act),
+            "6:",
+            $tail,
+            "subs {rows}, {rows}, #1",
+            "bne 2b",
+            base = inout(reg) $base => _,
+            w4 = in(reg) $w4,
+            rs = in(reg) $rs,
+            rows = inout(reg) $rows => _,
+            f = in(reg) $flags,
+            step = in(reg) $step,
+            n = inout(reg) $wb => _,
+            inout("r3") $out => _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            options(nostack),
+        )
+    };
+}
+
+/// Row header of [`conv3x3_rows`] from a table: three row pointers and the row's output
+/// pointer (`{w4}`, `{rs}` unused).
+macro_rules! head_table {
+    () => {
+        "ldmia {base}!, {{r0-r3}} @ {w4} {rs}"
+    };
+}
+
+/// Before the rows of [`conv3x3_rows`] inside the plane: `r0–r2` = `{base}`, `+ {w4}`,
+/// `+ 2·{w4}`.
+macro_rules! pre_plane {
+    () => {
+        "mov r0, {base}\nadd r1, r0, {w4}\nadd r2, r1, {w4}"
+    };
+}
+
+/// After each row of [`conv3x3_rows`] inside the plane: `r0–r2` on to the next row
+/// (`{rs}` = the row stride less what the row advanced them).
+macro_rules! tail_plane {
+    () => {
+        "add r0, r0, {rs}\nadd r1, r1, {rs}\nadd r2, r2, {rs}"
+    };
+}
+
+/// Rows of [`conv3x3_rows`]: from a table (`Table(tbl)`: row `r`'s three rows of taps are
+/// the addresses `tbl[r][0..3]`, its output `tbl[r][3]`) or from the plane (`Plane { base,
+/// rows, w4, rs }`: row `r`'s rows of taps are `base + r·rs + ky·w4` bytes, the output rows
+/// one after the other from `out`).
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    Table(&'a [[usize; 4]]),
+    Plane {
+        base: *const f32,
+        rows: usize,
+        w4: usize,
+        rs: usize,
+    },
+}
+
+/// Most border rows (a padded row of taps) per plane on the [`conv3x3_rows`] path (their
+/// table is on the stack, 16 bytes a row).
+const TABLE: usize = 4;
+
+/// Output rows of `ow = left + mid + right` pixels of a 3×3 filter, the rows and the columns
+/// in one assembly loop: each output row's three rows of taps come from `rows` (pointers at
+/// input column 0: a row of the plane, or [`ZERO_ROW`] for a padded one); `flags` =
+/// `4·(sw − 1) << 16 | mid << 2 | left << 1 | right` (`mid < 2^14`); pixel `k` of a row has its
+/// first tap column at `k·sw − left`; the `left` pixel (first tap column −1) and the `right`
+/// pixel (last tap column `w`, the plane's width) take `+0.0` for their padded column of
+/// taps. Writes `act(dot + canon(bias))` row after row to `out`. The arithmetic per pixel is
+/// [`conv3x3_pixels`]'s (same bits; the zeros are the padded taps of its 9-float patches).
+///
+/// Per pixel 31 instructions with ReLU (27 with none, 35 with ReLU6) for 9 MACs; per row 6
+/// more (table: 1), and 3 (right) or 6 (left) for a padded column.
+///
+/// # Safety
+///
+/// `mid ≥ 1`; every row pointer is 4-aligned and readable for the columns its pixels read:
+/// `0..=1` for a left pixel, `c..=c + 2` for a whole pixel with first column `c = k·sw −
+/// left`, and `w − 2..=w − 1` for a right pixel; `ow` floats are writable at each table
+/// row's output address, or rows × `ow` from `out` for the plane.
+#[inline(always)]
+unsafe fn conv3x3_rows(
+    rows: Rows<'_>,
+    flags: usize,
+    step: usize,
+    wb: &[f32; 12],
+    act: Activation,
+    out: *mut f32,
+) {
+    let (w, o) = (wb.as_ptr(), out);
+    // SAFETY: reads the 12 floats of `wb`, the table (4 words per row) and, through the row
+    // pointers, only what the caller guarantees: per row a left pixel columns 0..=1, `mid ≥ 1`
+    // whole pixels `c..=c + 2` with `c` advancing by `step = 4·sw` bytes, then a right pixel
+    // two columns; writes `ow` floats per row where the caller guarantees them. The row loop
+    // counts `n ≥ 1` rows down to 0 (`n = 0` returns before). Every register it writes is
+    // declared: `r0–r3`, the operands, `s0–s11` and `s16–s24` (the compiler saves the callee-saved
+    // `s16–s24` in the prologue). Flags: `tst`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags,
+    // read only). No stack use.
+    unsafe {
+        match rows {
+            Rows::Table(t) => {
+                let (b, n) = (t.as_ptr(), t.len());
+                if n == 0 {
+                    return;
+                }
+                let (w4, rs) = (0usize, 0usize);
+                match act {
+                    Activation::None => {
+                        conv3x3_rows_loop!(
+                            "",
+                            head_table!(),
+                            "",
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            ""
+                        )
+                    }
+                    Activation::Relu => {
+                        conv3x3_rows_loop!(
+                            "",
+                            head_table!(),
+                            "",
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu!()
+                        )
+                    }
+                    Activation::Relu6 => {
+                        conv3x3_rows_loop!(
+                            "",
+                            head_table!(),
+                            "",
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu6!()
+                        )
+                    }
+                }
+            }
+            Rows::Plane { base, rows, w4, rs } => {
+                let (b, n) = (base, rows);
+                if n == 0 {
+                    return;
+                }
+                match act {
+                    Activation::None => {
+                        conv3x3_rows_loop!(
+                            pre_plane!(),
+                            "",
+                            tail_plane!(),
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            ""
+                        )
+                    }
+                    Activation::Relu => {
+                        conv3x3_rows_loop!(
+                            pre_plane!(),
+                            "",
+                            tail_plane!(),
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu!()
+                        )
+                    }
+                    Activation::Relu6 => {
+                        conv3x3_rows_loop!(
+                            pre_plane!(),
+                            "",
+                            tail_plane!(),
+                            b,
+                            w4,
+                            rs,
+                            n,
+                            flags,
+                            step,
+                            w,
+                            o,
+                            relu6!()
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How [`conv3x3_rows`] covers a plane of geometry `g` (the same for every channel of a
+/// layer): `flags` and `step` (see there), and the output rows `ya..yb` whose three rows of
+/// taps are inside the plane.
+#[derive(Clone, Copy)]
+struct Plan3x3 {
+    flags: usize,
+    step: usize,
+    ya: usize,
+    yb: usize,
+    /// The other output rows (`0..ya`, `yb..oh`): `(oy, [iy; 3])`, `iy` the input row of each
+    /// row of taps or `usize::MAX` for a padded one.
+    border: [(usize, [usize; 3]); TABLE],
+    /// How many of `border` are used.
+    nb: usize,
+}
+
+/// The [`Plan3x3`] of geometry `g`, or `None` when [`conv3x3_rows`] does not apply: a left
+/// padding of more than 1 column, a last pixel missing more than column `w`, a pixel missing
+/// both sides, no whole pixel in a row (`mid = 0`), a row of taps longer than [`ZERO_ROW`], or
+/// an empty output.
+fn conv3x3_plan(g: &ConvGeometry) -> Option<Plan3x3> {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let (sh, sw, pt, pl) = (g.win.sh, g.win.sw, g.win.pad_top, g.win.pad_left);
+    if oh == 0 || ow == 0 || sh == 0 || sw == 0 || sw > 64 || pl > 1 || ow >= 1 << 14 {
+        return None;
+    }
+    let left = pl == 1;
+    // One past the last tap column of the last pixel.
+    let end = (ow - 1) * sw + 3 - pl;
+    let right = end == w + 1;
+    let mid = ow - usize::from(left) - usize::from(right);
+    if end > w + 1 || end > ZERO_ROW.len() || mid == 0 || (left && w < 2) {
+        return None;
+    }
+    let flags = (4 * (sw - 1)) << 16 | mid << 2 | usize::from(left) << 1 | usize::from(right);
+    // Rows ya..yb have their three rows of taps inside: oy·sh ≥ pt and oy·sh − pt + 3 ≤ h.
+    let ya = pt.div_ceil(sh).min(oh);
+    let yb = if h + pt >= 3 {
+        ((h + pt - 3) / sh + 1).min(oh)
+    } else {
+        0
+    }
+    .max(ya);
+    let mut border = [(0, [usize::MAX; 3]); TABLE];
+    let mut nb = 0;
+    for oy in (0..ya).chain(yb..oh) {
+        let (oy_, iys) = border.get_mut(nb)?; // more than TABLE border rows: no plan
+        *oy_ = oy;
+        let top = (oy * sh) as isize - pt as isize;
+        for (ky, iy) in iys.iter_mut().enumerate() {
+            let r = top + ky as isize;
+            *iy = if r >= 0 && (r as usize) < h {
+                r as usize
+            } else {
+                usize::MAX
+            };
+        }
+        nb += 1;
+    }
+    Some(Plan3x3 {
+        flags,
+        step: 4 * sw,
+        ya,
+        yb,
+        border,
+        nb,
+    })
+}
+
+/// One plane `x` (`h × w`) of a 3×3 filter into `y` (`oh × ow`) through [`conv3x3_rows`] with
+/// the layer's [`Plan3x3`]: the output rows whose three rows of taps are inside the plane in
+/// one call straight from the plane, the others (a row or two above and below) from a table
+/// of row pointers with [`ZERO_ROW`] for a padded row. Inlined into [`conv3x3`]: the
+/// callee-saved `s16–s24` are saved once per layer.
+#[inline(always)]
+fn conv3x3_table(
+    plan: &Plan3x3,
+    g: &ConvGeometry,
+    x: &[f32],
+    wb: &[f32; 12],
+    act: Activation,
+    y: &mut [f32],
+) {
+    let ConvGeometry {
+        h, w, win, oh, ow, ..
+    } = *g;
+    let (sh, pt) = (win.sh, win.pad_top);
+    let Plan3x3 {
+        flags,
+        step,
+        ya,
+        yb,
+        ref border,
+        nb,
+    } = *plan;
+    if x.len() < h * w || y.len() < oh * ow || yb > oh {
+        return;
+    }
+    let x_ptr = x.as_ptr();
+    if yb > ya {
+        if let Some(out) = y.get_mut(ya * ow..yb * ow) {
+            let base = x_ptr.wrapping_add((ya * sh - pt) * w);
+            // SAFETY: row ya + r reads input rows (ya + r)·sh − pt + ky ≤ h − 1 (< yb), each
+            // `w` floats of `x` (`h·w` checked above), at the columns [`conv3x3_plan`]
+            // checked to be inside `0..w`; `mid ≥ 1`; `out` holds (yb − ya)·ow floats.
+            // Within a row the pointers advance by 4·(sw − 1) (a left pixel) and `step` per
+            // whole pixel; `rs` takes them on to the next row's first column.
+            let advanced = (flags >> 16) * ((flags >> 1) & 1) + ((flags >> 2) & 0x3FFF) * step;
+            let rows = Rows::Plane {
+                base,
+                rows: yb - ya,
+                w4: 4 * w,
+                rs: (4 * w * sh).wrapping_sub(advanced),
+            };
+            unsafe { conv3x3_rows(rows, flags, step, wb, act, out.as_mut_ptr()) };
+        }
+    }
+    let zero = ZERO_ROW.as_ptr() as usize;
+    let y_ptr = y.as_mut_ptr();
+    let mut tbl = [[0usize; 4]; TABLE];
+    let mut n = 0;
+    for (e, &(oy, iys)) in tbl.iter_mut().zip(border.iter().take(nb)) {
+        for (p, iy) in e.iter_mut().zip(iys) {
+            *p = if iy < h {
+                x_ptr.wrapping_add(iy * w) as usize
+            } else {
+                zero
+            };
+        }
+        if oy >= oh {
+            return; // never: a plan's border rows are output rows
+        }
+        e[3] = y_ptr.wrapping_add(oy * ow) as usize;
+        n += 1;
+    }
+    if let Some(t) = tbl.get(..n) {
+        // SAFETY: each row pointer is the start of input row `iy < h` (`w` floats of `x`) or
+        // ZERO_ROW (64 floats); the columns read are inside `0..w` ([`conv3x3_plan`]) and below
+        // `end ≤ 64` for ZERO_ROW; `mid ≥ 1`; each output address is output row `oy < oh` of
+        // `y` (`oh·ow` floats checked above), `ow` floats.
+        unsafe { conv3x3_rows(Rows::Table(t), flags, step, wb, act, y_ptr) };
+    }
+}
 
 /// One 3×3 filter over one input plane `x` (`h × w`) into one output plane `y` (`oh × ow`),
 /// no activation. Each output row's run of pixels whose 3 columns of taps are inside the input
 /// goes through [`conv3x3_pixels`] straight from the plane, a padded row of taps reading
 /// [`ZERO_ROW`] instead; each pixel with a padded column of taps gets a zero-padded 9-float
 /// patch. Zeros in place of padded taps give the same bits for finite weights (see
-/// [`conv2d`]). `wb`: the 9 weights and `canon(bias)`.
+/// [`conv2d`]). `wb`: the 9 weights and `canon(bias)`. The fallback of [`conv3x3_table`]
+/// (never inlined: its frame is not on the stack while that runs).
+#[inline(never)]
 fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y: &mut [f32]) {
     let ConvGeometry {
         h, w, win, oh, ow, ..
@@ -1265,7 +2174,7 @@ fn conv3x3_plane(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, y
             if let (true, Some(out)) = (ok, y_row.get_mut(ox..ox + count)) {
                 // SAFETY: each row pointer is either a run of the plane `x` covering columns
                 // `ix..=last`, the last tap of the last pixel (checked just above), or
-                // ZERO_ROW, whose 32 floats cover `(count − 1)·sw + 3 ≤ 32` (`chunk`).
+                // ZERO_ROW, whose 64 floats cover `(count − 1)·sw + 3 ≤ 64` (`chunk`).
                 unsafe { conv3x3_pixels(rows, 4 * sw, count, wb, act, out) };
             }
             ox += count;
@@ -1325,7 +2234,7 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
     // Input row `iy` lives in strip row `iy mod 3` (each copied once per plane at stride 1:
     // consecutive output rows share two rows of taps); `held` says which input row a strip row
     // holds. Strip columns outside pl..pl + cols are never written (zeros); a row of taps
-    // outside the input reads ZERO_ROW (32 ≥ STRIP zeros).
+    // outside the input reads ZERO_ROW (64 ≥ STRIP zeros).
     let mut strip = [0.0f32; 3 * STRIP];
     let mut held = [usize::MAX; 3];
     for (oy, y_row) in y.chunks_exact_mut(ow).take(oh).enumerate() {
@@ -1348,15 +2257,50 @@ fn conv3x3_strips(g: &ConvGeometry, x: &[f32], wb: &[f32; 12], act: Activation, 
             *r = d.as_ptr();
         }
         // SAFETY: pixel k < ow reads columns k·sw .. k·sw + 2 ≤ wp − 1 < STRIP ≤ 32 of each
-        // row pointer: a strip row (STRIP 4-aligned floats of `strip`) or ZERO_ROW (32 floats);
+        // row pointer: a strip row (STRIP 4-aligned floats of `strip`) or ZERO_ROW (64 floats);
         // writes ow = y_row.len() floats.
         unsafe { conv3x3_pixels(rows, 4 * sw, ow, wb, act, y_row) };
     }
 }
 
-/// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN, and
-/// every channel of a 3×3 depthwise convolution): per output channel, [`conv3x3_plane`] (the
-/// activation inside its loop). A channel with a non-finite weight runs the reference loop.
+/// `wb[0..9]` = the 9 little-endian f32 of `w` (one 3×3 filter, any alignment: unaligned
+/// `LDR`s); whether all of them are finite (no exponent of all ones). 5 instructions per
+/// weight. Nothing is written unless `w` holds 36 bytes.
+#[inline(always)]
+fn load9(w: &[u8], wb: &mut [f32; 12]) -> bool {
+    if w.len() != 36 {
+        return false;
+    }
+    let acc: u32;
+    // SAFETY: reads the 36 bytes of `w` (9 `LDR`, unaligned allowed on ARMv7-M: CCR.UNALIGN_TRP
+    // is 0 out of reset) and writes the first 9 of the 12 floats of `wb` (4-aligned); the
+    // registers written are the operands. `acc` collects `(bits & exponent) + 2^23` per
+    // weight: bit 31 is set exactly when an exponent is all ones. Flags: none.
+    unsafe {
+        asm!(
+            "movs {acc}, #0",
+            ".rept 9",
+            "ldr {t}, [{w}], #4",
+            "str {t}, [{d}], #4",
+            "and {t}, {t}, #0x7F800000",
+            "add {t}, {t}, #0x00800000",
+            "orr {acc}, {acc}, {t}",
+            ".endr",
+            w = inout(reg) w.as_ptr() => _,
+            d = inout(reg) wb.as_mut_ptr() => _,
+            t = out(reg) _,
+            acc = out(reg) acc,
+            options(nostack),
+        );
+    }
+    acc & 0x8000_0000 == 0
+}
+
+/// [`conv2d`] for one input channel and a 3×3 filter (the first layer of an image CNN), and
+/// a 3×3 DepthwiseConv2d: per output channel `o`, input plane `o·plane` of `input` (`plane`
+/// = 0: the one channel; `h·w`: depthwise) through [`conv3x3_table`] with the layer's
+/// [`Plan3x3`], or [`conv3x3_plane`] where there is none (the activation inside their loops).
+/// A channel with a non-finite weight runs the reference loop.
 #[inline(never)]
 fn conv3x3(
     g: &ConvGeometry,
@@ -1365,27 +2309,54 @@ fn conv3x3(
     weights: F32Data<'_>,
     bias: F32Data<'_>,
     output: &mut [f32],
+    plane: usize,
 ) {
-    let ohw = g.oh * g.ow;
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     if ohw == 0 {
         return;
     }
+    let plan = conv3x3_plan(g);
+    let wbytes = weights.as_bytes();
+    // The 9 weights and canon(bias) of the channel ([`load9`], below), +0.0 (ReLU's bound)
+    // and 6.0 (ReLU6's).
+    let mut wb = [0.0f32; 12];
+    wb[11] = 6.0;
     for (o, (y, b)) in output.chunks_exact_mut(ohw).zip(bias.iter()).enumerate() {
-        let mut wb = [0.0f32; 12];
-        let mut finite = true;
-        for (d, v) in wb.iter_mut().zip(weights.iter().skip(9 * o).take(9)) {
-            *d = v;
-            finite &= v.is_finite();
-        }
-        if !finite {
+        let (Some(w_o), Some(x)) = (
+            wbytes.get(36 * o..36 * o + 36),
+            input.get(o * plane..o * plane + hw),
+        ) else {
+            return;
+        };
+        if !load9(w_o, &mut wb) {
             let (Some(w_o), Some(b_o)) = (weights.slice(9 * o, 9), bias.slice(o, 1)) else {
                 return;
             };
-            super::conv2d_f32::reference(g, act, input, w_o, b_o, y);
+            super::conv2d_f32::reference(g, act, x, w_o, b_o, y);
             continue;
         }
         wb[9] = b + 0.0; // canon(bias): −0.0 → +0.0
-        wb[11] = 6.0; // ReLU6's bound; wb[10] = +0.0, ReLU's
-        conv3x3_plane(g, input, &wb, act, y);
+        match &plan {
+            Some(plan) => conv3x3_table(plan, g, x, &wb, act, y),
+            None => conv3x3_plane(g, x, &wb, act, y),
+        }
     }
+}
+
+/// DepthwiseConv2d f32 with a 3×3 window on the device: the checks of
+/// [`super::depthwise_conv2d_f32`], then [`conv3x3`] over every channel in one call (the
+/// layer's plan once, no per-channel dispatch).
+pub(crate) fn depthwise3x3(
+    p: &DepthwiseParams,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> Result<()> {
+    let g = super::depthwise_geometry(p, input.len(), output.len(), weights.len())?;
+    if !weights.is_whole() || bias.len() != p.channels || g.win.kh != 3 || g.win.kw != 3 {
+        return Err(Error::KernelBadArguments);
+    }
+    conv3x3(&g, p.activation, input, weights, bias, output, g.h * g.w);
+    Ok(())
 }

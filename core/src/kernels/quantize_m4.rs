@@ -21,6 +21,11 @@
 use core::arch::asm;
 
 /// `out[i] = quantize((x[i] − mean) / std, (scale, zp))` for `i < min(x.len(), out.len())`.
+///
+/// Never inlined: the callee-saved `s16–s19` its assembly declares are saved in this
+/// function's own prologue, not in the (large, long-lived) frame of its caller, which is on
+/// the stack while the whole model runs.
+#[inline(never)]
 pub(crate) fn normalize_quantize(
     x: &[f32],
     mean: f32,
@@ -37,14 +42,13 @@ pub(crate) fn normalize_quantize(
     let c = 1 + 2 * i32::from(zp);
     // SAFETY: reads `n` f32 of `x` (`VLDMIA` of one 4-aligned `f32` each) and writes `n` bytes of
     // `out`, `n ≤` both lengths and `n ≥ 1` (checked above), the loop counting `n` down to 0.
-    // The FPU registers used, s16–s19, are callee-saved and pushed and popped around the loop
-    // (Rust cannot name FPU registers in `asm!` operands on this target: the `vfp2` feature
-    // is unstable), so no register outside the operands changes. FPSCR is only read by the
+    // Every register written is declared: the operands and `s16–s19` (callee-saved: the
+    // compiler saves them in the prologue; `s` registers are named operands on
+    // `thumbv7em-none-eabihf`, whose default features include the FPU). FPSCR is only read by the
     // arithmetic (round to nearest for `VSUB`/`VDIV`; `VCVT` to fixed point always rounds
     // toward zero). Flags: `subs`.
     unsafe {
         asm!(
-            "vpush {{s16-s19}}",
             "vmov s17, {mean}",
             "vmov s18, {std}",
             "vmov s19, {scale}",
@@ -61,7 +65,6 @@ pub(crate) fn normalize_quantize(
             "strb {t}, [{o}], #1",
             "subs {n}, {n}, #1",
             "bne 2b",
-            "vpop {{s16-s19}}",
             x = inout(reg) x.as_ptr() => _,
             o = inout(reg) out.as_mut_ptr() => _,
             n = inout(reg) n => _,
@@ -70,6 +73,11 @@ pub(crate) fn normalize_quantize(
             mean = in(reg) mean.to_bits(),
             std = in(reg) std.to_bits(),
             scale = in(reg) scale.to_bits(),
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            options(nostack),
         );
     }
 }

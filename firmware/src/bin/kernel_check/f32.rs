@@ -116,12 +116,16 @@ enum Values {
     Special,
     /// Inputs ±0.0 only, biases ±0.0 (the sign of a zero result).
     Zeros,
+    /// Inputs and biases −0.0, weights positive: every product is −0.0 (a sum that starts at
+    /// its first product instead of `+0.0` is −0.0; the reference's is +0.0).
+    NegZeros,
 }
 
 fn value(rng: &mut Rng, v: Values, finite: bool) -> f32 {
     let plain = (rng.next() >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0;
     match v {
         Values::Plain => plain,
+        Values::NegZeros => -0.0,
         Values::Zeros => {
             if rng.below(2) == 0 {
                 0.0
@@ -227,9 +231,14 @@ fn check(
     }
     let (wb, rest) = buf[skew..].split_at_mut(4 * n_w);
     let bb = &mut rest[..4 * n_b];
-    let wv = if v == Values::Zeros { Values::Plain } else { v };
+    let wv = match v {
+        Values::Zeros | Values::NegZeros => Values::Plain,
+        _ => v,
+    };
     for ch in wb.chunks_exact_mut(4) {
-        ch.copy_from_slice(&value(rng, wv, finite_w).to_le_bytes());
+        let w = value(rng, wv, finite_w);
+        let w = if v == Values::NegZeros { w.abs() } else { w };
+        ch.copy_from_slice(&w.to_le_bytes());
     }
     for ch in bb.chunks_exact_mut(4) {
         ch.copy_from_slice(&value(rng, v, finite_w).to_le_bytes());
@@ -311,6 +320,53 @@ fn long_conv(rng: &mut Rng) -> Case {
     })
 }
 
+/// A 3×3 window with strides 1–3 and paddings 0–2 (the 3×3 row kernel's plan: a left padding
+/// of 0 or 1, a right padding the last pixel may or may not reach; the others fall back).
+fn window3x3(rng: &mut Rng) -> Window {
+    Window {
+        kh: 3,
+        kw: 3,
+        sh: 1 + rng.below(3) as usize,
+        sw: 1 + rng.below(3) as usize,
+        pad_top: rng.below(3) as usize,
+        pad_bottom: rng.below(3) as usize,
+        pad_left: rng.below(3) as usize,
+        pad_right: rng.below(3) as usize,
+    }
+}
+
+/// Planes for [`window3x3`]: 1–70 per side (short planes: most rows are border rows, more of
+/// them than the border table holds; wide ones: past the 64-float zero row), at least the
+/// window with its padding.
+fn plane3x3(rng: &mut Rng, win: &Window) -> (usize, usize) {
+    let side = |rng: &mut Rng| {
+        if rng.below(2) == 0 {
+            1 + rng.below(8) as usize
+        } else {
+            1 + rng.below(70) as usize
+        }
+    };
+    let h = side(rng).max(3usize.saturating_sub(win.pad_top + win.pad_bottom));
+    let w = side(rng).max(3usize.saturating_sub(win.pad_left + win.pad_right));
+    (h, w)
+}
+
+/// A 1×1 or 3×3 conv with 8–64 input channels (a multiple of 8: `K` a multiple of 8) and 1–40
+/// output channels: weights of at most `SMALL_WEIGHTS` floats are copied 4-aligned into the
+/// scratch, larger ones are read in place (aligned or not, with `skew`).
+fn pointwise(rng: &mut Rng) -> Case {
+    let k = if rng.below(2) == 0 { 1 } else { 3 };
+    let p = if k == 3 { rng.below(2) as usize } else { 0 };
+    Case::Conv(ConvParams {
+        in_channels: 8 * (1 + rng.below(8) as usize),
+        h: k.max(1 + rng.below(7) as usize),
+        w: k.max(1 + rng.below(7) as usize),
+        out_channels: 1 + rng.below(40) as usize,
+        window: Window::square(k, 1 + rng.below(2) as usize, p),
+        activation: act(rng),
+    })
+}
+
 /// The random cases of all three kernels, then the timed shapes; exits on the first mismatch.
 pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
     // Large: on the stack of `run` only while it runs (kernel-check's stack is not limited).
@@ -337,6 +393,33 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 })
             }
             1 if case % 12 == 4 => long_conv(&mut rng),
+            1 if case % 12 == 7 => pointwise(&mut rng),
+            1 if case % 12 == 10 => {
+                // One input channel, 3×3: the row kernel (conv3x3) with one plane for every
+                // output channel.
+                let win = window3x3(&mut rng);
+                let (h, w) = plane3x3(&mut rng, &win);
+                Case::Conv(ConvParams {
+                    in_channels: 1,
+                    h,
+                    w,
+                    out_channels: rng.below(5) as usize,
+                    window: win,
+                    activation: act(&mut rng),
+                })
+            }
+            2 if case % 12 == 8 => {
+                // The 3×3 row kernel over every channel, all plan cases and fallbacks.
+                let win = window3x3(&mut rng);
+                let (h, w) = plane3x3(&mut rng, &win);
+                Case::Depthwise(DepthwiseParams {
+                    channels: rng.below(4) as usize,
+                    h,
+                    w,
+                    window: win,
+                    activation: act(&mut rng),
+                })
+            }
             1 => {
                 let mut win = window(&mut rng);
                 // Some filters longer than the stack patch.
@@ -392,9 +475,10 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
                 })
             }
         };
-        let v = match rng.below(4) {
-            0 => Values::Special,
-            1 => Values::Zeros,
+        let v = match rng.below(9) {
+            0 | 1 => Values::Special,
+            2 | 3 => Values::Zeros,
+            4 => Values::NegZeros,
             _ => Values::Plain,
         };
         // 1 in 8 special cases may have non-finite weights (the conv fast path falls back).
