@@ -170,12 +170,14 @@ const DW_SHAPES: [(&str, u64, u64, &str); 4] = [
     ("dw3x3_s2_32ch_48x48", 165_888, 1_487_360, "ad5a08a5"),
 ];
 
-/// The Cortex-M4 DSP int8 depthwise 3×3 kernel (`core/src/kernels/depthwise_conv2d_s8_dsp.rs`)
-/// equals the reference loop bit for bit on the device: `kernel-check` runs the DSP kernel, the
-/// reference and the dispatch on 3 000 random layers (1–9 channels, 1–12 × 1–12 planes, strides
-/// 1–2, paddings 0–1 per side, some non-3×3 kernels for the fallback, extreme zero points,
-/// multipliers, shifts and biases, saturating data, misaligned weights, ReLU / ReLU6) and on the
-/// anchors' four depthwise shapes with their data recipe, whose outputs must also hash to
+/// The Cortex-M4 DSP int8 depthwise 3×3 kernels (`core/src/kernels/depthwise_conv2d_s8_dsp.rs`
+/// and the strip kernel `depthwise_conv2d_s8_strip.rs`) equal the reference loop bit for bit on
+/// the device: `kernel-check` runs the DSP dispatch, the reference and the engine's dispatch on
+/// 3 000 random layers (1–9 channels, 1–12 rows, 1–12 columns or 1 in 8 up to 64, strides 1–3,
+/// paddings 0–2 per side, some non-3×3 kernels for the fallback, extreme zero points, negative
+/// multipliers, shifts and biases at the strip kernel's limits, saturating data, misaligned
+/// weights, ReLU / ReLU6, garbage-filled scratch and 1 in 8 a scratch one word short) and on
+/// the anchors' four depthwise shapes with their data recipe, whose outputs must also hash to
 /// CMSIS-NN's checksums.
 #[test]
 fn dsp_depthwise_s8_equals_reference_on_the_device() {
@@ -375,25 +377,19 @@ const F32_SHAPES: [&str; 18] = [
     "dw3x3_64_25x5",
 ];
 
-/// The timed f32 conv shapes whose filters (144–576 taps) only fit the arena scratch.
-const F32_LONG: [&str; 5] = [
-    "conv3x3_16to16_32",
-    "conv3x3_32to32_16",
-    "conv3x3_64to64_8",
-    "conv3x3s2_16to32_32",
-    "conv1x1_128to128_6",
-];
-
 /// The Cortex-M4F f32 fast paths (`core/src/kernels/f32_m4.rs`: Linear, Conv2d, DepthwiseConv2d)
 /// equal the reference loops bit for bit on the device (a NaN only has to match a NaN): the
 /// firmware's `kernel-check` runs 4 500 random layers through the fast path, the reference loop
 /// and the engine's dispatch — every 1–7 tail, odd channel counts, 1–3 rows, kernels 1–4 per
 /// side (non-square), strides 1–3, asymmetric paddings, weights at every byte offset, inputs
 /// with ±0.0, subnormals, ±∞, NaN, all-zero inputs with ±0.0 biases, some non-finite weights
-/// (the conv fallback), 375 convs with 8–64 input channels (3×3, 1×1, 1–5 per side) through
-/// the arena-scratch path (1 in 8 with a scratch one float short; the dispatch alternately with
-/// and without scratch), narrow 3×3 depthwise planes (the zero-padded strips) — and times 18
-/// shapes.
+/// (the conv fallback), −0.0 inputs and biases with positive weights (the `b + 0.0` of lanes
+/// that start at their first product), 375 convs with 8–64 input channels (3×3, 1×1, 1–5 per
+/// side) through the arena-scratch path (1 in 8 with a scratch one float short; the dispatch
+/// alternately with and without scratch), 1×1 and 3×3 convs on both sides of the aligned
+/// small-weights copy at every byte offset, 3×3 depthwise and one-channel convs on planes of
+/// 1–70 per side with paddings 0–2 and strides 1–3 (every layout of the row kernel and every
+/// fallback) — and times 18 shapes.
 #[test]
 fn f32_fast_paths_equal_reference_on_the_device() {
     let what = "f32_fast_paths_equal_reference_on_the_device";
@@ -430,9 +426,11 @@ fn f32_fast_paths_equal_reference_on_the_device() {
             fast > 0 && fast * 2 < reference,
             "{what}: the fast path is not faster: {line}"
         );
-        // Filters longer than the 72-float stack patch take the arena-scratch path: ≤ 4
-        // instructions per MAC, weights aligned or not (measured 2.6–3.6).
-        if F32_LONG.contains(&name) {
+        // Issue 14's target: ≤ 4 instructions per MAC for every Conv2d and depthwise shape,
+        // weights aligned or not (measured 2.46–3.97), and every Linear with 4-aligned weights
+        // (2.33–2.94). Unaligned Linear weights cost one `LDR` per float instead of `VLDM`
+        // (3.70–3.97, and 4.31 on the 640-MAC `linear_64x10`, where per-call costs weigh most).
+        if !name.starts_with("linear") || i % 2 == 0 {
             assert!(
                 fast <= 4 * macs,
                 "{what}: over 4 instructions per MAC: {line}"
