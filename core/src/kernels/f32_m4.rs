@@ -56,6 +56,48 @@ use super::{activate_f32, conv_geometry, lanes_sum, tap_range, ConvGeometry, LAN
 use crate::error::{Error, Result};
 use crate::tensor::{Activation, F32Data};
 
+/// `asm!` with every FPU register `s0–s31` declared clobbered (`out("sN") _`): the loops that
+/// use the whole register file (lanes, inputs, weights) go through it, so no block can forget one.
+macro_rules! asm_all_s {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+            out("s30") _,
+            out("s31") _,
+        )
+    };
+}
+
 /// One step of 8 terms for one row into lanes `$a0..$a7` (`s` register names): the inputs are in
 /// `s16–s23`, the 8 weights in `s24–s31` (loaded by the caller's `$load`).
 macro_rules! mul_add8 {
@@ -221,7 +263,7 @@ static ZEROS: [f32; 2 * LANES] = [0.0; 2 * LANES];
 /// [`store_lanes2`] or [`store_sums2`].
 macro_rules! dot2_loop {
     ($load:ident, $store:ident, $x:ident, $w0:ident, $w1:ident, $end:ident, $acc:ident) => {
-        asm!(
+        asm_all_s!(
             "vldmia {z}, {{s0-s15}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
@@ -242,38 +284,6 @@ macro_rules! dot2_loop {
             t1 = out(reg) _,
             t2 = out(reg) _,
             t3 = out(reg) _,
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s12") _,
-            out("s13") _,
-            out("s14") _,
-            out("s15") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
-            out("s25") _,
-            out("s26") _,
-            out("s27") _,
-            out("s28") _,
-            out("s29") _,
-            out("s30") _,
-            out("s31") _,
             options(nostack),
         )
     };
@@ -282,7 +292,7 @@ macro_rules! dot2_loop {
 /// The one-row loop (`$store`: [`store_lanes1`] or [`store_sums1`]).
 macro_rules! dot1_loop {
     ($load:ident, $store:ident, $x:ident, $w0:ident, $end:ident, $acc:ident) => {
-        asm!(
+        asm_all_s!(
             "vldmia {z}, {{s0-s7}}",
             "2:",
             "vldmia {x}!, {{s16-s23}}",
@@ -300,38 +310,6 @@ macro_rules! dot1_loop {
             t1 = out(reg) _,
             t2 = out(reg) _,
             t3 = out(reg) _,
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s12") _,
-            out("s13") _,
-            out("s14") _,
-            out("s15") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
-            out("s25") _,
-            out("s26") _,
-            out("s27") _,
-            out("s28") _,
-            out("s29") _,
-            out("s30") _,
-            out("s31") _,
             options(nostack),
         )
     };
@@ -594,7 +572,7 @@ macro_rules! relu6_2 {
 /// activation of `s0` and `s8`.
 macro_rules! linear_pairs_loop {
     ($load:ident, $act:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
-        asm!(
+        asm_all_s!(
             "3:",
             "sub {xp}, {end}, {n4}",
             "add {w1}, {w0}, {n4}",
@@ -658,12 +636,6 @@ macro_rules! linear_pairs_loop {
             bias = inout(reg) $bias => _,
             t0 = out(reg) _,
             t1 = out(reg) _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
-            out("s6") _, out("s7") _, out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _, out("s16") _,
-            out("s17") _, out("s18") _, out("s19") _, out("s20") _, out("s21") _,
-            out("s22") _, out("s23") _, out("s24") _, out("s25") _, out("s26") _,
-            out("s27") _, out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         )
     };
@@ -1035,30 +1007,7 @@ macro_rules! first8 {
             "vldmia ",
             $x,
             "!, {{s16-s23}}\n",
-            "vmul.f32 ",
-            $a0,
-            ", s24, s16\n",
-            "vmul.f32 ",
-            $a1,
-            ", s25, s17\n",
-            "vmul.f32 ",
-            $a2,
-            ", s26, s18\n",
-            "vmul.f32 ",
-            $a3,
-            ", s27, s19\n",
-            "vmul.f32 ",
-            $a4,
-            ", s28, s20\n",
-            "vmul.f32 ",
-            $a5,
-            ", s29, s21\n",
-            "vmul.f32 ",
-            $a6,
-            ", s30, s22\n",
-            "vmul.f32 ",
-            $a7,
-            ", s31, s23\n",
+            first_mul8!($a0, $a1, $a2, $a3, $a4, $a5, $a6, $a7),
         )
     };
 }
@@ -1096,7 +1045,7 @@ macro_rules! pair_w_unaligned {
 /// The loop of [`dot_pair`]; `$load` is [`pair_w_aligned`] or [`pair_w_unaligned`].
 macro_rules! pair_loop {
     ($load:ident, $a:ident, $b:ident, $w:ident, $rows:ident, $out:ident, $stride:ident) => {
-        asm!(
+        asm_all_s!(
             "3:",
             "mov {xa}, {a}",
             "mov {xb}, {b}",
@@ -1143,38 +1092,6 @@ macro_rules! pair_loop {
             xb = out(reg) _,
             t0 = out(reg) _,
             t1 = out(reg) _,
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s12") _,
-            out("s13") _,
-            out("s14") _,
-            out("s15") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
-            out("s25") _,
-            out("s26") _,
-            out("s27") _,
-            out("s28") _,
-            out("s29") _,
-            out("s30") _,
-            out("s31") _,
             options(nostack),
         )
     };
