@@ -167,80 +167,52 @@ unsafe fn widen_row<const DUP: bool>(s: *const i8, d: *mut i16, w: usize, off: u
     // `4n` halfwords on; stepping back `back = 4 − w mod 4` makes them `w − 4`). Unaligned
     // LDR/STR are allowed on ARMv7-M. Registers: the operands only; flags.
     unsafe {
+        // One chunk: load 4 bytes, widen, interleave, then `$dup` (the duplicate slot's two
+        // stores, or nothing) and the two stores at `d`.
+        macro_rules! widen_asm {
+            ($($dup:literal,)*) => {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {x}, [{s}], #4",
+                    "sxtab16 {e}, {off}, {x}",
+                    "sxtab16 {x}, {off}, {x}, ror #8",
+                    "pkhbt {t}, {e}, {x}, lsl #16",
+                    "pkhtb {x}, {x}, {e}, asr #16",
+                    $($dup,)*
+                    "str {x}, [{d}, #4]",
+                    "str {t}, [{d}], #8",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    // The last `w mod 4` bytes: the chunk of the row's last 4 bytes again.
+                    "cmp {back}, #0",
+                    "beq 3f",
+                    "sub {s}, {s}, {back}",
+                    "sub {d}, {d}, {back}, lsl #1",
+                    "ldr {x}, [{s}], #4",
+                    "sxtab16 {e}, {off}, {x}",
+                    "sxtab16 {x}, {off}, {x}, ror #8",
+                    "pkhbt {t}, {e}, {x}, lsl #16",
+                    "pkhtb {x}, {x}, {e}, asr #16",
+                    $($dup,)*
+                    "str {x}, [{d}, #4]",
+                    "str {t}, [{d}], #8",
+                    "3:",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) n => _,
+                    back = in(reg) back,
+                    off = in(reg) off,
+                    x = out(reg) _,
+                    e = out(reg) _,
+                    t = out(reg) _,
+                    options(nostack),
+                )
+            };
+        }
         if DUP {
-            core::arch::asm!(
-                "2:",
-                "ldr {x}, [{s}], #4",
-                "sxtab16 {e}, {off}, {x}",
-                "sxtab16 {x}, {off}, {x}, ror #8",
-                "pkhbt {t}, {e}, {x}, lsl #16",
-                "pkhtb {x}, {x}, {e}, asr #16",
-                "str {t}, [{d}, #336]",
-                "str {x}, [{d}, #340]",
-                "str {x}, [{d}, #4]",
-                "str {t}, [{d}], #8",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                // The last `w mod 4` bytes: the chunk of the row's last 4 bytes again.
-                "cmp {back}, #0",
-                "beq 3f",
-                "sub {s}, {s}, {back}",
-                "sub {d}, {d}, {back}, lsl #1",
-                "ldr {x}, [{s}], #4",
-                "sxtab16 {e}, {off}, {x}",
-                "sxtab16 {x}, {off}, {x}, ror #8",
-                "pkhbt {t}, {e}, {x}, lsl #16",
-                "pkhtb {x}, {x}, {e}, asr #16",
-                "str {t}, [{d}, #336]",
-                "str {x}, [{d}, #340]",
-                "str {x}, [{d}, #4]",
-                "str {t}, [{d}], #8",
-                "3:",
-                s = inout(reg) s => _,
-                d = inout(reg) d => _,
-                n = inout(reg) n => _,
-                back = in(reg) back,
-                off = in(reg) off,
-                x = out(reg) _,
-                e = out(reg) _,
-                t = out(reg) _,
-                options(nostack),
-            );
+            widen_asm!("str {t}, [{d}, #336]", "str {x}, [{d}, #340]",);
         } else {
-            core::arch::asm!(
-                "2:",
-                "ldr {x}, [{s}], #4",
-                "sxtab16 {e}, {off}, {x}",
-                "sxtab16 {x}, {off}, {x}, ror #8",
-                "pkhbt {t}, {e}, {x}, lsl #16",
-                "pkhtb {x}, {x}, {e}, asr #16",
-                "str {x}, [{d}, #4]",
-                "str {t}, [{d}], #8",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                // The last `w mod 4` bytes: the chunk of the row's last 4 bytes again.
-                "cmp {back}, #0",
-                "beq 3f",
-                "sub {s}, {s}, {back}",
-                "sub {d}, {d}, {back}, lsl #1",
-                "ldr {x}, [{s}], #4",
-                "sxtab16 {e}, {off}, {x}",
-                "sxtab16 {x}, {off}, {x}, ror #8",
-                "pkhbt {t}, {e}, {x}, lsl #16",
-                "pkhtb {x}, {x}, {e}, asr #16",
-                "str {x}, [{d}, #4]",
-                "str {t}, [{d}], #8",
-                "3:",
-                s = inout(reg) s => _,
-                d = inout(reg) d => _,
-                n = inout(reg) n => _,
-                back = in(reg) back,
-                off = in(reg) off,
-                x = out(reg) _,
-                e = out(reg) _,
-                t = out(reg) _,
-                options(nostack),
-            );
+            widen_asm!();
         }
     }
 }
