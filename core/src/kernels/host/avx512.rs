@@ -108,6 +108,10 @@ impl im2col::S8Dots for Vnni {
     ) -> [[i32; P]; C] {
         dots_vnni::<C, P>(w, tail, cols, full)
     }
+    #[inline(always)]
+    unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {
+        super::requant::row_avx2(acc, out, q)
+    }
 }
 
 /// [`im2col::S8Dots::dots`] for [`Vnni`]: `Σ_j w[c][j] · u[p][j]` in wrapping i32, 32 taps per

@@ -20,16 +20,18 @@
 //!   and NaNs come out the same (NaN payloads are not part of the contract).
 //! - int8: `col` holds `x − zp_in` as i16 (`∈ [−255, 255]`, padding 0, exactly what a padded tap
 //!   reading `zp_in` contributes), the dot product is exact i32 arithmetic (wrapping, as the
-//!   reference), then the reference's requantization (through [`requantize_fast`], equal to
-//!   `quant::requantize` for every input).
+//!   reference), then the reference's requantization (through `quant::requantize_fast`, equal to
+//!   `quant::requantize` for every input), a channel row of the tile at a time
+//!   ([`S8Dots::requant`]: 8 lanes at a time on x86, see `requant.rs`).
 //!
 //! A shape whose `stride` exceeds the buffer returns `false`, and the caller runs the blocked
 //! kernel instead. The micro-kernels are behind [`F32Dots`] / [`S8Dots`]: portable Rust here,
 //! AVX2 intrinsics in `x86.rs`.
 
+use super::requant::{row_portable, RowQuant};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
-use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
+use crate::quant::activation_range;
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
 
 /// Capacity of the f32 im2col tile, in elements (16 KiB on the stack).
@@ -46,6 +48,8 @@ pub(super) const MP: usize = 2;
 /// Output pixels per int8 micro-tile with 16 registers (4 more registers hold the widened
 /// weights).
 pub(super) const MP_S8: usize = 2;
+/// Most pixels of an int8 tile (its accumulators are kept for the vectorized requantization).
+pub(super) const ACC: usize = 256;
 /// Taps per int8 chunk of the `vpmaddwd` kernels (16 i16 pairs).
 pub(super) const S8_STEP: usize = 16;
 /// Longest int8 chunk of any kernel (`vpdpbusd`: 32 u8 × s8 products per YMM register); the
@@ -101,6 +105,16 @@ pub(super) trait S8Dots {
         cols: &[&[Self::Col]; P],
         full: usize,
     ) -> [[i32; P]; C];
+    /// `out[k] = requantize(acc[k], q…)` for `k < min(acc.len(), out.len())`, bit for bit
+    /// `quant::requantize_fast` (the portable loop by default; the x86 kernels 8 lanes at a time,
+    /// see [`super::requant`]).
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's target features.
+    #[inline(always)]
+    unsafe fn requant(acc: &[i32], out: &mut [i8], q: &RowQuant) {
+        row_portable(acc, out, q)
+    }
 }
 
 /// The portable micro-kernels (plain Rust over fixed arrays, vectorized by the compiler).
@@ -501,13 +515,21 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
         return true;
     }
     let (full, rem) = (per_out / K::STEP, per_out % K::STEP);
-    let zp_out = i32::from(q.output.zero_point);
     let (act_min, act_max) = activation_range(act, q.output);
-    let range = OutputRange::new(zp_out, act_min, act_max);
+    let row_quant = |o: usize| RowQuant {
+        multiplier: q.multiplier.get(o).unwrap_or(0),
+        shift: i32::from(q.shift.get(o).unwrap_or(0)),
+        zp_out: q.output.zero_point,
+        act_min,
+        act_max,
+    };
     let zp = q.input_zp;
     let wb = weights.as_bytes();
     let co = bias.len();
     let mut col = [K::pad(zp); COL_I16];
+    // The accumulators of a block of `MC` channels over the tile (`≤ ACC` pixels), requantized
+    // a channel row at a time.
+    let mut accs = [[0i32; ACC]; MC];
     // `u8` rows: each filter's bias absorbs `−(zp + 128)·Σ_j w[o][j]`, computed once per call for
     // up to `OFFSETS` filters (per tile beyond).
     let mut offsets = [0i32; OFFSETS];
@@ -518,7 +540,7 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
     }
     let mut p0 = 0;
     while p0 < plane {
-        let np = tile.min(plane - p0);
+        let np = tile.min(plane - p0).min(ACC);
         im2col(g, input, (p0, np), stride, &mut col, K::pad(zp), |v| {
             K::col(v, zp)
         });
@@ -546,19 +568,12 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
                         Some(&v) if co <= OFFSETS => v,
                         _ => u8_offset::<K>(w[c], zp),
                     });
-                    let pc: [(i32, Requantizer); C] = core::array::from_fn(|c| {
-                        (
-                            bias.get(o + c).unwrap_or(0).wrapping_sub(offset[c]),
-                            Requantizer::new(
-                                q.multiplier.get(o + c).unwrap_or(0),
-                                i32::from(q.shift.get(o + c).unwrap_or(0)),
-                            ),
-                        )
+                    let b: [i32; C] = core::array::from_fn(|c| {
+                        bias.get(o + c).unwrap_or(0).wrapping_sub(offset[c])
                     });
                     let mut put = |c: usize, k: usize, dot: i32| {
-                        if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
-                            let (b, r) = &pc[c];
-                            *y = requantize_fast(b.wrapping_add(dot), r, &range);
+                        if let Some(y) = accs.get_mut(c).and_then(|r| r.get_mut(k)) {
+                            *y = b[c].wrapping_add(dot);
                         }
                     };
                     let mut k = 0;
@@ -578,6 +593,12 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
                             put(c, k, s[c][0]);
                         }
                         k += 1;
+                    }
+                    for (c, acc) in accs.iter().enumerate().take(C) {
+                        let s = (o + c) * plane + p0;
+                        if let (Some(y), Some(a)) = (output.get_mut(s..s + np), acc.get(..np)) {
+                            K::requant(a, y, &row_quant(o + c));
+                        }
                     }
                 }};
             }

@@ -19,6 +19,7 @@
 mod avx512;
 mod blocked;
 mod im2col;
+mod requant;
 mod single;
 #[cfg(test)]
 mod tests;

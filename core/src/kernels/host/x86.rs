@@ -363,6 +363,10 @@ impl im2col::S8Dots for Avx2 {
     ) -> [[i32; P]; C] {
         conv_dots_s8::<C, P>(w, tail, cols, full)
     }
+    #[inline(always)]
+    unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {
+        super::requant::row_avx2(acc, out, q)
+    }
 }
 
 /// [`im2col::F32Dots::dots`] with one YMM accumulator per (filter, pixel) pair: lane `l` of the
