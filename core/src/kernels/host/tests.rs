@@ -779,3 +779,109 @@ mod requant_x86 {
         }
     }
 }
+
+/// The 8-lane int8 Add of `add.rs` against the reference element loop: TFLite's parameters for
+/// random scales, zero points and activations, and raw parameters of any value (shifts and
+/// multipliers at their extremes, zero points outside int8), on every length up to 70 (tails).
+#[cfg(target_arch = "x86_64")]
+mod add_x86 {
+    use std::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::super::x86::has_avx2;
+    use crate::kernels::add_s8::add_s8_reference;
+    use crate::kernels::params::AddS8Params;
+    use crate::quant::add_s8_params;
+    use crate::tensor::{Activation, QuantParams};
+
+    fn check(p: &AddS8Params, a: &[i8], b: &[i8]) -> Result<(), TestCaseError> {
+        let mut want = std::vec![0i8; a.len()];
+        add_s8_reference(p, a, b, &mut want).unwrap();
+        let mut got = std::vec![0i8; a.len()];
+        // SAFETY: the callers checked AVX2.
+        unsafe { super::super::add::add_s8_avx2(p, a, b, &mut got) };
+        prop_assert_eq!(got, want, "{:?}", p);
+        Ok(())
+    }
+
+    fn act() -> impl Strategy<Value = Activation> {
+        prop_oneof![
+            Just(Activation::None),
+            Just(Activation::Relu),
+            Just(Activation::Relu6)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn add_avx2_equals_reference_tflite_params(
+            (a, b) in (0usize..71).prop_flat_map(|n| (
+                proptest::collection::vec(any::<i8>(), n),
+                proptest::collection::vec(any::<i8>(), n),
+            )),
+            s in proptest::array::uniform3(-12.0f32..4.0),
+            zp in proptest::array::uniform3(any::<i8>()),
+            act in act(),
+        ) {
+            if !has_avx2() {
+                return Ok(());
+            }
+            let q = |i: usize| QuantParams { scale: 2f32.powf(s[i]), zero_point: zp[i] };
+            if let Some(p) = add_s8_params(q(0), q(1), q(2), act) {
+                check(&p, &a, &b)?;
+            }
+        }
+
+        #[test]
+        fn add_avx2_equals_reference_any_params(
+            (a, b) in (0usize..71).prop_flat_map(|n| (
+                proptest::collection::vec(any::<i8>(), n),
+                proptest::collection::vec(any::<i8>(), n),
+            )),
+            zps in proptest::array::uniform3(prop_oneof![any::<i8>().prop_map(i32::from), any::<i32>()]),
+            left_shift in prop_oneof![0i32..32, any::<i32>()],
+            ms in proptest::array::uniform3(prop_oneof![(1i32 << 30)..=i32::MAX, any::<i32>(), Just(i32::MIN)]),
+            shifts in proptest::array::uniform3(prop_oneof![-40i32..5, any::<i32>()]),
+            acts in proptest::array::uniform2(prop_oneof![-130i32..130, any::<i32>()]),
+        ) {
+            if !has_avx2() {
+                return Ok(());
+            }
+            let p = AddS8Params {
+                input1_zp: zps[0],
+                input2_zp: zps[1],
+                output_zp: zps[2],
+                left_shift,
+                input1_multiplier: ms[0],
+                input1_shift: shifts[0],
+                input2_multiplier: ms[1],
+                input2_shift: shifts[1],
+                output_multiplier: ms[2],
+                output_shift: shifts[2],
+                act_min: acts[0],
+                act_max: acts[1],
+            };
+            check(&p, &a, &b)?;
+        }
+    }
+
+    /// Every input pair at once (65 536 elements) for a few TFLite parameter sets.
+    #[test]
+    fn add_avx2_all_pairs() {
+        if !has_avx2() {
+            return;
+        }
+        let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
+        let a: Vec<i8> = (0..65536u32).map(|v| (v & 0xff) as u8 as i8).collect();
+        let b: Vec<i8> = (0..65536u32).map(|v| (v >> 8) as u8 as i8).collect();
+        for (x, y, o, act) in [
+            (q(0.1, 0), q(0.1, 0), q(0.2, 0), Activation::None),
+            (q(0.05, -7), q(0.3, 100), q(0.17, -128), Activation::Relu),
+            (q(1.5, 127), q(0.001, -128), q(0.9, 3), Activation::Relu6),
+        ] {
+            check(&add_s8_params(x, y, o, act).unwrap(), &a, &b).unwrap();
+        }
+    }
+}
