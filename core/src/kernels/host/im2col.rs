@@ -89,6 +89,9 @@ pub(super) trait S8Dots {
     const STEP: usize;
     /// True for the `x + 128` encoding (see the trait docs).
     const U8_OFFSET: bool;
+    /// How [`interior`] may copy runs of taps ([`WIDE_NONE`], [`WIDE_XOR80`] when `col(x, _)`
+    /// is `x ^ 0x80`, [`WIDE_SUB_ZP`] when it is `x − zp` as i16).
+    const WIDE: u8;
     /// The im2col value of input `x`.
     fn col(x: i8, zp: i8) -> Self::Col;
     /// The im2col value of a padded tap (and of the zero-weight taps past `per_out`).
@@ -163,6 +166,7 @@ impl S8Dots for Portable {
     type Col = i16;
     const STEP: usize = S8_STEP;
     const U8_OFFSET: bool = false;
+    const WIDE: u8 = WIDE_SUB_ZP;
     #[inline(always)]
     fn col(x: i8, zp: i8) -> i16 {
         i16::from(x) - i16::from(zp)
@@ -278,7 +282,7 @@ fn im2col<T: Copy, U: Copy>(
     (p0, np): (usize, usize),
     stride: usize,
     col: &mut [U],
-    zero: U,
+    (zero, zp, wide): (U, i8, u8),
     f: impl Fn(T) -> U,
 ) {
     let (kh, kw, ow) = (g.win.kh, g.win.kw, g.ow.max(1));
@@ -319,7 +323,7 @@ fn im2col<T: Copy, U: Copy>(
             // get a copy of constant length (a run-time length makes LLVM call `memcpy` for
             // every run of `kw` taps).
             let base = y0 as usize * g.w + x0 as usize;
-            let at = (input, &mut *dst, base, plane_len);
+            let at = (input, &mut *dst, base, plane_len, (zp, wide));
             // SAFETY: `fast` and the interior test above: see `interior`.
             unsafe {
                 match kw {
@@ -366,9 +370,25 @@ fn im2col<T: Copy, U: Copy>(
     }
 }
 
+/// [`interior`] copies element by element (any `f`).
+pub(super) const WIDE_NONE: u8 = 0;
+/// [`interior`] copies runs of `kw ≤ 8` bytes 4 or 8 at a time with `f(x) = x ^ 0x80` (`T = i8`,
+/// `U = u8`: the `x + 128` rows).
+pub(super) const WIDE_XOR80: u8 = 1;
+/// [`interior`] copies runs of `kw ≤ 8` taps 4 or 8 at a time with `f(x) = x − zp` (`T = i8`,
+/// `U = i16`), with SSE2 on x86_64 (element by element elsewhere).
+pub(super) const WIDE_SUB_ZP: u8 = 2;
+
 /// The taps of one interior output pixel, `dst[j] = f(input[i·plane_len + base + ky·w + kx])`
 /// for `j = (i·kh + ky)·kw + kx < per_out`, with `kw = KW` (a constant copy length) or, for
 /// `KW = 0`, `g.win.kw`.
+///
+/// With `mode` ≠ [`WIDE_NONE`] and `1 ≤ KW ≤ 8`, a run of `KW` taps is copied as one block of
+/// `n = 4` (`KW ≤ 4`) or `n = 8` values when `n` values can be read at the run's start and
+/// written at `j` (checked per run; else element by element): the `n − KW` extra values land at
+/// `j + KW …`, which the next run overwrites (runs are written in increasing `j`) or which lie at
+/// `≥ per_out`, which the caller fills with the padding value afterwards. `mode` must match `f`
+/// (see the constants; the element sizes are checked, otherwise the element loop runs).
 ///
 /// # Safety
 /// Every tap must be inside the input: `base + (kh − 1)·w + kw ≤ plane_len`, `input.len() ≥
@@ -376,22 +396,81 @@ fn im2col<T: Copy, U: Copy>(
 #[inline(always)]
 unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
     g: &ConvGeometry,
-    (input, dst, base, plane_len): (&[T], &mut [U], usize, usize),
+    (input, dst, base, plane_len, (zp, mode)): (&[T], &mut [U], usize, usize, (i8, u8)),
     f: &impl Fn(T) -> U,
 ) {
     let kw = if KW == 0 { g.win.kw } else { KW };
+    let n = if KW <= 4 { 4 } else { 8 };
+    let sizes = match mode {
+        WIDE_XOR80 => size_of::<T>() == 1 && size_of::<U>() == 1,
+        WIDE_SUB_ZP => cfg!(target_arch = "x86_64") && size_of::<T>() == 1 && size_of::<U>() == 2,
+        _ => false,
+    };
+    let wide = sizes && KW != 0 && KW <= 8;
+    let (in_len, dst_len) = (input.len(), dst.len());
     let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
     let mut j = 0;
     for i in 0..g.ci {
         for ky in 0..g.win.kh {
             let s0 = i * plane_len + base + ky * g.w;
-            for kx in 0..kw {
-                // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap of plane
-                // `i`), `j < per_out ≤ dst.len()` (the caller's contract).
-                *out.add(j + kx) = f(*src.add(s0 + kx));
+            if wide && s0 + n <= in_len && j + n <= dst_len {
+                // SAFETY: `n` values readable at `s0` and writable at `j` (checked just above);
+                // `sizes` checked the element types of the mode.
+                copy_wide(
+                    mode,
+                    src.add(s0).cast::<u8>(),
+                    out.add(j).cast::<u8>(),
+                    n,
+                    zp,
+                );
+            } else {
+                for kx in 0..kw {
+                    // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap of
+                    // plane `i`), `j < per_out ≤ dst.len()` (the caller's contract).
+                    *out.add(j + kx) = f(*src.add(s0 + kx));
+                }
             }
             j += kw;
         }
+    }
+}
+
+/// `n ∈ {4, 8}` values from `src` (i8) to `dst`: `x ^ 0x80` as u8 ([`WIDE_XOR80`]) or `x − zp`
+/// as i16 ([`WIDE_SUB_ZP`], x86_64 only).
+///
+/// # Safety
+/// `n` bytes readable at `src`; `n` elements of the mode's output type writable at `dst`.
+#[inline(always)]
+unsafe fn copy_wide(mode: u8, src: *const u8, dst: *mut u8, n: usize, zp: i8) {
+    match mode {
+        WIDE_XOR80 => {
+            if n == 4 {
+                let v = src.cast::<u32>().read_unaligned() ^ 0x8080_8080;
+                dst.cast::<u32>().write_unaligned(v);
+            } else {
+                let v = src.cast::<u64>().read_unaligned() ^ 0x8080_8080_8080_8080;
+                dst.cast::<u64>().write_unaligned(v);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        WIDE_SUB_ZP => {
+            use core::arch::x86_64::{
+                __m128i, _mm_cvtsi32_si128, _mm_loadl_epi64, _mm_set1_epi16, _mm_srai_epi16,
+                _mm_storel_epi64, _mm_storeu_si128, _mm_sub_epi16, _mm_unpacklo_epi8,
+            };
+            // SSE2 (every x86_64): bytes doubled then shifted right by 8 is the sign extension.
+            let zpv = _mm_set1_epi16(i16::from(zp));
+            if n == 4 {
+                let v = _mm_cvtsi32_si128(src.cast::<i32>().read_unaligned());
+                let v = _mm_sub_epi16(_mm_srai_epi16::<8>(_mm_unpacklo_epi8(v, v)), zpv);
+                _mm_storel_epi64(dst.cast::<__m128i>(), v);
+            } else {
+                let v = _mm_loadl_epi64(src.cast::<__m128i>());
+                let v = _mm_sub_epi16(_mm_srai_epi16::<8>(_mm_unpacklo_epi8(v, v)), zpv);
+                _mm_storeu_si128(dst.cast::<__m128i>(), v);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -430,7 +509,15 @@ pub(super) unsafe fn conv2d_f32<K: F32Dots, const MP: usize>(
     let mut p0 = 0;
     while p0 < plane {
         let np = tile.min(plane - p0);
-        im2col(g, input, (p0, np), stride, &mut col, 0.0, |v| v);
+        im2col(
+            g,
+            input,
+            (p0, np),
+            stride,
+            &mut col,
+            (0.0, 0, WIDE_NONE),
+            |v| v,
+        );
         let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
         let mut o = 0;
         while o < co {
@@ -541,9 +628,15 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
     let mut p0 = 0;
     while p0 < plane {
         let np = tile.min(plane - p0).min(ACC);
-        im2col(g, input, (p0, np), stride, &mut col, K::pad(zp), |v| {
-            K::col(v, zp)
-        });
+        im2col(
+            g,
+            input,
+            (p0, np),
+            stride,
+            &mut col,
+            (K::pad(zp), zp, K::WIDE),
+            |v| K::col(v, zp),
+        );
         let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
         let mut o = 0;
         while o < co {

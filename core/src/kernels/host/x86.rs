@@ -346,6 +346,7 @@ impl im2col::S8Dots for Avx2 {
     type Col = i16;
     const STEP: usize = im2col::S8_STEP;
     const U8_OFFSET: bool = false;
+    const WIDE: u8 = im2col::WIDE_SUB_ZP;
     #[inline(always)]
     fn col(x: i8, zp: i8) -> i16 {
         i16::from(x) - i16::from(zp)
