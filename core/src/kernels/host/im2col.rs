@@ -409,6 +409,31 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
     let wide = sizes && KW != 0 && KW <= 8;
     let (in_len, dst_len) = (input.len(), dst.len());
     let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
+    // The last run starts at `last_s0` (input) and `last_j` (row): when `n` values fit at both,
+    // every run does, and the loop needs no check per run.
+    let runs = g.ci * g.win.kh;
+    let last_s0 = (g.ci.max(1) - 1) * plane_len + base + (g.win.kh.max(1) - 1) * g.w;
+    let last_j = (runs.max(1) - 1) * kw;
+    if wide && runs != 0 && last_s0 + n <= in_len && last_j + n <= dst_len {
+        let mut j = 0;
+        for i in 0..g.ci {
+            let mut s0 = i * plane_len + base;
+            for _ in 0..g.win.kh {
+                // SAFETY: `s0 ≤ last_s0` and `j ≤ last_j` (runs in increasing order), checked
+                // above; `sizes` checked the element types of the mode.
+                copy_wide(
+                    mode,
+                    src.add(s0).cast::<u8>(),
+                    out.add(j).cast::<u8>(),
+                    n,
+                    zp,
+                );
+                s0 += g.w;
+                j += kw;
+            }
+        }
+        return;
+    }
     let mut j = 0;
     for i in 0..g.ci {
         for ky in 0..g.win.kh {
