@@ -495,7 +495,10 @@ unsafe fn copy_wide(mode: u8, src: *const u8, dst: *mut u8, n: usize, zp: i8) {
                 _mm_storeu_si128(dst.cast::<__m128i>(), v);
             }
         }
-        _ => {}
+        _ => {
+            // Not a wide mode here (the callers check first): nothing to copy.
+            let _ = (src, dst, n, zp);
+        }
     }
 }
 
