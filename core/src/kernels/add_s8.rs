@@ -47,9 +47,10 @@ pub(crate) fn add_s8_one(p: &AddS8Params, x1: i8, x2: i8) -> i8 {
 /// complement wrapping, an `act_min > act_max` clamps to `act_max`), never a panic.
 ///
 /// On `thumbv7em-*` (`cfg(denoiserep_dsp)`) the DSP loop (`add_s8_dsp.rs`, one `SMMULR` per
-/// multiplier) runs for the parameters `add_s8_params` produces; on the host, tensors of at least
-/// `TABLE_MIN_LEN` elements take the per-input rescale tables; otherwise the reference loop. The
-/// same bits on every path.
+/// multiplier) runs for the parameters `add_s8_params` produces; on x86_64 with AVX2 the 8-lane
+/// loop of `host/add.rs` (any parameters); on other hosts, tensors of at least `TABLE_MIN_LEN`
+/// elements take the per-input rescale tables; otherwise the reference loop. The same bits on
+/// every path.
 pub fn add_s8(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<()> {
     if a.len() != b.len() || a.len() != output.len() {
         return Err(Error::KernelBadArguments);
@@ -57,6 +58,10 @@ pub fn add_s8(p: &AddS8Params, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<
     #[cfg(denoiserep_dsp)]
     if super::add_s8_dsp::fits(p) {
         super::add_s8_dsp::run(p, a, b, output);
+        return Ok(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::host::add_s8(p, a, b, output) {
         return Ok(());
     }
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -91,6 +91,7 @@ impl im2col::S8Dots for Vnni {
     type Col = u8;
     const STEP: usize = 32;
     const U8_OFFSET: bool = true;
+    const WIDE: u8 = im2col::WIDE_XOR80;
     #[inline(always)]
     fn col(x: i8, _zp: i8) -> u8 {
         (x as u8) ^ 0x80
@@ -107,6 +108,10 @@ impl im2col::S8Dots for Vnni {
         full: usize,
     ) -> [[i32; P]; C] {
         dots_vnni::<C, P>(w, tail, cols, full)
+    }
+    #[inline(always)]
+    unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {
+        super::requant::row_avx2(acc, out, q)
     }
 }
 

@@ -20,16 +20,18 @@
 //!   and NaNs come out the same (NaN payloads are not part of the contract).
 //! - int8: `col` holds `x − zp_in` as i16 (`∈ [−255, 255]`, padding 0, exactly what a padded tap
 //!   reading `zp_in` contributes), the dot product is exact i32 arithmetic (wrapping, as the
-//!   reference), then the reference's requantization (through [`requantize_fast`], equal to
-//!   `quant::requantize` for every input).
+//!   reference), then the reference's requantization (through `quant::requantize_fast`, equal to
+//!   `quant::requantize` for every input), a channel row of the tile at a time
+//!   ([`S8Dots::requant`]: 8 lanes at a time on x86, see `requant.rs`).
 //!
 //! A shape whose `stride` exceeds the buffer returns `false`, and the caller runs the blocked
 //! kernel instead. The micro-kernels are behind [`F32Dots`] / [`S8Dots`]: portable Rust here,
 //! AVX2 intrinsics in `x86.rs`.
 
+use super::requant::{row_portable, RowQuant};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
-use crate::quant::{activation_range, requantize_fast, OutputRange, Requantizer};
+use crate::quant::activation_range;
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
 
 /// Capacity of the f32 im2col tile, in elements (16 KiB on the stack).
@@ -46,6 +48,8 @@ pub(super) const MP: usize = 2;
 /// Output pixels per int8 micro-tile with 16 registers (4 more registers hold the widened
 /// weights).
 pub(super) const MP_S8: usize = 2;
+/// Most pixels of an int8 tile (its accumulators are kept for the vectorized requantization).
+pub(super) const ACC: usize = 256;
 /// Taps per int8 chunk of the `vpmaddwd` kernels (16 i16 pairs).
 pub(super) const S8_STEP: usize = 16;
 /// Longest int8 chunk of any kernel (`vpdpbusd`: 32 u8 × s8 products per YMM register); the
@@ -85,6 +89,9 @@ pub(super) trait S8Dots {
     const STEP: usize;
     /// True for the `x + 128` encoding (see the trait docs).
     const U8_OFFSET: bool;
+    /// How [`interior`] may copy runs of taps ([`WIDE_NONE`], [`WIDE_XOR80`] when `col(x, _)`
+    /// is `x ^ 0x80`, [`WIDE_SUB_ZP`] when it is `x − zp` as i16).
+    const WIDE: u8;
     /// The im2col value of input `x`.
     fn col(x: i8, zp: i8) -> Self::Col;
     /// The im2col value of a padded tap (and of the zero-weight taps past `per_out`).
@@ -101,6 +108,16 @@ pub(super) trait S8Dots {
         cols: &[&[Self::Col]; P],
         full: usize,
     ) -> [[i32; P]; C];
+    /// `out[k] = requantize(acc[k], q…)` for `k < min(acc.len(), out.len())`, bit for bit
+    /// `quant::requantize_fast` (the portable loop by default; the x86 kernels 8 lanes at a time,
+    /// see [`super::requant`]).
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's target features.
+    #[inline(always)]
+    unsafe fn requant(acc: &[i32], out: &mut [i8], q: &RowQuant) {
+        row_portable(acc, out, q)
+    }
 }
 
 /// The portable micro-kernels (plain Rust over fixed arrays, vectorized by the compiler).
@@ -149,6 +166,7 @@ impl S8Dots for Portable {
     type Col = i16;
     const STEP: usize = S8_STEP;
     const U8_OFFSET: bool = false;
+    const WIDE: u8 = WIDE_SUB_ZP;
     #[inline(always)]
     fn col(x: i8, zp: i8) -> i16 {
         i16::from(x) - i16::from(zp)
@@ -264,7 +282,7 @@ fn im2col<T: Copy, U: Copy>(
     (p0, np): (usize, usize),
     stride: usize,
     col: &mut [U],
-    zero: U,
+    (zero, zp, wide): (U, i8, u8),
     f: impl Fn(T) -> U,
 ) {
     let (kh, kw, ow) = (g.win.kh, g.win.kw, g.ow.max(1));
@@ -305,7 +323,7 @@ fn im2col<T: Copy, U: Copy>(
             // get a copy of constant length (a run-time length makes LLVM call `memcpy` for
             // every run of `kw` taps).
             let base = y0 as usize * g.w + x0 as usize;
-            let at = (input, &mut *dst, base, plane_len);
+            let at = (input, &mut *dst, base, plane_len, (zp, wide));
             // SAFETY: `fast` and the interior test above: see `interior`.
             unsafe {
                 match kw {
@@ -352,9 +370,25 @@ fn im2col<T: Copy, U: Copy>(
     }
 }
 
+/// [`interior`] copies element by element (any `f`).
+pub(super) const WIDE_NONE: u8 = 0;
+/// [`interior`] copies runs of `kw ≤ 8` bytes 4 or 8 at a time with `f(x) = x ^ 0x80` (`T = i8`,
+/// `U = u8`: the `x + 128` rows).
+pub(super) const WIDE_XOR80: u8 = 1;
+/// [`interior`] copies runs of `kw ≤ 8` taps 4 or 8 at a time with `f(x) = x − zp` (`T = i8`,
+/// `U = i16`), with SSE2 on x86_64 (element by element elsewhere).
+pub(super) const WIDE_SUB_ZP: u8 = 2;
+
 /// The taps of one interior output pixel, `dst[j] = f(input[i·plane_len + base + ky·w + kx])`
 /// for `j = (i·kh + ky)·kw + kx < per_out`, with `kw = KW` (a constant copy length) or, for
 /// `KW = 0`, `g.win.kw`.
+///
+/// With `mode` ≠ [`WIDE_NONE`] and `1 ≤ KW ≤ 8`, a run of `KW` taps is copied as one block of
+/// `n = 4` (`KW ≤ 4`) or `n = 8` values when `n` values can be read at the run's start and
+/// written at `j` (checked per run; else element by element): the `n − KW` extra values land at
+/// `j + KW …`, which the next run overwrites (runs are written in increasing `j`) or which lie at
+/// `≥ per_out`, which the caller fills with the padding value afterwards. `mode` must match `f`
+/// (see the constants; the element sizes are checked, otherwise the element loop runs).
 ///
 /// # Safety
 /// Every tap must be inside the input: `base + (kh − 1)·w + kw ≤ plane_len`, `input.len() ≥
@@ -362,21 +396,108 @@ fn im2col<T: Copy, U: Copy>(
 #[inline(always)]
 unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
     g: &ConvGeometry,
-    (input, dst, base, plane_len): (&[T], &mut [U], usize, usize),
+    (input, dst, base, plane_len, (zp, mode)): (&[T], &mut [U], usize, usize, (i8, u8)),
     f: &impl Fn(T) -> U,
 ) {
     let kw = if KW == 0 { g.win.kw } else { KW };
+    let n = if KW <= 4 { 4 } else { 8 };
+    let sizes = match mode {
+        WIDE_XOR80 => size_of::<T>() == 1 && size_of::<U>() == 1,
+        WIDE_SUB_ZP => cfg!(target_arch = "x86_64") && size_of::<T>() == 1 && size_of::<U>() == 2,
+        _ => false,
+    };
+    let wide = sizes && KW != 0 && KW <= 8;
+    let (in_len, dst_len) = (input.len(), dst.len());
     let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
+    // The last run starts at `last_s0` (input) and `last_j` (row): when `n` values fit at both,
+    // every run does, and the loop needs no check per run.
+    let runs = g.ci * g.win.kh;
+    let last_s0 = (g.ci.max(1) - 1) * plane_len + base + (g.win.kh.max(1) - 1) * g.w;
+    let last_j = (runs.max(1) - 1) * kw;
+    if wide && runs != 0 && last_s0 + n <= in_len && last_j + n <= dst_len {
+        let mut j = 0;
+        for i in 0..g.ci {
+            let mut s0 = i * plane_len + base;
+            for _ in 0..g.win.kh {
+                // SAFETY: `s0 ≤ last_s0` and `j ≤ last_j` (runs in increasing order), checked
+                // above; `sizes` checked the element types of the mode.
+                copy_wide(
+                    mode,
+                    src.add(s0).cast::<u8>(),
+                    out.add(j).cast::<u8>(),
+                    n,
+                    zp,
+                );
+                s0 += g.w;
+                j += kw;
+            }
+        }
+        return;
+    }
     let mut j = 0;
     for i in 0..g.ci {
         for ky in 0..g.win.kh {
             let s0 = i * plane_len + base + ky * g.w;
-            for kx in 0..kw {
-                // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap of plane
-                // `i`), `j < per_out ≤ dst.len()` (the caller's contract).
-                *out.add(j + kx) = f(*src.add(s0 + kx));
+            if wide && s0 + n <= in_len && j + n <= dst_len {
+                // SAFETY: `n` values readable at `s0` and writable at `j` (checked just above);
+                // `sizes` checked the element types of the mode.
+                copy_wide(
+                    mode,
+                    src.add(s0).cast::<u8>(),
+                    out.add(j).cast::<u8>(),
+                    n,
+                    zp,
+                );
+            } else {
+                for kx in 0..kw {
+                    // SAFETY: `s0 + kx < (i + 1)·plane_len ≤ input.len()` (an interior tap of
+                    // plane `i`), `j < per_out ≤ dst.len()` (the caller's contract).
+                    *out.add(j + kx) = f(*src.add(s0 + kx));
+                }
             }
             j += kw;
+        }
+    }
+}
+
+/// `n ∈ {4, 8}` values from `src` (i8) to `dst`: `x ^ 0x80` as u8 ([`WIDE_XOR80`]) or `x − zp`
+/// as i16 ([`WIDE_SUB_ZP`], x86_64 only).
+///
+/// # Safety
+/// `n` bytes readable at `src`; `n` elements of the mode's output type writable at `dst`.
+#[inline(always)]
+unsafe fn copy_wide(mode: u8, src: *const u8, dst: *mut u8, n: usize, zp: i8) {
+    match mode {
+        WIDE_XOR80 => {
+            if n == 4 {
+                let v = src.cast::<u32>().read_unaligned() ^ 0x8080_8080;
+                dst.cast::<u32>().write_unaligned(v);
+            } else {
+                let v = src.cast::<u64>().read_unaligned() ^ 0x8080_8080_8080_8080;
+                dst.cast::<u64>().write_unaligned(v);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        WIDE_SUB_ZP => {
+            use core::arch::x86_64::{
+                __m128i, _mm_cvtsi32_si128, _mm_loadl_epi64, _mm_set1_epi16, _mm_srai_epi16,
+                _mm_storel_epi64, _mm_storeu_si128, _mm_sub_epi16, _mm_unpacklo_epi8,
+            };
+            // SSE2 (every x86_64): bytes doubled then shifted right by 8 is the sign extension.
+            let zpv = _mm_set1_epi16(i16::from(zp));
+            if n == 4 {
+                let v = _mm_cvtsi32_si128(src.cast::<i32>().read_unaligned());
+                let v = _mm_sub_epi16(_mm_srai_epi16::<8>(_mm_unpacklo_epi8(v, v)), zpv);
+                _mm_storel_epi64(dst.cast::<__m128i>(), v);
+            } else {
+                let v = _mm_loadl_epi64(src.cast::<__m128i>());
+                let v = _mm_sub_epi16(_mm_srai_epi16::<8>(_mm_unpacklo_epi8(v, v)), zpv);
+                _mm_storeu_si128(dst.cast::<__m128i>(), v);
+            }
+        }
+        _ => {
+            // Not a wide mode here (the callers check first): nothing to copy.
+            let _ = (src, dst, n, zp);
         }
     }
 }
@@ -416,7 +537,15 @@ pub(super) unsafe fn conv2d_f32<K: F32Dots, const MP: usize>(
     let mut p0 = 0;
     while p0 < plane {
         let np = tile.min(plane - p0);
-        im2col(g, input, (p0, np), stride, &mut col, 0.0, |v| v);
+        im2col(
+            g,
+            input,
+            (p0, np),
+            stride,
+            &mut col,
+            (0.0, 0, WIDE_NONE),
+            |v| v,
+        );
         let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
         let mut o = 0;
         while o < co {
@@ -501,13 +630,21 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
         return true;
     }
     let (full, rem) = (per_out / K::STEP, per_out % K::STEP);
-    let zp_out = i32::from(q.output.zero_point);
     let (act_min, act_max) = activation_range(act, q.output);
-    let range = OutputRange::new(zp_out, act_min, act_max);
+    let row_quant = |o: usize| RowQuant {
+        multiplier: q.multiplier.get(o).unwrap_or(0),
+        shift: i32::from(q.shift.get(o).unwrap_or(0)),
+        zp_out: q.output.zero_point,
+        act_min,
+        act_max,
+    };
     let zp = q.input_zp;
     let wb = weights.as_bytes();
     let co = bias.len();
     let mut col = [K::pad(zp); COL_I16];
+    // The accumulators of a block of `MC` channels over the tile (`≤ ACC` pixels), requantized
+    // a channel row at a time.
+    let mut accs = [[0i32; ACC]; MC];
     // `u8` rows: each filter's bias absorbs `−(zp + 128)·Σ_j w[o][j]`, computed once per call for
     // up to `OFFSETS` filters (per tile beyond).
     let mut offsets = [0i32; OFFSETS];
@@ -518,10 +655,16 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
     }
     let mut p0 = 0;
     while p0 < plane {
-        let np = tile.min(plane - p0);
-        im2col(g, input, (p0, np), stride, &mut col, K::pad(zp), |v| {
-            K::col(v, zp)
-        });
+        let np = tile.min(plane - p0).min(ACC);
+        im2col(
+            g,
+            input,
+            (p0, np),
+            stride,
+            &mut col,
+            (K::pad(zp), zp, K::WIDE),
+            |v| K::col(v, zp),
+        );
         let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
         let mut o = 0;
         while o < co {
@@ -546,19 +689,12 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
                         Some(&v) if co <= OFFSETS => v,
                         _ => u8_offset::<K>(w[c], zp),
                     });
-                    let pc: [(i32, Requantizer); C] = core::array::from_fn(|c| {
-                        (
-                            bias.get(o + c).unwrap_or(0).wrapping_sub(offset[c]),
-                            Requantizer::new(
-                                q.multiplier.get(o + c).unwrap_or(0),
-                                i32::from(q.shift.get(o + c).unwrap_or(0)),
-                            ),
-                        )
+                    let b: [i32; C] = core::array::from_fn(|c| {
+                        bias.get(o + c).unwrap_or(0).wrapping_sub(offset[c])
                     });
                     let mut put = |c: usize, k: usize, dot: i32| {
-                        if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
-                            let (b, r) = &pc[c];
-                            *y = requantize_fast(b.wrapping_add(dot), r, &range);
+                        if let Some(y) = accs.get_mut(c).and_then(|r| r.get_mut(k)) {
+                            *y = b[c].wrapping_add(dot);
                         }
                     };
                     let mut k = 0;
@@ -578,6 +714,12 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
                             put(c, k, s[c][0]);
                         }
                         k += 1;
+                    }
+                    for (c, acc) in accs.iter().enumerate().take(C) {
+                        let s = (o + c) * plane + p0;
+                        if let (Some(y), Some(a)) = (output.get_mut(s..s + np), acc.get(..np)) {
+                            K::requant(a, y, &row_quant(o + c));
+                        }
                     }
                 }};
             }

@@ -16,9 +16,12 @@
 //! [`KernelPath`] for the variants and `docs/kernels.md` for the measurements.
 
 #[cfg(target_arch = "x86_64")]
+mod add;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod blocked;
 mod im2col;
+mod requant;
 mod single;
 #[cfg(test)]
 mod tests;
@@ -238,6 +241,24 @@ pub(super) fn conv2d_s8(
     } {
         blocked::conv2d_s8(g, act, q, input, weights, bias, output)
     }
+}
+
+/// [`super::add_s8`] on the host (equal lengths checked by the caller): `true` when a vector path
+/// ran (AVX2, also on the AVX-512 path), `false` (nothing written) otherwise.
+pub(super) fn add_s8(
+    p: &super::params::AddS8Params,
+    a: &[i8],
+    b: &[i8],
+    output: &mut [i8],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(path()) {
+        // SAFETY: `use_avx2` checked that the CPU supports AVX2.
+        unsafe { add::add_s8_avx2(p, a, b, output) };
+        return true;
+    }
+    let _ = (p, a, b, output);
+    false
 }
 
 /// [`super::normalize_quantize`]: the same values through

@@ -636,3 +636,252 @@ fn maxpool2x2_matches_the_window_loop() {
         assert_eq!(y8, w8, "int8 {c}×{h}×{w}");
     }
 }
+
+/// The 8-lane requantization of `requant.rs` against [`crate::quant::Requantizer::apply`] and
+/// [`requantize`] (exhaustively over edge values, then random).
+#[cfg(target_arch = "x86_64")]
+mod requant_x86 {
+    use std::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::super::requant::{row_avx2, row_portable, RowQuant, Rq8};
+    use super::super::x86::has_avx2;
+    use crate::quant::{requantize, Requantizer};
+    use core::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256};
+
+    /// Values around every boundary of the arithmetic: the extremes, powers of two, three times
+    /// powers of two and their neighbours (SRDHM and rounding-divide ties).
+    fn edges() -> Vec<i32> {
+        let mut v = std::vec![
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            i32::MAX,
+            i32::MIN,
+            i32::MAX - 1,
+            i32::MIN + 1
+        ];
+        for e in 0..31 {
+            let p = 1i32 << e;
+            for d in [-1, 0, 1] {
+                v.push(p.wrapping_add(d));
+                v.push((-p).wrapping_add(d));
+                v.push((3i32.wrapping_shl(e)).wrapping_add(d));
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// [`Rq8::apply`] of 8 values.
+    fn apply8(q: &RowQuant, x: &[i32; 8]) -> [i32; 8] {
+        let mut y = [0i32; 8];
+        // SAFETY: the callers checked AVX2; both arrays hold 8 i32.
+        unsafe {
+            let k = Rq8::new(q);
+            let v = k.apply(_mm256_loadu_si256(x.as_ptr().cast::<__m256i>()));
+            _mm256_storeu_si256(y.as_mut_ptr().cast::<__m256i>(), v);
+        }
+        y
+    }
+
+    fn row(acc: &[i32], q: &RowQuant) -> Vec<i8> {
+        let mut y = std::vec![0i8; acc.len()];
+        // SAFETY: the callers checked AVX2.
+        unsafe { row_avx2(acc, &mut y, q) };
+        y
+    }
+
+    /// Every (x, multiplier) pair of edge values × every shift in `[−40, 40]` and the extremes:
+    /// the lanes equal `Requantizer::apply`, and a whole row (zero points and clamps cycling
+    /// through their edges) equals `requantize` and the portable row.
+    #[test]
+    fn rq8_equals_requantizer_on_edges() {
+        if !has_avx2() {
+            return;
+        }
+        let xs = edges();
+        let zps = [-128i8, -127, -1, 0, 1, 5, 126, 127];
+        let acts = [
+            (-128, 127),
+            (-300, 300),
+            (0, 127),
+            (-5, 6),
+            (10, -10),
+            (127, 127),
+            (-128, -128),
+        ];
+        let mut n = 0u64;
+        for (i, shift) in (-40..=40)
+            .chain([i32::MIN, i32::MIN + 1, i32::MAX])
+            .enumerate()
+        {
+            for (j, &m) in xs.iter().enumerate() {
+                let (act_min, act_max) = acts[(i + j) % acts.len()];
+                let q = RowQuant {
+                    multiplier: m,
+                    shift,
+                    zp_out: zps[(i * 3 + j) % zps.len()],
+                    act_min,
+                    act_max,
+                };
+                let r = Requantizer::new(m, shift);
+                for c in xs.chunks(8) {
+                    let mut x = [0i32; 8];
+                    x[..c.len()].copy_from_slice(c);
+                    let got = apply8(&q, &x);
+                    for l in 0..8 {
+                        assert_eq!(got[l], r.apply(x[l]), "x={} m={m} shift={shift}", x[l]);
+                    }
+                    n += 8;
+                }
+                let want: Vec<i8> = xs
+                    .iter()
+                    .map(|&x| requantize(x, m, shift, i32::from(q.zp_out), act_min, act_max))
+                    .collect();
+                assert_eq!(row(&xs, &q), want, "m={m} shift={shift} {q:?}");
+                let mut portable = std::vec![0i8; xs.len()];
+                row_portable(&xs, &mut portable, &q);
+                assert_eq!(portable, want);
+            }
+        }
+        assert!(n > 2_000_000, "{n}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Random rows (every length, so the tail copy runs) against `requantize`.
+        #[test]
+        fn rq8_row_equals_requantize(
+            acc in proptest::collection::vec(any::<i32>(), 0..41),
+            small in proptest::collection::vec(-5000i32..5000, 0..19),
+            m in prop_oneof![any::<i32>(), (1i32 << 30)..=i32::MAX, Just(i32::MIN)],
+            shift in -40i32..40,
+            zp_out: i8,
+            act_min in -200i32..200,
+            act_max in -200i32..200,
+        ) {
+            if !has_avx2() {
+                return Ok(());
+            }
+            let q = RowQuant { multiplier: m, shift, zp_out, act_min, act_max };
+            for a in [&acc, &small] {
+                let want: Vec<i8> =
+                    a.iter().map(|&x| requantize(x, m, shift, i32::from(zp_out), act_min, act_max)).collect();
+                prop_assert_eq!(row(a, &q), want);
+            }
+        }
+    }
+}
+
+/// The 8-lane int8 Add of `add.rs` against the reference element loop: TFLite's parameters for
+/// random scales, zero points and activations, and raw parameters of any value (shifts and
+/// multipliers at their extremes, zero points outside int8), on every length up to 70 (tails).
+#[cfg(target_arch = "x86_64")]
+mod add_x86 {
+    use std::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::super::x86::has_avx2;
+    use crate::kernels::add_s8::add_s8_reference;
+    use crate::kernels::params::AddS8Params;
+    use crate::quant::add_s8_params;
+    use crate::tensor::{Activation, QuantParams};
+
+    fn check(p: &AddS8Params, a: &[i8], b: &[i8]) -> Result<(), TestCaseError> {
+        let mut want = std::vec![0i8; a.len()];
+        add_s8_reference(p, a, b, &mut want).unwrap();
+        let mut got = std::vec![0i8; a.len()];
+        // SAFETY: the callers checked AVX2.
+        unsafe { super::super::add::add_s8_avx2(p, a, b, &mut got) };
+        prop_assert_eq!(got, want, "{:?}", p);
+        Ok(())
+    }
+
+    fn act() -> impl Strategy<Value = Activation> {
+        prop_oneof![
+            Just(Activation::None),
+            Just(Activation::Relu),
+            Just(Activation::Relu6)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn add_avx2_equals_reference_tflite_params(
+            (a, b) in (0usize..71).prop_flat_map(|n| (
+                proptest::collection::vec(any::<i8>(), n),
+                proptest::collection::vec(any::<i8>(), n),
+            )),
+            s in proptest::array::uniform3(-12.0f32..4.0),
+            zp in proptest::array::uniform3(any::<i8>()),
+            act in act(),
+        ) {
+            if !has_avx2() {
+                return Ok(());
+            }
+            let q = |i: usize| QuantParams { scale: 2f32.powf(s[i]), zero_point: zp[i] };
+            if let Some(p) = add_s8_params(q(0), q(1), q(2), act) {
+                check(&p, &a, &b)?;
+            }
+        }
+
+        #[test]
+        fn add_avx2_equals_reference_any_params(
+            (a, b) in (0usize..71).prop_flat_map(|n| (
+                proptest::collection::vec(any::<i8>(), n),
+                proptest::collection::vec(any::<i8>(), n),
+            )),
+            zps in proptest::array::uniform3(prop_oneof![any::<i8>().prop_map(i32::from), any::<i32>()]),
+            left_shift in prop_oneof![0i32..32, any::<i32>()],
+            ms in proptest::array::uniform3(prop_oneof![(1i32 << 30)..=i32::MAX, any::<i32>(), Just(i32::MIN)]),
+            shifts in proptest::array::uniform3(prop_oneof![-40i32..5, any::<i32>()]),
+            acts in proptest::array::uniform2(prop_oneof![-130i32..130, any::<i32>()]),
+        ) {
+            if !has_avx2() {
+                return Ok(());
+            }
+            let p = AddS8Params {
+                input1_zp: zps[0],
+                input2_zp: zps[1],
+                output_zp: zps[2],
+                left_shift,
+                input1_multiplier: ms[0],
+                input1_shift: shifts[0],
+                input2_multiplier: ms[1],
+                input2_shift: shifts[1],
+                output_multiplier: ms[2],
+                output_shift: shifts[2],
+                act_min: acts[0],
+                act_max: acts[1],
+            };
+            check(&p, &a, &b)?;
+        }
+    }
+
+    /// Every input pair at once (65 536 elements) for a few TFLite parameter sets.
+    #[test]
+    fn add_avx2_all_pairs() {
+        if !has_avx2() {
+            return;
+        }
+        let q = |scale: f32, zero_point: i8| QuantParams { scale, zero_point };
+        let a: Vec<i8> = (0..65536u32).map(|v| (v & 0xff) as u8 as i8).collect();
+        let b: Vec<i8> = (0..65536u32).map(|v| (v >> 8) as u8 as i8).collect();
+        for (x, y, o, act) in [
+            (q(0.1, 0), q(0.1, 0), q(0.2, 0), Activation::None),
+            (q(0.05, -7), q(0.3, 100), q(0.17, -128), Activation::Relu),
+            (q(1.5, 127), q(0.001, -128), q(0.9, 3), Activation::Relu6),
+        ] {
+            check(&add_s8_params(x, y, o, act).unwrap(), &a, &b).unwrap();
+        }
+    }
+}

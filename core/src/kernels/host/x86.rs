@@ -8,10 +8,10 @@
 
 use core::arch::x86_64::{
     __cpuid, __cpuid_count, __m128i, __m256, __m256i, _mm256_add_epi32, _mm256_add_ps,
-    _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_loadu_ps,
-    _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_setzero_ps,
-    _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32,
-    _mm_loadu_si128, _mm_shuffle_epi32, _xgetbv, CpuidResult,
+    _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_hadd_epi32,
+    _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16,
+    _mm256_setzero_ps, _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32,
+    _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128, _xgetbv, CpuidResult,
 };
 use core::arch::x86_64::{
     __m128, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps,
@@ -346,6 +346,7 @@ impl im2col::S8Dots for Avx2 {
     type Col = i16;
     const STEP: usize = im2col::S8_STEP;
     const U8_OFFSET: bool = false;
+    const WIDE: u8 = im2col::WIDE_SUB_ZP;
     #[inline(always)]
     fn col(x: i8, zp: i8) -> i16 {
         i16::from(x) - i16::from(zp)
@@ -362,6 +363,10 @@ impl im2col::S8Dots for Avx2 {
         full: usize,
     ) -> [[i32; P]; C] {
         conv_dots_s8::<C, P>(w, tail, cols, full)
+    }
+    #[inline(always)]
+    unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {
+        super::requant::row_avx2(acc, out, q)
     }
 }
 
@@ -514,10 +519,31 @@ unsafe fn conv_dots_s8<const C: usize, const P: usize>(
         }
     }
     let mut out = [[0i32; P]; C];
+    if C == 4 {
+        // Four channels of one pixel at once (`vphaddd` twice, then the two halves; wrapping
+        // integer adds, exact in any order).
+        for p in 0..P {
+            let mut s = [0i32; 4];
+            let h = hsum4_epi32(acc[0][p], acc[1][p], acc[2][p], acc[3][p]);
+            _mm_storeu_si128(s.as_mut_ptr().cast::<__m128i>(), h);
+            for c in 0..C {
+                out[c][p] = s[c];
+            }
+        }
+        return out;
+    }
     for c in 0..C {
         for p in 0..P {
             out[c][p] = hsum_epi32(acc[c][p]);
         }
     }
     out
+}
+
+/// The wrapping sums of the 8 i32 lanes of `a`, `b`, `c`, `d`, in that order.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn hsum4_epi32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
 }
