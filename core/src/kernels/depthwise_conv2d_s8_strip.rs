@@ -28,8 +28,19 @@
 //!   the flat output positions `f = oy·Wp + ox` in one loop (the `Wp − ow` positions per row
 //!   past the row are computed and dropped) into a byte buffer after the plane; each row's
 //!   `ow` bytes are copied out. No per-row work but the copy.
+//! - **Small planes** (rows of at most 3 outputs, strides 1–2, when the padded plane and 7
+//!   halfwords fit the scratch: mobilenet's 6×6 at stride 2 and 3×3): the whole padded plane
+//!   at pitch `Wp` as on the flat path, widened by one assembly loop over all rows
+//!   ([`widen_plane`]: exactly `w` halfwords per row, 4-byte chunks then a pair and/or a byte),
+//!   then one 3-lane block per output row ([`small_row`]: the window's three rows from one
+//!   pointer stepped by the pitch, per kernel row 2 weight loads, 4 loads, 3 `SMLAD` and 3
+//!   `SMLABB`/`SMLATB`; 62 instructions with the requantization), its word stored whole while
+//!   4 bytes fit the channel's output (the byte past the row belongs to a later row, which
+//!   overwrites it), else byte by byte. No wasted lanes on 3-output rows, no per-row setup and
+//!   no copy-out; its own non-inlined channel loop ([`small_run`]).
 //! - **MACs, four outputs per block.** The weights are doubled (`2k ∈ [−256, 254]` fits i16)
-//!   and packed per kernel row as `wa = (2k0, 2k1)`, `wb = (2k2, 0)`; the accumulators start
+//!   and packed per kernel row as `wa = (2k0, 2k1)`, `wb = (2k2, ·)` (only the bottom half of
+//!   `wb` is read; [`constants`] packs all six words in 19 instructions); the accumulators start
 //!   at `2 · bias`, so the block computes `2 · acc` (exact: the fast domain has
 //!   `|bias| ≤ 2^29`, `|Σ| ≤ 9 · 128 · 255`, so `|2 · acc| < 2^31`). Outputs `ox … ox + 3`
 //!   at stride 1, per kernel row (pairs `Pj = (x_j, x_{j+1})`, halfword loads at any column):
