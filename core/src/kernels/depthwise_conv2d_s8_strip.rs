@@ -28,7 +28,7 @@
 //!   the flat output positions `f = oy·Wp + ox` in one loop (the `Wp − ow` positions per row
 //!   past the row are computed and dropped) into a byte buffer after the plane; each row's
 //!   `ow` bytes are copied out. No per-row work but the copy.
-//! - **Small planes** (rows of at most 3 outputs, strides 1–2, when the padded plane and 7
+//! - **Small planes** (rows of 2 or 3 outputs, strides 1–2, when the padded plane and 7
 //!   halfwords fit the scratch: mobilenet's 6×6 at stride 2 and 3×3): the whole padded plane
 //!   at pitch `Wp` as on the flat path, widened by one assembly loop over all rows
 //!   ([`widen_plane`]: exactly `w` halfwords per row, 4-byte chunks then a pair and/or a byte),
@@ -147,7 +147,7 @@ fn constants(k: &[u8], bias: i32, m: i32, shift: i32, range: Range) -> Option<[u
     let c = (1i32 << (e - 1)) + zp * (1i32 << e);
     let (w0, w1, w2, w3, w4, w5): (u32, u32, u32, u32, u32, u32);
     // SAFETY: reads the 9 bytes of `k` (two unaligned words and a byte; ARMv7-M allows
-    // unaligned LDR). Registers: the operands only.
+    // unaligned LDR). Registers: the operands only; flags (SADD16 sets GE).
     unsafe {
         core::arch::asm!(
             "ldr {x}, [{kp}]",
@@ -840,7 +840,7 @@ unsafe fn widen_plane(s: *const i8, d: *mut i16, (h, w, wp): (usize, usize, usiz
     }
 }
 
-/// The small-plane path (see [`run`]: rows of at most 3 outputs, strides 1–2, the padded plane
+/// The small-plane path (see [`run`]: rows of 2 or 3 outputs, strides 1–2, the padded plane
 /// and [`SMALL_READ`] halfwords inside the scratch `ring`, whose padding is 0): per channel the
 /// constants, [`widen_plane`] (row `pt + iy`, column `pl` of a plane of pitch `wp`), then one
 /// [`small_row`] per output row, its first `ow` bytes out (a whole word while 4 bytes fit in
@@ -1008,9 +1008,10 @@ pub(crate) fn run(
         && FLAT_PITCHES.contains(&wp)
         && plane_hw / 2 + nb <= RING_WORDS
         && ring.0.len() >= plane_hw + 2 * nb;
-    // The small-plane path (rows of at most 3 outputs, strides 1–2): the whole padded plane
-    // at pitch `Wp` as on the flat path, one 3-lane block per output row.
-    if ow <= 3 && hp * wp + SMALL_READ <= ring.0.len() {
+    // The small-plane path (rows of 2 or 3 outputs, strides 1–2): the whole padded plane at
+    // pitch `Wp` as on the flat path, one 3-lane block per output row. (Rows of one output
+    // stay on the ring: its single-output block costs about half a 3-lane block.)
+    if (2..=3).contains(&ow) && hp * wp + SMALL_READ <= ring.0.len() {
         let geometry = (h, w, oh, ow);
         let layout = (wp, pl, pt as usize, sh, sw);
         let (x, b) = (input, bias);
