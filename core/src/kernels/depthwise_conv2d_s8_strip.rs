@@ -135,7 +135,8 @@ type Range = (i32, u32, u32);
 /// domain or if `k` is not 9 bytes. `range = (zp_out, lo4, hi4)`. The doubled weights come
 /// from assembly (3 loads, 4 `SXTB16`, 6 packs, 6 `SADD16`): `wa` words `(2k0, 2k1)`,
 /// `(2k3, 2k4)`, `(2k6, 2k7)` and `wb` words with `2k2`, `2k5`, `2k8` in their bottom halfword
-/// (every kernel reads only that half of `wb`; the top halves hold `2·sign(k2)`, `2k7`, `2·sign(k8)`).
+/// (every kernel reads only that half of `wb`; the top halves hold the doubled sign extension
+/// of `k2` and `k8`, −2 or 0, and `2k7`).
 #[inline(always)]
 fn constants(k: &[u8], bias: i32, m: i32, shift: i32, range: Range) -> Option<[u32; K_WORDS]> {
     if !fast(bias, m, shift) {
