@@ -176,18 +176,34 @@ fn mac1x4(groups: &[u32], row: &[u8], acc: [i32; P]) -> [i32; P] {
     if g == 0 || row.len() < 4 * g {
         return acc; // impossible for [`run`]'s arguments; keeps the reads below in bounds
     }
-    let [mut a0, mut a1, mut a2, mut a3] = acc;
     let b = groups.as_ptr();
-    let end = b.wrapping_add(8 * g);
-    let odd = (g % 2) as u32;
-    // SAFETY: reads the first 8·g words of `groups` (32 bytes per group, word-aligned as a
-    // `&[u32]` is, so `LDRD` is allowed) and the first 4·g bytes of `row` (`4g ≤ row.len()`,
-    // checked above): an odd `g` runs one group first (entering at `3:`), then both counts run
-    // pairs of groups until the scratch pointer reaches `end = groups + 8g` (`g ≥ 1`, so the
-    // loop test is first made after at least one group, and `end − groups` is a multiple of
-    // the 64 bytes a pair reads after the entry). Unaligned `LDR` is allowed on ARMv7-M
-    // (CCR.UNALIGN_TRP is 0 out of reset). Registers: only the operands (`k0` carries `odd`
-    // in, then is scratch); flags: `cmp`.
+    // SAFETY: the first 8·g words of `groups` and the first 4·g ≤ row.len() bytes of `row`
+    // (checked above); `g ≥ 1`.
+    unsafe { mac1x4_at(b, b.wrapping_add(8 * g), (g % 2) as u32, row.as_ptr(), acc) }
+}
+
+/// [`mac1x4`] on raw pointers, the loop's bounds precomputed (the channel loop of
+/// [`channels`] hoists them): `acc[j] + Σ_t row[t]·x_j[t]` over the `g` groups from `b` to
+/// `end = b + 8g` words, `odd = g mod 2`.
+///
+/// # Safety
+/// `g ≥ 1`; `b` word-aligned and readable for `8g` words; `row` readable for `4g` bytes.
+#[inline(always)]
+unsafe fn mac1x4_at(
+    b: *const u32,
+    end: *const u32,
+    odd: u32,
+    row: *const u8,
+    acc: [i32; P],
+) -> [i32; P] {
+    let [mut a0, mut a1, mut a2, mut a3] = acc;
+    // SAFETY: the caller's contract: reads the 8·g words from `b` (32 bytes per group,
+    // word-aligned, so `LDRD` is allowed) and the 4·g bytes from `row`: an odd `g` runs one
+    // group first (entering at `3:`), then both counts run pairs of groups until the scratch
+    // pointer reaches `end = b + 8g` (`g ≥ 1`, so the loop test is first made after at least
+    // one group, and `end − b` is a multiple of the 64 bytes a pair reads after the entry).
+    // Unaligned `LDR` is allowed on ARMv7-M (CCR.UNALIGN_TRP is 0 out of reset). Registers:
+    // only the operands (`k0` carries `odd` in, then is scratch); flags: `cmp`.
     unsafe {
         asm!(
             "cmp {k0}, #0",
@@ -199,7 +215,7 @@ fn mac1x4(groups: &[u32], row: &[u8], acc: [i32; P]) -> [i32; P] {
             "cmp {b}, {end}",
             "bne 2b",
             b = inout(reg) b => _,
-            w = inout(reg) row.as_ptr() => _,
+            w = inout(reg) row => _,
             end = in(reg) end,
             a0 = inout(reg) a0,
             a1 = inout(reg) a1,
@@ -307,37 +323,11 @@ fn channels<const FULL: bool>(
                 i32::from(*shift.add(o).cast::<i8>()),
             )
         };
-        let (mut a0, mut a1, mut a2, mut a3) = (b0, b0, b0, b0);
-        // SAFETY: as [`mac1x4`]'s: the `g ≥ 1` groups of `groups` (`8g` words, `LDRD` on a
-        // word-aligned `&[u32]`) and the `4g = k_padded` bytes of row `o` from `row = weights +
-        // o·k`, inside the weights for `o < fast` (`o·k + k_padded ≤ weights.len()`, the
-        // definition of `fast`). An odd `g` enters the two-group loop at its second group;
-        // the loop ends when the scratch pointer reaches `end = groups + 8g`. Unaligned `LDR`
-        // is allowed on ARMv7-M. Registers: only the operands; flags: `cmp`.
-        unsafe {
-            asm!(
-                "cmp {k0}, #0",
-                "bne 3f",
-                "2:",
-                group1x4!(),
-                "3:",
-                group1x4!(),
-                "cmp {b}, {end}",
-                "bne 2b",
-                b = inout(reg) b => _,
-                w = inout(reg) row => _,
-                end = in(reg) end,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                k0 = inout(reg) odd => _,
-                k1 = out(reg) _,
-                xe = out(reg) _,
-                xo = out(reg) _,
-                options(readonly, nostack),
-            );
-        }
+        // SAFETY: as [`mac1x4`]'s: the `g ≥ 1` groups of `groups` (`8g` words from the
+        // word-aligned `b`, `end = b + 8g`, `odd = g mod 2`) and the `4g = k_padded` bytes of
+        // row `o` from `row = weights + o·k`, inside the weights for `o < fast` (`o·k +
+        // k_padded ≤ weights.len()`, the definition of `fast`).
+        let [a0, a1, a2, a3] = unsafe { mac1x4_at(b, end, odd, row, [b0, b0, b0, b0]) };
         // Unrolled by hand (the firmware is built for size: LLVM keeps 4-step loops).
         let y = match RequantizerRight::new(m, s) {
             Some(r) if FULL => {

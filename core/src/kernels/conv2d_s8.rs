@@ -153,7 +153,7 @@ fn checked(
 ) -> Result<ConvGeometry> {
     let g = conv_geometry(p, input_len, output_len, weights_len)?;
     let co = p.out_channels;
-    if bias_len != co || q.multiplier.len() != co || q.shift.len() != co {
+    if !q.fits(bias_len, co) {
         return Err(Error::KernelBadArguments);
     }
     Ok(g)

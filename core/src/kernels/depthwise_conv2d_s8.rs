@@ -175,7 +175,7 @@ fn checked(
 ) -> Result<()> {
     let g = depthwise_geometry(p, input.len(), output.len(), weights.len())?;
     let c = p.channels;
-    if bias.len() != c || q.multiplier.len() != c || q.shift.len() != c {
+    if !q.fits(bias.len(), c) {
         return Err(Error::KernelBadArguments);
     }
     if c == 0 {

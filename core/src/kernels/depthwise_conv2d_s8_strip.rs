@@ -28,8 +28,19 @@
 //!   the flat output positions `f = oy·Wp + ox` in one loop (the `Wp − ow` positions per row
 //!   past the row are computed and dropped) into a byte buffer after the plane; each row's
 //!   `ow` bytes are copied out. No per-row work but the copy.
+//! - **Small planes** (rows of 2 or 3 outputs, strides 1–2, when the padded plane and 7
+//!   halfwords fit the scratch: mobilenet's 6×6 at stride 2 and 3×3): the whole padded plane
+//!   at pitch `Wp` as on the flat path, widened by one assembly loop over all rows
+//!   ([`widen_plane`]: exactly `w` halfwords per row, 4-byte chunks then a pair and/or a byte),
+//!   then one 3-lane block per output row ([`small_row`]: the window's three rows from one
+//!   pointer stepped by the pitch, per kernel row 2 weight loads, 4 loads, 3 `SMLAD` and 3
+//!   `SMLABB`/`SMLATB`; 62 instructions with the requantization), its word stored whole while
+//!   4 bytes fit the channel's output (the byte past the row belongs to a later row, which
+//!   overwrites it), else byte by byte. No wasted lanes on 3-output rows, no per-row setup and
+//!   no copy-out; its own non-inlined channel loop ([`small_run`]).
 //! - **MACs, four outputs per block.** The weights are doubled (`2k ∈ [−256, 254]` fits i16)
-//!   and packed per kernel row as `wa = (2k0, 2k1)`, `wb = (2k2, 0)`; the accumulators start
+//!   and packed per kernel row as `wa = (2k0, 2k1)`, `wb = (2k2, ·)` (only the bottom half of
+//!   `wb` is read; [`constants`] packs all six words in 19 instructions); the accumulators start
 //!   at `2 · bias`, so the block computes `2 · acc` (exact: the fast domain has
 //!   `|bias| ≤ 2^29`, `|Σ| ≤ 9 · 128 · 255`, so `|2 · acc| < 2^31`). Outputs `ox … ox + 3`
 //!   at stride 1, per kernel row (pairs `Pj = (x_j, x_{j+1})`, halfword loads at any column):
@@ -116,37 +127,74 @@ pub(crate) fn fast(bias: i32, m: i32, shift: i32) -> bool {
     (-BIAS_MAX..=BIAS_MAX).contains(&bias) && m >= 0 && (-RIGHT_MAX..=-1).contains(&shift)
 }
 
+/// The per-call part of the constants: `zp_out`, and the clamp bounds `lo`, `hi` in all four
+/// bytes.
+type Range = (i32, u32, u32);
+
 /// The per-channel constants of a fast channel (see the module doc), `None` outside the fast
-/// domain. `range = (zp_out, lo, hi)`.
+/// domain or if `k` is not 9 bytes. `range = (zp_out, lo4, hi4)`. The doubled weights come
+/// from assembly (3 loads, 4 `SXTB16`, 6 packs, 6 `SADD16`): `wa` words `(2k0, 2k1)`,
+/// `(2k3, 2k4)`, `(2k6, 2k7)` and `wb` words with `2k2`, `2k5`, `2k8` in their bottom halfword
+/// (every kernel reads only that half of `wb`; the top halves hold the doubled sign extension
+/// of `k2` and `k8`, −2 or 0, and `2k7`).
 #[inline(always)]
-fn constants(
-    k: &[u8],
-    bias: i32,
-    m: i32,
-    shift: i32,
-    range: (i32, i32, i32),
-) -> Option<[u32; K_WORDS]> {
+fn constants(k: &[u8], bias: i32, m: i32, shift: i32, range: Range) -> Option<[u32; K_WORDS]> {
     if !fast(bias, m, shift) {
         return None;
     }
+    let k = <&[u8; 9]>::try_from(k).ok()?;
     let e = -shift;
-    let (zp, lo, hi) = range;
-    let d = |i: usize| u32::from((2 * i16::from(*k.get(i).unwrap_or(&0) as i8)) as u16);
+    let (zp, lo4, hi4) = range;
     let c = (1i32 << (e - 1)) + zp * (1i32 << e);
-    let b4 = |v: i32| (v as u8 as u32) * 0x0101_0101;
+    let (w0, w1, w2, w3, w4, w5): (u32, u32, u32, u32, u32, u32);
+    // SAFETY: reads the 9 bytes of `k` (two unaligned words and a byte; ARMv7-M allows
+    // unaligned LDR). Registers: the operands only; flags (SADD16 sets GE).
+    unsafe {
+        core::arch::asm!(
+            "ldr {x}, [{kp}]",
+            "ldr {y}, [{kp}, #4]",
+            "ldrsb {w5}, [{kp}, #8]",
+            "sxtb16 {e}, {x}",
+            "sxtb16 {x}, {x}, ror #8",
+            "pkhbt {w0}, {e}, {x}, lsl #16",
+            "asr {w1}, {e}, #16",
+            "asr {x}, {x}, #16",
+            "sxtb16 {e}, {y}",
+            "sxtb16 {w3}, {y}, ror #8",
+            "pkhbt {w2}, {x}, {e}, lsl #16",
+            "pkhtb {w4}, {w3}, {e}, asr #16",
+            "sadd16 {w0}, {w0}, {w0}",
+            "sadd16 {w1}, {w1}, {w1}",
+            "sadd16 {w2}, {w2}, {w2}",
+            "sadd16 {w3}, {w3}, {w3}",
+            "sadd16 {w4}, {w4}, {w4}",
+            "sadd16 {w5}, {w5}, {w5}",
+            kp = in(reg) k.as_ptr(),
+            x = out(reg) _,
+            y = out(reg) _,
+            e = out(reg) _,
+            w0 = out(reg) w0,
+            w1 = out(reg) w1,
+            w2 = out(reg) w2,
+            w3 = out(reg) w3,
+            w4 = out(reg) w4,
+            w5 = out(reg) w5,
+            options(pure, readonly, nostack),
+        );
+    }
     Some([
-        d(0) | d(1) << 16,
-        d(2),
-        d(3) | d(4) << 16,
-        d(5),
-        d(6) | d(7) << 16,
-        d(8),
+        w0,
+        w1,
+        w2,
+        w3,
+        w4,
+        w5,
         (2 * bias) as u32,
         m as u32,
         c as u32,
         e as u32,
-        b4(lo),
-        b4(hi),
+        lo4,
+        hi4,
         0,
         0,
     ])
@@ -568,6 +616,295 @@ unsafe fn one(rp: *const i16, y: *mut i8, k: *const u32) {
     }
 }
 
+/// The MACs of one kernel row of a small-plane block ([`small_row`]): `$wa`/`$wb` the byte
+/// offsets of the row's weights in the constants, `$acc` the accumulator the first MAC of each
+/// lane adds to (`{t}` = 2·bias for kernel row 0, else the lane's own). Stride 1: lanes 0, 1,
+/// 2 read columns 0–2, 1–3, 2–4: `a0 += SMLAD(P0, wa) + x2·2k2`, `a1 += SMLAD(P1, wa) +
+/// x3·2k2`, `a2 += SMLAD(P2, wa) + x4·2k2` (`x2`, `x3` the halves of `P2`, `x4` from a
+/// halfword load at column 4).
+macro_rules! small_s1_row {
+    ($wa:literal, $wb:literal, $acc0:literal, $acc1:literal, $acc2:literal) => {
+        concat!(
+            "ldr {wa}, [{kp}, #",
+            $wa,
+            "]\n",
+            "ldr {wb}, [{kp}, #",
+            $wb,
+            "]\n",
+            "ldr {x}, [{rp}]\n",
+            "smlad {a0}, {x}, {wa}, ",
+            $acc0,
+            "\n",
+            "ldr {x}, [{rp}, #2]\n",
+            "smlad {a1}, {x}, {wa}, ",
+            $acc1,
+            "\n",
+            "ldr {x}, [{rp}, #4]\n",
+            "smlad {a2}, {x}, {wa}, ",
+            $acc2,
+            "\n",
+            "smlabb {a0}, {x}, {wb}, {a0}\n",
+            "smlatb {a1}, {x}, {wb}, {a1}\n",
+            "ldrh {x}, [{rp}, #8]\n",
+            "smlabb {a2}, {x}, {wb}, {a2}\n",
+        )
+    };
+}
+
+/// [`small_s1_row`] at stride 2: lanes 0, 1, 2 read columns 0–2, 2–4, 4–6:
+/// `a_i += SMLAD(P_{2i}, wa) + x_{2i+2}·2k2` (the aligned pairs `P0`, `P2`, `P4`, and `x6` from a
+/// halfword load).
+macro_rules! small_s2_row {
+    ($wa:literal, $wb:literal, $acc0:literal, $acc1:literal, $acc2:literal) => {
+        concat!(
+            "ldr {wa}, [{kp}, #",
+            $wa,
+            "]\n",
+            "ldr {wb}, [{kp}, #",
+            $wb,
+            "]\n",
+            "ldr {x}, [{rp}]\n",
+            "smlad {a0}, {x}, {wa}, ",
+            $acc0,
+            "\n",
+            "ldr {x}, [{rp}, #4]\n",
+            "smlabb {a0}, {x}, {wb}, {a0}\n",
+            "smlad {a1}, {x}, {wa}, ",
+            $acc1,
+            "\n",
+            "ldr {x}, [{rp}, #8]\n",
+            "smlabb {a1}, {x}, {wb}, {a1}\n",
+            "smlad {a2}, {x}, {wa}, ",
+            $acc2,
+            "\n",
+            "ldrh {x}, [{rp}, #12]\n",
+            "smlabb {a2}, {x}, {wb}, {a2}\n",
+        )
+    };
+}
+
+/// One small-plane block: the three outputs `ox = 0, 1, 2` of an output row whose window's
+/// top-left is `rp` in a plane of row pitch `pitch` bytes (`$row`: [`small_s1_row`] or
+/// [`small_s2_row`]), requantized and clamped as in [`blocks!`], packed into bytes 0–2 of the
+/// returned word (byte 3 is not an output).
+macro_rules! small_block {
+    ($row:ident, $rp:expr, $pitch:expr, $k:expr) => {{
+        let packed: u32;
+        core::arch::asm!(
+            "ldr {t}, [{kp}, #24]",
+            $row!("0", "4", "{t}", "{t}", "{t}"),
+            "add {rp}, {rp}, {p}",
+            $row!("8", "12", "{a0}", "{a1}", "{a2}"),
+            "add {rp}, {rp}, {p}",
+            $row!("16", "20", "{a0}", "{a1}", "{a2}"),
+            "ldr {wa}, [{kp}, #28]",
+            "ldr {wb}, [{kp}, #32]",
+            "ldr {x}, [{kp}, #36]",
+            "smmlar {t}, {a0}, {wa}, {wb}",
+            "sub {a0}, {t}, {a0}, lsr #31",
+            "asr {a0}, {a0}, {x}",
+            "ssat {a0}, #8, {a0}",
+            "smmlar {t}, {a1}, {wa}, {wb}",
+            "sub {a1}, {t}, {a1}, lsr #31",
+            "asr {a1}, {a1}, {x}",
+            "ssat {a1}, #8, {a1}",
+            "smmlar {t}, {a2}, {wa}, {wb}",
+            "sub {a2}, {t}, {a2}, lsr #31",
+            "asr {a2}, {a2}, {x}",
+            "ssat {a2}, #8, {a2}",
+            "bfi {a0}, {a1}, #8, #8",
+            "bfi {a0}, {a2}, #16, #8",
+            "ldr {t}, [{kp}, #40]",
+            "ssub8 {x}, {a0}, {t}",
+            "sel {a0}, {a0}, {t}",
+            "ldr {t}, [{kp}, #44]",
+            "ssub8 {x}, {t}, {a0}",
+            "sel {a0}, {a0}, {t}",
+            kp = in(reg) $k,
+            rp = inout(reg) $rp => _,
+            p = in(reg) $pitch,
+            a0 = out(reg) packed,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            x = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            t = out(reg) _,
+            options(pure, readonly, nostack),
+        );
+        packed
+    }};
+}
+
+/// Halfwords a small-plane block may read past the plane's last row start + 2 rows: columns
+/// up to 6 (stride 2; stride 1 up to 4).
+const SMALL_READ: usize = 7;
+
+/// One small-plane block at column stride `sw` (1 or 2): the outputs `ox = 0, 1, 2` of the
+/// output row whose window's top-left is `rp`, in bytes 0–2 of the result.
+///
+/// # Safety
+/// `rp` points into a plane of row pitch `wp` halfwords in which the halfwords `rp + r·wp + j`,
+/// `r ≤ 2`, `j < SMALL_READ`, are readable; `k` points to the `K_WORDS` constants.
+#[inline(always)]
+unsafe fn small_row(sw: usize, rp: *const i16, wp: usize, k: *const u32) -> u32 {
+    let pitch = 2 * wp;
+    // SAFETY: the caller's contract: the row MACs read halfwords 0 … 6 (stride 2; 0 … 4 at
+    // stride 1) of three rows `pitch` bytes apart, and the constants. Registers: the operands;
+    // flags (SSUB8 sets GE, SMLAD Q).
+    unsafe {
+        if sw == 1 {
+            small_block!(small_s1_row, rp, pitch, k)
+        } else {
+            small_block!(small_s2_row, rp, pitch, k)
+        }
+    }
+}
+
+/// Widens a plane of `h` rows of `w` bytes at `s` into halfwords `x − zp_in` (`off` = `−zp_in`
+/// in both halfwords), row `iy` at `d + iy·wp` halfwords (`skip` = `2·(wp − w)` bytes between
+/// rows), exactly `w` halfwords per row: per row `⌊w / 4⌋` chunks of 4 bytes (as
+/// [`widen_row`]), then with `R = w mod 4` one pair (`LDRH`, two `SXTAB16`, `PKHBT`) if `R ≥ 2`
+/// and one byte (`LDRB`, `SXTAB16`) if `R` is odd, all in one assembly loop.
+///
+/// # Safety
+/// `h ≥ 1`; `s` readable for `h·w` bytes; the halfwords `d + iy·wp + j`, `iy < h`, `j < w`,
+/// writable.
+#[inline(always)]
+unsafe fn widen_plane(s: *const i8, d: *mut i16, (h, w, wp): (usize, usize, usize), off: u32) {
+    let (n, skip) = (w / 4, 2 * (wp - w));
+    // SAFETY: the caller's contract: each row reads its `w` bytes (`4n`, then 2 and/or 1) and
+    // writes its `w` halfwords, then `d` steps over `wp − w` halfwords. Unaligned LDR/STR are
+    // allowed on ARMv7-M. Registers: the operands; flags.
+    unsafe {
+        macro_rules! plane_asm {
+            ($($tail:expr,)*) => {
+                core::arch::asm!(
+                    "2:",
+                    "movs {c}, {n}",
+                    "beq 4f",
+                    "3:",
+                    "ldr {x}, [{s}], #4",
+                    "sxtab16 {e}, {off}, {x}",
+                    "sxtab16 {x}, {off}, {x}, ror #8",
+                    "pkhbt {t}, {e}, {x}, lsl #16",
+                    "pkhtb {x}, {x}, {e}, asr #16",
+                    "str {x}, [{d}, #4]",
+                    "str {t}, [{d}], #8",
+                    "subs {c}, {c}, #1",
+                    "bne 3b",
+                    "4:",
+                    $($tail,)*
+                    "add {d}, {d}, {skip}",
+                    "subs {h}, {h}, #1",
+                    "bne 2b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    h = inout(reg) h => _,
+                    n = in(reg) n,
+                    skip = in(reg) skip,
+                    off = in(reg) off,
+                    c = out(reg) _,
+                    x = out(reg) _,
+                    e = out(reg) _,
+                    t = out(reg) _,
+                    options(nostack),
+                )
+            };
+        }
+        macro_rules! pair {
+            () => {
+                concat!(
+                    "ldrh {x}, [{s}], #2\n",
+                    "sxtab16 {e}, {off}, {x}\n",
+                    "sxtab16 {x}, {off}, {x}, ror #8\n",
+                    "pkhbt {t}, {e}, {x}, lsl #16\n",
+                    "str {t}, [{d}], #4\n",
+                )
+            };
+        }
+        macro_rules! byte {
+            () => {
+                concat!(
+                    "ldrb {x}, [{s}], #1\n",
+                    "sxtab16 {e}, {off}, {x}\n",
+                    "strh {e}, [{d}], #2\n",
+                )
+            };
+        }
+        match w % 4 {
+            0 => plane_asm!(),
+            1 => plane_asm!(byte!(),),
+            2 => plane_asm!(pair!(),),
+            _ => plane_asm!(pair!(), byte!(),),
+        }
+    }
+}
+
+/// The small-plane path (see [`run`]: rows of 2 or 3 outputs, strides 1–2, the padded plane
+/// and [`SMALL_READ`] halfwords inside the scratch `ring`, whose padding is 0): per channel the
+/// constants, [`widen_plane`] (row `pt + iy`, column `pl` of a plane of pitch `wp`), then one
+/// [`small_row`] per output row, its first `ow` bytes out (a whole word while 4 bytes fit in
+/// the channel's output: the extra bytes belong to later rows, which overwrite them).
+/// Returns true if some channel was outside the fast domain (left to the caller). Not inlined:
+/// the ring and flat paths keep their registers.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn small_run(
+    ring: &mut Ring<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    q: &PerChannelQuant<'_>,
+    weights: I8Data<'_>,
+    bias: I32Data<'_>,
+    range: Range,
+    (h, w, oh, ow): (usize, usize, usize, usize),
+    (wp, pl, pt, sh, sw): (usize, usize, usize, usize, usize),
+    off: u32,
+) -> bool {
+    // Every row written and every block's reads inside the scratch: rows `pt + h ≤ Hp` and
+    // `(oh − 1)·sh + 3 ≤ Hp` of pitch `wp`, plus `SMALL_READ` halfwords.
+    let rows = (pt + h).max((oh.saturating_sub(1)) * sh + 3);
+    if h == 0 || w == 0 || ow == 0 || ow > 3 || pl + w > wp || rows * wp + SMALL_READ > ring.0.len()
+    {
+        return false;
+    }
+    let mut slow = false;
+    let plane_at = ring.0.as_mut_ptr().wrapping_add(pt * wp + pl);
+    let base = ring.0.as_ptr();
+    let planes = input
+        .chunks_exact(h * w)
+        .zip(output.chunks_exact_mut(oh * ow))
+        .zip(weights.as_bytes().chunks_exact(9))
+        .zip(bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter()));
+    for (((plane, out), kw), ((b, m), s)) in planes {
+        let Some(k) = constants(kw, b, m, i32::from(s), range) else {
+            slow = true; // the caller's
+            continue;
+        };
+        // SAFETY: `plane` is `h·w` bytes; rows `pt … pt + h` of pitch `wp`, columns `pl … pl +
+        // w ≤ wp`, are inside the scratch (checked above).
+        unsafe { widen_plane(plane.as_ptr(), plane_at, (h, w, wp), off) };
+        let (len, y) = (out.len(), out.as_mut_ptr());
+        for oy in 0..oh {
+            // SAFETY: the window's rows `oy·sh … oy·sh + 2 < rows` and the columns `<
+            // SMALL_READ ≤ wp + SMALL_READ` are inside the scratch (checked above); `k` is the
+            // constants.
+            let v = unsafe { small_row(sw, base.wrapping_add(oy * sh * wp), wp, k.as_ptr()) };
+            let o = oy * ow;
+            if o + 4 <= len {
+                // SAFETY: bytes `o … o + 4` of `out` (checked).
+                unsafe { y.add(o).cast::<u32>().write_unaligned(v) };
+            } else if let Some(d) = out.get_mut(o..) {
+                for (d, b) in d.iter_mut().zip(v.to_le_bytes()) {
+                    *d = b as i8;
+                }
+            }
+        }
+    }
+    slow
+}
+
 /// One channel on the flat path (see [`run`]): widen the `h` rows into the plane (pitch `wp`,
 /// at row `pt + iy`, column `pl`; the padding stays 0), `nb` blocks of flat outputs into the
 /// bytes after the plane (`plane_hw` halfwords), then each output row's `ow` bytes out.
@@ -648,11 +985,8 @@ pub(crate) fn run(
     let off = u32::from((-i32::from(q.input_zp)) as u16) * 0x0001_0001;
     let zp_in = i16::from(q.input_zp);
     let (act_min, act_max) = activation_range(act, q.output);
-    let range = (
-        i32::from(q.output.zero_point),
-        act_min.clamp(-128, 127),
-        act_max.clamp(-128, 127),
-    );
+    let b4 = |v: i32| (v.clamp(-128, 127) as u8 as u32) * 0x0101_0101;
+    let range = (i32::from(q.output.zero_point), b4(act_min), b4(act_max));
     let (sh, sw, pt, pl) = (win.sh, win.sw, win.pad_top as isize, win.pad_left);
     // Padding columns (and the one past the padded row) stay 0 for the whole call.
     ring.0.fill(0);
@@ -675,6 +1009,17 @@ pub(crate) fn run(
         && FLAT_PITCHES.contains(&wp)
         && plane_hw / 2 + nb <= RING_WORDS
         && ring.0.len() >= plane_hw + 2 * nb;
+    // The small-plane path (rows of 2 or 3 outputs, strides 1–2): the whole padded plane at
+    // pitch `Wp` as on the flat path, one 3-lane block per output row. (Rows of one output
+    // stay on the ring: its single-output block costs about half a 3-lane block.)
+    if (2..=3).contains(&ow) && hp * wp + SMALL_READ <= ring.0.len() {
+        let geometry = (h, w, oh, ow);
+        let layout = (wp, pl, pt as usize, sh, sw);
+        let (x, b) = (input, bias);
+        return Some(small_run(
+            &mut ring, x, output, q, weights, b, range, geometry, layout, off,
+        ));
+    }
     let planes = input
         .chunks_exact(h * w)
         .zip(output.chunks_exact_mut(oh * ow))

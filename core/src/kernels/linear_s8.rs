@@ -107,9 +107,7 @@ pub(crate) fn arguments_ok(
     n_in != 0
         && Some(input.len()) == p.rows.checked_mul(n_in)
         && Some(output.len()) == p.rows.checked_mul(n_out)
-        && bias.len() == n_out
-        && q.multiplier.len() == n_out
-        && q.shift.len() == n_out
+        && q.fits(bias.len(), n_out)
         && Some(weights.len()) == n_in.checked_mul(n_out)
 }
 

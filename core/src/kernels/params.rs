@@ -158,6 +158,16 @@ pub struct PerChannelQuant<'a> {
     pub shift: I8Data<'a>,
 }
 
+impl PerChannelQuant<'_> {
+    /// True when the bias (`bias_len` entries), the multipliers and the shifts each have one
+    /// entry per output channel (`n`): the check every int8 Linear, Conv2d and depthwise entry
+    /// point shares.
+    #[inline]
+    pub(crate) fn fits(&self, bias_len: usize, n: usize) -> bool {
+        bias_len == n && self.multiplier.len() == n && self.shift.len() == n
+    }
+}
+
 /// int8 elementwise Add with broadcasting-free equal shapes, exactly TFLite's ADD:
 /// `x1' = (x1 − zp1) << left_shift`, `x2' = (x2 − zp2) << left_shift`,
 /// `s1 = MBQM(x1', m1, sh1)`, `s2 = MBQM(x2', m2, sh2)`,

@@ -22,24 +22,41 @@ const REQUANT_CASES: u32 = 300_000;
 /// Requantizations per timed loop.
 const REQUANT_CALLS: usize = 1000;
 
-/// The anchors' depthwise shapes: `(name, channels, h, w, stride, index in the anchors' layer
-/// table)` (the index seeds their xorshift32: `0x12345678 + 0x9E3779B9 · (index + 1)`).
-const SHAPES: [(&str, usize, usize, usize, usize, u32); 4] = [
-    ("dw3x3_s1_64ch_25x5", 64, 25, 5, 1, 15),
-    ("dw3x3_s1_32ch_48x48", 32, 48, 48, 1, 16),
-    ("dw3x3_s1_64ch_24x24", 64, 24, 24, 1, 17),
-    ("dw3x3_s2_32ch_48x48", 32, 48, 48, 2, 18),
+/// The anchors' depthwise shapes: `(name, channels, h, w, stride, (pad before, pad after) on
+/// both axes, index in the anchors' layer table)` (the index seeds their xorshift32:
+/// `0x12345678 + 0x9E3779B9 · (index + 1)`).
+type Shape = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    usize,
+    (usize, usize),
+    u32,
+);
+const SHAPES: [Shape; 4] = [
+    ("dw3x3_s1_64ch_25x5", 64, 25, 5, 1, (1, 1), 15),
+    ("dw3x3_s1_32ch_48x48", 32, 48, 48, 1, (1, 1), 16),
+    ("dw3x3_s1_64ch_24x24", 64, 24, 24, 1, (1, 1), 17),
+    ("dw3x3_s2_32ch_48x48", 32, 48, 48, 2, (1, 1), 18),
 ];
 
 /// More depthwise shapes timed the same way (the anchors' recipe, seeds 100…), logged as
-/// `depthwise_extra name=…` (not compared with a CMSIS-NN checksum): mobilenet-v1:0.25's small
-/// planes, whose CMSIS-NN counts are in `bench/cmsis-nn/counts.txt` (`mobilenet/…` rows).
-const EXTRA_SHAPES: [(&str, usize, usize, usize, usize, u32); 5] = [
-    ("dw3x3_s1_128ch_6x6", 128, 6, 6, 1, 100),
-    ("dw3x3_s2_128ch_6x6", 128, 6, 6, 2, 101),
-    ("dw3x3_s1_256ch_3x3", 256, 3, 3, 1, 102),
-    ("dw3x3_s2_64ch_12x12", 64, 12, 12, 2, 103),
-    ("dw3x3_s1_64ch_12x12", 64, 12, 12, 1, 104),
+/// `depthwise_extra name=… cmsis_instructions=…` (not compared with a CMSIS-NN checksum):
+/// mobilenet-v1:0.25's small planes, with the CMSIS-NN count of the mobilenet row of
+/// `bench/cmsis-nn/counts.txt` whose shape they are (0: padded differently from the model).
+/// `dw3x3_s2_128ch_6x6_same` and `dw3x3_s1_256ch_3x3` are exactly `mobilenet/23` and
+/// `mobilenet/25` (TFLite SAME padding: none before, one after at stride 2).
+const EXTRA_SHAPES: [(Shape, u64); 6] = [
+    (("dw3x3_s1_128ch_6x6", 128, 6, 6, 1, (1, 1), 100), 335_000),
+    (("dw3x3_s2_128ch_6x6", 128, 6, 6, 2, (1, 1), 101), 0),
+    (("dw3x3_s1_256ch_3x3", 256, 3, 3, 1, (1, 1), 102), 152_920),
+    (("dw3x3_s2_64ch_12x12", 64, 12, 12, 2, (1, 1), 103), 0),
+    (("dw3x3_s1_64ch_12x12", 64, 12, 12, 1, (1, 1), 104), 706_560),
+    (
+        ("dw3x3_s2_128ch_6x6_same", 128, 6, 6, 2, (0, 1), 105),
+        84_200,
+    ),
 ];
 
 /// One layer's arguments, in slices of the scratch buffer.
@@ -291,11 +308,21 @@ pub fn run(counter: &InstructionCounter, buf: &mut [u8]) {
 /// `2^30 + (next >> 2) mod 9e8` and shift `−(6 + 2 + c mod 3)`; zero points −128 in, −3 out.
 fn anchors(counter: &InstructionCounter, buf: &mut [u8]) {
     let mut ring = [0u32; RING_WORDS];
-    let all = SHAPES.iter().map(|s| (s, "depthwise"));
-    let all = all.chain(EXTRA_SHAPES.iter().map(|s| (s, "depthwise_extra")));
-    for (&(name, c, h, w, s, index), tag) in all {
+    let all = SHAPES.iter().map(|s| (s, "depthwise", None));
+    let all = all.chain(
+        EXTRA_SHAPES
+            .iter()
+            .map(|(s, cmsis)| (s, "depthwise_extra", Some(*cmsis))),
+    );
+    for (&(name, c, h, w, s, (before, after), index), tag, cmsis) in all {
         let (c, h, w, s) = core::hint::black_box((c, h, w, s));
-        let window = Window::square(3, s, 1);
+        let window = Window {
+            pad_top: before,
+            pad_left: before,
+            pad_bottom: after,
+            pad_right: after,
+            ..Window::square(3, s, 0)
+        };
         let Some((oh, ow)) = window.out_dims(h, w) else {
             continue;
         };
@@ -353,15 +380,27 @@ fn anchors(counter: &InstructionCounter, buf: &mut [u8]) {
         let fnv = y1.iter().fold(2_166_136_261u32, |h, &v| {
             (h ^ u32::from(v as u8)).wrapping_mul(16_777_619)
         });
-        defmt::info!(
-            "{=str} name={=str} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64} checksum={=u32:08x}",
-            tag,
-            name,
-            n_out * 9,
-            best.0,
-            best.1,
-            fnv
-        );
+        match cmsis {
+            None => defmt::info!(
+                "{=str} name={=str} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64} checksum={=u32:08x}",
+                tag,
+                name,
+                n_out * 9,
+                best.0,
+                best.1,
+                fnv
+            ),
+            Some(cmsis) => defmt::info!(
+                "{=str} name={=str} macs={=usize} reference_instructions={=u64} dsp_instructions={=u64} cmsis_instructions={=u64} checksum={=u32:08x}",
+                tag,
+                name,
+                n_out * 9,
+                best.0,
+                best.1,
+                cmsis,
+                fnv
+            ),
+        }
     }
 }
 

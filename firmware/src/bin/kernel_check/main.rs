@@ -17,7 +17,9 @@
 //! - `depthwise.rs`: int8 depthwise convolution, `kernels::depthwise_conv2d_s8_dsp` and the
 //!   dispatch `kernels::depthwise_conv2d_s8` against `kernels::depthwise_conv2d_s8_reference`
 //!   (`depthwise_check cases=… mismatches=0`, one `depthwise name=… macs=…
-//!   reference_instructions=… dsp_instructions=… checksum=…` line per anchor shape), then the DSP
+//!   reference_instructions=… dsp_instructions=… checksum=…` line per anchor shape, and one
+//!   `depthwise_extra name=… cmsis_instructions=…` line per mobilenet-v1:0.25 small-plane shape,
+//!   with the CMSIS-NN count of its `bench/cmsis-nn/counts.txt` row), then the DSP
 //!   kernels' `quant::Requantizer` against `quant::requantize` (`requant cases=… mismatches=0
 //!   calls=… reference_instructions=… fast_instructions=… fast_per_channel_instructions=…`).
 //! - `f32.rs`: f32 Linear, Conv2d and DepthwiseConv2d, the Cortex-M4F fast paths of
