@@ -546,32 +546,80 @@ macro_rules! first_mul8 {
     };
 }
 
-/// ReLU of the two sums `s0`, `s8` (`s3` = `+0.0`), as [`activate_f32`].
-macro_rules! relu2 {
+/// `canon` of the two sums `s0`, `s1` (`+ 0.0`: `−0.0` becomes `+0.0`, `s4` = `+0.0`), then
+/// `s0`, `s1` to `out[0..2]` (`out` advanced by 8): no activation.
+macro_rules! act_none2 {
     () => {
         concat!(
-            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s3\n",
-            "vcmp.f32 s8, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s8, s3\n",
+            "movs {t0}, #0\n",
+            "vmov s4, {t0}\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vstmia {out}!, {{s0-s1}}\n",
         )
     };
 }
 
-/// ReLU6 of `s0`, `s8` (`s3` = `+0.0`, `s4` = `6.0`).
-macro_rules! relu6_2 {
+/// ReLU of the two sums `s0`, `s1` into `out[0..2]` (`out` advanced by 8). Neither a NaN (one
+/// `VCMP` of the two: unordered sets V): the bit pattern with its sign bit set (`x < 0`, or
+/// `−0.0`, which `canon` would make `+0.0`) becomes `+0.0`, any other stays (`BIC x, x, x ASR
+/// #31`), stored from the core registers. A NaN among them: [`relu2_nan`].
+macro_rules! act_relu2 {
     () => {
         concat!(
-            relu2!(),
-            "vmov.f32 s4, #6.0\n",
-            "vcmp.f32 s0, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s4\n",
-            "vcmp.f32 s8, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s8, s4\n",
+            "vcmp.f32 s0, s1\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "bvs 7f\n",
+            "vmov {t0}, {t1}, s0, s1\n",
+            "bic {t0}, {t0}, {t0}, asr #31\n",
+            "bic {t1}, {t1}, {t1}, asr #31\n",
+            "strd {t0}, {t1}, [{out}], #8\n",
+        )
+    };
+}
+
+/// The out-of-line part of [`act_relu2`] (label 7, back to 6): `canon` of `s0`, `s1`, then
+/// `x < 0 → +0.0` for each (a NaN stays), as [`activate_f32`], and the store.
+macro_rules! relu2_nan {
+    () => {
+        concat!(
+            "7:\n",
+            "movs {t0}, #0\n",
+            "vmov s4, {t0}\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s4\n",
+            "vcmp.f32 s1, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s1, s4\n",
+            "vstmia {out}!, {{s0-s1}}\n",
+            "b 6b\n",
+        )
+    };
+}
+
+/// ReLU6 of `s0`, `s1` after `canon` (`s4` = `+0.0`, `s5` = `6.0`), as [`activate_f32`], into
+/// `out[0..2]` (`out` advanced by 8).
+macro_rules! act_relu6_2 {
+    () => {
+        concat!(
+            "movs {t0}, #0\n",
+            "vmov s4, {t0}\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vmov.f32 s5, #6.0\n",
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s4\n",
+            "vcmp.f32 s1, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s1, s4\n",
+            "vcmp.f32 s0, s5\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s5\n",
+            "vcmp.f32 s1, s5\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s1, s5\n",
+            "vstmia {out}!, {{s0-s1}}\n",
         )
     };
 }
 
 /// The loop of [`linear_pairs`]; `$load` is [`lw_aligned`] or [`lw_unaligned`], `$act` the
-/// activation of `s0` and `s8`.
+/// activation and store of `s0` and `s1` ([`act_none2`], [`act_relu2`], [`act_relu6_2`]),
+/// `$cold` its out-of-line part (label 7, `""` if none).
 macro_rules! linear_pairs_loop {
-    ($load:ident, $act:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
+    ($load:ident, $act:expr, $cold:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
         asm_all_s!(
             "3:",
             "sub {xp}, {end}, {n4}",
@@ -582,6 +630,10 @@ macro_rules! linear_pairs_loop {
             first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
             $load!("{w1}"),
             first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            // The other n/8 − 1 steps of 8, two per loop test: an odd count enters at the
+            // second (n/8 even: bit 5 of 4n clear), none skips the loop.
+            "tst {n4}, #32",
+            "beq 42f",
             "cmp {xp}, {end}",
             "beq 5f",
             "4:",
@@ -590,10 +642,16 @@ macro_rules! linear_pairs_loop {
             mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
             $load!("{w1}"),
             mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "42:",
+            "vldmia {xp}!, {{s16-s23}}",
+            $load!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $load!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
             "cmp {xp}, {end}",
             "bne 4b",
             "5:",
-            // The fixed trees: row 0's sum in s0, row 1's in s8.
+            // The fixed trees: row 0's sum in s0, row 1's in s1.
             "vadd.f32 s0, s0, s1",
             "vadd.f32 s2, s2, s3",
             "vadd.f32 s4, s4, s5",
@@ -607,25 +665,22 @@ macro_rules! linear_pairs_loop {
             "vadd.f32 s14, s14, s15",
             "vadd.f32 s8, s8, s10",
             "vadd.f32 s12, s12, s14",
-            "vadd.f32 s8, s8, s12",
-            // + canon(bias) (unaligned bytes; `+ 0.0` turns −0.0 into +0.0), the activation.
+            "vadd.f32 s1, s8, s12",
+            // + bias (unaligned bytes), then the activation and the store.
             "ldr {t0}, [{bias}], #4",
             "ldr {t1}, [{bias}], #4",
-            "vmov s1, s2, {t0}, {t1}",
-            "movs {t0}, #0",
-            "vmov s3, {t0}",
+            "vmov s2, s3, {t0}, {t1}",
+            "vadd.f32 s0, s0, s2",
             "vadd.f32 s1, s1, s3",
-            "vadd.f32 s2, s2, s3",
-            "vadd.f32 s0, s0, s1",
-            "vadd.f32 s8, s8, s2",
             $act,
-            "vstr s0, [{out}]",
-            "vstr s8, [{out}, #4]",
-            "add {out}, {out}, #8",
+            "6:",
             // {w1} ran to the end of row 1: the next pair's row 0.
             "mov {w0}, {w1}",
             "subs {pairs}, {pairs}, #1",
             "bne 3b",
+            "b 9f",
+            $cold,
+            "9:",
             xp = out(reg) _,
             end = in(reg) $end,
             n4 = in(reg) $n4,
@@ -643,26 +698,28 @@ macro_rules! linear_pairs_loop {
 
 /// The first `2·pairs` outputs of one Linear row with `x.len()` a positive multiple of 8, the
 /// rows, the bias and the activation in one assembly loop: for `o < 2·pairs`,
-/// `out[o] = act(dot'(W[o], x) + canon(bias[o]))`, `W[o]` = `x.len()` little-endian f32 at byte
-/// `4·n·o` of `w` (any alignment), `bias[o]` the little-endian f32 at byte `4·o` of `bias`.
-/// `dot'` is the 8-lane order with each lane starting at its first product (no `+0.0 +`):
-/// it differs from the reference's `dot` at most in the sign of a zero, which `canon(bias)`
-/// = `bias + 0.0` absorbs ([`dot_pair`]), so `out[o]` is the reference's
-/// `act(dot + bias)` bit for bit.
+/// `out[o] = act(canon(dot'(W[o], x) + bias[o]))`, `W[o]` = `x.len()` little-endian f32 at byte
+/// `4·n·o` of `w` (any alignment), `bias[o]` the little-endian f32 at byte `4·o` of `bias`,
+/// `canon(v)` = `v + 0.0`. `dot'` is the 8-lane order with each lane starting at its first
+/// product (no `+0.0 +`): it differs from the reference's `dot` at most in the sign of a zero
+/// (`−0.0` where `dot` is `+0.0`), so `dot' + bias` differs from `dot + bias` at most by a
+/// `−0.0` where the reference has `+0.0` (which is never `−0.0`: `dot` is not), and `canon`
+/// makes it `+0.0`: `out[o]` is the reference's `act(dot + bias)` bit for bit. ReLU needs no
+/// `canon`: it maps the sign bit to `+0.0` directly ([`act_relu2`]).
 ///
 /// Per 8 inputs and two rows: one `VLDMIA` of the inputs, the weights (`VLDMIA`, or 8 `LDR` +
 /// 4 `VMOV` per row when unaligned), 16 `VMUL`, 16 `VADD` (the first 8 inputs: none), the loop
-/// test: 37 instructions per 16 MACs aligned, 59 unaligned; per pair about 40 more (trees,
-/// bias, ReLU, stores). Does nothing unless every slice is long enough.
-#[inline(never)]
+/// test: 37 instructions per 16 MACs aligned, 59 unaligned; per pair 29 more with ReLU (trees,
+/// bias, ReLU, store, the pair loop). Does nothing unless every slice is long enough.
+#[inline(always)]
 fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation, out: &mut [f32]) {
     let n = x.len();
     if n == 0
         || !n.is_multiple_of(LANES)
         || pairs == 0
-        || w.len() < 8 * n * pairs
-        || bias.len() < 8 * pairs
-        || out.len() < 2 * pairs
+        || w.len() / 8 / n < pairs
+        || bias.len() / 8 < pairs
+        || out.len() / 2 < pairs
     {
         return;
     }
@@ -673,30 +730,46 @@ fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation,
     // `end` in steps of 8, n/8 ≥ 1 steps), the two rows `w[8n·i..8n·(i + 1)]` (row pointers
     // run on: row 2i + 1 ends where row 2i + 2 starts; `8n·pairs ≤ w.len()` checked above),
     // 8 bytes of `bias` (`8·pairs ≤ bias.len()`), and writes `out[2i]`, `out[2i + 1]`
-    // (`2·pairs ≤ out.len()`, 4-aligned). `VLDMIA` of the weights only when `w` is 4-aligned
-    // (every row then is: rows are 4n bytes apart), otherwise unaligned `LDR`s (allowed on
-    // ARMv7-M: CCR.UNALIGN_TRP is 0 out of reset). Every register written is declared: the
-    // operands and `s0–s31` (the compiler saves the callee-saved `s16–s31`). Flags: `cmp`,
-    // `movs`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    // (`2·pairs ≤ out.len()`, 4-aligned, as `STRD` and `VSTMIA` need). `VLDMIA` of the weights
+    // only when `w` is 4-aligned (every row then is: rows are 4n bytes apart), otherwise
+    // unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of reset). Every register
+    // written is declared: the operands and `s0–s31` (the compiler saves the callee-saved
+    // `s16–s31`). Flags: `cmp`, `movs`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
     unsafe {
         match ((wp as usize).is_multiple_of(4), act) {
             (true, Activation::None) => {
-                linear_pairs_loop!(lw_aligned, "", end, n4, wp, pairs, op, bp)
+                linear_pairs_loop!(lw_aligned, act_none2!(), "", end, n4, wp, pairs, op, bp)
             }
-            (true, Activation::Relu) => {
-                linear_pairs_loop!(lw_aligned, relu2!(), end, n4, wp, pairs, op, bp)
-            }
+            (true, Activation::Relu) => linear_pairs_loop!(
+                lw_aligned,
+                act_relu2!(),
+                relu2_nan!(),
+                end,
+                n4,
+                wp,
+                pairs,
+                op,
+                bp
+            ),
             (true, Activation::Relu6) => {
-                linear_pairs_loop!(lw_aligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+                linear_pairs_loop!(lw_aligned, act_relu6_2!(), "", end, n4, wp, pairs, op, bp)
             }
             (false, Activation::None) => {
-                linear_pairs_loop!(lw_unaligned, "", end, n4, wp, pairs, op, bp)
+                linear_pairs_loop!(lw_unaligned, act_none2!(), "", end, n4, wp, pairs, op, bp)
             }
-            (false, Activation::Relu) => {
-                linear_pairs_loop!(lw_unaligned, relu2!(), end, n4, wp, pairs, op, bp)
-            }
+            (false, Activation::Relu) => linear_pairs_loop!(
+                lw_unaligned,
+                act_relu2!(),
+                relu2_nan!(),
+                end,
+                n4,
+                wp,
+                pairs,
+                op,
+                bp
+            ),
             (false, Activation::Relu6) => {
-                linear_pairs_loop!(lw_unaligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+                linear_pairs_loop!(lw_unaligned, act_relu6_2!(), "", end, n4, wp, pairs, op, bp)
             }
         }
     }
@@ -708,7 +781,7 @@ fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation,
 pub const PATCH: usize = 72;
 
 /// Linear f32 on the device: for each input row, [`linear_pairs`] when `in_features` is a
-/// multiple of 8 (an odd last output through [`dot_rows`]), else [`dot_rows`] over the output
+/// multiple of 8 (an odd last output through [`last_output`]), else [`dot_rows`] over the output
 /// channels, then `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
 pub(crate) fn linear(
     p: &LinearParams,
@@ -717,31 +790,42 @@ pub(crate) fn linear(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    if p.out_features == 0 || p.in_features == 0 {
+    let (n, co, act) = (p.in_features, p.out_features, p.activation);
+    if co == 0 || n == 0 {
         return;
     }
-    let (wb, act) = (weights.as_bytes(), p.activation);
-    let (n, co) = (p.in_features, p.out_features);
-    let rows = input.chunks_exact(n).zip(output.chunks_exact_mut(co));
-    for (x, y) in rows {
-        if n.is_multiple_of(LANES) && co >= 2 {
-            // Whole 8s: two rows at a time with the bias and the activation in the assembly,
-            // an odd last row below.
-            let pairs = co / 2;
-            linear_pairs(x, wb, bias.as_bytes(), pairs, act, y);
-            let o = 2 * pairs;
-            if let (Some(w_o), Some(out), Some(b)) =
-                (wb.get(4 * n * o..), y.get_mut(o), bias.get(o))
-            {
-                dot_rows(x, w_o, co - o, |_, s| *out = activate_f32(s + b, act));
+    let wb = weights.as_bytes();
+    let mut xs = input.chunks_exact(n);
+    let mut ys = output.chunks_exact_mut(co);
+    if n.is_multiple_of(LANES) && co >= 2 {
+        // Whole 8s: two rows at a time with the bias and the activation in the assembly, an
+        // odd last row alone.
+        let (bb, pairs) = (bias.as_bytes(), co / 2);
+        while let (Some(x), Some(y)) = (xs.next(), ys.next()) {
+            linear_pairs(x, wb, bb, pairs, act, y);
+            if co % 2 == 1 {
+                last_output(x, wb, bias, co - 1, act, y);
             }
-            continue;
         }
+        return;
+    }
+    while let (Some(x), Some(y)) = (xs.next(), ys.next()) {
         dot_rows(x, wb, co, |o, s| {
             if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
                 *out = activate_f32(s + b, act);
             }
         });
+    }
+}
+
+/// Output `o` of one Linear row: `y[o] = act(dot(W[o], x) + bias[o])` through [`dot_rows`]
+/// (nothing if `o` is past `y`, `bias` or the weights). Never inlined: [`linear`]'s loop stays
+/// small for the usual even output count.
+#[inline(never)]
+fn last_output(x: &[f32], wb: &[u8], bias: F32Data<'_>, o: usize, act: Activation, y: &mut [f32]) {
+    let n = x.len();
+    if let (Some(w_o), Some(out), Some(b)) = (wb.get(4 * n * o..), y.get_mut(o), bias.get(o)) {
+        dot_rows(x, w_o, 1, |_, s| *out = activate_f32(s + b, act));
     }
 }
 
@@ -1471,10 +1555,43 @@ macro_rules! relu6 {
     };
 }
 
+/// `asm!` with the FPU registers of the 3×3 kernels declared clobbered (`out("sN") _`):
+/// `s0–s11` (the 9 weights, the bias, `+0.0`, `6.0`) and `s16–s24` (a pixel's 9 taps and their
+/// products). [`conv3x3_loop`] and [`conv3x3_rows_loop`] go through it, so neither can forget
+/// one (`s12–s15` and `s25–s31` are not used).
+macro_rules! asm_3x3_s {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+        )
+    };
+}
+
 /// The loop of [`conv3x3_pixels`], `$act` the activation's instructions on `s16`.
 macro_rules! conv3x3_loop {
     ($rows:ident, $step:ident, $count:ident, $wb:ident, $out:ident, $act:expr) => {
-        asm!(
+        asm_3x3_s!(
             "vldmia {wp}, {{s0-s11}}",
             "2:",
             "vldmia {r0}, {{s16-s18}}",
@@ -1512,27 +1629,6 @@ macro_rules! conv3x3_loop {
             n = inout(reg) $count => _,
             out = inout(reg) $out.as_mut_ptr() => _,
             wp = in(reg) $wb.as_ptr(),
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
             options(nostack),
         )
     };
@@ -1617,7 +1713,7 @@ macro_rules! px3x3 {
 /// `{rs}`), `$act` is the activation's instructions on `s16`.
 macro_rules! conv3x3_rows_loop {
     ($pre:expr, $head:expr, $tail:expr, $base:ident, $w4:ident, $rs:ident, $rows:ident, $flags:ident, $step:ident, $wb:ident, $out:ident, $act:expr) => {
-        asm!(
+        asm_3x3_s!(
             "vldmia {n}, {{s0-s11}}",
             $pre,
             "2:",
@@ -1674,27 +1770,6 @@ macro_rules! conv3x3_rows_loop {
             out("r0") _,
             out("r1") _,
             out("r2") _,
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
             options(nostack),
         )
     };
