@@ -711,7 +711,7 @@ macro_rules! linear_pairs_loop {
 /// 4 `VMOV` per row when unaligned), 16 `VMUL`, 16 `VADD` (the first 8 inputs: none), the loop
 /// test: 37 instructions per 16 MACs aligned, 59 unaligned; per pair 29 more with ReLU (trees,
 /// bias, ReLU, store, the pair loop). Does nothing unless every slice is long enough.
-#[inline(always)]
+#[inline(never)]
 fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation, out: &mut [f32]) {
     let n = x.len();
     if n == 0
@@ -795,13 +795,22 @@ pub(crate) fn linear(
         return;
     }
     let wb = weights.as_bytes();
-    let mut xs = input.chunks_exact(n);
-    let mut ys = output.chunks_exact_mut(co);
     if n.is_multiple_of(LANES) && co >= 2 {
         // Whole 8s: two rows at a time with the bias and the activation in the assembly, an
         // odd last row alone.
         let (bb, pairs) = (bias.as_bytes(), co / 2);
-        while let (Some(x), Some(y)) = (xs.next(), ys.next()) {
+        if input.len() == n {
+            linear_pairs(input, wb, bb, pairs, act, output);
+            if co % 2 == 1 {
+                last_output(input, wb, bias, co - 1, act, output);
+            }
+            return;
+        }
+        let mut ys = output.chunks_exact_mut(co);
+        for x in input.chunks_exact(n) {
+            let Some(y) = ys.next() else {
+                return;
+            };
             linear_pairs(x, wb, bb, pairs, act, y);
             if co % 2 == 1 {
                 last_output(x, wb, bias, co - 1, act, y);
@@ -809,6 +818,8 @@ pub(crate) fn linear(
         }
         return;
     }
+    let mut xs = input.chunks_exact(n);
+    let mut ys = output.chunks_exact_mut(co);
     while let (Some(x), Some(y)) = (xs.next(), ys.next()) {
         dot_rows(x, wb, co, |o, s| {
             if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
