@@ -426,16 +426,14 @@ fn f32_fast_paths_equal_reference_on_the_device() {
             fast > 0 && fast * 2 < reference,
             "{what}: the fast path is not faster: {line}"
         );
-        // Issue 14's target: ≤ 4 instructions per MAC for every Conv2d and depthwise shape,
-        // weights aligned or not (measured 2.46–3.97), and every Linear with 4-aligned weights
-        // (2.33–2.94). Unaligned Linear weights cost one `LDR` per float instead of `VLDM`
-        // (3.70–3.97, and 4.31 on the 640-MAC `linear_64x10`, where per-call costs weigh most).
-        if !name.starts_with("linear") || i % 2 == 0 {
-            assert!(
-                fast <= 4 * macs,
-                "{what}: over 4 instructions per MAC: {line}"
-            );
-        }
+        // Issue 14's target: ≤ 4 instructions per MAC for every shape, weights aligned or not:
+        // Conv2d and depthwise measured 2.46–3.97, Linear 2.26–2.63 with 4-aligned weights and
+        // 3.39–3.81 unaligned (one `LDR` per float and a bounce through the stack instead of
+        // `VLDM`; the most on the 640-MAC `linear_64x10`, where per-call costs weigh most).
+        assert!(
+            fast <= 4 * macs,
+            "{what}: over 4 instructions per MAC: {line}"
+        );
         report(&format!(
             "f32 {name} skew={}: reference {:.2} instructions/MAC, fast {:.2}",
             i % 2,

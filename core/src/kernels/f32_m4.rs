@@ -24,7 +24,11 @@
 //! - The fixed tree inside the assembly when the length is a multiple of 8; otherwise the lanes
 //!   come out, and the 1–7 terms past the last whole 8 (lanes `0..n mod 8`) and the tree are
 //!   added in Rust. The bias and the activation in Rust, once per output ([`dot_rows`]).
-//! - Linear: [`dot_rows`] on each input row.
+//! - Linear with `in_features` a multiple of 8: [`linear_pairs`], all output pairs of a row in
+//!   one assembly loop with the trees, the bias, the activation (ReLU from the sign bit, `BIC`)
+//!   and the stores, two steps of 8 per loop test; unaligned weights go through a 32-byte
+//!   bounce buffer on the stack (8 `LDR`, one `STMIA`, one `VLDMIA` per 8: 54 instructions per
+//!   16 MACs instead of 59). Other Linear: [`dot_rows`] on each input row.
 //! - Conv2d with arena scratch (any `K = ci·kh·kw`, [`im2col_pairs`]): the im2col patches of
 //!   two output pixels in the scratch, then [`dot_pair`]: per weight row, per 8 taps the 8
 //!   weights once and each pixel's 8 patch values, 8 `VMUL`, 8 `VADD` into that pixel's lanes
@@ -468,48 +472,11 @@ fn row_with_tail(x: &[f32], w0: &[u8]) -> f32 {
     lanes_sum(&a)
 }
 
-/// 8 weights from the aligned row pointer `$w` (advanced by 32) into `s24–s31` (`{t0}`, `{t1}`
-/// are for the unaligned variant).
+/// 8 weights from the aligned row pointer `$w` (advanced by 32) into `s24–s31` (an assembler
+/// comment names `{t0}`, `{t1}`, which not every activation uses).
 macro_rules! lw_aligned {
     ($w:literal) => {
         concat!("vldmia ", $w, "!, {{s24-s31}} @ {t0} {t1}\n")
-    };
-}
-
-/// 8 weights from the unaligned row pointer `$w` (advanced by 32) into `s24–s31`: 8 `LDR`,
-/// 4 `VMOV`.
-macro_rules! lw_unaligned {
-    ($w:literal) => {
-        concat!(
-            "ldr {t0}, [",
-            $w,
-            "], #4\n",
-            "ldr {t1}, [",
-            $w,
-            "], #4\n",
-            "vmov s24, s25, {t0}, {t1}\n",
-            "ldr {t0}, [",
-            $w,
-            "], #4\n",
-            "ldr {t1}, [",
-            $w,
-            "], #4\n",
-            "vmov s26, s27, {t0}, {t1}\n",
-            "ldr {t0}, [",
-            $w,
-            "], #4\n",
-            "ldr {t1}, [",
-            $w,
-            "], #4\n",
-            "vmov s28, s29, {t0}, {t1}\n",
-            "ldr {t0}, [",
-            $w,
-            "], #4\n",
-            "ldr {t1}, [",
-            $w,
-            "], #4\n",
-            "vmov s30, s31, {t0}, {t1}\n",
-        )
     };
 }
 
@@ -546,54 +513,112 @@ macro_rules! first_mul8 {
     };
 }
 
-/// ReLU of the two sums `s0`, `s8` (`s3` = `+0.0`), as [`activate_f32`].
-macro_rules! relu2 {
+/// `canon` of the two sums `s0`, `s1` (`+ 0.0`: `−0.0` becomes `+0.0`, `s4` = `+0.0`), then
+/// `s0`, `s1` to `out[0..2]` (`out` advanced by 8): no activation.
+macro_rules! act_none2 {
     () => {
         concat!(
-            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s3\n",
-            "vcmp.f32 s8, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s8, s3\n",
+            "movs {t0}, #0\n",
+            "vmov s4, {t0}\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vstmia {out}!, {{s0-s1}}\n",
         )
     };
 }
 
-/// ReLU6 of `s0`, `s8` (`s3` = `+0.0`, `s4` = `6.0`).
-macro_rules! relu6_2 {
+/// ReLU of the two sums `s0`, `s1` into `out[0..2]` (`out` advanced by 8). Neither a NaN (one
+/// `VCMP` of the two: unordered sets V): the bit pattern with its sign bit set (`x < 0`, or
+/// `−0.0`, which `canon` would make `+0.0`) becomes `+0.0`, any other stays (`BIC x, x, x ASR
+/// #31`), stored from the core registers. A NaN among them: [`relu2_nan`].
+macro_rules! act_relu2 {
     () => {
         concat!(
-            relu2!(),
-            "vmov.f32 s4, #6.0\n",
-            "vcmp.f32 s0, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s4\n",
-            "vcmp.f32 s8, s4\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s8, s4\n",
+            "vcmp.f32 s0, s1\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "bvs 7f\n",
+            "vmov {t0}, {t1}, s0, s1\n",
+            "bic {t0}, {t0}, {t0}, asr #31\n",
+            "bic {t1}, {t1}, {t1}, asr #31\n",
+            "strd {t0}, {t1}, [{out}], #8\n",
         )
     };
 }
 
-/// The loop of [`linear_pairs`]; `$load` is [`lw_aligned`] or [`lw_unaligned`], `$act` the
-/// activation of `s0` and `s8`.
+/// The out-of-line part of [`act_relu2`] (label 7, back to 6): `canon` of `s0`, `s1`, then
+/// `x < 0 → +0.0` for each (a NaN stays), as [`activate_f32`], and the store.
+macro_rules! relu2_nan {
+    () => {
+        concat!(
+            "7:\n",
+            "movs {t0}, #0\n",
+            "vmov s4, {t0}\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s4\n",
+            "vcmp.f32 s1, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s1, s4\n",
+            "vstmia {out}!, {{s0-s1}}\n",
+            "b 6b\n",
+        )
+    };
+}
+
+/// ReLU6 of `s0`, `s1` after `canon` (`s4` = `+0.0`, `s5` = `6.0`), as [`activate_f32`], into
+/// `out[0..2]` (`out` advanced by 8).
+macro_rules! act_relu6_2 {
+    () => {
+        concat!(
+            "movs {t0}, #0\n",
+            "vmov s4, {t0}\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vmov.f32 s5, #6.0\n",
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s4\n",
+            "vcmp.f32 s1, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s1, s4\n",
+            "vcmp.f32 s0, s5\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s5\n",
+            "vcmp.f32 s1, s5\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s1, s5\n",
+            "vstmia {out}!, {{s0-s1}}\n",
+        )
+    };
+}
+
+/// The loop of [`linear_pairs`] for 4-aligned weights ([`lw_aligned`]); `$act` the activation
+/// and store of `s0` and `s1` ([`act_none2`], [`act_relu2`], [`act_relu6_2`]), `$cold` its
+/// out-of-line part (label 7, `""` if none).
 macro_rules! linear_pairs_loop {
-    ($load:ident, $act:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
+    ($act:expr, $cold:expr, $end:ident, $n4:ident, $w:ident, $pairs:ident, $out:ident, $bias:ident) => {
         asm_all_s!(
             "3:",
             "sub {xp}, {end}, {n4}",
             "add {w1}, {w0}, {n4}",
             // The first 8 terms: the products are the lanes.
             "vldmia {xp}!, {{s16-s23}}",
-            $load!("{w0}"),
+            lw_aligned!("{w0}"),
             first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            $load!("{w1}"),
+            lw_aligned!("{w1}"),
             first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            // The other n/8 − 1 steps of 8, two per loop test: an odd count enters at the
+            // second (n/8 even: bit 5 of 4n clear), none skips the loop.
+            "tst {n4}, #32",
+            "beq 42f",
             "cmp {xp}, {end}",
             "beq 5f",
             "4:",
             "vldmia {xp}!, {{s16-s23}}",
-            $load!("{w0}"),
+            lw_aligned!("{w0}"),
             mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            $load!("{w1}"),
+            lw_aligned!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "42:",
+            "vldmia {xp}!, {{s16-s23}}",
+            lw_aligned!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            lw_aligned!("{w1}"),
             mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
             "cmp {xp}, {end}",
             "bne 4b",
             "5:",
-            // The fixed trees: row 0's sum in s0, row 1's in s8.
+            // The fixed trees: row 0's sum in s0, row 1's in s1.
             "vadd.f32 s0, s0, s1",
             "vadd.f32 s2, s2, s3",
             "vadd.f32 s4, s4, s5",
@@ -607,25 +632,22 @@ macro_rules! linear_pairs_loop {
             "vadd.f32 s14, s14, s15",
             "vadd.f32 s8, s8, s10",
             "vadd.f32 s12, s12, s14",
-            "vadd.f32 s8, s8, s12",
-            // + canon(bias) (unaligned bytes; `+ 0.0` turns −0.0 into +0.0), the activation.
+            "vadd.f32 s1, s8, s12",
+            // + bias (unaligned bytes), then the activation and the store.
             "ldr {t0}, [{bias}], #4",
             "ldr {t1}, [{bias}], #4",
-            "vmov s1, s2, {t0}, {t1}",
-            "movs {t0}, #0",
-            "vmov s3, {t0}",
+            "vmov s2, s3, {t0}, {t1}",
+            "vadd.f32 s0, s0, s2",
             "vadd.f32 s1, s1, s3",
-            "vadd.f32 s2, s2, s3",
-            "vadd.f32 s0, s0, s1",
-            "vadd.f32 s8, s8, s2",
             $act,
-            "vstr s0, [{out}]",
-            "vstr s8, [{out}, #4]",
-            "add {out}, {out}, #8",
+            "6:",
             // {w1} ran to the end of row 1: the next pair's row 0.
             "mov {w0}, {w1}",
             "subs {pairs}, {pairs}, #1",
             "bne 3b",
+            "b 9f",
+            $cold,
+            "9:",
             xp = out(reg) _,
             end = in(reg) $end,
             n4 = in(reg) $n4,
@@ -641,28 +663,235 @@ macro_rules! linear_pairs_loop {
     };
 }
 
+/// 8 weights from the unaligned row pointer `$w` (advanced by 32) into `s24–s31` through the
+/// 32-byte bounce buffer at `sp`: 8 `LDR` into `r0–r3`, `r8–r11`, one `STMIA`, one `VLDMIA`
+/// (10 instructions against 12 with `VMOV`s).
+macro_rules! lw_bounce {
+    ($w:literal) => {
+        concat!(
+            "ldr r0, [",
+            $w,
+            "], #4\n",
+            "ldr r1, [",
+            $w,
+            "], #4\n",
+            "ldr r2, [",
+            $w,
+            "], #4\n",
+            "ldr r3, [",
+            $w,
+            "], #4\n",
+            "ldr r8, [",
+            $w,
+            "], #4\n",
+            "ldr r9, [",
+            $w,
+            "], #4\n",
+            "ldr r10, [",
+            $w,
+            "], #4\n",
+            "ldr r11, [",
+            $w,
+            "], #4\n",
+            "stmia sp, {{r0-r3, r8-r11}}\n",
+            "vldmia sp, {{s24-s31}}\n",
+        )
+    };
+}
+
+/// [`act_none2`] in [`linear_pairs_bounce_loop`]: the output pointer at `[sp, #40]`.
+macro_rules! bounce_none2 {
+    () => {
+        concat!(
+            "movs r1, #0\n",
+            "vmov s4, r1\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "ldr r0, [sp, #40]\n",
+            "vstmia r0!, {{s0-s1}}\n",
+            "str r0, [sp, #40]\n",
+        )
+    };
+}
+
+/// [`act_relu2`] in [`linear_pairs_bounce_loop`]; a NaN: [`bounce_relu2_nan`].
+macro_rules! bounce_relu2 {
+    () => {
+        concat!(
+            "vcmp.f32 s0, s1\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "bvs 7f\n",
+            "vmov r1, r2, s0, s1\n",
+            "bic r1, r1, r1, asr #31\n",
+            "bic r2, r2, r2, asr #31\n",
+            "ldr r0, [sp, #40]\n",
+            "strd r1, r2, [r0], #8\n",
+            "str r0, [sp, #40]\n",
+        )
+    };
+}
+
+/// [`relu2_nan`] in [`linear_pairs_bounce_loop`].
+macro_rules! bounce_relu2_nan {
+    () => {
+        concat!(
+            "7:\n",
+            "movs r1, #0\n",
+            "vmov s4, r1\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s4\n",
+            "vcmp.f32 s1, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s1, s4\n",
+            "ldr r0, [sp, #40]\n",
+            "vstmia r0!, {{s0-s1}}\n",
+            "str r0, [sp, #40]\n",
+            "b 6b\n",
+        )
+    };
+}
+
+/// [`act_relu6_2`] in [`linear_pairs_bounce_loop`].
+macro_rules! bounce_relu6_2 {
+    () => {
+        concat!(
+            "movs r1, #0\n",
+            "vmov s4, r1\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s1, s1, s4\n",
+            "vmov.f32 s5, #6.0\n",
+            "vcmp.f32 s0, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s0, s4\n",
+            "vcmp.f32 s1, #0\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s1, s4\n",
+            "vcmp.f32 s0, s5\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s0, s5\n",
+            "vcmp.f32 s1, s5\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s1, s5\n",
+            "ldr r0, [sp, #40]\n",
+            "vstmia r0!, {{s0-s1}}\n",
+            "str r0, [sp, #40]\n",
+        )
+    };
+}
+
+/// The loop of [`linear_pairs`] for unaligned weights: as [`linear_pairs_loop`], the weights
+/// through [`lw_bounce`]. The asm's 48-byte stack frame holds the bounce buffer
+/// (`[sp, #0..32]`) and the per-pair state that has no register left: `4n`, the pairs left,
+/// the output and the bias pointers (`[sp, #32..48]`, from `{args}`). `$act`: [`bounce_none2`],
+/// [`bounce_relu2`] or [`bounce_relu6_2`], `$cold` its out-of-line part (label 7, or `""`).
+macro_rules! linear_pairs_bounce_loop {
+    ($act:expr, $cold:expr, $end:ident, $w:ident, $args:ident) => {
+        asm_all_s!(
+            "sub sp, sp, #48",
+            "ldmia {args}, {{r0-r3}}",
+            "strd r0, r1, [sp, #32]",
+            "strd r2, r3, [sp, #40]",
+            "3:",
+            "ldr r0, [sp, #32]",
+            "sub {xp}, {end}, r0",
+            "add {w1}, {w0}, r0",
+            // Z: n/8 even (bit 5 of 4n clear); no instruction up to `beq 42f` sets flags.
+            "tst r0, #32",
+            // The first 8 terms: the products are the lanes.
+            "vldmia {xp}!, {{s16-s23}}",
+            lw_bounce!("{w0}"),
+            first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            lw_bounce!("{w1}"),
+            first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            // The other n/8 − 1 steps of 8, two per loop test: an odd count enters at the
+            // second, none skips the loop.
+            "beq 42f",
+            "cmp {xp}, {end}",
+            "beq 5f",
+            "4:",
+            "vldmia {xp}!, {{s16-s23}}",
+            lw_bounce!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            lw_bounce!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "42:",
+            "vldmia {xp}!, {{s16-s23}}",
+            lw_bounce!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            lw_bounce!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xp}, {end}",
+            "bne 4b",
+            "5:",
+            // The fixed trees: row 0's sum in s0, row 1's in s1.
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s4, s4, s5",
+            "vadd.f32 s6, s6, s7",
+            "vadd.f32 s0, s0, s2",
+            "vadd.f32 s4, s4, s6",
+            "vadd.f32 s0, s0, s4",
+            "vadd.f32 s8, s8, s9",
+            "vadd.f32 s10, s10, s11",
+            "vadd.f32 s12, s12, s13",
+            "vadd.f32 s14, s14, s15",
+            "vadd.f32 s8, s8, s10",
+            "vadd.f32 s12, s12, s14",
+            "vadd.f32 s1, s8, s12",
+            // + bias (unaligned bytes), then the activation and the store.
+            "ldr r0, [sp, #44]",
+            "ldr r1, [r0], #4",
+            "ldr r2, [r0], #4",
+            "str r0, [sp, #44]",
+            "vmov s2, s3, r1, r2",
+            "vadd.f32 s0, s0, s2",
+            "vadd.f32 s1, s1, s3",
+            $act,
+            "6:",
+            // {w1} ran to the end of row 1: the next pair's row 0.
+            "mov {w0}, {w1}",
+            "ldr r0, [sp, #36]",
+            "subs r0, r0, #1",
+            "str r0, [sp, #36]",
+            "bne 3b",
+            "b 9f",
+            $cold,
+            "9:",
+            "add sp, sp, #48",
+            xp = out(reg) _,
+            end = in(reg) $end,
+            w0 = inout(reg) $w => _,
+            w1 = out(reg) _,
+            args = in(reg) $args,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+        )
+    };
+}
+
 /// The first `2·pairs` outputs of one Linear row with `x.len()` a positive multiple of 8, the
 /// rows, the bias and the activation in one assembly loop: for `o < 2·pairs`,
-/// `out[o] = act(dot'(W[o], x) + canon(bias[o]))`, `W[o]` = `x.len()` little-endian f32 at byte
-/// `4·n·o` of `w` (any alignment), `bias[o]` the little-endian f32 at byte `4·o` of `bias`.
-/// `dot'` is the 8-lane order with each lane starting at its first product (no `+0.0 +`):
-/// it differs from the reference's `dot` at most in the sign of a zero, which `canon(bias)`
-/// = `bias + 0.0` absorbs ([`dot_pair`]), so `out[o]` is the reference's
-/// `act(dot + bias)` bit for bit.
+/// `out[o] = act(canon(dot'(W[o], x) + bias[o]))`, `W[o]` = `x.len()` little-endian f32 at byte
+/// `4·n·o` of `w` (any alignment), `bias[o]` the little-endian f32 at byte `4·o` of `bias`,
+/// `canon(v)` = `v + 0.0`. `dot'` is the 8-lane order with each lane starting at its first
+/// product (no `+0.0 +`): it differs from the reference's `dot` at most in the sign of a zero
+/// (`−0.0` where `dot` is `+0.0`), so `dot' + bias` differs from `dot + bias` at most by a
+/// `−0.0` where the reference has `+0.0` (which is never `−0.0`: `dot` is not), and `canon`
+/// makes it `+0.0`: `out[o]` is the reference's `act(dot + bias)` bit for bit. ReLU needs no
+/// `canon`: it maps the sign bit to `+0.0` directly ([`act_relu2`]).
 ///
-/// Per 8 inputs and two rows: one `VLDMIA` of the inputs, the weights (`VLDMIA`, or 8 `LDR` +
-/// 4 `VMOV` per row when unaligned), 16 `VMUL`, 16 `VADD` (the first 8 inputs: none), the loop
-/// test: 37 instructions per 16 MACs aligned, 59 unaligned; per pair about 40 more (trees,
-/// bias, ReLU, stores). Does nothing unless every slice is long enough.
+/// Per 8 inputs and two rows: one `VLDMIA` of the inputs, the weights (`VLDMIA`, or per row 8
+/// `LDR`, one `STMIA` to a bounce buffer on the stack and one `VLDMIA` when unaligned,
+/// [`lw_bounce`]), 16 `VMUL`, 16 `VADD` (the first 8 inputs: none), a loop test every other
+/// step: 36 instructions per 16 MACs aligned (2.25 per MAC), 54 unaligned (3.38); per pair 29
+/// more with ReLU aligned (trees, bias, ReLU, store, the pair loop), 37 unaligned (the pair
+/// state on the stack). Does nothing unless every slice is long enough.
 #[inline(never)]
 fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation, out: &mut [f32]) {
     let n = x.len();
     if n == 0
         || !n.is_multiple_of(LANES)
         || pairs == 0
-        || w.len() < 8 * n * pairs
-        || bias.len() < 8 * pairs
-        || out.len() < 2 * pairs
+        || w.len() / 8 / n < pairs
+        || bias.len() / 8 < pairs
+        || out.len() / 2 < pairs
     {
         return;
     }
@@ -673,30 +902,39 @@ fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation,
     // `end` in steps of 8, n/8 ≥ 1 steps), the two rows `w[8n·i..8n·(i + 1)]` (row pointers
     // run on: row 2i + 1 ends where row 2i + 2 starts; `8n·pairs ≤ w.len()` checked above),
     // 8 bytes of `bias` (`8·pairs ≤ bias.len()`), and writes `out[2i]`, `out[2i + 1]`
-    // (`2·pairs ≤ out.len()`, 4-aligned). `VLDMIA` of the weights only when `w` is 4-aligned
-    // (every row then is: rows are 4n bytes apart), otherwise unaligned `LDR`s (allowed on
-    // ARMv7-M: CCR.UNALIGN_TRP is 0 out of reset). Every register written is declared: the
-    // operands and `s0–s31` (the compiler saves the callee-saved `s16–s31`). Flags: `cmp`,
-    // `movs`, `subs`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
+    // (`2·pairs ≤ out.len()`, 4-aligned, as `STRD` and `VSTMIA` need). `VLDMIA` of the weights
+    // only when `w` is 4-aligned (every row then is: rows are 4n bytes apart), otherwise
+    // unaligned `LDR`s (allowed on ARMv7-M: CCR.UNALIGN_TRP is 0 out of reset); that loop also
+    // reads the 4 words of `args` and uses 48 bytes of stack below `sp` (`sub sp` first, `add sp`
+    // last, 8-byte alignment kept; no `nostack`), its own frame: the bounce buffer and the
+    // pair state. Every register written is declared: the operands, `r0–r3` and `r8–r11` in
+    // the unaligned loop, and `s0–s31` (the compiler saves the callee-saved `s16–s31`, `r8–r11`).
+    // Flags: `cmp`, `movs`, `subs`, `tst`, `vmrs APSR_nzcv` (the FPSCR flags, read only).
     unsafe {
-        match ((wp as usize).is_multiple_of(4), act) {
-            (true, Activation::None) => {
-                linear_pairs_loop!(lw_aligned, "", end, n4, wp, pairs, op, bp)
+        if (wp as usize).is_multiple_of(4) {
+            match act {
+                Activation::None => {
+                    linear_pairs_loop!(act_none2!(), "", end, n4, wp, pairs, op, bp)
+                }
+                Activation::Relu => {
+                    linear_pairs_loop!(act_relu2!(), relu2_nan!(), end, n4, wp, pairs, op, bp)
+                }
+                Activation::Relu6 => {
+                    linear_pairs_loop!(act_relu6_2!(), "", end, n4, wp, pairs, op, bp)
+                }
             }
-            (true, Activation::Relu) => {
-                linear_pairs_loop!(lw_aligned, relu2!(), end, n4, wp, pairs, op, bp)
-            }
-            (true, Activation::Relu6) => {
-                linear_pairs_loop!(lw_aligned, relu6_2!(), end, n4, wp, pairs, op, bp)
-            }
-            (false, Activation::None) => {
-                linear_pairs_loop!(lw_unaligned, "", end, n4, wp, pairs, op, bp)
-            }
-            (false, Activation::Relu) => {
-                linear_pairs_loop!(lw_unaligned, relu2!(), end, n4, wp, pairs, op, bp)
-            }
-            (false, Activation::Relu6) => {
-                linear_pairs_loop!(lw_unaligned, relu6_2!(), end, n4, wp, pairs, op, bp)
+        } else {
+            // The per-pair state of the unaligned loop, which keeps it on its stack frame.
+            let args = [n4, pairs, op as usize, bp as usize];
+            let ap = args.as_ptr();
+            match act {
+                Activation::None => linear_pairs_bounce_loop!(bounce_none2!(), "", end, wp, ap),
+                Activation::Relu => {
+                    linear_pairs_bounce_loop!(bounce_relu2!(), bounce_relu2_nan!(), end, wp, ap)
+                }
+                Activation::Relu6 => {
+                    linear_pairs_bounce_loop!(bounce_relu6_2!(), "", end, wp, ap)
+                }
             }
         }
     }
@@ -708,7 +946,7 @@ fn linear_pairs(x: &[f32], w: &[u8], bias: &[u8], pairs: usize, act: Activation,
 pub const PATCH: usize = 72;
 
 /// Linear f32 on the device: for each input row, [`linear_pairs`] when `in_features` is a
-/// multiple of 8 (an odd last output through [`dot_rows`]), else [`dot_rows`] over the output
+/// multiple of 8 (an odd last output through [`last_output`]), else [`dot_rows`] over the output
 /// channels, then `act(dot + bias[o])`. Arguments as checked by [`super::linear_f32`].
 pub(crate) fn linear(
     p: &LinearParams,
@@ -717,31 +955,53 @@ pub(crate) fn linear(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    if p.out_features == 0 || p.in_features == 0 {
+    let (n, co, act) = (p.in_features, p.out_features, p.activation);
+    if co == 0 || n == 0 {
         return;
     }
-    let (wb, act) = (weights.as_bytes(), p.activation);
-    let (n, co) = (p.in_features, p.out_features);
-    let rows = input.chunks_exact(n).zip(output.chunks_exact_mut(co));
-    for (x, y) in rows {
-        if n.is_multiple_of(LANES) && co >= 2 {
-            // Whole 8s: two rows at a time with the bias and the activation in the assembly,
-            // an odd last row below.
-            let pairs = co / 2;
-            linear_pairs(x, wb, bias.as_bytes(), pairs, act, y);
-            let o = 2 * pairs;
-            if let (Some(w_o), Some(out), Some(b)) =
-                (wb.get(4 * n * o..), y.get_mut(o), bias.get(o))
-            {
-                dot_rows(x, w_o, co - o, |_, s| *out = activate_f32(s + b, act));
+    let wb = weights.as_bytes();
+    if n.is_multiple_of(LANES) && co >= 2 {
+        // Whole 8s: two rows at a time with the bias and the activation in the assembly, an
+        // odd last row alone.
+        let (bb, pairs) = (bias.as_bytes(), co / 2);
+        if input.len() == n {
+            linear_pairs(input, wb, bb, pairs, act, output);
+            if co % 2 == 1 {
+                last_output(input, wb, bias, co - 1, act, output);
             }
-            continue;
+            return;
         }
+        let mut ys = output.chunks_exact_mut(co);
+        for x in input.chunks_exact(n) {
+            let Some(y) = ys.next() else {
+                return;
+            };
+            linear_pairs(x, wb, bb, pairs, act, y);
+            if co % 2 == 1 {
+                last_output(x, wb, bias, co - 1, act, y);
+            }
+        }
+        return;
+    }
+    let mut xs = input.chunks_exact(n);
+    let mut ys = output.chunks_exact_mut(co);
+    while let (Some(x), Some(y)) = (xs.next(), ys.next()) {
         dot_rows(x, wb, co, |o, s| {
             if let (Some(out), Some(b)) = (y.get_mut(o), bias.get(o)) {
                 *out = activate_f32(s + b, act);
             }
         });
+    }
+}
+
+/// Output `o` of one Linear row: `y[o] = act(dot(W[o], x) + bias[o])` through [`dot_rows`]
+/// (nothing if `o` is past `y`, `bias` or the weights). Never inlined: [`linear`]'s loop stays
+/// small for the usual even output count.
+#[inline(never)]
+fn last_output(x: &[f32], wb: &[u8], bias: F32Data<'_>, o: usize, act: Activation, y: &mut [f32]) {
+    let n = x.len();
+    if let (Some(w_o), Some(out), Some(b)) = (wb.get(4 * n * o..), y.get_mut(o), bias.get(o)) {
+        dot_rows(x, w_o, 1, |_, s| *out = activate_f32(s + b, act));
     }
 }
 
@@ -1471,10 +1731,43 @@ macro_rules! relu6 {
     };
 }
 
+/// `asm!` with the FPU registers of the 3×3 kernels declared clobbered (`out("sN") _`):
+/// `s0–s11` (the 9 weights, the bias, `+0.0`, `6.0`) and `s16–s24` (a pixel's 9 taps and their
+/// products). [`conv3x3_loop`] and [`conv3x3_rows_loop`] go through it, so neither can forget
+/// one (`s12–s15` and `s25–s31` are not used).
+macro_rules! asm_3x3_s {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+        )
+    };
+}
+
 /// The loop of [`conv3x3_pixels`], `$act` the activation's instructions on `s16`.
 macro_rules! conv3x3_loop {
     ($rows:ident, $step:ident, $count:ident, $wb:ident, $out:ident, $act:expr) => {
-        asm!(
+        asm_3x3_s!(
             "vldmia {wp}, {{s0-s11}}",
             "2:",
             "vldmia {r0}, {{s16-s18}}",
@@ -1512,27 +1805,6 @@ macro_rules! conv3x3_loop {
             n = inout(reg) $count => _,
             out = inout(reg) $out.as_mut_ptr() => _,
             wp = in(reg) $wb.as_ptr(),
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
             options(nostack),
         )
     };
@@ -1617,7 +1889,7 @@ macro_rules! px3x3 {
 /// `{rs}`), `$act` is the activation's instructions on `s16`.
 macro_rules! conv3x3_rows_loop {
     ($pre:expr, $head:expr, $tail:expr, $base:ident, $w4:ident, $rs:ident, $rows:ident, $flags:ident, $step:ident, $wb:ident, $out:ident, $act:expr) => {
-        asm!(
+        asm_3x3_s!(
             "vldmia {n}, {{s0-s11}}",
             $pre,
             "2:",
@@ -1674,27 +1946,6 @@ macro_rules! conv3x3_rows_loop {
             out("r0") _,
             out("r1") _,
             out("r2") _,
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
-            out("s16") _,
-            out("s17") _,
-            out("s18") _,
-            out("s19") _,
-            out("s20") _,
-            out("s21") _,
-            out("s22") _,
-            out("s23") _,
-            out("s24") _,
             options(nostack),
         )
     };
