@@ -29,7 +29,7 @@
 //! AVX2 intrinsics in `x86.rs`.
 
 use super::requant::{row_portable, RowQuant};
-use crate::kernels::params::PerChannelQuant;
+use crate::kernels::params::{PerChannelQuant, Window};
 use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
 use crate::quant::activation_range;
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
@@ -734,12 +734,44 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
     }
     // `WIDE_I16` kernels: the input widened once (`x − zp`), the rows then copied from it; and
     // the filters of a block widened once per tile into `w16` (zero-padded to `stride`).
-    let in_len = g.ci * g.h * g.w;
+    // The widened input carries its padding as explicit zeros (`x − zp` of a padded tap), so
+    // that under the geometry `gp` (the padded size, no padding) every pixel is an interior one.
+    let win = g.win;
+    let (hp, wp) = (
+        g.h + win.pad_top + win.pad_bottom,
+        g.w + win.pad_left + win.pad_right,
+    );
+    let gp = ConvGeometry {
+        h: hp,
+        w: wp,
+        win: Window {
+            pad_top: 0,
+            pad_bottom: 0,
+            pad_left: 0,
+            pad_right: 0,
+            ..win
+        },
+        ..*g
+    };
+    let in_len = g.ci.saturating_mul(hp).saturating_mul(wp);
     let mut x16 = [0i16; X_I16];
-    let pre_x = K::WIDE_I16 && in_len <= X_I16 && input.len() >= in_len;
+    // Not for a 1×1 window: each input value is then read at most once per tile anyway.
+    let overlap = win.kh * win.kw > 1;
+    let pre_x =
+        K::WIDE_I16 && overlap && in_len <= X_I16 && g.w != 0 && input.len() >= g.ci * g.h * g.w;
     if pre_x {
-        for (d, &v) in x16.iter_mut().zip(input).take(in_len) {
-            *d = i16::from(v) - i16::from(zp);
+        let rows = input.chunks_exact(g.w).take(g.ci * g.h).enumerate();
+        for (r, src) in rows {
+            let (i, y) = (r / g.h, r % g.h);
+            let s = (i * hp + y + win.pad_top) * wp + win.pad_left;
+            for (d, &v) in x16
+                .get_mut(s..s + g.w)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .zip(src)
+            {
+                *d = i16::from(v) - i16::from(zp);
+            }
         }
     }
     let pre_w = K::WIDE_I16 && stride <= W_I16;
@@ -749,7 +781,7 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
         let np = tile.min(plane - p0).min(ACC);
         if pre_x {
             im2col(
-                g,
+                &gp,
                 x16.get(..in_len).unwrap_or(&[]),
                 (p0, np),
                 stride,
