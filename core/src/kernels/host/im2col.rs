@@ -477,18 +477,51 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
     let wide = sizes && KW != 0 && KW <= 8;
     let (in_len, dst_len) = (input.len(), dst.len());
     let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
-    // The last run starts at `last_s0` (input) and `last_j` (row): when `n` values fit at both,
-    // every run does, and the loop needs no check per run.
-    let runs = g.ci * g.win.kh;
-    let last_s0 = (g.ci.max(1) - 1) * plane_len + base + (g.win.kh.max(1) - 1) * g.w;
+    // Runs start at increasing input offsets `s0` and row positions `j`: when `n` values fit at
+    // the start of run `r`, they fit at every earlier run. The last run starts at `last_s0`,
+    // `last_j`; when it does not fit (a row whose taps fill its stride, or the input's last
+    // pixel) but the one before does, all runs but the last are copied wide without a check per
+    // run and the last one tap by tap.
+    let kh = g.win.kh;
+    let runs = g.ci * kh;
+    let last_s0 = (g.ci.max(1) - 1) * plane_len + base + (kh.max(1) - 1) * g.w;
     let last_j = (runs.max(1) - 1) * kw;
-    if wide && runs != 0 && last_s0 + n <= in_len && last_j + n <= dst_len {
-        let mut j = 0;
-        for i in 0..g.ci {
+    let fits = |s0: usize, j: usize| s0 + n <= in_len && j + n <= dst_len;
+    let wide_runs = if !wide || runs == 0 {
+        0
+    } else if fits(last_s0, last_j) {
+        runs
+    } else if runs >= 2 {
+        // Run `runs − 2`: one row up in the last plane, or the previous plane's last row.
+        let prev_s0 = if kh > 1 {
+            last_s0 - g.w
+        } else {
+            last_s0 - plane_len
+        };
+        if fits(prev_s0, last_j - kw) {
+            runs - 1
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    if wide_runs != 0 {
+        let (mut r, mut j) = (0, 0);
+        'runs: for i in 0..g.ci {
             let mut s0 = i * plane_len + base;
-            for _ in 0..g.win.kh {
-                // SAFETY: `s0 ≤ last_s0` and `j ≤ last_j` (runs in increasing order), checked
-                // above; `sizes` checked the element types of the mode.
+            for _ in 0..kh {
+                if r == wide_runs {
+                    // The last run (`wide_runs = runs − 1`): `s0 + kx` is an interior tap of
+                    // plane `i`, `j + kx < per_out ≤ dst.len()`.
+                    for kx in 0..kw {
+                        // SAFETY: as just above (the caller's contract).
+                        *out.add(j + kx) = f(*src.add(s0 + kx));
+                    }
+                    break 'runs;
+                }
+                // SAFETY: run `r < wide_runs` fits (checked above for run `wide_runs − 1`, and
+                // runs are in increasing order); `sizes` checked the element types of the mode.
                 copy_wide(
                     mode,
                     src.add(s0).cast::<u8>(),
@@ -498,6 +531,7 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
                 );
                 s0 += g.w;
                 j += kw;
+                r += 1;
             }
         }
         return;
