@@ -58,6 +58,29 @@ pub(super) const W_I16: usize = 1024;
 /// Most input values widened once per call to `x − zp` (`i16`) for a kernel with
 /// [`S8Dots::WIDE_I16`] (32 KiB on the stack); larger inputs are widened tap by tap in im2col.
 pub(super) const X_I16: usize = 16384;
+/// Length of [`S8Dots::Wide`] for a kernel with [`S8Dots::WIDE_I16`]: the widened input, then
+/// `MC` filter rows.
+pub(super) const WIDE_LEN: usize = X_I16 + MC * W_I16;
+/// [`S8Dots::Wide`] of the kernels with [`S8Dots::WIDE_I16`], on a cache-line boundary (the
+/// filter rows at `X_I16` then are too, so a 16-tap load never straddles two lines).
+#[repr(C, align(64))]
+pub(super) struct WideBuf(pub(super) [i16; WIDE_LEN]);
+
+impl WideBuf {
+    /// All zeros.
+    #[inline(always)]
+    pub(super) const fn new() -> Self {
+        Self([0; WIDE_LEN])
+    }
+}
+
+impl AsMut<[i16]> for WideBuf {
+    #[inline(always)]
+    fn as_mut(&mut self) -> &mut [i16] {
+        &mut self.0
+    }
+}
+
 /// Longest int8 chunk of any kernel (`vpdpbusd`: 32 u8 × s8 products per YMM register); the
 /// zero-padded tail chunk of a filter is always this long, a kernel reads its first `STEP` bytes.
 pub(super) const S8_TAIL: usize = 32;
@@ -109,6 +132,11 @@ pub(super) trait S8Dots {
     const WIDE_I16: bool = false;
     /// The im2col value of an input already widened to `v = x − zp` (`i16`): `col(x, zp)`.
     fn widened(v: i16, zp: i8) -> Self::Col;
+    /// The stack buffer of the widened input and filters: [`WIDE_LEN`] zeros with
+    /// [`Self::WIDE_I16`], none otherwise (so that the other kernels neither clear nor carry it).
+    type Wide: AsMut<[i16]>;
+    /// A zeroed [`Self::Wide`].
+    fn wide() -> Self::Wide;
     /// `out[c][p] = Σ_{j < STEP·full} w[c][j] · cols[p][j]`
     /// (+ `Σ_{l < STEP} tail[c][l] · cols[p][STEP·full + l]` with a tail), wrapping. Shorter
     /// slices give zeros, never a panic.
@@ -206,6 +234,11 @@ impl S8Dots for Portable {
     #[inline(always)]
     fn widened(v: i16, _zp: i8) -> i16 {
         v
+    }
+    type Wide = WideBuf;
+    #[inline(always)]
+    fn wide() -> Self::Wide {
+        WideBuf::new()
     }
     #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
@@ -506,22 +539,13 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
     } else {
         0
     };
-    if wide_runs != 0 {
-        let (mut r, mut j) = (0, 0);
-        'runs: for i in 0..g.ci {
+    if wide_runs == runs && runs != 0 {
+        let mut j = 0;
+        for i in 0..g.ci {
             let mut s0 = i * plane_len + base;
             for _ in 0..kh {
-                if r == wide_runs {
-                    // The last run (`wide_runs = runs − 1`): `s0 + kx` is an interior tap of
-                    // plane `i`, `j + kx < per_out ≤ dst.len()`.
-                    for kx in 0..kw {
-                        // SAFETY: as just above (the caller's contract).
-                        *out.add(j + kx) = f(*src.add(s0 + kx));
-                    }
-                    break 'runs;
-                }
-                // SAFETY: run `r < wide_runs` fits (checked above for run `wide_runs − 1`, and
-                // runs are in increasing order); `sizes` checked the element types of the mode.
+                // SAFETY: every run fits (checked above for the last one, and runs are in
+                // increasing order); `sizes` checked the element types of the mode.
                 copy_wide(
                     mode,
                     src.add(s0).cast::<u8>(),
@@ -531,7 +555,36 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
                 );
                 s0 += g.w;
                 j += kw;
-                r += 1;
+            }
+        }
+        return;
+    }
+    if wide_runs != 0 {
+        // `wide_runs = runs − 1`: every run of the planes before the last, then all but the
+        // last run of the last plane, wide; the last run tap by tap.
+        let mut j = 0;
+        for i in 0..g.ci {
+            let mut s0 = i * plane_len + base;
+            let last = i + 1 == g.ci;
+            for _ in 0..if last { kh - 1 } else { kh } {
+                // SAFETY: a run before the last one, which fits (checked above for run
+                // `runs − 2`; runs are in increasing order); `sizes` checked the element types.
+                copy_wide(
+                    mode,
+                    src.add(s0).cast::<u8>(),
+                    out.add(j).cast::<u8>(),
+                    n,
+                    zp,
+                );
+                s0 += g.w;
+                j += kw;
+            }
+            if last {
+                for kx in 0..kw {
+                    // SAFETY: `s0 + kx` is an interior tap of plane `i` and
+                    // `j + kx < per_out ≤ dst.len()` (the caller's contract).
+                    *out.add(j + kx) = f(*src.add(s0 + kx));
+                }
             }
         }
         return;
@@ -788,11 +841,16 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
         ..*g
     };
     let in_len = g.ci.saturating_mul(hp).saturating_mul(wp);
-    let mut x16 = [0i16; X_I16];
+    let mut wide = K::wide();
+    let wide = wide.as_mut();
+    let (x16, w16) = wide.split_at_mut(X_I16.min(wide.len()));
     // Not for a 1×1 window: each input value is then read at most once per tile anyway.
     let overlap = win.kh * win.kw > 1;
-    let pre_x =
-        K::WIDE_I16 && overlap && in_len <= X_I16 && g.w != 0 && input.len() >= g.ci * g.h * g.w;
+    let pre_x = K::WIDE_I16
+        && overlap
+        && in_len <= x16.len()
+        && g.w != 0
+        && input.len() >= g.ci * g.h * g.w;
     if pre_x {
         let rows = input.chunks_exact(g.w).take(g.ci * g.h).enumerate();
         for (r, src) in rows {
@@ -808,8 +866,7 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
             }
         }
     }
-    let pre_w = K::WIDE_I16 && stride <= W_I16;
-    let mut w16 = [[0i16; W_I16]; MC];
+    let pre_w = K::WIDE_I16 && stride <= W_I16 && w16.len() >= MC * W_I16;
     let mut p0 = 0;
     while p0 < plane {
         let np = tile.min(plane - p0).min(ACC);
@@ -872,13 +929,14 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
                         // bytes), then the zeros `w16` started with: every block of the call
                         // writes the same `per_out` positions (the taps past `per_out` hold the
                         // padding in `col`, times 0).
-                        for (c, row) in w16.iter_mut().enumerate().take(C) {
+                        for (c, row) in w16.chunks_exact_mut(W_I16).enumerate().take(C) {
                             for (d, &v) in row.iter_mut().zip(w[c]) {
                                 *d = i16::from(v as i8);
                             }
                         }
-                        let w: [&[i16]; C] =
-                            core::array::from_fn(|c| w16[c].get(..stride).unwrap_or(&[]));
+                        let w: [&[i16]; C] = core::array::from_fn(|c| {
+                            w16.get(c * W_I16..c * W_I16 + stride).unwrap_or(&[])
+                        });
                         let full = stride / K::STEP;
                         while k + MP <= np {
                             let cols: [&[K::Col]; MP] = core::array::from_fn(|p| rows(k + p));

@@ -360,6 +360,11 @@ impl im2col::S8Dots for Avx2 {
     fn widened(v: i16, _zp: i8) -> i16 {
         v
     }
+    type Wide = im2col::WideBuf;
+    #[inline(always)]
+    fn wide() -> Self::Wide {
+        im2col::WideBuf::new()
+    }
     #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
