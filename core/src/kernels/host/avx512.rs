@@ -101,6 +101,15 @@ impl im2col::S8Dots for Vnni {
         (zp as u8) ^ 0x80
     }
     #[inline(always)]
+    fn widened(v: i16, zp: i8) -> u8 {
+        Self::col(v.wrapping_add(i16::from(zp)) as i8, zp)
+    }
+    type Wide = [i16; 0];
+    #[inline(always)]
+    fn wide() -> Self::Wide {
+        []
+    }
+    #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
         tail: Option<&[[i8; im2col::S8_TAIL]; C]>,

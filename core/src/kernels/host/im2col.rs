@@ -29,7 +29,7 @@
 //! AVX2 intrinsics in `x86.rs`.
 
 use super::requant::{row_portable, RowQuant};
-use crate::kernels::params::PerChannelQuant;
+use crate::kernels::params::{PerChannelQuant, Window};
 use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
 use crate::quant::activation_range;
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
@@ -52,6 +52,35 @@ pub(super) const MP_S8: usize = 2;
 pub(super) const ACC: usize = 256;
 /// Taps per int8 chunk of the `vpmaddwd` kernels (16 i16 pairs).
 pub(super) const S8_STEP: usize = 16;
+/// Most `i16` taps of one filter row widened once per tile for a kernel with
+/// [`S8Dots::WIDE_I16`] (`MC` rows: 8 KiB on the stack); longer rows keep the `i8` filters.
+pub(super) const W_I16: usize = 1024;
+/// Most input values widened once per call to `x − zp` (`i16`) for a kernel with
+/// [`S8Dots::WIDE_I16`] (32 KiB on the stack); larger inputs are widened tap by tap in im2col.
+pub(super) const X_I16: usize = 16384;
+/// Length of [`S8Dots::Wide`] for a kernel with [`S8Dots::WIDE_I16`]: the widened input, then
+/// `MC` filter rows.
+pub(super) const WIDE_LEN: usize = X_I16 + MC * W_I16;
+/// [`S8Dots::Wide`] of the kernels with [`S8Dots::WIDE_I16`], on a cache-line boundary (the
+/// filter rows at `X_I16` then are too, so a 16-tap load never straddles two lines).
+#[repr(C, align(64))]
+pub(super) struct WideBuf(pub(super) [i16; WIDE_LEN]);
+
+impl WideBuf {
+    /// All zeros.
+    #[inline(always)]
+    pub(super) const fn new() -> Self {
+        Self([0; WIDE_LEN])
+    }
+}
+
+impl AsMut<[i16]> for WideBuf {
+    #[inline(always)]
+    fn as_mut(&mut self) -> &mut [i16] {
+        &mut self.0
+    }
+}
+
 /// Longest int8 chunk of any kernel (`vpdpbusd`: 32 u8 × s8 products per YMM register); the
 /// zero-padded tail chunk of a filter is always this long, a kernel reads its first `STEP` bytes.
 pub(super) const S8_TAIL: usize = 32;
@@ -84,7 +113,7 @@ pub(super) trait F32Dots {
 /// `Σ w·(x − zp) = Σ w·(x + 128) − (zp + 128)·Σ w` exactly in wrapping i32 arithmetic (a ring).
 pub(super) trait S8Dots {
     /// One im2col element.
-    type Col: Copy;
+    type Col: Copy + Into<i32>;
     /// Taps per chunk (a row's stride is `per_out` rounded up to it; at most [`S8_TAIL`]).
     const STEP: usize;
     /// True for the `x + 128` encoding (see the trait docs).
@@ -96,6 +125,18 @@ pub(super) trait S8Dots {
     fn col(x: i8, zp: i8) -> Self::Col;
     /// The im2col value of a padded tap (and of the zero-weight taps past `per_out`).
     fn pad(zp: i8) -> Self::Col;
+    /// True when the kernel's rows are `i16` values `x − zp` and it has an `i16`-filter kernel
+    /// ([`Self::dots_i16`]): the caller then widens the input once per call (when it fits
+    /// [`X_I16`]; the rows are then copies of the widened input, [`WIDE_COPY16`]) and each block
+    /// of filters once per tile (rows of at most [`W_I16`] taps), so that the inner loop only loads.
+    const WIDE_I16: bool = false;
+    /// The im2col value of an input already widened to `v = x − zp` (`i16`): `col(x, zp)`.
+    fn widened(v: i16, zp: i8) -> Self::Col;
+    /// The stack buffer of the widened input and filters: [`WIDE_LEN`] zeros with
+    /// [`Self::WIDE_I16`], none otherwise (so that the other kernels neither clear nor carry it).
+    type Wide: AsMut<[i16]>;
+    /// A zeroed [`Self::Wide`].
+    fn wide() -> Self::Wide;
     /// `out[c][p] = Σ_{j < STEP·full} w[c][j] · cols[p][j]`
     /// (+ `Σ_{l < STEP} tail[c][l] · cols[p][STEP·full + l]` with a tail), wrapping. Shorter
     /// slices give zeros, never a panic.
@@ -108,6 +149,20 @@ pub(super) trait S8Dots {
         cols: &[&[Self::Col]; P],
         full: usize,
     ) -> [[i32; P]; C];
+    /// `out[c][p] = Σ_{j < STEP·full} w[c][j] · cols[p][j]`, wrapping, with the filters already
+    /// widened to `i16` (and zero-padded to a whole chunk). Shorter slices give zeros, never a
+    /// panic. The portable loop by default.
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's target features.
+    #[inline(always)]
+    unsafe fn dots_i16<const C: usize, const P: usize>(
+        w: &[&[i16]; C],
+        cols: &[&[Self::Col]; P],
+        full: usize,
+    ) -> [[i32; P]; C] {
+        dots_i16_portable::<Self::Col, C, P>(Self::STEP, w, cols, full)
+    }
     /// `out[k] = requantize(acc[k], q…)` for `k < min(acc.len(), out.len())`, bit for bit
     /// `quant::requantize_fast` (the portable loop by default; the x86 kernels 8 lanes at a time,
     /// see [`super::requant`]).
@@ -175,6 +230,16 @@ impl S8Dots for Portable {
     fn pad(_zp: i8) -> i16 {
         0
     }
+    const WIDE_I16: bool = true;
+    #[inline(always)]
+    fn widened(v: i16, _zp: i8) -> i16 {
+        v
+    }
+    type Wide = WideBuf;
+    #[inline(always)]
+    fn wide() -> Self::Wide {
+        WideBuf::new()
+    }
     #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
@@ -213,6 +278,38 @@ impl S8Dots for Portable {
         }
         acc.map(|a| a.map(|l| l.iter().fold(0i32, |s, &v| s.wrapping_add(v))))
     }
+}
+
+/// [`S8Dots::dots_i16`] in portable Rust: `S8_STEP` lanes of wrapping i32 sums per pair (the
+/// compiler vectorizes the lane loop), then their wrapping sum; integer sums are exact in any
+/// order.
+#[inline(always)]
+fn dots_i16_portable<T: Copy + Into<i32>, const C: usize, const P: usize>(
+    step: usize,
+    w: &[&[i16]; C],
+    cols: &[&[T]; P],
+    full: usize,
+) -> [[i32; P]; C] {
+    let n = step * full;
+    if w.iter().any(|r| r.len() < n) || cols.iter().any(|x| x.len() < n) {
+        return [[0; P]; C];
+    }
+    let mut acc = [[[0i32; S8_STEP]; P]; C];
+    // `step` (a kernel's `STEP`) is a multiple of `S8_STEP`.
+    for k in 0..n / S8_STEP {
+        let r = S8_STEP * k..S8_STEP * (k + 1);
+        for c in 0..C {
+            let wv = &w[c][r.clone()];
+            for p in 0..P {
+                let xv = &cols[p][r.clone()];
+                for l in 0..S8_STEP {
+                    let t = i32::from(wv[l]).wrapping_mul(xv[l].into());
+                    acc[c][p][l] = acc[c][p][l].wrapping_add(t);
+                }
+            }
+        }
+    }
+    acc.map(|a| a.map(|l| l.iter().fold(0i32, |s, &v| s.wrapping_add(v))))
 }
 
 /// Chunk `k` (values `8k .. 8k + 8`) of `x`; the caller checked the length.
@@ -378,6 +475,9 @@ pub(super) const WIDE_XOR80: u8 = 1;
 /// [`interior`] copies runs of `kw ≤ 8` taps 4 or 8 at a time with `f(x) = x − zp` (`T = i8`,
 /// `U = i16`), with SSE2 on x86_64 (element by element elsewhere).
 pub(super) const WIDE_SUB_ZP: u8 = 2;
+/// [`interior`] copies runs of `kw ≤ 8` taps 4 or 8 at a time with `f(x) = x` (`T = U = i16`:
+/// rows copied from an input already widened to `x − zp`).
+pub(super) const WIDE_COPY16: u8 = 3;
 
 /// The taps of one interior output pixel, `dst[j] = f(input[i·plane_len + base + ky·w + kx])`
 /// for `j = (i·kh + ky)·kw + kx < per_out`, with `kw = KW` (a constant copy length) or, for
@@ -404,23 +504,48 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
     let sizes = match mode {
         WIDE_XOR80 => size_of::<T>() == 1 && size_of::<U>() == 1,
         WIDE_SUB_ZP => cfg!(target_arch = "x86_64") && size_of::<T>() == 1 && size_of::<U>() == 2,
+        WIDE_COPY16 => size_of::<T>() == 2 && size_of::<U>() == 2,
         _ => false,
     };
     let wide = sizes && KW != 0 && KW <= 8;
     let (in_len, dst_len) = (input.len(), dst.len());
     let (src, out) = (input.as_ptr(), dst.as_mut_ptr());
-    // The last run starts at `last_s0` (input) and `last_j` (row): when `n` values fit at both,
-    // every run does, and the loop needs no check per run.
-    let runs = g.ci * g.win.kh;
-    let last_s0 = (g.ci.max(1) - 1) * plane_len + base + (g.win.kh.max(1) - 1) * g.w;
+    // Runs start at increasing input offsets `s0` and row positions `j`: when `n` values fit at
+    // the start of run `r`, they fit at every earlier run. The last run starts at `last_s0`,
+    // `last_j`; when it does not fit (a row whose taps fill its stride, or the input's last
+    // pixel) but the one before does, all runs but the last are copied wide without a check per
+    // run and the last one tap by tap.
+    let kh = g.win.kh;
+    let runs = g.ci * kh;
+    let last_s0 = (g.ci.max(1) - 1) * plane_len + base + (kh.max(1) - 1) * g.w;
     let last_j = (runs.max(1) - 1) * kw;
-    if wide && runs != 0 && last_s0 + n <= in_len && last_j + n <= dst_len {
+    let fits = |s0: usize, j: usize| s0 + n <= in_len && j + n <= dst_len;
+    let wide_runs = if !wide || runs == 0 {
+        0
+    } else if fits(last_s0, last_j) {
+        runs
+    } else if runs >= 2 {
+        // Run `runs − 2`: one row up in the last plane, or the previous plane's last row.
+        let prev_s0 = if kh > 1 {
+            last_s0 - g.w
+        } else {
+            last_s0 - plane_len
+        };
+        if fits(prev_s0, last_j - kw) {
+            runs - 1
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    if wide_runs == runs && runs != 0 {
         let mut j = 0;
         for i in 0..g.ci {
             let mut s0 = i * plane_len + base;
-            for _ in 0..g.win.kh {
-                // SAFETY: `s0 ≤ last_s0` and `j ≤ last_j` (runs in increasing order), checked
-                // above; `sizes` checked the element types of the mode.
+            for _ in 0..kh {
+                // SAFETY: every run fits (checked above for the last one, and runs are in
+                // increasing order); `sizes` checked the element types of the mode.
                 copy_wide(
                     mode,
                     src.add(s0).cast::<u8>(),
@@ -430,6 +555,36 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
                 );
                 s0 += g.w;
                 j += kw;
+            }
+        }
+        return;
+    }
+    if wide_runs != 0 {
+        // `wide_runs = runs − 1`: every run of the planes before the last, then all but the
+        // last run of the last plane, wide; the last run tap by tap.
+        let mut j = 0;
+        for i in 0..g.ci {
+            let mut s0 = i * plane_len + base;
+            let last = i + 1 == g.ci;
+            for _ in 0..if last { kh - 1 } else { kh } {
+                // SAFETY: a run before the last one, which fits (checked above for run
+                // `runs − 2`; runs are in increasing order); `sizes` checked the element types.
+                copy_wide(
+                    mode,
+                    src.add(s0).cast::<u8>(),
+                    out.add(j).cast::<u8>(),
+                    n,
+                    zp,
+                );
+                s0 += g.w;
+                j += kw;
+            }
+            if last {
+                for kx in 0..kw {
+                    // SAFETY: `s0 + kx` is an interior tap of plane `i` and
+                    // `j + kx < per_out ≤ dst.len()` (the caller's contract).
+                    *out.add(j + kx) = f(*src.add(s0 + kx));
+                }
             }
         }
         return;
@@ -461,10 +616,12 @@ unsafe fn interior<const KW: usize, T: Copy, U: Copy>(
 }
 
 /// `n ∈ {4, 8}` values from `src` (i8) to `dst`: `x ^ 0x80` as u8 ([`WIDE_XOR80`]) or `x − zp`
-/// as i16 ([`WIDE_SUB_ZP`], x86_64 only).
+/// as i16 ([`WIDE_SUB_ZP`], x86_64 only); or `n` i16 values copied as they are
+/// ([`WIDE_COPY16`]).
 ///
 /// # Safety
-/// `n` bytes readable at `src`; `n` elements of the mode's output type writable at `dst`.
+/// `n` elements of the mode's input type readable at `src`; `n` elements of the mode's output
+/// type writable at `dst`.
 #[inline(always)]
 unsafe fn copy_wide(mode: u8, src: *const u8, dst: *mut u8, n: usize, zp: i8) {
     match mode {
@@ -475,6 +632,15 @@ unsafe fn copy_wide(mode: u8, src: *const u8, dst: *mut u8, n: usize, zp: i8) {
             } else {
                 let v = src.cast::<u64>().read_unaligned() ^ 0x8080_8080_8080_8080;
                 dst.cast::<u64>().write_unaligned(v);
+            }
+        }
+        WIDE_COPY16 => {
+            if n == 4 {
+                let v = src.cast::<u64>().read_unaligned();
+                dst.cast::<u64>().write_unaligned(v);
+            } else {
+                let v = src.cast::<u128>().read_unaligned();
+                dst.cast::<u128>().write_unaligned(v);
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -653,18 +819,78 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
             *d = u8_offset::<K>(wb.get(o * per_out..(o + 1) * per_out).unwrap_or(&[]), zp);
         }
     }
+    // `WIDE_I16` kernels: the input widened once (`x − zp`), the rows then copied from it; and
+    // the filters of a block widened once per tile into `w16` (zero-padded to `stride`).
+    // The widened input carries its padding as explicit zeros (`x − zp` of a padded tap), so
+    // that under the geometry `gp` (the padded size, no padding) every pixel is an interior one.
+    let win = g.win;
+    let (hp, wp) = (
+        g.h + win.pad_top + win.pad_bottom,
+        g.w + win.pad_left + win.pad_right,
+    );
+    let gp = ConvGeometry {
+        h: hp,
+        w: wp,
+        win: Window {
+            pad_top: 0,
+            pad_bottom: 0,
+            pad_left: 0,
+            pad_right: 0,
+            ..win
+        },
+        ..*g
+    };
+    let in_len = g.ci.saturating_mul(hp).saturating_mul(wp);
+    let mut wide = K::wide();
+    let wide = wide.as_mut();
+    let (x16, w16) = wide.split_at_mut(X_I16.min(wide.len()));
+    // Not for a 1×1 window: each input value is then read at most once per tile anyway.
+    let overlap = win.kh * win.kw > 1;
+    let pre_x = K::WIDE_I16
+        && overlap
+        && in_len <= x16.len()
+        && g.w != 0
+        && input.len() >= g.ci * g.h * g.w;
+    if pre_x {
+        let rows = input.chunks_exact(g.w).take(g.ci * g.h).enumerate();
+        for (r, src) in rows {
+            let (i, y) = (r / g.h, r % g.h);
+            let s = (i * hp + y + win.pad_top) * wp + win.pad_left;
+            for (d, &v) in x16
+                .get_mut(s..s + g.w)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .zip(src)
+            {
+                *d = i16::from(v) - i16::from(zp);
+            }
+        }
+    }
+    let pre_w = K::WIDE_I16 && stride <= W_I16 && w16.len() >= MC * W_I16;
     let mut p0 = 0;
     while p0 < plane {
         let np = tile.min(plane - p0).min(ACC);
-        im2col(
-            g,
-            input,
-            (p0, np),
-            stride,
-            &mut col,
-            (K::pad(zp), zp, K::WIDE),
-            |v| K::col(v, zp),
-        );
+        if pre_x {
+            im2col(
+                &gp,
+                x16.get(..in_len).unwrap_or(&[]),
+                (p0, np),
+                stride,
+                &mut col,
+                (K::pad(zp), zp, WIDE_COPY16),
+                |v| K::widened(v, zp),
+            );
+        } else {
+            im2col(
+                g,
+                input,
+                (p0, np),
+                stride,
+                &mut col,
+                (K::pad(zp), zp, K::WIDE),
+                |v| K::col(v, zp),
+            );
+        }
         let rows = |k: usize| col.get(k * stride..(k + 1) * stride).unwrap_or(&[]);
         let mut o = 0;
         while o < co {
@@ -698,6 +924,38 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
                         }
                     };
                     let mut k = 0;
+                    if pre_w {
+                        // Row `c` of `w16`: filter `o + c` as i16 (`w[c]` holds `per_out`
+                        // bytes), then the zeros `w16` started with: every block of the call
+                        // writes the same `per_out` positions (the taps past `per_out` hold the
+                        // padding in `col`, times 0).
+                        for (c, row) in w16.chunks_exact_mut(W_I16).enumerate().take(C) {
+                            for (d, &v) in row.iter_mut().zip(w[c]) {
+                                *d = i16::from(v as i8);
+                            }
+                        }
+                        let w: [&[i16]; C] = core::array::from_fn(|c| {
+                            w16.get(c * W_I16..c * W_I16 + stride).unwrap_or(&[])
+                        });
+                        let full = stride / K::STEP;
+                        while k + MP <= np {
+                            let cols: [&[K::Col]; MP] = core::array::from_fn(|p| rows(k + p));
+                            let s = K::dots_i16::<C, MP>(&w, &cols, full);
+                            for c in 0..C {
+                                for p in 0..MP {
+                                    put(c, k + p, s[c][p]);
+                                }
+                            }
+                            k += MP;
+                        }
+                        while k < np {
+                            let s = K::dots_i16::<C, 1>(&w, &[rows(k)], full);
+                            for c in 0..C {
+                                put(c, k, s[c][0]);
+                            }
+                            k += 1;
+                        }
+                    }
                     while k + MP <= np {
                         let cols: [&[K::Col]; MP] = core::array::from_fn(|p| rows(k + p));
                         let s = K::dots::<C, MP>(&w, tail, &cols, full);

@@ -532,6 +532,16 @@ fn conv2d_odd_shapes_match_the_reference() {
         // One im2col row of f32 just fits the tile (4096 = 8·512), and just does not (4104).
         (512, 5, win(2, 4, 1, 1, [1, 0, 2, 1]), 3, 5),
         (456, 5, win(3, 3, 1, 1, [1; 4]), 3, 4),
+        // The i16 kernels' per-tile filter copy (`im2col::W_I16` = 1024 taps): a row of 1017
+        // taps padded to 1024 (copied), 1024 exactly (copied), 1026 (padded to 1040: the i8
+        // filters are read instead).
+        (113, 5, win(3, 3, 1, 1, [1; 4]), 4, 5),
+        (64, 6, win(4, 4, 1, 1, [1, 2, 2, 1]), 5, 4),
+        (57, 6, win(3, 6, 1, 2, [1, 1, 3, 2]), 4, 9),
+        // Their once-per-call widened input (`im2col::X_I16` = 16384 values): 16·32·32 fits
+        // exactly, 16·33·32 does not (widened tap by tap in the im2col rows instead).
+        (16, 6, win(3, 3, 1, 1, [1; 4]), 32, 32),
+        (16, 5, win(3, 3, 2, 2, [0, 1, 0, 1]), 33, 32),
         // Past the int8 tile too (9·911 = 8199 > 8192): the blocked kernel runs.
         (911, 2, win(3, 3, 1, 1, [1; 4]), 2, 3),
     ];

@@ -355,6 +355,16 @@ impl im2col::S8Dots for Avx2 {
     fn pad(_zp: i8) -> i16 {
         0
     }
+    const WIDE_I16: bool = true;
+    #[inline(always)]
+    fn widened(v: i16, _zp: i8) -> i16 {
+        v
+    }
+    type Wide = im2col::WideBuf;
+    #[inline(always)]
+    fn wide() -> Self::Wide {
+        im2col::WideBuf::new()
+    }
     #[inline(always)]
     unsafe fn dots<const C: usize, const P: usize>(
         w: &[&[u8]; C],
@@ -363,6 +373,14 @@ impl im2col::S8Dots for Avx2 {
         full: usize,
     ) -> [[i32; P]; C] {
         conv_dots_s8::<C, P>(w, tail, cols, full)
+    }
+    #[inline(always)]
+    unsafe fn dots_i16<const C: usize, const P: usize>(
+        w: &[&[i16]; C],
+        cols: &[&[i16]; P],
+        full: usize,
+    ) -> [[i32; P]; C] {
+        conv_dots_i16::<C, P>(w, cols, full)
     }
     #[inline(always)]
     unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {
@@ -518,10 +536,57 @@ unsafe fn conv_dots_s8<const C: usize, const P: usize>(
             }
         }
     }
+    // Wrapping integer adds: exact in any order.
+    hsums::<C, P>(&acc)
+}
+
+/// [`im2col::S8Dots::dots_i16`]: the filters already widened to i16 (once per tile, by the
+/// caller), so a step of 16 taps is `C` weight loads, `P` row loads and `C·P` `vpmaddwd` +
+/// `vpaddd` (`|w·x + w·x| ≤ 2·128·255`, exact), wrapping i32 adds.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn conv_dots_i16<const C: usize, const P: usize>(
+    w: &[&[i16]; C],
+    cols: &[&[i16]; P],
+    full: usize,
+) -> [[i32; P]; C] {
+    const STEP: usize = im2col::S8_STEP;
+    let n = STEP * full;
+    if w.iter().any(|r| r.len() < n) || cols.iter().any(|x| x.len() < n) {
+        return [[0; P]; C];
+    }
+    let wp: [*const i16; C] = core::array::from_fn(|c| w[c].as_ptr());
+    let xp: [*const i16; P] = core::array::from_fn(|p| cols[p].as_ptr());
+    let mut acc = [[_mm256_setzero_si256(); P]; C];
+    let mut wv = [_mm256_setzero_si256(); C];
+    for k in 0..full {
+        // SAFETY: 16k + 16 ≤ n ≤ every length checked above.
+        for c in 0..C {
+            wv[c] = _mm256_loadu_si256(wp[c].add(STEP * k).cast::<__m256i>());
+        }
+        for p in 0..P {
+            let xv = _mm256_loadu_si256(xp[p].add(STEP * k).cast::<__m256i>());
+            for c in 0..C {
+                acc[c][p] = _mm256_add_epi32(acc[c][p], _mm256_madd_epi16(wv[c], xv));
+            }
+        }
+    }
+    hsums::<C, P>(&acc)
+}
+
+/// The wrapping sums of the 8 i32 lanes of each `acc[c][p]`: four channels of one pixel at once
+/// when `C = 4` ([`hsum4_epi32`]), one register at a time otherwise.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hsums<const C: usize, const P: usize>(acc: &[[__m256i; P]; C]) -> [[i32; P]; C] {
     let mut out = [[0i32; P]; C];
     if C == 4 {
-        // Four channels of one pixel at once (`vphaddd` twice, then the two halves; wrapping
-        // integer adds, exact in any order).
         for p in 0..P {
             let mut s = [0i32; 4];
             let h = hsum4_epi32(acc[0][p], acc[1][p], acc[2][p], acc[3][p]);
