@@ -582,6 +582,62 @@ macro_rules! act_relu6_2 {
     };
 }
 
+/// The first step of 8 inputs of a row pair in [`linear_pairs_loop`] and
+/// [`linear_pairs_bounce_loop`]: one `VLDMIA` of the inputs, then per row its 8 weights (`$lw`:
+/// [`lw_aligned`] or [`lw_bounce`]) and 8 `VMUL` into its lanes (row 0 `s0–s7`, row 1 `s8–s15`).
+macro_rules! pair_first8 {
+    ($lw:ident) => {
+        concat!(
+            "vldmia {xp}!, {{s16-s23}}\n",
+            $lw!("{w0}"),
+            first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $lw!("{w1}"),
+            first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+        )
+    };
+}
+
+/// The other `n/8 − 1` steps of a row pair, two per loop test (the caller branches to `42` for
+/// an odd count), then the fixed trees: row 0's sum in `s0`, row 1's in `s1`. `$lw` as in
+/// [`pair_first8`].
+macro_rules! pair_steps {
+    ($lw:ident) => {
+        concat!(
+            "cmp {xp}, {end}\n",
+            "beq 5f\n",
+            "4:\n",
+            "vldmia {xp}!, {{s16-s23}}\n",
+            $lw!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $lw!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "42:\n",
+            "vldmia {xp}!, {{s16-s23}}\n",
+            $lw!("{w0}"),
+            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
+            $lw!("{w1}"),
+            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            "cmp {xp}, {end}\n",
+            "bne 4b\n",
+            "5:\n",
+            "vadd.f32 s0, s0, s1\n",
+            "vadd.f32 s2, s2, s3\n",
+            "vadd.f32 s4, s4, s5\n",
+            "vadd.f32 s6, s6, s7\n",
+            "vadd.f32 s0, s0, s2\n",
+            "vadd.f32 s4, s4, s6\n",
+            "vadd.f32 s0, s0, s4\n",
+            "vadd.f32 s8, s8, s9\n",
+            "vadd.f32 s10, s10, s11\n",
+            "vadd.f32 s12, s12, s13\n",
+            "vadd.f32 s14, s14, s15\n",
+            "vadd.f32 s8, s8, s10\n",
+            "vadd.f32 s12, s12, s14\n",
+            "vadd.f32 s1, s8, s12\n",
+        )
+    };
+}
+
 /// The loop of [`linear_pairs`] for 4-aligned weights ([`lw_aligned`]); `$act` the activation
 /// and store of `s0` and `s1` ([`act_none2`], [`act_relu2`], [`act_relu6_2`]), `$cold` its
 /// out-of-line part (label 7, `""` if none).
@@ -592,47 +648,12 @@ macro_rules! linear_pairs_loop {
             "sub {xp}, {end}, {n4}",
             "add {w1}, {w0}, {n4}",
             // The first 8 terms: the products are the lanes.
-            "vldmia {xp}!, {{s16-s23}}",
-            lw_aligned!("{w0}"),
-            first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            lw_aligned!("{w1}"),
-            first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            pair_first8!(lw_aligned),
             // The other n/8 − 1 steps of 8, two per loop test: an odd count enters at the
             // second (n/8 even: bit 5 of 4n clear), none skips the loop.
             "tst {n4}, #32",
             "beq 42f",
-            "cmp {xp}, {end}",
-            "beq 5f",
-            "4:",
-            "vldmia {xp}!, {{s16-s23}}",
-            lw_aligned!("{w0}"),
-            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            lw_aligned!("{w1}"),
-            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
-            "42:",
-            "vldmia {xp}!, {{s16-s23}}",
-            lw_aligned!("{w0}"),
-            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            lw_aligned!("{w1}"),
-            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
-            "cmp {xp}, {end}",
-            "bne 4b",
-            "5:",
-            // The fixed trees: row 0's sum in s0, row 1's in s1.
-            "vadd.f32 s0, s0, s1",
-            "vadd.f32 s2, s2, s3",
-            "vadd.f32 s4, s4, s5",
-            "vadd.f32 s6, s6, s7",
-            "vadd.f32 s0, s0, s2",
-            "vadd.f32 s4, s4, s6",
-            "vadd.f32 s0, s0, s4",
-            "vadd.f32 s8, s8, s9",
-            "vadd.f32 s10, s10, s11",
-            "vadd.f32 s12, s12, s13",
-            "vadd.f32 s14, s14, s15",
-            "vadd.f32 s8, s8, s10",
-            "vadd.f32 s12, s12, s14",
-            "vadd.f32 s1, s8, s12",
+            pair_steps!(lw_aligned),
             // + bias (unaligned bytes), then the activation and the store.
             "ldr {t0}, [{bias}], #4",
             "ldr {t1}, [{bias}], #4",
@@ -789,46 +810,11 @@ macro_rules! linear_pairs_bounce_loop {
             // Z: n/8 even (bit 5 of 4n clear); no instruction up to `beq 42f` sets flags.
             "tst r0, #32",
             // The first 8 terms: the products are the lanes.
-            "vldmia {xp}!, {{s16-s23}}",
-            lw_bounce!("{w0}"),
-            first_mul8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            lw_bounce!("{w1}"),
-            first_mul8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
+            pair_first8!(lw_bounce),
             // The other n/8 − 1 steps of 8, two per loop test: an odd count enters at the
             // second, none skips the loop.
             "beq 42f",
-            "cmp {xp}, {end}",
-            "beq 5f",
-            "4:",
-            "vldmia {xp}!, {{s16-s23}}",
-            lw_bounce!("{w0}"),
-            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            lw_bounce!("{w1}"),
-            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
-            "42:",
-            "vldmia {xp}!, {{s16-s23}}",
-            lw_bounce!("{w0}"),
-            mul_add8!("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"),
-            lw_bounce!("{w1}"),
-            mul_add8!("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"),
-            "cmp {xp}, {end}",
-            "bne 4b",
-            "5:",
-            // The fixed trees: row 0's sum in s0, row 1's in s1.
-            "vadd.f32 s0, s0, s1",
-            "vadd.f32 s2, s2, s3",
-            "vadd.f32 s4, s4, s5",
-            "vadd.f32 s6, s6, s7",
-            "vadd.f32 s0, s0, s2",
-            "vadd.f32 s4, s4, s6",
-            "vadd.f32 s0, s0, s4",
-            "vadd.f32 s8, s8, s9",
-            "vadd.f32 s10, s10, s11",
-            "vadd.f32 s12, s12, s13",
-            "vadd.f32 s14, s14, s15",
-            "vadd.f32 s8, s8, s10",
-            "vadd.f32 s12, s12, s14",
-            "vadd.f32 s1, s8, s12",
+            pair_steps!(lw_bounce),
             // + bias (unaligned bytes), then the activation and the store.
             "ldr r0, [sp, #44]",
             "ldr r1, [r0], #4",
