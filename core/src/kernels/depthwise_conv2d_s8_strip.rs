@@ -962,7 +962,13 @@ fn flat_channel(
 /// `scratch` of at least [`RING_WORDS`] words: every channel for which [`fast`] holds (the
 /// others' outputs are left as they are, for the caller). `None` (nothing written) when `g`
 /// or `scratch` does not fit, else `Some(true)` if some channel was left to the caller.
+///
+/// Never inlined: its locals (the ring, the per-channel constants, the small-plane call's
+/// arguments: ≈ 60 bytes more since the small-plane path) must not stay in the caller's frame
+/// while the caller runs the word kernel or the Conv2d loop after it (`firmware`'s 4 064-byte
+/// stack bound, `tests/device.rs` `check_stack`).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub(crate) fn run(
     g: &ConvGeometry,
     act: Activation,
