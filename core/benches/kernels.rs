@@ -16,6 +16,7 @@ use common::{bytes_i8, le_f32, le_i32, quantize_model, OwnedModel, Rng};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use denoiserep_core::kernels;
 use denoiserep_core::kernels::params::{ConvParams, LinearParams, PerChannelQuant, Window};
+use denoiserep_core::kernels::KernelPath;
 use denoiserep_core::{Activation, F32Data, I32Data, I8Data, Model, QuantParams};
 
 /// `(in, out)` of the three Linear layers of `mlp:256,128`.
@@ -60,9 +61,13 @@ fn bench_linear(c: &mut Criterion) {
         };
         let (w, b) = (F32Data::from_le_bytes(&w), F32Data::from_le_bytes(&b));
         let mut y = vec![0.0f32; n_out];
-        c.bench_function(&format!("linear_f32 {n_in}x{n_out}"), |bch| {
-            bch.iter(|| kernels::linear_f32(&p, black_box(&x), w, b, &mut y).unwrap())
-        });
+        for path in host_paths() {
+            kernels::limit_kernel_path(path);
+            c.bench_function(
+                &format!("linear_f32 {n_in}x{n_out} {}", path.name()),
+                |bch| bch.iter(|| kernels::linear_f32(&p, black_box(&x), w, b, &mut y).unwrap()),
+            );
+        }
 
         let w8 = bytes_i8(&rng.i8s(n_in * n_out));
         let b32 = le_i32(&(0..n_out).map(|o| o as i32 * 37 - 500).collect::<Vec<_>>());
@@ -80,9 +85,33 @@ fn bench_linear(c: &mut Criterion) {
         };
         let (w8, b32) = (I8Data::from_le_bytes(&w8), I32Data::from_le_bytes(&b32));
         let mut y8 = vec![0i8; n_out];
-        c.bench_function(&format!("linear_s8 {n_in}x{n_out}"), |bch| {
-            bch.iter(|| kernels::linear_s8(&p, &q, black_box(&x8), w8, b32, &mut y8).unwrap())
-        });
+        for path in host_paths() {
+            kernels::limit_kernel_path(path);
+            c.bench_function(
+                &format!("linear_s8 {n_in}x{n_out} {}", path.name()),
+                |bch| {
+                    bch.iter(|| {
+                        kernels::linear_s8(&p, &q, black_box(&x8), w8, b32, &mut y8).unwrap()
+                    })
+                },
+            );
+        }
+    }
+    kernels::limit_kernel_path(KernelPath::Avx512);
+}
+
+/// The host kernel paths this CPU has, fastest first (AVX-512, AVX2, portable), so each
+/// Linear bench runs once per path in one process; the caller makes each the current one with
+/// [`kernels::limit_kernel_path`].
+fn host_paths() -> Vec<KernelPath> {
+    kernels::limit_kernel_path(KernelPath::Avx512);
+    let fastest = kernels::kernel_path();
+    let order = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
+    let paths: Vec<KernelPath> = order.into_iter().skip_while(|&p| p != fastest).collect();
+    if paths.is_empty() {
+        vec![fastest]
+    } else {
+        paths
     }
 }
 

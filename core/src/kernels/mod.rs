@@ -131,7 +131,8 @@ pub enum KernelPath {
     /// The blocked kernels compiled for AVX2 (x86_64, detected at run time).
     Avx2,
     /// x86_64 with AVX-512F, BW, VL and VNNI (detected at run time): Conv2d micro-kernels with
-    /// 32 vector registers and, for int8, `vpdpbusd`; everything else as [`KernelPath::Avx2`].
+    /// 32 vector registers and, for int8, `vpdpbusd`; int8 Linear with `vpdpbusd`; everything else as
+    /// [`KernelPath::Avx2`].
     Avx512,
     /// ARMv7E-M (`thumbv7em-*`, Cortex-M4/M7): int8 Linear, Conv2d and depthwise 3×3 through
     /// the DSP extension (`SXTAB16`, `SMLAD`; `linear_s8_dsp.rs`, `conv2d_s8_dsp.rs`,

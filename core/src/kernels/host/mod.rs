@@ -140,10 +140,16 @@ pub(super) fn linear_s8(
 ) {
     #[cfg(target_arch = "x86_64")]
     if use_avx2(path) && p.in_features != 0 && p.out_features != 0 {
+        let vnni = use_avx512(path);
         let rows = x
             .chunks_exact(p.in_features)
             .zip(out.chunks_exact_mut(p.out_features));
         for (xr, yr) in rows {
+            if vnni {
+                // SAFETY: `use_avx512` checked that the CPU supports AVX-512 and VNNI.
+                unsafe { avx512::linear_s8_avx512(p.activation, q, weights, bias, xr, yr) };
+                continue;
+            }
             // SAFETY: `use_avx2` checked that the CPU supports AVX2.
             unsafe { x86::linear_s8_avx2(p.activation, q, weights, bias, xr, yr) };
         }
