@@ -9,6 +9,9 @@
 #     of the TFLite conformance tests (docs/interop.md)
 #   - QEMU (qemu-system-arm, apt) and defmt-print (cargo install) for the Cortex-M4F emulator and
 #     the firmware's log, when SETUP_QEMU=1 (scripts/test.sh sets it)
+#   - on an x86_64 host, when SETUP_AARCH64=1 (scripts/test.sh sets it): Rust target
+#     aarch64-unknown-linux-gnu, its C linker and libc (apt gcc-aarch64-linux-gnu,
+#     libc6-dev-arm64-cross) and qemu-user, to run the core's tests on the aarch64 (NEON) kernels
 # Usage: bash scripts/setup.sh            (everything)
 #        SETUP_SKIP_TORCH=1 bash scripts/setup.sh   (no libtorch, e.g. core-only work)
 #        bash scripts/setup.sh PART...     (only these parts, in this order of the file: rust,
@@ -107,6 +110,30 @@ if want device && [ "${SETUP_QEMU:-0}" = 1 ] && ! qemu_ok; then
     say "qemu-system-arm >= 7 is missing and could not be installed: install it with your package"
     say "manager (Debian/Ubuntu: apt-get install qemu-system-arm; macOS: brew install qemu);"
     say "without it the device tests print SKIPPED and do not run the firmware"
+  fi
+fi
+# aarch64 cross tests of the core (NEON host kernels): only on x86_64 hosts (an aarch64 host runs
+# them natively in the workspace tests).
+aarch64_ok() {
+  command -v qemu-aarch64 >/dev/null 2>&1 && command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 \
+    && [ -d /usr/aarch64-linux-gnu/lib ]
+}
+if want device && [ "${SETUP_AARCH64:-0}" = 1 ] && [ "$(uname -m)" = x86_64 ]; then
+  if command -v rustup >/dev/null 2>&1 \
+      && ! rustup target list --installed | grep -x aarch64-unknown-linux-gnu >/dev/null; then
+    say "adding Rust target aarch64-unknown-linux-gnu (the core's NEON kernels, tested in qemu-aarch64)"
+    rustup target add aarch64-unknown-linux-gnu
+  fi
+  if ! aarch64_ok && command -v apt-get >/dev/null 2>&1; then
+    say "installing gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user (apt)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc-aarch64-linux-gnu \
+      libc6-dev-arm64-cross qemu-user >/dev/null
+  fi
+  if ! aarch64_ok; then
+    say "qemu-aarch64 or the aarch64 cross linker is missing (Debian/Ubuntu: apt-get install"
+    say "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user): the aarch64 tests print SKIPPED"
   fi
 fi
 DEFMT_PRINT_VERSION=1.2.0

@@ -8,7 +8,8 @@ step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
 
 step "setup"
 # SETUP_QEMU=1: the device tests (tests/tests/device_*.rs) need qemu-system-arm and defmt-print.
-SETUP_QEMU="${SETUP_QEMU:-1}" bash scripts/setup.sh
+# SETUP_AARCH64=1: the aarch64 step below needs the cross target, linker and qemu-aarch64.
+SETUP_QEMU="${SETUP_QEMU:-1}" SETUP_AARCH64="${SETUP_AARCH64:-1}" bash scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -82,6 +83,32 @@ set +e
   | tee -a "$work/cargo-test.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || test_rc=1
 set -e
+
+# The core on aarch64 (its NEON int8 Linear and the portable kernels as LLVM compiles them for
+# NEON): clippy, then the core's unit and integration tests cross-compiled and run in qemu-aarch64
+# (user mode). On an aarch64 host the workspace run above already ran them natively. Under CI (or
+# DENOISEREP_REQUIRE_DEVICE=1) missing tools fail the run; elsewhere the step prints SKIPPED.
+step "aarch64 (core tests in qemu-aarch64: NEON host kernels)"
+if [ "$(uname -m)" = x86_64 ]; then
+  if command -v qemu-aarch64 >/dev/null 2>&1 && command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 \
+      && rustup target list --installed 2>/dev/null | grep -x aarch64-unknown-linux-gnu >/dev/null; then
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+    set +e
+    { cargo clippy -p denoiserep-core --all-targets --target aarch64-unknown-linux-gnu --locked -- -D warnings \
+      && cargo test -p denoiserep-core --target aarch64-unknown-linux-gnu --tests --locked; } 2>&1 \
+      | tee -a "$work/cargo-test.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || test_rc=1
+    set -e
+  elif [ "${CI:-}" = true ] || [ "${DENOISEREP_REQUIRE_DEVICE:-0}" = 1 ]; then
+    echo "FAILED: the aarch64 tests are required here, but qemu-aarch64, aarch64-linux-gnu-gcc or the Rust target is missing (scripts/setup.sh with SETUP_AARCH64=1)"
+    test_rc=1
+  else
+    echo "SKIPPED: qemu-aarch64, aarch64-linux-gnu-gcc or the Rust target aarch64-unknown-linux-gnu is missing"
+  fi
+else
+  echo "not an x86_64 host: the workspace tests above ran the core natively"
+fi
 
 # Coverage-guided fuzzing, smoke size: every cargo-fuzz target ≈20 s from its committed seeds
 # (the long runs are in docs/reliability.md). Needs the pinned nightly + cargo-fuzz, which

@@ -31,7 +31,6 @@ use core::arch::x86_64::{
 use super::{blocked, im2col, single, x86};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{ConvGeometry, LANES};
-use crate::quant::{activation_range, requantize};
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
 
 /// Output pixels per micro-tile (f32 and int8): 4 filters × 4 pixels = 16 accumulators.
@@ -172,40 +171,25 @@ pub(super) unsafe fn linear_s8_avx512(
     x: &[i8],
     out: &mut [i8],
 ) {
-    let n_in = x.len();
-    if n_in == 0 {
-        return;
-    }
     let k = i32::from(q.input_zp) + 128;
-    let zp_out = i32::from(q.output.zero_point);
-    let (act_min, act_max) = activation_range(act, q.output);
-    let mut per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
-    let mut finish = |o: &mut i8, (dot, sum): (i32, i32)| {
-        if let Some(((bias, m), shift)) = per_channel.next() {
-            let acc = bias.wrapping_add(dot).wrapping_sub(sum.wrapping_mul(k));
-            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
-        }
+    let exact = |(d, s): (i32, i32)| d.wrapping_sub(s.wrapping_mul(k));
+    let dots = |w: &[u8]| -> [i32; LINEAR_ROWS] {
+        // SAFETY: the caller guarantees AVX-512 and VNNI.
+        let (d, s) = unsafe {
+            if k == 0 {
+                linear_dots_vnni::<LINEAR_ROWS, false>(w, x)
+            } else {
+                linear_dots_vnni::<LINEAR_ROWS, true>(w, x)
+            }
+        };
+        core::array::from_fn(|r| exact((d[r], s[r])))
     };
-    let dots = |w: &[u8]| {
-        if k == 0 {
-            linear_dots_vnni::<LINEAR_ROWS, false>(w, x)
-        } else {
-            linear_dots_vnni::<LINEAR_ROWS, true>(w, x)
-        }
+    // SAFETY: as above.
+    let dot = |w: &[u8]| unsafe {
+        let ([d], [s]) = linear_dots_vnni::<1, true>(w, x);
+        exact((d, s))
     };
-    let mut w_blocks = weights.as_bytes().chunks_exact(LINEAR_ROWS * n_in);
-    let mut out_blocks = out.chunks_exact_mut(LINEAR_ROWS);
-    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
-        let (d, s) = dots(wb);
-        for (o, ds) in ob.iter_mut().zip(d.into_iter().zip(s)) {
-            finish(o, ds);
-        }
-    }
-    let rest = w_blocks.remainder().chunks_exact(n_in);
-    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
-        let ([d], [s]) = linear_dots_vnni::<1, true>(wr, x);
-        finish(o, (d, s));
-    }
+    super::linear_s8_rows(act, q, (weights, bias), x.len(), out, dots, dot)
 }
 
 /// The f32 micro-kernel of `x86.rs`, inlined into AVX-512VL code (32 registers).

@@ -21,6 +21,8 @@ mod add;
 mod avx512;
 mod blocked;
 mod im2col;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod requant;
 mod single;
 #[cfg(test)]
@@ -30,6 +32,7 @@ mod x86;
 
 use super::params::{LinearParams, PerChannelQuant};
 use super::{ConvGeometry, KernelPath};
+use crate::quant::{activation_range, requantize};
 use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -75,27 +78,17 @@ pub(super) fn path() -> KernelPath {
 /// True when `path` can run the AVX2 kernels here: [`KernelPath::Avx2`], and
 /// [`KernelPath::Avx512`] for the kernels it has no own version of (a path the CPU lacks is
 /// replaced by the portable one).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn use_avx2(path: KernelPath) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return (path == KernelPath::Avx2 || path == KernelPath::Avx512) && x86::has_avx2();
-    #[cfg(not(target_arch = "x86_64"))]
-    return {
-        let _ = path;
-        false
-    };
+    (path == KernelPath::Avx2 || path == KernelPath::Avx512) && x86::has_avx2()
 }
 
 /// True when `path` is [`KernelPath::Avx512`] and the CPU has its features.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn use_avx512(path: KernelPath) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return path == KernelPath::Avx512 && x86::has_avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    return {
-        let _ = path;
-        false
-    };
+    path == KernelPath::Avx512 && x86::has_avx512()
 }
 
 /// [`super::linear_f32`] after its checks: each of the `rows` input rows through the blocked
@@ -128,7 +121,8 @@ pub(super) fn linear_f32(
     }
 }
 
-/// [`super::linear_s8`] after its checks.
+/// [`super::linear_s8`] after its checks: AVX-512 VNNI or AVX2 on x86_64 (detected at run
+/// time), NEON on aarch64 (every aarch64 CPU has it), else the reference loop.
 pub(super) fn linear_s8(
     path: KernelPath,
     p: &LinearParams,
@@ -138,12 +132,13 @@ pub(super) fn linear_s8(
     bias: I32Data<'_>,
     out: &mut [i8],
 ) {
+    let fast = path != KernelPath::Reference && p.in_features != 0 && p.out_features != 0;
+    let rows = x
+        .chunks_exact(p.in_features.max(1))
+        .zip(out.chunks_exact_mut(p.out_features.max(1)));
     #[cfg(target_arch = "x86_64")]
-    if use_avx2(path) && p.in_features != 0 && p.out_features != 0 {
+    if fast && use_avx2(path) {
         let vnni = use_avx512(path);
-        let rows = x
-            .chunks_exact(p.in_features)
-            .zip(out.chunks_exact_mut(p.out_features));
         for (xr, yr) in rows {
             if vnni {
                 // SAFETY: `use_avx512` checked that the CPU supports AVX-512 and VNNI.
@@ -155,9 +150,55 @@ pub(super) fn linear_s8(
         }
         return;
     }
-    // Portable: the reference loop (a blocked version was not faster, see `blocked`).
-    let _ = path;
+    #[cfg(target_arch = "aarch64")]
+    if fast {
+        for (xr, yr) in rows {
+            neon::linear_s8_neon(p.activation, q, weights, bias, xr, yr);
+        }
+        return;
+    }
+    // Portable x86_64: the reference loop (a blocked version was not faster, see `blocked`).
+    let _ = (fast, rows);
     super::linear_s8::reference(p, q, x, weights, bias, out)
+}
+
+/// What every int8 Linear kernel shares, for one input row of `n_in` values: the weight rows
+/// (`[n_out][n_in]`) in blocks of `R` through `dots` (their exact wrapping sums
+/// `Σ_j W[o][j]·(x[j] − zp_in)`), the last `n_out mod R` one at a time through `dot`, then
+/// `out[o] = requantize(bias[o] + dot_o)` with the reference's per-channel requantization.
+#[inline(always)]
+fn linear_s8_rows<const R: usize>(
+    act: Activation,
+    q: &PerChannelQuant<'_>,
+    (weights, bias): (I8Data<'_>, I32Data<'_>),
+    n_in: usize,
+    out: &mut [i8],
+    mut dots: impl FnMut(&[u8]) -> [i32; R],
+    mut dot: impl FnMut(&[u8]) -> i32,
+) {
+    if n_in == 0 {
+        return;
+    }
+    let zp_out = i32::from(q.output.zero_point);
+    let (act_min, act_max) = activation_range(act, q.output);
+    let mut per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
+    let mut finish = |o: &mut i8, dot: i32| {
+        if let Some(((bias, m), shift)) = per_channel.next() {
+            let acc = bias.wrapping_add(dot);
+            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
+        }
+    };
+    let mut w_blocks = weights.as_bytes().chunks_exact(R * n_in);
+    let mut out_blocks = out.chunks_exact_mut(R);
+    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
+        for (o, d) in ob.iter_mut().zip(dots(wb)) {
+            finish(o, d);
+        }
+    }
+    let rest = w_blocks.remainder().chunks_exact(n_in);
+    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
+        finish(o, dot(wr));
+    }
 }
 
 /// [`super::conv2d_f32`] after its checks. Returns `false` (and writes nothing) when some weight
@@ -251,19 +292,18 @@ pub(super) fn conv2d_s8(
 
 /// [`super::add_s8`] on the host (equal lengths checked by the caller): `true` when a vector path
 /// ran (AVX2, also on the AVX-512 path), `false` (nothing written) otherwise.
+#[cfg(target_arch = "x86_64")]
 pub(super) fn add_s8(
     p: &super::params::AddS8Params,
     a: &[i8],
     b: &[i8],
     output: &mut [i8],
 ) -> bool {
-    #[cfg(target_arch = "x86_64")]
     if use_avx2(path()) {
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         unsafe { add::add_s8_avx2(p, a, b, output) };
         return true;
     }
-    let _ = (p, a, b, output);
     false
 }
 

@@ -17,6 +17,7 @@ use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 
 /// The paths this CPU can run.
 fn paths() -> Vec<KernelPath> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut p = vec![KernelPath::Reference, KernelPath::Portable];
     #[cfg(target_arch = "x86_64")]
     if super::x86::has_avx2() {

@@ -22,7 +22,6 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use super::{blocked, im2col, single};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, lanes_sum, ConvGeometry, LANES};
-use crate::quant::{activation_range, requantize};
 use crate::tensor::{Activation, F32Data, I32Data, I8Data, QuantParams};
 
 /// Bit set in [`FEATURES`] once detection has run.
@@ -234,7 +233,7 @@ unsafe fn dots_s8<const R: usize>(block: &[u8], x: &[i8], zp_in: i8) -> [i32; R]
     sums
 }
 
-/// One input row `x` of [`crate::kernels::linear_s8`].
+/// One input row `x` of [`crate::kernels::linear_s8`]: [`dots_s8`] on blocks of 4 rows.
 ///
 /// # Safety
 /// The CPU must support AVX2 ([`has_avx2`]).
@@ -247,32 +246,11 @@ pub(super) unsafe fn linear_s8_avx2(
     x: &[i8],
     out: &mut [i8],
 ) {
-    let n_in = x.len();
-    if n_in == 0 {
-        return;
-    }
-    let zp_in = q.input_zp;
-    let zp_out = i32::from(q.output.zero_point);
-    let (act_min, act_max) = activation_range(act, q.output);
-    let mut per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
-    let mut finish = |o: &mut i8, dot: i32| {
-        if let Some(((bias, m), shift)) = per_channel.next() {
-            let acc = bias.wrapping_add(dot);
-            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
-        }
-    };
-    let mut w_blocks = weights.as_bytes().chunks_exact(S8_ROWS * n_in);
-    let mut out_blocks = out.chunks_exact_mut(S8_ROWS);
-    for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
-        for (o, dot) in ob.iter_mut().zip(dots_s8::<S8_ROWS>(wb, x, zp_in)) {
-            finish(o, dot);
-        }
-    }
-    let rest = w_blocks.remainder().chunks_exact(n_in);
-    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
-        let [dot] = dots_s8::<1>(wr, x, zp_in);
-        finish(o, dot);
-    }
+    let zp = q.input_zp;
+    // SAFETY (both closures): the caller guarantees AVX2.
+    let dots = |w: &[u8]| unsafe { dots_s8::<S8_ROWS>(w, x, zp) };
+    let dot = |w: &[u8]| unsafe { dots_s8::<1>(w, x, zp)[0] };
+    super::linear_s8_rows(act, q, (weights, bias), x.len(), out, dots, dot)
 }
 
 /// # Safety
