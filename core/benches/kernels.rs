@@ -12,7 +12,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{bytes_i8, le_f32, le_i32, quantize_model, OwnedModel, Rng};
+use common::{bytes_i8, host_paths, le_f32, le_i32, quantize_model, BenchQuant, OwnedModel, Rng};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use denoiserep_core::kernels;
 use denoiserep_core::kernels::params::{ConvParams, LinearParams, PerChannelQuant, Window};
@@ -71,18 +71,9 @@ fn bench_linear(c: &mut Criterion) {
 
         let w8 = bytes_i8(&rng.i8s(n_in * n_out));
         let b32 = le_i32(&(0..n_out).map(|o| o as i32 * 37 - 500).collect::<Vec<_>>());
-        let m = le_i32(&vec![1_518_500_250; n_out]);
-        let s = bytes_i8(&vec![-9; n_out]);
         let x8 = rng.i8s(n_in);
-        let q = PerChannelQuant {
-            input_zp: -3,
-            output: QuantParams {
-                scale: 0.05,
-                zero_point: -128,
-            },
-            multiplier: I32Data::from_le_bytes(&m),
-            shift: I8Data::from_le_bytes(&s),
-        };
+        let bench_quant = BenchQuant::new(n_out);
+        let q = bench_quant.get(-3);
         let (w8, b32) = (I8Data::from_le_bytes(&w8), I32Data::from_le_bytes(&b32));
         let mut y8 = vec![0i8; n_out];
         for path in host_paths() {
@@ -98,21 +89,6 @@ fn bench_linear(c: &mut Criterion) {
         }
     }
     kernels::limit_kernel_path(KernelPath::Avx512);
-}
-
-/// The host kernel paths this CPU has, fastest first (AVX-512, AVX2, portable), so each
-/// Linear bench runs once per path in one process; the caller makes each the current one with
-/// [`kernels::limit_kernel_path`].
-fn host_paths() -> Vec<KernelPath> {
-    kernels::limit_kernel_path(KernelPath::Avx512);
-    let fastest = kernels::kernel_path();
-    let order = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
-    let paths: Vec<KernelPath> = order.into_iter().skip_while(|&p| p != fastest).collect();
-    if paths.is_empty() {
-        vec![fastest]
-    } else {
-        paths
-    }
 }
 
 fn bench_conv(c: &mut Criterion) {

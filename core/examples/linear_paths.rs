@@ -8,9 +8,13 @@
 //! IN=256 OUT=128 cargo run --release -p denoiserep-core --example linear_paths --locked
 //! ```
 
-use denoiserep_core::kernels::params::{LinearParams, PerChannelQuant};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{bytes_i8, host_paths, le_f32, le_i32, BenchQuant};
+use denoiserep_core::kernels::params::LinearParams;
 use denoiserep_core::kernels::{self, KernelPath};
-use denoiserep_core::{Activation, F32Data, I32Data, I8Data, QuantParams};
+use denoiserep_core::{Activation, F32Data, I32Data, I8Data};
 use std::time::Instant;
 
 const ROUNDS: usize = 40;
@@ -45,12 +49,12 @@ fn main() {
         out_features: n_out,
         activation: Activation::Relu,
     };
-    let w: Vec<u8> = (0..n_in * n_out)
-        .flat_map(|i| (((i * 7919) % 1000) as f32 * 1e-4 - 0.05).to_le_bytes())
-        .collect();
-    let b: Vec<u8> = (0..n_out)
-        .flat_map(|o| (o as f32 * 1e-3).to_le_bytes())
-        .collect();
+    let w = le_f32(
+        &(0..n_in * n_out)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-4 - 0.05)
+            .collect::<Vec<_>>(),
+    );
+    let b = le_f32(&(0..n_out).map(|o| o as f32 * 1e-3).collect::<Vec<_>>());
     let x: Vec<f32> = (0..n_in).map(|i| (i % 17) as f32 * 0.05).collect();
     // One buffer per offset: the weights start `off` bytes after a 64-byte boundary.
     let placed: Vec<(Vec<u8>, usize)> = OFFSETS
@@ -62,30 +66,17 @@ fn main() {
             (buf, start)
         })
         .collect();
-    let w8: Vec<u8> = (0..n_in * n_out).map(|i| ((i * 31) % 256) as u8).collect();
-    let b32: Vec<u8> = (0..n_out)
-        .flat_map(|o| (o as i32 * 37 - 500).to_le_bytes())
-        .collect();
-    let m: Vec<u8> = (0..n_out)
-        .flat_map(|_| 1_518_500_250i32.to_le_bytes())
-        .collect();
-    let s = vec![(-9i8) as u8; n_out];
+    let w8 = bytes_i8(
+        &(0..n_in * n_out)
+            .map(|i| ((i * 31) % 256) as u8 as i8)
+            .collect::<Vec<_>>(),
+    );
+    let b32 = le_i32(&(0..n_out).map(|o| o as i32 * 37 - 500).collect::<Vec<_>>());
     let x8: Vec<i8> = (0..n_in).map(|i| ((i * 13) % 256) as u8 as i8).collect();
-    let q = |zp| PerChannelQuant {
-        input_zp: zp,
-        output: QuantParams {
-            scale: 0.05,
-            zero_point: -128,
-        },
-        multiplier: I32Data::from_le_bytes(&m),
-        shift: I8Data::from_le_bytes(&s),
-    };
+    let bench_quant = BenchQuant::new(n_out);
     let (w8, b32) = (I8Data::from_le_bytes(&w8), I32Data::from_le_bytes(&b32));
 
-    kernels::limit_kernel_path(KernelPath::Avx512);
-    let fastest = kernels::kernel_path();
-    let order = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
-    let paths: Vec<KernelPath> = order.into_iter().skip_while(|&k| k != fastest).collect();
+    let paths = host_paths();
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
     for round in 0..ROUNDS {
         let mut k = 0;
@@ -109,7 +100,7 @@ fn main() {
                 record(format!("f32 {name}, weights at 64·k + {off}"), us);
             }
             for zp in [-3i8, -128] {
-                let q = q(zp);
+                let q = bench_quant.get(zp);
                 let mut y = vec![0i8; n_out];
                 let us = time(|| {
                     kernels::linear_s8(&p, &q, std::hint::black_box(&x8), w8, b32, &mut y).unwrap()
@@ -118,6 +109,7 @@ fn main() {
             }
         }
     }
+    kernels::limit_kernel_path(KernelPath::Avx512);
     println!("Linear {n_in} → {n_out}, {ROUNDS} rounds of {CALLS} calls per variant");
     println!("| variant | min µs | median µs |\n|---|---:|---:|");
     for (label, mut t) in rows {

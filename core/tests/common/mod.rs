@@ -77,6 +77,52 @@ pub fn square(k: u16, s: u16, p: u16) -> WindowSpec {
     }
 }
 
+/// The host kernel paths this CPU has, fastest first (AVX-512, AVX2, portable; on other
+/// targets just the one `kernels::kernel_path()` gives): the benches time a kernel once per path,
+/// making each current with `kernels::limit_kernel_path` before it runs.
+pub fn host_paths() -> Vec<kernels::KernelPath> {
+    use kernels::KernelPath;
+    kernels::limit_kernel_path(KernelPath::Avx512);
+    let fastest = kernels::kernel_path();
+    let order = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
+    let paths: Vec<KernelPath> = order.into_iter().skip_while(|&p| p != fastest).collect();
+    if paths.is_empty() {
+        vec![fastest]
+    } else {
+        paths
+    }
+}
+
+/// The per-channel requantization of the benches' int8 Linear layers (`n_out` outputs, multiplier
+/// `1 518 500 250`, shift −9, output scale 0.05 and zero point −128), as the bytes a
+/// [`PerChannelQuant`] borrows ([`BenchQuant::get`]).
+pub struct BenchQuant {
+    multiplier: Vec<u8>,
+    shift: Vec<u8>,
+}
+
+impl BenchQuant {
+    pub fn new(n_out: usize) -> Self {
+        Self {
+            multiplier: le_i32(&vec![1_518_500_250; n_out]),
+            shift: bytes_i8(&vec![-9; n_out]),
+        }
+    }
+
+    /// The layer's quantization with input zero point `input_zp`.
+    pub fn get(&self, input_zp: i8) -> PerChannelQuant<'_> {
+        PerChannelQuant {
+            input_zp,
+            output: QuantParams {
+                scale: 0.05,
+                zero_point: -128,
+            },
+            multiplier: I32Data::from_le_bytes(&self.multiplier),
+            shift: I8Data::from_le_bytes(&self.shift),
+        }
+    }
+}
+
 /// SplitMix64: small, seeded, deterministic.
 pub struct Rng(pub u64);
 
