@@ -31,6 +31,7 @@ use core::arch::x86_64::{
 use super::{blocked, im2col, single, x86};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{ConvGeometry, LANES};
+use crate::quant::activation_range;
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
 
 /// Output pixels per micro-tile (f32 and int8): 4 filters × 4 pixels = 16 accumulators.
@@ -189,7 +190,13 @@ pub(super) unsafe fn linear_s8_avx512(
         let ([d], [s]) = linear_dots_vnni::<1, true>(w, x);
         exact((d, s))
     };
-    super::linear_s8_rows(act, q, (weights, bias), x.len(), out, dots, dot)
+    let (act_min, act_max) = activation_range(act, q.output);
+    let range = super::requant::Range8::new(q.output.zero_point, act_min, act_max);
+    // SAFETY: as above (AVX2 is part of it).
+    let block = |o0, d: &[i32; LINEAR_ROWS], y: &mut [i8]| unsafe {
+        super::requant::channels8_at(o0, d, bias, q, &range, y)
+    };
+    super::linear_s8_rows(act, q, (weights, bias), x.len(), out, dots, dot, block)
 }
 
 /// The f32 micro-kernel of `x86.rs`, inlined into AVX-512VL code (32 registers).

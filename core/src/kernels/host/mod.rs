@@ -165,8 +165,11 @@ pub(super) fn linear_s8(
 /// What every int8 Linear kernel shares, for one input row of `n_in` values: the weight rows
 /// (`[n_out][n_in]`) in blocks of `R` through `dots` (their exact wrapping sums
 /// `Σ_j W[o][j]·(x[j] − zp_in)`), the last `n_out mod R` one at a time through `dot`, then
-/// `out[o] = requantize(bias[o] + dot_o)` with the reference's per-channel requantization.
+/// `out[o] = requantize(bias[o] + dot_o)` with the reference's per-channel requantization:
+/// `block(o0, dots, out)` for a block of outputs `o0..o0 + R` when it can (a vector form, `true`),
+/// else one output at a time.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn linear_s8_rows<const R: usize>(
     act: Activation,
     q: &PerChannelQuant<'_>,
@@ -175,29 +178,36 @@ fn linear_s8_rows<const R: usize>(
     out: &mut [i8],
     mut dots: impl FnMut(&[u8]) -> [i32; R],
     mut dot: impl FnMut(&[u8]) -> i32,
+    mut block: impl FnMut(usize, &[i32; R], &mut [i8]) -> bool,
 ) {
     if n_in == 0 {
         return;
     }
     let zp_out = i32::from(q.output.zero_point);
     let (act_min, act_max) = activation_range(act, q.output);
-    let mut per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
-    let mut finish = |o: &mut i8, dot: i32| {
-        if let Some(((bias, m), shift)) = per_channel.next() {
+    let finish = |o: usize, y: &mut i8, dot: i32| {
+        if let (Some(bias), Some(m), Some(shift)) =
+            (bias.get(o), q.multiplier.get(o), q.shift.get(o))
+        {
             let acc = bias.wrapping_add(dot);
-            *o = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
+            *y = requantize(acc, m, i32::from(shift), zp_out, act_min, act_max);
         }
     };
     let mut w_blocks = weights.as_bytes().chunks_exact(R * n_in);
     let mut out_blocks = out.chunks_exact_mut(R);
+    let mut o0 = 0;
     for (wb, ob) in (&mut w_blocks).zip(&mut out_blocks) {
-        for (o, d) in ob.iter_mut().zip(dots(wb)) {
-            finish(o, d);
+        let d = dots(wb);
+        if !block(o0, &d, ob) {
+            for (k, (y, &dk)) in ob.iter_mut().zip(&d).enumerate() {
+                finish(o0 + k, y, dk);
+            }
         }
+        o0 += R;
     }
     let rest = w_blocks.remainder().chunks_exact(n_in);
-    for (o, wr) in out_blocks.into_remainder().iter_mut().zip(rest) {
-        finish(o, dot(wr));
+    for (k, (y, wr)) in out_blocks.into_remainder().iter_mut().zip(rest).enumerate() {
+        finish(o0 + k, y, dot(wr));
     }
 }
 

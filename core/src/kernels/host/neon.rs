@@ -91,5 +91,6 @@ pub(super) fn linear_s8_neon(
     let zp = q.input_zp;
     let block = |w: &[u8]| dots::<ROWS>(w, x, zp);
     let row = |w: &[u8]| dots::<1>(w, x, zp)[0];
-    super::linear_s8_rows(act, q, (weights, bias), x.len(), out, block, row)
+    let scalar = |_, _: &[i32; ROWS], _: &mut [i8]| false;
+    super::linear_s8_rows(act, q, (weights, bias), x.len(), out, block, row, scalar)
 }

@@ -36,14 +36,20 @@
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::{
     __m128i, __m256i, _mm256_add_epi32, _mm256_add_epi64, _mm256_and_si256, _mm256_blend_epi32,
-    _mm256_castsi256_si128, _mm256_cmpeq_epi32, _mm256_cmpgt_epi32, _mm256_extracti128_si256,
-    _mm256_loadu_si256, _mm256_max_epi32, _mm256_min_epi32, _mm256_mul_epi32, _mm256_packs_epi16,
-    _mm256_packs_epi32, _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_sll_epi32, _mm256_slli_epi64,
-    _mm256_sra_epi32, _mm256_srai_epi32, _mm256_srli_epi64, _mm256_sub_epi32, _mm256_xor_si256,
-    _mm_cvtsi32_si128, _mm_storel_epi64, _mm_unpacklo_epi32,
+    _mm256_castsi256_si128, _mm256_cmpeq_epi32, _mm256_cmpgt_epi32, _mm256_cvtepi8_epi32,
+    _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_max_epi32, _mm256_min_epi32,
+    _mm256_mul_epi32, _mm256_packs_epi16, _mm256_packs_epi32, _mm256_set1_epi32,
+    _mm256_set1_epi64x, _mm256_setzero_si256, _mm256_sll_epi32, _mm256_slli_epi64,
+    _mm256_sllv_epi32, _mm256_sra_epi32, _mm256_srai_epi32, _mm256_srav_epi32, _mm256_srli_epi32,
+    _mm256_srli_epi64, _mm256_sub_epi32, _mm256_xor_si256, _mm_cvtsi32_si128, _mm_loadl_epi64,
+    _mm_storel_epi64, _mm_unpacklo_epi32,
 };
 
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::params::PerChannelQuant;
 use crate::quant::{requantize_fast, OutputRange, Requantizer};
+#[cfg(target_arch = "x86_64")]
+use crate::tensor::I32Data;
 
 /// The requantization of one output channel: `(multiplier, shift)` and the output range of
 /// [`crate::quant::requantize`] (`zp_out` is an int8 zero point).
@@ -159,20 +165,141 @@ pub(super) unsafe fn mul_rdbp(
     mask: __m256i,
     half: __m256i,
 ) -> __m256i {
-    let nudge = _mm256_set1_epi64x(1 << 30);
     // `vpmuldq` multiplies the sign-extended low dwords of each quadword; `m` is the same in
     // every lane, so its low dwords serve the odd lanes too.
-    let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-    let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(a), m), nudge);
+    let v = srdhm(a, m, m);
+    rounding_divide(v, _mm256_sra_epi32(v, right), mask, half)
+}
+
+/// Step 2–3 of the module docs: `SRDHM(a, m)` per lane, `m_even` holding lane `2k`'s multiplier
+/// in the low dword of quadword `k`, `m_odd` lane `2k + 1`'s.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn srdhm(a: __m256i, m_even: __m256i, m_odd: __m256i) -> __m256i {
+    let nudge = _mm256_set1_epi64x(1 << 30);
+    let even = _mm256_add_epi64(_mm256_mul_epi32(a, m_even), nudge);
+    let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(a), m_odd), nudge);
     let v = _mm256_blend_epi32::<0b1010_1010>(
         _mm256_srli_epi64::<31>(even),
         _mm256_slli_epi64::<1>(odd),
     );
     // The saturating case (`a = m = i32::MIN`) wrapped to `i32::MIN`: make it `i32::MAX`.
-    let v = _mm256_xor_si256(v, _mm256_cmpeq_epi32(v, _mm256_set1_epi32(i32::MIN)));
+    _mm256_xor_si256(v, _mm256_cmpeq_epi32(v, _mm256_set1_epi32(i32::MIN)))
+}
+
+/// Step 4 of the module docs: `RoundingDivideByPOT(v, right)` given `shifted = v >> right`
+/// (arithmetic), `mask = 2^right − 1` and `half = mask >> 1` (per lane).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn rounding_divide(v: __m256i, shifted: __m256i, mask: __m256i, half: __m256i) -> __m256i {
     let rem = _mm256_and_si256(v, mask);
     let thr = _mm256_sub_epi32(half, _mm256_srai_epi32::<31>(v));
-    _mm256_sub_epi32(_mm256_sra_epi32(v, right), _mm256_cmpgt_epi32(rem, thr))
+    _mm256_sub_epi32(shifted, _mm256_cmpgt_epi32(rem, thr))
+}
+
+/// The output range of a row of channels in every lane: `lo − zp`, `hi − zp`, `zp` (step 5 of the
+/// module docs; the constants of [`OutputRange::new`]).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Range8 {
+    lo: __m256i,
+    hi: __m256i,
+    zp: __m256i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Range8 {
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn new(zp_out: i8, act_min: i32, act_max: i32) -> Self {
+        let zp = i32::from(zp_out);
+        Self {
+            lo: _mm256_set1_epi32(act_min.clamp(-128, 127) - zp),
+            hi: _mm256_set1_epi32(act_max.clamp(-128, 127) - zp),
+            zp: _mm256_set1_epi32(zp),
+        }
+    }
+}
+
+/// [`channels8`] for outputs `o0..o0 + 8` of a Linear layer with bias `bias` and quantization
+/// `q`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn channels8_at(
+    o0: usize,
+    dot: &[i32; 8],
+    bias: I32Data<'_>,
+    q: &PerChannelQuant<'_>,
+    range: &Range8,
+    out: &mut [i8],
+) -> bool {
+    let tensors = (
+        bias.as_bytes().get(4 * o0..).unwrap_or(&[]),
+        q.multiplier.as_bytes().get(4 * o0..).unwrap_or(&[]),
+        q.shift.as_bytes().get(o0..).unwrap_or(&[]),
+    );
+    channels8(dot, tensors, range, out)
+}
+
+/// The reference's requantization of 8 **channels** at once (a Linear layer's outputs `o0..o0+8`:
+/// lane `l` is channel `o0 + l`, with its own bias, multiplier and shift, read from the
+/// little-endian bytes of the layer's tensors): `out[l] = requantize(bias[l] + dot[l], m[l],
+/// shift[l], …)`, bit for bit, with per-lane shifts (`vpsllvd`, `vpsravd`) where [`Rq8`]
+/// broadcasts one channel's constants. Returns `false` (nothing written) when a slice holds
+/// fewer than 8 channels.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn channels8(
+    dot: &[i32; 8],
+    (bias, multiplier, shift): (&[u8], &[u8], &[u8]),
+    range: &Range8,
+    out: &mut [i8],
+) -> bool {
+    let (Some(bias), Some(multiplier), Some(shift)) =
+        (bias.get(..32), multiplier.get(..32), shift.get(..8))
+    else {
+        return false;
+    };
+    if out.len() < 8 {
+        return false;
+    }
+    // SAFETY: 32, 32 and 8 bytes were checked above; `dot` holds 8 i32; `out` 8 bytes.
+    let x = _mm256_add_epi32(
+        _mm256_loadu_si256(dot.as_ptr().cast::<__m256i>()),
+        _mm256_loadu_si256(bias.as_ptr().cast::<__m256i>()),
+    );
+    let m = _mm256_loadu_si256(multiplier.as_ptr().cast::<__m256i>());
+    let shift = _mm256_cvtepi8_epi32(_mm_loadl_epi64(shift.as_ptr().cast::<__m128i>()));
+    let zero = _mm256_setzero_si256();
+    let max = _mm256_set1_epi32(31);
+    let left = _mm256_min_epi32(_mm256_max_epi32(shift, zero), max);
+    let right = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero), max);
+    let one = _mm256_set1_epi32(1);
+    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    let half = _mm256_srli_epi32::<1>(mask);
+    let v = srdhm(_mm256_sllv_epi32(x, left), m, _mm256_srli_epi64::<32>(m));
+    let v = rounding_divide(v, _mm256_srav_epi32(v, right), mask, half);
+    let v = _mm256_min_epi32(_mm256_max_epi32(v, range.lo), range.hi);
+    store8(_mm256_add_epi32(v, range.zp), out.as_mut_ptr());
+    true
 }
 
 /// The low byte of each of the 8 i32 lanes of `v` (each in `[−128, 127]`), in order.

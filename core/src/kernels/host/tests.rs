@@ -659,7 +659,7 @@ mod requant_x86 {
 
     use proptest::prelude::*;
 
-    use super::super::requant::{row_avx2, row_portable, RowQuant, Rq8};
+    use super::super::requant::{channels8, row_avx2, row_portable, Range8, RowQuant, Rq8};
     use super::super::x86::has_avx2;
     use crate::quant::{requantize, Requantizer};
     use core::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256};
@@ -766,6 +766,60 @@ mod requant_x86 {
             }
         }
         assert!(n > 2_000_000, "{n}");
+    }
+
+    /// [`channels8`] (8 channels, each lane its own bias, multiplier and shift) on edge values:
+    /// accumulators and multipliers from [`edges`] spread over the lanes in rotating order, every
+    /// i8 shift (the file's field; the oracle clamps it), bias 0 and ±1, output zero points and
+    /// activation ranges cycling through their edges, against [`requantize`] lane by lane.
+    #[test]
+    fn channels8_equals_requantize_on_edges() {
+        if !has_avx2() {
+            return;
+        }
+        let xs = edges();
+        let zps = [-128i8, -1, 0, 5, 127];
+        let acts = [(-128, 127), (0, 127), (-5, 6), (10, -10), (-128, -128)];
+        let mut n = 0u64;
+        for (i, shift0) in (-128i32..=127).enumerate() {
+            let (act_min, act_max) = acts[i % acts.len()];
+            let zp_out = zps[(i / acts.len()) % zps.len()];
+            // SAFETY: AVX2 checked above.
+            let range = unsafe { Range8::new(zp_out, act_min, act_max) };
+            for (j, m0) in xs.iter().step_by(3).enumerate() {
+                let shift: [i8; 8] = core::array::from_fn(|l| (shift0 + 37 * l as i32) as i8);
+                let m: [i32; 8] =
+                    core::array::from_fn(|l| xs[(j * 3 + 11 * l) % xs.len()] ^ (l as i32 & *m0));
+                let bias: [i32; 8] = core::array::from_fn(|l| (l as i32 % 3) - 1);
+                for c in xs.chunks(8) {
+                    let mut d = [0i32; 8];
+                    d[..c.len()].copy_from_slice(c);
+                    let bytes = |v: &[i32; 8]| -> Vec<u8> {
+                        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                    };
+                    let shift_b: Vec<u8> = shift.iter().map(|&v| v as u8).collect();
+                    let mut got = [0i8; 8];
+                    // SAFETY: AVX2 checked above.
+                    let ok = unsafe {
+                        channels8(&d, (&bytes(&bias), &bytes(&m), &shift_b), &range, &mut got)
+                    };
+                    assert!(ok);
+                    for l in 0..8 {
+                        let want = requantize(
+                            bias[l].wrapping_add(d[l]),
+                            m[l],
+                            i32::from(shift[l]),
+                            i32::from(zp_out),
+                            act_min,
+                            act_max,
+                        );
+                        assert_eq!(got[l], want, "x={} m={} shift={}", d[l], m[l], shift[l]);
+                    }
+                    n += 8;
+                }
+            }
+        }
+        assert!(n > 1_000_000, "{n}");
     }
 
     proptest! {
