@@ -930,11 +930,9 @@ mod tests {
         // The patch conv keeps PyTorch's U(±1/√fan_in), fan_in = 16.
         assert!(p["patch_embed.proj.weight"].abs().max().double_value(&[]) <= 0.25);
         assert_eq!(m.embed_names(), ["cls_token", "pos_embed"]);
-        // Seeded: the same seed gives the same tensors.
-        let again = model("vit:4,16,2,2,2", [1, 8, 8], 5);
-        for (n, t) in again.backbone_params() {
-            assert!(t.equal(&p[&n]), "{n}");
-        }
+        // Seeded initialization is checked in its own test binary (host-trainer/tests/
+        // seeded_init.rs): libtorch's generator is process-wide, and the other unit tests running
+        // in parallel threads draw from it between a seed and the draws that follow.
         let x = input(&m, 4);
         let grads = Grads {
             backbone: true,
