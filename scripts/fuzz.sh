@@ -56,6 +56,7 @@ build_all() {
 run_one() {
     local t=$1 corpus=$2 secs=$3 runs=$4 t0=$SECONDS rc=0
     mkdir -p "$corpus" "$LOGS" "artifacts/$t"
+    touch "$LOGS/$t.start"
     local args=(-max_total_time="$secs" -print_final_stats=1 -timeout=60)
     [ "$runs" -gt 0 ] && args+=(-runs="$runs")
     cargo_fuzz run "$t" "$corpus" "seeds/$t" -- "${args[@]}" >"$LOGS/$t.log" 2>&1 || rc=$?
@@ -73,13 +74,33 @@ run_one() {
     printf '%-12s %-8s execs %10s  exec/s %7s  cov %5s  ft %6s  rss %5s MB  wall %5s s  %s\n' \
         "$t" "$(sanitizer "$t")" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${rss:-?}" \
         "$wall" "$verdict"
+    [ "$rc" -ne 0 ] && crash_report "$t"
     return "$rc"
+}
+
+# What a crash of target $1 was, printed into the run's own output: on a CI machine the log and
+# the input under fuzz/artifacts/ are gone with the clone, so the panic message (or sanitizer
+# report) and the input itself (base64; `base64 -d > crash && cargo fuzz run T crash`) are all
+# there is to reproduce it from.
+crash_report() {
+    local t=$1 f
+    echo "---- $t: the report (fuzz/$LOGS/$t.log) ----"
+    grep -m1 -A24 -E "panicked at|ERROR: (AddressSanitizer|libFuzzer)|==ERROR" "$LOGS/$t.log" |
+        head -30 || tail -30 "$LOGS/$t.log"
+    # Only this run's inputs: artifacts/ keeps those of earlier runs on a developer's machine.
+    find "artifacts/$t" -maxdepth 1 -type f -newer "$LOGS/$t.start" \
+        \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | sort |
+    while read -r f; do
+        echo "---- $t: input $f ($(wc -c <"$f") bytes), base64 ----"
+        head -c 4096 "$f" | base64
+    done
+    echo "---- end of $t ----"
 }
 
 # Runs every target (FUZZ_JOBS at once): $1 corpus root, $2 seconds, $3 executions.
 run_all() {
     local root=$1 secs=$2 runs=$3 t0=$SECONDS
-    export -f run_one cargo_fuzz sanitizer
+    export -f run_one cargo_fuzz sanitizer crash_report
     export ASAN_TARGETS NICE LOGS
     local status=0
     printf '%s\n' $TARGETS |

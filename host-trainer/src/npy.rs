@@ -67,19 +67,34 @@ pub fn shape_text(shape: &[usize]) -> String {
     }
 }
 
-/// Refuses a header that is not the flat dict NumPy writes for a plain dtype (`{'descr': '<f4',
-/// 'fortran_order': False, 'shape': (2, 3), }`) before the Python-literal parser sees it: that
-/// parser backtracks exponentially on nested brackets (found by the `npy` fuzz target: a
-/// 150-byte header of `{{{{…` took minutes). One `{ }` pair, at most one `( )` pair, no `[ ]`.
-/// Files too short to hold a header are left to npyz's own errors.
-fn check_header_shape(bytes: &[u8]) -> Result<()> {
+/// Checks the header before npyz's parser sees it, refusing what that parser mishandles:
+///
+/// - a header length past the end of the file (npyz allocates the length first: up to 4 GiB for
+///   a version-2.0 file of a few bytes);
+/// - anything but the flat dict NumPy writes for a plain dtype (`{'descr': '<f4',
+///   'fortran_order': False, 'shape': (2, 3), }`): its Python-literal parser backtracks
+///   exponentially on nested brackets (found by the `npy` fuzz target: a 150-byte header of
+///   `{{{{…` took minutes). One `{ }` pair, at most one `( )` pair, no `[ ]`;
+/// - a shape that is not decimal integers, or whose dimensions multiply past `u64` (zeros
+///   counted as ones: npyz multiplies them in file order, `(0, 2³², 2³²)` included, and panics on
+///   overflow in debug builds; found by the `npy` fuzz target).
+///
+/// Files too short to hold the 10- or 12-byte preamble are left to npyz's own errors.
+fn check_header(bytes: &[u8]) -> Result<()> {
     let (len, start) = match (bytes.get(6), bytes.get(8..12)) {
         (Some(1), Some(b)) => (usize::from(u16::from_le_bytes([b[0], b[1]])), 10usize),
         (Some(2 | 3), Some(b)) => (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12),
         _ => return Ok(()),
     };
-    let Some(header) = bytes.get(start..start.saturating_add(len)) else {
+    if !bytes.starts_with(b"\x93NUMPY") {
         return Ok(());
+    }
+    let Some(header) = bytes.get(start..start.saturating_add(len)) else {
+        bail!(
+            "truncated: a header of {len} bytes is announced, the file has {} after the \
+             {start}-byte preamble",
+            bytes.len().saturating_sub(start)
+        );
     };
     let count = |c: u8| header.iter().filter(|&&b| b == c).count();
     if count(b'{') != 1 || count(b'}') != 1 || count(b'(') > 1 || count(b')') > 1 || count(b'[') > 0
@@ -89,12 +104,32 @@ fn check_header_shape(bytes: &[u8]) -> Result<()> {
              (structured dtypes are not read)"
         );
     }
+    let open = header.iter().position(|&b| b == b'(');
+    let close = header.iter().position(|&b| b == b')');
+    let (Some(open), Some(close)) = (open, close) else {
+        return Ok(());
+    };
+    let Some(tuple) = header.get(open + 1..close) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(tuple);
+    let mut product = 1u64;
+    for dim in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !dim.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("shape ({text}): dimension '{dim}' is not a decimal integer");
+        }
+        let d = dim.parse::<u64>().ok();
+        product = match d.map(|d| product.checked_mul(d.max(1))) {
+            Some(Some(p)) => p,
+            _ => bail!("shape ({text}) is too large"),
+        };
+    }
     Ok(())
 }
 
 /// Decodes a `.npy` file (module doc).
 pub fn decode(bytes: &[u8]) -> Result<NpyArray> {
-    check_header_shape(bytes)?;
+    check_header(bytes)?;
     let file = npyz::NpyFile::new(bytes).map_err(|e| anyhow::anyhow!("not a .npy file: {e}"))?;
     let header = file.header().clone();
     let shape = header
@@ -323,6 +358,45 @@ mod tests {
             data: NpyData::I8(vec![1, -1]),
         };
         assert_eq!(decode(&encode(&a).unwrap()).unwrap().shape, vec![2]);
+    }
+
+    /// Inputs the parser in npyz panics or over-allocates on (overflow checks are on in debug
+    /// and fuzz builds): they are refused with an error before npyz sees them.
+    #[test]
+    fn shapes_whose_products_overflow_and_headers_longer_than_the_file_are_refused() {
+        let e = |b: &[u8]| format!("{:#}", decode(b).unwrap_err());
+        for shape in [
+            "(4294967296, 4294967296)",
+            "(0, 4294967296, 4294967296)",
+            "(4294967296, 4294967296, 0)",
+            "(18446744073709551615, 2)",
+        ] {
+            let f = raw(
+                &format!("{{'descr': '|i1', 'fortran_order': False, 'shape': {shape}, }}"),
+                &[],
+            );
+            assert!(e(&f).contains("too large"), "{shape}: {}", e(&f));
+        }
+        let f = raw(
+            "{'descr': '|i1', 'fortran_order': False, 'shape': (0x10,), }",
+            &[0; 16],
+        );
+        assert!(e(&f).contains("decimal"), "{}", e(&f));
+        // Version 2.0: a 4-byte header length of 4 GiB in a 16-byte file.
+        let mut f = b"\x93NUMPY\x02\x00".to_vec();
+        f.extend_from_slice(&u32::MAX.to_le_bytes());
+        f.extend_from_slice(b"{'de");
+        assert!(
+            e(&f).contains("header of 4294967295 bytes") && e(&f).contains("4 after"),
+            "{}",
+            e(&f)
+        );
+        // Zero-sized arrays with large other dimensions still read, as NumPy writes them.
+        let f = raw(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1000000, 1000000), }",
+            &[],
+        );
+        assert_eq!(decode(&f).unwrap().shape, vec![0, 1_000_000, 1_000_000]);
     }
 
     use proptest::prelude::*;
