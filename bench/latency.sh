@@ -10,6 +10,8 @@
 #   LATENCY_SKIP_CNN=1 LATENCY_SKIP_RESNET8=1 LATENCY_ROUNDS=5 bash bench/latency.sh
 #   LATENCY_COMPARE_GUARD=1 bash bench/latency.sh  # also without the vzeroupper guard
 #   DENOISEREP_HOST_ISA=avx2 bash bench/latency.sh # the core's AVX2 kernels on an AVX-512 CPU
+#   LATENCY_ALIGN=0 bash bench/latency.sh          # each file's largest weight payload placed on
+#                                                  # a cache line (S = 0..63: address mod 64)
 #
 # Extra arguments go to criterion (e.g. --measurement-time 5).
 set -euo pipefail
@@ -30,6 +32,7 @@ flags="$(grep -m1 '^flags' /proc/cpuinfo | grep -ow -E 'avx2|avx512f' | tr '\n' 
 # getconf, not nproc: nproc honours OMP_NUM_THREADS=1 exported above.
 echo "Machine: $cpu ($flags), $(getconf _NPROCESSORS_ONLN) cores, $(uname -sm); $(rustc --version | cut -d' ' -f1-2);"
 echo "core kernels: DENOISEREP_HOST_ISA=${DENOISEREP_HOST_ISA:-unset} (unset: the fastest path the CPU has; the bench prints it to stderr);"
+echo "model placement: LATENCY_ALIGN=${LATENCY_ALIGN:-unset} (unset: where std::fs::read put the file; S: each file's largest weight payload at an address ≡ S mod 64);"
 echo "tract-onnx 0.23.9, libtorch $(sed -n 's/^Version: //p' .venv-torch/lib/python3*/site-packages/torch-*.dist-info/METADATA 2>/dev/null | head -1);"
 echo "load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - start )) s; $(date -u +%Y-%m-%d)."
 echo

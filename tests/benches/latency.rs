@@ -30,11 +30,17 @@
 //!
 //! `DENOISEREP_HOST_ISA=avx2` (or `portable`) caps the core's kernel path, to measure the AVX2
 //! kernels on a CPU that has AVX-512 (the same bits either way).
+//!
+//! `LATENCY_ALIGN=S` (0–63) places each model file in memory so that its largest weight payload
+//! starts at an address `≡ S (mod 64)` (`placed`): `0` shows what cache-line-aligned weights
+//! would give, other values what a misaligned file costs (docs/benchmarks.md, "Weight
+//! alignment").
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use denoiserep_core::format::graph::{Op, Weights};
 use denoiserep_core::{Model, TensorData};
 use denoiserep_tests::{export_as, train, TempDir};
 use denoiserep_trainer::export::{ExportFormat, ExportPrecision, FusedLayer, FusedModel};
@@ -241,11 +247,56 @@ impl TchModel {
     }
 }
 
+/// The model file's bytes as the core reads them. Without `LATENCY_ALIGN`, where
+/// `std::fs::read` put them; with `LATENCY_ALIGN=S` (0–63), copied so that the largest weight
+/// payload of the file (a Linear's or Conv2d's `weights`) starts at an address `≡ S (mod 64)`:
+/// an experiment on what weight alignment is worth (model format v2 aligns nothing; the
+/// payloads' offsets in the file are whatever precedes them). Leaked: it lives as long as the
+/// bench.
+fn placed(bytes: Vec<u8>, what: &str) -> &'static [u8] {
+    let Some(want) = std::env::var("LATENCY_ALIGN").ok().map(|s| {
+        s.parse::<usize>()
+            .ok()
+            .filter(|&a| a < 64)
+            .expect("LATENCY_ALIGN: an address residue 0..=63")
+    }) else {
+        return Box::leak(bytes.into_boxed_slice());
+    };
+    let model = Model::from_bytes(&bytes).expect("the exported file loads");
+    let mut largest = (0usize, 0usize);
+    for node in model.nodes() {
+        let weights = match node.expect("decodes after a load").op {
+            Op::Linear(p) => p.weights,
+            Op::Conv2d(p) => p.weights,
+            _ => continue,
+        };
+        let w = match weights {
+            Weights::F32 { weights, .. } => weights.as_bytes(),
+            Weights::S8 { weights, .. } => weights.as_bytes(),
+        };
+        if w.len() > largest.1 {
+            largest = (w.as_ptr() as usize - bytes.as_ptr() as usize, w.len());
+        }
+    }
+    let buf = Box::leak(vec![0u8; bytes.len() + 64].into_boxed_slice());
+    let at = (want + 128 - (buf.as_ptr() as usize + largest.0) % 64) % 64;
+    let placed = &mut buf[at..at + bytes.len()];
+    placed.copy_from_slice(&bytes);
+    eprintln!(
+        "latency: {what}: largest weight payload {} B at file offset {}, placed at address ≡ {} \
+         (mod 64)",
+        largest.1,
+        largest.0,
+        (placed.as_ptr() as usize + largest.0) % 64
+    );
+    placed
+}
+
 /// One model in every engine, plus the sample they all run.
 struct Engines {
     label: String,
-    f32_bytes: Vec<u8>,
-    int8_bytes: Vec<u8>,
+    f32_bytes: &'static [u8],
+    int8_bytes: &'static [u8],
     tract: Arc<TypedRunnableModel>,
     tch: TchModel,
     sample: Vec<f32>,
@@ -277,8 +328,8 @@ impl Engines {
             .expect("runnable");
         Self {
             label: label.to_string(),
-            f32_bytes: std::fs::read(&f32_path).expect("read f32 model"),
-            int8_bytes: std::fs::read(&int8_path).expect("read int8 model"),
+            f32_bytes: placed(std::fs::read(&f32_path).expect("read f32 model"), "f32"),
+            int8_bytes: placed(std::fs::read(&int8_path).expect("read int8 model"), "int8"),
             tract,
             tch: TchModel::new(&fused),
             sample: data.test.sample(0).to_vec(),
@@ -293,7 +344,7 @@ impl Engines {
 
     /// Checks that the engines compute the same function on the benchmark sample.
     fn check(&self, state: &mut TypedSimpleState) {
-        let core = Model::from_bytes(&self.f32_bytes).expect("f32 model");
+        let core = Model::from_bytes(self.f32_bytes).expect("f32 model");
         let mut arena = vec![0u8; core.arena_size()];
         let out = core.run(&self.sample, &mut arena).expect("core f32");
         let (TensorData::F32(logits), TensorData::F32(emb)) = (out.logits.data, out.embedding.data)
@@ -336,7 +387,7 @@ impl Engines {
                 }
             }
         }
-        let int8 = Model::from_bytes(&self.int8_bytes).expect("int8 model");
+        let int8 = Model::from_bytes(self.int8_bytes).expect("int8 model");
         let mut arena = vec![0u8; int8.arena_size()];
         int8.run(&self.sample, &mut arena).expect("core int8");
     }
@@ -413,8 +464,8 @@ fn latency(c: &mut Criterion) {
     let _no_grad = tch::no_grad_guard();
     for round in 0..rounds {
         for m in &models {
-            let core_f32 = Model::from_bytes(&m.f32_bytes).expect("f32 model");
-            let core_int8 = Model::from_bytes(&m.int8_bytes).expect("int8 model");
+            let core_f32 = Model::from_bytes(m.f32_bytes).expect("f32 model");
+            let core_int8 = Model::from_bytes(m.int8_bytes).expect("int8 model");
             let mut arena = vec![0u8; core_f32.arena_size().max(core_int8.arena_size())];
             let mut state = m.tract.spawn().expect("tract state");
             m.check(&mut state);
