@@ -118,11 +118,14 @@ fn check_header(bytes: &[u8]) -> Result<()> {
         if !dim.bytes().all(|b| b.is_ascii_digit()) {
             bail!("shape ({text}): dimension '{dim}' is not a decimal integer");
         }
-        let d = dim.parse::<u64>().ok();
-        product = match d.map(|d| product.checked_mul(d.max(1))) {
-            Some(Some(p)) => p,
-            _ => bail!("shape ({text}) is too large"),
+        let Some(p) = dim
+            .parse::<u64>()
+            .ok()
+            .and_then(|d| product.checked_mul(d.max(1)))
+        else {
+            bail!("shape ({text}) is too large");
         };
+        product = p;
     }
     Ok(())
 }
