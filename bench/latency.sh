@@ -32,7 +32,7 @@ flags="$(grep -m1 '^flags' /proc/cpuinfo | grep -ow -E 'avx2|avx512f' | tr '\n' 
 # getconf, not nproc: nproc honours OMP_NUM_THREADS=1 exported above.
 echo "Machine: $cpu ($flags), $(getconf _NPROCESSORS_ONLN) cores, $(uname -sm); $(rustc --version | cut -d' ' -f1-2);"
 echo "core kernels: DENOISEREP_HOST_ISA=${DENOISEREP_HOST_ISA:-unset} (unset: the fastest path the CPU has; the bench prints it to stderr);"
-echo "model placement: LATENCY_ALIGN=${LATENCY_ALIGN:-unset} (unset: where std::fs::read put the file; S: each file's largest weight payload at an address ≡ S mod 64);"
+echo "model placement: LATENCY_ALIGN=${LATENCY_ALIGN:-unset} (unset: on a cache line, as denoiserep infer loads it; S: each file's largest weight payload at an address ≡ S mod 64);"
 echo "tract-onnx 0.23.9, libtorch $(sed -n 's/^Version: //p' .venv-torch/lib/python3*/site-packages/torch-*.dist-info/METADATA 2>/dev/null | head -1);"
 echo "load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - start )) s; $(date -u +%Y-%m-%d)."
 echo

@@ -1,11 +1,47 @@
 //! Borrowed tensor data, shapes and quantization parameters.
 //!
-//! Tensors stored in a model file are borrowed byte slices (the file may live in flash). The bytes
-//! are **not aligned**, so they are never cast: every element is read with `from_le_bytes`.
-//! The views below wrap the bytes and expose element access; on the wire each is a postcard byte
-//! string (varint length in bytes, then the bytes).
+//! Tensors stored in a model file are borrowed byte slices (the file may live in flash). The
+//! encoder aligns large payloads to 32 bytes of the file (`crate::format::align`), but nothing
+//! relies on it, so the bytes are never cast: every element is read with `from_le_bytes`, and the
+//! kernels take any address. The views below wrap the bytes and expose element access; on the
+//! wire each is a pad byte string (zeros) then the payload byte string.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A byte string (postcard: `varint(len) · bytes`).
+struct ByteString<'a>(&'a [u8]);
+
+impl Serialize for ByteString<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// A tensor payload on the wire (format v3): the pad mark (`crate::format::align`: the encoder
+/// replaces it by the pad that aligns the payload), then the payload.
+fn serialize_padded<S: Serializer>(bytes: &[u8], s: S) -> core::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeTuple;
+    let k = crate::format::align::varint_len(bytes.len());
+    let mark = crate::format::align::PAD_MARK.get(..k).unwrap_or(&[]);
+    let mut t = s.serialize_tuple(2)?;
+    t.serialize_element(&ByteString(mark))?;
+    t.serialize_element(&ByteString(bytes))?;
+    t.end()
+}
+
+/// Reads `pad · payload` and checks the pad: at most `MAX_PAD` bytes, all zero (so that every
+/// byte of a file is either checked or covered by the CRC, and a pad cannot hide data).
+fn deserialize_padded<'de, D: Deserializer<'de>>(
+    d: D,
+) -> core::result::Result<&'de [u8], D::Error> {
+    let (pad, bytes) = <(&'de [u8], &'de [u8])>::deserialize(d)?;
+    if pad.len() > crate::format::align::MAX_PAD || pad.iter().any(|&b| b != 0) {
+        return Err(serde::de::Error::custom(
+            "tensor pad: more than 63 bytes or not zero",
+        ));
+    }
+    Ok(bytes)
+}
 
 macro_rules! byte_view {
     ($(#[$doc:meta])* $name:ident, $elem:ty, $size:expr) => {
@@ -88,15 +124,18 @@ macro_rules! byte_view {
         }
 
         impl Serialize for $name<'_> {
+            /// `pad · payload`, two byte strings (`crate::format::align`).
             fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-                s.serialize_bytes(self.bytes)
+                serialize_padded(self.bytes, s)
             }
         }
 
         impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
+            /// `pad · payload`; the pad must be at most `MAX_PAD` zero bytes.
             fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
-                let bytes = <&'de [u8]>::deserialize(d)?;
-                Ok(Self { bytes })
+                Ok(Self {
+                    bytes: deserialize_padded(d)?,
+                })
             }
         }
     };

@@ -1,4 +1,4 @@
-//! Checked-in fixtures (format v2): the small CNN, the sine MLP, a residual block, a
+//! Checked-in fixtures (format v3): the small CNN, the sine MLP, a residual block, a
 //! depthwise-separable net and a ViT block, in f32 and int8, with the logits the host computes for a fixed input.
 //! The firmware embeds some of the same files and checks that the device computes the same
 //! bytes. Regenerate with `DENOISEREP_BLESS=1 cargo test -p denoiserep-core --test fixtures`.

@@ -1,4 +1,4 @@
-//! The model file format v2: the golden file of `docs/model-format.md` (encoded bytes, decoded
+//! The model file format v3: the golden file of `docs/model-format.md` (encoded bytes, decoded
 //! graph, outputs), round trips, every single bit flip, and one test per rejection with the
 //! typed error naming the op or tensor.
 
@@ -16,15 +16,19 @@ use denoiserep_core::{
 };
 
 /// The golden file of `docs/model-format.md` §7: input `[2]` → Linear 2→2 + ReLU (tensor 1) →
-/// Add(tensor 1, input) (tensor 2, the embedding) → Linear 2→3 (tensor 3, the logits).
+/// Add(tensor 1, input) (tensor 2, the embedding) → Linear 2→3 (tensor 3, the logits). Every
+/// payload is small (< 128 bytes), so the encoder puts it on a multiple of 4 of the file
+/// (`format::align`): the pad before it is 1 or 2 zero bytes here.
 #[rustfmt::skip]
-const GOLDEN: [u8; 131] = [
-    // header: magic "DNRP", version 2, reserved 0, body length 115, CRC-32 0x2d4ae454
-    0x44, 0x4e, 0x52, 0x50, 0x02, 0x00, 0x00, 0x00, 0x73, 0x00, 0x00, 0x00, 0x54, 0xe4, 0x4a, 0x2d,
+const GOLDEN: [u8; 148] = [
+    // header: magic "DNRP", version 3, reserved 0, body length 132, CRC-32 0x9e7fdc24
+    0x44, 0x4e, 0x52, 0x50, 0x03, 0x00, 0x00, 0x00, 0x84, 0x00, 0x00, 0x00, 0x24, 0xdc, 0x7f, 0x9e,
     // model info: name "r"; input 0, logits 3, embedding 2
     0x01, 0x72, 0x00, 0x03, 0x02,
-    // input_mean [0.0], input_std [1.0] (byte strings of 4 bytes)
-    0x04, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x3f,
+    // input_mean [0.0]: pad of 1 byte, then 4 bytes at file offset 24;
+    // input_std [1.0]: pad of 2 bytes, then 4 bytes at offset 32
+    0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x3f,
     // 4 tensors: [2] f32 activation (×3), [3] f32 activation
     0x04,
     0x01, 0x02, 0x00, 0x00,
@@ -34,32 +38,37 @@ const GOLDEN: [u8; 131] = [
     // 3 ops. Op 0: tag 1 (Linear), inputs [0], output 1, ReLU, Weights::F32,
     0x03,
     0x01, 0x01, 0x00, 0x01, 0x01, 0x00,
-    //   weights [1, -1, 0.5, 2] (16 bytes), bias [0, -1] (8 bytes)
+    //   weights [1, -1, 0.5, 2]: pad 2, 16 bytes at offset 64; bias [0, -1]: pad 2, 8 bytes at 84
+    0x02, 0x00, 0x00,
     0x10, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0x40,
+    0x02, 0x00, 0x00,
     0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0xbf,
     // op 1: tag 4 (Add), inputs [1, 0], output 2, activation None
     0x04, 0x02, 0x01, 0x00, 0x02, 0x00,
     // op 2: tag 1 (Linear), inputs [2], output 3, activation None, Weights::F32,
     0x01, 0x01, 0x02, 0x03, 0x00, 0x00,
-    //   weights [1, 0, 0, 1, 1, 1] (24 bytes), bias [0, 0, 0.5] (12 bytes)
+    //   weights [1, 0, 0, 1, 1, 1]: pad 2, 24 bytes at 108; bias [0, 0, 0.5]: pad 2, 12 bytes at 136
+    0x02, 0x00, 0x00,
     0x18, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0x3f,
+    0x02, 0x00, 0x00,
     0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f,
 ];
 
 /// Body offsets (file offset − 16) of the golden file's fields that the tests patch.
 mod at {
     pub const NAME: usize = 1;
-    pub const T0_RANK: usize = 16;
-    pub const T0_DIM: usize = 17;
-    pub const T0_DTYPE: usize = 18;
-    pub const T0_DATA: usize = 19;
-    pub const OP0_TAG: usize = 33;
-    pub const OP0_ACT: usize = 37;
-    pub const OP0_WEIGHTS: usize = 38;
-    pub const OP1_TAG: usize = 65;
-    pub const OP1_N_INPUTS: usize = 66;
-    pub const OP2_BIAS_LEN: usize = 102;
+    pub const T0_RANK: usize = 21;
+    pub const T0_DIM: usize = 22;
+    pub const T0_DTYPE: usize = 23;
+    pub const T0_DATA: usize = 24;
+    pub const OP0_TAG: usize = 38;
+    pub const OP0_ACT: usize = 42;
+    pub const OP0_WEIGHTS: usize = 43;
+    pub const OP0_WEIGHTS_PAD: usize = 44;
+    pub const OP1_TAG: usize = 76;
+    pub const OP1_N_INPUTS: usize = 77;
+    pub const OP2_BIAS_LEN: usize = 119;
 }
 
 fn golden_model() -> OwnedModel {
@@ -88,8 +97,16 @@ fn golden_bytes_encode_exactly() {
     let m = golden_model();
     m.with_graph(|g| assert_eq!(encoded_len(g).unwrap(), GOLDEN.len()));
     assert_eq!(m.encode().unwrap(), GOLDEN);
-    // The unvalidated serde path writes the same bytes as `encode`.
-    assert_eq!(m.raw(), GOLDEN);
+    // The unvalidated serde path (plain postcard, which knows no file offsets) writes a valid
+    // file of the same graph with the shortest pads (`varint_len` of each payload's length).
+    let raw = m.raw();
+    assert_eq!(raw.len(), GOLDEN.len() - 5);
+    let (a, b) = (Body::read(&raw).unwrap(), Body::read(&GOLDEN).unwrap());
+    assert_eq!(a.info, b.info);
+    assert!(a
+        .nodes()
+        .map(Result::unwrap)
+        .eq(b.nodes().map(Result::unwrap)));
 }
 
 #[test]
@@ -135,7 +152,7 @@ fn golden_bytes_decode_and_run() {
 
 #[test]
 fn file_len_reads_the_header() {
-    assert_eq!(file_len(&GOLDEN), Ok(131));
+    assert_eq!(file_len(&GOLDEN), Ok(148));
     // Firmware slices a file out of a larger flash partition with it.
     let mut flash = GOLDEN.to_vec();
     flash.extend([0xFF; 100]);
@@ -195,13 +212,13 @@ fn round_trip_models_decode_to_what_was_encoded() {
 fn encode_reports_a_small_buffer() {
     let m = golden_model();
     m.with_graph(|g| {
-        let mut out = [0u8; 130];
+        let mut out = [0u8; 147];
         assert_eq!(encode(g, &mut out), Err(Error::EncodeBufferTooSmall));
         let mut tiny = [0u8; 3];
         assert_eq!(encode(g, &mut tiny), Err(Error::EncodeBufferTooSmall));
         let mut big = [0u8; 200];
-        assert_eq!(encode(g, &mut big), Ok(131));
-        assert_eq!(big[..131], GOLDEN);
+        assert_eq!(encode(g, &mut big), Ok(148));
+        assert_eq!(big[..148], GOLDEN);
     });
 }
 
@@ -233,8 +250,8 @@ fn every_single_bit_flip_is_rejected() {
 fn header_errors_are_typed() {
     let cases: [(usize, u8, Error); 6] = [
         (0, b'X', Error::DecodeBadMagic),
-        (4, 1, Error::DecodeUnsupportedVersion), // a v1 file: no v1 reader is kept
-        (4, 3, Error::DecodeUnsupportedVersion),
+        (4, 2, Error::DecodeUnsupportedVersion), // a v2 file: no v2 reader is kept (re-export)
+        (4, 4, Error::DecodeUnsupportedVersion),
         (7, 1, Error::DecodeBadHeader),
         (12, 0x55, Error::DecodeBadCrc),
         (40, 0x13, Error::DecodeBadCrc),
@@ -313,10 +330,26 @@ fn body_errors_are_typed() {
     b.extend(&body()[2..]);
     assert_eq!(load(&b), Err(Error::DecodeBadVarint));
     // A tensor count above u16 (varint 65536).
-    let mut b = body()[..15].to_vec();
+    let mut b = body()[..20].to_vec();
     b.extend([0x80, 0x80, 0x04]);
-    b.extend(&body()[16..]);
+    b.extend(&body()[21..]);
     assert_eq!(load(&b), Err(Error::DecodeBadVarint));
+    // A pad byte that is not zero, a pad longer than 63 bytes (format v3 §2: tensor payloads).
+    assert_eq!(
+        patch(at::OP0_WEIGHTS_PAD + 1, 1),
+        Err(Error::DecodeBadValue)
+    );
+    let mut b = body()[..at::OP0_WEIGHTS_PAD].to_vec();
+    b.push(64);
+    b.extend([0u8; 64]);
+    b.extend(&body()[at::OP0_WEIGHTS_PAD + 3..]);
+    assert_eq!(load(&b), Err(Error::DecodeBadValue));
+    // 63 zero bytes are a valid pad (the payload is then unaligned: readers do not care).
+    let mut b = body()[..at::OP0_WEIGHTS_PAD].to_vec();
+    b.push(63);
+    b.extend([0u8; 63]);
+    b.extend(&body()[at::OP0_WEIGHTS_PAD + 3..]);
+    assert_eq!(load(&b), Ok(()));
     // Invalid UTF-8 name.
     assert_eq!(patch(at::NAME, 0xFF), Err(Error::DecodeBadUtf8));
     // Unknown dtype tag, bad option tag, a zero dim, rank 0, rank 5.
@@ -495,17 +528,18 @@ fn unknown_tags_and_too_many_inputs_are_decode_errors_naming_the_op() {
     // Written by hand (the typed API cannot hold them): op 2 with tag 200 (a two-byte
     // varint), and op 1 of the golden file with 5 inputs.
     let b = body();
-    let mut t = b[..71].to_vec();
+    let mut t = b[..82].to_vec();
     t.extend([0xC8, 0x01]);
-    t.extend(&b[72..]);
+    t.extend(&b[83..]);
     assert_eq!(load(&t), Err(Error::DecodeUnknownOpKind { op: 2 }));
-    let mut t = b[..66].to_vec();
+    let mut t = b[..77].to_vec();
     t.extend([0x05, 0x01, 0x00, 0x00, 0x00, 0x00]);
-    t.extend(&b[69..]);
+    t.extend(&b[80..]);
     assert_eq!(load(&t), Err(Error::DecodeTooManyInputs { op: 1 }));
     // A decode error comes before any validation error, wherever it is.
     let mut t = b.clone();
-    t[0] = 9; // name length past the body
+    t[0] = 0xFF; // name length 16 383 (a two-byte varint), past the body
+    t[1] = 0x7F;
     assert_eq!(load(&t), Err(Error::DecodeUnexpectedEnd));
 }
 

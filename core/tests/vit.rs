@@ -335,10 +335,16 @@ fn vit_models_round_trip_through_the_wire_format() {
 // ---------------------------------------------------------------------------------------------
 // Wire bytes of the new ops.
 
-/// The encoded file of `m`; its last op is at the end.
+/// The encoded file of `m`; its last op is at the end. The plain serde path (`raw`, shortest
+/// pads before the tensor payloads) decodes to the same ops.
 fn op_bytes(m: &OwnedModel) -> Vec<u8> {
     let bytes = m.encode().unwrap();
-    assert_eq!(m.raw(), bytes);
+    let raw = m.raw();
+    let (a, b) = (Body::read(&raw).unwrap(), Body::read(&bytes).unwrap());
+    assert!(a
+        .nodes()
+        .map(Result::unwrap)
+        .eq(b.nodes().map(Result::unwrap)));
     bytes
 }
 

@@ -1,5 +1,5 @@
 //! Model bodies: the fuzz input is the body (postcard model info, tensor table and ops, format
-//! v2); the harness prepends
+//! v3); the harness prepends
 //! a valid 16-byte header (magic `DNRP`, version, reserved 0, body length, CRC-32/ISO-HDLC of the
 //! body, the `crc` crate's implementation as in core) so that mutations reach the body decoder,
 //! validation, planning and the kernels instead of dying at the CRC check.

@@ -14,7 +14,7 @@
 //! Samples are spread over threads (each with its own arena); results are stored per sample, so
 //! the output does not depend on the thread count.
 
-use std::fs;
+use crate::model_bytes::ModelBytes;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -171,10 +171,11 @@ pub struct SplitOutputs {
     pub header: Option<DumpHeader>,
 }
 
-/// Reads and validates a model file, naming the file in every error.
-pub fn read_model(path: &Path) -> Result<Vec<u8>> {
-    let bytes =
-        fs::read(path).with_context(|| format!("--model {}: cannot read", path.display()))?;
+/// Reads and validates a model file, naming the file in every error. The bytes start on a
+/// cache line ([`ModelBytes`]), so the encoder's payload alignment reaches the kernels.
+pub fn read_model(path: &Path) -> Result<ModelBytes> {
+    let bytes = ModelBytes::read(path)
+        .with_context(|| format!("--model {}: cannot read", path.display()))?;
     Model::from_bytes(&bytes).map_err(|e| anyhow!("--model {}: {e}", path.display()))?;
     Ok(bytes)
 }

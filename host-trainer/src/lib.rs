@@ -49,6 +49,7 @@ pub mod infer_npy;
 pub mod interop;
 #[cfg(feature = "torch")]
 pub mod model;
+pub mod model_bytes;
 pub mod model_file;
 pub mod npy;
 #[cfg(feature = "torch")]

@@ -1,8 +1,10 @@
-//! Encoding: writes a complete model file (header, CRC, postcard body) into a caller's buffer.
+//! Encoding: writes a complete model file (header, CRC, postcard body) into a caller's buffer,
+//! every large tensor payload on a 32-byte multiple of the file (`super::align`).
 
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Serialize, Serializer};
 
+use super::align::Writer;
 use super::graph::{ModelInfo, Node, Op, TensorDesc};
 use super::{CRC32, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use crate::error::{Error, Result};
@@ -70,7 +72,7 @@ impl Serialize for Node<'_> {
 
 /// Exact length in bytes of the file [`encode`] writes for this graph.
 pub fn encoded_len(graph: &Graph<'_, '_>) -> Result<usize> {
-    let body = postcard::serialize_with_flavor(graph, postcard::ser_flavors::Size::default())
+    let body = postcard::serialize_with_flavor(graph, Writer::counting(HEADER_LEN))
         .map_err(|_| Error::EncodeTooLarge)?;
     HEADER_LEN.checked_add(body).ok_or(Error::EncodeTooLarge)
 }
@@ -87,9 +89,8 @@ pub fn encode(graph: &Graph<'_, '_>, out: &mut [u8]) -> Result<usize> {
     let (header, body_buf) = out
         .split_at_mut_checked(HEADER_LEN)
         .ok_or(Error::EncodeBufferTooSmall)?;
-    let body_len = postcard::to_slice(graph, body_buf)
-        .map_err(|_| Error::EncodeBufferTooSmall)?
-        .len();
+    let body_len = postcard::serialize_with_flavor(graph, Writer::new(body_buf, HEADER_LEN))
+        .map_err(|_| Error::EncodeBufferTooSmall)?;
     let body = body_buf
         .get(..body_len)
         .ok_or(Error::EncodeBufferTooSmall)?;

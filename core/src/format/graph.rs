@@ -1,4 +1,5 @@
-//! Wire types of format v2: the model info, the tensor table and the ops, borrowed from the file.
+//! Wire types of format v3 (v2 plus payload pads, `super::align`): the model info, the tensor
+//! table and the ops, borrowed from the file.
 //!
 //! The same types describe a model when decoding (borrowed from the file bytes, which may live in
 //! flash) and when encoding (borrowed from an exporter's buffers). Activations are batch-1,

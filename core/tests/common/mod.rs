@@ -1,4 +1,4 @@
-//! Test and demo support for format v2 graphs:
+//! Test and demo support for format v3 graphs:
 //!
 //! - [`OwnedModel`]: an owned graph (tensor table + nodes) with a small builder (`linear`,
 //!   `conv2d`, `add`, … compute the output tensor's shape and dtype), encoded with the core's
