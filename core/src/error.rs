@@ -21,8 +21,12 @@ pub enum Error {
     DecodeUnexpectedEnd,
     /// The model file does not start with the magic bytes `DNRP`.
     DecodeBadMagic,
-    /// The model file has a format version this build does not read.
-    DecodeUnsupportedVersion,
+    /// The model file has format version `found`; this build reads only
+    /// [`FORMAT_VERSION`](crate::format::FORMAT_VERSION): export the model again with this build.
+    DecodeUnsupportedVersion {
+        /// The version in the file's header.
+        found: u16,
+    },
     /// The model file header has a nonzero reserved field.
     DecodeBadHeader,
     /// The body length in the header does not match the length of the model file.
@@ -200,10 +204,14 @@ impl fmt::Display for Error {
                 None,
             ),
             DecodeBadMagic => ("the model file does not start with the magic bytes `DNRP`", None),
-            DecodeUnsupportedVersion => (
-                "the model file has a format version this build does not read",
-                None,
-            ),
+            DecodeUnsupportedVersion { found } => {
+                return write!(
+                    f,
+                    "the model file has format version {found}; this build reads only version {}: \
+                     export the model again with this build (`denoiserep export --run DIR`)",
+                    crate::format::FORMAT_VERSION
+                )
+            }
             DecodeBadHeader => ("the model file header has a nonzero reserved field", None),
             DecodeLengthMismatch => (
                 "the body length in the header does not match the length of the model file",

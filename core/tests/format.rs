@@ -250,8 +250,9 @@ fn every_single_bit_flip_is_rejected() {
 fn header_errors_are_typed() {
     let cases: [(usize, u8, Error); 6] = [
         (0, b'X', Error::DecodeBadMagic),
-        (4, 2, Error::DecodeUnsupportedVersion), // a v2 file: no v2 reader is kept (re-export)
-        (4, 4, Error::DecodeUnsupportedVersion),
+        // a v2 file: no v2 reader is kept (re-export)
+        (4, 2, Error::DecodeUnsupportedVersion { found: 2 }),
+        (4, 4, Error::DecodeUnsupportedVersion { found: 4 }),
         (7, 1, Error::DecodeBadHeader),
         (12, 0x55, Error::DecodeBadCrc),
         (40, 0x13, Error::DecodeBadCrc),
@@ -261,6 +262,13 @@ fn header_errors_are_typed() {
         f[at] = v;
         assert_eq!(Model::from_bytes(&f).unwrap_err(), e, "byte {at}");
     }
+    let mut v2 = GOLDEN.to_vec();
+    v2[4] = 2;
+    assert_eq!(
+        Model::from_bytes(&v2).unwrap_err().to_string(),
+        "the model file has format version 2; this build reads only version 3: export the model \
+         again with this build (`denoiserep export --run DIR`)"
+    );
     assert_eq!(&GOLDEN[..4], MAGIC);
     assert_eq!(GOLDEN[4..6], FORMAT_VERSION.to_le_bytes());
     let mut f = GOLDEN.to_vec();

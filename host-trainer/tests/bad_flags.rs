@@ -183,6 +183,12 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     // ---- infer
     ("infer", &["--model", ""], "--model '': must not be empty"),
     ("infer", &["--model", "/nonexistent.dnrp"], "--model /nonexistent.dnrp: no such file"),
+    (
+        "infer",
+        &["--model", "{v2model}"],
+        "v2.dnrp: the model file has format version 2; this build reads only version 3: export \
+         the model again",
+    ),
     ("infer", &["--data", ""], "--data '': must not be empty"),
     ("infer", &["--data", "foo:bar"], "--data foo:bar: unknown kind 'foo'"),
     ("infer", &["--data", "idx:/nonexistent"], "no such directory"),
@@ -307,6 +313,7 @@ fn argv(tmp: &TempDir, i: usize, sub: &str, bad: &[&str]) -> Vec<String> {
         .map(|a| {
             a.replace("{out}", &tmp.s(&format!("o{i}")))
                 .replace("{run}", &tmp.s("run"))
+                .replace("{v2model}", &tmp.s("v2.dnrp"))
                 .replace("{model}", &tmp.s("model.dnrp"))
                 .replace("{onnx}", &tmp.s("model.onnx"))
                 .replace("{demo}", &tmp.s("demo"))
@@ -357,13 +364,18 @@ fn check(tmp: &TempDir, i: usize) -> Result<String, String> {
     }
 }
 
+/// The 16-byte header of a format-2 model file (magic, version 2, reserved, body length, CRC):
+/// the version is checked before anything after it, so this is all a loader reads.
+const V2_HEADER: &[u8] = b"DNRP\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+
 /// The input fixtures: a run directory (only its config.json, which is all the parser looks
-/// for), a model file and a demo folder. No row may change them.
+/// for), a model file, a format-2 model file and a demo folder. No row may change them.
 fn fixtures(tmp: &TempDir) {
     std::fs::create_dir_all(tmp.path("run")).unwrap();
     std::fs::write(tmp.path("run/config.json"), "{}").unwrap();
     std::fs::write(tmp.path("model.dnrp"), "not a model").unwrap();
     std::fs::write(tmp.path("model.onnx"), "not read").unwrap();
+    std::fs::write(tmp.path("v2.dnrp"), V2_HEADER).unwrap();
     std::fs::create_dir_all(tmp.path("demo")).unwrap();
 }
 
@@ -383,8 +395,12 @@ fn fixtures_untouched(tmp: &TempDir) {
         b"not a model"
     );
     assert_eq!(std::fs::read(tmp.path("model.onnx")).unwrap(), b"not read");
+    assert_eq!(std::fs::read(tmp.path("v2.dnrp")).unwrap(), V2_HEADER);
     assert!(names(&tmp.path("demo")).is_empty());
-    assert_eq!(names(&tmp.0), ["demo", "model.dnrp", "model.onnx", "run"]);
+    assert_eq!(
+        names(&tmp.0),
+        ["demo", "model.dnrp", "model.onnx", "run", "v2.dnrp"]
+    );
     assert_no_temp_files(&tmp.0);
 }
 

@@ -27,8 +27,9 @@ pub fn file_len(bytes: &[u8]) -> Result<usize> {
     if bytes.get(..4) != Some(&MAGIC[..]) {
         return Err(Error::DecodeBadMagic);
     }
-    if u16_at(bytes, 4)? != FORMAT_VERSION {
-        return Err(Error::DecodeUnsupportedVersion);
+    let found = u16_at(bytes, 4)?;
+    if found != FORMAT_VERSION {
+        return Err(Error::DecodeUnsupportedVersion { found });
     }
     if u16_at(bytes, 6)? != 0 {
         return Err(Error::DecodeBadHeader);
