@@ -24,8 +24,16 @@ pub struct ModelBytes {
 impl ModelBytes {
     /// A copy of `bytes` at a [`FILE_ALIGN`]-byte boundary.
     pub fn new(bytes: &[u8]) -> Self {
+        Self::at_residue(bytes, 0)
+    }
+
+    /// A copy of `bytes` starting at an address `≡ residue (mod FILE_ALIGN)` (`residue` is taken
+    /// mod [`FILE_ALIGN`]); the latency bench's `LATENCY_ALIGN` uses it to misplace files on
+    /// purpose.
+    pub fn at_residue(bytes: &[u8], residue: usize) -> Self {
         let mut buf = vec![0u8; bytes.len() + FILE_ALIGN - 1];
-        let start = (FILE_ALIGN - buf.as_ptr() as usize % FILE_ALIGN) % FILE_ALIGN;
+        let start =
+            (residue % FILE_ALIGN + FILE_ALIGN - buf.as_ptr() as usize % FILE_ALIGN) % FILE_ALIGN;
         buf[start..start + bytes.len()].copy_from_slice(bytes);
         Self {
             buf,
@@ -69,6 +77,11 @@ mod tests {
                 assert_eq!(m.as_ptr() as usize % FILE_ALIGN, 0, "n = {n}");
                 assert_eq!(&m[..], &data[..]);
                 assert_eq!(&m.clone()[..], &data[..]);
+                for residue in [1usize, 32, 63, 64 + 5] {
+                    let m = ModelBytes::at_residue(&data, residue);
+                    assert_eq!(m.as_ptr() as usize % FILE_ALIGN, residue % FILE_ALIGN);
+                    assert_eq!(&m[..], &data[..]);
+                }
             }
         }
     }

@@ -278,10 +278,10 @@ fn placed(bytes: Vec<u8>, what: &str) -> &'static [u8] {
             largest = (w.as_ptr() as usize - bytes.as_ptr() as usize, w.len());
         }
     }
-    let buf = Box::leak(vec![0u8; bytes.len() + 64].into_boxed_slice());
-    let at = (want + 128 - (buf.as_ptr() as usize + largest.0) % 64) % 64;
-    let placed = &mut buf[at..at + bytes.len()];
-    placed.copy_from_slice(&bytes);
+    let placed = &Box::leak(Box::new(ModelBytes::at_residue(
+        &bytes,
+        want + 64 - largest.0 % 64,
+    )))[..];
     eprintln!(
         "latency: {what}: largest weight payload {} B at file offset {}, placed at address ≡ {} \
          (mod 64)",
