@@ -68,7 +68,7 @@ pub(super) unsafe fn conv2d_s8_avx512(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+    if single::conv2d_s8::<Vnni>(g, act, q, input, weights, bias, output) {
         return;
     }
     if !im2col::conv2d_s8::<Vnni, MP>(g, act, q, input, weights, bias, output) {
@@ -247,6 +247,13 @@ impl im2col::S8Dots for Vnni {
         full: usize,
     ) -> [[i32; P]; C] {
         dots_vnni::<C, P>(w, tail, cols, full)
+    }
+    #[inline(always)]
+    unsafe fn pair_dots<const F: usize>(
+        blk: &[i16],
+        wp: &[single::Pairs; F],
+    ) -> [[i32; single::PX]; F] {
+        x86::pair_dots_avx2(blk, wp)
     }
     #[inline(always)]
     unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {

@@ -163,6 +163,18 @@ pub(super) trait S8Dots {
     ) -> [[i32; P]; C] {
         dots_i16_portable::<Self::Col, C, P>(Self::STEP, w, cols, full)
     }
+    /// [`super::single`]'s int8 group kernel: [`super::single::pair_dots_portable`] (which
+    /// see), the `vpmaddwd` loop on x86.
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's target features.
+    #[inline(always)]
+    unsafe fn pair_dots<const F: usize>(
+        blk: &[i16],
+        wp: &[super::single::Pairs; F],
+    ) -> [[i32; super::single::PX]; F] {
+        super::single::pair_dots_portable(blk, wp)
+    }
     /// `out[k] = requantize(acc[k], q…)` for `k < min(acc.len(), out.len())`, bit for bit
     /// `quant::requantize_fast` (the portable loop by default; the x86 kernels 8 lanes at a time,
     /// see [`super::requant`]).

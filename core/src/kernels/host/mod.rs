@@ -3,7 +3,10 @@
 //! kernel of `linear_s8_dsp.rs`).
 //!
 //! Conv2d (and DepthwiseConv2d, which runs one channel at a time as a 1 → 1-channel Conv2d):
-//! - one input channel ([`single`]): vectorized across 8 output pixels, tap-major im2col tile;
+//! - filters of at most 64 taps (`ci·kh·kw`: one input channel, first layers on 1–7 channels,
+//!   1×1 over ≤ 64 channels; [`single`]): vectorized across 8 output pixels, a tap-major im2col
+//!   tile per group of 8 pixels (f32: 8 lane vectors per filter and the tree as vector adds;
+//!   int8: tap pairs and `vpmaddwd`, 4 filters per pass);
 //! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
 //!   all output channels, and a register-blocked micro-kernel (AVX-512VL + VNNI, `avx512`: 4
 //!   filters × 4 pixels of 8-lane f32 accumulators, 4 × 4 `vpdpbusd` accumulators for int8 over
@@ -287,7 +290,8 @@ pub(super) fn conv2d_s8(
         // SAFETY: `use_avx2` checked that the CPU supports AVX2.
         return unsafe { x86::conv2d_s8_avx2(g, act, q, input, weights, bias, output) };
     }
-    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+    // SAFETY: the portable kernel needs no target feature.
+    if unsafe { single::conv2d_s8::<im2col::Portable>(g, act, q, input, weights, bias, output) } {
         return;
     }
     // SAFETY: the portable micro-kernel needs no target feature.

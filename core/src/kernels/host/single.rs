@@ -1,98 +1,191 @@
-//! Conv2d with one input channel (every channel of a DepthwiseConv2d, which runs as a
-//! 1 → 1-channel Conv2d, and first layers on one-channel images), vectorized across output
-//! pixels instead of taps (host only).
+//! Conv2d whose filters have few taps (`ci·kh·kw ≤ MAX_TAPS`: first layers on one- or
+//! three-channel images, 1×1 convolutions over ≤ 64 channels, every channel of a
+//! DepthwiseConv2d, which runs as a 1 → 1-channel Conv2d), vectorized across output pixels
+//! instead of taps (host only).
 //!
-//! With one input channel a filter has only `taps = kh·kw` terms (9 for 3×3), too few to fill
-//! the 8-wide dot product of [`super::im2col`] without mostly zero lanes. Here a tile of `np`
-//! output pixels (`np` a multiple of [`PX`]) is unrolled tap-major into a stack buffer,
-//! `col[j][k]` = tap `j = ky·kw + kx` of pixel `p0 + k` (0 for a padded tap), and each group of
-//! [`PX`] pixels keeps the 8 lanes of the documented order as 8 arrays of [`PX`] values:
-//! `lane[j mod 8][px] += w[j] · col[j][px]` in increasing `j` (a product rounded, then an add;
-//! no FMA), then the fixed tree per pixel, then the bias. Padded taps add `w · 0.0`, the same
-//! bits as skipping them for finite weights (see [`super::im2col`]; the caller checked the
-//! weights). int8: `col` holds `x − zp_in` (padding 0), exact i32 sums, the reference's
-//! [`requantize`].
+//! A filter this short cannot fill the 8-wide dot products of [`super::im2col`] without mostly
+//! zero lanes and a horizontal sum per output. Here a tile of `np` output pixels (`np` a multiple
+//! of [`PX`]) is unrolled tap-major and group-major into a stack buffer: group `g` of [`PX`]
+//! pixels holds, for each tap `j = (i·kh + ky)·kw + kx` in turn, the [`PX`] values of that tap
+//! (0 for a padded tap), so that one group's taps are one contiguous block.
 //!
-//! Plain Rust over fixed arrays, so it compiles to SSE2/NEON, or AVX2 when `x86.rs`
-//! instantiates it inside an AVX2 function.
+//! - **f32**: each group keeps the 8 lanes of the documented order as 8 vectors of [`PX`]
+//!   pixels: `lane[j mod 8][px] += w[j] · col[j][px]` in increasing `j` (a product rounded, then
+//!   an add; no FMA), then the fixed tree of [`crate::kernels::lanes_sum`] applied lane-wise to
+//!   the 8 vectors (the same adds, in the same order, as the tree per pixel), then the bias.
+//!   Padded taps add `w · 0.0`, the same bits as skipping them for finite weights (see
+//!   [`super::im2col`]; the caller checked the weights).
+//! - **int8**: the tile holds `x − zp_in` (padding 0) as `i16`, taps in pairs interleaved per
+//!   pixel (`col[g][j/2][px][j mod 2]`, a zero tap past an odd `ci·kh·kw`), so that one pair of
+//!   taps of [`PX`] pixels is a `vpmaddwd` against the broadcast weight pair:
+//!   `acc[px] += w[j]·x_j[px] + w[j+1]·x_{j+1}[px]`, exact (`|w·x + w·x| ≤ 2·128·255`) in
+//!   wrapping i32 like the reference. [`FILTERS`] filters share each load of the tile. Then the
+//!   kernel's requantization ([`S8Dots::requant`], the reference's bits) per filter row.
+//!
+//! Plain Rust over fixed arrays, so it compiles to SSE2/NEON, or AVX2 when `x86.rs` (or
+//! `avx512.rs`) instantiates it inside a target-feature function.
 
+use super::im2col::S8Dots;
+use super::requant::RowQuant;
 use crate::kernels::params::PerChannelQuant;
-use crate::kernels::{activate_f32, lanes_sum, tap_range, ConvGeometry, LANES};
-use crate::quant::{activation_range, requantize};
+use crate::kernels::{activate_f32, tap_range, ConvGeometry, LANES};
+use crate::quant::activation_range;
 use crate::tensor::{Activation, F32Data, I32Data, I8Data};
 
 /// Output pixels per vector group.
-const PX: usize = 8;
-/// Most taps handled here (a 7×9 kernel); larger filters go to [`super::im2col`].
+pub(super) const PX: usize = 8;
+/// Most taps (`ci·kh·kw`) handled here; longer filters go to [`super::im2col`].
 pub(super) const MAX_TAPS: usize = 64;
-/// Capacity of the tap-major tile, in elements (16 KiB of f32, 8 KiB of i16).
+/// Capacity of the tile, in elements (16 KiB of f32, 8 KiB of i16).
 const COL: usize = 4096;
+/// int8 filters per pass over a group (they share its loads).
+const FILTERS: usize = 4;
+/// Most pixels per int8 tile (the accumulator rows of [`FILTERS`] filters: 8 KiB).
+const ACC_PX: usize = 512;
 
-/// Writes `col[j·np + k]` = `f(input[iy][ix])` for tap `j` of output pixel `p0 + k`, `k < np`,
-/// or `zero` where the tap is padding (and for the pixels past the plane's end).
+/// The weight pairs of one filter, packed as `vpmaddwd` reads them: `w[2m]` in the low 16 bits
+/// of element `m`, `w[2m + 1]` in the high 16 bits (zeros past its taps).
+pub(super) type Pairs = [i32; MAX_TAPS / 2];
+
+/// `out[f][px] = Σ_m w[f][2m]·x[m][px][0] + w[f][2m + 1]·x[m][px][1]` over the tap pairs `m` of
+/// one group `blk` (`[pairs][PX][2]` i16), exact wrapping i32: what `vpmaddwd` computes, in
+/// plain Rust (the default of [`S8Dots::pair_dots`]).
+#[inline(always)]
+pub(super) fn pair_dots_portable<const F: usize>(blk: &[i16], wp: &[Pairs; F]) -> [[i32; PX]; F] {
+    let mut a = [[0i32; PX]; F];
+    for (m, xp) in blk.chunks_exact(2 * PX).enumerate() {
+        for f in 0..F {
+            let w = wp[f][m % (MAX_TAPS / 2)];
+            let (w0, w1) = (i32::from(w as i16), w >> 16);
+            for px in 0..PX {
+                let d = i32::from(xp[2 * px]) * w0 + i32::from(xp[2 * px + 1]) * w1;
+                a[f][px] = a[f][px].wrapping_add(d);
+            }
+        }
+    }
+    a
+}
+
+/// Writes the tile of the `np` output pixels `p0 ..`: tap `j` of pixel `p0 + k` goes to
+/// `col[(k / PX)·group + (j / pair)·PX·pair + (k mod PX)·pair + j mod pair]` as `f(x)`, or
+/// `zero` where the tap is padding (and for the pixels past the plane's end). `group` is the
+/// elements per group (`taps` rounded up to `pair`, times [`PX`]); the slots of a tap past
+/// `taps` (odd `taps`, `pair = 2`) are left as they are (the caller zeroes them once).
+///
+/// It works on segments: the pixels of one group that lie in one output row, so that a tap's
+/// values are one run of input row (stride `sw`) and one run of the tile (stride `pair`).
 #[inline(always)]
 fn im2col_taps<T: Copy, U: Copy>(
     g: &ConvGeometry,
-    plane: &[T],
+    input: &[T],
     (p0, np): (usize, usize),
+    (pair, group): (usize, usize),
     col: &mut [U],
     zero: U,
     f: impl Fn(T) -> U,
 ) {
-    let (kh, kw, ow) = (g.win.kh, g.win.kw, g.ow.max(1));
-    let out_plane = g.oh * g.ow;
+    let (kh, kw, ow, sw) = (g.win.kh, g.win.kw, g.ow.max(1), g.win.sw);
+    let (plane_len, out_plane) = (g.h * g.w, g.oh * g.ow);
     let mut k = 0;
     while k < np {
+        let (gi, off) = (k / PX, k % PX);
         let p = p0 + k;
-        if p >= out_plane {
-            for j in 0..kh * kw {
-                if let Some(c) = col.get_mut(j * np + k..j * np + np) {
-                    c.fill(zero);
-                }
-            }
-            break;
-        }
-        // One run of pixels of output row `oy`: columns ox0 .. ox0 + run.
+        // Pixels `k .. k + seg` share group `gi` and output row `oy`.
         let (oy, ox0) = (p / ow, p % ow);
-        let run = (ow - ox0).min(np - k);
+        let seg = (PX - off).min(np - k);
+        let real = if p < out_plane { seg.min(ow - ox0) } else { 0 };
+        let seg = if real == 0 { seg } else { real };
         let (ky_lo, ky_hi, y0) = tap_range(oy, g.win.sh, g.win.pad_top, kh, g.h);
-        for ky in 0..kh {
-            let row = if ky >= ky_lo && ky < ky_hi {
+        let taps =
+            (0..g.ci).flat_map(|i| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (i, ky, kx))));
+        for (j, (i, ky, kx)) in taps.enumerate() {
+            let at = gi * group + (j / pair) * PX * pair + off * pair + j % pair;
+            let Some(dst) = col.get_mut(at..at + pair * (seg - 1) + 1) else {
+                continue;
+            };
+            let row = if real > 0 && ky >= ky_lo && ky < ky_hi {
                 let iy = (y0 + ky as isize) as usize;
-                plane.get(iy * g.w..(iy + 1) * g.w).unwrap_or(&[])
+                let start = i * plane_len + iy * g.w;
+                input.get(start..start + g.w).unwrap_or(&[])
             } else {
                 &[]
             };
-            for kx in 0..kw {
-                let j = ky * kw + kx;
-                let Some(dst) = col.get_mut(j * np + k..j * np + k + run) else {
-                    continue;
-                };
-                let start = kx as isize - g.win.pad_left as isize;
-                for (r, d) in dst.iter_mut().enumerate() {
-                    let ix = start + ((ox0 + r) * g.win.sw) as isize;
-                    *d = if ix < 0 {
-                        zero
-                    } else {
-                        row.get(ix as usize).map_or(zero, |&v| f(v))
-                    };
+            // Input column of the segment's first pixel; pixel r reads `ix0 + r·sw`.
+            let ix0 = (ox0 * sw + kx) as isize - g.win.pad_left as isize;
+            let inside = ix0 >= 0 && (ix0 as usize) + (seg - 1) * sw < row.len();
+            match (inside, pair, sw) {
+                (true, 1, 1) => {
+                    let src = &row[ix0 as usize..ix0 as usize + seg];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = f(v);
+                    }
+                }
+                (true, _, _) => {
+                    let src = row[ix0 as usize..].iter().step_by(sw);
+                    for (d, &v) in dst.iter_mut().step_by(pair).zip(src) {
+                        *d = f(v);
+                    }
+                }
+                _ => {
+                    for (r, d) in dst.iter_mut().step_by(pair).enumerate() {
+                        let ix = ix0 + (r * sw) as isize;
+                        *d = if ix < 0 {
+                            zero
+                        } else {
+                            row.get(ix as usize).map_or(zero, |&v| f(v))
+                        };
+                    }
                 }
             }
         }
-        k += run;
+        k += seg;
     }
 }
 
-/// Pixels per tile for `taps` taps: a multiple of [`PX`], at least [`PX`] (`taps ≤ MAX_TAPS`).
+/// Pixels per tile for `elems` tile elements per pixel: a multiple of [`PX`], at least [`PX`]
+/// (`elems ≤ MAX_TAPS + 1`).
 #[inline(always)]
-fn tile_pixels(taps: usize) -> usize {
-    let n = COL / taps.max(1);
+fn tile_pixels(elems: usize) -> usize {
+    let n = COL / elems.max(1);
     (n - n % PX).max(PX)
 }
 
-/// [`crate::kernels::conv2d_f32`] after its checks when `g.ci == 1` and every weight is finite:
-/// `output[o][p] = act(tree(lanes_j(W[o][j] · col[j][p])) + bias[o])`. Returns `false` (writing
-/// nothing) for another shape.
+/// `a + b` pixel by pixel.
+#[inline(always)]
+fn add_px(a: [f32; PX], b: [f32; PX]) -> [f32; PX] {
+    core::array::from_fn(|px| a[px] + b[px])
+}
+
+/// The fixed tree of [`crate::kernels::lanes_sum`] for each of the [`PX`] pixels at once, as
+/// whole-vector adds (written per pixel, the compiler reassembled some lanes one by one).
+#[inline(always)]
+fn lanes_sum_px(acc: &[[f32; PX]; LANES]) -> [f32; PX] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = *acc;
+    add_px(
+        add_px(add_px(a0, a1), add_px(a2, a3)),
+        add_px(add_px(a4, a5), add_px(a6, a7)),
+    )
+}
+
+/// `y = activate_f32(y, act)` over a row, with the match outside the loop (so that it
+/// vectorizes; a select per pixel inside the group loop came out as scalar code).
+#[inline(always)]
+fn activate_row(row: &mut [f32], act: Activation) {
+    let each = |row: &mut [f32], a: Activation| {
+        for y in row {
+            *y = activate_f32(*y, a);
+        }
+    };
+    match act {
+        Activation::None => {}
+        Activation::Relu => each(row, Activation::Relu),
+        Activation::Relu6 => each(row, Activation::Relu6),
+    }
+}
+
+/// [`crate::kernels::conv2d_f32`] after its checks when `ci·kh·kw ≤ MAX_TAPS` and every weight
+/// is finite: `output[o][p] = act(tree(lanes_j(W[o][j] · col[j][p])) + bias[o])`. Returns
+/// `false` (writing nothing) for another shape.
 #[inline(always)]
 pub(super) fn conv2d_f32(
     g: &ConvGeometry,
@@ -103,7 +196,7 @@ pub(super) fn conv2d_f32(
     output: &mut [f32],
 ) -> bool {
     let taps = g.per_out;
-    if g.ci != 1 || taps > MAX_TAPS {
+    if taps > MAX_TAPS {
         return false;
     }
     let plane = g.oh * g.ow;
@@ -111,13 +204,14 @@ pub(super) fn conv2d_f32(
         return true;
     }
     let tile = tile_pixels(taps);
+    let group = taps * PX;
     let mut col = [0.0f32; COL];
     let mut wv = [0.0f32; MAX_TAPS];
     let mut p0 = 0;
     while p0 < plane {
         let np_real = tile.min(plane - p0);
         let np = np_real.div_ceil(PX) * PX;
-        im2col_taps(g, input, (p0, np), &mut col, 0.0, |v| v);
+        im2col_taps(g, input, (p0, np), (1, group), &mut col, 0.0, |v| v);
         for (o, b) in bias.iter().enumerate() {
             let w_o = weights.slice(o * taps, taps);
             for (d, v) in wv.iter_mut().zip(w_o.iter().flat_map(|w| w.iter())) {
@@ -126,45 +220,52 @@ pub(super) fn conv2d_f32(
             let Some(out_o) = output.get_mut(o * plane + p0..o * plane + p0 + np_real) else {
                 continue;
             };
-            for (gi, out_g) in out_o.chunks_mut(PX).enumerate() {
-                let k0 = gi * PX;
+            let (w_full, w_rest) = wv[..taps].split_at(taps - taps % LANES);
+            for (blk, out_g) in col.chunks_exact(group).zip(out_o.chunks_mut(PX)) {
                 let mut acc = [[0.0f32; PX]; LANES];
-                for c in 0..taps.div_ceil(LANES) {
-                    for (l, lane) in acc.iter_mut().enumerate() {
-                        let j = LANES * c + l;
-                        if j >= taps {
-                            break;
-                        }
-                        let w = wv[j];
-                        let Some(Ok(x)) = col
-                            .get(j * np + k0..j * np + k0 + PX)
-                            .map(<&[f32; PX]>::try_from)
-                        else {
-                            continue;
-                        };
+                let mut chunks = blk.chunks_exact(LANES * PX);
+                for (xc, wc) in (&mut chunks).zip(w_full.chunks_exact(LANES)) {
+                    for l in 0..LANES {
+                        let w = wc[l];
                         for px in 0..PX {
-                            lane[px] += w * x[px];
+                            acc[l][px] += w * xc[l * PX + px];
                         }
                     }
                 }
-                for (px, y) in out_g.iter_mut().enumerate() {
-                    let l: [f32; LANES] = core::array::from_fn(|lane| acc[lane][px]);
-                    *y = activate_f32(lanes_sum(&l) + b, act);
+                let x_rest = chunks.remainder();
+                for (l, lane) in acc.iter_mut().enumerate() {
+                    let (Some(&w), Some(x)) = (w_rest.get(l), x_rest.get(l * PX..(l + 1) * PX))
+                    else {
+                        break;
+                    };
+                    for px in 0..PX {
+                        lane[px] += w * x[px];
+                    }
+                }
+                let y = add_px(lanes_sum_px(&acc), [b; PX]);
+                if let Ok(out_g) = <&mut [f32; PX]>::try_from(&mut *out_g) {
+                    *out_g = y;
+                } else {
+                    let n = out_g.len();
+                    out_g.copy_from_slice(&y[..n]);
                 }
             }
+            activate_row(out_o, act);
         }
         p0 += np_real;
     }
     true
 }
 
-/// [`crate::kernels::conv2d_s8`] after its checks when `g.ci == 1` and there is one filter
-/// (a depthwise channel): exact
-/// `acc = bias[o] + Σ_j W[o][j] · (x_j − zp_in)`, then the reference's requantization. Returns
-/// `false` (writing nothing) for another shape.
+/// [`crate::kernels::conv2d_s8`] after its checks when `ci·kh·kw ≤ MAX_TAPS`: exact
+/// `acc = bias[o] + Σ_j W[o][j] · (x_j − zp_in)`, then `K`'s requantization (the reference's).
+/// Returns `false` (writing nothing) for another shape.
+///
+/// # Safety
+/// The CPU must have `K`'s target features.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn conv2d_s8(
+pub(super) unsafe fn conv2d_s8<K: S8Dots>(
     g: &ConvGeometry,
     act: Activation,
     q: &PerChannelQuant<'_>,
@@ -174,60 +275,81 @@ pub(super) fn conv2d_s8(
     output: &mut [i8],
 ) -> bool {
     let taps = g.per_out;
-    // Several filters: the i32 products here (`vpmulld`) lose to the `vpmaddwd` of `im2col`.
-    if g.ci != 1 || taps > MAX_TAPS || bias.len() != 1 {
+    if taps > MAX_TAPS {
         return false;
     }
     let plane = g.oh * g.ow;
     if taps == 0 || plane == 0 {
         return true;
     }
-    let zp_out = i32::from(q.output.zero_point);
     let (act_min, act_max) = activation_range(act, q.output);
     let zp = i16::from(q.input_zp);
-    let tile = tile_pixels(taps);
+    let pairs = taps.div_ceil(2);
+    let group = 2 * pairs * PX;
+    let tile = tile_pixels(2 * pairs).min(ACC_PX);
+    // A tap past an odd `taps` stays 0 (its weight is 0 too).
     let mut col = [0i16; COL];
-    let mut wv = [0i32; MAX_TAPS];
+    let mut acc = [[0i32; ACC_PX]; FILTERS];
     let wb = weights.as_bytes();
-    let per_channel = bias.iter().zip(q.multiplier.iter()).zip(q.shift.iter());
+    let co = bias.len();
     let mut p0 = 0;
     while p0 < plane {
         let np_real = tile.min(plane - p0);
         let np = np_real.div_ceil(PX) * PX;
-        im2col_taps(g, input, (p0, np), &mut col, 0, |v| i16::from(v) - zp);
-        for (o, ((b, m), shift)) in per_channel.clone().enumerate() {
-            let w_o = wb.get(o * taps..(o + 1) * taps).unwrap_or(&[]);
-            for (d, &v) in wv.iter_mut().zip(w_o) {
-                *d = i32::from(v as i8);
+        im2col_taps(g, input, (p0, np), (2, group), &mut col, 0, |v| {
+            i16::from(v) - zp
+        });
+        let mut o0 = 0;
+        while o0 < co {
+            let nf = FILTERS.min(co - o0);
+            // The weight pairs of filters o0 .. o0 + nf (zeros past `taps` and `nf`).
+            let mut wp: [Pairs; FILTERS] = [[0; MAX_TAPS / 2]; FILTERS];
+            for (f, w_f) in wp.iter_mut().enumerate().take(nf) {
+                let o = o0 + f;
+                let w_o = wb.get(o * taps..(o + 1) * taps).unwrap_or(&[]);
+                for (d, pair) in w_f.iter_mut().zip(w_o.chunks(2)) {
+                    let lo = i32::from(pair[0] as i8) & 0xffff;
+                    let hi = pair.get(1).map_or(0, |&v| i32::from(v as i8) << 16);
+                    *d = lo | hi;
+                }
             }
-            let Some(out_o) = output.get_mut(o * plane + p0..o * plane + p0 + np_real) else {
-                continue;
-            };
-            for (gi, out_g) in out_o.chunks_mut(PX).enumerate() {
-                let k0 = gi * PX;
-                let mut acc = [0i32; PX];
-                for (j, &w) in wv.iter().enumerate().take(taps) {
-                    let Some(Ok(x)) = col
-                        .get(j * np + k0..j * np + k0 + PX)
-                        .map(<&[i16; PX]>::try_from)
-                    else {
-                        continue;
-                    };
-                    for px in 0..PX {
-                        acc[px] = acc[px].wrapping_add(w * i32::from(x[px]));
+            for (gi, blk) in col.chunks_exact(group).take(np / PX).enumerate() {
+                if nf == FILTERS {
+                    let a = K::pair_dots(blk, &wp);
+                    for (acc_f, a_f) in acc.iter_mut().zip(a) {
+                        if let Some(d) = acc_f.get_mut(gi * PX..gi * PX + PX) {
+                            d.copy_from_slice(&a_f);
+                        }
+                    }
+                } else {
+                    for (acc_f, wp_f) in acc.iter_mut().zip(&wp).take(nf) {
+                        let [a_f] = K::pair_dots(blk, core::array::from_ref(wp_f));
+                        if let Some(d) = acc_f.get_mut(gi * PX..gi * PX + PX) {
+                            d.copy_from_slice(&a_f);
+                        }
                     }
                 }
-                for (y, a) in out_g.iter_mut().zip(acc) {
-                    *y = requantize(
-                        b.wrapping_add(a),
-                        m,
-                        i32::from(shift),
-                        zp_out,
-                        act_min,
-                        act_max,
-                    );
-                }
             }
+            for (f, acc_f) in acc.iter_mut().enumerate().take(nf) {
+                let o = o0 + f;
+                let b = bias.get(o).unwrap_or(0);
+                let row = acc_f.get_mut(..np_real).unwrap_or(&mut []);
+                for v in row.iter_mut() {
+                    *v = v.wrapping_add(b);
+                }
+                let rq = RowQuant {
+                    multiplier: q.multiplier.get(o).unwrap_or(0),
+                    shift: i32::from(q.shift.get(o).unwrap_or(0)),
+                    zp_out: q.output.zero_point,
+                    act_min,
+                    act_max,
+                };
+                let Some(out) = output.get_mut(o * plane + p0..o * plane + p0 + np_real) else {
+                    continue;
+                };
+                K::requant(row, out, &rq);
+            }
+            o0 += nf;
         }
         p0 += np_real;
     }

@@ -10,8 +10,9 @@ use core::arch::x86_64::{
     __cpuid, __cpuid_count, __m128i, __m256, __m256i, _mm256_add_epi32, _mm256_add_ps,
     _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_hadd_epi32,
     _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi16,
-    _mm256_setzero_ps, _mm256_setzero_si256, _mm256_storeu_ps, _mm256_sub_epi16, _mm_add_epi32,
-    _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128, _xgetbv, CpuidResult,
+    _mm256_set1_epi32, _mm256_setzero_ps, _mm256_setzero_si256, _mm256_storeu_ps,
+    _mm256_storeu_si256, _mm256_sub_epi16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128,
+    _mm_shuffle_epi32, _mm_storeu_si128, _xgetbv, CpuidResult,
 };
 use core::arch::x86_64::{
     __m128, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_hadd_ps, _mm_add_ps,
@@ -292,7 +293,7 @@ pub(super) unsafe fn conv2d_s8_avx2(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    if single::conv2d_s8(g, act, q, input, weights, bias, output) {
+    if single::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output) {
         return;
     }
     if !im2col::conv2d_s8::<Avx2, { im2col::MP_S8 }>(g, act, q, input, weights, bias, output) {
@@ -369,9 +370,48 @@ impl im2col::S8Dots for Avx2 {
         conv_dots_i16::<C, P>(w, cols, full)
     }
     #[inline(always)]
+    unsafe fn pair_dots<const F: usize>(
+        blk: &[i16],
+        wp: &[single::Pairs; F],
+    ) -> [[i32; single::PX]; F] {
+        pair_dots_avx2(blk, wp)
+    }
+    #[inline(always)]
     unsafe fn requant(acc: &[i32], out: &mut [i8], q: &super::requant::RowQuant) {
         super::requant::row_avx2(acc, out, q)
     }
+}
+
+/// [`im2col::S8Dots::pair_dots`]: per tap pair, one load of the group's 8 pixels (16 i16) and,
+/// per filter, `vpmaddwd` with the broadcast weight pair and `vpaddd` (exact: see
+/// [`single::pair_dots_portable`]).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn pair_dots_avx2<const F: usize>(
+    blk: &[i16],
+    wp: &[single::Pairs; F],
+) -> [[i32; single::PX]; F] {
+    const _: () = assert!(single::PX == 8);
+    let mut acc = [_mm256_setzero_si256(); F];
+    let pairs = (blk.len() / 16).min(single::MAX_TAPS / 2);
+    let x = blk.as_ptr();
+    for m in 0..pairs {
+        // SAFETY: 16·(m + 1) ≤ blk.len().
+        let xv = _mm256_loadu_si256(x.add(16 * m).cast::<__m256i>());
+        for (a, w) in acc.iter_mut().zip(wp) {
+            let wv = _mm256_set1_epi32(w[m]);
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xv, wv));
+        }
+    }
+    acc.map(|a| {
+        let mut out = [0i32; 8];
+        // SAFETY: `out` holds 8 i32.
+        _mm256_storeu_si256(out.as_mut_ptr().cast::<__m256i>(), a);
+        out
+    })
 }
 
 /// [`im2col::F32Dots::dots`] with one YMM accumulator per (filter, pixel) pair: lane `l` of the
