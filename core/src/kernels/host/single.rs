@@ -67,25 +67,58 @@ pub(super) fn pair_dots_portable<const F: usize>(blk: &[i16], wp: &[Pairs; F]) -
 }
 
 /// Writes the tile of the `np` output pixels `p0 ..`: tap `j` of pixel `p0 + k` goes to
-/// `col[(k / PX)·group + (j / pair)·PX·pair + (k mod PX)·pair + j mod pair]` as `f(x)`, or
-/// `zero` where the tap is padding (and for the pixels past the plane's end). `group` is the
-/// elements per group (`taps` rounded up to `pair`, times [`PX`]); the slots of a tap past
-/// `taps` (odd `taps`, `pair = 2`) are left as they are (the caller zeroes them once).
+/// `col[(k / PX)·group + (j / P)·PX·P + (k mod PX)·P + j mod P]` as `f(x)`, or `zero` where the
+/// tap is padding (and for the pixels past the plane's end). `group` is the elements per group
+/// (`taps` rounded up to `P`, times [`PX`]); the slots of a tap past `taps` (odd `taps`,
+/// `P = 2`) are left as they are (the caller zeroes them once).
 ///
 /// It works on segments: the pixels of one group that lie in one output row, so that a tap's
-/// values are one run of input row (stride `sw`) and one run of the tile (stride `pair`).
+/// values are one run of an input row (stride `sw`) and one run of the tile (stride `P`). A
+/// 1×1 window at stride 1 without padding reads pixel `p` of every input plane (the output
+/// plane is the input plane), so its segments are whole groups.
 #[inline(always)]
-fn im2col_taps<T: Copy, U: Copy>(
+fn im2col_taps<T: Copy, U: Copy, const P: usize>(
     g: &ConvGeometry,
     input: &[T],
     (p0, np): (usize, usize),
-    (pair, group): (usize, usize),
+    group: usize,
     col: &mut [U],
     zero: U,
     f: impl Fn(T) -> U,
 ) {
-    let (kh, kw, ow, sw) = (g.win.kh, g.win.kw, g.ow.max(1), g.win.sw);
+    let win = &g.win;
+    let (kh, kw, ow, sw) = (win.kh, win.kw, g.ow.max(1), win.sw);
     let (plane_len, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let pointwise = kh == 1
+        && kw == 1
+        && win.sh == 1
+        && sw == 1
+        && win.pad_top + win.pad_bottom + win.pad_left + win.pad_right == 0;
+    if pointwise {
+        for gi in 0..np / PX {
+            let p = p0 + gi * PX;
+            let n = out_plane.saturating_sub(p).min(PX);
+            for (i, plane) in input.chunks_exact(plane_len.max(1)).take(g.ci).enumerate() {
+                let at = gi * group + (i / P) * PX * P + i % P;
+                let src = plane.get(p..p + n).unwrap_or(&[]);
+                let Some(dst) = col.get_mut(at..at + P * (PX - 1) + 1) else {
+                    continue;
+                };
+                if let (1, Ok(src), Ok(dst)) = (
+                    P,
+                    <&[T; PX]>::try_from(src),
+                    <&mut [U; PX]>::try_from(&mut *dst),
+                ) {
+                    *dst = src.map(&f);
+                    continue;
+                }
+                for (r, d) in dst.iter_mut().step_by(P).enumerate() {
+                    *d = src.get(r).map_or(zero, |&v| f(v));
+                }
+            }
+        }
+        return;
+    }
     let mut k = 0;
     while k < np {
         let (gi, off) = (k / PX, k % PX);
@@ -95,39 +128,39 @@ fn im2col_taps<T: Copy, U: Copy>(
         let seg = (PX - off).min(np - k);
         let real = if p < out_plane { seg.min(ow - ox0) } else { 0 };
         let seg = if real == 0 { seg } else { real };
-        let (ky_lo, ky_hi, y0) = tap_range(oy, g.win.sh, g.win.pad_top, kh, g.h);
-        let taps =
-            (0..g.ci).flat_map(|i| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (i, ky, kx))));
-        for (j, (i, ky, kx)) in taps.enumerate() {
-            let at = gi * group + (j / pair) * PX * pair + off * pair + j % pair;
-            let Some(dst) = col.get_mut(at..at + pair * (seg - 1) + 1) else {
-                continue;
-            };
-            let row = if real > 0 && ky >= ky_lo && ky < ky_hi {
-                let iy = (y0 + ky as isize) as usize;
-                let start = i * plane_len + iy * g.w;
-                input.get(start..start + g.w).unwrap_or(&[])
-            } else {
-                &[]
-            };
-            // Input column of the segment's first pixel; pixel r reads `ix0 + r·sw`.
-            let ix0 = (ox0 * sw + kx) as isize - g.win.pad_left as isize;
-            let inside = ix0 >= 0 && (ix0 as usize) + (seg - 1) * sw < row.len();
-            match (inside, pair, sw) {
-                (true, 1, 1) => {
-                    let src = &row[ix0 as usize..ix0 as usize + seg];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = f(v);
+        let (ky_lo, ky_hi, y0) = tap_range(oy, win.sh, win.pad_top, kh, g.h);
+        let mut j = 0;
+        for i in 0..g.ci {
+            let plane = input.get(i * plane_len..(i + 1) * plane_len).unwrap_or(&[]);
+            for ky in 0..kh {
+                let row = if real > 0 && ky >= ky_lo && ky < ky_hi {
+                    let iy = (y0 + ky as isize) as usize;
+                    plane.get(iy * g.w..(iy + 1) * g.w).unwrap_or(&[])
+                } else {
+                    &[]
+                };
+                for kx in 0..kw {
+                    let at = gi * group + (j / P) * PX * P + off * P + j % P;
+                    j += 1;
+                    let Some(dst) = col.get_mut(at..at + P * (seg - 1) + 1) else {
+                        continue;
+                    };
+                    // Input column of the segment's first pixel; pixel r reads `ix0 + r·sw`.
+                    let ix0 = (ox0 * sw + kx) as isize - win.pad_left as isize;
+                    if ix0 >= 0 && (ix0 as usize) + (seg - 1) * sw < row.len() {
+                        let src = row.get(ix0 as usize..).unwrap_or(&[]);
+                        if P == 1 && sw == 1 {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = f(v);
+                            }
+                        } else {
+                            for (d, &v) in dst.iter_mut().step_by(P).zip(src.iter().step_by(sw)) {
+                                *d = f(v);
+                            }
+                        }
+                        continue;
                     }
-                }
-                (true, _, _) => {
-                    let src = row[ix0 as usize..].iter().step_by(sw);
-                    for (d, &v) in dst.iter_mut().step_by(pair).zip(src) {
-                        *d = f(v);
-                    }
-                }
-                _ => {
-                    for (r, d) in dst.iter_mut().step_by(pair).enumerate() {
+                    for (r, d) in dst.iter_mut().step_by(P).enumerate() {
                         let ix = ix0 + (r * sw) as isize;
                         *d = if ix < 0 {
                             zero
@@ -211,7 +244,7 @@ pub(super) fn conv2d_f32(
     while p0 < plane {
         let np_real = tile.min(plane - p0);
         let np = np_real.div_ceil(PX) * PX;
-        im2col_taps(g, input, (p0, np), (1, group), &mut col, 0.0, |v| v);
+        im2col_taps::<_, _, 1>(g, input, (p0, np), group, &mut col, 0.0, |v| v);
         for (o, b) in bias.iter().enumerate() {
             let w_o = weights.slice(o * taps, taps);
             for (d, v) in wv.iter_mut().zip(w_o.iter().flat_map(|w| w.iter())) {
@@ -296,7 +329,7 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots>(
     while p0 < plane {
         let np_real = tile.min(plane - p0);
         let np = np_real.div_ceil(PX) * PX;
-        im2col_taps(g, input, (p0, np), (2, group), &mut col, 0, |v| {
+        im2col_taps::<_, _, 2>(g, input, (p0, np), group, &mut col, 0, |v| {
             i16::from(v) - zp
         });
         let mut o0 = 0;
