@@ -68,7 +68,9 @@ pub(super) unsafe fn conv2d_s8_avx512(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    if single::conv2d_s8::<Vnni>(g, act, q, input, weights, bias, output) {
+    if single::conv2d_s8::<Vnni>(g, act, q, input, weights, bias, output)
+        || super::pixels_s8::conv2d_s8_vnni(g, act, q, input, weights, bias, output)
+    {
         return;
     }
     if !im2col::conv2d_s8::<Vnni, MP>(g, act, q, input, weights, bias, output) {

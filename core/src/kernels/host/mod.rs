@@ -26,6 +26,8 @@ mod blocked;
 mod im2col;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "x86_64")]
+mod pixels_s8;
 mod requant;
 mod single;
 #[cfg(test)]

@@ -20,7 +20,7 @@ use core::arch::x86_64::{
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::{blocked, im2col, requant, single};
+use super::{blocked, im2col, pixels_s8, requant, single};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::{activate_f32, lanes_sum, ConvGeometry, LANES};
 use crate::quant::activation_range;
@@ -293,7 +293,9 @@ pub(super) unsafe fn conv2d_s8_avx2(
     bias: I32Data<'_>,
     output: &mut [i8],
 ) {
-    if single::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output) {
+    if single::conv2d_s8::<Avx2>(g, act, q, input, weights, bias, output)
+        || pixels_s8::conv2d_s8_avx2(g, act, q, input, weights, bias, output)
+    {
         return;
     }
     if !im2col::conv2d_s8::<Avx2, { im2col::MP_S8 }>(g, act, q, input, weights, bias, output) {
