@@ -27,6 +27,8 @@ mod im2col;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 #[cfg(target_arch = "x86_64")]
+mod pixels;
+#[cfg(target_arch = "x86_64")]
 mod pixels_s8;
 mod requant;
 mod single;

@@ -32,6 +32,7 @@ use core::arch::x86_64::{
     _mm256_set1_epi32,
 };
 
+use super::pixels::Grid;
 use super::requant::{store8, RowQuant, Rq8};
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::ConvGeometry;
@@ -44,12 +45,8 @@ const F: usize = 4;
 const SEGS: usize = 2;
 /// Filters per pass with VNNI (32 registers: 16 accumulators, 2 input vectors, a weight).
 const F_VNNI: usize = 8;
-/// Capacity of the padded, paired input in i16 (32 KiB), slack included.
-const XP: usize = 16384 + SLACK;
-/// i16 past the last padded row that a segment's load may reach: a segment starts at most at
-/// `ow − 1`, its tap at `kx ≤ kw − 1`, and its load covers 8 pixels, so it reads at most 7
-/// pixels (14 i16) past the last row.
-const SLACK: usize = 16;
+/// Capacity of the padded, paired input in i16 (32 KiB and a segment).
+const XP: usize = 16384 + 16;
 /// Most tap pairs `⌈ci/2⌉·kh·kw` (e.g. 113 channels of a 3×3 window).
 const MAX_T: usize = 512;
 
@@ -95,7 +92,8 @@ fn pack(a: u8, b: u8) -> i32 {
 fn pack_pairs<const W: usize>(w: &[u8], dst: &mut [i32]) {
     let mut src = w.chunks_exact(2 * W);
     let mut out = dst.chunks_exact_mut(W);
-    for (d, s) in (&mut out).zip(&mut src) {
+    // `src` first: when it runs out, `zip` must not have taken the odd channel's chunk of `out`.
+    for (s, d) in (&mut src).zip(&mut out) {
         let (a, b) = s.split_at(W);
         for k in 0..W {
             d[k] = pack(a[k], b[k]);
@@ -173,23 +171,18 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
 ) -> bool {
     let win = g.win;
     let (kh, kw) = (win.kh, win.kw);
-    if win.sh != 1 || win.sw != 1 || kh * kw < 2 || g.ci < 2 {
+    // Stride 2 ran slower here than in the im2col kernels (AVX2 ≈ equal, VNNI 1.4–1.7×
+    // slower on resnet8's layers: 14-pixel rows fill 2 segments of 8, and `vpdpbusd` does
+    // twice the work of `vpdpwssd`).
+    if kh * kw < 2 || g.ci < 2 || win.sh != 1 || win.sw != 1 {
         return false;
     }
-    let (hp, wp) = (
-        g.h + win.pad_top + win.pad_bottom,
-        g.w + win.pad_left + win.pad_right,
-    );
     let pairs = g.ci.div_ceil(2);
     let taps = pairs * kh * kw;
-    let Some(x_len) = pairs
-        .checked_mul(hp)
-        .and_then(|v| v.checked_mul(wp))
-        .and_then(|v| v.checked_mul(2))
-    else {
+    let Some(grid) = Grid::new(g, pairs, 2, XP) else {
         return false;
     };
-    if x_len + SLACK > XP || taps > MAX_T {
+    if taps > MAX_T {
         return false;
     }
     let (oh, ow, co) = (g.oh, g.ow, bias.len());
@@ -202,47 +195,27 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
         return false;
     }
 
-    // The padded input, channels paired per pixel.
+    // The padded input, channels paired per pixel, split by column phase.
     let zp = i16::from(q.input_zp);
     let mut xp = [0i16; XP];
-    if g.w > 0 {
-        for (r, src) in input.chunks_exact(g.w).take(g.ci * g.h).enumerate() {
-            let (i, y) = (r / g.h, r % g.h);
-            let s = (((i / 2) * hp + y + win.pad_top) * wp + win.pad_left) * 2 + i % 2;
-            let Some(dst) = xp.get_mut(s..s + 2 * g.w) else {
-                continue;
-            };
-            for (d, &v) in dst.iter_mut().step_by(2).zip(src) {
-                *d = i16::from(v) - zp;
-            }
-        }
-    }
-    // Offset (in i16) of tap pair `t` from a segment's first pixel `(oy·wp + ox0)·2`.
+    let xp = &mut xp[..grid.len];
+    grid.fill(g, input, xp, |v| i16::from(v) - zp);
+    // Offset (in i16) of tap pair `t` from a segment's base.
     let mut offsets = [0usize; MAX_T];
     let mut t = 0;
     for m in 0..pairs {
         for ky in 0..kh {
             for kx in 0..kw {
-                offsets[t] = ((m * hp + ky) * wp + kx) * 2;
+                offsets[t] = grid.offset(m, ky, kx, win.sw).unwrap_or(0);
                 t += 1;
             }
         }
     }
     let offsets = &offsets[..taps];
-    // Every load stays below `x_len + SLACK`: the largest segment start is
-    // `((oh − 1)·wp + ow − 1)·2`, the largest offset `(((pairs − 1)·hp + kh − 1)·wp + kw − 1)·2`,
-    // and with `oh + kh − 1 = hp`, `ow + kw − 1 = wp` their sum plus 16 is `x_len + 14`.
-    debug_assert!(((oh - 1) * wp + ow - 1) * 2 + offsets[taps - 1] + 16 <= x_len + SLACK);
 
     let (act_min, act_max) = activation_range(act, q.output);
     let per_out = g.per_out;
-    let per_row = ow.div_ceil(8);
-    let segments = oh * per_row;
-    // Segment `s`: output row, first column, valid pixels.
-    let segment = |s: usize| {
-        let (oy, ox0) = (s / per_row, (s % per_row) * 8);
-        (oy, ox0, (ow - ox0).min(8))
-    };
+    let segments = oh * grid.per_row;
     let mut wpk = [[0i32; MAX_T]; F];
     let xb = xp.as_ptr();
     let mut o0 = 0;
@@ -281,13 +254,13 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
         let mut s = 0;
         while s < segments {
             // The last pass of an odd count computes its segment twice and writes it once.
-            let seg: [(usize, usize, usize); SEGS] =
-                core::array::from_fn(|k| segment((s + k).min(segments - 1)));
-            let base: [usize; SEGS] = core::array::from_fn(|k| (seg[k].0 * wp + seg[k].1) * 2);
+            let seg: [(usize, usize, usize, usize); SEGS] =
+                core::array::from_fn(|k| grid.segment(g, (s + k).min(segments - 1)));
+            let base: [usize; SEGS] = core::array::from_fn(|k| seg[k].0);
             let mut acc: [[__m256i; SEGS]; F] =
                 core::array::from_fn(|f| [_mm256_set1_epi32(b[f]); SEGS]);
             for (t, &off) in offsets.iter().enumerate() {
-                // SAFETY: `base[k] + off + 16 ≤ x_len + SLACK ≤ XP` (see the assertion above).
+                // SAFETY: `base[k] + off + 16 ≤ grid.len ≤ XP` (`Grid::new`).
                 let x: [__m256i; SEGS] = core::array::from_fn(|k| {
                     _mm256_loadu_si256(xb.add(base[k] + off).cast::<__m256i>())
                 });
@@ -301,7 +274,7 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
             for f in 0..nf {
                 let o = o0 + f;
                 for k in 0..SEGS.min(segments - s) {
-                    let (oy, ox0, n) = seg[k];
+                    let (_, oy, ox0, n) = seg[k];
                     let at = o * plane + oy * ow + ox0;
                     let v = rq[f].requantize(acc[f][k]);
                     if n == 8 {

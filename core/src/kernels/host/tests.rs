@@ -546,6 +546,18 @@ fn conv2d_odd_shapes_match_the_reference() {
         // exactly, 16·33·32 does not (widened tap by tap in the im2col rows instead).
         (16, 6, win(3, 3, 1, 1, [1; 4]), 32, 32),
         (16, 5, win(3, 3, 2, 2, [0, 1, 0, 1]), 33, 32),
+        // The pixels-in-lanes int8 kernels (`pixels_s8.rs`): odd channel counts (the last pair
+        // holds one channel), filter counts that leave a partial block of 4 and of 8, rows
+        // narrower than a segment, stride 2 (column phases).
+        (13, 5, win(3, 3, 1, 1, [0, 0, 0, 1]), 6, 2),
+        (5, 9, win(3, 3, 1, 1, [1; 4]), 13, 10),
+        (7, 6, win(3, 3, 2, 2, [0, 1, 0, 1]), 9, 11),
+        (3, 11, win(5, 3, 2, 3, [2, 1, 0, 2]), 12, 14),
+        // Its input buffer: 8 channel pairs of 32 × 32 padded fill it (16384 values), 8 of
+        // 33 × 32 do not; 56 tap pairs of 3×3 (504, odd ci) fit its weight block.
+        (16, 2, win(3, 3, 1, 1, [1; 4]), 30, 30),
+        (16, 2, win(3, 3, 1, 1, [1; 4]), 31, 30),
+        (111, 3, win(3, 3, 1, 1, [1; 4]), 4, 5),
         // Past the int8 tile too (9·911 = 8199 > 8192): the blocked kernel runs.
         (911, 2, win(3, 3, 1, 1, [1; 4]), 2, 3),
     ];
