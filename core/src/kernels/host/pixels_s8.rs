@@ -197,8 +197,16 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
 
     // The padded input, channels paired per pixel, split by column phase.
     let zp = i16::from(q.input_zp);
-    let mut xp = [0i16; XP];
-    let xp = &mut xp[..grid.len];
+    // Only the `grid.len` elements that loads reach are cleared, so that a small layer does not
+    // clear 32 KiB on every call.
+    let mut store = core::mem::MaybeUninit::<[i16; XP]>::uninit();
+    let xp: &mut [i16] = {
+        let p = store.as_mut_ptr().cast::<i16>();
+        // SAFETY: `grid.len ≤ XP` (`Grid::new`); the elements are zeroed before the slice
+        // that reads them exists.
+        core::ptr::write_bytes(p, 0, grid.len);
+        core::slice::from_raw_parts_mut(p, grid.len)
+    };
     grid.fill(g, input, xp, |v| i16::from(v) - zp);
     // Offset (in i16) of tap pair `t` from a segment's base.
     let mut offsets = [0usize; MAX_T];
