@@ -27,6 +27,12 @@ use core::arch::x86_64::{
     _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_maskz_loadu_epi8, _mm256_set1_epi8,
     _mm256_setzero_si256, _mm256_xor_si256, _mm_add_epi32, _mm_storeu_si128,
 };
+use core::arch::x86_64::{
+    __m256, __m512, _mm256_castpd_ps, _mm256_castps_pd, _mm256_loadu_ps, _mm512_add_ps,
+    _mm512_broadcast_f64x4, _mm512_castpd256_pd512, _mm512_castpd512_pd256, _mm512_castpd_ps,
+    _mm512_castps_pd, _mm512_extractf64x4_pd, _mm512_insertf64x4, _mm512_mul_ps, _mm512_setzero_ps,
+    _mm_cvtss_f32, _mm_storeu_ps,
+};
 
 use super::{blocked, im2col, single, x86};
 use crate::kernels::params::PerChannelQuant;
@@ -212,8 +218,103 @@ impl im2col::F32Dots for Avx512 {
         cols: &[&[f32]; P],
         full: usize,
     ) -> [[f32; P]; C] {
-        x86::conv_dots_f32::<C, P>(w, tail, cols, full)
+        if C.is_multiple_of(2) {
+            dots_f32_zmm::<C, P>(w, tail, cols, full)
+        } else {
+            x86::conv_dots_f32::<C, P>(w, tail, cols, full)
+        }
     }
+}
+
+/// [`im2col::F32Dots::dots`] for an even `C` with 512-bit registers: filters `2m` and `2m + 1`
+/// share a ZMM register (low and high 256 bits: two weight chunks joined by `vinsertf64x4`), and
+/// each pixel's 8-tap chunk is broadcast to both halves (`vbroadcastf64x4`), so one `vmulps` +
+/// `vaddps` pair does two (filter, pixel) steps. Each 256-bit half is exactly the 8-lane
+/// accumulator of the AVX2 kernel (lane `l` is lane `l` of the documented order, a product
+/// rounded then added, no FMA), reduced by the same tree: the same bits. On this Xeon 512-bit
+/// `vmulps`/`vaddps` run ≈ 1.4× the lanes per cycle of 256-bit ones (`docs/kernels.md`).
+///
+/// # Safety
+/// The CPU must support AVX-512F and VL.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn dots_f32_zmm<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: Option<&[[f32; LANES]; C]>,
+    cols: &[&[f32]; P],
+    full: usize,
+) -> [[f32; P]; C] {
+    let n = LANES * full;
+    let need = n + if tail.is_some() { LANES } else { 0 };
+    if w.iter().any(|r| r.len() < 4 * n) || cols.iter().any(|x| x.len() < need) {
+        return [[0.0; P]; C];
+    }
+    // Two 8-float chunks as one ZMM register (`lo` in the low half).
+    let join = |lo: *const f32, hi: *const f32| {
+        let lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(lo)));
+        _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+            lo,
+            _mm256_castps_pd(_mm256_loadu_ps(hi)),
+        ))
+    };
+    // One 8-float chunk in both halves.
+    let both = |p: *const f32| {
+        _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))))
+    };
+    let wp: [*const f32; C] = core::array::from_fn(|c| w[c].as_ptr().cast::<f32>());
+    let xp: [*const f32; P] = core::array::from_fn(|p| cols[p].as_ptr());
+    // Row `m < C / 2` of `acc` holds filters `2m`, `2m + 1`.
+    let mut acc = [[_mm512_setzero_ps(); P]; C];
+    for k in 0..full {
+        // SAFETY: 8k + 8 ≤ n ≤ every length checked above (weights in f32 units).
+        let x: [__m512; P] = core::array::from_fn(|p| both(xp[p].add(LANES * k)));
+        for m in 0..C / 2 {
+            let wv = join(wp[2 * m].add(LANES * k), wp[2 * m + 1].add(LANES * k));
+            for p in 0..P {
+                acc[m][p] = _mm512_add_ps(acc[m][p], _mm512_mul_ps(wv, x[p]));
+            }
+        }
+    }
+    if let Some(t) = tail {
+        // SAFETY: n + 8 ≤ need ≤ cols[p].len(); `t[c]` holds 8 floats.
+        let x: [__m512; P] = core::array::from_fn(|p| both(xp[p].add(n)));
+        for m in 0..C / 2 {
+            let wv = join(t[2 * m].as_ptr(), t[2 * m + 1].as_ptr());
+            for p in 0..P {
+                acc[m][p] = _mm512_add_ps(acc[m][p], _mm512_mul_ps(wv, x[p]));
+            }
+        }
+    }
+    let half = |v: __m512, h: bool| -> __m256 {
+        let d = _mm512_castps_pd(v);
+        _mm256_castpd_ps(if h {
+            _mm512_extractf64x4_pd::<1>(d)
+        } else {
+            _mm512_castpd512_pd256(d)
+        })
+    };
+    let mut out = [[0.0f32; P]; C];
+    for (m, a_m) in acc.iter().enumerate().take(C / 2) {
+        for (c, h) in [(2 * m, false), (2 * m + 1, true)] {
+            if P.is_multiple_of(4) {
+                for p in (0..P).step_by(4) {
+                    let s = x86::tree4_ps(
+                        half(a_m[p], h),
+                        half(a_m[p + 1], h),
+                        half(a_m[p + 2], h),
+                        half(a_m[p + 3], h),
+                    );
+                    _mm_storeu_ps(out[c].as_mut_ptr().add(p), s);
+                }
+            } else {
+                for (o, &v) in out[c].iter_mut().zip(a_m) {
+                    let a = half(v, h);
+                    *o = _mm_cvtss_f32(x86::tree4_ps(a, a, a, a));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The `vpdpbusd` int8 micro-kernel over `x + 128` rows.

@@ -506,7 +506,7 @@ pub(super) unsafe fn conv_dots_f32<const C: usize, const P: usize>(
 /// The fixed tree `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))` of `a`, `b`, `c`, `d`, in that order.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn tree4_ps(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+pub(super) unsafe fn tree4_ps(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
     let h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
     _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
 }
