@@ -741,22 +741,30 @@ pub(super) unsafe fn conv2d_f32<K: F32Dots, const MP: usize>(
                     });
                     let tail = if rem != 0 { Some(&tails) } else { None };
                     let b: [f32; C] = core::array::from_fn(|c| bias.get(o + c).unwrap_or(0.0));
-                    let mut put = |c: usize, k: usize, s: f32| {
-                        if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
-                            *y = activate_f32(s + b[c], act);
-                        }
-                    };
                     let mut k = 0;
                     while k + MP <= np {
                         let cols: [&[f32]; MP] = core::array::from_fn(|p| rows(k + p));
                         let s = K::dots::<C, MP>(&w, tail, &cols, full);
                         for c in 0..C {
-                            for p in 0..MP {
-                                put(c, k + p, s[c][p]);
+                            // The `MP` pixels are consecutive in the output plane: one bounds
+                            // check, and the activation's match outside the pixels.
+                            let at = (o + c) * plane + p0 + k;
+                            if let Some(y) = output.get_mut(at..at + MP) {
+                                let each = |a: Activation| s[c].map(|v| activate_f32(v + b[c], a));
+                                y.copy_from_slice(&match act {
+                                    Activation::None => each(Activation::None),
+                                    Activation::Relu => each(Activation::Relu),
+                                    Activation::Relu6 => each(Activation::Relu6),
+                                });
                             }
                         }
                         k += MP;
                     }
+                    let mut put = |c: usize, k: usize, s: f32| {
+                        if let Some(y) = output.get_mut((o + c) * plane + p0 + k) {
+                            *y = activate_f32(s + b[c], act);
+                        }
+                    };
                     while k < np {
                         let s = K::dots::<C, 1>(&w, tail, &[rows(k)], full);
                         for c in 0..C {
