@@ -7,10 +7,14 @@
 //!   1×1 over ≤ 64 channels; [`single`]): vectorized across 8 output pixels, a tap-major im2col
 //!   tile per group of 8 pixels (f32: 8 lane vectors per filter and the tree as vector adds;
 //!   int8: tap pairs and `vpmaddwd`, 4 filters per pass);
+//! - int8 at stride 1, windows larger than 1×1, on x86_64 (`pixels_s8`): output pixels in the
+//!   lanes, the padded input widened once with channels paired per pixel (`pixels`), one
+//!   32-byte load per tap pair and 8 pixels, `vpmaddwd` (AVX2) or `vpdpwssd` (AVX-512 VNNI);
 //! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
 //!   all output channels, and a register-blocked micro-kernel (AVX-512VL + VNNI, `avx512`: 4
-//!   filters × 4 pixels of 8-lane f32 accumulators, 4 × 4 `vpdpbusd` accumulators for int8 over
-//!   `x + 128` rows; AVX2: 4 × 2 f32, 4 × 2 `vpmaddwd` for int8; portable Rust otherwise);
+//!   filters × 4 pixels of 8-lane f32 accumulators, two filters per 512-bit register, 4 × 4
+//!   `vpdpbusd` accumulators for int8 over `x + 128` rows; AVX2: 4 × 2 f32, 4 × 2 `vpmaddwd`
+//!   for int8; portable Rust otherwise);
 //! - shapes whose im2col row does not fit the buffer: the blocked loops of [`blocked`].
 //!
 //! Same results as the reference loops, bit for bit: f32 keeps the fixed 8-lane order of
