@@ -10,21 +10,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{bytes_i8, host_paths, le_f32, le_i32, BenchQuant, Rng};
+use common::{bytes_i8, env_count, host_paths_from_env, le_f32, le_i32, BenchQuant, Rng};
 use denoiserep_core::kernels::params::{ConvParams, Window};
 use denoiserep_core::kernels::{self, KernelPath};
 use denoiserep_core::{Activation, F32Data, I32Data, I8Data};
 use std::time::Instant;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v}: expected a count"))
-        })
-        .unwrap_or(default)
-}
 
 /// A square window: kernel `k`, stride `s`, padding `[top, bottom, left, right]`.
 fn win(k: usize, s: usize, p: [usize; 4]) -> Window {
@@ -46,13 +36,8 @@ fn stats(v: &mut [f64]) -> (f64, f64) {
 }
 
 fn main() {
-    let (rounds, calls) = (env("ROUNDS", 20), env("CALLS", 20));
-    let only = std::env::var("ONLY").unwrap_or_default().to_lowercase();
-    let paths: Vec<KernelPath> = host_paths()
-        .into_iter()
-        .filter(|p| only.is_empty() || format!("{p:?}").to_lowercase() == only)
-        .collect();
-    assert!(!paths.is_empty(), "ONLY={only}: not a path of this CPU");
+    let (rounds, calls) = (env_count("ROUNDS", 20), env_count("CALLS", 20));
+    let paths = host_paths_from_env();
     // (ci, co, window, h × w): resnet8's convolutions on a 28×28 input.
     let same = [1; 4];
     let down = [0, 1, 0, 1];

@@ -11,7 +11,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{bytes_i8, host_paths, le_f32, le_i32, BenchQuant};
+use common::{bytes_i8, env_count, host_paths, le_f32, le_i32, BenchQuant};
 use denoiserep_core::kernels::params::LinearParams;
 use denoiserep_core::kernels::{self, KernelPath};
 use denoiserep_core::{Activation, F32Data, I32Data, I8Data};
@@ -21,16 +21,6 @@ const ROUNDS: usize = 40;
 const CALLS: usize = 300;
 /// Offsets of the f32 weights from a 64-byte boundary.
 const OFFSETS: [usize; 3] = [0, 4, 49];
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v}: expected a count"))
-        })
-        .unwrap_or(default)
-}
 
 /// Mean µs per call of `f` over [`CALLS`] calls.
 fn time(mut f: impl FnMut()) -> f64 {
@@ -42,7 +32,7 @@ fn time(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let (n_in, n_out) = (env("IN", 784), env("OUT", 256));
+    let (n_in, n_out) = (env_count("IN", 784), env_count("OUT", 256));
     let p = LinearParams {
         rows: 1,
         in_features: n_in,

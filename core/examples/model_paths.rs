@@ -12,20 +12,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::host_paths;
+use common::{env_count, host_paths_from_env};
 use denoiserep_core::kernels::{self, KernelPath};
 use denoiserep_core::{Model, ARENA_ALIGN};
 use std::time::Instant;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v}: expected a count"))
-        })
-        .unwrap_or(default)
-}
 
 /// `len` zero bytes starting on a 64-byte boundary (a file as `denoiserep infer` holds it).
 fn aligned(len: usize) -> (Vec<[u8; 64]>, usize) {
@@ -38,18 +28,13 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let (rounds, calls) = (env("ROUNDS", 15), env("CALLS", 30));
+    let (rounds, calls) = (env_count("ROUNDS", 15), env_count("CALLS", 30));
     let files: Vec<String> = std::env::args().skip(1).collect();
     assert!(
         !files.is_empty(),
         "usage: model_paths FILE.dnrp [FILE.dnrp ...]"
     );
-    let only = std::env::var("ONLY").unwrap_or_default().to_lowercase();
-    let paths: Vec<KernelPath> = host_paths()
-        .into_iter()
-        .filter(|p| only.is_empty() || format!("{p:?}").to_lowercase() == only)
-        .collect();
-    assert!(!paths.is_empty(), "ONLY={only}: not a path of this CPU");
+    let paths = host_paths_from_env();
     for file in &files {
         let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
         let (mut store, len) = aligned(bytes.len());

@@ -93,6 +93,33 @@ pub fn host_paths() -> Vec<kernels::KernelPath> {
     }
 }
 
+/// [`host_paths`], or only the one named by the environment variable `ONLY` (`avx512`, `avx2`,
+/// `portable`; any case), for the timing examples. Panics with the name when this CPU lacks it.
+pub fn host_paths_from_env() -> Vec<kernels::KernelPath> {
+    let only = std::env::var("ONLY").unwrap_or_default().to_lowercase();
+    let paths: Vec<kernels::KernelPath> = host_paths()
+        .into_iter()
+        .filter(|p| only.is_empty() || format!("{p:?}").to_lowercase() == only)
+        .collect();
+    assert!(
+        !paths.is_empty(),
+        "ONLY={only}: not a kernel path of this CPU"
+    );
+    paths
+}
+
+/// The count in the environment variable `name`, or `default` when it is unset (the timing
+/// examples' `ROUNDS`, `CALLS`, …). Panics with the name on a value that is not a count.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v}: expected a count"))
+        })
+        .unwrap_or(default)
+}
+
 /// The per-channel requantization of the benches' int8 Linear layers (`n_out` outputs, multiplier
 /// `1 518 500 250`, shift −9, output scale 0.05 and zero point −128), as the bytes a
 /// [`PerChannelQuant`] borrows ([`BenchQuant::get`]).

@@ -244,11 +244,10 @@ unsafe fn dots_f32_zmm<const C: usize, const P: usize>(
     cols: &[&[f32]; P],
     full: usize,
 ) -> [[f32; P]; C] {
-    let n = LANES * full;
-    let need = n + if tail.is_some() { LANES } else { 0 };
-    if w.iter().any(|r| r.len() < 4 * n) || cols.iter().any(|x| x.len() < need) {
+    if !im2col::f32_dots_fit(w, tail.is_some(), cols, full) {
         return [[0.0; P]; C];
     }
+    let n = LANES * full;
     // Two 8-float chunks as one ZMM register (`lo` in the low half).
     let join = |lo: *const f32, hi: *const f32| {
         let lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(lo)));

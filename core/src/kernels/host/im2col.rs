@@ -103,6 +103,21 @@ pub(super) trait F32Dots {
     ) -> [[f32; P]; C];
 }
 
+/// True when [`F32Dots::dots`]'s slices hold what it reads: `8·full` weights per filter
+/// (little-endian f32 bytes) and `8·full` values per row, 8 more per row with a `tail`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn f32_dots_fit<const C: usize, const P: usize>(
+    w: &[&[u8]; C],
+    tail: bool,
+    cols: &[&[f32]; P],
+    full: usize,
+) -> bool {
+    let n = LANES * full;
+    let need = n + if tail { LANES } else { 0 };
+    w.iter().all(|r| r.len() >= 4 * n) && cols.iter().all(|x| x.len() >= need)
+}
+
 /// An int8 micro-kernel: exact `Σ_j w[c][j] · cols[p][j]` (wrapping i32) over im2col rows of
 /// [`Self::Col`] values.
 ///
@@ -816,14 +831,8 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots, const MP: usize>(
         return true;
     }
     let (full, rem) = (per_out / K::STEP, per_out % K::STEP);
-    let (act_min, act_max) = activation_range(act, q.output);
-    let row_quant = |o: usize| RowQuant {
-        multiplier: q.multiplier.get(o).unwrap_or(0),
-        shift: i32::from(q.shift.get(o).unwrap_or(0)),
-        zp_out: q.output.zero_point,
-        act_min,
-        act_max,
-    };
+    let range = activation_range(act, q.output);
+    let row_quant = |o: usize| RowQuant::of(q, o, range);
     let zp = q.input_zp;
     let wb = weights.as_bytes();
     let co = bias.len();

@@ -221,7 +221,7 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
     }
     let offsets = &offsets[..taps];
 
-    let (act_min, act_max) = activation_range(act, q.output);
+    let range = activation_range(act, q.output);
     let per_out = g.per_out;
     let segments = oh * grid.per_row;
     let mut wpk = [[0i32; MAX_T]; F];
@@ -229,13 +229,8 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
     let mut o0 = 0;
     while o0 < co {
         let nf = F.min(co - o0);
-        let mut rq = [Rq8::new(&RowQuant {
-            multiplier: 0,
-            shift: 0,
-            zp_out: 0,
-            act_min,
-            act_max,
-        }); F];
+        // Filters past `nf` keep channel 0's constants; their rows are not written.
+        let mut rq = [Rq8::new(&RowQuant::of(q, 0, range)); F];
         let mut b = [0i32; F];
         for f in 0..F {
             let w_f = &mut wpk[f][..taps];
@@ -251,13 +246,7 @@ unsafe fn conv2d_s8<M: PairMac, const F: usize, const SEGS: usize>(
                 pack_pairs_any(kh * kw, w_o, w_f);
             }
             b[f] = bias.get(o).unwrap_or(0);
-            rq[f] = Rq8::new(&RowQuant {
-                multiplier: q.multiplier.get(o).unwrap_or(0),
-                shift: i32::from(q.shift.get(o).unwrap_or(0)),
-                zp_out: q.output.zero_point,
-                act_min,
-                act_max,
-            });
+            rq[f] = Rq8::new(&RowQuant::of(q, o, range));
         }
         let mut s = 0;
         while s < segments {

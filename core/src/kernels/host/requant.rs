@@ -45,7 +45,6 @@ use core::arch::x86_64::{
     _mm_storel_epi64, _mm_unpacklo_epi32,
 };
 
-#[cfg(target_arch = "x86_64")]
 use crate::kernels::params::PerChannelQuant;
 use crate::quant::{requantize_fast, OutputRange, Requantizer};
 #[cfg(target_arch = "x86_64")]
@@ -65,6 +64,21 @@ pub(super) struct RowQuant {
     pub act_min: i32,
     /// See `act_min`.
     pub act_max: i32,
+}
+
+impl RowQuant {
+    /// Output channel `o` of a layer's per-channel quantization `q` with the activation range
+    /// `act_min ..= act_max` (0 for a channel `q` does not have; the caller checked lengths).
+    #[inline(always)]
+    pub(super) fn of(q: &PerChannelQuant<'_>, o: usize, (act_min, act_max): (i32, i32)) -> Self {
+        Self {
+            multiplier: q.multiplier.get(o).unwrap_or(0),
+            shift: i32::from(q.shift.get(o).unwrap_or(0)),
+            zp_out: q.output.zero_point,
+            act_min,
+            act_max,
+        }
+    }
 }
 
 /// `out[k] = requantize_fast(acc[k], …)` for `k < min(acc.len(), out.len())`, one at a time.

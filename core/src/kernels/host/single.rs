@@ -315,7 +315,7 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots>(
     if taps == 0 || plane == 0 {
         return true;
     }
-    let (act_min, act_max) = activation_range(act, q.output);
+    let range = activation_range(act, q.output);
     let zp = i16::from(q.input_zp);
     let pairs = taps.div_ceil(2);
     let group = 2 * pairs * PX;
@@ -370,13 +370,7 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots>(
                 for v in row.iter_mut() {
                     *v = v.wrapping_add(b);
                 }
-                let rq = RowQuant {
-                    multiplier: q.multiplier.get(o).unwrap_or(0),
-                    shift: i32::from(q.shift.get(o).unwrap_or(0)),
-                    zp_out: q.output.zero_point,
-                    act_min,
-                    act_max,
-                };
+                let rq = RowQuant::of(q, o, range);
                 let Some(out) = output.get_mut(o * plane + p0..o * plane + p0 + np_real) else {
                     continue;
                 };

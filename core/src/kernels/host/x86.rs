@@ -429,11 +429,10 @@ pub(super) unsafe fn conv_dots_f32<const C: usize, const P: usize>(
     cols: &[&[f32]; P],
     full: usize,
 ) -> [[f32; P]; C] {
-    let n = LANES * full;
-    let need = n + if tail.is_some() { LANES } else { 0 };
-    if w.iter().any(|r| r.len() < 4 * n) || cols.iter().any(|x| x.len() < need) {
+    if !im2col::f32_dots_fit(w, tail.is_some(), cols, full) {
         return [[0.0; P]; C];
     }
+    let n = LANES * full;
     let mut wp = [core::ptr::null::<f32>(); C];
     for c in 0..C {
         wp[c] = w[c].as_ptr().cast::<f32>();
