@@ -242,6 +242,8 @@ pub struct TrainSummary {
 /// `denoiserep train`.
 pub fn train(req: TrainRequest) -> Result<TrainSummary> {
     let started = std::time::Instant::now();
+    // Library callers that skip `runtime::init_threads` get the same first-step bits.
+    crate::runtime::warm_up_vml();
     let out = req.out.clone();
     let state = dir_state(&out)?;
     let (cfg, resume) = if req.resume {

@@ -15,6 +15,18 @@
 //!   AVX2 and AVX-512 branches is bitwise reproducible for any thread count) the same runs give
 //!   identical bytes. [`pin_mkl`] sets it unless the user set `MKL_CBWR` already.
 //!
+//! * **MKL's vector math, first call.** ATen computes `sqrt`, `exp`, `log`, … on CPU float
+//!   tensors with MKL's vector math library (VML), over 2048-element chunks spread on the intra-op
+//!   threads. VML sets up a process-wide state at its first call; when that first call comes from
+//!   two threads at once, one of them can compute its chunk with a less accurate method (relative
+//!   error up to ≈ 2⁻¹⁴ instead of ≤ 1 ulp). In training, that is the first Adam step's `√v` of the
+//!   first weight with ≥ 4096 elements. Measured (Intel Xeon, 2 threads, MKL 2024.0 in PyTorch
+//!   2.11.0, fresh processes beside 6 busy loops, `host-trainer/examples/vml_first_call.rs`): a
+//!   GEMM then `sqrt` of 16,384 floats gave a different half in 11 of 600 processes, and in 0 of
+//!   600 after one single-element `sqrt` first; that warm-up also protects `exp` (6 of 250 → 0 of
+//!   250), so the state is shared by all VML functions. [`init_threads`] makes that call
+//!   ([`warm_up_vml`]) before any other tensor operation.
+//!
 //! MKL reads `MKL_CBWR` when it initializes, at its first call, so [`pin_mkl`] must run before
 //! any tensor operation; `main` calls it first thing. Library users who run libtorch themselves
 //! set `MKL_CBWR=AUTO,STRICT` in the environment instead (`.cargo/config.toml` does so for every
@@ -58,7 +70,19 @@ pub fn init_threads(threads: Option<i32>) -> Result<i32> {
         None => tch::get_num_threads().max(1),
     };
     tch::set_num_threads(n);
+    warm_up_vml();
     Ok(n)
+}
+
+/// Calls MKL's vector math library once, on one element and so on this thread only, so that its
+/// lazily built process-wide state exists before two threads can reach it at once (see the
+/// module docs: without it, the first multi-threaded `sqrt` of a run could differ between
+/// processes). Idempotent and cheap; [`init_threads`] and [`crate::run::train`] call it.
+pub fn warm_up_vml() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tch::Tensor::from_slice(&[2.0f32]).sqrt();
+    });
 }
 
 /// [`pin_mkl`], then [`init_threads`]: what every libtorch command does first.
