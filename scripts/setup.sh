@@ -44,6 +44,24 @@ if want rust && command -v rustup >/dev/null 2>&1; then
     rustup component add llvm-tools || say "llvm-tools unavailable: size reports will be skipped"
   fi
 fi
+# Every crate the builds need (workspace, firmware, fuzz), downloaded now and retried, so that a
+# network hiccup fails here, named, rather than in the middle of a build an hour later (cargo's
+# own retries are per request). A no-op when ~/.cargo already holds them.
+if want rust; then
+  for manifest in Cargo.toml firmware/Cargo.toml fuzz/Cargo.toml; do
+    [ -f "$manifest" ] || continue
+    for try in 1 2 3; do
+      out=$(cargo fetch --locked --manifest-path "$manifest" 2>&1) && break
+      if [ "$try" = 3 ]; then
+        say "cargo fetch --locked --manifest-path $manifest failed 3 times; the last error:"
+        printf '%s\n' "$out" | tail -20 >&2
+        exit 1
+      fi
+      say "cargo fetch for $manifest failed (try $try of 3); retrying in $((try * 20)) s"
+      sleep $((try * 20))
+    done
+  done
+fi
 
 # --- libtorch (PyTorch 2.11.0 wheel, as pinned by tch 0.24) --------------------------------------
 TORCH_VERSION=2.11.0

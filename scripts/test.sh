@@ -11,6 +11,9 @@ step "setup"
 # SETUP_AARCH64=1: the aarch64 step below needs the cross target, linker and qemu-aarch64.
 SETUP_QEMU="${SETUP_QEMU:-1}" SETUP_AARCH64="${SETUP_AARCH64:-1}" bash scripts/setup.sh
 
+# A clean clone (CI) gains nothing from incremental compilation but gigabytes of caches on disk.
+case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in ""|0|false) ;; *) export CARGO_INCREMENTAL=0 ;; esac
+
 step "cargo fmt --check"
 cargo fmt --all --check
 # Without --all: in firmware/, --all would also walk the path dependency's host workspace.
@@ -118,7 +121,6 @@ set +e
 bash scripts/fuzz.sh smoke 2>&1 | tee "$work/fuzz-smoke.log"
 fuzz_rc=${PIPESTATUS[0]}
 set -e
-[ "$fuzz_rc" -eq 0 ] || test_rc=1
 
 step "summary"
 # Sums cargo's per-binary "test result:" lines; lists the ignored (skipped) tests by name.
@@ -128,14 +130,28 @@ comparisons=$(grep -c $'^compared\t' "$DENOISEREP_DEVICE_LEDGER" || true)
 compared_samples=$(awk -F'\t' '$1 == "compared" {s += $2} END {print s + 0}' "$DENOISEREP_DEVICE_LEDGER")
 device_skips=$(grep -c $'^skipped\t' "$DENOISEREP_DEVICE_LEDGER" || true)
 device_refused=$(grep -c $'^refused\t' "$DENOISEREP_DEVICE_LEDGER" || true)
+echo "ignored tests (#[ignore]: benchmarks and long runs, run by hand): $ignored"
+grep -a -E '^test .* \.\.\. ignored' "$work/cargo-test.log" | sed 's/^test /  /' || true
 echo "host == device: $comparisons bit-for-bit comparisons ($compared_samples samples) ran; $device_skips device tests skipped (no QEMU); $device_refused models not run (more tensors than the firmware holds, refused cleanly)"
 fuzz_targets=$(grep -c ' execs ' "$work/fuzz-smoke.log" || true)
 echo "fuzz smoke: $fuzz_targets targets run, $( [ "$fuzz_rc" -eq 0 ] && echo 'no crash' || echo 'FAILED (see above)')"
-echo "ignored tests (#[ignore]: benchmarks and long runs, run by hand): $ignored"
-grep -a -E '^test .* \.\.\. ignored' "$work/cargo-test.log" | sed 's/^test /  /' || true
+# Where the builds are, and how full: a CI machine can run out of disk.
+builds="${CARGO_TARGET_DIR:-$root/target}"
+echo "disk: $(df -h --output=avail "$builds" 2>/dev/null | tail -1 | tr -d ' ') free where the builds are ($builds, $(du -sh "$builds" 2>/dev/null | cut -f1) used); fuzz/target $(du -sh fuzz/target 2>/dev/null | cut -f1)"
+# Why a step failed, in the last lines of the run (all a CI report may show): the first lines
+# of $1 that name a build error, a crash, a killed process or a full disk.
+causes() {
+  grep -a -m "${2:-8}" -E '^ *error(\[|:)|^Error:|panicked at|CRASH|==ERROR|No space left|^Killed|signal: 9|SIGKILL|[Oo]ut of memory|could not compile' "$1" \
+    | cut -c1-200 | sed 's/^/  /' || true
+}
 if [ "$failed" -gt 0 ] || [ "$test_rc" -ne 0 ]; then
   echo "FAILED tests:"
   grep -a -E '^test .* \.\.\. FAILED' "$work/cargo-test.log" | sed 's/^test /  /' || true
+  [ "$failed" -gt 0 ] || { echo "cargo's errors (no test failed):"; causes "$work/cargo-test.log"; }
+fi
+if [ "$fuzz_rc" -ne 0 ]; then
+  echo "fuzz smoke failed$( [ "$fuzz_targets" -eq 0 ] && echo ' before any target ran (setup or build)'):"
+  causes "$work/fuzz-smoke.log"
 fi
 device_required=0
 case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in ""|0|false) ;; *) device_required=1 ;; esac
@@ -144,6 +160,6 @@ if [ "$device_required" = 1 ] && { [ "$comparisons" -eq 0 ] || [ "$device_skips"
   echo "the device tests are required here (CI or DENOISEREP_REQUIRE_DEVICE=1), but $comparisons host == device comparisons ran and $device_skips were skipped"
   test_rc=1
 fi
-[ "$fuzz_rc" -eq 0 ] || failed=$((failed + 1))
+[ "$fuzz_rc" -eq 0 ] || { failed=$((failed + 1)); test_rc=1; }
 echo "$passed passed, $failed failed, $((ignored + device_skips)) skipped"
 exit "$test_rc"
