@@ -149,6 +149,15 @@ fn im2col_taps<T: Copy, U: Copy, const P: usize>(
                     let ix0 = (ox0 * sw + kx) as isize - win.pad_left as isize;
                     if ix0 >= 0 && (ix0 as usize) + (seg - 1) * sw < row.len() {
                         let src = row.get(ix0 as usize..).unwrap_or(&[]);
+                        if seg == PX
+                            && match sw {
+                                1 => copy_group::<_, _, P, 1>(dst, src, &f),
+                                2 => copy_group::<_, _, P, 2>(dst, src, &f),
+                                _ => false,
+                            }
+                        {
+                            continue;
+                        }
                         if P == 1 && sw == 1 {
                             for (d, &v) in dst.iter_mut().zip(src) {
                                 *d = f(v);
@@ -173,6 +182,27 @@ fn im2col_taps<T: Copy, U: Copy, const P: usize>(
         }
         k += seg;
     }
+}
+
+/// `dst[r·P] = f(src[r·SW])` for the [`PX`] pixels `r` of a whole segment, with lengths known
+/// at compile time, so that the copy is unrolled without bounds checks (as iterator steps it
+/// was over half of a 1×1 stride-2 int8 layer). `false` (nothing written) when a slice is short.
+#[inline(always)]
+fn copy_group<T: Copy, U: Copy, const P: usize, const SW: usize>(
+    dst: &mut [U],
+    src: &[T],
+    f: &impl Fn(T) -> U,
+) -> bool {
+    let (Some(d), Some(s)) = (
+        dst.get_mut(..P * (PX - 1) + 1),
+        src.get(..SW * (PX - 1) + 1),
+    ) else {
+        return false;
+    };
+    for r in 0..PX {
+        d[r * P] = f(s[r * SW]);
+    }
+    true
 }
 
 /// Pixels per tile for `elems` tile elements per pixel: a multiple of [`PX`], at least [`PX`]
