@@ -34,6 +34,7 @@ use core::arch::x86_64::{
 
 use super::pixels::Grid;
 use super::requant::{store8, RowQuant, Rq8};
+use super::single::pack_pair;
 use crate::kernels::params::PerChannelQuant;
 use crate::kernels::ConvGeometry;
 use crate::quant::activation_range;
@@ -78,14 +79,7 @@ impl PairMac for Dpwssd {
     }
 }
 
-/// The weight pair of taps `a` (channel `2m`) and `b` (channel `2m + 1`): `a` in the low 16 bits,
-/// `b` in the high 16 bits, as `vpmaddwd` reads an i32 lane.
-#[inline(always)]
-fn pack(a: u8, b: u8) -> i32 {
-    (i32::from(a as i8) & 0xffff) | (i32::from(b as i8) << 16)
-}
-
-/// `dst[m·W + k] = pack(w[2m][k], w[2m + 1][k])` for a filter `w` of `W`-tap channels (the
+/// `dst[m·W + k] = pack_pair(w[2m][k], w[2m + 1][k])` for a filter `w` of `W`-tap channels (the
 /// second channel of the last pair 0 when the count is odd). A fixed `W` lets the compiler
 /// vectorize the full pairs.
 #[inline(always)]
@@ -96,12 +90,12 @@ fn pack_pairs<const W: usize>(w: &[u8], dst: &mut [i32]) {
     for (s, d) in (&mut src).zip(&mut out) {
         let (a, b) = s.split_at(W);
         for k in 0..W {
-            d[k] = pack(a[k], b[k]);
+            d[k] = pack_pair(a[k], b[k]);
         }
     }
     if let Some(d) = out.next() {
         for (d, &a) in d.iter_mut().zip(src.remainder()) {
-            *d = pack(a, 0);
+            *d = pack_pair(a, 0);
         }
     }
 }
@@ -113,7 +107,7 @@ fn pack_pairs_any(window: usize, w: &[u8], dst: &mut [i32]) {
         let lo = channels.next().unwrap_or(&[]);
         let hi = channels.next().unwrap_or(&[]);
         for (k, (d, &a)) in d.iter_mut().zip(lo).enumerate() {
-            *d = pack(a, hi.get(k).copied().unwrap_or(0));
+            *d = pack_pair(a, hi.get(k).copied().unwrap_or(0));
         }
     }
 }

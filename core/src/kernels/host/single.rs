@@ -47,6 +47,13 @@ const ACC_PX: usize = 512;
 /// of element `m`, `w[2m + 1]` in the high 16 bits (zeros past its taps).
 pub(super) type Pairs = [i32; MAX_TAPS / 2];
 
+/// The weight pair of taps `a` and `b` (int8 bytes) as `vpmaddwd` reads an i32 lane: `a` in the
+/// low 16 bits, `b` in the high 16 bits (both sign-extended).
+#[inline(always)]
+pub(super) fn pack_pair(a: u8, b: u8) -> i32 {
+    (i32::from(a as i8) & 0xffff) | (i32::from(b as i8) << 16)
+}
+
 /// `out[f][px] = Σ_m w[f][2m]·x[m][px][0] + w[f][2m + 1]·x[m][px][1]` over the tap pairs `m` of
 /// one group `blk` (`[pairs][PX][2]` i16), exact wrapping i32: what `vpmaddwd` computes, in
 /// plain Rust (the default of [`S8Dots::pair_dots`]).
@@ -371,9 +378,8 @@ pub(super) unsafe fn conv2d_s8<K: S8Dots>(
                 let o = o0 + f;
                 let w_o = wb.get(o * taps..(o + 1) * taps).unwrap_or(&[]);
                 for (d, pair) in w_f.iter_mut().zip(w_o.chunks(2)) {
-                    let lo = i32::from(pair[0] as i8) & 0xffff;
-                    let hi = pair.get(1).map_or(0, |&v| i32::from(v as i8) << 16);
-                    *d = lo | hi;
+                    let (lo, hi) = (pair.first(), pair.get(1));
+                    *d = pack_pair(lo.copied().unwrap_or(0), hi.copied().unwrap_or(0));
                 }
             }
             for (gi, blk) in col.chunks_exact(group).take(np / PX).enumerate() {
