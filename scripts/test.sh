@@ -11,8 +11,11 @@ step "setup"
 # SETUP_AARCH64=1: the aarch64 step below needs the cross target, linker and qemu-aarch64.
 SETUP_QEMU="${SETUP_QEMU:-1}" SETUP_AARCH64="${SETUP_AARCH64:-1}" bash scripts/setup.sh
 
-# A clean clone (CI) gains nothing from incremental compilation but gigabytes of caches on disk.
-case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in ""|0|false) ;; *) export CARGO_INCREMENTAL=0 ;; esac
+# Under CI (CI set to anything but empty, 0 or false) the device tests are required, and the
+# build skips incremental compilation: a clean clone gains nothing from it but gigabytes of caches.
+ci=1
+case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in ""|0|false) ci=0 ;; esac
+[ "$ci" = 0 ] || export CARGO_INCREMENTAL=0
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -103,7 +106,7 @@ if [ "$(uname -m)" = x86_64 ]; then
       | tee -a "$work/cargo-test.log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || test_rc=1
     set -e
-  elif [ "${CI:-}" = true ] || [ "${DENOISEREP_REQUIRE_DEVICE:-0}" = 1 ]; then
+  elif [ "$ci" = 1 ] || [ "${DENOISEREP_REQUIRE_DEVICE:-0}" = 1 ]; then
     echo "FAILED: the aarch64 tests are required here, but qemu-aarch64, aarch64-linux-gnu-gcc or the Rust target is missing (scripts/setup.sh with SETUP_AARCH64=1)"
     test_rc=1
   else
@@ -153,8 +156,7 @@ if [ "$fuzz_rc" -ne 0 ]; then
   echo "fuzz smoke failed$( [ "$fuzz_targets" -eq 0 ] && echo ' before any target ran (setup or build)'):"
   causes "$work/fuzz-smoke.log"
 fi
-device_required=0
-case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in ""|0|false) ;; *) device_required=1 ;; esac
+device_required=$ci
 [ "${DENOISEREP_REQUIRE_DEVICE:-0}" = 1 ] && device_required=1
 if [ "$device_required" = 1 ] && { [ "$comparisons" -eq 0 ] || [ "$device_skips" -gt 0 ]; }; then
   echo "the device tests are required here (CI or DENOISEREP_REQUIRE_DEVICE=1), but $comparisons host == device comparisons ran and $device_skips were skipped"
