@@ -5,7 +5,9 @@
 //! halves of a unit, so the win is the register file and VNNI, not the width. And f32 could not
 //! use 16 lanes anyway: a 16-wide register would hold two terms per lane of the documented order.
 //!
-//! - f32: the AVX2 micro-kernel of `x86.rs` (`vmulps` then `vaddps`, lane `l` of a register is
+//! - f32 3×3 at stride 1 ("same" columns, ≥ 8 channels): [`super::pixels_f32`], 16 output
+//!   pixels per ZMM register, no im2col copy.
+//! - f32 otherwise: the AVX2 micro-kernel of `x86.rs` (`vmulps` then `vaddps`, lane `l` of a register is
 //!   lane `l` of the documented order, the `vhaddps` tree) with a `4 × 4` register block: 16
 //!   accumulators, 4 pixel chunks, one weight chunk and a product in 22 registers. Loads per
 //!   8 taps: 4 + 4 for 16 multiply-adds (the `4 × 2` AVX2 block loads 6 for 8).
@@ -54,7 +56,9 @@ pub(super) unsafe fn conv2d_f32_avx512(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    if single::conv2d_f32(g, act, input, weights, bias, output) {
+    if single::conv2d_f32(g, act, input, weights, bias, output)
+        || super::pixels_f32::conv2d_f32(g, act, input, weights, bias, output)
+    {
         return;
     }
     if !im2col::conv2d_f32::<Avx512, MP>(g, act, input, weights, bias, output) {

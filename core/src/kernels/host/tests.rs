@@ -422,7 +422,7 @@ fn conv_case(
     win: Window,
     h: usize,
     w: usize,
-    relu_on: bool,
+    a: Activation,
     zp_in: i8,
     seed: u64,
     specials: bool,
@@ -432,7 +432,6 @@ fn conv_case(
     };
     let mut rng = Rng(seed);
     let per_out = ci * win.kh * win.kw;
-    let a = act(relu_on);
     let p = ConvParams {
         in_channels: ci,
         h,
@@ -508,7 +507,7 @@ proptest! {
             pad_top: pads[0] % kh, pad_bottom: pads[1] % kh,
             pad_left: pads[2] % kw, pad_right: pads[3] % kw,
         };
-        conv_case(ci, co, win, h, w, relu_on, zp_in, seed, seed % 2 == 0)?;
+        conv_case(ci, co, win, h, w, act(relu_on), zp_in, seed, seed % 2 == 0)?;
     }
 }
 
@@ -572,7 +571,7 @@ fn conv2d_odd_shapes_match_the_reference() {
                 w,
                 h,
                 wd,
-                seed % 2 == 1,
+                act(seed % 2 == 1),
                 zp,
                 1000 * k as u64 + seed,
                 seed < 2,
@@ -612,8 +611,53 @@ fn conv2d_model_shapes_match_the_reference() {
     for (k, &(ci, co, win, h, w)) in cases.iter().enumerate() {
         for (n, zp) in [0i8, -128, 127, 5].into_iter().enumerate() {
             let seed = 7000 + 10 * k as u64 + n as u64;
-            let r = conv_case(ci, co, win, h, w, n % 2 == 0, zp, seed, n < 2);
+            let a = [
+                Activation::Relu,
+                Activation::None,
+                Activation::Relu,
+                Activation::Relu6,
+            ][n];
+            let r = conv_case(ci, co, win, h, w, a, zp, seed, n < 2);
             assert!(r.is_ok(), "case {k} zp {zp}: {r:?}");
+        }
+    }
+}
+
+/// The 3×3 stride-1 f32 kernel with output pixels in the lanes (`pixels_f32.rs`, AVX-512):
+/// channel counts that leave a partial group of 8, filter counts that leave 1 or 2 after the
+/// blocks of 3, every split of the 2 padding columns and of the rows, outputs of one pixel, one
+/// column and rows wider than a register, several bands (100 channels of 14 × 14: 3 rows per
+/// band) and a row that does not fit a band (300 channels: the im2col kernel runs), with each
+/// activation.
+#[test]
+fn conv2d_pixels_f32_shapes_match_the_reference() {
+    let win = |p: [usize; 4]| Window {
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        pad_top: p[0],
+        pad_bottom: p[1],
+        pad_left: p[2],
+        pad_right: p[3],
+    };
+    let cases = [
+        (8, 1, win([1; 4]), 1, 1),
+        (9, 4, win([1; 4]), 5, 3),
+        (13, 5, win([0, 2, 2, 0]), 6, 7),
+        (23, 7, win([2, 0, 0, 2]), 4, 9),
+        (8, 2, win([1; 4]), 2, 40),
+        (17, 6, win([1; 4]), 17, 1),
+        (16, 3, win([0, 0, 1, 1]), 3, 5),
+        (100, 3, win([1; 4]), 14, 14),
+        (300, 2, win([1; 4]), 3, 14),
+    ];
+    let acts = [Activation::None, Activation::Relu, Activation::Relu6];
+    for (k, &(ci, co, win, h, w)) in cases.iter().enumerate() {
+        for (n, a) in acts.into_iter().enumerate() {
+            let seed = 9000 + 10 * k as u64 + n as u64;
+            let r = conv_case(ci, co, win, h, w, a, 0, seed, n != 1);
+            assert!(r.is_ok(), "case {k} {a:?}: {r:?}");
         }
     }
 }
