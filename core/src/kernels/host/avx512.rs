@@ -57,7 +57,7 @@ pub(super) unsafe fn conv2d_f32_avx512(
     output: &mut [f32],
 ) {
     if single::conv2d_f32(g, act, input, weights, bias, output)
-        || super::pixels_f32::conv2d_f32(g, act, input, weights, bias, output)
+        || super::pixels_f32::conv2d_f32_avx512(g, act, input, weights, bias, output)
     {
         return;
     }

@@ -1,5 +1,5 @@
-//! f32 Conv2d, 3 × 3 at stride 1, with 16 output pixels in the lanes of a 512-bit register
-//! (AVX-512F; host only).
+//! f32 Conv2d, 3 × 3 at stride 1, with output pixels in the lanes of a vector register: 16 per
+//! ZMM register on AVX-512F, 8 per YMM register on AVX2 (host only).
 //!
 //! The im2col kernel ([`super::im2col`]) copies the 9·ci taps of every output pixel into a row
 //! before the dot products; on a 16 → 16 3×3 layer those copies (runs of 3 floats) were about a
@@ -14,9 +14,9 @@
 //!   as fit, and a shape that does not fit one row falls back.
 //! - **Pixels**: band position `q = r·wp + c` (`r < rows`, `c < wp`) is output pixel
 //!   `(oy0 + r, c)` when `c < w` (the 2 columns `c ≥ w` are junk lanes, computed and dropped).
-//!   Its tap `(ky, kx)` of channel `i` is band value `i·band + q + ky·wp + kx`, so 16
-//!   consecutive positions read 16 consecutive floats: one unaligned 64-byte load per tap,
-//!   shared by [`F`] filters.
+//!   Its tap `(ky, kx)` of channel `i` is band value `i·band + q + ky·wp + kx`, so 16 (8)
+//!   consecutive positions read 16 (8) consecutive floats: one unaligned load per tap, shared
+//!   by the filters of a pass.
 //!
 //! **The documented order, per lane.** Term `j = (i·3 + ky)·3 + kx = 9i + t` of an output goes to
 //! accumulation lane `j mod 8` (`crate::kernels`). Each output pixel keeps its 8 lanes as the
@@ -27,7 +27,8 @@
 //! `+0.0`. Then the fixed tree `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))` as 7 whole-register adds,
 //! `+ bias`, the activation as compares and selects (`x < 0 → 0`, `x > 6 → 6`: the scalar
 //! `activate_f32`, NaN and −0.0 included), and the valid lanes, compressed together
-//! (`vcompressps`), stored as consecutive output pixels. A padded tap adds `w · 0.0 = ±0.0`,
+//! (`vcompressps`; on AVX2 `vpermps` by a table and a masked store), stored as consecutive
+//! output pixels. A padded tap adds `w · 0.0 = ±0.0`,
 //! which leaves a lane unchanged because a lane never holds −0.0 (the dispatcher sends filters
 //! with a non-finite weight to the reference loop), so the bits equal the reference's, which
 //! skips the tap. Junk lanes may read anything (the next row, the next channel): they are
@@ -38,16 +39,25 @@
 //! every `ci` (the wasted work is `(8 − ci mod 8)/ci` of a layer; 16, 32 and 64 channels have
 //! none).
 //!
-//! **Registers**: [`F`] = 3 filters × 8 lanes = 24 accumulators, the input vector and products
-//! in the 32 ZMM registers: per tap one input load, 3 broadcast loads, 3 `vmulps`, 3 `vaddps`
-//! (48 multiply-adds). Left-over filters (`co mod 3`) run one at a time. An empty `asm!` after
-//! each add pins the order of the instructions (see [`channel`]).
+//! **Registers**: on AVX-512, [`F`] = 3 filters × 8 lanes = 24 accumulators, the input vector
+//! and products in the 32 ZMM registers: per tap one input load, 3 broadcast loads, 3 `vmulps`,
+//! 3 `vaddps` (48 multiply-adds); left-over filters (`co mod 3`) run one at a time. On AVX2 one
+//! filter (8 of the 16 YMM registers), and per window row two loads and a shuffle for the 3
+//! taps ([`channel_avx2`]); it runs for at most [`AVX2_MAX_CI`] channels, where it is faster
+//! than the im2col kernel. An empty `asm!` after each add pins the order of the instructions
+//! (see [`tap`]).
 //!
 //! Shapes it does not take (`false`, nothing written): other windows or strides,
 //! `pad_left + pad_right ≠ 2`, fewer than 8 input channels (the few-tap kernel of
 //! [`super::single`] runs those), a band row that does not fit [`BUF`].
 //! Measured in `docs/kernels.md` (host part 9).
 
+use core::arch::x86_64::{
+    __m256, _mm256_add_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_cmpgt_epi32,
+    _mm256_cvtepu8_epi32, _mm256_loadu_ps, _mm256_maskstore_ps, _mm256_mul_ps,
+    _mm256_permutevar8x32_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
+    _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm_cvtsi64_si128,
+};
 use core::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_loadu_ps, _mm512_mask_mov_ps,
     _mm512_mask_storeu_ps, _mm512_maskz_compress_ps, _mm512_mul_ps, _mm512_set1_ps,
@@ -57,26 +67,107 @@ use core::arch::x86_64::{
 use crate::kernels::{ConvGeometry, LANES};
 use crate::tensor::{Activation, F32Data};
 
-/// Output pixels per register.
-const PX: usize = 16;
-/// Filters per pass: 24 accumulators of the 32 registers.
+/// Filters per pass on AVX-512: 24 accumulators of the 32 registers.
 const F: usize = 3;
+/// Most input channels the AVX2 version takes. With one filter per pass (8 lane registers of
+/// the 16) it reaches about the im2col kernel's multiply-add rate, so it wins where im2col
+/// pays most per output: the copies and the horizontal tree of a short filter. On an Intel Xeon
+/// (`conv_paths`, alternating binaries): 16 → 16 at 28 × 28 95 µs against 123 µs; 32 → 32 at
+/// 14 × 14 103 against 91–97 µs and 64 → 64 at 7 × 7 112 against 89 µs, where the longer
+/// filters amortize the tree and the 7-wide rows leave a quarter of the lanes idle.
+const AVX2_MAX_CI: usize = 16;
 /// Taps per channel (3 × 3).
 const T: usize = 9;
 /// Channels per unrolled group: the lane pattern `(i + t) mod 8` repeats after 8 channels.
 const GROUP: usize = 8;
 /// Floats of the band buffer (32 KiB), past its `ci + 1` planes: the reads of the last
-/// vector's junk lanes run up to `PX + 2` floats past the last plane.
+/// vector's junk lanes run up to 18 floats past the last plane.
 const BUF: usize = 8192;
-const SLACK: usize = 2 * PX;
+const SLACK: usize = 32;
 
-/// [`crate::kernels::conv2d_f32`] after its checks, for finite weights: see the module docs.
-/// Returns `false` (writing nothing) for a shape it does not take.
+/// How one instruction set computes a block of filters over one register of pixels.
+trait Kernel {
+    /// Output pixels per register (at most 16).
+    const PX: usize;
+    /// Filters per full block.
+    const F: usize;
+    /// Filters `o .. o + F` over the band positions of `at`: every channel, the tree, the bias,
+    /// the activation and the store of the valid lanes.
+    ///
+    /// # Safety
+    /// The CPU has the kernel's features; `o + F ≤ co` and the lengths [`run`] checked.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_f(
+        prm: &Params,
+        buf: &[f32],
+        wb: &[u8],
+        o: usize,
+        at: &Pixels,
+        act: Activation,
+        bias: F32Data<'_>,
+        output: &mut [f32],
+    );
+    /// [`Kernel::block_f`] for the one filter `o`.
+    ///
+    /// # Safety
+    /// As [`Kernel::block_f`], with `o < co`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_1(
+        prm: &Params,
+        buf: &[f32],
+        wb: &[u8],
+        o: usize,
+        at: &Pixels,
+        act: Activation,
+        bias: F32Data<'_>,
+        output: &mut [f32],
+    );
+}
+
+/// [`crate::kernels::conv2d_f32`] after its checks, for finite weights, on AVX-512 (16 pixels,
+/// 3 filters per pass): see the module docs. Returns `false` (writing nothing) for a shape it
+/// does not take.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx2,avx512f")]
-pub(super) unsafe fn conv2d_f32(
+pub(super) unsafe fn conv2d_f32_avx512(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> bool {
+    run::<Avx512>(g, act, input, weights, bias, output)
+}
+
+/// [`conv2d_f32_avx512`] on AVX2 (8 pixels, one filter per pass), for at most
+/// [`AVX2_MAX_CI`] input channels.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn conv2d_f32_avx2(
+    g: &ConvGeometry,
+    act: Activation,
+    input: &[f32],
+    weights: F32Data<'_>,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) -> bool {
+    if g.ci > AVX2_MAX_CI {
+        return false;
+    }
+    run::<Avx2>(g, act, input, weights, bias, output)
+}
+
+/// The bands, the pixel registers and the filter blocks of one call.
+///
+/// # Safety
+/// The CPU has `K`'s features.
+#[inline(always)]
+unsafe fn run<K: Kernel>(
     g: &ConvGeometry,
     act: Activation,
     input: &[f32],
@@ -117,30 +208,23 @@ pub(super) unsafe fn conv2d_f32(
     while oy0 < g.oh {
         let rows = rows_max.min(g.oh - oy0);
         fill_band(g, input, oy0, rows, band, &mut buf);
-        // Band positions `q .. q + 16`, the lanes that are output pixels, and the flat output
-        // index of the first of them (`w` pixels per full row before `q`, then the row's part).
+        // One register of pixels through every filter block, then the next (chunks of
+        // registers inside a filter loop, to keep a block's weights in L1, measured no faster).
         let n_q = rows * wp;
         let mut q = 0;
         while q < n_q {
-            let mut valid: __mmask16 = 0;
-            for l in 0..PX.min(n_q - q) {
-                if (q + l) % wp < w {
-                    valid |= 1 << l;
-                }
-            }
-            let first = (oy0 + q / wp) * w + (q % wp).min(w);
-            let at = Pixels { q, valid, first };
+            let at = Pixels::at(q, n_q, wp, w, oy0, K::PX);
             let mut o = 0;
             while o < co {
-                if co - o >= F {
-                    block::<F>(&prm, &buf, wb, o, &at, act, bias, output);
-                    o += F;
+                if co - o >= K::F {
+                    K::block_f(&prm, &buf, wb, o, &at, act, bias, output);
+                    o += K::F;
                 } else {
-                    block::<1>(&prm, &buf, wb, o, &at, act, bias, output);
+                    K::block_1(&prm, &buf, wb, o, &at, act, bias, output);
                     o += 1;
                 }
             }
-            q += PX;
+            q += K::PX;
         }
         oy0 += rows;
     }
@@ -164,8 +248,35 @@ struct Params {
 /// index of the first valid one.
 struct Pixels {
     q: usize,
-    valid: __mmask16,
+    valid: u16,
     first: usize,
+}
+
+impl Pixels {
+    /// The `px` band positions from `q` of a band of `n_q = rows·wp` positions whose first row
+    /// is output row `oy0`: lane `l` is an output pixel when `q + l < n_q` and its column
+    /// `(q + l) mod wp < w`; the first valid one is flat output pixel
+    /// `(oy0 + ⌊q/wp⌋)·w + min(q mod wp, w)` (`w` pixels per full row before `q`, then the
+    /// row's part).
+    fn at(q: usize, n_q: usize, wp: usize, w: usize, oy0: usize, px: usize) -> Self {
+        let (r, c0) = (q / wp, q % wp);
+        let mut valid = 0u16;
+        let mut c = c0;
+        for l in 0..px.min(n_q - q) {
+            if c < w {
+                valid |= 1 << l;
+            }
+            c += 1;
+            if c == wp {
+                c = 0;
+            }
+        }
+        Self {
+            q,
+            valid,
+            first: (oy0 + r) * w + c0.min(w),
+        }
+    }
 }
 
 /// Channel `i`'s band rows `r < rows + 2` at `buf[i·band + r·wp ..]`: input row
@@ -198,11 +309,79 @@ fn fill_band(
     }
 }
 
+/// Every channel of a block, in groups of 8 with the phase `R = i mod 8` as a const parameter
+/// of `$channel` (`$channel::<R, NF>(&mut acc, (x, w), wp)`: `x` the channel's band plane from
+/// position `q`, `w` its weights in each filter). A channel past `ci` in the last group reads
+/// the zero plane and channel 0's weights (finite), which adds `±0.0` terms: see the module
+/// docs.
+macro_rules! channel_groups {
+    ($prm:expr, $buf:expr, $at:expr, $filters:expr, $acc:expr, $channel:ident, $nf:ident) => {{
+        let x0 = $buf.as_ptr().add($at.q);
+        let zeros = x0.add($prm.ci * $prm.band);
+        let mut i0 = 0;
+        while i0 < $prm.ci {
+            let active = ($prm.ci - i0).min(GROUP);
+            let ch = |c: usize| -> (*const f32, [*const u8; $nf]) {
+                if c < active {
+                    let i = i0 + c;
+                    (
+                        x0.add(i * $prm.band),
+                        $filters.map(|f| f.wrapping_add(4 * T * i)),
+                    )
+                } else {
+                    (zeros, $filters)
+                }
+            };
+            $channel::<0, $nf>(&mut $acc, ch(0), $prm.wp);
+            $channel::<1, $nf>(&mut $acc, ch(1), $prm.wp);
+            $channel::<2, $nf>(&mut $acc, ch(2), $prm.wp);
+            $channel::<3, $nf>(&mut $acc, ch(3), $prm.wp);
+            $channel::<4, $nf>(&mut $acc, ch(4), $prm.wp);
+            $channel::<5, $nf>(&mut $acc, ch(5), $prm.wp);
+            $channel::<6, $nf>(&mut $acc, ch(6), $prm.wp);
+            $channel::<7, $nf>(&mut $acc, ch(7), $prm.wp);
+            i0 += GROUP;
+        }
+    }};
+}
+
+/// AVX-512F: 16 pixels per ZMM register, [`F`] = 3 filters per block.
+struct Avx512;
+
+impl Kernel for Avx512 {
+    const PX: usize = 16;
+    const F: usize = F;
+    unsafe fn block_f(
+        prm: &Params,
+        buf: &[f32],
+        wb: &[u8],
+        o: usize,
+        at: &Pixels,
+        act: Activation,
+        bias: F32Data<'_>,
+        output: &mut [f32],
+    ) {
+        block::<F>(prm, buf, wb, o, at, act, bias, output)
+    }
+    unsafe fn block_1(
+        prm: &Params,
+        buf: &[f32],
+        wb: &[u8],
+        o: usize,
+        at: &Pixels,
+        act: Activation,
+        bias: F32Data<'_>,
+        output: &mut [f32],
+    ) {
+        block::<1>(prm, buf, wb, o, at, act, bias, output)
+    }
+}
+
 /// Filters `o .. o + NF` over the 16 band positions of `at`: every channel group, the tree, the
 /// bias, the activation and the store of the valid lanes.
 ///
 /// # Safety
-/// AVX-512F; the lengths checked in [`conv2d_f32`]; `o + NF ≤ co`; `buf` holds `ci + 1` planes
+/// AVX-512F; the lengths checked in [`run`]; `o + NF ≤ co`; `buf` holds `ci + 1` planes
 /// of `band` floats and [`SLACK`] more.
 #[target_feature(enable = "avx2,avx512f")]
 #[inline]
@@ -220,34 +399,7 @@ unsafe fn block<const NF: usize>(
     let mut acc = [[_mm512_setzero_ps(); LANES]; NF];
     let filters: [*const u8; NF] =
         core::array::from_fn(|f| wb.as_ptr().add(4 * (o + f) * prm.per_out));
-    let x0 = buf.as_ptr().add(at.q);
-    let zeros = x0.add(prm.ci * prm.band);
-    let mut i0 = 0;
-    while i0 < prm.ci {
-        let active = (prm.ci - i0).min(GROUP);
-        // Channel `i0 + c` of the group: its band plane (from `q`) and its weights; a channel
-        // past `ci` reads the zero plane and channel 0's weights.
-        let ch = |c: usize| -> (*const f32, [*const u8; NF]) {
-            if c < active {
-                let i = i0 + c;
-                (
-                    x0.add(i * prm.band),
-                    filters.map(|f| f.wrapping_add(4 * T * i)),
-                )
-            } else {
-                (zeros, filters)
-            }
-        };
-        channel::<0, NF>(&mut acc, ch(0), prm.wp);
-        channel::<1, NF>(&mut acc, ch(1), prm.wp);
-        channel::<2, NF>(&mut acc, ch(2), prm.wp);
-        channel::<3, NF>(&mut acc, ch(3), prm.wp);
-        channel::<4, NF>(&mut acc, ch(4), prm.wp);
-        channel::<5, NF>(&mut acc, ch(5), prm.wp);
-        channel::<6, NF>(&mut acc, ch(6), prm.wp);
-        channel::<7, NF>(&mut acc, ch(7), prm.wp);
-        i0 += GROUP;
-    }
+    channel_groups!(prm, buf, at, filters, acc, channel, NF);
     let n = at.valid.count_ones();
     let store: __mmask16 = if n >= 16 { !0 } else { (1 << n) - 1 };
     for (f, lanes) in acc.iter().enumerate() {
@@ -336,6 +488,191 @@ fn activate(y: __m512, act: Activation) -> __m512 {
             let six = _mm512_set1_ps(6.0);
             let y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, zero), zero);
             _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, six), six)
+        }
+    }
+}
+
+/// AVX2: 8 pixels per YMM register, one filter per block (8 lane accumulators; two filters
+/// would take all 16 registers).
+struct Avx2;
+
+impl Kernel for Avx2 {
+    const PX: usize = 8;
+    const F: usize = 1;
+    unsafe fn block_f(
+        prm: &Params,
+        buf: &[f32],
+        wb: &[u8],
+        o: usize,
+        at: &Pixels,
+        act: Activation,
+        bias: F32Data<'_>,
+        output: &mut [f32],
+    ) {
+        block_avx2::<1>(prm, buf, wb, o, at, act, bias, output)
+    }
+    unsafe fn block_1(
+        prm: &Params,
+        buf: &[f32],
+        wb: &[u8],
+        o: usize,
+        at: &Pixels,
+        act: Activation,
+        bias: F32Data<'_>,
+        output: &mut [f32],
+    ) {
+        block_avx2::<1>(prm, buf, wb, o, at, act, bias, output)
+    }
+}
+
+/// [`block`] on AVX2 for the 8 band positions of `at`; the valid lanes are stored one by one.
+///
+/// # Safety
+/// AVX2; as [`block`].
+#[target_feature(enable = "avx2")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_avx2<const NF: usize>(
+    prm: &Params,
+    buf: &[f32],
+    wb: &[u8],
+    o: usize,
+    at: &Pixels,
+    act: Activation,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let mut acc = [[_mm256_setzero_ps(); LANES]; NF];
+    let filters: [*const u8; NF] =
+        core::array::from_fn(|f| wb.as_ptr().add(4 * (o + f) * prm.per_out));
+    channel_groups!(prm, buf, at, filters, acc, channel_avx2, NF);
+    for (f, lanes) in acc.iter().enumerate() {
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = *lanes;
+        let s = _mm256_add_ps(
+            _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+            _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)),
+        );
+        let y = activate_avx2(
+            _mm256_add_ps(s, _mm256_set1_ps(bias.get(o + f).unwrap_or(0.0))),
+            act,
+        );
+        store_valid_avx2(
+            output.as_mut_ptr().add((o + f) * prm.plane + at.first),
+            y,
+            at.valid,
+        );
+    }
+}
+
+/// For each 8-bit lane mask, the indices of its set lanes in increasing order, packed one per
+/// byte from the low byte (`vpermps` indices for a compress).
+const COMPRESS8: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut packed, mut k, mut l) = (0u64, 0, 0);
+        while l < 8 {
+            if m & (1 << l) != 0 {
+                packed |= (l as u64) << (8 * k);
+                k += 1;
+            }
+            l += 1;
+        }
+        t[m] = packed;
+        m += 1;
+    }
+    t
+};
+
+/// The lanes of `y` set in `valid` (bits 0–7), compressed together and stored at `out ..`:
+/// one store when all 8 are valid, else a `vpermps` by [`COMPRESS8`] and a masked store of
+/// the first `popcount(valid)` lanes (no branch per lane).
+///
+/// # Safety
+/// AVX2; `popcount(valid)` floats at `out` are writable.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn store_valid_avx2(out: *mut f32, y: __m256, valid: u16) {
+    let valid = valid & 0xFF;
+    if valid == 0xFF {
+        _mm256_storeu_ps(out, y);
+        return;
+    }
+    let idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(COMPRESS8[usize::from(valid)] as i64));
+    let n = _mm256_set1_epi32(valid.count_ones() as i32);
+    let first_n = _mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(out, first_n, _mm256_permutevar8x32_ps(y, idx));
+}
+
+/// [`channel`] on AVX2: per row `ky` of the window, two unaligned loads give taps `kx = 0` and
+/// `kx = 2` (`a` = 8 floats from `x + ky·wp`, `c` = from 2 floats further), and one `vshufps`
+/// makes `kx = 1` from them: in each 128-bit half, `[a1, a2, c1, c2]` (a shuffle port that the
+/// multiplies and adds do not use; a third load was often split across cache lines, and
+/// `vperm2f128` + two `vpalignr` kept the shuffle port busier than the arithmetic).
+///
+/// # Safety
+/// AVX2; `x .. x + 2·wp + 10` lies inside the band buffer, and every filter pointer has 9
+/// weights.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn channel_avx2<const R: usize, const NF: usize>(
+    acc: &mut [[__m256; LANES]; NF],
+    (x, w): (*const f32, [*const u8; NF]),
+    wp: usize,
+) {
+    macro_rules! rows {
+        ($($ky:literal)*) => {$(
+            let row = x.add($ky * wp);
+            let a = _mm256_loadu_ps(row);
+            let c = _mm256_loadu_ps(row.add(2));
+            let b = _mm256_shuffle_ps::<0b10_01_10_01>(a, c);
+            tap_avx2::<NF>(acc, a, &w, 3 * $ky, (R * T + 3 * $ky) % LANES);
+            tap_avx2::<NF>(acc, b, &w, 3 * $ky + 1, (R * T + 3 * $ky + 1) % LANES);
+            tap_avx2::<NF>(acc, c, &w, 3 * $ky + 2, (R * T + 3 * $ky + 2) % LANES);
+        )*};
+    }
+    rows!(0 1 2);
+}
+
+/// [`tap`] on AVX2: `acc[f][lane] += W[f][t] · xv`.
+///
+/// # Safety
+/// AVX2; every filter pointer has `t + 1` weights.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn tap_avx2<const NF: usize>(
+    acc: &mut [[__m256; LANES]; NF],
+    xv: __m256,
+    w: &[*const u8; NF],
+    t: usize,
+    lane: usize,
+) {
+    for f in 0..NF {
+        let wv = _mm256_set1_ps(w[f].add(4 * t).cast::<f32>().read_unaligned());
+        acc[f][lane] = _mm256_add_ps(acc[f][lane], _mm256_mul_ps(wv, xv));
+        // The barrier of [`tap`].
+        // SAFETY: an empty asm block; the register keeps its value.
+        core::arch::asm!(
+            "/* {0} */",
+            inout(ymm_reg) acc[f][lane],
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// [`activate`] on 8 values.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn activate_avx2(y: __m256, act: Activation) -> __m256 {
+    let zero = _mm256_setzero_ps();
+    let below = |y: __m256| _mm256_blendv_ps(y, zero, _mm256_cmp_ps::<_CMP_LT_OQ>(y, zero));
+    match act {
+        Activation::None => y,
+        Activation::Relu => below(y),
+        Activation::Relu6 => {
+            let six = _mm256_set1_ps(6.0);
+            let y = below(y);
+            _mm256_blendv_ps(y, six, _mm256_cmp_ps::<_CMP_GT_OQ>(y, six))
         }
     }
 }
