@@ -89,34 +89,17 @@ const SLACK: usize = 32;
 trait Kernel {
     /// Output pixels per register (at most 16).
     const PX: usize;
-    /// Filters per full block.
-    const F: usize;
-    /// Filters `o .. o + F` over the band positions of `at`: every channel, the tree, the bias,
-    /// the activation and the store of the valid lanes.
+    /// Every filter over the band positions of `at`, in blocks: every channel, the tree, the
+    /// bias, the activation and the store of the valid lanes. One call per register of pixels,
+    /// so that the blocks share the set-up (a call per block spent about a fifth of the AVX2
+    /// version's instructions on it).
     ///
     /// # Safety
-    /// The CPU has the kernel's features; `o + F ≤ co` and the lengths [`run`] checked.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block_f(
+    /// The CPU has the kernel's features; the lengths [`run`] checked.
+    unsafe fn filters(
         prm: &Params,
         buf: &[f32],
         wb: &[u8],
-        o: usize,
-        at: &Pixels,
-        act: Activation,
-        bias: F32Data<'_>,
-        output: &mut [f32],
-    );
-    /// [`Kernel::block_f`] for the one filter `o`.
-    ///
-    /// # Safety
-    /// As [`Kernel::block_f`], with `o < co`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block_1(
-        prm: &Params,
-        buf: &[f32],
-        wb: &[u8],
-        o: usize,
         at: &Pixels,
         act: Activation,
         bias: F32Data<'_>,
@@ -208,22 +191,13 @@ unsafe fn run<K: Kernel>(
     while oy0 < g.oh {
         let rows = rows_max.min(g.oh - oy0);
         fill_band(g, input, oy0, rows, band, &mut buf);
-        // One register of pixels through every filter block, then the next (chunks of
-        // registers inside a filter loop, to keep a block's weights in L1, measured no faster).
+        // One register of pixels through every filter, then the next (chunks of registers
+        // inside a filter loop, to keep a block's weights in L1, measured no faster).
         let n_q = rows * wp;
         let mut q = 0;
         while q < n_q {
             let at = Pixels::at(q, n_q, wp, w, oy0, K::PX);
-            let mut o = 0;
-            while o < co {
-                if co - o >= K::F {
-                    K::block_f(&prm, &buf, wb, o, &at, act, bias, output);
-                    o += K::F;
-                } else {
-                    K::block_1(&prm, &buf, wb, o, &at, act, bias, output);
-                    o += 1;
-                }
-            }
+            K::filters(&prm, &buf, wb, &at, act, bias, output);
             q += K::PX;
         }
         oy0 += rows;
@@ -311,36 +285,48 @@ fn fill_band(
 
 /// Every channel of a block, in groups of 8 with the phase `R = i mod 8` as a const parameter
 /// of `$channel` (`$channel::<R, NF>(&mut acc, (x, w), wp)`: `x` the channel's band plane from
-/// position `q`, `w` its weights in each filter). A channel past `ci` in the last group reads
-/// the zero plane and channel 0's weights (finite), which adds `±0.0` terms: see the module
-/// docs.
+/// position `q`, `w` its weights in each filter). Full groups step the pointers channel by
+/// channel; in a last, partial group a channel past `ci` reads the zero plane and channel 0's
+/// weights (finite), which adds `±0.0` terms: see the module docs.
 macro_rules! channel_groups {
     ($prm:expr, $buf:expr, $at:expr, $filters:expr, $acc:expr, $channel:ident, $nf:ident) => {{
+        macro_rules! group {
+            ($ch:expr) => {
+                $channel::<0, $nf>(&mut $acc, $ch(0), $prm.wp);
+                $channel::<1, $nf>(&mut $acc, $ch(1), $prm.wp);
+                $channel::<2, $nf>(&mut $acc, $ch(2), $prm.wp);
+                $channel::<3, $nf>(&mut $acc, $ch(3), $prm.wp);
+                $channel::<4, $nf>(&mut $acc, $ch(4), $prm.wp);
+                $channel::<5, $nf>(&mut $acc, $ch(5), $prm.wp);
+                $channel::<6, $nf>(&mut $acc, $ch(6), $prm.wp);
+                $channel::<7, $nf>(&mut $acc, $ch(7), $prm.wp);
+            };
+        }
         let x0 = $buf.as_ptr().add($at.q);
-        let zeros = x0.add($prm.ci * $prm.band);
+        let (mut x, mut w) = (x0, $filters);
+        let full = $prm.ci - $prm.ci % GROUP;
         let mut i0 = 0;
-        while i0 < $prm.ci {
-            let active = ($prm.ci - i0).min(GROUP);
+        while i0 < full {
+            let mut next = |_: usize| -> (*const f32, [*const u8; $nf]) {
+                let now = (x, w);
+                x = x.add($prm.band);
+                w = w.map(|f| f.wrapping_add(4 * T));
+                now
+            };
+            group!(next);
+            i0 += GROUP;
+        }
+        if i0 < $prm.ci {
+            let zeros = x0.add($prm.ci * $prm.band);
+            let active = $prm.ci - i0;
             let ch = |c: usize| -> (*const f32, [*const u8; $nf]) {
                 if c < active {
-                    let i = i0 + c;
-                    (
-                        x0.add(i * $prm.band),
-                        $filters.map(|f| f.wrapping_add(4 * T * i)),
-                    )
+                    (x.add(c * $prm.band), w.map(|f| f.wrapping_add(4 * T * c)))
                 } else {
                     (zeros, $filters)
                 }
             };
-            $channel::<0, $nf>(&mut $acc, ch(0), $prm.wp);
-            $channel::<1, $nf>(&mut $acc, ch(1), $prm.wp);
-            $channel::<2, $nf>(&mut $acc, ch(2), $prm.wp);
-            $channel::<3, $nf>(&mut $acc, ch(3), $prm.wp);
-            $channel::<4, $nf>(&mut $acc, ch(4), $prm.wp);
-            $channel::<5, $nf>(&mut $acc, ch(5), $prm.wp);
-            $channel::<6, $nf>(&mut $acc, ch(6), $prm.wp);
-            $channel::<7, $nf>(&mut $acc, ch(7), $prm.wp);
-            i0 += GROUP;
+            group!(ch);
         }
     }};
 }
@@ -350,30 +336,42 @@ struct Avx512;
 
 impl Kernel for Avx512 {
     const PX: usize = 16;
-    const F: usize = F;
-    unsafe fn block_f(
+    unsafe fn filters(
         prm: &Params,
         buf: &[f32],
         wb: &[u8],
-        o: usize,
         at: &Pixels,
         act: Activation,
         bias: F32Data<'_>,
         output: &mut [f32],
     ) {
-        block::<F>(prm, buf, wb, o, at, act, bias, output)
+        filters_avx512(prm, buf, wb, at, act, bias, output)
     }
-    unsafe fn block_1(
-        prm: &Params,
-        buf: &[f32],
-        wb: &[u8],
-        o: usize,
-        at: &Pixels,
-        act: Activation,
-        bias: F32Data<'_>,
-        output: &mut [f32],
-    ) {
-        block::<1>(prm, buf, wb, o, at, act, bias, output)
+}
+
+/// [`Kernel::filters`] on AVX-512: blocks of [`F`] filters, then one at a time.
+///
+/// # Safety
+/// AVX-512F; as [`Kernel::filters`].
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn filters_avx512(
+    prm: &Params,
+    buf: &[f32],
+    wb: &[u8],
+    at: &Pixels,
+    act: Activation,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    let co = bias.len();
+    let mut o = 0;
+    while o + F <= co {
+        block::<F>(prm, buf, wb, o, at, act, bias, output);
+        o += F;
+    }
+    while o < co {
+        block::<1>(prm, buf, wb, o, at, act, bias, output);
+        o += 1;
     }
 }
 
@@ -498,30 +496,35 @@ struct Avx2;
 
 impl Kernel for Avx2 {
     const PX: usize = 8;
-    const F: usize = 1;
-    unsafe fn block_f(
+    unsafe fn filters(
         prm: &Params,
         buf: &[f32],
         wb: &[u8],
-        o: usize,
         at: &Pixels,
         act: Activation,
         bias: F32Data<'_>,
         output: &mut [f32],
     ) {
-        block_avx2::<1>(prm, buf, wb, o, at, act, bias, output)
+        filters_avx2(prm, buf, wb, at, act, bias, output)
     }
-    unsafe fn block_1(
-        prm: &Params,
-        buf: &[f32],
-        wb: &[u8],
-        o: usize,
-        at: &Pixels,
-        act: Activation,
-        bias: F32Data<'_>,
-        output: &mut [f32],
-    ) {
-        block_avx2::<1>(prm, buf, wb, o, at, act, bias, output)
+}
+
+/// [`Kernel::filters`] on AVX2: one filter at a time.
+///
+/// # Safety
+/// AVX2; as [`Kernel::filters`].
+#[target_feature(enable = "avx2")]
+unsafe fn filters_avx2(
+    prm: &Params,
+    buf: &[f32],
+    wb: &[u8],
+    at: &Pixels,
+    act: Activation,
+    bias: F32Data<'_>,
+    output: &mut [f32],
+) {
+    for o in 0..bias.len() {
+        block_avx2::<1>(prm, buf, wb, o, at, act, bias, output);
     }
 }
 
