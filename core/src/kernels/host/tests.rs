@@ -906,7 +906,8 @@ mod requant_x86 {
 
 /// The 8-lane int8 Add of `add.rs` against the reference element loop: TFLite's parameters for
 /// random scales, zero points and activations, and raw parameters of any value (shifts and
-/// multipliers at their extremes, zero points outside int8), on every length up to 70 (tails).
+/// multipliers at their extremes, zero points outside int8), on every length up to 70 (tails)
+/// and from 256 to 299 (the gathers from the tables, and their tails).
 #[cfg(target_arch = "x86_64")]
 mod add_x86 {
     use std::vec::Vec;
@@ -941,7 +942,7 @@ mod add_x86 {
         #![proptest_config(ProptestConfig::with_cases(1000))]
         #[test]
         fn add_avx2_equals_reference_tflite_params(
-            (a, b) in (0usize..71).prop_flat_map(|n| (
+            (a, b) in prop_oneof![0usize..71, 256usize..300].prop_flat_map(|n| (
                 proptest::collection::vec(any::<i8>(), n),
                 proptest::collection::vec(any::<i8>(), n),
             )),
@@ -960,7 +961,7 @@ mod add_x86 {
 
         #[test]
         fn add_avx2_equals_reference_any_params(
-            (a, b) in (0usize..71).prop_flat_map(|n| (
+            (a, b) in prop_oneof![0usize..71, 256usize..300].prop_flat_map(|n| (
                 proptest::collection::vec(any::<i8>(), n),
                 proptest::collection::vec(any::<i8>(), n),
             )),
