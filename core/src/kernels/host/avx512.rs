@@ -5,7 +5,7 @@
 //! halves of a unit, so the win is the register file and VNNI, not the width. And f32 could not
 //! use 16 lanes anyway: a 16-wide register would hold two terms per lane of the documented order.
 //!
-//! - f32 3×3 at stride 1 ("same" columns, ≥ 8 channels): [`super::pixels_f32`], 16 output
+//! - f32 3×3 at stride 1 ("same" columns) or 2, ≥ 8 channels: [`super::pixels_f32`], 16 output
 //!   pixels per ZMM register, no im2col copy.
 //! - f32 otherwise: the AVX2 micro-kernel of `x86.rs` (`vmulps` then `vaddps`, lane `l` of a register is
 //!   lane `l` of the documented order, the `vhaddps` tree) with a `4 × 4` register block: 16

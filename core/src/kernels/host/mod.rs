@@ -10,11 +10,11 @@
 //! - int8 at stride 1, windows larger than 1×1, on x86_64 (`pixels_s8`): output pixels in the
 //!   lanes, the padded input widened once with channels paired per pixel (`pixels`), one
 //!   32-byte load per tap pair and 8 pixels, `vpmaddwd` (AVX2) or `vpdpwssd` (AVX-512 VNNI);
-//! - f32 3×3 at stride 1 with `pad_left + pad_right = 2` and ≥ 8 input channels on x86_64
-//!   (`pixels_f32`): output pixels in the lanes (16 per ZMM register on AVX-512, 3 filters per
-//!   pass; 8 per YMM register on AVX2, one filter, up to 16 channels), the input in zero-padded
-//!   bands of rows, one load per tap, 8 lane registers per filter (the documented order per
-//!   pixel, no im2col copy);
+//! - f32 3×3 with ≥ 8 input channels on x86_64 (`pixels_f32`), at stride 1 with
+//!   `pad_left + pad_right = 2` and, on AVX-512, at stride 2: output pixels in the lanes (16 per
+//!   ZMM register on AVX-512, 3 filters per pass; 8 per YMM register on AVX2, one filter, up to
+//!   16 channels), the input in zero-padded bands of rows (4 phase planes at stride 2), one load
+//!   per tap, 8 lane registers per filter (the documented order per pixel, no im2col copy);
 //! - otherwise ([`im2col`]): im2col tiles of output pixels in a 16 KiB stack buffer, shared by
 //!   all output channels, and a register-blocked micro-kernel (AVX-512VL + VNNI, `avx512`: 4
 //!   filters × 4 pixels of 8-lane f32 accumulators, two filters per 512-bit register, 4 × 4

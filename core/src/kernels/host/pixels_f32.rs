@@ -18,6 +18,12 @@
 //!   consecutive positions read 16 (8) consecutive floats: one unaligned load per tap, shared
 //!   by the filters of a pass.
 //!
+//! - **Stride 2** (AVX-512 only, any padding): the band holds the 4 phase planes of the padded
+//!   input per channel, `plane_ab[r][k] = P[2r + a][2k + b]` (row and column parities `a`,
+//!   `b`; `wp = ow + 1` columns): output pixel `(r, c)` reads tap `(ky, kx)` in plane
+//!   `(ky mod 2, kx mod 2)` at row `r + ky/2`, column `c + kx/2`, again a fixed offset from its
+//!   position, so 16 consecutive positions are one load ([`fill_band_s2`]).
+//!
 //! **The documented order, per lane.** Term `j = (i·3 + ky)·3 + kx = 9i + t` of an output goes to
 //! accumulation lane `j mod 8` (`crate::kernels`). Each output pixel keeps its 8 lanes as the
 //! same lane of 8 registers, `acc[l][px]`; `l = (9i + t) mod 8 = (i + t) mod 8` is known at
@@ -47,8 +53,8 @@
 //! than the im2col kernel. An empty `asm!` after each add pins the order of the instructions
 //! (see [`tap`]).
 //!
-//! Shapes it does not take (`false`, nothing written): other windows or strides,
-//! `pad_left + pad_right ≠ 2`, fewer than 8 input channels (the few-tap kernel of
+//! Shapes it does not take (`false`, nothing written): other windows or strides, stride 1
+//! with `pad_left + pad_right ≠ 2`, stride 2 on AVX2, fewer than 8 input channels (the few-tap kernel of
 //! [`super::single`] runs those), a band row that does not fit [`BUF`].
 //! Measured in `docs/kernels.md` (host part 9).
 
@@ -89,6 +95,8 @@ const SLACK: usize = 32;
 trait Kernel {
     /// Output pixels per register (at most 16).
     const PX: usize;
+    /// Whether it has the stride-2 form.
+    const STRIDE2: bool;
     /// Every filter over the band positions of `at`, in blocks: every channel, the tree, the
     /// bias, the activation and the store of the valid lanes. One call per register of pixels,
     /// so that the blocks share the set-up (a call per block spent about a fifth of the AVX2
@@ -159,14 +167,24 @@ unsafe fn run<K: Kernel>(
     output: &mut [f32],
 ) -> bool {
     let win = g.win;
-    let same = win.pad_left + win.pad_right == 2;
-    if win.kh != 3 || win.kw != 3 || win.sh != 1 || win.sw != 1 || !same || g.ci < GROUP {
+    let s1 = win.sh == 1 && win.sw == 1 && win.pad_left + win.pad_right == 2;
+    let s2 = K::STRIDE2 && win.sh == 2 && win.sw == 2;
+    if win.kh != 3 || win.kw != 3 || !(s1 || s2) || g.ci < GROUP {
         return false;
     }
     let (ci, h, w, co) = (g.ci, g.h, g.w, bias.len());
-    let wp = w + 2;
-    // Band rows per channel plane: `ci + 1` planes (the last one zeros) of `rows + 2` rows.
-    let Some(rows_max) = (BUF / (ci + 1) / wp).checked_sub(2).filter(|&r| r > 0) else {
+    // Band positions per row (`w + 2` columns of the padded input at stride 1, `ow + 1` per
+    // column phase at stride 2) and band floats per output row; `ci + 1` channel bands (the
+    // last one zeros) of `rows + 2` rows (stride 1) or 4 phase planes of `rows + 1` rows.
+    let (wp, per_row, extra_rows) = if s2 {
+        (g.ow + 1, 4 * (g.ow + 1), 1)
+    } else {
+        (w + 2, w + 2, 2)
+    };
+    let Some(rows_max) = (BUF / (ci + 1) / per_row)
+        .checked_sub(extra_rows)
+        .filter(|&r| r > 0)
+    else {
         return false;
     };
     let plane = g.oh * g.ow;
@@ -178,25 +196,37 @@ unsafe fn run<K: Kernel>(
     if plane == 0 || co == 0 {
         return true;
     }
-    let band = (rows_max.min(g.oh) + 2) * wp;
+    let band = (rows_max.min(g.oh) + extra_rows) * per_row;
     let mut buf = [0.0f32; BUF + SLACK];
+    // Stride 2: tap `(ky, kx)` reads phase plane `(ky mod 2, kx mod 2)` (of `band / 4` floats),
+    // rows `ky / 2` and columns `kx / 2` further.
+    let taps = core::array::from_fn(|t| {
+        let (ky, kx) = (t / 3, t % 3);
+        (2 * (ky % 2) + kx % 2) * (band / 4) + (ky / 2) * wp + kx / 2
+    });
     let prm = Params {
         ci,
         wp,
         band,
         per_out: g.per_out,
         plane,
+        s2,
+        taps,
     };
     let mut oy0 = 0;
     while oy0 < g.oh {
         let rows = rows_max.min(g.oh - oy0);
-        fill_band(g, input, oy0, rows, band, &mut buf);
+        if s2 {
+            fill_band_s2(g, input, oy0, rows, (band, wp), &mut buf);
+        } else {
+            fill_band(g, input, oy0, rows, band, &mut buf);
+        }
         // One register of pixels through every filter, then the next (chunks of registers
         // inside a filter loop, to keep a block's weights in L1, measured no faster).
         let n_q = rows * wp;
         let mut q = 0;
         while q < n_q {
-            let at = Pixels::at(q, n_q, wp, w, oy0, K::PX);
+            let at = Pixels::at(q, n_q, wp, g.ow, oy0, K::PX);
             K::filters(&prm, &buf, wb, &at, act, bias, output);
             q += K::PX;
         }
@@ -216,6 +246,10 @@ struct Params {
     per_out: usize,
     /// Output pixels per filter, `oh·ow`.
     plane: usize,
+    /// Stride 2 (the band holds 4 column and row phase planes per channel).
+    s2: bool,
+    /// Stride 2: band offset of tap `t` from a pixel's position.
+    taps: [usize; T],
 }
 
 /// 16 band positions from `q`: which lanes are output pixels (`valid`), and the flat output
@@ -283,23 +317,62 @@ fn fill_band(
     }
 }
 
+/// Stride 2: channel `i`'s band holds the 4 phase planes of the padded input `P` (`P[y][x]` =
+/// input row `y − pad_top`, column `x − pad_left`, zero outside), plane `2a + b` at
+/// `buf[i·band + (2a + b)·band/4 ..]` with `plane[r][k] = P[2(oy0 + r) + a][2k + b]` for
+/// `r < rows + 1`, `k < wp = ow + 1`; plane `ci` all zeros. Output pixel `(oy0 + r, c)` then
+/// reads tap `(ky, kx)` at `(2·(ky mod 2) + kx mod 2)·band/4 + (r + ky/2)·wp + c + kx/2`.
+fn fill_band_s2(
+    g: &ConvGeometry,
+    input: &[f32],
+    oy0: usize,
+    rows: usize,
+    (band, wp): (usize, usize),
+    buf: &mut [f32],
+) {
+    let (h, w) = (g.h, g.w);
+    let (pt, pl) = (g.win.pad_top, g.win.pad_left);
+    for (i, dst) in buf.chunks_exact_mut(band).take(g.ci + 1).enumerate() {
+        let src = input.get(i * h * w..(i + 1) * h * w).unwrap_or(&[]);
+        for (phase, plane) in dst.chunks_exact_mut(band / 4).enumerate() {
+            let (a, b) = (phase / 2, phase % 2);
+            for (r, d) in plane.chunks_exact_mut(wp).take(rows + 1).enumerate() {
+                let row = (2 * (oy0 + r) + a)
+                    .checked_sub(pt)
+                    .and_then(|iy| src.get(iy * w..(iy + 1) * w));
+                let Some(row) = row else {
+                    d.fill(0.0);
+                    continue;
+                };
+                for (k, v) in d.iter_mut().enumerate() {
+                    *v = (2 * k + b)
+                        .checked_sub(pl)
+                        .and_then(|ix| row.get(ix))
+                        .copied()
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+    }
+}
+
 /// Every channel of a block, in groups of 8 with the phase `R = i mod 8` as a const parameter
 /// of `$channel` (`$channel::<R, NF>(&mut acc, (x, w), wp)`: `x` the channel's band plane from
 /// position `q`, `w` its weights in each filter). Full groups step the pointers channel by
 /// channel; in a last, partial group a channel past `ci` reads the zero plane and channel 0's
 /// weights (finite), which adds `±0.0` terms: see the module docs.
 macro_rules! channel_groups {
-    ($prm:expr, $buf:expr, $at:expr, $filters:expr, $acc:expr, $channel:ident, $nf:ident) => {{
+    ($prm:expr, $buf:expr, $at:expr, $filters:expr, $acc:expr, $channel:ident, $nf:ident $(, $s2:ident)?) => {{
         macro_rules! group {
             ($ch:expr) => {
-                $channel::<0, $nf>(&mut $acc, $ch(0), $prm.wp);
-                $channel::<1, $nf>(&mut $acc, $ch(1), $prm.wp);
-                $channel::<2, $nf>(&mut $acc, $ch(2), $prm.wp);
-                $channel::<3, $nf>(&mut $acc, $ch(3), $prm.wp);
-                $channel::<4, $nf>(&mut $acc, $ch(4), $prm.wp);
-                $channel::<5, $nf>(&mut $acc, $ch(5), $prm.wp);
-                $channel::<6, $nf>(&mut $acc, $ch(6), $prm.wp);
-                $channel::<7, $nf>(&mut $acc, $ch(7), $prm.wp);
+                $channel::<0, $nf $(, $s2)?>(&mut $acc, $ch(0), $prm);
+                $channel::<1, $nf $(, $s2)?>(&mut $acc, $ch(1), $prm);
+                $channel::<2, $nf $(, $s2)?>(&mut $acc, $ch(2), $prm);
+                $channel::<3, $nf $(, $s2)?>(&mut $acc, $ch(3), $prm);
+                $channel::<4, $nf $(, $s2)?>(&mut $acc, $ch(4), $prm);
+                $channel::<5, $nf $(, $s2)?>(&mut $acc, $ch(5), $prm);
+                $channel::<6, $nf $(, $s2)?>(&mut $acc, $ch(6), $prm);
+                $channel::<7, $nf $(, $s2)?>(&mut $acc, $ch(7), $prm);
             };
         }
         let x0 = $buf.as_ptr().add($at.q);
@@ -336,6 +409,7 @@ struct Avx512;
 
 impl Kernel for Avx512 {
     const PX: usize = 16;
+    const STRIDE2: bool = true;
     unsafe fn filters(
         prm: &Params,
         buf: &[f32],
@@ -365,13 +439,22 @@ unsafe fn filters_avx512(
 ) {
     let co = bias.len();
     let mut o = 0;
-    while o + F <= co {
-        block::<F>(prm, buf, wb, o, at, act, bias, output);
-        o += F;
+    macro_rules! blocks {
+        ($s2:literal) => {{
+            while o + F <= co {
+                block::<F, $s2>(prm, buf, wb, o, at, act, bias, output);
+                o += F;
+            }
+            while o < co {
+                block::<1, $s2>(prm, buf, wb, o, at, act, bias, output);
+                o += 1;
+            }
+        }};
     }
-    while o < co {
-        block::<1>(prm, buf, wb, o, at, act, bias, output);
-        o += 1;
+    if prm.s2 {
+        blocks!(true)
+    } else {
+        blocks!(false)
     }
 }
 
@@ -384,7 +467,7 @@ unsafe fn filters_avx512(
 #[target_feature(enable = "avx2,avx512f")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const NF: usize>(
+unsafe fn block<const NF: usize, const S2: bool>(
     prm: &Params,
     buf: &[f32],
     wb: &[u8],
@@ -397,7 +480,7 @@ unsafe fn block<const NF: usize>(
     let mut acc = [[_mm512_setzero_ps(); LANES]; NF];
     let filters: [*const u8; NF] =
         core::array::from_fn(|f| wb.as_ptr().add(4 * (o + f) * prm.per_out));
-    channel_groups!(prm, buf, at, filters, acc, channel, NF);
+    channel_groups!(prm, buf, at, filters, acc, channel, NF, S2);
     let n = at.valid.count_ones();
     let store: __mmask16 = if n >= 16 { !0 } else { (1 << n) - 1 };
     for (f, lanes) in acc.iter().enumerate() {
@@ -430,14 +513,16 @@ unsafe fn block<const NF: usize>(
 /// 9 weights.
 #[target_feature(enable = "avx2,avx512f")]
 #[inline]
-unsafe fn channel<const R: usize, const NF: usize>(
+unsafe fn channel<const R: usize, const NF: usize, const S2: bool>(
     acc: &mut [[__m512; LANES]; NF],
     (x, w): (*const f32, [*const u8; NF]),
-    wp: usize,
+    prm: &Params,
 ) {
+    let wp = prm.wp;
     macro_rules! taps {
         ($($t:literal)*) => {$(
-            tap::<NF>(acc, x.add(($t / 3) * wp + $t % 3), &w, $t, (R * T + $t) % LANES);
+            let off = if S2 { prm.taps[$t] } else { ($t / 3) * wp + $t % 3 };
+            tap::<NF>(acc, x.add(off), &w, $t, (R * T + $t) % LANES);
         )*};
     }
     taps!(0 1 2 3 4 5 6 7 8);
@@ -496,6 +581,7 @@ struct Avx2;
 
 impl Kernel for Avx2 {
     const PX: usize = 8;
+    const STRIDE2: bool = false;
     unsafe fn filters(
         prm: &Params,
         buf: &[f32],
@@ -621,8 +707,9 @@ unsafe fn store_valid_avx2(out: *mut f32, y: __m256, valid: u16) {
 unsafe fn channel_avx2<const R: usize, const NF: usize>(
     acc: &mut [[__m256; LANES]; NF],
     (x, w): (*const f32, [*const u8; NF]),
-    wp: usize,
+    prm: &Params,
 ) {
+    let wp = prm.wp;
     macro_rules! rows {
         ($($ky:literal)*) => {$(
             let row = x.add($ky * wp);

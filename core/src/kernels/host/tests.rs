@@ -628,20 +628,29 @@ fn conv2d_model_shapes_match_the_reference() {
 /// blocks of 3, every split of the 2 padding columns and of the rows, outputs of one pixel, one
 /// column and rows wider than a register, several bands (100 channels of 14 × 14: 3 rows per
 /// band) and a row that does not fit a band (300 channels: the im2col kernel runs), with each
-/// activation.
+/// activation; the same for stride 2.
 #[test]
 fn conv2d_pixels_f32_shapes_match_the_reference() {
-    let win = |p: [usize; 4]| Window {
+    let strided = |s: usize, p: [usize; 4]| Window {
         kh: 3,
         kw: 3,
-        sh: 1,
-        sw: 1,
+        sh: s,
+        sw: s,
         pad_top: p[0],
         pad_bottom: p[1],
         pad_left: p[2],
         pad_right: p[3],
     };
+    let win = |p: [usize; 4]| strided(1, p);
     let cases = [
+        // Stride 2 (AVX-512: the 4 phase planes), TF and PyTorch padding, odd sizes, several
+        // bands, no padding at all.
+        (8, 4, strided(2, [1; 4]), 9, 7),
+        (13, 5, strided(2, [0, 1, 0, 1]), 10, 12),
+        (23, 2, strided(2, [2, 0, 1, 0]), 5, 6),
+        (9, 3, strided(2, [0; 4]), 7, 8),
+        (30, 3, strided(2, [1; 4]), 28, 28),
+        (300, 2, strided(2, [0, 1, 0, 1]), 6, 30),
         (8, 1, win([1; 4]), 1, 1),
         (9, 4, win([1; 4]), 5, 3),
         (13, 5, win([0, 2, 2, 0]), 6, 7),
