@@ -104,15 +104,7 @@ trait Kernel {
     ///
     /// # Safety
     /// The CPU has the kernel's features; the lengths [`run`] checked.
-    unsafe fn filters(
-        prm: &Params,
-        buf: &[f32],
-        wb: &[u8],
-        at: &Pixels,
-        act: Activation,
-        bias: F32Data<'_>,
-        output: &mut [f32],
-    );
+    unsafe fn filters(c: &Call<'_>, at: &Pixels, output: &mut [f32]);
 }
 
 /// [`crate::kernels::conv2d_f32`] after its checks, for finite weights, on AVX-512 (16 pixels,
@@ -223,11 +215,18 @@ unsafe fn run<K: Kernel>(
         }
         // One register of pixels through every filter, then the next (chunks of registers
         // inside a filter loop, to keep a block's weights in L1, measured no faster).
+        let call = Call {
+            prm: &prm,
+            buf: &buf,
+            wb,
+            act,
+            bias,
+        };
         let n_q = rows * wp;
         let mut q = 0;
         while q < n_q {
             let at = Pixels::at(q, n_q, wp, g.ow, oy0, K::PX);
-            K::filters(&prm, &buf, wb, &at, act, bias, output);
+            K::filters(&call, &at, output);
             q += K::PX;
         }
         oy0 += rows;
@@ -250,6 +249,16 @@ struct Params {
     s2: bool,
     /// Stride 2: band offset of tap `t` from a pixel's position.
     taps: [usize; T],
+}
+
+/// One band's call to the blocks: the shape, the filled band, the weights (`[co][ci][3][3]`
+/// as little-endian bytes), the activation and the biases.
+struct Call<'a> {
+    prm: &'a Params,
+    buf: &'a [f32],
+    wb: &'a [u8],
+    act: Activation,
+    bias: F32Data<'a>,
 }
 
 /// 16 band positions from `q`: which lanes are output pixels (`valid`), and the flat output
@@ -410,16 +419,8 @@ struct Avx512;
 impl Kernel for Avx512 {
     const PX: usize = 16;
     const STRIDE2: bool = true;
-    unsafe fn filters(
-        prm: &Params,
-        buf: &[f32],
-        wb: &[u8],
-        at: &Pixels,
-        act: Activation,
-        bias: F32Data<'_>,
-        output: &mut [f32],
-    ) {
-        filters_avx512(prm, buf, wb, at, act, bias, output)
+    unsafe fn filters(c: &Call<'_>, at: &Pixels, output: &mut [f32]) {
+        filters_avx512(c, at, output)
     }
 }
 
@@ -428,30 +429,22 @@ impl Kernel for Avx512 {
 /// # Safety
 /// AVX-512F; as [`Kernel::filters`].
 #[target_feature(enable = "avx2,avx512f")]
-unsafe fn filters_avx512(
-    prm: &Params,
-    buf: &[f32],
-    wb: &[u8],
-    at: &Pixels,
-    act: Activation,
-    bias: F32Data<'_>,
-    output: &mut [f32],
-) {
-    let co = bias.len();
+unsafe fn filters_avx512(c: &Call<'_>, at: &Pixels, output: &mut [f32]) {
+    let co = c.bias.len();
     let mut o = 0;
     macro_rules! blocks {
         ($s2:literal) => {{
             while o + F <= co {
-                block::<F, $s2>(prm, buf, wb, o, at, act, bias, output);
+                block::<F, $s2>(c, o, at, output);
                 o += F;
             }
             while o < co {
-                block::<1, $s2>(prm, buf, wb, o, at, act, bias, output);
+                block::<1, $s2>(c, o, at, output);
                 o += 1;
             }
         }};
     }
-    if prm.s2 {
+    if c.prm.s2 {
         blocks!(true)
     } else {
         blocks!(false)
@@ -466,21 +459,16 @@ unsafe fn filters_avx512(
 /// of `band` floats and [`SLACK`] more.
 #[target_feature(enable = "avx2,avx512f")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
 unsafe fn block<const NF: usize, const S2: bool>(
-    prm: &Params,
-    buf: &[f32],
-    wb: &[u8],
+    c: &Call<'_>,
     o: usize,
     at: &Pixels,
-    act: Activation,
-    bias: F32Data<'_>,
     output: &mut [f32],
 ) {
     let mut acc = [[_mm512_setzero_ps(); LANES]; NF];
     let filters: [*const u8; NF] =
-        core::array::from_fn(|f| wb.as_ptr().add(4 * (o + f) * prm.per_out));
-    channel_groups!(prm, buf, at, filters, acc, channel, NF, S2);
+        core::array::from_fn(|f| c.wb.as_ptr().add(4 * (o + f) * c.prm.per_out));
+    channel_groups!(c.prm, c.buf, at, filters, acc, channel, NF, S2);
     let n = at.valid.count_ones();
     let store: __mmask16 = if n >= 16 { !0 } else { (1 << n) - 1 };
     for (f, lanes) in acc.iter().enumerate() {
@@ -490,13 +478,13 @@ unsafe fn block<const NF: usize, const S2: bool>(
             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
         );
         let y = activate(
-            _mm512_add_ps(s, _mm512_set1_ps(bias.get(o + f).unwrap_or(0.0))),
-            act,
+            _mm512_add_ps(s, _mm512_set1_ps(c.bias.get(o + f).unwrap_or(0.0))),
+            c.act,
         );
         // SAFETY: the `n` stored values are output pixels `first .. first + n` of filter
         // `o + f`: `(o + f)·plane + first + n ≤ co·plane ≤ output.len()`.
         _mm512_mask_storeu_ps(
-            output.as_mut_ptr().add((o + f) * prm.plane + at.first),
+            output.as_mut_ptr().add((o + f) * c.prm.plane + at.first),
             store,
             _mm512_maskz_compress_ps(at.valid, y),
         );
@@ -582,16 +570,8 @@ struct Avx2;
 impl Kernel for Avx2 {
     const PX: usize = 8;
     const STRIDE2: bool = false;
-    unsafe fn filters(
-        prm: &Params,
-        buf: &[f32],
-        wb: &[u8],
-        at: &Pixels,
-        act: Activation,
-        bias: F32Data<'_>,
-        output: &mut [f32],
-    ) {
-        filters_avx2(prm, buf, wb, at, act, bias, output)
+    unsafe fn filters(c: &Call<'_>, at: &Pixels, output: &mut [f32]) {
+        filters_avx2(c, at, output)
     }
 }
 
@@ -600,17 +580,9 @@ impl Kernel for Avx2 {
 /// # Safety
 /// AVX2; as [`Kernel::filters`].
 #[target_feature(enable = "avx2")]
-unsafe fn filters_avx2(
-    prm: &Params,
-    buf: &[f32],
-    wb: &[u8],
-    at: &Pixels,
-    act: Activation,
-    bias: F32Data<'_>,
-    output: &mut [f32],
-) {
-    for o in 0..bias.len() {
-        block_avx2::<1>(prm, buf, wb, o, at, act, bias, output);
+unsafe fn filters_avx2(c: &Call<'_>, at: &Pixels, output: &mut [f32]) {
+    for o in 0..c.bias.len() {
+        block_avx2::<1>(c, o, at, output);
     }
 }
 
@@ -620,21 +592,11 @@ unsafe fn filters_avx2(
 /// AVX2; as [`block`].
 #[target_feature(enable = "avx2")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block_avx2<const NF: usize>(
-    prm: &Params,
-    buf: &[f32],
-    wb: &[u8],
-    o: usize,
-    at: &Pixels,
-    act: Activation,
-    bias: F32Data<'_>,
-    output: &mut [f32],
-) {
+unsafe fn block_avx2<const NF: usize>(c: &Call<'_>, o: usize, at: &Pixels, output: &mut [f32]) {
     let mut acc = [[_mm256_setzero_ps(); LANES]; NF];
     let filters: [*const u8; NF] =
-        core::array::from_fn(|f| wb.as_ptr().add(4 * (o + f) * prm.per_out));
-    channel_groups!(prm, buf, at, filters, acc, channel_avx2, NF);
+        core::array::from_fn(|f| c.wb.as_ptr().add(4 * (o + f) * c.prm.per_out));
+    channel_groups!(c.prm, c.buf, at, filters, acc, channel_avx2, NF);
     for (f, lanes) in acc.iter().enumerate() {
         let [a0, a1, a2, a3, a4, a5, a6, a7] = *lanes;
         let s = _mm256_add_ps(
@@ -642,11 +604,11 @@ unsafe fn block_avx2<const NF: usize>(
             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)),
         );
         let y = activate_avx2(
-            _mm256_add_ps(s, _mm256_set1_ps(bias.get(o + f).unwrap_or(0.0))),
-            act,
+            _mm256_add_ps(s, _mm256_set1_ps(c.bias.get(o + f).unwrap_or(0.0))),
+            c.act,
         );
         store_valid_avx2(
-            output.as_mut_ptr().add((o + f) * prm.plane + at.first),
+            output.as_mut_ptr().add((o + f) * c.prm.plane + at.first),
             y,
             at.valid,
         );
