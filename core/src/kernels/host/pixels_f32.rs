@@ -107,7 +107,7 @@ trait Kernel {
     unsafe fn filters(c: &Call<'_>, at: &Pixels, output: &mut [f32]);
 }
 
-/// [`crate::kernels::conv2d_f32`] after its checks, for finite weights, on AVX-512 (16 pixels,
+/// [`crate::kernels::conv2d_f32()`] after its checks, for finite weights, on AVX-512 (16 pixels,
 /// 3 filters per pass): see the module docs. Returns `false` (writing nothing) for a shape it
 /// does not take.
 ///
@@ -237,7 +237,7 @@ unsafe fn run<K: Kernel>(
 /// What every block of a call shares.
 struct Params {
     ci: usize,
-    /// Padded row width `w + 2`.
+    /// Band positions per row: the padded width `w + 2` at stride 1, `ow + 1` at stride 2.
     wp: usize,
     /// Floats per channel plane of the band.
     band: usize,
@@ -261,8 +261,8 @@ struct Call<'a> {
     bias: F32Data<'a>,
 }
 
-/// 16 band positions from `q`: which lanes are output pixels (`valid`), and the flat output
-/// index of the first valid one.
+/// One register's band positions from `q` (16 or 8): which lanes are output pixels (`valid`),
+/// and the flat output index of the first valid one.
 struct Pixels {
     q: usize,
     valid: u16,
@@ -271,10 +271,10 @@ struct Pixels {
 
 impl Pixels {
     /// The `px` band positions from `q` of a band of `n_q = rows·wp` positions whose first row
-    /// is output row `oy0`: lane `l` is an output pixel when `q + l < n_q` and its column
-    /// `(q + l) mod wp < w`; the first valid one is flat output pixel
-    /// `(oy0 + ⌊q/wp⌋)·w + min(q mod wp, w)` (`w` pixels per full row before `q`, then the
-    /// row's part).
+    /// is output row `oy0`, for outputs `w` wide: lane `l` is an output pixel when
+    /// `q + l < n_q` and its column `(q + l) mod wp < w`; the first valid one is flat output
+    /// pixel `(oy0 + ⌊q/wp⌋)·w + min(q mod wp, w)` (`w` pixels per full row before `q`, then
+    /// the row's part).
     fn at(q: usize, n_q: usize, wp: usize, w: usize, oy0: usize, px: usize) -> Self {
         let (r, c0) = (q / wp, q % wp);
         let mut valid = 0u16;
@@ -605,7 +605,8 @@ unsafe fn filters_avx2(c: &Call<'_>, at: &Pixels, output: &mut [f32]) {
     }
 }
 
-/// [`block`] on AVX2 for the 8 band positions of `at`; the valid lanes are stored one by one.
+/// [`block`] on AVX2 for the 8 band positions of `at`; the valid lanes compressed by
+/// [`store_valid_avx2`].
 ///
 /// # Safety
 /// AVX2; as [`block`].
