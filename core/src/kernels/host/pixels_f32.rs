@@ -40,23 +40,21 @@
 //! skips the tap. Junk lanes may read anything (the next row, the next channel): they are
 //! never stored.
 //!
-//! **Channels past `ci`** in the last group of 8 read a zero plane at the end of the band and
-//! channel 0's weights (finite): the same `±0.0` terms, so one copy of the unrolled group serves
-//! every `ci` (the wasted work is `(8 − ci mod 8)/ci` of a layer; 16, 32 and 64 channels have
-//! none).
+//! **Channels past `ci`** in the last group of 8 are skipped (a branch per channel, the same way
+//! for the whole layer), so any `ci ≥ 1` runs one copy of the unrolled group.
 //!
 //! **Registers**: on AVX-512, [`F`] = 3 filters × 8 lanes = 24 accumulators, the input vector
 //! and products in the 32 ZMM registers: per tap one input load, 3 broadcast loads, 3 `vmulps`,
 //! 3 `vaddps` (48 multiply-adds); left-over filters (`co mod 3`) run one at a time. On AVX2 one
 //! filter (8 of the 16 YMM registers), and per window row two loads and a shuffle for the 3
 //! taps ([`channel_avx2`]); it runs for at most [`AVX2_MAX_CI`] channels, where it is faster
-//! than the im2col kernel. An empty `asm!` after each add pins the order of the instructions
-//! (see [`tap`]).
+//! than the im2col kernel (and, for fewer than 8, than the few-tap kernel of [`super::single`]).
+//! An empty `asm!` after each add pins the order of the instructions (see [`tap`]).
 //!
 //! Shapes it does not take (`false`, nothing written): other windows or strides, stride 1
-//! with `pad_left + pad_right ≠ 2`, stride 2 on AVX2, fewer than 8 input channels (the few-tap kernel of
-//! [`super::single`] runs those), a band row that does not fit [`BUF`].
-//! Measured in `docs/kernels.md` (host part 9).
+//! with `pad_left + pad_right ≠ 2`, stride 2 on AVX2, more than [`AVX2_MAX_CI`] channels on
+//! AVX2 (or fewer than 8 channels and 8 filters), a band row that does not fit [`BUF`].
+//! Measured in `docs/kernels.md` (host parts 9 and 10).
 
 use core::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_cmpgt_epi32,
@@ -80,13 +78,14 @@ const F: usize = 3;
 /// pays most per output: the copies and the horizontal tree of a short filter. On an Intel Xeon
 /// (`conv_paths`, alternating binaries): 16 → 16 at 28 × 28 95 µs against 123 µs; 32 → 32 at
 /// 14 × 14 103 against 91–97 µs and 64 → 64 at 7 × 7 112 against 89 µs, where the longer
-/// filters amortize the tree and the 7-wide rows leave a quarter of the lanes idle.
+/// filters amortize the tree and the 7-wide rows leave a quarter of the lanes idle. On an AMD
+/// EPYC (Zen 3), 1 → 16 at 28 × 28: 14–15 µs against the few-tap kernel's 24 µs.
 const AVX2_MAX_CI: usize = 16;
 /// Taps per channel (3 × 3).
 const T: usize = 9;
 /// Channels per unrolled group: the lane pattern `(i + t) mod 8` repeats after 8 channels.
 const GROUP: usize = 8;
-/// Floats of the band buffer (32 KiB), past its `ci + 1` planes: the reads of the last
+/// Floats of the band buffer (32 KiB), past its `ci` planes: the reads of the last
 /// vector's junk lanes run up to 18 floats past the last plane.
 const BUF: usize = 8192;
 const SLACK: usize = 32;
@@ -125,7 +124,7 @@ pub(super) unsafe fn conv2d_f32_avx512(
     run::<Avx512>(g, act, input, weights, bias, output)
 }
 
-/// [`conv2d_f32_avx512`] on AVX2 (8 pixels, one filter per pass), for at most
+/// [`conv2d_f32_avx512`] on AVX2 (8 pixels, one filter per pass, stride 1), for at most
 /// [`AVX2_MAX_CI`] input channels.
 ///
 /// # Safety
@@ -139,7 +138,9 @@ pub(super) unsafe fn conv2d_f32_avx2(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) -> bool {
-    if g.ci > AVX2_MAX_CI {
+    // Fewer than 8 channels and 8 filters (each channel of a depthwise layer runs as a 1 → 1
+    // convolution): the band's set-up costs more than the few filters gain; the few-tap kernel.
+    if g.ci > AVX2_MAX_CI || (g.ci < GROUP && bias.len() < GROUP) {
         return false;
     }
     run::<Avx2>(g, act, input, weights, bias, output)
@@ -161,19 +162,19 @@ unsafe fn run<K: Kernel>(
     let win = g.win;
     let s1 = win.sh == 1 && win.sw == 1 && win.pad_left + win.pad_right == 2;
     let s2 = K::STRIDE2 && win.sh == 2 && win.sw == 2;
-    if win.kh != 3 || win.kw != 3 || !(s1 || s2) || g.ci < GROUP {
+    if win.kh != 3 || win.kw != 3 || !(s1 || s2) || g.ci == 0 {
         return false;
     }
     let (ci, h, w, co) = (g.ci, g.h, g.w, bias.len());
     // Band positions per row (`w + 2` columns of the padded input at stride 1, `ow + 1` per
-    // column phase at stride 2) and band floats per output row; `ci + 1` channel bands (the
-    // last one zeros) of `rows + 2` rows (stride 1) or 4 phase planes of `rows + 1` rows.
+    // column phase at stride 2) and band floats per output row; `ci` channel bands of
+    // `rows + 2` rows (stride 1) or 4 phase planes of `rows + 1` rows.
     let (wp, per_row, extra_rows) = if s2 {
         (g.ow + 1, 4 * (g.ow + 1), 1)
     } else {
         (w + 2, w + 2, 2)
     };
-    let Some(rows_max) = (BUF / (ci + 1) / per_row)
+    let Some(rows_max) = (BUF / ci / per_row)
         .checked_sub(extra_rows)
         .filter(|&r| r > 0)
     else {
@@ -297,8 +298,7 @@ impl Pixels {
 }
 
 /// Channel `i`'s band rows `r < rows + 2` at `buf[i·band + r·wp ..]`: input row
-/// `oy0 + r − pad_top` behind `pad_left` zeros, zeros after it and for rows outside the input;
-/// plane `ci` all zeros.
+/// `oy0 + r − pad_top` behind `pad_left` zeros, zeros after it and for rows outside the input.
 fn fill_band(
     g: &ConvGeometry,
     input: &[f32],
@@ -308,7 +308,7 @@ fn fill_band(
     buf: &mut [f32],
 ) {
     let (w, wp, pl) = (g.w, g.w + 2, g.win.pad_left);
-    for (i, dst) in buf.chunks_exact_mut(band).take(g.ci + 1).enumerate() {
+    for (i, dst) in buf.chunks_exact_mut(band).take(g.ci).enumerate() {
         let src = input.get(i * g.h * w..(i + 1) * g.h * w).unwrap_or(&[]);
         for (r, d) in dst.chunks_exact_mut(wp).take(rows + 2).enumerate() {
             let row = (oy0 + r)
@@ -329,7 +329,7 @@ fn fill_band(
 /// Stride 2: channel `i`'s band holds the 4 phase planes of the padded input `P` (`P[y][x]` =
 /// input row `y − pad_top`, column `x − pad_left`, zero outside), plane `2a + b` at
 /// `buf[i·band + (2a + b)·band/4 ..]` with `plane[r][k] = P[2(oy0 + r) + a][2k + b]` for
-/// `r < rows + 1`, `k < wp = ow + 1`; plane `ci` all zeros. Output pixel `(oy0 + r, c)` then
+/// `r < rows + 1`, `k < wp = ow + 1`. Output pixel `(oy0 + r, c)` then
 /// reads tap `(ky, kx)` at `(2·(ky mod 2) + kx mod 2)·band/4 + (r + ky/2)·wp + c + kx/2`.
 fn fill_band_s2(
     g: &ConvGeometry,
@@ -342,7 +342,7 @@ fn fill_band_s2(
     let (h, w) = (g.h, g.w);
     let (pt, pl) = (g.win.pad_top, g.win.pad_left);
     let quarter = band / 4;
-    for (i, dst) in buf.chunks_exact_mut(band).take(g.ci + 1).enumerate() {
+    for (i, dst) in buf.chunks_exact_mut(band).take(g.ci).enumerate() {
         let src = input.get(i * h * w..(i + 1) * h * w).unwrap_or(&[]);
         for (a, planes) in dst.chunks_exact_mut(2 * quarter).enumerate() {
             let (p0, p1) = planes.split_at_mut(quarter);
@@ -385,20 +385,24 @@ fn fill_band_s2(
 /// Every channel of a block, in groups of 8 with the phase `R = i mod 8` as a const parameter
 /// of `$channel` (`$channel::<R, NF>(&mut acc, (x, w), wp)`: `x` the channel's band plane from
 /// position `q`, `w` its weights in each filter). Full groups step the pointers channel by
-/// channel; in a last, partial group a channel past `ci` reads the zero plane and channel 0's
-/// weights (finite), which adds `±0.0` terms: see the module docs.
+/// channel; in a last, partial group the channels past `ci` are skipped.
 macro_rules! channel_groups {
     ($prm:expr, $buf:expr, $at:expr, $filters:expr, $acc:expr, $channel:ident, $nf:ident $(, $s2:ident)?) => {{
         macro_rules! group {
-            ($ch:expr) => {
+            ($ch:expr, $active:expr) => {
                 $channel::<0, $nf $(, $s2)?>(&mut $acc, $ch(0), $prm);
-                $channel::<1, $nf $(, $s2)?>(&mut $acc, $ch(1), $prm);
-                $channel::<2, $nf $(, $s2)?>(&mut $acc, $ch(2), $prm);
-                $channel::<3, $nf $(, $s2)?>(&mut $acc, $ch(3), $prm);
-                $channel::<4, $nf $(, $s2)?>(&mut $acc, $ch(4), $prm);
-                $channel::<5, $nf $(, $s2)?>(&mut $acc, $ch(5), $prm);
-                $channel::<6, $nf $(, $s2)?>(&mut $acc, $ch(6), $prm);
-                $channel::<7, $nf $(, $s2)?>(&mut $acc, $ch(7), $prm);
+                group!(@if $ch, $active, 1);
+                group!(@if $ch, $active, 2);
+                group!(@if $ch, $active, 3);
+                group!(@if $ch, $active, 4);
+                group!(@if $ch, $active, 5);
+                group!(@if $ch, $active, 6);
+                group!(@if $ch, $active, 7);
+            };
+            (@if $ch:expr, $active:expr, $r:literal) => {
+                if $r < $active {
+                    $channel::<$r, $nf $(, $s2)?>(&mut $acc, $ch($r), $prm);
+                }
             };
         }
         let x0 = $buf.as_ptr().add($at.q);
@@ -412,20 +416,14 @@ macro_rules! channel_groups {
                 w = w.map(|f| f.wrapping_add(4 * T));
                 now
             };
-            group!(next);
+            group!(next, GROUP);
             i0 += GROUP;
         }
         if i0 < $prm.ci {
-            let zeros = x0.add($prm.ci * $prm.band);
-            let active = $prm.ci - i0;
             let ch = |c: usize| -> (*const f32, [*const u8; $nf]) {
-                if c < active {
-                    (x.add(c * $prm.band), w.map(|f| f.wrapping_add(4 * T * c)))
-                } else {
-                    (zeros, $filters)
-                }
+                (x.add(c * $prm.band), w.map(|f| f.wrapping_add(4 * T * c)))
             };
-            group!(ch);
+            group!(ch, $prm.ci - i0);
         }
     }};
 }
@@ -472,7 +470,7 @@ unsafe fn filters_avx512(c: &Call<'_>, at: &Pixels, output: &mut [f32]) {
 /// bias, the activation and the store of the valid lanes.
 ///
 /// # Safety
-/// AVX-512F; the lengths checked in [`run`]; `o + NF ≤ co`; `buf` holds `ci + 1` planes
+/// AVX-512F; the lengths checked in [`run`]; `o + NF ≤ co`; `buf` holds `ci` planes
 /// of `band` floats and [`SLACK`] more.
 #[target_feature(enable = "avx2,avx512f")]
 #[inline]

@@ -661,6 +661,17 @@ fn conv2d_pixels_f32_shapes_match_the_reference() {
         (16, 3, win([0, 0, 1, 1]), 3, 5),
         (100, 3, win([1; 4]), 14, 14),
         (300, 2, win([1; 4]), 3, 14),
+        // Fewer than 8 channels and partial groups of 8 (the channels past `ci` skipped), on
+        // AVX2 up to 16 channels (more go to im2col), several bands, the padding rows split
+        // either way.
+        (1, 5, win([1; 4]), 9, 17),
+        (1, 9, win([1; 4]), 9, 17),
+        (3, 8, win([0, 2, 1, 1]), 6, 15),
+        (7, 10, win([2, 0, 2, 0]), 4, 14),
+        (8, 8, win([1; 4]), 6, 16),
+        (12, 9, win([1; 4]), 5, 21),
+        (20, 5, win([0, 2, 1, 1]), 30, 20),
+        (64, 6, win([2, 0, 0, 2]), 9, 14),
     ];
     let acts = [Activation::None, Activation::Relu, Activation::Relu6];
     for (k, &(ci, co, win, h, w)) in cases.iter().enumerate() {

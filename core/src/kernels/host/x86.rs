@@ -273,8 +273,8 @@ pub(super) unsafe fn conv2d_f32_avx2(
     bias: F32Data<'_>,
     output: &mut [f32],
 ) {
-    if single::conv2d_f32(g, act, input, weights, bias, output)
-        || super::pixels_f32::conv2d_f32_avx2(g, act, input, weights, bias, output)
+    if super::pixels_f32::conv2d_f32_avx2(g, act, input, weights, bias, output)
+        || single::conv2d_f32(g, act, input, weights, bias, output)
     {
         return;
     }
